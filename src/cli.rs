@@ -1,0 +1,65 @@
+//! The command line: `icbridge [--config FILE] <serve|migrate|link|check>`.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "icbridge",
+    version,
+    about = "Turns a customer's SMS or WhatsApp message into a Webex Instant Connect video consultation"
+)]
+pub struct Cli {
+    /// TOML file with settings (keys: the ICB_ variable names without ICB_, lower-case).
+    /// Environment variables win over it.
+    #[arg(long, global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the service: webhooks, health endpoints and the delivery worker.
+    Serve {
+        /// Run without any credentials against built-in stand-ins of Instant Connect,
+        /// Webex and Webex Connect (served under /sandbox/ by this process).
+        #[arg(long)]
+        sandbox: bool,
+    },
+    /// Create or upgrade the database schema, then exit.
+    Migrate,
+    /// Create one Instant Connect meeting and print its host and guest links.
+    Link {
+        /// Meeting subject; everyone with links of the same subject meets in the same room.
+        /// Default: a fresh UUID.
+        #[arg(long)]
+        sub: Option<String>,
+        /// UI template (default: ICB_VERTICAL).
+        #[arg(long, value_enum)]
+        vertical: Option<VerticalArg>,
+        /// Long links (the JWE in the URL) instead of short /visit/ links.
+        #[arg(long)]
+        long: bool,
+        /// Make the host's short link ask the host to sign in.
+        #[arg(long)]
+        host_login: bool,
+        /// How long the links stay valid, e.g. 30m or 2h (default: ICB_LINK_TTL).
+        #[arg(long, value_parser = humantime::parse_duration)]
+        ttl: Option<Duration>,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Check the configuration and the upstream credentials; exits 1 if a check fails.
+    Check,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum VerticalArg {
+    Gen,
+    Hc,
+}

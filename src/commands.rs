@@ -1,0 +1,198 @@
+//! What each subcommand does.
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use serde_json::json;
+use uuid::Uuid;
+
+use crate::cli::{Cli, Command, VerticalArg};
+use crate::clock::{self, now_ms};
+use crate::config::Settings;
+use crate::domain::Vertical;
+use crate::startup::{Application, ServeOptions};
+use crate::store::Store;
+use crate::telemetry;
+use crate::upstream::instant_connect::{InstantConnectClient, MeetingRequest};
+use crate::upstream::webex::WebexClient;
+use crate::upstream::{self};
+
+const CLI_TIMEOUT: Duration = Duration::from_secs(15);
+
+pub async fn run(cli: Cli) -> ExitCode {
+    let settings = match Settings::load(cli.config.as_deref()) {
+        Ok(settings) => settings,
+        Err(e) => {
+            eprintln!("icbridge: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    telemetry::init(settings.log_format);
+    for warning in &settings.warnings {
+        tracing::warn!("{warning}");
+    }
+    let result = match cli.command {
+        Command::Serve { sandbox } => serve(settings, sandbox).await,
+        Command::Migrate => migrate(settings).await,
+        Command::Link {
+            sub,
+            vertical,
+            long,
+            host_login,
+            ttl,
+            json,
+        } => {
+            let vertical = match vertical {
+                Some(VerticalArg::Gen) => Vertical::Gen,
+                Some(VerticalArg::Hc) => Vertical::Hc,
+                None => settings.vertical,
+            };
+            let request = MeetingRequest {
+                sub: sub.unwrap_or_else(|| Uuid::new_v4().to_string()),
+                expires_at: (now_ms() + ttl.unwrap_or(settings.link_ttl).as_millis() as i64)
+                    .div_euclid(1000),
+                short_urls: settings.short_urls && !long,
+                vertical,
+                host_login: host_login || settings.host_login,
+            };
+            link(settings, request, json).await
+        }
+        Command::Check => return check(settings).await,
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("icbridge: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn serve(settings: Settings, sandbox: bool) -> Result<(), String> {
+    let options = ServeOptions {
+        sandbox,
+        background_worker: true,
+    };
+    let app = Application::build(settings, options)
+        .await
+        .map_err(|e| e.to_string())?;
+    if let Some(banner) = app.sandbox_banner() {
+        println!("{banner}");
+    }
+    app.run_until_stopped().await.map_err(|e| e.to_string())
+}
+
+async fn migrate(settings: Settings) -> Result<(), String> {
+    let store = Store::connect(&settings.database_url)
+        .await
+        .map_err(|e| e.to_string())?;
+    store.migrate().await.map_err(|e| e.to_string())?;
+    println!("database schema is up to date");
+    Ok(())
+}
+
+async fn link(settings: Settings, request: MeetingRequest, as_json: bool) -> Result<(), String> {
+    let token = settings
+        .webex_token
+        .ok_or("set ICB_WEBEX_TOKEN (a Webex bot token or a personal access token)")?;
+    let client = InstantConnectClient::new(
+        upstream::http_client(CLI_TIMEOUT),
+        settings.ic_base_url,
+        settings.ic_join_url,
+        token,
+    );
+    let links = client
+        .create_meeting(&request)
+        .await
+        .map_err(|e| e.to_string())?;
+    let expires_at = clock::rfc3339(request.expires_at * 1000);
+    if as_json {
+        let body = json!({
+            "sub": request.sub,
+            "hostUrl": links.host_url.as_str(),
+            "guestUrl": links.guest_url.as_str(),
+            "expiresAt": expires_at,
+        });
+        println!("{body}");
+    } else {
+        println!("host:    {}", links.host_url);
+        println!("guest:   {}", links.guest_url);
+        println!("sub:     {}", request.sub);
+        println!("expires: {expires_at}");
+    }
+    Ok(())
+}
+
+/// Runs every check and prints each as `ok` or `failed` with the reason.
+async fn check(settings: Settings) -> ExitCode {
+    let mut failed = false;
+    let mut report = |ok: bool, what: &str, detail: String| {
+        failed |= !ok;
+        println!("{:<7} {what}: {detail}", if ok { "ok" } else { "failed" });
+    };
+
+    let auth = match (
+        &settings.connect_webhook_secret,
+        &settings.connect_webhook_token,
+    ) {
+        (Some(_), Some(_)) => Some("X-Hub-Signature secret and bearer token set"),
+        (Some(_), None) => Some("X-Hub-Signature secret set"),
+        (None, Some(_)) => Some("bearer token set"),
+        (None, None) => None,
+    };
+    match auth {
+        Some(detail) => report(true, "webhook auth", detail.into()),
+        None => report(
+            false,
+            "webhook auth",
+            "set ICB_CONNECT_WEBHOOK_SECRET or ICB_CONNECT_WEBHOOK_TOKEN".into(),
+        ),
+    }
+
+    match Store::connect(&settings.database_url).await {
+        Ok(store) => match store.ping().await {
+            Ok(()) => report(true, "database", "reachable".into()),
+            Err(e) => report(false, "database", e.to_string()),
+        },
+        Err(e) => report(false, "database", e.to_string()),
+    }
+
+    let Some(token) = settings.webex_token.clone() else {
+        report(false, "webex token", "set ICB_WEBEX_TOKEN".into());
+        report(false, "expert target", "not checked without a token".into());
+        return exit_code(failed);
+    };
+    let webex = WebexClient::new(
+        upstream::http_client(CLI_TIMEOUT),
+        settings.webex_api_url.clone(),
+        token,
+    );
+    match webex.me().await {
+        Ok(me) => report(
+            true,
+            "webex token",
+            format!("{} ({})", me.display_name, me.emails.join(", ")),
+        ),
+        Err(e) => report(false, "webex token", e.to_string()),
+    }
+    match &settings.expert_target {
+        Some(target) => match webex.resolve(target).await {
+            Ok(destination) => report(true, "expert target", format!("{destination:?}")),
+            Err(e) => report(false, "expert target", e.to_string()),
+        },
+        None => report(
+            false,
+            "expert target",
+            "set ICB_EXPERT_ROOM_ID, ICB_EXPERT_EMAIL or ICB_EXPERT_ROOM_TITLE".into(),
+        ),
+    }
+    exit_code(failed)
+}
+
+fn exit_code(failed: bool) -> ExitCode {
+    if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    }
+}

@@ -1,0 +1,468 @@
+//! Settings: an optional TOML file overlaid by `ICB_*` environment variables.
+//!
+//! Every value is read as text first and then parsed by the field's own type, so an error
+//! always names the variable (`ICB_LINK_TTL: invalid duration "1x"`), whichever layer it
+//! came from. Secrets are `SecretString`s: `Debug` of `Settings` never shows them.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Duration;
+
+use secrecy::SecretString;
+use url::Url;
+
+use crate::domain::{ReplyTemplate, Vertical};
+
+const PREFIX: &str = "ICB_";
+
+/// Every variable icbridge reads, without the prefix. Unknown keys in the file are an error
+/// (a typo must not silently fall back to a default); unknown `ICB_` variables are a warning.
+const KNOWN_KEYS: &[&str] = &[
+    "LISTEN",
+    "DATABASE_URL",
+    "WEBEX_TOKEN",
+    "IC_BASE_URL",
+    "IC_JOIN_URL",
+    "IC_TIMEOUT",
+    "WEBEX_API_URL",
+    "CONNECT_API_URL",
+    "CONNECT_SERVICE_KEY",
+    "SMS_SENDER",
+    "WHATSAPP_APP_ID",
+    "CONNECT_WEBHOOK_SECRET",
+    "CONNECT_WEBHOOK_TOKEN",
+    "WEBEX_WEBHOOK_SECRET",
+    "EXPERT_ROOM_ID",
+    "EXPERT_ROOM_TITLE",
+    "EXPERT_EMAIL",
+    "REPLY_MODE",
+    "LINK_TTL",
+    "VERTICAL",
+    "SHORT_URLS",
+    "HOST_LOGIN",
+    "REPLY_TEMPLATE",
+    "RETRY_SCHEDULE",
+    "ADMIN_TOKEN",
+    "PUBLIC_URL",
+    "OAUTH_CLIENT_ID",
+    "OAUTH_CLIENT_SECRET",
+    "LOG_FORMAT",
+];
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    ReadFile {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("config file {path} is not valid TOML: {source}")]
+    ParseFile {
+        path: String,
+        source: Box<toml::de::Error>,
+    },
+    #[error("config file {path}: unknown key `{key}` (keys are the ICB_ variable names without ICB_, lower-case)")]
+    UnknownFileKey { path: String, key: String },
+    #[error("config file {path}: `{key}` must be a string, number or boolean")]
+    UnsupportedFileValue { path: String, key: String },
+    #[error("{PREFIX}{key}: {reason}")]
+    Invalid { key: &'static str, reason: String },
+}
+
+/// Where a message from icbridge's expert notifications goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ExpertTarget {
+    RoomId(String),
+    Email(String),
+    /// Resolved to a room id at start-up with `GET /rooms`.
+    RoomTitle(String),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReplyMode {
+    /// The guest link goes back in the HTTP answer; the Webex Connect flow sends it.
+    Response,
+    /// icbridge sends the guest link through the Webex Connect messaging API.
+    Connect,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub listen: String,
+    pub database_url: String,
+    pub webex_token: Option<SecretString>,
+    pub ic_base_url: Url,
+    /// Where long-mode links point (`{join}/gen/v1/talk?...`); the broker only returns ciphers.
+    pub ic_join_url: Url,
+    pub ic_timeout: Duration,
+    pub webex_api_url: Url,
+    pub connect_api_url: Option<Url>,
+    pub connect_service_key: Option<SecretString>,
+    pub sms_sender: Option<String>,
+    pub whatsapp_app_id: Option<String>,
+    pub connect_webhook_secret: Option<SecretString>,
+    pub connect_webhook_token: Option<SecretString>,
+    pub webex_webhook_secret: Option<SecretString>,
+    pub expert_target: Option<ExpertTarget>,
+    /// `None` when `ICB_REPLY_MODE` is not set: see [`Settings::reply_mode`].
+    pub reply_mode: Option<ReplyMode>,
+    pub link_ttl: Duration,
+    pub vertical: Vertical,
+    pub short_urls: bool,
+    pub host_login: bool,
+    pub reply_template: ReplyTemplate,
+    pub retry_schedule: Vec<Duration>,
+    pub admin_token: Option<SecretString>,
+    pub public_url: Option<Url>,
+    pub oauth_client_id: Option<String>,
+    pub oauth_client_secret: Option<SecretString>,
+    pub log_format: LogFormat,
+    /// Things worth telling the operator once logging is up (unknown variables, ...).
+    pub warnings: Vec<String>,
+}
+
+impl Settings {
+    /// Reads the optional TOML file, then the process environment on top of it.
+    pub fn load(config_file: Option<&Path>) -> Result<Self, ConfigError> {
+        let mut vars = match config_file {
+            Some(path) => read_file(path)?,
+            None => BTreeMap::new(),
+        };
+        let mut warnings = Vec::new();
+        for (name, value) in std::env::vars() {
+            let Some(key) = name.strip_prefix(PREFIX) else {
+                continue;
+            };
+            // Test and tooling variables share the prefix but are not settings.
+            if key.starts_with("TEST_") {
+                continue;
+            }
+            if !KNOWN_KEYS.contains(&key) {
+                warnings.push(format!("ignoring unknown variable {name}"));
+                continue;
+            }
+            vars.insert(key.to_string(), value);
+        }
+        let mut settings = Self::from_vars(&vars)?;
+        settings.warnings.extend(warnings);
+        Ok(settings)
+    }
+
+    /// Builds settings from `KEY -> value` pairs (keys without the `ICB_` prefix).
+    pub fn from_vars(vars: &BTreeMap<String, String>) -> Result<Self, ConfigError> {
+        let vars = Vars(vars);
+        let mut warnings = Vec::new();
+
+        let expert_targets = [
+            vars.text("EXPERT_ROOM_ID").map(ExpertTarget::RoomId),
+            vars.text("EXPERT_EMAIL").map(ExpertTarget::Email),
+            vars.text("EXPERT_ROOM_TITLE").map(ExpertTarget::RoomTitle),
+        ];
+        let mut expert_targets = expert_targets.into_iter().flatten();
+        let expert_target = expert_targets.next();
+        if expert_targets.next().is_some() {
+            warnings.push(format!(
+                "several expert targets are set; using {expert_target:?} \
+                 (ICB_EXPERT_ROOM_ID wins over ICB_EXPERT_EMAIL over ICB_EXPERT_ROOM_TITLE)"
+            ));
+        }
+
+        let link_ttl = vars.duration("LINK_TTL", "1h")?;
+        if link_ttl < Duration::from_secs(10 * 60) {
+            return Err(ConfigError::Invalid {
+                key: "LINK_TTL",
+                reason: "must be at least 10m: links are renewed 5 minutes before they expire"
+                    .into(),
+            });
+        }
+        if link_ttl > Duration::from_secs(30 * 24 * 3600) {
+            return Err(ConfigError::Invalid {
+                key: "LINK_TTL",
+                reason: "must be at most 30 days".into(),
+            });
+        }
+
+        Ok(Settings {
+            listen: vars
+                .text("LISTEN")
+                .unwrap_or_else(|| "127.0.0.1:8080".into()),
+            database_url: vars
+                .text("DATABASE_URL")
+                .unwrap_or_else(|| "sqlite://icbridge.db".into()),
+            webex_token: vars.secret("WEBEX_TOKEN"),
+            ic_base_url: vars.url("IC_BASE_URL")?.unwrap_or_else(|| {
+                Url::parse("https://mtg-broker-a.wbx2.com").expect("valid default")
+            }),
+            ic_join_url: vars
+                .url("IC_JOIN_URL")?
+                .unwrap_or_else(|| Url::parse("https://instant.webex.com").expect("valid default")),
+            ic_timeout: vars.duration("IC_TIMEOUT", "4s")?,
+            webex_api_url: vars
+                .url("WEBEX_API_URL")?
+                .unwrap_or_else(|| Url::parse("https://webexapis.com/v1").expect("valid default")),
+            connect_api_url: vars.url("CONNECT_API_URL")?,
+            connect_service_key: vars.secret("CONNECT_SERVICE_KEY"),
+            sms_sender: vars.text("SMS_SENDER"),
+            whatsapp_app_id: vars.text("WHATSAPP_APP_ID"),
+            connect_webhook_secret: vars.secret("CONNECT_WEBHOOK_SECRET"),
+            connect_webhook_token: vars.secret("CONNECT_WEBHOOK_TOKEN"),
+            webex_webhook_secret: vars.secret("WEBEX_WEBHOOK_SECRET"),
+            expert_target,
+            reply_mode: match vars.text("REPLY_MODE").as_deref() {
+                None => None,
+                Some("response") => Some(ReplyMode::Response),
+                Some("connect") => Some(ReplyMode::Connect),
+                Some(other) => return Err(invalid("REPLY_MODE", other, "`response` or `connect`")),
+            },
+            link_ttl,
+            vertical: match vars.text("VERTICAL").as_deref() {
+                None | Some("gen") => Vertical::Gen,
+                Some("hc") => Vertical::Hc,
+                Some(other) => return Err(invalid("VERTICAL", other, "`gen` or `hc`")),
+            },
+            short_urls: vars.boolean("SHORT_URLS", true)?,
+            host_login: vars.boolean("HOST_LOGIN", false)?,
+            reply_template: ReplyTemplate::parse(
+                &vars
+                    .text("REPLY_TEMPLATE")
+                    .unwrap_or_else(|| ReplyTemplate::DEFAULT.into()),
+            )
+            .map_err(|reason| ConfigError::Invalid {
+                key: "REPLY_TEMPLATE",
+                reason: reason.to_string(),
+            })?,
+            retry_schedule: vars.duration_list("RETRY_SCHEDULE", "1s,5s,30s,2m,10m,30m,1h")?,
+            admin_token: vars.secret("ADMIN_TOKEN"),
+            public_url: vars.url("PUBLIC_URL")?,
+            oauth_client_id: vars.text("OAUTH_CLIENT_ID"),
+            oauth_client_secret: vars.secret("OAUTH_CLIENT_SECRET"),
+            log_format: match vars.text("LOG_FORMAT").as_deref() {
+                None | Some("text") => LogFormat::Text,
+                Some("json") => LogFormat::Json,
+                Some(other) => return Err(invalid("LOG_FORMAT", other, "`text` or `json`")),
+            },
+            warnings,
+        })
+    }
+}
+
+impl Settings {
+    /// How the guest link reaches the customer. Unset, it is `response` (a flow sends it);
+    /// the sandbox defaults to `connect`, so a newcomer sees the reply icbridge would send.
+    pub fn reply_mode(&self, sandbox: bool) -> ReplyMode {
+        match (self.reply_mode, sandbox) {
+            (Some(mode), _) => mode,
+            (None, true) => ReplyMode::Connect,
+            (None, false) => ReplyMode::Response,
+        }
+    }
+}
+
+fn invalid(key: &'static str, value: &str, expected: &str) -> ConfigError {
+    ConfigError::Invalid {
+        key,
+        reason: format!("invalid value {value:?}, expected {expected}"),
+    }
+}
+
+fn read_file(path: &Path) -> Result<BTreeMap<String, String>, ConfigError> {
+    let shown = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::ReadFile {
+        path: shown.clone(),
+        source,
+    })?;
+    let table: toml::Table = text.parse().map_err(|source| ConfigError::ParseFile {
+        path: shown.clone(),
+        source: Box::new(source),
+    })?;
+    let mut vars = BTreeMap::new();
+    for (key, value) in table {
+        let upper = key.to_ascii_uppercase();
+        if !KNOWN_KEYS.contains(&upper.as_str()) {
+            return Err(ConfigError::UnknownFileKey { path: shown, key });
+        }
+        let text = match value {
+            toml::Value::String(s) => s,
+            toml::Value::Integer(i) => i.to_string(),
+            toml::Value::Float(f) => f.to_string(),
+            toml::Value::Boolean(b) => b.to_string(),
+            _ => return Err(ConfigError::UnsupportedFileValue { path: shown, key }),
+        };
+        vars.insert(upper, text);
+    }
+    Ok(vars)
+}
+
+/// Typed reads of the raw variables; an empty value counts as unset.
+struct Vars<'a>(&'a BTreeMap<String, String>);
+
+impl Vars<'_> {
+    fn text(&self, key: &str) -> Option<String> {
+        self.0
+            .get(key)
+            .map(|v| v.trim())
+            .filter(|v| !v.is_empty())
+            .map(str::to_string)
+    }
+
+    fn secret(&self, key: &str) -> Option<SecretString> {
+        self.text(key).map(SecretString::from)
+    }
+
+    fn url(&self, key: &'static str) -> Result<Option<Url>, ConfigError> {
+        let Some(raw) = self.text(key) else {
+            return Ok(None);
+        };
+        let url = Url::parse(&raw).map_err(|e| ConfigError::Invalid {
+            key,
+            reason: format!("invalid URL {raw:?}: {e}"),
+        })?;
+        if !matches!(url.scheme(), "http" | "https") {
+            return Err(invalid(key, &raw, "an http or https URL"));
+        }
+        Ok(Some(url))
+    }
+
+    fn boolean(&self, key: &'static str, default: bool) -> Result<bool, ConfigError> {
+        match self.text(key).map(|v| v.to_ascii_lowercase()).as_deref() {
+            None => Ok(default),
+            Some("true" | "1" | "yes" | "on") => Ok(true),
+            Some("false" | "0" | "no" | "off") => Ok(false),
+            Some(other) => Err(invalid(key, other, "true or false")),
+        }
+    }
+
+    fn duration(&self, key: &'static str, default: &str) -> Result<Duration, ConfigError> {
+        let raw = self.text(key).unwrap_or_else(|| default.to_string());
+        parse_duration(key, &raw)
+    }
+
+    fn duration_list(
+        &self,
+        key: &'static str,
+        default: &str,
+    ) -> Result<Vec<Duration>, ConfigError> {
+        let raw = self.text(key).unwrap_or_else(|| default.to_string());
+        let list = raw
+            .split(',')
+            .map(|part| parse_duration(key, part.trim()))
+            .collect::<Result<Vec<_>, _>>()?;
+        if list.is_empty() {
+            return Err(invalid(key, &raw, "a comma-separated list of durations"));
+        }
+        Ok(list)
+    }
+}
+
+fn parse_duration(key: &'static str, raw: &str) -> Result<Duration, ConfigError> {
+    let duration = humantime::parse_duration(raw).map_err(|e| ConfigError::Invalid {
+        key,
+        reason: format!("invalid duration {raw:?} ({e}); use units, e.g. 500ms, 4s, 2m, 1h"),
+    })?;
+    if duration.is_zero() {
+        return Err(invalid(key, raw, "a duration above zero"));
+    }
+    Ok(duration)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use secrecy::ExposeSecret;
+
+    fn vars(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn defaults_match_the_design() {
+        let s = Settings::from_vars(&vars(&[])).unwrap();
+        assert_eq!(s.listen, "127.0.0.1:8080");
+        assert_eq!(s.database_url, "sqlite://icbridge.db");
+        assert_eq!(s.ic_base_url.as_str(), "https://mtg-broker-a.wbx2.com/");
+        assert_eq!(s.webex_api_url.as_str(), "https://webexapis.com/v1");
+        assert_eq!(s.link_ttl, Duration::from_secs(3600));
+        assert_eq!(s.ic_timeout, Duration::from_secs(4));
+        assert_eq!(s.vertical, Vertical::Gen);
+        assert!(s.short_urls);
+        assert!(!s.host_login);
+        assert_eq!(s.reply_mode(false), ReplyMode::Response);
+        assert_eq!(s.reply_mode(true), ReplyMode::Connect);
+        assert_eq!(s.retry_schedule.len(), 7);
+        assert_eq!(s.expert_target, None);
+    }
+
+    #[test]
+    fn errors_name_the_variable() {
+        let err = Settings::from_vars(&vars(&[("LINK_TTL", "1x")])).unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("ICB_LINK_TTL: invalid duration"),
+            "{err}"
+        );
+        let err = Settings::from_vars(&vars(&[("VERTICAL", "dental")])).unwrap_err();
+        assert!(err.to_string().starts_with("ICB_VERTICAL"), "{err}");
+        let err = Settings::from_vars(&vars(&[("SHORT_URLS", "maybe")])).unwrap_err();
+        assert!(err.to_string().starts_with("ICB_SHORT_URLS"), "{err}");
+        let err = Settings::from_vars(&vars(&[("LINK_TTL", "4m")])).unwrap_err();
+        assert!(err.to_string().contains("at least 10m"), "{err}");
+        let err = Settings::from_vars(&vars(&[("REPLY_TEMPLATE", "no link here")])).unwrap_err();
+        assert!(err.to_string().contains("{guest_url}"), "{err}");
+    }
+
+    #[test]
+    fn debug_redacts_secrets() {
+        let s = Settings::from_vars(&vars(&[
+            ("WEBEX_TOKEN", "bot-token-very-secret"),
+            ("CONNECT_WEBHOOK_SECRET", "hub-secret-value"),
+        ]))
+        .unwrap();
+        let shown = format!("{s:?}");
+        assert!(!shown.contains("bot-token-very-secret"), "{shown}");
+        assert!(!shown.contains("hub-secret-value"), "{shown}");
+        assert_eq!(
+            s.webex_token.as_ref().unwrap().expose_secret(),
+            "bot-token-very-secret"
+        );
+    }
+
+    #[test]
+    fn expert_room_id_wins_and_warns() {
+        let s = Settings::from_vars(&vars(&[
+            ("EXPERT_ROOM_TITLE", "Video Experts"),
+            ("EXPERT_ROOM_ID", "room-1"),
+        ]))
+        .unwrap();
+        assert_eq!(s.expert_target, Some(ExpertTarget::RoomId("room-1".into())));
+        assert_eq!(s.warnings.len(), 1);
+    }
+
+    #[test]
+    fn file_values_are_read_and_unknown_keys_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("icbridge.toml");
+        std::fs::write(
+            &path,
+            "link_ttl = \"2h\"\nshort_urls = false\nsms_sender = 56263\n",
+        )
+        .unwrap();
+        let vars = read_file(&path).unwrap();
+        let s = Settings::from_vars(&vars).unwrap();
+        assert_eq!(s.link_ttl, Duration::from_secs(7200));
+        assert!(!s.short_urls);
+        assert_eq!(s.sms_sender.as_deref(), Some("56263"));
+
+        std::fs::write(&path, "lsten = \"0.0.0.0:80\"\n").unwrap();
+        let err = read_file(&path).unwrap_err();
+        assert!(err.to_string().contains("unknown key `lsten`"), "{err}");
+    }
+}

@@ -1,0 +1,11 @@
+//! The vocabulary of icbridge: typed values that are valid once parsed.
+
+mod address;
+mod channel;
+mod meeting;
+mod message;
+
+pub use address::{AddressError, BusinessAddress, CustomerAddress};
+pub use channel::Channel;
+pub use meeting::{MeetingLinks, ReplyTemplate, TemplateError, Vertical};
+pub use message::{ConversationKey, InboundMessage, MessageId};

@@ -1,0 +1,7 @@
+//! What arrives on `POST /webhooks/connect`: its authentication and its payload shapes.
+
+mod payload;
+mod signature;
+
+pub use payload::{parse, DeliveryReceipt, Inbound, PayloadError};
+pub use signature::{AuthError, ConnectAuth};

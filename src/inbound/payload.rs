@@ -1,0 +1,337 @@
+//! The payload shapes accepted on `POST /webhooks/connect`, detected from their keys:
+//! a flow's HTTP Request body, Outbound Webhook SMS and WhatsApp MO events, and delivery
+//! receipts. Parsing is lenient about extra fields (the vendor adds fields over time) and
+//! strict about the ones icbridge needs, naming any that is missing or invalid.
+
+use serde_json::{Map, Value};
+
+use crate::domain::{
+    BusinessAddress, Channel, ConversationKey, CustomerAddress, InboundMessage, MessageId,
+};
+
+/// Longest message text kept; Webex Connect's own limit for SMS content.
+const MAX_TEXT_CHARS: usize = 4096;
+const MAX_NAME_CHARS: usize = 256;
+
+#[derive(Debug)]
+pub enum Inbound {
+    Message(InboundMessage),
+    Receipt(DeliveryReceipt),
+    /// A well-formed event that asks nothing of icbridge (a non-MO WhatsApp event, ...).
+    Ignored,
+}
+
+/// A delivery report for a message icbridge sent through Webex Connect.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeliveryReceipt {
+    pub correlation_id: Option<String>,
+    pub transid: Option<String>,
+    pub code: Option<String>,
+    pub status: Option<String>,
+    pub channel: Option<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PayloadError {
+    #[error("the body is not UTF-8")]
+    NotUtf8,
+    #[error("the body is not JSON: {0}")]
+    NotJson(serde_json::Error),
+    #[error("expected a JSON object")]
+    NotAnObject,
+    #[error(
+        "not a message icbridge understands: expected a flow body (`channel`, `from`, `text`), \
+         a Webex Connect SMS (`oa`) or WhatsApp (`waid`) event, or a delivery receipt"
+    )]
+    Unrecognized,
+    #[error("missing field `{0}`")]
+    MissingField(&'static str),
+    #[error("field `{field}` {reason}")]
+    InvalidField { field: &'static str, reason: String },
+}
+
+impl PayloadError {
+    /// Not JSON at all (400), as opposed to JSON that is not a message (422).
+    pub fn is_malformed(&self) -> bool {
+        matches!(self, PayloadError::NotUtf8 | PayloadError::NotJson(_))
+    }
+}
+
+pub fn parse(body: &[u8]) -> Result<Inbound, PayloadError> {
+    let text = std::str::from_utf8(body).map_err(|_| PayloadError::NotUtf8)?;
+    let value: Value = serde_json::from_str(text).map_err(PayloadError::NotJson)?;
+    let Value::Object(object) = value else {
+        return Err(PayloadError::NotAnObject);
+    };
+    let fields = Fields(&object);
+
+    if let Some(notification) = object.get("deliveryInfoNotification") {
+        return parse_receipt(notification).map(Inbound::Receipt);
+    }
+    if object.contains_key("waid") {
+        return parse_whatsapp_mo(&fields);
+    }
+    if object.contains_key("oa") {
+        return parse_sms_mo(&fields).map(Inbound::Message);
+    }
+    if object.contains_key("from") {
+        return parse_flow(&fields).map(Inbound::Message);
+    }
+    Err(PayloadError::Unrecognized)
+}
+
+/// `fixtures/connect-sms-mo.json`: `oa` is the customer, `da` the business number.
+fn parse_sms_mo(fields: &Fields) -> Result<InboundMessage, PayloadError> {
+    build_message(
+        fields,
+        Channel::Sms,
+        MessageFields {
+            customer: "oa",
+            business: Some("da"),
+            text: "message",
+            message_id: "tid",
+            name: None,
+        },
+    )
+}
+
+/// `fixtures/connect-whatsapp-mo.json`: `waid` is the customer, `appId` the business account.
+fn parse_whatsapp_mo(fields: &Fields) -> Result<Inbound, PayloadError> {
+    if let Some(event) = fields.text("event")? {
+        if !event.eq_ignore_ascii_case("MO") {
+            return Ok(Inbound::Ignored);
+        }
+    }
+    build_message(
+        fields,
+        Channel::Whatsapp,
+        MessageFields {
+            customer: "waid",
+            business: Some("appId"),
+            text: "message",
+            message_id: "tid",
+            name: Some("username"),
+        },
+    )
+    .map(Inbound::Message)
+}
+
+/// `fixtures/flow-*.json`: the body a flow author types into an HTTP Request node.
+fn parse_flow(fields: &Fields) -> Result<InboundMessage, PayloadError> {
+    let raw_channel = fields.required("channel")?;
+    let channel = Channel::parse(&raw_channel).ok_or_else(|| PayloadError::InvalidField {
+        field: "channel",
+        reason: format!("must be `sms` or `whatsapp`, not {raw_channel:?}"),
+    })?;
+    build_message(
+        fields,
+        channel,
+        MessageFields {
+            customer: "from",
+            business: Some("to"),
+            text: "text",
+            message_id: "messageId",
+            name: Some("name"),
+        },
+    )
+}
+
+/// The names of the fields a shape uses for each part of a message.
+struct MessageFields {
+    customer: &'static str,
+    business: Option<&'static str>,
+    text: &'static str,
+    message_id: &'static str,
+    name: Option<&'static str>,
+}
+
+fn build_message(
+    fields: &Fields,
+    channel: Channel,
+    names: MessageFields,
+) -> Result<InboundMessage, PayloadError> {
+    let customer =
+        CustomerAddress::parse(channel, &fields.required(names.customer)?).map_err(|e| {
+            PayloadError::InvalidField {
+                field: names.customer,
+                reason: e.to_string(),
+            }
+        })?;
+    let business = match names.business {
+        Some(name) => match fields.text(name)? {
+            Some(raw) => BusinessAddress::parse(&raw).map_err(|e| PayloadError::InvalidField {
+                field: name,
+                reason: e.to_string(),
+            })?,
+            None => BusinessAddress::default(),
+        },
+        None => BusinessAddress::default(),
+    };
+    // An empty text is a real message (a WhatsApp picture without caption); a missing one
+    // means the sender's mapping is wrong.
+    let text = fields
+        .text_allow_empty(names.text)?
+        .ok_or(PayloadError::MissingField(names.text))?;
+    if text.chars().count() > MAX_TEXT_CHARS {
+        return Err(PayloadError::InvalidField {
+            field: names.text,
+            reason: format!("is longer than {MAX_TEXT_CHARS} characters"),
+        });
+    }
+    let message_id = match fields.text(names.message_id)? {
+        Some(raw) => MessageId::parse(&raw).map_err(|reason| PayloadError::InvalidField {
+            field: names.message_id,
+            reason,
+        })?,
+        None => None,
+    };
+    let customer_name = match names.name {
+        Some(name) => fields
+            .text(name)?
+            .map(|n| n.chars().take(MAX_NAME_CHARS).collect()),
+        None => None,
+    };
+    Ok(InboundMessage {
+        key: ConversationKey {
+            channel,
+            customer,
+            business,
+        },
+        text,
+        message_id,
+        customer_name,
+    })
+}
+
+/// `fixtures/connect-delivery-receipt.json`.
+fn parse_receipt(notification: &Value) -> Result<DeliveryReceipt, PayloadError> {
+    let Value::Object(notification) = notification else {
+        return Err(PayloadError::InvalidField {
+            field: "deliveryInfoNotification",
+            reason: "must be an object".into(),
+        });
+    };
+    let outer = Fields(notification);
+    let info = match notification.get("deliveryInfo") {
+        Some(Value::Object(info)) => Some(info),
+        Some(_) => {
+            return Err(PayloadError::InvalidField {
+                field: "deliveryInfo",
+                reason: "must be an object".into(),
+            })
+        }
+        None => None,
+    };
+    let empty = Map::new();
+    let inner = Fields(info.unwrap_or(&empty));
+    Ok(DeliveryReceipt {
+        correlation_id: outer.text("correlationid")?,
+        transid: outer.text("transid")?,
+        code: inner.text("code")?,
+        status: inner.text("deliveryStatus")?,
+        channel: inner.text("deliveryChannel")?,
+    })
+}
+
+/// Reads fields as text, accepting numbers too (`tid` or `da` may come unquoted).
+struct Fields<'a>(&'a Map<String, Value>);
+
+impl Fields<'_> {
+    /// The field as text; `None` when absent, null or blank.
+    fn text(&self, name: &'static str) -> Result<Option<String>, PayloadError> {
+        Ok(self
+            .text_allow_empty(name)?
+            .filter(|text| !text.trim().is_empty()))
+    }
+
+    fn text_allow_empty(&self, name: &'static str) -> Result<Option<String>, PayloadError> {
+        let text = match self.0.get(name) {
+            None | Some(Value::Null) => return Ok(None),
+            Some(Value::String(s)) => s.clone(),
+            Some(Value::Number(n)) => n.to_string(),
+            Some(_) => {
+                return Err(PayloadError::InvalidField {
+                    field: name,
+                    reason: "must be a string".into(),
+                })
+            }
+        };
+        // A flow variable the flow could not fill arrives as its literal name.
+        if text.contains("$(") && name != "text" && name != "message" {
+            return Err(PayloadError::InvalidField {
+                field: name,
+                reason: format!(
+                    "looks like a flow variable that was not substituted ({text:?}); check its name, variables are case-sensitive"
+                ),
+            });
+        }
+        Ok(Some(text))
+    }
+
+    fn required(&self, name: &'static str) -> Result<String, PayloadError> {
+        self.text(name)?.ok_or(PayloadError::MissingField(name))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn message(body: &str) -> InboundMessage {
+        match parse(body.as_bytes()).unwrap() {
+            Inbound::Message(m) => m,
+            other => panic!("expected a message, got {other:?}"),
+        }
+    }
+
+    fn error(body: &str) -> String {
+        parse(body.as_bytes()).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn numbers_are_accepted_where_text_is_expected() {
+        let m = message(r#"{"oa":14155550123,"da":56263,"message":"hi","tid":42}"#);
+        assert_eq!(m.key.business.as_str(), "56263");
+        assert_eq!(m.message_id.unwrap().as_str(), "42");
+    }
+
+    #[test]
+    fn empty_text_is_a_message_but_missing_text_is_not() {
+        let m = message(r#"{"channel":"whatsapp","from":"14155550142","text":""}"#);
+        assert_eq!(m.text, "");
+        assert_eq!(
+            error(r#"{"channel":"whatsapp","from":"14155550142"}"#),
+            "missing field `text`"
+        );
+    }
+
+    #[test]
+    fn unsubstituted_flow_variables_are_named() {
+        let err = error(r#"{"channel":"sms","from":"$(n2.sms.senderNumber)","text":"hi"}"#);
+        assert!(
+            err.starts_with("field `from` looks like a flow variable"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn other_whatsapp_events_are_ignored() {
+        let parsed = parse(br#"{"waid":"14155550142","event":"DR","appId":"a"}"#).unwrap();
+        assert!(matches!(parsed, Inbound::Ignored));
+    }
+
+    #[test]
+    fn shapes_that_are_not_messages() {
+        assert!(parse(b"[1,2]")
+            .unwrap_err()
+            .to_string()
+            .contains("JSON object"));
+        assert!(error(r#"{"hello":"world"}"#).starts_with("not a message"));
+        assert!(parse(b"{not json").unwrap_err().is_malformed());
+        assert!(parse(&[0xff, 0xfe]).unwrap_err().is_malformed());
+        assert_eq!(
+            error(r#"{"channel":"fax","from":"14155550142","text":"x"}"#),
+            "field `channel` must be `sms` or `whatsapp`, not \"fax\""
+        );
+    }
+}

@@ -1,0 +1,17 @@
+//! icbridge: turns a customer's SMS or WhatsApp message into a Webex Instant Connect video
+//! consultation. See README.md for what it does and how to run it.
+
+pub mod bridge;
+pub mod cli;
+pub mod clock;
+pub mod commands;
+pub mod config;
+pub mod domain;
+pub mod inbound;
+pub mod outbox;
+pub mod routes;
+pub mod sandbox;
+pub mod startup;
+pub mod store;
+pub mod telemetry;
+pub mod upstream;

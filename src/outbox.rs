@@ -1,0 +1,242 @@
+//! The delivery worker: sends what the outbox holds, retries with backoff, dead-letters.
+//!
+//! Rows are claimed with a lease, so a worker that dies mid-send leaves its rows to be
+//! claimed again once the lease runs out (at-least-once delivery). Rows of one conversation
+//! are sent in order; different conversations are sent concurrently.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::future::join_all;
+use rand::Rng;
+use serde::{Deserialize, Serialize};
+use tokio::sync::{watch, Notify};
+
+use crate::clock::now_ms;
+use crate::store::{OutboxEntry, OutboxRow, Store, StoreError};
+use crate::upstream::connect::{ConnectClient, SmsRequest, WhatsappRequest};
+use crate::upstream::webex::{NewMessage, WebexClient};
+use crate::upstream::UpstreamError;
+
+/// Why a row exists; shown to operators.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Purpose {
+    ExpertNotification,
+    CustomerReply,
+}
+
+impl Purpose {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Purpose::ExpertNotification => "expert_notification",
+            Purpose::CustomerReply => "customer_reply",
+        }
+    }
+}
+
+/// The request a row makes, stored as JSON. Correlation ids are filled in at send time
+/// from the row itself (its id, its conversation).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Delivery {
+    WebexMessage(NewMessage),
+    Sms {
+        from: String,
+        to: String,
+        content: String,
+    },
+    Whatsapp {
+        app_id: String,
+        waid: String,
+        body: String,
+    },
+}
+
+impl Delivery {
+    pub fn entry(&self, purpose: Purpose) -> OutboxEntry {
+        OutboxEntry {
+            kind: purpose.as_str().to_string(),
+            payload: serde_json::to_string(self).expect("deliveries serialise"),
+        }
+    }
+}
+
+/// How long a claimed row stays reserved for the worker that claimed it: longer than any
+/// single send can take (client timeouts are 10 s).
+const LEASE: Duration = Duration::from_secs(60);
+const BATCH: i64 = 64;
+/// How often the worker looks for due rows when nothing wakes it.
+const IDLE_POLL: Duration = Duration::from_millis(500);
+
+#[derive(Clone)]
+pub struct OutboxWorker {
+    store: Store,
+    webex: WebexClient,
+    connect: Option<ConnectClient>,
+    schedule: Arc<[Duration]>,
+}
+
+impl OutboxWorker {
+    pub fn new(
+        store: Store,
+        webex: WebexClient,
+        connect: Option<ConnectClient>,
+        schedule: Vec<Duration>,
+    ) -> Self {
+        Self {
+            store,
+            webex,
+            connect,
+            schedule: schedule.into(),
+        }
+    }
+
+    /// Claims the rows due now and delivers them. Returns how many it handled.
+    pub async fn run_once(&self) -> Result<usize, StoreError> {
+        let rows = self
+            .store
+            .claim_due_outbox(now_ms(), LEASE.as_millis() as i64, BATCH)
+            .await?;
+        let count = rows.len();
+        let mut by_conversation: BTreeMap<Option<String>, Vec<OutboxRow>> = BTreeMap::new();
+        for row in rows {
+            by_conversation
+                .entry(row.conversation_id.clone())
+                .or_default()
+                .push(row);
+        }
+        let chains = by_conversation.into_values().map(|rows| async move {
+            for row in rows {
+                self.deliver(row).await?;
+            }
+            Ok::<_, StoreError>(())
+        });
+        for result in join_all(chains).await {
+            result?;
+        }
+        Ok(count)
+    }
+
+    /// Runs until `stop` turns true; a send in progress is finished first.
+    pub async fn run(self, wake: Arc<Notify>, mut stop: watch::Receiver<bool>) {
+        loop {
+            if *stop.borrow() {
+                return;
+            }
+            match self.run_once().await {
+                Ok(handled) if handled > 0 => continue,
+                Ok(_) => {}
+                Err(e) => tracing::error!(error = %e, "outbox worker could not read the outbox"),
+            }
+            tokio::select! {
+                _ = wake.notified() => {}
+                _ = tokio::time::sleep(IDLE_POLL) => {}
+                _ = stop.changed() => {}
+            }
+        }
+    }
+
+    async fn deliver(&self, row: OutboxRow) -> Result<(), StoreError> {
+        let result = match serde_json::from_str::<Delivery>(&row.payload) {
+            Ok(delivery) => self.send(&row, delivery).await,
+            Err(e) => {
+                let error = format!("unreadable outbox payload: {e}");
+                tracing::error!(outbox_id = row.id, kind = %row.kind, %error, "outbox row is dead");
+                return self.store.outbox_dead(row.id, &error).await;
+            }
+        };
+        match result {
+            Ok(upstream_id) => {
+                tracing::info!(outbox_id = row.id, kind = %row.kind, attempts = row.attempts, "delivered");
+                self.store.outbox_sent(row.id, &upstream_id, now_ms()).await
+            }
+            Err(Failure::Upstream(error)) => self.failed(&row, &error).await,
+            Err(Failure::NotConfigured(reason)) => {
+                tracing::error!(outbox_id = row.id, kind = %row.kind, reason, "outbox row is dead");
+                self.store.outbox_dead(row.id, reason).await
+            }
+        }
+    }
+
+    async fn send(&self, row: &OutboxRow, delivery: Delivery) -> Result<String, Failure> {
+        let correlation_id = row.id.to_string();
+        let callback_data = row.conversation_id.clone().unwrap_or_default();
+        match delivery {
+            Delivery::WebexMessage(message) => Ok(self.webex.post_message(&message).await?),
+            Delivery::Sms { from, to, content } => {
+                let connect = self.connect.as_ref().ok_or(Failure::NOT_CONFIGURED)?;
+                let request = SmsRequest {
+                    from,
+                    to,
+                    content,
+                    correlation_id,
+                    callback_data,
+                };
+                Ok(connect.send_sms(&request).await?)
+            }
+            Delivery::Whatsapp { app_id, waid, body } => {
+                let connect = self.connect.as_ref().ok_or(Failure::NOT_CONFIGURED)?;
+                let request = WhatsappRequest {
+                    app_id,
+                    waid,
+                    body,
+                    correlation_id,
+                    callback_data,
+                };
+                Ok(connect.send_whatsapp(&request).await?)
+            }
+        }
+    }
+
+    async fn failed(&self, row: &OutboxRow, error: &UpstreamError) -> Result<(), StoreError> {
+        let message = error.to_string();
+        let delay = error
+            .is_retryable()
+            .then(|| self.retry_delay(row.attempts, error.retry_after()))
+            .flatten();
+        match delay {
+            Some(delay) => {
+                tracing::warn!(outbox_id = row.id, kind = %row.kind, attempts = row.attempts,
+                    retry_in_ms = delay.as_millis() as u64, error = %message, "delivery failed, will retry");
+                let next = now_ms() + delay.as_millis() as i64;
+                self.store.outbox_retry_at(row.id, &message, next).await
+            }
+            None => {
+                tracing::error!(outbox_id = row.id, kind = %row.kind, attempts = row.attempts,
+                    error = %message, "delivery failed for good; the row is dead");
+                self.store.outbox_dead(row.id, &message).await
+            }
+        }
+    }
+
+    /// The wait before the next attempt, or `None` when the schedule is used up.
+    /// `attempts` counts the attempts made so far (at least 1).
+    fn retry_delay(&self, attempts: i64, retry_after: Option<Duration>) -> Option<Duration> {
+        let step = *self.schedule.get(usize::try_from(attempts - 1).ok()?)?;
+        // Spread retries of many rows failing together (±20%).
+        let jittered = step.mul_f64(rand::thread_rng().gen_range(0.8..=1.2));
+        Some(match retry_after {
+            // Honour the upstream's wish, within reason: at least the step, at most twice it.
+            Some(asked) => asked.clamp(step, step * 2),
+            None => jittered,
+        })
+    }
+}
+
+enum Failure {
+    Upstream(UpstreamError),
+    NotConfigured(&'static str),
+}
+
+impl Failure {
+    const NOT_CONFIGURED: Failure = Failure::NotConfigured(
+        "customer replies need ICB_CONNECT_API_URL and ICB_CONNECT_SERVICE_KEY",
+    );
+}
+
+impl From<UpstreamError> for Failure {
+    fn from(error: UpstreamError) -> Self {
+        Failure::Upstream(error)
+    }
+}

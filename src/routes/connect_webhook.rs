@@ -1,0 +1,122 @@
+//! `POST /webhooks/connect`: messages and receipts from Webex Connect.
+
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpRequest, HttpResponse, ResponseError};
+use futures_util::StreamExt;
+use serde_json::json;
+
+use super::json_error;
+use crate::bridge::{Bridge, BridgeError};
+use crate::clock::now_ms;
+use crate::inbound::{self, AuthError, ConnectAuth, Inbound, PayloadError};
+use crate::store::Store;
+
+/// Bodies above this are refused before they are read to the end.
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+
+#[derive(Debug, thiserror::Error)]
+pub enum IntakeError {
+    #[error("{0}")]
+    Unauthorized(#[from] AuthError),
+    #[error("the body is larger than {MAX_BODY_BYTES} bytes")]
+    TooLarge,
+    #[error("could not read the body: {0}")]
+    Body(String),
+    #[error("{0}")]
+    Payload(#[from] PayloadError),
+    #[error("{0}")]
+    Bridge(#[from] BridgeError),
+}
+
+impl ResponseError for IntakeError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            IntakeError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            IntakeError::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            IntakeError::Body(_) => StatusCode::BAD_REQUEST,
+            IntakeError::Payload(e) if e.is_malformed() => StatusCode::BAD_REQUEST,
+            IntakeError::Payload(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            IntakeError::Bridge(BridgeError::Upstream(_)) => StatusCode::SERVICE_UNAVAILABLE,
+            IntakeError::Bridge(BridgeError::Store(_)) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let status = self.status_code();
+        match self {
+            IntakeError::Unauthorized(e) => json_error(status, "unauthorized", e),
+            IntakeError::TooLarge => json_error(status, "payload_too_large", self),
+            IntakeError::Body(_) => json_error(status, "bad_request", self),
+            IntakeError::Payload(e) if e.is_malformed() => json_error(status, "malformed_json", e),
+            IntakeError::Payload(e) => json_error(status, "invalid_message", e),
+            IntakeError::Bridge(BridgeError::Upstream(e)) => {
+                tracing::warn!(error = %e, "answering 503: the meeting could not be created");
+                json_error(
+                    status,
+                    "upstream_unavailable",
+                    "the video service is not available right now; the message is kept, retry later",
+                )
+            }
+            IntakeError::Bridge(BridgeError::Store(e)) => {
+                tracing::error!(error = %e, "answering 500");
+                json_error(status, "internal_error", "internal error")
+            }
+        }
+    }
+}
+
+/// `HEAD /webhooks/connect`: Webex Connect checks the URL answers when a webhook is saved.
+pub async fn head() -> HttpResponse {
+    HttpResponse::Ok().finish()
+}
+
+pub async fn receive(
+    request: HttpRequest,
+    payload: web::Payload,
+    auth: web::Data<ConnectAuth>,
+    bridge: web::Data<Bridge>,
+    store: web::Data<Store>,
+) -> Result<HttpResponse, IntakeError> {
+    let body = read_body(&request, payload).await?;
+    auth.verify(request.headers(), &body)?;
+    match inbound::parse(&body)? {
+        Inbound::Message(message) => {
+            let reply = bridge.handle_message(&message).await?;
+            Ok(HttpResponse::Ok().json(reply))
+        }
+        Inbound::Receipt(receipt) => {
+            let payload = String::from_utf8_lossy(&body);
+            let matched = store
+                .record_receipt(&receipt, &payload, now_ms())
+                .await
+                .map_err(BridgeError::from)?;
+            tracing::info!(outbox_id = ?matched, code = ?receipt.code, "delivery receipt recorded");
+            Ok(HttpResponse::Ok().json(json!({"status": "recorded"})))
+        }
+        Inbound::Ignored => Ok(HttpResponse::Ok().json(json!({"status": "ignored"}))),
+    }
+}
+
+/// Reads the raw body, refusing it as soon as it passes the limit.
+async fn read_body(
+    request: &HttpRequest,
+    mut payload: web::Payload,
+) -> Result<web::BytesMut, IntakeError> {
+    let declared = request
+        .headers()
+        .get(actix_web::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|length| length > MAX_BODY_BYTES) {
+        return Err(IntakeError::TooLarge);
+    }
+    let mut body = web::BytesMut::new();
+    while let Some(chunk) = payload.next().await {
+        let chunk = chunk.map_err(|e| IntakeError::Body(e.to_string()))?;
+        if body.len() + chunk.len() > MAX_BODY_BYTES {
+            return Err(IntakeError::TooLarge);
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}

@@ -1,0 +1,317 @@
+//! Building and running the service: bind, check the configuration, open the database,
+//! wire the clients, start the HTTP server and the outbox worker.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener};
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::dev::Server;
+use actix_web::{web, App, HttpServer};
+use secrecy::SecretString;
+use tokio::sync::{watch, Notify};
+use url::Url;
+
+use crate::bridge::{Bridge, LinkOptions, ReplySenders};
+use crate::config::{ExpertTarget, ReplyMode, Settings};
+use crate::inbound::ConnectAuth;
+use crate::outbox::OutboxWorker;
+use crate::routes::{self, connect_webhook, health};
+use crate::sandbox;
+use crate::store::{Store, StoreError};
+use crate::upstream::connect::ConnectClient;
+use crate::upstream::instant_connect::InstantConnectClient;
+use crate::upstream::webex::{ResolveError, WebexClient};
+use crate::upstream::{self};
+
+/// Timeout for Webex and Webex Connect calls made by the outbox worker.
+const DELIVERY_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long in-flight requests get to finish on SIGTERM/SIGINT.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    #[error("cannot listen on {address}: {source}")]
+    Bind {
+        address: String,
+        source: std::io::Error,
+    },
+    #[error("configuration: {0}")]
+    Config(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("expert notifications: {0}")]
+    Experts(#[from] ResolveError),
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ServeOptions {
+    /// Serve stand-ins of every upstream and point the clients at them.
+    pub sandbox: bool,
+    /// Run the outbox worker in the background (tests drive it step by step instead).
+    pub background_worker: bool,
+}
+
+pub struct Application {
+    address: SocketAddr,
+    server: Server,
+    worker: OutboxWorker,
+    outbox_wake: Arc<Notify>,
+    background_worker: bool,
+    sandbox: bool,
+    webhook_token_hint: Option<String>,
+}
+
+impl Application {
+    pub async fn build(
+        mut settings: Settings,
+        options: ServeOptions,
+    ) -> Result<Self, StartupError> {
+        let listener =
+            TcpListener::bind(&settings.listen).map_err(|source| StartupError::Bind {
+                address: settings.listen.clone(),
+                source,
+            })?;
+        let address = listener.local_addr().map_err(|source| StartupError::Bind {
+            address: settings.listen.clone(),
+            source,
+        })?;
+
+        let mut webhook_token_hint = None;
+        if options.sandbox {
+            webhook_token_hint = use_sandbox_upstreams(&mut settings, address);
+        } else {
+            check_serve_settings(&settings)?;
+        }
+
+        let store = Store::connect(&settings.database_url).await?;
+        store.migrate().await?;
+
+        let token = settings
+            .webex_token
+            .clone()
+            .ok_or_else(|| StartupError::Config("set ICB_WEBEX_TOKEN".into()))?;
+        let webex = WebexClient::new(
+            upstream::http_client(DELIVERY_TIMEOUT),
+            settings.webex_api_url.clone(),
+            token.clone(),
+        );
+        let broker = InstantConnectClient::new(
+            upstream::http_client(settings.ic_timeout),
+            settings.ic_base_url.clone(),
+            settings.ic_join_url.clone(),
+            token,
+        );
+        let connect = match (&settings.connect_api_url, &settings.connect_service_key) {
+            (Some(url), Some(key)) => Some(ConnectClient::new(
+                upstream::http_client(DELIVERY_TIMEOUT),
+                url.clone(),
+                key.clone(),
+            )),
+            _ => None,
+        };
+        let target = settings
+            .expert_target
+            .as_ref()
+            .ok_or_else(|| StartupError::Config(NO_EXPERTS.into()))?;
+        let experts = webex.resolve(target).await?;
+        tracing::info!(?experts, "expert notifications go here");
+
+        let outbox_wake = Arc::new(Notify::new());
+        let reply_senders =
+            (settings.reply_mode(options.sandbox) == ReplyMode::Connect).then(|| ReplySenders {
+                sms_sender: settings.sms_sender.clone(),
+                whatsapp_app_id: settings.whatsapp_app_id.clone(),
+            });
+        let bridge = Bridge::new(
+            store.clone(),
+            broker,
+            LinkOptions {
+                ttl: settings.link_ttl,
+                vertical: settings.vertical,
+                short_urls: settings.short_urls,
+                host_login: settings.host_login,
+            },
+            settings.reply_template.clone(),
+            experts,
+            reply_senders,
+            outbox_wake.clone(),
+        );
+        let worker = OutboxWorker::new(
+            store.clone(),
+            webex,
+            connect,
+            settings.retry_schedule.clone(),
+        );
+        let auth = ConnectAuth::new(
+            settings.connect_webhook_secret.clone(),
+            settings.connect_webhook_token.clone(),
+        );
+
+        let sandbox = options.sandbox;
+        let bridge = web::Data::new(bridge);
+        let store = web::Data::new(store);
+        let auth = web::Data::new(auth);
+        let server = HttpServer::new(move || {
+            let app = App::new()
+                .app_data(bridge.clone())
+                .app_data(store.clone())
+                .app_data(auth.clone())
+                .route("/healthz", web::get().to(health::healthz))
+                .route("/readyz", web::get().to(health::readyz))
+                .service(
+                    web::resource("/webhooks/connect")
+                        .route(web::post().to(connect_webhook::receive))
+                        .route(web::head().to(connect_webhook::head)),
+                )
+                .default_service(web::to(routes::not_found));
+            if sandbox {
+                app.configure(sandbox::configure)
+            } else {
+                app
+            }
+        })
+        .listen(listener)
+        .map_err(|source| StartupError::Bind {
+            address: address.to_string(),
+            source,
+        })?
+        .shutdown_timeout(SHUTDOWN_GRACE.as_secs())
+        .run();
+
+        tracing::info!(address = %address, sandbox, "listening on http://{address}");
+        Ok(Self {
+            address,
+            server,
+            worker,
+            outbox_wake,
+            background_worker: options.background_worker,
+            sandbox,
+            webhook_token_hint,
+        })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.address.port()
+    }
+
+    pub fn address(&self) -> SocketAddr {
+        self.address
+    }
+
+    /// The worker that delivers the outbox; tests drive it with `run_once`.
+    pub fn outbox_worker(&self) -> OutboxWorker {
+        self.worker.clone()
+    }
+
+    /// What to print at start-up in sandbox mode: a curl that posts a sample message.
+    pub fn sandbox_banner(&self) -> Option<String> {
+        if !self.sandbox {
+            return None;
+        }
+        let base = format!("http://{}", client_address(self.address));
+        let auth = match &self.webhook_token_hint {
+            Some(token) => format!("-H 'Authorization: Bearer {token}' "),
+            None => "-H 'Authorization: Bearer <your ICB_CONNECT_WEBHOOK_TOKEN>' ".into(),
+        };
+        Some(format!(
+            "icbridge sandbox: the Instant Connect broker, Webex and Webex Connect are local stand-ins.\n\
+             Post a sample WhatsApp message:\n\n  \
+             curl -s {base}/webhooks/connect {auth}-H 'Content-Type: application/json' \\\n    \
+             -d '{{\"channel\":\"whatsapp\",\"from\":\"14155550142\",\"to\":\"a_155054536910425280\",\"text\":\"Hello, can I get a video call with an advisor?\",\"name\":\"Alice Example\"}}'\n\n\
+             Then see what icbridge sent (expert notification, customer reply):\n\n  \
+             curl -s {base}/sandbox/messages\n"
+        ))
+    }
+
+    /// Serves until SIGTERM/SIGINT (or the server is stopped), then lets the worker finish
+    /// its current send.
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        let (stop, stopped) = watch::channel(false);
+        let worker = self
+            .background_worker
+            .then(|| tokio::spawn(self.worker.run(self.outbox_wake, stopped)));
+        let result = self.server.await;
+        tracing::info!("HTTP server stopped");
+        let _ = stop.send(true);
+        if let Some(worker) = worker {
+            let _ = worker.await;
+            tracing::info!("outbox worker stopped");
+        }
+        result
+    }
+}
+
+const NO_EXPERTS: &str =
+    "set ICB_EXPERT_ROOM_ID, ICB_EXPERT_EMAIL or ICB_EXPERT_ROOM_TITLE: where experts are notified";
+
+/// Refuses to serve with a configuration that cannot work, naming what to set.
+fn check_serve_settings(settings: &Settings) -> Result<(), StartupError> {
+    let mut missing = Vec::new();
+    if settings.webex_token.is_none() {
+        missing.push(
+            "set ICB_WEBEX_TOKEN: the Webex bot token, for Instant Connect and the Webex API"
+                .to_string(),
+        );
+    }
+    if settings.connect_webhook_secret.is_none() && settings.connect_webhook_token.is_none() {
+        missing.push(
+            "set ICB_CONNECT_WEBHOOK_SECRET (Outbound Webhooks, X-Hub-Signature) or \
+             ICB_CONNECT_WEBHOOK_TOKEN (a flow's HTTP Request node, Authorization: Bearer): \
+             /webhooks/connect refuses every request without one"
+                .to_string(),
+        );
+    }
+    if settings.expert_target.is_none() {
+        missing.push(NO_EXPERTS.to_string());
+    }
+    if settings.reply_mode(false) == ReplyMode::Connect {
+        if settings.connect_api_url.is_none() {
+            missing.push("ICB_REPLY_MODE=connect needs ICB_CONNECT_API_URL".to_string());
+        }
+        if settings.connect_service_key.is_none() {
+            missing.push("ICB_REPLY_MODE=connect needs ICB_CONNECT_SERVICE_KEY".to_string());
+        }
+    }
+    if missing.is_empty() {
+        Ok(())
+    } else {
+        Err(StartupError::Config(missing.join("; ")))
+    }
+}
+
+/// Points every upstream at the stand-ins this process serves, with stand-in credentials.
+/// Returns the webhook bearer token to show in the sample curl, if the sandbox chose it.
+fn use_sandbox_upstreams(settings: &mut Settings, address: SocketAddr) -> Option<String> {
+    let base = format!("http://{}/sandbox", client_address(address));
+    let url = |path: &str| Url::parse(&format!("{base}{path}")).expect("a valid local URL");
+    let upstream_token = || Some(SecretString::from(sandbox::SANDBOX_UPSTREAM_TOKEN));
+    settings.ic_base_url = url("/ic");
+    settings.ic_join_url = url("");
+    settings.webex_api_url = url("/webex/v1");
+    settings.connect_api_url = Some(url("/connect"));
+    settings.webex_token = upstream_token();
+    settings.connect_service_key = upstream_token();
+    settings.expert_target = Some(ExpertTarget::RoomId(sandbox::SANDBOX_EXPERT_ROOM.into()));
+    tracing::warn!(
+        "sandbox mode: upstreams are local stand-ins under {base}; nothing reaches Webex or customers"
+    );
+    if settings.connect_webhook_secret.is_none() && settings.connect_webhook_token.is_none() {
+        tracing::warn!(
+            "sandbox mode: /webhooks/connect accepts the bearer token {:?} since ICB_CONNECT_WEBHOOK_TOKEN is not set",
+            sandbox::SANDBOX_WEBHOOK_TOKEN
+        );
+        settings.connect_webhook_token = Some(SecretString::from(sandbox::SANDBOX_WEBHOOK_TOKEN));
+        return Some(sandbox::SANDBOX_WEBHOOK_TOKEN.to_string());
+    }
+    None
+}
+
+/// The address a local client uses to reach a listener (`0.0.0.0` is not connectable).
+fn client_address(address: SocketAddr) -> SocketAddr {
+    match address.ip() {
+        ip if ip.is_unspecified() => {
+            SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), address.port())
+        }
+        _ => address,
+    }
+}

@@ -1,0 +1,357 @@
+//! The database: the only module with SQL. Timestamps are Unix milliseconds.
+//!
+//! Transactions here are short and never wait on the network: callers make their upstream
+//! calls before or after, never inside.
+
+mod outbox;
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{Row, SqlitePool};
+
+use crate::domain::{ConversationKey, InboundMessage, MeetingLinks};
+use crate::inbound::DeliveryReceipt;
+
+pub use outbox::{OutboxEntry, OutboxRow, OutboxState};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("database migration failed: {0}")]
+    Migration(#[from] sqlx::migrate::MigrateError),
+    #[error("unsupported database URL {0:?}: use sqlite://PATH")]
+    UnsupportedUrl(String),
+    #[error("no {what} with id {id}")]
+    NotFound { what: &'static str, id: String },
+}
+
+/// The answer a message got: which meeting, and whether the message opened it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Answer {
+    pub conversation_id: String,
+    pub meeting_id: String,
+    pub guest_url: String,
+    pub host_url: String,
+    pub expires_at: i64,
+    pub opened_meeting: bool,
+}
+
+/// What recording a message found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Recorded {
+    /// First time this message is seen.
+    New { message_row: i64 },
+    /// The sender sent this message id before; `answer` is what it got, if it got one.
+    Repeat {
+        message_row: i64,
+        answer: Option<Answer>,
+    },
+}
+
+impl Recorded {
+    pub fn message_row(&self) -> i64 {
+        match self {
+            Recorded::New { message_row } | Recorded::Repeat { message_row, .. } => *message_row,
+        }
+    }
+}
+
+/// A meeting the broker just made, to be stored with everything that follows from it.
+#[derive(Debug)]
+pub struct NewMeeting<'a> {
+    pub key: &'a ConversationKey,
+    pub customer_name: Option<&'a str>,
+    /// Used if this opens a new conversation.
+    pub conversation_id: String,
+    pub meeting_id: String,
+    pub sub: String,
+    pub links: &'a MeetingLinks,
+    pub expires_at: i64,
+    /// The message that needed the meeting; it is answered with it.
+    pub message_row: i64,
+    /// A meeting still valid past this instant makes ours unnecessary (a concurrent
+    /// request stored one first).
+    pub valid_after: i64,
+    /// Side effects to deliver once the meeting is stored.
+    pub deliveries: Vec<OutboxEntry>,
+    pub now: i64,
+}
+
+#[derive(Clone)]
+pub struct Store {
+    pool: SqlitePool,
+}
+
+impl Store {
+    /// Opens (creating if missing) the SQLite database at `url`.
+    pub async fn connect(url: &str) -> Result<Self, StoreError> {
+        if !url.starts_with("sqlite:") {
+            return Err(StoreError::UnsupportedUrl(url.to_string()));
+        }
+        let options = SqliteConnectOptions::from_str(url)?
+            .create_if_missing(true)
+            // WAL lets readers proceed while one writer commits; NORMAL sync is durable
+            // across process crashes in WAL mode.
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .busy_timeout(Duration::from_secs(5))
+            .foreign_keys(true);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(8)
+            .connect_with(options)
+            .await?;
+        Ok(Self { pool })
+    }
+
+    pub async fn migrate(&self) -> Result<(), StoreError> {
+        sqlx::migrate!("./migrations").run(&self.pool).await?;
+        Ok(())
+    }
+
+    /// Whether the database answers.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    /// Stores a customer's message, once per (channel, message id).
+    pub async fn record_message(
+        &self,
+        message: &InboundMessage,
+        now: i64,
+    ) -> Result<Recorded, StoreError> {
+        let key = &message.key;
+        let external_id = message.message_id.as_ref().map(|id| id.as_str());
+        let inserted = sqlx::query(
+            "INSERT INTO messages (channel, customer, business, external_id, body, received_at)
+             VALUES (?, ?, ?, ?, ?, ?)
+             ON CONFLICT (channel, external_id) WHERE external_id IS NOT NULL DO NOTHING
+             RETURNING id",
+        )
+        .bind(key.channel.as_str())
+        .bind(key.customer.as_str())
+        .bind(key.business.as_str())
+        .bind(external_id)
+        .bind(&message.text)
+        .bind(now)
+        .fetch_optional(&self.pool)
+        .await?;
+        if let Some(row) = inserted {
+            return Ok(Recorded::New {
+                message_row: row.get(0),
+            });
+        }
+        let message_row: i64 =
+            sqlx::query_scalar("SELECT id FROM messages WHERE channel = ? AND external_id = ?")
+                .bind(key.channel.as_str())
+                .bind(external_id)
+                .fetch_one(&self.pool)
+                .await?;
+        let answer = self.answer_of(message_row).await?;
+        Ok(Recorded::Repeat {
+            message_row,
+            answer,
+        })
+    }
+
+    async fn answer_of(&self, message_row: i64) -> Result<Option<Answer>, StoreError> {
+        let row = sqlx::query(
+            "SELECT m.conversation_id, m.meeting_id, t.guest_url, t.host_url, t.expires_at,
+                    m.opened_meeting
+             FROM messages m JOIN meetings t ON t.id = m.meeting_id
+             WHERE m.id = ?",
+        )
+        .bind(message_row)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.map(|row| Answer {
+            conversation_id: row.get(0),
+            meeting_id: row.get(1),
+            guest_url: row.get(2),
+            host_url: row.get(3),
+            expires_at: row.get(4),
+            opened_meeting: row.get(5),
+        }))
+    }
+
+    /// The open conversation's newest meeting, if it is still valid after `valid_after`.
+    pub async fn live_meeting(
+        &self,
+        key: &ConversationKey,
+        valid_after: i64,
+    ) -> Result<Option<Answer>, StoreError> {
+        let row = sqlx::query(
+            "SELECT c.id, t.id, t.guest_url, t.host_url, t.expires_at
+             FROM conversations c JOIN meetings t ON t.conversation_id = c.id
+             WHERE c.channel = ? AND c.customer = ? AND c.business = ? AND c.state = 'open'
+               AND t.expires_at > ?
+             ORDER BY t.expires_at DESC LIMIT 1",
+        )
+        .bind(key.channel.as_str())
+        .bind(key.customer.as_str())
+        .bind(key.business.as_str())
+        .bind(valid_after)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.map(|row| Answer {
+            conversation_id: row.get(0),
+            meeting_id: row.get(1),
+            guest_url: row.get(2),
+            host_url: row.get(3),
+            expires_at: row.get(4),
+            opened_meeting: false,
+        }))
+    }
+
+    /// Answers a message with an existing meeting.
+    pub async fn answer_with(&self, message_row: i64, answer: &Answer) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE messages SET conversation_id = ?, meeting_id = ?, opened_meeting = ? WHERE id = ?",
+        )
+        .bind(&answer.conversation_id)
+        .bind(&answer.meeting_id)
+        .bind(answer.opened_meeting)
+        .bind(message_row)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Stores a new meeting in one transaction with its conversation (opened if none is
+    /// open), the answer to the message that asked for it, and its outbox deliveries.
+    ///
+    /// If a concurrent request stored a live meeting for the conversation first, that one is
+    /// kept and returned instead, so a conversation never has two live meetings.
+    pub async fn store_meeting(&self, new: NewMeeting<'_>) -> Result<Answer, StoreError> {
+        let key = new.key;
+        let mut tx = self.pool.begin().await?;
+        // Writing first takes SQLite's write lock at once, so the reads below cannot be
+        // invalidated by another writer before this transaction commits.
+        sqlx::query(
+            "INSERT INTO conversations (id, channel, customer, business, customer_name, created_at)
+             VALUES (?, ?, ?, ?, ?, ?)
+             ON CONFLICT (channel, customer, business) WHERE state = 'open' DO NOTHING",
+        )
+        .bind(&new.conversation_id)
+        .bind(key.channel.as_str())
+        .bind(key.customer.as_str())
+        .bind(key.business.as_str())
+        .bind(new.customer_name)
+        .bind(new.now)
+        .execute(&mut *tx)
+        .await?;
+        let conversation_id: String = sqlx::query_scalar(
+            "SELECT id FROM conversations
+             WHERE channel = ? AND customer = ? AND business = ? AND state = 'open'",
+        )
+        .bind(key.channel.as_str())
+        .bind(key.customer.as_str())
+        .bind(key.business.as_str())
+        .fetch_one(&mut *tx)
+        .await?;
+
+        let existing = sqlx::query(
+            "SELECT id, guest_url, host_url, expires_at FROM meetings
+             WHERE conversation_id = ? AND expires_at > ? ORDER BY expires_at DESC LIMIT 1",
+        )
+        .bind(&conversation_id)
+        .bind(new.valid_after)
+        .fetch_optional(&mut *tx)
+        .await?;
+
+        let answer = match existing {
+            Some(row) => Answer {
+                conversation_id,
+                meeting_id: row.get(0),
+                guest_url: row.get(1),
+                host_url: row.get(2),
+                expires_at: row.get(3),
+                opened_meeting: false,
+            },
+            None => {
+                sqlx::query(
+                    "INSERT INTO meetings (id, conversation_id, sub, host_url, guest_url, expires_at, created_at)
+                     VALUES (?, ?, ?, ?, ?, ?, ?)",
+                )
+                .bind(&new.meeting_id)
+                .bind(&conversation_id)
+                .bind(&new.sub)
+                .bind(new.links.host_url.as_str())
+                .bind(new.links.guest_url.as_str())
+                .bind(new.expires_at)
+                .bind(new.now)
+                .execute(&mut *tx)
+                .await?;
+                for entry in &new.deliveries {
+                    outbox::insert(&mut tx, entry, Some(&conversation_id), new.now).await?;
+                }
+                Answer {
+                    conversation_id,
+                    meeting_id: new.meeting_id,
+                    guest_url: new.links.guest_url.to_string(),
+                    host_url: new.links.host_url.to_string(),
+                    expires_at: new.expires_at,
+                    opened_meeting: true,
+                }
+            }
+        };
+        sqlx::query(
+            "UPDATE messages SET conversation_id = ?, meeting_id = ?, opened_meeting = ? WHERE id = ?",
+        )
+        .bind(&answer.conversation_id)
+        .bind(&answer.meeting_id)
+        .bind(answer.opened_meeting)
+        .bind(new.message_row)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(answer)
+    }
+
+    /// Stores a delivery receipt and updates the outbound message it reports on (found by
+    /// correlation id, which is the outbox row id, or by Webex Connect's transaction id).
+    /// Returns that outbox row's id, if one matched.
+    pub async fn record_receipt(
+        &self,
+        receipt: &DeliveryReceipt,
+        payload: &str,
+        now: i64,
+    ) -> Result<Option<i64>, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let by_correlation = receipt
+            .correlation_id
+            .as_deref()
+            .and_then(|id| id.parse::<i64>().ok());
+        let outbox_id: Option<i64> = sqlx::query_scalar(
+            "UPDATE outbox SET delivery_status = ?, delivery_code = ?
+             WHERE id = ? OR (upstream_id IS NOT NULL AND upstream_id = ?)
+             RETURNING id",
+        )
+        .bind(&receipt.status)
+        .bind(&receipt.code)
+        .bind(by_correlation)
+        .bind(&receipt.transid)
+        .fetch_optional(&mut *tx)
+        .await?;
+        sqlx::query(
+            "INSERT INTO delivery_receipts
+               (correlation_id, transid, code, status, channel, outbox_id, payload, received_at)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&receipt.correlation_id)
+        .bind(&receipt.transid)
+        .bind(&receipt.code)
+        .bind(&receipt.status)
+        .bind(&receipt.channel)
+        .bind(outbox_id)
+        .bind(payload)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(outbox_id)
+    }
+}

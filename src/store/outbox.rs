@@ -1,0 +1,208 @@
+//! Outbox rows: pending side effects, claimed by workers with a lease.
+
+use sqlx::{Row, Sqlite, Transaction};
+
+use super::{Store, StoreError};
+
+/// A side effect to deliver: its kind and its request as JSON.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutboxEntry {
+    pub kind: String,
+    pub payload: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OutboxState {
+    Pending,
+    Sent,
+    Dead,
+}
+
+impl OutboxState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OutboxState::Pending => "pending",
+            OutboxState::Sent => "sent",
+            OutboxState::Dead => "dead",
+        }
+    }
+
+    pub fn parse(raw: &str) -> Option<Self> {
+        match raw {
+            "pending" => Some(OutboxState::Pending),
+            "sent" => Some(OutboxState::Sent),
+            "dead" => Some(OutboxState::Dead),
+            _ => None,
+        }
+    }
+}
+
+/// An outbox row as the worker and the operator see it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutboxRow {
+    pub id: i64,
+    pub kind: String,
+    pub conversation_id: Option<String>,
+    pub payload: String,
+    pub state: String,
+    /// Attempts started so far, including the current one for a claimed row.
+    pub attempts: i64,
+    pub next_attempt_at: i64,
+    pub last_error: Option<String>,
+    pub upstream_id: Option<String>,
+    pub created_at: i64,
+}
+
+const COLUMNS: &str = "id, kind, conversation_id, payload, state, attempts, next_attempt_at, \
+                       last_error, upstream_id, created_at";
+
+fn from_row(row: &sqlx::sqlite::SqliteRow) -> OutboxRow {
+    OutboxRow {
+        id: row.get("id"),
+        kind: row.get("kind"),
+        conversation_id: row.get("conversation_id"),
+        payload: row.get("payload"),
+        state: row.get("state"),
+        attempts: row.get("attempts"),
+        next_attempt_at: row.get("next_attempt_at"),
+        last_error: row.get("last_error"),
+        upstream_id: row.get("upstream_id"),
+        created_at: row.get("created_at"),
+    }
+}
+
+pub(super) async fn insert(
+    tx: &mut Transaction<'_, Sqlite>,
+    entry: &OutboxEntry,
+    conversation_id: Option<&str>,
+    now: i64,
+) -> Result<i64, StoreError> {
+    let id = sqlx::query_scalar(
+        "INSERT INTO outbox (kind, conversation_id, payload, next_attempt_at, created_at)
+         VALUES (?, ?, ?, ?, ?) RETURNING id",
+    )
+    .bind(&entry.kind)
+    .bind(conversation_id)
+    .bind(&entry.payload)
+    .bind(now)
+    .bind(now)
+    .fetch_one(&mut **tx)
+    .await?;
+    Ok(id)
+}
+
+impl Store {
+    /// Claims up to `limit` due rows for `lease_ms`: until then no other worker takes them;
+    /// after it (a worker that crashed mid-send), they are due again. Each claim counts as
+    /// an attempt.
+    pub async fn claim_due_outbox(
+        &self,
+        now: i64,
+        lease_ms: i64,
+        limit: i64,
+    ) -> Result<Vec<OutboxRow>, StoreError> {
+        let rows = sqlx::query(&format!(
+            "UPDATE outbox SET leased_until = ?, attempts = attempts + 1
+             WHERE id IN (
+                 SELECT id FROM outbox
+                 WHERE state = 'pending' AND next_attempt_at <= ?
+                   AND (leased_until IS NULL OR leased_until <= ?)
+                 ORDER BY next_attempt_at, id LIMIT ?)
+             RETURNING {COLUMNS}"
+        ))
+        .bind(now + lease_ms)
+        .bind(now)
+        .bind(now)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut rows: Vec<OutboxRow> = rows.iter().map(from_row).collect();
+        rows.sort_by_key(|row| (row.next_attempt_at, row.id));
+        Ok(rows)
+    }
+
+    pub async fn outbox_sent(
+        &self,
+        id: i64,
+        upstream_id: &str,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE outbox SET state = 'sent', upstream_id = ?, sent_at = ?, leased_until = NULL,
+                               last_error = NULL
+             WHERE id = ?",
+        )
+        .bind(upstream_id)
+        .bind(now)
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Leaves the row pending, due again at `next_attempt_at`.
+    pub async fn outbox_retry_at(
+        &self,
+        id: i64,
+        error: &str,
+        next_attempt_at: i64,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE outbox SET next_attempt_at = ?, last_error = ?, leased_until = NULL WHERE id = ?",
+        )
+        .bind(next_attempt_at)
+        .bind(error)
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn outbox_dead(&self, id: i64, error: &str) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE outbox SET state = 'dead', last_error = ?, leased_until = NULL WHERE id = ?",
+        )
+        .bind(error)
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// The outbox, newest first, optionally of one state.
+    pub async fn list_outbox(
+        &self,
+        state: Option<OutboxState>,
+        limit: i64,
+    ) -> Result<Vec<OutboxRow>, StoreError> {
+        let rows = sqlx::query(&format!(
+            "SELECT {COLUMNS} FROM outbox WHERE (? IS NULL OR state = ?) ORDER BY id DESC LIMIT ?"
+        ))
+        .bind(state.map(OutboxState::as_str))
+        .bind(state.map(OutboxState::as_str))
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.iter().map(from_row).collect())
+    }
+
+    /// Makes a dead (or pending) row due now with a fresh attempt count.
+    pub async fn revive_outbox(&self, id: i64, now: i64) -> Result<(), StoreError> {
+        let updated = sqlx::query(
+            "UPDATE outbox SET state = 'pending', attempts = 0, next_attempt_at = ?,
+                               leased_until = NULL
+             WHERE id = ? AND state != 'sent'",
+        )
+        .bind(now)
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
+        if updated.rows_affected() == 0 {
+            return Err(StoreError::NotFound {
+                what: "pending or dead outbox row",
+                id: id.to_string(),
+            });
+        }
+        Ok(())
+    }
+}

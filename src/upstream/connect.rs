@@ -1,0 +1,139 @@
+//! The Webex Connect messaging API: replies to the customer by SMS or WhatsApp.
+
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use url::Url;
+
+use super::{endpoint, status_error, transport, Upstream, UpstreamError};
+
+/// Webex Connect's "over the tenant's rate limit" code: worth retrying later.
+const RATE_LIMITED: &str = "7020";
+/// WhatsApp's "queued" code, the only success.
+const QUEUED: &str = "1001";
+
+/// `POST /v1/sms/messages`
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SmsRequest {
+    /// The sender id or number, without `+`.
+    pub from: String,
+    /// E.164 with `+`.
+    pub to: String,
+    pub content: String,
+    pub correlation_id: String,
+    pub callback_data: String,
+}
+
+/// A WhatsApp text through `POST /resources/v1/messaging`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WhatsappRequest {
+    pub app_id: String,
+    pub waid: String,
+    pub body: String,
+    pub correlation_id: String,
+    pub callback_data: String,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct SmsAccepted {
+    message_id: String,
+}
+
+#[derive(Clone)]
+pub struct ConnectClient {
+    http: reqwest::Client,
+    base_url: Url,
+    service_key: SecretString,
+}
+
+impl ConnectClient {
+    pub fn new(http: reqwest::Client, base_url: Url, service_key: SecretString) -> Self {
+        Self {
+            http,
+            base_url,
+            service_key,
+        }
+    }
+
+    /// Sends an SMS; returns Webex Connect's message id.
+    pub async fn send_sms(&self, sms: &SmsRequest) -> Result<String, UpstreamError> {
+        let body = json!({
+            "from": sms.from.trim_start_matches('+'),
+            "to": sms.to,
+            "content": sms.content,
+            "contentType": "text",
+            "correlationId": sms.correlation_id,
+            "callbackData": sms.callback_data,
+        });
+        let response = self.post("v1/sms/messages", &body).await?;
+        if !response.status().is_success() {
+            return Err(status_error(Upstream::Connect, response).await);
+        }
+        let accepted: SmsAccepted = response.json().await.map_err(|e| invalid(e.to_string()))?;
+        Ok(accepted.message_id)
+    }
+
+    /// Sends a WhatsApp text; returns the transaction id. This API answers errors with
+    /// HTTP 200 too: only a `response` array whose code is 1001 is a success.
+    pub async fn send_whatsapp(&self, message: &WhatsappRequest) -> Result<String, UpstreamError> {
+        let body = json!({
+            "deliverychannel": "whatsapp",
+            "appid": message.app_id,
+            "destination": [{"waid": [message.waid]}],
+            "channels": {"OTT-Messaging": {"wa": {
+                "type": "text",
+                "text": {"body": message.body},
+                "preview_url": "true",
+            }}},
+            "correlationid": message.correlation_id,
+            "callbackData": message.callback_data,
+        });
+        let response = self.post("resources/v1/messaging", &body).await?;
+        if !response.status().is_success() {
+            return Err(status_error(Upstream::Connect, response).await);
+        }
+        let answer: Value = response.json().await.map_err(|e| invalid(e.to_string()))?;
+        let outcome = match &answer["response"] {
+            Value::Array(items) => items.first().cloned().unwrap_or(Value::Null),
+            other => other.clone(),
+        };
+        let code = text(&outcome["code"]).ok_or_else(|| invalid("no `response.code`"))?;
+        if code == QUEUED && answer["response"].is_array() {
+            return text(&outcome["transid"]).ok_or_else(|| invalid("queued, but no `transid`"));
+        }
+        Err(UpstreamError::Refused {
+            upstream: Upstream::Connect,
+            message: text(&outcome["description"]).unwrap_or_default(),
+            retryable: code == RATE_LIMITED,
+            code,
+        })
+    }
+
+    async fn post(&self, path: &str, body: &Value) -> Result<reqwest::Response, UpstreamError> {
+        self.http
+            .post(endpoint(&self.base_url, path))
+            .header("key", self.service_key.expose_secret())
+            .json(body)
+            .send()
+            .await
+            .map_err(transport(Upstream::Connect))
+    }
+}
+
+fn text(value: &Value) -> Option<String> {
+    match value {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
+}
+
+fn invalid(reason: impl Into<String>) -> UpstreamError {
+    UpstreamError::InvalidResponse {
+        upstream: Upstream::Connect,
+        reason: reason.into(),
+    }
+}

@@ -1,0 +1,160 @@
+//! One typed HTTP client per upstream, all sharing one error type. Base URLs come from
+//! configuration, so tests and the sandbox point the same clients at local servers.
+
+pub mod connect;
+pub mod instant_connect;
+pub mod webex;
+
+use std::fmt;
+use std::time::Duration;
+
+use reqwest::header::RETRY_AFTER;
+use reqwest::Response;
+use serde::Deserialize;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Upstream {
+    InstantConnect,
+    Webex,
+    Connect,
+}
+
+impl fmt::Display for Upstream {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Upstream::InstantConnect => "Instant Connect broker",
+            Upstream::Webex => "Webex API",
+            Upstream::Connect => "Webex Connect API",
+        })
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum UpstreamError {
+    #[error("{upstream}: request failed: {source}")]
+    Transport {
+        upstream: Upstream,
+        #[source]
+        source: reqwest::Error,
+    },
+    #[error("{upstream}: HTTP {status}: {}{}", message.as_deref().unwrap_or("no message"), tracking_suffix(tracking_id))]
+    Status {
+        upstream: Upstream,
+        status: u16,
+        message: Option<String>,
+        tracking_id: Option<String>,
+        retry_after: Option<Duration>,
+    },
+    /// An answer that says "no" in its body rather than its status (Webex Connect's
+    /// WhatsApp API answers errors with HTTP 200).
+    #[error("{upstream}: refused with code {code}: {message}")]
+    Refused {
+        upstream: Upstream,
+        code: String,
+        message: String,
+        retryable: bool,
+    },
+    #[error("{upstream}: unexpected response: {reason}")]
+    InvalidResponse { upstream: Upstream, reason: String },
+}
+
+fn tracking_suffix(tracking_id: &Option<String>) -> String {
+    tracking_id
+        .as_deref()
+        .map(|id| format!(" (trackingId {id})"))
+        .unwrap_or_default()
+}
+
+impl UpstreamError {
+    /// Whether trying the same request again later can succeed.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            UpstreamError::Transport { .. } => true,
+            UpstreamError::Status { status, .. } => {
+                *status >= 500 || matches!(status, 408 | 409 | 425 | 429)
+            }
+            UpstreamError::Refused { retryable, .. } => *retryable,
+            // The request went through but the answer is unreadable: repeating it could
+            // send twice.
+            UpstreamError::InvalidResponse { .. } => false,
+        }
+    }
+
+    /// The delay the upstream asked for (`Retry-After`), if any.
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            UpstreamError::Status { retry_after, .. } => *retry_after,
+            _ => None,
+        }
+    }
+}
+
+/// The error body Webex APIs use: `{"message", "errors":[{"description"}], "trackingId"}`;
+/// Webex Connect's is `{"code", "message"}`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ErrorBody {
+    message: Option<String>,
+    code: Option<serde_json::Value>,
+    tracking_id: Option<String>,
+}
+
+/// Turns a non-success response into an error, keeping what helps an operator: the
+/// upstream's message, its tracking id and its `Retry-After`.
+async fn status_error(upstream: Upstream, response: Response) -> UpstreamError {
+    let status = response.status().as_u16();
+    let retry_after = response
+        .headers()
+        .get(RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .map(Duration::from_secs);
+    let header_tracking_id = response
+        .headers()
+        .get("trackingid")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    let body: ErrorBody = response.json().await.unwrap_or_default();
+    let message = match (body.code, body.message) {
+        (Some(code), Some(message)) => Some(format!("{} {message}", code_text(&code))),
+        (None, message) => message,
+        (Some(code), None) => Some(code_text(&code)),
+    };
+    UpstreamError::Status {
+        upstream,
+        status,
+        message,
+        tracking_id: body.tracking_id.or(header_tracking_id),
+        retry_after,
+    }
+}
+
+fn code_text(code: &serde_json::Value) -> String {
+    match code {
+        serde_json::Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+fn transport(upstream: Upstream) -> impl FnOnce(reqwest::Error) -> UpstreamError {
+    move |source| UpstreamError::Transport {
+        upstream,
+        source: source.without_url(),
+    }
+}
+
+/// Joins a path to a configured base URL, keeping the base's own path
+/// (`https://webexapis.com/v1` + `messages` = `https://webexapis.com/v1/messages`).
+fn endpoint(base: &url::Url, path: &str) -> String {
+    format!("{}/{}", base.as_str().trim_end_matches('/'), path)
+}
+
+/// The HTTP client all upstream clients share settings with: rustls, a user agent, timeouts.
+pub fn http_client(timeout: Duration) -> reqwest::Client {
+    reqwest::Client::builder()
+        .user_agent(concat!("icbridge/", env!("CARGO_PKG_VERSION")))
+        .timeout(timeout)
+        .connect_timeout(timeout.min(Duration::from_secs(3)))
+        .build()
+        .expect("the TLS backend is compiled in")
+}

@@ -1,0 +1,237 @@
+//! The Webex API, as the bot: post messages to experts, read its own identity, find rooms.
+
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Serialize};
+use url::Url;
+
+use super::{endpoint, status_error, transport, Upstream, UpstreamError};
+use crate::config::ExpertTarget;
+
+/// Where a Webex message goes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Destination {
+    #[serde(rename = "roomId")]
+    RoomId(String),
+    #[serde(rename = "toPersonEmail")]
+    PersonEmail(String),
+}
+
+/// `POST /messages`. Markdown is limited to 7439 bytes by Webex.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NewMessage {
+    #[serde(flatten)]
+    pub destination: Destination,
+    pub markdown: String,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub parent_id: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Person {
+    pub id: String,
+    #[serde(default)]
+    pub emails: Vec<String>,
+    #[serde(default)]
+    pub display_name: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Room {
+    pub id: String,
+    #[serde(default)]
+    pub title: String,
+}
+
+#[derive(Deserialize)]
+struct Items<T> {
+    items: Vec<T>,
+}
+
+#[derive(Deserialize)]
+struct Created {
+    id: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ResolveError {
+    #[error(transparent)]
+    Upstream(#[from] UpstreamError),
+    #[error("no group space titled {title:?} has the bot as a member; spaces found: {found}")]
+    NoMatch { title: String, found: String },
+    #[error("{count} group spaces are titled {title:?}; set ICB_EXPERT_ROOM_ID to one of: {ids}")]
+    Ambiguous {
+        title: String,
+        count: usize,
+        ids: String,
+    },
+}
+
+#[derive(Clone)]
+pub struct WebexClient {
+    http: reqwest::Client,
+    base_url: Url,
+    token: SecretString,
+}
+
+impl WebexClient {
+    pub fn new(http: reqwest::Client, base_url: Url, token: SecretString) -> Self {
+        Self {
+            http,
+            base_url,
+            token,
+        }
+    }
+
+    /// Posts a message and returns its id.
+    pub async fn post_message(&self, message: &NewMessage) -> Result<String, UpstreamError> {
+        let response = self
+            .http
+            .post(endpoint(&self.base_url, "messages"))
+            .bearer_auth(self.token.expose_secret())
+            .json(message)
+            .send()
+            .await
+            .map_err(transport(Upstream::Webex))?;
+        if !response.status().is_success() {
+            return Err(status_error(Upstream::Webex, response).await);
+        }
+        let created: Created =
+            response
+                .json()
+                .await
+                .map_err(|e| UpstreamError::InvalidResponse {
+                    upstream: Upstream::Webex,
+                    reason: format!("message created, but the answer has no id: {e}"),
+                })?;
+        Ok(created.id)
+    }
+
+    /// `GET /people/me`: the bot itself; also proves the token works.
+    pub async fn me(&self) -> Result<Person, UpstreamError> {
+        self.get_json(&endpoint(&self.base_url, "people/me"))
+            .await
+            .map(|(person, _)| person)
+    }
+
+    /// Every group space the bot is in, following `Link: <...>; rel="next"` pages.
+    pub async fn group_rooms(&self) -> Result<Vec<Room>, UpstreamError> {
+        let mut rooms = Vec::new();
+        let mut next = Some(endpoint(&self.base_url, "rooms?type=group&max=1000"));
+        // A bound on pages protects against a server that links a page to itself.
+        for _ in 0..100 {
+            let Some(url) = next.take() else { break };
+            let (page, link): (Items<Room>, _) = self.get_json(&url).await?;
+            rooms.extend(page.items);
+            next = link;
+        }
+        Ok(rooms)
+    }
+
+    /// Turns the configured expert target into a destination, looking a title up.
+    pub async fn resolve(&self, target: &ExpertTarget) -> Result<Destination, ResolveError> {
+        let title = match target {
+            ExpertTarget::RoomId(id) => return Ok(Destination::RoomId(id.clone())),
+            ExpertTarget::Email(email) => return Ok(Destination::PersonEmail(email.clone())),
+            ExpertTarget::RoomTitle(title) => title,
+        };
+        let rooms = self.group_rooms().await?;
+        let matches: Vec<&Room> = rooms.iter().filter(|r| &r.title == title).collect();
+        match matches.as_slice() {
+            [room] => Ok(Destination::RoomId(room.id.clone())),
+            [] => Err(ResolveError::NoMatch {
+                title: title.clone(),
+                found: if rooms.is_empty() {
+                    "none".into()
+                } else {
+                    rooms
+                        .iter()
+                        .map(|r| format!("{:?}", r.title))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                },
+            }),
+            several => Err(ResolveError::Ambiguous {
+                title: title.clone(),
+                count: several.len(),
+                ids: several
+                    .iter()
+                    .map(|r| r.id.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            }),
+        }
+    }
+
+    async fn get_json<T: serde::de::DeserializeOwned>(
+        &self,
+        url: &str,
+    ) -> Result<(T, Option<String>), UpstreamError> {
+        let response = self
+            .http
+            .get(url)
+            .bearer_auth(self.token.expose_secret())
+            .send()
+            .await
+            .map_err(transport(Upstream::Webex))?;
+        if !response.status().is_success() {
+            return Err(status_error(Upstream::Webex, response).await);
+        }
+        let next = response
+            .headers()
+            .get_all(reqwest::header::LINK)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .find_map(next_link);
+        let body = response
+            .json()
+            .await
+            .map_err(|e| UpstreamError::InvalidResponse {
+                upstream: Upstream::Webex,
+                reason: e.to_string(),
+            })?;
+        Ok((body, next))
+    }
+}
+
+/// The `rel="next"` target of an RFC 8288 `Link` header value, if it has one.
+fn next_link(header: &str) -> Option<String> {
+    header.split(',').find_map(|link| {
+        let (target, params) = link.split_once(';')?;
+        let is_next = params.split(';').any(|param| {
+            let param = param.trim().replace(' ', "");
+            param == "rel=\"next\"" || param == "rel=next"
+        });
+        let target = target.trim().strip_prefix('<')?.strip_suffix('>')?;
+        is_next.then(|| target.to_string())
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_the_next_link() {
+        let header = r#"<https://webexapis.com/v1/rooms?cursor=abc>; rel="next", <https://x/prev>; rel="prev""#;
+        assert_eq!(
+            next_link(header).as_deref(),
+            Some("https://webexapis.com/v1/rooms?cursor=abc")
+        );
+        assert_eq!(next_link(r#"<https://x/prev>; rel="prev""#), None);
+    }
+
+    #[test]
+    fn message_body_uses_the_webex_field_names() {
+        let message = NewMessage {
+            destination: Destination::PersonEmail("expert@example.com".into()),
+            markdown: "hi".into(),
+            parent_id: None,
+        };
+        assert_eq!(
+            serde_json::to_value(&message).unwrap(),
+            serde_json::json!({"toPersonEmail": "expert@example.com", "markdown": "hi"})
+        );
+    }
+}
