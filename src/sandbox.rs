@@ -58,23 +58,24 @@ impl SandboxState {
     }
 }
 
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.app_data(web::Data::new(SandboxState::default()))
-        .service(
-            web::scope("/sandbox")
-                .route("/messages", web::get().to(list_sent))
-                .route("/ic/api/v2/joseencrypt", web::post().to(joseencrypt))
-                .route("/visit/{code}", web::get().to(visit))
-                .route("/{vertical}/v1/{page}", web::get().to(long_link))
-                .route("/webex/v1/people/me", web::get().to(webex_me))
-                .route("/webex/v1/rooms", web::get().to(webex_rooms))
-                .route("/webex/v1/messages", web::post().to(webex_post_message))
-                .route("/connect/v1/sms/messages", web::post().to(connect_sms))
-                .route(
-                    "/connect/resources/v1/messaging",
-                    web::post().to(connect_messaging),
-                ),
-        );
+/// Mounts the stand-ins. `state` is created once per process and shared by every HTTP
+/// worker, so what one worker records, all list.
+pub fn configure(cfg: &mut web::ServiceConfig, state: web::Data<SandboxState>) {
+    cfg.app_data(state).service(
+        web::scope("/sandbox")
+            .route("/messages", web::get().to(list_sent))
+            .route("/ic/api/v2/joseencrypt", web::post().to(joseencrypt))
+            .route("/visit/{code}", web::get().to(visit))
+            .route("/{vertical}/v1/{page}", web::get().to(long_link))
+            .route("/webex/v1/people/me", web::get().to(webex_me))
+            .route("/webex/v1/rooms", web::get().to(webex_rooms))
+            .route("/webex/v1/messages", web::post().to(webex_post_message))
+            .route("/connect/v1/sms/messages", web::post().to(connect_sms))
+            .route(
+                "/connect/resources/v1/messaging",
+                web::post().to(connect_messaging),
+            ),
+    );
 }
 
 async fn list_sent(state: web::Data<SandboxState>) -> HttpResponse {
@@ -83,16 +84,17 @@ async fn list_sent(state: web::Data<SandboxState>) -> HttpResponse {
 }
 
 /// Accepts what the real upstreams accept: a bearer token, or Webex Connect's `key` header.
-fn authorised(request: &HttpRequest) -> Result<(), HttpResponse> {
+/// `Some(401)` when the request has no credentials.
+fn refusal(request: &HttpRequest) -> Option<HttpResponse> {
     let headers = request.headers();
     let bearer = headers
         .get("authorization")
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.starts_with("Bearer ") && v.len() > 7);
     if bearer || headers.contains_key("key") {
-        Ok(())
+        None
     } else {
-        Err(json_error(
+        Some(json_error(
             StatusCode::UNAUTHORIZED,
             "unauthorized",
             "The request requires a valid access token.",
@@ -106,7 +108,7 @@ async fn joseencrypt(
     state: web::Data<SandboxState>,
     body: web::Json<Value>,
 ) -> HttpResponse {
-    if let Err(refused) = authorised(&request) {
+    if let Some(refused) = refusal(&request) {
         return refused;
     }
     let Some(sub) = body["jwt"]["sub"].as_str().filter(|s| !s.is_empty()) else {
@@ -185,7 +187,7 @@ fn html_escape(text: &str) -> String {
 }
 
 async fn webex_me(request: HttpRequest) -> HttpResponse {
-    if let Err(refused) = authorised(&request) {
+    if let Some(refused) = refusal(&request) {
         return refused;
     }
     HttpResponse::Ok().json(json!({
@@ -194,7 +196,7 @@ async fn webex_me(request: HttpRequest) -> HttpResponse {
 }
 
 async fn webex_rooms(request: HttpRequest) -> HttpResponse {
-    if let Err(refused) = authorised(&request) {
+    if let Some(refused) = refusal(&request) {
         return refused;
     }
     HttpResponse::Ok().json(json!({"items": [{"id": SANDBOX_EXPERT_ROOM, "title": "Sandbox experts", "type": "group"}]}))
@@ -205,7 +207,7 @@ async fn webex_post_message(
     state: web::Data<SandboxState>,
     body: web::Json<Value>,
 ) -> HttpResponse {
-    if let Err(refused) = authorised(&request) {
+    if let Some(refused) = refusal(&request) {
         return refused;
     }
     let to = ["roomId", "toPersonEmail", "toPersonId"]
@@ -230,7 +232,7 @@ async fn connect_sms(
     state: web::Data<SandboxState>,
     body: web::Json<Value>,
 ) -> HttpResponse {
-    if let Err(refused) = authorised(&request) {
+    if let Some(refused) = refusal(&request) {
         return refused;
     }
     let to = body["to"].as_str().unwrap_or_default().to_string();
@@ -246,7 +248,7 @@ async fn connect_messaging(
     state: web::Data<SandboxState>,
     body: web::Json<Value>,
 ) -> HttpResponse {
-    if let Err(refused) = authorised(&request) {
+    if let Some(refused) = refusal(&request) {
         return refused;
     }
     let to = body["destination"][0]["waid"][0]

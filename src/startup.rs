@@ -148,6 +148,7 @@ impl Application {
         );
 
         let sandbox = options.sandbox;
+        let sandbox_state = web::Data::new(sandbox::SandboxState::default());
         let bridge = web::Data::new(bridge);
         let store = web::Data::new(store);
         let auth = web::Data::new(auth);
@@ -165,7 +166,8 @@ impl Application {
                 )
                 .default_service(web::to(routes::not_found));
             if sandbox {
-                app.configure(sandbox::configure)
+                let state = sandbox_state.clone();
+                app.configure(|cfg| sandbox::configure(cfg, state))
             } else {
                 app
             }

@@ -1,0 +1,153 @@
+//! Bad input gets a clear JSON error and changes nothing.
+
+use serde_json::{json, Value};
+use wiremock::matchers::{method, path};
+use wiremock::{Mock, ResponseTemplate};
+
+use crate::helpers::*;
+
+async fn assert_error(response: reqwest::Response, status: u16, code: &str) -> String {
+    assert_eq!(response.status(), status);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["error"], code, "{body}");
+    body["message"].as_str().unwrap().to_string()
+}
+
+#[tokio::test]
+async fn not_json_is_400_and_stores_nothing() {
+    let app = spawn_app().await;
+    assert_error(app.post_flow("{\"channel\": ").await, 400, "malformed_json").await;
+    assert_error(app.post_signed("hello").await, 400, "malformed_json").await;
+    let not_utf8 = app
+        .http
+        .post(format!("{}/webhooks/connect", app.address))
+        .bearer_auth(FLOW_TOKEN)
+        .body(vec![0x7b, 0xff, 0xfe, 0x7d])
+        .send()
+        .await
+        .unwrap();
+    let message = assert_error(not_utf8, 400, "malformed_json").await;
+    assert!(message.contains("UTF-8"), "{message}");
+    assert_eq!(app.stored().await, (0, 0, 0, 0));
+}
+
+#[tokio::test]
+async fn json_that_is_not_a_message_is_422_naming_the_field() {
+    let app = spawn_app().await;
+    let cases = [
+        (json!({"channel": "sms", "from": "+14155550123"}), "`text`"),
+        (
+            json!({"channel": "sms", "text": "hi", "from": ""}),
+            "`from`",
+        ),
+        (
+            json!({"channel": "pigeon", "from": "+14155550123", "text": "hi"}),
+            "`channel`",
+        ),
+        (json!({"from": "+14155550123", "text": "hi"}), "`channel`"),
+        (
+            json!({"channel": "sms", "from": "alice", "text": "hi"}),
+            "`from` is not a phone number",
+        ),
+        (
+            json!({"channel": "whatsapp", "from": "$(n2.whatsapp.waId)", "text": "hi"}),
+            "flow variable",
+        ),
+        (json!({"oa": "14155550123", "da": "56263"}), "`message`"),
+        (
+            json!({"oa": "14155550123", "message": "hi", "tid": {"x": 1}}),
+            "`tid` must be a string",
+        ),
+        (json!({"waid": "14155550142", "appId": "a_1"}), "`message`"),
+        (json!({"hello": "world"}), "not a message"),
+        (json!(["a list"]), "JSON object"),
+    ];
+    for (body, expected) in cases {
+        let message = assert_error(
+            app.post_flow(&body.to_string()).await,
+            422,
+            "invalid_message",
+        )
+        .await;
+        assert!(message.contains(expected), "{body}: {message}");
+    }
+    assert_eq!(app.stored().await, (0, 0, 0, 0));
+    assert!(app.broker_requests().await.is_empty());
+}
+
+#[tokio::test]
+async fn a_body_over_64_kib_is_413() {
+    let app = spawn_app().await;
+    let text = "a".repeat(64 * 1024);
+    let body = json!({"channel": "sms", "from": "+14155550123", "text": text}).to_string();
+    assert_error(app.post_flow(&body).await, 413, "payload_too_large").await;
+    assert_eq!(app.stored().await, (0, 0, 0, 0));
+}
+
+#[tokio::test]
+async fn a_failing_broker_is_503_and_the_message_is_kept() {
+    let app = spawn_app().await;
+    Mock::given(method("POST"))
+        .and(path("/api/v2/joseencrypt"))
+        .respond_with(ResponseTemplate::new(500).set_body_json(json!({
+            "message": "internal", "errors": [{"description": "internal"}], "trackingId": "T-1"
+        })))
+        .mount(&app.broker)
+        .await;
+    let message = assert_error(
+        app.post_signed(&fixture("connect-sms-mo.json")).await,
+        503,
+        "upstream_unavailable",
+    )
+    .await;
+    assert!(message.contains("kept"), "{message}");
+    // The message is stored; no half-made conversation, meeting or notification.
+    assert_eq!(app.stored().await, (1, 0, 0, 0));
+}
+
+#[tokio::test]
+async fn a_broker_answer_without_links_is_503() {
+    let app = spawn_app().await;
+    Mock::given(method("POST"))
+        .and(path("/api/v2/joseencrypt"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"host": [], "guest": []})))
+        .mount(&app.broker)
+        .await;
+    assert_error(
+        app.post_signed(&fixture("connect-sms-mo.json")).await,
+        503,
+        "upstream_unavailable",
+    )
+    .await;
+    assert_eq!(app.stored().await, (1, 0, 0, 0));
+}
+
+#[tokio::test]
+async fn after_a_broker_failure_the_retry_of_the_same_message_succeeds() {
+    let app = spawn_app().await;
+    Mock::given(method("POST"))
+        .and(path("/api/v2/joseencrypt"))
+        .respond_with(ResponseTemplate::new(502))
+        .up_to_n_times(1)
+        .mount(&app.broker)
+        .await;
+    mount_broker(&app.broker, "ic-joseencrypt-short.json").await;
+    let body = fixture("connect-sms-mo.json");
+    assert_eq!(app.post_signed(&body).await.status(), 503);
+    let retry = app.post_signed(&body).await;
+    assert_eq!(retry.status(), 200);
+    // Webex Connect's retry is the same message: still stored once.
+    assert_eq!(app.stored().await, (1, 1, 1, 1));
+}
+
+#[tokio::test]
+async fn unknown_paths_are_json_404() {
+    let app = spawn_app().await;
+    let response = app
+        .http
+        .get(format!("{}/nope", app.address))
+        .send()
+        .await
+        .unwrap();
+    assert_error(response, 404, "not_found").await;
+}

@@ -1,0 +1,223 @@
+use std::collections::BTreeMap;
+
+use hmac::{Hmac, Mac};
+use icbridge::config::Settings;
+use icbridge::outbox::OutboxWorker;
+use icbridge::startup::{Application, ServeOptions, StartupError};
+use serde_json::Value;
+use sha2::Sha256;
+use sqlx::sqlite::SqlitePoolOptions;
+use sqlx::SqlitePool;
+use tempfile::TempDir;
+use wiremock::matchers::{method, path};
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+pub const HUB_SECRET: &str = "hub-secret-for-tests";
+pub const FLOW_TOKEN: &str = "flow-token-for-tests";
+pub const BOT_TOKEN: &str = "bot-token-for-tests";
+pub const SERVICE_KEY: &str = "connect-service-key-for-tests";
+pub const EXPERT_ROOM: &str =
+    "Y2lzY29zcGFyazovL3VzL1JPT00vYmJjZWIxYWQtNDNmMS0zYjU4LTkxNDctZjE0YmIwYzRkMTU0";
+
+pub struct TestApp {
+    pub address: String,
+    pub http: reqwest::Client,
+    pub broker: MockServer,
+    pub webex: MockServer,
+    pub connect: MockServer,
+    pub worker: OutboxWorker,
+    pub db: SqlitePool,
+    _dir: TempDir,
+}
+
+/// The fixtures in `../shared/fixtures/`.
+pub fn fixture(name: &str) -> String {
+    let path = format!("{}/../shared/fixtures/{name}", env!("CARGO_MANIFEST_DIR"));
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("fixture {path}: {e}"))
+}
+
+pub fn fixture_json(name: &str) -> Value {
+    serde_json::from_str(&fixture(name)).unwrap()
+}
+
+pub fn sign_sha256(body: &[u8]) -> String {
+    let mut mac = Hmac::<Sha256>::new_from_slice(HUB_SECRET.as_bytes()).unwrap();
+    mac.update(body);
+    hex::encode(mac.finalize().into_bytes())
+}
+
+/// Upstream stand-ins plus the settings that point icbridge at them.
+pub struct Upstreams {
+    pub broker: MockServer,
+    pub webex: MockServer,
+    pub connect: MockServer,
+    pub dir: TempDir,
+    pub vars: BTreeMap<String, String>,
+}
+
+impl Upstreams {
+    pub async fn start() -> Self {
+        let broker = MockServer::start().await;
+        let webex = MockServer::start().await;
+        let connect = MockServer::start().await;
+        let dir = tempfile::tempdir().unwrap();
+        let vars = [
+            ("LISTEN", "127.0.0.1:0".to_string()),
+            (
+                "DATABASE_URL",
+                format!("sqlite://{}/icbridge.db", dir.path().display()),
+            ),
+            ("WEBEX_TOKEN", BOT_TOKEN.into()),
+            ("IC_BASE_URL", broker.uri()),
+            ("WEBEX_API_URL", format!("{}/v1", webex.uri())),
+            ("CONNECT_API_URL", connect.uri()),
+            ("CONNECT_SERVICE_KEY", SERVICE_KEY.into()),
+            ("CONNECT_WEBHOOK_SECRET", HUB_SECRET.into()),
+            ("CONNECT_WEBHOOK_TOKEN", FLOW_TOKEN.into()),
+            ("EXPERT_ROOM_ID", EXPERT_ROOM.into()),
+            ("RETRY_SCHEDULE", "1ms,1ms,1ms".into()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
+        Self {
+            broker,
+            webex,
+            connect,
+            dir,
+            vars,
+        }
+    }
+
+    pub fn set(&mut self, key: &str, value: &str) -> &mut Self {
+        self.vars.insert(key.to_string(), value.to_string());
+        self
+    }
+
+    pub fn unset(&mut self, key: &str) -> &mut Self {
+        self.vars.remove(key);
+        self
+    }
+
+    pub async fn build(&self) -> Result<Application, StartupError> {
+        let settings = Settings::from_vars(&self.vars).expect("test settings are valid");
+        Application::build(settings, ServeOptions::default()).await
+    }
+
+    /// Starts icbridge on these upstreams. The outbox worker does not run by itself:
+    /// tests drive it with `app.worker.run_once()`.
+    pub async fn spawn(self) -> TestApp {
+        let app = self.build().await.expect("icbridge starts");
+        let address = format!("http://127.0.0.1:{}", app.port());
+        let worker = app.outbox_worker();
+        tokio::spawn(app.run_until_stopped());
+        let db = SqlitePoolOptions::new()
+            .connect(&self.vars["DATABASE_URL"])
+            .await
+            .unwrap();
+        TestApp {
+            address,
+            http: reqwest::Client::new(),
+            broker: self.broker,
+            webex: self.webex,
+            connect: self.connect,
+            worker,
+            db,
+            _dir: self.dir,
+        }
+    }
+}
+
+pub async fn spawn_app() -> TestApp {
+    Upstreams::start().await.spawn().await
+}
+
+impl TestApp {
+    /// Posts a body the way a flow's HTTP Request node does (bearer token).
+    pub async fn post_flow(&self, body: &str) -> reqwest::Response {
+        self.http
+            .post(format!("{}/webhooks/connect", self.address))
+            .bearer_auth(FLOW_TOKEN)
+            .header("Content-Type", "application/json")
+            .body(body.to_string())
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// Posts a body the way an Outbound Webhook with a secret does (X-Hub-Signature).
+    pub async fn post_signed(&self, body: &str) -> reqwest::Response {
+        self.post_with_signature(body, &sign_sha256(body.as_bytes()))
+            .await
+    }
+
+    pub async fn post_with_signature(&self, body: &str, signature: &str) -> reqwest::Response {
+        self.http
+            .post(format!("{}/webhooks/connect", self.address))
+            .header("X-Hub-Signature", signature)
+            .header("Content-Type", "application/json")
+            .body(body.to_string())
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub async fn count(&self, table: &str) -> i64 {
+        sqlx::query_scalar(&format!("SELECT COUNT(*) FROM {table}"))
+            .fetch_one(&self.db)
+            .await
+            .unwrap()
+    }
+
+    /// Counts of (messages, conversations, meetings, outbox rows).
+    pub async fn stored(&self) -> (i64, i64, i64, i64) {
+        (
+            self.count("messages").await,
+            self.count("conversations").await,
+            self.count("meetings").await,
+            self.count("outbox").await,
+        )
+    }
+
+    /// Requests the broker received.
+    pub async fn broker_requests(&self) -> Vec<wiremock::Request> {
+        self.broker.received_requests().await.unwrap()
+    }
+
+    pub async fn webex_posts(&self) -> Vec<Value> {
+        self.webex
+            .received_requests()
+            .await
+            .unwrap()
+            .iter()
+            .filter(|r| r.method == wiremock::http::Method::POST && r.url.path() == "/v1/messages")
+            .map(|r| r.body_json().unwrap())
+            .collect()
+    }
+}
+
+/// The broker answers like `fixtures/ic-joseencrypt-short.json` (or `-long.json`).
+pub async fn mount_broker(server: &MockServer, fixture_name: &str) {
+    Mock::given(method("POST"))
+        .and(path("/api/v2/joseencrypt"))
+        .respond_with(
+            ResponseTemplate::new(200).set_body_raw(fixture(fixture_name), "application/json"),
+        )
+        .mount(server)
+        .await;
+}
+
+/// Webex accepts every message like `fixtures/webex-message-created-response.json`.
+pub async fn mount_webex_messages(server: &MockServer) {
+    Mock::given(method("POST"))
+        .and(path("/v1/messages"))
+        .respond_with(ResponseTemplate::new(200).set_body_raw(
+            fixture("webex-message-created-response.json"),
+            "application/json",
+        ))
+        .mount(server)
+        .await;
+}
+
+pub const SHORT_GUEST_URL: &str = "https://instant.webex.com/visit/ckmNR7I";
+pub const SHORT_HOST_URL: &str = "https://instant.webex.com/visit/oCVp2LD";

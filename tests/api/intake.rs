@@ -1,0 +1,237 @@
+//! Every accepted payload shape becomes the same stored message and the same answer.
+
+use serde_json::{json, Value};
+use sqlx::Row;
+
+use crate::helpers::*;
+
+/// (fixture, how it is posted, channel, customer, business, message id)
+const SHAPES: &[(&str, bool, &str, &str, &str, &str)] = &[
+    (
+        "flow-sms.json",
+        false,
+        "sms",
+        "+14155550123",
+        "56263",
+        "0044_78263740001",
+    ),
+    (
+        "flow-whatsapp.json",
+        false,
+        "whatsapp",
+        "14155550142",
+        "a_155054536910425280",
+        "wamid.HBgLMTQxNTU1NTAxNDIVAgASGBQzQTM0Q0ZBRDQ3OEMxQjg4",
+    ),
+    (
+        "connect-sms-mo.json",
+        true,
+        "sms",
+        "+14155550123",
+        "56263",
+        "0044_78263740001",
+    ),
+    (
+        "connect-whatsapp-mo.json",
+        true,
+        "whatsapp",
+        "14155550142",
+        "a_155054536910425280",
+        "wamid.HBgLMTQxNTU1NTAxNDIVAgASGBQzQTM0Q0ZBRDQ3OEMxQjg4",
+    ),
+];
+
+#[tokio::test]
+async fn every_fixture_shape_opens_a_conversation_with_a_meeting() {
+    for &(name, signed, channel, customer, business, message_id) in SHAPES {
+        let app = spawn_app().await;
+        mount_broker(&app.broker, "ic-joseencrypt-short.json").await;
+        let body = fixture(name);
+        let response = if signed {
+            app.post_signed(&body).await
+        } else {
+            app.post_flow(&body).await
+        };
+        assert_eq!(response.status(), 200, "{name}");
+        let answer: Value = response.json().await.unwrap();
+        assert_eq!(answer["guestUrl"], SHORT_GUEST_URL, "{name}");
+        assert_eq!(
+            answer["reply"],
+            format!("Join your video consultation: {SHORT_GUEST_URL}"),
+            "{name}"
+        );
+        assert_eq!(answer["created"], true, "{name}");
+        let keys: Vec<&str> = answer
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
+        assert_eq!(
+            keys,
+            [
+                "conversationId",
+                "created",
+                "expiresAt",
+                "guestUrl",
+                "meetingId",
+                "reply"
+            ],
+            "{name}"
+        );
+
+        let row = sqlx::query(
+            "SELECT channel, customer, business, external_id, body, conversation_id, meeting_id FROM messages",
+        )
+        .fetch_one(&app.db)
+        .await
+        .unwrap();
+        let text = fixture_json(name);
+        let expected_text = text.get("text").or(text.get("message")).unwrap();
+        assert_eq!(row.get::<String, _>("channel"), channel, "{name}");
+        assert_eq!(row.get::<String, _>("customer"), customer, "{name}");
+        assert_eq!(row.get::<String, _>("business"), business, "{name}");
+        assert_eq!(row.get::<String, _>("external_id"), message_id, "{name}");
+        assert_eq!(&row.get::<String, _>("body"), expected_text, "{name}");
+        assert_eq!(
+            row.get::<String, _>("conversation_id"),
+            answer["conversationId"],
+            "{name}"
+        );
+        assert_eq!(
+            row.get::<String, _>("meeting_id"),
+            answer["meetingId"],
+            "{name}"
+        );
+
+        let conversation =
+            sqlx::query("SELECT channel, customer, business, state FROM conversations")
+                .fetch_one(&app.db)
+                .await
+                .unwrap();
+        assert_eq!(
+            conversation.get::<String, _>("customer"),
+            customer,
+            "{name}"
+        );
+        assert_eq!(conversation.get::<String, _>("state"), "open", "{name}");
+    }
+}
+
+#[tokio::test]
+async fn whatsapp_profile_name_is_kept_with_the_conversation() {
+    let app = spawn_app().await;
+    mount_broker(&app.broker, "ic-joseencrypt-short.json").await;
+    assert_eq!(
+        app.post_signed(&fixture("connect-whatsapp-mo.json"))
+            .await
+            .status(),
+        200
+    );
+    let name: Option<String> = sqlx::query_scalar("SELECT customer_name FROM conversations")
+        .fetch_one(&app.db)
+        .await
+        .unwrap();
+    assert_eq!(name.as_deref(), Some("Alice Example"));
+}
+
+#[tokio::test]
+async fn unknown_extra_fields_are_ignored() {
+    let app = spawn_app().await;
+    mount_broker(&app.broker, "ic-joseencrypt-short.json").await;
+    let mut body = fixture_json("flow-sms.json");
+    body["somethingNew"] = json!({"nested": [1, 2, 3]});
+    body["priority"] = json!(7);
+    let response = app.post_flow(&body.to_string()).await;
+    assert_eq!(response.status(), 200);
+}
+
+#[tokio::test]
+async fn delivery_receipts_are_recorded_and_update_the_matching_reply() {
+    let app = spawn_app().await;
+    let response = app
+        .post_signed(&fixture("connect-delivery-receipt.json"))
+        .await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(
+        response.json::<Value>().await.unwrap(),
+        json!({"status": "recorded"})
+    );
+    let row =
+        sqlx::query("SELECT correlation_id, transid, code, status, channel FROM delivery_receipts")
+            .fetch_one(&app.db)
+            .await
+            .unwrap();
+    assert_eq!(row.get::<String, _>("correlation_id"), "out-1");
+    assert_eq!(
+        row.get::<String, _>("transid"),
+        "7c1e2f0a-5b7d-4d6e-9a51-3f1b2c4d5e6f"
+    );
+    assert_eq!(row.get::<String, _>("code"), "7500");
+    assert_eq!(row.get::<String, _>("status"), "Delivered");
+    assert_eq!(row.get::<String, _>("channel"), "whatsapp");
+    // A receipt is not a message.
+    assert_eq!(app.stored().await, (0, 0, 0, 0));
+}
+
+#[tokio::test]
+async fn other_whatsapp_events_are_ignored_without_storing_anything() {
+    let app = spawn_app().await;
+    let mut body = fixture_json("connect-whatsapp-mo.json");
+    body["event"] = json!("READ");
+    let response = app.post_signed(&body.to_string()).await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(
+        response.json::<Value>().await.unwrap(),
+        json!({"status": "ignored"})
+    );
+    assert_eq!(app.stored().await, (0, 0, 0, 0));
+}
+
+#[tokio::test]
+async fn head_answers_200_for_the_webhook_url_check() {
+    let app = spawn_app().await;
+    let response = app
+        .http
+        .head(format!("{}/webhooks/connect", app.address))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+}
+
+#[tokio::test]
+async fn health_endpoints_answer() {
+    let app = spawn_app().await;
+    for endpoint in ["healthz", "readyz"] {
+        let response = app
+            .http
+            .get(format!("{}/{endpoint}", app.address))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200, "{endpoint}");
+    }
+}
+
+#[tokio::test]
+async fn a_repeated_message_gets_the_same_answer_and_is_stored_once() {
+    let app = spawn_app().await;
+    mount_broker(&app.broker, "ic-joseencrypt-short.json").await;
+    let body = fixture("connect-sms-mo.json");
+    let first: Value = app.post_signed(&body).await.json().await.unwrap();
+    let second: Value = app.post_signed(&body).await.json().await.unwrap();
+    assert_eq!(first, second);
+    assert_eq!(app.broker_requests().await.len(), 1);
+    assert_eq!(app.stored().await, (1, 1, 1, 1));
+}
+
+#[tokio::test]
+async fn messages_without_an_id_are_never_deduplicated() {
+    let app = spawn_app().await;
+    mount_broker(&app.broker, "ic-joseencrypt-short.json").await;
+    let body = r#"{"channel":"sms","from":"+14155550123","to":"56263","text":"hello"}"#;
+    assert_eq!(app.post_flow(body).await.status(), 200);
+    assert_eq!(app.post_flow(body).await.status(), 200);
+    assert_eq!(app.count("messages").await, 2);
+}

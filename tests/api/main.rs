@@ -1,0 +1,11 @@
+//! The integration suite: one binary, each test with its own temporary database and local
+//! stand-ins (wiremock) of every upstream.
+
+mod auth;
+mod cli;
+mod errors;
+mod helpers;
+mod intake;
+mod meetings;
+mod notifications;
+mod sandbox;

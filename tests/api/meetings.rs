@@ -1,0 +1,274 @@
+//! Conversations and their meetings: the broker request, the links, reuse and renewal.
+
+use std::collections::BTreeSet;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use serde_json::{json, Value};
+
+use crate::helpers::*;
+
+fn unix_now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
+#[tokio::test]
+async fn the_broker_request_is_exactly_the_documented_body() {
+    let mut upstreams = Upstreams::start().await;
+    upstreams
+        .set("LINK_TTL", "2h")
+        .set("VERTICAL", "hc")
+        .set("HOST_LOGIN", "true");
+    let app = upstreams.spawn().await;
+    mount_broker(&app.broker, "ic-joseencrypt-short.json").await;
+    let before = unix_now();
+    let answer: Value = app
+        .post_signed(&fixture("connect-sms-mo.json"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let after = unix_now();
+
+    let requests = app.broker_requests().await;
+    assert_eq!(requests.len(), 1);
+    let request = &requests[0];
+    assert_eq!(request.url.path(), "/api/v2/joseencrypt");
+    assert_eq!(
+        request.headers["authorization"],
+        format!("Bearer {BOT_TOKEN}")
+    );
+    assert_eq!(request.headers["content-type"], "application/json");
+    let body: Value = request.body_json().unwrap();
+    let sub = body["jwt"]["sub"].as_str().unwrap();
+    assert!(
+        uuid::Uuid::parse_str(sub).is_ok(),
+        "sub must be a fresh UUID: {sub}"
+    );
+    let exp = body["jwt"]["exp"].as_i64().unwrap();
+    assert!(
+        (before + 7200..=after + 7200).contains(&exp),
+        "exp = now + ICB_LINK_TTL: {exp}"
+    );
+    assert_eq!(
+        body,
+        json!({
+            "aud": "a4d886b0-979f-4e2c-a958-3e8c14605e51",
+            "jwt": {"sub": sub, "exp": exp},
+            "provideShortUrls": true,
+            "verticalType": "hc",
+            "loginUrlForHost": true,
+        })
+    );
+    // The phone number never goes to the broker (it would be visible inside the link).
+    assert!(!String::from_utf8_lossy(&request.body).contains("4155550123"));
+
+    // What is stored: the sub, both links, the expiry the broker was given.
+    let (stored_sub, host, guest, expires_at): (String, String, String, i64) =
+        sqlx::query_as("SELECT sub, host_url, guest_url, expires_at FROM meetings")
+            .fetch_one(&app.db)
+            .await
+            .unwrap();
+    assert_eq!(stored_sub, sub);
+    assert_eq!(host, SHORT_HOST_URL);
+    assert_eq!(guest, SHORT_GUEST_URL);
+    assert_eq!(expires_at / 1000, exp);
+    let expected_expiry = time::OffsetDateTime::from_unix_timestamp(exp)
+        .unwrap()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap();
+    assert_eq!(answer["expiresAt"], expected_expiry);
+}
+
+/// (short links, vertical, broker fixture, host URL, guest URL)
+#[tokio::test]
+async fn links_are_built_for_every_mode() {
+    let host_cipher = fixture_json("ic-joseencrypt-long.json")["host"][0]["cipher"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let guest_cipher = fixture_json("ic-joseencrypt-long.json")["guest"][0]["cipher"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let long = |vertical: &str, page: &str, cipher: &str| {
+        format!("https://instant.webex.com/{vertical}/v1/{page}?int=jose&v=1&data={cipher}")
+    };
+    let cases = [
+        (
+            "true",
+            "gen",
+            "ic-joseencrypt-short.json",
+            SHORT_HOST_URL.to_string(),
+            SHORT_GUEST_URL.to_string(),
+        ),
+        (
+            "true",
+            "hc",
+            "ic-joseencrypt-short.json",
+            SHORT_HOST_URL.to_string(),
+            SHORT_GUEST_URL.to_string(),
+        ),
+        (
+            "false",
+            "gen",
+            "ic-joseencrypt-long.json",
+            long("gen", "login", &host_cipher),
+            long("gen", "talk", &guest_cipher),
+        ),
+        (
+            "false",
+            "hc",
+            "ic-joseencrypt-long.json",
+            long("hc", "login", &host_cipher),
+            long("hc", "talk", &guest_cipher),
+        ),
+    ];
+    for (short, vertical, broker_fixture, host_url, guest_url) in cases {
+        let mut upstreams = Upstreams::start().await;
+        upstreams.set("SHORT_URLS", short).set("VERTICAL", vertical);
+        let app = upstreams.spawn().await;
+        mount_broker(&app.broker, broker_fixture).await;
+        let answer: Value = app
+            .post_flow(&fixture("flow-whatsapp.json"))
+            .await
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(
+            answer["guestUrl"], guest_url,
+            "short={short} vertical={vertical}"
+        );
+        let (host, guest): (String, String) =
+            sqlx::query_as("SELECT host_url, guest_url FROM meetings")
+                .fetch_one(&app.db)
+                .await
+                .unwrap();
+        assert_eq!(host, host_url, "short={short} vertical={vertical}");
+        assert_eq!(guest, guest_url, "short={short} vertical={vertical}");
+        let sent: Value = app.broker_requests().await[0].body_json().unwrap();
+        assert_eq!(sent["provideShortUrls"], short == "true");
+        assert_eq!(sent["verticalType"], vertical);
+    }
+}
+
+#[tokio::test]
+async fn later_messages_reuse_the_meeting_without_calling_the_broker() {
+    let app = spawn_app().await;
+    mount_broker(&app.broker, "ic-joseencrypt-short.json").await;
+    let first: Value = app
+        .post_flow(&fixture("flow-sms.json"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let follow_up = r#"{"channel":"sms","from":"+14155550123","to":"56263","text":"are you there?","messageId":"0044_78263740002"}"#;
+    let second: Value = app.post_flow(follow_up).await.json().await.unwrap();
+    assert_eq!(second["conversationId"], first["conversationId"]);
+    assert_eq!(second["meetingId"], first["meetingId"]);
+    assert_eq!(second["guestUrl"], first["guestUrl"]);
+    assert_eq!(second["expiresAt"], first["expiresAt"]);
+    assert_eq!(first["created"], true);
+    assert_eq!(second["created"], false);
+    assert_eq!(app.broker_requests().await.len(), 1);
+    // Both messages stored and linked to the conversation; one notification only.
+    assert_eq!(app.stored().await, (2, 1, 1, 1));
+    let linked: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM messages WHERE conversation_id = ?")
+        .bind(first["conversationId"].as_str())
+        .fetch_one(&app.db)
+        .await
+        .unwrap();
+    assert_eq!(linked, 2);
+}
+
+#[tokio::test]
+async fn a_meeting_about_to_expire_is_replaced_in_the_same_conversation() {
+    let app = spawn_app().await;
+    mount_broker(&app.broker, "ic-joseencrypt-short.json").await;
+    let first: Value = app
+        .post_flow(&fixture("flow-sms.json"))
+        .await
+        .json()
+        .await
+        .unwrap();
+
+    // Links that run out in 4 minutes are too close to expiry to hand out (limit: 5).
+    let in_four_minutes = (unix_now() + 240) * 1000;
+    sqlx::query("UPDATE meetings SET expires_at = ?")
+        .bind(in_four_minutes)
+        .execute(&app.db)
+        .await
+        .unwrap();
+    let follow_up =
+        r#"{"channel":"sms","from":"+14155550123","to":"56263","text":"link?","messageId":"m-2"}"#;
+    let second: Value = app.post_flow(follow_up).await.json().await.unwrap();
+    assert_eq!(second["conversationId"], first["conversationId"]);
+    assert_ne!(second["meetingId"], first["meetingId"]);
+    assert_eq!(second["created"], true);
+    assert_eq!(app.broker_requests().await.len(), 2);
+    let subs: BTreeSet<String> = sqlx::query_scalar("SELECT sub FROM meetings")
+        .fetch_all(&app.db)
+        .await
+        .unwrap()
+        .into_iter()
+        .collect();
+    assert_eq!(subs.len(), 2, "each meeting gets a fresh sub");
+    // The expert is told about the new host link too.
+    assert_eq!(app.stored().await, (2, 1, 2, 2));
+
+    // Six minutes left is still fine: reused.
+    let third =
+        r#"{"channel":"sms","from":"+14155550123","to":"56263","text":"ok","messageId":"m-3"}"#;
+    sqlx::query("UPDATE meetings SET expires_at = ? WHERE id = ?")
+        .bind((unix_now() + 360) * 1000)
+        .bind(second["meetingId"].as_str())
+        .execute(&app.db)
+        .await
+        .unwrap();
+    let third: Value = app.post_flow(third).await.json().await.unwrap();
+    assert_eq!(third["meetingId"], second["meetingId"]);
+    assert_eq!(app.broker_requests().await.len(), 2);
+}
+
+#[tokio::test]
+async fn a_conversation_is_per_channel_customer_and_business_address() {
+    let app = spawn_app().await;
+    mount_broker(&app.broker, "ic-joseencrypt-short.json").await;
+    let bodies = [
+        r#"{"channel":"sms","from":"+14155550123","to":"56263","text":"a"}"#,
+        r#"{"channel":"sms","from":"+14155550123","to":"56264","text":"b"}"#,
+        r#"{"channel":"sms","from":"+14155550199","to":"56263","text":"c"}"#,
+        r#"{"channel":"whatsapp","from":"14155550123","to":"56263","text":"d"}"#,
+        r#"{"channel":"sms","from":"1 (415) 555-0123","to":"56263","text":"same as a"}"#,
+    ];
+    let mut conversations = BTreeSet::new();
+    for body in bodies {
+        let answer: Value = app.post_flow(body).await.json().await.unwrap();
+        conversations.insert(answer["conversationId"].as_str().unwrap().to_string());
+    }
+    assert_eq!(conversations.len(), 4);
+    assert_eq!(app.broker_requests().await.len(), 4);
+}
+
+#[tokio::test]
+async fn the_reply_template_is_used() {
+    let mut upstreams = Upstreams::start().await;
+    upstreams.set(
+        "REPLY_TEMPLATE",
+        "Hi! Your advisor is waiting: {guest_url} (valid 1h)",
+    );
+    let app = upstreams.spawn().await;
+    mount_broker(&app.broker, "ic-joseencrypt-short.json").await;
+    let answer: Value = app
+        .post_flow(&fixture("flow-sms.json"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        answer["reply"],
+        format!("Hi! Your advisor is waiting: {SHORT_GUEST_URL} (valid 1h)")
+    );
+}

@@ -1,0 +1,329 @@
+//! The expert's notification: written with the meeting, sent after the answer by the worker.
+
+use serde_json::{json, Value};
+use sqlx::Row;
+use wiremock::matchers::{header, method, path, query_param};
+use wiremock::{Mock, ResponseTemplate};
+
+use crate::helpers::*;
+
+#[tokio::test]
+async fn the_notification_is_queued_with_the_meeting_and_sent_by_the_worker() {
+    let app = spawn_app().await;
+    mount_broker(&app.broker, "ic-joseencrypt-short.json").await;
+    Mock::given(method("POST"))
+        .and(path("/v1/messages"))
+        .and(header(
+            "authorization",
+            format!("Bearer {BOT_TOKEN}").as_str(),
+        ))
+        .respond_with(ResponseTemplate::new(200).set_body_raw(
+            fixture("webex-message-created-response.json"),
+            "application/json",
+        ))
+        .expect(1)
+        .mount(&app.webex)
+        .await;
+
+    let answer: Value = app
+        .post_signed(&fixture("connect-whatsapp-mo.json"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    // The answer did not wait for Webex: nothing was sent yet, the row is pending.
+    assert!(app.webex_posts().await.is_empty());
+    let state: String = sqlx::query_scalar("SELECT state FROM outbox")
+        .fetch_one(&app.db)
+        .await
+        .unwrap();
+    assert_eq!(state, "pending");
+
+    assert_eq!(app.worker.run_once().await.unwrap(), 1);
+    let posts = app.webex_posts().await;
+    assert_eq!(posts.len(), 1);
+    let expires_at: i64 = sqlx::query_scalar("SELECT expires_at FROM meetings")
+        .fetch_one(&app.db)
+        .await
+        .unwrap();
+    let expiry = time::OffsetDateTime::from_unix_timestamp(expires_at / 1000)
+        .unwrap()
+        .format(time::macros::format_description!(
+            "[year]-[month]-[day] [hour]:[minute] UTC"
+        ))
+        .unwrap();
+    assert_eq!(
+        posts[0],
+        json!({
+            "roomId": EXPERT_ROOM,
+            "markdown": format!(
+                "**Video consultation request** · WhatsApp · +1415•••0142 (Alice Example)\n\n\
+                 > Hello, can I get a video call with an advisor?\n\n\
+                 **[Join as host]({SHORT_HOST_URL})** · link valid until {expiry}"
+            ),
+        })
+    );
+    let markdown = posts[0]["markdown"].as_str().unwrap();
+    assert!(
+        !markdown.contains(answer["guestUrl"].as_str().unwrap()),
+        "never the guest link"
+    );
+    assert!(!markdown.contains("14155550142"), "never the full number");
+
+    let row = sqlx::query("SELECT state, upstream_id, attempts, kind FROM outbox")
+        .fetch_one(&app.db)
+        .await
+        .unwrap();
+    assert_eq!(row.get::<String, _>("state"), "sent");
+    assert_eq!(row.get::<String, _>("kind"), "expert_notification");
+    assert_eq!(row.get::<i64, _>("attempts"), 1);
+    assert_eq!(
+        row.get::<String, _>("upstream_id"),
+        fixture_json("webex-message-created-response.json")["id"]
+            .as_str()
+            .unwrap()
+    );
+    // Nothing left to do.
+    assert_eq!(app.worker.run_once().await.unwrap(), 0);
+}
+
+#[tokio::test]
+async fn a_failed_send_stays_pending_and_is_retried() {
+    let app = spawn_app().await;
+    mount_broker(&app.broker, "ic-joseencrypt-short.json").await;
+    Mock::given(method("POST"))
+        .and(path("/v1/messages"))
+        .respond_with(
+            ResponseTemplate::new(503)
+                .set_body_raw(fixture("webex-error-429.json"), "application/json"),
+        )
+        .up_to_n_times(1)
+        .mount(&app.webex)
+        .await;
+    mount_webex_messages(&app.webex).await;
+
+    assert_eq!(
+        app.post_signed(&fixture("connect-sms-mo.json"))
+            .await
+            .status(),
+        200
+    );
+    app.worker.run_once().await.unwrap();
+    let (state, error): (String, String) = sqlx::query_as("SELECT state, last_error FROM outbox")
+        .fetch_one(&app.db)
+        .await
+        .unwrap();
+    assert_eq!(state, "pending");
+    assert!(error.contains("503"), "{error}");
+    assert!(
+        error.contains("ROUTER_6740F1C2"),
+        "the tracking id is kept: {error}"
+    );
+
+    // The test schedule retries after 1 ms.
+    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    app.worker.run_once().await.unwrap();
+    let (state, attempts): (String, i64) = sqlx::query_as("SELECT state, attempts FROM outbox")
+        .fetch_one(&app.db)
+        .await
+        .unwrap();
+    assert_eq!(state, "sent");
+    assert_eq!(attempts, 2);
+    assert_eq!(app.webex_posts().await.len(), 2);
+}
+
+#[tokio::test]
+async fn a_permanent_refusal_makes_the_row_dead() {
+    let app = spawn_app().await;
+    mount_broker(&app.broker, "ic-joseencrypt-short.json").await;
+    Mock::given(method("POST"))
+        .and(path("/v1/messages"))
+        .respond_with(ResponseTemplate::new(400).set_body_json(json!({
+            "message": "Unable to post message to room", "trackingId": "T-400"
+        })))
+        .expect(1)
+        .mount(&app.webex)
+        .await;
+    assert_eq!(
+        app.post_signed(&fixture("connect-sms-mo.json"))
+            .await
+            .status(),
+        200
+    );
+    app.worker.run_once().await.unwrap();
+    let (state, error): (String, String) = sqlx::query_as("SELECT state, last_error FROM outbox")
+        .fetch_one(&app.db)
+        .await
+        .unwrap();
+    assert_eq!(state, "dead");
+    assert!(error.contains("Unable to post message to room"), "{error}");
+    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    assert_eq!(app.worker.run_once().await.unwrap(), 0);
+}
+
+#[tokio::test]
+async fn notifications_can_go_to_a_person_by_email() {
+    let mut upstreams = Upstreams::start().await;
+    upstreams
+        .unset("EXPERT_ROOM_ID")
+        .set("EXPERT_EMAIL", "expert@example.com");
+    let app = upstreams.spawn().await;
+    mount_broker(&app.broker, "ic-joseencrypt-short.json").await;
+    mount_webex_messages(&app.webex).await;
+    app.post_signed(&fixture("connect-sms-mo.json")).await;
+    app.worker.run_once().await.unwrap();
+    let posts = app.webex_posts().await;
+    assert_eq!(posts[0]["toPersonEmail"], "expert@example.com");
+    assert!(posts[0].get("roomId").is_none());
+}
+
+#[tokio::test]
+async fn a_room_title_is_resolved_at_start_across_pages() {
+    let mut upstreams = Upstreams::start().await;
+    upstreams
+        .unset("EXPERT_ROOM_ID")
+        .set("EXPERT_ROOM_TITLE", "Video Experts");
+    let next = format!("{}/v1/rooms?cursor=page2", upstreams.webex.uri());
+    Mock::given(method("GET"))
+        .and(path("/v1/rooms"))
+        .and(query_param("type", "group"))
+        .and(query_param("max", "1000"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .insert_header("Link", format!("<{next}>; rel=\"next\"").as_str())
+                .set_body_json(json!({"items": [{"id": "other", "title": "Sales"}]})),
+        )
+        .expect(1)
+        .mount(&upstreams.webex)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/v1/rooms"))
+        .and(query_param("cursor", "page2"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_raw(fixture("webex-rooms.json"), "application/json"),
+        )
+        .expect(1)
+        .mount(&upstreams.webex)
+        .await;
+    let app = upstreams.spawn().await;
+    mount_broker(&app.broker, "ic-joseencrypt-short.json").await;
+    mount_webex_messages(&app.webex).await;
+    app.post_signed(&fixture("connect-sms-mo.json")).await;
+    app.worker.run_once().await.unwrap();
+    assert_eq!(app.webex_posts().await[0]["roomId"], EXPERT_ROOM);
+}
+
+#[tokio::test]
+async fn an_unknown_or_ambiguous_room_title_stops_start_up_listing_what_was_found() {
+    let mut upstreams = Upstreams::start().await;
+    upstreams
+        .unset("EXPERT_ROOM_ID")
+        .set("EXPERT_ROOM_TITLE", "Experts");
+    Mock::given(method("GET"))
+        .and(path("/v1/rooms"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_raw(fixture("webex-rooms.json"), "application/json"),
+        )
+        .mount(&upstreams.webex)
+        .await;
+    let error = upstreams
+        .build()
+        .await
+        .err()
+        .expect("must fail")
+        .to_string();
+    assert!(error.contains("\"Experts\""), "{error}");
+    assert!(
+        error.contains("\"Video Experts\""),
+        "lists the titles found: {error}"
+    );
+
+    let mut upstreams = Upstreams::start().await;
+    upstreams
+        .unset("EXPERT_ROOM_ID")
+        .set("EXPERT_ROOM_TITLE", "Video Experts");
+    Mock::given(method("GET"))
+        .and(path("/v1/rooms"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"items": [
+            {"id": "room-a", "title": "Video Experts"}, {"id": "room-b", "title": "Video Experts"}
+        ]})))
+        .mount(&upstreams.webex)
+        .await;
+    let error = upstreams
+        .build()
+        .await
+        .err()
+        .expect("must fail")
+        .to_string();
+    assert!(
+        error.contains("room-a") && error.contains("room-b"),
+        "{error}"
+    );
+}
+
+#[tokio::test]
+async fn start_up_names_a_missing_expert_target() {
+    let mut upstreams = Upstreams::start().await;
+    upstreams.unset("EXPERT_ROOM_ID");
+    let error = upstreams
+        .build()
+        .await
+        .err()
+        .expect("must fail")
+        .to_string();
+    assert!(error.contains("ICB_EXPERT_ROOM_ID"), "{error}");
+}
+
+#[tokio::test]
+async fn in_connect_mode_the_customer_gets_the_guest_link_by_whatsapp() {
+    let mut upstreams = Upstreams::start().await;
+    upstreams.set("REPLY_MODE", "connect");
+    let app = upstreams.spawn().await;
+    mount_broker(&app.broker, "ic-joseencrypt-short.json").await;
+    mount_webex_messages(&app.webex).await;
+    Mock::given(method("POST"))
+        .and(path("/resources/v1/messaging"))
+        .and(header("key", SERVICE_KEY))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_raw(fixture("connect-whatsapp-send-ok.json"), "application/json"),
+        )
+        .expect(1)
+        .mount(&app.connect)
+        .await;
+    let answer: Value = app
+        .post_signed(&fixture("connect-whatsapp-mo.json"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(app.worker.run_once().await.unwrap(), 2);
+    let requests = app.connect.received_requests().await.unwrap();
+    let reply_row: i64 = sqlx::query_scalar("SELECT id FROM outbox WHERE kind = 'customer_reply'")
+        .fetch_one(&app.db)
+        .await
+        .unwrap();
+    assert_eq!(
+        requests[0].body_json::<Value>().unwrap(),
+        json!({
+            "deliverychannel": "whatsapp",
+            "appid": "a_155054536910425280",
+            "destination": [{"waid": ["14155550142"]}],
+            "channels": {"OTT-Messaging": {"wa": {
+                "type": "text",
+                "text": {"body": format!("Join your video consultation: {SHORT_GUEST_URL}")},
+                "preview_url": "true",
+            }}},
+            "correlationid": reply_row.to_string(),
+            "callbackData": answer["conversationId"],
+        })
+    );
+    let upstream_id: String = sqlx::query_scalar("SELECT upstream_id FROM outbox WHERE id = ?")
+        .bind(reply_row)
+        .fetch_one(&app.db)
+        .await
+        .unwrap();
+    assert_eq!(upstream_id, "7c1e2f0a-5b7d-4d6e-9a51-3f1b2c4d5e6f");
+}

@@ -1,0 +1,154 @@
+//! `icbridge serve --sandbox`, run as a newcomer would: the printed curl, a guest link,
+//! both sent messages, and a clean stop.
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use serde_json::Value;
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
+use tokio::process::Command;
+
+#[tokio::test]
+async fn the_sandbox_runs_the_whole_flow_without_credentials() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_icbridge"))
+        .args(["serve", "--sandbox"])
+        .env_clear()
+        .env("ICB_LISTEN", "127.0.0.1:0")
+        .env(
+            "ICB_DATABASE_URL",
+            format!("sqlite://{}/sandbox.db", dir.path().display()),
+        )
+        .current_dir(dir.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut stderr = child.stderr.take().unwrap();
+    let logs = tokio::spawn(async move {
+        let mut text = String::new();
+        stderr.read_to_string(&mut text).await.unwrap();
+        text
+    });
+
+    // The banner: a curl with the address, the token and a sample body.
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut banner = Vec::new();
+    tokio::time::timeout(Duration::from_secs(20), async {
+        while let Some(line) = lines.next_line().await.unwrap() {
+            let done = line.contains("/sandbox/messages");
+            banner.push(line);
+            if done {
+                break;
+            }
+        }
+    })
+    .await
+    .expect("the sandbox prints its banner");
+    let banner = banner.join("\n");
+    let url = banner
+        .split_whitespace()
+        .find(|word| word.ends_with("/webhooks/connect"))
+        .expect("the curl names the endpoint")
+        .to_string();
+    let base = url.trim_end_matches("/webhooks/connect").to_string();
+    let token = banner
+        .split("Bearer ")
+        .nth(1)
+        .unwrap()
+        .split('\'')
+        .next()
+        .unwrap()
+        .to_string();
+    let sample = banner
+        .split("-d '")
+        .nth(1)
+        .unwrap()
+        .split('\'')
+        .next()
+        .unwrap()
+        .to_string();
+
+    let http = reqwest::Client::new();
+    let response = http
+        .post(&url)
+        .bearer_auth(&token)
+        .header("Content-Type", "application/json")
+        .body(sample.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let answer: Value = response.json().await.unwrap();
+    let guest_url = answer["guestUrl"].as_str().unwrap().to_string();
+    assert!(
+        guest_url.starts_with(&format!("{base}/sandbox/visit/")),
+        "{guest_url}"
+    );
+    assert_eq!(answer["created"], true);
+
+    // The worker sends the expert notification and the customer reply to the stand-ins.
+    let mut sent = Vec::new();
+    for _ in 0..100 {
+        let listing: Value = http
+            .get(format!("{base}/sandbox/messages"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        sent = listing["messages"].as_array().unwrap().clone();
+        if sent.len() >= 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(sent.len(), 2, "{sent:?}");
+    let to_experts = sent
+        .iter()
+        .find(|m| m["via"] == "webex")
+        .expect("an expert notification");
+    let to_customer = sent
+        .iter()
+        .find(|m| m["via"] == "whatsapp")
+        .expect("a customer reply");
+    assert!(to_experts["text"]
+        .as_str()
+        .unwrap()
+        .contains("Join as host"));
+    assert!(!to_experts["text"].as_str().unwrap().contains(&guest_url));
+    assert_eq!(to_customer["to"], "14155550142");
+    assert_eq!(to_customer["text"], answer["reply"]);
+
+    // Both links open a page.
+    let page = http.get(&guest_url).send().await.unwrap();
+    assert_eq!(page.status(), 200);
+    assert!(page.text().await.unwrap().contains("guest"));
+
+    // SIGTERM stops it cleanly.
+    let pid = child.id().unwrap().to_string();
+    let killed = std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let status = tokio::time::timeout(Duration::from_secs(15), child.wait())
+        .await
+        .expect("stops within the grace period")
+        .unwrap();
+    assert!(status.success(), "exit status {status:?}");
+
+    // Nothing personal in the logs.
+    let logs = logs.await.unwrap();
+    assert!(
+        logs.contains("+1415•••0142"),
+        "masked numbers are logged: {logs}"
+    );
+    assert!(!logs.contains("14155550142"), "full number in logs: {logs}");
+    assert!(
+        !logs.contains("video call with an advisor"),
+        "message text in logs: {logs}"
+    );
+}
