@@ -2,16 +2,16 @@
 //! deliveries that follow from it.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde::Serialize;
 use tokio::sync::Notify;
 use uuid::Uuid;
 
 use crate::clock::{self, now_ms};
-use crate::domain::{Channel, InboundMessage, ReplyTemplate, Vertical};
+use crate::domain::{Channel, InboundMessage, MeetingLinks, ReplyTemplate, Vertical};
 use crate::outbox::{Delivery, Purpose};
-use crate::store::{Answer, NewMeeting, Recorded, Store, StoreError};
+use crate::store::{Answer, Claim, NewMeeting, Recorded, Store, StoreError};
 use crate::upstream::instant_connect::{InstantConnectClient, MeetingRequest};
 use crate::upstream::webex::{Destination, NewMessage};
 use crate::upstream::UpstreamError;
@@ -22,18 +22,41 @@ pub const RENEW_BEFORE_EXPIRY: Duration = Duration::from_secs(5 * 60);
 /// How much of the customer's message goes into the expert's notification.
 const NOTIFICATION_TEXT_CHARS: usize = 1000;
 
+/// The whole time the broker may take for one message, retries included: Webex Connect
+/// gives up on a webhook after 10 s.
+pub const BROKER_BUDGET: Duration = Duration::from_secs(8);
+/// Retries after the first broker call.
+const BROKER_RETRIES: u32 = 2;
+/// Wait before a quick retry (times the attempt number) when the broker names none.
+const QUICK_RETRY_DELAY: Duration = Duration::from_millis(200);
+/// A retry with less time left than this is not started.
+const MIN_ATTEMPT_TIME: Duration = Duration::from_millis(500);
+/// How long a claim to create a meeting holds: past the broker budget, so only a crashed
+/// claimant's claim runs out.
+const CLAIM_LEASE: Duration = Duration::from_secs(10);
+/// How long a request waits for another request's meeting before answering 503.
+const WAIT_FOR_OTHER_REQUEST: Duration = Duration::from_secs(9);
+const CLAIM_POLL: Duration = Duration::from_millis(20);
+
 #[derive(Debug, thiserror::Error)]
 pub enum BridgeError {
     #[error(transparent)]
     Upstream(#[from] UpstreamError),
+    #[error("another request for this conversation could not get a meeting in time")]
+    MeetingUnavailable,
+    #[error("this customer opened too many meetings in the last hour")]
+    RateLimited { retry_after: Duration },
     #[error(transparent)]
     Store(#[from] StoreError),
 }
 
-/// How new meetings are made.
+/// How new meetings are made, and how many a customer may open.
 #[derive(Debug, Clone)]
-pub struct LinkOptions {
+pub struct MeetingPolicy {
     pub ttl: Duration,
+    /// One broker call's timeout (`ICB_IC_TIMEOUT`).
+    pub broker_timeout: Duration,
+    pub max_new_meetings_per_hour: u32,
     pub vertical: Vertical,
     pub short_urls: bool,
     pub host_login: bool,
@@ -68,7 +91,7 @@ pub struct Bridge {
 struct Inner {
     store: Store,
     broker: InstantConnectClient,
-    links: LinkOptions,
+    policy: MeetingPolicy,
     reply_template: ReplyTemplate,
     experts: Destination,
     /// `Some` when icbridge sends the guest link to the customer itself.
@@ -80,7 +103,7 @@ impl Bridge {
     pub fn new(
         store: Store,
         broker: InstantConnectClient,
-        links: LinkOptions,
+        policy: MeetingPolicy,
         reply_template: ReplyTemplate,
         experts: Destination,
         reply_senders: Option<ReplySenders>,
@@ -90,7 +113,7 @@ impl Bridge {
             inner: Arc::new(Inner {
                 store,
                 broker,
-                links,
+                policy,
                 reply_template,
                 experts,
                 reply_senders,
@@ -102,13 +125,19 @@ impl Bridge {
     /// Stores the message, finds or makes the conversation's meeting, and answers.
     ///
     /// The message is stored first, so it is kept even when the broker fails. A repeat of
-    /// an answered message (same channel and message id) gets the same answer again.
+    /// an answered message (same channel and message id) gets the same answer again. Of
+    /// concurrent requests that need a new meeting, one claims it in the database and calls
+    /// the broker; the others wait for that meeting.
     pub async fn handle_message(
         &self,
         message: &InboundMessage,
     ) -> Result<MessageReply, BridgeError> {
-        let inner = &self.inner;
-        let recorded = inner.store.record_message(message, now_ms()).await?;
+        let store = &self.inner.store;
+        let started = Instant::now();
+        let started_ms = now_ms();
+        let recorded = store.record_message(message, started_ms).await?;
+        let message_row = recorded.message_row();
+        let is_repeat = matches!(recorded, Recorded::Repeat { .. });
         if let Recorded::Repeat {
             answer: Some(answer),
             ..
@@ -118,27 +147,74 @@ impl Bridge {
                 "repeated message answered as before");
             return Ok(self.reply(answer));
         }
-        let message_row = recorded.message_row();
 
-        let valid_after = now_ms() + RENEW_BEFORE_EXPIRY.as_millis() as i64;
-        if let Some(answer) = inner.store.live_meeting(&message.key, valid_after).await? {
-            inner.store.answer_with(message_row, &answer).await?;
-            return Ok(self.reply(&answer));
+        let claim_id = Uuid::new_v4().to_string();
+        loop {
+            // A repeat that arrived while its first delivery was being handled gets the
+            // first delivery's answer.
+            if is_repeat {
+                if let Some(answer) = store.answer_of(message_row).await? {
+                    return Ok(self.reply(&answer));
+                }
+            }
+            let valid_after = now_ms() + RENEW_BEFORE_EXPIRY.as_millis() as i64;
+            if let Some(answer) = store.live_meeting(&message.key, valid_after).await? {
+                store.answer_with(message_row, &answer).await?;
+                return Ok(self.reply(&answer));
+            }
+            let now = now_ms();
+            let until = now + CLAIM_LEASE.as_millis() as i64;
+            match store
+                .claim_meeting(&message.key, &claim_id, started_ms, now, until)
+                .await?
+            {
+                Claim::Claimed => break,
+                Claim::Busy { failed_at } => {
+                    if failed_at.is_some_and(|failed| failed >= started_ms) {
+                        return Err(BridgeError::MeetingUnavailable);
+                    }
+                    if started.elapsed() >= WAIT_FOR_OTHER_REQUEST {
+                        return Err(BridgeError::MeetingUnavailable);
+                    }
+                    tokio::time::sleep(CLAIM_POLL).await;
+                }
+            }
         }
 
-        // No transaction is open during this call.
+        match self.open_meeting(message, message_row, &claim_id).await {
+            Ok(answer) => Ok(self.reply(&answer)),
+            Err(error) => {
+                let failed_at = matches!(error, BridgeError::Upstream(_)).then(now_ms);
+                store
+                    .release_claim(&message.key, &claim_id, failed_at)
+                    .await?;
+                Err(error)
+            }
+        }
+    }
+
+    /// Under this request's claim: checks the customer's limit, calls the broker, stores
+    /// the meeting with its deliveries.
+    async fn open_meeting(
+        &self,
+        message: &InboundMessage,
+        message_row: i64,
+        claim_id: &str,
+    ) -> Result<Answer, BridgeError> {
+        let inner = &self.inner;
+        self.check_meeting_limit(message).await?;
+
+        // No transaction is open during these calls.
         let sub = Uuid::new_v4().to_string();
-        let expires_at = now_ms() + inner.links.ttl.as_millis() as i64;
-        let links = inner
-            .broker
-            .create_meeting(&MeetingRequest {
-                sub: sub.clone(),
-                expires_at: expires_at.div_euclid(1000),
-                short_urls: inner.links.short_urls,
-                vertical: inner.links.vertical,
-                host_login: inner.links.host_login,
-            })
-            .await?;
+        let expires_at = now_ms() + inner.policy.ttl.as_millis() as i64;
+        let request = MeetingRequest {
+            sub: sub.clone(),
+            expires_at: expires_at.div_euclid(1000),
+            short_urls: inner.policy.short_urls,
+            vertical: inner.policy.vertical,
+            host_login: inner.policy.host_login,
+        };
+        let links = self.create_meeting_with_retries(&request).await?;
 
         let mut deliveries = vec![Delivery::WebexMessage(NewMessage {
             destination: inner.experts.clone(),
@@ -161,7 +237,8 @@ impl Bridge {
                 links: &links,
                 expires_at,
                 message_row,
-                valid_after,
+                valid_after: now_ms() + RENEW_BEFORE_EXPIRY.as_millis() as i64,
+                claim_id,
                 deliveries,
                 now: now_ms(),
             })
@@ -171,7 +248,57 @@ impl Bridge {
             tracing::info!(channel = %message.key.channel, customer = %message.key.customer,
                 conversation = %answer.conversation_id, meeting = %answer.meeting_id, "meeting created");
         }
-        Ok(self.reply(&answer))
+        Ok(answer)
+    }
+
+    /// Refuses a new meeting to a customer who opened too many in the last hour.
+    async fn check_meeting_limit(&self, message: &InboundMessage) -> Result<(), BridgeError> {
+        let limit = self.inner.policy.max_new_meetings_per_hour;
+        if limit == 0 {
+            return Ok(());
+        }
+        let hour = Duration::from_secs(3600).as_millis() as i64;
+        let now = now_ms();
+        let (opened, oldest) = self
+            .inner
+            .store
+            .meetings_opened_since(&message.key, now - hour)
+            .await?;
+        if opened < i64::from(limit) {
+            return Ok(());
+        }
+        let free_at = oldest.unwrap_or(now) + hour;
+        let retry_after = Duration::from_millis((free_at - now).max(1000) as u64);
+        tracing::warn!(customer = %message.key.customer, opened, "new meeting refused: hourly limit reached");
+        Err(BridgeError::RateLimited { retry_after })
+    }
+
+    /// Calls the broker, retrying quickly what a retry can fix, within [`BROKER_BUDGET`] in
+    /// all so that Webex Connect (10 s timeout) gets an answer in time.
+    async fn create_meeting_with_retries(
+        &self,
+        request: &MeetingRequest,
+    ) -> Result<MeetingLinks, UpstreamError> {
+        let deadline = Instant::now() + BROKER_BUDGET;
+        let mut attempt = 0;
+        loop {
+            let remaining = deadline.saturating_duration_since(Instant::now());
+            let timeout = self.inner.policy.broker_timeout.min(remaining);
+            let error = match self.inner.broker.create_meeting(request, timeout).await {
+                Ok(links) => return Ok(links),
+                Err(error) => error,
+            };
+            attempt += 1;
+            let delay = error.retry_after().unwrap_or(QUICK_RETRY_DELAY * attempt);
+            let remaining = deadline.saturating_duration_since(Instant::now());
+            // Another attempt is only worth it if it can still get an answer in time.
+            let fits = delay + MIN_ATTEMPT_TIME <= remaining;
+            if !error.is_retryable() || attempt > BROKER_RETRIES || !fits {
+                return Err(error);
+            }
+            tracing::warn!(%error, attempt, delay_ms = delay.as_millis() as u64, "broker call failed, retrying");
+            tokio::time::sleep(delay).await;
+        }
     }
 
     fn reply(&self, answer: &Answer) -> MessageReply {

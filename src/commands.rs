@@ -102,7 +102,7 @@ async fn link(settings: Settings, request: MeetingRequest, as_json: bool) -> Res
         token,
     );
     let links = client
-        .create_meeting(&request)
+        .create_meeting(&request, CLI_TIMEOUT)
         .await
         .map_err(|e| e.to_string())?;
     let expires_at = clock::rfc3339(request.expires_at * 1000);

@@ -42,6 +42,7 @@ const KNOWN_KEYS: &[&str] = &[
     "HOST_LOGIN",
     "REPLY_TEMPLATE",
     "RETRY_SCHEDULE",
+    "MAX_NEW_MEETINGS_PER_HOUR",
     "ADMIN_TOKEN",
     "PUBLIC_URL",
     "OAUTH_CLIENT_ID",
@@ -118,6 +119,8 @@ pub struct Settings {
     pub host_login: bool,
     pub reply_template: ReplyTemplate,
     pub retry_schedule: Vec<Duration>,
+    /// How many meetings one customer may open per hour (0 = no limit).
+    pub max_new_meetings_per_hour: u32,
     pub admin_token: Option<SecretString>,
     pub public_url: Option<Url>,
     pub oauth_client_id: Option<String>,
@@ -238,6 +241,7 @@ impl Settings {
                 reason: reason.to_string(),
             })?,
             retry_schedule: vars.duration_list("RETRY_SCHEDULE", "1s,5s,30s,2m,10m,30m,1h")?,
+            max_new_meetings_per_hour: vars.number("MAX_NEW_MEETINGS_PER_HOUR", 5)?,
             admin_token: vars.secret("ADMIN_TOKEN"),
             public_url: vars.url("PUBLIC_URL")?,
             oauth_client_id: vars.text("OAUTH_CLIENT_ID"),
@@ -338,6 +342,15 @@ impl Vars<'_> {
         }
     }
 
+    fn number(&self, key: &'static str, default: u32) -> Result<u32, ConfigError> {
+        match self.text(key) {
+            None => Ok(default),
+            Some(raw) => raw
+                .parse()
+                .map_err(|_| invalid(key, &raw, "a whole number")),
+        }
+    }
+
     fn duration(&self, key: &'static str, default: &str) -> Result<Duration, ConfigError> {
         let raw = self.text(key).unwrap_or_else(|| default.to_string());
         parse_duration(key, &raw)
@@ -398,6 +411,7 @@ mod tests {
         assert_eq!(s.reply_mode(false), ReplyMode::Response);
         assert_eq!(s.reply_mode(true), ReplyMode::Connect);
         assert_eq!(s.retry_schedule.len(), 7);
+        assert_eq!(s.max_new_meetings_per_hour, 5);
         assert_eq!(s.expert_target, None);
     }
 

@@ -11,7 +11,7 @@ use secrecy::SecretString;
 use tokio::sync::{watch, Notify};
 use url::Url;
 
-use crate::bridge::{Bridge, LinkOptions, ReplySenders};
+use crate::bridge::{Bridge, MeetingPolicy, ReplySenders};
 use crate::config::{ExpertTarget, ReplyMode, Settings};
 use crate::inbound::ConnectAuth;
 use crate::outbox::OutboxWorker;
@@ -125,11 +125,13 @@ impl Application {
         let bridge = Bridge::new(
             store.clone(),
             broker,
-            LinkOptions {
+            MeetingPolicy {
                 ttl: settings.link_ttl,
                 vertical: settings.vertical,
                 short_urls: settings.short_urls,
                 host_login: settings.host_login,
+                broker_timeout: settings.ic_timeout,
+                max_new_meetings_per_hour: settings.max_new_meetings_per_hour,
             },
             settings.reply_template.clone(),
             experts,

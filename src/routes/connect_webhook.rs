@@ -36,7 +36,10 @@ impl ResponseError for IntakeError {
             IntakeError::Body(_) => StatusCode::BAD_REQUEST,
             IntakeError::Payload(e) if e.is_malformed() => StatusCode::BAD_REQUEST,
             IntakeError::Payload(_) => StatusCode::UNPROCESSABLE_ENTITY,
-            IntakeError::Bridge(BridgeError::Upstream(_)) => StatusCode::SERVICE_UNAVAILABLE,
+            IntakeError::Bridge(BridgeError::Upstream(_) | BridgeError::MeetingUnavailable) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
+            IntakeError::Bridge(BridgeError::RateLimited { .. }) => StatusCode::TOO_MANY_REQUESTS,
             IntakeError::Bridge(BridgeError::Store(_)) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -49,13 +52,25 @@ impl ResponseError for IntakeError {
             IntakeError::Body(_) => json_error(status, "bad_request", self),
             IntakeError::Payload(e) if e.is_malformed() => json_error(status, "malformed_json", e),
             IntakeError::Payload(e) => json_error(status, "invalid_message", e),
-            IntakeError::Bridge(BridgeError::Upstream(e)) => {
-                tracing::warn!(error = %e, "answering 503: the meeting could not be created");
+            IntakeError::Bridge(
+                e @ (BridgeError::Upstream(_) | BridgeError::MeetingUnavailable),
+            ) => {
+                tracing::warn!(error = %e, "answering 503: no meeting could be created");
                 json_error(
                     status,
                     "upstream_unavailable",
                     "the video service is not available right now; the message is kept, retry later",
                 )
+            }
+            IntakeError::Bridge(BridgeError::RateLimited { retry_after }) => {
+                let seconds = retry_after.as_secs().max(1);
+                HttpResponse::build(status)
+                    .insert_header((actix_web::http::header::RETRY_AFTER, seconds.to_string()))
+                    .json(json!({
+                        "error": "rate_limited",
+                        "message": "this customer opened too many meetings in the last hour",
+                        "retryAfter": seconds,
+                    }))
             }
             IntakeError::Bridge(BridgeError::Store(e)) => {
                 tracing::error!(error = %e, "answering 500");

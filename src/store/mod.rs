@@ -59,6 +59,15 @@ impl Recorded {
     }
 }
 
+/// The outcome of trying to become the one request that creates a conversation's meeting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Claim {
+    /// This request creates the meeting.
+    Claimed,
+    /// Another request is creating it; `failed_at` is set when the last one gave up.
+    Busy { failed_at: Option<i64> },
+}
+
 /// A meeting the broker just made, to be stored with everything that follows from it.
 #[derive(Debug)]
 pub struct NewMeeting<'a> {
@@ -75,6 +84,8 @@ pub struct NewMeeting<'a> {
     /// A meeting still valid past this instant makes ours unnecessary (a concurrent
     /// request stored one first).
     pub valid_after: i64,
+    /// The claim under which the meeting was made; released with the commit.
+    pub claim_id: &'a str,
     /// Side effects to deliver once the meeting is stored.
     pub deliveries: Vec<OutboxEntry>,
     pub now: i64,
@@ -157,7 +168,7 @@ impl Store {
         })
     }
 
-    async fn answer_of(&self, message_row: i64) -> Result<Option<Answer>, StoreError> {
+    pub async fn answer_of(&self, message_row: i64) -> Result<Option<Answer>, StoreError> {
         let row = sqlx::query(
             "SELECT m.conversation_id, m.meeting_id, t.guest_url, t.host_url, t.expires_at,
                     m.opened_meeting
@@ -307,8 +318,106 @@ impl Store {
         .bind(new.message_row)
         .execute(&mut *tx)
         .await?;
+        sqlx::query(
+            "DELETE FROM meeting_claims
+             WHERE channel = ? AND customer = ? AND business = ? AND claim_id = ?",
+        )
+        .bind(key.channel.as_str())
+        .bind(key.customer.as_str())
+        .bind(key.business.as_str())
+        .bind(new.claim_id)
+        .execute(&mut *tx)
+        .await?;
         tx.commit().await?;
         Ok(answer)
+    }
+
+    /// Tries to become the request that creates the conversation's meeting, until `until`.
+    /// Succeeds when nobody holds the claim or the holder's claim ran out, unless the last
+    /// holder gave up on a broker failure after `arrived_at`: a request that was waiting for
+    /// that attempt shares its failure instead of trying again.
+    pub async fn claim_meeting(
+        &self,
+        key: &ConversationKey,
+        claim_id: &str,
+        arrived_at: i64,
+        now: i64,
+        until: i64,
+    ) -> Result<Claim, StoreError> {
+        let claimed = sqlx::query(
+            "INSERT INTO meeting_claims (channel, customer, business, claim_id, claimed_until)
+             VALUES (?, ?, ?, ?, ?)
+             ON CONFLICT (channel, customer, business) DO UPDATE
+                 SET claim_id = excluded.claim_id, claimed_until = excluded.claimed_until,
+                     failed_at = NULL
+                 WHERE meeting_claims.claimed_until <= ?
+                   AND (meeting_claims.failed_at IS NULL OR meeting_claims.failed_at < ?)
+             RETURNING claim_id",
+        )
+        .bind(key.channel.as_str())
+        .bind(key.customer.as_str())
+        .bind(key.business.as_str())
+        .bind(claim_id)
+        .bind(until)
+        .bind(now)
+        .bind(arrived_at)
+        .fetch_optional(&self.pool)
+        .await?;
+        if claimed.is_some() {
+            return Ok(Claim::Claimed);
+        }
+        let failed_at: Option<Option<i64>> = sqlx::query_scalar(
+            "SELECT failed_at FROM meeting_claims WHERE channel = ? AND customer = ? AND business = ?",
+        )
+        .bind(key.channel.as_str())
+        .bind(key.customer.as_str())
+        .bind(key.business.as_str())
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(Claim::Busy {
+            failed_at: failed_at.flatten(),
+        })
+    }
+
+    /// Gives a claim up without a meeting; `failed_at` tells waiters the broker failed.
+    pub async fn release_claim(
+        &self,
+        key: &ConversationKey,
+        claim_id: &str,
+        failed_at: Option<i64>,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE meeting_claims SET claimed_until = 0, failed_at = ?
+             WHERE channel = ? AND customer = ? AND business = ? AND claim_id = ?",
+        )
+        .bind(failed_at)
+        .bind(key.channel.as_str())
+        .bind(key.customer.as_str())
+        .bind(key.business.as_str())
+        .bind(claim_id)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// How many meetings were opened for this customer (on this channel, to any business
+    /// address) since `since`, and when the oldest of them was.
+    pub async fn meetings_opened_since(
+        &self,
+        key: &ConversationKey,
+        since: i64,
+    ) -> Result<(i64, Option<i64>), StoreError> {
+        let row = sqlx::query(
+            "SELECT COUNT(*), MIN(t.created_at)
+             FROM meetings t JOIN conversations c ON c.id = t.conversation_id
+             WHERE c.channel = ? AND c.customer = ? AND t.created_at > ?",
+        )
+        .bind(key.channel.as_str())
+        .bind(key.customer.as_str())
+        .bind(since)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok((row.get(0), row.get(1)))
     }
 
     /// Stores a delivery receipt and updates the outbound message it reports on (found by

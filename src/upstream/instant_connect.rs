@@ -1,6 +1,8 @@
 //! The Instant Connect broker: `POST /api/v2/joseencrypt` turns a meeting subject into
 //! host and guest links.
 
+use std::time::Duration;
+
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use url::Url;
@@ -74,9 +76,11 @@ impl InstantConnectClient {
         }
     }
 
+    /// One call to the broker, abandoned after `timeout`.
     pub async fn create_meeting(
         &self,
         request: &MeetingRequest,
+        timeout: Duration,
     ) -> Result<MeetingLinks, UpstreamError> {
         let body = JoseEncryptBody {
             aud: AUDIENCE,
@@ -92,6 +96,7 @@ impl InstantConnectClient {
             .http
             .post(endpoint(&self.base_url, "api/v2/joseencrypt"))
             .bearer_auth(self.token.expose_secret())
+            .timeout(timeout)
             .json(&body)
             .send()
             .await

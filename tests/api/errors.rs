@@ -123,24 +123,6 @@ async fn a_broker_answer_without_links_is_503() {
 }
 
 #[tokio::test]
-async fn after_a_broker_failure_the_retry_of_the_same_message_succeeds() {
-    let app = spawn_app().await;
-    Mock::given(method("POST"))
-        .and(path("/api/v2/joseencrypt"))
-        .respond_with(ResponseTemplate::new(502))
-        .up_to_n_times(1)
-        .mount(&app.broker)
-        .await;
-    mount_broker(&app.broker, "ic-joseencrypt-short.json").await;
-    let body = fixture("connect-sms-mo.json");
-    assert_eq!(app.post_signed(&body).await.status(), 503);
-    let retry = app.post_signed(&body).await;
-    assert_eq!(retry.status(), 200);
-    // Webex Connect's retry is the same message: still stored once.
-    assert_eq!(app.stored().await, (1, 1, 1, 1));
-}
-
-#[tokio::test]
 async fn unknown_paths_are_json_404() {
     let app = spawn_app().await;
     let response = app

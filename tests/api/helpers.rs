@@ -27,6 +27,7 @@ pub struct TestApp {
     pub connect: MockServer,
     pub worker: OutboxWorker,
     pub db: SqlitePool,
+    pub database_url: String,
     _dir: TempDir,
 }
 
@@ -123,6 +124,7 @@ impl Upstreams {
             connect: self.connect,
             worker,
             db,
+            database_url: self.vars["DATABASE_URL"].clone(),
             _dir: self.dir,
         }
     }
@@ -221,3 +223,88 @@ pub async fn mount_webex_messages(server: &MockServer) {
 
 pub const SHORT_GUEST_URL: &str = "https://instant.webex.com/visit/ckmNR7I";
 pub const SHORT_HOST_URL: &str = "https://instant.webex.com/visit/oCVp2LD";
+
+/// The real `icbridge serve` as a child process, for crash and shutdown tests.
+pub struct RunningBinary {
+    pub child: tokio::process::Child,
+    pub address: String,
+    pub logs: std::sync::Arc<std::sync::Mutex<String>>,
+}
+
+/// Starts `icbridge serve` with these settings (keys without `ICB_`) and waits until it
+/// listens.
+pub async fn spawn_binary(vars: &BTreeMap<String, String>) -> RunningBinary {
+    use tokio::io::{AsyncBufReadExt, BufReader};
+
+    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_icbridge"));
+    command
+        .arg("serve")
+        .env_clear()
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true);
+    for (key, value) in vars {
+        command.env(format!("ICB_{key}"), value);
+    }
+    let mut child = command.spawn().unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let logs = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    let address = tokio::time::timeout(std::time::Duration::from_secs(20), async {
+        while let Some(line) = lines.next_line().await.unwrap() {
+            logs.lock().unwrap().push_str(&line);
+            logs.lock().unwrap().push('\n');
+            if let Some(rest) = line.split("listening on ").nth(1) {
+                return rest.split_whitespace().next().unwrap().to_string();
+            }
+        }
+        panic!("icbridge exited before listening: {}", logs.lock().unwrap());
+    })
+    .await
+    .expect("icbridge starts listening");
+    let sink = logs.clone();
+    tokio::spawn(async move {
+        while let Ok(Some(line)) = lines.next_line().await {
+            sink.lock().unwrap().push_str(&line);
+            sink.lock().unwrap().push('\n');
+        }
+    });
+    RunningBinary {
+        child,
+        address,
+        logs,
+    }
+}
+
+impl RunningBinary {
+    pub fn signal(&self, signal: &str) {
+        let pid = self.child.id().expect("still running").to_string();
+        let status = std::process::Command::new("kill")
+            .args([signal, &pid])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
+    pub async fn wait(&mut self) -> std::process::ExitStatus {
+        tokio::time::timeout(std::time::Duration::from_secs(20), self.child.wait())
+            .await
+            .expect("icbridge stops")
+            .unwrap()
+    }
+}
+
+/// Polls `check` every 20 ms until it holds, for at most `seconds`.
+pub async fn eventually<F, Fut>(seconds: u64, mut check: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(seconds);
+    while std::time::Instant::now() < deadline {
+        if check().await {
+            return true;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    false
+}

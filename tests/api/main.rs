@@ -2,7 +2,9 @@
 //! stand-ins (wiremock) of every upstream.
 
 mod auth;
+mod broker;
 mod cli;
+mod concurrency;
 mod errors;
 mod helpers;
 mod intake;

@@ -1,0 +1,184 @@
+//! Bursts and duplicates: one meeting per conversation, guaranteed by the database.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use futures_util::future::join_all;
+use serde_json::{json, Value};
+use wiremock::matchers::{method, path};
+use wiremock::{Mock, ResponseTemplate};
+
+use crate::helpers::*;
+
+async fn slow_broker(app: &TestApp, delay_ms: u64) {
+    Mock::given(method("POST"))
+        .and(path("/api/v2/joseencrypt"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_delay(Duration::from_millis(delay_ms))
+                .set_body_raw(fixture("ic-joseencrypt-short.json"), "application/json"),
+        )
+        .mount(&app.broker)
+        .await;
+}
+
+fn message(customer: &str, id: &str) -> String {
+    json!({"channel": "sms", "from": customer, "to": "56263", "text": "hello", "messageId": id})
+        .to_string()
+}
+
+#[tokio::test]
+async fn twenty_simultaneous_first_messages_make_one_meeting() {
+    let app = spawn_app().await;
+    slow_broker(&app, 300).await;
+    let bodies: Vec<String> = (0..20)
+        .map(|i| message("+14155550123", &format!("burst-{i}")))
+        .collect();
+    let responses = join_all(bodies.iter().map(|body| app.post_flow(body))).await;
+    let mut guest_urls = BTreeSet::new();
+    let mut created = 0;
+    for response in responses {
+        assert_eq!(response.status(), 200);
+        let answer: Value = response.json().await.unwrap();
+        guest_urls.insert(answer["guestUrl"].as_str().unwrap().to_string());
+        created += usize::from(answer["created"] == true);
+    }
+    assert_eq!(guest_urls.len(), 1, "{guest_urls:?}");
+    assert_eq!(created, 1);
+    assert_eq!(app.broker_requests().await.len(), 1);
+    assert_eq!(app.stored().await, (20, 1, 1, 1));
+}
+
+#[tokio::test]
+async fn the_same_message_delivered_concurrently_is_handled_once() {
+    let app = spawn_app().await;
+    slow_broker(&app, 200).await;
+    let body = fixture("connect-sms-mo.json");
+    let responses = join_all((0..10).map(|_| app.post_signed(&body))).await;
+    let mut answers = BTreeSet::new();
+    for response in responses {
+        assert_eq!(response.status(), 200);
+        answers.insert(response.text().await.unwrap());
+    }
+    assert_eq!(
+        answers.len(),
+        1,
+        "every delivery gets the same answer: {answers:?}"
+    );
+    assert_eq!(app.broker_requests().await.len(), 1);
+    assert_eq!(app.stored().await, (1, 1, 1, 1));
+}
+
+#[tokio::test]
+async fn waiting_requests_give_up_with_the_request_whose_broker_call_failed() {
+    let app = spawn_app().await;
+    Mock::given(method("POST"))
+        .and(path("/api/v2/joseencrypt"))
+        .respond_with(ResponseTemplate::new(401).set_delay(Duration::from_millis(200)))
+        .mount(&app.broker)
+        .await;
+    let bodies: Vec<String> = (0..10)
+        .map(|i| message("+14155550123", &format!("f-{i}")))
+        .collect();
+    let started = std::time::Instant::now();
+    let responses = join_all(bodies.iter().map(|body| app.post_flow(body))).await;
+    for response in responses {
+        assert_eq!(response.status(), 503);
+    }
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "waiters did not wait out their budget"
+    );
+    assert_eq!(app.stored().await, (10, 0, 0, 0));
+    // The claim is not stuck: once the broker works, the next message gets a meeting.
+    app.broker.reset().await;
+    mount_broker(&app.broker, "ic-joseencrypt-short.json").await;
+    assert_eq!(
+        app.post_flow(&message("+14155550123", "after"))
+            .await
+            .status(),
+        200
+    );
+}
+
+#[tokio::test]
+async fn a_claim_left_by_a_crashed_instance_runs_out() {
+    let app = spawn_app().await;
+    mount_broker(&app.broker, "ic-joseencrypt-short.json").await;
+    // Another instance claimed this conversation's meeting, then died.
+    let now = (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64;
+    sqlx::query(
+        "INSERT INTO meeting_claims (channel, customer, business, claim_id, claimed_until)
+         VALUES ('sms', '+14155550123', '56263', 'dead-instance', ?)",
+    )
+    .bind(now + 500)
+    .execute(&app.db)
+    .await
+    .unwrap();
+    let started = std::time::Instant::now();
+    let response = app.post_signed(&fixture("connect-sms-mo.json")).await;
+    assert_eq!(response.status(), 200);
+    assert!(
+        started.elapsed() >= Duration::from_millis(300),
+        "waited for the claim to run out"
+    );
+    assert_eq!(app.broker_requests().await.len(), 1);
+    assert_eq!(
+        app.count("meeting_claims").await,
+        0,
+        "the claim is released with the meeting"
+    );
+}
+
+#[tokio::test]
+async fn different_customers_do_not_wait_for_each_other() {
+    let app = spawn_app().await;
+    slow_broker(&app, 500).await;
+    let bodies: Vec<String> = (0..10)
+        .map(|i| message(&format!("+1415555{:04}", 100 + i), "x"))
+        .collect();
+    let started = std::time::Instant::now();
+    let responses = join_all(bodies.iter().map(|body| app.post_flow(body))).await;
+    assert!(responses.iter().all(|r| r.status() == 200));
+    assert!(
+        started.elapsed() < Duration::from_millis(1500),
+        "in parallel: {:?}",
+        started.elapsed()
+    );
+    assert_eq!(app.broker_requests().await.len(), 10);
+}
+
+#[tokio::test]
+async fn a_customer_opening_too_many_meetings_is_rate_limited() {
+    let mut upstreams = Upstreams::start().await;
+    upstreams.set("MAX_NEW_MEETINGS_PER_HOUR", "2");
+    let app = upstreams.spawn().await;
+    mount_broker(&app.broker, "ic-joseencrypt-short.json").await;
+    let to = |business: &str, id: &str| {
+        json!({"channel": "sms", "from": "+14155550123", "to": business, "text": "hi", "messageId": id}).to_string()
+    };
+    assert_eq!(app.post_flow(&to("1000", "a")).await.status(), 200);
+    assert_eq!(app.post_flow(&to("2000", "b")).await.status(), 200);
+    let refused = app.post_flow(&to("3000", "c")).await;
+    assert_eq!(refused.status(), 429);
+    let retry_after: u64 = refused.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let body: Value = refused.json().await.unwrap();
+    assert_eq!(body["error"], "rate_limited");
+    assert_eq!(body["retryAfter"], retry_after);
+    assert!((3590..=3600).contains(&retry_after), "{retry_after}");
+    assert_eq!(
+        app.broker_requests().await.len(),
+        2,
+        "no broker call past the limit"
+    );
+    // A live meeting is still handed out.
+    assert_eq!(app.post_flow(&to("1000", "d")).await.status(), 200);
+    // Other customers are not affected.
+    let other =
+        json!({"channel": "sms", "from": "+14155550199", "to": "3000", "text": "hi"}).to_string();
+    assert_eq!(app.post_flow(&other).await.status(), 200);
+}
