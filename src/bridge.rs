@@ -150,16 +150,10 @@ impl Bridge {
 
         let claim_id = Uuid::new_v4().to_string();
         loop {
-            // A repeat that arrived while its first delivery was being handled gets the
-            // first delivery's answer.
-            if is_repeat {
-                if let Some(answer) = store.answer_of(message_row).await? {
-                    return Ok(self.reply(&answer));
-                }
-            }
-            let valid_after = now_ms() + RENEW_BEFORE_EXPIRY.as_millis() as i64;
-            if let Some(answer) = store.live_meeting(&message.key, valid_after).await? {
-                store.answer_with(message_row, &answer).await?;
+            if let Some(answer) = self
+                .existing_answer(message, message_row, is_repeat)
+                .await?
+            {
                 return Ok(self.reply(&answer));
             }
             let now = now_ms();
@@ -168,7 +162,20 @@ impl Bridge {
                 .claim_meeting(&message.key, &claim_id, started_ms, now, until)
                 .await?
             {
-                Claim::Claimed => break,
+                Claim::Claimed => {
+                    // The previous holder may have stored its meeting just before we
+                    // claimed: look again, now that nobody else can be creating one.
+                    match self
+                        .existing_answer(message, message_row, is_repeat)
+                        .await?
+                    {
+                        Some(answer) => {
+                            store.release_claim(&message.key, &claim_id, None).await?;
+                            return Ok(self.reply(&answer));
+                        }
+                        None => break,
+                    }
+                }
                 Claim::Busy { failed_at } => {
                     if failed_at.is_some_and(|failed| failed >= started_ms) {
                         return Err(BridgeError::MeetingUnavailable);
@@ -190,6 +197,27 @@ impl Bridge {
                     .await?;
                 Err(error)
             }
+        }
+    }
+
+    /// The answer this message can get without a new meeting: the one a concurrent delivery
+    /// of the same message got, or the conversation's live meeting.
+    async fn existing_answer(
+        &self,
+        message: &InboundMessage,
+        message_row: i64,
+        is_repeat: bool,
+    ) -> Result<Option<Answer>, StoreError> {
+        let store = &self.inner.store;
+        if is_repeat {
+            if let Some(answer) = store.answer_of(message_row).await? {
+                return Ok(Some(answer));
+            }
+        }
+        let valid_after = now_ms() + RENEW_BEFORE_EXPIRY.as_millis() as i64;
+        match store.live_meeting(&message.key, valid_after).await? {
+            Some(live) => Ok(Some(store.answer_with(message_row, &live).await?)),
+            None => Ok(None),
         }
     }
 

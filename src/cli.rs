@@ -56,6 +56,36 @@ pub enum Command {
     },
     /// Check the configuration and the upstream credentials; exits 1 if a check fails.
     Check,
+    /// Show and revive outbox rows: the deliveries to Webex and Webex Connect.
+    Outbox {
+        #[command(subcommand)]
+        command: OutboxCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum OutboxCommand {
+    /// List rows, newest first.
+    List {
+        /// Only rows in this state.
+        #[arg(long, value_enum)]
+        status: Option<OutboxStatusArg>,
+        /// At most this many rows.
+        #[arg(long, default_value_t = 50)]
+        limit: i64,
+    },
+    /// Make a dead (or waiting) row due now, with a fresh retry schedule.
+    Retry {
+        /// The row's id, as `outbox list` shows it.
+        id: i64,
+    },
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum OutboxStatusArg {
+    Pending,
+    Dead,
+    Sent,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]

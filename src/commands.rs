@@ -6,12 +6,12 @@ use std::time::Duration;
 use serde_json::json;
 use uuid::Uuid;
 
-use crate::cli::{Cli, Command, VerticalArg};
+use crate::cli::{Cli, Command, OutboxCommand, OutboxStatusArg, VerticalArg};
 use crate::clock::{self, now_ms};
 use crate::config::Settings;
 use crate::domain::Vertical;
 use crate::startup::{Application, ServeOptions};
-use crate::store::Store;
+use crate::store::{OutboxState, Store};
 use crate::telemetry;
 use crate::upstream::instant_connect::{InstantConnectClient, MeetingRequest};
 use crate::upstream::webex::WebexClient;
@@ -58,6 +58,7 @@ pub async fn run(cli: Cli) -> ExitCode {
             link(settings, request, json).await
         }
         Command::Check => return check(settings).await,
+        Command::Outbox { command } => outbox(settings, command).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -121,6 +122,50 @@ async fn link(settings: Settings, request: MeetingRequest, as_json: bool) -> Res
         println!("expires: {expires_at}");
     }
     Ok(())
+}
+
+async fn outbox(settings: Settings, command: OutboxCommand) -> Result<(), String> {
+    let store = Store::connect(&settings.database_url)
+        .await
+        .map_err(|e| e.to_string())?;
+    store.migrate().await.map_err(|e| e.to_string())?;
+    match command {
+        OutboxCommand::List { status, limit } => {
+            let state = status.map(|status| match status {
+                OutboxStatusArg::Pending => OutboxState::Pending,
+                OutboxStatusArg::Dead => OutboxState::Dead,
+                OutboxStatusArg::Sent => OutboxState::Sent,
+            });
+            let rows = store
+                .list_outbox(state, limit)
+                .await
+                .map_err(|e| e.to_string())?;
+            println!(
+                "{:>6}  {:<20} {:<8} {:>8}  {:<20}  LAST ERROR",
+                "ID", "KIND", "STATE", "ATTEMPTS", "CREATED"
+            );
+            for row in rows {
+                println!(
+                    "{:>6}  {:<20} {:<8} {:>8}  {:<20}  {}",
+                    row.id,
+                    row.kind,
+                    row.state,
+                    row.attempts,
+                    clock::rfc3339(row.created_at),
+                    row.last_error.as_deref().unwrap_or("-"),
+                );
+            }
+            Ok(())
+        }
+        OutboxCommand::Retry { id } => {
+            store
+                .revive_outbox(id, now_ms())
+                .await
+                .map_err(|e| e.to_string())?;
+            println!("outbox row {id} is due now; a running icbridge delivers it");
+            Ok(())
+        }
+    }
 }
 
 /// Runs every check and prints each as `ok` or `failed` with the reason.

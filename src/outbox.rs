@@ -63,8 +63,9 @@ impl Delivery {
 }
 
 /// How long a claimed row stays reserved for the worker that claimed it: longer than any
-/// single send can take (client timeouts are 10 s).
-const LEASE: Duration = Duration::from_secs(60);
+/// single send can take (client timeouts are 10 s). A worker that dies mid-send delays
+/// its rows by at most this much.
+const LEASE: Duration = Duration::from_secs(30);
 const BATCH: i64 = 64;
 /// How often the worker looks for due rows when nothing wakes it.
 const IDLE_POLL: Duration = Duration::from_millis(500);

@@ -217,10 +217,16 @@ impl Store {
         }))
     }
 
-    /// Answers a message with an existing meeting.
-    pub async fn answer_with(&self, message_row: i64, answer: &Answer) -> Result<(), StoreError> {
-        sqlx::query(
-            "UPDATE messages SET conversation_id = ?, meeting_id = ?, opened_meeting = ? WHERE id = ?",
+    /// Answers a message with an existing meeting, unless a concurrent delivery of the same
+    /// message was answered first: then that first answer is returned and kept.
+    pub async fn answer_with(
+        &self,
+        message_row: i64,
+        answer: &Answer,
+    ) -> Result<Answer, StoreError> {
+        let updated = sqlx::query(
+            "UPDATE messages SET conversation_id = ?, meeting_id = ?, opened_meeting = ?
+             WHERE id = ? AND meeting_id IS NULL",
         )
         .bind(&answer.conversation_id)
         .bind(&answer.meeting_id)
@@ -228,7 +234,13 @@ impl Store {
         .bind(message_row)
         .execute(&self.pool)
         .await?;
-        Ok(())
+        if updated.rows_affected() == 1 {
+            return Ok(answer.clone());
+        }
+        Ok(self
+            .answer_of(message_row)
+            .await?
+            .unwrap_or_else(|| answer.clone()))
     }
 
     /// Stores a new meeting in one transaction with its conversation (opened if none is

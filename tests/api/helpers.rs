@@ -227,6 +227,7 @@ pub const SHORT_HOST_URL: &str = "https://instant.webex.com/visit/oCVp2LD";
 /// The real `icbridge serve` as a child process, for crash and shutdown tests.
 pub struct RunningBinary {
     pub child: tokio::process::Child,
+    /// `http://127.0.0.1:PORT`
     pub address: String,
     pub logs: std::sync::Arc<std::sync::Mutex<String>>,
 }

@@ -1,0 +1,136 @@
+//! The real binary killed and stopped: nothing acknowledged is lost.
+
+use std::time::Duration;
+
+use serde_json::Value;
+use wiremock::matchers::{method, path};
+use wiremock::{Mock, ResponseTemplate};
+
+use crate::helpers::*;
+
+#[tokio::test]
+async fn a_notification_survives_sigkill_and_is_delivered_once_after_restart() {
+    let mut upstreams = Upstreams::start().await;
+    upstreams.set("RETRY_SCHEDULE", "50ms,50ms,50ms,50ms,50ms,50ms,50ms,50ms,50ms,50ms,50ms,50ms,50ms,50ms,50ms,50ms,50ms,50ms,50ms,50ms");
+    mount_broker(&upstreams.broker, "ic-joseencrypt-short.json").await;
+    Mock::given(method("POST"))
+        .and(path("/v1/messages"))
+        .respond_with(ResponseTemplate::new(503))
+        .mount(&upstreams.webex)
+        .await;
+
+    let mut first = spawn_binary(&upstreams.vars).await;
+    let body = fixture("connect-sms-mo.json");
+    let http = reqwest::Client::new();
+    let response = http
+        .post(format!("{}/webhooks/connect", first.address))
+        .header("X-Hub-Signature", sign_sha256(body.as_bytes()))
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let answer: Value = response.json().await.unwrap();
+
+    // Webex is down; the worker keeps trying.
+    let webex = &upstreams.webex;
+    assert!(
+        eventually(10, || async {
+            webex.received_requests().await.unwrap().len() >= 2
+        })
+        .await
+    );
+    first.signal("-KILL");
+    first.wait().await;
+
+    // Webex recovers; a new process on the same database delivers what was pending.
+    webex.reset().await;
+    mount_webex_messages(webex).await;
+    let second = spawn_binary(&upstreams.vars).await;
+    let db = sqlx::sqlite::SqlitePoolOptions::new()
+        .connect(&upstreams.vars["DATABASE_URL"])
+        .await
+        .unwrap();
+    // A send cut off mid-flight waits for its lease (30 s) to run out; give it that long.
+    let delivered = eventually(40, || async {
+        let state: String = sqlx::query_scalar("SELECT state FROM outbox")
+            .fetch_one(&db)
+            .await
+            .unwrap();
+        state == "sent"
+    })
+    .await;
+    assert!(delivered, "{}", second.logs.lock().unwrap());
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let posts = webex.received_requests().await.unwrap();
+    assert_eq!(posts.len(), 1, "delivered exactly once after recovery");
+    let markdown: Value = posts[0].body_json().unwrap();
+    assert!(markdown["markdown"]
+        .as_str()
+        .unwrap()
+        .contains("+1415•••0123"));
+
+    // The acknowledged message and its meeting are all there.
+    let (messages, meetings): (i64, i64) =
+        sqlx::query_as("SELECT (SELECT COUNT(*) FROM messages), (SELECT COUNT(*) FROM meetings)")
+            .fetch_one(&db)
+            .await
+            .unwrap();
+    assert_eq!((messages, meetings), (1, 1));
+    let guest: String = sqlx::query_scalar("SELECT guest_url FROM meetings")
+        .fetch_one(&db)
+        .await
+        .unwrap();
+    assert_eq!(answer["guestUrl"], guest);
+}
+
+#[tokio::test]
+async fn sigterm_lets_the_request_in_flight_finish_and_exits_0() {
+    let upstreams = Upstreams::start().await;
+    Mock::given(method("POST"))
+        .and(path("/api/v2/joseencrypt"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_delay(Duration::from_millis(1500))
+                .set_body_raw(fixture("ic-joseencrypt-short.json"), "application/json"),
+        )
+        .mount(&upstreams.broker)
+        .await;
+    mount_webex_messages(&upstreams.webex).await;
+    let mut app = spawn_binary(&upstreams.vars).await;
+    let url = format!("{}/webhooks/connect", app.address);
+    let body = fixture("connect-sms-mo.json");
+    let signature = sign_sha256(body.as_bytes());
+    let in_flight = tokio::spawn(async move {
+        reqwest::Client::new()
+            .post(url)
+            .header("X-Hub-Signature", signature)
+            .body(body)
+            .send()
+            .await
+            .unwrap()
+            .status()
+    });
+    // Wait until the request reached the broker, then ask icbridge to stop.
+    let broker = &upstreams.broker;
+    assert!(
+        eventually(10, || async {
+            !broker.received_requests().await.unwrap().is_empty()
+        })
+        .await
+    );
+    app.signal("-TERM");
+    assert_eq!(
+        in_flight.await.unwrap(),
+        200,
+        "the request in flight is answered"
+    );
+    let status = app.wait().await;
+    assert!(status.success(), "exit status {status:?}");
+    // New connections are refused once it stopped.
+    let after = reqwest::Client::new()
+        .get(format!("{}/healthz", app.address))
+        .send()
+        .await;
+    assert!(after.is_err());
+}

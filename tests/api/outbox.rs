@@ -1,0 +1,232 @@
+//! The outbox: backoff, Retry-After, dead letters, leases, and the operator's verbs.
+
+use std::time::Duration;
+
+use serde_json::json;
+use wiremock::matchers::{method, path};
+use wiremock::{Mock, ResponseTemplate};
+
+use crate::cli::icbridge;
+use crate::helpers::*;
+
+fn now_ms() -> i64 {
+    (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64
+}
+
+async fn app_with_schedule(schedule: &str) -> TestApp {
+    let mut upstreams = Upstreams::start().await;
+    upstreams.set("RETRY_SCHEDULE", schedule);
+    let app = upstreams.spawn().await;
+    mount_broker(&app.broker, "ic-joseencrypt-short.json").await;
+    assert_eq!(
+        app.post_signed(&fixture("connect-sms-mo.json"))
+            .await
+            .status(),
+        200
+    );
+    app
+}
+
+async fn outbox_row(app: &TestApp) -> (String, i64, i64, Option<String>) {
+    sqlx::query_as("SELECT state, attempts, next_attempt_at, last_error FROM outbox")
+        .fetch_one(&app.db)
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn backoff_follows_the_schedule_with_jitter() {
+    let app = app_with_schedule("1s,5m").await;
+    Mock::given(method("POST"))
+        .and(path("/v1/messages"))
+        .respond_with(ResponseTemplate::new(500))
+        .mount(&app.webex)
+        .await;
+    let before = now_ms();
+    app.worker.run_once().await.unwrap();
+    let after = now_ms();
+    let (state, attempts, next, _) = outbox_row(&app).await;
+    assert_eq!((state.as_str(), attempts), ("pending", 1));
+    // 1 s ± 20%.
+    assert!(
+        next - before >= 800 && next - after <= 1200,
+        "next attempt in {} ms",
+        next - before
+    );
+    // Not due yet: nothing is claimed.
+    assert_eq!(app.worker.run_once().await.unwrap(), 0);
+}
+
+#[tokio::test]
+async fn retry_after_is_honoured_within_the_step_and_twice_it() {
+    let app = app_with_schedule("200ms,1h").await;
+    Mock::given(method("POST"))
+        .and(path("/v1/messages"))
+        .respond_with(
+            ResponseTemplate::new(429)
+                .insert_header("Retry-After", "1")
+                .set_body_raw(fixture("webex-error-429.json"), "application/json"),
+        )
+        .mount(&app.webex)
+        .await;
+    let before = now_ms();
+    app.worker.run_once().await.unwrap();
+    let after = now_ms();
+    let (_, _, next, error) = outbox_row(&app).await;
+    // Asked for 1 s; the step is 200 ms, so at most 400 ms.
+    assert!(
+        next - before >= 400 && next - after <= 400,
+        "next attempt in {} ms",
+        next - before
+    );
+    assert!(error.unwrap().contains("Too many requests"));
+
+    let app = app_with_schedule("3s,1h").await;
+    Mock::given(method("POST"))
+        .and(path("/v1/messages"))
+        .respond_with(ResponseTemplate::new(503).insert_header("Retry-After", "1"))
+        .mount(&app.webex)
+        .await;
+    let before = now_ms();
+    app.worker.run_once().await.unwrap();
+    let after = now_ms();
+    let (_, _, next, _) = outbox_row(&app).await;
+    // Asked for 1 s; at least the 3 s step.
+    assert!(
+        next - before >= 3000 && next - after <= 3000,
+        "next attempt in {} ms",
+        next - before
+    );
+}
+
+#[tokio::test]
+async fn the_end_of_the_schedule_makes_the_row_dead() {
+    let app = app_with_schedule("1ms,1ms").await;
+    Mock::given(method("POST"))
+        .and(path("/v1/messages"))
+        .respond_with(
+            ResponseTemplate::new(500)
+                .set_body_json(json!({"message": "boom", "trackingId": "T-500"})),
+        )
+        .expect(3)
+        .mount(&app.webex)
+        .await;
+    for _ in 0..5 {
+        app.worker.run_once().await.unwrap();
+        tokio::time::sleep(Duration::from_millis(3)).await;
+    }
+    let (state, attempts, _, error) = outbox_row(&app).await;
+    assert_eq!((state.as_str(), attempts), ("dead", 3));
+    let error = error.unwrap();
+    assert!(error.contains("boom") && error.contains("T-500"), "{error}");
+}
+
+#[tokio::test]
+async fn request_timeouts_and_408_409_425_are_retried_but_other_4xx_are_not() {
+    for (status, retried) in [
+        (408, true),
+        (409, true),
+        (425, true),
+        (404, false),
+        (403, false),
+        (401, false),
+    ] {
+        let app = app_with_schedule("1h").await;
+        Mock::given(method("POST"))
+            .and(path("/v1/messages"))
+            .respond_with(ResponseTemplate::new(status))
+            .mount(&app.webex)
+            .await;
+        app.worker.run_once().await.unwrap();
+        let (state, _, _, _) = outbox_row(&app).await;
+        assert_eq!(
+            state,
+            if retried { "pending" } else { "dead" },
+            "HTTP {status}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_row_claimed_by_a_crashed_worker_comes_back_when_its_lease_runs_out() {
+    let app = app_with_schedule("1ms").await;
+    mount_webex_messages(&app.webex).await;
+    // Another worker claimed the row and died mid-send.
+    sqlx::query("UPDATE outbox SET leased_until = ?, attempts = 1")
+        .bind(now_ms() + 60_000)
+        .execute(&app.db)
+        .await
+        .unwrap();
+    assert_eq!(
+        app.worker.run_once().await.unwrap(),
+        0,
+        "leased rows are left alone"
+    );
+    sqlx::query("UPDATE outbox SET leased_until = ?")
+        .bind(now_ms() - 1)
+        .execute(&app.db)
+        .await
+        .unwrap();
+    assert_eq!(app.worker.run_once().await.unwrap(), 1);
+    let (state, attempts, _, _) = outbox_row(&app).await;
+    assert_eq!((state.as_str(), attempts), ("sent", 2));
+}
+
+#[tokio::test]
+async fn operators_list_dead_rows_and_retry_them() {
+    let app = app_with_schedule("1h").await;
+    Mock::given(method("POST"))
+        .and(path("/v1/messages"))
+        .respond_with(
+            ResponseTemplate::new(403)
+                .set_body_json(json!({"message": "bot not in room", "trackingId": "T-403"})),
+        )
+        .up_to_n_times(1)
+        .mount(&app.webex)
+        .await;
+    mount_webex_messages(&app.webex).await;
+    app.worker.run_once().await.unwrap();
+    let id: i64 = sqlx::query_scalar("SELECT id FROM outbox")
+        .fetch_one(&app.db)
+        .await
+        .unwrap();
+
+    let db = [("DATABASE_URL", app.database_url.clone())];
+    let listed = icbridge(&["outbox", "list", "--status", "dead"], &db).await;
+    assert!(listed.status.success());
+    let text = String::from_utf8_lossy(&listed.stdout).into_owned();
+    let row = text
+        .lines()
+        .find(|l| l.trim_start().starts_with(&id.to_string()))
+        .expect(&text);
+    assert!(
+        row.contains("expert_notification")
+            && row.contains("dead")
+            && row.contains("bot not in room"),
+        "{row}"
+    );
+    let pending = icbridge(&["outbox", "list", "--status", "pending"], &db).await;
+    assert_eq!(
+        String::from_utf8_lossy(&pending.stdout).lines().count(),
+        1,
+        "only the header"
+    );
+
+    let retried = icbridge(&["outbox", "retry", &id.to_string()], &db).await;
+    assert!(
+        retried.status.success(),
+        "{}",
+        String::from_utf8_lossy(&retried.stderr)
+    );
+    let (state, attempts, _, _) = outbox_row(&app).await;
+    assert_eq!((state.as_str(), attempts), ("pending", 0));
+    app.worker.run_once().await.unwrap();
+    assert_eq!(outbox_row(&app).await.0, "sent");
+
+    // A sent row cannot be retried; an unknown one neither.
+    let again = icbridge(&["outbox", "retry", &id.to_string()], &db).await;
+    assert!(!again.status.success());
+    let unknown = icbridge(&["outbox", "retry", "999"], &db).await;
+    assert!(!unknown.status.success());
+    assert!(String::from_utf8_lossy(&unknown.stderr).contains("999"));
+}
