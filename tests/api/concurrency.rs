@@ -182,3 +182,40 @@ async fn a_customer_opening_too_many_meetings_is_rate_limited() {
         json!({"channel": "sms", "from": "+14155550199", "to": "3000", "text": "hi"}).to_string();
     assert_eq!(app.post_flow(&other).await.status(), 200);
 }
+
+#[tokio::test]
+async fn two_processes_on_one_database_still_make_one_meeting() {
+    let upstreams = Upstreams::start().await;
+    Mock::given(method("POST"))
+        .and(path("/api/v2/joseencrypt"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_delay(Duration::from_millis(300))
+                .set_body_raw(fixture("ic-joseencrypt-short.json"), "application/json"),
+        )
+        .mount(&upstreams.broker)
+        .await;
+    let first = spawn_binary(&upstreams.vars).await;
+    let second = spawn_binary(&upstreams.vars).await;
+    let http = reqwest::Client::new();
+    let posts = (0..20).map(|i| {
+        let address = if i % 2 == 0 {
+            &first.address
+        } else {
+            &second.address
+        };
+        http.post(format!("{address}/webhooks/connect"))
+            .bearer_auth(FLOW_TOKEN)
+            .body(message("+14155550123", &format!("two-{i}")))
+            .send()
+    });
+    let mut guest_urls = BTreeSet::new();
+    for response in join_all(posts).await {
+        let response = response.unwrap();
+        assert_eq!(response.status(), 200);
+        let answer: Value = response.json().await.unwrap();
+        guest_urls.insert(answer["guestUrl"].as_str().unwrap().to_string());
+    }
+    assert_eq!(guest_urls.len(), 1);
+    assert_eq!(upstreams.broker.received_requests().await.unwrap().len(), 1);
+}
