@@ -10,8 +10,11 @@ use uuid::Uuid;
 
 use crate::clock::{self, now_ms};
 use crate::domain::{Channel, InboundMessage, MeetingLinks, ReplyTemplate, Vertical};
-use crate::outbox::{Delivery, Purpose};
-use crate::store::{Answer, Claim, NewMeeting, Recorded, Store, StoreError};
+use crate::inbound::DeliveryReceipt;
+use crate::outbox::{is_customer_reply, outbox_id_of, Delivery, Purpose};
+use crate::store::{
+    Answer, Claim, ConversationInfo, NewMeeting, OutboxEntry, Recorded, Store, StoreError,
+};
 use crate::upstream::instant_connect::{InstantConnectClient, MeetingRequest};
 use crate::upstream::webex::{Destination, NewMessage};
 use crate::upstream::UpstreamError;
@@ -68,6 +71,8 @@ pub struct MeetingPolicy {
 pub struct ReplySenders {
     pub sms_sender: Option<String>,
     pub whatsapp_app_id: Option<String>,
+    /// Send the live guest link again for every later message (`ICB_FOLLOWUP_REPLY=link`).
+    pub resend_link_on_followup: bool,
 }
 
 /// The answer to a message, as `POST /webhooks/connect` returns it.
@@ -215,10 +220,73 @@ impl Bridge {
             }
         }
         let valid_after = now_ms() + RENEW_BEFORE_EXPIRY.as_millis() as i64;
-        match store.live_meeting(&message.key, valid_after).await? {
-            Some(live) => Ok(Some(store.answer_with(message_row, &live).await?)),
-            None => Ok(None),
+        let Some(live) = store.live_meeting(&message.key, valid_after).await? else {
+            return Ok(None);
+        };
+        let followups: Vec<OutboxEntry> = match &self.inner.reply_senders {
+            Some(senders) if senders.resend_link_on_followup && !is_repeat => {
+                let text = self.inner.reply_template.render(&live.guest_url);
+                vec![customer_reply(message, senders, text).entry(Purpose::CustomerReply)]
+            }
+            _ => Vec::new(),
+        };
+        let answer = store
+            .answer_with(message_row, &live, &followups, now_ms())
+            .await?;
+        if !followups.is_empty() {
+            self.inner.outbox_wake.notify_one();
         }
+        Ok(Some(answer))
+    }
+
+    /// Records a delivery receipt for a message icbridge sent. When WhatsApp refused a reply
+    /// because the customer's 24-hour window closed, the experts are told in the
+    /// conversation's thread that the customer must write first.
+    pub async fn handle_receipt(
+        &self,
+        receipt: &DeliveryReceipt,
+        payload: &str,
+    ) -> Result<(), BridgeError> {
+        let store = &self.inner.store;
+        let status = receipt.status();
+        let outbox_id = receipt.correlation_id.as_deref().and_then(outbox_id_of);
+        let matched = store
+            .record_receipt(receipt, outbox_id, status.as_str(), payload, now_ms())
+            .await?;
+        tracing::info!(outbox_id = ?matched.as_ref().map(|m| m.outbox_id), code = ?receipt.code,
+            status = status.as_str(), "delivery receipt recorded");
+        let Some(matched) = matched else {
+            return Ok(());
+        };
+        if !receipt.is_whatsapp_window_closed()
+            || matched.repeated
+            || !is_customer_reply(&matched.kind)
+        {
+            return Ok(());
+        }
+        let Some(conversation_id) = &matched.conversation_id else {
+            return Ok(());
+        };
+        let Some(conversation) = store.conversation(conversation_id).await? else {
+            return Ok(());
+        };
+        tracing::warn!(conversation = %conversation.id, customer = %conversation.customer,
+            "WhatsApp reply refused: the customer's 24-hour window is closed");
+        let notice = window_closed_markdown(&conversation);
+        let delivery = Delivery::WebexMessage(NewMessage {
+            destination: self.inner.experts.clone(),
+            markdown: notice,
+            parent_id: conversation.thread_message_id.clone(),
+        });
+        store
+            .enqueue(
+                &delivery.entry(Purpose::ExpertNotice),
+                Some(&conversation.id),
+                now_ms(),
+            )
+            .await?;
+        self.inner.outbox_wake.notify_one();
+        Ok(())
     }
 
     /// Under this request's claim: checks the customer's limit, calls the broker, stores
@@ -339,6 +407,20 @@ impl Bridge {
             expires_at: clock::rfc3339(answer.expires_at),
         }
     }
+}
+
+fn window_closed_markdown(conversation: &ConversationInfo) -> String {
+    let who = if conversation.thread_message_id.is_some() {
+        "The customer".to_string()
+    } else {
+        // Not in the thread: say who it is about.
+        format!("The customer {}", conversation.customer.masked())
+    };
+    format!(
+        "⚠️ {who} did not get the WhatsApp reply: their 24-hour window is closed (code 7710). \
+         WhatsApp only lets free-form messages reach a customer within 24 hours of their last \
+         message, so **the customer must write first**."
+    )
 }
 
 fn customer_reply(message: &InboundMessage, senders: &ReplySenders, text: String) -> Delivery {

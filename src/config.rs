@@ -36,6 +36,7 @@ const KNOWN_KEYS: &[&str] = &[
     "EXPERT_ROOM_TITLE",
     "EXPERT_EMAIL",
     "REPLY_MODE",
+    "FOLLOWUP_REPLY",
     "LINK_TTL",
     "VERTICAL",
     "SHORT_URLS",
@@ -88,6 +89,14 @@ pub enum ReplyMode {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FollowupReply {
+    /// Only the message that opens a meeting is answered automatically.
+    None,
+    /// Every later message is answered with the live guest link too.
+    Link,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LogFormat {
     Text,
     Json,
@@ -113,6 +122,9 @@ pub struct Settings {
     pub expert_target: Option<ExpertTarget>,
     /// `None` when `ICB_REPLY_MODE` is not set: see [`Settings::reply_mode`].
     pub reply_mode: Option<ReplyMode>,
+    /// Whether later messages of a conversation get the live guest link again
+    /// (`ICB_REPLY_MODE=connect` only).
+    pub followup_reply: FollowupReply,
     pub link_ttl: Duration,
     pub vertical: Vertical,
     pub short_urls: bool,
@@ -222,6 +234,11 @@ impl Settings {
                 Some("response") => Some(ReplyMode::Response),
                 Some("connect") => Some(ReplyMode::Connect),
                 Some(other) => return Err(invalid("REPLY_MODE", other, "`response` or `connect`")),
+            },
+            followup_reply: match vars.text("FOLLOWUP_REPLY").as_deref() {
+                None | Some("none") => FollowupReply::None,
+                Some("link") => FollowupReply::Link,
+                Some(other) => return Err(invalid("FOLLOWUP_REPLY", other, "`none` or `link`")),
             },
             link_ttl,
             vertical: match vars.text("VERTICAL").as_deref() {

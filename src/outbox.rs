@@ -22,17 +22,44 @@ use crate::upstream::UpstreamError;
 /// Why a row exists; shown to operators.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Purpose {
+    /// A new meeting's host link for the experts.
     ExpertNotification,
+    /// Something else the experts should know about a conversation.
+    ExpertNotice,
     CustomerReply,
 }
 
 impl Purpose {
     pub fn as_str(self) -> &'static str {
         match self {
-            Purpose::ExpertNotification => "expert_notification",
-            Purpose::CustomerReply => "customer_reply",
+            Purpose::ExpertNotification => crate::store::EXPERT_NOTIFICATION,
+            Purpose::ExpertNotice => "expert_notice",
+            Purpose::CustomerReply => CUSTOMER_REPLY,
         }
     }
+}
+
+const CUSTOMER_REPLY: &str = "customer_reply";
+
+/// The correlation id sent with a message to Webex Connect: the outbox row's id, prefixed so
+/// that receipts for messages others sent (a flow's own replies) never match a row.
+pub fn correlation_id(outbox_id: i64) -> String {
+    format!("{CORRELATION_PREFIX}{outbox_id}")
+}
+
+/// The outbox row a receipt's correlation id names, if icbridge made it.
+pub fn outbox_id_of(correlation_id: &str) -> Option<i64> {
+    correlation_id
+        .strip_prefix(CORRELATION_PREFIX)?
+        .parse()
+        .ok()
+}
+
+const CORRELATION_PREFIX: &str = "icb-";
+
+/// Whether an outbox row of this kind went to the customer.
+pub fn is_customer_reply(kind: &str) -> bool {
+    kind == CUSTOMER_REPLY
 }
 
 /// The request a row makes, stored as JSON. Correlation ids are filled in at send time
@@ -161,7 +188,7 @@ impl OutboxWorker {
     }
 
     async fn send(&self, row: &OutboxRow, delivery: Delivery) -> Result<String, Failure> {
-        let correlation_id = row.id.to_string();
+        let correlation_id = correlation_id(row.id);
         let callback_data = row.conversation_id.clone().unwrap_or_default();
         match delivery {
             Delivery::WebexMessage(message) => Ok(self.webex.post_message(&message).await?),

@@ -12,7 +12,7 @@ use tokio::sync::{watch, Notify};
 use url::Url;
 
 use crate::bridge::{Bridge, MeetingPolicy, ReplySenders};
-use crate::config::{ExpertTarget, ReplyMode, Settings};
+use crate::config::{ExpertTarget, FollowupReply, ReplyMode, Settings};
 use crate::inbound::ConnectAuth;
 use crate::outbox::OutboxWorker;
 use crate::routes::{self, connect_webhook, health};
@@ -30,7 +30,7 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
-    #[error("cannot listen on {address}: {source}")]
+    #[error("ICB_LISTEN: cannot listen on {address}: {source}")]
     Bind {
         address: String,
         source: std::io::Error,
@@ -66,6 +66,9 @@ impl Application {
         mut settings: Settings,
         options: ServeOptions,
     ) -> Result<Self, StartupError> {
+        if !options.sandbox {
+            check_serve_settings(&settings)?;
+        }
         let listener =
             TcpListener::bind(&settings.listen).map_err(|source| StartupError::Bind {
                 address: settings.listen.clone(),
@@ -76,12 +79,11 @@ impl Application {
             source,
         })?;
 
-        let mut webhook_token_hint = None;
-        if options.sandbox {
-            webhook_token_hint = use_sandbox_upstreams(&mut settings, address);
+        let webhook_token_hint = if options.sandbox {
+            use_sandbox_upstreams(&mut settings, address)
         } else {
-            check_serve_settings(&settings)?;
-        }
+            None
+        };
 
         let store = Store::connect(&settings.database_url).await?;
         store.migrate().await?;
@@ -121,6 +123,7 @@ impl Application {
             (settings.reply_mode(options.sandbox) == ReplyMode::Connect).then(|| ReplySenders {
                 sms_sender: settings.sms_sender.clone(),
                 whatsapp_app_id: settings.whatsapp_app_id.clone(),
+                resend_link_on_followup: settings.followup_reply == FollowupReply::Link,
             });
         let bridge = Bridge::new(
             store.clone(),
@@ -215,7 +218,7 @@ impl Application {
         let base = format!("http://{}", client_address(self.address));
         let auth = match &self.webhook_token_hint {
             Some(token) => format!("-H 'Authorization: Bearer {token}' "),
-            None => "-H 'Authorization: Bearer <your ICB_CONNECT_WEBHOOK_TOKEN>' ".into(),
+            None => "-H \"Authorization: Bearer $ICB_CONNECT_WEBHOOK_TOKEN\" ".into(),
         };
         Some(format!(
             "icbridge sandbox: the Instant Connect broker, Webex and Webex Connect are local stand-ins.\n\
@@ -299,7 +302,7 @@ fn use_sandbox_upstreams(settings: &mut Settings, address: SocketAddr) -> Option
     tracing::warn!(
         "sandbox mode: upstreams are local stand-ins under {base}; nothing reaches Webex or customers"
     );
-    if settings.connect_webhook_secret.is_none() && settings.connect_webhook_token.is_none() {
+    if settings.connect_webhook_token.is_none() {
         tracing::warn!(
             "sandbox mode: /webhooks/connect accepts the bearer token {:?} since ICB_CONNECT_WEBHOOK_TOKEN is not set",
             sandbox::SANDBOX_WEBHOOK_TOKEN

@@ -7,9 +7,7 @@ use serde_json::json;
 
 use super::json_error;
 use crate::bridge::{Bridge, BridgeError};
-use crate::clock::now_ms;
 use crate::inbound::{self, AuthError, ConnectAuth, Inbound, PayloadError};
-use crate::store::Store;
 
 /// Bodies above this are refused before they are read to the end.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
@@ -90,7 +88,6 @@ pub async fn receive(
     payload: web::Payload,
     auth: web::Data<ConnectAuth>,
     bridge: web::Data<Bridge>,
-    store: web::Data<Store>,
 ) -> Result<HttpResponse, IntakeError> {
     let body = read_body(&request, payload).await?;
     auth.verify(request.headers(), &body)?;
@@ -100,12 +97,9 @@ pub async fn receive(
             Ok(HttpResponse::Ok().json(reply))
         }
         Inbound::Receipt(receipt) => {
-            let payload = String::from_utf8_lossy(&body);
-            let matched = store
-                .record_receipt(&receipt, &payload, now_ms())
-                .await
-                .map_err(BridgeError::from)?;
-            tracing::info!(outbox_id = ?matched, code = ?receipt.code, "delivery receipt recorded");
+            bridge
+                .handle_receipt(&receipt, &String::from_utf8_lossy(&body))
+                .await?;
             Ok(HttpResponse::Ok().json(json!({"status": "recorded"})))
         }
         Inbound::Ignored => Ok(HttpResponse::Ok().json(json!({"status": "ignored"}))),

@@ -11,10 +11,14 @@ use std::time::Duration;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Row, SqlitePool};
 
-use crate::domain::{ConversationKey, InboundMessage, MeetingLinks};
+use crate::domain::{ConversationKey, CustomerAddress, InboundMessage, MeetingLinks};
 use crate::inbound::DeliveryReceipt;
 
 pub use outbox::{OutboxEntry, OutboxRow, OutboxState};
+
+/// `kind` of the outbox rows that notify experts; the first one delivered opens the
+/// conversation's thread.
+pub const EXPERT_NOTIFICATION: &str = "expert_notification";
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -57,6 +61,26 @@ impl Recorded {
             Recorded::New { message_row } | Recorded::Repeat { message_row, .. } => *message_row,
         }
     }
+}
+
+/// The outbound message a delivery receipt reports on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReceiptMatch {
+    pub outbox_id: i64,
+    pub conversation_id: Option<String>,
+    pub kind: String,
+    /// A receipt with the same code was received before for this message.
+    pub repeated: bool,
+}
+
+/// What the bridge needs to know about a stored conversation.
+#[derive(Debug, Clone)]
+pub struct ConversationInfo {
+    pub id: String,
+    pub channel: String,
+    pub customer: CustomerAddress,
+    pub business: String,
+    pub thread_message_id: Option<String>,
 }
 
 /// The outcome of trying to become the one request that creates a conversation's meeting.
@@ -217,13 +241,17 @@ impl Store {
         }))
     }
 
-    /// Answers a message with an existing meeting, unless a concurrent delivery of the same
-    /// message was answered first: then that first answer is returned and kept.
+    /// Answers a message with an existing meeting, queueing `deliveries` with the answer,
+    /// unless a concurrent delivery of the same message was answered first: then that first
+    /// answer is returned and kept, and nothing is queued.
     pub async fn answer_with(
         &self,
         message_row: i64,
         answer: &Answer,
+        deliveries: &[OutboxEntry],
+        now: i64,
     ) -> Result<Answer, StoreError> {
+        let mut tx = self.pool.begin().await?;
         let updated = sqlx::query(
             "UPDATE messages SET conversation_id = ?, meeting_id = ?, opened_meeting = ?
              WHERE id = ? AND meeting_id IS NULL",
@@ -232,11 +260,16 @@ impl Store {
         .bind(&answer.meeting_id)
         .bind(answer.opened_meeting)
         .bind(message_row)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?;
         if updated.rows_affected() == 1 {
+            for entry in deliveries {
+                outbox::insert(&mut tx, entry, Some(&answer.conversation_id), now).await?;
+            }
+            tx.commit().await?;
             return Ok(answer.clone());
         }
+        tx.commit().await?;
         Ok(self
             .answer_of(message_row)
             .await?
@@ -433,30 +466,48 @@ impl Store {
     }
 
     /// Stores a delivery receipt and updates the outbound message it reports on (found by
-    /// correlation id, which is the outbox row id, or by Webex Connect's transaction id).
-    /// Returns that outbox row's id, if one matched.
+    /// `outbox_id`, from the receipt's correlation id, or by Webex Connect's transaction id).
     pub async fn record_receipt(
         &self,
         receipt: &DeliveryReceipt,
+        outbox_id: Option<i64>,
+        status: &str,
         payload: &str,
         now: i64,
-    ) -> Result<Option<i64>, StoreError> {
+    ) -> Result<Option<ReceiptMatch>, StoreError> {
         let mut tx = self.pool.begin().await?;
-        let by_correlation = receipt
-            .correlation_id
-            .as_deref()
-            .and_then(|id| id.parse::<i64>().ok());
-        let outbox_id: Option<i64> = sqlx::query_scalar(
+        let matched = sqlx::query(
             "UPDATE outbox SET delivery_status = ?, delivery_code = ?
-             WHERE id = ? OR (upstream_id IS NOT NULL AND upstream_id = ?)
-             RETURNING id",
+             WHERE id = (SELECT id FROM outbox
+                         WHERE id = ? OR (upstream_id IS NOT NULL AND upstream_id = ?)
+                         ORDER BY id LIMIT 1)
+             RETURNING id, conversation_id, kind",
         )
-        .bind(&receipt.status)
+        .bind(status)
         .bind(&receipt.code)
-        .bind(by_correlation)
+        .bind(outbox_id)
         .bind(&receipt.transid)
         .fetch_optional(&mut *tx)
         .await?;
+        let matched = match matched {
+            Some(row) => {
+                let outbox_id: i64 = row.get(0);
+                let repeated: bool = sqlx::query_scalar(
+                    "SELECT EXISTS (SELECT 1 FROM delivery_receipts WHERE outbox_id = ? AND code IS ?)",
+                )
+                .bind(outbox_id)
+                .bind(&receipt.code)
+                .fetch_one(&mut *tx)
+                .await?;
+                Some(ReceiptMatch {
+                    outbox_id,
+                    conversation_id: row.get(1),
+                    kind: row.get(2),
+                    repeated,
+                })
+            }
+            None => None,
+        };
         sqlx::query(
             "INSERT INTO delivery_receipts
                (correlation_id, transid, code, status, channel, outbox_id, payload, received_at)
@@ -465,14 +516,44 @@ impl Store {
         .bind(&receipt.correlation_id)
         .bind(&receipt.transid)
         .bind(&receipt.code)
-        .bind(&receipt.status)
+        .bind(status)
         .bind(&receipt.channel)
-        .bind(outbox_id)
+        .bind(matched.as_ref().map(|m| m.outbox_id))
         .bind(payload)
         .bind(now)
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
-        Ok(outbox_id)
+        Ok(matched)
+    }
+
+    /// A conversation's customer and its thread in the experts' space.
+    pub async fn conversation(&self, id: &str) -> Result<Option<ConversationInfo>, StoreError> {
+        let row = sqlx::query(
+            "SELECT id, channel, customer, business, thread_message_id FROM conversations WHERE id = ?",
+        )
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.map(|row| ConversationInfo {
+            id: row.get(0),
+            channel: row.get(1),
+            customer: CustomerAddress::from_stored(row.get(2)),
+            business: row.get(3),
+            thread_message_id: row.get(4),
+        }))
+    }
+
+    /// Queues one delivery on its own.
+    pub async fn enqueue(
+        &self,
+        entry: &OutboxEntry,
+        conversation_id: Option<&str>,
+        now: i64,
+    ) -> Result<i64, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let id = outbox::insert(&mut tx, entry, conversation_id, now).await?;
+        tx.commit().await?;
+        Ok(id)
     }
 }

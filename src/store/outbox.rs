@@ -121,12 +121,15 @@ impl Store {
         Ok(rows)
     }
 
+    /// Marks a row sent with the upstream's id for it. A conversation's first delivered
+    /// expert notification becomes its thread.
     pub async fn outbox_sent(
         &self,
         id: i64,
         upstream_id: &str,
         now: i64,
     ) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
         sqlx::query(
             "UPDATE outbox SET state = 'sent', upstream_id = ?, sent_at = ?, leased_until = NULL,
                                last_error = NULL
@@ -135,8 +138,19 @@ impl Store {
         .bind(upstream_id)
         .bind(now)
         .bind(id)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?;
+        sqlx::query(
+            "UPDATE conversations SET thread_message_id = ?
+             WHERE thread_message_id IS NULL
+               AND id = (SELECT conversation_id FROM outbox WHERE id = ? AND kind = ?)",
+        )
+        .bind(upstream_id)
+        .bind(id)
+        .bind(super::EXPERT_NOTIFICATION)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
         Ok(())
     }
 

@@ -168,7 +168,7 @@ async fn delivery_receipts_are_recorded_and_update_the_matching_reply() {
         "7c1e2f0a-5b7d-4d6e-9a51-3f1b2c4d5e6f"
     );
     assert_eq!(row.get::<String, _>("code"), "7500");
-    assert_eq!(row.get::<String, _>("status"), "Delivered");
+    assert_eq!(row.get::<String, _>("status"), "delivered");
     assert_eq!(row.get::<String, _>("channel"), "whatsapp");
     // A receipt is not a message.
     assert_eq!(app.stored().await, (0, 0, 0, 0));

@@ -316,7 +316,7 @@ async fn in_connect_mode_the_customer_gets_the_guest_link_by_whatsapp() {
                 "text": {"body": format!("Join your video consultation: {SHORT_GUEST_URL}")},
                 "preview_url": "true",
             }}},
-            "correlationid": reply_row.to_string(),
+            "correlationid": format!("icb-{reply_row}"),
             "callbackData": answer["conversationId"],
         })
     );
