@@ -12,5 +12,6 @@ mod intake;
 mod meetings;
 mod notifications;
 mod outbox;
+mod replies;
 mod sandbox;
 mod soak;
