@@ -115,6 +115,19 @@ pub struct NewMeeting<'a> {
     pub now: i64,
 }
 
+/// Reads an [`Answer`] from a row whose columns are, in order: conversation id, meeting id,
+/// guest URL, host URL, expiry, whether the message opened the meeting.
+fn answer_from_row(row: &sqlx::sqlite::SqliteRow) -> Answer {
+    Answer {
+        conversation_id: row.get(0),
+        meeting_id: row.get(1),
+        guest_url: row.get(2),
+        host_url: row.get(3),
+        expires_at: row.get(4),
+        opened_meeting: row.get(5),
+    }
+}
+
 #[derive(Clone)]
 pub struct Store {
     pool: SqlitePool,
@@ -202,14 +215,7 @@ impl Store {
         .bind(message_row)
         .fetch_optional(&self.pool)
         .await?;
-        Ok(row.map(|row| Answer {
-            conversation_id: row.get(0),
-            meeting_id: row.get(1),
-            guest_url: row.get(2),
-            host_url: row.get(3),
-            expires_at: row.get(4),
-            opened_meeting: row.get(5),
-        }))
+        Ok(row.as_ref().map(answer_from_row))
     }
 
     /// The open conversation's newest meeting, if it is still valid after `valid_after`.
@@ -219,7 +225,7 @@ impl Store {
         valid_after: i64,
     ) -> Result<Option<Answer>, StoreError> {
         let row = sqlx::query(
-            "SELECT c.id, t.id, t.guest_url, t.host_url, t.expires_at
+            "SELECT c.id, t.id, t.guest_url, t.host_url, t.expires_at, FALSE
              FROM conversations c JOIN meetings t ON t.conversation_id = c.id
              WHERE c.channel = ? AND c.customer = ? AND c.business = ? AND c.state = 'open'
                AND t.expires_at > ?
@@ -231,14 +237,7 @@ impl Store {
         .bind(valid_after)
         .fetch_optional(&self.pool)
         .await?;
-        Ok(row.map(|row| Answer {
-            conversation_id: row.get(0),
-            meeting_id: row.get(1),
-            guest_url: row.get(2),
-            host_url: row.get(3),
-            expires_at: row.get(4),
-            opened_meeting: false,
-        }))
+        Ok(row.as_ref().map(answer_from_row))
     }
 
     /// Answers a message with an existing meeting, queueing `deliveries` with the answer,
@@ -310,7 +309,7 @@ impl Store {
         .await?;
 
         let existing = sqlx::query(
-            "SELECT id, guest_url, host_url, expires_at FROM meetings
+            "SELECT conversation_id, id, guest_url, host_url, expires_at, FALSE FROM meetings
              WHERE conversation_id = ? AND expires_at > ? ORDER BY expires_at DESC LIMIT 1",
         )
         .bind(&conversation_id)
@@ -319,14 +318,7 @@ impl Store {
         .await?;
 
         let answer = match existing {
-            Some(row) => Answer {
-                conversation_id,
-                meeting_id: row.get(0),
-                guest_url: row.get(1),
-                host_url: row.get(2),
-                expires_at: row.get(3),
-                opened_meeting: false,
-            },
+            Some(row) => answer_from_row(&row),
             None => {
                 sqlx::query(
                     "INSERT INTO meetings (id, conversation_id, sub, host_url, guest_url, expires_at, created_at)
