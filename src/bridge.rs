@@ -9,11 +9,15 @@ use tokio::sync::Notify;
 use uuid::Uuid;
 
 use crate::clock::{self, now_ms};
-use crate::domain::{Channel, InboundMessage, MeetingLinks, ReplyTemplate, Vertical};
+use crate::domain::{
+    Channel, ConversationKey, InboundMessage, MeetingLinks, ReplyTemplate, Vertical,
+};
+use crate::expert_messages;
 use crate::inbound::DeliveryReceipt;
 use crate::outbox::{is_customer_reply, outbox_id_of, Delivery, Purpose};
 use crate::store::{
-    Answer, Claim, ConversationInfo, NewMeeting, OutboxEntry, Recorded, Store, StoreError,
+    Answer, Claim, ConversationInfo, ExpertMessage, NewMeeting, OutboxEntry, Recorded, Store,
+    StoreError,
 };
 use crate::upstream::instant_connect::{InstantConnectClient, MeetingRequest};
 use crate::upstream::webex::{Destination, NewMessage};
@@ -22,8 +26,6 @@ use crate::upstream::UpstreamError;
 /// A meeting whose links run out sooner than this is not handed out again: the customer
 /// and the expert need time to join.
 pub const RENEW_BEFORE_EXPIRY: Duration = Duration::from_secs(5 * 60);
-/// How much of the customer's message goes into the expert's notification.
-const NOTIFICATION_TEXT_CHARS: usize = 1000;
 
 /// The whole time the broker may take for one message, retries included: Webex Connect
 /// gives up on a webhook after 10 s.
@@ -65,13 +67,15 @@ pub struct MeetingPolicy {
     pub host_login: bool,
 }
 
-/// Where customer replies come from when icbridge sends them itself (`ICB_REPLY_MODE=connect`).
+/// How icbridge writes to customers through the Webex Connect API, when it is configured.
 /// Unset senders fall back to the address the customer wrote to.
 #[derive(Debug, Clone, Default)]
-pub struct ReplySenders {
+pub struct CustomerReplies {
     pub sms_sender: Option<String>,
     pub whatsapp_app_id: Option<String>,
-    /// Send the live guest link again for every later message (`ICB_FOLLOWUP_REPLY=link`).
+    /// Send the guest link when a message opens a meeting (`ICB_REPLY_MODE=connect`).
+    pub send_links: bool,
+    /// And again for every later message (`ICB_FOLLOWUP_REPLY=link`).
     pub resend_link_on_followup: bool,
 }
 
@@ -88,42 +92,206 @@ pub struct MessageReply {
     pub expires_at: String,
 }
 
-#[derive(Clone)]
-pub struct Bridge {
-    inner: Arc<Inner>,
+/// Everything the bridge works with.
+pub struct BridgeParts {
+    pub store: Store,
+    pub broker: InstantConnectClient,
+    pub policy: MeetingPolicy,
+    pub reply_template: ReplyTemplate,
+    /// Where expert notifications go.
+    pub experts: Destination,
+    /// `Some` when the Webex Connect API is configured.
+    pub customer_replies: Option<CustomerReplies>,
+    /// Woken when deliveries are queued.
+    pub outbox_wake: Arc<Notify>,
 }
 
-struct Inner {
-    store: Store,
-    broker: InstantConnectClient,
-    policy: MeetingPolicy,
-    reply_template: ReplyTemplate,
-    experts: Destination,
-    /// `Some` when icbridge sends the guest link to the customer itself.
-    reply_senders: Option<ReplySenders>,
-    outbox_wake: Arc<Notify>,
+#[derive(Clone)]
+pub struct Bridge {
+    inner: Arc<BridgeParts>,
+}
+
+/// What became of an expert's `new link`.
+#[derive(Debug)]
+pub enum NewLinkOutcome {
+    Created,
+    /// Another request is creating a meeting for the conversation right now.
+    InProgress,
+    Closed,
 }
 
 impl Bridge {
-    pub fn new(
-        store: Store,
-        broker: InstantConnectClient,
-        policy: MeetingPolicy,
-        reply_template: ReplyTemplate,
-        experts: Destination,
-        reply_senders: Option<ReplySenders>,
-        outbox_wake: Arc<Notify>,
-    ) -> Self {
+    pub fn new(parts: BridgeParts) -> Self {
         Self {
-            inner: Arc::new(Inner {
-                store,
-                broker,
-                policy,
-                reply_template,
-                experts,
-                reply_senders,
-                outbox_wake,
-            }),
+            inner: Arc::new(parts),
+        }
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.inner.store
+    }
+
+    pub fn experts(&self) -> &Destination {
+        &self.inner.experts
+    }
+
+    /// Whether icbridge can write to customers (the Webex Connect API is configured).
+    pub fn can_reach_customers(&self) -> bool {
+        self.inner.customer_replies.is_some()
+    }
+
+    /// Queues deliveries on their own and wakes the worker.
+    pub async fn enqueue(
+        &self,
+        deliveries: &[(Delivery, Purpose)],
+        conversation_id: Option<&str>,
+    ) -> Result<(), StoreError> {
+        for (delivery, purpose) in deliveries {
+            self.inner
+                .store
+                .enqueue(&delivery.entry(*purpose), conversation_id, now_ms())
+                .await?;
+        }
+        self.inner.outbox_wake.notify_one();
+        Ok(())
+    }
+
+    /// A message in a conversation's thread in the experts' space.
+    pub fn to_thread(&self, markdown: String) -> (Delivery, Purpose) {
+        (
+            Delivery::ThreadMessage {
+                destination: self.inner.experts.clone(),
+                markdown,
+            },
+            Purpose::ExpertNotice,
+        )
+    }
+
+    /// A message to the customer, if the Webex Connect API is configured.
+    pub fn to_customer(&self, key: &ConversationKey, text: String) -> Option<(Delivery, Purpose)> {
+        let replies = self.inner.customer_replies.as_ref()?;
+        Some((customer_reply(key, replies, text), Purpose::CustomerReply))
+    }
+
+    /// Relays an expert's reply to the customer and keeps it in the transcript. Returns
+    /// false when it was relayed before (a repeated event).
+    pub async fn relay_to_customer(
+        &self,
+        conversation: &ConversationInfo,
+        webex_message_id: &str,
+        text: &str,
+        author_email: Option<&str>,
+    ) -> Result<bool, StoreError> {
+        let Some(delivery) = self.to_customer(&conversation.key, text.to_string()) else {
+            return Ok(false);
+        };
+        let relayed = self
+            .inner
+            .store
+            .record_expert_message(
+                ExpertMessage {
+                    conversation,
+                    message_id: webex_message_id,
+                    text,
+                    author_email,
+                },
+                &[delivery.0.entry(delivery.1)],
+                now_ms(),
+            )
+            .await?;
+        self.inner.outbox_wake.notify_one();
+        Ok(relayed)
+    }
+
+    /// Closes a conversation for an expert, telling the thread. Returns false when it was
+    /// not open.
+    pub async fn close(
+        &self,
+        conversation: &ConversationInfo,
+        closed_by: &str,
+    ) -> Result<bool, StoreError> {
+        let (notice, purpose) = self.to_thread(expert_messages::closed(closed_by));
+        let closed = self
+            .inner
+            .store
+            .close_conversation(
+                &conversation.id,
+                Some(closed_by),
+                &[notice.entry(purpose)],
+                now_ms(),
+            )
+            .await?;
+        if closed {
+            self.inner.outbox_wake.notify_one();
+            tracing::info!(conversation = %conversation.id, "conversation closed by an expert");
+        }
+        Ok(closed)
+    }
+
+    /// Makes a new meeting for an open conversation at an expert's request: the new host
+    /// link goes to the thread, the new guest link to the customer (when icbridge can
+    /// reach them).
+    pub async fn new_link(
+        &self,
+        conversation: &ConversationInfo,
+    ) -> Result<NewLinkOutcome, BridgeError> {
+        if !conversation.open {
+            return Ok(NewLinkOutcome::Closed);
+        }
+        let store = &self.inner.store;
+        let key = &conversation.key;
+        let claim_id = Uuid::new_v4().to_string();
+        let now = now_ms();
+        let until = now + CLAIM_LEASE.as_millis() as i64;
+        if store.claim_meeting(key, &claim_id, now, now, until).await? != Claim::Claimed {
+            return Ok(NewLinkOutcome::InProgress);
+        }
+        let result = async {
+            let (sub, expires_at, links) = self.make_links().await?;
+            let customer = self.to_customer(
+                key,
+                self.inner.reply_template.render(links.guest_url.as_str()),
+            );
+            let thread = self.to_thread(expert_messages::new_link(
+                links.host_url.as_str(),
+                expires_at,
+                customer.is_some(),
+            ));
+            let deliveries = std::iter::once(thread)
+                .chain(customer)
+                .map(|(delivery, purpose)| delivery.entry(purpose))
+                .collect();
+            store
+                .store_meeting(NewMeeting {
+                    key,
+                    customer_name: conversation.customer_name.as_deref(),
+                    conversation_id: conversation.id.clone(),
+                    meeting_id: Uuid::new_v4().to_string(),
+                    sub,
+                    links: &links,
+                    expires_at,
+                    message_row: None,
+                    // Whatever meeting is live, the expert asked for a new one.
+                    valid_after: i64::MAX,
+                    claim_id: &claim_id,
+                    deliveries,
+                    now: now_ms(),
+                })
+                .await?;
+            Ok::<_, BridgeError>(())
+        }
+        .await;
+        match result {
+            Ok(()) => {
+                self.inner.outbox_wake.notify_one();
+                tracing::info!(conversation = %conversation.id, "new meeting at an expert's request");
+                Ok(NewLinkOutcome::Created)
+            }
+            Err(error) => {
+                let failed_at = matches!(error, BridgeError::Upstream(_)).then(now_ms);
+                store.release_claim(key, &claim_id, failed_at).await?;
+                Err(error)
+            }
         }
     }
 
@@ -223,13 +391,21 @@ impl Bridge {
         let Some(live) = store.live_meeting(&message.key, valid_after).await? else {
             return Ok(None);
         };
-        let followups: Vec<OutboxEntry> = match &self.inner.reply_senders {
-            Some(senders) if senders.resend_link_on_followup && !is_repeat => {
-                let text = self.inner.reply_template.render(&live.guest_url);
-                vec![customer_reply(message, senders, text).entry(Purpose::CustomerReply)]
+        // A later message of the conversation: the experts see it in the thread, and the
+        // customer may get the link again.
+        let mut followups: Vec<OutboxEntry> = Vec::new();
+        if !is_repeat {
+            let (relay, purpose) = self.to_thread(expert_messages::customer_said(&message.text));
+            followups.push(relay.entry(purpose));
+            if let Some(replies) = &self.inner.customer_replies {
+                if replies.send_links && replies.resend_link_on_followup {
+                    let text = self.inner.reply_template.render(&live.guest_url);
+                    followups.push(
+                        customer_reply(&message.key, replies, text).entry(Purpose::CustomerReply),
+                    );
+                }
             }
-            _ => Vec::new(),
-        };
+        }
         let answer = store
             .answer_with(message_row, &live, &followups, now_ms())
             .await?;
@@ -267,25 +443,10 @@ impl Bridge {
         let Some(conversation_id) = &matched.conversation_id else {
             return Ok(());
         };
-        let Some(conversation) = store.conversation(conversation_id).await? else {
-            return Ok(());
-        };
-        tracing::warn!(conversation = %conversation.id, customer = %conversation.customer,
+        tracing::warn!(conversation = %conversation_id,
             "WhatsApp reply refused: the customer's 24-hour window is closed");
-        let notice = window_closed_markdown(&conversation);
-        let delivery = Delivery::WebexMessage(NewMessage {
-            destination: self.inner.experts.clone(),
-            markdown: notice,
-            parent_id: conversation.thread_message_id.clone(),
-        });
-        store
-            .enqueue(
-                &delivery.entry(Purpose::ExpertNotice),
-                Some(&conversation.id),
-                now_ms(),
-            )
-            .await?;
-        self.inner.outbox_wake.notify_one();
+        let notice = self.to_thread(expert_messages::window_closed());
+        self.enqueue(&[notice], Some(conversation_id)).await?;
         Ok(())
     }
 
@@ -300,27 +461,20 @@ impl Bridge {
         let inner = &self.inner;
         self.check_meeting_limit(message).await?;
 
-        // No transaction is open during these calls.
-        let sub = Uuid::new_v4().to_string();
-        let expires_at = now_ms() + inner.policy.ttl.as_millis() as i64;
-        let request = MeetingRequest {
-            sub: sub.clone(),
-            expires_at: expires_at.div_euclid(1000),
-            short_urls: inner.policy.short_urls,
-            vertical: inner.policy.vertical,
-            host_login: inner.policy.host_login,
-        };
-        let links = self.create_meeting_with_retries(&request).await?;
-
+        let (sub, expires_at, links) = self.make_links().await?;
+        let (markdown, card) =
+            expert_messages::notification(message, links.host_url.as_str(), expires_at);
         let mut deliveries = vec![Delivery::WebexMessage(NewMessage {
             destination: inner.experts.clone(),
-            markdown: notification_markdown(message, links.host_url.as_str(), expires_at),
+            markdown,
             parent_id: None,
+            attachments: vec![card],
         })
         .entry(Purpose::ExpertNotification)];
-        if let Some(senders) = &inner.reply_senders {
+        if let Some(replies) = inner.customer_replies.as_ref().filter(|r| r.send_links) {
             let text = inner.reply_template.render(links.guest_url.as_str());
-            deliveries.push(customer_reply(message, senders, text).entry(Purpose::CustomerReply));
+            deliveries
+                .push(customer_reply(&message.key, replies, text).entry(Purpose::CustomerReply));
         }
         let answer = inner
             .store
@@ -332,7 +486,7 @@ impl Bridge {
                 sub,
                 links: &links,
                 expires_at,
-                message_row,
+                message_row: Some(message_row),
                 valid_after: now_ms() + RENEW_BEFORE_EXPIRY.as_millis() as i64,
                 claim_id,
                 deliveries,
@@ -367,6 +521,23 @@ impl Bridge {
         let retry_after = Duration::from_millis((free_at - now).max(1000) as u64);
         tracing::warn!(customer = %message.key.customer, opened, "new meeting refused: hourly limit reached");
         Err(BridgeError::RateLimited { retry_after })
+    }
+
+    /// A new meeting from the broker: its subject, expiry (Unix ms) and links. No
+    /// transaction is open during this call.
+    async fn make_links(&self) -> Result<(String, i64, MeetingLinks), UpstreamError> {
+        let policy = &self.inner.policy;
+        let sub = Uuid::new_v4().to_string();
+        let expires_at = now_ms() + policy.ttl.as_millis() as i64;
+        let request = MeetingRequest {
+            sub: sub.clone(),
+            expires_at: expires_at.div_euclid(1000),
+            short_urls: policy.short_urls,
+            vertical: policy.vertical,
+            host_login: policy.host_login,
+        };
+        let links = self.create_meeting_with_retries(&request).await?;
+        Ok((sub, expires_at, links))
     }
 
     /// Calls the broker, retrying quickly what a retry can fix, within [`BROKER_BUDGET`] in
@@ -409,123 +580,18 @@ impl Bridge {
     }
 }
 
-fn window_closed_markdown(conversation: &ConversationInfo) -> String {
-    let who = if conversation.thread_message_id.is_some() {
-        "The customer".to_string()
-    } else {
-        // Not in the thread: say who it is about.
-        format!("The customer {}", conversation.customer.masked())
-    };
-    format!(
-        "⚠️ {who} did not get the WhatsApp reply: their 24-hour window is closed (code 7710). \
-         WhatsApp only lets free-form messages reach a customer within 24 hours of their last \
-         message, so **the customer must write first**."
-    )
-}
-
-fn customer_reply(message: &InboundMessage, senders: &ReplySenders, text: String) -> Delivery {
-    let business = message.key.business.as_str().to_string();
-    match message.key.channel {
+fn customer_reply(key: &ConversationKey, replies: &CustomerReplies, text: String) -> Delivery {
+    let business = key.business.as_str().to_string();
+    match key.channel {
         Channel::Sms => Delivery::Sms {
-            from: senders.sms_sender.clone().unwrap_or(business),
-            to: message.key.customer.as_str().to_string(),
+            from: replies.sms_sender.clone().unwrap_or(business),
+            to: key.customer.as_str().to_string(),
             content: text,
         },
         Channel::Whatsapp => Delivery::Whatsapp {
-            app_id: senders.whatsapp_app_id.clone().unwrap_or(business),
-            waid: message.key.customer.as_str().to_string(),
+            app_id: replies.whatsapp_app_id.clone().unwrap_or(business),
+            waid: key.customer.as_str().to_string(),
             body: text,
         },
-    }
-}
-
-/// The expert's notification: who, where, what they wrote, and the host link. Never the
-/// guest link, never the full number.
-pub fn notification_markdown(message: &InboundMessage, host_url: &str, expires_at: i64) -> String {
-    let key = &message.key;
-    let who = match &message.customer_name {
-        Some(name) => format!("{} ({})", key.customer.masked(), escape_markdown(name)),
-        None => key.customer.masked(),
-    };
-    let mut text: String = message.text.chars().take(NOTIFICATION_TEXT_CHARS).collect();
-    if text.len() < message.text.len() {
-        text.push('…');
-    }
-    let quoted = if text.trim().is_empty() {
-        "> _(no text)_".to_string()
-    } else {
-        text.lines()
-            .map(|line| format!("> {}", escape_markdown(line)))
-            .collect::<Vec<_>>()
-            .join("\n")
-    };
-    format!(
-        "**Video consultation request** · {channel} · {who}\n\n{quoted}\n\n\
-         **[Join as host]({host_url})** · link valid until {expiry}",
-        channel = key.channel.display_name(),
-        expiry = clock::human(expires_at),
-    )
-}
-
-/// Customers' words are shown as written, not as markdown (no links or formatting of
-/// theirs in the experts' space).
-fn escape_markdown(text: &str) -> String {
-    let mut escaped = String::with_capacity(text.len());
-    for c in text.chars() {
-        if matches!(
-            c,
-            '\\' | '`'
-                | '*'
-                | '_'
-                | '{'
-                | '}'
-                | '['
-                | ']'
-                | '('
-                | ')'
-                | '#'
-                | '+'
-                | '-'
-                | '!'
-                | '<'
-                | '>'
-                | '|'
-                | '~'
-        ) {
-            escaped.push('\\');
-        }
-        escaped.push(c);
-    }
-    escaped
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::domain::{BusinessAddress, ConversationKey, CustomerAddress};
-
-    #[test]
-    fn notification_masks_the_number_and_escapes_the_text() {
-        let message = InboundMessage {
-            key: ConversationKey {
-                channel: Channel::Sms,
-                customer: CustomerAddress::parse(Channel::Sms, "+14155550123").unwrap(),
-                business: BusinessAddress::parse("56263").unwrap(),
-            },
-            text: "click [here](https://evil.example)".into(),
-            message_id: None,
-            customer_name: None,
-        };
-        let markdown = notification_markdown(
-            &message,
-            "https://instant.webex.com/visit/oCVp2LD",
-            1_795_190_400_000,
-        );
-        assert_eq!(
-            markdown,
-            "**Video consultation request** · SMS · +1415•••0123\n\n\
-             > click \\[here\\]\\(https://evil.example\\)\n\n\
-             **[Join as host](https://instant.webex.com/visit/oCVp2LD)** · link valid until 2026-11-20 16:00 UTC"
-        );
     }
 }

@@ -9,15 +9,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::future::join_all;
-use rand::Rng;
 use serde::{Deserialize, Serialize};
 use tokio::sync::{watch, Notify};
 
 use crate::clock::now_ms;
 use crate::store::{OutboxEntry, OutboxRow, Store, StoreError};
 use crate::upstream::connect::{ConnectClient, SmsRequest, WhatsappRequest};
-use crate::upstream::webex::{NewMessage, WebexClient};
+use crate::upstream::webex::{Destination, NewMessage, WebexClient};
 use crate::upstream::UpstreamError;
+use crate::worker;
 
 /// Why a row exists; shown to operators.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -64,10 +64,16 @@ pub fn is_customer_reply(kind: &str) -> bool {
 
 /// The request a row makes, stored as JSON. Correlation ids are filled in at send time
 /// from the row itself (its id, its conversation).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Delivery {
     WebexMessage(NewMessage),
+    /// A message in the row's conversation's thread in the experts' space. The thread is
+    /// looked up when sending: it exists once the conversation's first notification is sent.
+    ThreadMessage {
+        destination: Destination,
+        markdown: String,
+    },
     Sms {
         from: String,
         to: String,
@@ -94,8 +100,6 @@ impl Delivery {
 /// its rows by at most this much.
 const LEASE: Duration = Duration::from_secs(30);
 const BATCH: i64 = 64;
-/// How often the worker looks for due rows when nothing wakes it.
-const IDLE_POLL: Duration = Duration::from_millis(500);
 
 #[derive(Clone)]
 pub struct OutboxWorker {
@@ -147,22 +151,8 @@ impl OutboxWorker {
     }
 
     /// Runs until `stop` turns true; a send in progress is finished first.
-    pub async fn run(self, wake: Arc<Notify>, mut stop: watch::Receiver<bool>) {
-        loop {
-            if *stop.borrow() {
-                return;
-            }
-            match self.run_once().await {
-                Ok(handled) if handled > 0 => continue,
-                Ok(_) => {}
-                Err(e) => tracing::error!(error = %e, "outbox worker could not read the outbox"),
-            }
-            tokio::select! {
-                _ = wake.notified() => {}
-                _ = tokio::time::sleep(IDLE_POLL) => {}
-                _ = stop.changed() => {}
-            }
-        }
+    pub async fn run(self, wake: Arc<Notify>, stop: watch::Receiver<bool>) {
+        worker::run_loop("outbox", wake, stop, || self.run_once()).await;
     }
 
     async fn deliver(&self, row: OutboxRow) -> Result<(), StoreError> {
@@ -184,6 +174,13 @@ impl OutboxWorker {
                 tracing::error!(outbox_id = row.id, kind = %row.kind, reason, "outbox row is dead");
                 self.store.outbox_dead(row.id, reason).await
             }
+            Err(Failure::Store(error)) => Err(error),
+            Err(Failure::ThreadNotOpenYet) => {
+                // Not a failure: wait for the notification, without using up attempts.
+                let wait = self.retry_delay(1, None).unwrap_or(Duration::from_secs(1));
+                let next = now_ms() + wait.as_millis() as i64;
+                self.store.outbox_postpone(row.id, next).await
+            }
         }
     }
 
@@ -192,6 +189,13 @@ impl OutboxWorker {
         let callback_data = row.conversation_id.clone().unwrap_or_default();
         match delivery {
             Delivery::WebexMessage(message) => Ok(self.webex.post_message(&message).await?),
+            Delivery::ThreadMessage {
+                destination,
+                markdown,
+            } => {
+                let message = self.in_thread(row, destination, markdown).await?;
+                Ok(self.webex.post_message(&message).await?)
+            }
             Delivery::Sms { from, to, content } => {
                 let connect = self.connect.as_ref().ok_or(Failure::NOT_CONFIGURED)?;
                 let request = SmsRequest {
@@ -217,6 +221,43 @@ impl OutboxWorker {
         }
     }
 
+    /// Places a thread message under its conversation's thread. Without a thread (the
+    /// notification failed for good) it goes to the space on its own, saying who it is about.
+    async fn in_thread(
+        &self,
+        row: &OutboxRow,
+        destination: Destination,
+        markdown: String,
+    ) -> Result<NewMessage, Failure> {
+        let conversation = match &row.conversation_id {
+            Some(id) => self.store.conversation(id).await?,
+            None => None,
+        };
+        let (parent_id, markdown) = match conversation {
+            Some(conversation) => match conversation.thread_message_id {
+                Some(thread) => (Some(thread), markdown),
+                None if self.store.notification_pending(&conversation.id).await? => {
+                    return Err(Failure::ThreadNotOpenYet)
+                }
+                None => {
+                    let about = format!(
+                        "{} · {}",
+                        conversation.key.channel.display_name(),
+                        conversation.key.customer.masked()
+                    );
+                    (None, format!("**{about}**\n\n{markdown}"))
+                }
+            },
+            None => (None, markdown),
+        };
+        Ok(NewMessage {
+            destination,
+            markdown,
+            parent_id,
+            attachments: Vec::new(),
+        })
+    }
+
     async fn failed(&self, row: &OutboxRow, error: &UpstreamError) -> Result<(), StoreError> {
         let message = error.to_string();
         let delay = error
@@ -238,23 +279,23 @@ impl OutboxWorker {
         }
     }
 
-    /// The wait before the next attempt, or `None` when the schedule is used up.
-    /// `attempts` counts the attempts made so far (at least 1).
     fn retry_delay(&self, attempts: i64, retry_after: Option<Duration>) -> Option<Duration> {
-        let step = *self.schedule.get(usize::try_from(attempts - 1).ok()?)?;
-        // Spread retries of many rows failing together (±20%).
-        let jittered = step.mul_f64(rand::thread_rng().gen_range(0.8..=1.2));
-        Some(match retry_after {
-            // Honour the upstream's wish, within reason: at least the step, at most twice it.
-            Some(asked) => asked.clamp(step, step * 2),
-            None => jittered,
-        })
+        worker::backoff(&self.schedule, attempts, retry_after)
     }
 }
 
 enum Failure {
     Upstream(UpstreamError),
     NotConfigured(&'static str),
+    Store(StoreError),
+    /// A thread message whose thread does not exist yet.
+    ThreadNotOpenYet,
+}
+
+impl From<StoreError> for Failure {
+    fn from(error: StoreError) -> Self {
+        Failure::Store(error)
+    }
 }
 
 impl Failure {

@@ -11,10 +11,12 @@ use secrecy::SecretString;
 use tokio::sync::{watch, Notify};
 use url::Url;
 
-use crate::bridge::{Bridge, MeetingPolicy, ReplySenders};
+use crate::bridge::{Bridge, BridgeParts, CustomerReplies, MeetingPolicy};
 use crate::config::{ExpertTarget, FollowupReply, ReplyMode, Settings};
-use crate::inbound::ConnectAuth;
+use crate::desk::Desk;
+use crate::inbound::{ConnectAuth, WebexAuth};
 use crate::outbox::OutboxWorker;
+use crate::routes::webex_webhook::{self, DeskWake};
 use crate::routes::{self, connect_webhook, health};
 use crate::sandbox;
 use crate::store::{Store, StoreError};
@@ -56,6 +58,8 @@ pub struct Application {
     server: Server,
     worker: OutboxWorker,
     outbox_wake: Arc<Notify>,
+    desk: Desk,
+    desk_wake: Arc<Notify>,
     background_worker: bool,
     sandbox: bool,
     webhook_token_hint: Option<String>,
@@ -119,16 +123,16 @@ impl Application {
         tracing::info!(?experts, "expert notifications go here");
 
         let outbox_wake = Arc::new(Notify::new());
-        let reply_senders =
-            (settings.reply_mode(options.sandbox) == ReplyMode::Connect).then(|| ReplySenders {
-                sms_sender: settings.sms_sender.clone(),
-                whatsapp_app_id: settings.whatsapp_app_id.clone(),
-                resend_link_on_followup: settings.followup_reply == FollowupReply::Link,
-            });
-        let bridge = Bridge::new(
-            store.clone(),
+        let customer_replies = connect.is_some().then(|| CustomerReplies {
+            sms_sender: settings.sms_sender.clone(),
+            whatsapp_app_id: settings.whatsapp_app_id.clone(),
+            send_links: settings.reply_mode(options.sandbox) == ReplyMode::Connect,
+            resend_link_on_followup: settings.followup_reply == FollowupReply::Link,
+        });
+        let bridge = Bridge::new(BridgeParts {
+            store: store.clone(),
             broker,
-            MeetingPolicy {
+            policy: MeetingPolicy {
                 ttl: settings.link_ttl,
                 vertical: settings.vertical,
                 short_urls: settings.short_urls,
@@ -136,11 +140,17 @@ impl Application {
                 broker_timeout: settings.ic_timeout,
                 max_new_meetings_per_hour: settings.max_new_meetings_per_hour,
             },
-            settings.reply_template.clone(),
+            reply_template: settings.reply_template.clone(),
             experts,
-            reply_senders,
-            outbox_wake.clone(),
+            customer_replies,
+            outbox_wake: outbox_wake.clone(),
+        });
+        let desk = Desk::new(
+            bridge.clone(),
+            webex.clone(),
+            settings.retry_schedule.clone(),
         );
+        let desk_wake = Arc::new(Notify::new());
         let worker = OutboxWorker::new(
             store.clone(),
             webex,
@@ -151,6 +161,14 @@ impl Application {
             settings.connect_webhook_secret.clone(),
             settings.connect_webhook_token.clone(),
         );
+        if settings.webex_webhook_secret.is_none() {
+            tracing::warn!(
+                "/webhooks/webex refuses every request: set ICB_WEBEX_WEBHOOK_SECRET (and run \
+                 `icbridge webex register`) to let experts answer customers from Webex"
+            );
+        }
+        let webex_auth = web::Data::new(WebexAuth::new(settings.webex_webhook_secret.clone()));
+        let desk_wake_data = web::Data::new(DeskWake(desk_wake.clone()));
 
         let sandbox = options.sandbox;
         let sandbox_state = web::Data::new(sandbox::SandboxState::default());
@@ -162,6 +180,8 @@ impl Application {
                 .app_data(bridge.clone())
                 .app_data(store.clone())
                 .app_data(auth.clone())
+                .app_data(webex_auth.clone())
+                .app_data(desk_wake_data.clone())
                 .route("/healthz", web::get().to(health::healthz))
                 .route("/readyz", web::get().to(health::readyz))
                 .service(
@@ -169,6 +189,7 @@ impl Application {
                         .route(web::post().to(connect_webhook::receive))
                         .route(web::head().to(connect_webhook::head)),
                 )
+                .route("/webhooks/webex", web::post().to(webex_webhook::receive))
                 .default_service(web::to(routes::not_found));
             if sandbox {
                 let state = sandbox_state.clone();
@@ -191,6 +212,8 @@ impl Application {
             server,
             worker,
             outbox_wake,
+            desk,
+            desk_wake,
             background_worker: options.background_worker,
             sandbox,
             webhook_token_hint,
@@ -208,6 +231,11 @@ impl Application {
     /// The worker that delivers the outbox; tests drive it with `run_once`.
     pub fn outbox_worker(&self) -> OutboxWorker {
         self.worker.clone()
+    }
+
+    /// The desk that handles Webex events; tests drive it with `run_once`.
+    pub fn desk(&self) -> Desk {
+        self.desk.clone()
     }
 
     /// What to print at start-up in sandbox mode: a curl that posts a sample message.
@@ -234,15 +262,18 @@ impl Application {
     /// its current send.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let (stop, stopped) = watch::channel(false);
-        let worker = self
-            .background_worker
-            .then(|| tokio::spawn(self.worker.run(self.outbox_wake, stopped)));
+        let workers = self.background_worker.then(|| {
+            (
+                tokio::spawn(self.worker.run(self.outbox_wake, stopped.clone())),
+                tokio::spawn(self.desk.run(self.desk_wake, stopped)),
+            )
+        });
         let result = self.server.await;
         tracing::info!("HTTP server stopped");
         let _ = stop.send(true);
-        if let Some(worker) = worker {
-            let _ = worker.await;
-            tracing::info!("outbox worker stopped");
+        if let Some((outbox, desk)) = workers {
+            let _ = tokio::join!(outbox, desk);
+            tracing::info!("background workers stopped");
         }
         result
     }

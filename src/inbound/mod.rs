@@ -4,4 +4,4 @@ mod payload;
 mod signature;
 
 pub use payload::{parse, DeliveryReceipt, DeliveryStatus, Inbound, PayloadError};
-pub use signature::{AuthError, ConnectAuth};
+pub use signature::{AuthError, ConnectAuth, WebexAuth};

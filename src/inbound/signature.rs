@@ -3,6 +3,7 @@
 use actix_web::http::header::{HeaderMap, AUTHORIZATION};
 use hmac::{Hmac, Mac};
 use secrecy::{ExposeSecret, SecretString};
+use sha1::Sha1;
 use sha2::{Digest, Sha256, Sha512};
 use subtle::ConstantTimeEq;
 
@@ -20,6 +21,44 @@ pub enum AuthError {
     MalformedSignature,
     #[error("bearer token is not valid")]
     BadToken,
+    #[error("this endpoint is not configured: set ICB_WEBEX_WEBHOOK_SECRET (the secret of the Webex webhooks)")]
+    WebexNotConfigured,
+    #[error("missing X-Spark-Signature header")]
+    MissingSparkSignature,
+    #[error("X-Spark-Signature is not a hex SHA-1 HMAC of the body")]
+    BadSparkSignature,
+}
+
+const SPARK_SIGNATURE_HEADER: &str = "x-spark-signature";
+
+/// The secret of icbridge's Webex webhooks: Webex signs each event with it
+/// (`X-Spark-Signature`, hex HMAC-SHA1 of the raw body).
+#[derive(Clone, Default)]
+pub struct WebexAuth {
+    secret: Option<SecretString>,
+}
+
+impl WebexAuth {
+    pub fn new(secret: Option<SecretString>) -> Self {
+        Self { secret }
+    }
+
+    pub fn verify(&self, headers: &HeaderMap, body: &[u8]) -> Result<(), AuthError> {
+        let secret = self.secret.as_ref().ok_or(AuthError::WebexNotConfigured)?;
+        let header = headers
+            .get(SPARK_SIGNATURE_HEADER)
+            .ok_or(AuthError::MissingSparkSignature)?;
+        let digest = header
+            .to_str()
+            .ok()
+            .and_then(|value| hex::decode(value.trim()).ok())
+            .ok_or(AuthError::BadSparkSignature)?;
+        Hmac::<Sha1>::new_from_slice(secret.expose_secret().as_bytes())
+            .expect("HMAC takes keys of any length")
+            .chain_update(body)
+            .verify_slice(&digest)
+            .map_err(|_| AuthError::BadSparkSignature)
+    }
 }
 
 /// The credentials a Webex Connect request may prove: an HMAC secret (Outbound Webhooks)

@@ -2,15 +2,11 @@
 
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse, ResponseError};
-use futures_util::StreamExt;
 use serde_json::json;
 
-use super::json_error;
+use super::{json_error, read_body, BodyError, MAX_BODY_BYTES};
 use crate::bridge::{Bridge, BridgeError};
 use crate::inbound::{self, AuthError, ConnectAuth, Inbound, PayloadError};
-
-/// Bodies above this are refused before they are read to the end.
-pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
 #[derive(Debug, thiserror::Error)]
 pub enum IntakeError {
@@ -89,7 +85,10 @@ pub async fn receive(
     auth: web::Data<ConnectAuth>,
     bridge: web::Data<Bridge>,
 ) -> Result<HttpResponse, IntakeError> {
-    let body = read_body(&request, payload).await?;
+    let body = read_body(&request, payload).await.map_err(|e| match e {
+        BodyError::TooLarge => IntakeError::TooLarge,
+        BodyError::Unreadable(reason) => IntakeError::Body(reason),
+    })?;
     auth.verify(request.headers(), &body)?;
     match inbound::parse(&body)? {
         Inbound::Message(message) => {
@@ -104,28 +103,4 @@ pub async fn receive(
         }
         Inbound::Ignored => Ok(HttpResponse::Ok().json(json!({"status": "ignored"}))),
     }
-}
-
-/// Reads the raw body, refusing it as soon as it passes the limit.
-async fn read_body(
-    request: &HttpRequest,
-    mut payload: web::Payload,
-) -> Result<web::BytesMut, IntakeError> {
-    let declared = request
-        .headers()
-        .get(actix_web::http::header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<usize>().ok());
-    if declared.is_some_and(|length| length > MAX_BODY_BYTES) {
-        return Err(IntakeError::TooLarge);
-    }
-    let mut body = web::BytesMut::new();
-    while let Some(chunk) = payload.next().await {
-        let chunk = chunk.map_err(|e| IntakeError::Body(e.to_string()))?;
-        if body.len() + chunk.len() > MAX_BODY_BYTES {
-            return Err(IntakeError::TooLarge);
-        }
-        body.extend_from_slice(&chunk);
-    }
-    Ok(body)
 }

@@ -2,9 +2,44 @@
 
 pub mod connect_webhook;
 pub mod health;
+pub mod webex_webhook;
 
-use actix_web::{http::StatusCode, HttpResponse};
+use actix_web::{http::StatusCode, web, HttpRequest, HttpResponse};
+use futures_util::StreamExt;
 use serde_json::json;
+
+/// Webhook bodies above this are refused before they are read to the end.
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+
+pub enum BodyError {
+    TooLarge,
+    Unreadable(String),
+}
+
+/// Reads a raw body (signatures are checked over the exact bytes), refusing it as soon as
+/// it passes [`MAX_BODY_BYTES`].
+pub async fn read_body(
+    request: &HttpRequest,
+    mut payload: web::Payload,
+) -> Result<web::BytesMut, BodyError> {
+    let declared = request
+        .headers()
+        .get(actix_web::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|length| length > MAX_BODY_BYTES) {
+        return Err(BodyError::TooLarge);
+    }
+    let mut body = web::BytesMut::new();
+    while let Some(chunk) = payload.next().await {
+        let chunk = chunk.map_err(|e| BodyError::Unreadable(e.to_string()))?;
+        if body.len() + chunk.len() > MAX_BODY_BYTES {
+            return Err(BodyError::TooLarge);
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
 
 /// The JSON error body every endpoint uses: `{"error": "<machine code>", "message": "..."}`.
 pub fn json_error(status: StatusCode, code: &str, message: impl std::fmt::Display) -> HttpResponse {

@@ -3,7 +3,9 @@
 //! Transactions here are short and never wait on the network: callers make their upstream
 //! calls before or after, never inside.
 
+mod conversations;
 mod outbox;
+mod webex_events;
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -11,10 +13,12 @@ use std::time::Duration;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Row, SqlitePool};
 
-use crate::domain::{ConversationKey, CustomerAddress, InboundMessage, MeetingLinks};
+use crate::domain::{ConversationKey, InboundMessage, MeetingLinks};
 use crate::inbound::DeliveryReceipt;
 
+pub use conversations::{ConversationInfo, ExpertMessage};
 pub use outbox::{OutboxEntry, OutboxRow, OutboxState};
+pub use webex_events::WebexEvent;
 
 /// `kind` of the outbox rows that notify experts; the first one delivered opens the
 /// conversation's thread.
@@ -30,6 +34,8 @@ pub enum StoreError {
     UnsupportedUrl(String),
     #[error("no {what} with id {id}")]
     NotFound { what: &'static str, id: String },
+    #[error("unexpected value in the database: {0}")]
+    Corrupt(String),
 }
 
 /// The answer a message got: which meeting, and whether the message opened it.
@@ -73,16 +79,6 @@ pub struct ReceiptMatch {
     pub repeated: bool,
 }
 
-/// What the bridge needs to know about a stored conversation.
-#[derive(Debug, Clone)]
-pub struct ConversationInfo {
-    pub id: String,
-    pub channel: String,
-    pub customer: CustomerAddress,
-    pub business: String,
-    pub thread_message_id: Option<String>,
-}
-
 /// The outcome of trying to become the one request that creates a conversation's meeting.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Claim {
@@ -103,8 +99,8 @@ pub struct NewMeeting<'a> {
     pub sub: String,
     pub links: &'a MeetingLinks,
     pub expires_at: i64,
-    /// The message that needed the meeting; it is answered with it.
-    pub message_row: i64,
+    /// The message that needed the meeting, answered with it; `None` when an expert asked.
+    pub message_row: Option<i64>,
     /// A meeting still valid past this instant makes ours unnecessary (a concurrent
     /// request stored one first).
     pub valid_after: i64,
@@ -346,15 +342,17 @@ impl Store {
                 }
             }
         };
-        sqlx::query(
-            "UPDATE messages SET conversation_id = ?, meeting_id = ?, opened_meeting = ? WHERE id = ?",
-        )
-        .bind(&answer.conversation_id)
-        .bind(&answer.meeting_id)
-        .bind(answer.opened_meeting)
-        .bind(new.message_row)
-        .execute(&mut *tx)
-        .await?;
+        if let Some(message_row) = new.message_row {
+            sqlx::query(
+                "UPDATE messages SET conversation_id = ?, meeting_id = ?, opened_meeting = ? WHERE id = ?",
+            )
+            .bind(&answer.conversation_id)
+            .bind(&answer.meeting_id)
+            .bind(answer.opened_meeting)
+            .bind(message_row)
+            .execute(&mut *tx)
+            .await?;
+        }
         sqlx::query(
             "DELETE FROM meeting_claims
              WHERE channel = ? AND customer = ? AND business = ? AND claim_id = ?",
@@ -517,23 +515,6 @@ impl Store {
         .await?;
         tx.commit().await?;
         Ok(matched)
-    }
-
-    /// A conversation's customer and its thread in the experts' space.
-    pub async fn conversation(&self, id: &str) -> Result<Option<ConversationInfo>, StoreError> {
-        let row = sqlx::query(
-            "SELECT id, channel, customer, business, thread_message_id FROM conversations WHERE id = ?",
-        )
-        .bind(id)
-        .fetch_optional(&self.pool)
-        .await?;
-        Ok(row.map(|row| ConversationInfo {
-            id: row.get(0),
-            channel: row.get(1),
-            customer: CustomerAddress::from_stored(row.get(2)),
-            business: row.get(3),
-            thread_message_id: row.get(4),
-        }))
     }
 
     /// Queues one delivery on its own.

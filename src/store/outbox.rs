@@ -172,6 +172,19 @@ impl Store {
         Ok(())
     }
 
+    /// Puts a claimed row back, due at `next_attempt_at`, as if it had not been tried.
+    pub async fn outbox_postpone(&self, id: i64, next_attempt_at: i64) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE outbox SET next_attempt_at = ?, leased_until = NULL, attempts = attempts - 1
+             WHERE id = ?",
+        )
+        .bind(next_attempt_at)
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
     pub async fn outbox_dead(&self, id: i64, error: &str) -> Result<(), StoreError> {
         sqlx::query(
             "UPDATE outbox SET state = 'dead', last_error = ?, leased_until = NULL WHERE id = ?",

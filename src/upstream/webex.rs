@@ -16,8 +16,9 @@ pub enum Destination {
     PersonEmail(String),
 }
 
-/// `POST /messages`. Markdown is limited to 7439 bytes by Webex.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// `POST /messages`. Markdown is limited to 7439 bytes by Webex; with a card, the markdown
+/// is the fallback for clients that cannot show it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct NewMessage {
     #[serde(flatten)]
@@ -25,6 +26,55 @@ pub struct NewMessage {
     pub markdown: String,
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub parent_id: Option<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty", default)]
+    pub attachments: Vec<serde_json::Value>,
+}
+
+/// `GET /messages/{id}`: webhooks do not carry the text.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Message {
+    pub id: String,
+    pub room_id: String,
+    #[serde(default)]
+    pub room_type: String,
+    #[serde(default)]
+    pub text: String,
+    pub parent_id: Option<String>,
+    #[serde(default)]
+    pub person_id: String,
+    pub person_email: Option<String>,
+}
+
+/// `GET /attachment/actions/{id}`: a press of a card's `Action.Submit` button.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AttachmentAction {
+    pub id: String,
+    pub message_id: String,
+    pub room_id: String,
+    #[serde(default)]
+    pub person_id: String,
+    #[serde(default)]
+    pub inputs: serde_json::Value,
+}
+
+/// A webhook registration.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Webhook {
+    #[serde(default, skip_serializing)]
+    pub id: String,
+    pub name: String,
+    pub target_url: String,
+    pub resource: String,
+    pub event: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub filter: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -106,6 +156,69 @@ impl WebexClient {
                     reason: format!("message created, but the answer has no id: {e}"),
                 })?;
         Ok(created.id)
+    }
+
+    pub async fn message(&self, id: &str) -> Result<Message, UpstreamError> {
+        let url = endpoint(&self.base_url, &format!("messages/{}", path_segment(id)));
+        self.get_json(&url).await.map(|(message, _)| message)
+    }
+
+    pub async fn attachment_action(&self, id: &str) -> Result<AttachmentAction, UpstreamError> {
+        let url = endpoint(
+            &self.base_url,
+            &format!("attachment/actions/{}", path_segment(id)),
+        );
+        self.get_json(&url).await.map(|(action, _)| action)
+    }
+
+    /// Every webhook of the bot, following pages.
+    pub async fn webhooks(&self) -> Result<Vec<Webhook>, UpstreamError> {
+        let mut hooks = Vec::new();
+        let mut next = Some(endpoint(&self.base_url, "webhooks?max=100"));
+        for _ in 0..100 {
+            let Some(url) = next.take() else { break };
+            let (page, link): (Items<Webhook>, _) = self.get_json(&url).await?;
+            hooks.extend(page.items);
+            next = link;
+        }
+        Ok(hooks)
+    }
+
+    pub async fn create_webhook(&self, hook: &Webhook) -> Result<Webhook, UpstreamError> {
+        self.send_json(self.http.post(endpoint(&self.base_url, "webhooks")), hook)
+            .await
+    }
+
+    /// `PUT /webhooks/{id}`: Webex lets name, target, secret and status change.
+    pub async fn update_webhook(&self, id: &str, hook: &Webhook) -> Result<Webhook, UpstreamError> {
+        let url = endpoint(&self.base_url, &format!("webhooks/{}", path_segment(id)));
+        let body = serde_json::json!({
+            "name": hook.name, "targetUrl": hook.target_url, "secret": hook.secret, "status": "active",
+        });
+        self.send_json(self.http.put(url), &body).await
+    }
+
+    async fn send_json<T: serde::de::DeserializeOwned>(
+        &self,
+        request: reqwest::RequestBuilder,
+        body: &impl Serialize,
+    ) -> Result<T, UpstreamError> {
+        let response = request
+            .bearer_auth(self.token.expose_secret())
+            .json(body)
+            .send()
+            .await
+            .map_err(transport(Upstream::Webex))?;
+        if !response.status().is_success() {
+            return Err(status_error(Upstream::Webex, response).await);
+        }
+        response
+            .json()
+            .await
+            .map_err(|e| UpstreamError::InvalidResponse {
+                upstream: Upstream::Webex,
+                reason: e.to_string(),
+            })
     }
 
     /// `GET /people/me`: the bot itself; also proves the token works.
@@ -195,6 +308,11 @@ impl WebexClient {
     }
 }
 
+/// An id as one URL path segment (Webex ids are base64url, but never trust input).
+fn path_segment(id: &str) -> String {
+    url::form_urlencoded::byte_serialize(id.as_bytes()).collect()
+}
+
 /// The `rel="next"` target of an RFC 8288 `Link` header value, if it has one.
 fn next_link(header: &str) -> Option<String> {
     header.split(',').find_map(|link| {
@@ -228,6 +346,7 @@ mod tests {
             destination: Destination::PersonEmail("expert@example.com".into()),
             markdown: "hi".into(),
             parent_id: None,
+            attachments: Vec::new(),
         };
         assert_eq!(
             serde_json::to_value(&message).unwrap(),

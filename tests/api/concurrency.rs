@@ -46,7 +46,14 @@ async fn twenty_simultaneous_first_messages_make_one_meeting() {
     assert_eq!(guest_urls.len(), 1, "{guest_urls:?}");
     assert_eq!(created, 1);
     assert_eq!(app.broker_requests().await.len(), 1);
-    assert_eq!(app.stored().await, (20, 1, 1, 1));
+    // One notification; the 19 others reach the experts' thread as relays.
+    assert_eq!(app.stored().await, (20, 1, 1, 20));
+    let notifications: i64 =
+        sqlx::query_scalar("SELECT COUNT(*) FROM outbox WHERE kind = 'expert_notification'")
+            .fetch_one(&app.db)
+            .await
+            .unwrap();
+    assert_eq!(notifications, 1);
 }
 
 #[tokio::test]

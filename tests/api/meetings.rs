@@ -173,8 +173,14 @@ async fn later_messages_reuse_the_meeting_without_calling_the_broker() {
     assert_eq!(first["created"], true);
     assert_eq!(second["created"], false);
     assert_eq!(app.broker_requests().await.len(), 1);
-    // Both messages stored and linked to the conversation; one notification only.
-    assert_eq!(app.stored().await, (2, 1, 1, 1));
+    // Both messages stored and linked to the conversation; one notification, and the
+    // second message goes to the experts' thread.
+    assert_eq!(app.stored().await, (2, 1, 1, 2));
+    let kinds: Vec<String> = sqlx::query_scalar("SELECT kind FROM outbox ORDER BY id")
+        .fetch_all(&app.db)
+        .await
+        .unwrap();
+    assert_eq!(kinds, ["expert_notification", "expert_notice"]);
     let linked: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM messages WHERE conversation_id = ?")
         .bind(first["conversationId"].as_str())
         .fetch_one(&app.db)

@@ -61,6 +61,27 @@ async fn the_notification_is_queued_with_the_meeting_and_sent_by_the_worker() {
                  > Hello, can I get a video call with an advisor?\n\n\
                  **[Join as host]({SHORT_HOST_URL})** · link valid until {expiry}"
             ),
+            "attachments": [{
+                "contentType": "application/vnd.microsoft.card.adaptive",
+                "content": {
+                    "type": "AdaptiveCard",
+                    "version": "1.2",
+                    "body": [
+                        {"type": "TextBlock", "text": "Video consultation request", "weight": "Bolder", "size": "Medium"},
+                        {"type": "FactSet", "facts": [
+                            {"title": "Channel", "value": "WhatsApp"},
+                            {"title": "Customer", "value": "+1415•••0142 (Alice Example)"},
+                            {"title": "Link valid until", "value": expiry},
+                        ]},
+                        {"type": "TextBlock", "text": "Hello, can I get a video call with an advisor?", "wrap": true},
+                    ],
+                    "actions": [
+                        {"type": "Action.OpenUrl", "title": "Join as host", "url": SHORT_HOST_URL},
+                        {"type": "Action.Submit", "title": "New link", "data": {"action": "new_link"}},
+                        {"type": "Action.Submit", "title": "Close", "data": {"action": "close"}},
+                    ],
+                },
+            }],
         })
     );
     let markdown = posts[0]["markdown"].as_str().unwrap();

@@ -1,0 +1,386 @@
+//! The experts' desk in Webex. Events from the Webex webhook are recorded first (so a crash
+//! loses none) and handled here in the background: an expert's reply in a conversation's
+//! thread goes to the customer, and `help`, `list`, `close`, `new link` and the card's
+//! buttons do what they say. The bot's own messages are ignored.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::Deserialize;
+use tokio::sync::{watch, Notify, OnceCell};
+
+use crate::bridge::{Bridge, BridgeError, NewLinkOutcome};
+use crate::clock::now_ms;
+use crate::expert_messages::{self, ACTION_CLOSE, ACTION_NEW_LINK};
+use crate::outbox::{Delivery, Purpose};
+use crate::store::{ConversationInfo, Store, StoreError, WebexEvent};
+use crate::upstream::webex::{Destination, NewMessage, Person, WebexClient};
+use crate::upstream::UpstreamError;
+use crate::worker;
+
+pub const RESOURCE_MESSAGES: &str = "messages";
+pub const RESOURCE_ACTIONS: &str = "attachmentActions";
+
+const LEASE: Duration = Duration::from_secs(60);
+const BATCH: i64 = 32;
+
+/// The part of a Webex webhook event icbridge reads.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WebhookEvent {
+    pub resource: String,
+    pub event: String,
+    #[serde(default)]
+    pub actor_id: String,
+    pub data: EventData,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EventData {
+    pub id: String,
+    #[serde(default)]
+    pub person_id: String,
+    pub person_email: Option<String>,
+}
+
+impl WebhookEvent {
+    /// Whether the desk acts on this kind of event.
+    pub fn is_handled(&self) -> bool {
+        self.event == "created"
+            && (self.resource == RESOURCE_MESSAGES || self.resource == RESOURCE_ACTIONS)
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+enum DeskError {
+    #[error(transparent)]
+    Upstream(#[from] UpstreamError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("unreadable event: {0}")]
+    Invalid(String),
+}
+
+/// What an expert can say to the bot.
+#[derive(Debug, PartialEq, Eq)]
+enum Command {
+    Help,
+    List,
+    Close,
+    NewLink,
+    /// Anything else: in a thread, a reply for the customer.
+    Text,
+}
+
+impl Command {
+    fn parse(text: &str) -> Self {
+        let normalised = text
+            .trim()
+            .trim_end_matches(['.', '!', '?'])
+            .to_lowercase()
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ");
+        match normalised.as_str() {
+            "help" | "" => Command::Help,
+            "list" => Command::List,
+            "close" => Command::Close,
+            "new link" | "newlink" | "new-link" => Command::NewLink,
+            _ => Command::Text,
+        }
+    }
+}
+
+/// Where the bot answers: the room, and the thread when there is one.
+struct Place {
+    room_id: String,
+    parent_id: Option<String>,
+}
+
+#[derive(Clone)]
+pub struct Desk {
+    bridge: Bridge,
+    webex: WebexClient,
+    bot: Arc<OnceCell<Person>>,
+    schedule: Arc<[Duration]>,
+}
+
+impl Desk {
+    pub fn new(bridge: Bridge, webex: WebexClient, schedule: Vec<Duration>) -> Self {
+        Self {
+            bridge,
+            webex,
+            bot: Arc::new(OnceCell::new()),
+            schedule: schedule.into(),
+        }
+    }
+
+    fn store(&self) -> &Store {
+        self.bridge.store()
+    }
+
+    /// Handles the events that are due, oldest first. Returns how many it handled.
+    pub async fn run_once(&self) -> Result<usize, StoreError> {
+        let events = self
+            .store()
+            .claim_webex_events(now_ms(), LEASE.as_millis() as i64, BATCH)
+            .await?;
+        let count = events.len();
+        for event in events {
+            self.handle(event).await?;
+        }
+        Ok(count)
+    }
+
+    pub async fn run(self, wake: Arc<Notify>, stop: watch::Receiver<bool>) {
+        worker::run_loop("webex desk", wake, stop, || self.run_once()).await;
+    }
+
+    async fn handle(&self, event: WebexEvent) -> Result<(), StoreError> {
+        match self.process(&event).await {
+            Ok(()) => self.store().webex_event_finished(&event.id, None).await,
+            Err(DeskError::Store(error)) => Err(error),
+            Err(DeskError::Upstream(error)) => {
+                let message = error.to_string();
+                let delay = error
+                    .is_retryable()
+                    .then(|| worker::backoff(&self.schedule, event.attempts, error.retry_after()))
+                    .flatten();
+                match delay {
+                    Some(delay) => {
+                        tracing::warn!(event = %event.id, error = %message, "webex event failed, will retry");
+                        let next = now_ms() + delay.as_millis() as i64;
+                        self.store()
+                            .webex_event_retry_at(&event.id, &message, next)
+                            .await
+                    }
+                    None => {
+                        tracing::error!(event = %event.id, error = %message, "webex event failed for good");
+                        self.store()
+                            .webex_event_finished(&event.id, Some(&message))
+                            .await
+                    }
+                }
+            }
+            Err(error @ DeskError::Invalid(_)) => {
+                let message = error.to_string();
+                tracing::error!(event = %event.id, error = %message, "webex event dropped");
+                self.store()
+                    .webex_event_finished(&event.id, Some(&message))
+                    .await
+            }
+        }
+    }
+
+    async fn process(&self, event: &WebexEvent) -> Result<(), DeskError> {
+        let hook: WebhookEvent =
+            serde_json::from_str(&event.payload).map_err(|e| DeskError::Invalid(e.to_string()))?;
+        let bot = self.bot().await?;
+        if hook.data.person_id == bot.id || hook.actor_id == bot.id {
+            return Ok(());
+        }
+        match hook.resource.as_str() {
+            RESOURCE_MESSAGES => self.on_message(&hook, bot).await,
+            RESOURCE_ACTIONS => self.on_card_action(&hook).await,
+            other => Err(DeskError::Invalid(format!("unexpected resource {other:?}"))),
+        }
+    }
+
+    /// The bot's own identity, asked once.
+    async fn bot(&self) -> Result<&Person, UpstreamError> {
+        self.bot.get_or_try_init(|| self.webex.me()).await
+    }
+
+    async fn on_message(&self, hook: &WebhookEvent, bot: &Person) -> Result<(), DeskError> {
+        let message = self.webex.message(&hook.data.id).await?;
+        if message.person_id == bot.id {
+            return Ok(());
+        }
+        let text = without_mention(&message.text, &bot.display_name);
+        let conversation = match &message.parent_id {
+            Some(parent) => self.store().conversation_by_webex_message(parent).await?,
+            None => None,
+        };
+        let place = Place {
+            room_id: message.room_id.clone(),
+            parent_id: message.parent_id.clone(),
+        };
+        let author = message
+            .person_email
+            .clone()
+            .unwrap_or_else(|| message.person_id.clone());
+        match (Command::parse(text), conversation) {
+            (Command::Help, _) => {
+                self.answer(&place, expert_messages::HELP.into(), None)
+                    .await
+            }
+            (Command::List, _) => {
+                let open = self.store().open_conversations(50).await?;
+                let text = expert_messages::open_conversations(&open, now_ms());
+                self.answer(&place, text, None).await
+            }
+            (Command::Close, Some(conversation)) => {
+                self.close(&conversation, &author, &place).await
+            }
+            (Command::NewLink, Some(conversation)) => self.new_link(&conversation, &place).await,
+            (Command::Close | Command::NewLink, None) => {
+                self.answer(&place, expert_messages::NOT_IN_A_THREAD.into(), None)
+                    .await
+            }
+            (Command::Text, Some(conversation)) => {
+                self.relay(&conversation, &message.id, text, &author, &place)
+                    .await
+            }
+            (Command::Text, None) => {
+                self.answer(&place, expert_messages::unknown_command(), None)
+                    .await
+            }
+        }
+    }
+
+    async fn on_card_action(&self, hook: &WebhookEvent) -> Result<(), DeskError> {
+        let action = self.webex.attachment_action(&hook.data.id).await?;
+        let conversation = self
+            .store()
+            .conversation_by_webex_message(&action.message_id)
+            .await?;
+        let place = Place {
+            room_id: action.room_id.clone(),
+            parent_id: conversation
+                .as_ref()
+                .and_then(|c| c.thread_message_id.clone())
+                .or(Some(action.message_id.clone())),
+        };
+        let author = hook
+            .data
+            .person_email
+            .clone()
+            .unwrap_or_else(|| action.person_id.clone());
+        match (action.inputs["action"].as_str(), conversation) {
+            (Some(ACTION_CLOSE), Some(conversation)) => {
+                self.close(&conversation, &author, &place).await
+            }
+            (Some(ACTION_NEW_LINK), Some(conversation)) => {
+                self.new_link(&conversation, &place).await
+            }
+            _ => {
+                self.answer(&place, expert_messages::unknown_command(), None)
+                    .await
+            }
+        }
+    }
+
+    async fn close(
+        &self,
+        conversation: &ConversationInfo,
+        author: &str,
+        place: &Place,
+    ) -> Result<(), DeskError> {
+        if !self.bridge.close(conversation, author).await? {
+            let text = expert_messages::ALREADY_CLOSED.into();
+            self.answer(place, text, Some(&conversation.id)).await?;
+        }
+        Ok(())
+    }
+
+    async fn new_link(
+        &self,
+        conversation: &ConversationInfo,
+        place: &Place,
+    ) -> Result<(), DeskError> {
+        let answer = match self.bridge.new_link(conversation).await {
+            Ok(NewLinkOutcome::Created) => return Ok(()),
+            Ok(NewLinkOutcome::InProgress) => expert_messages::LINK_IN_PROGRESS.to_string(),
+            Ok(NewLinkOutcome::Closed) => expert_messages::ALREADY_CLOSED.to_string(),
+            Err(BridgeError::Store(error)) => return Err(error.into()),
+            // Not retried: the expert sees why and can ask again.
+            Err(error) => expert_messages::link_failed(&error.to_string()),
+        };
+        self.answer(place, answer, Some(&conversation.id)).await
+    }
+
+    async fn relay(
+        &self,
+        conversation: &ConversationInfo,
+        message_id: &str,
+        text: &str,
+        author: &str,
+        place: &Place,
+    ) -> Result<(), DeskError> {
+        let refusal = if !conversation.open {
+            expert_messages::ALREADY_CLOSED
+        } else if !self.bridge.can_reach_customers() {
+            expert_messages::RELAY_NOT_CONFIGURED
+        } else {
+            self.bridge
+                .relay_to_customer(conversation, message_id, text, Some(author))
+                .await?;
+            tracing::info!(conversation = %conversation.id, "expert reply relayed to the customer");
+            return Ok(());
+        };
+        self.answer(place, refusal.into(), Some(&conversation.id))
+            .await
+    }
+
+    /// The bot's answer, through the outbox like every other message.
+    async fn answer(
+        &self,
+        place: &Place,
+        markdown: String,
+        conversation_id: Option<&str>,
+    ) -> Result<(), DeskError> {
+        let message = Delivery::WebexMessage(NewMessage {
+            destination: Destination::RoomId(place.room_id.clone()),
+            markdown,
+            parent_id: place.parent_id.clone(),
+            attachments: Vec::new(),
+        });
+        self.bridge
+            .enqueue(&[(message, Purpose::ExpertNotice)], conversation_id)
+            .await?;
+        Ok(())
+    }
+}
+
+/// In a space, a message to the bot starts with its mention: the bot's name (or first
+/// name) is not part of what the expert said.
+fn without_mention<'a>(text: &'a str, bot_name: &str) -> &'a str {
+    let text = text.trim();
+    let first_name = bot_name.split_whitespace().next().unwrap_or_default();
+    for name in [bot_name, first_name] {
+        if !name.is_empty()
+            && text.len() >= name.len()
+            && text.is_char_boundary(name.len())
+            && text[..name.len()].eq_ignore_ascii_case(name)
+        {
+            return text[name.len()..].trim_start_matches([',', ':']).trim();
+        }
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn commands() {
+        assert_eq!(Command::parse(" Close. "), Command::Close);
+        assert_eq!(Command::parse("new   link"), Command::NewLink);
+        assert_eq!(Command::parse("LIST"), Command::List);
+        assert_eq!(Command::parse("help?"), Command::Help);
+        assert_eq!(Command::parse("close the door please"), Command::Text);
+    }
+
+    #[test]
+    fn mentions_are_stripped() {
+        assert_eq!(without_mention("icbridge close", "icbridge"), "close");
+        assert_eq!(
+            without_mention("Video Bot: new link", "Video Bot"),
+            "new link"
+        );
+        assert_eq!(without_mention("Video, hi there", "Video Bot"), "hi there");
+        assert_eq!(without_mention("Thanks Alice", "icbridge"), "Thanks Alice");
+    }
+}

@@ -1,0 +1,180 @@
+//! Conversations as the experts see them: by thread, open ones, closing, the transcript.
+
+use sqlx::sqlite::SqliteRow;
+use sqlx::Row;
+
+use super::{outbox, OutboxEntry, Store, StoreError};
+use crate::domain::{BusinessAddress, Channel, ConversationKey, CustomerAddress};
+
+/// A stored conversation with what the expert desk shows of it.
+#[derive(Debug, Clone)]
+pub struct ConversationInfo {
+    pub id: String,
+    pub key: ConversationKey,
+    pub customer_name: Option<String>,
+    pub open: bool,
+    /// The Webex message that opened the conversation's thread, once delivered.
+    pub thread_message_id: Option<String>,
+    pub created_at: i64,
+    /// When the newest meeting's links run out.
+    pub links_expire_at: Option<i64>,
+}
+
+/// An expert's reply, relayed to the customer.
+#[derive(Debug)]
+pub struct ExpertMessage<'a> {
+    pub conversation: &'a ConversationInfo,
+    /// The Webex message id.
+    pub message_id: &'a str,
+    pub text: &'a str,
+    pub author_email: Option<&'a str>,
+}
+
+const SELECT: &str = "SELECT c.id, c.channel, c.customer, c.business, c.customer_name, c.state,
+        c.thread_message_id, c.created_at,
+        (SELECT MAX(t.expires_at) FROM meetings t WHERE t.conversation_id = c.id)
+    FROM conversations c";
+
+fn from_row(row: &SqliteRow) -> Result<ConversationInfo, StoreError> {
+    let channel: String = row.get(1);
+    let channel = Channel::parse(&channel)
+        .ok_or_else(|| StoreError::Corrupt(format!("conversation channel {channel:?}")))?;
+    let state: String = row.get(5);
+    Ok(ConversationInfo {
+        id: row.get(0),
+        key: ConversationKey {
+            channel,
+            customer: CustomerAddress::from_stored(row.get(2)),
+            business: BusinessAddress::from_stored(row.get(3)),
+        },
+        customer_name: row.get(4),
+        open: state == "open",
+        thread_message_id: row.get(6),
+        created_at: row.get(7),
+        links_expire_at: row.get(8),
+    })
+}
+
+impl Store {
+    pub async fn conversation(&self, id: &str) -> Result<Option<ConversationInfo>, StoreError> {
+        let row = sqlx::query(&format!("{SELECT} WHERE c.id = ?"))
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(from_row).transpose()
+    }
+
+    /// The conversation a Webex message of the bot's is about: the message that opened
+    /// its thread, or any expert notification sent for it (a later meeting's card).
+    pub async fn conversation_by_webex_message(
+        &self,
+        message_id: &str,
+    ) -> Result<Option<ConversationInfo>, StoreError> {
+        let row = sqlx::query(&format!(
+            "{SELECT} WHERE c.thread_message_id = ?
+                 OR c.id = (SELECT o.conversation_id FROM outbox o
+                            WHERE o.upstream_id = ? AND o.kind = ? LIMIT 1)
+             LIMIT 1"
+        ))
+        .bind(message_id)
+        .bind(message_id)
+        .bind(super::EXPERT_NOTIFICATION)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(from_row).transpose()
+    }
+
+    /// Open conversations, oldest first.
+    pub async fn open_conversations(
+        &self,
+        limit: i64,
+    ) -> Result<Vec<ConversationInfo>, StoreError> {
+        let rows = sqlx::query(&format!(
+            "{SELECT} WHERE c.state = 'open' ORDER BY c.created_at, c.id LIMIT ?"
+        ))
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(from_row).collect()
+    }
+
+    /// Closes an open conversation, queueing `deliveries` with it. Returns false when it
+    /// was not open (already closed, or unknown).
+    pub async fn close_conversation(
+        &self,
+        id: &str,
+        closed_by: Option<&str>,
+        deliveries: &[OutboxEntry],
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let closed = sqlx::query(
+            "UPDATE conversations SET state = 'closed', closed_at = ?, closed_by = ?
+             WHERE id = ? AND state = 'open'",
+        )
+        .bind(now)
+        .bind(closed_by)
+        .bind(id)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected()
+            == 1;
+        if closed {
+            for entry in deliveries {
+                outbox::insert(&mut tx, entry, Some(id), now).await?;
+            }
+        }
+        tx.commit().await?;
+        Ok(closed)
+    }
+
+    /// Stores an expert's reply in the transcript together with its deliveries. Returns
+    /// false when this Webex message was stored before (a repeated event).
+    pub async fn record_expert_message(
+        &self,
+        message: ExpertMessage<'_>,
+        deliveries: &[OutboxEntry],
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        let key = &message.conversation.key;
+        let mut tx = self.pool.begin().await?;
+        let inserted = sqlx::query(
+            "INSERT INTO messages (channel, customer, business, external_id, body, received_at,
+                                   conversation_id, author, author_email)
+             VALUES (?, ?, ?, ?, ?, ?, ?, 'expert', ?)
+             ON CONFLICT (channel, external_id) WHERE external_id IS NOT NULL DO NOTHING",
+        )
+        .bind(key.channel.as_str())
+        .bind(key.customer.as_str())
+        .bind(key.business.as_str())
+        .bind(message.message_id)
+        .bind(message.text)
+        .bind(now)
+        .bind(&message.conversation.id)
+        .bind(message.author_email)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected()
+            == 1;
+        if inserted {
+            for entry in deliveries {
+                outbox::insert(&mut tx, entry, Some(&message.conversation.id), now).await?;
+            }
+        }
+        tx.commit().await?;
+        Ok(inserted)
+    }
+
+    /// Whether an expert notification for the conversation is still waiting to be sent:
+    /// its thread will exist once it is.
+    pub async fn notification_pending(&self, conversation_id: &str) -> Result<bool, StoreError> {
+        Ok(sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM outbox
+                            WHERE conversation_id = ? AND kind = ? AND state = 'pending')",
+        )
+        .bind(conversation_id)
+        .bind(super::EXPERT_NOTIFICATION)
+        .fetch_one(&self.pool)
+        .await?)
+    }
+}

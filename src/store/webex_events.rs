@@ -1,0 +1,114 @@
+//! Events received on the Webex webhook, processed in the background like the outbox.
+
+use sqlx::Row;
+
+use super::{Store, StoreError};
+
+#[derive(Debug, Clone)]
+pub struct WebexEvent {
+    /// The event's `data.id`: a message id or an attachment action id.
+    pub id: String,
+    pub resource: String,
+    pub payload: String,
+    pub attempts: i64,
+}
+
+impl Store {
+    /// Records an event once; returns false for a repeat of a recorded one.
+    pub async fn record_webex_event(
+        &self,
+        id: &str,
+        resource: &str,
+        payload: &str,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        let inserted = sqlx::query(
+            "INSERT INTO webex_events (id, resource, payload, next_attempt_at, received_at)
+             VALUES (?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING",
+        )
+        .bind(id)
+        .bind(resource)
+        .bind(payload)
+        .bind(now)
+        .bind(now)
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        Ok(inserted == 1)
+    }
+
+    /// Claims due events for `lease_ms`, oldest first.
+    pub async fn claim_webex_events(
+        &self,
+        now: i64,
+        lease_ms: i64,
+        limit: i64,
+    ) -> Result<Vec<WebexEvent>, StoreError> {
+        let rows = sqlx::query(
+            "UPDATE webex_events SET leased_until = ?, attempts = attempts + 1
+             WHERE id IN (
+                 SELECT id FROM webex_events
+                 WHERE state = 'pending' AND next_attempt_at <= ?
+                   AND (leased_until IS NULL OR leased_until <= ?)
+                 ORDER BY received_at, id LIMIT ?)
+             RETURNING id, resource, payload, attempts, received_at",
+        )
+        .bind(now + lease_ms)
+        .bind(now)
+        .bind(now)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut events: Vec<(i64, WebexEvent)> = rows
+            .iter()
+            .map(|row| {
+                (
+                    row.get(4),
+                    WebexEvent {
+                        id: row.get(0),
+                        resource: row.get(1),
+                        payload: row.get(2),
+                        attempts: row.get(3),
+                    },
+                )
+            })
+            .collect();
+        events.sort_by(|a, b| (a.0, &a.1.id).cmp(&(b.0, &b.1.id)));
+        Ok(events.into_iter().map(|(_, event)| event).collect())
+    }
+
+    /// Ends an event: `error` is `None` when it was handled, else why it never will be.
+    pub async fn webex_event_finished(
+        &self,
+        id: &str,
+        error: Option<&str>,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE webex_events SET state = ?, last_error = ?, leased_until = NULL WHERE id = ?",
+        )
+        .bind(if error.is_some() { "failed" } else { "done" })
+        .bind(error)
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn webex_event_retry_at(
+        &self,
+        id: &str,
+        error: &str,
+        next_attempt_at: i64,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE webex_events SET next_attempt_at = ?, last_error = ?, leased_until = NULL
+             WHERE id = ?",
+        )
+        .bind(next_attempt_at)
+        .bind(error)
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+}
