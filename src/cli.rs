@@ -61,6 +61,22 @@ pub enum Command {
         #[command(subcommand)]
         command: OutboxCommand,
     },
+    /// Set up the Webex side.
+    Webex {
+        #[command(subcommand)]
+        command: WebexCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum WebexCommand {
+    /// Create or update the bot's webhooks (new messages, card buttons) so that Webex calls
+    /// PUBLIC_URL/webhooks/webex, signed with ICB_WEBEX_WEBHOOK_SECRET. Safe to run again.
+    Register {
+        /// icbridge's public base URL, e.g. https://bridge.example.com (default: ICB_PUBLIC_URL).
+        #[arg(long, value_name = "URL")]
+        public_url: Option<url::Url>,
+    },
 }
 
 #[derive(Debug, Subcommand)]

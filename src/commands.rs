@@ -6,15 +6,16 @@ use std::time::Duration;
 use serde_json::json;
 use uuid::Uuid;
 
-use crate::cli::{Cli, Command, OutboxCommand, OutboxStatusArg, VerticalArg};
+use crate::cli::{Cli, Command, OutboxCommand, OutboxStatusArg, VerticalArg, WebexCommand};
 use crate::clock::{self, now_ms};
 use crate::config::Settings;
+use crate::desk::{RESOURCE_ACTIONS, RESOURCE_MESSAGES};
 use crate::domain::Vertical;
 use crate::startup::{Application, ServeOptions};
 use crate::store::{OutboxState, Store};
 use crate::telemetry;
 use crate::upstream::instant_connect::{InstantConnectClient, MeetingRequest};
-use crate::upstream::webex::WebexClient;
+use crate::upstream::webex::{WebexClient, Webhook};
 use crate::upstream::{self};
 
 const CLI_TIMEOUT: Duration = Duration::from_secs(15);
@@ -59,6 +60,9 @@ pub async fn run(cli: Cli) -> ExitCode {
         }
         Command::Check => return check(settings).await,
         Command::Outbox { command } => outbox(settings, command).await,
+        Command::Webex {
+            command: WebexCommand::Register { public_url },
+        } => register_webhooks(settings, public_url).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -166,6 +170,81 @@ async fn outbox(settings: Settings, command: OutboxCommand) -> Result<(), String
             Ok(())
         }
     }
+}
+
+/// Makes the bot's two webhooks point at this icbridge: creates what is missing, updates
+/// what differs, leaves the rest alone.
+async fn register_webhooks(settings: Settings, public_url: Option<url::Url>) -> Result<(), String> {
+    let token = settings
+        .webex_token
+        .ok_or("set ICB_WEBEX_TOKEN (the bot's token)")?;
+    let secret = settings
+        .webex_webhook_secret
+        .ok_or("set ICB_WEBEX_WEBHOOK_SECRET: Webex signs every event with it")?;
+    let public_url = public_url.or(settings.public_url).ok_or(
+        "give --public-url https://… (or set ICB_PUBLIC_URL): where Webex can reach icbridge",
+    )?;
+    let target_url = format!(
+        "{}/webhooks/webex",
+        public_url.as_str().trim_end_matches('/')
+    );
+    let webex = WebexClient::new(
+        upstream::http_client(CLI_TIMEOUT),
+        settings.webex_api_url,
+        token,
+    );
+    let existing = webex.webhooks().await.map_err(|e| e.to_string())?;
+    let secret = secrecy::ExposeSecret::expose_secret(&secret).to_string();
+    for (name, resource) in [
+        ("icbridge messages", RESOURCE_MESSAGES),
+        ("icbridge card actions", RESOURCE_ACTIONS),
+    ] {
+        let wanted = Webhook {
+            id: String::new(),
+            name: name.to_string(),
+            target_url: target_url.clone(),
+            resource: resource.to_string(),
+            event: "created".to_string(),
+            filter: None,
+            secret: Some(secret.clone()),
+            status: None,
+        };
+        let current = existing
+            .iter()
+            .find(|hook| hook.name == name && hook.resource == resource && hook.event == "created");
+        match current {
+            None => {
+                let created = webex
+                    .create_webhook(&wanted)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                println!(
+                    "created   {name} ({resource}) -> {target_url} [{}]",
+                    created.id
+                );
+            }
+            Some(hook) => {
+                let secret_differs = hook.secret.as_ref().is_some_and(|s| *s != secret);
+                let inactive = hook.status.as_deref().is_some_and(|s| s != "active");
+                if hook.target_url != target_url || secret_differs || inactive {
+                    webex
+                        .update_webhook(&hook.id, &wanted)
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    println!(
+                        "updated   {name} ({resource}) -> {target_url} [{}]",
+                        hook.id
+                    );
+                } else {
+                    println!(
+                        "unchanged {name} ({resource}) -> {target_url} [{}]",
+                        hook.id
+                    );
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Runs every check and prints each as `ok` or `failed` with the reason.

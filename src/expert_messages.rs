@@ -123,7 +123,7 @@ pub fn open_conversations(conversations: &[ConversationInfo], now: i64) -> Strin
                 None => "no meeting".to_string(),
             };
             format!(
-                "- {} · {} · opened {} ago · {expiry}",
+                "- {} · {} · opened {} · {expiry}",
                 c.key.channel.display_name(),
                 customer_label(&c.key, c.customer_name.as_deref()),
                 age(now - c.created_at),
@@ -152,13 +152,14 @@ fn customer_label(key: &ConversationKey, name: Option<&str>) -> String {
     }
 }
 
+/// How long ago, for people: "just now", "12 min ago", "5 h ago", "3 days ago".
 fn age(ms: i64) -> String {
     let minutes = ms.max(0) / 60_000;
     match minutes {
         0 => "just now".to_string(),
-        m if m < 60 => format!("{m} min"),
-        m if m < 48 * 60 => format!("{} h", m / 60),
-        m => format!("{} days", m / (24 * 60)),
+        m if m < 60 => format!("{m} min ago"),
+        m if m < 48 * 60 => format!("{} h ago", m / 60),
+        m => format!("{} days ago", m / (24 * 60)),
     }
 }
 
@@ -249,8 +250,8 @@ mod tests {
     #[test]
     fn ages_read_naturally() {
         assert_eq!(age(30_000), "just now");
-        assert_eq!(age(12 * 60_000), "12 min");
-        assert_eq!(age(5 * 3_600_000), "5 h");
-        assert_eq!(age(72 * 3_600_000), "3 days");
+        assert_eq!(age(12 * 60_000), "12 min ago");
+        assert_eq!(age(5 * 3_600_000), "5 h ago");
+        assert_eq!(age(72 * 3_600_000), "3 days ago");
     }
 }

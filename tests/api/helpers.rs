@@ -2,6 +2,7 @@ use std::collections::BTreeMap;
 
 use hmac::{Hmac, Mac};
 use icbridge::config::Settings;
+use icbridge::desk::Desk;
 use icbridge::outbox::OutboxWorker;
 use icbridge::startup::{Application, ServeOptions, StartupError};
 use serde_json::Value;
@@ -26,6 +27,7 @@ pub struct TestApp {
     pub webex: MockServer,
     pub connect: MockServer,
     pub worker: OutboxWorker,
+    pub desk: Desk,
     pub db: SqlitePool,
     pub database_url: String,
     _dir: TempDir,
@@ -111,6 +113,7 @@ impl Upstreams {
         let app = self.build().await.expect("icbridge starts");
         let address = format!("http://127.0.0.1:{}", app.port());
         let worker = app.outbox_worker();
+        let desk = app.desk();
         tokio::spawn(app.run_until_stopped());
         let db = SqlitePoolOptions::new()
             .connect(&self.vars["DATABASE_URL"])
@@ -123,6 +126,7 @@ impl Upstreams {
             webex: self.webex,
             connect: self.connect,
             worker,
+            desk,
             db,
             database_url: self.vars["DATABASE_URL"].clone(),
             _dir: self.dir,

@@ -6,6 +6,7 @@ mod broker;
 mod cli;
 mod concurrency;
 mod crash;
+mod desk;
 mod errors;
 mod helpers;
 mod intake;

@@ -1,0 +1,639 @@
+//! The experts' side in Webex: the webhook, relays both ways, commands and card buttons.
+
+use hmac::{Hmac, Mac};
+use serde_json::{json, Value};
+use sha1::Sha1;
+use wiremock::matchers::{method, path};
+use wiremock::{Mock, ResponseTemplate};
+
+use crate::helpers::*;
+
+const WEBEX_SECRET: &str = "webex-webhook-secret-for-tests";
+const BOT_ID: &str = "Y2lzY29zcGFyazovL3VzL1BFT1BMRS9ib3Q";
+const EXPERT_ID: &str = "Y2lzY29zcGFyazovL3VzL1BFT1BMRS9leHBlcnQtMDAwMQ";
+const EXPERT_DM_ROOM: &str = "direct-room-with-expert";
+
+fn thread_id() -> String {
+    fixture_json("webex-message-created-response.json")["id"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+fn spark_signature(body: &str) -> String {
+    let mut mac = Hmac::<Sha1>::new_from_slice(WEBEX_SECRET.as_bytes()).unwrap();
+    mac.update(body.as_bytes());
+    hex::encode(mac.finalize().into_bytes())
+}
+
+async fn desk_app(extra: &[(&str, &str)]) -> TestApp {
+    let mut upstreams = Upstreams::start().await;
+    upstreams.set("WEBEX_WEBHOOK_SECRET", WEBEX_SECRET);
+    for (key, value) in extra {
+        upstreams.set(key, value);
+    }
+    for key in extra.iter().filter(|(_, v)| v.is_empty()).map(|(k, _)| *k) {
+        upstreams.unset(key);
+    }
+    let app = upstreams.spawn().await;
+    mount_broker(&app.broker, "ic-joseencrypt-short.json").await;
+    mount_webex_messages(&app.webex).await;
+    Mock::given(method("GET"))
+        .and(path("/v1/people/me"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "id": BOT_ID, "displayName": "icbridge", "emails": ["icbridge@webex.bot"]
+        })))
+        .mount(&app.webex)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/resources/v1/messaging"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_raw(fixture("connect-whatsapp-send-ok.json"), "application/json"),
+        )
+        .mount(&app.connect)
+        .await;
+    app
+}
+
+/// A WhatsApp conversation whose notification was delivered: its thread exists.
+async fn open_conversation(app: &TestApp) -> Value {
+    let answer: Value = app
+        .post_signed(&fixture("connect-whatsapp-mo.json"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    app.worker.run_once().await.unwrap();
+    answer
+}
+
+async fn post_webex(app: &TestApp, body: &str, signature: Option<&str>) -> reqwest::Response {
+    let mut request = app
+        .http
+        .post(format!("{}/webhooks/webex", app.address))
+        .header("Content-Type", "application/json")
+        .body(body.to_string());
+    if let Some(signature) = signature {
+        request = request.header("X-Spark-Signature", signature);
+    }
+    request.send().await.unwrap()
+}
+
+async fn deliver_event(app: &TestApp, body: &str) -> Value {
+    let response = post_webex(app, body, Some(&spark_signature(body))).await;
+    assert_eq!(response.status(), 200);
+    response.json().await.unwrap()
+}
+
+/// An expert's message as Webex would announce and serve it.
+async fn expert_message(
+    app: &TestApp,
+    id: &str,
+    text: &str,
+    parent: Option<&str>,
+    room: &str,
+) -> String {
+    let mut message = json!({
+        "id": id, "roomId": room, "roomType": "group", "text": text,
+        "personId": EXPERT_ID, "personEmail": "expert@example.com", "created": "2026-11-20T15:03:10.000Z"
+    });
+    if let Some(parent) = parent {
+        message["parentId"] = json!(parent);
+    }
+    Mock::given(method("GET"))
+        .and(path(format!("/v1/messages/{id}")))
+        .respond_with(ResponseTemplate::new(200).set_body_json(&message))
+        .mount(&app.webex)
+        .await;
+    let mut event = fixture_json("webex-webhook-message-created.json");
+    event["data"]["id"] = json!(id);
+    event["data"]["roomId"] = json!(room);
+    match parent {
+        Some(parent) => event["data"]["parentId"] = json!(parent),
+        None => {
+            event["data"].as_object_mut().unwrap().remove("parentId");
+        }
+    }
+    event.to_string()
+}
+
+/// Bot messages posted after the first notification.
+async fn bot_posts_after_notification(app: &TestApp) -> Vec<Value> {
+    app.webex_posts().await.into_iter().skip(1).collect()
+}
+
+#[tokio::test]
+async fn the_webex_webhook_checks_its_signature_before_anything_else() {
+    let app = desk_app(&[]).await;
+    let body = fixture("webex-webhook-message-created.json");
+    assert_eq!(post_webex(&app, &body, None).await.status(), 401);
+    assert_eq!(post_webex(&app, &body, Some("00ff")).await.status(), 401);
+    let other_body = body.replace("expert@example.com", "evil@example.com");
+    let response = post_webex(&app, &other_body, Some(&spark_signature(&body))).await;
+    assert_eq!(response.status(), 401);
+    assert_eq!(
+        response.json::<Value>().await.unwrap()["error"],
+        "unauthorized"
+    );
+    assert_eq!(app.count("webex_events").await, 0);
+    // Upper-case hex is a different string but the same signature.
+    let response = post_webex(&app, &body, Some(&spark_signature(&body).to_uppercase())).await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(app.count("webex_events").await, 1);
+}
+
+#[tokio::test]
+async fn without_a_secret_the_webex_webhook_refuses_everything() {
+    let app = spawn_app().await;
+    let body = fixture("webex-webhook-message-created.json");
+    let response = post_webex(&app, &body, Some(&spark_signature(&body))).await;
+    assert_eq!(response.status(), 401);
+    let message = response.json::<Value>().await.unwrap()["message"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(message.contains("ICB_WEBEX_WEBHOOK_SECRET"), "{message}");
+}
+
+#[tokio::test]
+async fn an_experts_reply_in_the_thread_reaches_the_customer() {
+    let app = desk_app(&[]).await;
+    let answer = open_conversation(&app).await;
+    let event = fixture("webex-webhook-message-created.json");
+    let message = fixture_json("webex-message.json");
+    Mock::given(method("GET"))
+        .and(path(format!(
+            "/v1/messages/{}",
+            message["id"].as_str().unwrap()
+        )))
+        .respond_with(ResponseTemplate::new(200).set_body_json(&message))
+        .expect(1)
+        .mount(&app.webex)
+        .await;
+
+    assert_eq!(
+        deliver_event(&app, &event).await,
+        json!({"status": "recorded"})
+    );
+    // Webex repeats the delivery: handled once.
+    assert_eq!(
+        deliver_event(&app, &event).await,
+        json!({"status": "duplicate"})
+    );
+    assert_eq!(app.desk.run_once().await.unwrap(), 1);
+    assert_eq!(app.desk.run_once().await.unwrap(), 0);
+    app.worker.run_once().await.unwrap();
+
+    let sent = app.connect.received_requests().await.unwrap();
+    let relay: Value = sent.last().unwrap().body_json().unwrap();
+    let relay_row: i64 =
+        sqlx::query_scalar("SELECT MAX(id) FROM outbox WHERE kind = 'customer_reply'")
+            .fetch_one(&app.db)
+            .await
+            .unwrap();
+    assert_eq!(
+        relay,
+        json!({
+            "deliverychannel": "whatsapp",
+            "appid": "a_155054536910425280",
+            "destination": [{"waid": ["14155550142"]}],
+            "channels": {"OTT-Messaging": {"wa": {
+                "type": "text",
+                "text": {"body": "Thanks Alice, I am joining the call now"},
+                "preview_url": "true",
+            }}},
+            "correlationid": format!("icb-{relay_row}"),
+            "callbackData": answer["conversationId"],
+        })
+    );
+    // In the transcript, as the expert's.
+    let (author, email, body): (String, String, String) =
+        sqlx::query_as("SELECT author, author_email, body FROM messages WHERE author = 'expert'")
+            .fetch_one(&app.db)
+            .await
+            .unwrap();
+    assert_eq!(
+        (author.as_str(), email.as_str()),
+        ("expert", "expert@example.com")
+    );
+    assert_eq!(body, "Thanks Alice, I am joining the call now");
+    // The bot says nothing in the thread.
+    assert!(bot_posts_after_notification(&app).await.is_empty());
+}
+
+#[tokio::test]
+async fn later_customer_messages_appear_in_the_thread() {
+    let app = desk_app(&[]).await;
+    open_conversation(&app).await;
+    let follow_up = r#"{"channel":"whatsapp","from":"14155550142","to":"a_155054536910425280","text":"I'm in the *waiting* room","messageId":"f-1"}"#;
+    assert_eq!(app.post_flow(follow_up).await.status(), 200);
+    app.worker.run_once().await.unwrap();
+    assert_eq!(
+        bot_posts_after_notification(&app).await,
+        vec![json!({
+            "roomId": EXPERT_ROOM,
+            "parentId": thread_id(),
+            "markdown": "**Customer:**\n\n> I'm in the \\*waiting\\* room",
+        })]
+    );
+}
+
+#[tokio::test]
+async fn a_customer_message_waits_for_its_thread() {
+    let app = desk_app(&[("RETRY_SCHEDULE", "1ms,1ms")]).await;
+    app.webex.reset().await;
+    // Webex is down when the notification is first tried.
+    Mock::given(method("POST"))
+        .and(path("/v1/messages"))
+        .respond_with(ResponseTemplate::new(503))
+        .up_to_n_times(1)
+        .mount(&app.webex)
+        .await;
+    mount_webex_messages(&app.webex).await;
+    app.post_signed(&fixture("connect-whatsapp-mo.json")).await;
+    app.worker.run_once().await.unwrap();
+    let follow_up = r#"{"channel":"whatsapp","from":"14155550142","to":"a_155054536910425280","text":"hello?","messageId":"f-1"}"#;
+    app.post_flow(follow_up).await;
+    for _ in 0..5 {
+        tokio::time::sleep(std::time::Duration::from_millis(3)).await;
+        app.worker.run_once().await.unwrap();
+    }
+    let posts = app.webex_posts().await;
+    let relay = posts
+        .iter()
+        .find(|p| p["markdown"].as_str().unwrap().starts_with("**Customer:**"))
+        .unwrap();
+    assert_eq!(relay["parentId"], thread_id());
+}
+
+#[tokio::test]
+async fn the_bots_own_messages_are_ignored() {
+    let app = desk_app(&[]).await;
+    open_conversation(&app).await;
+    let mut event = fixture_json("webex-webhook-message-created.json");
+    event["data"]["personId"] = json!(BOT_ID);
+    event["actorId"] = json!(BOT_ID);
+    deliver_event(&app, &event.to_string()).await;
+    assert_eq!(app.desk.run_once().await.unwrap(), 1);
+    let fetched = app
+        .webex
+        .received_requests()
+        .await
+        .unwrap()
+        .iter()
+        .any(|r| r.url.path().starts_with("/v1/messages/"));
+    assert!(!fetched, "the bot's own message is not even fetched");
+    assert_eq!(app.count("outbox").await, 1, "only the first notification");
+}
+
+#[tokio::test]
+async fn without_the_connect_api_the_bot_says_relaying_is_not_configured() {
+    let app = desk_app(&[("CONNECT_API_URL", ""), ("CONNECT_SERVICE_KEY", "")]).await;
+    open_conversation(&app).await;
+    let event = expert_message(
+        &app,
+        "m-1",
+        "icbridge Hello Alice",
+        Some(&thread_id()),
+        "space-1",
+    )
+    .await;
+    deliver_event(&app, &event).await;
+    app.desk.run_once().await.unwrap();
+    app.worker.run_once().await.unwrap();
+    let posts = bot_posts_after_notification(&app).await;
+    assert_eq!(posts.len(), 1);
+    assert_eq!(posts[0]["roomId"], "space-1");
+    assert_eq!(posts[0]["parentId"], thread_id());
+    assert!(posts[0]["markdown"]
+        .as_str()
+        .unwrap()
+        .starts_with("Relaying to the customer is not configured"));
+    assert_eq!(app.count("messages WHERE author = 'expert'").await, 0);
+}
+
+#[tokio::test]
+async fn help_and_unknown_input_are_answered_where_they_were_asked() {
+    let app = desk_app(&[]).await;
+    for (id, text) in [("m-help", "help"), ("m-what", "what can you do")] {
+        let event = expert_message(&app, id, text, None, EXPERT_DM_ROOM).await;
+        deliver_event(&app, &event).await;
+    }
+    app.desk.run_once().await.unwrap();
+    app.worker.run_once().await.unwrap();
+    let posts = app.webex_posts().await;
+    assert_eq!(posts.len(), 2);
+    for post in &posts {
+        assert_eq!(post["roomId"], EXPERT_DM_ROOM);
+        assert!(post.get("parentId").is_none());
+    }
+    assert!(posts[0]["markdown"]
+        .as_str()
+        .unwrap()
+        .starts_with("I connect customers"));
+    assert!(posts[1]["markdown"]
+        .as_str()
+        .unwrap()
+        .starts_with("I did not understand that."));
+}
+
+#[tokio::test]
+async fn list_shows_open_conversations_masked() {
+    let app = desk_app(&[]).await;
+    open_conversation(&app).await;
+    let event = expert_message(&app, "m-list", "icbridge list", None, "space-1").await;
+    deliver_event(&app, &event).await;
+    app.desk.run_once().await.unwrap();
+    app.worker.run_once().await.unwrap();
+    let posts = bot_posts_after_notification(&app).await;
+    let text = posts[0]["markdown"].as_str().unwrap();
+    assert!(text.starts_with("**Open conversations (1)**"), "{text}");
+    assert!(
+        text.contains(
+            "- WhatsApp · +1415•••0142 (Alice Example) · opened just now · links valid until"
+        ),
+        "{text}"
+    );
+    assert!(!text.contains("14155550142"));
+}
+
+#[tokio::test]
+async fn close_in_the_thread_closes_and_the_next_message_opens_a_new_conversation() {
+    let app = desk_app(&[]).await;
+    let first = open_conversation(&app).await;
+    let event = expert_message(
+        &app,
+        "m-close",
+        "icbridge close",
+        Some(&thread_id()),
+        "space-1",
+    )
+    .await;
+    deliver_event(&app, &event).await;
+    app.desk.run_once().await.unwrap();
+    app.worker.run_once().await.unwrap();
+    let (state, closed_by): (String, String) =
+        sqlx::query_as("SELECT state, closed_by FROM conversations WHERE id = ?")
+            .bind(first["conversationId"].as_str())
+            .fetch_one(&app.db)
+            .await
+            .unwrap();
+    assert_eq!(
+        (state.as_str(), closed_by.as_str()),
+        ("closed", "expert@example.com")
+    );
+    let posts = bot_posts_after_notification(&app).await;
+    assert_eq!(posts[0]["parentId"], thread_id());
+    assert_eq!(
+        posts[0]["markdown"],
+        "Conversation closed by expert@example.com. The customer's next message opens a new one."
+    );
+
+    let next = r#"{"channel":"whatsapp","from":"14155550142","to":"a_155054536910425280","text":"me again","messageId":"f-2"}"#;
+    let second: Value = app.post_flow(next).await.json().await.unwrap();
+    assert_ne!(second["conversationId"], first["conversationId"]);
+    assert_eq!(second["created"], true);
+    assert_eq!(app.broker_requests().await.len(), 2);
+
+    // Closing again, or relaying to a closed conversation, says so.
+    let event = expert_message(
+        &app,
+        "m-late",
+        "icbridge are you still there?",
+        Some(&thread_id()),
+        "space-1",
+    )
+    .await;
+    deliver_event(&app, &event).await;
+    app.desk.run_once().await.unwrap();
+    app.worker.run_once().await.unwrap();
+    let last = app.webex_posts().await.last().unwrap().clone();
+    assert!(last["markdown"]
+        .as_str()
+        .unwrap()
+        .starts_with("This conversation is closed"));
+}
+
+#[tokio::test]
+async fn new_link_in_the_thread_makes_a_meeting_and_tells_both_sides() {
+    let app = desk_app(&[("REPLY_MODE", "connect")]).await;
+    let first = open_conversation(&app).await;
+    app.broker.reset().await;
+    Mock::given(method("POST"))
+        .and(path("/api/v2/joseencrypt"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "host": [{"cipher": "h", "short": "NewHost"}], "guest": [{"cipher": "g", "short": "NewGst1"}],
+            "baseUrl": "https://instant.webex.com/visit/"
+        })))
+        .expect(1)
+        .mount(&app.broker)
+        .await;
+    let event = expert_message(
+        &app,
+        "m-new",
+        "icbridge new link",
+        Some(&thread_id()),
+        "space-1",
+    )
+    .await;
+    deliver_event(&app, &event).await;
+    app.desk.run_once().await.unwrap();
+    app.worker.run_once().await.unwrap();
+
+    let (meetings, newest_guest, newest_host): (i64, String, String) = sqlx::query_as(
+        "SELECT (SELECT COUNT(*) FROM meetings), guest_url, host_url FROM meetings ORDER BY created_at DESC, rowid DESC LIMIT 1",
+    )
+    .fetch_one(&app.db)
+    .await
+    .unwrap();
+    assert_eq!(meetings, 2);
+    assert_eq!(newest_guest, "https://instant.webex.com/visit/NewGst1");
+    assert_eq!(newest_host, "https://instant.webex.com/visit/NewHost");
+    let posts = bot_posts_after_notification(&app).await;
+    assert_eq!(posts[0]["parentId"], thread_id());
+    let text = posts[0]["markdown"].as_str().unwrap();
+    assert!(
+        text.starts_with(&format!("New meeting: **[Join as host]({newest_host})**")),
+        "{text}"
+    );
+    assert!(text.contains("The customer was sent the new guest link."));
+    let to_customer: Value = app
+        .connect
+        .received_requests()
+        .await
+        .unwrap()
+        .last()
+        .unwrap()
+        .body_json()
+        .unwrap();
+    assert_eq!(
+        to_customer["channels"]["OTT-Messaging"]["wa"]["text"]["body"],
+        format!("Join your video consultation: {newest_guest}")
+    );
+    // The customer's next message gets the new link.
+    let next = r#"{"channel":"whatsapp","from":"14155550142","to":"a_155054536910425280","text":"ok","messageId":"f-3"}"#;
+    let answer: Value = app.post_flow(next).await.json().await.unwrap();
+    assert_eq!(answer["guestUrl"], newest_guest);
+    assert_eq!(answer["conversationId"], first["conversationId"]);
+}
+
+#[tokio::test]
+async fn close_and_new_link_outside_a_thread_explain_where_they_work() {
+    let app = desk_app(&[]).await;
+    let event = expert_message(&app, "m-x", "close", None, EXPERT_DM_ROOM).await;
+    deliver_event(&app, &event).await;
+    app.desk.run_once().await.unwrap();
+    app.worker.run_once().await.unwrap();
+    let posts = app.webex_posts().await;
+    assert!(posts[0]["markdown"]
+        .as_str()
+        .unwrap()
+        .contains("work in a conversation's thread"));
+}
+
+async fn press(app: &TestApp, action_id: &str, action: &str) {
+    Mock::given(method("GET"))
+        .and(path(format!("/v1/attachment/actions/{action_id}")))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "id": action_id, "type": "submit", "messageId": thread_id(), "roomId": "space-1",
+            "personId": EXPERT_ID, "inputs": {"action": action}, "created": "2026-11-20T15:05:00.000Z"
+        })))
+        .mount(&app.webex)
+        .await;
+    let event = json!({
+        "id": "hook-2", "name": "icbridge card actions", "resource": "attachmentActions", "event": "created",
+        "actorId": EXPERT_ID,
+        "data": {"id": action_id, "type": "submit", "messageId": thread_id(), "personId": EXPERT_ID, "roomId": "space-1"}
+    });
+    deliver_event(app, &event.to_string()).await;
+    app.desk.run_once().await.unwrap();
+    app.worker.run_once().await.unwrap();
+}
+
+#[tokio::test]
+async fn the_cards_close_button_closes_the_conversation() {
+    let app = desk_app(&[]).await;
+    open_conversation(&app).await;
+    press(&app, "action-close", "close").await;
+    let state: String = sqlx::query_scalar("SELECT state FROM conversations")
+        .fetch_one(&app.db)
+        .await
+        .unwrap();
+    assert_eq!(state, "closed");
+    let posts = bot_posts_after_notification(&app).await;
+    assert_eq!(posts[0]["parentId"], thread_id());
+    assert!(posts[0]["markdown"]
+        .as_str()
+        .unwrap()
+        .starts_with(&format!("Conversation closed by {EXPERT_ID}")));
+}
+
+#[tokio::test]
+async fn the_cards_new_link_button_makes_a_new_meeting() {
+    let app = desk_app(&[]).await;
+    open_conversation(&app).await;
+    press(&app, "action-new", "new_link").await;
+    assert_eq!(app.count("meetings").await, 2);
+    assert_eq!(app.broker_requests().await.len(), 2);
+    let posts = bot_posts_after_notification(&app).await;
+    assert!(posts[0]["markdown"]
+        .as_str()
+        .unwrap()
+        .starts_with("New meeting:"));
+}
+
+#[tokio::test]
+async fn webex_register_creates_the_webhooks_once() {
+    use std::sync::{Arc, Mutex};
+    use wiremock::{Request, Respond};
+
+    /// A tiny stateful stand-in of `/v1/webhooks`.
+    #[derive(Clone, Default)]
+    struct Hooks(Arc<Mutex<Vec<Value>>>);
+    impl Respond for Hooks {
+        fn respond(&self, request: &Request) -> ResponseTemplate {
+            let mut hooks = self.0.lock().unwrap();
+            match request.method.as_str() {
+                "GET" => ResponseTemplate::new(200).set_body_json(json!({"items": *hooks})),
+                "POST" => {
+                    let mut hook: Value = request.body_json().unwrap();
+                    hook["id"] = json!(format!("hook-{}", hooks.len() + 1));
+                    hook["status"] = json!("active");
+                    hooks.push(hook.clone());
+                    ResponseTemplate::new(200).set_body_json(hook)
+                }
+                _ => {
+                    let id = request.url.path().rsplit('/').next().unwrap().to_string();
+                    let update: Value = request.body_json().unwrap();
+                    let hook = hooks.iter_mut().find(|h| h["id"] == id).unwrap();
+                    hook["targetUrl"] = update["targetUrl"].clone();
+                    ResponseTemplate::new(200).set_body_json(hook.clone())
+                }
+            }
+        }
+    }
+
+    let webex = wiremock::MockServer::start().await;
+    let hooks = Hooks::default();
+    Mock::given(path("/v1/webhooks"))
+        .respond_with(hooks.clone())
+        .mount(&webex)
+        .await;
+    Mock::given(method("PUT"))
+        .respond_with(hooks.clone())
+        .mount(&webex)
+        .await;
+    let vars = |url: &str| {
+        vec![
+            ("WEBEX_TOKEN", "bot".to_string()),
+            ("WEBEX_API_URL", format!("{}/v1", webex.uri())),
+            ("WEBEX_WEBHOOK_SECRET", WEBEX_SECRET.to_string()),
+            ("PUBLIC_URL", url.to_string()),
+        ]
+    };
+    let run = |url: &'static str| {
+        let vars = vars(url);
+        async move {
+            let output = crate::cli::icbridge(&["webex", "register"], &vars).await;
+            assert!(
+                output.status.success(),
+                "{}",
+                String::from_utf8_lossy(&output.stderr)
+            );
+            String::from_utf8_lossy(&output.stdout).into_owned()
+        }
+    };
+
+    let first = run("https://bridge.example.com").await;
+    assert_eq!(first.matches("created   ").count(), 2, "{first}");
+    let stored = hooks.0.lock().unwrap().clone();
+    assert_eq!(stored.len(), 2);
+    let resources: Vec<&str> = stored
+        .iter()
+        .map(|h| h["resource"].as_str().unwrap())
+        .collect();
+    assert_eq!(resources, ["messages", "attachmentActions"]);
+    for hook in &stored {
+        assert_eq!(
+            hook["targetUrl"],
+            "https://bridge.example.com/webhooks/webex"
+        );
+        assert_eq!(hook["event"], "created");
+        assert_eq!(hook["secret"], WEBEX_SECRET);
+    }
+
+    let second = run("https://bridge.example.com").await;
+    assert_eq!(second.matches("unchanged ").count(), 2, "{second}");
+    assert_eq!(hooks.0.lock().unwrap().len(), 2, "nothing created twice");
+
+    let moved = run("https://new.example.com/").await;
+    assert_eq!(moved.matches("updated   ").count(), 2, "{moved}");
+    assert_eq!(hooks.0.lock().unwrap().len(), 2);
+    assert!(hooks
+        .0
+        .lock()
+        .unwrap()
+        .iter()
+        .all(|h| h["targetUrl"] == "https://new.example.com/webhooks/webex"));
+}
