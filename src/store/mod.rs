@@ -124,6 +124,25 @@ fn answer_from_row(row: &sqlx::sqlite::SqliteRow) -> Answer {
     }
 }
 
+/// Records a message's answer, unless it has one already. Returns whether it was recorded.
+async fn answer_message(
+    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    message_row: i64,
+    answer: &Answer,
+) -> Result<bool, StoreError> {
+    let updated = sqlx::query(
+        "UPDATE messages SET conversation_id = ?, meeting_id = ?, opened_meeting = ?
+         WHERE id = ? AND meeting_id IS NULL",
+    )
+    .bind(&answer.conversation_id)
+    .bind(&answer.meeting_id)
+    .bind(answer.opened_meeting)
+    .bind(message_row)
+    .execute(&mut **tx)
+    .await?;
+    Ok(updated.rows_affected() == 1)
+}
+
 #[derive(Clone)]
 pub struct Store {
     pool: SqlitePool,
@@ -247,17 +266,7 @@ impl Store {
         now: i64,
     ) -> Result<Answer, StoreError> {
         let mut tx = self.pool.begin().await?;
-        let updated = sqlx::query(
-            "UPDATE messages SET conversation_id = ?, meeting_id = ?, opened_meeting = ?
-             WHERE id = ? AND meeting_id IS NULL",
-        )
-        .bind(&answer.conversation_id)
-        .bind(&answer.meeting_id)
-        .bind(answer.opened_meeting)
-        .bind(message_row)
-        .execute(&mut *tx)
-        .await?;
-        if updated.rows_affected() == 1 {
+        if answer_message(&mut tx, message_row, answer).await? {
             for entry in deliveries {
                 outbox::insert(&mut tx, entry, Some(&answer.conversation_id), now).await?;
             }
@@ -343,15 +352,7 @@ impl Store {
             }
         };
         if let Some(message_row) = new.message_row {
-            sqlx::query(
-                "UPDATE messages SET conversation_id = ?, meeting_id = ?, opened_meeting = ? WHERE id = ?",
-            )
-            .bind(&answer.conversation_id)
-            .bind(&answer.meeting_id)
-            .bind(answer.opened_meeting)
-            .bind(message_row)
-            .execute(&mut *tx)
-            .await?;
+            answer_message(&mut tx, message_row, &answer).await?;
         }
         sqlx::query(
             "DELETE FROM meeting_claims
