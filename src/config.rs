@@ -48,6 +48,8 @@ const KNOWN_KEYS: &[&str] = &[
     "PUBLIC_URL",
     "OAUTH_CLIENT_ID",
     "OAUTH_CLIENT_SECRET",
+    "CONSOLE_ALLOWED",
+    "WIDGET_BASE_URL",
     "LOG_FORMAT",
 ];
 
@@ -137,6 +139,11 @@ pub struct Settings {
     pub public_url: Option<Url>,
     pub oauth_client_id: Option<String>,
     pub oauth_client_secret: Option<SecretString>,
+    /// Who may use the console: emails and `@domain`s, lower-case. Empty: anyone who can
+    /// log in to Webex with the integration.
+    pub console_allowed: Vec<String>,
+    /// Where the Space Widget's `bundle.js` and `main.css` are.
+    pub widget_base_url: Url,
     pub log_format: LogFormat,
     /// Things worth telling the operator once logging is up (unknown variables, ...).
     pub warnings: Vec<String>,
@@ -263,6 +270,18 @@ impl Settings {
             public_url: vars.url("PUBLIC_URL")?,
             oauth_client_id: vars.text("OAUTH_CLIENT_ID"),
             oauth_client_secret: vars.secret("OAUTH_CLIENT_SECRET"),
+            console_allowed: vars
+                .text("CONSOLE_ALLOWED")
+                .map(|list| {
+                    list.split(',')
+                        .map(|entry| entry.trim().to_ascii_lowercase())
+                        .filter(|entry| !entry.is_empty())
+                        .collect()
+                })
+                .unwrap_or_default(),
+            widget_base_url: vars.url("WIDGET_BASE_URL")?.unwrap_or_else(|| {
+                Url::parse("https://code.s4d.io/widget-space/production").expect("valid default")
+            }),
             log_format: match vars.text("LOG_FORMAT").as_deref() {
                 None | Some("text") => LogFormat::Text,
                 Some("json") => LogFormat::Json,

@@ -19,6 +19,9 @@ pub const SANDBOX_WEBHOOK_TOKEN: &str = "sandbox-token";
 /// The credentials icbridge's clients present to the stand-ins.
 pub const SANDBOX_UPSTREAM_TOKEN: &str = "sandbox-upstream-token";
 pub const SANDBOX_EXPERT_ROOM: &str = "sandbox-experts-room";
+pub const SANDBOX_OAUTH_CLIENT: &str = "sandbox-oauth-client";
+/// The access token the OAuth stand-in gives the expert who "logs in".
+const SANDBOX_EXPERT_TOKEN: &str = "sandbox-expert-access-token";
 const BOT_ID: &str = "sandbox-bot";
 
 /// Something icbridge sent to a stand-in, as listed by `GET /sandbox/messages`.
@@ -66,14 +69,20 @@ pub fn configure(cfg: &mut web::ServiceConfig, state: web::Data<SandboxState>) {
             .route("/messages", web::get().to(list_sent))
             .route("/ic/api/v2/joseencrypt", web::post().to(joseencrypt))
             .route("/visit/{code}", web::get().to(visit))
-            .route("/{vertical}/v1/{page}", web::get().to(long_link))
             .route("/webex/v1/people/me", web::get().to(webex_me))
             .route("/webex/v1/rooms", web::get().to(webex_rooms))
             .route("/webex/v1/messages", web::post().to(webex_post_message))
+            .route("/webex/v1/authorize", web::get().to(oauth_authorize))
+            .route("/webex/v1/access_token", web::post().to(oauth_token))
             .route("/connect/v1/sms/messages", web::post().to(connect_sms))
             .route(
                 "/connect/resources/v1/messaging",
                 web::post().to(connect_messaging),
+            )
+            // Long-mode links; only the two verticals, so no stand-in's path is taken.
+            .route(
+                "/{vertical:gen|hc}/v1/{page:login|talk}",
+                web::get().to(long_link),
             ),
     );
 }
@@ -186,9 +195,55 @@ fn html_escape(text: &str) -> String {
         .replace('"', "&quot;")
 }
 
+/// Webex's login page, approving at once: back to the console with a code and the state.
+async fn oauth_authorize(query: web::Query<HashMap<String, String>>) -> HttpResponse {
+    let (Some(redirect_uri), Some(state)) = (query.get("redirect_uri"), query.get("state")) else {
+        return json_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            "redirect_uri and state are required",
+        );
+    };
+    let mut target = match url::Url::parse(redirect_uri) {
+        Ok(url) => url,
+        Err(_) => {
+            return json_error(
+                StatusCode::BAD_REQUEST,
+                "invalid_request",
+                "redirect_uri is not a URL",
+            )
+        }
+    };
+    target
+        .query_pairs_mut()
+        .append_pair("code", "sandbox-code")
+        .append_pair("state", state);
+    HttpResponse::Found()
+        .insert_header(("Location", target.to_string()))
+        .finish()
+}
+
+async fn oauth_token() -> HttpResponse {
+    HttpResponse::Ok().json(json!({
+        "access_token": SANDBOX_EXPERT_TOKEN, "expires_in": 1_209_599,
+        "refresh_token": "sandbox-refresh-token", "refresh_token_expires_in": 7_776_000,
+        "token_type": "Bearer", "scope": "spark:all spark:kms"
+    }))
+}
+
 async fn webex_me(request: HttpRequest) -> HttpResponse {
     if let Some(refused) = refusal(&request) {
         return refused;
+    }
+    let expert = request
+        .headers()
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.ends_with(SANDBOX_EXPERT_TOKEN));
+    if expert {
+        return HttpResponse::Ok().json(json!({
+            "id": "sandbox-expert", "emails": ["expert@sandbox.example"], "displayName": "Sandbox Expert", "type": "person"
+        }));
     }
     HttpResponse::Ok().json(json!({
         "id": BOT_ID, "emails": ["icbridge-sandbox@webex.bot"], "displayName": "icbridge sandbox bot", "type": "bot"

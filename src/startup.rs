@@ -13,6 +13,7 @@ use url::Url;
 
 use crate::bridge::{Bridge, BridgeParts, CustomerReplies, MeetingPolicy};
 use crate::config::{ExpertTarget, FollowupReply, ReplyMode, Settings};
+use crate::console::{Console, ConsoleSettings};
 use crate::desk::Desk;
 use crate::inbound::{ConnectAuth, WebexAuth};
 use crate::outbox::OutboxWorker;
@@ -22,7 +23,8 @@ use crate::sandbox;
 use crate::store::{Store, StoreError};
 use crate::upstream::connect::ConnectClient;
 use crate::upstream::instant_connect::InstantConnectClient;
-use crate::upstream::webex::{ResolveError, WebexClient};
+use crate::upstream::webex::{Destination, ResolveError, WebexClient};
+use crate::upstream::webex_oauth::WebexOAuthClient;
 use crate::upstream::{self};
 
 /// Timeout for Webex and Webex Connect calls made by the outbox worker.
@@ -167,6 +169,7 @@ impl Application {
                  `icbridge webex register`) to let experts answer customers from Webex"
             );
         }
+        let console = build_console(&settings, &store, bridge.experts())?.map(web::Data::new);
         let webex_auth = web::Data::new(WebexAuth::new(settings.webex_webhook_secret.clone()));
         let desk_wake_data = web::Data::new(DeskWake(desk_wake.clone()));
 
@@ -190,6 +193,19 @@ impl Application {
                         .route(web::head().to(connect_webhook::head)),
                 )
                 .route("/webhooks/webex", web::post().to(webex_webhook::receive))
+                .configure(|cfg| match &console {
+                    Some(console) => {
+                        cfg.app_data(console.clone())
+                            .configure(routes::console::configure);
+                    }
+                    None => {
+                        cfg.route("/console", web::get().to(routes::console::not_configured))
+                            .route(
+                                "/console/{rest:.*}",
+                                web::to(routes::console::not_configured),
+                            );
+                    }
+                })
                 .default_service(web::to(routes::not_found));
             if sandbox {
                 let state = sandbox_state.clone();
@@ -279,6 +295,45 @@ impl Application {
     }
 }
 
+/// The expert console, when its three settings are there.
+fn build_console(
+    settings: &Settings,
+    store: &Store,
+    experts: &Destination,
+) -> Result<Option<Console>, StartupError> {
+    let (public_url, client_id, client_secret) = match (
+        &settings.public_url,
+        &settings.oauth_client_id,
+        &settings.oauth_client_secret,
+    ) {
+        (Some(url), Some(id), Some(secret)) => (url, id, secret),
+        (None, None, None) => return Ok(None),
+        _ => {
+            return Err(StartupError::Config(
+                "the expert console needs all of ICB_PUBLIC_URL, ICB_OAUTH_CLIENT_ID and ICB_OAUTH_CLIENT_SECRET"
+                    .into(),
+            ))
+        }
+    };
+    let oauth = WebexOAuthClient::new(
+        upstream::http_client(DELIVERY_TIMEOUT),
+        settings.webex_api_url.clone(),
+        client_id.clone(),
+        client_secret.clone(),
+    );
+    Ok(Some(Console::new(
+        store.clone(),
+        oauth,
+        ConsoleSettings {
+            public_url: public_url.clone(),
+            webex_api_url: settings.webex_api_url.clone(),
+            allowed: settings.console_allowed.clone(),
+            widget_base_url: settings.widget_base_url.clone(),
+        },
+        experts.clone(),
+    )))
+}
+
 const NO_EXPERTS: &str =
     "set ICB_EXPERT_ROOM_ID, ICB_EXPERT_EMAIL or ICB_EXPERT_ROOM_TITLE: where experts are notified";
 
@@ -330,6 +385,10 @@ fn use_sandbox_upstreams(settings: &mut Settings, address: SocketAddr) -> Option
     settings.webex_token = upstream_token();
     settings.connect_service_key = upstream_token();
     settings.expert_target = Some(ExpertTarget::RoomId(sandbox::SANDBOX_EXPERT_ROOM.into()));
+    // The console logs in through the Webex stand-in.
+    settings.public_url = Some(url("").join("/").expect("a valid local URL"));
+    settings.oauth_client_id = Some(sandbox::SANDBOX_OAUTH_CLIENT.into());
+    settings.oauth_client_secret = Some(SecretString::from(sandbox::SANDBOX_UPSTREAM_TOKEN));
     tracing::warn!(
         "sandbox mode: upstreams are local stand-ins under {base}; nothing reaches Webex or customers"
     );

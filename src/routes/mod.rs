@@ -1,6 +1,7 @@
 //! HTTP endpoints, one module each; thin: they translate between HTTP and the bridge.
 
 pub mod connect_webhook;
+pub mod console;
 pub mod health;
 pub mod webex_webhook;
 

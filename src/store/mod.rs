@@ -3,6 +3,7 @@
 //! Transactions here are short and never wait on the network: callers make their upstream
 //! calls before or after, never inside.
 
+mod console;
 mod conversations;
 mod outbox;
 mod webex_events;
@@ -16,6 +17,7 @@ use sqlx::{Row, SqlitePool};
 use crate::domain::{ConversationKey, InboundMessage, MeetingLinks};
 use crate::inbound::DeliveryReceipt;
 
+pub use console::{ConsoleSession, QueueItem};
 pub use conversations::{ConversationInfo, ExpertMessage};
 pub use outbox::{OutboxEntry, OutboxRow, OutboxState};
 pub use webex_events::WebexEvent;

@@ -4,6 +4,7 @@
 pub mod connect;
 pub mod instant_connect;
 pub mod webex;
+pub mod webex_oauth;
 
 use std::fmt;
 use std::time::Duration;
@@ -97,6 +98,10 @@ struct ErrorBody {
     message: Option<String>,
     code: Option<serde_json::Value>,
     tracking_id: Option<String>,
+    /// OAuth errors: `{"error": "invalid_grant", "error_description": "..."}`.
+    error: Option<String>,
+    #[serde(rename = "error_description")]
+    error_description: Option<String>,
 }
 
 /// Turns a non-success response into an error, keeping what helps an operator: the
@@ -115,7 +120,11 @@ async fn status_error(upstream: Upstream, response: Response) -> UpstreamError {
         .and_then(|v| v.to_str().ok())
         .map(str::to_string);
     let body: ErrorBody = response.json().await.unwrap_or_default();
-    let message = match (body.code, body.message) {
+    let oauth_error = body.error.map(|error| match &body.error_description {
+        Some(description) => format!("{error}: {description}"),
+        None => error,
+    });
+    let message = match (body.code, body.message.or(oauth_error)) {
         (Some(code), Some(message)) => Some(format!("{} {message}", code_text(&code))),
         (None, message) => message,
         (Some(code), None) => Some(code_text(&code)),

@@ -1,0 +1,256 @@
+//! The expert console: Webex login (OAuth with PKCE), server-side sessions with token
+//! refresh, and the queue that the page shows beside the Space Widget.
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use rand::RngCore;
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+use url::Url;
+
+use crate::clock::now_ms;
+use crate::store::{ConsoleSession, Store, StoreError};
+use crate::upstream::webex::{Destination, WebexClient};
+use crate::upstream::webex_oauth::{OAuthError, Tokens, WebexOAuthClient};
+use crate::upstream::{self, UpstreamError};
+
+pub mod page;
+
+/// A login must come back within this long.
+const LOGIN_TIMEOUT_MS: i64 = 10 * 60 * 1000;
+/// Access tokens are refreshed when they have less than this left (they live ~14 days).
+const REFRESH_BEFORE_MS: i64 = 24 * 3_600_000;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConsoleError {
+    #[error("not signed in")]
+    NotSignedIn,
+    #[error("this login link is unknown, expired or was already used")]
+    BadState,
+    #[error("Webex login failed: {0}")]
+    Denied(String),
+    #[error("{0} may not use this console")]
+    NotAllowed(String),
+    #[error("the request did not come from the console page")]
+    Csrf,
+    #[error(transparent)]
+    Upstream(#[from] UpstreamError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl From<OAuthError> for ConsoleError {
+    fn from(error: OAuthError) -> Self {
+        match error {
+            OAuthError::InvalidGrant => {
+                ConsoleError::Denied("the login was refused (invalid_grant)".into())
+            }
+            OAuthError::Upstream(error) => ConsoleError::Upstream(error),
+        }
+    }
+}
+
+/// What the console is configured with.
+pub struct ConsoleSettings {
+    pub public_url: Url,
+    pub webex_api_url: Url,
+    pub allowed: Vec<String>,
+    pub widget_base_url: Url,
+}
+
+#[derive(Clone)]
+pub struct Console {
+    store: Store,
+    oauth: WebexOAuthClient,
+    settings: std::sync::Arc<ConsoleSettings>,
+    experts: Destination,
+}
+
+impl Console {
+    pub fn new(
+        store: Store,
+        oauth: WebexOAuthClient,
+        settings: ConsoleSettings,
+        experts: Destination,
+    ) -> Self {
+        Self {
+            store,
+            oauth,
+            settings: std::sync::Arc::new(settings),
+            experts,
+        }
+    }
+
+    pub fn redirect_uri(&self) -> String {
+        format!(
+            "{}/console/callback",
+            self.settings.public_url.as_str().trim_end_matches('/')
+        )
+    }
+
+    /// The session cookie is `Secure` when the console is served over https.
+    pub fn secure_cookie(&self) -> bool {
+        self.settings.public_url.scheme() == "https"
+    }
+
+    pub fn widget_base_url(&self) -> &Url {
+        &self.settings.widget_base_url
+    }
+
+    pub fn experts(&self) -> &Destination {
+        &self.experts
+    }
+
+    /// Starts a login: a one-time `state` and a PKCE verifier, kept server-side.
+    pub async fn start_login(&self) -> Result<String, ConsoleError> {
+        let state = random_token();
+        let verifier = random_token() + &random_token();
+        self.store.create_login(&state, &verifier, now_ms()).await?;
+        let challenge = URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes()));
+        Ok(self
+            .oauth
+            .authorize_url(&self.redirect_uri(), &state, &challenge))
+    }
+
+    /// Finishes a login: checks the `state`, exchanges the code, checks who it is. Returns
+    /// the new session's cookie value and the session.
+    pub async fn finish_login(
+        &self,
+        code: &str,
+        state: &str,
+    ) -> Result<(String, ConsoleSession), ConsoleError> {
+        let verifier = self
+            .store
+            .take_login(state, now_ms() - LOGIN_TIMEOUT_MS)
+            .await?
+            .ok_or(ConsoleError::BadState)?;
+        let tokens = self
+            .oauth
+            .exchange_code(code, &self.redirect_uri(), &verifier)
+            .await?;
+        let me = self.as_user(&tokens.access_token).me().await?;
+        let email = me
+            .emails
+            .first()
+            .cloned()
+            .unwrap_or_default()
+            .to_ascii_lowercase();
+        if !self.is_allowed(&email) {
+            tracing::warn!("console login refused by ICB_CONSOLE_ALLOWED");
+            return Err(ConsoleError::NotAllowed(email));
+        }
+        let session_id = random_token();
+        let now = now_ms();
+        let session = ConsoleSession {
+            id_hash: hash(&session_id),
+            email,
+            display_name: me.display_name,
+            access_token: tokens.access_token.clone(),
+            access_expires_at: now + tokens.expires_in * 1000,
+            refresh_token: tokens.refresh_token.clone().unwrap_or_default(),
+            refresh_expires_at: now + tokens.refresh_token_expires_in.unwrap_or(90 * 86_400) * 1000,
+            token_generation: 1,
+            csrf_token: random_token(),
+        };
+        self.store.create_session(&session, now).await?;
+        tracing::info!("expert signed in to the console");
+        Ok((session_id, session))
+    }
+
+    /// Uses up the `state` of a login that Webex reports as refused.
+    pub async fn finish_login_refused(&self, state: &str) -> Result<(), ConsoleError> {
+        self.store.take_login(state, 0).await?;
+        Ok(())
+    }
+
+    /// The signed-in expert for this cookie value, with tokens refreshed when they are
+    /// about to run out. A refused refresh ends the session.
+    pub async fn session(&self, cookie: Option<&str>) -> Result<ConsoleSession, ConsoleError> {
+        let cookie = cookie.ok_or(ConsoleError::NotSignedIn)?;
+        let now = now_ms();
+        let mut session = self
+            .store
+            .session(&hash(cookie), now)
+            .await?
+            .ok_or(ConsoleError::NotSignedIn)?;
+        if session.access_expires_at - now > REFRESH_BEFORE_MS {
+            return Ok(session);
+        }
+        match self.oauth.refresh(&session.refresh_token).await {
+            Ok(tokens) => {
+                apply_refresh(&mut session, &tokens, now);
+                self.store.refresh_session(&session).await?;
+                tracing::info!("console access token refreshed");
+                Ok(session)
+            }
+            Err(OAuthError::InvalidGrant) => {
+                self.store.delete_session(&session.id_hash).await?;
+                tracing::info!("console session ended: Webex refused the refresh");
+                Err(ConsoleError::NotSignedIn)
+            }
+            Err(OAuthError::Upstream(error)) if session.access_expires_at > now => {
+                // The token still works; try again on the next request.
+                tracing::warn!(%error, "console token refresh failed");
+                Ok(session)
+            }
+            Err(OAuthError::Upstream(error)) => Err(error.into()),
+        }
+    }
+
+    pub async fn logout(&self, session: &ConsoleSession) -> Result<(), ConsoleError> {
+        self.store.delete_session(&session.id_hash).await?;
+        Ok(())
+    }
+
+    /// Checks the page's anti-CSRF token, in constant time.
+    pub fn check_csrf(session: &ConsoleSession, given: Option<&str>) -> Result<(), ConsoleError> {
+        let given = given.ok_or(ConsoleError::Csrf)?;
+        let same =
+            Sha256::digest(given.as_bytes()).ct_eq(&Sha256::digest(session.csrf_token.as_bytes()));
+        if bool::from(same) {
+            Ok(())
+        } else {
+            Err(ConsoleError::Csrf)
+        }
+    }
+
+    fn is_allowed(&self, email: &str) -> bool {
+        let allowed = &self.settings.allowed;
+        allowed.is_empty()
+            || allowed.iter().any(|entry| match entry.strip_prefix('@') {
+                Some(domain) => email.rsplit_once('@').is_some_and(|(_, d)| d == domain),
+                None => entry == email,
+            })
+    }
+
+    fn as_user(&self, access_token: &str) -> WebexClient {
+        WebexClient::new(
+            upstream::http_client(std::time::Duration::from_secs(10)),
+            self.settings.webex_api_url.clone(),
+            access_token.to_string().into(),
+        )
+    }
+}
+
+/// Keeps the old refresh token when Webex sends none.
+fn apply_refresh(session: &mut ConsoleSession, tokens: &Tokens, now: i64) {
+    session.access_token = tokens.access_token.clone();
+    session.access_expires_at = now + tokens.expires_in * 1000;
+    if let Some(refresh_token) = &tokens.refresh_token {
+        session.refresh_token = refresh_token.clone();
+    }
+    if let Some(expires_in) = tokens.refresh_token_expires_in {
+        session.refresh_expires_at = now + expires_in * 1000;
+    }
+}
+
+/// 256 random bits, URL-safe.
+fn random_token() -> String {
+    let mut bytes = [0u8; 32];
+    rand::thread_rng().fill_bytes(&mut bytes);
+    URL_SAFE_NO_PAD.encode(bytes)
+}
+
+fn hash(value: &str) -> String {
+    hex::encode(Sha256::digest(value.as_bytes()))
+}
