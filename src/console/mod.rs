@@ -236,6 +236,7 @@ impl Console {
 fn apply_refresh(session: &mut ConsoleSession, tokens: &Tokens, now: i64) {
     session.access_token = tokens.access_token.clone();
     session.access_expires_at = now + tokens.expires_in * 1000;
+    session.token_generation += 1;
     if let Some(refresh_token) = &tokens.refresh_token {
         session.refresh_token = refresh_token.clone();
     }

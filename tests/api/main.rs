@@ -5,6 +5,7 @@ mod auth;
 mod broker;
 mod cli;
 mod concurrency;
+mod console;
 mod crash;
 mod desk;
 mod errors;

@@ -1,0 +1,617 @@
+//! The expert console over HTTP: Webex login with state and PKCE, sessions, token refresh,
+//! the queue and its CSRF-protected actions.
+
+use std::collections::HashMap;
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+use wiremock::matchers::{body_string_contains, header, method, path};
+use wiremock::{Mock, ResponseTemplate};
+
+use crate::helpers::*;
+
+pub const CLIENT_ID: &str = "C0ffee-integration-id";
+pub const CLIENT_SECRET: &str = "integration-secret-for-tests";
+pub const PUBLIC_URL: &str = "https://bridge.example.com";
+
+pub fn user_token() -> String {
+    fixture_json("webex-oauth-token.json")["access_token"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+fn refresh_token() -> String {
+    fixture_json("webex-oauth-token.json")["refresh_token"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+/// Webex answers for the expert who logs in.
+pub async fn mount_expert_login(webex: &wiremock::MockServer) {
+    Mock::given(method("POST"))
+        .and(path("/v1/access_token"))
+        .and(body_string_contains("grant_type=authorization_code"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_raw(fixture("webex-oauth-token.json"), "application/json"),
+        )
+        .mount(webex)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/v1/people/me"))
+        .and(header(
+            "authorization",
+            format!("Bearer {}", user_token()).as_str(),
+        ))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "id": "expert-1", "emails": ["Expert@Example.com"], "displayName": "Erin Expert"
+        })))
+        .mount(webex)
+        .await;
+}
+
+async fn console_app(extra: &[(&str, &str)]) -> TestApp {
+    let mut upstreams = Upstreams::start().await;
+    upstreams
+        .set("PUBLIC_URL", PUBLIC_URL)
+        .set("OAUTH_CLIENT_ID", CLIENT_ID)
+        .set("OAUTH_CLIENT_SECRET", CLIENT_SECRET)
+        .set("WIDGET_BASE_URL", "https://widgets.example.net/space");
+    for (key, value) in extra {
+        upstreams.set(key, value);
+    }
+    let app = upstreams.spawn().await;
+    mount_expert_login(&app.webex).await;
+    mount_broker(&app.broker, "ic-joseencrypt-short.json").await;
+    app
+}
+
+fn no_redirects() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+}
+
+fn query(url: &str) -> HashMap<String, String> {
+    url::Url::parse(url)
+        .unwrap()
+        .query_pairs()
+        .into_owned()
+        .collect()
+}
+
+/// Starts a login; returns the authorize URL's parameters.
+async fn start_login(app: &TestApp) -> HashMap<String, String> {
+    let response = no_redirects()
+        .get(format!("{}/console/login", app.address))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 303);
+    let location = response.headers()["location"].to_str().unwrap().to_string();
+    assert!(
+        location.starts_with(&format!("{}/v1/authorize?", app.webex.uri())),
+        "{location}"
+    );
+    query(&location)
+}
+
+/// Logs in through the stand-ins; returns the session cookie (`icb_console=…`).
+async fn log_in(app: &TestApp) -> String {
+    let params = start_login(app).await;
+    let response = no_redirects()
+        .get(format!(
+            "{}/console/callback?code=the-code&state={}",
+            app.address, params["state"]
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 303);
+    assert_eq!(response.headers()["location"], "/console");
+    let cookie = response.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    cookie.split(';').next().unwrap().to_string()
+}
+
+async fn get(app: &TestApp, route: &str, cookie: &str) -> reqwest::Response {
+    no_redirects()
+        .get(format!("{}{route}", app.address))
+        .header("Cookie", cookie)
+        .send()
+        .await
+        .unwrap()
+}
+
+async fn csrf_of(app: &TestApp) -> String {
+    sqlx::query_scalar("SELECT csrf_token FROM console_sessions")
+        .fetch_one(&app.db)
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn login_redirects_to_webex_with_state_and_pkce() {
+    let app = console_app(&[]).await;
+    let params = start_login(&app).await;
+    assert_eq!(params["client_id"], CLIENT_ID);
+    assert_eq!(params["response_type"], "code");
+    assert_eq!(
+        params["redirect_uri"],
+        "https://bridge.example.com/console/callback"
+    );
+    assert_eq!(params["scope"], "spark:all spark:kms");
+    assert_eq!(params["code_challenge_method"], "S256");
+    assert!(params["state"].len() >= 40);
+    let verifier: String =
+        sqlx::query_scalar("SELECT code_verifier FROM oauth_logins WHERE state = ?")
+            .bind(&params["state"])
+            .fetch_one(&app.db)
+            .await
+            .unwrap();
+    assert_eq!(
+        params["code_challenge"],
+        URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes()))
+    );
+    // Every login gets its own state.
+    assert_ne!(start_login(&app).await["state"], params["state"]);
+}
+
+#[tokio::test]
+async fn the_callback_exchanges_the_code_server_side_and_starts_a_session() {
+    let app = console_app(&[]).await;
+    let params = start_login(&app).await;
+    let verifier: String = sqlx::query_scalar("SELECT code_verifier FROM oauth_logins")
+        .fetch_one(&app.db)
+        .await
+        .unwrap();
+    let response = no_redirects()
+        .get(format!(
+            "{}/console/callback?code=the-code&state={}",
+            app.address, params["state"]
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 303);
+    let set_cookie = response.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    for attribute in ["HttpOnly", "SameSite=Lax", "Secure", "Path=/console"] {
+        assert!(
+            set_cookie.contains(attribute),
+            "{attribute} missing: {set_cookie}"
+        );
+    }
+
+    // The exchange: a form-encoded POST with the secret and the PKCE verifier.
+    let exchange = app
+        .webex
+        .received_requests()
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|r| r.url.path() == "/v1/access_token")
+        .unwrap();
+    assert_eq!(
+        exchange.headers["content-type"],
+        "application/x-www-form-urlencoded"
+    );
+    let form: HashMap<String, String> = url::form_urlencoded::parse(&exchange.body)
+        .into_owned()
+        .collect();
+    assert_eq!(
+        form,
+        HashMap::from([
+            ("grant_type".to_string(), "authorization_code".to_string()),
+            ("client_id".to_string(), CLIENT_ID.to_string()),
+            ("client_secret".to_string(), CLIENT_SECRET.to_string()),
+            ("code".to_string(), "the-code".to_string()),
+            (
+                "redirect_uri".to_string(),
+                "https://bridge.example.com/console/callback".to_string()
+            ),
+            ("code_verifier".to_string(), verifier),
+        ])
+    );
+
+    // Tokens stay server-side; the cookie holds only a random id, stored hashed.
+    let cookie_value = set_cookie
+        .split(';')
+        .next()
+        .unwrap()
+        .trim_start_matches("icb_console=")
+        .to_string();
+    assert!(!set_cookie.contains(&user_token()));
+    let (id_hash, email, access): (String, String, String) =
+        sqlx::query_as("SELECT id_hash, email, access_token FROM console_sessions")
+            .fetch_one(&app.db)
+            .await
+            .unwrap();
+    assert_eq!(
+        id_hash,
+        hex::encode(Sha256::digest(cookie_value.as_bytes()))
+    );
+    assert_eq!(email, "expert@example.com");
+    assert_eq!(access, user_token());
+
+    // The same state cannot be used twice.
+    let replay = no_redirects()
+        .get(format!(
+            "{}/console/callback?code=the-code&state={}",
+            app.address, params["state"]
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(replay.status(), 400);
+    assert!(replay.text().await.unwrap().contains("already used"));
+}
+
+#[tokio::test]
+async fn unknown_missing_and_refused_logins_get_a_clear_page() {
+    let app = console_app(&[]).await;
+    let cases = [
+        (
+            "/console/callback?code=x&state=never-issued",
+            400,
+            "unknown, expired or was already used",
+        ),
+        (
+            "/console/callback?code=x",
+            400,
+            "unknown, expired or was already used",
+        ),
+        (
+            "/console/callback?error=access_denied&state=whatever",
+            403,
+            "access_denied",
+        ),
+    ];
+    for (route, status, text) in cases {
+        let response = no_redirects()
+            .get(format!("{}{route}", app.address))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), status, "{route}");
+        assert!(response.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/html"));
+        let body = response.text().await.unwrap();
+        assert!(body.contains(text), "{route}: {body}");
+        assert!(body.contains("Sign in with Webex"));
+    }
+    let exchanged = app
+        .webex
+        .received_requests()
+        .await
+        .unwrap()
+        .iter()
+        .any(|r| r.url.path() == "/v1/access_token");
+    assert!(!exchanged, "no code is exchanged without a valid state");
+    assert_eq!(app.count("console_sessions").await, 0);
+}
+
+#[tokio::test]
+async fn the_allow_list_keeps_others_out() {
+    let app = console_app(&[("CONSOLE_ALLOWED", "boss@example.org, @other.example")]).await;
+    let params = start_login(&app).await;
+    let response = no_redirects()
+        .get(format!(
+            "{}/console/callback?code=c&state={}",
+            app.address, params["state"]
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 403);
+    assert!(response
+        .text()
+        .await
+        .unwrap()
+        .contains("expert@example.com may not use this console"));
+    assert_eq!(app.count("console_sessions").await, 0);
+
+    let app = console_app(&[("CONSOLE_ALLOWED", "@EXAMPLE.com")]).await;
+    log_in(&app).await;
+    assert_eq!(app.count("console_sessions").await, 1);
+}
+
+#[tokio::test]
+async fn the_console_page_has_the_widget_and_a_strict_policy() {
+    let app = console_app(&[]).await;
+    let cookie = log_in(&app).await;
+    let response = get(&app, "/console", &cookie).await;
+    assert_eq!(response.status(), 200);
+    let policy = response.headers()["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        policy.contains("script-src 'self' https://widgets.example.net;"),
+        "{policy}"
+    );
+    assert!(
+        policy.contains("frame-ancestors 'none'") && policy.contains("object-src 'none'"),
+        "{policy}"
+    );
+    let page = response.text().await.unwrap();
+    assert!(page.contains(r#"<script src="https://widgets.example.net/space/bundle.js"></script>"#));
+    assert!(page
+        .contains(r#"<link rel="stylesheet" href="https://widgets.example.net/space/main.css">"#));
+    assert!(page.contains("Erin Expert"));
+    let config: Value = serde_json::from_str(
+        page.split(r#"<script id="console-config" type="application/json">"#)
+            .nth(1)
+            .unwrap()
+            .split("</script>")
+            .next()
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(config["destinationId"], EXPERT_ROOM);
+    assert_eq!(config["destinationType"], "spaceId");
+    assert_eq!(config["accessToken"], user_token());
+    assert_eq!(config["csrf"], csrf_of(&app).await);
+
+    // Without a session: to the login.
+    let anonymous = no_redirects()
+        .get(format!("{}/console", app.address))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(anonymous.status(), 303);
+    assert_eq!(anonymous.headers()["location"], "/console/login");
+    let api = no_redirects()
+        .get(format!("{}/console/api/queue", app.address))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(api.status(), 401);
+}
+
+#[tokio::test]
+async fn the_queue_lists_open_conversations() {
+    let app = console_app(&[]).await;
+    let cookie = log_in(&app).await;
+    let answer: Value = app
+        .post_signed(&fixture("connect-whatsapp-mo.json"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let queue: Value = get(&app, "/console/api/queue", &cookie)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let item = &queue["conversations"][0];
+    assert_eq!(item["id"], answer["conversationId"]);
+    assert_eq!(item["channel"], "WhatsApp");
+    assert_eq!(item["customer"], "+1415•••0142");
+    assert_eq!(item["customerName"], "Alice Example");
+    assert_eq!(
+        item["lastMessage"],
+        "Hello, can I get a video call with an advisor?"
+    );
+    assert_eq!(item["hostUrl"], SHORT_HOST_URL);
+    assert_eq!(item["linkExpiresAt"], answer["expiresAt"]);
+    assert_eq!(queue["tokenGeneration"], 1);
+}
+
+#[tokio::test]
+async fn actions_need_the_pages_csrf_token() {
+    let app = console_app(&[]).await;
+    let cookie = log_in(&app).await;
+    let answer: Value = app
+        .post_signed(&fixture("connect-sms-mo.json"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let id = answer["conversationId"].as_str().unwrap();
+    let post = |action: &str, token: Option<String>| {
+        let mut request = no_redirects()
+            .post(format!(
+                "{}/console/api/conversations/{id}/{action}",
+                app.address
+            ))
+            .header("Cookie", &cookie);
+        if let Some(token) = token {
+            request = request.header("X-CSRF-Token", token);
+        }
+        request.send()
+    };
+    assert_eq!(post("close", None).await.unwrap().status(), 403);
+    assert_eq!(
+        post("close", Some("forged".into())).await.unwrap().status(),
+        403
+    );
+    let state: String = sqlx::query_scalar("SELECT state FROM conversations")
+        .fetch_one(&app.db)
+        .await
+        .unwrap();
+    assert_eq!(state, "open");
+
+    let csrf = csrf_of(&app).await;
+    let new_link = post("new-link", Some(csrf.clone())).await.unwrap();
+    assert_eq!(
+        new_link.json::<Value>().await.unwrap(),
+        json!({"status": "created"})
+    );
+    assert_eq!(app.count("meetings").await, 2);
+    let closed = post("close", Some(csrf.clone())).await.unwrap();
+    assert_eq!(
+        closed.json::<Value>().await.unwrap(),
+        json!({"status": "closed"})
+    );
+    let closed_by: String = sqlx::query_scalar("SELECT closed_by FROM conversations")
+        .fetch_one(&app.db)
+        .await
+        .unwrap();
+    assert_eq!(closed_by, "expert@example.com");
+    let queue: Value = get(&app, "/console/api/queue", &cookie)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(queue["conversations"], json!([]));
+}
+
+#[tokio::test]
+async fn tokens_about_to_expire_are_refreshed_keeping_the_refresh_token() {
+    let app = console_app(&[]).await;
+    let cookie = log_in(&app).await;
+    Mock::given(method("POST"))
+        .and(path("/v1/access_token"))
+        .and(body_string_contains("grant_type=refresh_token"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "access_token": "refreshed-access-token", "expires_in": 1_209_599
+        })))
+        .expect(1)
+        .mount(&app.webex)
+        .await;
+    sqlx::query("UPDATE console_sessions SET access_expires_at = access_expires_at - 1209000000")
+        .execute(&app.db)
+        .await
+        .unwrap();
+    let queue: Value = get(&app, "/console/api/queue", &cookie)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        queue["tokenGeneration"], 2,
+        "the page re-initialises the widget"
+    );
+    let widget: Value = get(&app, "/console/api/widget", &cookie)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(widget["accessToken"], "refreshed-access-token");
+
+    let refresh = app
+        .webex
+        .received_requests()
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|r| r.url.path() == "/v1/access_token")
+        .last()
+        .unwrap();
+    let form: HashMap<String, String> = url::form_urlencoded::parse(&refresh.body)
+        .into_owned()
+        .collect();
+    assert_eq!(
+        form,
+        HashMap::from([
+            ("grant_type".to_string(), "refresh_token".to_string()),
+            ("client_id".to_string(), CLIENT_ID.to_string()),
+            ("client_secret".to_string(), CLIENT_SECRET.to_string()),
+            ("refresh_token".to_string(), refresh_token()),
+        ])
+    );
+    let (access, refresh_kept): (String, String) =
+        sqlx::query_as("SELECT access_token, refresh_token FROM console_sessions")
+            .fetch_one(&app.db)
+            .await
+            .unwrap();
+    assert_eq!(access, "refreshed-access-token");
+    assert_eq!(
+        refresh_kept,
+        refresh_token(),
+        "no new refresh token came back: the old one is kept"
+    );
+}
+
+#[tokio::test]
+async fn invalid_grant_ends_the_session_and_sends_the_expert_to_login() {
+    let app = console_app(&[]).await;
+    let cookie = log_in(&app).await;
+    Mock::given(method("POST"))
+        .and(path("/v1/access_token"))
+        .and(body_string_contains("grant_type=refresh_token"))
+        .respond_with(ResponseTemplate::new(400).set_body_json(json!({
+            "error": "invalid_grant", "error_description": "The refresh token provided is expired, revoked, malformed, or invalid."
+        })))
+        .mount(&app.webex)
+        .await;
+    sqlx::query("UPDATE console_sessions SET access_expires_at = 0")
+        .execute(&app.db)
+        .await
+        .unwrap();
+    let page = get(&app, "/console", &cookie).await;
+    assert_eq!(page.status(), 303);
+    assert_eq!(page.headers()["location"], "/console/login");
+    assert_eq!(app.count("console_sessions").await, 0);
+    assert_eq!(get(&app, "/console/api/queue", &cookie).await.status(), 401);
+}
+
+#[tokio::test]
+async fn logout_deletes_the_session() {
+    let app = console_app(&[]).await;
+    let cookie = log_in(&app).await;
+    let forged = no_redirects()
+        .post(format!("{}/console/logout", app.address))
+        .header("Cookie", &cookie)
+        .form(&[("csrf", "forged")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forged.status(), 403);
+    assert_eq!(app.count("console_sessions").await, 1);
+    let response = no_redirects()
+        .post(format!("{}/console/logout", app.address))
+        .header("Cookie", &cookie)
+        .form(&[("csrf", csrf_of(&app).await)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert!(response.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .contains("Max-Age=0"));
+    assert_eq!(app.count("console_sessions").await, 0);
+    assert_eq!(get(&app, "/console", &cookie).await.status(), 303);
+}
+
+#[tokio::test]
+async fn without_oauth_settings_the_console_says_what_to_set() {
+    let app = spawn_app().await;
+    let response = no_redirects()
+        .get(format!("{}/console/login", app.address))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 503);
+    assert!(response
+        .text()
+        .await
+        .unwrap()
+        .contains("ICB_OAUTH_CLIENT_ID"));
+
+    let mut upstreams = Upstreams::start().await;
+    upstreams.set("OAUTH_CLIENT_ID", CLIENT_ID);
+    let error = upstreams
+        .build()
+        .await
+        .err()
+        .expect("must fail")
+        .to_string();
+    assert!(
+        error.contains("ICB_PUBLIC_URL") && error.contains("ICB_OAUTH_CLIENT_SECRET"),
+        "{error}"
+    );
+}
