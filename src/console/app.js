@@ -64,18 +64,22 @@
       item.dataset.conversationId = c.id;
       item.appendChild(text('span', 'channel', c.channel));
       item.appendChild(text('span', 'customer', c.customer));
+      item.appendChild(text('span', 'name', c.customerName || ''));
       item.appendChild(text('q', 'last-message', c.lastMessage || ''));
       item.appendChild(text('time', 'last-message-at', time(c.lastMessageAt)));
       item.appendChild(text('span', 'expiry', c.linkExpiresAt ? 'link until ' + time(c.linkExpiresAt) : 'no link'));
+      var actions = document.createElement('div');
+      actions.className = 'actions';
       if (c.hostUrl) {
         var join = text('a', 'join', 'Join as host');
         join.href = c.hostUrl;
         join.target = '_blank';
         join.rel = 'noopener';
-        item.appendChild(join);
+        actions.appendChild(join);
       }
-      item.appendChild(button('new-link', 'New link'));
-      item.appendChild(button('close', 'Close'));
+      actions.appendChild(button('new-link', 'New link'));
+      actions.appendChild(button('close', 'Close'));
+      item.appendChild(actions);
       return item;
     });
     list.replaceChildren.apply(list, items);

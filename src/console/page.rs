@@ -47,6 +47,7 @@ pub fn console(session: &ConsoleSession, experts: &Destination, widget_base_url:
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>icbridge · experts</title>
+<link rel="icon" href="data:,">
 <link rel="stylesheet" href="/console/console.css">
 <link rel="stylesheet" href="{widget}/main.css">
 </head>
@@ -83,7 +84,7 @@ pub fn message(title: &str, text: &str) -> String {
     format!(
         r#"<!doctype html>
 <html lang="en">
-<head><meta charset="utf-8"><title>icbridge · {title}</title><link rel="stylesheet" href="/console/console.css"></head>
+<head><meta charset="utf-8"><title>icbridge · {title}</title><link rel="icon" href="data:,"><link rel="stylesheet" href="/console/console.css"></head>
 <body class="message">
 <h1>{title}</h1>
 <p>{text}</p>

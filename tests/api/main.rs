@@ -6,6 +6,7 @@ mod broker;
 mod cli;
 mod concurrency;
 mod console;
+mod console_browser;
 mod crash;
 mod desk;
 mod errors;

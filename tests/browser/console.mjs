@@ -1,0 +1,44 @@
+// Drives the expert console in headless Chromium, as an expert would:
+// sign in through the Webex stand-in, see the conversation in the queue, close it.
+// Input (environment): BASE (icbridge's URL), CONVERSATION_ID, SCREENSHOT (a PNG path).
+// Output: one JSON line on stdout with what the page showed and what the widget was given.
+import { chromium } from 'playwright-core';
+
+const { BASE, CONVERSATION_ID, SCREENSHOT } = process.env;
+const executablePath = process.env.CHROMIUM || '/usr/bin/chromium';
+
+const browser = await chromium.launch({
+  executablePath,
+  args: [
+    '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+    '--disable-background-networking', '--disable-component-update', '--disable-sync',
+  ],
+});
+try {
+  const page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
+  const problems = [];
+  page.on('pageerror', (error) => problems.push(`page error: ${error.message}`));
+  page.on('console', (message) => {
+    if (message.type() === 'error') problems.push(`console: ${message.text()}`);
+  });
+
+  await page.goto(`${BASE}/console/login`);
+  const row = `[data-conversation-id="${CONVERSATION_ID}"]`;
+  await page.waitForSelector(row, { timeout: 15000 });
+  const shown = await page.$eval(row, (item) => ({
+    channel: item.querySelector('.channel').textContent,
+    customer: item.querySelector('.customer').textContent,
+    lastMessage: item.querySelector('.last-message').textContent,
+    join: item.querySelector('a.join').href,
+  }));
+  await page.screenshot({ path: SCREENSHOT, fullPage: true });
+  const widgetInits = await page.evaluate(() => window.__widgetInits || []);
+
+  await page.click(`${row} button[data-action="close"]`);
+  await page.waitForSelector(row, { state: 'detached', timeout: 10000 });
+  const status = await page.textContent('#queue-status');
+
+  console.log(JSON.stringify({ url: page.url(), shown, widgetInits, status, problems }));
+} finally {
+  await browser.close();
+}
