@@ -127,6 +127,58 @@ async fn the_sandbox_runs_the_whole_flow_without_credentials() {
     assert_eq!(page.status(), 200);
     assert!(page.text().await.unwrap().contains("guest"));
 
+    // The Webex stand-in answers the API, not a meeting page.
+    let rooms: Value = http
+        .get(format!("{base}/sandbox/webex/v1/rooms"))
+        .bearer_auth("any")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(rooms["items"][0]["id"], "sandbox-experts-room");
+
+    // The expert console signs in through the OAuth stand-in.
+    let no_redirects = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let login = no_redirects
+        .get(format!("{base}/console/login"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(login.status(), 303);
+    let authorize = login.headers()["location"].to_str().unwrap().to_string();
+    assert!(
+        authorize.starts_with(&format!("{base}/sandbox/webex/v1/authorize?")),
+        "{authorize}"
+    );
+    let approved = no_redirects.get(&authorize).send().await.unwrap();
+    let callback = approved.headers()["location"].to_str().unwrap().to_string();
+    assert!(
+        callback.starts_with(&format!("{base}/console/callback?code=")),
+        "{callback}"
+    );
+    let signed_in = no_redirects.get(&callback).send().await.unwrap();
+    assert_eq!(signed_in.status(), 303);
+    let cookie = signed_in.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_string();
+    let console = no_redirects
+        .get(format!("{base}/console"))
+        .header("Cookie", cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(console.status(), 200);
+    assert!(console.text().await.unwrap().contains("Sandbox Expert"));
+
     // SIGTERM stops it cleanly.
     let pid = child.id().unwrap().to_string();
     let killed = std::process::Command::new("kill")
