@@ -44,14 +44,14 @@ impl Store {
         code_verifier: &str,
         now: i64,
     ) -> Result<(), StoreError> {
-        sqlx::query("INSERT INTO oauth_logins (state, code_verifier, created_at) VALUES (?, ?, ?)")
+        sqlx::query("INSERT INTO oauth_logins (state, code_verifier, created_at) VALUES ($1, $2, $3)")
             .bind(state)
             .bind(code_verifier)
             .bind(now)
             .execute(&self.pool)
             .await?;
         // Logins never finished are of no use after a while.
-        sqlx::query("DELETE FROM oauth_logins WHERE created_at < ?")
+        sqlx::query("DELETE FROM oauth_logins WHERE created_at < $1")
             .bind(now - 24 * 3_600_000)
             .execute(&self.pool)
             .await?;
@@ -66,7 +66,7 @@ impl Store {
         not_before: i64,
     ) -> Result<Option<String>, StoreError> {
         let verifier: Option<(String, i64)> = sqlx::query_as(
-            "DELETE FROM oauth_logins WHERE state = ? RETURNING code_verifier, created_at",
+            "DELETE FROM oauth_logins WHERE state = $1 RETURNING code_verifier, created_at",
         )
         .bind(state)
         .fetch_optional(&self.pool)
@@ -84,7 +84,7 @@ impl Store {
         sqlx::query(
             "INSERT INTO console_sessions (id_hash, email, display_name, access_token,
                  access_expires_at, refresh_token, refresh_expires_at, csrf_token, created_at)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
         )
         .bind(&session.id_hash)
         .bind(&session.email)
@@ -109,7 +109,7 @@ impl Store {
         let row = sqlx::query(
             "SELECT id_hash, email, display_name, access_token, access_expires_at, refresh_token,
                     refresh_expires_at, token_generation, csrf_token
-             FROM console_sessions WHERE id_hash = ? AND refresh_expires_at > ?",
+             FROM console_sessions WHERE id_hash = $1 AND refresh_expires_at > $2",
         )
         .bind(id_hash)
         .bind(now)
@@ -131,9 +131,9 @@ impl Store {
     /// Stores refreshed tokens and counts the refresh.
     pub async fn refresh_session(&self, session: &ConsoleSession) -> Result<(), StoreError> {
         sqlx::query(
-            "UPDATE console_sessions SET access_token = ?, access_expires_at = ?, refresh_token = ?,
-                 refresh_expires_at = ?, token_generation = token_generation + 1
-             WHERE id_hash = ?",
+            "UPDATE console_sessions SET access_token = $1, access_expires_at = $2, refresh_token = $3,
+                 refresh_expires_at = $4, token_generation = token_generation + 1
+             WHERE id_hash = $5",
         )
         .bind(&session.access_token)
         .bind(session.access_expires_at)
@@ -146,7 +146,7 @@ impl Store {
     }
 
     pub async fn delete_session(&self, id_hash: &str) -> Result<(), StoreError> {
-        sqlx::query("DELETE FROM console_sessions WHERE id_hash = ?")
+        sqlx::query("DELETE FROM console_sessions WHERE id_hash = $1")
             .bind(id_hash)
             .execute(&self.pool)
             .await?;
@@ -160,9 +160,9 @@ impl Store {
         for conversation in conversations {
             let row = sqlx::query(
                 "SELECT
-                    (SELECT body FROM messages WHERE conversation_id = ?1 ORDER BY id DESC LIMIT 1),
-                    (SELECT received_at FROM messages WHERE conversation_id = ?1 ORDER BY id DESC LIMIT 1),
-                    (SELECT host_url FROM meetings WHERE conversation_id = ?1 ORDER BY expires_at DESC LIMIT 1)",
+                    (SELECT body FROM messages WHERE conversation_id = $1 ORDER BY id DESC LIMIT 1),
+                    (SELECT received_at FROM messages WHERE conversation_id = $1 ORDER BY id DESC LIMIT 1),
+                    (SELECT host_url FROM meetings WHERE conversation_id = $1 ORDER BY expires_at DESC LIMIT 1)",
             )
             .bind(&conversation.id)
             .fetch_one(&self.pool)

@@ -57,7 +57,7 @@ fn from_row(row: &SqliteRow) -> Result<ConversationInfo, StoreError> {
 
 impl Store {
     pub async fn conversation(&self, id: &str) -> Result<Option<ConversationInfo>, StoreError> {
-        let row = sqlx::query(&format!("{SELECT} WHERE c.id = ?"))
+        let row = sqlx::query(&format!("{SELECT} WHERE c.id = $1"))
             .bind(id)
             .fetch_optional(&self.pool)
             .await?;
@@ -71,9 +71,9 @@ impl Store {
         message_id: &str,
     ) -> Result<Option<ConversationInfo>, StoreError> {
         let row = sqlx::query(&format!(
-            "{SELECT} WHERE c.thread_message_id = ?
+            "{SELECT} WHERE c.thread_message_id = $1
                  OR c.id = (SELECT o.conversation_id FROM outbox o
-                            WHERE o.upstream_id = ? AND o.kind = ? LIMIT 1)
+                            WHERE o.upstream_id = $2 AND o.kind = $3 LIMIT 1)
              LIMIT 1"
         ))
         .bind(message_id)
@@ -90,7 +90,7 @@ impl Store {
         limit: i64,
     ) -> Result<Vec<ConversationInfo>, StoreError> {
         let rows = sqlx::query(&format!(
-            "{SELECT} WHERE c.state = 'open' ORDER BY c.created_at, c.id LIMIT ?"
+            "{SELECT} WHERE c.state = 'open' ORDER BY c.created_at, c.id LIMIT $1"
         ))
         .bind(limit)
         .fetch_all(&self.pool)
@@ -109,8 +109,8 @@ impl Store {
     ) -> Result<bool, StoreError> {
         let mut tx = self.pool.begin().await?;
         let closed = sqlx::query(
-            "UPDATE conversations SET state = 'closed', closed_at = ?, closed_by = ?
-             WHERE id = ? AND state = 'open'",
+            "UPDATE conversations SET state = 'closed', closed_at = $1, closed_by = $2
+             WHERE id = $3 AND state = 'open'",
         )
         .bind(now)
         .bind(closed_by)
@@ -141,7 +141,7 @@ impl Store {
         let inserted = sqlx::query(
             "INSERT INTO messages (channel, customer, business, external_id, body, received_at,
                                    conversation_id, author, author_email)
-             VALUES (?, ?, ?, ?, ?, ?, ?, 'expert', ?)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, 'expert', $8)
              ON CONFLICT (channel, external_id) WHERE external_id IS NOT NULL DO NOTHING",
         )
         .bind(key.channel.as_str())
@@ -170,7 +170,7 @@ impl Store {
     pub async fn notification_pending(&self, conversation_id: &str) -> Result<bool, StoreError> {
         Ok(sqlx::query_scalar(
             "SELECT EXISTS (SELECT 1 FROM outbox
-                            WHERE conversation_id = ? AND kind = ? AND state = 'pending')",
+                            WHERE conversation_id = $1 AND kind = $2 AND state = 'pending')",
         )
         .bind(conversation_id)
         .bind(super::EXPERT_NOTIFICATION)

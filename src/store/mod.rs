@@ -133,8 +133,8 @@ async fn answer_message(
     answer: &Answer,
 ) -> Result<bool, StoreError> {
     let updated = sqlx::query(
-        "UPDATE messages SET conversation_id = ?, meeting_id = ?, opened_meeting = ?
-         WHERE id = ? AND meeting_id IS NULL",
+        "UPDATE messages SET conversation_id = $1, meeting_id = $2, opened_meeting = $3
+         WHERE id = $4 AND meeting_id IS NULL",
     )
     .bind(&answer.conversation_id)
     .bind(&answer.meeting_id)
@@ -192,7 +192,7 @@ impl Store {
         let external_id = message.message_id.as_ref().map(|id| id.as_str());
         let inserted = sqlx::query(
             "INSERT INTO messages (channel, customer, business, external_id, body, received_at)
-             VALUES (?, ?, ?, ?, ?, ?)
+             VALUES ($1, $2, $3, $4, $5, $6)
              ON CONFLICT (channel, external_id) WHERE external_id IS NOT NULL DO NOTHING
              RETURNING id",
         )
@@ -210,7 +210,7 @@ impl Store {
             });
         }
         let message_row: i64 =
-            sqlx::query_scalar("SELECT id FROM messages WHERE channel = ? AND external_id = ?")
+            sqlx::query_scalar("SELECT id FROM messages WHERE channel = $1 AND external_id = $2")
                 .bind(key.channel.as_str())
                 .bind(external_id)
                 .fetch_one(&self.pool)
@@ -227,7 +227,7 @@ impl Store {
             "SELECT m.conversation_id, m.meeting_id, t.guest_url, t.host_url, t.expires_at,
                     m.opened_meeting
              FROM messages m JOIN meetings t ON t.id = m.meeting_id
-             WHERE m.id = ?",
+             WHERE m.id = $1",
         )
         .bind(message_row)
         .fetch_optional(&self.pool)
@@ -244,8 +244,8 @@ impl Store {
         let row = sqlx::query(
             "SELECT c.id, t.id, t.guest_url, t.host_url, t.expires_at, FALSE
              FROM conversations c JOIN meetings t ON t.conversation_id = c.id
-             WHERE c.channel = ? AND c.customer = ? AND c.business = ? AND c.state = 'open'
-               AND t.expires_at > ?
+             WHERE c.channel = $1 AND c.customer = $2 AND c.business = $3 AND c.state = 'open'
+               AND t.expires_at > $4
              ORDER BY t.expires_at DESC LIMIT 1",
         )
         .bind(key.channel.as_str())
@@ -294,7 +294,7 @@ impl Store {
         // invalidated by another writer before this transaction commits.
         sqlx::query(
             "INSERT INTO conversations (id, channel, customer, business, customer_name, created_at)
-             VALUES (?, ?, ?, ?, ?, ?)
+             VALUES ($1, $2, $3, $4, $5, $6)
              ON CONFLICT (channel, customer, business) WHERE state = 'open' DO NOTHING",
         )
         .bind(&new.conversation_id)
@@ -307,7 +307,7 @@ impl Store {
         .await?;
         let conversation_id: String = sqlx::query_scalar(
             "SELECT id FROM conversations
-             WHERE channel = ? AND customer = ? AND business = ? AND state = 'open'",
+             WHERE channel = $1 AND customer = $2 AND business = $3 AND state = 'open'",
         )
         .bind(key.channel.as_str())
         .bind(key.customer.as_str())
@@ -317,7 +317,7 @@ impl Store {
 
         let existing = sqlx::query(
             "SELECT conversation_id, id, guest_url, host_url, expires_at, FALSE FROM meetings
-             WHERE conversation_id = ? AND expires_at > ? ORDER BY expires_at DESC LIMIT 1",
+             WHERE conversation_id = $1 AND expires_at > $2 ORDER BY expires_at DESC LIMIT 1",
         )
         .bind(&conversation_id)
         .bind(new.valid_after)
@@ -329,7 +329,7 @@ impl Store {
             None => {
                 sqlx::query(
                     "INSERT INTO meetings (id, conversation_id, sub, host_url, guest_url, expires_at, created_at)
-                     VALUES (?, ?, ?, ?, ?, ?, ?)",
+                     VALUES ($1, $2, $3, $4, $5, $6, $7)",
                 )
                 .bind(&new.meeting_id)
                 .bind(&conversation_id)
@@ -358,7 +358,7 @@ impl Store {
         }
         sqlx::query(
             "DELETE FROM meeting_claims
-             WHERE channel = ? AND customer = ? AND business = ? AND claim_id = ?",
+             WHERE channel = $1 AND customer = $2 AND business = $3 AND claim_id = $4",
         )
         .bind(key.channel.as_str())
         .bind(key.customer.as_str())
@@ -384,12 +384,12 @@ impl Store {
     ) -> Result<Claim, StoreError> {
         let claimed = sqlx::query(
             "INSERT INTO meeting_claims (channel, customer, business, claim_id, claimed_until)
-             VALUES (?, ?, ?, ?, ?)
+             VALUES ($1, $2, $3, $4, $5)
              ON CONFLICT (channel, customer, business) DO UPDATE
                  SET claim_id = excluded.claim_id, claimed_until = excluded.claimed_until,
                      failed_at = NULL
-                 WHERE meeting_claims.claimed_until <= ?
-                   AND (meeting_claims.failed_at IS NULL OR meeting_claims.failed_at < ?)
+                 WHERE meeting_claims.claimed_until <= $6
+                   AND (meeting_claims.failed_at IS NULL OR meeting_claims.failed_at < $7)
              RETURNING claim_id",
         )
         .bind(key.channel.as_str())
@@ -405,7 +405,7 @@ impl Store {
             return Ok(Claim::Claimed);
         }
         let failed_at: Option<Option<i64>> = sqlx::query_scalar(
-            "SELECT failed_at FROM meeting_claims WHERE channel = ? AND customer = ? AND business = ?",
+            "SELECT failed_at FROM meeting_claims WHERE channel = $1 AND customer = $2 AND business = $3",
         )
         .bind(key.channel.as_str())
         .bind(key.customer.as_str())
@@ -425,8 +425,8 @@ impl Store {
         failed_at: Option<i64>,
     ) -> Result<(), StoreError> {
         sqlx::query(
-            "UPDATE meeting_claims SET claimed_until = 0, failed_at = ?
-             WHERE channel = ? AND customer = ? AND business = ? AND claim_id = ?",
+            "UPDATE meeting_claims SET claimed_until = 0, failed_at = $1
+             WHERE channel = $2 AND customer = $3 AND business = $4 AND claim_id = $5",
         )
         .bind(failed_at)
         .bind(key.channel.as_str())
@@ -448,7 +448,7 @@ impl Store {
         let row = sqlx::query(
             "SELECT COUNT(*), MIN(t.created_at)
              FROM meetings t JOIN conversations c ON c.id = t.conversation_id
-             WHERE c.channel = ? AND c.customer = ? AND t.created_at > ?",
+             WHERE c.channel = $1 AND c.customer = $2 AND t.created_at > $3",
         )
         .bind(key.channel.as_str())
         .bind(key.customer.as_str())
@@ -470,9 +470,9 @@ impl Store {
     ) -> Result<Option<ReceiptMatch>, StoreError> {
         let mut tx = self.pool.begin().await?;
         let matched = sqlx::query(
-            "UPDATE outbox SET delivery_status = ?, delivery_code = ?
+            "UPDATE outbox SET delivery_status = $1, delivery_code = $2
              WHERE id = (SELECT id FROM outbox
-                         WHERE id = ? OR (upstream_id IS NOT NULL AND upstream_id = ?)
+                         WHERE id = $3 OR (upstream_id IS NOT NULL AND upstream_id = $4)
                          ORDER BY id LIMIT 1)
              RETURNING id, conversation_id, kind",
         )
@@ -486,7 +486,7 @@ impl Store {
             Some(row) => {
                 let outbox_id: i64 = row.get(0);
                 let repeated: bool = sqlx::query_scalar(
-                    "SELECT EXISTS (SELECT 1 FROM delivery_receipts WHERE outbox_id = ? AND code IS ?)",
+                    "SELECT EXISTS (SELECT 1 FROM delivery_receipts WHERE outbox_id = $1 AND code IS $2)",
                 )
                 .bind(outbox_id)
                 .bind(&receipt.code)
@@ -504,7 +504,7 @@ impl Store {
         sqlx::query(
             "INSERT INTO delivery_receipts
                (correlation_id, transid, code, status, channel, outbox_id, payload, received_at)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
         )
         .bind(&receipt.correlation_id)
         .bind(&receipt.transid)

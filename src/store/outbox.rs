@@ -79,7 +79,7 @@ pub(super) async fn insert(
 ) -> Result<i64, StoreError> {
     let id = sqlx::query_scalar(
         "INSERT INTO outbox (kind, conversation_id, payload, next_attempt_at, created_at)
-         VALUES (?, ?, ?, ?, ?) RETURNING id",
+         VALUES ($1, $2, $3, $4, $5) RETURNING id",
     )
     .bind(&entry.kind)
     .bind(conversation_id)
@@ -102,12 +102,12 @@ impl Store {
         limit: i64,
     ) -> Result<Vec<OutboxRow>, StoreError> {
         let rows = sqlx::query(&format!(
-            "UPDATE outbox SET leased_until = ?, attempts = attempts + 1
+            "UPDATE outbox SET leased_until = $1, attempts = attempts + 1
              WHERE id IN (
                  SELECT id FROM outbox
-                 WHERE state = 'pending' AND next_attempt_at <= ?
-                   AND (leased_until IS NULL OR leased_until <= ?)
-                 ORDER BY next_attempt_at, id LIMIT ?)
+                 WHERE state = 'pending' AND next_attempt_at <= $2
+                   AND (leased_until IS NULL OR leased_until <= $3)
+                 ORDER BY next_attempt_at, id LIMIT $4)
              RETURNING {COLUMNS}"
         ))
         .bind(now + lease_ms)
@@ -131,9 +131,9 @@ impl Store {
     ) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await?;
         sqlx::query(
-            "UPDATE outbox SET state = 'sent', upstream_id = ?, sent_at = ?, leased_until = NULL,
+            "UPDATE outbox SET state = 'sent', upstream_id = $1, sent_at = $2, leased_until = NULL,
                                last_error = NULL
-             WHERE id = ?",
+             WHERE id = $3",
         )
         .bind(upstream_id)
         .bind(now)
@@ -141,9 +141,9 @@ impl Store {
         .execute(&mut *tx)
         .await?;
         sqlx::query(
-            "UPDATE conversations SET thread_message_id = ?
+            "UPDATE conversations SET thread_message_id = $1
              WHERE thread_message_id IS NULL
-               AND id = (SELECT conversation_id FROM outbox WHERE id = ? AND kind = ?)",
+               AND id = (SELECT conversation_id FROM outbox WHERE id = $2 AND kind = $3)",
         )
         .bind(upstream_id)
         .bind(id)
@@ -162,7 +162,7 @@ impl Store {
         next_attempt_at: i64,
     ) -> Result<(), StoreError> {
         sqlx::query(
-            "UPDATE outbox SET next_attempt_at = ?, last_error = ?, leased_until = NULL WHERE id = ?",
+            "UPDATE outbox SET next_attempt_at = $1, last_error = $2, leased_until = NULL WHERE id = $3",
         )
         .bind(next_attempt_at)
         .bind(error)
@@ -175,8 +175,8 @@ impl Store {
     /// Puts a claimed row back, due at `next_attempt_at`, as if it had not been tried.
     pub async fn outbox_postpone(&self, id: i64, next_attempt_at: i64) -> Result<(), StoreError> {
         sqlx::query(
-            "UPDATE outbox SET next_attempt_at = ?, leased_until = NULL, attempts = attempts - 1
-             WHERE id = ?",
+            "UPDATE outbox SET next_attempt_at = $1, leased_until = NULL, attempts = attempts - 1
+             WHERE id = $2",
         )
         .bind(next_attempt_at)
         .bind(id)
@@ -187,7 +187,7 @@ impl Store {
 
     pub async fn outbox_dead(&self, id: i64, error: &str) -> Result<(), StoreError> {
         sqlx::query(
-            "UPDATE outbox SET state = 'dead', last_error = ?, leased_until = NULL WHERE id = ?",
+            "UPDATE outbox SET state = 'dead', last_error = $1, leased_until = NULL WHERE id = $2",
         )
         .bind(error)
         .bind(id)
@@ -203,7 +203,7 @@ impl Store {
         limit: i64,
     ) -> Result<Vec<OutboxRow>, StoreError> {
         let rows = sqlx::query(&format!(
-            "SELECT {COLUMNS} FROM outbox WHERE (? IS NULL OR state = ?) ORDER BY id DESC LIMIT ?"
+            "SELECT {COLUMNS} FROM outbox WHERE ($1 IS NULL OR state = $2) ORDER BY id DESC LIMIT $3"
         ))
         .bind(state.map(OutboxState::as_str))
         .bind(state.map(OutboxState::as_str))
@@ -216,9 +216,9 @@ impl Store {
     /// Makes a dead (or pending) row due now with a fresh attempt count.
     pub async fn revive_outbox(&self, id: i64, now: i64) -> Result<(), StoreError> {
         let updated = sqlx::query(
-            "UPDATE outbox SET state = 'pending', attempts = 0, next_attempt_at = ?,
+            "UPDATE outbox SET state = 'pending', attempts = 0, next_attempt_at = $1,
                                leased_until = NULL
-             WHERE id = ? AND state != 'sent'",
+             WHERE id = $2 AND state != 'sent'",
         )
         .bind(now)
         .bind(id)

@@ -24,7 +24,7 @@ impl Store {
     ) -> Result<bool, StoreError> {
         let inserted = sqlx::query(
             "INSERT INTO webex_events (id, resource, payload, next_attempt_at, received_at)
-             VALUES (?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING",
+             VALUES ($1, $2, $3, $4, $5) ON CONFLICT (id) DO NOTHING",
         )
         .bind(id)
         .bind(resource)
@@ -45,12 +45,12 @@ impl Store {
         limit: i64,
     ) -> Result<Vec<WebexEvent>, StoreError> {
         let rows = sqlx::query(
-            "UPDATE webex_events SET leased_until = ?, attempts = attempts + 1
+            "UPDATE webex_events SET leased_until = $1, attempts = attempts + 1
              WHERE id IN (
                  SELECT id FROM webex_events
-                 WHERE state = 'pending' AND next_attempt_at <= ?
-                   AND (leased_until IS NULL OR leased_until <= ?)
-                 ORDER BY received_at, id LIMIT ?)
+                 WHERE state = 'pending' AND next_attempt_at <= $2
+                   AND (leased_until IS NULL OR leased_until <= $3)
+                 ORDER BY received_at, id LIMIT $4)
              RETURNING id, resource, payload, attempts, received_at",
         )
         .bind(now + lease_ms)
@@ -84,7 +84,7 @@ impl Store {
         error: Option<&str>,
     ) -> Result<(), StoreError> {
         sqlx::query(
-            "UPDATE webex_events SET state = ?, last_error = ?, leased_until = NULL WHERE id = ?",
+            "UPDATE webex_events SET state = $1, last_error = $2, leased_until = NULL WHERE id = $3",
         )
         .bind(if error.is_some() { "failed" } else { "done" })
         .bind(error)
@@ -101,8 +101,8 @@ impl Store {
         next_attempt_at: i64,
     ) -> Result<(), StoreError> {
         sqlx::query(
-            "UPDATE webex_events SET next_attempt_at = ?, last_error = ?, leased_until = NULL
-             WHERE id = ?",
+            "UPDATE webex_events SET next_attempt_at = $1, last_error = $2, leased_until = NULL
+             WHERE id = $3",
         )
         .bind(next_attempt_at)
         .bind(error)
