@@ -44,12 +44,14 @@ impl Store {
         code_verifier: &str,
         now: i64,
     ) -> Result<(), StoreError> {
-        sqlx::query("INSERT INTO oauth_logins (state, code_verifier, created_at) VALUES ($1, $2, $3)")
-            .bind(state)
-            .bind(code_verifier)
-            .bind(now)
-            .execute(&self.pool)
-            .await?;
+        sqlx::query(
+            "INSERT INTO oauth_logins (state, code_verifier, created_at) VALUES ($1, $2, $3)",
+        )
+        .bind(state)
+        .bind(code_verifier)
+        .bind(now)
+        .execute(&self.pool)
+        .await?;
         // Logins never finished are of no use after a while.
         sqlx::query("DELETE FROM oauth_logins WHERE created_at < $1")
             .bind(now - 24 * 3_600_000)

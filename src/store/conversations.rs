@@ -1,6 +1,6 @@
 //! Conversations as the experts see them: by thread, open ones, closing, the transcript.
 
-use sqlx::sqlite::SqliteRow;
+use sqlx::any::AnyRow;
 use sqlx::Row;
 
 use super::{outbox, OutboxEntry, Store, StoreError};
@@ -35,7 +35,7 @@ const SELECT: &str = "SELECT c.id, c.channel, c.customer, c.business, c.customer
         (SELECT MAX(t.expires_at) FROM meetings t WHERE t.conversation_id = c.id)
     FROM conversations c";
 
-fn from_row(row: &SqliteRow) -> Result<ConversationInfo, StoreError> {
+fn from_row(row: &AnyRow) -> Result<ConversationInfo, StoreError> {
     let channel: String = row.get(1);
     let channel = Channel::parse(&channel)
         .ok_or_else(|| StoreError::Corrupt(format!("conversation channel {channel:?}")))?;
@@ -168,13 +168,14 @@ impl Store {
     /// Whether an expert notification for the conversation is still waiting to be sent:
     /// its thread will exist once it is.
     pub async fn notification_pending(&self, conversation_id: &str) -> Result<bool, StoreError> {
-        Ok(sqlx::query_scalar(
-            "SELECT EXISTS (SELECT 1 FROM outbox
-                            WHERE conversation_id = $1 AND kind = $2 AND state = 'pending')",
+        let pending: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM outbox
+             WHERE conversation_id = $1 AND kind = $2 AND state = 'pending'",
         )
         .bind(conversation_id)
         .bind(super::EXPERT_NOTIFICATION)
         .fetch_one(&self.pool)
-        .await?)
+        .await?;
+        Ok(pending > 0)
     }
 }

@@ -8,11 +8,9 @@ mod conversations;
 mod outbox;
 mod webex_events;
 
-use std::str::FromStr;
-use std::time::Duration;
-
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{Row, SqlitePool};
+use sqlx::any::{AnyPoolOptions, AnyRow};
+use sqlx::migrate::MigrateDatabase;
+use sqlx::{Any, AnyPool, Row};
 
 use crate::domain::{ConversationKey, InboundMessage, MeetingLinks};
 use crate::inbound::DeliveryReceipt;
@@ -32,7 +30,7 @@ pub enum StoreError {
     Database(#[from] sqlx::Error),
     #[error("database migration failed: {0}")]
     Migration(#[from] sqlx::migrate::MigrateError),
-    #[error("unsupported database URL {0:?}: use sqlite://PATH")]
+    #[error("unsupported database URL {0:?}: use sqlite://PATH or postgres://…")]
     UnsupportedUrl(String),
     #[error("no {what} with id {id}")]
     NotFound { what: &'static str, id: String },
@@ -115,20 +113,20 @@ pub struct NewMeeting<'a> {
 
 /// Reads an [`Answer`] from a row whose columns are, in order: conversation id, meeting id,
 /// guest URL, host URL, expiry, whether the message opened the meeting.
-fn answer_from_row(row: &sqlx::sqlite::SqliteRow) -> Answer {
+fn answer_from_row(row: &AnyRow) -> Answer {
     Answer {
         conversation_id: row.get(0),
         meeting_id: row.get(1),
         guest_url: row.get(2),
         host_url: row.get(3),
         expires_at: row.get(4),
-        opened_meeting: row.get(5),
+        opened_meeting: row.get::<i64, _>(5) != 0,
     }
 }
 
 /// Records a message's answer, unless it has one already. Returns whether it was recorded.
 async fn answer_message(
-    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    tx: &mut sqlx::Transaction<'_, Any>,
     message_row: i64,
     answer: &Answer,
 ) -> Result<bool, StoreError> {
@@ -138,41 +136,93 @@ async fn answer_message(
     )
     .bind(&answer.conversation_id)
     .bind(&answer.meeting_id)
-    .bind(answer.opened_meeting)
+    .bind(i64::from(answer.opened_meeting))
     .bind(message_row)
     .execute(&mut **tx)
     .await?;
     Ok(updated.rows_affected() == 1)
 }
 
+/// Set on every SQLite connection. WAL lets readers proceed while one writer commits;
+/// NORMAL sync is durable across process crashes in WAL mode; writers wait for each other
+/// (up to 5 s) instead of failing.
+const SQLITE_PRAGMAS: [&str; 4] = [
+    "PRAGMA journal_mode = WAL",
+    "PRAGMA synchronous = NORMAL",
+    "PRAGMA busy_timeout = 5000",
+    "PRAGMA foreign_keys = ON",
+];
+
+/// Which database a store runs on. The SQL is the same; the migrations differ.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
 #[derive(Clone)]
 pub struct Store {
-    pool: SqlitePool,
+    pool: AnyPool,
+    backend: Backend,
 }
 
 impl Store {
-    /// Opens (creating if missing) the SQLite database at `url`.
+    /// Opens the database at `url`: `sqlite://PATH` (created if missing) or
+    /// `postgres://…` (several icbridge instances can share it).
     pub async fn connect(url: &str) -> Result<Self, StoreError> {
-        if !url.starts_with("sqlite:") {
+        sqlx::any::install_default_drivers();
+        let backend = if url.starts_with("sqlite:") {
+            Backend::Sqlite
+        } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+            Backend::Postgres
+        } else {
             return Err(StoreError::UnsupportedUrl(url.to_string()));
-        }
-        let options = SqliteConnectOptions::from_str(url)?
-            .create_if_missing(true)
-            // WAL lets readers proceed while one writer commits; NORMAL sync is durable
-            // across process crashes in WAL mode.
-            .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Normal)
-            .busy_timeout(Duration::from_secs(5))
-            .foreign_keys(true);
-        let pool = SqlitePoolOptions::new()
-            .max_connections(8)
-            .connect_with(options)
-            .await?;
-        Ok(Self { pool })
+        };
+        let pool = match backend {
+            Backend::Sqlite => {
+                if !Any::database_exists(url).await? {
+                    Any::create_database(url).await?;
+                }
+                AnyPoolOptions::new()
+                    .max_connections(8)
+                    .after_connect(|connection, _| {
+                        Box::pin(async move {
+                            for pragma in SQLITE_PRAGMAS {
+                                sqlx::query(pragma).execute(&mut *connection).await?;
+                            }
+                            Ok(())
+                        })
+                    })
+                    .connect(url)
+                    .await?
+            }
+            Backend::Postgres => {
+                AnyPoolOptions::new()
+                    .max_connections(16)
+                    .connect(url)
+                    .await?
+            }
+        };
+        Ok(Self { pool, backend })
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
     }
 
     pub async fn migrate(&self) -> Result<(), StoreError> {
-        sqlx::migrate!("./migrations").run(&self.pool).await?;
+        match self.backend {
+            Backend::Sqlite => {
+                sqlx::migrate!("./migrations/sqlite")
+                    .run(&self.pool)
+                    .await?
+            }
+            Backend::Postgres => {
+                sqlx::migrate!("./migrations/postgres")
+                    .run(&self.pool)
+                    .await?
+            }
+        }
         Ok(())
     }
 
@@ -242,7 +292,7 @@ impl Store {
         valid_after: i64,
     ) -> Result<Option<Answer>, StoreError> {
         let row = sqlx::query(
-            "SELECT c.id, t.id, t.guest_url, t.host_url, t.expires_at, FALSE
+            "SELECT c.id, t.id, t.guest_url, t.host_url, t.expires_at, 0
              FROM conversations c JOIN meetings t ON t.conversation_id = c.id
              WHERE c.channel = $1 AND c.customer = $2 AND c.business = $3 AND c.state = 'open'
                AND t.expires_at > $4
@@ -316,7 +366,7 @@ impl Store {
         .await?;
 
         let existing = sqlx::query(
-            "SELECT conversation_id, id, guest_url, host_url, expires_at, FALSE FROM meetings
+            "SELECT conversation_id, id, guest_url, host_url, expires_at, 0 FROM meetings
              WHERE conversation_id = $1 AND expires_at > $2 ORDER BY expires_at DESC LIMIT 1",
         )
         .bind(&conversation_id)
@@ -485,8 +535,9 @@ impl Store {
         let matched = match matched {
             Some(row) => {
                 let outbox_id: i64 = row.get(0);
-                let repeated: bool = sqlx::query_scalar(
-                    "SELECT EXISTS (SELECT 1 FROM delivery_receipts WHERE outbox_id = $1 AND code IS $2)",
+                let repeated: i64 = sqlx::query_scalar(
+                    "SELECT COUNT(*) FROM delivery_receipts
+                     WHERE outbox_id = $1 AND code IS NOT DISTINCT FROM $2",
                 )
                 .bind(outbox_id)
                 .bind(&receipt.code)
@@ -496,7 +547,7 @@ impl Store {
                     outbox_id,
                     conversation_id: row.get(1),
                     kind: row.get(2),
-                    repeated,
+                    repeated: repeated > 0,
                 })
             }
             None => None,

@@ -1,6 +1,7 @@
 //! Outbox rows: pending side effects, claimed by workers with a lease.
 
-use sqlx::{Row, Sqlite, Transaction};
+use sqlx::any::AnyRow;
+use sqlx::{Any, Row, Transaction};
 
 use super::{Store, StoreError};
 
@@ -56,7 +57,7 @@ pub struct OutboxRow {
 const COLUMNS: &str = "id, kind, conversation_id, payload, state, attempts, next_attempt_at, \
                        last_error, upstream_id, created_at";
 
-fn from_row(row: &sqlx::sqlite::SqliteRow) -> OutboxRow {
+fn from_row(row: &AnyRow) -> OutboxRow {
     OutboxRow {
         id: row.get("id"),
         kind: row.get("kind"),
@@ -72,7 +73,7 @@ fn from_row(row: &sqlx::sqlite::SqliteRow) -> OutboxRow {
 }
 
 pub(super) async fn insert(
-    tx: &mut Transaction<'_, Sqlite>,
+    tx: &mut Transaction<'_, Any>,
     entry: &OutboxEntry,
     conversation_id: Option<&str>,
     now: i64,
