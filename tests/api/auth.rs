@@ -15,9 +15,9 @@ async fn assert_refused(app: &TestApp, response: reqwest::Response) {
     assert!(app.broker_requests().await.is_empty());
 }
 
-#[tokio::test]
-async fn sha256_signatures_with_and_without_prefix_are_accepted() {
-    let app = spawn_app().await;
+db_test! {
+    async fn sha256_signatures_with_and_without_prefix_are_accepted(db) {
+    let app = spawn_app(db).await;
     mount_broker(&app.broker, "ic-joseencrypt-short.json").await;
     let body = fixture("connect-sms-mo.json");
     let digest = sign_sha256(body.as_bytes());
@@ -29,10 +29,11 @@ async fn sha256_signatures_with_and_without_prefix_are_accepted() {
         200
     );
 }
+}
 
-#[tokio::test]
-async fn sha512_signatures_are_accepted() {
-    let app = spawn_app().await;
+db_test! {
+    async fn sha512_signatures_are_accepted(db) {
+    let app = spawn_app(db).await;
     mount_broker(&app.broker, "ic-joseencrypt-short.json").await;
     let body = fixture("connect-sms-mo.json");
     let mut mac = Hmac::<Sha512>::new_from_slice(HUB_SECRET.as_bytes()).unwrap();
@@ -49,10 +50,11 @@ async fn sha512_signatures_are_accepted() {
         200
     );
 }
+}
 
-#[tokio::test]
-async fn a_signature_of_other_bytes_is_refused() {
-    let app = spawn_app().await;
+db_test! {
+    async fn a_signature_of_other_bytes_is_refused(db) {
+    let app = spawn_app(db).await;
     let body = fixture("connect-sms-mo.json");
     // Signed before a byte changed: re-serialised JSON is not the raw body.
     let signature = sign_sha256(body.as_bytes());
@@ -60,10 +62,11 @@ async fn a_signature_of_other_bytes_is_refused() {
     let response = app.post_with_signature(&altered, &signature).await;
     assert_refused(&app, response).await;
 }
+}
 
-#[tokio::test]
-async fn malformed_and_missing_credentials_are_refused() {
-    let app = spawn_app().await;
+db_test! {
+    async fn malformed_and_missing_credentials_are_refused(db) {
+    let app = spawn_app(db).await;
     let body = fixture("connect-sms-mo.json");
     for signature in ["not-hex", "sha1=abcdef", "", "sha256="] {
         let response = app.post_with_signature(&body, signature).await;
@@ -87,20 +90,22 @@ async fn malformed_and_missing_credentials_are_refused() {
         .unwrap();
     assert_refused(&app, wrong_token).await;
 }
+}
 
-#[tokio::test]
-async fn the_bearer_token_is_accepted() {
-    let app = spawn_app().await;
+db_test! {
+    async fn the_bearer_token_is_accepted(db) {
+    let app = spawn_app(db).await;
     mount_broker(&app.broker, "ic-joseencrypt-short.json").await;
     assert_eq!(
         app.post_flow(&fixture("flow-whatsapp.json")).await.status(),
         200
     );
 }
+}
 
-#[tokio::test]
-async fn serve_refuses_to_start_without_webhook_credentials() {
-    let mut upstreams = Upstreams::start().await;
+db_test! {
+    async fn serve_refuses_to_start_without_webhook_credentials(db) {
+    let mut upstreams = Upstreams::start(db).await;
     upstreams
         .unset("CONNECT_WEBHOOK_SECRET")
         .unset("CONNECT_WEBHOOK_TOKEN");
@@ -113,14 +118,16 @@ async fn serve_refuses_to_start_without_webhook_credentials() {
     assert!(error.contains("ICB_CONNECT_WEBHOOK_SECRET"), "{error}");
     assert!(error.contains("ICB_CONNECT_WEBHOOK_TOKEN"), "{error}");
 }
+}
 
-#[tokio::test]
-async fn only_the_configured_method_is_accepted() {
-    let mut upstreams = Upstreams::start().await;
+db_test! {
+    async fn only_the_configured_method_is_accepted(db) {
+    let mut upstreams = Upstreams::start(db).await;
     upstreams.unset("CONNECT_WEBHOOK_SECRET");
     let app = upstreams.spawn().await;
     // A correct-looking signature means nothing without a configured secret.
     let body = fixture("connect-sms-mo.json");
     let response = app.post_signed(&body).await;
     assert_refused(&app, response).await;
+}
 }

@@ -13,9 +13,9 @@ fn joseencrypt() -> wiremock::MockBuilder {
     Mock::given(method("POST")).and(path("/api/v2/joseencrypt"))
 }
 
-#[tokio::test]
-async fn a_500_then_200_is_retried_within_the_request() {
-    let app = spawn_app().await;
+db_test! {
+    async fn a_500_then_200_is_retried_within_the_request(db) {
+    let app = spawn_app(db).await;
     joseencrypt()
         .respond_with(ResponseTemplate::new(500))
         .up_to_n_times(1)
@@ -27,10 +27,11 @@ async fn a_500_then_200_is_retried_within_the_request() {
     assert_eq!(app.broker_requests().await.len(), 2);
     assert_eq!(app.stored().await, (1, 1, 1, 1));
 }
+}
 
-#[tokio::test]
-async fn a_429_with_retry_after_is_honoured() {
-    let app = spawn_app().await;
+db_test! {
+    async fn a_429_with_retry_after_is_honoured(db) {
+    let app = spawn_app(db).await;
     joseencrypt()
         .respond_with(ResponseTemplate::new(429).insert_header("Retry-After", "1"))
         .up_to_n_times(1)
@@ -46,10 +47,11 @@ async fn a_429_with_retry_after_is_honoured() {
     );
     assert_eq!(app.broker_requests().await.len(), 2);
 }
+}
 
-#[tokio::test]
-async fn a_retry_after_beyond_the_budget_is_not_waited_for() {
-    let app = spawn_app().await;
+db_test! {
+    async fn a_retry_after_beyond_the_budget_is_not_waited_for(db) {
+    let app = spawn_app(db).await;
     joseencrypt()
         .respond_with(ResponseTemplate::new(429).insert_header("Retry-After", "30"))
         .mount(&app.broker)
@@ -60,10 +62,11 @@ async fn a_retry_after_beyond_the_budget_is_not_waited_for() {
     assert!(started.elapsed() < Duration::from_secs(2));
     assert_eq!(app.broker_requests().await.len(), 1);
 }
+}
 
-#[tokio::test]
-async fn a_slow_broker_times_out_and_is_retried_twice_then_503() {
-    let mut upstreams = Upstreams::start().await;
+db_test! {
+    async fn a_slow_broker_times_out_and_is_retried_twice_then_503(db) {
+    let mut upstreams = Upstreams::start(db).await;
     upstreams.set("IC_TIMEOUT", "300ms");
     let app = upstreams.spawn().await;
     joseencrypt()
@@ -95,11 +98,12 @@ async fn a_slow_broker_times_out_and_is_retried_twice_then_503() {
         "message kept, nothing half-made"
     );
 }
+}
 
-#[tokio::test]
-async fn the_default_budget_stays_under_webex_connects_timeout() {
+db_test! {
+    async fn the_default_budget_stays_under_webex_connects_timeout(db) {
     // 4 s timeout per call; a broker that never answers in time.
-    let app = spawn_app().await;
+    let app = spawn_app(db).await;
     joseencrypt()
         .respond_with(ResponseTemplate::new(200).set_delay(Duration::from_secs(20)))
         .mount(&app.broker)
@@ -114,10 +118,11 @@ async fn the_default_budget_stays_under_webex_connects_timeout() {
     );
     assert!(app.broker_requests().await.len() >= 2);
 }
+}
 
-#[tokio::test]
-async fn a_refusal_is_not_retried() {
-    let app = spawn_app().await;
+db_test! {
+    async fn a_refusal_is_not_retried(db) {
+    let app = spawn_app(db).await;
     joseencrypt()
         .respond_with(ResponseTemplate::new(401).set_body_raw(
             r#"{"message":"The request requires a valid access token","trackingId":"T-9"}"#,
@@ -129,10 +134,11 @@ async fn a_refusal_is_not_retried() {
     assert_eq!(response.status(), 503);
     assert_eq!(app.broker_requests().await.len(), 1);
 }
+}
 
-#[tokio::test]
-async fn after_the_broker_recovers_the_senders_retry_succeeds() {
-    let app = spawn_app().await;
+db_test! {
+    async fn after_the_broker_recovers_the_senders_retry_succeeds(db) {
+    let app = spawn_app(db).await;
     joseencrypt()
         .respond_with(ResponseTemplate::new(502))
         .up_to_n_times(3)
@@ -146,4 +152,5 @@ async fn after_the_broker_recovers_the_senders_retry_succeeds() {
     let retry = app.post_signed(&body).await;
     assert_eq!(retry.status(), 200);
     assert_eq!(app.stored().await, (1, 1, 1, 1), "still one message");
+}
 }

@@ -27,9 +27,9 @@ fn message(customer: &str, id: &str) -> String {
         .to_string()
 }
 
-#[tokio::test]
-async fn twenty_simultaneous_first_messages_make_one_meeting() {
-    let app = spawn_app().await;
+db_test! {
+    async fn twenty_simultaneous_first_messages_make_one_meeting(db) {
+    let app = spawn_app(db).await;
     slow_broker(&app, 300).await;
     let bodies: Vec<String> = (0..20)
         .map(|i| message("+14155550123", &format!("burst-{i}")))
@@ -55,10 +55,11 @@ async fn twenty_simultaneous_first_messages_make_one_meeting() {
             .unwrap();
     assert_eq!(notifications, 1);
 }
+}
 
-#[tokio::test]
-async fn the_same_message_delivered_concurrently_is_handled_once() {
-    let app = spawn_app().await;
+db_test! {
+    async fn the_same_message_delivered_concurrently_is_handled_once(db) {
+    let app = spawn_app(db).await;
     slow_broker(&app, 200).await;
     let body = fixture("connect-sms-mo.json");
     let responses = join_all((0..10).map(|_| app.post_signed(&body))).await;
@@ -75,10 +76,11 @@ async fn the_same_message_delivered_concurrently_is_handled_once() {
     assert_eq!(app.broker_requests().await.len(), 1);
     assert_eq!(app.stored().await, (1, 1, 1, 1));
 }
+}
 
-#[tokio::test]
-async fn waiting_requests_give_up_with_the_request_whose_broker_call_failed() {
-    let app = spawn_app().await;
+db_test! {
+    async fn waiting_requests_give_up_with_the_request_whose_broker_call_failed(db) {
+    let app = spawn_app(db).await;
     Mock::given(method("POST"))
         .and(path("/api/v2/joseencrypt"))
         .respond_with(ResponseTemplate::new(401).set_delay(Duration::from_millis(200)))
@@ -107,16 +109,17 @@ async fn waiting_requests_give_up_with_the_request_whose_broker_call_failed() {
         200
     );
 }
+}
 
-#[tokio::test]
-async fn a_claim_left_by_a_crashed_instance_runs_out() {
-    let app = spawn_app().await;
+db_test! {
+    async fn a_claim_left_by_a_crashed_instance_runs_out(db) {
+    let app = spawn_app(db).await;
     mount_broker(&app.broker, "ic-joseencrypt-short.json").await;
     // Another instance claimed this conversation's meeting, then died.
     let now = (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64;
     sqlx::query(
         "INSERT INTO meeting_claims (channel, customer, business, claim_id, claimed_until)
-         VALUES ('sms', '+14155550123', '56263', 'dead-instance', ?)",
+         VALUES ('sms', '+14155550123', '56263', 'dead-instance', $1)",
     )
     .bind(now + 500)
     .execute(&app.db)
@@ -136,10 +139,11 @@ async fn a_claim_left_by_a_crashed_instance_runs_out() {
         "the claim is released with the meeting"
     );
 }
+}
 
-#[tokio::test]
-async fn different_customers_do_not_wait_for_each_other() {
-    let app = spawn_app().await;
+db_test! {
+    async fn different_customers_do_not_wait_for_each_other(db) {
+    let app = spawn_app(db).await;
     slow_broker(&app, 500).await;
     let bodies: Vec<String> = (0..10)
         .map(|i| message(&format!("+1415555{:04}", 100 + i), "x"))
@@ -154,10 +158,11 @@ async fn different_customers_do_not_wait_for_each_other() {
     );
     assert_eq!(app.broker_requests().await.len(), 10);
 }
+}
 
-#[tokio::test]
-async fn a_customer_opening_too_many_meetings_is_rate_limited() {
-    let mut upstreams = Upstreams::start().await;
+db_test! {
+    async fn a_customer_opening_too_many_meetings_is_rate_limited(db) {
+    let mut upstreams = Upstreams::start(db).await;
     upstreams.set("MAX_NEW_MEETINGS_PER_HOUR", "2");
     let app = upstreams.spawn().await;
     mount_broker(&app.broker, "ic-joseencrypt-short.json").await;
@@ -189,10 +194,11 @@ async fn a_customer_opening_too_many_meetings_is_rate_limited() {
         json!({"channel": "sms", "from": "+14155550199", "to": "3000", "text": "hi"}).to_string();
     assert_eq!(app.post_flow(&other).await.status(), 200);
 }
+}
 
-#[tokio::test]
-async fn two_processes_on_one_database_still_make_one_meeting() {
-    let upstreams = Upstreams::start().await;
+db_test! {
+    async fn two_processes_on_one_database_still_make_one_meeting(db) {
+    let upstreams = Upstreams::start(db).await;
     Mock::given(method("POST"))
         .and(path("/api/v2/joseencrypt"))
         .respond_with(
@@ -225,4 +231,5 @@ async fn two_processes_on_one_database_still_make_one_meeting() {
     }
     assert_eq!(guest_urls.len(), 1);
     assert_eq!(upstreams.broker.received_requests().await.unwrap().len(), 1);
+}
 }

@@ -54,8 +54,8 @@ pub async fn mount_expert_login(webex: &wiremock::MockServer) {
         .await;
 }
 
-async fn console_app(extra: &[(&str, &str)]) -> TestApp {
-    let mut upstreams = Upstreams::start().await;
+async fn console_app(db: TestDb, extra: &[(&str, &str)]) -> TestApp {
+    let mut upstreams = Upstreams::start(db).await;
     upstreams
         .set("PUBLIC_URL", PUBLIC_URL)
         .set("OAUTH_CLIENT_ID", CLIENT_ID)
@@ -137,9 +137,9 @@ async fn csrf_of(app: &TestApp) -> String {
         .unwrap()
 }
 
-#[tokio::test]
-async fn login_redirects_to_webex_with_state_and_pkce() {
-    let app = console_app(&[]).await;
+db_test! {
+    async fn login_redirects_to_webex_with_state_and_pkce(db) {
+    let app = console_app(db, &[]).await;
     let params = start_login(&app).await;
     assert_eq!(params["client_id"], CLIENT_ID);
     assert_eq!(params["response_type"], "code");
@@ -151,7 +151,7 @@ async fn login_redirects_to_webex_with_state_and_pkce() {
     assert_eq!(params["code_challenge_method"], "S256");
     assert!(params["state"].len() >= 40);
     let verifier: String =
-        sqlx::query_scalar("SELECT code_verifier FROM oauth_logins WHERE state = ?")
+        sqlx::query_scalar("SELECT code_verifier FROM oauth_logins WHERE state = $1")
             .bind(&params["state"])
             .fetch_one(&app.db)
             .await
@@ -163,10 +163,11 @@ async fn login_redirects_to_webex_with_state_and_pkce() {
     // Every login gets its own state.
     assert_ne!(start_login(&app).await["state"], params["state"]);
 }
+}
 
-#[tokio::test]
-async fn the_callback_exchanges_the_code_server_side_and_starts_a_session() {
-    let app = console_app(&[]).await;
+db_test! {
+    async fn the_callback_exchanges_the_code_server_side_and_starts_a_session(db) {
+    let app = console_app(db, &[]).await;
     let params = start_login(&app).await;
     let verifier: String = sqlx::query_scalar("SELECT code_verifier FROM oauth_logins")
         .fetch_one(&app.db)
@@ -255,10 +256,11 @@ async fn the_callback_exchanges_the_code_server_side_and_starts_a_session() {
     assert_eq!(replay.status(), 400);
     assert!(replay.text().await.unwrap().contains("already used"));
 }
+}
 
-#[tokio::test]
-async fn unknown_missing_and_refused_logins_get_a_clear_page() {
-    let app = console_app(&[]).await;
+db_test! {
+    async fn unknown_missing_and_refused_logins_get_a_clear_page(db) {
+    let app = console_app(db, &[]).await;
     let cases = [
         (
             "/console/callback?code=x&state=never-issued",
@@ -301,10 +303,11 @@ async fn unknown_missing_and_refused_logins_get_a_clear_page() {
     assert!(!exchanged, "no code is exchanged without a valid state");
     assert_eq!(app.count("console_sessions").await, 0);
 }
+}
 
-#[tokio::test]
-async fn the_allow_list_keeps_others_out() {
-    let app = console_app(&[("CONSOLE_ALLOWED", "boss@example.org, @other.example")]).await;
+db_test! {
+    async fn the_allow_list_keeps_others_out(db) {
+    let app = console_app(db, &[("CONSOLE_ALLOWED", "boss@example.org, @other.example")]).await;
     let params = start_login(&app).await;
     let response = no_redirects()
         .get(format!(
@@ -322,14 +325,15 @@ async fn the_allow_list_keeps_others_out() {
         .contains("expert@example.com may not use this console"));
     assert_eq!(app.count("console_sessions").await, 0);
 
-    let app = console_app(&[("CONSOLE_ALLOWED", "@EXAMPLE.com")]).await;
+    let app = console_app(db, &[("CONSOLE_ALLOWED", "@EXAMPLE.com")]).await;
     log_in(&app).await;
     assert_eq!(app.count("console_sessions").await, 1);
 }
+}
 
-#[tokio::test]
-async fn the_console_page_has_the_widget_and_a_strict_policy() {
-    let app = console_app(&[]).await;
+db_test! {
+    async fn the_console_page_has_the_widget_and_a_strict_policy(db) {
+    let app = console_app(db, &[]).await;
     let cookie = log_in(&app).await;
     let response = get(&app, "/console", &cookie).await;
     assert_eq!(response.status(), 200);
@@ -379,10 +383,11 @@ async fn the_console_page_has_the_widget_and_a_strict_policy() {
         .unwrap();
     assert_eq!(api.status(), 401);
 }
+}
 
-#[tokio::test]
-async fn the_queue_lists_open_conversations() {
-    let app = console_app(&[]).await;
+db_test! {
+    async fn the_queue_lists_open_conversations(db) {
+    let app = console_app(db, &[]).await;
     let cookie = log_in(&app).await;
     let answer: Value = app
         .post_signed(&fixture("connect-whatsapp-mo.json"))
@@ -408,10 +413,11 @@ async fn the_queue_lists_open_conversations() {
     assert_eq!(item["linkExpiresAt"], answer["expiresAt"]);
     assert_eq!(queue["tokenGeneration"], 1);
 }
+}
 
-#[tokio::test]
-async fn actions_need_the_pages_csrf_token() {
-    let app = console_app(&[]).await;
+db_test! {
+    async fn actions_need_the_pages_csrf_token(db) {
+    let app = console_app(db, &[]).await;
     let cookie = log_in(&app).await;
     let answer: Value = app
         .post_signed(&fixture("connect-sms-mo.json"))
@@ -467,10 +473,11 @@ async fn actions_need_the_pages_csrf_token() {
         .unwrap();
     assert_eq!(queue["conversations"], json!([]));
 }
+}
 
-#[tokio::test]
-async fn tokens_about_to_expire_are_refreshed_keeping_the_refresh_token() {
-    let app = console_app(&[]).await;
+db_test! {
+    async fn tokens_about_to_expire_are_refreshed_keeping_the_refresh_token(db) {
+    let app = console_app(db, &[]).await;
     let cookie = log_in(&app).await;
     Mock::given(method("POST"))
         .and(path("/v1/access_token"))
@@ -534,10 +541,11 @@ async fn tokens_about_to_expire_are_refreshed_keeping_the_refresh_token() {
         "no new refresh token came back: the old one is kept"
     );
 }
+}
 
-#[tokio::test]
-async fn invalid_grant_ends_the_session_and_sends_the_expert_to_login() {
-    let app = console_app(&[]).await;
+db_test! {
+    async fn invalid_grant_ends_the_session_and_sends_the_expert_to_login(db) {
+    let app = console_app(db, &[]).await;
     let cookie = log_in(&app).await;
     Mock::given(method("POST"))
         .and(path("/v1/access_token"))
@@ -557,10 +565,11 @@ async fn invalid_grant_ends_the_session_and_sends_the_expert_to_login() {
     assert_eq!(app.count("console_sessions").await, 0);
     assert_eq!(get(&app, "/console/api/queue", &cookie).await.status(), 401);
 }
+}
 
-#[tokio::test]
-async fn logout_deletes_the_session() {
-    let app = console_app(&[]).await;
+db_test! {
+    async fn logout_deletes_the_session(db) {
+    let app = console_app(db, &[]).await;
     let cookie = log_in(&app).await;
     let forged = no_redirects()
         .post(format!("{}/console/logout", app.address))
@@ -586,10 +595,11 @@ async fn logout_deletes_the_session() {
     assert_eq!(app.count("console_sessions").await, 0);
     assert_eq!(get(&app, "/console", &cookie).await.status(), 303);
 }
+}
 
-#[tokio::test]
-async fn without_oauth_settings_the_console_says_what_to_set() {
-    let app = spawn_app().await;
+db_test! {
+    async fn without_oauth_settings_the_console_says_what_to_set(db) {
+    let app = spawn_app(db).await;
     let response = no_redirects()
         .get(format!("{}/console/login", app.address))
         .send()
@@ -602,7 +612,7 @@ async fn without_oauth_settings_the_console_says_what_to_set() {
         .unwrap()
         .contains("ICB_OAUTH_CLIENT_ID"));
 
-    let mut upstreams = Upstreams::start().await;
+    let mut upstreams = Upstreams::start(db).await;
     upstreams.set("OAUTH_CLIENT_ID", CLIENT_ID);
     let error = upstreams
         .build()
@@ -614,4 +624,5 @@ async fn without_oauth_settings_the_console_says_what_to_set() {
         error.contains("ICB_PUBLIC_URL") && error.contains("ICB_OAUTH_CLIENT_SECRET"),
         "{error}"
     );
+}
 }

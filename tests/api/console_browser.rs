@@ -94,7 +94,7 @@ async fn an_expert_signs_in_sees_the_queue_and_closes_a_conversation() {
         .mount(&widget)
         .await;
 
-    let mut upstreams = Upstreams::start().await;
+    let mut upstreams = Upstreams::start(TestDb::Sqlite).await;
     upstreams
         .set("LISTEN", &format!("127.0.0.1:{port}"))
         .set("PUBLIC_URL", &base)

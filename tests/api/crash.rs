@@ -8,9 +8,9 @@ use wiremock::{Mock, ResponseTemplate};
 
 use crate::helpers::*;
 
-#[tokio::test]
-async fn a_notification_survives_sigkill_and_is_delivered_once_after_restart() {
-    let mut upstreams = Upstreams::start().await;
+db_test! {
+    async fn a_notification_survives_sigkill_and_is_delivered_once_after_restart(db) {
+    let mut upstreams = Upstreams::start(db).await;
     upstreams.set("RETRY_SCHEDULE", "50ms,50ms,50ms,50ms,50ms,50ms,50ms,50ms,50ms,50ms,50ms,50ms,50ms,50ms,50ms,50ms,50ms,50ms,50ms,50ms");
     mount_broker(&upstreams.broker, "ic-joseencrypt-short.json").await;
     Mock::given(method("POST"))
@@ -47,10 +47,7 @@ async fn a_notification_survives_sigkill_and_is_delivered_once_after_restart() {
     webex.reset().await;
     mount_webex_messages(webex).await;
     let second = spawn_binary(&upstreams.vars).await;
-    let db = sqlx::sqlite::SqlitePoolOptions::new()
-        .connect(&upstreams.vars["DATABASE_URL"])
-        .await
-        .unwrap();
+    let db = open_db(&upstreams.vars["DATABASE_URL"]).await;
     // A send cut off mid-flight waits for its lease (30 s) to run out; give it that long.
     let delivered = eventually(40, || async {
         let state: String = sqlx::query_scalar("SELECT state FROM outbox")
@@ -83,10 +80,11 @@ async fn a_notification_survives_sigkill_and_is_delivered_once_after_restart() {
         .unwrap();
     assert_eq!(answer["guestUrl"], guest);
 }
+}
 
-#[tokio::test]
-async fn sigterm_lets_the_request_in_flight_finish_and_exits_0() {
-    let upstreams = Upstreams::start().await;
+db_test! {
+    async fn sigterm_lets_the_request_in_flight_finish_and_exits_0(db) {
+    let upstreams = Upstreams::start(db).await;
     Mock::given(method("POST"))
         .and(path("/api/v2/joseencrypt"))
         .respond_with(
@@ -133,4 +131,5 @@ async fn sigterm_lets_the_request_in_flight_finish_and_exits_0() {
         .send()
         .await;
     assert!(after.is_err());
+}
 }

@@ -26,8 +26,8 @@ fn spark_signature(body: &str) -> String {
     hex::encode(mac.finalize().into_bytes())
 }
 
-async fn desk_app(extra: &[(&str, &str)]) -> TestApp {
-    let mut upstreams = Upstreams::start().await;
+async fn desk_app(db: TestDb, extra: &[(&str, &str)]) -> TestApp {
+    let mut upstreams = Upstreams::start(db).await;
     upstreams.set("WEBEX_WEBHOOK_SECRET", WEBEX_SECRET);
     for (key, value) in extra {
         upstreams.set(key, value);
@@ -123,9 +123,9 @@ async fn bot_posts_after_notification(app: &TestApp) -> Vec<Value> {
     app.webex_posts().await.into_iter().skip(1).collect()
 }
 
-#[tokio::test]
-async fn the_webex_webhook_checks_its_signature_before_anything_else() {
-    let app = desk_app(&[]).await;
+db_test! {
+    async fn the_webex_webhook_checks_its_signature_before_anything_else(db) {
+    let app = desk_app(db, &[]).await;
     let body = fixture("webex-webhook-message-created.json");
     assert_eq!(post_webex(&app, &body, None).await.status(), 401);
     assert_eq!(post_webex(&app, &body, Some("00ff")).await.status(), 401);
@@ -142,10 +142,11 @@ async fn the_webex_webhook_checks_its_signature_before_anything_else() {
     assert_eq!(response.status(), 200);
     assert_eq!(app.count("webex_events").await, 1);
 }
+}
 
-#[tokio::test]
-async fn without_a_secret_the_webex_webhook_refuses_everything() {
-    let app = spawn_app().await;
+db_test! {
+    async fn without_a_secret_the_webex_webhook_refuses_everything(db) {
+    let app = spawn_app(db).await;
     let body = fixture("webex-webhook-message-created.json");
     let response = post_webex(&app, &body, Some(&spark_signature(&body))).await;
     assert_eq!(response.status(), 401);
@@ -155,10 +156,11 @@ async fn without_a_secret_the_webex_webhook_refuses_everything() {
         .to_string();
     assert!(message.contains("ICB_WEBEX_WEBHOOK_SECRET"), "{message}");
 }
+}
 
-#[tokio::test]
-async fn an_experts_reply_in_the_thread_reaches_the_customer() {
-    let app = desk_app(&[]).await;
+db_test! {
+    async fn an_experts_reply_in_the_thread_reaches_the_customer(db) {
+    let app = desk_app(db, &[]).await;
     let answer = open_conversation(&app).await;
     let event = fixture("webex-webhook-message-created.json");
     let message = fixture_json("webex-message.json");
@@ -221,10 +223,11 @@ async fn an_experts_reply_in_the_thread_reaches_the_customer() {
     // The bot says nothing in the thread.
     assert!(bot_posts_after_notification(&app).await.is_empty());
 }
+}
 
-#[tokio::test]
-async fn later_customer_messages_appear_in_the_thread() {
-    let app = desk_app(&[]).await;
+db_test! {
+    async fn later_customer_messages_appear_in_the_thread(db) {
+    let app = desk_app(db, &[]).await;
     open_conversation(&app).await;
     let follow_up = r#"{"channel":"whatsapp","from":"14155550142","to":"a_155054536910425280","text":"I'm in the *waiting* room","messageId":"f-1"}"#;
     assert_eq!(app.post_flow(follow_up).await.status(), 200);
@@ -238,10 +241,11 @@ async fn later_customer_messages_appear_in_the_thread() {
         })]
     );
 }
+}
 
-#[tokio::test]
-async fn a_customer_message_waits_for_its_thread() {
-    let app = desk_app(&[("RETRY_SCHEDULE", "1ms,1ms")]).await;
+db_test! {
+    async fn a_customer_message_waits_for_its_thread(db) {
+    let app = desk_app(db, &[("RETRY_SCHEDULE", "1ms,1ms")]).await;
     app.webex.reset().await;
     // Webex is down when the notification is first tried.
     Mock::given(method("POST"))
@@ -266,10 +270,11 @@ async fn a_customer_message_waits_for_its_thread() {
         .unwrap();
     assert_eq!(relay["parentId"], thread_id());
 }
+}
 
-#[tokio::test]
-async fn the_bots_own_messages_are_ignored() {
-    let app = desk_app(&[]).await;
+db_test! {
+    async fn the_bots_own_messages_are_ignored(db) {
+    let app = desk_app(db, &[]).await;
     open_conversation(&app).await;
     let mut event = fixture_json("webex-webhook-message-created.json");
     event["data"]["personId"] = json!(BOT_ID);
@@ -286,10 +291,11 @@ async fn the_bots_own_messages_are_ignored() {
     assert!(!fetched, "the bot's own message is not even fetched");
     assert_eq!(app.count("outbox").await, 1, "only the first notification");
 }
+}
 
-#[tokio::test]
-async fn without_the_connect_api_the_bot_says_relaying_is_not_configured() {
-    let app = desk_app(&[("CONNECT_API_URL", ""), ("CONNECT_SERVICE_KEY", "")]).await;
+db_test! {
+    async fn without_the_connect_api_the_bot_says_relaying_is_not_configured(db) {
+    let app = desk_app(db, &[("CONNECT_API_URL", ""), ("CONNECT_SERVICE_KEY", "")]).await;
     open_conversation(&app).await;
     let event = expert_message(
         &app,
@@ -312,10 +318,11 @@ async fn without_the_connect_api_the_bot_says_relaying_is_not_configured() {
         .starts_with("Relaying to the customer is not configured"));
     assert_eq!(app.count("messages WHERE author = 'expert'").await, 0);
 }
+}
 
-#[tokio::test]
-async fn help_and_unknown_input_are_answered_where_they_were_asked() {
-    let app = desk_app(&[]).await;
+db_test! {
+    async fn help_and_unknown_input_are_answered_where_they_were_asked(db) {
+    let app = desk_app(db, &[]).await;
     for (id, text) in [("m-help", "help"), ("m-what", "what can you do")] {
         let event = expert_message(&app, id, text, None, EXPERT_DM_ROOM).await;
         deliver_event(&app, &event).await;
@@ -337,10 +344,11 @@ async fn help_and_unknown_input_are_answered_where_they_were_asked() {
         .unwrap()
         .starts_with("I did not understand that."));
 }
+}
 
-#[tokio::test]
-async fn list_shows_open_conversations_masked() {
-    let app = desk_app(&[]).await;
+db_test! {
+    async fn list_shows_open_conversations_masked(db) {
+    let app = desk_app(db, &[]).await;
     open_conversation(&app).await;
     let event = expert_message(&app, "m-list", "icbridge list", None, "space-1").await;
     deliver_event(&app, &event).await;
@@ -357,10 +365,11 @@ async fn list_shows_open_conversations_masked() {
     );
     assert!(!text.contains("14155550142"));
 }
+}
 
-#[tokio::test]
-async fn close_in_the_thread_closes_and_the_next_message_opens_a_new_conversation() {
-    let app = desk_app(&[]).await;
+db_test! {
+    async fn close_in_the_thread_closes_and_the_next_message_opens_a_new_conversation(db) {
+    let app = desk_app(db, &[]).await;
     let first = open_conversation(&app).await;
     let event = expert_message(
         &app,
@@ -374,7 +383,7 @@ async fn close_in_the_thread_closes_and_the_next_message_opens_a_new_conversatio
     app.desk.run_once().await.unwrap();
     app.worker.run_once().await.unwrap();
     let (state, closed_by): (String, String) =
-        sqlx::query_as("SELECT state, closed_by FROM conversations WHERE id = ?")
+        sqlx::query_as("SELECT state, closed_by FROM conversations WHERE id = $1")
             .bind(first["conversationId"].as_str())
             .fetch_one(&app.db)
             .await
@@ -420,10 +429,11 @@ async fn close_in_the_thread_closes_and_the_next_message_opens_a_new_conversatio
         thread_id()
     );
 }
+}
 
-#[tokio::test]
-async fn new_link_in_the_thread_makes_a_meeting_and_tells_both_sides() {
-    let app = desk_app(&[("REPLY_MODE", "connect")]).await;
+db_test! {
+    async fn new_link_in_the_thread_makes_a_meeting_and_tells_both_sides(db) {
+    let app = desk_app(db, &[("REPLY_MODE", "connect")]).await;
     let first = open_conversation(&app).await;
     app.broker.reset().await;
     Mock::given(method("POST"))
@@ -448,7 +458,7 @@ async fn new_link_in_the_thread_makes_a_meeting_and_tells_both_sides() {
     app.worker.run_once().await.unwrap();
 
     let (meetings, newest_guest, newest_host): (i64, String, String) = sqlx::query_as(
-        "SELECT (SELECT COUNT(*) FROM meetings), guest_url, host_url FROM meetings ORDER BY created_at DESC, rowid DESC LIMIT 1",
+        "SELECT (SELECT COUNT(*) FROM meetings), guest_url, host_url FROM meetings ORDER BY expires_at DESC LIMIT 1",
     )
     .fetch_one(&app.db)
     .await
@@ -483,10 +493,11 @@ async fn new_link_in_the_thread_makes_a_meeting_and_tells_both_sides() {
     assert_eq!(answer["guestUrl"], newest_guest);
     assert_eq!(answer["conversationId"], first["conversationId"]);
 }
+}
 
-#[tokio::test]
-async fn close_and_new_link_outside_a_thread_explain_where_they_work() {
-    let app = desk_app(&[]).await;
+db_test! {
+    async fn close_and_new_link_outside_a_thread_explain_where_they_work(db) {
+    let app = desk_app(db, &[]).await;
     let event = expert_message(&app, "m-x", "close", None, EXPERT_DM_ROOM).await;
     deliver_event(&app, &event).await;
     app.desk.run_once().await.unwrap();
@@ -496,6 +507,7 @@ async fn close_and_new_link_outside_a_thread_explain_where_they_work() {
         .as_str()
         .unwrap()
         .contains("work in a conversation's thread"));
+}
 }
 
 async fn press(app: &TestApp, action_id: &str, action: &str) {
@@ -517,9 +529,9 @@ async fn press(app: &TestApp, action_id: &str, action: &str) {
     app.worker.run_once().await.unwrap();
 }
 
-#[tokio::test]
-async fn the_cards_close_button_closes_the_conversation() {
-    let app = desk_app(&[]).await;
+db_test! {
+    async fn the_cards_close_button_closes_the_conversation(db) {
+    let app = desk_app(db, &[]).await;
     open_conversation(&app).await;
     press(&app, "action-close", "close").await;
     let state: String = sqlx::query_scalar("SELECT state FROM conversations")
@@ -534,10 +546,11 @@ async fn the_cards_close_button_closes_the_conversation() {
         .unwrap()
         .starts_with(&format!("Conversation closed by {EXPERT_ID}")));
 }
+}
 
-#[tokio::test]
-async fn the_cards_new_link_button_makes_a_new_meeting() {
-    let app = desk_app(&[]).await;
+db_test! {
+    async fn the_cards_new_link_button_makes_a_new_meeting(db) {
+    let app = desk_app(db, &[]).await;
     open_conversation(&app).await;
     press(&app, "action-new", "new_link").await;
     assert_eq!(app.count("meetings").await, 2);
@@ -547,6 +560,7 @@ async fn the_cards_new_link_button_makes_a_new_meeting() {
         .as_str()
         .unwrap()
         .starts_with("New meeting:"));
+}
 }
 
 #[tokio::test]

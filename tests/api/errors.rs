@@ -13,9 +13,9 @@ async fn assert_error(response: reqwest::Response, status: u16, code: &str) -> S
     body["message"].as_str().unwrap().to_string()
 }
 
-#[tokio::test]
-async fn not_json_is_400_and_stores_nothing() {
-    let app = spawn_app().await;
+db_test! {
+    async fn not_json_is_400_and_stores_nothing(db) {
+    let app = spawn_app(db).await;
     assert_error(app.post_flow("{\"channel\": ").await, 400, "malformed_json").await;
     assert_error(app.post_signed("hello").await, 400, "malformed_json").await;
     let not_utf8 = app
@@ -30,10 +30,11 @@ async fn not_json_is_400_and_stores_nothing() {
     assert!(message.contains("UTF-8"), "{message}");
     assert_eq!(app.stored().await, (0, 0, 0, 0));
 }
+}
 
-#[tokio::test]
-async fn json_that_is_not_a_message_is_422_naming_the_field() {
-    let app = spawn_app().await;
+db_test! {
+    async fn json_that_is_not_a_message_is_422_naming_the_field(db) {
+    let app = spawn_app(db).await;
     let cases = [
         (json!({"channel": "sms", "from": "+14155550123"}), "`text`"),
         (
@@ -74,19 +75,21 @@ async fn json_that_is_not_a_message_is_422_naming_the_field() {
     assert_eq!(app.stored().await, (0, 0, 0, 0));
     assert!(app.broker_requests().await.is_empty());
 }
+}
 
-#[tokio::test]
-async fn a_body_over_64_kib_is_413() {
-    let app = spawn_app().await;
+db_test! {
+    async fn a_body_over_64_kib_is_413(db) {
+    let app = spawn_app(db).await;
     let text = "a".repeat(64 * 1024);
     let body = json!({"channel": "sms", "from": "+14155550123", "text": text}).to_string();
     assert_error(app.post_flow(&body).await, 413, "payload_too_large").await;
     assert_eq!(app.stored().await, (0, 0, 0, 0));
 }
+}
 
-#[tokio::test]
-async fn a_failing_broker_is_503_and_the_message_is_kept() {
-    let app = spawn_app().await;
+db_test! {
+    async fn a_failing_broker_is_503_and_the_message_is_kept(db) {
+    let app = spawn_app(db).await;
     Mock::given(method("POST"))
         .and(path("/api/v2/joseencrypt"))
         .respond_with(ResponseTemplate::new(500).set_body_json(json!({
@@ -104,10 +107,11 @@ async fn a_failing_broker_is_503_and_the_message_is_kept() {
     // The message is stored; no half-made conversation, meeting or notification.
     assert_eq!(app.stored().await, (1, 0, 0, 0));
 }
+}
 
-#[tokio::test]
-async fn a_broker_answer_without_links_is_503() {
-    let app = spawn_app().await;
+db_test! {
+    async fn a_broker_answer_without_links_is_503(db) {
+    let app = spawn_app(db).await;
     Mock::given(method("POST"))
         .and(path("/api/v2/joseencrypt"))
         .respond_with(ResponseTemplate::new(200).set_body_json(json!({"host": [], "guest": []})))
@@ -121,10 +125,11 @@ async fn a_broker_answer_without_links_is_503() {
     .await;
     assert_eq!(app.stored().await, (1, 0, 0, 0));
 }
+}
 
-#[tokio::test]
-async fn unknown_paths_are_json_404() {
-    let app = spawn_app().await;
+db_test! {
+    async fn unknown_paths_are_json_404(db) {
+    let app = spawn_app(db).await;
     let response = app
         .http
         .get(format!("{}/nope", app.address))
@@ -132,4 +137,5 @@ async fn unknown_paths_are_json_404() {
         .await
         .unwrap();
     assert_error(response, 404, "not_found").await;
+}
 }

@@ -7,8 +7,8 @@ use icbridge::outbox::OutboxWorker;
 use icbridge::startup::{Application, ServeOptions, StartupError};
 use serde_json::Value;
 use sha2::Sha256;
-use sqlx::sqlite::SqlitePoolOptions;
-use sqlx::SqlitePool;
+use sqlx::any::AnyPoolOptions;
+use sqlx::AnyPool;
 use tempfile::TempDir;
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
@@ -28,9 +28,9 @@ pub struct TestApp {
     pub connect: MockServer,
     pub worker: OutboxWorker,
     pub desk: Desk,
-    pub db: SqlitePool,
+    pub db: AnyPool,
     pub database_url: String,
-    _dir: TempDir,
+    _database: TestDatabase,
 }
 
 /// The fixtures in `../shared/fixtures/`.
@@ -49,27 +49,109 @@ pub fn sign_sha256(body: &[u8]) -> String {
     hex::encode(mac.finalize().into_bytes())
 }
 
+/// Which database a test runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TestDb {
+    Sqlite,
+    Postgres,
+}
+
+/// A database of one test's own, removed with it: a SQLite file in a temporary directory,
+/// or a fresh PostgreSQL database dropped at the end.
+pub struct TestDatabase {
+    pub url: String,
+    _dir: Option<TempDir>,
+    postgres: Option<(String, String)>,
+}
+
+impl TestDatabase {
+    pub async fn create(db: TestDb) -> Self {
+        match db {
+            TestDb::Sqlite => {
+                let dir = tempfile::tempdir().unwrap();
+                Self {
+                    url: format!("sqlite://{}/icbridge.db", dir.path().display()),
+                    _dir: Some(dir),
+                    postgres: None,
+                }
+            }
+            TestDb::Postgres => {
+                let admin = std::env::var("ICB_TEST_POSTGRES_URL")
+                    .expect("set ICB_TEST_POSTGRES_URL for the PostgreSQL tests");
+                let name = format!("icb_test_{}", uuid::Uuid::new_v4().simple());
+                let pool = open_db(&admin).await;
+                sqlx::query(&format!("CREATE DATABASE {name}"))
+                    .execute(&pool)
+                    .await
+                    .unwrap();
+                pool.close().await;
+                let mut url = url::Url::parse(&admin).unwrap();
+                url.set_path(&format!("/{name}"));
+                Self {
+                    url: url.to_string(),
+                    _dir: None,
+                    postgres: Some((admin, name)),
+                }
+            }
+        }
+    }
+}
+
+impl Drop for TestDatabase {
+    fn drop(&mut self) {
+        let Some((admin, name)) = self.postgres.take() else {
+            return;
+        };
+        // Drop runs inside the test's runtime: use a thread with a runtime of its own.
+        let dropped = std::thread::spawn(move || {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap()
+                .block_on(async move {
+                    let pool = open_db(&admin).await;
+                    sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                        .execute(&pool)
+                        .await?;
+                    pool.close().await;
+                    Ok::<_, sqlx::Error>(())
+                })
+        })
+        .join();
+        if let Ok(Err(error)) = dropped {
+            eprintln!("could not drop the test database: {error}");
+        }
+    }
+}
+
+/// Opens a test's database for assertions (SQL with `$1`-style placeholders).
+pub async fn open_db(url: &str) -> AnyPool {
+    sqlx::any::install_default_drivers();
+    AnyPoolOptions::new()
+        .max_connections(4)
+        .connect(url)
+        .await
+        .unwrap()
+}
+
 /// Upstream stand-ins plus the settings that point icbridge at them.
 pub struct Upstreams {
     pub broker: MockServer,
     pub webex: MockServer,
     pub connect: MockServer,
-    pub dir: TempDir,
+    pub database: TestDatabase,
     pub vars: BTreeMap<String, String>,
 }
 
 impl Upstreams {
-    pub async fn start() -> Self {
+    pub async fn start(db: TestDb) -> Self {
         let broker = MockServer::start().await;
         let webex = MockServer::start().await;
         let connect = MockServer::start().await;
-        let dir = tempfile::tempdir().unwrap();
+        let database = TestDatabase::create(db).await;
         let vars = [
             ("LISTEN", "127.0.0.1:0".to_string()),
-            (
-                "DATABASE_URL",
-                format!("sqlite://{}/icbridge.db", dir.path().display()),
-            ),
+            ("DATABASE_URL", database.url.clone()),
             ("WEBEX_TOKEN", BOT_TOKEN.into()),
             ("IC_BASE_URL", broker.uri()),
             ("WEBEX_API_URL", format!("{}/v1", webex.uri())),
@@ -87,7 +169,7 @@ impl Upstreams {
             broker,
             webex,
             connect,
-            dir,
+            database,
             vars,
         }
     }
@@ -115,10 +197,7 @@ impl Upstreams {
         let worker = app.outbox_worker();
         let desk = app.desk();
         tokio::spawn(app.run_until_stopped());
-        let db = SqlitePoolOptions::new()
-            .connect(&self.vars["DATABASE_URL"])
-            .await
-            .unwrap();
+        let db = open_db(&self.vars["DATABASE_URL"]).await;
         TestApp {
             address,
             http: reqwest::Client::new(),
@@ -129,13 +208,13 @@ impl Upstreams {
             desk,
             db,
             database_url: self.vars["DATABASE_URL"].clone(),
-            _dir: self.dir,
+            _database: self.database,
         }
     }
 }
 
-pub async fn spawn_app() -> TestApp {
-    Upstreams::start().await.spawn().await
+pub async fn spawn_app(db: TestDb) -> TestApp {
+    Upstreams::start(db).await.spawn().await
 }
 
 impl TestApp {

@@ -41,10 +41,10 @@ const SHAPES: &[(&str, bool, &str, &str, &str, &str)] = &[
     ),
 ];
 
-#[tokio::test]
-async fn every_fixture_shape_opens_a_conversation_with_a_meeting() {
+db_test! {
+    async fn every_fixture_shape_opens_a_conversation_with_a_meeting(db) {
     for &(name, signed, channel, customer, business, message_id) in SHAPES {
-        let app = spawn_app().await;
+        let app = spawn_app(db).await;
         mount_broker(&app.broker, "ic-joseencrypt-short.json").await;
         let body = fixture(name);
         let response = if signed {
@@ -117,10 +117,11 @@ async fn every_fixture_shape_opens_a_conversation_with_a_meeting() {
         assert_eq!(conversation.get::<String, _>("state"), "open", "{name}");
     }
 }
+}
 
-#[tokio::test]
-async fn whatsapp_profile_name_is_kept_with_the_conversation() {
-    let app = spawn_app().await;
+db_test! {
+    async fn whatsapp_profile_name_is_kept_with_the_conversation(db) {
+    let app = spawn_app(db).await;
     mount_broker(&app.broker, "ic-joseencrypt-short.json").await;
     assert_eq!(
         app.post_signed(&fixture("connect-whatsapp-mo.json"))
@@ -134,10 +135,11 @@ async fn whatsapp_profile_name_is_kept_with_the_conversation() {
         .unwrap();
     assert_eq!(name.as_deref(), Some("Alice Example"));
 }
+}
 
-#[tokio::test]
-async fn unknown_extra_fields_are_ignored() {
-    let app = spawn_app().await;
+db_test! {
+    async fn unknown_extra_fields_are_ignored(db) {
+    let app = spawn_app(db).await;
     mount_broker(&app.broker, "ic-joseencrypt-short.json").await;
     let mut body = fixture_json("flow-sms.json");
     body["somethingNew"] = json!({"nested": [1, 2, 3]});
@@ -145,10 +147,11 @@ async fn unknown_extra_fields_are_ignored() {
     let response = app.post_flow(&body.to_string()).await;
     assert_eq!(response.status(), 200);
 }
+}
 
-#[tokio::test]
-async fn delivery_receipts_are_recorded_and_update_the_matching_reply() {
-    let app = spawn_app().await;
+db_test! {
+    async fn delivery_receipts_are_recorded_and_update_the_matching_reply(db) {
+    let app = spawn_app(db).await;
     let response = app
         .post_signed(&fixture("connect-delivery-receipt.json"))
         .await;
@@ -173,10 +176,11 @@ async fn delivery_receipts_are_recorded_and_update_the_matching_reply() {
     // A receipt is not a message.
     assert_eq!(app.stored().await, (0, 0, 0, 0));
 }
+}
 
-#[tokio::test]
-async fn other_whatsapp_events_are_ignored_without_storing_anything() {
-    let app = spawn_app().await;
+db_test! {
+    async fn other_whatsapp_events_are_ignored_without_storing_anything(db) {
+    let app = spawn_app(db).await;
     let mut body = fixture_json("connect-whatsapp-mo.json");
     body["event"] = json!("READ");
     let response = app.post_signed(&body.to_string()).await;
@@ -187,10 +191,11 @@ async fn other_whatsapp_events_are_ignored_without_storing_anything() {
     );
     assert_eq!(app.stored().await, (0, 0, 0, 0));
 }
+}
 
-#[tokio::test]
-async fn head_answers_200_for_the_webhook_url_check() {
-    let app = spawn_app().await;
+db_test! {
+    async fn head_answers_200_for_the_webhook_url_check(db) {
+    let app = spawn_app(db).await;
     let response = app
         .http
         .head(format!("{}/webhooks/connect", app.address))
@@ -199,10 +204,11 @@ async fn head_answers_200_for_the_webhook_url_check() {
         .unwrap();
     assert_eq!(response.status(), 200);
 }
+}
 
-#[tokio::test]
-async fn health_endpoints_answer() {
-    let app = spawn_app().await;
+db_test! {
+    async fn health_endpoints_answer(db) {
+    let app = spawn_app(db).await;
     for endpoint in ["healthz", "readyz"] {
         let response = app
             .http
@@ -213,10 +219,11 @@ async fn health_endpoints_answer() {
         assert_eq!(response.status(), 200, "{endpoint}");
     }
 }
+}
 
-#[tokio::test]
-async fn a_repeated_message_gets_the_same_answer_and_is_stored_once() {
-    let app = spawn_app().await;
+db_test! {
+    async fn a_repeated_message_gets_the_same_answer_and_is_stored_once(db) {
+    let app = spawn_app(db).await;
     mount_broker(&app.broker, "ic-joseencrypt-short.json").await;
     let body = fixture("connect-sms-mo.json");
     let first: Value = app.post_signed(&body).await.json().await.unwrap();
@@ -225,13 +232,15 @@ async fn a_repeated_message_gets_the_same_answer_and_is_stored_once() {
     assert_eq!(app.broker_requests().await.len(), 1);
     assert_eq!(app.stored().await, (1, 1, 1, 1));
 }
+}
 
-#[tokio::test]
-async fn messages_without_an_id_are_never_deduplicated() {
-    let app = spawn_app().await;
+db_test! {
+    async fn messages_without_an_id_are_never_deduplicated(db) {
+    let app = spawn_app(db).await;
     mount_broker(&app.broker, "ic-joseencrypt-short.json").await;
     let body = r#"{"channel":"sms","from":"+14155550123","to":"56263","text":"hello"}"#;
     assert_eq!(app.post_flow(body).await.status(), 200);
     assert_eq!(app.post_flow(body).await.status(), 200);
     assert_eq!(app.count("messages").await, 2);
+}
 }

@@ -1,5 +1,36 @@
 //! The integration suite: one binary, each test with its own temporary database and local
 //! stand-ins (wiremock) of every upstream.
+//!
+//! Tests written with `db_test!` run twice: on SQLite, and on PostgreSQL when
+//! `ICB_TEST_POSTGRES_URL` is set (a fresh database per test, dropped after it). Without it,
+//! the PostgreSQL variants are reported as ignored.
+
+/// Declares `async fn name(db) { … }` as two tests, `name::sqlite` and `name::postgres`,
+/// with `db` the [`helpers::TestDb`] to use.
+macro_rules! db_test {
+    (async fn $name:ident($db:ident) $body:block) => {
+        mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+
+            #[tokio::test]
+            async fn sqlite() {
+                let $db = crate::helpers::TestDb::Sqlite;
+                $body
+            }
+
+            #[tokio::test]
+            #[cfg_attr(
+                not(icb_postgres),
+                ignore = "PostgreSQL: set ICB_TEST_POSTGRES_URL (e.g. postgres://postgres@127.0.0.1:5432/test)"
+            )]
+            async fn postgres() {
+                let $db = crate::helpers::TestDb::Postgres;
+                $body
+            }
+        }
+    };
+}
 
 mod auth;
 mod broker;

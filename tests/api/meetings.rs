@@ -14,9 +14,9 @@ fn unix_now() -> i64 {
         .as_secs() as i64
 }
 
-#[tokio::test]
-async fn the_broker_request_is_exactly_the_documented_body() {
-    let mut upstreams = Upstreams::start().await;
+db_test! {
+    async fn the_broker_request_is_exactly_the_documented_body(db) {
+    let mut upstreams = Upstreams::start(db).await;
     upstreams
         .set("LINK_TTL", "2h")
         .set("VERTICAL", "hc")
@@ -81,10 +81,10 @@ async fn the_broker_request_is_exactly_the_documented_body() {
         .unwrap();
     assert_eq!(answer["expiresAt"], expected_expiry);
 }
+}
 
-/// (short links, vertical, broker fixture, host URL, guest URL)
-#[tokio::test]
-async fn links_are_built_for_every_mode() {
+db_test! {
+    async fn links_are_built_for_every_mode(db) {
     let host_cipher = fixture_json("ic-joseencrypt-long.json")["host"][0]["cipher"]
         .as_str()
         .unwrap()
@@ -127,7 +127,7 @@ async fn links_are_built_for_every_mode() {
         ),
     ];
     for (short, vertical, broker_fixture, host_url, guest_url) in cases {
-        let mut upstreams = Upstreams::start().await;
+        let mut upstreams = Upstreams::start(db).await;
         upstreams.set("SHORT_URLS", short).set("VERTICAL", vertical);
         let app = upstreams.spawn().await;
         mount_broker(&app.broker, broker_fixture).await;
@@ -153,10 +153,11 @@ async fn links_are_built_for_every_mode() {
         assert_eq!(sent["verticalType"], vertical);
     }
 }
+}
 
-#[tokio::test]
-async fn later_messages_reuse_the_meeting_without_calling_the_broker() {
-    let app = spawn_app().await;
+db_test! {
+    async fn later_messages_reuse_the_meeting_without_calling_the_broker(db) {
+    let app = spawn_app(db).await;
     mount_broker(&app.broker, "ic-joseencrypt-short.json").await;
     let first: Value = app
         .post_flow(&fixture("flow-sms.json"))
@@ -181,17 +182,18 @@ async fn later_messages_reuse_the_meeting_without_calling_the_broker() {
         .await
         .unwrap();
     assert_eq!(kinds, ["expert_notification", "expert_notice"]);
-    let linked: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM messages WHERE conversation_id = ?")
+    let linked: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM messages WHERE conversation_id = $1")
         .bind(first["conversationId"].as_str())
         .fetch_one(&app.db)
         .await
         .unwrap();
     assert_eq!(linked, 2);
 }
+}
 
-#[tokio::test]
-async fn a_meeting_about_to_expire_is_replaced_in_the_same_conversation() {
-    let app = spawn_app().await;
+db_test! {
+    async fn a_meeting_about_to_expire_is_replaced_in_the_same_conversation(db) {
+    let app = spawn_app(db).await;
     mount_broker(&app.broker, "ic-joseencrypt-short.json").await;
     let first: Value = app
         .post_flow(&fixture("flow-sms.json"))
@@ -202,7 +204,7 @@ async fn a_meeting_about_to_expire_is_replaced_in_the_same_conversation() {
 
     // Links that run out in 4 minutes are too close to expiry to hand out (limit: 5).
     let in_four_minutes = (unix_now() + 240) * 1000;
-    sqlx::query("UPDATE meetings SET expires_at = ?")
+    sqlx::query("UPDATE meetings SET expires_at = $1")
         .bind(in_four_minutes)
         .execute(&app.db)
         .await
@@ -227,7 +229,7 @@ async fn a_meeting_about_to_expire_is_replaced_in_the_same_conversation() {
     // Six minutes left is still fine: reused.
     let third =
         r#"{"channel":"sms","from":"+14155550123","to":"56263","text":"ok","messageId":"m-3"}"#;
-    sqlx::query("UPDATE meetings SET expires_at = ? WHERE id = ?")
+    sqlx::query("UPDATE meetings SET expires_at = $1 WHERE id = $2")
         .bind((unix_now() + 360) * 1000)
         .bind(second["meetingId"].as_str())
         .execute(&app.db)
@@ -237,10 +239,11 @@ async fn a_meeting_about_to_expire_is_replaced_in_the_same_conversation() {
     assert_eq!(third["meetingId"], second["meetingId"]);
     assert_eq!(app.broker_requests().await.len(), 2);
 }
+}
 
-#[tokio::test]
-async fn a_conversation_is_per_channel_customer_and_business_address() {
-    let app = spawn_app().await;
+db_test! {
+    async fn a_conversation_is_per_channel_customer_and_business_address(db) {
+    let app = spawn_app(db).await;
     mount_broker(&app.broker, "ic-joseencrypt-short.json").await;
     let bodies = [
         r#"{"channel":"sms","from":"+14155550123","to":"56263","text":"a"}"#,
@@ -257,10 +260,11 @@ async fn a_conversation_is_per_channel_customer_and_business_address() {
     assert_eq!(conversations.len(), 4);
     assert_eq!(app.broker_requests().await.len(), 4);
 }
+}
 
-#[tokio::test]
-async fn the_reply_template_is_used() {
-    let mut upstreams = Upstreams::start().await;
+db_test! {
+    async fn the_reply_template_is_used(db) {
+    let mut upstreams = Upstreams::start(db).await;
     upstreams.set(
         "REPLY_TEMPLATE",
         "Hi! Your advisor is waiting: {guest_url} (valid 1h)",
@@ -277,4 +281,5 @@ async fn the_reply_template_is_used() {
         answer["reply"],
         format!("Hi! Your advisor is waiting: {SHORT_GUEST_URL} (valid 1h)")
     );
+}
 }

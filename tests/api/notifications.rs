@@ -7,9 +7,9 @@ use wiremock::{Mock, ResponseTemplate};
 
 use crate::helpers::*;
 
-#[tokio::test]
-async fn the_notification_is_queued_with_the_meeting_and_sent_by_the_worker() {
-    let app = spawn_app().await;
+db_test! {
+    async fn the_notification_is_queued_with_the_meeting_and_sent_by_the_worker(db) {
+    let app = spawn_app(db).await;
     mount_broker(&app.broker, "ic-joseencrypt-short.json").await;
     Mock::given(method("POST"))
         .and(path("/v1/messages"))
@@ -107,10 +107,11 @@ async fn the_notification_is_queued_with_the_meeting_and_sent_by_the_worker() {
     // Nothing left to do.
     assert_eq!(app.worker.run_once().await.unwrap(), 0);
 }
+}
 
-#[tokio::test]
-async fn a_failed_send_stays_pending_and_is_retried() {
-    let app = spawn_app().await;
+db_test! {
+    async fn a_failed_send_stays_pending_and_is_retried(db) {
+    let app = spawn_app(db).await;
     mount_broker(&app.broker, "ic-joseencrypt-short.json").await;
     Mock::given(method("POST"))
         .and(path("/v1/messages"))
@@ -152,10 +153,11 @@ async fn a_failed_send_stays_pending_and_is_retried() {
     assert_eq!(attempts, 2);
     assert_eq!(app.webex_posts().await.len(), 2);
 }
+}
 
-#[tokio::test]
-async fn a_permanent_refusal_makes_the_row_dead() {
-    let app = spawn_app().await;
+db_test! {
+    async fn a_permanent_refusal_makes_the_row_dead(db) {
+    let app = spawn_app(db).await;
     mount_broker(&app.broker, "ic-joseencrypt-short.json").await;
     Mock::given(method("POST"))
         .and(path("/v1/messages"))
@@ -181,10 +183,11 @@ async fn a_permanent_refusal_makes_the_row_dead() {
     tokio::time::sleep(std::time::Duration::from_millis(5)).await;
     assert_eq!(app.worker.run_once().await.unwrap(), 0);
 }
+}
 
-#[tokio::test]
-async fn notifications_can_go_to_a_person_by_email() {
-    let mut upstreams = Upstreams::start().await;
+db_test! {
+    async fn notifications_can_go_to_a_person_by_email(db) {
+    let mut upstreams = Upstreams::start(db).await;
     upstreams
         .unset("EXPERT_ROOM_ID")
         .set("EXPERT_EMAIL", "expert@example.com");
@@ -197,10 +200,11 @@ async fn notifications_can_go_to_a_person_by_email() {
     assert_eq!(posts[0]["toPersonEmail"], "expert@example.com");
     assert!(posts[0].get("roomId").is_none());
 }
+}
 
-#[tokio::test]
-async fn a_room_title_is_resolved_at_start_across_pages() {
-    let mut upstreams = Upstreams::start().await;
+db_test! {
+    async fn a_room_title_is_resolved_at_start_across_pages(db) {
+    let mut upstreams = Upstreams::start(db).await;
     upstreams
         .unset("EXPERT_ROOM_ID")
         .set("EXPERT_ROOM_TITLE", "Video Experts");
@@ -234,10 +238,11 @@ async fn a_room_title_is_resolved_at_start_across_pages() {
     app.worker.run_once().await.unwrap();
     assert_eq!(app.webex_posts().await[0]["roomId"], EXPERT_ROOM);
 }
+}
 
-#[tokio::test]
-async fn an_unknown_or_ambiguous_room_title_stops_start_up_listing_what_was_found() {
-    let mut upstreams = Upstreams::start().await;
+db_test! {
+    async fn an_unknown_or_ambiguous_room_title_stops_start_up_listing_what_was_found(db) {
+    let mut upstreams = Upstreams::start(db).await;
     upstreams
         .unset("EXPERT_ROOM_ID")
         .set("EXPERT_ROOM_TITLE", "Experts");
@@ -261,7 +266,7 @@ async fn an_unknown_or_ambiguous_room_title_stops_start_up_listing_what_was_foun
         "lists the titles found: {error}"
     );
 
-    let mut upstreams = Upstreams::start().await;
+    let mut upstreams = Upstreams::start(db).await;
     upstreams
         .unset("EXPERT_ROOM_ID")
         .set("EXPERT_ROOM_TITLE", "Video Experts");
@@ -283,10 +288,11 @@ async fn an_unknown_or_ambiguous_room_title_stops_start_up_listing_what_was_foun
         "{error}"
     );
 }
+}
 
-#[tokio::test]
-async fn start_up_names_a_missing_expert_target() {
-    let mut upstreams = Upstreams::start().await;
+db_test! {
+    async fn start_up_names_a_missing_expert_target(db) {
+    let mut upstreams = Upstreams::start(db).await;
     upstreams.unset("EXPERT_ROOM_ID");
     let error = upstreams
         .build()
@@ -296,10 +302,11 @@ async fn start_up_names_a_missing_expert_target() {
         .to_string();
     assert!(error.contains("ICB_EXPERT_ROOM_ID"), "{error}");
 }
+}
 
-#[tokio::test]
-async fn in_connect_mode_the_customer_gets_the_guest_link_by_whatsapp() {
-    let mut upstreams = Upstreams::start().await;
+db_test! {
+    async fn in_connect_mode_the_customer_gets_the_guest_link_by_whatsapp(db) {
+    let mut upstreams = Upstreams::start(db).await;
     upstreams.set("REPLY_MODE", "connect");
     let app = upstreams.spawn().await;
     mount_broker(&app.broker, "ic-joseencrypt-short.json").await;
@@ -341,10 +348,11 @@ async fn in_connect_mode_the_customer_gets_the_guest_link_by_whatsapp() {
             "callbackData": answer["conversationId"],
         })
     );
-    let upstream_id: String = sqlx::query_scalar("SELECT upstream_id FROM outbox WHERE id = ?")
+    let upstream_id: String = sqlx::query_scalar("SELECT upstream_id FROM outbox WHERE id = $1")
         .bind(reply_row)
         .fetch_one(&app.db)
         .await
         .unwrap();
     assert_eq!(upstream_id, "7c1e2f0a-5b7d-4d6e-9a51-3f1b2c4d5e6f");
+}
 }

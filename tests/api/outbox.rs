@@ -13,8 +13,8 @@ fn now_ms() -> i64 {
     (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64
 }
 
-async fn app_with_schedule(schedule: &str) -> TestApp {
-    let mut upstreams = Upstreams::start().await;
+async fn app_with_schedule(db: TestDb, schedule: &str) -> TestApp {
+    let mut upstreams = Upstreams::start(db).await;
     upstreams.set("RETRY_SCHEDULE", schedule);
     let app = upstreams.spawn().await;
     mount_broker(&app.broker, "ic-joseencrypt-short.json").await;
@@ -34,9 +34,9 @@ async fn outbox_row(app: &TestApp) -> (String, i64, i64, Option<String>) {
         .unwrap()
 }
 
-#[tokio::test]
-async fn backoff_follows_the_schedule_with_jitter() {
-    let app = app_with_schedule("1s,5m").await;
+db_test! {
+    async fn backoff_follows_the_schedule_with_jitter(db) {
+    let app = app_with_schedule(db, "1s,5m").await;
     Mock::given(method("POST"))
         .and(path("/v1/messages"))
         .respond_with(ResponseTemplate::new(500))
@@ -56,10 +56,11 @@ async fn backoff_follows_the_schedule_with_jitter() {
     // Not due yet: nothing is claimed.
     assert_eq!(app.worker.run_once().await.unwrap(), 0);
 }
+}
 
-#[tokio::test]
-async fn retry_after_is_honoured_within_the_step_and_twice_it() {
-    let app = app_with_schedule("200ms,1h").await;
+db_test! {
+    async fn retry_after_is_honoured_within_the_step_and_twice_it(db) {
+    let app = app_with_schedule(db, "200ms,1h").await;
     Mock::given(method("POST"))
         .and(path("/v1/messages"))
         .respond_with(
@@ -81,7 +82,7 @@ async fn retry_after_is_honoured_within_the_step_and_twice_it() {
     );
     assert!(error.unwrap().contains("Too many requests"));
 
-    let app = app_with_schedule("3s,1h").await;
+    let app = app_with_schedule(db, "3s,1h").await;
     Mock::given(method("POST"))
         .and(path("/v1/messages"))
         .respond_with(ResponseTemplate::new(503).insert_header("Retry-After", "1"))
@@ -98,10 +99,11 @@ async fn retry_after_is_honoured_within_the_step_and_twice_it() {
         next - before
     );
 }
+}
 
-#[tokio::test]
-async fn the_end_of_the_schedule_makes_the_row_dead() {
-    let app = app_with_schedule("1ms,1ms").await;
+db_test! {
+    async fn the_end_of_the_schedule_makes_the_row_dead(db) {
+    let app = app_with_schedule(db, "1ms,1ms").await;
     Mock::given(method("POST"))
         .and(path("/v1/messages"))
         .respond_with(
@@ -120,9 +122,10 @@ async fn the_end_of_the_schedule_makes_the_row_dead() {
     let error = error.unwrap();
     assert!(error.contains("boom") && error.contains("T-500"), "{error}");
 }
+}
 
-#[tokio::test]
-async fn request_timeouts_and_408_409_425_are_retried_but_other_4xx_are_not() {
+db_test! {
+    async fn request_timeouts_and_408_409_425_are_retried_but_other_4xx_are_not(db) {
     for (status, retried) in [
         (408, true),
         (409, true),
@@ -131,7 +134,7 @@ async fn request_timeouts_and_408_409_425_are_retried_but_other_4xx_are_not() {
         (403, false),
         (401, false),
     ] {
-        let app = app_with_schedule("1h").await;
+        let app = app_with_schedule(db, "1h").await;
         Mock::given(method("POST"))
             .and(path("/v1/messages"))
             .respond_with(ResponseTemplate::new(status))
@@ -146,13 +149,14 @@ async fn request_timeouts_and_408_409_425_are_retried_but_other_4xx_are_not() {
         );
     }
 }
+}
 
-#[tokio::test]
-async fn a_row_claimed_by_a_crashed_worker_comes_back_when_its_lease_runs_out() {
-    let app = app_with_schedule("1ms").await;
+db_test! {
+    async fn a_row_claimed_by_a_crashed_worker_comes_back_when_its_lease_runs_out(db) {
+    let app = app_with_schedule(db, "1ms").await;
     mount_webex_messages(&app.webex).await;
     // Another worker claimed the row and died mid-send.
-    sqlx::query("UPDATE outbox SET leased_until = ?, attempts = 1")
+    sqlx::query("UPDATE outbox SET leased_until = $1, attempts = 1")
         .bind(now_ms() + 60_000)
         .execute(&app.db)
         .await
@@ -162,7 +166,7 @@ async fn a_row_claimed_by_a_crashed_worker_comes_back_when_its_lease_runs_out() 
         0,
         "leased rows are left alone"
     );
-    sqlx::query("UPDATE outbox SET leased_until = ?")
+    sqlx::query("UPDATE outbox SET leased_until = $1")
         .bind(now_ms() - 1)
         .execute(&app.db)
         .await
@@ -171,10 +175,11 @@ async fn a_row_claimed_by_a_crashed_worker_comes_back_when_its_lease_runs_out() 
     let (state, attempts, _, _) = outbox_row(&app).await;
     assert_eq!((state.as_str(), attempts), ("sent", 2));
 }
+}
 
-#[tokio::test]
-async fn operators_list_dead_rows_and_retry_them() {
-    let app = app_with_schedule("1h").await;
+db_test! {
+    async fn operators_list_dead_rows_and_retry_them(db) {
+    let app = app_with_schedule(db, "1h").await;
     Mock::given(method("POST"))
         .and(path("/v1/messages"))
         .respond_with(
@@ -229,4 +234,5 @@ async fn operators_list_dead_rows_and_retry_them() {
     let unknown = icbridge(&["outbox", "retry", "999"], &db).await;
     assert!(!unknown.status.success());
     assert!(String::from_utf8_lossy(&unknown.stderr).contains("999"));
+}
 }

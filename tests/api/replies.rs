@@ -8,8 +8,8 @@ use wiremock::{Mock, ResponseTemplate};
 use crate::cli::icbridge;
 use crate::helpers::*;
 
-async fn connect_app(extra: &[(&str, &str)]) -> TestApp {
-    let mut upstreams = Upstreams::start().await;
+async fn connect_app(db: TestDb, extra: &[(&str, &str)]) -> TestApp {
+    let mut upstreams = Upstreams::start(db).await;
     upstreams.set("REPLY_MODE", "connect");
     for (key, value) in extra {
         upstreams.set(key, value);
@@ -45,9 +45,9 @@ async fn mount_whatsapp(app: &TestApp, response: ResponseTemplate) {
         .await;
 }
 
-#[tokio::test]
-async fn an_sms_from_the_outbound_webhook_gets_the_guest_link_by_sms() {
-    let app = connect_app(&[]).await;
+db_test! {
+    async fn an_sms_from_the_outbound_webhook_gets_the_guest_link_by_sms(db) {
+    let app = connect_app(db, &[]).await;
     Mock::given(method("POST"))
         .and(path("/v1/sms/messages"))
         .and(header("key", SERVICE_KEY))
@@ -90,10 +90,11 @@ async fn an_sms_from_the_outbound_webhook_gets_the_guest_link_by_sms() {
     // The answer still carries the link, for flows that read it.
     assert_eq!(answer["guestUrl"], SHORT_GUEST_URL);
 }
+}
 
-#[tokio::test]
-async fn the_configured_sms_sender_is_used_without_plus() {
-    let app = connect_app(&[("SMS_SENDER", "+14155550100")]).await;
+db_test! {
+    async fn the_configured_sms_sender_is_used_without_plus(db) {
+    let app = connect_app(db, &[("SMS_SENDER", "+14155550100")]).await;
     mount_sms(
         &app,
         ResponseTemplate::new(202).set_body_raw(
@@ -109,10 +110,11 @@ async fn the_configured_sms_sender_is_used_without_plus() {
         .unwrap();
     assert_eq!(sent["from"], "14155550100");
 }
+}
 
-#[tokio::test]
-async fn the_configured_whatsapp_app_id_is_used() {
-    let app = connect_app(&[("WHATSAPP_APP_ID", "a_999")]).await;
+db_test! {
+    async fn the_configured_whatsapp_app_id_is_used(db) {
+    let app = connect_app(db, &[("WHATSAPP_APP_ID", "a_999")]).await;
     mount_whatsapp(
         &app,
         ResponseTemplate::new(200)
@@ -128,9 +130,10 @@ async fn the_configured_whatsapp_app_id_is_used() {
     assert_eq!(sent["appid"], "a_999");
     assert_eq!(sent["destination"], json!([{"waid": ["14155550142"]}]));
 }
+}
 
-#[tokio::test]
-async fn sms_errors_400_7004_and_403_7001_are_permanent_5xx_is_retried() {
+db_test! {
+    async fn sms_errors_400_7004_and_403_7001_are_permanent_5xx_is_retried(db) {
     let cases = [
         (
             400,
@@ -153,7 +156,7 @@ async fn sms_errors_400_7004_and_403_7001_are_permanent_5xx_is_retried() {
         ),
     ];
     for (status, body, expected_state, expected_error) in cases {
-        let app = connect_app(&[("RETRY_SCHEDULE", "1h")]).await;
+        let app = connect_app(db, &[("RETRY_SCHEDULE", "1h")]).await;
         mount_sms(&app, ResponseTemplate::new(status).set_body_json(body)).await;
         app.post_signed(&fixture("connect-sms-mo.json")).await;
         app.worker.run_once().await.unwrap();
@@ -163,9 +166,10 @@ async fn sms_errors_400_7004_and_403_7001_are_permanent_5xx_is_retried() {
         assert!(error.contains(expected_error), "HTTP {status}: {error}");
     }
 }
+}
 
-#[tokio::test]
-async fn whatsapp_errors_arrive_with_http_200_and_are_read_from_the_body() {
+db_test! {
+    async fn whatsapp_errors_arrive_with_http_200_and_are_read_from_the_body(db) {
     let cases = [
         (
             200,
@@ -204,7 +208,7 @@ async fn whatsapp_errors_arrive_with_http_200_and_are_read_from_the_body() {
         (503, "{}".to_string(), "pending", "HTTP 503"),
     ];
     for (status, body, expected_state, expected_error) in cases {
-        let app = connect_app(&[("RETRY_SCHEDULE", "1h")]).await;
+        let app = connect_app(db, &[("RETRY_SCHEDULE", "1h")]).await;
         mount_whatsapp(
             &app,
             ResponseTemplate::new(status).set_body_raw(body.clone(), "application/json"),
@@ -217,6 +221,7 @@ async fn whatsapp_errors_arrive_with_http_200_and_are_read_from_the_body() {
         assert!(error.unwrap().contains(expected_error), "{body}");
         assert_eq!(upstream_id, None, "{body}");
     }
+}
 }
 
 async fn whatsapp_reply_sent(app: &TestApp) -> i64 {
@@ -246,16 +251,16 @@ fn receipt(correlation_id: &str, transid: &str, code: &str) -> String {
 }
 
 async fn delivery(app: &TestApp, id: i64) -> (Option<String>, Option<String>) {
-    sqlx::query_as("SELECT delivery_status, delivery_code FROM outbox WHERE id = ?")
+    sqlx::query_as("SELECT delivery_status, delivery_code FROM outbox WHERE id = $1")
         .bind(id)
         .fetch_one(&app.db)
         .await
         .unwrap()
 }
 
-#[tokio::test]
-async fn receipts_update_the_reply_by_transid_or_correlation_id() {
-    let app = connect_app(&[]).await;
+db_test! {
+    async fn receipts_update_the_reply_by_transid_or_correlation_id(db) {
+    let app = connect_app(db, &[]).await;
     let id = whatsapp_reply_sent(&app).await;
     // The fixture names the transaction id the send returned.
     let response = app
@@ -280,17 +285,18 @@ async fn receipts_update_the_reply_by_transid_or_correlation_id() {
         );
     }
     let linked: i64 =
-        sqlx::query_scalar("SELECT COUNT(*) FROM delivery_receipts WHERE outbox_id = ?")
+        sqlx::query_scalar("SELECT COUNT(*) FROM delivery_receipts WHERE outbox_id = $1")
             .bind(id)
             .fetch_one(&app.db)
             .await
             .unwrap();
     assert_eq!(linked, 4);
 }
+}
 
-#[tokio::test]
-async fn a_receipt_for_someone_elses_message_matches_nothing() {
-    let app = connect_app(&[]).await;
+db_test! {
+    async fn a_receipt_for_someone_elses_message_matches_nothing(db) {
+    let app = connect_app(db, &[]).await;
     let id = whatsapp_reply_sent(&app).await;
     // A flow's own reply, with a correlation id that happens to be our row's number.
     app.post_signed(&receipt(&id.to_string(), "other-transid", "7101"))
@@ -298,10 +304,11 @@ async fn a_receipt_for_someone_elses_message_matches_nothing() {
     assert_eq!(delivery(&app, id).await, (None, None));
     assert_eq!(app.count("delivery_receipts").await, 1, "still stored");
 }
+}
 
-#[tokio::test]
-async fn a_closed_whatsapp_window_tells_the_experts_in_the_thread() {
-    let app = connect_app(&[]).await;
+db_test! {
+    async fn a_closed_whatsapp_window_tells_the_experts_in_the_thread(db) {
+    let app = connect_app(db, &[]).await;
     let id = whatsapp_reply_sent(&app).await;
     let thread = fixture_json("webex-message-created-response.json")["id"]
         .as_str()
@@ -344,10 +351,11 @@ async fn a_closed_whatsapp_window_tells_the_experts_in_the_thread() {
     );
     assert!(!text.contains("14155550142"));
 }
+}
 
-#[tokio::test]
-async fn follow_ups_get_no_automatic_reply_by_default() {
-    let app = connect_app(&[]).await;
+db_test! {
+    async fn follow_ups_get_no_automatic_reply_by_default(db) {
+    let app = connect_app(db, &[]).await;
     whatsapp_reply_sent(&app).await;
     let follow_up = r#"{"channel":"whatsapp","from":"14155550142","to":"a_155054536910425280","text":"hello?","messageId":"f-1"}"#;
     assert_eq!(app.post_flow(follow_up).await.status(), 200);
@@ -355,10 +363,11 @@ async fn follow_ups_get_no_automatic_reply_by_default() {
     assert_eq!(app.worker.run_once().await.unwrap(), 1);
     assert_eq!(app.connect.received_requests().await.unwrap().len(), 1);
 }
+}
 
-#[tokio::test]
-async fn with_followup_link_every_later_message_gets_the_live_link() {
-    let app = connect_app(&[("FOLLOWUP_REPLY", "link")]).await;
+db_test! {
+    async fn with_followup_link_every_later_message_gets_the_live_link(db) {
+    let app = connect_app(db, &[("FOLLOWUP_REPLY", "link")]).await;
     whatsapp_reply_sent(&app).await;
     let follow_up = r#"{"channel":"whatsapp","from":"14155550142","to":"a_155054536910425280","text":"hello?","messageId":"f-1"}"#;
     assert_eq!(app.post_flow(follow_up).await.status(), 200);
@@ -375,11 +384,12 @@ async fn with_followup_link_every_later_message_gets_the_live_link() {
     );
     assert_eq!(app.broker_requests().await.len(), 1, "no new meeting");
 }
+}
 
-#[tokio::test]
-async fn connect_mode_refuses_to_start_without_its_settings() {
+db_test! {
+    async fn connect_mode_refuses_to_start_without_its_settings(db) {
     for missing in ["CONNECT_API_URL", "CONNECT_SERVICE_KEY"] {
-        let mut upstreams = Upstreams::start().await;
+        let mut upstreams = Upstreams::start(db).await;
         upstreams.set("REPLY_MODE", "connect").unset(missing);
         let error = upstreams
             .build()
@@ -392,6 +402,7 @@ async fn connect_mode_refuses_to_start_without_its_settings() {
             "{error}"
         );
     }
+}
 }
 
 #[tokio::test]
