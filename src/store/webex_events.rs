@@ -51,6 +51,9 @@ impl Store {
                  WHERE state = 'pending' AND next_attempt_at <= $2
                    AND (leased_until IS NULL OR leased_until <= $3)
                  ORDER BY received_at, id LIMIT $4)
+               -- Checked again on the row itself: on PostgreSQL a concurrent claimer waits
+               -- for the first one's row locks, then sees its lease and skips the row.
+               AND state = 'pending' AND (leased_until IS NULL OR leased_until <= $3)
              RETURNING id, resource, payload, attempts, received_at",
         )
         .bind(now + lease_ms)

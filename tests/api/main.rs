@@ -44,6 +44,7 @@ mod errors;
 mod helpers;
 mod intake;
 mod meetings;
+mod multi_instance;
 mod notifications;
 mod outbox;
 mod replies;

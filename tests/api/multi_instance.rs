@@ -1,0 +1,154 @@
+//! Two icbridge processes on one database behind a "load balancer" (alternating requests):
+//! the guarantees hold across them, also when one is killed mid-traffic.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use futures_util::stream::{self, StreamExt};
+use serde_json::{json, Value};
+use wiremock::matchers::{method, path};
+use wiremock::{Mock, ResponseTemplate};
+
+use crate::helpers::*;
+
+fn message(customer: usize, n: usize) -> String {
+    json!({
+        "channel": "sms", "from": format!("+1415555{:04}", 2000 + customer), "to": "56263",
+        "text": format!("customer {customer} message {n}"), "messageId": format!("mi-{customer}-{n}"),
+    })
+    .to_string()
+}
+
+/// Posts each body to one of `addresses`, 50 at a time; returns the bodies answered 200.
+async fn post_all(addresses: &[String], bodies: Vec<String>) -> Vec<String> {
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(15))
+        .build()
+        .unwrap();
+    stream::iter(bodies.into_iter().enumerate())
+        .map(|(i, body)| {
+            let http = http.clone();
+            let address = addresses[i % addresses.len()].clone();
+            async move {
+                let response = http
+                    .post(format!("{address}/webhooks/connect"))
+                    .bearer_auth(FLOW_TOKEN)
+                    .body(body.clone())
+                    .send()
+                    .await;
+                match response {
+                    Ok(response) if response.status() == 200 => Some(body),
+                    _ => None,
+                }
+            }
+        })
+        .buffer_unordered(50)
+        .filter_map(|acknowledged| async move { acknowledged })
+        .collect()
+        .await
+}
+
+/// How often Webex got each distinct message body.
+async fn webex_bodies(app: &wiremock::MockServer) -> BTreeMap<String, usize> {
+    let mut seen = BTreeMap::new();
+    for request in app.received_requests().await.unwrap() {
+        if request.url.path() == "/v1/messages" {
+            let body: Value = request.body_json().unwrap();
+            *seen
+                .entry(body["markdown"].as_str().unwrap().to_string())
+                .or_default() += 1;
+        }
+    }
+    seen
+}
+
+db_test! {
+    async fn two_instances_share_the_work_and_survive_losing_one(db) {
+        let upstreams = Upstreams::start(db).await;
+        Mock::given(method("POST"))
+            .and(path("/api/v2/joseencrypt"))
+            .respond_with(
+                ResponseTemplate::new(200)
+                    .set_delay(Duration::from_millis(100))
+                    .set_body_raw(fixture("ic-joseencrypt-short.json"), "application/json"),
+            )
+            .mount(&upstreams.broker)
+            .await;
+        mount_webex_messages(&upstreams.webex).await;
+        let mut first = spawn_binary(&upstreams.vars).await;
+        let second = spawn_binary(&upstreams.vars).await;
+        let both = [first.address.clone(), second.address.clone()];
+        let db_pool = open_db(&upstreams.vars["DATABASE_URL"]).await;
+
+        // 200 first messages from 20 new customers, all at once, over both instances.
+        let wave: Vec<String> = (0..10).flat_map(|n| (0..20).map(move |c| message(c, n))).collect();
+        let acknowledged = post_all(&both, wave).await;
+        assert_eq!(acknowledged.len(), 200, "every message answered 200");
+        assert_eq!(upstreams.broker.received_requests().await.unwrap().len(), 20, "one broker call per customer");
+        let (meetings, conversations): (i64, i64) =
+            sqlx::query_as("SELECT (SELECT COUNT(*) FROM meetings), (SELECT COUNT(*) FROM conversations)")
+                .fetch_one(&db_pool)
+                .await
+                .unwrap();
+        assert_eq!((meetings, conversations), (20, 20));
+
+        // Both workers deliver: every notification and thread message exactly once.
+        let delivered = eventually(30, || async {
+            let unsent: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM outbox WHERE state != 'sent'")
+                .fetch_one(&db_pool)
+                .await
+                .unwrap();
+            unsent == 0
+        })
+        .await;
+        assert!(delivered);
+        let seen = webex_bodies(&upstreams.webex).await;
+        assert_eq!(seen.len(), 200, "20 notifications and 180 thread messages");
+        assert!(seen.values().all(|times| *times == 1), "each delivered once");
+        let notifications = seen.keys().filter(|m| m.starts_with("**Video consultation request**")).count();
+        assert_eq!(notifications, 20);
+
+        // A second wave from 20 more customers; one instance dies in the middle of it.
+        let wave: Vec<String> = (0..5).flat_map(|n| (20..40).map(move |c| message(c, n))).collect();
+        let sending = tokio::spawn({
+            let both = both.clone();
+            async move { post_all(&both, wave).await }
+        });
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        first.signal("-KILL");
+        first.wait().await;
+        let acknowledged = sending.await.unwrap();
+        // The survivor keeps serving.
+        let later = post_all(&[second.address.clone()], vec![message(99, 0)]).await;
+        assert_eq!(later.len(), 1);
+
+        // Nothing acknowledged is lost: every answered message is stored, every delivery it
+        // caused is made (a row the dead instance held waits for its lease, 30 s).
+        for body in acknowledged.iter().chain(&later) {
+            let id: String = serde_json::from_str::<Value>(body).unwrap()["messageId"].as_str().unwrap().into();
+            let stored: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM messages WHERE external_id = $1 AND meeting_id IS NOT NULL")
+                .bind(&id)
+                .fetch_one(&db_pool)
+                .await
+                .unwrap();
+            assert_eq!(stored, 1, "{id} was answered, so it is stored with its meeting");
+        }
+        let delivered = eventually(45, || async {
+            let unsent: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM outbox WHERE state != 'sent'")
+                .fetch_one(&db_pool)
+                .await
+                .unwrap();
+            unsent == 0
+        })
+        .await;
+        assert!(delivered, "{}", second.logs.lock().unwrap());
+        let (meetings, conversations): (i64, i64) =
+            sqlx::query_as("SELECT (SELECT COUNT(*) FROM meetings), (SELECT COUNT(*) FROM conversations)")
+                .fetch_one(&db_pool)
+                .await
+                .unwrap();
+        assert_eq!(meetings, conversations, "one meeting per conversation");
+        let duplicates = webex_bodies(&upstreams.webex).await.into_values().filter(|times| *times > 1).count();
+        eprintln!("acknowledged in the second wave: {}, deliveries repeated after the kill: {duplicates}", acknowledged.len());
+    }
+}
