@@ -119,7 +119,7 @@ db_test! {
         first.wait().await;
         let acknowledged = sending.await.unwrap();
         // The survivor keeps serving.
-        let later = post_all(&[second.address.clone()], vec![message(99, 0)]).await;
+        let later = post_all(std::slice::from_ref(&second.address), vec![message(99, 0)]).await;
         assert_eq!(later.len(), 1);
 
         // Nothing acknowledged is lost: every answered message is stored, every delivery it
