@@ -25,6 +25,7 @@ RUN mkdir src \
 
 # Then the real sources. `touch` makes sure cargo sees them as newer than the stubs
 # (COPY keeps the files' original modification times).
+COPY build.rs ./
 COPY src ./src
 COPY migrations ./migrations
 RUN touch src/main.rs src/lib.rs \

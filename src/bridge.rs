@@ -14,6 +14,7 @@ use crate::domain::{
 };
 use crate::expert_messages;
 use crate::inbound::DeliveryReceipt;
+use crate::metrics::Metrics;
 use crate::outbox::{is_customer_reply, outbox_id_of, Delivery, Purpose};
 use crate::store::{
     Answer, Claim, ConversationInfo, ExpertMessage, NewMeeting, OutboxEntry, Recorded, Store,
@@ -104,6 +105,7 @@ pub struct BridgeParts {
     pub customer_replies: Option<CustomerReplies>,
     /// Woken when deliveries are queued.
     pub outbox_wake: Arc<Notify>,
+    pub metrics: Metrics,
 }
 
 #[derive(Clone)]
@@ -283,6 +285,7 @@ impl Bridge {
         .await;
         match result {
             Ok(()) => {
+                self.inner.metrics.meeting_created();
                 self.inner.outbox_wake.notify_one();
                 tracing::info!(conversation = %conversation.id, "new meeting at an expert's request");
                 Ok(NewLinkOutcome::Created)
@@ -494,6 +497,7 @@ impl Bridge {
             })
             .await?;
         if answer.opened_meeting {
+            inner.metrics.meeting_created();
             inner.outbox_wake.notify_one();
             tracing::info!(channel = %message.key.channel, customer = %message.key.customer,
                 conversation = %answer.conversation_id, meeting = %answer.meeting_id, "meeting created");

@@ -101,7 +101,7 @@ async fn link(settings: Settings, request: MeetingRequest, as_json: bool) -> Res
         .webex_token
         .ok_or("set ICB_WEBEX_TOKEN (a Webex bot token or a personal access token)")?;
     let client = InstantConnectClient::new(
-        upstream::http_client(CLI_TIMEOUT),
+        upstream::HttpClient::new(CLI_TIMEOUT),
         settings.ic_base_url,
         settings.ic_join_url,
         token,
@@ -189,7 +189,7 @@ async fn register_webhooks(settings: Settings, public_url: Option<url::Url>) -> 
         public_url.as_str().trim_end_matches('/')
     );
     let webex = WebexClient::new(
-        upstream::http_client(CLI_TIMEOUT),
+        upstream::HttpClient::new(CLI_TIMEOUT),
         settings.webex_api_url,
         token,
     );
@@ -287,7 +287,7 @@ async fn check(settings: Settings) -> ExitCode {
         return exit_code(failed);
     };
     let webex = WebexClient::new(
-        upstream::http_client(CLI_TIMEOUT),
+        upstream::HttpClient::new(CLI_TIMEOUT),
         settings.webex_api_url.clone(),
         token,
     );

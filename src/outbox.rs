@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::{watch, Notify};
 
 use crate::clock::now_ms;
+use crate::metrics::Metrics;
 use crate::store::{OutboxEntry, OutboxRow, Store, StoreError};
 use crate::upstream::connect::{ConnectClient, SmsRequest, WhatsappRequest};
 use crate::upstream::webex::{Destination, NewMessage, WebexClient};
@@ -107,6 +108,7 @@ pub struct OutboxWorker {
     webex: WebexClient,
     connect: Option<ConnectClient>,
     schedule: Arc<[Duration]>,
+    metrics: Metrics,
 }
 
 impl OutboxWorker {
@@ -115,13 +117,21 @@ impl OutboxWorker {
         webex: WebexClient,
         connect: Option<ConnectClient>,
         schedule: Vec<Duration>,
+        metrics: Metrics,
     ) -> Self {
         Self {
             store,
             webex,
             connect,
             schedule: schedule.into(),
+            metrics,
         }
+    }
+
+    /// Gives a row up for good.
+    async fn dead(&self, id: i64, error: &str) -> Result<(), StoreError> {
+        self.metrics.dead_letter();
+        self.store.outbox_dead(id, error).await
     }
 
     /// Claims the rows due now and delivers them. Returns how many it handled.
@@ -161,7 +171,7 @@ impl OutboxWorker {
             Err(e) => {
                 let error = format!("unreadable outbox payload: {e}");
                 tracing::error!(outbox_id = row.id, kind = %row.kind, %error, "outbox row is dead");
-                return self.store.outbox_dead(row.id, &error).await;
+                return self.dead(row.id, &error).await;
             }
         };
         match result {
@@ -172,7 +182,7 @@ impl OutboxWorker {
             Err(Failure::Upstream(error)) => self.failed(&row, &error).await,
             Err(Failure::NotConfigured(reason)) => {
                 tracing::error!(outbox_id = row.id, kind = %row.kind, reason, "outbox row is dead");
-                self.store.outbox_dead(row.id, reason).await
+                self.dead(row.id, reason).await
             }
             Err(Failure::Store(error)) => Err(error),
             Err(Failure::ThreadNotOpenYet) => {
@@ -274,7 +284,7 @@ impl OutboxWorker {
             None => {
                 tracing::error!(outbox_id = row.id, kind = %row.kind, attempts = row.attempts,
                     error = %message, "delivery failed for good; the row is dead");
-                self.store.outbox_dead(row.id, &message).await
+                self.dead(row.id, &message).await
             }
         }
     }

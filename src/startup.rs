@@ -16,6 +16,7 @@ use crate::config::{ExpertTarget, FollowupReply, ReplyMode, Settings};
 use crate::console::{Console, ConsoleSettings};
 use crate::desk::Desk;
 use crate::inbound::{ConnectAuth, WebexAuth};
+use crate::metrics::Metrics;
 use crate::outbox::OutboxWorker;
 use crate::routes::webex_webhook::{self, DeskWake};
 use crate::routes::{self, connect_webhook, health};
@@ -91,6 +92,7 @@ impl Application {
             None
         };
 
+        let metrics = Metrics::new();
         let store = Store::connect(&settings.database_url).await?;
         store.migrate().await?;
 
@@ -99,19 +101,19 @@ impl Application {
             .clone()
             .ok_or_else(|| StartupError::Config("set ICB_WEBEX_TOKEN".into()))?;
         let webex = WebexClient::new(
-            upstream::http_client(DELIVERY_TIMEOUT),
+            upstream::HttpClient::new(DELIVERY_TIMEOUT).with_metrics(metrics.clone()),
             settings.webex_api_url.clone(),
             token.clone(),
         );
         let broker = InstantConnectClient::new(
-            upstream::http_client(settings.ic_timeout),
+            upstream::HttpClient::new(settings.ic_timeout).with_metrics(metrics.clone()),
             settings.ic_base_url.clone(),
             settings.ic_join_url.clone(),
             token,
         );
         let connect = match (&settings.connect_api_url, &settings.connect_service_key) {
             (Some(url), Some(key)) => Some(ConnectClient::new(
-                upstream::http_client(DELIVERY_TIMEOUT),
+                upstream::HttpClient::new(DELIVERY_TIMEOUT).with_metrics(metrics.clone()),
                 url.clone(),
                 key.clone(),
             )),
@@ -146,6 +148,7 @@ impl Application {
             experts,
             customer_replies,
             outbox_wake: outbox_wake.clone(),
+            metrics: metrics.clone(),
         });
         let desk = Desk::new(
             bridge.clone(),
@@ -158,6 +161,7 @@ impl Application {
             webex,
             connect,
             settings.retry_schedule.clone(),
+            metrics.clone(),
         );
         let auth = ConnectAuth::new(
             settings.connect_webhook_secret.clone(),
@@ -169,9 +173,11 @@ impl Application {
                  `icbridge webex register`) to let experts answer customers from Webex"
             );
         }
-        let console = build_console(&settings, &store, bridge.experts())?.map(web::Data::new);
+        let console =
+            build_console(&settings, &store, bridge.experts(), &metrics)?.map(web::Data::new);
         let webex_auth = web::Data::new(WebexAuth::new(settings.webex_webhook_secret.clone()));
         let desk_wake_data = web::Data::new(DeskWake(desk_wake.clone()));
+        let metrics_data = web::Data::new(metrics);
 
         let sandbox = options.sandbox;
         let sandbox_state = web::Data::new(sandbox::SandboxState::default());
@@ -180,12 +186,17 @@ impl Application {
         let auth = web::Data::new(auth);
         let server = HttpServer::new(move || {
             let app = App::new()
+                .wrap(actix_web::middleware::from_fn(
+                    routes::request_log::request_log,
+                ))
                 .app_data(bridge.clone())
                 .app_data(store.clone())
                 .app_data(auth.clone())
                 .app_data(webex_auth.clone())
                 .app_data(desk_wake_data.clone())
+                .app_data(metrics_data.clone())
                 .route("/healthz", web::get().to(health::healthz))
+                .route("/metrics", web::get().to(health::metrics))
                 .route("/readyz", web::get().to(health::readyz))
                 .service(
                     web::resource("/webhooks/connect")
@@ -300,6 +311,7 @@ fn build_console(
     settings: &Settings,
     store: &Store,
     experts: &Destination,
+    metrics: &Metrics,
 ) -> Result<Option<Console>, StartupError> {
     let (public_url, client_id, client_secret) = match (
         &settings.public_url,
@@ -316,7 +328,7 @@ fn build_console(
         }
     };
     let oauth = WebexOAuthClient::new(
-        upstream::http_client(DELIVERY_TIMEOUT),
+        upstream::HttpClient::new(DELIVERY_TIMEOUT).with_metrics(metrics.clone()),
         settings.webex_api_url.clone(),
         client_id.clone(),
         client_secret.clone(),

@@ -225,7 +225,7 @@ impl Console {
 
     fn as_user(&self, access_token: &str) -> WebexClient {
         WebexClient::new(
-            upstream::http_client(std::time::Duration::from_secs(10)),
+            upstream::HttpClient::new(std::time::Duration::from_secs(10)),
             self.settings.webex_api_url.clone(),
             access_token.to_string().into(),
         )

@@ -6,7 +6,9 @@ use serde_json::json;
 
 use super::{json_error, read_body, BodyError, MAX_BODY_BYTES};
 use crate::bridge::{Bridge, BridgeError};
+use crate::domain::Channel;
 use crate::inbound::{self, AuthError, ConnectAuth, Inbound, PayloadError};
+use crate::metrics::Metrics;
 
 #[derive(Debug, thiserror::Error)]
 pub enum IntakeError {
@@ -20,6 +22,24 @@ pub enum IntakeError {
     Payload(#[from] PayloadError),
     #[error("{0}")]
     Bridge(#[from] BridgeError),
+}
+
+impl IntakeError {
+    /// The metrics label of a refused request.
+    fn outcome(&self) -> &'static str {
+        match self {
+            IntakeError::Unauthorized(_) => "unauthorized",
+            IntakeError::TooLarge => "too_large",
+            IntakeError::Body(_) => "bad_request",
+            IntakeError::Payload(e) if e.is_malformed() => "malformed",
+            IntakeError::Payload(_) => "invalid",
+            IntakeError::Bridge(BridgeError::RateLimited { .. }) => "rate_limited",
+            IntakeError::Bridge(BridgeError::Upstream(_) | BridgeError::MeetingUnavailable) => {
+                "upstream_unavailable"
+            }
+            IntakeError::Bridge(BridgeError::Store(_)) => "error",
+        }
+    }
 }
 
 impl ResponseError for IntakeError {
@@ -84,23 +104,59 @@ pub async fn receive(
     payload: web::Payload,
     auth: web::Data<ConnectAuth>,
     bridge: web::Data<Bridge>,
+    metrics: web::Data<Metrics>,
 ) -> Result<HttpResponse, IntakeError> {
-    let body = read_body(&request, payload).await.map_err(|e| match e {
+    let mut channel = "unknown";
+    let result = handle(&request, payload, &auth, &bridge, &mut channel).await;
+    let outcome = match &result {
+        Ok((outcome, _)) => *outcome,
+        Err(error) => error.outcome(),
+    };
+    metrics.intake(channel, outcome);
+    result.map(|(_, response)| response)
+}
+
+/// Handles one request; says what became of it (for the metrics) and, once known, on
+/// which channel.
+async fn handle(
+    request: &HttpRequest,
+    payload: web::Payload,
+    auth: &ConnectAuth,
+    bridge: &Bridge,
+    channel: &mut &'static str,
+) -> Result<(&'static str, HttpResponse), IntakeError> {
+    let body = read_body(request, payload).await.map_err(|e| match e {
         BodyError::TooLarge => IntakeError::TooLarge,
         BodyError::Unreadable(reason) => IntakeError::Body(reason),
     })?;
     auth.verify(request.headers(), &body)?;
     match inbound::parse(&body)? {
         Inbound::Message(message) => {
+            *channel = message.key.channel.as_str();
             let reply = bridge.handle_message(&message).await?;
-            Ok(HttpResponse::Ok().json(reply))
+            let outcome = if reply.created {
+                "meeting_created"
+            } else {
+                "answered"
+            };
+            Ok((outcome, HttpResponse::Ok().json(reply)))
         }
         Inbound::Receipt(receipt) => {
+            *channel = match receipt.channel.as_deref().and_then(Channel::parse) {
+                Some(known) => known.as_str(),
+                None => "unknown",
+            };
             bridge
                 .handle_receipt(&receipt, &String::from_utf8_lossy(&body))
                 .await?;
-            Ok(HttpResponse::Ok().json(json!({"status": "recorded"})))
+            Ok((
+                "receipt",
+                HttpResponse::Ok().json(json!({"status": "recorded"})),
+            ))
         }
-        Inbound::Ignored => Ok(HttpResponse::Ok().json(json!({"status": "ignored"}))),
+        Inbound::Ignored => Ok((
+            "ignored",
+            HttpResponse::Ok().json(json!({"status": "ignored"})),
+        )),
     }
 }

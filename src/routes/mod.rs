@@ -3,6 +3,7 @@
 pub mod connect_webhook;
 pub mod console;
 pub mod health;
+pub mod request_log;
 pub mod webex_webhook;
 
 use actix_web::{http::StatusCode, web, HttpRequest, HttpResponse};

@@ -200,6 +200,15 @@ impl Store {
         Ok(())
     }
 
+    /// How many rows are in each state.
+    pub async fn outbox_counts(&self) -> Result<Vec<(String, i64)>, StoreError> {
+        Ok(
+            sqlx::query_as("SELECT state, COUNT(*) FROM outbox GROUP BY state")
+                .fetch_all(&self.pool)
+                .await?,
+        )
+    }
+
     /// The outbox, newest first, optionally of one state.
     pub async fn list_outbox(
         &self,

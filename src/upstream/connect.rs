@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use url::Url;
 
-use super::{endpoint, status_error, transport, Upstream, UpstreamError};
+use super::{endpoint, status_error, HttpClient, Upstream, UpstreamError};
 
 /// Webex Connect's "over the tenant's rate limit" code: worth retrying later.
 const RATE_LIMITED: &str = "7020";
@@ -44,13 +44,13 @@ struct SmsAccepted {
 
 #[derive(Clone)]
 pub struct ConnectClient {
-    http: reqwest::Client,
+    http: HttpClient,
     base_url: Url,
     service_key: SecretString,
 }
 
 impl ConnectClient {
-    pub fn new(http: reqwest::Client, base_url: Url, service_key: SecretString) -> Self {
+    pub fn new(http: HttpClient, base_url: Url, service_key: SecretString) -> Self {
         Self {
             http,
             base_url,
@@ -114,12 +114,14 @@ impl ConnectClient {
 
     async fn post(&self, path: &str, body: &Value) -> Result<reqwest::Response, UpstreamError> {
         self.http
-            .post(endpoint(&self.base_url, path))
-            .header("key", self.service_key.expose_secret())
-            .json(body)
-            .send()
+            .send(
+                Upstream::Connect,
+                self.http
+                    .post(endpoint(&self.base_url, path))
+                    .header("key", self.service_key.expose_secret())
+                    .json(body),
+            )
             .await
-            .map_err(transport(Upstream::Connect))
     }
 }
 

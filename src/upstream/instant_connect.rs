@@ -7,7 +7,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use url::Url;
 
-use super::{endpoint, status_error, transport, Upstream, UpstreamError};
+use super::{endpoint, status_error, HttpClient, Upstream, UpstreamError};
 use crate::domain::{MeetingLinks, Vertical};
 
 /// The broker's audience; the same for every caller.
@@ -59,7 +59,7 @@ struct Link {
 
 #[derive(Clone)]
 pub struct InstantConnectClient {
-    http: reqwest::Client,
+    http: HttpClient,
     base_url: Url,
     join_url: Url,
     token: SecretString,
@@ -67,7 +67,7 @@ pub struct InstantConnectClient {
 
 impl InstantConnectClient {
     /// `join_url` is where long-mode links point (`https://instant.webex.com`).
-    pub fn new(http: reqwest::Client, base_url: Url, join_url: Url, token: SecretString) -> Self {
+    pub fn new(http: HttpClient, base_url: Url, join_url: Url, token: SecretString) -> Self {
         Self {
             http,
             base_url,
@@ -94,13 +94,15 @@ impl InstantConnectClient {
         };
         let response = self
             .http
-            .post(endpoint(&self.base_url, "api/v2/joseencrypt"))
-            .bearer_auth(self.token.expose_secret())
-            .timeout(timeout)
-            .json(&body)
-            .send()
-            .await
-            .map_err(transport(Upstream::InstantConnect))?;
+            .send(
+                Upstream::InstantConnect,
+                self.http
+                    .post(endpoint(&self.base_url, "api/v2/joseencrypt"))
+                    .bearer_auth(self.token.expose_secret())
+                    .timeout(timeout)
+                    .json(&body),
+            )
+            .await?;
         if response.status() != reqwest::StatusCode::OK {
             return Err(status_error(Upstream::InstantConnect, response).await);
         }

@@ -10,6 +10,8 @@ use std::fmt;
 use std::time::Duration;
 
 use reqwest::header::RETRY_AFTER;
+
+use crate::metrics::Metrics;
 use reqwest::Response;
 use serde::Deserialize;
 
@@ -18,6 +20,17 @@ pub enum Upstream {
     InstantConnect,
     Webex,
     Connect,
+}
+
+impl Upstream {
+    /// The metrics label.
+    pub fn label(self) -> &'static str {
+        match self {
+            Upstream::InstantConnect => "instant_connect",
+            Upstream::Webex => "webex",
+            Upstream::Connect => "connect",
+        }
+    }
 }
 
 impl fmt::Display for Upstream {
@@ -158,12 +171,60 @@ fn endpoint(base: &url::Url, path: &str) -> String {
     format!("{}/{}", base.as_str().trim_end_matches('/'), path)
 }
 
-/// The HTTP client all upstream clients share settings with: rustls, a user agent, timeouts.
-pub fn http_client(timeout: Duration) -> reqwest::Client {
-    reqwest::Client::builder()
-        .user_agent(concat!("icbridge/", env!("CARGO_PKG_VERSION")))
-        .timeout(timeout)
-        .connect_timeout(timeout.min(Duration::from_secs(3)))
-        .build()
-        .expect("the TLS backend is compiled in")
+/// The HTTP client of every upstream client: rustls, a user agent, timeouts, and each
+/// request's duration in the metrics.
+#[derive(Clone)]
+pub struct HttpClient {
+    inner: reqwest::Client,
+    metrics: Option<Metrics>,
+}
+
+impl HttpClient {
+    pub fn new(timeout: Duration) -> Self {
+        let inner = reqwest::Client::builder()
+            .user_agent(concat!("icbridge/", env!("CARGO_PKG_VERSION")))
+            .timeout(timeout)
+            .connect_timeout(timeout.min(Duration::from_secs(3)))
+            .build()
+            .expect("the TLS backend is compiled in");
+        Self {
+            inner,
+            metrics: None,
+        }
+    }
+
+    pub fn with_metrics(mut self, metrics: Metrics) -> Self {
+        self.metrics = Some(metrics);
+        self
+    }
+
+    pub fn get(&self, url: impl reqwest::IntoUrl) -> reqwest::RequestBuilder {
+        self.inner.get(url)
+    }
+
+    pub fn post(&self, url: impl reqwest::IntoUrl) -> reqwest::RequestBuilder {
+        self.inner.post(url)
+    }
+
+    pub fn put(&self, url: impl reqwest::IntoUrl) -> reqwest::RequestBuilder {
+        self.inner.put(url)
+    }
+
+    /// Sends a request to `upstream`, timing it.
+    pub async fn send(
+        &self,
+        upstream: Upstream,
+        request: reqwest::RequestBuilder,
+    ) -> Result<Response, UpstreamError> {
+        let started = std::time::Instant::now();
+        let result = request.send().await;
+        if let Some(metrics) = &self.metrics {
+            let status = match &result {
+                Ok(response) => format!("{}xx", response.status().as_u16() / 100),
+                Err(_) => "error".to_string(),
+            };
+            metrics.upstream_request(upstream, &status, started.elapsed().as_secs_f64());
+        }
+        result.map_err(transport(upstream))
+    }
 }

@@ -4,7 +4,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use url::Url;
 
-use super::{endpoint, status_error, transport, Upstream, UpstreamError};
+use super::{endpoint, status_error, HttpClient, Upstream, UpstreamError};
 use crate::config::ExpertTarget;
 
 /// Where a Webex message goes.
@@ -120,13 +120,13 @@ pub enum ResolveError {
 
 #[derive(Clone)]
 pub struct WebexClient {
-    http: reqwest::Client,
+    http: HttpClient,
     base_url: Url,
     token: SecretString,
 }
 
 impl WebexClient {
-    pub fn new(http: reqwest::Client, base_url: Url, token: SecretString) -> Self {
+    pub fn new(http: HttpClient, base_url: Url, token: SecretString) -> Self {
         Self {
             http,
             base_url,
@@ -138,12 +138,14 @@ impl WebexClient {
     pub async fn post_message(&self, message: &NewMessage) -> Result<String, UpstreamError> {
         let response = self
             .http
-            .post(endpoint(&self.base_url, "messages"))
-            .bearer_auth(self.token.expose_secret())
-            .json(message)
-            .send()
-            .await
-            .map_err(transport(Upstream::Webex))?;
+            .send(
+                Upstream::Webex,
+                self.http
+                    .post(endpoint(&self.base_url, "messages"))
+                    .bearer_auth(self.token.expose_secret())
+                    .json(message),
+            )
+            .await?;
         if !response.status().is_success() {
             return Err(status_error(Upstream::Webex, response).await);
         }
@@ -203,12 +205,8 @@ impl WebexClient {
         request: reqwest::RequestBuilder,
         body: &impl Serialize,
     ) -> Result<T, UpstreamError> {
-        let response = request
-            .bearer_auth(self.token.expose_secret())
-            .json(body)
-            .send()
-            .await
-            .map_err(transport(Upstream::Webex))?;
+        let request = request.bearer_auth(self.token.expose_secret()).json(body);
+        let response = self.http.send(Upstream::Webex, request).await?;
         if !response.status().is_success() {
             return Err(status_error(Upstream::Webex, response).await);
         }
@@ -283,11 +281,11 @@ impl WebexClient {
     ) -> Result<(T, Option<String>), UpstreamError> {
         let response = self
             .http
-            .get(url)
-            .bearer_auth(self.token.expose_secret())
-            .send()
-            .await
-            .map_err(transport(Upstream::Webex))?;
+            .send(
+                Upstream::Webex,
+                self.http.get(url).bearer_auth(self.token.expose_secret()),
+            )
+            .await?;
         if !response.status().is_success() {
             return Err(status_error(Upstream::Webex, response).await);
         }

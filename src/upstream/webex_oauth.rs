@@ -6,7 +6,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use url::Url;
 
-use super::{endpoint, status_error, transport, Upstream, UpstreamError};
+use super::{endpoint, status_error, HttpClient, Upstream, UpstreamError};
 
 /// What the token endpoint answers (`fixtures/webex-oauth-token.json`).
 #[derive(Clone, Deserialize)]
@@ -38,7 +38,7 @@ pub enum OAuthError {
 
 #[derive(Clone)]
 pub struct WebexOAuthClient {
-    http: reqwest::Client,
+    http: HttpClient,
     base_url: Url,
     client_id: String,
     client_secret: SecretString,
@@ -46,7 +46,7 @@ pub struct WebexOAuthClient {
 
 impl WebexOAuthClient {
     pub fn new(
-        http: reqwest::Client,
+        http: HttpClient,
         base_url: Url,
         client_id: String,
         client_secret: SecretString,
@@ -103,11 +103,13 @@ impl WebexOAuthClient {
     async fn token_request(&self, form: &[(&str, &str)]) -> Result<Tokens, OAuthError> {
         let response = self
             .http
-            .post(endpoint(&self.base_url, "access_token"))
-            .form(form)
-            .send()
-            .await
-            .map_err(transport(Upstream::Webex))?;
+            .send(
+                Upstream::Webex,
+                self.http
+                    .post(endpoint(&self.base_url, "access_token"))
+                    .form(form),
+            )
+            .await?;
         if response.status().is_success() {
             return response.json().await.map_err(|e| {
                 OAuthError::Upstream(UpstreamError::InvalidResponse {
