@@ -142,6 +142,10 @@ impl Bridge {
         self.inner.customer_replies.is_some()
     }
 
+    pub fn wake_outbox(&self) {
+        self.inner.outbox_wake.notify_one();
+    }
+
     /// Queues deliveries on their own and wakes the worker.
     pub async fn enqueue(
         &self,

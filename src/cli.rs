@@ -61,11 +61,41 @@ pub enum Command {
         #[command(subcommand)]
         command: OutboxCommand,
     },
+    /// Show and close conversations (the admin API's verbs).
+    Conversations {
+        #[command(subcommand)]
+        command: ConversationsCommand,
+    },
+    /// Apply the retention now: erase message texts older than ICB_RETENTION, anonymise
+    /// conversations closed before it. `serve` also does this every hour.
+    Purge,
     /// Set up the Webex side.
     Webex {
         #[command(subcommand)]
         command: WebexCommand,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConversationsCommand {
+    /// List conversations, newest first.
+    List {
+        #[arg(long, value_enum, default_value = "open")]
+        state: ConversationStateArg,
+        #[arg(long, default_value_t = 50)]
+        limit: i64,
+    },
+    /// Show one conversation with its meetings and transcript, as JSON.
+    Show { id: String },
+    /// Close a conversation; the customer's next message opens a new one.
+    Close { id: String },
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum ConversationStateArg {
+    Open,
+    Closed,
+    All,
 }
 
 #[derive(Debug, Subcommand)]

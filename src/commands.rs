@@ -6,16 +6,21 @@ use std::time::Duration;
 use serde_json::json;
 use uuid::Uuid;
 
-use crate::cli::{Cli, Command, OutboxCommand, OutboxStatusArg, VerticalArg, WebexCommand};
+use crate::cli::{
+    Cli, Command, ConversationStateArg, ConversationsCommand, OutboxCommand, OutboxStatusArg,
+    VerticalArg, WebexCommand,
+};
 use crate::clock::{self, now_ms};
 use crate::config::Settings;
 use crate::desk::{RESOURCE_ACTIONS, RESOURCE_MESSAGES};
 use crate::domain::Vertical;
+use crate::expert_messages;
+use crate::outbox::{Delivery, Purpose};
 use crate::startup::{Application, ServeOptions};
 use crate::store::{OutboxState, Store};
 use crate::telemetry;
 use crate::upstream::instant_connect::{InstantConnectClient, MeetingRequest};
-use crate::upstream::webex::{WebexClient, Webhook};
+use crate::upstream::webex::{Destination, WebexClient, Webhook};
 use crate::upstream::{self};
 
 const CLI_TIMEOUT: Duration = Duration::from_secs(15);
@@ -60,6 +65,8 @@ pub async fn run(cli: Cli) -> ExitCode {
         }
         Command::Check => return check(settings).await,
         Command::Outbox { command } => outbox(settings, command).await,
+        Command::Conversations { command } => conversations(settings, command).await,
+        Command::Purge => purge(settings).await,
         Command::Webex {
             command: WebexCommand::Register { public_url },
         } => register_webhooks(settings, public_url).await,
@@ -128,11 +135,116 @@ async fn link(settings: Settings, request: MeetingRequest, as_json: bool) -> Res
     Ok(())
 }
 
-async fn outbox(settings: Settings, command: OutboxCommand) -> Result<(), String> {
+/// The database, migrated, for the admin verbs.
+async fn open_store(settings: &Settings) -> Result<Store, String> {
     let store = Store::connect(&settings.database_url)
         .await
         .map_err(|e| e.to_string())?;
     store.migrate().await.map_err(|e| e.to_string())?;
+    Ok(store)
+}
+
+async fn conversations(settings: Settings, command: ConversationsCommand) -> Result<(), String> {
+    let store = open_store(&settings).await?;
+    match command {
+        ConversationsCommand::List { state, limit } => {
+            let state = match state {
+                ConversationStateArg::Open => Some("open"),
+                ConversationStateArg::Closed => Some("closed"),
+                ConversationStateArg::All => None,
+            };
+            let list = store
+                .conversations(state, limit)
+                .await
+                .map_err(|e| e.to_string())?;
+            println!(
+                "{:<36}  {:<8} {:<14} {:<6}  {:<20}  LINKS UNTIL",
+                "ID", "CHANNEL", "CUSTOMER", "STATE", "CREATED"
+            );
+            for c in list {
+                println!(
+                    "{:<36}  {:<8} {:<14} {:<6}  {:<20}  {}",
+                    c.id,
+                    c.key.channel.as_str(),
+                    c.key.customer.masked(),
+                    if c.open { "open" } else { "closed" },
+                    clock::rfc3339(c.created_at),
+                    c.links_expire_at
+                        .map(clock::rfc3339)
+                        .unwrap_or_else(|| "-".into()),
+                );
+            }
+            Ok(())
+        }
+        ConversationsCommand::Show { id } => {
+            let body = crate::routes::admin::conversation_detail(&store, &id)
+                .await
+                .map_err(|e| e.to_string())?
+                .ok_or_else(|| format!("no conversation with id {id}"))?;
+            println!("{}", serde_json::to_string_pretty(&body).expect("JSON"));
+            Ok(())
+        }
+        ConversationsCommand::Close { id } => {
+            if store
+                .conversation(&id)
+                .await
+                .map_err(|e| e.to_string())?
+                .is_none()
+            {
+                return Err(format!("no conversation with id {id}"));
+            }
+            // The experts' thread is told, as when an expert closes it.
+            let notice = match expert_destination(&settings).await {
+                Some(destination) => vec![Delivery::ThreadMessage {
+                    destination,
+                    markdown: expert_messages::closed("an administrator"),
+                }
+                .entry(Purpose::ExpertNotice)],
+                None => Vec::new(),
+            };
+            let closed = store
+                .close_conversation(&id, Some("an administrator"), &notice, now_ms())
+                .await
+                .map_err(|e| e.to_string())?;
+            println!("{}", if closed { "closed" } else { "already closed" });
+            Ok(())
+        }
+    }
+}
+
+/// Where experts are notified, as `serve` would resolve it; `None` when not configured.
+async fn expert_destination(settings: &Settings) -> Option<Destination> {
+    let target = settings.expert_target.as_ref()?;
+    let token = settings.webex_token.clone()?;
+    let webex = WebexClient::new(
+        upstream::HttpClient::new(CLI_TIMEOUT),
+        settings.webex_api_url.clone(),
+        token,
+    );
+    webex.resolve(target).await.ok()
+}
+
+async fn purge(settings: Settings) -> Result<(), String> {
+    let store = open_store(&settings).await?;
+    let now = now_ms();
+    let before = now - settings.retention.as_millis() as i64;
+    let report = store.purge(before, now).await.map_err(|e| e.to_string())?;
+    println!(
+        "retention {}: {} message texts erased, {} conversations anonymised, {} receipts, \
+         {} delivery payloads, {} Webex events and {} expired sessions removed",
+        humantime::format_duration(settings.retention),
+        report.message_texts_erased,
+        report.conversations_anonymised,
+        report.receipts_deleted,
+        report.outbox_payloads_cleared,
+        report.webex_events_deleted,
+        report.sessions_deleted,
+    );
+    Ok(())
+}
+
+async fn outbox(settings: Settings, command: OutboxCommand) -> Result<(), String> {
+    let store = open_store(&settings).await?;
     match command {
         OutboxCommand::List { status, limit } => {
             let state = status.map(|status| match status {

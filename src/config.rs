@@ -44,6 +44,7 @@ const KNOWN_KEYS: &[&str] = &[
     "REPLY_TEMPLATE",
     "RETRY_SCHEDULE",
     "MAX_NEW_MEETINGS_PER_HOUR",
+    "RETENTION",
     "ADMIN_TOKEN",
     "PUBLIC_URL",
     "OAUTH_CLIENT_ID",
@@ -133,6 +134,8 @@ pub struct Settings {
     pub host_login: bool,
     pub reply_template: ReplyTemplate,
     pub retry_schedule: Vec<Duration>,
+    /// Message texts older than this are erased, closed conversations anonymised.
+    pub retention: Duration,
     /// How many meetings one customer may open per hour (0 = no limit).
     pub max_new_meetings_per_hour: u32,
     pub admin_token: Option<SecretString>,
@@ -266,6 +269,7 @@ impl Settings {
             })?,
             retry_schedule: vars.duration_list("RETRY_SCHEDULE", "1s,5s,30s,2m,10m,30m,1h")?,
             max_new_meetings_per_hour: vars.number("MAX_NEW_MEETINGS_PER_HOUR", 5)?,
+            retention: vars.duration("RETENTION", "30days")?,
             admin_token: vars.secret("ADMIN_TOKEN"),
             public_url: vars.url("PUBLIC_URL")?,
             oauth_client_id: vars.text("OAUTH_CLIENT_ID"),
@@ -448,6 +452,7 @@ mod tests {
         assert_eq!(s.reply_mode(true), ReplyMode::Connect);
         assert_eq!(s.retry_schedule.len(), 7);
         assert_eq!(s.max_new_meetings_per_hour, 5);
+        assert_eq!(s.retention, Duration::from_secs(30 * 86_400));
         assert_eq!(s.expert_target, None);
     }
 

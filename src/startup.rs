@@ -18,6 +18,8 @@ use crate::desk::Desk;
 use crate::inbound::{ConnectAuth, WebexAuth};
 use crate::metrics::Metrics;
 use crate::outbox::OutboxWorker;
+use crate::retention;
+use crate::routes::admin::AdminToken;
 use crate::routes::webex_webhook::{self, DeskWake};
 use crate::routes::{self, connect_webhook, health};
 use crate::sandbox;
@@ -63,6 +65,8 @@ pub struct Application {
     outbox_wake: Arc<Notify>,
     desk: Desk,
     desk_wake: Arc<Notify>,
+    store: Store,
+    retention: Duration,
     background_worker: bool,
     sandbox: bool,
     webhook_token_hint: Option<String>,
@@ -94,6 +98,7 @@ impl Application {
 
         let metrics = Metrics::new();
         let store = Store::connect(&settings.database_url).await?;
+        let retention_store = store.clone();
         store.migrate().await?;
 
         let token = settings
@@ -178,6 +183,7 @@ impl Application {
         let webex_auth = web::Data::new(WebexAuth::new(settings.webex_webhook_secret.clone()));
         let desk_wake_data = web::Data::new(DeskWake(desk_wake.clone()));
         let metrics_data = web::Data::new(metrics);
+        let admin_token = web::Data::new(AdminToken(settings.admin_token.clone()));
 
         let sandbox = options.sandbox;
         let sandbox_state = web::Data::new(sandbox::SandboxState::default());
@@ -195,6 +201,9 @@ impl Application {
                 .app_data(webex_auth.clone())
                 .app_data(desk_wake_data.clone())
                 .app_data(metrics_data.clone())
+                .app_data(admin_token.clone())
+                .configure(routes::admin::configure)
+                .route("/openapi.json", web::get().to(routes::openapi))
                 .route("/healthz", web::get().to(health::healthz))
                 .route("/metrics", web::get().to(health::metrics))
                 .route("/readyz", web::get().to(health::readyz))
@@ -241,6 +250,8 @@ impl Application {
             outbox_wake,
             desk,
             desk_wake,
+            store: retention_store,
+            retention: settings.retention,
             background_worker: options.background_worker,
             sandbox,
             webhook_token_hint,
@@ -292,14 +303,15 @@ impl Application {
         let workers = self.background_worker.then(|| {
             (
                 tokio::spawn(self.worker.run(self.outbox_wake, stopped.clone())),
-                tokio::spawn(self.desk.run(self.desk_wake, stopped)),
+                tokio::spawn(self.desk.run(self.desk_wake, stopped.clone())),
+                tokio::spawn(retention::run(self.store, self.retention, stopped)),
             )
         });
         let result = self.server.await;
         tracing::info!("HTTP server stopped");
         let _ = stop.send(true);
-        if let Some((outbox, desk)) = workers {
-            let _ = tokio::join!(outbox, desk);
+        if let Some((outbox, desk, retention)) = workers {
+            let _ = tokio::join!(outbox, desk, retention);
             tracing::info!("background workers stopped");
         }
         result

@@ -134,12 +134,7 @@ async fn handle(
         Inbound::Message(message) => {
             *channel = message.key.channel.as_str();
             let reply = bridge.handle_message(&message).await?;
-            let outcome = if reply.created {
-                "meeting_created"
-            } else {
-                "answered"
-            };
-            Ok((outcome, HttpResponse::Ok().json(reply)))
+            Ok(("answered", HttpResponse::Ok().json(reply)))
         }
         Inbound::Receipt(receipt) => {
             *channel = match receipt.channel.as_deref().and_then(Channel::parse) {

@@ -1,5 +1,6 @@
 //! HTTP endpoints, one module each; thin: they translate between HTTP and the bridge.
 
+pub mod admin;
 pub mod connect_webhook;
 pub mod console;
 pub mod health;
@@ -46,6 +47,13 @@ pub async fn read_body(
 /// The JSON error body every endpoint uses: `{"error": "<machine code>", "message": "..."}`.
 pub fn json_error(status: StatusCode, code: &str, message: impl std::fmt::Display) -> HttpResponse {
     HttpResponse::build(status).json(json!({ "error": code, "message": message.to_string() }))
+}
+
+/// The OpenAPI document of the HTTP API (kept true by a test that calls every operation).
+pub async fn openapi() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("application/json")
+        .body(include_str!("../openapi.json"))
 }
 
 pub async fn not_found() -> HttpResponse {

@@ -30,12 +30,13 @@ pub struct ExpertMessage<'a> {
     pub author_email: Option<&'a str>,
 }
 
-const SELECT: &str = "SELECT c.id, c.channel, c.customer, c.business, c.customer_name, c.state,
+pub(super) const SELECT: &str =
+    "SELECT c.id, c.channel, c.customer, c.business, c.customer_name, c.state,
         c.thread_message_id, c.created_at,
         (SELECT MAX(t.expires_at) FROM meetings t WHERE t.conversation_id = c.id)
     FROM conversations c";
 
-fn from_row(row: &AnyRow) -> Result<ConversationInfo, StoreError> {
+pub(super) fn from_row(row: &AnyRow) -> Result<ConversationInfo, StoreError> {
     let channel: String = row.get(1);
     let channel = Channel::parse(&channel)
         .ok_or_else(|| StoreError::Corrupt(format!("conversation channel {channel:?}")))?;

@@ -3,6 +3,7 @@
 //! Transactions here are short and never wait on the network: callers make their upstream
 //! calls before or after, never inside.
 
+mod admin;
 mod console;
 mod conversations;
 mod outbox;
@@ -15,6 +16,7 @@ use sqlx::{Any, AnyPool, Row};
 use crate::domain::{ConversationKey, InboundMessage, MeetingLinks};
 use crate::inbound::DeliveryReceipt;
 
+pub use admin::{MeetingInfo, PurgeReport, TranscriptEntry};
 pub use console::{ConsoleSession, QueueItem};
 pub use conversations::{ConversationInfo, ExpertMessage};
 pub use outbox::{OutboxEntry, OutboxRow, OutboxState};

@@ -338,7 +338,11 @@ pub async fn spawn_binary(vars: &BTreeMap<String, String>) -> RunningBinary {
             logs.lock().unwrap().push_str(&line);
             logs.lock().unwrap().push('\n');
             if let Some(rest) = line.split("listening on ").nth(1) {
-                return rest.split_whitespace().next().unwrap().to_string();
+                // Text or JSON logs: the URL ends where its characters end.
+                return rest
+                    .chars()
+                    .take_while(|c| c.is_ascii_alphanumeric() || matches!(c, ':' | '/' | '.'))
+                    .collect();
             }
         }
         panic!("icbridge exited before listening: {}", logs.lock().unwrap());

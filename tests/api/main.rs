@@ -46,6 +46,7 @@ mod intake;
 mod meetings;
 mod multi_instance;
 mod notifications;
+mod operations;
 mod outbox;
 mod replies;
 mod sandbox;

@@ -1,0 +1,168 @@
+//! What operators see and do: conversations with their transcripts, and retention.
+
+use sqlx::Row;
+
+use super::{ConversationInfo, Store, StoreError};
+
+/// One line of a conversation's transcript.
+#[derive(Debug, Clone)]
+pub struct TranscriptEntry {
+    /// `customer` or `expert`.
+    pub author: String,
+    pub author_email: Option<String>,
+    /// Empty once erased by retention.
+    pub text: String,
+    pub at: i64,
+}
+
+#[derive(Debug, Clone)]
+pub struct MeetingInfo {
+    pub id: String,
+    pub host_url: String,
+    pub guest_url: String,
+    pub expires_at: i64,
+    pub created_at: i64,
+}
+
+/// What one retention run changed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PurgeReport {
+    pub message_texts_erased: u64,
+    pub conversations_anonymised: u64,
+    pub receipts_deleted: u64,
+    pub outbox_payloads_cleared: u64,
+    pub webex_events_deleted: u64,
+    pub sessions_deleted: u64,
+}
+
+/// What an anonymised conversation's customer becomes.
+const ERASED: &str = "erased";
+
+impl Store {
+    /// Conversations, newest first: `open`, `closed`, or all of them.
+    pub async fn conversations(
+        &self,
+        state: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<ConversationInfo>, StoreError> {
+        let rows = sqlx::query(&format!(
+            "{} WHERE ($1 IS NULL OR c.state = $2) ORDER BY c.created_at DESC, c.id LIMIT $3",
+            super::conversations::SELECT
+        ))
+        .bind(state)
+        .bind(state)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(super::conversations::from_row).collect()
+    }
+
+    pub async fn transcript(
+        &self,
+        conversation_id: &str,
+    ) -> Result<Vec<TranscriptEntry>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT author, author_email, body, received_at FROM messages
+             WHERE conversation_id = $1 ORDER BY id",
+        )
+        .bind(conversation_id)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .iter()
+            .map(|row| TranscriptEntry {
+                author: row.get(0),
+                author_email: row.get(1),
+                text: row.get(2),
+                at: row.get(3),
+            })
+            .collect())
+    }
+
+    pub async fn meetings_of(&self, conversation_id: &str) -> Result<Vec<MeetingInfo>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, host_url, guest_url, expires_at, created_at FROM meetings
+             WHERE conversation_id = $1 ORDER BY created_at",
+        )
+        .bind(conversation_id)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .iter()
+            .map(|row| MeetingInfo {
+                id: row.get(0),
+                host_url: row.get(1),
+                guest_url: row.get(2),
+                expires_at: row.get(3),
+                created_at: row.get(4),
+            })
+            .collect())
+    }
+
+    /// Retention: erases message texts received before `before`, anonymises conversations
+    /// closed before it, and drops what else holds personal data of that age (receipts,
+    /// delivered payloads, handled Webex events). Expired console sessions go too.
+    pub async fn purge(&self, before: i64, now: i64) -> Result<PurgeReport, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let message_texts_erased =
+            sqlx::query("UPDATE messages SET body = '' WHERE received_at < $1 AND body != ''")
+                .bind(before)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+        let conversations_anonymised = sqlx::query(
+            "UPDATE conversations SET customer = $1, customer_name = NULL, closed_by = NULL
+             WHERE state = 'closed' AND closed_at < $2 AND customer != $3",
+        )
+        .bind(ERASED)
+        .bind(before)
+        .bind(ERASED)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        sqlx::query(
+            "UPDATE messages SET customer = $1, author_email = NULL
+             WHERE customer != $2 AND conversation_id IN
+                   (SELECT id FROM conversations WHERE customer = $3)",
+        )
+        .bind(ERASED)
+        .bind(ERASED)
+        .bind(ERASED)
+        .execute(&mut *tx)
+        .await?;
+        let receipts_deleted = sqlx::query("DELETE FROM delivery_receipts WHERE received_at < $1")
+            .bind(before)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        let outbox_payloads_cleared = sqlx::query(
+            "UPDATE outbox SET payload = '{}'
+             WHERE state != 'pending' AND created_at < $1 AND payload != '{}'",
+        )
+        .bind(before)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        let webex_events_deleted =
+            sqlx::query("DELETE FROM webex_events WHERE state != 'pending' AND received_at < $1")
+                .bind(before)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+        let sessions_deleted =
+            sqlx::query("DELETE FROM console_sessions WHERE refresh_expires_at < $1")
+                .bind(now)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+        tx.commit().await?;
+        Ok(PurgeReport {
+            message_texts_erased,
+            conversations_anonymised,
+            receipts_deleted,
+            outbox_payloads_cleared,
+            webex_events_deleted,
+            sessions_deleted,
+        })
+    }
+}
