@@ -17,10 +17,12 @@ WORKDIR /build
 # Dependencies first, against stub sources, so that they are cached in their own layer and
 # only rebuilt when Cargo.toml or Cargo.lock change.
 COPY Cargo.toml Cargo.lock ./
-RUN mkdir src \
+COPY bench/loadgen/Cargo.toml bench/loadgen/Cargo.toml
+RUN mkdir -p src bench/loadgen/src \
     && echo 'fn main() {}' > src/main.rs \
+    && echo 'fn main() {}' > bench/loadgen/src/main.rs \
     && touch src/lib.rs \
-    && cargo build --release --locked \
+    && cargo build --release --locked -p icbridge \
     && rm -rf src
 
 # Then the real sources. `touch` makes sure cargo sees them as newer than the stubs
@@ -29,7 +31,7 @@ COPY build.rs ./
 COPY src ./src
 COPY migrations ./migrations
 RUN touch src/main.rs src/lib.rs \
-    && cargo build --release --locked \
+    && cargo build --release --locked -p icbridge \
     && cp target/release/icbridge /usr/local/bin/icbridge
 
 # ---- run --------------------------------------------------------------------------------

@@ -1,0 +1,528 @@
+//! icbridge's benchmark: starts local stand-ins of the Instant Connect broker and Webex
+//! (with a broker latency it can change between phases), starts a release icbridge on
+//! SQLite against them, loads it phase by phase, checks the database counts, prints a table
+//! and writes it into bench/RESULTS.md.
+
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use actix_web::{web, App, HttpResponse, HttpServer};
+use clap::Parser;
+use futures_util::future::join_all;
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+
+const SECRET: &str = "bench-webhook-secret";
+
+#[derive(Parser, Debug)]
+#[command(about = "Benchmark icbridge (see bench/README.md)")]
+struct Args {
+    /// The icbridge binary to measure.
+    #[arg(long, default_value = "target/release/icbridge")]
+    icbridge: PathBuf,
+    /// Length of each saturation and fixed-rate phase.
+    #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
+    phase: Duration,
+    /// Concurrent connections in the saturation phases.
+    #[arg(long, default_value_t = 64)]
+    connections: usize,
+    /// Requests per second of the latency phase.
+    #[arg(long, default_value_t = 1000)]
+    rate: u64,
+    /// First messages sent at once in the burst phase.
+    #[arg(long, default_value_t = 1000)]
+    burst: usize,
+    /// The broker's latency during the burst.
+    #[arg(long, default_value = "200ms", value_parser = humantime::parse_duration)]
+    burst_broker_delay: Duration,
+    /// Where to write the results table (between its markers); none: only print.
+    #[arg(long)]
+    results: Option<PathBuf>,
+}
+
+/// The stand-ins' shared state.
+#[derive(Default)]
+struct StandIns {
+    broker_delay_ms: AtomicU64,
+    broker_calls: AtomicU64,
+    webex_posts: AtomicU64,
+}
+
+const BROKER_ANSWER: &str = r#"{"host":[{"cipher":"h","short":"HostAbc"}],"guest":[{"cipher":"g","short":"GuestXy"}],"baseUrl":"https://instant.webex.com/visit/"}"#;
+
+async fn joseencrypt(state: web::Data<StandIns>) -> HttpResponse {
+    state.broker_calls.fetch_add(1, Ordering::Relaxed);
+    let delay = state.broker_delay_ms.load(Ordering::Relaxed);
+    if delay > 0 {
+        tokio::time::sleep(Duration::from_millis(delay)).await;
+    }
+    HttpResponse::Ok()
+        .content_type("application/json")
+        .body(BROKER_ANSWER)
+}
+
+async fn webex_message(state: web::Data<StandIns>) -> HttpResponse {
+    let n = state.webex_posts.fetch_add(1, Ordering::Relaxed);
+    HttpResponse::Ok().json(serde_json::json!({"id": format!("bench-message-{n}")}))
+}
+
+fn signed(body: &str) -> (String, String) {
+    let mut mac = Hmac::<Sha256>::new_from_slice(SECRET.as_bytes()).unwrap();
+    mac.update(body.as_bytes());
+    (
+        body.to_string(),
+        format!("sha256={}", hex::encode(mac.finalize().into_bytes())),
+    )
+}
+
+fn message(customer: u64, with_id: Option<&str>) -> (String, String) {
+    let mut body = serde_json::json!({
+        "channel": "sms", "from": format!("+1{:010}", 4_155_000_000u64 + customer), "to": "56263",
+        "text": "I would like to talk to someone",
+    });
+    if let Some(id) = with_id {
+        body["messageId"] = serde_json::json!(id);
+    }
+    signed(&body.to_string())
+}
+
+struct Target {
+    http: reqwest::Client,
+    base: String,
+}
+
+impl Target {
+    async fn post(&self, (body, signature): &(String, String)) -> bool {
+        let response = self
+            .http
+            .post(format!("{}/webhooks/connect", self.base))
+            .header("Content-Type", "application/json")
+            .header("X-Hub-Signature", signature)
+            .body(body.clone())
+            .send()
+            .await;
+        finished(response).await
+    }
+
+    async fn healthz(&self) -> bool {
+        let response = self.http.get(format!("{}/healthz", self.base)).send().await;
+        finished(response).await
+    }
+}
+
+/// A 200 whose body was read to the end.
+async fn finished(response: reqwest::Result<reqwest::Response>) -> bool {
+    match response {
+        Ok(response) if response.status() == 200 => response.bytes().await.is_ok(),
+        _ => false,
+    }
+}
+
+/// Requests per second at saturation: `connections` loops for `phase`, each request built by
+/// `request(i)`. Returns (rps, ok count, failed count).
+async fn saturate<F, Fut>(connections: usize, phase: Duration, request: F) -> (f64, u64, u64)
+where
+    F: Fn(u64) -> Fut + Clone + Send + 'static,
+    Fut: std::future::Future<Output = bool> + Send,
+{
+    let counter = Arc::new(AtomicU64::new(0));
+    let ok = Arc::new(AtomicU64::new(0));
+    let failed = Arc::new(AtomicU64::new(0));
+    let started = Instant::now();
+    let deadline = started + phase;
+    let loops = (0..connections).map(|_| {
+        let (counter, ok, failed, request) =
+            (counter.clone(), ok.clone(), failed.clone(), request.clone());
+        tokio::spawn(async move {
+            while Instant::now() < deadline {
+                let i = counter.fetch_add(1, Ordering::Relaxed);
+                if request(i).await {
+                    ok.fetch_add(1, Ordering::Relaxed);
+                } else {
+                    failed.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        })
+    });
+    join_all(loops).await;
+    let elapsed = started.elapsed().as_secs_f64();
+    let ok = ok.load(Ordering::Relaxed);
+    (ok as f64 / elapsed, ok, failed.load(Ordering::Relaxed))
+}
+
+/// Latencies at a fixed rate (open loop: measured from when each request was due, so a
+/// slow server is not hidden by the generator waiting for it).
+async fn fixed_rate<F, Fut>(rate: u64, phase: Duration, request: F) -> (Vec<Duration>, u64)
+where
+    F: Fn(u64) -> Fut + Clone + Send + 'static,
+    Fut: std::future::Future<Output = bool> + Send,
+{
+    let total = rate * phase.as_secs().max(1);
+    let start = tokio::time::Instant::now() + Duration::from_millis(50);
+    let latencies = Arc::new(Mutex::new(Vec::with_capacity(total as usize)));
+    let failed = Arc::new(AtomicU64::new(0));
+    let tasks = (0..total).map(|i| {
+        let due = start + Duration::from_nanos(i * 1_000_000_000 / rate);
+        let (latencies, failed, request) = (latencies.clone(), failed.clone(), request.clone());
+        tokio::spawn(async move {
+            tokio::time::sleep_until(due).await;
+            let ok = request(i).await;
+            let latency = due.elapsed();
+            if ok {
+                latencies.lock().unwrap().push(latency);
+            } else {
+                failed.fetch_add(1, Ordering::Relaxed);
+            }
+        })
+    });
+    join_all(tasks).await;
+    let mut latencies = std::mem::take(&mut *latencies.lock().unwrap());
+    latencies.sort();
+    (latencies, failed.load(Ordering::Relaxed))
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    sorted[((sorted.len() as f64 * p).ceil() as usize).clamp(1, sorted.len()) - 1]
+}
+
+fn rss_mib(pid: u32) -> f64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|status| {
+            status
+                .lines()
+                .find(|line| line.starts_with("VmRSS:"))
+                .and_then(|line| line.split_whitespace().nth(1))
+                .and_then(|kb| kb.parse::<f64>().ok())
+        })
+        .map(|kb| kb / 1024.0)
+        .unwrap_or(0.0)
+}
+
+async fn wait_until(limit: Duration, mut check: impl FnMut() -> bool) -> Option<Duration> {
+    let started = Instant::now();
+    while started.elapsed() < limit {
+        if check() {
+            return Some(started.elapsed());
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    None
+}
+
+fn machine() -> String {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|info| {
+            info.lines()
+                .find(|l| l.starts_with("model name"))
+                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string())
+        })
+        .unwrap_or_else(|| "unknown CPU".into());
+    let memory = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|info| {
+            info.lines()
+                .next()
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|kb| kb.parse::<f64>().ok())
+        })
+        .map(|kb| format!("{:.0} GiB", kb / 1024.0 / 1024.0))
+        .unwrap_or_else(|| "unknown memory".into());
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(0);
+    format!("{cores} cores ({cpu}), {memory}")
+}
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let args = Args::parse();
+    let stand_ins = web::Data::new(StandIns::default());
+    let server_state = stand_ins.clone();
+    let server = HttpServer::new(move || {
+        App::new()
+            .app_data(server_state.clone())
+            .route("/api/v2/joseencrypt", web::post().to(joseencrypt))
+            .route("/v1/messages", web::post().to(webex_message))
+    })
+    .workers(1)
+    .bind(("127.0.0.1", 0))?;
+    let stand_in_url = format!("http://{}", server.addrs()[0]);
+    tokio::spawn(server.run());
+
+    // icbridge, as an operator would run it: SQLite, info logs to a file.
+    let dir =
+        std::env::temp_dir().join(format!("icbridge-bench-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&dir)?;
+    let database = dir.join("bench.db");
+    let log_path = dir.join("icbridge.log");
+    let log = std::fs::File::create(&log_path)?;
+    let mut child = tokio::process::Command::new(&args.icbridge)
+        .arg("serve")
+        .env_clear()
+        .env("ICB_LISTEN", "127.0.0.1:0")
+        .env(
+            "ICB_DATABASE_URL",
+            format!("sqlite://{}", database.display()),
+        )
+        .env("ICB_WEBEX_TOKEN", "bench-bot-token")
+        .env("ICB_IC_BASE_URL", &stand_in_url)
+        .env("ICB_WEBEX_API_URL", format!("{stand_in_url}/v1"))
+        .env("ICB_CONNECT_WEBHOOK_SECRET", SECRET)
+        .env("ICB_EXPERT_ROOM_ID", "bench-experts-room")
+        .env("ICB_MAX_NEW_MEETINGS_PER_HOUR", "0")
+        .stdout(Stdio::null())
+        .stderr(log)
+        .kill_on_drop(true)
+        .spawn()?;
+    let pid = child.id().expect("running");
+    let mut base = None;
+    for _ in 0..500 {
+        let text = std::fs::read_to_string(&log_path).unwrap_or_default();
+        if let Some(rest) = text.split("listening on ").nth(1) {
+            base = Some(
+                rest.chars()
+                    .take_while(|c| c.is_ascii_alphanumeric() || matches!(c, ':' | '/' | '.'))
+                    .collect::<String>(),
+            );
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let base = base.ok_or("icbridge did not start; see its log")?;
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(4096)
+        .build()?;
+    let target = Arc::new(Target { http, base });
+    let mut answered_messages: u64 = 0;
+    let mut next_customer: u64 = 0;
+
+    // Warm up and measure idle memory.
+    for _ in 0..50 {
+        target.healthz().await;
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let idle_rss = rss_mib(pid);
+
+    // 1. The floor: /healthz.
+    let t = target.clone();
+    let (healthz_rps, _, _) = saturate(args.connections, args.phase, move |_| {
+        let t = t.clone();
+        async move { t.healthz().await }
+    })
+    .await;
+
+    // 2. Follow-ups in 100 existing conversations.
+    let customers: Vec<u64> = (0..100).map(|i| next_customer + i).collect();
+    next_customer += 100;
+    for customer in &customers {
+        assert!(
+            target
+                .post(&message(*customer, Some(&format!("open-{customer}"))))
+                .await
+        );
+        answered_messages += 1;
+    }
+    let follow_ups: Arc<Vec<(String, String)>> =
+        Arc::new(customers.iter().map(|c| message(*c, None)).collect());
+    let (t, f) = (target.clone(), follow_ups.clone());
+    let (follow_up_rps, ok, failed_follow_ups) = saturate(args.connections, args.phase, move |i| {
+        let (t, f) = (t.clone(), f.clone());
+        async move { t.post(&f[(i % f.len() as u64) as usize]).await }
+    })
+    .await;
+    answered_messages += ok;
+    let (t, f) = (target.clone(), follow_ups.clone());
+    let (latencies, failed_latency) = fixed_rate(args.rate, args.phase, move |i| {
+        let (t, f) = (t.clone(), f.clone());
+        async move { t.post(&f[(i % f.len() as u64) as usize]).await }
+    })
+    .await;
+    answered_messages += latencies.len() as u64;
+    let (p50, p99) = (percentile(&latencies, 0.50), percentile(&latencies, 0.99));
+
+    // 3. New conversations, the broker answering at once.
+    stand_ins.broker_delay_ms.store(0, Ordering::Relaxed);
+    let first_new = next_customer;
+    let t = target.clone();
+    let (new_rps, new_ok, failed_new) = saturate(args.connections, args.phase, move |i| {
+        let t = t.clone();
+        async move { t.post(&message(1_000_000 + first_new + i, None)).await }
+    })
+    .await;
+    answered_messages += new_ok;
+
+    // Let the worker catch up before the burst.
+    let drained = |expected: u64| stand_ins.webex_posts.load(Ordering::Relaxed) >= expected;
+    let before_burst = answered_messages; // one Webex message per answered message
+    wait_until(Duration::from_secs(120), || drained(before_burst)).await;
+
+    // 4. A burst of first messages from new customers, the broker taking its time.
+    stand_ins.broker_delay_ms.store(
+        args.burst_broker_delay.as_millis() as u64,
+        Ordering::Relaxed,
+    );
+    let bodies: Vec<(String, String)> = (0..args.burst as u64)
+        .map(|i| message(10_000_000 + i, Some(&format!("burst-{i}"))))
+        .collect();
+    let peak = Arc::new(Mutex::new(rss_mib(pid)));
+    let sampling = Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let sampler = {
+        let (peak, sampling) = (peak.clone(), sampling.clone());
+        tokio::spawn(async move {
+            while sampling.load(Ordering::Relaxed) {
+                let rss = rss_mib(pid);
+                {
+                    let mut peak = peak.lock().unwrap();
+                    *peak = peak.max(rss);
+                }
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        })
+    };
+    let started = Instant::now();
+    let results = join_all(bodies.iter().map(|body| target.post(body))).await;
+    let burst_answered = started.elapsed();
+    let burst_ok = results.iter().filter(|ok| **ok).count() as u64;
+    answered_messages += burst_ok;
+    let all_sent = answered_messages;
+    let notified = wait_until(Duration::from_secs(60), || drained(all_sent)).await;
+    let burst_notified = started.elapsed();
+    sampling.store(false, Ordering::Relaxed);
+    sampler.await?;
+    let peak_rss = *peak.lock().unwrap();
+
+    // 5. Nothing traded away: the database agrees with what was answered.
+    // A graceful stop: the worker records the sends it has in flight.
+    let _ = std::process::Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status();
+    let _ = tokio::time::timeout(Duration::from_secs(20), child.wait()).await;
+    sqlx::any::install_default_drivers();
+    let db = sqlx::AnyPool::connect(&format!("sqlite://{}", database.display())).await?;
+    let count = |sql: &'static str| {
+        let db = db.clone();
+        async move {
+            sqlx::query_scalar::<_, i64>(sql)
+                .fetch_one(&db)
+                .await
+                .unwrap() as u64
+        }
+    };
+    let conversations = count("SELECT COUNT(*) FROM conversations").await;
+    let meetings = count("SELECT COUNT(*) FROM meetings").await;
+    let messages = count("SELECT COUNT(*) FROM messages").await;
+    let unsent = count("SELECT COUNT(*) FROM outbox WHERE state != 'sent'").await;
+    let outbox = count("SELECT COUNT(*) FROM outbox").await;
+    let expected_customers = 100 + new_ok + burst_ok;
+    let webex_posts = stand_ins.webex_posts.load(Ordering::Relaxed);
+    let broker_calls = stand_ins.broker_calls.load(Ordering::Relaxed);
+    let checks = [
+        (
+            "one conversation per customer",
+            conversations == expected_customers,
+        ),
+        (
+            "one meeting per conversation (and per broker call)",
+            meetings == conversations && broker_calls == meetings,
+        ),
+        (
+            "every answered message stored once",
+            messages == answered_messages,
+        ),
+        (
+            "every notification and relay sent, once each",
+            unsent == 0 && outbox == answered_messages && webex_posts == outbox,
+        ),
+        (
+            "no failed requests",
+            failed_follow_ups + failed_latency + failed_new == 0 && burst_ok == args.burst as u64,
+        ),
+    ];
+
+    let ms = |d: Duration| format!("{:.2} ms", d.as_secs_f64() * 1000.0);
+    let pass = |ok: bool| if ok { "✅" } else { "❌" };
+    let mut table = String::new();
+    table.push_str("| measurement | result | target | |\n|---|---|---|---|\n");
+    table.push_str(&format!(
+        "| `GET /healthz` throughput (floor) | {healthz_rps:.0} req/s | — | |\n"
+    ));
+    table.push_str(&format!(
+        "| follow-ups (signed, existing conversation) at saturation | {follow_up_rps:.0} req/s = {:.0}% of healthz | ≥ 30% | {} |\n",
+        100.0 * follow_up_rps / healthz_rps,
+        pass(follow_up_rps >= 0.3 * healthz_rps)
+    ));
+    table.push_str(&format!(
+        "| follow-ups at {} req/s: p50 / p99 latency | {} / {} | p99 ≤ 5 ms | {} |\n",
+        args.rate,
+        ms(p50),
+        ms(p99),
+        pass(p99 <= Duration::from_millis(5))
+    ));
+    table.push_str(&format!(
+        "| new conversations (broker at once) at saturation | {new_rps:.0} req/s = {:.0}% of healthz | ≥ 2000/s | {} |\n",
+        100.0 * new_rps / healthz_rps,
+        pass(new_rps >= 2000.0)
+    ));
+    table.push_str(&format!(
+        "| burst of {} first messages, broker {}: all answered | {} | ≤ 1.0 s | {} |\n",
+        args.burst,
+        humantime::format_duration(args.burst_broker_delay),
+        ms(burst_answered),
+        pass(burst_answered <= Duration::from_secs(1))
+    ));
+    table.push_str(&format!(
+        "| … all notifications sent | {} | ≤ 3 s | {} |\n",
+        if notified.is_some() {
+            ms(burst_notified)
+        } else {
+            "not within 60 s".into()
+        },
+        pass(notified.is_some() && burst_notified <= Duration::from_secs(3))
+    ));
+    table.push_str(&format!(
+        "| resident memory idle | {idle_rss:.1} MiB | ≤ 30 MiB | {} |\n",
+        pass(idle_rss <= 30.0)
+    ));
+    table.push_str(&format!(
+        "| resident memory, peak of the burst | {peak_rss:.1} MiB | ≤ 150 MiB | {} |\n",
+        pass(peak_rss <= 150.0)
+    ));
+    let mut check_lines = String::new();
+    for (what, ok) in &checks {
+        check_lines.push_str(&format!("- {} {what}\n", pass(*ok)));
+    }
+    let summary = format!(
+        "Machine: {}. Phases of {}, {} connections; the load generator and the stand-ins run on the same machine.\n\n{table}\nDatabase checks after the run ({answered_messages} messages answered, {conversations} conversations, {webex_posts} Webex messages):\n\n{check_lines}",
+        machine(),
+        humantime::format_duration(args.phase),
+        args.connections,
+    );
+    println!("{summary}");
+
+    if let Some(path) = &args.results {
+        let existing = std::fs::read_to_string(path).unwrap_or_default();
+        let (start, end) = ("<!-- results -->", "<!-- /results -->");
+        let updated = match (existing.find(start), existing.find(end)) {
+            (Some(a), Some(b)) if a < b => {
+                format!("{}{start}\n{summary}{}", &existing[..a], &existing[b..])
+            }
+            _ => format!("{existing}\n{start}\n{summary}{end}\n"),
+        };
+        std::fs::write(path, updated)?;
+        println!("written to {}", path.display());
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    if checks.iter().all(|(_, ok)| *ok) {
+        Ok(())
+    } else {
+        Err("a database check failed".into())
+    }
+}
