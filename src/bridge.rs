@@ -315,6 +315,22 @@ impl Bridge {
         let store = &self.inner.store;
         let started = Instant::now();
         let started_ms = now_ms();
+
+        // The common case, a later message of a conversation with a live meeting: stored,
+        // answered and relayed to the experts in one transaction.
+        let valid_after = started_ms + RENEW_BEFORE_EXPIRY.as_millis() as i64;
+        if let Some(live) = store.live_meeting(&message.key, valid_after).await? {
+            let followups = self.followups(message, &live);
+            let stored = store
+                .record_answered_message(message, &live, &followups, started_ms)
+                .await?;
+            if stored.is_some() {
+                self.inner.outbox_wake.notify_one();
+                return Ok(self.reply(&live));
+            }
+            // A message id seen before: answered below, as the first time.
+        }
+
         let recorded = store.record_message(message, started_ms).await?;
         let message_row = recorded.message_row();
         let is_repeat = matches!(recorded, Recorded::Repeat { .. });
@@ -398,21 +414,11 @@ impl Bridge {
         let Some(live) = store.live_meeting(&message.key, valid_after).await? else {
             return Ok(None);
         };
-        // A later message of the conversation: the experts see it in the thread, and the
-        // customer may get the link again.
-        let mut followups: Vec<OutboxEntry> = Vec::new();
-        if !is_repeat {
-            let (relay, purpose) = self.to_thread(expert_messages::customer_said(&message.text));
-            followups.push(relay.entry(purpose));
-            if let Some(replies) = &self.inner.customer_replies {
-                if replies.send_links && replies.resend_link_on_followup {
-                    let text = self.inner.reply_template.render(&live.guest_url);
-                    followups.push(
-                        customer_reply(&message.key, replies, text).entry(Purpose::CustomerReply),
-                    );
-                }
-            }
-        }
+        let followups = if is_repeat {
+            Vec::new()
+        } else {
+            self.followups(message, &live)
+        };
         let answer = store
             .answer_with(message_row, &live, &followups, now_ms())
             .await?;
@@ -420,6 +426,22 @@ impl Bridge {
             self.inner.outbox_wake.notify_one();
         }
         Ok(Some(answer))
+    }
+
+    /// What a later message of a conversation causes: the experts see it in the thread,
+    /// and the customer may get the link again.
+    fn followups(&self, message: &InboundMessage, live: &Answer) -> Vec<OutboxEntry> {
+        let (relay, purpose) = self.to_thread(expert_messages::customer_said(&message.text));
+        let mut followups = vec![relay.entry(purpose)];
+        if let Some(replies) = &self.inner.customer_replies {
+            if replies.send_links && replies.resend_link_on_followup {
+                let text = self.inner.reply_template.render(&live.guest_url);
+                followups.push(
+                    customer_reply(&message.key, replies, text).entry(Purpose::CustomerReply),
+                );
+            }
+        }
+        followups
     }
 
     /// Records a delivery receipt for a message icbridge sent. When WhatsApp refused a reply

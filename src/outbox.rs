@@ -177,7 +177,10 @@ impl OutboxWorker {
         match result {
             Ok(upstream_id) => {
                 tracing::info!(outbox_id = row.id, kind = %row.kind, attempts = row.attempts, "delivered");
-                self.store.outbox_sent(row.id, &upstream_id, now_ms()).await
+                let opens_thread = row.kind == crate::store::EXPERT_NOTIFICATION;
+                self.store
+                    .outbox_sent(row.id, &upstream_id, now_ms(), opens_thread)
+                    .await
             }
             Err(Failure::Upstream(error)) => self.failed(&row, &error).await,
             Err(Failure::NotConfigured(reason)) => {

@@ -274,6 +274,44 @@ impl Store {
         })
     }
 
+    /// Stores a message already answered with a live meeting, together with its
+    /// deliveries, in one transaction. `None` when the sender's message id was seen before:
+    /// then nothing is stored.
+    pub async fn record_answered_message(
+        &self,
+        message: &InboundMessage,
+        answer: &Answer,
+        deliveries: &[OutboxEntry],
+        now: i64,
+    ) -> Result<Option<i64>, StoreError> {
+        let key = &message.key;
+        let mut tx = self.pool.begin().await?;
+        let inserted: Option<i64> = sqlx::query_scalar(
+            "INSERT INTO messages (channel, customer, business, external_id, body, received_at,
+                                   conversation_id, meeting_id, opened_meeting)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 0)
+             ON CONFLICT (channel, external_id) WHERE external_id IS NOT NULL DO NOTHING
+             RETURNING id",
+        )
+        .bind(key.channel.as_str())
+        .bind(key.customer.as_str())
+        .bind(key.business.as_str())
+        .bind(message.message_id.as_ref().map(|id| id.as_str()))
+        .bind(&message.text)
+        .bind(now)
+        .bind(&answer.conversation_id)
+        .bind(&answer.meeting_id)
+        .fetch_optional(&mut *tx)
+        .await?;
+        if inserted.is_some() {
+            for entry in deliveries {
+                outbox::insert(&mut tx, entry, Some(&answer.conversation_id), now).await?;
+            }
+        }
+        tx.commit().await?;
+        Ok(inserted)
+    }
+
     pub async fn answer_of(&self, message_row: i64) -> Result<Option<Answer>, StoreError> {
         let row = sqlx::query(
             "SELECT m.conversation_id, m.meeting_id, t.guest_url, t.host_url, t.expires_at,

@@ -126,13 +126,27 @@ impl Store {
     }
 
     /// Marks a row sent with the upstream's id for it. A conversation's first delivered
-    /// expert notification becomes its thread.
+    /// expert notification (`opens_thread`) becomes its thread.
     pub async fn outbox_sent(
         &self,
         id: i64,
         upstream_id: &str,
         now: i64,
+        opens_thread: bool,
     ) -> Result<(), StoreError> {
+        if !opens_thread {
+            sqlx::query(
+                "UPDATE outbox SET state = 'sent', upstream_id = $1, sent_at = $2,
+                                   leased_until = NULL, last_error = NULL
+                 WHERE id = $3",
+            )
+            .bind(upstream_id)
+            .bind(now)
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+            return Ok(());
+        }
         let mut tx = self.pool.begin().await?;
         sqlx::query(
             "UPDATE outbox SET state = 'sent', upstream_id = $1, sent_at = $2, leased_until = NULL,
