@@ -344,14 +344,15 @@ impl Bridge {
             return Ok(self.reply(answer));
         }
 
-        let claim_id = Uuid::new_v4().to_string();
-        loop {
-            if let Some(answer) = self
-                .existing_answer(message, message_row, is_repeat)
-                .await?
-            {
+        // A repeat may already be answerable. A new message is not: its conversation had
+        // no live meeting a moment ago, and the claim below looks again once it holds.
+        if is_repeat {
+            if let Some(answer) = self.existing_answer(message, message_row, true).await? {
                 return Ok(self.reply(&answer));
             }
+        }
+        let claim_id = Uuid::new_v4().to_string();
+        loop {
             let now = now_ms();
             let until = now + CLAIM_LEASE.as_millis() as i64;
             match store
@@ -380,6 +381,12 @@ impl Bridge {
                         return Err(BridgeError::MeetingUnavailable);
                     }
                     tokio::time::sleep(CLAIM_POLL).await;
+                    if let Some(answer) = self
+                        .existing_answer(message, message_row, is_repeat)
+                        .await?
+                    {
+                        return Ok(self.reply(&answer));
+                    }
                 }
             }
         }

@@ -251,10 +251,10 @@ impl Settings {
                 Some(other) => return Err(invalid("FOLLOWUP_REPLY", other, "`none` or `link`")),
             },
             link_ttl,
-            vertical: match vars.text("VERTICAL").as_deref() {
-                None | Some("gen") => Vertical::Gen,
-                Some("hc") => Vertical::Hc,
-                Some(other) => return Err(invalid("VERTICAL", other, "`gen` or `hc`")),
+            vertical: match vars.text("VERTICAL") {
+                None => Vertical::Gen,
+                Some(raw) => Vertical::parse(&raw)
+                    .ok_or_else(|| invalid("VERTICAL", &raw, "`gen` or `hc`"))?,
             },
             short_urls: vars.boolean("SHORT_URLS", true)?,
             host_login: vars.boolean("HOST_LOGIN", false)?,

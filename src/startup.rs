@@ -262,10 +262,6 @@ impl Application {
         self.address.port()
     }
 
-    pub fn address(&self) -> SocketAddr {
-        self.address
-    }
-
     /// The worker that delivers the outbox; tests drive it with `run_once`.
     pub fn outbox_worker(&self) -> OutboxWorker {
         self.worker.clone()
