@@ -322,7 +322,7 @@ impl Bridge {
         if let Some(live) = store.live_meeting(&message.key, valid_after).await? {
             let followups = self.followups(message, &live);
             let stored = store
-                .record_answered_message(message, &live, &followups, started_ms)
+                .record_answered_message(message, &live, followups, started_ms)
                 .await?;
             if stored.is_some() {
                 self.inner.outbox_wake.notify_one();
@@ -426,10 +426,11 @@ impl Bridge {
         } else {
             self.followups(message, &live)
         };
+        let relayed = !followups.is_empty();
         let answer = store
-            .answer_with(message_row, &live, &followups, now_ms())
+            .answer_with(message_row, &live, followups, now_ms())
             .await?;
-        if !followups.is_empty() {
+        if relayed {
             self.inner.outbox_wake.notify_one();
         }
         Ok(Some(answer))

@@ -103,66 +103,72 @@ impl Store {
     /// closed before it, and drops what else holds personal data of that age (receipts,
     /// delivered payloads, handled Webex events). Expired console sessions go too.
     pub async fn purge(&self, before: i64, now: i64) -> Result<PurgeReport, StoreError> {
-        let mut tx = self.pool.begin().await?;
-        let message_texts_erased =
-            sqlx::query("UPDATE messages SET body = '' WHERE received_at < $1 AND body != ''")
+        self.write(move |tx| {
+            Box::pin(async move {
+                let message_texts_erased = sqlx::query(
+                    "UPDATE messages SET body = '' WHERE received_at < $1 AND body != ''",
+                )
                 .bind(before)
                 .execute(&mut *tx)
                 .await?
                 .rows_affected();
-        let conversations_anonymised = sqlx::query(
-            "UPDATE conversations SET customer = $1, customer_name = NULL, closed_by = NULL
+                let conversations_anonymised = sqlx::query(
+                    "UPDATE conversations SET customer = $1, customer_name = NULL, closed_by = NULL
              WHERE state = 'closed' AND closed_at < $2 AND customer != $3",
-        )
-        .bind(ERASED)
-        .bind(before)
-        .bind(ERASED)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-        sqlx::query(
-            "UPDATE messages SET customer = $1, author_email = NULL
+                )
+                .bind(ERASED)
+                .bind(before)
+                .bind(ERASED)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+                sqlx::query(
+                    "UPDATE messages SET customer = $1, author_email = NULL
              WHERE customer != $2 AND conversation_id IN
                    (SELECT id FROM conversations WHERE customer = $3)",
-        )
-        .bind(ERASED)
-        .bind(ERASED)
-        .bind(ERASED)
-        .execute(&mut *tx)
-        .await?;
-        let receipts_deleted = sqlx::query("DELETE FROM delivery_receipts WHERE received_at < $1")
-            .bind(before)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-        let outbox_payloads_cleared = sqlx::query(
-            "UPDATE outbox SET payload = '{}'
+                )
+                .bind(ERASED)
+                .bind(ERASED)
+                .bind(ERASED)
+                .execute(&mut *tx)
+                .await?;
+                let receipts_deleted =
+                    sqlx::query("DELETE FROM delivery_receipts WHERE received_at < $1")
+                        .bind(before)
+                        .execute(&mut *tx)
+                        .await?
+                        .rows_affected();
+                let outbox_payloads_cleared = sqlx::query(
+                    "UPDATE outbox SET payload = '{}'
              WHERE state != 'pending' AND created_at < $1 AND payload != '{}'",
-        )
-        .bind(before)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-        let webex_events_deleted =
-            sqlx::query("DELETE FROM webex_events WHERE state != 'pending' AND received_at < $1")
+                )
                 .bind(before)
                 .execute(&mut *tx)
                 .await?
                 .rows_affected();
-        let sessions_deleted =
-            sqlx::query("DELETE FROM console_sessions WHERE refresh_expires_at < $1")
-                .bind(now)
+                let webex_events_deleted = sqlx::query(
+                    "DELETE FROM webex_events WHERE state != 'pending' AND received_at < $1",
+                )
+                .bind(before)
                 .execute(&mut *tx)
                 .await?
                 .rows_affected();
-        tx.commit().await?;
-        Ok(PurgeReport {
-            message_texts_erased,
-            conversations_anonymised,
-            receipts_deleted,
-            outbox_payloads_cleared,
-            webex_events_deleted,
-            sessions_deleted,
+                let sessions_deleted =
+                    sqlx::query("DELETE FROM console_sessions WHERE refresh_expires_at < $1")
+                        .bind(now)
+                        .execute(&mut *tx)
+                        .await?
+                        .rows_affected();
+                Ok(PurgeReport {
+                    message_texts_erased,
+                    conversations_anonymised,
+                    receipts_deleted,
+                    outbox_payloads_cleared,
+                    webex_events_deleted,
+                    sessions_deleted,
+                })
+            })
         })
+        .await
     }
 }

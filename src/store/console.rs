@@ -44,20 +44,26 @@ impl Store {
         code_verifier: &str,
         now: i64,
     ) -> Result<(), StoreError> {
-        sqlx::query(
-            "INSERT INTO oauth_logins (state, code_verifier, created_at) VALUES ($1, $2, $3)",
-        )
-        .bind(state)
-        .bind(code_verifier)
-        .bind(now)
-        .execute(&self.pool)
-        .await?;
-        // Logins never finished are of no use after a while.
-        sqlx::query("DELETE FROM oauth_logins WHERE created_at < $1")
-            .bind(now - 24 * 3_600_000)
-            .execute(&self.pool)
-            .await?;
-        Ok(())
+        let (state, code_verifier) = (state.to_string(), code_verifier.to_string());
+        self.write(move |tx| {
+            Box::pin(async move {
+                sqlx::query(
+                    "INSERT INTO oauth_logins (state, code_verifier, created_at) VALUES ($1, $2, $3)",
+                )
+                .bind(state)
+                .bind(code_verifier)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+                // Logins never finished are of no use after a while.
+                sqlx::query("DELETE FROM oauth_logins WHERE created_at < $1")
+                    .bind(now - 24 * 3_600_000)
+                    .execute(tx)
+                    .await?;
+                Ok(())
+            })
+        })
+        .await
     }
 
     /// Uses up a login's `state`: returns its PKCE verifier if it exists and was created
@@ -67,15 +73,21 @@ impl Store {
         state: &str,
         not_before: i64,
     ) -> Result<Option<String>, StoreError> {
-        let verifier: Option<(String, i64)> = sqlx::query_as(
-            "DELETE FROM oauth_logins WHERE state = $1 RETURNING code_verifier, created_at",
-        )
-        .bind(state)
-        .fetch_optional(&self.pool)
-        .await?;
-        Ok(verifier
-            .filter(|(_, created_at)| *created_at >= not_before)
-            .map(|(verifier, _)| verifier))
+        let state = state.to_string();
+        let taken = self
+            .write(move |tx| {
+                Box::pin(async move {
+                    Ok(sqlx::query(
+                    "DELETE FROM oauth_logins WHERE state = $1 RETURNING code_verifier, created_at",
+                )
+                .bind(state).fetch_all(tx).await?)
+                })
+            })
+            .await?;
+        Ok(taken
+            .first()
+            .filter(|row| row.get::<i64, _>(1) >= not_before)
+            .map(|row| row.get(0)))
     }
 
     pub async fn create_session(
@@ -83,21 +95,27 @@ impl Store {
         session: &ConsoleSession,
         now: i64,
     ) -> Result<(), StoreError> {
-        sqlx::query(
-            "INSERT INTO console_sessions (id_hash, email, display_name, access_token,
+        let session = session.clone();
+        self.write(move |tx| {
+            Box::pin(async move {
+                Ok(sqlx::query(
+                    "INSERT INTO console_sessions (id_hash, email, display_name, access_token,
                  access_expires_at, refresh_token, refresh_expires_at, csrf_token, created_at)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-        )
-        .bind(&session.id_hash)
-        .bind(&session.email)
-        .bind(&session.display_name)
-        .bind(&session.access_token)
-        .bind(session.access_expires_at)
-        .bind(&session.refresh_token)
-        .bind(session.refresh_expires_at)
-        .bind(&session.csrf_token)
-        .bind(now)
-        .execute(&self.pool)
+                )
+                .bind(&session.id_hash)
+                .bind(&session.email)
+                .bind(&session.display_name)
+                .bind(&session.access_token)
+                .bind(session.access_expires_at)
+                .bind(&session.refresh_token)
+                .bind(session.refresh_expires_at)
+                .bind(&session.csrf_token)
+                .bind(now)
+                .execute(tx)
+                .await?)
+            })
+        })
         .await?;
         Ok(())
     }
@@ -132,7 +150,8 @@ impl Store {
 
     /// Stores refreshed tokens and counts the refresh.
     pub async fn refresh_session(&self, session: &ConsoleSession) -> Result<(), StoreError> {
-        sqlx::query(
+        let session = session.clone();
+        self.write(move |tx| Box::pin(async move { Ok(sqlx::query(
             "UPDATE console_sessions SET access_token = $1, access_expires_at = $2, refresh_token = $3,
                  refresh_expires_at = $4, token_generation = token_generation + 1
              WHERE id_hash = $5",
@@ -141,17 +160,24 @@ impl Store {
         .bind(session.access_expires_at)
         .bind(&session.refresh_token)
         .bind(session.refresh_expires_at)
-        .bind(&session.id_hash)
-        .execute(&self.pool)
+        .bind(&session.id_hash).execute(tx).await?) }))
         .await?;
         Ok(())
     }
 
     pub async fn delete_session(&self, id_hash: &str) -> Result<(), StoreError> {
-        sqlx::query("DELETE FROM console_sessions WHERE id_hash = $1")
-            .bind(id_hash)
-            .execute(&self.pool)
-            .await?;
+        let id_hash = id_hash.to_string();
+        self.write(move |tx| {
+            Box::pin(async move {
+                Ok(
+                    sqlx::query("DELETE FROM console_sessions WHERE id_hash = $1")
+                        .bind(id_hash)
+                        .execute(tx)
+                        .await?,
+                )
+            })
+        })
+        .await?;
         Ok(())
     }
 

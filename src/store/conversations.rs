@@ -108,25 +108,35 @@ impl Store {
         deliveries: &[OutboxEntry],
         now: i64,
     ) -> Result<bool, StoreError> {
-        let mut tx = self.pool.begin().await?;
-        let closed = sqlx::query(
-            "UPDATE conversations SET state = 'closed', closed_at = $1, closed_by = $2
+        let (id, closed_by, deliveries) = (
+            id.to_string(),
+            closed_by.map(str::to_string),
+            deliveries.to_vec(),
+        );
+        self.write(move |tx| {
+            Box::pin(async move {
+                let (id, closed_by) = (id.as_str(), closed_by.as_deref());
+
+                let closed = sqlx::query(
+                    "UPDATE conversations SET state = 'closed', closed_at = $1, closed_by = $2
              WHERE id = $3 AND state = 'open'",
-        )
-        .bind(now)
-        .bind(closed_by)
-        .bind(id)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected()
-            == 1;
-        if closed {
-            for entry in deliveries {
-                outbox::insert(&mut tx, entry, Some(id), now).await?;
-            }
-        }
-        tx.commit().await?;
-        Ok(closed)
+                )
+                .bind(now)
+                .bind(closed_by)
+                .bind(id)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected()
+                    == 1;
+                if closed {
+                    for entry in &deliveries {
+                        outbox::insert(&mut *tx, entry, Some(id), now).await?;
+                    }
+                }
+                Ok(closed)
+            })
+        })
+        .await
     }
 
     /// Stores an expert's reply in the transcript together with its deliveries. Returns
@@ -138,8 +148,16 @@ impl Store {
         now: i64,
     ) -> Result<bool, StoreError> {
         let key = &message.conversation.key;
-        let mut tx = self.pool.begin().await?;
-        let inserted = sqlx::query(
+        let (conversation_id, message_id, text, author_email) = (
+            message.conversation.id.clone(),
+            message.message_id.to_string(),
+            message.text.to_string(),
+            message.author_email.map(str::to_string),
+        );
+        let (key, deliveries) = (key.clone(), deliveries.to_vec());
+        self.write(move |tx| {
+            Box::pin(async move {
+                let inserted = sqlx::query(
             "INSERT INTO messages (channel, customer, business, external_id, body, received_at,
                                    conversation_id, author, author_email)
              VALUES ($1, $2, $3, $4, $5, $6, $7, 'expert', $8)
@@ -148,22 +166,24 @@ impl Store {
         .bind(key.channel.as_str())
         .bind(key.customer.as_str())
         .bind(key.business.as_str())
-        .bind(message.message_id)
-        .bind(message.text)
+        .bind(&message_id)
+        .bind(&text)
         .bind(now)
-        .bind(&message.conversation.id)
-        .bind(message.author_email)
+        .bind(&conversation_id)
+        .bind(&author_email)
         .execute(&mut *tx)
         .await?
         .rows_affected()
             == 1;
-        if inserted {
-            for entry in deliveries {
-                outbox::insert(&mut tx, entry, Some(&message.conversation.id), now).await?;
-            }
-        }
-        tx.commit().await?;
-        Ok(inserted)
+                if inserted {
+                    for entry in &deliveries {
+                        outbox::insert(&mut *tx, entry, Some(&conversation_id), now).await?;
+                    }
+                }
+                Ok(inserted)
+            })
+        })
+        .await
     }
 
     /// Whether an expert notification for the conversation is still waiting to be sent:

@@ -8,10 +8,14 @@ mod console;
 mod conversations;
 mod outbox;
 mod webex_events;
+mod writer;
 
+use std::sync::Arc;
+
+use futures_util::future::BoxFuture;
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::migrate::MigrateDatabase;
-use sqlx::{Any, AnyPool, Row};
+use sqlx::{Any, AnyConnection, AnyPool, Row};
 
 use crate::domain::{ConversationKey, InboundMessage, MeetingLinks};
 use crate::inbound::DeliveryReceipt;
@@ -21,6 +25,7 @@ pub use console::{ConsoleSession, QueueItem};
 pub use conversations::{ConversationInfo, ExpertMessage};
 pub use outbox::{OutboxEntry, OutboxRow, OutboxState};
 pub use webex_events::WebexEvent;
+use writer::SharedWriter;
 
 /// `kind` of the outbox rows that notify experts; the first one delivered opens the
 /// conversation's thread.
@@ -38,6 +43,10 @@ pub enum StoreError {
     NotFound { what: &'static str, id: String },
     #[error("unexpected value in the database: {0}")]
     Corrupt(String),
+    #[error("another write committed together with this one failed; nothing was written")]
+    BatchAborted,
+    #[error("the database writer stopped")]
+    WriterStopped,
 }
 
 /// The answer a message got: which meeting, and whether the message opened it.
@@ -128,7 +137,7 @@ fn answer_from_row(row: &AnyRow) -> Answer {
 
 /// Records a message's answer, unless it has one already. Returns whether it was recorded.
 async fn answer_message(
-    tx: &mut sqlx::Transaction<'_, Any>,
+    tx: &mut AnyConnection,
     message_row: i64,
     answer: &Answer,
 ) -> Result<bool, StoreError> {
@@ -140,7 +149,7 @@ async fn answer_message(
     .bind(&answer.meeting_id)
     .bind(i64::from(answer.opened_meeting))
     .bind(message_row)
-    .execute(&mut **tx)
+    .execute(tx)
     .await?;
     Ok(updated.rows_affected() == 1)
 }
@@ -164,8 +173,11 @@ pub enum Backend {
 
 #[derive(Clone)]
 pub struct Store {
+    /// Reads, and on PostgreSQL writes too.
     pool: AnyPool,
     backend: Backend,
+    /// On SQLite, every write goes through this one connection (see [`writer`]).
+    writer: Option<Arc<SharedWriter>>,
 }
 
 impl Store {
@@ -180,32 +192,48 @@ impl Store {
         } else {
             return Err(StoreError::UnsupportedUrl(url.to_string()));
         };
-        let pool = match backend {
+        match backend {
             Backend::Sqlite => {
                 if !Any::database_exists(url).await? {
                     Any::create_database(url).await?;
                 }
-                AnyPoolOptions::new()
-                    .max_connections(8)
-                    .after_connect(|connection, _| {
-                        Box::pin(async move {
-                            for pragma in SQLITE_PRAGMAS {
-                                sqlx::query(pragma).execute(&mut *connection).await?;
-                            }
-                            Ok(())
-                        })
-                    })
-                    .connect(url)
-                    .await?
+                let pool = sqlite_pool(url, READERS).await?;
+                let writer = SharedWriter::start(url, &SQLITE_PRAGMAS).await?;
+                Ok(Self {
+                    pool,
+                    backend,
+                    writer: Some(Arc::new(writer)),
+                })
             }
-            Backend::Postgres => {
-                AnyPoolOptions::new()
+            Backend::Postgres => Ok(Self {
+                pool: AnyPoolOptions::new()
                     .max_connections(16)
                     .connect(url)
-                    .await?
+                    .await?,
+                backend,
+                writer: None,
+            }),
+        }
+    }
+
+    /// Runs `job` as one transaction and returns once it is committed: on SQLite in the
+    /// writer's next batch (see [`writer`]), on PostgreSQL on a pooled connection.
+    async fn write<T, F>(&self, job: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: for<'c> FnOnce(&'c mut AnyConnection) -> BoxFuture<'c, Result<T, StoreError>>
+            + Send
+            + 'static,
+    {
+        match &self.writer {
+            Some(writer) => writer.write(Box::new(job)).await,
+            None => {
+                let mut tx = self.pool.begin().await?;
+                let output = job(&mut tx).await?;
+                tx.commit().await?;
+                Ok(output)
             }
-        };
-        Ok(Self { pool, backend })
+        }
     }
 
     pub async fn migrate(&self) -> Result<(), StoreError> {
@@ -236,31 +264,37 @@ impl Store {
         message: &InboundMessage,
         now: i64,
     ) -> Result<Recorded, StoreError> {
-        let key = &message.key;
-        let external_id = message.message_id.as_ref().map(|id| id.as_str());
-        let inserted = sqlx::query(
-            "INSERT INTO messages (channel, customer, business, external_id, body, received_at)
-             VALUES ($1, $2, $3, $4, $5, $6)
-             ON CONFLICT (channel, external_id) WHERE external_id IS NOT NULL DO NOTHING
-             RETURNING id",
-        )
-        .bind(key.channel.as_str())
-        .bind(key.customer.as_str())
-        .bind(key.business.as_str())
-        .bind(external_id)
-        .bind(&message.text)
-        .bind(now)
-        .fetch_optional(&self.pool)
-        .await?;
-        if let Some(row) = inserted {
-            return Ok(Recorded::New {
-                message_row: row.get(0),
-            });
+        let owned = message.clone();
+        let inserted = self
+            .write(move |tx| {
+                Box::pin(async move {
+                    let message = owned;
+                    let key = &message.key;
+                    Ok(sqlx::query_scalar(
+                        "INSERT INTO messages (channel, customer, business, external_id, body, received_at)
+                         VALUES ($1, $2, $3, $4, $5, $6)
+                         ON CONFLICT (channel, external_id) WHERE external_id IS NOT NULL DO NOTHING
+                         RETURNING id",
+                    )
+                    .bind(key.channel.as_str())
+                    .bind(key.customer.as_str())
+                    .bind(key.business.as_str())
+                    .bind(message.message_id.as_ref().map(|id| id.as_str()))
+                    .bind(&message.text)
+                    .bind(now)
+                    .fetch_optional(tx)
+                    .await?)
+                })
+            })
+            .await?;
+        if let Some(message_row) = inserted {
+            return Ok(Recorded::New { message_row });
         }
+        let key = &message.key;
         let message_row: i64 =
             sqlx::query_scalar("SELECT id FROM messages WHERE channel = $1 AND external_id = $2")
                 .bind(key.channel.as_str())
-                .bind(external_id)
+                .bind(message.message_id.as_ref().map(|id| id.as_str()))
                 .fetch_one(&self.pool)
                 .await?;
         let answer = self.answer_of(message_row).await?;
@@ -277,35 +311,39 @@ impl Store {
         &self,
         message: &InboundMessage,
         answer: &Answer,
-        deliveries: &[OutboxEntry],
+        deliveries: Vec<OutboxEntry>,
         now: i64,
     ) -> Result<Option<i64>, StoreError> {
-        let key = &message.key;
-        let mut tx = self.pool.begin().await?;
-        let inserted: Option<i64> = sqlx::query_scalar(
-            "INSERT INTO messages (channel, customer, business, external_id, body, received_at,
-                                   conversation_id, meeting_id, opened_meeting)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 0)
-             ON CONFLICT (channel, external_id) WHERE external_id IS NOT NULL DO NOTHING
-             RETURNING id",
-        )
-        .bind(key.channel.as_str())
-        .bind(key.customer.as_str())
-        .bind(key.business.as_str())
-        .bind(message.message_id.as_ref().map(|id| id.as_str()))
-        .bind(&message.text)
-        .bind(now)
-        .bind(&answer.conversation_id)
-        .bind(&answer.meeting_id)
-        .fetch_optional(&mut *tx)
-        .await?;
-        if inserted.is_some() {
-            for entry in deliveries {
-                outbox::insert(&mut tx, entry, Some(&answer.conversation_id), now).await?;
-            }
-        }
-        tx.commit().await?;
-        Ok(inserted)
+        let (message, answer) = (message.clone(), answer.clone());
+        self.write(move |tx| {
+            Box::pin(async move {
+                let key = &message.key;
+                let inserted: Option<i64> = sqlx::query_scalar(
+                    "INSERT INTO messages (channel, customer, business, external_id, body,
+                                           received_at, conversation_id, meeting_id, opened_meeting)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 0)
+                     ON CONFLICT (channel, external_id) WHERE external_id IS NOT NULL DO NOTHING
+                     RETURNING id",
+                )
+                .bind(key.channel.as_str())
+                .bind(key.customer.as_str())
+                .bind(key.business.as_str())
+                .bind(message.message_id.as_ref().map(|id| id.as_str()))
+                .bind(&message.text)
+                .bind(now)
+                .bind(&answer.conversation_id)
+                .bind(&answer.meeting_id)
+                .fetch_optional(&mut *tx)
+                .await?;
+                if inserted.is_some() {
+                    for entry in &deliveries {
+                        outbox::insert(tx, entry, Some(&answer.conversation_id), now).await?;
+                    }
+                }
+                Ok(inserted)
+            })
+        })
+        .await
     }
 
     pub async fn answer_of(&self, message_row: i64) -> Result<Option<Answer>, StoreError> {
@@ -350,18 +388,26 @@ impl Store {
         &self,
         message_row: i64,
         answer: &Answer,
-        deliveries: &[OutboxEntry],
+        deliveries: Vec<OutboxEntry>,
         now: i64,
     ) -> Result<Answer, StoreError> {
-        let mut tx = self.pool.begin().await?;
-        if answer_message(&mut tx, message_row, answer).await? {
-            for entry in deliveries {
-                outbox::insert(&mut tx, entry, Some(&answer.conversation_id), now).await?;
-            }
-            tx.commit().await?;
+        let owned = answer.clone();
+        let answered = self
+            .write(move |tx| {
+                Box::pin(async move {
+                    if !answer_message(tx, message_row, &owned).await? {
+                        return Ok(false);
+                    }
+                    for entry in &deliveries {
+                        outbox::insert(tx, entry, Some(&owned.conversation_id), now).await?;
+                    }
+                    Ok(true)
+                })
+            })
+            .await?;
+        if answered {
             return Ok(answer.clone());
         }
-        tx.commit().await?;
         Ok(self
             .answer_of(message_row)
             .await?
@@ -374,86 +420,103 @@ impl Store {
     /// If a concurrent request stored a live meeting for the conversation first, that one is
     /// kept and returned instead, so a conversation never has two live meetings.
     pub async fn store_meeting(&self, new: NewMeeting<'_>) -> Result<Answer, StoreError> {
-        let key = new.key;
-        let mut tx = self.pool.begin().await?;
-        // Writing first takes SQLite's write lock at once, so the reads below cannot be
-        // invalidated by another writer before this transaction commits.
-        sqlx::query(
-            "INSERT INTO conversations (id, channel, customer, business, customer_name, created_at)
-             VALUES ($1, $2, $3, $4, $5, $6)
-             ON CONFLICT (channel, customer, business) WHERE state = 'open' DO NOTHING",
-        )
-        .bind(&new.conversation_id)
-        .bind(key.channel.as_str())
-        .bind(key.customer.as_str())
-        .bind(key.business.as_str())
-        .bind(new.customer_name)
-        .bind(new.now)
-        .execute(&mut *tx)
-        .await?;
-        let conversation_id: String = sqlx::query_scalar(
-            "SELECT id FROM conversations
-             WHERE channel = $1 AND customer = $2 AND business = $3 AND state = 'open'",
-        )
-        .bind(key.channel.as_str())
-        .bind(key.customer.as_str())
-        .bind(key.business.as_str())
-        .fetch_one(&mut *tx)
-        .await?;
-
-        let existing = sqlx::query(
-            "SELECT conversation_id, id, guest_url, host_url, expires_at, 0 FROM meetings
-             WHERE conversation_id = $1 AND expires_at > $2 ORDER BY expires_at DESC LIMIT 1",
-        )
-        .bind(&conversation_id)
-        .bind(new.valid_after)
-        .fetch_optional(&mut *tx)
-        .await?;
-
-        let answer = match existing {
-            Some(row) => answer_from_row(&row),
-            None => {
+        let key = new.key.clone();
+        let customer_name = new.customer_name.map(str::to_string);
+        let links = new.links.clone();
+        let claim_id = new.claim_id.to_string();
+        let NewMeeting {
+            conversation_id,
+            meeting_id,
+            sub,
+            expires_at,
+            message_row,
+            valid_after,
+            deliveries,
+            now,
+            ..
+        } = new;
+        self.write(move |tx| {
+            Box::pin(async move {
+                // Writing first takes SQLite's write lock at once, so the reads below cannot be
+                // invalidated by another writer before this transaction commits.
                 sqlx::query(
-                    "INSERT INTO meetings (id, conversation_id, sub, host_url, guest_url, expires_at, created_at)
-                     VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                    "INSERT INTO conversations (id, channel, customer, business, customer_name, created_at)
+                     VALUES ($1, $2, $3, $4, $5, $6)
+                     ON CONFLICT (channel, customer, business) WHERE state = 'open' DO NOTHING",
                 )
-                .bind(&new.meeting_id)
                 .bind(&conversation_id)
-                .bind(&new.sub)
-                .bind(new.links.host_url.as_str())
-                .bind(new.links.guest_url.as_str())
-                .bind(new.expires_at)
-                .bind(new.now)
+                .bind(key.channel.as_str())
+                .bind(key.customer.as_str())
+                .bind(key.business.as_str())
+                .bind(customer_name)
+                .bind(now)
                 .execute(&mut *tx)
                 .await?;
-                for entry in &new.deliveries {
-                    outbox::insert(&mut tx, entry, Some(&conversation_id), new.now).await?;
+                let conversation_id: String = sqlx::query_scalar(
+                    "SELECT id FROM conversations
+                     WHERE channel = $1 AND customer = $2 AND business = $3 AND state = 'open'",
+                )
+                .bind(key.channel.as_str())
+                .bind(key.customer.as_str())
+                .bind(key.business.as_str())
+                .fetch_one(&mut *tx)
+                .await?;
+
+                let existing = sqlx::query(
+                    "SELECT conversation_id, id, guest_url, host_url, expires_at, 0 FROM meetings
+                     WHERE conversation_id = $1 AND expires_at > $2 ORDER BY expires_at DESC LIMIT 1",
+                )
+                .bind(&conversation_id)
+                .bind(valid_after)
+                .fetch_optional(&mut *tx)
+                .await?;
+
+                let answer = match existing {
+                    Some(row) => answer_from_row(&row),
+                    None => {
+                        sqlx::query(
+                            "INSERT INTO meetings (id, conversation_id, sub, host_url, guest_url, expires_at, created_at)
+                             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                        )
+                        .bind(&meeting_id)
+                        .bind(&conversation_id)
+                        .bind(&sub)
+                        .bind(links.host_url.as_str())
+                        .bind(links.guest_url.as_str())
+                        .bind(expires_at)
+                        .bind(now)
+                        .execute(&mut *tx)
+                        .await?;
+                        for entry in &deliveries {
+                            outbox::insert(tx, entry, Some(&conversation_id), now).await?;
+                        }
+                        Answer {
+                            conversation_id,
+                            meeting_id: meeting_id,
+                            guest_url: links.guest_url.to_string(),
+                            host_url: links.host_url.to_string(),
+                            expires_at: expires_at,
+                            opened_meeting: true,
+                        }
+                    }
+                };
+                if let Some(message_row) = message_row {
+                    answer_message(tx, message_row, &answer).await?;
                 }
-                Answer {
-                    conversation_id,
-                    meeting_id: new.meeting_id,
-                    guest_url: new.links.guest_url.to_string(),
-                    host_url: new.links.host_url.to_string(),
-                    expires_at: new.expires_at,
-                    opened_meeting: true,
-                }
-            }
-        };
-        if let Some(message_row) = new.message_row {
-            answer_message(&mut tx, message_row, &answer).await?;
-        }
-        sqlx::query(
-            "DELETE FROM meeting_claims
-             WHERE channel = $1 AND customer = $2 AND business = $3 AND claim_id = $4",
-        )
-        .bind(key.channel.as_str())
-        .bind(key.customer.as_str())
-        .bind(key.business.as_str())
-        .bind(new.claim_id)
-        .execute(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        Ok(answer)
+                sqlx::query(
+                    "DELETE FROM meeting_claims
+                     WHERE channel = $1 AND customer = $2 AND business = $3 AND claim_id = $4",
+                )
+                .bind(key.channel.as_str())
+                .bind(key.customer.as_str())
+                .bind(key.business.as_str())
+                .bind(claim_id)
+                .execute(&mut *tx)
+                .await?;
+                Ok(answer)
+            })
+        })
+        .await
     }
 
     /// Tries to become the request that creates the conversation's meeting, until `until`.
@@ -468,26 +531,26 @@ impl Store {
         now: i64,
         until: i64,
     ) -> Result<Claim, StoreError> {
-        let claimed = sqlx::query(
-            "INSERT INTO meeting_claims (channel, customer, business, claim_id, claimed_until)
-             VALUES ($1, $2, $3, $4, $5)
-             ON CONFLICT (channel, customer, business) DO UPDATE
-                 SET claim_id = excluded.claim_id, claimed_until = excluded.claimed_until,
-                     failed_at = NULL
-                 WHERE meeting_claims.claimed_until <= $6
-                   AND (meeting_claims.failed_at IS NULL OR meeting_claims.failed_at < $7)
-             RETURNING claim_id",
-        )
-        .bind(key.channel.as_str())
-        .bind(key.customer.as_str())
-        .bind(key.business.as_str())
-        .bind(claim_id)
-        .bind(until)
-        .bind(now)
-        .bind(arrived_at)
-        .fetch_optional(&self.pool)
-        .await?;
-        if claimed.is_some() {
+        let (owned_key, owned_claim_id) = (key.clone(), claim_id.to_string());
+        let claimed = self.write(move |tx| Box::pin(async move { Ok(sqlx::query(
+                    "INSERT INTO meeting_claims (channel, customer, business, claim_id, claimed_until)
+                     VALUES ($1, $2, $3, $4, $5)
+                     ON CONFLICT (channel, customer, business) DO UPDATE
+                         SET claim_id = excluded.claim_id, claimed_until = excluded.claimed_until,
+                             failed_at = NULL
+                         WHERE meeting_claims.claimed_until <= $6
+                           AND (meeting_claims.failed_at IS NULL OR meeting_claims.failed_at < $7)
+                     RETURNING claim_id",
+                )
+                .bind(owned_key.channel.as_str())
+                .bind(owned_key.customer.as_str())
+                .bind(owned_key.business.as_str())
+                .bind(owned_claim_id)
+                .bind(until)
+                .bind(now)
+                .bind(arrived_at).fetch_all(tx).await?) }))
+            .await?;
+        if !claimed.is_empty() {
             return Ok(Claim::Claimed);
         }
         let failed_at: Option<Option<i64>> = sqlx::query_scalar(
@@ -510,16 +573,22 @@ impl Store {
         claim_id: &str,
         failed_at: Option<i64>,
     ) -> Result<(), StoreError> {
-        sqlx::query(
-            "UPDATE meeting_claims SET claimed_until = 0, failed_at = $1
-             WHERE channel = $2 AND customer = $3 AND business = $4 AND claim_id = $5",
-        )
-        .bind(failed_at)
-        .bind(key.channel.as_str())
-        .bind(key.customer.as_str())
-        .bind(key.business.as_str())
-        .bind(claim_id)
-        .execute(&self.pool)
+        let (key, claim_id) = (key.clone(), claim_id.to_string());
+        self.write(move |tx| {
+            Box::pin(async move {
+                Ok(sqlx::query(
+                    "UPDATE meeting_claims SET claimed_until = 0, failed_at = $1
+                 WHERE channel = $2 AND customer = $3 AND business = $4 AND claim_id = $5",
+                )
+                .bind(failed_at)
+                .bind(key.channel.as_str())
+                .bind(key.customer.as_str())
+                .bind(key.business.as_str())
+                .bind(claim_id)
+                .execute(tx)
+                .await?)
+            })
+        })
         .await?;
         Ok(())
     }
@@ -554,57 +623,63 @@ impl Store {
         payload: &str,
         now: i64,
     ) -> Result<Option<ReceiptMatch>, StoreError> {
-        let mut tx = self.pool.begin().await?;
-        let matched = sqlx::query(
-            "UPDATE outbox SET delivery_status = $1, delivery_code = $2
+        let (receipt, status, payload) = (receipt.clone(), status.to_string(), payload.to_string());
+        self.write(move |tx| {
+            Box::pin(async move {
+                let (receipt, status, payload) = (&receipt, status.as_str(), payload.as_str());
+
+                let matched = sqlx::query(
+                    "UPDATE outbox SET delivery_status = $1, delivery_code = $2
              WHERE id = (SELECT id FROM outbox
                          WHERE id = $3 OR (upstream_id IS NOT NULL AND upstream_id = $4)
                          ORDER BY id LIMIT 1)
              RETURNING id, conversation_id, kind",
-        )
-        .bind(status)
-        .bind(&receipt.code)
-        .bind(outbox_id)
-        .bind(&receipt.transid)
-        .fetch_optional(&mut *tx)
-        .await?;
-        let matched = match matched {
-            Some(row) => {
-                let outbox_id: i64 = row.get(0);
-                let repeated: i64 = sqlx::query_scalar(
-                    "SELECT COUNT(*) FROM delivery_receipts
-                     WHERE outbox_id = $1 AND code IS NOT DISTINCT FROM $2",
                 )
-                .bind(outbox_id)
+                .bind(status)
                 .bind(&receipt.code)
-                .fetch_one(&mut *tx)
+                .bind(outbox_id)
+                .bind(&receipt.transid)
+                .fetch_optional(&mut *tx)
                 .await?;
-                Some(ReceiptMatch {
-                    outbox_id,
-                    conversation_id: row.get(1),
-                    kind: row.get(2),
-                    repeated: repeated > 0,
-                })
-            }
-            None => None,
-        };
-        sqlx::query(
-            "INSERT INTO delivery_receipts
+                let matched = match matched {
+                    Some(row) => {
+                        let outbox_id: i64 = row.get(0);
+                        let repeated: i64 = sqlx::query_scalar(
+                            "SELECT COUNT(*) FROM delivery_receipts
+                     WHERE outbox_id = $1 AND code IS NOT DISTINCT FROM $2",
+                        )
+                        .bind(outbox_id)
+                        .bind(&receipt.code)
+                        .fetch_one(&mut *tx)
+                        .await?;
+                        Some(ReceiptMatch {
+                            outbox_id,
+                            conversation_id: row.get(1),
+                            kind: row.get(2),
+                            repeated: repeated > 0,
+                        })
+                    }
+                    None => None,
+                };
+                sqlx::query(
+                    "INSERT INTO delivery_receipts
                (correlation_id, transid, code, status, channel, outbox_id, payload, received_at)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-        )
-        .bind(&receipt.correlation_id)
-        .bind(&receipt.transid)
-        .bind(&receipt.code)
-        .bind(status)
-        .bind(&receipt.channel)
-        .bind(matched.as_ref().map(|m| m.outbox_id))
-        .bind(payload)
-        .bind(now)
-        .execute(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        Ok(matched)
+                )
+                .bind(&receipt.correlation_id)
+                .bind(&receipt.transid)
+                .bind(&receipt.code)
+                .bind(status)
+                .bind(&receipt.channel)
+                .bind(matched.as_ref().map(|m| m.outbox_id))
+                .bind(payload)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+                Ok(matched)
+            })
+        })
+        .await
     }
 
     /// Queues one delivery on its own.
@@ -614,9 +689,35 @@ impl Store {
         conversation_id: Option<&str>,
         now: i64,
     ) -> Result<i64, StoreError> {
-        let mut tx = self.pool.begin().await?;
-        let id = outbox::insert(&mut tx, entry, conversation_id, now).await?;
-        tx.commit().await?;
-        Ok(id)
+        let (entry, conversation_id) = (entry.clone(), conversation_id.map(str::to_string));
+        self.write(move |tx| {
+            Box::pin(async move {
+                let id = outbox::insert(tx, &entry, conversation_id.as_deref(), now).await?;
+                Ok(id)
+            })
+        })
+        .await
     }
+}
+
+/// SQLite connections for reading (WAL lets them read while the writer writes).
+const READERS: u32 = 8;
+
+/// A pool of SQLite connections, each set up with [`SQLITE_PRAGMAS`].
+async fn sqlite_pool(url: &str, connections: u32) -> Result<AnyPool, StoreError> {
+    Ok(AnyPoolOptions::new()
+        .max_connections(connections)
+        // A local file does not go away like a server connection: checking each connection
+        // before use would cost a round trip to its thread per query.
+        .test_before_acquire(false)
+        .after_connect(|connection, _| {
+            Box::pin(async move {
+                for pragma in SQLITE_PRAGMAS {
+                    sqlx::query(pragma).execute(&mut *connection).await?;
+                }
+                Ok(())
+            })
+        })
+        .connect(url)
+        .await?)
 }

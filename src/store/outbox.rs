@@ -1,7 +1,7 @@
 //! Outbox rows: pending side effects, claimed by workers with a lease.
 
 use sqlx::any::AnyRow;
-use sqlx::{Any, Row, Transaction};
+use sqlx::{AnyConnection, Row};
 
 use super::{Store, StoreError};
 
@@ -73,7 +73,7 @@ fn from_row(row: &AnyRow) -> OutboxRow {
 }
 
 pub(super) async fn insert(
-    tx: &mut Transaction<'_, Any>,
+    tx: &mut AnyConnection,
     entry: &OutboxEntry,
     conversation_id: Option<&str>,
     now: i64,
@@ -87,7 +87,7 @@ pub(super) async fn insert(
     .bind(&entry.payload)
     .bind(now)
     .bind(now)
-    .fetch_one(&mut **tx)
+    .fetch_one(tx)
     .await?;
     Ok(id)
 }
@@ -102,7 +102,7 @@ impl Store {
         lease_ms: i64,
         limit: i64,
     ) -> Result<Vec<OutboxRow>, StoreError> {
-        let rows = sqlx::query(&format!(
+        let claim = format!(
             "UPDATE outbox SET leased_until = $1, attempts = attempts + 1
              WHERE id IN (
                  SELECT id FROM outbox
@@ -113,13 +113,20 @@ impl Store {
                -- for the first one's row locks, then sees its lease and skips the row.
                AND state = 'pending' AND (leased_until IS NULL OR leased_until <= $3)
              RETURNING {COLUMNS}"
-        ))
-        .bind(now + lease_ms)
-        .bind(now)
-        .bind(now)
-        .bind(limit)
-        .fetch_all(&self.pool)
-        .await?;
+        );
+        let rows = self
+            .write(move |tx| {
+                Box::pin(async move {
+                    Ok(sqlx::query(&claim)
+                        .bind(now + lease_ms)
+                        .bind(now)
+                        .bind(now)
+                        .bind(limit)
+                        .fetch_all(tx)
+                        .await?)
+                })
+            })
+            .await?;
         let mut rows: Vec<OutboxRow> = rows.iter().map(from_row).collect();
         rows.sort_by_key(|row| (row.next_attempt_at, row.id));
         Ok(rows)
@@ -134,42 +141,35 @@ impl Store {
         now: i64,
         opens_thread: bool,
     ) -> Result<(), StoreError> {
-        if !opens_thread {
-            sqlx::query(
-                "UPDATE outbox SET state = 'sent', upstream_id = $1, sent_at = $2,
-                                   leased_until = NULL, last_error = NULL
-                 WHERE id = $3",
-            )
-            .bind(upstream_id)
-            .bind(now)
-            .bind(id)
-            .execute(&self.pool)
-            .await?;
-            return Ok(());
-        }
-        let mut tx = self.pool.begin().await?;
-        sqlx::query(
-            "UPDATE outbox SET state = 'sent', upstream_id = $1, sent_at = $2, leased_until = NULL,
-                               last_error = NULL
-             WHERE id = $3",
-        )
-        .bind(upstream_id)
-        .bind(now)
-        .bind(id)
-        .execute(&mut *tx)
-        .await?;
-        sqlx::query(
-            "UPDATE conversations SET thread_message_id = $1
-             WHERE thread_message_id IS NULL
-               AND id = (SELECT conversation_id FROM outbox WHERE id = $2 AND kind = $3)",
-        )
-        .bind(upstream_id)
-        .bind(id)
-        .bind(super::EXPERT_NOTIFICATION)
-        .execute(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        Ok(())
+        let upstream_id = upstream_id.to_string();
+        self.write(move |tx| {
+            Box::pin(async move {
+                sqlx::query(
+                    "UPDATE outbox SET state = 'sent', upstream_id = $1, sent_at = $2,
+                                       leased_until = NULL, last_error = NULL
+                     WHERE id = $3",
+                )
+                .bind(&upstream_id)
+                .bind(now)
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+                if opens_thread {
+                    sqlx::query(
+                        "UPDATE conversations SET thread_message_id = $1
+                         WHERE thread_message_id IS NULL
+                           AND id = (SELECT conversation_id FROM outbox WHERE id = $2 AND kind = $3)",
+                    )
+                    .bind(&upstream_id)
+                    .bind(id)
+                    .bind(super::EXPERT_NOTIFICATION)
+                    .execute(tx)
+                    .await?;
+                }
+                Ok(())
+            })
+        })
+        .await
     }
 
     /// Leaves the row pending, due again at `next_attempt_at`.
@@ -179,37 +179,44 @@ impl Store {
         error: &str,
         next_attempt_at: i64,
     ) -> Result<(), StoreError> {
-        sqlx::query(
+        let error = error.to_string();
+        self.write(move |tx| Box::pin(async move { Ok(sqlx::query(
             "UPDATE outbox SET next_attempt_at = $1, last_error = $2, leased_until = NULL WHERE id = $3",
         )
         .bind(next_attempt_at)
         .bind(error)
-        .bind(id)
-        .execute(&self.pool)
+        .bind(id).execute(tx).await?) }))
         .await?;
         Ok(())
     }
 
     /// Puts a claimed row back, due at `next_attempt_at`, as if it had not been tried.
     pub async fn outbox_postpone(&self, id: i64, next_attempt_at: i64) -> Result<(), StoreError> {
-        sqlx::query(
+        self.write(move |tx| {
+            Box::pin(async move {
+                Ok(sqlx::query(
             "UPDATE outbox SET next_attempt_at = $1, leased_until = NULL, attempts = attempts - 1
              WHERE id = $2",
         )
         .bind(next_attempt_at)
-        .bind(id)
-        .execute(&self.pool)
+        .bind(id).execute(tx).await?)
+            })
+        })
         .await?;
         Ok(())
     }
 
     pub async fn outbox_dead(&self, id: i64, error: &str) -> Result<(), StoreError> {
-        sqlx::query(
+        let error = error.to_string();
+        self.write(move |tx| {
+            Box::pin(async move {
+                Ok(sqlx::query(
             "UPDATE outbox SET state = 'dead', last_error = $1, leased_until = NULL WHERE id = $2",
         )
         .bind(error)
-        .bind(id)
-        .execute(&self.pool)
+        .bind(id).execute(tx).await?)
+            })
+        })
         .await?;
         Ok(())
     }
@@ -242,15 +249,21 @@ impl Store {
 
     /// Makes a dead (or pending) row due now with a fresh attempt count.
     pub async fn revive_outbox(&self, id: i64, now: i64) -> Result<(), StoreError> {
-        let updated = sqlx::query(
-            "UPDATE outbox SET state = 'pending', attempts = 0, next_attempt_at = $1,
+        let updated = self
+            .write(move |tx| {
+                Box::pin(async move {
+                    Ok(sqlx::query(
+                        "UPDATE outbox SET state = 'pending', attempts = 0, next_attempt_at = $1,
                                leased_until = NULL
              WHERE id = $2 AND state != 'sent'",
-        )
-        .bind(now)
-        .bind(id)
-        .execute(&self.pool)
-        .await?;
+                    )
+                    .bind(now)
+                    .bind(id)
+                    .execute(tx)
+                    .await?)
+                })
+            })
+            .await?;
         if updated.rows_affected() == 0 {
             return Err(StoreError::NotFound {
                 what: "pending or dead outbox row",

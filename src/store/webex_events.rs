@@ -22,18 +22,23 @@ impl Store {
         payload: &str,
         now: i64,
     ) -> Result<bool, StoreError> {
-        let inserted = sqlx::query(
-            "INSERT INTO webex_events (id, resource, payload, next_attempt_at, received_at)
+        let (id, resource, payload) = (id.to_string(), resource.to_string(), payload.to_string());
+        let inserted = self
+            .write(move |tx| {
+                Box::pin(async move {
+                    Ok(sqlx::query(
+                    "INSERT INTO webex_events (id, resource, payload, next_attempt_at, received_at)
              VALUES ($1, $2, $3, $4, $5) ON CONFLICT (id) DO NOTHING",
-        )
-        .bind(id)
-        .bind(resource)
-        .bind(payload)
-        .bind(now)
-        .bind(now)
-        .execute(&self.pool)
-        .await?
-        .rows_affected();
+                )
+                .bind(id)
+                .bind(resource)
+                .bind(payload)
+                .bind(now)
+                .bind(now).execute(tx).await?)
+                })
+            })
+            .await?
+            .rows_affected();
         Ok(inserted == 1)
     }
 
@@ -44,8 +49,11 @@ impl Store {
         lease_ms: i64,
         limit: i64,
     ) -> Result<Vec<WebexEvent>, StoreError> {
-        let rows = sqlx::query(
-            "UPDATE webex_events SET leased_until = $1, attempts = attempts + 1
+        let rows = self
+            .write(move |tx| {
+                Box::pin(async move {
+                    Ok(sqlx::query(
+                        "UPDATE webex_events SET leased_until = $1, attempts = attempts + 1
              WHERE id IN (
                  SELECT id FROM webex_events
                  WHERE state = 'pending' AND next_attempt_at <= $2
@@ -55,13 +63,16 @@ impl Store {
                -- for the first one's row locks, then sees its lease and skips the row.
                AND state = 'pending' AND (leased_until IS NULL OR leased_until <= $3)
              RETURNING id, resource, payload, attempts, received_at",
-        )
-        .bind(now + lease_ms)
-        .bind(now)
-        .bind(now)
-        .bind(limit)
-        .fetch_all(&self.pool)
-        .await?;
+                    )
+                    .bind(now + lease_ms)
+                    .bind(now)
+                    .bind(now)
+                    .bind(limit)
+                    .fetch_all(tx)
+                    .await?)
+                })
+            })
+            .await?;
         let mut events: Vec<(i64, WebexEvent)> = rows
             .iter()
             .map(|row| {
@@ -86,13 +97,13 @@ impl Store {
         id: &str,
         error: Option<&str>,
     ) -> Result<(), StoreError> {
-        sqlx::query(
+        let (id, error) = (id.to_string(), error.map(str::to_string));
+        self.write(move |tx| Box::pin(async move { Ok(sqlx::query(
             "UPDATE webex_events SET state = $1, last_error = $2, leased_until = NULL WHERE id = $3",
         )
         .bind(if error.is_some() { "failed" } else { "done" })
         .bind(error)
-        .bind(id)
-        .execute(&self.pool)
+        .bind(id).execute(tx).await?) }))
         .await?;
         Ok(())
     }
@@ -103,14 +114,18 @@ impl Store {
         error: &str,
         next_attempt_at: i64,
     ) -> Result<(), StoreError> {
-        sqlx::query(
-            "UPDATE webex_events SET next_attempt_at = $1, last_error = $2, leased_until = NULL
+        let (id, error) = (id.to_string(), error.to_string());
+        self.write(move |tx| {
+            Box::pin(async move {
+                Ok(sqlx::query(
+                "UPDATE webex_events SET next_attempt_at = $1, last_error = $2, leased_until = NULL
              WHERE id = $3",
-        )
-        .bind(next_attempt_at)
-        .bind(error)
-        .bind(id)
-        .execute(&self.pool)
+            )
+            .bind(next_attempt_at)
+            .bind(error)
+            .bind(id).execute(tx).await?)
+            })
+        })
         .await?;
         Ok(())
     }

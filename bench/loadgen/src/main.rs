@@ -339,6 +339,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     })
     .await;
     answered_messages += ok;
+    // Each phase starts with the relays of the one before delivered.
+    let drained = |expected: u64| stand_ins.webex_posts.load(Ordering::Relaxed) >= expected;
+    wait_until(Duration::from_secs(120), || drained(answered_messages)).await;
     let (t, f) = (target.clone(), follow_ups.clone());
     let (latencies, failed_latency) = fixed_rate(args.rate, args.phase, move |i| {
         let (t, f) = (t.clone(), f.clone());
@@ -347,6 +350,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     .await;
     answered_messages += latencies.len() as u64;
     let (p50, p99) = (percentile(&latencies, 0.50), percentile(&latencies, 0.99));
+    wait_until(Duration::from_secs(120), || drained(answered_messages)).await;
 
     // 3. New conversations, the broker answering at once.
     stand_ins.broker_delay_ms.store(0, Ordering::Relaxed);
@@ -360,7 +364,6 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     answered_messages += new_ok;
 
     // Let the worker catch up before the burst.
-    let drained = |expected: u64| stand_ins.webex_posts.load(Ordering::Relaxed) >= expected;
     let before_burst = answered_messages; // one Webex message per answered message
     wait_until(Duration::from_secs(120), || drained(before_burst)).await;
 

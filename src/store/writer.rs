@@ -1,0 +1,209 @@
+//! Group commit for SQLite.
+//!
+//! SQLite lets one connection write at a time. When every request's transaction took the
+//! lock on its own, concurrent writers slept in SQLite's busy handler (milliseconds at a
+//! time) and every transaction paid for its own commit. Instead, icbridge's writes are
+//! jobs for one writer thread with its own connection: it takes all the jobs waiting, runs
+//! them one after the other in one transaction, commits, and only then answers each job.
+//! So a caller never acknowledges what is not in the database, and a job runs to its end
+//! even if its caller stops waiting.
+//!
+//! If a job fails, the transaction is rolled back: the jobs that ran before it in the
+//! batch report [`StoreError::BatchAborted`] (nothing of theirs was written) and the jobs
+//! after it run in the next batch.
+
+use std::collections::VecDeque;
+
+use futures_util::future::BoxFuture;
+use sqlx::{AnyConnection, Connection};
+use tokio::sync::{mpsc, oneshot};
+
+use super::StoreError;
+
+/// The most jobs committed together: bounds how long one commit keeps callers waiting.
+const MAX_BATCH: usize = 512;
+
+/// A write: runs on the writer's connection inside the batch's transaction.
+pub type WriteJob<T> =
+    Box<dyn for<'c> FnOnce(&'c mut AnyConnection) -> BoxFuture<'c, Result<T, StoreError>> + Send>;
+
+/// A job in the writer's queue, its result type erased.
+trait Queued: Send {
+    /// Runs the job; `None` when it failed (its caller has been told why).
+    fn run<'c>(
+        self: Box<Self>,
+        connection: &'c mut AnyConnection,
+    ) -> BoxFuture<'c, Option<Box<dyn Answer>>>;
+    /// Tells the caller its job was not run.
+    fn refuse(self: Box<Self>);
+}
+
+struct Job<T> {
+    work: WriteJob<T>,
+    reply: oneshot::Sender<Result<T, StoreError>>,
+}
+
+impl<T: Send + 'static> Queued for Job<T> {
+    fn run<'c>(
+        self: Box<Self>,
+        connection: &'c mut AnyConnection,
+    ) -> BoxFuture<'c, Option<Box<dyn Answer>>> {
+        let Job { work, reply } = *self;
+        Box::pin(async move {
+            match work(connection).await {
+                Ok(output) => Some(Box::new(Pending { output, reply }) as Box<dyn Answer>),
+                Err(error) => {
+                    let _ = reply.send(Err(error));
+                    None
+                }
+            }
+        })
+    }
+
+    fn refuse(self: Box<Self>) {
+        let _ = self.reply.send(Err(StoreError::BatchAborted));
+    }
+}
+
+/// Tells a job's caller how its write ended, once the batch has.
+trait Answer: Send {
+    fn send(self: Box<Self>, committed: bool);
+}
+
+struct Pending<T> {
+    output: T,
+    reply: oneshot::Sender<Result<T, StoreError>>,
+}
+
+impl<T: Send> Answer for Pending<T> {
+    fn send(self: Box<Self>, committed: bool) {
+        let result = if committed {
+            Ok(self.output)
+        } else {
+            Err(StoreError::BatchAborted)
+        };
+        // The caller may have stopped waiting; the write stands all the same.
+        let _ = self.reply.send(result);
+    }
+}
+
+/// The way to the writer thread. The thread ends when the last handle is dropped.
+pub(super) struct SharedWriter {
+    jobs: mpsc::UnboundedSender<Box<dyn Queued>>,
+}
+
+impl SharedWriter {
+    /// Starts the writer thread on its own connection, set up by `setup`.
+    pub(super) async fn start(
+        url: &str,
+        setup: &'static [&'static str],
+    ) -> Result<Self, StoreError> {
+        let connection = connect(url, setup).await?;
+        let url = url.to_string();
+        let (jobs, receiver) = mpsc::unbounded_channel();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|error| StoreError::Corrupt(format!("cannot start the writer: {error}")))?;
+        std::thread::Builder::new()
+            .name("icb-db-writer".into())
+            .spawn(move || runtime.block_on(run(url, setup, connection, receiver)))
+            .map_err(|error| StoreError::Corrupt(format!("cannot start the writer: {error}")))?;
+        Ok(Self { jobs })
+    }
+
+    /// Runs `job` in the next batch and returns its result once the batch is committed.
+    pub(super) async fn write<T: Send + 'static>(&self, job: WriteJob<T>) -> Result<T, StoreError> {
+        let (reply, answer) = oneshot::channel();
+        self.jobs
+            .send(Box::new(Job { work: job, reply }))
+            .map_err(|_| StoreError::WriterStopped)?;
+        answer.await.map_err(|_| StoreError::WriterStopped)?
+    }
+}
+
+async fn connect(url: &str, setup: &[&str]) -> Result<AnyConnection, StoreError> {
+    let mut connection = AnyConnection::connect(url).await?;
+    for statement in setup {
+        sqlx::query(statement).execute(&mut connection).await?;
+    }
+    Ok(connection)
+}
+
+async fn run(
+    url: String,
+    setup: &'static [&'static str],
+    mut connection: AnyConnection,
+    mut receiver: mpsc::UnboundedReceiver<Box<dyn Queued>>,
+) {
+    let mut waiting: VecDeque<Box<dyn Queued>> = VecDeque::new();
+    loop {
+        if waiting.is_empty() {
+            match receiver.recv().await {
+                Some(job) => waiting.push_back(job),
+                None => break,
+            }
+        }
+        while waiting.len() < MAX_BATCH {
+            match receiver.try_recv() {
+                Ok(job) => waiting.push_back(job),
+                Err(_) => break,
+            }
+        }
+        if !run_batch(&mut connection, &mut waiting).await {
+            // The connection may be broken: the next batch gets a fresh one if it can.
+            match connect(&url, setup).await {
+                Ok(fresh) => connection = fresh,
+                Err(error) => tracing::error!(%error, "database writer cannot reconnect"),
+            }
+        }
+    }
+    let _ = connection.close().await;
+}
+
+/// Runs the waiting jobs in one transaction, up to the first that fails. Returns false
+/// when no transaction could be started.
+async fn run_batch(
+    connection: &mut AnyConnection,
+    waiting: &mut VecDeque<Box<dyn Queued>>,
+) -> bool {
+    // IMMEDIATE takes the write lock now: another process writing to the same file makes
+    // this wait (busy timeout) rather than fail a job half way.
+    if let Err(error) = sqlx::query("BEGIN IMMEDIATE")
+        .execute(&mut *connection)
+        .await
+    {
+        tracing::error!(%error, jobs = waiting.len(), "database transaction could not start");
+        for job in waiting.drain(..) {
+            job.refuse();
+        }
+        return false;
+    }
+    let mut answers = Vec::with_capacity(waiting.len());
+    let mut failed = false;
+    while let Some(job) = waiting.pop_front() {
+        match job.run(&mut *connection).await {
+            Some(answer) => answers.push(answer),
+            None => {
+                failed = true;
+                break;
+            }
+        }
+    }
+    let committed = !failed
+        && match sqlx::query("COMMIT").execute(&mut *connection).await {
+            Ok(_) => true,
+            Err(error) => {
+                tracing::error!(%error, writes = answers.len(), "database commit failed");
+                false
+            }
+        };
+    if !committed {
+        // SQLite may have rolled back already (after some errors); then this fails, harmlessly.
+        let _ = sqlx::query("ROLLBACK").execute(&mut *connection).await;
+    }
+    for answer in answers {
+        answer.send(committed);
+    }
+    true
+}
