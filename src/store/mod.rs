@@ -437,12 +437,13 @@ impl Store {
         } = new;
         self.write(move |tx| {
             Box::pin(async move {
-                // Writing first takes SQLite's write lock at once, so the reads below cannot be
-                // invalidated by another writer before this transaction commits.
-                sqlx::query(
+                // The open conversation: this one, unless one is open already.
+                let conversation_id: String = sqlx::query_scalar(
                     "INSERT INTO conversations (id, channel, customer, business, customer_name, created_at)
                      VALUES ($1, $2, $3, $4, $5, $6)
-                     ON CONFLICT (channel, customer, business) WHERE state = 'open' DO NOTHING",
+                     ON CONFLICT (channel, customer, business) WHERE state = 'open'
+                         DO UPDATE SET channel = conversations.channel
+                     RETURNING id",
                 )
                 .bind(&conversation_id)
                 .bind(key.channel.as_str())
@@ -450,55 +451,50 @@ impl Store {
                 .bind(key.business.as_str())
                 .bind(customer_name)
                 .bind(now)
-                .execute(&mut *tx)
-                .await?;
-                let conversation_id: String = sqlx::query_scalar(
-                    "SELECT id FROM conversations
-                     WHERE channel = $1 AND customer = $2 AND business = $3 AND state = 'open'",
-                )
-                .bind(key.channel.as_str())
-                .bind(key.customer.as_str())
-                .bind(key.business.as_str())
                 .fetch_one(&mut *tx)
                 .await?;
-
-                let existing = sqlx::query(
-                    "SELECT conversation_id, id, guest_url, host_url, expires_at, 0 FROM meetings
-                     WHERE conversation_id = $1 AND expires_at > $2 ORDER BY expires_at DESC LIMIT 1",
+                let inserted = sqlx::query(
+                    "INSERT INTO meetings (id, conversation_id, sub, host_url, guest_url, expires_at, created_at)
+                     SELECT $1, $2, $3, $4, $5, $6, $7
+                     WHERE NOT EXISTS (SELECT 1 FROM meetings WHERE conversation_id = $2 AND expires_at > $8)",
                 )
+                .bind(&meeting_id)
                 .bind(&conversation_id)
+                .bind(&sub)
+                .bind(links.host_url.as_str())
+                .bind(links.guest_url.as_str())
+                .bind(expires_at)
+                .bind(now)
                 .bind(valid_after)
-                .fetch_optional(&mut *tx)
-                .await?;
-
-                let answer = match existing {
-                    Some(row) => answer_from_row(&row),
-                    None => {
-                        sqlx::query(
-                            "INSERT INTO meetings (id, conversation_id, sub, host_url, guest_url, expires_at, created_at)
-                             VALUES ($1, $2, $3, $4, $5, $6, $7)",
-                        )
-                        .bind(&meeting_id)
-                        .bind(&conversation_id)
-                        .bind(&sub)
-                        .bind(links.host_url.as_str())
-                        .bind(links.guest_url.as_str())
-                        .bind(expires_at)
-                        .bind(now)
-                        .execute(&mut *tx)
-                        .await?;
-                        for entry in &deliveries {
-                            outbox::insert(tx, entry, Some(&conversation_id), now).await?;
-                        }
-                        Answer {
-                            conversation_id,
-                            meeting_id: meeting_id,
-                            guest_url: links.guest_url.to_string(),
-                            host_url: links.host_url.to_string(),
-                            expires_at: expires_at,
-                            opened_meeting: true,
-                        }
+                .execute(&mut *tx)
+                .await?
+                .rows_affected()
+                    == 1;
+                let answer = if inserted {
+                    for entry in &deliveries {
+                        outbox::insert(tx, entry, Some(&conversation_id), now).await?;
                     }
+                    Answer {
+                        conversation_id,
+                        meeting_id,
+                        guest_url: links.guest_url.to_string(),
+                        host_url: links.host_url.to_string(),
+                        expires_at,
+                        opened_meeting: true,
+                    }
+                } else {
+                    // Only after a claim ran out (its holder crashed or stalled) can another
+                    // request have stored a live meeting first.
+                    let existing = sqlx::query(
+                        "SELECT conversation_id, id, guest_url, host_url, expires_at, 0 FROM meetings
+                         WHERE conversation_id = $1 AND expires_at > $2
+                         ORDER BY expires_at DESC LIMIT 1",
+                    )
+                    .bind(&conversation_id)
+                    .bind(valid_after)
+                    .fetch_one(&mut *tx)
+                    .await?;
+                    answer_from_row(&existing)
                 };
                 if let Some(message_row) = message_row {
                     answer_message(tx, message_row, &answer).await?;

@@ -207,3 +207,129 @@ async fn run_batch(
     }
     true
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use futures_util::FutureExt;
+    use sqlx::Row;
+
+    async fn writer() -> (tempfile::TempDir, String, SharedWriter) {
+        sqlx::any::install_default_drivers();
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}?mode=rwc", dir.path().join("w.db").display());
+        let writer = SharedWriter::start(&url, &["PRAGMA journal_mode = WAL"])
+            .await
+            .unwrap();
+        writer
+            .write(Box::new(|tx| {
+                Box::pin(async move {
+                    sqlx::query("CREATE TABLE t (name TEXT PRIMARY KEY)")
+                        .execute(tx)
+                        .await?;
+                    Ok(())
+                })
+            }))
+            .await
+            .unwrap();
+        (dir, url, writer)
+    }
+
+    fn insert(name: &'static str) -> WriteJob<()> {
+        Box::new(move |tx| {
+            Box::pin(async move {
+                sqlx::query("INSERT INTO t (name) VALUES ($1)")
+                    .bind(name)
+                    .execute(tx)
+                    .await?;
+                Ok(())
+            })
+        })
+    }
+
+    /// A job that tells when it runs, then holds the writer until released: the jobs sent
+    /// meanwhile are all waiting when the next batch starts.
+    fn hold(running: oneshot::Sender<()>, release: oneshot::Receiver<()>) -> WriteJob<()> {
+        Box::new(move |_| {
+            Box::pin(async move {
+                let _ = running.send(());
+                let _ = release.await;
+                Ok(())
+            })
+        })
+    }
+
+    /// Starts a write (queues its job) without waiting for it.
+    fn queue<'a, T: Send + 'static>(
+        writer: &'a SharedWriter,
+        job: WriteJob<T>,
+    ) -> BoxFuture<'a, Result<T, StoreError>> {
+        let mut write = Box::pin(writer.write(job));
+        assert!((&mut write).now_or_never().is_none(), "not done yet");
+        write
+    }
+
+    async fn names(url: &str) -> Vec<String> {
+        let mut connection = AnyConnection::connect(url).await.unwrap();
+        sqlx::query("SELECT name FROM t ORDER BY name")
+            .fetch_all(&mut connection)
+            .await
+            .unwrap()
+            .iter()
+            .map(|row| row.get(0))
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn a_failing_write_aborts_its_batch_and_the_writes_after_it_run_in_the_next() {
+        let (_dir, url, writer) = writer().await;
+        let ((running, is_running), (release, held)) = (oneshot::channel(), oneshot::channel());
+        let holding = queue(&writer, hold(running, held));
+        is_running.await.unwrap();
+        let second = queue(&writer, insert("second"));
+        // The same name twice: the primary key refuses the second.
+        let failing = queue(
+            &writer,
+            Box::new(|tx| {
+                Box::pin(async move {
+                    for _ in 0..2 {
+                        sqlx::query("INSERT INTO t (name) VALUES ('twice')")
+                            .execute(&mut *tx)
+                            .await?;
+                    }
+                    Ok(())
+                })
+            }),
+        );
+        let fourth = queue(&writer, insert("fourth"));
+        release.send(()).unwrap();
+
+        holding.await.unwrap();
+        let second = second.await;
+        assert!(
+            matches!(second, Err(StoreError::BatchAborted)),
+            "{second:?}"
+        );
+        let failing = failing.await;
+        assert!(
+            matches!(failing, Err(StoreError::Database(_))),
+            "{failing:?}"
+        );
+        fourth.await.unwrap();
+        assert_eq!(names(&url).await, ["fourth"]);
+    }
+
+    #[tokio::test]
+    async fn a_write_whose_caller_stopped_waiting_is_still_committed() {
+        let (_dir, url, writer) = writer().await;
+        let ((running, is_running), (release, held)) = (oneshot::channel(), oneshot::channel());
+        let holding = queue(&writer, hold(running, held));
+        is_running.await.unwrap();
+        drop(queue(&writer, insert("abandoned")));
+        release.send(()).unwrap();
+        holding.await.unwrap();
+        // Queued after it, so committed no earlier.
+        writer.write(insert("later")).await.unwrap();
+        assert_eq!(names(&url).await, ["abandoned", "later"]);
+    }
+}
