@@ -47,6 +47,8 @@ pub enum StoreError {
     BatchAborted,
     #[error("the database writer stopped")]
     WriterStopped,
+    #[error("cannot start the database writer: {0}")]
+    WriterStart(std::io::Error),
 }
 
 /// The answer a message got: which meeting, and whether the message opened it.

@@ -104,11 +104,11 @@ impl SharedWriter {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
-            .map_err(|error| StoreError::Corrupt(format!("cannot start the writer: {error}")))?;
+            .map_err(StoreError::WriterStart)?;
         std::thread::Builder::new()
             .name("icb-db-writer".into())
             .spawn(move || runtime.block_on(run(url, setup, connection, receiver)))
-            .map_err(|error| StoreError::Corrupt(format!("cannot start the writer: {error}")))?;
+            .map_err(StoreError::WriterStart)?;
         Ok(Self { jobs })
     }
 
