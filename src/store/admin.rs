@@ -1,7 +1,8 @@
 //! What operators see and do: conversations with their transcripts, and retention.
 
-use sqlx::Row;
+use sqlx::Row as _;
 
+use super::sql::{query, Row};
 use super::{ConversationInfo, Store, StoreError};
 
 /// One line of a conversation's transcript.
@@ -54,7 +55,9 @@ impl Store {
         .bind(limit)
         .fetch_all(&self.pool)
         .await?;
-        rows.iter().map(super::conversations::from_row).collect()
+        rows.into_iter()
+            .map(|row| super::conversations::from_row(&Row::Any(row)))
+            .collect()
     }
 
     pub async fn transcript(
@@ -103,26 +106,23 @@ impl Store {
     /// closed before it, and drops what else holds personal data of that age (receipts,
     /// delivered payloads, handled Webex events). Expired console sessions go too.
     pub async fn purge(&self, before: i64, now: i64) -> Result<PurgeReport, StoreError> {
-        self.write(move |tx| {
+        self.write(move |mut tx| {
             Box::pin(async move {
-                let message_texts_erased = sqlx::query(
-                    "UPDATE messages SET body = '' WHERE received_at < $1 AND body != ''",
-                )
-                .bind(before)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
-                let conversations_anonymised = sqlx::query(
+                let message_texts_erased =
+                    query("UPDATE messages SET body = '' WHERE received_at < $1 AND body != ''")
+                        .bind(before)
+                        .execute(&mut tx)
+                        .await?;
+                let conversations_anonymised = query(
                     "UPDATE conversations SET customer = $1, customer_name = NULL, closed_by = NULL
              WHERE state = 'closed' AND closed_at < $2 AND customer != $3",
                 )
                 .bind(ERASED)
                 .bind(before)
                 .bind(ERASED)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
-                sqlx::query(
+                .execute(&mut tx)
+                .await?;
+                query(
                     "UPDATE messages SET customer = $1, author_email = NULL
              WHERE customer != $2 AND conversation_id IN
                    (SELECT id FROM conversations WHERE customer = $3)",
@@ -130,35 +130,30 @@ impl Store {
                 .bind(ERASED)
                 .bind(ERASED)
                 .bind(ERASED)
-                .execute(&mut *tx)
+                .execute(&mut tx)
                 .await?;
                 let receipts_deleted =
-                    sqlx::query("DELETE FROM delivery_receipts WHERE received_at < $1")
+                    query("DELETE FROM delivery_receipts WHERE received_at < $1")
                         .bind(before)
-                        .execute(&mut *tx)
-                        .await?
-                        .rows_affected();
-                let outbox_payloads_cleared = sqlx::query(
+                        .execute(&mut tx)
+                        .await?;
+                let outbox_payloads_cleared = query(
                     "UPDATE outbox SET payload = '{}'
              WHERE state != 'pending' AND created_at < $1 AND payload != '{}'",
                 )
                 .bind(before)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
-                let webex_events_deleted = sqlx::query(
-                    "DELETE FROM webex_events WHERE state != 'pending' AND received_at < $1",
-                )
-                .bind(before)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
+                .execute(&mut tx)
+                .await?;
+                let webex_events_deleted =
+                    query("DELETE FROM webex_events WHERE state != 'pending' AND received_at < $1")
+                        .bind(before)
+                        .execute(&mut tx)
+                        .await?;
                 let sessions_deleted =
-                    sqlx::query("DELETE FROM console_sessions WHERE refresh_expires_at < $1")
+                    query("DELETE FROM console_sessions WHERE refresh_expires_at < $1")
                         .bind(now)
-                        .execute(&mut *tx)
-                        .await?
-                        .rows_affected();
+                        .execute(&mut tx)
+                        .await?;
                 Ok(PurgeReport {
                     message_texts_erased,
                     conversations_anonymised,

@@ -1,7 +1,8 @@
 //! The expert console's logins, sessions and queue.
 
-use sqlx::Row;
+use sqlx::Row as _;
 
+use super::sql::query;
 use super::{ConversationInfo, Store, StoreError};
 
 /// A signed-in expert.
@@ -45,20 +46,20 @@ impl Store {
         now: i64,
     ) -> Result<(), StoreError> {
         let (state, code_verifier) = (state.to_string(), code_verifier.to_string());
-        self.write(move |tx| {
+        self.write(move |mut tx| {
             Box::pin(async move {
-                sqlx::query(
+                query(
                     "INSERT INTO oauth_logins (state, code_verifier, created_at) VALUES ($1, $2, $3)",
                 )
                 .bind(state)
                 .bind(code_verifier)
                 .bind(now)
-                .execute(&mut *tx)
+                .execute(&mut tx)
                 .await?;
                 // Logins never finished are of no use after a while.
-                sqlx::query("DELETE FROM oauth_logins WHERE created_at < $1")
+                query("DELETE FROM oauth_logins WHERE created_at < $1")
                     .bind(now - 24 * 3_600_000)
-                    .execute(tx)
+                    .execute(&mut tx)
                     .await?;
                 Ok(())
             })
@@ -75,19 +76,19 @@ impl Store {
     ) -> Result<Option<String>, StoreError> {
         let state = state.to_string();
         let taken = self
-            .write(move |tx| {
+            .write(move |mut tx| {
                 Box::pin(async move {
-                    Ok(sqlx::query(
+                    query(
                     "DELETE FROM oauth_logins WHERE state = $1 RETURNING code_verifier, created_at",
                 )
-                .bind(state).fetch_all(tx).await?)
+                .bind(state).fetch_optional(&mut tx).await
                 })
             })
             .await?;
-        Ok(taken
-            .first()
-            .filter(|row| row.get::<i64, _>(1) >= not_before)
-            .map(|row| row.get(0)))
+        match taken {
+            Some(row) if row.get::<i64>(1)? >= not_before => Ok(Some(row.get(0)?)),
+            _ => Ok(None),
+        }
     }
 
     pub async fn create_session(
@@ -96,9 +97,9 @@ impl Store {
         now: i64,
     ) -> Result<(), StoreError> {
         let session = session.clone();
-        self.write(move |tx| {
+        self.write(move |mut tx| {
             Box::pin(async move {
-                Ok(sqlx::query(
+                query(
                     "INSERT INTO console_sessions (id_hash, email, display_name, access_token,
                  access_expires_at, refresh_token, refresh_expires_at, csrf_token, created_at)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
@@ -112,8 +113,8 @@ impl Store {
                 .bind(session.refresh_expires_at)
                 .bind(&session.csrf_token)
                 .bind(now)
-                .execute(tx)
-                .await?)
+                .execute(&mut tx)
+                .await
             })
         })
         .await?;
@@ -151,7 +152,7 @@ impl Store {
     /// Stores refreshed tokens and counts the refresh.
     pub async fn refresh_session(&self, session: &ConsoleSession) -> Result<(), StoreError> {
         let session = session.clone();
-        self.write(move |tx| Box::pin(async move { Ok(sqlx::query(
+        self.write(move |mut tx| Box::pin(async move { query(
             "UPDATE console_sessions SET access_token = $1, access_expires_at = $2, refresh_token = $3,
                  refresh_expires_at = $4, token_generation = token_generation + 1
              WHERE id_hash = $5",
@@ -160,21 +161,19 @@ impl Store {
         .bind(session.access_expires_at)
         .bind(&session.refresh_token)
         .bind(session.refresh_expires_at)
-        .bind(&session.id_hash).execute(tx).await?) }))
+        .bind(&session.id_hash).execute(&mut tx).await }))
         .await?;
         Ok(())
     }
 
     pub async fn delete_session(&self, id_hash: &str) -> Result<(), StoreError> {
         let id_hash = id_hash.to_string();
-        self.write(move |tx| {
+        self.write(move |mut tx| {
             Box::pin(async move {
-                Ok(
-                    sqlx::query("DELETE FROM console_sessions WHERE id_hash = $1")
-                        .bind(id_hash)
-                        .execute(tx)
-                        .await?,
-                )
+                query("DELETE FROM console_sessions WHERE id_hash = $1")
+                    .bind(id_hash)
+                    .execute(&mut tx)
+                    .await
             })
         })
         .await?;

@@ -1,8 +1,6 @@
 //! Conversations as the experts see them: by thread, open ones, closing, the transcript.
 
-use sqlx::any::AnyRow;
-use sqlx::Row;
-
+use super::sql::{query, Row};
 use super::{outbox, OutboxEntry, Store, StoreError};
 use crate::domain::{BusinessAddress, Channel, ConversationKey, CustomerAddress};
 
@@ -36,23 +34,23 @@ pub(super) const SELECT: &str =
         (SELECT MAX(t.expires_at) FROM meetings t WHERE t.conversation_id = c.id)
     FROM conversations c";
 
-pub(super) fn from_row(row: &AnyRow) -> Result<ConversationInfo, StoreError> {
-    let channel: String = row.get(1);
+pub(super) fn from_row(row: &Row) -> Result<ConversationInfo, StoreError> {
+    let channel: String = row.get(1)?;
     let channel = Channel::parse(&channel)
         .ok_or_else(|| StoreError::Corrupt(format!("conversation channel {channel:?}")))?;
-    let state: String = row.get(5);
+    let state: String = row.get(5)?;
     Ok(ConversationInfo {
-        id: row.get(0),
+        id: row.get(0)?,
         key: ConversationKey {
             channel,
-            customer: CustomerAddress::from_stored(row.get(2)),
-            business: BusinessAddress::from_stored(row.get(3)),
+            customer: CustomerAddress::from_stored(row.get(2)?),
+            business: BusinessAddress::from_stored(row.get(3)?),
         },
-        customer_name: row.get(4),
+        customer_name: row.get(4)?,
         open: state == "open",
-        thread_message_id: row.get(6),
-        created_at: row.get(7),
-        links_expire_at: row.get(8),
+        thread_message_id: row.get(6)?,
+        created_at: row.get(7)?,
+        links_expire_at: row.get(8)?,
     })
 }
 
@@ -62,7 +60,7 @@ impl Store {
             .bind(id)
             .fetch_optional(&self.pool)
             .await?;
-        row.as_ref().map(from_row).transpose()
+        row.map(|row| from_row(&Row::Any(row))).transpose()
     }
 
     /// The conversation a Webex message of the bot's is about: the message that opened
@@ -82,7 +80,7 @@ impl Store {
         .bind(super::EXPERT_NOTIFICATION)
         .fetch_optional(&self.pool)
         .await?;
-        row.as_ref().map(from_row).transpose()
+        row.map(|row| from_row(&Row::Any(row))).transpose()
     }
 
     /// Open conversations, oldest first.
@@ -96,7 +94,9 @@ impl Store {
         .bind(limit)
         .fetch_all(&self.pool)
         .await?;
-        rows.iter().map(from_row).collect()
+        rows.into_iter()
+            .map(|row| from_row(&Row::Any(row)))
+            .collect()
     }
 
     /// Closes an open conversation, queueing `deliveries` with it. Returns false when it
@@ -113,24 +113,23 @@ impl Store {
             closed_by.map(str::to_string),
             deliveries.to_vec(),
         );
-        self.write(move |tx| {
+        self.write(move |mut tx| {
             Box::pin(async move {
                 let (id, closed_by) = (id.as_str(), closed_by.as_deref());
 
-                let closed = sqlx::query(
+                let closed = query(
                     "UPDATE conversations SET state = 'closed', closed_at = $1, closed_by = $2
              WHERE id = $3 AND state = 'open'",
                 )
                 .bind(now)
                 .bind(closed_by)
                 .bind(id)
-                .execute(&mut *tx)
+                .execute(&mut tx)
                 .await?
-                .rows_affected()
                     == 1;
                 if closed {
                     for entry in &deliveries {
-                        outbox::insert(&mut *tx, entry, Some(id), now).await?;
+                        outbox::insert(&mut tx, entry, Some(id), now).await?;
                     }
                 }
                 Ok(closed)
@@ -155,9 +154,9 @@ impl Store {
             message.author_email.map(str::to_string),
         );
         let (key, deliveries) = (key.clone(), deliveries.to_vec());
-        self.write(move |tx| {
+        self.write(move |mut tx| {
             Box::pin(async move {
-                let inserted = sqlx::query(
+                let inserted = query(
             "INSERT INTO messages (channel, customer, business, external_id, body, received_at,
                                    conversation_id, author, author_email)
              VALUES ($1, $2, $3, $4, $5, $6, $7, 'expert', $8)
@@ -171,13 +170,12 @@ impl Store {
         .bind(now)
         .bind(&conversation_id)
         .bind(&author_email)
-        .execute(&mut *tx)
+        .execute(&mut tx)
         .await?
-        .rows_affected()
             == 1;
                 if inserted {
                     for entry in &deliveries {
-                        outbox::insert(&mut *tx, entry, Some(&conversation_id), now).await?;
+                        outbox::insert(&mut tx, entry, Some(&conversation_id), now).await?;
                     }
                 }
                 Ok(inserted)

@@ -7,15 +7,18 @@ mod admin;
 mod console;
 mod conversations;
 mod outbox;
+mod sql;
 mod webex_events;
 mod writer;
 
+use std::str::FromStr;
 use std::sync::Arc;
 
 use futures_util::future::BoxFuture;
-use sqlx::any::{AnyPoolOptions, AnyRow};
+use sqlx::any::AnyPoolOptions;
 use sqlx::migrate::MigrateDatabase;
-use sqlx::{Any, AnyConnection, AnyPool, Row};
+use sqlx::sqlite::SqliteConnectOptions;
+use sqlx::{Any, AnyPool, Row as _};
 
 use crate::domain::{ConversationKey, InboundMessage, MeetingLinks};
 use crate::inbound::DeliveryReceipt;
@@ -24,6 +27,7 @@ pub use admin::{MeetingInfo, PurgeReport, TranscriptEntry};
 pub use console::{ConsoleSession, QueueItem};
 pub use conversations::{ConversationInfo, ExpertMessage};
 pub use outbox::{OutboxEntry, OutboxRow, OutboxState};
+use sql::{query, Row, Tx};
 pub use webex_events::WebexEvent;
 use writer::SharedWriter;
 
@@ -35,6 +39,12 @@ pub const EXPERT_NOTIFICATION: &str = "expert_notification";
 pub enum StoreError {
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
+    #[error("database error: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    #[error("statement {0:?} lacks an argument")]
+    MissingArgument(String),
+    #[error("the statement returned no row")]
+    NoRow,
     #[error("database migration failed: {0}")]
     Migration(#[from] sqlx::migrate::MigrateError),
     #[error("unsupported database URL {0:?}: use sqlite://PATH or postgres://…")]
@@ -126,24 +136,24 @@ pub struct NewMeeting<'a> {
 
 /// Reads an [`Answer`] from a row whose columns are, in order: conversation id, meeting id,
 /// guest URL, host URL, expiry, whether the message opened the meeting.
-fn answer_from_row(row: &AnyRow) -> Answer {
-    Answer {
-        conversation_id: row.get(0),
-        meeting_id: row.get(1),
-        guest_url: row.get(2),
-        host_url: row.get(3),
-        expires_at: row.get(4),
-        opened_meeting: row.get::<i64, _>(5) != 0,
-    }
+fn answer_from_row(row: &Row) -> Result<Answer, StoreError> {
+    Ok(Answer {
+        conversation_id: row.get(0)?,
+        meeting_id: row.get(1)?,
+        guest_url: row.get(2)?,
+        host_url: row.get(3)?,
+        expires_at: row.get(4)?,
+        opened_meeting: row.get::<i64>(5)? != 0,
+    })
 }
 
 /// Records a message's answer, unless it has one already. Returns whether it was recorded.
 async fn answer_message(
-    tx: &mut AnyConnection,
+    tx: &mut Tx<'_>,
     message_row: i64,
     answer: &Answer,
 ) -> Result<bool, StoreError> {
-    let updated = sqlx::query(
+    let updated = query(
         "UPDATE messages SET conversation_id = $1, meeting_id = $2, opened_meeting = $3
          WHERE id = $4 AND meeting_id IS NULL",
     )
@@ -153,7 +163,7 @@ async fn answer_message(
     .bind(message_row)
     .execute(tx)
     .await?;
-    Ok(updated.rows_affected() == 1)
+    Ok(updated == 1)
 }
 
 /// Set on every SQLite connection. WAL lets readers proceed while one writer commits;
@@ -200,7 +210,10 @@ impl Store {
                     Any::create_database(url).await?;
                 }
                 let pool = sqlite_pool(url, READERS).await?;
-                let writer = SharedWriter::start(url, &SQLITE_PRAGMAS).await?;
+                let path = SqliteConnectOptions::from_str(url)?
+                    .get_filename()
+                    .to_path_buf();
+                let writer = SharedWriter::start(&path, &SQLITE_PRAGMAS)?;
                 Ok(Self {
                     pool,
                     backend,
@@ -223,15 +236,13 @@ impl Store {
     async fn write<T, F>(&self, job: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
-        F: for<'c> FnOnce(&'c mut AnyConnection) -> BoxFuture<'c, Result<T, StoreError>>
-            + Send
-            + 'static,
+        F: for<'c> FnOnce(Tx<'c>) -> BoxFuture<'c, Result<T, StoreError>> + Send + 'static,
     {
         match &self.writer {
             Some(writer) => writer.write(Box::new(job)).await,
             None => {
                 let mut tx = self.pool.begin().await?;
-                let output = job(&mut tx).await?;
+                let output = job(Tx::Postgres(&mut tx)).await?;
                 tx.commit().await?;
                 Ok(output)
             }
@@ -268,11 +279,11 @@ impl Store {
     ) -> Result<Recorded, StoreError> {
         let owned = message.clone();
         let inserted = self
-            .write(move |tx| {
+            .write(move |mut tx| {
                 Box::pin(async move {
                     let message = owned;
                     let key = &message.key;
-                    Ok(sqlx::query_scalar(
+                    let row = query(
                         "INSERT INTO messages (channel, customer, business, external_id, body, received_at)
                          VALUES ($1, $2, $3, $4, $5, $6)
                          ON CONFLICT (channel, external_id) WHERE external_id IS NOT NULL DO NOTHING
@@ -284,8 +295,9 @@ impl Store {
                     .bind(message.message_id.as_ref().map(|id| id.as_str()))
                     .bind(&message.text)
                     .bind(now)
-                    .fetch_optional(tx)
-                    .await?)
+                    .fetch_optional(&mut tx)
+                    .await?;
+                    row.map(|row| row.get::<i64>(0)).transpose()
                 })
             })
             .await?;
@@ -317,10 +329,10 @@ impl Store {
         now: i64,
     ) -> Result<Option<i64>, StoreError> {
         let (message, answer) = (message.clone(), answer.clone());
-        self.write(move |tx| {
+        self.write(move |mut tx| {
             Box::pin(async move {
                 let key = &message.key;
-                let inserted: Option<i64> = sqlx::query_scalar(
+                let inserted = query(
                     "INSERT INTO messages (channel, customer, business, external_id, body,
                                            received_at, conversation_id, meeting_id, opened_meeting)
                      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 0)
@@ -335,11 +347,13 @@ impl Store {
                 .bind(now)
                 .bind(&answer.conversation_id)
                 .bind(&answer.meeting_id)
-                .fetch_optional(&mut *tx)
-                .await?;
+                .fetch_optional(&mut tx)
+                .await?
+                .map(|row| row.get::<i64>(0))
+                .transpose()?;
                 if inserted.is_some() {
                     for entry in &deliveries {
-                        outbox::insert(tx, entry, Some(&answer.conversation_id), now).await?;
+                        outbox::insert(&mut tx, entry, Some(&answer.conversation_id), now).await?;
                     }
                 }
                 Ok(inserted)
@@ -358,7 +372,7 @@ impl Store {
         .bind(message_row)
         .fetch_optional(&self.pool)
         .await?;
-        Ok(row.as_ref().map(answer_from_row))
+        row.map(|row| answer_from_row(&Row::Any(row))).transpose()
     }
 
     /// The open conversation's newest meeting, if it is still valid after `valid_after`.
@@ -380,7 +394,7 @@ impl Store {
         .bind(valid_after)
         .fetch_optional(&self.pool)
         .await?;
-        Ok(row.as_ref().map(answer_from_row))
+        row.map(|row| answer_from_row(&Row::Any(row))).transpose()
     }
 
     /// Answers a message with an existing meeting, queueing `deliveries` with the answer,
@@ -395,13 +409,13 @@ impl Store {
     ) -> Result<Answer, StoreError> {
         let owned = answer.clone();
         let answered = self
-            .write(move |tx| {
+            .write(move |mut tx| {
                 Box::pin(async move {
-                    if !answer_message(tx, message_row, &owned).await? {
+                    if !answer_message(&mut tx, message_row, &owned).await? {
                         return Ok(false);
                     }
                     for entry in &deliveries {
-                        outbox::insert(tx, entry, Some(&owned.conversation_id), now).await?;
+                        outbox::insert(&mut tx, entry, Some(&owned.conversation_id), now).await?;
                     }
                     Ok(true)
                 })
@@ -437,10 +451,10 @@ impl Store {
             now,
             ..
         } = new;
-        self.write(move |tx| {
+        self.write(move |mut tx| {
             Box::pin(async move {
                 // The open conversation: this one, unless one is open already.
-                let conversation_id: String = sqlx::query_scalar(
+                let conversation_id: String = query(
                     "INSERT INTO conversations (id, channel, customer, business, customer_name, created_at)
                      VALUES ($1, $2, $3, $4, $5, $6)
                      ON CONFLICT (channel, customer, business) WHERE state = 'open'
@@ -453,9 +467,10 @@ impl Store {
                 .bind(key.business.as_str())
                 .bind(customer_name)
                 .bind(now)
-                .fetch_one(&mut *tx)
-                .await?;
-                let inserted = sqlx::query(
+                .fetch_one(&mut tx)
+                .await?
+                .get(0)?;
+                let inserted = query(
                     "INSERT INTO meetings (id, conversation_id, sub, host_url, guest_url, expires_at, created_at)
                      SELECT $1, $2, $3, $4, $5, $6, $7
                      WHERE NOT EXISTS (SELECT 1 FROM meetings WHERE conversation_id = $2 AND expires_at > $8)",
@@ -468,13 +483,12 @@ impl Store {
                 .bind(expires_at)
                 .bind(now)
                 .bind(valid_after)
-                .execute(&mut *tx)
+                .execute(&mut tx)
                 .await?
-                .rows_affected()
                     == 1;
                 let answer = if inserted {
                     for entry in &deliveries {
-                        outbox::insert(tx, entry, Some(&conversation_id), now).await?;
+                        outbox::insert(&mut tx, entry, Some(&conversation_id), now).await?;
                     }
                     Answer {
                         conversation_id,
@@ -487,21 +501,21 @@ impl Store {
                 } else {
                     // Only after a claim ran out (its holder crashed or stalled) can another
                     // request have stored a live meeting first.
-                    let existing = sqlx::query(
+                    let existing = query(
                         "SELECT conversation_id, id, guest_url, host_url, expires_at, 0 FROM meetings
                          WHERE conversation_id = $1 AND expires_at > $2
                          ORDER BY expires_at DESC LIMIT 1",
                     )
                     .bind(&conversation_id)
                     .bind(valid_after)
-                    .fetch_one(&mut *tx)
+                    .fetch_one(&mut tx)
                     .await?;
-                    answer_from_row(&existing)
+                    answer_from_row(&existing)?
                 };
                 if let Some(message_row) = message_row {
-                    answer_message(tx, message_row, &answer).await?;
+                    answer_message(&mut tx, message_row, &answer).await?;
                 }
-                sqlx::query(
+                query(
                     "DELETE FROM meeting_claims
                      WHERE channel = $1 AND customer = $2 AND business = $3 AND claim_id = $4",
                 )
@@ -509,7 +523,7 @@ impl Store {
                 .bind(key.customer.as_str())
                 .bind(key.business.as_str())
                 .bind(claim_id)
-                .execute(&mut *tx)
+                .execute(&mut tx)
                 .await?;
                 Ok(answer)
             })
@@ -530,7 +544,7 @@ impl Store {
         until: i64,
     ) -> Result<Claim, StoreError> {
         let (owned_key, owned_claim_id) = (key.clone(), claim_id.to_string());
-        let claimed = self.write(move |tx| Box::pin(async move { Ok(sqlx::query(
+        let claimed = self.write(move |mut tx| Box::pin(async move { query(
                     "INSERT INTO meeting_claims (channel, customer, business, claim_id, claimed_until)
                      VALUES ($1, $2, $3, $4, $5)
                      ON CONFLICT (channel, customer, business) DO UPDATE
@@ -546,7 +560,7 @@ impl Store {
                 .bind(owned_claim_id)
                 .bind(until)
                 .bind(now)
-                .bind(arrived_at).fetch_all(tx).await?) }))
+                .bind(arrived_at).fetch_all(&mut tx).await }))
             .await?;
         if !claimed.is_empty() {
             return Ok(Claim::Claimed);
@@ -572,9 +586,9 @@ impl Store {
         failed_at: Option<i64>,
     ) -> Result<(), StoreError> {
         let (key, claim_id) = (key.clone(), claim_id.to_string());
-        self.write(move |tx| {
+        self.write(move |mut tx| {
             Box::pin(async move {
-                Ok(sqlx::query(
+                query(
                     "UPDATE meeting_claims SET claimed_until = 0, failed_at = $1
                  WHERE channel = $2 AND customer = $3 AND business = $4 AND claim_id = $5",
                 )
@@ -583,8 +597,8 @@ impl Store {
                 .bind(key.customer.as_str())
                 .bind(key.business.as_str())
                 .bind(claim_id)
-                .execute(tx)
-                .await?)
+                .execute(&mut tx)
+                .await
             })
         })
         .await?;
@@ -622,11 +636,11 @@ impl Store {
         now: i64,
     ) -> Result<Option<ReceiptMatch>, StoreError> {
         let (receipt, status, payload) = (receipt.clone(), status.to_string(), payload.to_string());
-        self.write(move |tx| {
+        self.write(move |mut tx| {
             Box::pin(async move {
                 let (receipt, status, payload) = (&receipt, status.as_str(), payload.as_str());
 
-                let matched = sqlx::query(
+                let matched = query(
                     "UPDATE outbox SET delivery_status = $1, delivery_code = $2
              WHERE id = (SELECT id FROM outbox
                          WHERE id = $3 OR (upstream_id IS NOT NULL AND upstream_id = $4)
@@ -637,29 +651,30 @@ impl Store {
                 .bind(&receipt.code)
                 .bind(outbox_id)
                 .bind(&receipt.transid)
-                .fetch_optional(&mut *tx)
+                .fetch_optional(&mut tx)
                 .await?;
                 let matched = match matched {
                     Some(row) => {
-                        let outbox_id: i64 = row.get(0);
-                        let repeated: i64 = sqlx::query_scalar(
+                        let outbox_id: i64 = row.get(0)?;
+                        let repeated: i64 = query(
                             "SELECT COUNT(*) FROM delivery_receipts
                      WHERE outbox_id = $1 AND code IS NOT DISTINCT FROM $2",
                         )
                         .bind(outbox_id)
                         .bind(&receipt.code)
-                        .fetch_one(&mut *tx)
-                        .await?;
+                        .fetch_one(&mut tx)
+                        .await?
+                        .get(0)?;
                         Some(ReceiptMatch {
                             outbox_id,
-                            conversation_id: row.get(1),
-                            kind: row.get(2),
+                            conversation_id: row.get(1)?,
+                            kind: row.get(2)?,
                             repeated: repeated > 0,
                         })
                     }
                     None => None,
                 };
-                sqlx::query(
+                query(
                     "INSERT INTO delivery_receipts
                (correlation_id, transid, code, status, channel, outbox_id, payload, received_at)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
@@ -672,7 +687,7 @@ impl Store {
                 .bind(matched.as_ref().map(|m| m.outbox_id))
                 .bind(payload)
                 .bind(now)
-                .execute(&mut *tx)
+                .execute(&mut tx)
                 .await?;
                 Ok(matched)
             })
@@ -688,9 +703,9 @@ impl Store {
         now: i64,
     ) -> Result<i64, StoreError> {
         let (entry, conversation_id) = (entry.clone(), conversation_id.map(str::to_string));
-        self.write(move |tx| {
+        self.write(move |mut tx| {
             Box::pin(async move {
-                let id = outbox::insert(tx, &entry, conversation_id.as_deref(), now).await?;
+                let id = outbox::insert(&mut tx, &entry, conversation_id.as_deref(), now).await?;
                 Ok(id)
             })
         })

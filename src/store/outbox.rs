@@ -1,8 +1,6 @@
 //! Outbox rows: pending side effects, claimed by workers with a lease.
 
-use sqlx::any::AnyRow;
-use sqlx::{AnyConnection, Row};
-
+use super::sql::{query, Row, Tx};
 use super::{Store, StoreError};
 
 /// A side effect to deliver: its kind and its request as JSON.
@@ -57,28 +55,29 @@ pub struct OutboxRow {
 const COLUMNS: &str = "id, kind, conversation_id, payload, state, attempts, next_attempt_at, \
                        last_error, upstream_id, created_at";
 
-fn from_row(row: &AnyRow) -> OutboxRow {
-    OutboxRow {
-        id: row.get("id"),
-        kind: row.get("kind"),
-        conversation_id: row.get("conversation_id"),
-        payload: row.get("payload"),
-        state: row.get("state"),
-        attempts: row.get("attempts"),
-        next_attempt_at: row.get("next_attempt_at"),
-        last_error: row.get("last_error"),
-        upstream_id: row.get("upstream_id"),
-        created_at: row.get("created_at"),
-    }
+/// Reads a row selected as [`COLUMNS`].
+fn from_row(row: &Row) -> Result<OutboxRow, StoreError> {
+    Ok(OutboxRow {
+        id: row.get(0)?,
+        kind: row.get(1)?,
+        conversation_id: row.get(2)?,
+        payload: row.get(3)?,
+        state: row.get(4)?,
+        attempts: row.get(5)?,
+        next_attempt_at: row.get(6)?,
+        last_error: row.get(7)?,
+        upstream_id: row.get(8)?,
+        created_at: row.get(9)?,
+    })
 }
 
 pub(super) async fn insert(
-    tx: &mut AnyConnection,
+    tx: &mut Tx<'_>,
     entry: &OutboxEntry,
     conversation_id: Option<&str>,
     now: i64,
 ) -> Result<i64, StoreError> {
-    let id = sqlx::query_scalar(
+    query(
         "INSERT INTO outbox (kind, conversation_id, payload, next_attempt_at, created_at)
          VALUES ($1, $2, $3, $4, $5) RETURNING id",
     )
@@ -88,8 +87,8 @@ pub(super) async fn insert(
     .bind(now)
     .bind(now)
     .fetch_one(tx)
-    .await?;
-    Ok(id)
+    .await?
+    .get(0)
 }
 
 impl Store {
@@ -115,19 +114,19 @@ impl Store {
              RETURNING {COLUMNS}"
         );
         let rows = self
-            .write(move |tx| {
+            .write(move |mut tx| {
                 Box::pin(async move {
-                    Ok(sqlx::query(&claim)
+                    query(&claim)
                         .bind(now + lease_ms)
                         .bind(now)
                         .bind(now)
                         .bind(limit)
-                        .fetch_all(tx)
-                        .await?)
+                        .fetch_all(&mut tx)
+                        .await
                 })
             })
             .await?;
-        let mut rows: Vec<OutboxRow> = rows.iter().map(from_row).collect();
+        let mut rows = rows.iter().map(from_row).collect::<Result<Vec<_>, _>>()?;
         rows.sort_by_key(|row| (row.next_attempt_at, row.id));
         Ok(rows)
     }
@@ -142,9 +141,9 @@ impl Store {
         opens_thread: bool,
     ) -> Result<(), StoreError> {
         let upstream_id = upstream_id.to_string();
-        self.write(move |tx| {
+        self.write(move |mut tx| {
             Box::pin(async move {
-                sqlx::query(
+                query(
                     "UPDATE outbox SET state = 'sent', upstream_id = $1, sent_at = $2,
                                        leased_until = NULL, last_error = NULL
                      WHERE id = $3",
@@ -152,10 +151,10 @@ impl Store {
                 .bind(&upstream_id)
                 .bind(now)
                 .bind(id)
-                .execute(&mut *tx)
+                .execute(&mut tx)
                 .await?;
                 if opens_thread {
-                    sqlx::query(
+                    query(
                         "UPDATE conversations SET thread_message_id = $1
                          WHERE thread_message_id IS NULL
                            AND id = (SELECT conversation_id FROM outbox WHERE id = $2 AND kind = $3)",
@@ -163,7 +162,7 @@ impl Store {
                     .bind(&upstream_id)
                     .bind(id)
                     .bind(super::EXPERT_NOTIFICATION)
-                    .execute(tx)
+                    .execute(&mut tx)
                     .await?;
                 }
                 Ok(())
@@ -180,26 +179,26 @@ impl Store {
         next_attempt_at: i64,
     ) -> Result<(), StoreError> {
         let error = error.to_string();
-        self.write(move |tx| Box::pin(async move { Ok(sqlx::query(
+        self.write(move |mut tx| Box::pin(async move { query(
             "UPDATE outbox SET next_attempt_at = $1, last_error = $2, leased_until = NULL WHERE id = $3",
         )
         .bind(next_attempt_at)
         .bind(error)
-        .bind(id).execute(tx).await?) }))
+        .bind(id).execute(&mut tx).await }))
         .await?;
         Ok(())
     }
 
     /// Puts a claimed row back, due at `next_attempt_at`, as if it had not been tried.
     pub async fn outbox_postpone(&self, id: i64, next_attempt_at: i64) -> Result<(), StoreError> {
-        self.write(move |tx| {
+        self.write(move |mut tx| {
             Box::pin(async move {
-                Ok(sqlx::query(
+                query(
             "UPDATE outbox SET next_attempt_at = $1, leased_until = NULL, attempts = attempts - 1
              WHERE id = $2",
         )
         .bind(next_attempt_at)
-        .bind(id).execute(tx).await?)
+        .bind(id).execute(&mut tx).await
             })
         })
         .await?;
@@ -208,13 +207,13 @@ impl Store {
 
     pub async fn outbox_dead(&self, id: i64, error: &str) -> Result<(), StoreError> {
         let error = error.to_string();
-        self.write(move |tx| {
+        self.write(move |mut tx| {
             Box::pin(async move {
-                Ok(sqlx::query(
+                query(
             "UPDATE outbox SET state = 'dead', last_error = $1, leased_until = NULL WHERE id = $2",
         )
         .bind(error)
-        .bind(id).execute(tx).await?)
+        .bind(id).execute(&mut tx).await
             })
         })
         .await?;
@@ -244,27 +243,29 @@ impl Store {
         .bind(limit)
         .fetch_all(&self.pool)
         .await?;
-        Ok(rows.iter().map(from_row).collect())
+        rows.into_iter()
+            .map(|row| from_row(&Row::Any(row)))
+            .collect()
     }
 
     /// Makes a dead (or pending) row due now with a fresh attempt count.
     pub async fn revive_outbox(&self, id: i64, now: i64) -> Result<(), StoreError> {
         let updated = self
-            .write(move |tx| {
+            .write(move |mut tx| {
                 Box::pin(async move {
-                    Ok(sqlx::query(
+                    query(
                         "UPDATE outbox SET state = 'pending', attempts = 0, next_attempt_at = $1,
                                leased_until = NULL
              WHERE id = $2 AND state != 'sent'",
                     )
                     .bind(now)
                     .bind(id)
-                    .execute(tx)
-                    .await?)
+                    .execute(&mut tx)
+                    .await
                 })
             })
             .await?;
-        if updated.rows_affected() == 0 {
+        if updated == 0 {
             return Err(StoreError::NotFound {
                 what: "pending or dead outbox row",
                 id: id.to_string(),

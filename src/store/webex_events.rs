@@ -1,7 +1,6 @@
 //! Events received on the Webex webhook, processed in the background like the outbox.
 
-use sqlx::Row;
-
+use super::sql::query;
 use super::{Store, StoreError};
 
 #[derive(Debug, Clone)]
@@ -24,9 +23,9 @@ impl Store {
     ) -> Result<bool, StoreError> {
         let (id, resource, payload) = (id.to_string(), resource.to_string(), payload.to_string());
         let inserted = self
-            .write(move |tx| {
+            .write(move |mut tx| {
                 Box::pin(async move {
-                    Ok(sqlx::query(
+                    query(
                     "INSERT INTO webex_events (id, resource, payload, next_attempt_at, received_at)
              VALUES ($1, $2, $3, $4, $5) ON CONFLICT (id) DO NOTHING",
                 )
@@ -34,11 +33,10 @@ impl Store {
                 .bind(resource)
                 .bind(payload)
                 .bind(now)
-                .bind(now).execute(tx).await?)
+                .bind(now).execute(&mut tx).await
                 })
             })
-            .await?
-            .rows_affected();
+            .await?;
         Ok(inserted == 1)
     }
 
@@ -50,9 +48,9 @@ impl Store {
         limit: i64,
     ) -> Result<Vec<WebexEvent>, StoreError> {
         let rows = self
-            .write(move |tx| {
+            .write(move |mut tx| {
                 Box::pin(async move {
-                    Ok(sqlx::query(
+                    query(
                         "UPDATE webex_events SET leased_until = $1, attempts = attempts + 1
              WHERE id IN (
                  SELECT id FROM webex_events
@@ -68,25 +66,25 @@ impl Store {
                     .bind(now)
                     .bind(now)
                     .bind(limit)
-                    .fetch_all(tx)
-                    .await?)
+                    .fetch_all(&mut tx)
+                    .await
                 })
             })
             .await?;
-        let mut events: Vec<(i64, WebexEvent)> = rows
+        let mut events = rows
             .iter()
             .map(|row| {
-                (
-                    row.get(4),
+                Ok((
+                    row.get::<i64>(4)?,
                     WebexEvent {
-                        id: row.get(0),
-                        resource: row.get(1),
-                        payload: row.get(2),
-                        attempts: row.get(3),
+                        id: row.get(0)?,
+                        resource: row.get(1)?,
+                        payload: row.get(2)?,
+                        attempts: row.get(3)?,
                     },
-                )
+                ))
             })
-            .collect();
+            .collect::<Result<Vec<_>, StoreError>>()?;
         events.sort_by(|a, b| (a.0, &a.1.id).cmp(&(b.0, &b.1.id)));
         Ok(events.into_iter().map(|(_, event)| event).collect())
     }
@@ -98,12 +96,12 @@ impl Store {
         error: Option<&str>,
     ) -> Result<(), StoreError> {
         let (id, error) = (id.to_string(), error.map(str::to_string));
-        self.write(move |tx| Box::pin(async move { Ok(sqlx::query(
+        self.write(move |mut tx| Box::pin(async move { query(
             "UPDATE webex_events SET state = $1, last_error = $2, leased_until = NULL WHERE id = $3",
         )
         .bind(if error.is_some() { "failed" } else { "done" })
         .bind(error)
-        .bind(id).execute(tx).await?) }))
+        .bind(id).execute(&mut tx).await }))
         .await?;
         Ok(())
     }
@@ -115,15 +113,15 @@ impl Store {
         next_attempt_at: i64,
     ) -> Result<(), StoreError> {
         let (id, error) = (id.to_string(), error.to_string());
-        self.write(move |tx| {
+        self.write(move |mut tx| {
             Box::pin(async move {
-                Ok(sqlx::query(
+                query(
                 "UPDATE webex_events SET next_attempt_at = $1, last_error = $2, leased_until = NULL
              WHERE id = $3",
             )
             .bind(next_attempt_at)
             .bind(error)
-            .bind(id).execute(tx).await?)
+            .bind(id).execute(&mut tx).await
             })
         })
         .await?;

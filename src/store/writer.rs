@@ -13,11 +13,12 @@
 //! after it run in the next batch.
 
 use std::collections::VecDeque;
+use std::path::{Path, PathBuf};
 
 use futures_util::future::BoxFuture;
-use sqlx::{AnyConnection, Connection};
 use tokio::sync::{mpsc, oneshot};
 
+use super::sql::Tx;
 use super::StoreError;
 
 /// The most jobs committed together: bounds how long one commit keeps callers waiting.
@@ -25,14 +26,14 @@ const MAX_BATCH: usize = 512;
 
 /// A write: runs on the writer's connection inside the batch's transaction.
 pub type WriteJob<T> =
-    Box<dyn for<'c> FnOnce(&'c mut AnyConnection) -> BoxFuture<'c, Result<T, StoreError>> + Send>;
+    Box<dyn for<'c> FnOnce(Tx<'c>) -> BoxFuture<'c, Result<T, StoreError>> + Send>;
 
 /// A job in the writer's queue, its result type erased.
 trait Queued: Send {
     /// Runs the job; `None` when it failed (its caller has been told why).
     fn run<'c>(
         self: Box<Self>,
-        connection: &'c mut AnyConnection,
+        connection: &'c mut rusqlite::Connection,
     ) -> BoxFuture<'c, Option<Box<dyn Answer>>>;
     /// Tells the caller its job was not run.
     fn refuse(self: Box<Self>);
@@ -46,11 +47,11 @@ struct Job<T> {
 impl<T: Send + 'static> Queued for Job<T> {
     fn run<'c>(
         self: Box<Self>,
-        connection: &'c mut AnyConnection,
+        connection: &'c mut rusqlite::Connection,
     ) -> BoxFuture<'c, Option<Box<dyn Answer>>> {
         let Job { work, reply } = *self;
         Box::pin(async move {
-            match work(connection).await {
+            match work(Tx::Sqlite(connection)).await {
                 Ok(output) => Some(Box::new(Pending { output, reply }) as Box<dyn Answer>),
                 Err(error) => {
                     let _ = reply.send(Err(error));
@@ -93,21 +94,19 @@ pub(super) struct SharedWriter {
 }
 
 impl SharedWriter {
-    /// Starts the writer thread on its own connection, set up by `setup`.
-    pub(super) async fn start(
-        url: &str,
-        setup: &'static [&'static str],
-    ) -> Result<Self, StoreError> {
-        let connection = connect(url, setup).await?;
-        let url = url.to_string();
+    /// Starts the writer thread on its own connection to the database file at `path`,
+    /// set up by `setup`.
+    pub(super) fn start(path: &Path, setup: &'static [&'static str]) -> Result<Self, StoreError> {
+        let connection = connect(path, setup)?;
+        let path = path.to_path_buf();
         let (jobs, receiver) = mpsc::unbounded_channel();
+        // Jobs on SQLite never wait for I/O or timers; the runtime only drives their futures.
         let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
             .build()
             .map_err(StoreError::WriterStart)?;
         std::thread::Builder::new()
             .name("icb-db-writer".into())
-            .spawn(move || runtime.block_on(run(url, setup, connection, receiver)))
+            .spawn(move || runtime.block_on(run(path, setup, connection, receiver)))
             .map_err(StoreError::WriterStart)?;
         Ok(Self { jobs })
     }
@@ -122,18 +121,23 @@ impl SharedWriter {
     }
 }
 
-async fn connect(url: &str, setup: &[&str]) -> Result<AnyConnection, StoreError> {
-    let mut connection = AnyConnection::connect(url).await?;
+/// Distinct statements the writer keeps prepared: more than icbridge's writes use.
+const PREPARED_STATEMENTS: usize = 128;
+
+fn connect(path: &Path, setup: &[&str]) -> Result<rusqlite::Connection, StoreError> {
+    let connection = rusqlite::Connection::open(path)?;
     for statement in setup {
-        sqlx::query(statement).execute(&mut connection).await?;
+        // Some pragmas answer with a row (journal_mode): read and drop it.
+        connection.prepare(statement)?.raw_query().next()?;
     }
+    connection.set_prepared_statement_cache_capacity(PREPARED_STATEMENTS);
     Ok(connection)
 }
 
 async fn run(
-    url: String,
+    path: PathBuf,
     setup: &'static [&'static str],
-    mut connection: AnyConnection,
+    mut connection: rusqlite::Connection,
     mut receiver: mpsc::UnboundedReceiver<Box<dyn Queued>>,
 ) {
     let mut waiting: VecDeque<Box<dyn Queued>> = VecDeque::new();
@@ -152,27 +156,23 @@ async fn run(
         }
         if !run_batch(&mut connection, &mut waiting).await {
             // The connection may be broken: the next batch gets a fresh one if it can.
-            match connect(&url, setup).await {
+            match connect(&path, setup) {
                 Ok(fresh) => connection = fresh,
                 Err(error) => tracing::error!(%error, "database writer cannot reconnect"),
             }
         }
     }
-    let _ = connection.close().await;
 }
 
 /// Runs the waiting jobs in one transaction, up to the first that fails. Returns false
 /// when no transaction could be started.
 async fn run_batch(
-    connection: &mut AnyConnection,
+    connection: &mut rusqlite::Connection,
     waiting: &mut VecDeque<Box<dyn Queued>>,
 ) -> bool {
     // IMMEDIATE takes the write lock now: another process writing to the same file makes
     // this wait (busy timeout) rather than fail a job half way.
-    if let Err(error) = sqlx::query("BEGIN IMMEDIATE")
-        .execute(&mut *connection)
-        .await
-    {
+    if let Err(error) = connection.execute_batch("BEGIN IMMEDIATE") {
         tracing::error!(%error, jobs = waiting.len(), "database transaction could not start");
         for job in waiting.drain(..) {
             job.refuse();
@@ -191,7 +191,7 @@ async fn run_batch(
         }
     }
     let committed = !failed
-        && match sqlx::query("COMMIT").execute(&mut *connection).await {
+        && match connection.execute_batch("COMMIT") {
             Ok(_) => true,
             Err(error) => {
                 tracing::error!(%error, writes = answers.len(), "database commit failed");
@@ -200,7 +200,7 @@ async fn run_batch(
         };
     if !committed {
         // SQLite may have rolled back already (after some errors); then this fails, harmlessly.
-        let _ = sqlx::query("ROLLBACK").execute(&mut *connection).await;
+        let _ = connection.execute_batch("ROLLBACK");
     }
     for answer in answers {
         answer.send(committed);
@@ -211,36 +211,33 @@ async fn run_batch(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::sql::query;
     use futures_util::FutureExt;
-    use sqlx::Row;
 
-    async fn writer() -> (tempfile::TempDir, String, SharedWriter) {
-        sqlx::any::install_default_drivers();
+    async fn writer() -> (tempfile::TempDir, PathBuf, SharedWriter) {
         let dir = tempfile::tempdir().unwrap();
-        let url = format!("sqlite://{}?mode=rwc", dir.path().join("w.db").display());
-        let writer = SharedWriter::start(&url, &["PRAGMA journal_mode = WAL"])
-            .await
-            .unwrap();
+        let path = dir.path().join("w.db");
+        let writer = SharedWriter::start(&path, &["PRAGMA journal_mode = WAL"]).unwrap();
         writer
-            .write(Box::new(|tx| {
+            .write(Box::new(|mut tx| {
                 Box::pin(async move {
-                    sqlx::query("CREATE TABLE t (name TEXT PRIMARY KEY)")
-                        .execute(tx)
+                    query("CREATE TABLE t (name TEXT PRIMARY KEY)")
+                        .execute(&mut tx)
                         .await?;
                     Ok(())
                 })
             }))
             .await
             .unwrap();
-        (dir, url, writer)
+        (dir, path, writer)
     }
 
     fn insert(name: &'static str) -> WriteJob<()> {
-        Box::new(move |tx| {
+        Box::new(move |mut tx| {
             Box::pin(async move {
-                sqlx::query("INSERT INTO t (name) VALUES ($1)")
+                query("INSERT INTO t (name) VALUES ($1)")
                     .bind(name)
-                    .execute(tx)
+                    .execute(&mut tx)
                     .await?;
                 Ok(())
             })
@@ -269,20 +266,18 @@ mod tests {
         write
     }
 
-    async fn names(url: &str) -> Vec<String> {
-        let mut connection = AnyConnection::connect(url).await.unwrap();
-        sqlx::query("SELECT name FROM t ORDER BY name")
-            .fetch_all(&mut connection)
-            .await
-            .unwrap()
-            .iter()
-            .map(|row| row.get(0))
-            .collect()
+    fn names(path: &Path) -> Vec<String> {
+        let connection = rusqlite::Connection::open(path).unwrap();
+        let mut statement = connection
+            .prepare("SELECT name FROM t ORDER BY name")
+            .unwrap();
+        let names = statement.query_map([], |row| row.get(0)).unwrap();
+        names.collect::<Result<_, _>>().unwrap()
     }
 
     #[tokio::test]
     async fn a_failing_write_aborts_its_batch_and_the_writes_after_it_run_in_the_next() {
-        let (_dir, url, writer) = writer().await;
+        let (_dir, path, writer) = writer().await;
         let ((running, is_running), (release, held)) = (oneshot::channel(), oneshot::channel());
         let holding = queue(&writer, hold(running, held));
         is_running.await.unwrap();
@@ -290,11 +285,11 @@ mod tests {
         // The same name twice: the primary key refuses the second.
         let failing = queue(
             &writer,
-            Box::new(|tx| {
+            Box::new(|mut tx| {
                 Box::pin(async move {
                     for _ in 0..2 {
-                        sqlx::query("INSERT INTO t (name) VALUES ('twice')")
-                            .execute(&mut *tx)
+                        query("INSERT INTO t (name) VALUES ('twice')")
+                            .execute(&mut tx)
                             .await?;
                     }
                     Ok(())
@@ -311,17 +306,14 @@ mod tests {
             "{second:?}"
         );
         let failing = failing.await;
-        assert!(
-            matches!(failing, Err(StoreError::Database(_))),
-            "{failing:?}"
-        );
+        assert!(matches!(failing, Err(StoreError::Sqlite(_))), "{failing:?}");
         fourth.await.unwrap();
-        assert_eq!(names(&url).await, ["fourth"]);
+        assert_eq!(names(&path), ["fourth"]);
     }
 
     #[tokio::test]
     async fn a_write_whose_caller_stopped_waiting_is_still_committed() {
-        let (_dir, url, writer) = writer().await;
+        let (_dir, path, writer) = writer().await;
         let ((running, is_running), (release, held)) = (oneshot::channel(), oneshot::channel());
         let holding = queue(&writer, hold(running, held));
         is_running.await.unwrap();
@@ -330,6 +322,6 @@ mod tests {
         holding.await.unwrap();
         // Queued after it, so committed no earlier.
         writer.write(insert("later")).await.unwrap();
-        assert_eq!(names(&url).await, ["abandoned", "later"]);
+        assert_eq!(names(&path), ["abandoned", "later"]);
     }
 }

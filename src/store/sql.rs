@@ -1,0 +1,239 @@
+//! Statements inside a write transaction, on either database.
+//!
+//! The SQL text is the same on both (`$1`-style parameters). On SQLite the writer thread
+//! runs it synchronously on its own `rusqlite` connection: sqlx's SQLite driver hands every
+//! statement to a worker thread and back, and under load those two thread wake-ups cost
+//! far more than the statement itself. On PostgreSQL the statements go over the network
+//! anyway, through sqlx.
+
+use std::borrow::Cow;
+
+use sqlx::any::AnyRow;
+use sqlx::{Any, AnyConnection, Row as _};
+
+use super::StoreError;
+
+/// A write transaction: the writer thread's connection on SQLite (see [`super::writer`]),
+/// a pooled connection's transaction on PostgreSQL.
+pub(super) enum Tx<'c> {
+    Sqlite(&'c mut rusqlite::Connection),
+    Postgres(&'c mut AnyConnection),
+}
+
+/// A parameter. Typed even when null: PostgreSQL wants to know a null's type.
+#[derive(Debug, Clone)]
+pub(super) enum Value<'q> {
+    Int(Option<i64>),
+    Text(Option<Cow<'q, str>>),
+}
+
+impl From<i64> for Value<'_> {
+    fn from(value: i64) -> Self {
+        Value::Int(Some(value))
+    }
+}
+
+impl From<Option<i64>> for Value<'_> {
+    fn from(value: Option<i64>) -> Self {
+        Value::Int(value)
+    }
+}
+
+impl<'q> From<&'q str> for Value<'q> {
+    fn from(value: &'q str) -> Self {
+        Value::Text(Some(Cow::Borrowed(value)))
+    }
+}
+
+impl<'q> From<&'q String> for Value<'q> {
+    fn from(value: &'q String) -> Self {
+        Value::Text(Some(Cow::Borrowed(value)))
+    }
+}
+
+impl From<String> for Value<'_> {
+    fn from(value: String) -> Self {
+        Value::Text(Some(Cow::Owned(value)))
+    }
+}
+
+impl<'q> From<Option<&'q str>> for Value<'q> {
+    fn from(value: Option<&'q str>) -> Self {
+        Value::Text(value.map(Cow::Borrowed))
+    }
+}
+
+impl<'q> From<&'q Option<String>> for Value<'q> {
+    fn from(value: &'q Option<String>) -> Self {
+        Value::Text(value.as_deref().map(Cow::Borrowed))
+    }
+}
+
+impl From<Option<String>> for Value<'_> {
+    fn from(value: Option<String>) -> Self {
+        Value::Text(value.map(Cow::Owned))
+    }
+}
+
+/// A statement with its parameters, `$1` first.
+pub(super) struct Query<'q> {
+    sql: &'q str,
+    args: Vec<Value<'q>>,
+}
+
+pub(super) fn query(sql: &str) -> Query<'_> {
+    Query {
+        sql,
+        args: Vec::new(),
+    }
+}
+
+/// A row a statement returned.
+pub(super) enum Row {
+    /// From the SQLite writer.
+    Sqlite(Vec<rusqlite::types::Value>),
+    /// Through sqlx: every read, and the writes on PostgreSQL.
+    Any(AnyRow),
+}
+
+/// A type a column can be read as, on either database.
+pub(super) trait Column:
+    rusqlite::types::FromSql + sqlx::Type<Any> + for<'r> sqlx::Decode<'r, Any>
+{
+}
+
+impl<T> Column for T where
+    T: rusqlite::types::FromSql + sqlx::Type<Any> + for<'r> sqlx::Decode<'r, Any>
+{
+}
+
+impl Row {
+    /// The column at `index` (from 0).
+    pub(super) fn get<T: Column>(&self, index: usize) -> Result<T, StoreError> {
+        match self {
+            Row::Sqlite(values) => {
+                let value = values
+                    .get(index)
+                    .ok_or_else(|| StoreError::Corrupt(format!("a row has no column {index}")))?;
+                T::column_result(value.into()).map_err(|error| {
+                    StoreError::Sqlite(rusqlite::Error::FromSqlConversionFailure(
+                        index,
+                        value.data_type(),
+                        Box::new(error),
+                    ))
+                })
+            }
+            Row::Any(row) => Ok(row.try_get(index)?),
+        }
+    }
+}
+
+impl<'q> Query<'q> {
+    pub(super) fn bind(mut self, value: impl Into<Value<'q>>) -> Self {
+        self.args.push(value.into());
+        self
+    }
+
+    /// Runs the statement; returns how many rows it changed.
+    pub(super) async fn execute(self, tx: &mut Tx<'_>) -> Result<u64, StoreError> {
+        match tx {
+            Tx::Sqlite(connection) => {
+                let mut statement = self.prepare(connection)?;
+                let mut rows = statement.raw_query();
+                while rows.next()?.is_some() {}
+                Ok(connection.changes())
+            }
+            Tx::Postgres(connection) => Ok(self
+                .any_query()
+                .execute(&mut **connection)
+                .await?
+                .rows_affected()),
+        }
+    }
+
+    pub(super) async fn fetch_all(self, tx: &mut Tx<'_>) -> Result<Vec<Row>, StoreError> {
+        match tx {
+            Tx::Sqlite(connection) => {
+                let mut statement = self.prepare(connection)?;
+                let columns = statement.column_count();
+                let mut rows = statement.raw_query();
+                let mut all = Vec::new();
+                while let Some(row) = rows.next()? {
+                    all.push(sqlite_row(row, columns)?);
+                }
+                Ok(all)
+            }
+            Tx::Postgres(connection) => Ok(self
+                .any_query()
+                .fetch_all(&mut **connection)
+                .await?
+                .into_iter()
+                .map(Row::Any)
+                .collect()),
+        }
+    }
+
+    pub(super) async fn fetch_optional(self, tx: &mut Tx<'_>) -> Result<Option<Row>, StoreError> {
+        match tx {
+            Tx::Sqlite(connection) => {
+                let mut statement = self.prepare(connection)?;
+                let columns = statement.column_count();
+                let mut rows = statement.raw_query();
+                let first = match rows.next()? {
+                    Some(row) => Some(sqlite_row(row, columns)?),
+                    None => None,
+                };
+                // Runs the statement to its end, as PostgreSQL does before it answers.
+                while rows.next()?.is_some() {}
+                Ok(first)
+            }
+            Tx::Postgres(connection) => Ok(self
+                .any_query()
+                .fetch_optional(&mut **connection)
+                .await?
+                .map(Row::Any)),
+        }
+    }
+
+    pub(super) async fn fetch_one(self, tx: &mut Tx<'_>) -> Result<Row, StoreError> {
+        self.fetch_optional(tx).await?.ok_or(StoreError::NoRow)
+    }
+
+    /// The statement, from the connection's cache, with every parameter bound: `$N` is the
+    /// N-th argument wherever it appears.
+    fn prepare<'c>(
+        &self,
+        connection: &'c rusqlite::Connection,
+    ) -> Result<rusqlite::CachedStatement<'c>, StoreError> {
+        let mut statement = connection.prepare_cached(self.sql)?;
+        for index in 1..=statement.parameter_count() {
+            let argument = statement
+                .parameter_name(index)
+                .and_then(|name| name.strip_prefix('$'))
+                .and_then(|number| number.parse::<usize>().ok())
+                .and_then(|number| self.args.get(number.checked_sub(1)?))
+                .ok_or_else(|| StoreError::MissingArgument(self.sql.to_string()))?;
+            match argument {
+                Value::Int(value) => statement.raw_bind_parameter(index, value)?,
+                Value::Text(value) => statement.raw_bind_parameter(index, value.as_deref())?,
+            }
+        }
+        Ok(statement)
+    }
+
+    fn any_query(&self) -> sqlx::query::Query<'_, Any, sqlx::any::AnyArguments<'_>> {
+        self.args
+            .iter()
+            .fold(sqlx::query(self.sql), |query, argument| match argument {
+                Value::Int(value) => query.bind(*value),
+                Value::Text(value) => query.bind(value.as_deref()),
+            })
+    }
+}
+
+fn sqlite_row(row: &rusqlite::Row<'_>, columns: usize) -> Result<Row, StoreError> {
+    let values = (0..columns)
+        .map(|index| row.get::<_, rusqlite::types::Value>(index))
+        .collect::<Result<_, _>>()?;
+    Ok(Row::Sqlite(values))
+}
