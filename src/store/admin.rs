@@ -1,8 +1,6 @@
 //! What operators see and do: conversations with their transcripts, and retention.
 
-use sqlx::Row as _;
-
-use super::sql::{query, Row};
+use super::sql::query;
 use super::{ConversationInfo, Store, StoreError};
 
 /// One line of a conversation's transcript.
@@ -46,60 +44,60 @@ impl Store {
         state: Option<&str>,
         limit: i64,
     ) -> Result<Vec<ConversationInfo>, StoreError> {
-        let rows = sqlx::query(&format!(
+        let rows = query(&format!(
             "{} WHERE ($1 IS NULL OR c.state = $2) ORDER BY c.created_at DESC, c.id LIMIT $3",
             super::conversations::SELECT
         ))
         .bind(state)
         .bind(state)
         .bind(limit)
-        .fetch_all(&self.pool)
+        .fetch_all(&mut self.reader()?.db())
         .await?;
-        rows.into_iter()
-            .map(|row| super::conversations::from_row(&Row::Any(row)))
-            .collect()
+        rows.iter().map(super::conversations::from_row).collect()
     }
 
     pub async fn transcript(
         &self,
         conversation_id: &str,
     ) -> Result<Vec<TranscriptEntry>, StoreError> {
-        let rows = sqlx::query(
+        let rows = query(
             "SELECT author, author_email, body, received_at FROM messages
              WHERE conversation_id = $1 ORDER BY id",
         )
         .bind(conversation_id)
-        .fetch_all(&self.pool)
+        .fetch_all(&mut self.reader()?.db())
         .await?;
-        Ok(rows
-            .iter()
-            .map(|row| TranscriptEntry {
-                author: row.get(0),
-                author_email: row.get(1),
-                text: row.get(2),
-                at: row.get(3),
+        rows.iter()
+            .map(|row| {
+                Ok(TranscriptEntry {
+                    author: row.get(0)?,
+                    author_email: row.get(1)?,
+                    text: row.get(2)?,
+                    at: row.get(3)?,
+                })
             })
-            .collect())
+            .collect()
     }
 
     pub async fn meetings_of(&self, conversation_id: &str) -> Result<Vec<MeetingInfo>, StoreError> {
-        let rows = sqlx::query(
+        let rows = query(
             "SELECT id, host_url, guest_url, expires_at, created_at FROM meetings
              WHERE conversation_id = $1 ORDER BY created_at",
         )
         .bind(conversation_id)
-        .fetch_all(&self.pool)
+        .fetch_all(&mut self.reader()?.db())
         .await?;
-        Ok(rows
-            .iter()
-            .map(|row| MeetingInfo {
-                id: row.get(0),
-                host_url: row.get(1),
-                guest_url: row.get(2),
-                expires_at: row.get(3),
-                created_at: row.get(4),
+        rows.iter()
+            .map(|row| {
+                Ok(MeetingInfo {
+                    id: row.get(0)?,
+                    host_url: row.get(1)?,
+                    guest_url: row.get(2)?,
+                    expires_at: row.get(3)?,
+                    created_at: row.get(4)?,
+                })
             })
-            .collect())
+            .collect()
     }
 
     /// Retention: erases message texts received before `before`, anonymises conversations

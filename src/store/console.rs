@@ -1,7 +1,5 @@
 //! The expert console's logins, sessions and queue.
 
-use sqlx::Row as _;
-
 use super::sql::query;
 use super::{ConversationInfo, Store, StoreError};
 
@@ -127,26 +125,29 @@ impl Store {
         id_hash: &str,
         now: i64,
     ) -> Result<Option<ConsoleSession>, StoreError> {
-        let row = sqlx::query(
+        let row = query(
             "SELECT id_hash, email, display_name, access_token, access_expires_at, refresh_token,
                     refresh_expires_at, token_generation, csrf_token
              FROM console_sessions WHERE id_hash = $1 AND refresh_expires_at > $2",
         )
         .bind(id_hash)
         .bind(now)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&mut self.reader()?.db())
         .await?;
-        Ok(row.map(|row| ConsoleSession {
-            id_hash: row.get(0),
-            email: row.get(1),
-            display_name: row.get(2),
-            access_token: row.get(3),
-            access_expires_at: row.get(4),
-            refresh_token: row.get(5),
-            refresh_expires_at: row.get(6),
-            token_generation: row.get(7),
-            csrf_token: row.get(8),
-        }))
+        row.map(|row| {
+            Ok(ConsoleSession {
+                id_hash: row.get(0)?,
+                email: row.get(1)?,
+                display_name: row.get(2)?,
+                access_token: row.get(3)?,
+                access_expires_at: row.get(4)?,
+                refresh_token: row.get(5)?,
+                refresh_expires_at: row.get(6)?,
+                token_generation: row.get(7)?,
+                csrf_token: row.get(8)?,
+            })
+        })
+        .transpose()
     }
 
     /// Stores refreshed tokens and counts the refresh.
@@ -185,20 +186,20 @@ impl Store {
         let conversations = self.open_conversations(limit).await?;
         let mut items = Vec::with_capacity(conversations.len());
         for conversation in conversations {
-            let row = sqlx::query(
+            let row = query(
                 "SELECT
                     (SELECT body FROM messages WHERE conversation_id = $1 ORDER BY id DESC LIMIT 1),
                     (SELECT received_at FROM messages WHERE conversation_id = $1 ORDER BY id DESC LIMIT 1),
                     (SELECT host_url FROM meetings WHERE conversation_id = $1 ORDER BY expires_at DESC LIMIT 1)",
             )
             .bind(&conversation.id)
-            .fetch_one(&self.pool)
+            .fetch_one(&mut self.reader()?.db())
             .await?;
             items.push(QueueItem {
                 conversation,
-                last_message: row.get(0),
-                last_message_at: row.get(1),
-                host_url: row.get(2),
+                last_message: row.get(0)?,
+                last_message_at: row.get(1)?,
+                host_url: row.get(2)?,
             });
         }
         items.sort_by_key(|item| {

@@ -56,11 +56,11 @@ pub(super) fn from_row(row: &Row) -> Result<ConversationInfo, StoreError> {
 
 impl Store {
     pub async fn conversation(&self, id: &str) -> Result<Option<ConversationInfo>, StoreError> {
-        let row = sqlx::query(&format!("{SELECT} WHERE c.id = $1"))
+        let row = query(&format!("{SELECT} WHERE c.id = $1"))
             .bind(id)
-            .fetch_optional(&self.pool)
+            .fetch_optional(&mut self.reader()?.db())
             .await?;
-        row.map(|row| from_row(&Row::Any(row))).transpose()
+        row.as_ref().map(from_row).transpose()
     }
 
     /// The conversation a Webex message of the bot's is about: the message that opened
@@ -69,7 +69,7 @@ impl Store {
         &self,
         message_id: &str,
     ) -> Result<Option<ConversationInfo>, StoreError> {
-        let row = sqlx::query(&format!(
+        let row = query(&format!(
             "{SELECT} WHERE c.thread_message_id = $1
                  OR c.id = (SELECT o.conversation_id FROM outbox o
                             WHERE o.upstream_id = $2 AND o.kind = $3 LIMIT 1)
@@ -78,9 +78,9 @@ impl Store {
         .bind(message_id)
         .bind(message_id)
         .bind(super::EXPERT_NOTIFICATION)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&mut self.reader()?.db())
         .await?;
-        row.map(|row| from_row(&Row::Any(row))).transpose()
+        row.as_ref().map(from_row).transpose()
     }
 
     /// Open conversations, oldest first.
@@ -88,15 +88,13 @@ impl Store {
         &self,
         limit: i64,
     ) -> Result<Vec<ConversationInfo>, StoreError> {
-        let rows = sqlx::query(&format!(
+        let rows = query(&format!(
             "{SELECT} WHERE c.state = 'open' ORDER BY c.created_at, c.id LIMIT $1"
         ))
         .bind(limit)
-        .fetch_all(&self.pool)
+        .fetch_all(&mut self.reader()?.db())
         .await?;
-        rows.into_iter()
-            .map(|row| from_row(&Row::Any(row)))
-            .collect()
+        rows.iter().map(from_row).collect()
     }
 
     /// Closes an open conversation, queueing `deliveries` with it. Returns false when it
@@ -187,14 +185,15 @@ impl Store {
     /// Whether an expert notification for the conversation is still waiting to be sent:
     /// its thread will exist once it is.
     pub async fn notification_pending(&self, conversation_id: &str) -> Result<bool, StoreError> {
-        let pending: i64 = sqlx::query_scalar(
+        let pending: i64 = query(
             "SELECT COUNT(*) FROM outbox
              WHERE conversation_id = $1 AND kind = $2 AND state = 'pending'",
         )
         .bind(conversation_id)
         .bind(super::EXPERT_NOTIFICATION)
-        .fetch_one(&self.pool)
-        .await?;
+        .fetch_one(&mut self.reader()?.db())
+        .await?
+        .get(0)?;
         Ok(pending > 0)
     }
 }

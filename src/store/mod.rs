@@ -8,6 +8,7 @@ mod console;
 mod conversations;
 mod outbox;
 mod sql;
+mod sqlite;
 mod webex_events;
 mod writer;
 
@@ -18,7 +19,7 @@ use futures_util::future::BoxFuture;
 use sqlx::any::AnyPoolOptions;
 use sqlx::migrate::MigrateDatabase;
 use sqlx::sqlite::SqliteConnectOptions;
-use sqlx::{Any, AnyPool, Row as _};
+use sqlx::{Any, AnyConnection, AnyPool, Connection};
 
 use crate::domain::{ConversationKey, InboundMessage, MeetingLinks};
 use crate::inbound::DeliveryReceipt;
@@ -27,7 +28,8 @@ pub use admin::{MeetingInfo, PurgeReport, TranscriptEntry};
 pub use console::{ConsoleSession, QueueItem};
 pub use conversations::{ConversationInfo, ExpertMessage};
 pub use outbox::{OutboxEntry, OutboxRow, OutboxState};
-use sql::{query, Row, Tx};
+use sql::{query, Db, Row};
+use sqlite::Readers;
 pub use webex_events::WebexEvent;
 use writer::SharedWriter;
 
@@ -149,7 +151,7 @@ fn answer_from_row(row: &Row) -> Result<Answer, StoreError> {
 
 /// Records a message's answer, unless it has one already. Returns whether it was recorded.
 async fn answer_message(
-    tx: &mut Tx<'_>,
+    tx: &mut Db<'_>,
     message_row: i64,
     answer: &Answer,
 ) -> Result<bool, StoreError> {
@@ -166,30 +168,37 @@ async fn answer_message(
     Ok(updated == 1)
 }
 
-/// Set on every SQLite connection. WAL lets readers proceed while one writer commits;
-/// NORMAL sync is durable across process crashes in WAL mode; writers wait for each other
-/// (up to 5 s) instead of failing.
-const SQLITE_PRAGMAS: [&str; 4] = [
-    "PRAGMA journal_mode = WAL",
-    "PRAGMA synchronous = NORMAL",
-    "PRAGMA busy_timeout = 5000",
-    "PRAGMA foreign_keys = ON",
-];
-
-/// Which database a store runs on. The SQL is the same; the migrations differ.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Backend {
-    Sqlite,
-    Postgres,
+/// The database a store runs on. The SQL is the same; the migrations differ.
+enum Database {
+    Sqlite {
+        url: String,
+        readers: Readers,
+        /// Every write goes through this one connection (see [`writer`]).
+        writer: SharedWriter,
+    },
+    Postgres {
+        pool: AnyPool,
+    },
 }
 
 #[derive(Clone)]
 pub struct Store {
-    /// Reads, and on PostgreSQL writes too.
-    pool: AnyPool,
-    backend: Backend,
-    /// On SQLite, every write goes through this one connection (see [`writer`]).
-    writer: Option<Arc<SharedWriter>>,
+    database: Arc<Database>,
+}
+
+/// A connection to read with, for one statement.
+enum Reader<'a> {
+    Sqlite(sqlite::Reader<'a>),
+    Postgres(&'a AnyPool),
+}
+
+impl Reader<'_> {
+    fn db(&mut self) -> Db<'_> {
+        match self {
+            Reader::Sqlite(reader) => reader.db(),
+            Reader::Postgres(pool) => Db::Pool(pool),
+        }
+    }
 }
 
 impl Store {
@@ -197,38 +206,31 @@ impl Store {
     /// `postgres://…` (several icbridge instances can share it).
     pub async fn connect(url: &str) -> Result<Self, StoreError> {
         sqlx::any::install_default_drivers();
-        let backend = if url.starts_with("sqlite:") {
-            Backend::Sqlite
-        } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
-            Backend::Postgres
-        } else {
-            return Err(StoreError::UnsupportedUrl(url.to_string()));
-        };
-        match backend {
-            Backend::Sqlite => {
-                if !Any::database_exists(url).await? {
-                    Any::create_database(url).await?;
-                }
-                let pool = sqlite_pool(url, READERS).await?;
-                let path = SqliteConnectOptions::from_str(url)?
-                    .get_filename()
-                    .to_path_buf();
-                let writer = SharedWriter::start(&path, &SQLITE_PRAGMAS)?;
-                Ok(Self {
-                    pool,
-                    backend,
-                    writer: Some(Arc::new(writer)),
-                })
+        let database = if url.starts_with("sqlite:") {
+            if !Any::database_exists(url).await? {
+                Any::create_database(url).await?;
             }
-            Backend::Postgres => Ok(Self {
+            let path = SqliteConnectOptions::from_str(url)?
+                .get_filename()
+                .to_path_buf();
+            Database::Sqlite {
+                url: url.to_string(),
+                readers: Readers::new(&path),
+                writer: SharedWriter::start(&path, &sqlite::PRAGMAS)?,
+            }
+        } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+            Database::Postgres {
                 pool: AnyPoolOptions::new()
                     .max_connections(16)
                     .connect(url)
                     .await?,
-                backend,
-                writer: None,
-            }),
-        }
+            }
+        } else {
+            return Err(StoreError::UnsupportedUrl(url.to_string()));
+        };
+        Ok(Self {
+            database: Arc::new(database),
+        })
     }
 
     /// Runs `job` as one transaction and returns once it is committed: on SQLite in the
@@ -236,30 +238,40 @@ impl Store {
     async fn write<T, F>(&self, job: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
-        F: for<'c> FnOnce(Tx<'c>) -> BoxFuture<'c, Result<T, StoreError>> + Send + 'static,
+        F: for<'c> FnOnce(Db<'c>) -> BoxFuture<'c, Result<T, StoreError>> + Send + 'static,
     {
-        match &self.writer {
-            Some(writer) => writer.write(Box::new(job)).await,
-            None => {
-                let mut tx = self.pool.begin().await?;
-                let output = job(Tx::Postgres(&mut tx)).await?;
+        match &*self.database {
+            Database::Sqlite { writer, .. } => writer.write(Box::new(job)).await,
+            Database::Postgres { pool } => {
+                let mut tx = pool.begin().await?;
+                let output = job(Db::Postgres(&mut tx)).await?;
                 tx.commit().await?;
                 Ok(output)
             }
         }
     }
 
+    /// A connection for one read: each read sees what was committed before it started.
+    fn reader(&self) -> Result<Reader<'_>, StoreError> {
+        Ok(match &*self.database {
+            Database::Sqlite { readers, .. } => Reader::Sqlite(readers.get()?),
+            Database::Postgres { pool } => Reader::Postgres(pool),
+        })
+    }
+
     pub async fn migrate(&self) -> Result<(), StoreError> {
-        match self.backend {
-            Backend::Sqlite => {
+        match &*self.database {
+            Database::Sqlite { url, .. } => {
+                // sqlx runs the migrations on a connection of its own; the writer and the
+                // readers see the new schema at their next statement.
+                let mut connection = AnyConnection::connect(url).await?;
                 sqlx::migrate!("./migrations/sqlite")
-                    .run(&self.pool)
-                    .await?
+                    .run(&mut connection)
+                    .await?;
+                connection.close().await?;
             }
-            Backend::Postgres => {
-                sqlx::migrate!("./migrations/postgres")
-                    .run(&self.pool)
-                    .await?
+            Database::Postgres { pool } => {
+                sqlx::migrate!("./migrations/postgres").run(pool).await?
             }
         }
         Ok(())
@@ -267,7 +279,9 @@ impl Store {
 
     /// Whether the database answers.
     pub async fn ping(&self) -> Result<(), StoreError> {
-        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        query("SELECT 1")
+            .fetch_one(&mut self.reader()?.db())
+            .await?;
         Ok(())
     }
 
@@ -306,11 +320,12 @@ impl Store {
         }
         let key = &message.key;
         let message_row: i64 =
-            sqlx::query_scalar("SELECT id FROM messages WHERE channel = $1 AND external_id = $2")
+            query("SELECT id FROM messages WHERE channel = $1 AND external_id = $2")
                 .bind(key.channel.as_str())
                 .bind(message.message_id.as_ref().map(|id| id.as_str()))
-                .fetch_one(&self.pool)
-                .await?;
+                .fetch_one(&mut self.reader()?.db())
+                .await?
+                .get(0)?;
         let answer = self.answer_of(message_row).await?;
         Ok(Recorded::Repeat {
             message_row,
@@ -363,16 +378,16 @@ impl Store {
     }
 
     pub async fn answer_of(&self, message_row: i64) -> Result<Option<Answer>, StoreError> {
-        let row = sqlx::query(
+        let row = query(
             "SELECT m.conversation_id, m.meeting_id, t.guest_url, t.host_url, t.expires_at,
                     m.opened_meeting
              FROM messages m JOIN meetings t ON t.id = m.meeting_id
              WHERE m.id = $1",
         )
         .bind(message_row)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&mut self.reader()?.db())
         .await?;
-        row.map(|row| answer_from_row(&Row::Any(row))).transpose()
+        row.as_ref().map(answer_from_row).transpose()
     }
 
     /// The open conversation's newest meeting, if it is still valid after `valid_after`.
@@ -381,7 +396,7 @@ impl Store {
         key: &ConversationKey,
         valid_after: i64,
     ) -> Result<Option<Answer>, StoreError> {
-        let row = sqlx::query(
+        let row = query(
             "SELECT c.id, t.id, t.guest_url, t.host_url, t.expires_at, 0
              FROM conversations c JOIN meetings t ON t.conversation_id = c.id
              WHERE c.channel = $1 AND c.customer = $2 AND c.business = $3 AND c.state = 'open'
@@ -392,9 +407,9 @@ impl Store {
         .bind(key.customer.as_str())
         .bind(key.business.as_str())
         .bind(valid_after)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&mut self.reader()?.db())
         .await?;
-        row.map(|row| answer_from_row(&Row::Any(row))).transpose()
+        row.as_ref().map(answer_from_row).transpose()
     }
 
     /// Answers a message with an existing meeting, queueing `deliveries` with the answer,
@@ -565,14 +580,16 @@ impl Store {
         if !claimed.is_empty() {
             return Ok(Claim::Claimed);
         }
-        let failed_at: Option<Option<i64>> = sqlx::query_scalar(
+        let failed_at: Option<Option<i64>> = query(
             "SELECT failed_at FROM meeting_claims WHERE channel = $1 AND customer = $2 AND business = $3",
         )
         .bind(key.channel.as_str())
         .bind(key.customer.as_str())
         .bind(key.business.as_str())
-        .fetch_optional(&self.pool)
-        .await?;
+        .fetch_optional(&mut self.reader()?.db())
+        .await?
+        .map(|row| row.get(0))
+        .transpose()?;
         Ok(Claim::Busy {
             failed_at: failed_at.flatten(),
         })
@@ -612,7 +629,7 @@ impl Store {
         key: &ConversationKey,
         since: i64,
     ) -> Result<(i64, Option<i64>), StoreError> {
-        let row = sqlx::query(
+        let row = query(
             "SELECT COUNT(*), MIN(t.created_at)
              FROM meetings t JOIN conversations c ON c.id = t.conversation_id
              WHERE c.channel = $1 AND c.customer = $2 AND t.created_at > $3",
@@ -620,9 +637,9 @@ impl Store {
         .bind(key.channel.as_str())
         .bind(key.customer.as_str())
         .bind(since)
-        .fetch_one(&self.pool)
+        .fetch_one(&mut self.reader()?.db())
         .await?;
-        Ok((row.get(0), row.get(1)))
+        Ok((row.get(0)?, row.get(1)?))
     }
 
     /// Stores a delivery receipt and updates the outbound message it reports on (found by
@@ -711,26 +728,4 @@ impl Store {
         })
         .await
     }
-}
-
-/// SQLite connections for reading (WAL lets them read while the writer writes).
-const READERS: u32 = 8;
-
-/// A pool of SQLite connections, each set up with [`SQLITE_PRAGMAS`].
-async fn sqlite_pool(url: &str, connections: u32) -> Result<AnyPool, StoreError> {
-    Ok(AnyPoolOptions::new()
-        .max_connections(connections)
-        // A local file does not go away like a server connection: checking each connection
-        // before use would cost a round trip to its thread per query.
-        .test_before_acquire(false)
-        .after_connect(|connection, _| {
-            Box::pin(async move {
-                for pragma in SQLITE_PRAGMAS {
-                    sqlx::query(pragma).execute(&mut *connection).await?;
-                }
-                Ok(())
-            })
-        })
-        .connect(url)
-        .await?)
 }

@@ -1,6 +1,6 @@
 //! Outbox rows: pending side effects, claimed by workers with a lease.
 
-use super::sql::{query, Row, Tx};
+use super::sql::{query, Db, Row};
 use super::{Store, StoreError};
 
 /// A side effect to deliver: its kind and its request as JSON.
@@ -72,7 +72,7 @@ fn from_row(row: &Row) -> Result<OutboxRow, StoreError> {
 }
 
 pub(super) async fn insert(
-    tx: &mut Tx<'_>,
+    tx: &mut Db<'_>,
     entry: &OutboxEntry,
     conversation_id: Option<&str>,
     now: i64,
@@ -222,11 +222,12 @@ impl Store {
 
     /// How many rows are in each state.
     pub async fn outbox_counts(&self) -> Result<Vec<(String, i64)>, StoreError> {
-        Ok(
-            sqlx::query_as("SELECT state, COUNT(*) FROM outbox GROUP BY state")
-                .fetch_all(&self.pool)
-                .await?,
-        )
+        query("SELECT state, COUNT(*) FROM outbox GROUP BY state")
+            .fetch_all(&mut self.reader()?.db())
+            .await?
+            .iter()
+            .map(|row| Ok((row.get(0)?, row.get(1)?)))
+            .collect()
     }
 
     /// The outbox, newest first, optionally of one state.
@@ -235,17 +236,15 @@ impl Store {
         state: Option<OutboxState>,
         limit: i64,
     ) -> Result<Vec<OutboxRow>, StoreError> {
-        let rows = sqlx::query(&format!(
+        let rows = query(&format!(
             "SELECT {COLUMNS} FROM outbox WHERE ($1 IS NULL OR state = $2) ORDER BY id DESC LIMIT $3"
         ))
         .bind(state.map(OutboxState::as_str))
         .bind(state.map(OutboxState::as_str))
         .bind(limit)
-        .fetch_all(&self.pool)
+        .fetch_all(&mut self.reader()?.db())
         .await?;
-        rows.into_iter()
-            .map(|row| from_row(&Row::Any(row)))
-            .collect()
+        rows.iter().map(from_row).collect()
     }
 
     /// Makes a dead (or pending) row due now with a fresh attempt count.

@@ -1,23 +1,28 @@
-//! Statements inside a write transaction, on either database.
+//! Statements on either database.
 //!
-//! The SQL text is the same on both (`$1`-style parameters). On SQLite the writer thread
-//! runs it synchronously on its own `rusqlite` connection: sqlx's SQLite driver hands every
-//! statement to a worker thread and back, and under load those two thread wake-ups cost
-//! far more than the statement itself. On PostgreSQL the statements go over the network
-//! anyway, through sqlx.
+//! The SQL text is the same on both (`$1`-style parameters). On SQLite, statements run
+//! synchronously through `rusqlite`, on the thread that asks: the writer thread for writes,
+//! the caller's for reads (which WAL never makes wait). sqlx's SQLite driver would hand
+//! every statement to a worker thread and back, and under load those two thread wake-ups
+//! cost far more than the statement itself. On PostgreSQL the statements go over the
+//! network anyway, through sqlx.
 
 use std::borrow::Cow;
 
 use sqlx::any::AnyRow;
-use sqlx::{Any, AnyConnection, Row as _};
+use sqlx::{Any, AnyConnection, AnyPool, Row as _};
 
 use super::StoreError;
 
-/// A write transaction: the writer thread's connection on SQLite (see [`super::writer`]),
-/// a pooled connection's transaction on PostgreSQL.
-pub(super) enum Tx<'c> {
+/// Where a statement runs.
+pub(super) enum Db<'c> {
+    /// On SQLite: the writer thread's connection inside its transaction (see
+    /// [`super::writer`]), or a reader's.
     Sqlite(&'c mut rusqlite::Connection),
+    /// A PostgreSQL transaction.
     Postgres(&'c mut AnyConnection),
+    /// A PostgreSQL pool, for reads.
+    Pool(&'c AnyPool),
 }
 
 /// A parameter. Typed even when null: PostgreSQL wants to know a null's type.
@@ -90,9 +95,8 @@ pub(super) fn query(sql: &str) -> Query<'_> {
 
 /// A row a statement returned.
 pub(super) enum Row {
-    /// From the SQLite writer.
     Sqlite(Vec<rusqlite::types::Value>),
-    /// Through sqlx: every read, and the writes on PostgreSQL.
+    /// From PostgreSQL, through sqlx.
     Any(AnyRow),
 }
 
@@ -135,25 +139,26 @@ impl<'q> Query<'q> {
     }
 
     /// Runs the statement; returns how many rows it changed.
-    pub(super) async fn execute(self, tx: &mut Tx<'_>) -> Result<u64, StoreError> {
-        match tx {
-            Tx::Sqlite(connection) => {
+    pub(super) async fn execute(self, db: &mut Db<'_>) -> Result<u64, StoreError> {
+        match db {
+            Db::Sqlite(connection) => {
                 let mut statement = self.prepare(connection)?;
                 let mut rows = statement.raw_query();
                 while rows.next()?.is_some() {}
                 Ok(connection.changes())
             }
-            Tx::Postgres(connection) => Ok(self
+            Db::Postgres(connection) => Ok(self
                 .any_query()
                 .execute(&mut **connection)
                 .await?
                 .rows_affected()),
+            Db::Pool(pool) => Ok(self.any_query().execute(*pool).await?.rows_affected()),
         }
     }
 
-    pub(super) async fn fetch_all(self, tx: &mut Tx<'_>) -> Result<Vec<Row>, StoreError> {
-        match tx {
-            Tx::Sqlite(connection) => {
+    pub(super) async fn fetch_all(self, db: &mut Db<'_>) -> Result<Vec<Row>, StoreError> {
+        match db {
+            Db::Sqlite(connection) => {
                 let mut statement = self.prepare(connection)?;
                 let columns = statement.column_count();
                 let mut rows = statement.raw_query();
@@ -163,19 +168,20 @@ impl<'q> Query<'q> {
                 }
                 Ok(all)
             }
-            Tx::Postgres(connection) => Ok(self
-                .any_query()
-                .fetch_all(&mut **connection)
-                .await?
-                .into_iter()
-                .map(Row::Any)
-                .collect()),
+            Db::Postgres(connection) => {
+                let rows = self.any_query().fetch_all(&mut **connection).await?;
+                Ok(rows.into_iter().map(Row::Any).collect())
+            }
+            Db::Pool(pool) => {
+                let rows = self.any_query().fetch_all(*pool).await?;
+                Ok(rows.into_iter().map(Row::Any).collect())
+            }
         }
     }
 
-    pub(super) async fn fetch_optional(self, tx: &mut Tx<'_>) -> Result<Option<Row>, StoreError> {
-        match tx {
-            Tx::Sqlite(connection) => {
+    pub(super) async fn fetch_optional(self, db: &mut Db<'_>) -> Result<Option<Row>, StoreError> {
+        match db {
+            Db::Sqlite(connection) => {
                 let mut statement = self.prepare(connection)?;
                 let columns = statement.column_count();
                 let mut rows = statement.raw_query();
@@ -187,16 +193,17 @@ impl<'q> Query<'q> {
                 while rows.next()?.is_some() {}
                 Ok(first)
             }
-            Tx::Postgres(connection) => Ok(self
+            Db::Postgres(connection) => Ok(self
                 .any_query()
                 .fetch_optional(&mut **connection)
                 .await?
                 .map(Row::Any)),
+            Db::Pool(pool) => Ok(self.any_query().fetch_optional(*pool).await?.map(Row::Any)),
         }
     }
 
-    pub(super) async fn fetch_one(self, tx: &mut Tx<'_>) -> Result<Row, StoreError> {
-        self.fetch_optional(tx).await?.ok_or(StoreError::NoRow)
+    pub(super) async fn fetch_one(self, db: &mut Db<'_>) -> Result<Row, StoreError> {
+        self.fetch_optional(db).await?.ok_or(StoreError::NoRow)
     }
 
     /// The statement, from the connection's cache, with every parameter bound: `$N` is the

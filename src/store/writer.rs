@@ -18,7 +18,8 @@ use std::path::{Path, PathBuf};
 use futures_util::future::BoxFuture;
 use tokio::sync::{mpsc, oneshot};
 
-use super::sql::Tx;
+use super::sql::Db;
+use super::sqlite::open;
 use super::StoreError;
 
 /// The most jobs committed together: bounds how long one commit keeps callers waiting.
@@ -26,7 +27,7 @@ const MAX_BATCH: usize = 512;
 
 /// A write: runs on the writer's connection inside the batch's transaction.
 pub type WriteJob<T> =
-    Box<dyn for<'c> FnOnce(Tx<'c>) -> BoxFuture<'c, Result<T, StoreError>> + Send>;
+    Box<dyn for<'c> FnOnce(Db<'c>) -> BoxFuture<'c, Result<T, StoreError>> + Send>;
 
 /// A job in the writer's queue, its result type erased.
 trait Queued: Send {
@@ -51,7 +52,7 @@ impl<T: Send + 'static> Queued for Job<T> {
     ) -> BoxFuture<'c, Option<Box<dyn Answer>>> {
         let Job { work, reply } = *self;
         Box::pin(async move {
-            match work(Tx::Sqlite(connection)).await {
+            match work(Db::Sqlite(connection)).await {
                 Ok(output) => Some(Box::new(Pending { output, reply }) as Box<dyn Answer>),
                 Err(error) => {
                     let _ = reply.send(Err(error));
@@ -97,7 +98,7 @@ impl SharedWriter {
     /// Starts the writer thread on its own connection to the database file at `path`,
     /// set up by `setup`.
     pub(super) fn start(path: &Path, setup: &'static [&'static str]) -> Result<Self, StoreError> {
-        let connection = connect(path, setup)?;
+        let connection = open(path, setup)?;
         let path = path.to_path_buf();
         let (jobs, receiver) = mpsc::unbounded_channel();
         // Jobs on SQLite never wait for I/O or timers; the runtime only drives their futures.
@@ -119,19 +120,6 @@ impl SharedWriter {
             .map_err(|_| StoreError::WriterStopped)?;
         answer.await.map_err(|_| StoreError::WriterStopped)?
     }
-}
-
-/// Distinct statements the writer keeps prepared: more than icbridge's writes use.
-const PREPARED_STATEMENTS: usize = 128;
-
-fn connect(path: &Path, setup: &[&str]) -> Result<rusqlite::Connection, StoreError> {
-    let connection = rusqlite::Connection::open(path)?;
-    for statement in setup {
-        // Some pragmas answer with a row (journal_mode): read and drop it.
-        connection.prepare(statement)?.raw_query().next()?;
-    }
-    connection.set_prepared_statement_cache_capacity(PREPARED_STATEMENTS);
-    Ok(connection)
 }
 
 async fn run(
@@ -156,7 +144,7 @@ async fn run(
         }
         if !run_batch(&mut connection, &mut waiting).await {
             // The connection may be broken: the next batch gets a fresh one if it can.
-            match connect(&path, setup) {
+            match open(&path, setup) {
                 Ok(fresh) => connection = fresh,
                 Err(error) => tracing::error!(%error, "database writer cannot reconnect"),
             }
