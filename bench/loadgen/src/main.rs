@@ -53,7 +53,10 @@ struct StandIns {
 
 const BROKER_ANSWER: &str = r#"{"host":[{"cipher":"h","short":"HostAbc"}],"guest":[{"cipher":"g","short":"GuestXy"}],"baseUrl":"https://instant.webex.com/visit/"}"#;
 
-async fn joseencrypt(state: web::Data<StandIns>) -> HttpResponse {
+// Both stand-ins take the request body: actix closes a connection whose request body was
+// left unread, and the real upstreams keep connections alive.
+
+async fn joseencrypt(state: web::Data<StandIns>, _request: web::Bytes) -> HttpResponse {
     state.broker_calls.fetch_add(1, Ordering::Relaxed);
     let delay = state.broker_delay_ms.load(Ordering::Relaxed);
     if delay > 0 {
@@ -64,7 +67,7 @@ async fn joseencrypt(state: web::Data<StandIns>) -> HttpResponse {
         .body(BROKER_ANSWER)
 }
 
-async fn webex_message(state: web::Data<StandIns>) -> HttpResponse {
+async fn webex_message(state: web::Data<StandIns>, _request: web::Bytes) -> HttpResponse {
     let n = state.webex_posts.fetch_add(1, Ordering::Relaxed);
     HttpResponse::Ok().json(serde_json::json!({"id": format!("bench-message-{n}")}))
 }
@@ -153,9 +156,17 @@ where
     (ok as f64 / elapsed, ok, failed.load(Ordering::Relaxed))
 }
 
-/// Latencies at a fixed rate (open loop: measured from when each request was due, so a
-/// slow server is not hidden by the generator waiting for it).
-async fn fixed_rate<F, Fut>(rate: u64, phase: Duration, request: F) -> (Vec<Duration>, u64)
+/// Latencies at a fixed rate, sorted, and how late the generator sent each request, sorted.
+///
+/// Open loop: every request has a task of its own, started when it is due, so a slow answer
+/// never holds back the requests after it. Latency counts from when the request was sent:
+/// tokio's timer wakes a task up to a millisecond after it was due, which is the
+/// generator's delay, not the server's; it is reported on its own.
+async fn fixed_rate<F, Fut>(
+    rate: u64,
+    phase: Duration,
+    request: F,
+) -> (Vec<Duration>, Vec<Duration>, u64)
 where
     F: Fn(u64) -> Fut + Clone + Send + 'static,
     Fut: std::future::Future<Output = bool> + Send,
@@ -163,14 +174,22 @@ where
     let total = rate * phase.as_secs().max(1);
     let start = tokio::time::Instant::now() + Duration::from_millis(50);
     let latencies = Arc::new(Mutex::new(Vec::with_capacity(total as usize)));
+    let lateness = Arc::new(Mutex::new(Vec::with_capacity(total as usize)));
     let failed = Arc::new(AtomicU64::new(0));
     let tasks = (0..total).map(|i| {
         let due = start + Duration::from_nanos(i * 1_000_000_000 / rate);
-        let (latencies, failed, request) = (latencies.clone(), failed.clone(), request.clone());
+        let (latencies, lateness, failed, request) = (
+            latencies.clone(),
+            lateness.clone(),
+            failed.clone(),
+            request.clone(),
+        );
         tokio::spawn(async move {
             tokio::time::sleep_until(due).await;
+            let sent = tokio::time::Instant::now();
             let ok = request(i).await;
-            let latency = due.elapsed();
+            let latency = sent.elapsed();
+            lateness.lock().unwrap().push(sent - due);
             if ok {
                 latencies.lock().unwrap().push(latency);
             } else {
@@ -181,7 +200,9 @@ where
     join_all(tasks).await;
     let mut latencies = std::mem::take(&mut *latencies.lock().unwrap());
     latencies.sort();
-    (latencies, failed.load(Ordering::Relaxed))
+    let mut lateness = std::mem::take(&mut *lateness.lock().unwrap());
+    lateness.sort();
+    (latencies, lateness, failed.load(Ordering::Relaxed))
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
@@ -343,13 +364,14 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let drained = |expected: u64| stand_ins.webex_posts.load(Ordering::Relaxed) >= expected;
     wait_until(Duration::from_secs(120), || drained(answered_messages)).await;
     let (t, f) = (target.clone(), follow_ups.clone());
-    let (latencies, failed_latency) = fixed_rate(args.rate, args.phase, move |i| {
+    let (latencies, lateness, failed_latency) = fixed_rate(args.rate, args.phase, move |i| {
         let (t, f) = (t.clone(), f.clone());
         async move { t.post(&f[(i % f.len() as u64) as usize]).await }
     })
     .await;
     answered_messages += latencies.len() as u64;
     let (p50, p99) = (percentile(&latencies, 0.50), percentile(&latencies, 0.99));
+    let late_p99 = percentile(&lateness, 0.99);
     wait_until(Duration::from_secs(120), || drained(answered_messages)).await;
 
     // 3. New conversations, the broker answering at once.
@@ -463,8 +485,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         pass(follow_up_rps >= 0.3 * healthz_rps)
     ));
     table.push_str(&format!(
-        "| follow-ups at {} req/s: p50 / p99 latency | {} / {} | p99 ≤ 5 ms | {} |\n",
+        "| follow-ups at {} req/s: p50 / p99 latency (from the send; the generator sent {} late at p99) | {} / {} | p99 ≤ 5 ms | {} |\n",
         args.rate,
+        ms(late_p99),
         ms(p50),
         ms(p99),
         pass(p99 <= Duration::from_millis(5))
