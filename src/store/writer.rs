@@ -11,6 +11,9 @@
 //! If a job fails, the transaction is rolled back: the jobs that ran before it in the
 //! batch report [`StoreError::BatchAborted`] (nothing of theirs was written) and the jobs
 //! after it run in the next batch.
+//!
+//! Copying the write-ahead log back into the database file (a checkpoint, with its fsync)
+//! is left to a thread of its own, so that no batch waits for it.
 
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
@@ -24,6 +27,10 @@ use super::StoreError;
 
 /// The most jobs committed together: bounds how long one commit keeps callers waiting.
 const MAX_BATCH: usize = 512;
+
+/// Commits between two checkpoints. A commit of a busy writer adds about ten pages to the
+/// log; SQLite's own default is to checkpoint every 1000 pages.
+const COMMITS_PER_CHECKPOINT: u32 = 100;
 
 /// A write: runs on the writer's connection inside the batch's transaction.
 pub type WriteJob<T> =
@@ -98,7 +105,8 @@ impl SharedWriter {
     /// Starts the writer thread on its own connection to the database file at `path`,
     /// set up by `setup`.
     pub(super) fn start(path: &Path, setup: &'static [&'static str]) -> Result<Self, StoreError> {
-        let connection = open(path, setup)?;
+        let connection = open_writer(path, setup)?;
+        let checkpointer = Checkpointer::start(open(path, setup)?)?;
         let path = path.to_path_buf();
         let (jobs, receiver) = mpsc::unbounded_channel();
         // Jobs on SQLite never wait for I/O or timers; the runtime only drives their futures.
@@ -107,7 +115,7 @@ impl SharedWriter {
             .map_err(StoreError::WriterStart)?;
         std::thread::Builder::new()
             .name("icb-db-writer".into())
-            .spawn(move || runtime.block_on(run(path, setup, connection, receiver)))
+            .spawn(move || runtime.block_on(run(path, setup, connection, checkpointer, receiver)))
             .map_err(StoreError::WriterStart)?;
         Ok(Self { jobs })
     }
@@ -122,10 +130,56 @@ impl SharedWriter {
     }
 }
 
+fn open_writer(path: &Path, setup: &[&str]) -> Result<rusqlite::Connection, StoreError> {
+    let connection = open(path, setup)?;
+    // The checkpointer checkpoints; a commit never does.
+    connection.execute_batch("PRAGMA wal_autocheckpoint = 0")?;
+    Ok(connection)
+}
+
+/// The thread that checkpoints, on a connection of its own. A checkpoint runs alongside
+/// the writer (PASSIVE: it copies what no reader still needs and waits for nobody).
+struct Checkpointer {
+    due: std::sync::mpsc::SyncSender<()>,
+    commits: u32,
+}
+
+impl Checkpointer {
+    fn start(connection: rusqlite::Connection) -> Result<Self, StoreError> {
+        let (due, requests) = std::sync::mpsc::sync_channel::<()>(1);
+        std::thread::Builder::new()
+            .name("icb-db-checkpoint".into())
+            .spawn(move || {
+                // Ends when the writer does.
+                for () in requests {
+                    let checkpoint = connection
+                        .prepare_cached("PRAGMA wal_checkpoint(PASSIVE)")
+                        .and_then(|mut statement| statement.raw_query().next().map(|_| ()));
+                    if let Err(error) = checkpoint {
+                        tracing::warn!(%error, "database checkpoint failed; the next one retries");
+                    }
+                }
+            })
+            .map_err(StoreError::WriterStart)?;
+        Ok(Self { due, commits: 0 })
+    }
+
+    /// Counts a commit; every [`COMMITS_PER_CHECKPOINT`] asks for a checkpoint, unless
+    /// one is already waiting to run.
+    fn committed(&mut self) {
+        self.commits += 1;
+        if self.commits >= COMMITS_PER_CHECKPOINT {
+            self.commits = 0;
+            let _ = self.due.try_send(());
+        }
+    }
+}
+
 async fn run(
     path: PathBuf,
     setup: &'static [&'static str],
     mut connection: rusqlite::Connection,
+    mut checkpointer: Checkpointer,
     mut receiver: mpsc::UnboundedReceiver<Box<dyn Queued>>,
 ) {
     let mut waiting: VecDeque<Box<dyn Queued>> = VecDeque::new();
@@ -142,22 +196,33 @@ async fn run(
                 Err(_) => break,
             }
         }
-        if !run_batch(&mut connection, &mut waiting).await {
-            // The connection may be broken: the next batch gets a fresh one if it can.
-            match open(&path, setup) {
-                Ok(fresh) => connection = fresh,
-                Err(error) => tracing::error!(%error, "database writer cannot reconnect"),
+        match run_batch(&mut connection, &mut waiting).await {
+            Batch::Committed => checkpointer.committed(),
+            Batch::RolledBack => {}
+            Batch::NotStarted => {
+                // The connection may be broken: the next batch gets a fresh one if it can.
+                match open_writer(&path, setup) {
+                    Ok(fresh) => connection = fresh,
+                    Err(error) => tracing::error!(%error, "database writer cannot reconnect"),
+                }
             }
         }
     }
 }
 
-/// Runs the waiting jobs in one transaction, up to the first that fails. Returns false
-/// when no transaction could be started.
+/// How a batch ended.
+enum Batch {
+    Committed,
+    RolledBack,
+    /// No transaction could be started; the waiting jobs were refused.
+    NotStarted,
+}
+
+/// Runs the waiting jobs in one transaction, up to the first that fails.
 async fn run_batch(
     connection: &mut rusqlite::Connection,
     waiting: &mut VecDeque<Box<dyn Queued>>,
-) -> bool {
+) -> Batch {
     // IMMEDIATE takes the write lock now: another process writing to the same file makes
     // this wait (busy timeout) rather than fail a job half way.
     if let Err(error) = connection.execute_batch("BEGIN IMMEDIATE") {
@@ -165,7 +230,7 @@ async fn run_batch(
         for job in waiting.drain(..) {
             job.refuse();
         }
-        return false;
+        return Batch::NotStarted;
     }
     let mut answers = Vec::with_capacity(waiting.len());
     let mut failed = false;
@@ -193,7 +258,11 @@ async fn run_batch(
     for answer in answers {
         answer.send(committed);
     }
-    true
+    if committed {
+        Batch::Committed
+    } else {
+        Batch::RolledBack
+    }
 }
 
 #[cfg(test)]
@@ -297,6 +366,40 @@ mod tests {
         assert!(matches!(failing, Err(StoreError::Sqlite(_))), "{failing:?}");
         fourth.await.unwrap();
         assert_eq!(names(&path), ["fourth"]);
+    }
+
+    #[tokio::test]
+    async fn the_log_is_copied_into_the_database_file_by_the_checkpointer() {
+        let (_dir, path, writer) = writer().await;
+        let file_size = || std::fs::metadata(&path).unwrap().len();
+        let before = file_size();
+        // Every commit adds a page of its own; none of them reaches the file before a
+        // checkpoint.
+        for n in 0..COMMITS_PER_CHECKPOINT {
+            let name = format!("{n:04}{}", "x".repeat(4000));
+            writer
+                .write(Box::new(move |mut tx| {
+                    Box::pin(async move {
+                        query("INSERT INTO t (name) VALUES ($1)")
+                            .bind(name)
+                            .execute(&mut tx)
+                            .await?;
+                        Ok(())
+                    })
+                }))
+                .await
+                .unwrap();
+        }
+        let waited = std::time::Instant::now();
+        while file_size() < before + 100 * 4096 {
+            assert!(
+                waited.elapsed() < std::time::Duration::from_secs(10),
+                "no checkpoint: the file is still {} bytes",
+                file_size()
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        assert_eq!(names(&path).len(), COMMITS_PER_CHECKPOINT as usize);
     }
 
     #[tokio::test]
