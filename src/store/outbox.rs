@@ -110,7 +110,9 @@ impl Store {
                  ORDER BY next_attempt_at, id LIMIT $4)
                -- Checked again on the row itself: on PostgreSQL a concurrent claimer waits
                -- for the first one's row locks, then sees its lease and skips the row.
-               AND state = 'pending' AND (leased_until IS NULL OR leased_until <= $3)
+               -- (`state || ''`: SQLite would otherwise look the rows up through the index
+               -- on state, reading every pending row instead of the ids above.)
+               AND state || '' = 'pending' AND (leased_until IS NULL OR leased_until <= $3)
              RETURNING {COLUMNS}"
         );
         let rows = self
