@@ -49,7 +49,7 @@ pub enum StoreError {
     NoRow,
     #[error("database migration failed: {0}")]
     Migration(#[from] sqlx::migrate::MigrateError),
-    #[error("unsupported database URL {0:?}: use sqlite://PATH or postgres://…")]
+    #[error("unsupported database URL {0:?}: use sqlite://PATH (a file) or postgres://…")]
     UnsupportedUrl(String),
     #[error("no {what} with id {id}")]
     NotFound { what: &'static str, id: String },
@@ -207,6 +207,11 @@ impl Store {
     pub async fn connect(url: &str) -> Result<Self, StoreError> {
         sqlx::any::install_default_drivers();
         let database = if url.starts_with("sqlite:") {
+            // The writer and the readers are connections of their own: each would get an
+            // in-memory database of its own.
+            if is_in_memory(url) {
+                return Err(StoreError::UnsupportedUrl(url.to_string()));
+            }
             if !Any::database_exists(url).await? {
                 Any::create_database(url).await?;
             }
@@ -727,5 +732,35 @@ impl Store {
             })
         })
         .await
+    }
+}
+
+/// Whether `url` names an in-memory SQLite database (`sqlite::memory:`, `?mode=memory`).
+fn is_in_memory(url: &str) -> bool {
+    let (database, query) = url.split_once('?').unwrap_or((url, ""));
+    let database = database
+        .trim_start_matches("sqlite:")
+        .trim_start_matches("//");
+    database == ":memory:" || query.split('&').any(|pair| pair == "mode=memory")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn an_in_memory_sqlite_database_is_refused() {
+        for url in [
+            "sqlite::memory:",
+            "sqlite://:memory:",
+            "sqlite://x.db?mode=memory",
+        ] {
+            let refused = Store::connect(url).await;
+            assert!(
+                matches!(refused, Err(StoreError::UnsupportedUrl(ref u)) if u == url),
+                "{url}: {:?}",
+                refused.err()
+            );
+        }
     }
 }
