@@ -142,9 +142,7 @@ impl<'q> Query<'q> {
     pub(super) async fn execute(self, db: &mut Db<'_>) -> Result<u64, StoreError> {
         match db {
             Db::Sqlite(connection) => {
-                let mut statement = self.prepare(connection)?;
-                let mut rows = statement.raw_query();
-                while rows.next()?.is_some() {}
+                self.run_on_sqlite(connection, 0)?;
                 Ok(connection.changes())
             }
             Db::Postgres(connection) => Ok(self
@@ -158,16 +156,7 @@ impl<'q> Query<'q> {
 
     pub(super) async fn fetch_all(self, db: &mut Db<'_>) -> Result<Vec<Row>, StoreError> {
         match db {
-            Db::Sqlite(connection) => {
-                let mut statement = self.prepare(connection)?;
-                let columns = statement.column_count();
-                let mut rows = statement.raw_query();
-                let mut all = Vec::new();
-                while let Some(row) = rows.next()? {
-                    all.push(sqlite_row(row, columns)?);
-                }
-                Ok(all)
-            }
+            Db::Sqlite(connection) => self.run_on_sqlite(connection, usize::MAX),
             Db::Postgres(connection) => {
                 let rows = self.any_query().fetch_all(&mut **connection).await?;
                 Ok(rows.into_iter().map(Row::Any).collect())
@@ -181,18 +170,7 @@ impl<'q> Query<'q> {
 
     pub(super) async fn fetch_optional(self, db: &mut Db<'_>) -> Result<Option<Row>, StoreError> {
         match db {
-            Db::Sqlite(connection) => {
-                let mut statement = self.prepare(connection)?;
-                let columns = statement.column_count();
-                let mut rows = statement.raw_query();
-                let first = match rows.next()? {
-                    Some(row) => Some(sqlite_row(row, columns)?),
-                    None => None,
-                };
-                // Runs the statement to its end, as PostgreSQL does before it answers.
-                while rows.next()?.is_some() {}
-                Ok(first)
-            }
+            Db::Sqlite(connection) => Ok(self.run_on_sqlite(connection, 1)?.pop()),
             Db::Postgres(connection) => Ok(self
                 .any_query()
                 .fetch_optional(&mut **connection)
@@ -204,6 +182,28 @@ impl<'q> Query<'q> {
 
     pub(super) async fn fetch_one(self, db: &mut Db<'_>) -> Result<Row, StoreError> {
         self.fetch_optional(db).await?.ok_or(StoreError::NoRow)
+    }
+
+    /// Runs the statement to its end, as PostgreSQL does before it answers, and returns its
+    /// first `keep` rows.
+    fn run_on_sqlite(
+        &self,
+        connection: &rusqlite::Connection,
+        keep: usize,
+    ) -> Result<Vec<Row>, StoreError> {
+        let mut statement = self.prepare(connection)?;
+        let columns = statement.column_count();
+        let mut rows = statement.raw_query();
+        let mut kept = Vec::new();
+        while let Some(row) = rows.next()? {
+            if kept.len() < keep {
+                let values = (0..columns)
+                    .map(|index| row.get::<_, rusqlite::types::Value>(index))
+                    .collect::<Result<_, _>>()?;
+                kept.push(Row::Sqlite(values));
+            }
+        }
+        Ok(kept)
     }
 
     /// The statement, from the connection's cache, with every parameter bound: `$N` is the
@@ -236,11 +236,4 @@ impl<'q> Query<'q> {
                 Value::Text(value) => query.bind(value.as_deref()),
             })
     }
-}
-
-fn sqlite_row(row: &rusqlite::Row<'_>, columns: usize) -> Result<Row, StoreError> {
-    let values = (0..columns)
-        .map(|index| row.get::<_, rusqlite::types::Value>(index))
-        .collect::<Result<_, _>>()?;
-    Ok(Row::Sqlite(values))
 }
