@@ -212,6 +212,32 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[((sorted.len() as f64 * p).ceil() as usize).clamp(1, sorted.len()) - 1]
 }
 
+/// The processor time `pid` has used so far (user and system), from /proc.
+fn cpu_time(pid: u32) -> Duration {
+    // Fields 14 and 15 of /proc/<pid>/stat, after the command name in parentheses, in
+    // clock ticks of 1/100 s (USER_HZ on Linux).
+    let ticks = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|stat| {
+            let fields: Vec<u64> = stat
+                .rsplit_once(')')?
+                .1
+                .split_whitespace()
+                .skip(11)
+                .take(2)
+                .map(|field| field.parse().ok())
+                .collect::<Option<_>>()?;
+            Some(fields.iter().sum::<u64>())
+        })
+        .unwrap_or(0);
+    Duration::from_millis(ticks * 10)
+}
+
+/// Processor time per request, in microseconds.
+fn cpu_per_request(cpu: Duration, requests: u64) -> f64 {
+    cpu.as_secs_f64() * 1e6 / requests.max(1) as f64
+}
+
 fn rss_mib(pid: u32) -> f64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .ok()
@@ -334,11 +360,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     // 1. The floor: /healthz.
     let t = target.clone();
-    let (healthz_rps, _, _) = saturate(args.connections, args.phase, move |_| {
+    let cpu_before = cpu_time(pid);
+    let (healthz_rps, healthz_ok, _) = saturate(args.connections, args.phase, move |_| {
         let t = t.clone();
         async move { t.healthz().await }
     })
     .await;
+    let healthz_cpu = cpu_per_request(cpu_time(pid) - cpu_before, healthz_ok);
 
     // 2. Follow-ups in 100 existing conversations.
     let customers: Vec<u64> = (0..100).map(|i| next_customer + i).collect();
@@ -354,6 +382,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let follow_ups: Arc<Vec<(String, String)>> =
         Arc::new(customers.iter().map(|c| message(*c, None)).collect());
     let (t, f) = (target.clone(), follow_ups.clone());
+    let cpu_before = cpu_time(pid);
     let (follow_up_rps, ok, failed_follow_ups) = saturate(args.connections, args.phase, move |i| {
         let (t, f) = (t.clone(), f.clone());
         async move { t.post(&f[(i % f.len() as u64) as usize]).await }
@@ -363,6 +392,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     // Each phase starts with the relays of the one before delivered.
     let drained = |expected: u64| stand_ins.webex_posts.load(Ordering::Relaxed) >= expected;
     wait_until(Duration::from_secs(120), || drained(answered_messages)).await;
+    // Until the relays are delivered: a follow-up's cost includes its relay.
+    let follow_up_cpu = cpu_per_request(cpu_time(pid) - cpu_before, ok);
     let (t, f) = (target.clone(), follow_ups.clone());
     let (latencies, lateness, failed_latency) = fixed_rate(args.rate, args.phase, move |i| {
         let (t, f) = (t.clone(), f.clone());
@@ -483,6 +514,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         "| follow-ups (signed, existing conversation) at saturation | {follow_up_rps:.0} req/s = {:.0}% of healthz | ≥ 30% | {} |\n",
         100.0 * follow_up_rps / healthz_rps,
         pass(follow_up_rps >= 0.3 * healthz_rps)
+    ));
+    table.push_str(&format!(
+        "| icbridge's processor time per request: `/healthz` / follow-up (its relay included) | {healthz_cpu:.0} µs / {follow_up_cpu:.0} µs | — | |\n"
     ));
     table.push_str(&format!(
         "| follow-ups at {} req/s: p50 / p99 latency (from the send; the generator sent {} late at p99) | {} / {} | p99 ≤ 5 ms | {} |\n",
