@@ -72,12 +72,13 @@ impl Store {
         let row = query(&format!(
             "{SELECT} WHERE c.thread_message_id = $1
                  OR c.id = (SELECT o.conversation_id FROM outbox o
-                            WHERE o.upstream_id = $2 AND o.kind = $3 LIMIT 1)
+                            -- Spelled out: the index covers only this kind.
+                            WHERE o.upstream_id = $2 AND o.kind = 'expert_notification'
+                            LIMIT 1)
              LIMIT 1"
         ))
         .bind(message_id)
         .bind(message_id)
-        .bind(super::EXPERT_NOTIFICATION)
         .fetch_optional(&mut self.reader()?.db())
         .await?;
         row.as_ref().map(from_row).transpose()

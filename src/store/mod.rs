@@ -665,7 +665,9 @@ impl Store {
                 let matched = query(
                     "UPDATE outbox SET delivery_status = $1, delivery_code = $2
              WHERE id = (SELECT id FROM outbox
-                         WHERE id = $3 OR (upstream_id IS NOT NULL AND upstream_id = $4)
+                         -- Only customer replies are sent through Webex Connect (and
+                         -- indexed by its transaction id).
+                         WHERE id = $3 OR (upstream_id = $4 AND kind = 'customer_reply')
                          ORDER BY id LIMIT 1)
              RETURNING id, conversation_id, kind",
                 )
