@@ -176,7 +176,9 @@ impl OutboxWorker {
         };
         match result {
             Ok(upstream_id) => {
-                tracing::info!(outbox_id = row.id, kind = %row.kind, attempts = row.attempts, "delivered");
+                // At debug: under load, one line per relayed message would outnumber every
+                // other line; failures are logged at warn and error.
+                tracing::debug!(outbox_id = row.id, kind = %row.kind, attempts = row.attempts, "delivered");
                 let opens_thread = row.kind == crate::store::EXPERT_NOTIFICATION;
                 self.store
                     .outbox_sent(row.id, &upstream_id, now_ms(), opens_thread)
@@ -242,33 +244,47 @@ impl OutboxWorker {
         destination: Destination,
         markdown: String,
     ) -> Result<NewMessage, Failure> {
-        let conversation = match &row.conversation_id {
-            Some(id) => self.store.conversation(id).await?,
-            None => None,
-        };
-        let (parent_id, markdown) = match conversation {
-            Some(conversation) => match conversation.thread_message_id {
-                Some(thread) => (Some(thread), markdown),
-                None if self.store.notification_pending(&conversation.id).await? => {
-                    return Err(Failure::ThreadNotOpenYet)
-                }
-                None => {
-                    let about = format!(
-                        "{} · {}",
-                        conversation.key.channel.display_name(),
-                        conversation.key.customer.masked()
-                    );
-                    (None, format!("**{about}**\n\n{markdown}"))
-                }
-            },
-            None => (None, markdown),
-        };
+        let (parent_id, markdown) = self
+            .placement(row.conversation_id.as_deref(), markdown)
+            .await?;
         Ok(NewMessage {
             destination,
             markdown,
             parent_id,
             attachments: Vec::new(),
         })
+    }
+
+    /// The thread a conversation's message goes under, and its text.
+    async fn placement(
+        &self,
+        conversation_id: Option<&str>,
+        markdown: String,
+    ) -> Result<(Option<String>, String), Failure> {
+        let Some(conversation_id) = conversation_id else {
+            return Ok((None, markdown));
+        };
+        // The common case, an open thread, reads one column; the rest only without one.
+        if let Some(thread) = self.store.thread_of(conversation_id).await? {
+            return Ok((Some(thread), markdown));
+        }
+        let Some(conversation) = self.store.conversation(conversation_id).await? else {
+            return Ok((None, markdown));
+        };
+        match conversation.thread_message_id {
+            Some(thread) => Ok((Some(thread), markdown)),
+            None if self.store.notification_pending(&conversation.id).await? => {
+                Err(Failure::ThreadNotOpenYet)
+            }
+            None => {
+                let about = format!(
+                    "{} · {}",
+                    conversation.key.channel.display_name(),
+                    conversation.key.customer.masked()
+                );
+                Ok((None, format!("**{about}**\n\n{markdown}")))
+            }
+        }
     }
 
     async fn failed(&self, row: &OutboxRow, error: &UpstreamError) -> Result<(), StoreError> {
