@@ -400,15 +400,10 @@ mod tests {
         assert_eq!(names(&path), ["fourth"]);
     }
 
-    #[tokio::test]
-    async fn the_log_is_copied_into_the_database_file_by_the_checkpointer() {
-        let (_dir, path, writer) = writer().await;
-        let file_size = || std::fs::metadata(&path).unwrap().len();
-        let before = file_size();
-        // Every commit adds a page of its own; none of them reaches the file before a
-        // checkpoint.
-        for n in 0..COMMITS_PER_CHECKPOINT {
-            let name = format!("{n:04}{}", "x".repeat(4000));
+    /// Makes `commits` commits one after the other, each adding a row of about a page.
+    async fn commit_pages(writer: &SharedWriter, commits: u32) {
+        for n in 0..commits {
+            let name = format!("{n:05}{}", "x".repeat(4000));
             writer
                 .write(Box::new(move |mut tx| {
                     Box::pin(async move {
@@ -422,6 +417,16 @@ mod tests {
                 .await
                 .unwrap();
         }
+    }
+
+    #[tokio::test]
+    async fn the_log_is_copied_into_the_database_file_by_the_checkpointer() {
+        let (_dir, path, writer) = writer().await;
+        let file_size = || std::fs::metadata(&path).unwrap().len();
+        let before = file_size();
+        // Every commit adds a page of its own; none of them reaches the file before a
+        // checkpoint.
+        commit_pages(&writer, COMMITS_PER_CHECKPOINT).await;
         let waited = std::time::Instant::now();
         while file_size() < before + 100 * 4096 {
             assert!(
@@ -438,21 +443,7 @@ mod tests {
     async fn the_log_starts_over_under_steady_writes() {
         let (_dir, path, writer) = writer().await;
         let commits = 10 * COMMITS_PER_CHECKPOINT;
-        for n in 0..commits {
-            let name = format!("{n:05}{}", "x".repeat(4000));
-            writer
-                .write(Box::new(move |mut tx| {
-                    Box::pin(async move {
-                        query("INSERT INTO t (name) VALUES ($1)")
-                            .bind(name)
-                            .execute(&mut tx)
-                            .await?;
-                        Ok(())
-                    })
-                }))
-                .await
-                .unwrap();
-        }
+        commit_pages(&writer, commits).await;
         // Each commit here writes about six pages (4 KiB and a frame header each) to the
         // log: a log that never started over holds some 6,000 frames by now.
         let log = std::fs::metadata(path.with_extension("db-wal"))
