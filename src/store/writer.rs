@@ -321,7 +321,8 @@ mod tests {
         (dir, path, writer)
     }
 
-    fn insert(name: &'static str) -> WriteJob<()> {
+    fn insert(name: impl Into<String>) -> WriteJob<()> {
+        let name = name.into();
         Box::new(move |mut tx| {
             Box::pin(async move {
                 query("INSERT INTO t (name) VALUES ($1)")
@@ -404,18 +405,7 @@ mod tests {
     async fn commit_pages(writer: &SharedWriter, commits: u32) {
         for n in 0..commits {
             let name = format!("{n:05}{}", "x".repeat(4000));
-            writer
-                .write(Box::new(move |mut tx| {
-                    Box::pin(async move {
-                        query("INSERT INTO t (name) VALUES ($1)")
-                            .bind(name)
-                            .execute(&mut tx)
-                            .await?;
-                        Ok(())
-                    })
-                }))
-                .await
-                .unwrap();
+            writer.write(insert(name)).await.unwrap();
         }
     }
 
