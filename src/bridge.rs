@@ -316,33 +316,29 @@ impl Bridge {
         let started = Instant::now();
         let started_ms = now_ms();
 
-        // The common case, a later message of a conversation with a live meeting: stored,
-        // answered and relayed to the experts in one transaction.
+        // The common case, a later message of a conversation with a live meeting, is
+        // stored, answered and relayed to the experts in one transaction.
         let valid_after = started_ms + RENEW_BEFORE_EXPIRY.as_millis() as i64;
-        if let Some(live) = store.live_meeting(&message.key, valid_after).await? {
-            let followups = self.followups(message, &live);
-            let stored = store
-                .record_answered_message(message, &live, followups, started_ms)
-                .await?;
-            if stored.is_some() {
+        let followups = self.followups(message);
+        let recorded = store
+            .record_message(message, valid_after, followups, started_ms)
+            .await?;
+        let (message_row, is_repeat) = match recorded {
+            Recorded::Answered(live) => {
                 self.inner.outbox_wake.notify_one();
                 return Ok(self.reply(&live));
             }
-            // A message id seen before: answered below, as the first time.
-        }
-
-        let recorded = store.record_message(message, started_ms).await?;
-        let message_row = recorded.message_row();
-        let is_repeat = matches!(recorded, Recorded::Repeat { .. });
-        if let Recorded::Repeat {
-            answer: Some(answer),
-            ..
-        } = &recorded
-        {
-            tracing::info!(customer = %message.key.customer, conversation = %answer.conversation_id,
-                "repeated message answered as before");
-            return Ok(self.reply(answer));
-        }
+            Recorded::Repeat {
+                answer: Some(answer),
+                ..
+            } => {
+                tracing::info!(customer = %message.key.customer, conversation = %answer.conversation_id,
+                    "repeated message answered as before");
+                return Ok(self.reply(&answer));
+            }
+            Recorded::Repeat { message_row, .. } => (message_row, true),
+            Recorded::New { message_row } => (message_row, false),
+        };
 
         // A repeat may already be answerable. A new message is not: its conversation had
         // no live meeting a moment ago, and the claim below looks again once it holds.
@@ -424,7 +420,7 @@ impl Bridge {
         let followups = if is_repeat {
             Vec::new()
         } else {
-            self.followups(message, &live)
+            self.followups(message)(&live)
         };
         let relayed = !followups.is_empty();
         let answer = store
@@ -436,20 +432,35 @@ impl Bridge {
         Ok(Some(answer))
     }
 
-    /// What a later message of a conversation causes: the experts see it in the thread,
-    /// and the customer may get the link again.
-    fn followups(&self, message: &InboundMessage, live: &Answer) -> Vec<OutboxEntry> {
+    /// What a later message of a conversation causes, given the conversation's live
+    /// meeting: the experts see it in the thread, and the customer may get the link again.
+    /// Built before the meeting is known, to run inside the transaction that finds it.
+    fn followups(
+        &self,
+        message: &InboundMessage,
+    ) -> impl FnOnce(&Answer) -> Vec<OutboxEntry> + Send + 'static {
         let (relay, purpose) = self.to_thread(expert_messages::customer_said(&message.text));
-        let mut followups = vec![relay.entry(purpose)];
-        if let Some(replies) = &self.inner.customer_replies {
-            if replies.send_links && replies.resend_link_on_followup {
-                let text = self.inner.reply_template.render(&live.guest_url);
-                followups.push(
-                    customer_reply(&message.key, replies, text).entry(Purpose::CustomerReply),
-                );
+        let relay = relay.entry(purpose);
+        let link_again = self
+            .inner
+            .customer_replies
+            .clone()
+            .filter(|replies| replies.send_links && replies.resend_link_on_followup)
+            .map(|replies| {
+                (
+                    replies,
+                    message.key.clone(),
+                    self.inner.reply_template.clone(),
+                )
+            });
+        move |live| {
+            let mut followups = vec![relay];
+            if let Some((replies, key, template)) = link_again {
+                let text = template.render(&live.guest_url);
+                followups.push(customer_reply(&key, &replies, text).entry(Purpose::CustomerReply));
             }
+            followups
         }
-        followups
     }
 
     /// Records a delivery receipt for a message icbridge sent. When WhatsApp refused a reply

@@ -244,9 +244,14 @@ impl OutboxWorker {
         destination: Destination,
         markdown: String,
     ) -> Result<NewMessage, Failure> {
-        let (parent_id, markdown) = self
-            .placement(row.conversation_id.as_deref(), markdown)
-            .await?;
+        let (parent_id, markdown) = match &row.thread_message_id {
+            Some(thread) => (Some(thread.clone()), markdown),
+            // The thread may have opened since the row was claimed.
+            None => {
+                self.placement(row.conversation_id.as_deref(), markdown)
+                    .await?
+            }
+        };
         Ok(NewMessage {
             destination,
             markdown,
@@ -264,10 +269,6 @@ impl OutboxWorker {
         let Some(conversation_id) = conversation_id else {
             return Ok((None, markdown));
         };
-        // The common case, an open thread, reads one column; the rest only without one.
-        if let Some(thread) = self.store.thread_of(conversation_id).await? {
-            return Ok((Some(thread), markdown));
-        }
         let Some(conversation) = self.store.conversation(conversation_id).await? else {
             return Ok((None, markdown));
         };

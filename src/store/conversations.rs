@@ -63,16 +63,6 @@ impl Store {
         row.as_ref().map(from_row).transpose()
     }
 
-    /// The Webex message that opened the conversation's thread, once there is one. `None`
-    /// also for an unknown conversation.
-    pub async fn thread_of(&self, conversation_id: &str) -> Result<Option<String>, StoreError> {
-        let row = query("SELECT thread_message_id FROM conversations WHERE id = $1")
-            .bind(conversation_id)
-            .fetch_optional(&mut self.reader()?.db())
-            .await?;
-        Ok(row.map(|row| row.get(0)).transpose()?.flatten())
-    }
-
     /// The conversation a Webex message of the bot's is about: the message that opened
     /// its thread, or any expert notification sent for it (a later meeting's card).
     pub async fn conversation_by_webex_message(

@@ -77,21 +77,16 @@ pub struct Answer {
 /// What recording a message found.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Recorded {
-    /// First time this message is seen.
+    /// First time this message is seen; it is answered with its conversation's live
+    /// meeting, and that meeting's follow-up deliveries are queued.
+    Answered(Answer),
+    /// First time this message is seen; its conversation has no live meeting.
     New { message_row: i64 },
     /// The sender sent this message id before; `answer` is what it got, if it got one.
     Repeat {
         message_row: i64,
         answer: Option<Answer>,
     },
-}
-
-impl Recorded {
-    pub fn message_row(&self) -> i64 {
-        match self {
-            Recorded::New { message_row } | Recorded::Repeat { message_row, .. } => *message_row,
-        }
-    }
 }
 
 /// The outbound message a delivery receipt reports on.
@@ -147,6 +142,28 @@ fn answer_from_row(row: &Row) -> Result<Answer, StoreError> {
         expires_at: row.get(4)?,
         opened_meeting: row.get::<i64>(5)? != 0,
     })
+}
+
+/// The open conversation's newest meeting, if it is still valid after `valid_after`.
+async fn live_meeting(
+    db: &mut Db<'_>,
+    key: &ConversationKey,
+    valid_after: i64,
+) -> Result<Option<Answer>, StoreError> {
+    let row = query(
+        "SELECT c.id, t.id, t.guest_url, t.host_url, t.expires_at, 0
+         FROM conversations c JOIN meetings t ON t.conversation_id = c.id
+         WHERE c.channel = $1 AND c.customer = $2 AND c.business = $3 AND c.state = 'open'
+           AND t.expires_at > $4
+         ORDER BY t.expires_at DESC LIMIT 1",
+    )
+    .bind(key.channel.as_str())
+    .bind(key.customer.as_str())
+    .bind(key.business.as_str())
+    .bind(valid_after)
+    .fetch_optional(db)
+    .await?;
+    row.as_ref().map(answer_from_row).transpose()
 }
 
 /// Records a message's answer, unless it has one already. Returns whether it was recorded.
@@ -290,23 +307,36 @@ impl Store {
         Ok(())
     }
 
-    /// Stores a customer's message, once per (channel, message id).
-    pub async fn record_message(
+    /// Stores a customer's message, once per (channel, message id), and answers it with
+    /// its conversation's live meeting (valid after `valid_after`) if there is one: then
+    /// the deliveries `followups` makes for that meeting are queued in the same
+    /// transaction. A repeated message id writes nothing.
+    ///
+    /// The meeting is looked up inside the write: it cannot change in between, and the
+    /// writer's connection reads it from its own cache instead of a reader's, which
+    /// starts over after every commit.
+    pub async fn record_message<F>(
         &self,
         message: &InboundMessage,
+        valid_after: i64,
+        followups: F,
         now: i64,
-    ) -> Result<Recorded, StoreError> {
+    ) -> Result<Recorded, StoreError>
+    where
+        F: FnOnce(&Answer) -> Vec<OutboxEntry> + Send + 'static,
+    {
         let owned = message.clone();
-        let inserted = self
+        let stored = self
             .write(move |mut tx| {
                 Box::pin(async move {
                     let message = owned;
+                    let live = live_meeting(&mut tx, &message.key, valid_after).await?;
                     let key = &message.key;
-                    let row = query(
-                        "INSERT INTO messages (channel, customer, business, external_id, body, received_at)
-                         VALUES ($1, $2, $3, $4, $5, $6)
-                         ON CONFLICT (channel, external_id) WHERE external_id IS NOT NULL DO NOTHING
-                         RETURNING id",
+                    let Some(message_row) = query(
+                        "INSERT INTO messages (channel, customer, business, external_id, body,
+                                               received_at, conversation_id, meeting_id)
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+                         ON CONFLICT (channel, external_id) WHERE external_id IS NOT NULL DO NOTHING",
                     )
                     .bind(key.channel.as_str())
                     .bind(key.customer.as_str())
@@ -314,14 +344,25 @@ impl Store {
                     .bind(message.message_id.as_ref().map(|id| id.as_str()))
                     .bind(&message.text)
                     .bind(now)
-                    .fetch_optional(&mut tx)
-                    .await?;
-                    row.map(|row| row.get::<i64>(0)).transpose()
+                    .bind(live.as_ref().map(|live| live.conversation_id.as_str()))
+                    .bind(live.as_ref().map(|live| live.meeting_id.as_str()))
+                    .insert(&mut tx)
+                    .await?
+                    else {
+                        return Ok(None);
+                    };
+                    let Some(live) = live else {
+                        return Ok(Some(Recorded::New { message_row }));
+                    };
+                    for entry in &followups(&live) {
+                        outbox::insert(&mut tx, entry, Some(&live.conversation_id), now).await?;
+                    }
+                    Ok(Some(Recorded::Answered(live)))
                 })
             })
             .await?;
-        if let Some(message_row) = inserted {
-            return Ok(Recorded::New { message_row });
+        if let Some(recorded) = stored {
+            return Ok(recorded);
         }
         let key = &message.key;
         let message_row: i64 =
@@ -336,50 +377,6 @@ impl Store {
             message_row,
             answer,
         })
-    }
-
-    /// Stores a message already answered with a live meeting, together with its
-    /// deliveries, in one transaction. `None` when the sender's message id was seen before:
-    /// then nothing is stored.
-    pub async fn record_answered_message(
-        &self,
-        message: &InboundMessage,
-        answer: &Answer,
-        deliveries: Vec<OutboxEntry>,
-        now: i64,
-    ) -> Result<Option<i64>, StoreError> {
-        let (message, answer) = (message.clone(), answer.clone());
-        self.write(move |mut tx| {
-            Box::pin(async move {
-                let key = &message.key;
-                let inserted = query(
-                    "INSERT INTO messages (channel, customer, business, external_id, body,
-                                           received_at, conversation_id, meeting_id, opened_meeting)
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 0)
-                     ON CONFLICT (channel, external_id) WHERE external_id IS NOT NULL DO NOTHING
-                     RETURNING id",
-                )
-                .bind(key.channel.as_str())
-                .bind(key.customer.as_str())
-                .bind(key.business.as_str())
-                .bind(message.message_id.as_ref().map(|id| id.as_str()))
-                .bind(&message.text)
-                .bind(now)
-                .bind(&answer.conversation_id)
-                .bind(&answer.meeting_id)
-                .fetch_optional(&mut tx)
-                .await?
-                .map(|row| row.get::<i64>(0))
-                .transpose()?;
-                if inserted.is_some() {
-                    for entry in &deliveries {
-                        outbox::insert(&mut tx, entry, Some(&answer.conversation_id), now).await?;
-                    }
-                }
-                Ok(inserted)
-            })
-        })
-        .await
     }
 
     pub async fn answer_of(&self, message_row: i64) -> Result<Option<Answer>, StoreError> {
@@ -401,20 +398,7 @@ impl Store {
         key: &ConversationKey,
         valid_after: i64,
     ) -> Result<Option<Answer>, StoreError> {
-        let row = query(
-            "SELECT c.id, t.id, t.guest_url, t.host_url, t.expires_at, 0
-             FROM conversations c JOIN meetings t ON t.conversation_id = c.id
-             WHERE c.channel = $1 AND c.customer = $2 AND c.business = $3 AND c.state = 'open'
-               AND t.expires_at > $4
-             ORDER BY t.expires_at DESC LIMIT 1",
-        )
-        .bind(key.channel.as_str())
-        .bind(key.customer.as_str())
-        .bind(key.business.as_str())
-        .bind(valid_after)
-        .fetch_optional(&mut self.reader()?.db())
-        .await?;
-        row.as_ref().map(answer_from_row).transpose()
+        live_meeting(&mut self.reader()?.db(), key, valid_after).await
     }
 
     /// Answers a message with an existing meeting, queueing `deliveries` with the answer,

@@ -50,10 +50,17 @@ pub struct OutboxRow {
     pub last_error: Option<String>,
     pub upstream_id: Option<String>,
     pub created_at: i64,
+    /// The Webex message that opened the row's conversation's thread, if it had been
+    /// delivered when the row was read.
+    pub thread_message_id: Option<String>,
 }
 
+/// Read with the row, its conversation's thread: the worker needs it for every message
+/// it places in a thread, and reading it with the claim saves a read per message.
 const COLUMNS: &str = "id, kind, conversation_id, payload, state, attempts, next_attempt_at, \
-                       last_error, upstream_id, created_at";
+                       last_error, upstream_id, created_at, \
+                       (SELECT c.thread_message_id FROM conversations c \
+                        WHERE c.id = outbox.conversation_id)";
 
 /// Reads a row selected as [`COLUMNS`].
 fn from_row(row: &Row) -> Result<OutboxRow, StoreError> {
@@ -68,6 +75,7 @@ fn from_row(row: &Row) -> Result<OutboxRow, StoreError> {
         last_error: row.get(7)?,
         upstream_id: row.get(8)?,
         created_at: row.get(9)?,
+        thread_message_id: row.get(10)?,
     })
 }
 
@@ -79,16 +87,16 @@ pub(super) async fn insert(
 ) -> Result<i64, StoreError> {
     query(
         "INSERT INTO outbox (kind, conversation_id, payload, next_attempt_at, created_at)
-         VALUES ($1, $2, $3, $4, $5) RETURNING id",
+         VALUES ($1, $2, $3, $4, $5)",
     )
     .bind(&entry.kind)
     .bind(conversation_id)
     .bind(&entry.payload)
     .bind(now)
     .bind(now)
-    .fetch_one(tx)
+    .insert(tx)
     .await?
-    .get(0)
+    .ok_or(StoreError::NoRow)
 }
 
 impl Store {

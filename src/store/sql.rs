@@ -184,6 +184,33 @@ impl<'q> Query<'q> {
         self.fetch_optional(db).await?.ok_or(StoreError::NoRow)
     }
 
+    /// Runs an `INSERT` of one row into a table keyed by `id`, written without a
+    /// `RETURNING` clause. Returns the new row's id, or `None` when `ON CONFLICT DO
+    /// NOTHING` kept the row out.
+    ///
+    /// On SQLite the id comes from the connection: a `RETURNING` clause there makes every
+    /// insert build a temporary table for its one row. PostgreSQL gets `RETURNING id`.
+    pub(super) async fn insert(self, db: &mut Db<'_>) -> Result<Option<i64>, StoreError> {
+        match db {
+            Db::Sqlite(connection) => {
+                self.run_on_sqlite(connection, 0)?;
+                Ok((connection.changes() == 1).then(|| connection.last_insert_rowid()))
+            }
+            Db::Postgres(_) | Db::Pool(_) => {
+                let sql = format!("{} RETURNING id", self.sql);
+                let returning = Query {
+                    sql: &sql,
+                    args: self.args,
+                };
+                returning
+                    .fetch_optional(db)
+                    .await?
+                    .map(|row| row.get(0))
+                    .transpose()
+            }
+        }
+    }
+
     /// Runs the statement to its end, as PostgreSQL does before it answers, and returns its
     /// first `keep` rows.
     fn run_on_sqlite(
