@@ -242,6 +242,11 @@ async fn run(
     }
 }
 
+/// Runs `BEGIN`, `COMMIT` or `ROLLBACK`, prepared once per connection like every statement.
+fn transaction_control(connection: &rusqlite::Connection, sql: &str) -> rusqlite::Result<()> {
+    connection.prepare_cached(sql)?.execute([]).map(|_| ())
+}
+
 /// How a batch ended.
 enum Batch {
     Committed,
@@ -257,7 +262,7 @@ async fn run_batch(
 ) -> Batch {
     // IMMEDIATE takes the write lock now: another process writing to the same file makes
     // this wait (busy timeout) rather than fail a job half way.
-    if let Err(error) = connection.execute_batch("BEGIN IMMEDIATE") {
+    if let Err(error) = transaction_control(connection, "BEGIN IMMEDIATE") {
         tracing::error!(%error, jobs = waiting.len(), "database transaction could not start");
         for job in waiting.drain(..) {
             job.refuse();
@@ -276,7 +281,7 @@ async fn run_batch(
         }
     }
     let committed = !failed
-        && match connection.execute_batch("COMMIT") {
+        && match transaction_control(connection, "COMMIT") {
             Ok(_) => true,
             Err(error) => {
                 tracing::error!(%error, writes = answers.len(), "database commit failed");
@@ -285,7 +290,7 @@ async fn run_batch(
         };
     if !committed {
         // SQLite may have rolled back already (after some errors); then this fails, harmlessly.
-        let _ = connection.execute_batch("ROLLBACK");
+        let _ = transaction_control(connection, "ROLLBACK");
     }
     for answer in answers {
         answer.send(committed);
