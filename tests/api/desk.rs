@@ -244,6 +244,26 @@ db_test! {
 }
 
 db_test! {
+    async fn a_message_sent_with_its_notification_goes_into_the_thread(db) {
+    let app = desk_app(db, &[]).await;
+    // Both are queued before the worker runs: the relay is claimed before its thread
+    // exists, and is sent after the notification that opens it.
+    app.post_signed(&fixture("connect-whatsapp-mo.json")).await;
+    let follow_up = r#"{"channel":"whatsapp","from":"14155550142","to":"a_155054536910425280","text":"hello?","messageId":"f-1"}"#;
+    assert_eq!(app.post_flow(follow_up).await.status(), 200);
+    assert_eq!(app.worker.run_once().await.unwrap(), 2);
+    assert_eq!(
+        bot_posts_after_notification(&app).await,
+        vec![json!({
+            "roomId": EXPERT_ROOM,
+            "parentId": thread_id(),
+            "markdown": "**Customer:**\n\n> hello?",
+        })]
+    );
+}
+}
+
+db_test! {
     async fn a_customer_message_waits_for_its_thread(db) {
     let app = desk_app(db, &[("RETRY_SCHEDULE", "1ms,1ms")]).await;
     app.webex.reset().await;
