@@ -5,16 +5,16 @@
 //! are sent in order; different conversations are sent concurrently.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use futures_util::future::join_all;
+use futures_util::future::{join, join_all};
 use serde::{Deserialize, Serialize};
 use tokio::sync::{watch, Notify};
 
 use crate::clock::now_ms;
 use crate::metrics::Metrics;
-use crate::store::{OutboxEntry, OutboxRow, Store, StoreError};
+use crate::store::{OutboxEntry, OutboxRow, Outcome, Settlement, Store, StoreError};
 use crate::upstream::connect::{ConnectClient, SmsRequest, WhatsappRequest};
 use crate::upstream::webex::{Destination, NewMessage, WebexClient};
 use crate::upstream::UpstreamError;
@@ -100,7 +100,7 @@ impl Delivery {
 /// single send can take (client timeouts are 10 s). A worker that dies mid-send delays
 /// its rows by at most this much.
 const LEASE: Duration = Duration::from_secs(30);
-const BATCH: i64 = 64;
+const BATCH: usize = 64;
 
 #[derive(Clone)]
 pub struct OutboxWorker {
@@ -109,6 +109,8 @@ pub struct OutboxWorker {
     connect: Option<ConnectClient>,
     schedule: Arc<[Duration]>,
     metrics: Metrics,
+    /// Rows claimed with the last round's write-back, for the next round.
+    claimed_ahead: Arc<Mutex<Vec<OutboxRow>>>,
 }
 
 impl OutboxWorker {
@@ -125,21 +127,48 @@ impl OutboxWorker {
             connect,
             schedule: schedule.into(),
             metrics,
+            claimed_ahead: Arc::default(),
         }
     }
 
-    /// Gives a row up for good.
-    async fn dead(&self, id: i64, error: &str) -> Result<(), StoreError> {
-        self.metrics.dead_letter();
-        self.store.outbox_dead(id, error).await
+    /// Claims the rows due now, delivers them and writes back what became of them.
+    /// Returns how many it handled.
+    ///
+    /// A full round suggests more is due: the next round's rows are then claimed with this
+    /// round's write-back, in the same commit, and kept for the next call.
+    pub async fn run_once(&self) -> Result<usize, StoreError> {
+        let ahead = std::mem::take(&mut *self.claimed_ahead.lock().expect("not poisoned"));
+        let rows = if ahead.is_empty() {
+            self.claim().await?
+        } else {
+            ahead
+        };
+        let count = rows.len();
+        let (settlements, error) = self.deliver_round(rows).await;
+        if count < BATCH || error.is_some() {
+            self.store.settle_outbox(settlements).await?;
+        } else {
+            let (settled, next) = join(self.store.settle_outbox(settlements), self.claim()).await;
+            // Claimed rows are kept even when the write-back failed: they are leased.
+            *self.claimed_ahead.lock().expect("not poisoned") = next?;
+            settled?;
+        }
+        match error {
+            Some(error) => Err(error),
+            None => Ok(count),
+        }
     }
 
-    /// Claims the rows due now and delivers them. Returns how many it handled.
-    pub async fn run_once(&self) -> Result<usize, StoreError> {
-        let rows = self
-            .store
-            .claim_due_outbox(now_ms(), LEASE.as_millis() as i64, BATCH)
-            .await?;
+    async fn claim(&self) -> Result<Vec<OutboxRow>, StoreError> {
+        self.store
+            .claim_due_outbox(now_ms(), LEASE.as_millis() as i64, BATCH as i64)
+            .await
+    }
+
+    /// Delivers a round of rows: each conversation's in order, different conversations
+    /// concurrently. Returns what became of each row delivered, and the first error
+    /// reading the store.
+    async fn deliver_round(&self, rows: Vec<OutboxRow>) -> (Vec<Settlement>, Option<StoreError>) {
         let count = rows.len();
         let mut by_conversation: BTreeMap<Option<String>, Vec<OutboxRow>> = BTreeMap::new();
         for row in rows {
@@ -148,30 +177,84 @@ impl OutboxWorker {
                 .or_default()
                 .push(row);
         }
-        let chains = by_conversation.into_values().map(|rows| async move {
-            for row in rows {
-                self.deliver(row).await?;
-            }
-            Ok::<_, StoreError>(())
-        });
-        for result in join_all(chains).await {
-            result?;
+        let chains = by_conversation
+            .into_values()
+            .map(|rows| self.deliver_in_order(rows));
+        // What was delivered is written back even when another chain could not read the
+        // store: otherwise its rows would be sent again once their lease ran out.
+        let mut settlements = Vec::with_capacity(count);
+        let mut first_error = None;
+        for (settled, error) in join_all(chains).await {
+            settlements.extend(settled);
+            first_error = first_error.or(error);
         }
-        Ok(count)
+        (settlements, first_error)
     }
 
-    /// Runs until `stop` turns true; a send in progress is finished first.
+    /// Runs until `stop` turns true; a send in progress is finished first. Rows claimed
+    /// ahead are put back, due at once, for the next start (or another instance).
     pub async fn run(self, wake: Arc<Notify>, stop: watch::Receiver<bool>) {
         worker::run_loop("outbox", wake, stop, || self.run_once()).await;
+        let ahead = std::mem::take(&mut *self.claimed_ahead.lock().expect("not poisoned"));
+        let now = now_ms();
+        let released = ahead
+            .iter()
+            .map(|row| Settlement {
+                id: row.id,
+                outcome: Outcome::Postponed {
+                    next_attempt_at: now,
+                },
+            })
+            .collect();
+        if let Err(error) = self.store.settle_outbox(released).await {
+            tracing::warn!(%error, rows = ahead.len(),
+                "could not put back the rows claimed ahead; they are due again when their lease runs out");
+        }
     }
 
-    async fn deliver(&self, row: OutboxRow) -> Result<(), StoreError> {
+    /// Delivers one conversation's rows one after the other. A row's outcome is written
+    /// back with the round's, so a notification delivered here opens the thread of the
+    /// rows after it in memory first. Stops at the first row the store could not be read for.
+    async fn deliver_in_order(
+        &self,
+        rows: Vec<OutboxRow>,
+    ) -> (Vec<Settlement>, Option<StoreError>) {
+        let mut settled = Vec::with_capacity(rows.len());
+        let mut opened_thread = None;
+        for mut row in rows {
+            if row.thread_message_id.is_none() {
+                row.thread_message_id.clone_from(&opened_thread);
+            }
+            let had_thread = row.thread_message_id.is_some();
+            let id = row.id;
+            match self.deliver(row).await {
+                Ok(outcome) => {
+                    if let Outcome::Sent {
+                        upstream_id,
+                        opens_thread: true,
+                        ..
+                    } = &outcome
+                    {
+                        if !had_thread {
+                            opened_thread = Some(upstream_id.clone());
+                        }
+                    }
+                    settled.push(Settlement { id, outcome });
+                }
+                Err(error) => return (settled, Some(error)),
+            }
+        }
+        (settled, None)
+    }
+
+    /// Sends one row and decides what becomes of it.
+    async fn deliver(&self, row: OutboxRow) -> Result<Outcome, StoreError> {
         let result = match serde_json::from_str::<Delivery>(&row.payload) {
             Ok(delivery) => self.send(&row, delivery).await,
             Err(e) => {
                 let error = format!("unreadable outbox payload: {e}");
                 tracing::error!(outbox_id = row.id, kind = %row.kind, %error, "outbox row is dead");
-                return self.dead(row.id, &error).await;
+                return Ok(self.dead(error));
             }
         };
         match result {
@@ -179,24 +262,32 @@ impl OutboxWorker {
                 // At debug: under load, one line per relayed message would outnumber every
                 // other line; failures are logged at warn and error.
                 tracing::debug!(outbox_id = row.id, kind = %row.kind, attempts = row.attempts, "delivered");
-                let opens_thread = row.kind == crate::store::EXPERT_NOTIFICATION;
-                self.store
-                    .outbox_sent(row.id, &upstream_id, now_ms(), opens_thread)
-                    .await
+                Ok(Outcome::Sent {
+                    upstream_id,
+                    at: now_ms(),
+                    opens_thread: row.kind == crate::store::EXPERT_NOTIFICATION,
+                })
             }
-            Err(Failure::Upstream(error)) => self.failed(&row, &error).await,
+            Err(Failure::Upstream(error)) => Ok(self.failed(&row, &error)),
             Err(Failure::NotConfigured(reason)) => {
                 tracing::error!(outbox_id = row.id, kind = %row.kind, reason, "outbox row is dead");
-                self.dead(row.id, reason).await
+                Ok(self.dead(reason.to_string()))
             }
             Err(Failure::Store(error)) => Err(error),
             Err(Failure::ThreadNotOpenYet) => {
                 // Not a failure: wait for the notification, without using up attempts.
                 let wait = self.retry_delay(1, None).unwrap_or(Duration::from_secs(1));
-                let next = now_ms() + wait.as_millis() as i64;
-                self.store.outbox_postpone(row.id, next).await
+                Ok(Outcome::Postponed {
+                    next_attempt_at: now_ms() + wait.as_millis() as i64,
+                })
             }
         }
+    }
+
+    /// Gives a row up for good.
+    fn dead(&self, error: String) -> Outcome {
+        self.metrics.dead_letter();
+        Outcome::Dead { error }
     }
 
     async fn send(&self, row: &OutboxRow, delivery: Delivery) -> Result<String, Failure> {
@@ -288,7 +379,7 @@ impl OutboxWorker {
         }
     }
 
-    async fn failed(&self, row: &OutboxRow, error: &UpstreamError) -> Result<(), StoreError> {
+    fn failed(&self, row: &OutboxRow, error: &UpstreamError) -> Outcome {
         let message = error.to_string();
         let delay = error
             .is_retryable()
@@ -298,13 +389,15 @@ impl OutboxWorker {
             Some(delay) => {
                 tracing::warn!(outbox_id = row.id, kind = %row.kind, attempts = row.attempts,
                     retry_in_ms = delay.as_millis() as u64, error = %message, "delivery failed, will retry");
-                let next = now_ms() + delay.as_millis() as i64;
-                self.store.outbox_retry_at(row.id, &message, next).await
+                Outcome::RetryAt {
+                    error: message,
+                    next_attempt_at: now_ms() + delay.as_millis() as i64,
+                }
             }
             None => {
                 tracing::error!(outbox_id = row.id, kind = %row.kind, attempts = row.attempts,
                     error = %message, "delivery failed for good; the row is dead");
-                self.dead(row.id, &message).await
+                self.dead(message)
             }
         }
     }

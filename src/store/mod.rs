@@ -27,7 +27,7 @@ use crate::inbound::DeliveryReceipt;
 pub use admin::{MeetingInfo, PurgeReport, TranscriptEntry};
 pub use console::{ConsoleSession, QueueItem};
 pub use conversations::{ConversationInfo, ExpertMessage};
-pub use outbox::{OutboxEntry, OutboxRow, OutboxState};
+pub use outbox::{OutboxEntry, OutboxRow, OutboxState, Outcome, Settlement};
 use sql::{query, Db, Row};
 use sqlite::Readers;
 pub use webex_events::WebexEvent;

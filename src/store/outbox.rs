@@ -99,6 +99,98 @@ pub(super) async fn insert(
     .ok_or(StoreError::NoRow)
 }
 
+/// What became of a claimed row's delivery.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Settlement {
+    pub id: i64,
+    pub outcome: Outcome,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// Delivered at `at`; the upstream knows it as `upstream_id`. A conversation's first
+    /// delivered expert notification (`opens_thread`) becomes its thread.
+    Sent {
+        upstream_id: String,
+        at: i64,
+        opens_thread: bool,
+    },
+    /// Failed; pending again, due at `next_attempt_at`.
+    RetryAt { error: String, next_attempt_at: i64 },
+    /// Put back as if it had not been tried, due at `next_attempt_at`.
+    Postponed { next_attempt_at: i64 },
+    /// Given up for good.
+    Dead { error: String },
+}
+
+async fn settle(tx: &mut Db<'_>, settlement: &Settlement) -> Result<(), StoreError> {
+    let id = settlement.id;
+    match &settlement.outcome {
+        Outcome::Sent {
+            upstream_id,
+            at,
+            opens_thread,
+        } => {
+            query(
+                "UPDATE outbox SET state = 'sent', upstream_id = $1, sent_at = $2,
+                                   leased_until = NULL, last_error = NULL
+                 WHERE id = $3",
+            )
+            .bind(upstream_id)
+            .bind(*at)
+            .bind(id)
+            .execute(tx)
+            .await?;
+            if *opens_thread {
+                query(
+                    "UPDATE conversations SET thread_message_id = $1
+                     WHERE thread_message_id IS NULL
+                       AND id = (SELECT conversation_id FROM outbox WHERE id = $2 AND kind = $3)",
+                )
+                .bind(upstream_id)
+                .bind(id)
+                .bind(super::EXPERT_NOTIFICATION)
+                .execute(tx)
+                .await?;
+            }
+        }
+        Outcome::RetryAt {
+            error,
+            next_attempt_at,
+        } => {
+            query(
+                "UPDATE outbox SET next_attempt_at = $1, last_error = $2, leased_until = NULL
+                 WHERE id = $3",
+            )
+            .bind(*next_attempt_at)
+            .bind(error)
+            .bind(id)
+            .execute(tx)
+            .await?;
+        }
+        Outcome::Postponed { next_attempt_at } => {
+            query(
+                "UPDATE outbox SET next_attempt_at = $1, leased_until = NULL, attempts = attempts - 1
+                 WHERE id = $2",
+            )
+            .bind(*next_attempt_at)
+            .bind(id)
+            .execute(tx)
+            .await?;
+        }
+        Outcome::Dead { error } => {
+            query(
+                "UPDATE outbox SET state = 'dead', last_error = $1, leased_until = NULL WHERE id = $2",
+            )
+            .bind(error)
+            .bind(id)
+            .execute(tx)
+            .await?;
+        }
+    }
+    Ok(())
+}
+
 impl Store {
     /// Claims up to `limit` due rows for `lease_ms`: until then no other worker takes them;
     /// after it (a worker that crashed mid-send), they are due again. Each claim counts as
@@ -141,93 +233,22 @@ impl Store {
         Ok(rows)
     }
 
-    /// Marks a row sent with the upstream's id for it. A conversation's first delivered
-    /// expert notification (`opens_thread`) becomes its thread.
-    pub async fn outbox_sent(
-        &self,
-        id: i64,
-        upstream_id: &str,
-        now: i64,
-        opens_thread: bool,
-    ) -> Result<(), StoreError> {
-        let upstream_id = upstream_id.to_string();
+    /// Writes back what became of claimed rows, in one transaction: a round of deliveries
+    /// costs one commit, not one per row. Settlements are applied in the order given, so
+    /// that the first of a conversation's notifications delivered opens its thread.
+    pub async fn settle_outbox(&self, settlements: Vec<Settlement>) -> Result<(), StoreError> {
+        if settlements.is_empty() {
+            return Ok(());
+        }
         self.write(move |mut tx| {
             Box::pin(async move {
-                query(
-                    "UPDATE outbox SET state = 'sent', upstream_id = $1, sent_at = $2,
-                                       leased_until = NULL, last_error = NULL
-                     WHERE id = $3",
-                )
-                .bind(&upstream_id)
-                .bind(now)
-                .bind(id)
-                .execute(&mut tx)
-                .await?;
-                if opens_thread {
-                    query(
-                        "UPDATE conversations SET thread_message_id = $1
-                         WHERE thread_message_id IS NULL
-                           AND id = (SELECT conversation_id FROM outbox WHERE id = $2 AND kind = $3)",
-                    )
-                    .bind(&upstream_id)
-                    .bind(id)
-                    .bind(super::EXPERT_NOTIFICATION)
-                    .execute(&mut tx)
-                    .await?;
+                for settlement in &settlements {
+                    settle(&mut tx, settlement).await?;
                 }
                 Ok(())
             })
         })
         .await
-    }
-
-    /// Leaves the row pending, due again at `next_attempt_at`.
-    pub async fn outbox_retry_at(
-        &self,
-        id: i64,
-        error: &str,
-        next_attempt_at: i64,
-    ) -> Result<(), StoreError> {
-        let error = error.to_string();
-        self.write(move |mut tx| Box::pin(async move { query(
-            "UPDATE outbox SET next_attempt_at = $1, last_error = $2, leased_until = NULL WHERE id = $3",
-        )
-        .bind(next_attempt_at)
-        .bind(error)
-        .bind(id).execute(&mut tx).await }))
-        .await?;
-        Ok(())
-    }
-
-    /// Puts a claimed row back, due at `next_attempt_at`, as if it had not been tried.
-    pub async fn outbox_postpone(&self, id: i64, next_attempt_at: i64) -> Result<(), StoreError> {
-        self.write(move |mut tx| {
-            Box::pin(async move {
-                query(
-            "UPDATE outbox SET next_attempt_at = $1, leased_until = NULL, attempts = attempts - 1
-             WHERE id = $2",
-        )
-        .bind(next_attempt_at)
-        .bind(id).execute(&mut tx).await
-            })
-        })
-        .await?;
-        Ok(())
-    }
-
-    pub async fn outbox_dead(&self, id: i64, error: &str) -> Result<(), StoreError> {
-        let error = error.to_string();
-        self.write(move |mut tx| {
-            Box::pin(async move {
-                query(
-            "UPDATE outbox SET state = 'dead', last_error = $1, leased_until = NULL WHERE id = $2",
-        )
-        .bind(error)
-        .bind(id).execute(&mut tx).await
-            })
-        })
-        .await?;
-        Ok(())
     }
 
     /// How many rows are in each state.

@@ -677,3 +677,75 @@ async fn webex_register_creates_the_webhooks_once() {
         .iter()
         .all(|h| h["targetUrl"] == "https://new.example.com/webhooks/webex"));
 }
+
+/// A customer's first message and `count` follow-ups ("message 1", ...): one notification
+/// and `count` relays queued.
+async fn open_conversation_with_follow_ups(app: &TestApp, count: usize) {
+    app.post_signed(&fixture("connect-whatsapp-mo.json")).await;
+    for n in 1..=count {
+        let follow_up = format!(
+            r#"{{"channel":"whatsapp","from":"14155550142","to":"a_155054536910425280","text":"message {n}","messageId":"f-{n}"}}"#
+        );
+        assert_eq!(app.post_flow(&follow_up).await.status(), 200);
+    }
+}
+
+db_test! {
+    async fn a_full_round_claims_the_next_with_its_write_back(db) {
+    let app = desk_app(db, &[]).await;
+    open_conversation_with_follow_ups(&app, 70).await;
+    let rows = |state: &'static str| {
+        let db = app.db.clone();
+        async move {
+            sqlx::query_as::<_, (i64, i64, Option<i64>)>(
+                "SELECT id, attempts, leased_until FROM outbox WHERE state = $1 ORDER BY id",
+            )
+            .bind(state)
+            .fetch_all(&db)
+            .await
+            .unwrap()
+        }
+    };
+    // A full round: its 64 rows are written back and the other 7 claimed with them.
+    assert_eq!(app.worker.run_once().await.unwrap(), 64);
+    assert_eq!(rows("sent").await.len(), 64);
+    let ahead = rows("pending").await;
+    assert_eq!(ahead.len(), 7);
+    assert!(ahead.iter().all(|(_, attempts, leased)| *attempts == 1 && leased.is_some()));
+    // The worker stops: what it claimed ahead is put back, due, as if never tried.
+    let (_stop, stopped) = tokio::sync::watch::channel(true);
+    app.worker
+        .clone()
+        .run(std::sync::Arc::new(tokio::sync::Notify::new()), stopped)
+        .await;
+    let released = rows("pending").await;
+    assert_eq!(released.len(), 7);
+    assert!(released.iter().all(|(_, attempts, leased)| *attempts == 0 && leased.is_none()));
+    // Started again, it sends them, in order, under the thread.
+    assert_eq!(app.worker.run_once().await.unwrap(), 7);
+    assert_eq!(rows("sent").await.len(), 71);
+    let posts = bot_posts_after_notification(&app).await;
+    let texts: Vec<&str> = posts.iter().map(|p| p["markdown"].as_str().unwrap()).collect();
+    let expected: Vec<String> = (1..=70).map(|n| format!("**Customer:**\n\n> message {n}")).collect();
+    assert_eq!(texts, expected);
+    assert!(posts.iter().all(|p| p["parentId"] == thread_id()));
+}
+}
+
+db_test! {
+    async fn rows_claimed_ahead_are_sent_by_the_next_round(db) {
+    let app = desk_app(db, &[]).await;
+    open_conversation_with_follow_ups(&app, 64).await;
+    assert_eq!(app.worker.run_once().await.unwrap(), 64);
+    // The 65th row was claimed ahead: the next round sends it without claiming, and,
+    // not full, claims nothing more.
+    assert_eq!(app.worker.run_once().await.unwrap(), 1);
+    assert_eq!(app.worker.run_once().await.unwrap(), 0);
+    assert_eq!(app.webex_posts().await.len(), 65);
+    let unsent: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM outbox WHERE state != 'sent'")
+        .fetch_one(&app.db)
+        .await
+        .unwrap();
+    assert_eq!(unsent, 0);
+}
+}
