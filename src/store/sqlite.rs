@@ -90,3 +90,27 @@ impl Drop for Reader<'_> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    /// `.cargo/config.toml` compiles SQLite without its two process-wide mutexes on the
+    /// hot path (see there); a build without that file would quietly be slower.
+    #[test]
+    fn sqlite_is_compiled_without_the_global_page_cache_and_memory_statistics() {
+        let connection = rusqlite::Connection::open_in_memory().unwrap();
+        let mut statement = connection.prepare("PRAGMA compile_options").unwrap();
+        let options: Vec<String> = statement
+            .query_map([], |row| row.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert!(
+            options.contains(&"DEFAULT_MEMSTATUS=0".to_string()),
+            "{options:?}"
+        );
+        assert!(
+            !options.contains(&"ENABLE_MEMORY_MANAGEMENT".to_string()),
+            "{options:?}"
+        );
+    }
+}
