@@ -6,6 +6,8 @@ use sha1::Sha1;
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, ResponseTemplate};
 
+use icbridge::outbox::BATCH;
+
 use crate::helpers::*;
 
 const WEBEX_SECRET: &str = "webex-webhook-secret-for-tests";
@@ -693,7 +695,7 @@ async fn open_conversation_with_follow_ups(app: &TestApp, count: usize) {
 db_test! {
     async fn a_full_round_claims_the_next_with_its_write_back(db) {
     let app = desk_app(db, &[]).await;
-    open_conversation_with_follow_ups(&app, 70).await;
+    open_conversation_with_follow_ups(&app, BATCH + 6).await;
     let rows = |state: &'static str| {
         let db = app.db.clone();
         async move {
@@ -706,9 +708,9 @@ db_test! {
             .unwrap()
         }
     };
-    // A full round: its 64 rows are written back and the other 7 claimed with them.
-    assert_eq!(app.worker.run_once().await.unwrap(), 64);
-    assert_eq!(rows("sent").await.len(), 64);
+    // A full round: its rows are written back and the other 7 claimed with them.
+    assert_eq!(app.worker.run_once().await.unwrap(), BATCH);
+    assert_eq!(rows("sent").await.len(), BATCH);
     let ahead = rows("pending").await;
     assert_eq!(ahead.len(), 7);
     assert!(ahead.iter().all(|(_, attempts, leased)| *attempts == 1 && leased.is_some()));
@@ -723,10 +725,10 @@ db_test! {
     assert!(released.iter().all(|(_, attempts, leased)| *attempts == 0 && leased.is_none()));
     // Started again, it sends them, in order, under the thread.
     assert_eq!(app.worker.run_once().await.unwrap(), 7);
-    assert_eq!(rows("sent").await.len(), 71);
+    assert_eq!(rows("sent").await.len(), BATCH + 7);
     let posts = bot_posts_after_notification(&app).await;
     let texts: Vec<&str> = posts.iter().map(|p| p["markdown"].as_str().unwrap()).collect();
-    let expected: Vec<String> = (1..=70).map(|n| format!("**Customer:**\n\n> message {n}")).collect();
+    let expected: Vec<String> = (1..=BATCH + 6).map(|n| format!("**Customer:**\n\n> message {n}")).collect();
     assert_eq!(texts, expected);
     assert!(posts.iter().all(|p| p["parentId"] == thread_id()));
 }
@@ -735,13 +737,13 @@ db_test! {
 db_test! {
     async fn rows_claimed_ahead_are_sent_by_the_next_round(db) {
     let app = desk_app(db, &[]).await;
-    open_conversation_with_follow_ups(&app, 64).await;
-    assert_eq!(app.worker.run_once().await.unwrap(), 64);
-    // The 65th row was claimed ahead: the next round sends it without claiming, and,
+    open_conversation_with_follow_ups(&app, BATCH).await;
+    assert_eq!(app.worker.run_once().await.unwrap(), BATCH);
+    // The last row was claimed ahead: the next round sends it without claiming, and,
     // not full, claims nothing more.
     assert_eq!(app.worker.run_once().await.unwrap(), 1);
     assert_eq!(app.worker.run_once().await.unwrap(), 0);
-    assert_eq!(app.webex_posts().await.len(), 65);
+    assert_eq!(app.webex_posts().await.len(), BATCH + 1);
     let unsent: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM outbox WHERE state != 'sent'")
         .fetch_one(&app.db)
         .await
