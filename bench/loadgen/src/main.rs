@@ -496,6 +496,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     // Each phase, and each run of a sweep, starts with the relays and notifications of
     // the ones before delivered.
     let drained = |expected: u64| stand_ins.webex_posts.load(Ordering::Relaxed) >= expected;
+    // Waits until `expected` Webex messages arrived; returns how many were still missing.
+    let catch_up = async |expected: u64| {
+        let missing = expected.saturating_sub(stand_ins.webex_posts.load(Ordering::Relaxed));
+        wait_until(Duration::from_secs(120), || drained(expected)).await;
+        missing
+    };
     let (t, f) = (target.clone(), follow_ups.clone());
     let cpu_before = cpu_time(pid);
     let before = answered_messages;
@@ -506,12 +512,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             let (t, f) = (t.clone(), f.clone());
             async move { t.post(&f[(i % f.len() as u64) as usize]).await }
         },
-        async |ok| {
-            let backlog =
-                (before + ok).saturating_sub(stand_ins.webex_posts.load(Ordering::Relaxed));
-            wait_until(Duration::from_secs(120), || drained(before + ok)).await;
-            backlog
-        },
+        async |ok| catch_up(before + ok).await,
     )
     .await;
     answered_messages += follow_ups_saturation.ok;
@@ -544,12 +545,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             async move { t.post(&message(1_000_000 + first_new + i, None)).await }
         },
         // One Webex message per answered message.
-        async |ok| {
-            let backlog =
-                (before + ok).saturating_sub(stand_ins.webex_posts.load(Ordering::Relaxed));
-            wait_until(Duration::from_secs(120), || drained(before + ok)).await;
-            backlog
-        },
+        async |ok| catch_up(before + ok).await,
     )
     .await;
     let (new_ok, failed_new) = (new_saturation.ok, new_saturation.failed);
