@@ -61,8 +61,14 @@ impl Store {
         conversation_id: &str,
     ) -> Result<Vec<TranscriptEntry>, StoreError> {
         let rows = query(
-            "SELECT author, author_email, body, received_at FROM messages
-             WHERE conversation_id = $1 ORDER BY id",
+            // The conversation's chain, walked back from its last message (`UNION` rather
+            // than `UNION ALL`: a chain that looped would still end).
+            "WITH RECURSIVE chain (id) AS (
+                 SELECT last_message_id FROM conversations WHERE id = $1
+                 UNION
+                 SELECT m.previous_message_id FROM messages m JOIN chain ON m.id = chain.id)
+             SELECT author, author_email, body, received_at FROM messages
+             WHERE id IN (SELECT id FROM chain) ORDER BY id",
         )
         .bind(conversation_id)
         .fetch_all(&mut self.reader()?.db())

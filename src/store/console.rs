@@ -187,10 +187,10 @@ impl Store {
         let mut items = Vec::with_capacity(conversations.len());
         for conversation in conversations {
             let row = query(
-                "SELECT
-                    (SELECT body FROM messages WHERE conversation_id = $1 ORDER BY id DESC LIMIT 1),
-                    (SELECT received_at FROM messages WHERE conversation_id = $1 ORDER BY id DESC LIMIT 1),
-                    (SELECT host_url FROM meetings WHERE conversation_id = $1 ORDER BY expires_at DESC LIMIT 1)",
+                "SELECT m.body, m.received_at,
+                    (SELECT host_url FROM meetings WHERE conversation_id = $1 ORDER BY expires_at DESC LIMIT 1)
+                 FROM conversations c LEFT JOIN messages m ON m.id = c.last_message_id
+                 WHERE c.id = $1",
             )
             .bind(&conversation.id)
             .fetch_one(&mut self.reader()?.db())

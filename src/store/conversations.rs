@@ -155,10 +155,11 @@ impl Store {
         let (key, deliveries) = (key.clone(), deliveries.to_vec());
         self.write(move |mut tx| {
             Box::pin(async move {
+                let previous = super::last_message_of(&mut tx, &conversation_id).await?;
                 let inserted = query(
             "INSERT INTO messages (channel, customer, business, external_id, body, received_at,
-                                   conversation_id, author, author_email)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, 'expert', $8)
+                                   conversation_id, author, author_email, previous_message_id)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, 'expert', $8, $9)
              ON CONFLICT (channel, external_id) WHERE external_id IS NOT NULL DO NOTHING",
         )
         .bind(key.channel.as_str())
@@ -169,15 +170,17 @@ impl Store {
         .bind(now)
         .bind(&conversation_id)
         .bind(&author_email)
-        .execute(&mut tx)
-        .await?
-            == 1;
-                if inserted {
+        .bind(previous)
+        .insert(&mut tx)
+        .await?;
+                if let Some(message_row) = inserted {
+                    super::append_to_conversation(&mut tx, &conversation_id, message_row, previous)
+                        .await?;
                     for entry in &deliveries {
                         outbox::insert(&mut tx, entry, Some(&conversation_id), now).await?;
                     }
                 }
-                Ok(inserted)
+                Ok(inserted.is_some())
             })
         })
         .await

@@ -144,14 +144,15 @@ fn answer_from_row(row: &Row) -> Result<Answer, StoreError> {
     })
 }
 
-/// The open conversation's newest meeting, if it is still valid after `valid_after`.
+/// The open conversation's newest meeting, if it is still valid after `valid_after`, with
+/// the conversation's last message (see [`append_to_conversation`]).
 async fn live_meeting(
     db: &mut Db<'_>,
     key: &ConversationKey,
     valid_after: i64,
-) -> Result<Option<Answer>, StoreError> {
+) -> Result<Option<(Answer, Option<i64>)>, StoreError> {
     let row = query(
-        "SELECT c.id, t.id, t.guest_url, t.host_url, t.expires_at, 0
+        "SELECT c.id, t.id, t.guest_url, t.host_url, t.expires_at, 0, c.last_message_id
          FROM conversations c JOIN meetings t ON t.conversation_id = c.id
          WHERE c.channel = $1 AND c.customer = $2 AND c.business = $3 AND c.state = 'open'
            AND t.expires_at > $4
@@ -163,7 +164,8 @@ async fn live_meeting(
     .bind(valid_after)
     .fetch_optional(db)
     .await?;
-    row.as_ref().map(answer_from_row).transpose()
+    row.map(|row| Ok((answer_from_row(&row)?, row.get(6)?)))
+        .transpose()
 }
 
 /// Records a message's answer, unless it has one already. Returns whether it was recorded.
@@ -172,17 +174,77 @@ async fn answer_message(
     message_row: i64,
     answer: &Answer,
 ) -> Result<bool, StoreError> {
+    let previous = last_message_of(tx, &answer.conversation_id).await?;
     let updated = query(
-        "UPDATE messages SET conversation_id = $1, meeting_id = $2, opened_meeting = $3
-         WHERE id = $4 AND meeting_id IS NULL",
+        "UPDATE messages SET conversation_id = $1, meeting_id = $2, opened_meeting = $3,
+                             previous_message_id = $4
+         WHERE id = $5 AND meeting_id IS NULL",
     )
     .bind(&answer.conversation_id)
     .bind(&answer.meeting_id)
     .bind(i64::from(answer.opened_meeting))
+    .bind(previous)
     .bind(message_row)
     .execute(tx)
-    .await?;
-    Ok(updated == 1)
+    .await?
+        == 1;
+    if updated {
+        append_to_conversation(tx, &answer.conversation_id, message_row, previous).await?;
+    }
+    Ok(updated)
+}
+
+/// The last message of a conversation's chain.
+async fn last_message_of(
+    tx: &mut Db<'_>,
+    conversation_id: &str,
+) -> Result<Option<i64>, StoreError> {
+    query("SELECT last_message_id FROM conversations WHERE id = $1")
+        .bind(conversation_id)
+        .fetch_optional(tx)
+        .await?
+        .ok_or_else(|| StoreError::NotFound {
+            what: "conversation",
+            id: conversation_id.to_string(),
+        })?
+        .get(0)
+}
+
+/// Makes a message that already names `previous` (its conversation's last message, as this
+/// transaction read it) the conversation's last message.
+///
+/// A conversation's messages form a chain, each naming the one before it, so that they are
+/// found without an index by conversation (migration 8 says why). On PostgreSQL another
+/// transaction may have appended a message since `previous` was read: then the update
+/// finds the conversation changed, and the message is chained after that one instead. On
+/// SQLite the writer runs one transaction at a time, and the first update succeeds.
+async fn append_to_conversation(
+    tx: &mut Db<'_>,
+    conversation_id: &str,
+    message_row: i64,
+    mut previous: Option<i64>,
+) -> Result<(), StoreError> {
+    loop {
+        let appended = query(
+            "UPDATE conversations SET last_message_id = $1
+             WHERE id = $2 AND last_message_id IS NOT DISTINCT FROM $3",
+        )
+        .bind(message_row)
+        .bind(conversation_id)
+        .bind(previous)
+        .execute(tx)
+        .await?
+            == 1;
+        if appended {
+            return Ok(());
+        }
+        previous = last_message_of(tx, conversation_id).await?;
+        query("UPDATE messages SET previous_message_id = $1 WHERE id = $2")
+            .bind(previous)
+            .bind(message_row)
+            .execute(tx)
+            .await?;
+    }
 }
 
 /// The database a store runs on. The SQL is the same; the migrations differ.
@@ -331,11 +393,16 @@ impl Store {
                 Box::pin(async move {
                     let message = owned;
                     let live = live_meeting(&mut tx, &message.key, valid_after).await?;
+                    let (live, previous) = match live {
+                        Some((live, previous)) => (Some(live), previous),
+                        None => (None, None),
+                    };
                     let key = &message.key;
                     let Some(message_row) = query(
                         "INSERT INTO messages (channel, customer, business, external_id, body,
-                                               received_at, conversation_id, meeting_id)
-                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+                                               received_at, conversation_id, meeting_id,
+                                               previous_message_id)
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
                          ON CONFLICT (channel, external_id) WHERE external_id IS NOT NULL DO NOTHING",
                     )
                     .bind(key.channel.as_str())
@@ -346,6 +413,7 @@ impl Store {
                     .bind(now)
                     .bind(live.as_ref().map(|live| live.conversation_id.as_str()))
                     .bind(live.as_ref().map(|live| live.meeting_id.as_str()))
+                    .bind(previous)
                     .insert(&mut tx)
                     .await?
                     else {
@@ -354,6 +422,8 @@ impl Store {
                     let Some(live) = live else {
                         return Ok(Some(Recorded::New { message_row }));
                     };
+                    append_to_conversation(&mut tx, &live.conversation_id, message_row, previous)
+                        .await?;
                     for entry in &followups(&live) {
                         outbox::insert(&mut tx, entry, Some(&live.conversation_id), now).await?;
                     }
@@ -398,7 +468,8 @@ impl Store {
         key: &ConversationKey,
         valid_after: i64,
     ) -> Result<Option<Answer>, StoreError> {
-        live_meeting(&mut self.reader()?.db(), key, valid_after).await
+        let live = live_meeting(&mut self.reader()?.db(), key, valid_after).await?;
+        Ok(live.map(|(answer, _)| answer))
     }
 
     /// Answers a message with an existing meeting, queueing `deliveries` with the answer,
