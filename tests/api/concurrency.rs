@@ -57,6 +57,53 @@ db_test! {
 }
 }
 
+fn message_with_text(customer: &str, id: &str, text: &str) -> String {
+    json!({"channel": "sms", "from": customer, "to": "56263", "text": text, "messageId": id})
+        .to_string()
+}
+
+db_test! {
+    async fn simultaneous_messages_all_join_the_transcript(db) {
+    // Each message is chained to its conversation's last one. On PostgreSQL these requests
+    // append in transactions of their own, at the same time: each must still find its place.
+    let mut upstreams = Upstreams::start(db).await;
+    upstreams.set("ADMIN_TOKEN", ADMIN_TOKEN);
+    let app = upstreams.spawn().await;
+    slow_broker(&app, 300).await;
+    let customer = "+14155550123";
+    // First messages: one opens the meeting, the others wait for it and are answered with it.
+    let firsts: Vec<String> = (0..10)
+        .map(|i| message_with_text(customer, &format!("first-{i}"), &format!("first {i}")))
+        .collect();
+    let answers = join_all(firsts.iter().map(|body| app.post_flow(body))).await;
+    let mut conversations = BTreeSet::new();
+    for response in answers {
+        assert_eq!(response.status(), 200);
+        let answer: Value = response.json().await.unwrap();
+        conversations.insert(answer["conversationId"].as_str().unwrap().to_string());
+    }
+    assert_eq!(conversations.len(), 1);
+    let conversation = conversations.pop_first().unwrap();
+    // Follow-ups, answered with the live meeting.
+    let follow_ups: Vec<String> = (0..20)
+        .map(|i| message_with_text(customer, &format!("next-{i}"), &format!("next {i}")))
+        .collect();
+    for response in join_all(follow_ups.iter().map(|body| app.post_flow(body))).await {
+        assert_eq!(response.status(), 200);
+    }
+    // A repeated delivery adds nothing.
+    assert_eq!(app.post_flow(&follow_ups[0]).await.status(), 200);
+
+    let transcript = app.transcript(&conversation).await;
+    let stored_order: Vec<String> = sqlx::query_scalar("SELECT body FROM messages ORDER BY id")
+        .fetch_all(&app.db)
+        .await
+        .unwrap();
+    assert_eq!(transcript, stored_order, "every message once, in the order stored");
+    assert_eq!(transcript.len(), 30);
+}
+}
+
 db_test! {
     async fn the_same_message_delivered_concurrently_is_handled_once(db) {
     let app = spawn_app(db).await;

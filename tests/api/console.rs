@@ -412,6 +412,16 @@ db_test! {
     assert_eq!(item["hostUrl"], SHORT_HOST_URL);
     assert_eq!(item["linkExpiresAt"], answer["expiresAt"]);
     assert_eq!(queue["tokenGeneration"], 1);
+
+    // A follow-up becomes the conversation's last message.
+    let follow_up = r#"{"channel":"whatsapp","from":"14155550142","to":"a_155054536910425280","text":"Are you there?","messageId":"f-1"}"#;
+    assert_eq!(app.post_flow(follow_up).await.status(), 200);
+    let queue: Value = get(&app, "/console/api/queue", &cookie)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(queue["conversations"][0]["lastMessage"], "Are you there?");
 }
 }
 

@@ -162,7 +162,7 @@ db_test! {
 
 db_test! {
     async fn an_experts_reply_in_the_thread_reaches_the_customer(db) {
-    let app = desk_app(db, &[]).await;
+    let app = desk_app(db, &[("ADMIN_TOKEN", ADMIN_TOKEN)]).await;
     let answer = open_conversation(&app).await;
     let event = fixture("webex-webhook-message-created.json");
     let message = fixture_json("webex-message.json");
@@ -222,6 +222,13 @@ db_test! {
         ("expert", "expert@example.com")
     );
     assert_eq!(body, "Thanks Alice, I am joining the call now");
+    assert_eq!(
+        app.transcript(answer["conversationId"].as_str().unwrap()).await,
+        [
+            "Hello, can I get a video call with an advisor?",
+            "Thanks Alice, I am joining the call now"
+        ]
+    );
     // The bot says nothing in the thread.
     assert!(bot_posts_after_notification(&app).await.is_empty());
 }

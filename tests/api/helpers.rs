@@ -17,6 +17,8 @@ pub const HUB_SECRET: &str = "hub-secret-for-tests";
 pub const FLOW_TOKEN: &str = "flow-token-for-tests";
 pub const BOT_TOKEN: &str = "bot-token-for-tests";
 pub const SERVICE_KEY: &str = "connect-service-key-for-tests";
+/// The admin API's token, for apps started with `ADMIN_TOKEN` set to it.
+pub const ADMIN_TOKEN: &str = "admin-token-for-tests";
 pub const EXPERT_ROOM: &str =
     "Y2lzY29zcGFyazovL3VzL1JPT00vYmJjZWIxYWQtNDNmMS0zYjU4LTkxNDctZjE0YmIwYzRkMTU0";
 
@@ -262,6 +264,29 @@ impl TestApp {
             self.count("meetings").await,
             self.count("outbox").await,
         )
+    }
+
+    /// The texts of a conversation's transcript, in its order, from the admin API (the app
+    /// must have `ADMIN_TOKEN` set to [`ADMIN_TOKEN`]).
+    pub async fn transcript(&self, conversation_id: &str) -> Vec<String> {
+        let response = self
+            .http
+            .get(format!(
+                "{}/api/conversations/{conversation_id}",
+                self.address
+            ))
+            .bearer_auth(ADMIN_TOKEN)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        let detail: Value = response.json().await.unwrap();
+        detail["transcript"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|entry| entry["text"].as_str().unwrap().to_string())
+            .collect()
     }
 
     /// Requests the broker received.

@@ -44,6 +44,7 @@ mod errors;
 mod helpers;
 mod intake;
 mod meetings;
+mod migrations;
 mod multi_instance;
 mod notifications;
 mod operations;

@@ -8,8 +8,6 @@ use wiremock::{Mock, ResponseTemplate};
 use crate::cli::icbridge;
 use crate::helpers::*;
 
-const ADMIN_TOKEN: &str = "admin-token-for-tests";
-
 async fn admin_app(db: TestDb) -> TestApp {
     let mut upstreams = Upstreams::start(db).await;
     upstreams.set("ADMIN_TOKEN", ADMIN_TOKEN);

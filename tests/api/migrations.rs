@@ -1,0 +1,73 @@
+//! Upgrades: what an earlier version stored reads the same after the later migrations.
+
+use sqlx::migrate::MigrateDatabase;
+
+use crate::helpers::*;
+
+/// Runs the migrations older than `version` on the database at `url`, as the version of
+/// icbridge before that migration would have.
+async fn migrate_before(db: TestDb, url: &str, version: i64) {
+    let dialect = match db {
+        TestDb::Sqlite => "sqlite",
+        TestDb::Postgres => "postgres",
+    };
+    let all = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("migrations")
+        .join(dialect);
+    let older = tempfile::tempdir().unwrap();
+    for entry in std::fs::read_dir(&all).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_str().unwrap().to_string();
+        let this_version: i64 = name.split('_').next().unwrap().parse().unwrap();
+        if this_version < version {
+            std::fs::copy(&path, older.path().join(name)).unwrap();
+        }
+    }
+    let migrator = sqlx::migrate::Migrator::new(older.path()).await.unwrap();
+    sqlx::any::install_default_drivers();
+    if !sqlx::Any::database_exists(url).await.unwrap() {
+        sqlx::Any::create_database(url).await.unwrap();
+    }
+    let pool = open_db(url).await;
+    migrator.run(&pool).await.unwrap();
+    pool.close().await;
+}
+
+db_test! {
+    async fn messages_stored_before_the_chains_are_in_their_transcripts(db) {
+    let mut upstreams = Upstreams::start(db).await;
+    upstreams.set("ADMIN_TOKEN", ADMIN_TOKEN);
+    let url = upstreams.database.url.clone();
+    migrate_before(db, &url, 20261121000008).await;
+    // Two conversations whose messages arrived interleaved, and a message never answered.
+    let pool = open_db(&url).await;
+    let far_future = 4_102_444_800_000_i64; // 2100
+    for statement in [
+        "INSERT INTO conversations (id, channel, customer, business, created_at)
+         VALUES ('conv-a', 'sms', '+14155550123', '56263', 1), ('conv-b', 'sms', '+14155550199', '56263', 2)",
+        &format!("INSERT INTO meetings (id, conversation_id, sub, host_url, guest_url, expires_at, created_at)
+         VALUES ('meet-a', 'conv-a', 'sub-a', 'https://h/a', 'https://g/a', {far_future}, 1)"),
+        "INSERT INTO messages (channel, customer, business, body, received_at, conversation_id)
+         VALUES ('sms', '+14155550123', '56263', 'a1', 1, 'conv-a'),
+                ('sms', '+14155550199', '56263', 'b1', 2, 'conv-b'),
+                ('sms', '+14155550123', '56263', 'a2', 3, 'conv-a'),
+                ('sms', '+14155550177', '56263', 'never answered', 4, NULL),
+                ('sms', '+14155550199', '56263', 'b2', 5, 'conv-b'),
+                ('sms', '+14155550123', '56263', 'a3', 6, 'conv-a')",
+    ] {
+        sqlx::query(statement).execute(&pool).await.unwrap();
+    }
+    pool.close().await;
+
+    // The new version migrates on start.
+    let app = upstreams.spawn().await;
+    assert_eq!(app.transcript("conv-a").await, ["a1", "a2", "a3"]);
+    assert_eq!(app.transcript("conv-b").await, ["b1", "b2"]);
+    // A follow-up continues the conversation's chain.
+    let follow_up = serde_json::json!({"channel": "sms", "from": "+14155550123", "to": "56263",
+                                       "text": "a4", "messageId": "after-upgrade"});
+    assert_eq!(app.post_flow(&follow_up.to_string()).await.status(), 200);
+    assert_eq!(app.transcript("conv-a").await, ["a1", "a2", "a3", "a4"]);
+    assert_eq!(app.transcript("conv-b").await, ["b1", "b2"]);
+}
+}
