@@ -23,7 +23,11 @@ async fn slow_broker(app: &TestApp, delay_ms: u64) {
 }
 
 fn message(customer: &str, id: &str) -> String {
-    json!({"channel": "sms", "from": customer, "to": "56263", "text": "hello", "messageId": id})
+    message_with_text(customer, id, "hello")
+}
+
+fn message_with_text(customer: &str, id: &str, text: &str) -> String {
+    json!({"channel": "sms", "from": customer, "to": "56263", "text": text, "messageId": id})
         .to_string()
 }
 
@@ -55,11 +59,6 @@ db_test! {
             .unwrap();
     assert_eq!(notifications, 1);
 }
-}
-
-fn message_with_text(customer: &str, id: &str, text: &str) -> String {
-    json!({"channel": "sms", "from": customer, "to": "56263", "text": text, "messageId": id})
-        .to_string()
 }
 
 db_test! {

@@ -269,16 +269,12 @@ impl TestApp {
     /// The texts of a conversation's transcript, in its order, from the admin API (the app
     /// must have `ADMIN_TOKEN` set to [`ADMIN_TOKEN`]).
     pub async fn transcript(&self, conversation_id: &str) -> Vec<String> {
-        let response = self
-            .http
-            .get(format!(
-                "{}/api/conversations/{conversation_id}",
-                self.address
-            ))
-            .bearer_auth(ADMIN_TOKEN)
-            .send()
-            .await
-            .unwrap();
+        let response = admin(
+            self,
+            reqwest::Method::GET,
+            &format!("/api/conversations/{conversation_id}"),
+        )
+        .await;
         assert_eq!(response.status(), 200);
         let detail: Value = response.json().await.unwrap();
         detail["transcript"]
@@ -420,4 +416,14 @@ where
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
     false
+}
+
+/// A request to the admin API of an app started with `ADMIN_TOKEN` set to [`ADMIN_TOKEN`].
+pub async fn admin(app: &TestApp, verb: reqwest::Method, route: &str) -> reqwest::Response {
+    app.http
+        .request(verb, format!("{}{route}", app.address))
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .await
+        .unwrap()
 }

@@ -16,15 +16,6 @@ async fn admin_app(db: TestDb) -> TestApp {
     app
 }
 
-async fn admin(app: &TestApp, verb: reqwest::Method, route: &str) -> reqwest::Response {
-    app.http
-        .request(verb, format!("{}{route}", app.address))
-        .bearer_auth(ADMIN_TOKEN)
-        .send()
-        .await
-        .unwrap()
-}
-
 /// The value of the sample `name{labels…}` in a Prometheus text page.
 fn sample(page: &str, name: &str, labels: &[&str]) -> f64 {
     page.lines()
