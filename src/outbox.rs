@@ -4,11 +4,11 @@
 //! claimed again once the lease runs out (at-least-once delivery). Rows of one conversation
 //! are sent in order; different conversations are sent concurrently.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use futures_util::future::{join, join_all};
+use futures_util::future::{join3, join_all};
 use serde::{Deserialize, Serialize};
 use tokio::sync::{watch, Notify};
 
@@ -104,6 +104,12 @@ const LEASE: Duration = Duration::from_secs(30);
 /// and a write-back, each a wait for a group commit; at 64 it fell further behind
 /// follow-ups at saturation (bench/RESULTS.md).
 pub const BATCH: usize = 128;
+/// Full rounds one [`OutboxWorker::run_once`] delivers back to back.
+const ROUNDS_PER_RUN: usize = 8;
+
+/// Threads opened by the notifications of a round, by conversation: the rows of the next
+/// round were claimed before that round's write-back, so without a thread of their own.
+type OpenedThreads = HashMap<String, String>;
 
 #[derive(Clone)]
 pub struct OutboxWorker {
@@ -112,7 +118,8 @@ pub struct OutboxWorker {
     connect: Option<ConnectClient>,
     schedule: Arc<[Duration]>,
     metrics: Metrics,
-    /// Rows claimed with the last round's write-back, for the next round.
+    rounds_per_run: usize,
+    /// Rows claimed during the last round of a run, for the next run.
     claimed_ahead: Arc<Mutex<Vec<OutboxRow>>>,
 }
 
@@ -130,36 +137,74 @@ impl OutboxWorker {
             connect,
             schedule: schedule.into(),
             metrics,
+            rounds_per_run: ROUNDS_PER_RUN,
             claimed_ahead: Arc::default(),
         }
+    }
+
+    /// At most `rounds` full rounds per [`run_once`](Self::run_once), instead of
+    /// [`ROUNDS_PER_RUN`]: lets tests see what a run leaves claimed ahead.
+    pub fn with_rounds_per_run(mut self, rounds: usize) -> Self {
+        self.rounds_per_run = rounds.max(1);
+        self
     }
 
     /// Claims the rows due now, delivers them and writes back what became of them.
     /// Returns how many it handled.
     ///
-    /// A full round suggests more is due: the next round's rows are then claimed with this
-    /// round's write-back, in the same commit, and kept for the next call.
+    /// A full round suggests more is due: while it is sent, the next round is claimed and
+    /// the round before is written back, so that the worker does not wait for a commit
+    /// between rounds. Each conversation's rows are still sent in order: a round starts
+    /// once the one before has been sent. After [`ROUNDS_PER_RUN`] full rounds the run
+    /// ends with everything it sent written back, keeping what it claimed last for the
+    /// next run.
     pub async fn run_once(&self) -> Result<usize, StoreError> {
         let ahead = std::mem::take(&mut *self.claimed_ahead.lock().expect("not poisoned"));
-        let rows = if ahead.is_empty() {
+        let mut rows = if ahead.is_empty() {
             self.claim().await?
         } else {
             ahead
         };
-        let count = rows.len();
-        let (settlements, error) = self.deliver_round(rows).await;
-        if count < BATCH || error.is_some() {
-            self.store.settle_outbox(settlements).await?;
-        } else {
-            let (settled, next) = join(self.store.settle_outbox(settlements), self.claim()).await;
-            // Claimed rows are kept even when the write-back failed: they are leased.
-            *self.claimed_ahead.lock().expect("not poisoned") = next?;
-            settled?;
+        let mut handled = 0;
+        let mut unsettled = Vec::new();
+        for round in 1..=self.rounds_per_run {
+            handled += rows.len();
+            let claim_next = rows.len() == BATCH;
+            let next = async {
+                if claim_next {
+                    self.claim().await
+                } else {
+                    Ok(Vec::new())
+                }
+            };
+            let (delivered, settled, next) = join3(
+                self.deliver_round(rows),
+                self.store.settle_outbox(std::mem::take(&mut unsettled)),
+                next,
+            )
+            .await;
+            let (settlements, opened, error) = delivered;
+            unsettled = settlements;
+            let (mut next, claim_error) = match next {
+                Ok(rows) => (rows, None),
+                Err(error) => (Vec::new(), Some(error)),
+            };
+            place_in_opened_threads(&mut next, &opened);
+            let failed = settled.err().or(error).or(claim_error);
+            if failed.is_some() || next.is_empty() || round == self.rounds_per_run {
+                // Claimed rows are kept even when something failed: they are leased.
+                *self.claimed_ahead.lock().expect("not poisoned") = next;
+                // What was sent is written back even after an error, or it would be sent
+                // again once its lease ran out.
+                self.store.settle_outbox(unsettled).await?;
+                return match failed {
+                    Some(error) => Err(error),
+                    None => Ok(handled),
+                };
+            }
+            rows = next;
         }
-        match error {
-            Some(error) => Err(error),
-            None => Ok(count),
-        }
+        unreachable!("the last round returns")
     }
 
     async fn claim(&self) -> Result<Vec<OutboxRow>, StoreError> {
@@ -169,9 +214,12 @@ impl OutboxWorker {
     }
 
     /// Delivers a round of rows: each conversation's in order, different conversations
-    /// concurrently. Returns what became of each row delivered, and the first error
-    /// reading the store.
-    async fn deliver_round(&self, rows: Vec<OutboxRow>) -> (Vec<Settlement>, Option<StoreError>) {
+    /// concurrently. Returns what became of each row delivered, the threads opened, and
+    /// the first error reading the store.
+    async fn deliver_round(
+        &self,
+        rows: Vec<OutboxRow>,
+    ) -> (Vec<Settlement>, OpenedThreads, Option<StoreError>) {
         let count = rows.len();
         let mut by_conversation: BTreeMap<Option<String>, Vec<OutboxRow>> = BTreeMap::new();
         for row in rows {
@@ -186,12 +234,14 @@ impl OutboxWorker {
         // What was delivered is written back even when another chain could not read the
         // store: otherwise its rows would be sent again once their lease ran out.
         let mut settlements = Vec::with_capacity(count);
+        let mut opened = OpenedThreads::new();
         let mut first_error = None;
-        for (settled, error) in join_all(chains).await {
+        for (settled, thread, error) in join_all(chains).await {
             settlements.extend(settled);
+            opened.extend(thread);
             first_error = first_error.or(error);
         }
-        (settlements, first_error)
+        (settlements, opened, first_error)
     }
 
     /// Runs until `stop` turns true; a send in progress is finished first. Rows claimed
@@ -217,13 +267,20 @@ impl OutboxWorker {
 
     /// Delivers one conversation's rows one after the other. A row's outcome is written
     /// back with the round's, so a notification delivered here opens the thread of the
-    /// rows after it in memory first. Stops at the first row the store could not be read for.
+    /// rows after it in memory first; the thread it opened is returned with the outcomes.
+    /// Stops at the first row the store could not be read for.
     async fn deliver_in_order(
         &self,
         rows: Vec<OutboxRow>,
-    ) -> (Vec<Settlement>, Option<StoreError>) {
+    ) -> (
+        Vec<Settlement>,
+        Option<(String, String)>,
+        Option<StoreError>,
+    ) {
         let mut settled = Vec::with_capacity(rows.len());
         let mut opened_thread = None;
+        let conversation_id = rows.first().and_then(|row| row.conversation_id.clone());
+        let mut error = None;
         for mut row in rows {
             if row.thread_message_id.is_none() {
                 row.thread_message_id.clone_from(&opened_thread);
@@ -244,10 +301,14 @@ impl OutboxWorker {
                     }
                     settled.push(Settlement { id, outcome });
                 }
-                Err(error) => return (settled, Some(error)),
+                Err(failure) => {
+                    error = Some(failure);
+                    break;
+                }
             }
         }
-        (settled, None)
+        let opened = conversation_id.zip(opened_thread);
+        (settled, opened, error)
     }
 
     /// Sends one row and decides what becomes of it.
@@ -433,5 +494,18 @@ impl Failure {
 impl From<UpstreamError> for Failure {
     fn from(error: UpstreamError) -> Self {
         Failure::Upstream(error)
+    }
+}
+
+/// Places rows claimed before the write-back of the round that opened their
+/// conversation's thread under that thread.
+fn place_in_opened_threads(rows: &mut [OutboxRow], opened: &OpenedThreads) {
+    for row in rows
+        .iter_mut()
+        .filter(|row| row.thread_message_id.is_none())
+    {
+        if let Some(thread) = row.conversation_id.as_ref().and_then(|id| opened.get(id)) {
+            row.thread_message_id = Some(thread.clone());
+        }
     }
 }

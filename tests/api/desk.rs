@@ -699,62 +699,83 @@ async fn open_conversation_with_follow_ups(app: &TestApp, count: usize) {
     }
 }
 
+/// The outbox rows in `state`: id, attempts and lease.
+async fn outbox_rows(app: &TestApp, state: &str) -> Vec<(i64, i64, Option<i64>)> {
+    sqlx::query_as("SELECT id, attempts, leased_until FROM outbox WHERE state = $1 ORDER BY id")
+        .bind(state)
+        .fetch_all(&app.db)
+        .await
+        .unwrap()
+}
+
+/// The follow-ups' relays the bot posted, as `open_conversation_with_follow_ups` sent them,
+/// all under the conversation's thread.
+async fn assert_relayed_in_order_under_the_thread(app: &TestApp, count: usize) {
+    let posts = bot_posts_after_notification(app).await;
+    let texts: Vec<&str> = posts
+        .iter()
+        .map(|p| p["markdown"].as_str().unwrap())
+        .collect();
+    let expected: Vec<String> = (1..=count)
+        .map(|n| format!("**Customer:**\n\n> message {n}"))
+        .collect();
+    assert_eq!(texts, expected);
+    assert!(posts.iter().all(|p| p["parentId"] == thread_id()));
+}
+
 db_test! {
-    async fn a_full_round_claims_the_next_with_its_write_back(db) {
+    async fn a_run_ends_after_its_rounds_keeping_the_next_claimed(db) {
     let app = desk_app(db, &[]).await;
+    let worker = app.worker.clone().with_rounds_per_run(1);
     open_conversation_with_follow_ups(&app, BATCH + 6).await;
-    let rows = |state: &'static str| {
-        let db = app.db.clone();
-        async move {
-            sqlx::query_as::<_, (i64, i64, Option<i64>)>(
-                "SELECT id, attempts, leased_until FROM outbox WHERE state = $1 ORDER BY id",
-            )
-            .bind(state)
-            .fetch_all(&db)
-            .await
-            .unwrap()
-        }
-    };
-    // A full round: its rows are written back and the other 7 claimed with them.
-    assert_eq!(app.worker.run_once().await.unwrap(), BATCH);
-    assert_eq!(rows("sent").await.len(), BATCH);
-    let ahead = rows("pending").await;
+    // A full round: its rows are written back and the other 7 claimed while it was sent.
+    assert_eq!(worker.run_once().await.unwrap(), BATCH);
+    assert_eq!(outbox_rows(&app, "sent").await.len(), BATCH);
+    let ahead = outbox_rows(&app, "pending").await;
     assert_eq!(ahead.len(), 7);
     assert!(ahead.iter().all(|(_, attempts, leased)| *attempts == 1 && leased.is_some()));
     // The worker stops: what it claimed ahead is put back, due, as if never tried.
     let (_stop, stopped) = tokio::sync::watch::channel(true);
-    app.worker
+    worker
         .clone()
         .run(std::sync::Arc::new(tokio::sync::Notify::new()), stopped)
         .await;
-    let released = rows("pending").await;
+    let released = outbox_rows(&app, "pending").await;
     assert_eq!(released.len(), 7);
     assert!(released.iter().all(|(_, attempts, leased)| *attempts == 0 && leased.is_none()));
     // Started again, it sends them, in order, under the thread.
-    assert_eq!(app.worker.run_once().await.unwrap(), 7);
-    assert_eq!(rows("sent").await.len(), BATCH + 7);
-    let posts = bot_posts_after_notification(&app).await;
-    let texts: Vec<&str> = posts.iter().map(|p| p["markdown"].as_str().unwrap()).collect();
-    let expected: Vec<String> = (1..=BATCH + 6).map(|n| format!("**Customer:**\n\n> message {n}")).collect();
-    assert_eq!(texts, expected);
-    assert!(posts.iter().all(|p| p["parentId"] == thread_id()));
+    assert_eq!(worker.run_once().await.unwrap(), 7);
+    assert_eq!(outbox_rows(&app, "sent").await.len(), BATCH + 7);
+    assert_relayed_in_order_under_the_thread(&app, BATCH + 6).await;
 }
 }
 
 db_test! {
-    async fn rows_claimed_ahead_are_sent_by_the_next_round(db) {
+    async fn rows_claimed_ahead_are_sent_by_the_next_run(db) {
     let app = desk_app(db, &[]).await;
+    let worker = app.worker.clone().with_rounds_per_run(1);
     open_conversation_with_follow_ups(&app, BATCH).await;
-    assert_eq!(app.worker.run_once().await.unwrap(), BATCH);
-    // The last row was claimed ahead: the next round sends it without claiming, and,
+    assert_eq!(worker.run_once().await.unwrap(), BATCH);
+    // The last row was claimed ahead: the next run sends it without claiming, and,
     // not full, claims nothing more.
-    assert_eq!(app.worker.run_once().await.unwrap(), 1);
-    assert_eq!(app.worker.run_once().await.unwrap(), 0);
+    assert_eq!(worker.run_once().await.unwrap(), 1);
+    assert_eq!(worker.run_once().await.unwrap(), 0);
     assert_eq!(app.webex_posts().await.len(), BATCH + 1);
-    let unsent: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM outbox WHERE state != 'sent'")
-        .fetch_one(&app.db)
-        .await
-        .unwrap();
-    assert_eq!(unsent, 0);
+    assert!(outbox_rows(&app, "pending").await.is_empty());
+}
+}
+
+db_test! {
+    async fn full_rounds_follow_each_other_in_one_run(db) {
+    let app = desk_app(db, &[]).await;
+    open_conversation_with_follow_ups(&app, 2 * BATCH + 6).await;
+    // Three rounds in one run. The second was claimed while the first, which opened the
+    // thread with the notification, was being sent: its rows go under that thread all
+    // the same, in order, none postponed.
+    assert_eq!(app.worker.run_once().await.unwrap(), 2 * BATCH + 7);
+    assert_eq!(outbox_rows(&app, "sent").await.len(), 2 * BATCH + 7);
+    assert!(outbox_rows(&app, "pending").await.is_empty());
+    assert_relayed_in_order_under_the_thread(&app, 2 * BATCH + 6).await;
+    assert_eq!(app.worker.run_once().await.unwrap(), 0);
 }
 }
