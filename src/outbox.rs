@@ -159,6 +159,11 @@ impl OutboxWorker {
     /// ends with everything it sent written back, keeping what it claimed last for the
     /// next run.
     pub async fn run_once(&self) -> Result<usize, StoreError> {
+        self.run_rounds(None).await
+    }
+
+    /// [`run_once`](Self::run_once), ending after the current round once `stop` turns true.
+    async fn run_rounds(&self, stop: Option<&watch::Receiver<bool>>) -> Result<usize, StoreError> {
         let ahead = std::mem::take(&mut *self.claimed_ahead.lock().expect("not poisoned"));
         let mut rows = if ahead.is_empty() {
             self.claim().await?
@@ -191,7 +196,8 @@ impl OutboxWorker {
             };
             place_in_opened_threads(&mut next, &opened);
             let failed = settled.err().or(error).or(claim_error);
-            if failed.is_some() || next.is_empty() || round == self.rounds_per_run {
+            let stopping = stop.is_some_and(|stop| *stop.borrow());
+            if failed.is_some() || next.is_empty() || round == self.rounds_per_run || stopping {
                 // Claimed rows are kept even when something failed: they are leased.
                 *self.claimed_ahead.lock().expect("not poisoned") = next;
                 // What was sent is written back even after an error, or it would be sent
@@ -244,10 +250,11 @@ impl OutboxWorker {
         (settlements, opened, first_error)
     }
 
-    /// Runs until `stop` turns true; a send in progress is finished first. Rows claimed
+    /// Runs until `stop` turns true; the round being sent is finished first. Rows claimed
     /// ahead are put back, due at once, for the next start (or another instance).
     pub async fn run(self, wake: Arc<Notify>, stop: watch::Receiver<bool>) {
-        worker::run_loop("outbox", wake, stop, || self.run_once()).await;
+        let stopping = stop.clone();
+        worker::run_loop("outbox", wake, stop, || self.run_rounds(Some(&stopping))).await;
         let ahead = std::mem::take(&mut *self.claimed_ahead.lock().expect("not poisoned"));
         let now = now_ms();
         let released = ahead

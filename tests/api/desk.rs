@@ -751,6 +751,41 @@ db_test! {
 }
 
 db_test! {
+    async fn a_stopping_worker_finishes_its_round_and_puts_back_the_next(db) {
+    let app = desk_app(db, &[]).await;
+    open_conversation_with_follow_ups(&app, 2 * BATCH + 6).await;
+    // Webex answers slowly, so that the stop comes while the first round is being sent.
+    app.webex.reset().await;
+    Mock::given(method("POST"))
+        .and(path("/v1/messages"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_raw(fixture("webex-message-created-response.json"), "application/json")
+                .set_delay(std::time::Duration::from_millis(5)),
+        )
+        .mount(&app.webex)
+        .await;
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let running = tokio::spawn(
+        app.worker
+            .clone()
+            .run(std::sync::Arc::new(tokio::sync::Notify::new()), stopped),
+    );
+    while app.webex.received_requests().await.unwrap_or_default().is_empty() {
+        tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+    }
+    stop.send(true).unwrap();
+    running.await.unwrap();
+    // The first round was sent; the second, claimed meanwhile, was put back with the
+    // rest, as if never tried.
+    assert_eq!(outbox_rows(&app, "sent").await.len(), BATCH);
+    let released = outbox_rows(&app, "pending").await;
+    assert_eq!(released.len(), BATCH + 7);
+    assert!(released.iter().all(|(_, attempts, leased)| *attempts == 0 && leased.is_none()));
+}
+}
+
+db_test! {
     async fn rows_claimed_ahead_are_sent_by_the_next_run(db) {
     let app = desk_app(db, &[]).await;
     let worker = app.worker.clone().with_rounds_per_run(1);
