@@ -100,9 +100,9 @@ impl Delivery {
 /// single send can take (client timeouts are 10 s). A worker that dies mid-send delays
 /// its rows by at most this much.
 const LEASE: Duration = Duration::from_secs(30);
-/// Rows claimed, and sent concurrently, per round. Each round costs the worker a claim
-/// and a write-back, each a wait for a group commit; at 64 it fell further behind
-/// follow-ups at saturation (bench/RESULTS.md).
+/// Rows claimed, and sent concurrently, per round. Each round costs a claim and a
+/// write-back; at 64 the outbox fell further behind follow-ups at saturation
+/// (bench/RESULTS.md).
 pub const BATCH: usize = 128;
 /// Full rounds one [`OutboxWorker::run_once`] delivers back to back.
 const ROUNDS_PER_RUN: usize = 8;
