@@ -172,7 +172,9 @@ impl OutboxWorker {
         };
         let mut handled = 0;
         let mut unsettled = Vec::new();
-        for round in 1..=self.rounds_per_run {
+        let mut round = 0;
+        loop {
+            round += 1;
             handled += rows.len();
             let claim_next = rows.len() == BATCH;
             let next = async {
@@ -197,7 +199,7 @@ impl OutboxWorker {
             place_in_opened_threads(&mut next, &opened);
             let failed = settled.err().or(error).or(claim_error);
             let stopping = stop.is_some_and(|stop| *stop.borrow());
-            if failed.is_some() || next.is_empty() || round == self.rounds_per_run || stopping {
+            if failed.is_some() || next.is_empty() || round >= self.rounds_per_run || stopping {
                 // Claimed rows are kept even when something failed: they are leased.
                 *self.claimed_ahead.lock().expect("not poisoned") = next;
                 // What was sent is written back even after an error, or it would be sent
@@ -210,7 +212,6 @@ impl OutboxWorker {
             }
             rows = next;
         }
-        unreachable!("the last round returns")
     }
 
     async fn claim(&self) -> Result<Vec<OutboxRow>, StoreError> {
