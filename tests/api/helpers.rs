@@ -35,9 +35,9 @@ pub struct TestApp {
     _database: TestDatabase,
 }
 
-/// The fixtures in `../shared/fixtures/`.
+/// The upstream payloads in `tests/fixtures/` (their sources: `tests/fixtures/README.md`).
 pub fn fixture(name: &str) -> String {
-    let path = format!("{}/../shared/fixtures/{name}", env!("CARGO_MANIFEST_DIR"));
+    let path = format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"));
     std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("fixture {path}: {e}"))
 }
 
