@@ -249,11 +249,15 @@ impl Bridge {
         let claim_id = Uuid::new_v4().to_string();
         let now = now_ms();
         let until = now + CLAIM_LEASE.as_millis() as i64;
-        if store.claim_meeting(key, &claim_id, now, now, until).await? != Claim::Claimed {
+        let new_sub = Uuid::new_v4().to_string();
+        let Claim::Claimed { sub } = store
+            .claim_meeting(key, &claim_id, &new_sub, now, now, until)
+            .await?
+        else {
             return Ok(NewLinkOutcome::InProgress);
-        }
+        };
         let result = async {
-            let (sub, expires_at, links) = self.make_links().await?;
+            let (expires_at, links) = self.make_links(&sub).await?;
             let customer = self.to_customer(
                 key,
                 self.inner.reply_template.render(links.guest_url.as_str()),
@@ -273,7 +277,7 @@ impl Bridge {
                     customer_name: conversation.customer_name.as_deref(),
                     conversation_id: conversation.id.clone(),
                     meeting_id: Uuid::new_v4().to_string(),
-                    sub,
+                    sub: sub.clone(),
                     links: &links,
                     expires_at,
                     message_row: None,
@@ -348,14 +352,15 @@ impl Bridge {
             }
         }
         let claim_id = Uuid::new_v4().to_string();
-        loop {
+        let new_sub = Uuid::new_v4().to_string();
+        let sub = loop {
             let now = now_ms();
             let until = now + CLAIM_LEASE.as_millis() as i64;
             match store
-                .claim_meeting(&message.key, &claim_id, started_ms, now, until)
+                .claim_meeting(&message.key, &claim_id, &new_sub, started_ms, now, until)
                 .await?
             {
-                Claim::Claimed => {
+                Claim::Claimed { sub } => {
                     // The previous holder may have stored its meeting just before we
                     // claimed: look again, now that nobody else can be creating one.
                     match self
@@ -366,7 +371,7 @@ impl Bridge {
                             store.release_claim(&message.key, &claim_id, None).await?;
                             return Ok(self.reply(&answer));
                         }
-                        None => break,
+                        None => break sub,
                     }
                 }
                 Claim::Busy { failed_at } => {
@@ -385,12 +390,16 @@ impl Bridge {
                     }
                 }
             }
-        }
+        };
 
-        match self.open_meeting(message, message_row, &claim_id).await {
+        match self
+            .open_meeting(message, message_row, &claim_id, &sub)
+            .await
+        {
             Ok(answer) => Ok(self.reply(&answer)),
             Err(error) => {
                 let failed_at = matches!(error, BridgeError::Upstream(_)).then(now_ms);
+                store.release_meeting_start(&claim_id).await?;
                 store
                     .release_claim(&message.key, &claim_id, failed_at)
                     .await?;
@@ -400,7 +409,10 @@ impl Bridge {
     }
 
     /// The answer this message can get without a new meeting: the one a concurrent delivery
-    /// of the same message got, or the conversation's live meeting.
+    /// of the same message got, or the conversation's live meeting. A message answered here
+    /// for the first time gets the deliveries of any later message (the experts see it in
+    /// the thread), also when it is a repeat: an earlier delivery of it was stored but
+    /// never answered (a 503), and was shown to nobody.
     async fn existing_answer(
         &self,
         message: &InboundMessage,
@@ -417,18 +429,12 @@ impl Bridge {
         let Some(live) = store.live_meeting(&message.key, valid_after).await? else {
             return Ok(None);
         };
-        let followups = if is_repeat {
-            Vec::new()
-        } else {
-            self.followups(message)(&live)
-        };
-        let relayed = !followups.is_empty();
+        // Queued only if this call answers the message (see `Store::answer_with`).
+        let followups = self.followups(message)(&live);
         let answer = store
             .answer_with(message_row, &live, followups, now_ms())
             .await?;
-        if relayed {
-            self.inner.outbox_wake.notify_one();
-        }
+        self.inner.outbox_wake.notify_one();
         Ok(Some(answer))
     }
 
@@ -439,8 +445,13 @@ impl Bridge {
         &self,
         message: &InboundMessage,
     ) -> impl FnOnce(&Answer) -> Vec<OutboxEntry> + Send + 'static {
-        let (relay, purpose) = self.to_thread(expert_messages::customer_said(&message.text));
-        let relay = relay.entry(purpose);
+        let relays: Vec<OutboxEntry> = expert_messages::customer_said(&message.text)
+            .into_iter()
+            .map(|part| {
+                let (relay, purpose) = self.to_thread(part);
+                relay.entry(purpose)
+            })
+            .collect();
         let link_again = self
             .inner
             .customer_replies
@@ -454,7 +465,7 @@ impl Bridge {
                 )
             });
         move |live| {
-            let mut followups = vec![relay];
+            let mut followups = relays;
             if let Some((replies, key, template)) = link_again {
                 let text = template.render(&live.guest_url);
                 followups.push(customer_reply(&key, &replies, text).entry(Purpose::CustomerReply));
@@ -505,11 +516,12 @@ impl Bridge {
         message: &InboundMessage,
         message_row: i64,
         claim_id: &str,
+        sub: &str,
     ) -> Result<Answer, BridgeError> {
         let inner = &self.inner;
-        self.check_meeting_limit(message).await?;
+        self.reserve_meeting_start(message, claim_id).await?;
 
-        let (sub, expires_at, links) = self.make_links().await?;
+        let (expires_at, links) = self.make_links(sub).await?;
         let (markdown, card) =
             expert_messages::notification(message, links.host_url.as_str(), expires_at);
         let mut deliveries = vec![Delivery::WebexMessage(NewMessage {
@@ -531,7 +543,7 @@ impl Bridge {
                 customer_name: message.customer_name.as_deref(),
                 conversation_id: Uuid::new_v4().to_string(),
                 meeting_id: Uuid::new_v4().to_string(),
-                sub,
+                sub: sub.to_string(),
                 links: &links,
                 expires_at,
                 message_row: Some(message_row),
@@ -550,43 +562,47 @@ impl Bridge {
         Ok(answer)
     }
 
-    /// Refuses a new meeting to a customer who opened too many in the last hour.
-    async fn check_meeting_limit(&self, message: &InboundMessage) -> Result<(), BridgeError> {
+    /// Reserves one of the customer's new meetings of the hour for this claim, or refuses
+    /// the meeting when the customer opened too many. Atomic per customer, across
+    /// instances (see `Store::reserve_meeting_start`).
+    async fn reserve_meeting_start(
+        &self,
+        message: &InboundMessage,
+        claim_id: &str,
+    ) -> Result<(), BridgeError> {
         let limit = self.inner.policy.max_new_meetings_per_hour;
         if limit == 0 {
             return Ok(());
         }
         let hour = Duration::from_secs(3600).as_millis() as i64;
         let now = now_ms();
-        let (opened, oldest) = self
+        let Some(oldest) = self
             .inner
             .store
-            .meetings_opened_since(&message.key, now - hour)
-            .await?;
-        if opened < i64::from(limit) {
+            .reserve_meeting_start(&message.key, claim_id, i64::from(limit), now - hour, now)
+            .await?
+        else {
             return Ok(());
-        }
-        let free_at = oldest.unwrap_or(now) + hour;
-        let retry_after = Duration::from_millis((free_at - now).max(1000) as u64);
-        tracing::warn!(customer = %message.key.customer, opened, "new meeting refused: hourly limit reached");
+        };
+        let retry_after = Duration::from_millis((oldest + hour - now).max(1000) as u64);
+        tracing::warn!(customer = %message.key.customer, limit, "new meeting refused: hourly limit reached");
         Err(BridgeError::RateLimited { retry_after })
     }
 
-    /// A new meeting from the broker: its subject, expiry (Unix ms) and links. No
+    /// New links from the broker for the meeting `sub`, and when they expire (Unix ms). No
     /// transaction is open during this call.
-    async fn make_links(&self) -> Result<(String, i64, MeetingLinks), UpstreamError> {
+    async fn make_links(&self, sub: &str) -> Result<(i64, MeetingLinks), UpstreamError> {
         let policy = &self.inner.policy;
-        let sub = Uuid::new_v4().to_string();
         let expires_at = now_ms() + policy.ttl.as_millis() as i64;
         let request = MeetingRequest {
-            sub: sub.clone(),
+            sub: sub.to_string(),
             expires_at: expires_at.div_euclid(1000),
             short_urls: policy.short_urls,
             vertical: policy.vertical,
             host_login: policy.host_login,
         };
         let links = self.create_meeting_with_retries(&request).await?;
-        Ok((sub, expires_at, links))
+        Ok((expires_at, links))
     }
 
     /// Calls the broker, retrying quickly what a retry can fix, within [`BROKER_BUDGET`] in

@@ -26,3 +26,9 @@ fn to_datetime(ms: i64) -> OffsetDateTime {
     // Whole seconds: sub-second precision means nothing to a link's expiry.
     OffsetDateTime::from_unix_timestamp(ms.div_euclid(1000)).unwrap_or(OffsetDateTime::UNIX_EPOCH)
 }
+
+/// Unix milliseconds of an RFC 3339 time (`2026-11-20T15:03:10.000Z`), if it is one.
+pub fn parse_rfc3339(text: &str) -> Option<i64> {
+    let parsed = OffsetDateTime::parse(text, &Rfc3339).ok()?;
+    i64::try_from(parsed.unix_timestamp_nanos() / 1_000_000).ok()
+}

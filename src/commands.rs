@@ -226,9 +226,8 @@ async fn expert_destination(settings: &Settings) -> Option<Destination> {
 
 async fn purge(settings: Settings) -> Result<(), String> {
     let store = open_store(&settings).await?;
-    let now = now_ms();
-    let before = now - settings.retention.as_millis() as i64;
-    let report = store.purge(before, now).await.map_err(|e| e.to_string())?;
+    let cutoffs = crate::retention::cutoffs(settings.retention, now_ms());
+    let report = store.purge(cutoffs).await.map_err(|e| e.to_string())?;
     println!(
         "retention {}: {} message texts erased, {} conversations anonymised, {} receipts, \
          {} delivery payloads, {} Webex events and {} expired sessions removed",

@@ -19,6 +19,7 @@ const PREFIX: &str = "ICB_";
 /// (a typo must not silently fall back to a default); unknown `ICB_` variables are a warning.
 const KNOWN_KEYS: &[&str] = &[
     "LISTEN",
+    "LISTEN_BACKLOG",
     "DATABASE_URL",
     "WEBEX_TOKEN",
     "IC_BASE_URL",
@@ -138,6 +139,8 @@ pub struct Settings {
     pub retention: Duration,
     /// How many meetings one customer may open per hour (0 = no limit).
     pub max_new_meetings_per_hour: u32,
+    /// How many connections the kernel queues before icbridge accepts them.
+    pub listen_backlog: u32,
     pub admin_token: Option<SecretString>,
     pub public_url: Option<Url>,
     pub oauth_client_id: Option<String>,
@@ -269,6 +272,7 @@ impl Settings {
             })?,
             retry_schedule: vars.duration_list("RETRY_SCHEDULE", "1s,5s,30s,2m,10m,30m,1h")?,
             max_new_meetings_per_hour: vars.number("MAX_NEW_MEETINGS_PER_HOUR", 5)?,
+            listen_backlog: vars.number("LISTEN_BACKLOG", 4096)?,
             retention: vars.duration("RETENTION", "30days")?,
             admin_token: vars.secret("ADMIN_TOKEN"),
             public_url: vars.url("PUBLIC_URL")?,

@@ -3,8 +3,9 @@
 //! thread goes to the customer, and `help`, `list`, `close`, `new link` and the card's
 //! buttons do what they say. The bot's own messages are ignored.
 
-use std::sync::Arc;
-use std::time::Duration;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use serde::Deserialize;
 use tokio::sync::{watch, Notify, OnceCell};
@@ -23,6 +24,9 @@ pub const RESOURCE_ACTIONS: &str = "attachmentActions";
 
 const LEASE: Duration = Duration::from_secs(60);
 const BATCH: i64 = 32;
+/// How long a membership answer from Webex is trusted: someone removed from the experts'
+/// space loses the bot's commands at most this much later.
+const MEMBERSHIP_TTL: Duration = Duration::from_secs(5 * 60);
 
 /// The part of a Webex webhook event icbridge reads.
 #[derive(Debug, Clone, Deserialize)]
@@ -30,6 +34,9 @@ const BATCH: i64 = 32;
 pub struct WebhookEvent {
     pub resource: String,
     pub event: String,
+    /// When Webex created the event (RFC 3339); see [`WebhookEvent::age_problem`].
+    #[serde(default)]
+    pub created: Option<String>,
     #[serde(default)]
     pub actor_id: String,
     pub data: EventData,
@@ -45,6 +52,32 @@ pub struct EventData {
 }
 
 impl WebhookEvent {
+    /// Why the event is too old (or too far in the future) to be accepted at `now`, if it
+    /// is: a captured event must not be replayable once its id has been forgotten.
+    pub fn age_problem(&self, now: i64) -> Option<String> {
+        let Some(created) = self.created.as_deref() else {
+            return Some("the event has no `created` time".into());
+        };
+        let Some(created_ms) = crate::clock::parse_rfc3339(created) else {
+            return Some(format!("the event's `created` is not a time: {created:?}"));
+        };
+        let max_age = crate::retention::WEBEX_EVENT_MAX_AGE.as_millis() as i64;
+        let max_skew = crate::retention::WEBEX_EVENT_MAX_SKEW.as_millis() as i64;
+        if created_ms < now - max_age {
+            Some(format!(
+                "the event was created at {created}, more than {} ago; events are accepted for {} after they were created",
+                humantime::format_duration(crate::retention::WEBEX_EVENT_MAX_AGE),
+                humantime::format_duration(crate::retention::WEBEX_EVENT_MAX_AGE)
+            ))
+        } else if created_ms > now + max_skew {
+            Some(format!(
+                "the event's `created` ({created}) is in the future"
+            ))
+        } else {
+            None
+        }
+    }
+
     /// Whether the desk acts on this kind of event.
     pub fn is_handled(&self) -> bool {
         self.event == "created"
@@ -98,12 +131,23 @@ struct Place {
     parent_id: Option<String>,
 }
 
+/// Someone who wrote to the bot or pressed a card's button, and where.
+struct Asker<'a> {
+    person_id: &'a str,
+    email: Option<&'a str>,
+    room_id: &'a str,
+    /// A direct (one-to-one) room with the bot.
+    direct: bool,
+}
+
 #[derive(Clone)]
 pub struct Desk {
     bridge: Bridge,
     webex: WebexClient,
     bot: Arc<OnceCell<Person>>,
     schedule: Arc<[Duration]>,
+    /// Whether a person is a member of the experts' space, as Webex said, and when.
+    memberships: Arc<Mutex<HashMap<String, (bool, Instant)>>>,
 }
 
 impl Desk {
@@ -113,6 +157,7 @@ impl Desk {
             webex,
             bot: Arc::new(OnceCell::new()),
             schedule: schedule.into(),
+            memberships: Arc::default(),
         }
     }
 
@@ -210,6 +255,15 @@ impl Desk {
             .person_email
             .clone()
             .unwrap_or_else(|| message.person_id.clone());
+        let asker = Asker {
+            person_id: &message.person_id,
+            email: message.person_email.as_deref(),
+            room_id: &message.room_id,
+            direct: message.room_type == "direct",
+        };
+        if !self.is_expert(&asker).await? {
+            return self.refuse(&asker, &place).await;
+        }
         match (Command::parse(text), conversation) {
             (Command::Help, _) => {
                 self.answer(&place, expert_messages::HELP.into(), None)
@@ -257,6 +311,17 @@ impl Desk {
             .person_email
             .clone()
             .unwrap_or_else(|| action.person_id.clone());
+        // Cards are posted only where the experts are: a press counts on a card of
+        // icbridge's own (it names a conversation), by an expert, where it was posted.
+        let asker = Asker {
+            person_id: &action.person_id,
+            email: hook.data.person_email.as_deref(),
+            room_id: &action.room_id,
+            direct: matches!(self.bridge.experts(), Destination::PersonEmail(_)),
+        };
+        if conversation.is_none() || !self.is_expert(&asker).await? {
+            return self.refuse(&asker, &place).await;
+        }
         match (action.inputs["action"].as_str(), conversation) {
             (Some(ACTION_CLOSE), Some(conversation)) => {
                 self.close(&conversation, &author, &place).await
@@ -269,6 +334,58 @@ impl Desk {
                     .await
             }
         }
+    }
+
+    /// Whether the asker may use the bot: anyone in the experts' space, and in a direct
+    /// room a member of that space (or, when the experts are one person, that person).
+    async fn is_expert(&self, asker: &Asker<'_>) -> Result<bool, UpstreamError> {
+        match self.bridge.experts() {
+            Destination::RoomId(room) if asker.room_id == room => Ok(true),
+            Destination::RoomId(room) if asker.direct => {
+                self.is_member_of_experts_space(room, asker.person_id).await
+            }
+            Destination::PersonEmail(expert) if asker.direct => {
+                let email = match asker.email {
+                    Some(email) => vec![email.to_string()],
+                    None => self.webex.person(asker.person_id).await?.emails,
+                };
+                Ok(email.iter().any(|email| email.eq_ignore_ascii_case(expert)))
+            }
+            _ => Ok(false),
+        }
+    }
+
+    async fn is_member_of_experts_space(
+        &self,
+        room: &str,
+        person_id: &str,
+    ) -> Result<bool, UpstreamError> {
+        let cached = self
+            .memberships
+            .lock()
+            .expect("not poisoned")
+            .get(person_id)
+            .filter(|(_, at)| at.elapsed() < MEMBERSHIP_TTL)
+            .map(|(member, _)| *member);
+        if let Some(member) = cached {
+            return Ok(member);
+        }
+        let member = self.webex.is_member(room, person_id).await?;
+        let mut memberships = self.memberships.lock().expect("not poisoned");
+        memberships.retain(|_, (_, at)| at.elapsed() < MEMBERSHIP_TTL);
+        memberships.insert(person_id.to_string(), (member, Instant::now()));
+        Ok(member)
+    }
+
+    /// A short answer without any data for someone who is not an expert.
+    async fn refuse(&self, asker: &Asker<'_>, place: &Place) -> Result<(), DeskError> {
+        tracing::warn!(
+            person = %asker.email.map(mask_email).unwrap_or_else(|| "unknown".into()),
+            direct = asker.direct,
+            "bot command refused: not an expert"
+        );
+        self.answer(place, expert_messages::NOT_FOR_YOU.into(), None)
+            .await
     }
 
     async fn close(
@@ -340,6 +457,16 @@ impl Desk {
             .enqueue(&[(message, Purpose::ExpertNotice)], conversation_id)
             .await?;
         Ok(())
+    }
+}
+
+/// `m•••@example.com`: enough to tell people apart in a log, not to write to them.
+fn mask_email(email: &str) -> String {
+    match email.split_once('@') {
+        Some((local, domain)) => {
+            format!("{}•••@{domain}", local.chars().next().unwrap_or('?'))
+        }
+        None => "•••".to_string(),
     }
 }
 

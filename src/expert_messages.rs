@@ -5,13 +5,21 @@
 use serde_json::{json, Value};
 
 use crate::clock;
-use crate::domain::{ConversationKey, InboundMessage};
+use crate::domain::{is_line_break, one_line, ConversationKey, InboundMessage};
 use crate::store::ConversationInfo;
 
-/// How much of a customer's message goes into a notification.
+/// Webex refuses a message whose markdown is longer than this many bytes (with a 400, which
+/// no retry cures), so every message built here stays below it, counted after escaping.
+pub const MAX_MARKDOWN_BYTES: usize = 7439;
+/// What the lines of one relayed part may take: the limit less its heading, with room to
+/// spare.
+const RELAY_PART_BYTES: usize = MAX_MARKDOWN_BYTES - 200;
+/// How much of a customer's message goes into a notification (its link and names take the
+/// rest); the whole text is in the transcript.
 const NOTIFICATION_TEXT_CHARS: usize = 1000;
-/// Webex's markdown limit is 7439 bytes; relayed texts stay well below it.
-const RELAY_TEXT_CHARS: usize = 3000;
+const NOTIFICATION_TEXT_BYTES: usize = 4000;
+/// Names are shown this long in `list`, which shows many conversations in one message.
+const LIST_NAME_CHARS: usize = 40;
 
 /// The values of the card's `Action.Submit` buttons.
 pub const ACTION_NEW_LINK: &str = "new_link";
@@ -32,11 +40,19 @@ pub fn notification(message: &InboundMessage, host_url: &str, expires_at: i64) -
     let who = customer_label(key, message.customer_name.as_deref());
     let text = shortened(&message.text, NOTIFICATION_TEXT_CHARS);
     let expiry = clock::human(expires_at);
+    let quoted = quoted_parts(&text, NOTIFICATION_TEXT_BYTES)
+        .into_iter()
+        .next()
+        .unwrap_or_default();
+    let more = if quoted.len() < quote_all(&text).len() {
+        "\n>\n> _(shortened; the whole message is in the transcript)_"
+    } else {
+        ""
+    };
     let markdown = format!(
-        "**Video consultation request** · {channel} · {who}\n\n{quoted}\n\n\
+        "**Video consultation request** · {channel} · {who}\n\n{quoted}{more}\n\n\
          **[Join as host]({host_url})** · link valid until {expiry}",
         channel = key.channel.display_name(),
-        quoted = quote(&text),
     );
     let card = json!({
         "contentType": "application/vnd.microsoft.card.adaptive",
@@ -62,12 +78,19 @@ pub fn notification(message: &InboundMessage, host_url: &str, expires_at: i64) -
     (markdown, card)
 }
 
-/// A later customer message, for the conversation's thread.
-pub fn customer_said(text: &str) -> String {
-    format!(
-        "**Customer:**\n\n{}",
-        quote(&shortened(text, RELAY_TEXT_CHARS))
-    )
+/// A later customer message, for the conversation's thread: one message, or for a text too
+/// long for one Webex message, several parts to be posted in order.
+pub fn customer_said(text: &str) -> Vec<String> {
+    let parts = quoted_parts(text, RELAY_PART_BYTES);
+    let count = parts.len();
+    parts
+        .into_iter()
+        .enumerate()
+        .map(|(index, quoted)| match count {
+            1 => format!("**Customer:**\n\n{quoted}"),
+            _ => format!("**Customer ({}/{count}):**\n\n{quoted}", index + 1),
+        })
+        .collect()
 }
 
 /// The new host link after `new link`.
@@ -96,6 +119,10 @@ pub const ALREADY_CLOSED: &str =
 pub const RELAY_NOT_CONFIGURED: &str = "Relaying to the customer is not configured \
      (ICB_CONNECT_API_URL and ICB_CONNECT_SERVICE_KEY); nothing was sent.";
 
+/// The answer to someone who is not one of the experts.
+pub const NOT_FOR_YOU: &str =
+    "Sorry, I only take requests from the experts of this service, in their space.";
+
 pub const NOT_IN_A_THREAD: &str =
     "`close` and `new link` work in a conversation's thread: reply to its notification.";
 
@@ -114,7 +141,7 @@ pub fn open_conversations(conversations: &[ConversationInfo], now: i64) -> Strin
     if conversations.is_empty() {
         return "No open conversations.".to_string();
     }
-    let lines: Vec<String> = conversations
+    let mut lines: Vec<String> = conversations
         .iter()
         .map(|c| {
             let expiry = match c.links_expire_at {
@@ -122,19 +149,34 @@ pub fn open_conversations(conversations: &[ConversationInfo], now: i64) -> Strin
                 Some(_) => "links expired".to_string(),
                 None => "no meeting".to_string(),
             };
+            let name = c
+                .customer_name
+                .as_deref()
+                .map(|name| shortened(name, LIST_NAME_CHARS));
             format!(
                 "- {} · {} · opened {} · {expiry}",
                 c.key.channel.display_name(),
-                customer_label(&c.key, c.customer_name.as_deref()),
+                customer_label(&c.key, name.as_deref()),
                 age(now - c.created_at),
             )
         })
         .collect();
-    format!(
-        "**Open conversations ({})**\n\n{}",
-        conversations.len(),
-        lines.join("\n")
-    )
+    let heading = format!("**Open conversations ({})**\n\n", conversations.len());
+    // Lines that do not fit in one Webex message are counted instead of shown.
+    let mut shown = lines.len();
+    let fits = |shown: usize, lines: &[String]| {
+        heading.len() + lines[..shown].iter().map(|l| l.len() + 1).sum::<usize>() + 40
+            <= MAX_MARKDOWN_BYTES
+    };
+    while !fits(shown, &lines) {
+        shown -= 1;
+    }
+    if shown < lines.len() {
+        let hidden = lines.len() - shown;
+        lines.truncate(shown);
+        lines.push(format!("- … and {hidden} more"));
+    }
+    format!("{heading}{}", lines.join("\n"))
 }
 
 /// The notice after WhatsApp refused a reply because the 24-hour window closed.
@@ -147,7 +189,8 @@ pub fn window_closed() -> String {
 
 fn customer_label(key: &ConversationKey, name: Option<&str>) -> String {
     match name {
-        Some(name) => format!("{} ({})", key.customer.masked(), escape(name)),
+        // Names are one line when parsed; kept so here too, whatever their source.
+        Some(name) => format!("{} ({})", key.customer.masked(), escape(&one_line(name))),
         None => key.customer.masked(),
     }
 }
@@ -171,14 +214,64 @@ fn shortened(text: &str, max_chars: usize) -> String {
     short
 }
 
-fn quote(text: &str) -> String {
+/// The text as a markdown quote, every line inside it: lines end at any line break style
+/// a Webex client honours, not only at `\n`.
+fn quote_all(text: &str) -> String {
+    quoted_lines(text).join("\n")
+}
+
+fn quoted_lines(text: &str) -> Vec<String> {
     if text.trim().is_empty() {
-        return "> _(no text)_".to_string();
+        return vec!["> _(no text)_".to_string()];
     }
-    text.lines()
+    text.replace("\r\n", "\n")
+        .split(is_line_break)
         .map(|line| format!("> {}", escape(line)))
-        .collect::<Vec<_>>()
-        .join("\n")
+        .collect()
+}
+
+/// The quoted text in parts of at most `max_bytes` each, split between lines where it can
+/// be and inside a line too long on its own.
+fn quoted_parts(text: &str, max_bytes: usize) -> Vec<String> {
+    let mut parts = Vec::new();
+    let mut part = String::new();
+    for line in quoted_lines(text) {
+        for piece in split_line(&line, max_bytes) {
+            if !part.is_empty() && part.len() + 1 + piece.len() > max_bytes {
+                parts.push(std::mem::take(&mut part));
+            }
+            if !part.is_empty() {
+                part.push('\n');
+            }
+            part.push_str(&piece);
+        }
+    }
+    parts.push(part);
+    parts
+}
+
+/// A quoted line cut into pieces of at most `max_bytes`, each a quoted line of its own,
+/// never inside a character or between a backslash and the character it escapes.
+fn split_line(line: &str, max_bytes: usize) -> Vec<String> {
+    if line.len() <= max_bytes {
+        return vec![line.to_string()];
+    }
+    let body = &line[2..];
+    let mut pieces = Vec::new();
+    let mut piece = String::from("> ");
+    let mut chars = body.chars();
+    while let Some(c) = chars.next() {
+        let mut unit = String::from(c);
+        if c == '\\' {
+            unit.extend(chars.next());
+        }
+        if piece.len() + unit.len() > max_bytes {
+            pieces.push(std::mem::replace(&mut piece, String::from("> ")));
+        }
+        piece.push_str(&unit);
+    }
+    pieces.push(piece);
+    pieces
 }
 
 /// Shows text as written, not as markdown: no links or formatting of the customer's.
@@ -245,6 +338,45 @@ mod tests {
             "https://instant.webex.com/visit/oCVp2LD"
         );
         assert!(!card.to_string().contains("4155550123"));
+    }
+
+    #[test]
+    fn every_line_break_style_stays_inside_the_quote() {
+        let quoted = quote_all("one\rJoin as host: x\r\ntwo\u{2028}three\nfour");
+        assert_eq!(quoted, "> one\n> Join as host: x\n> two\n> three\n> four");
+    }
+
+    #[test]
+    fn long_texts_are_relayed_in_parts_that_webex_accepts() {
+        let texts = [
+            "😀".repeat(3000),
+            "漢".repeat(3000),
+            "*\n".repeat(1500),
+            "*".repeat(4096),
+            format!("{}\n{}", "a".repeat(4000), "\\".repeat(96)),
+        ];
+        for text in texts {
+            let parts = customer_said(&text);
+            for part in &parts {
+                assert!(part.len() <= MAX_MARKDOWN_BYTES, "{} bytes", part.len());
+                for line in part.lines().skip(2) {
+                    assert!(line.starts_with("> "), "{line:?}");
+                }
+            }
+            // Nothing is lost: the parts hold the whole text, in order.
+            let joined: String = parts
+                .iter()
+                .flat_map(|part| part.lines().skip(2))
+                .map(|line| line[2..].replace('\\', ""))
+                .collect();
+            let expected: String = text.replace(['\n', '\\'], "");
+            assert_eq!(joined, expected);
+        }
+        assert_eq!(
+            customer_said("hi"),
+            vec!["**Customer:**\n\n> hi".to_string()]
+        );
+        assert!(customer_said(&"漢".repeat(3000))[0].starts_with("**Customer (1/2):**"));
     }
 
     #[test]

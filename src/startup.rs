@@ -80,11 +80,12 @@ impl Application {
         if !options.sandbox {
             check_serve_settings(&settings)?;
         }
-        let listener =
-            TcpListener::bind(&settings.listen).map_err(|source| StartupError::Bind {
+        let listener = listen(&settings.listen, settings.listen_backlog).map_err(|source| {
+            StartupError::Bind {
                 address: settings.listen.clone(),
                 source,
-            })?;
+            }
+        })?;
         let address = listener.local_addr().map_err(|source| StartupError::Bind {
             address: settings.listen.clone(),
             source,
@@ -193,6 +194,9 @@ impl Application {
         let server = HttpServer::new(move || {
             let app = App::new()
                 .wrap(actix_web::middleware::from_fn(
+                    routes::json_method_not_allowed,
+                ))
+                .wrap(actix_web::middleware::from_fn(
                     routes::request_log::request_log,
                 ))
                 .app_data(bridge.clone())
@@ -203,27 +207,32 @@ impl Application {
                 .app_data(metrics_data.clone())
                 .app_data(admin_token.clone())
                 .configure(routes::admin::configure)
-                .route("/openapi.json", web::get().to(routes::openapi))
-                .route("/healthz", web::get().to(health::healthz))
-                .route("/metrics", web::get().to(health::metrics))
-                .route("/readyz", web::get().to(health::readyz))
+                .service(web::resource("/openapi.json").route(web::get().to(routes::openapi)))
+                .service(web::resource("/healthz").route(web::get().to(health::healthz)))
+                .service(web::resource("/metrics").route(web::get().to(health::metrics)))
+                .service(web::resource("/readyz").route(web::get().to(health::readyz)))
                 .service(
                     web::resource("/webhooks/connect")
                         .route(web::post().to(connect_webhook::receive))
                         .route(web::head().to(connect_webhook::head)),
                 )
-                .route("/webhooks/webex", web::post().to(webex_webhook::receive))
+                .service(
+                    web::resource("/webhooks/webex").route(web::post().to(webex_webhook::receive)),
+                )
                 .configure(|cfg| match &console {
                     Some(console) => {
                         cfg.app_data(console.clone())
                             .configure(routes::console::configure);
                     }
                     None => {
-                        cfg.route("/console", web::get().to(routes::console::not_configured))
-                            .route(
-                                "/console/{rest:.*}",
-                                web::to(routes::console::not_configured),
-                            );
+                        cfg.service(
+                            web::resource("/console")
+                                .route(web::get().to(routes::console::not_configured)),
+                        )
+                        .route(
+                            "/console/{rest:.*}",
+                            web::to(routes::console::not_configured),
+                        );
                     }
                 })
                 .default_service(web::to(routes::not_found));
@@ -423,6 +432,36 @@ fn use_sandbox_upstreams(settings: &mut Settings, address: SocketAddr) -> Option
     None
 }
 
+/// Binds `address` with a listen backlog of `backlog` connections (the standard library's
+/// bind uses 128, too few for a burst of new connections: the rest wait for a SYN retry,
+/// a second or more). The kernel caps it at `net.core.somaxconn`.
+fn listen(address: &str, backlog: u32) -> std::io::Result<TcpListener> {
+    use std::net::ToSocketAddrs;
+
+    let mut last_error = None;
+    for address in address.to_socket_addrs()? {
+        let socket = socket2::Socket::new(
+            socket2::Domain::for_address(address),
+            socket2::Type::STREAM,
+            Some(socket2::Protocol::TCP),
+        )?;
+        socket.set_reuse_address(true)?;
+        match socket
+            .bind(&address.into())
+            .and_then(|()| socket.listen(i32::try_from(backlog).unwrap_or(i32::MAX)))
+        {
+            Ok(()) => return Ok(socket.into()),
+            Err(error) => last_error = Some(error),
+        }
+    }
+    Err(last_error.unwrap_or_else(|| {
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "the address resolves to nothing",
+        )
+    }))
+}
+
 /// The address a local client uses to reach a listener (`0.0.0.0` is not connectable).
 fn client_address(address: SocketAddr) -> SocketAddr {
     match address.ip() {
@@ -430,5 +469,25 @@ fn client_address(address: SocketAddr) -> SocketAddr {
             SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), address.port())
         }
         _ => address,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Connections that are not accepted yet wait in the backlog: with the standard
+    /// library's 128, the 130th connection's handshake would not complete.
+    #[test]
+    fn the_listen_backlog_holds_a_burst_of_connections() {
+        let listener = listen("127.0.0.1:0", 400).unwrap();
+        let address = listener.local_addr().unwrap();
+        let mut connections = Vec::new();
+        for n in 0..300 {
+            let connected =
+                std::net::TcpStream::connect_timeout(&address, Duration::from_millis(500));
+            assert!(connected.is_ok(), "connection {n}: {connected:?}");
+            connections.push(connected.unwrap());
+        }
     }
 }

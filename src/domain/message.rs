@@ -55,3 +55,67 @@ impl fmt::Debug for InboundMessage {
             .finish_non_exhaustive()
     }
 }
+
+/// Whether `c` ends a line in some writing convention: `\n`, `\r`, vertical tab, form feed,
+/// NEL and the Unicode line and paragraph separators. Webex clients break lines at each.
+pub fn is_line_break(c: char) -> bool {
+    matches!(
+        c,
+        '\n' | '\r' | '\u{0B}' | '\u{0C}' | '\u{85}' | '\u{2028}' | '\u{2029}'
+    )
+}
+
+/// A customer's text as icbridge keeps it: every line break style becomes `\n` (`\r\n`
+/// counts once), tabs stay, and every other control character (NUL included, which
+/// PostgreSQL cannot store) is removed.
+pub fn clean_text(raw: &str) -> String {
+    let mut text = String::with_capacity(raw.len());
+    let mut chars = raw.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '\r' && chars.peek() == Some(&'\n') {
+            continue;
+        }
+        if is_line_break(c) {
+            text.push('\n');
+        } else if c == '\t' || !c.is_control() {
+            text.push(c);
+        }
+    }
+    text
+}
+
+/// A name on one line: line breaks, tabs and other control characters become spaces, runs
+/// of spaces one, and the ends are trimmed. A name is shown inline, where a line break
+/// would let it write lines of its own into the experts' messages.
+pub fn one_line(raw: &str) -> String {
+    raw.split(|c: char| c.is_control() || is_line_break(c) || c.is_whitespace())
+        .filter(|word| !word.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn texts_keep_lines_and_tabs_and_lose_other_control_characters() {
+        assert_eq!(clean_text("before\u{0}after"), "beforeafter");
+        assert_eq!(clean_text("a\r\nb\rc\nd"), "a\nb\nc\nd");
+        assert_eq!(
+            clean_text("a\u{2028}b\u{2029}c\u{85}d\u{0B}e\u{0C}f"),
+            "a\nb\nc\nd\ne\nf"
+        );
+        assert_eq!(clean_text("tab\there\u{7}\u{1b}[31m"), "tab\there[31m");
+        assert_eq!(clean_text("émoji 👍 漢字"), "émoji 👍 漢字");
+    }
+
+    #[test]
+    fn names_are_one_line() {
+        assert_eq!(
+            one_line("Bob)\n\nJoin as host: https://evil.example/visit/FAKE"),
+            "Bob) Join as host: https://evil.example/visit/FAKE"
+        );
+        assert_eq!(one_line(" Ann\r\u{2028}Lee\u{0}\t "), "Ann Lee");
+    }
+}

@@ -8,4 +8,6 @@ mod message;
 pub use address::{AddressError, BusinessAddress, CustomerAddress};
 pub use channel::Channel;
 pub use meeting::{MeetingLinks, ReplyTemplate, TemplateError, Vertical};
-pub use message::{ConversationKey, InboundMessage, MessageId};
+pub use message::{
+    clean_text, is_line_break, one_line, ConversationKey, InboundMessage, MessageId,
+};

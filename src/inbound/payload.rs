@@ -6,7 +6,8 @@
 use serde_json::{Map, Value};
 
 use crate::domain::{
-    BusinessAddress, Channel, ConversationKey, CustomerAddress, InboundMessage, MessageId,
+    clean_text, one_line, BusinessAddress, Channel, ConversationKey, CustomerAddress,
+    InboundMessage, MessageId,
 };
 
 /// Longest message text kept; Webex Connect's own limit for SMS content.
@@ -220,10 +221,12 @@ fn build_message(
         None => BusinessAddress::default(),
     };
     // An empty text is a real message (a WhatsApp picture without caption); a missing one
-    // means the sender's mapping is wrong.
-    let text = fields
-        .text_allow_empty(names.text)?
-        .ok_or(PayloadError::MissingField(names.text))?;
+    // means the sender's mapping is wrong. Control characters go (see `clean_text`).
+    let text = clean_text(
+        &fields
+            .text_allow_empty(names.text)?
+            .ok_or(PayloadError::MissingField(names.text))?,
+    );
     if text.chars().count() > MAX_TEXT_CHARS {
         return Err(PayloadError::InvalidField {
             field: names.text,
@@ -239,8 +242,14 @@ fn build_message(
     };
     let customer_name = match names.name {
         Some(name) => fields
-            .text(name)?
-            .map(|n| n.chars().take(MAX_NAME_CHARS).collect()),
+            .text_allow_empty(name)?
+            .map(|n| {
+                one_line(&n)
+                    .chars()
+                    .take(MAX_NAME_CHARS)
+                    .collect::<String>()
+            })
+            .filter(|n| !n.is_empty()),
         None => None,
     };
     Ok(InboundMessage {
@@ -289,10 +298,12 @@ fn parse_receipt(notification: &Value) -> Result<DeliveryReceipt, PayloadError> 
 struct Fields<'a>(&'a Map<String, Value>);
 
 impl Fields<'_> {
-    /// The field as text; `None` when absent, null or blank.
+    /// The field as text without control characters (ids, addresses, codes); `None` when
+    /// absent, null or blank.
     fn text(&self, name: &'static str) -> Result<Option<String>, PayloadError> {
         Ok(self
             .text_allow_empty(name)?
+            .map(|text| text.chars().filter(|c| !c.is_control()).collect::<String>())
             .filter(|text| !text.trim().is_empty()))
     }
 
@@ -300,7 +311,18 @@ impl Fields<'_> {
         let text = match self.0.get(name) {
             None | Some(Value::Null) => return Ok(None),
             Some(Value::String(s)) => s.clone(),
-            Some(Value::Number(n)) => n.to_string(),
+            // Whole numbers keep their digits; anything else (a fraction, or an integer
+            // beyond 64 bits, which JSON parsers round) could not be told apart from
+            // another id.
+            Some(Value::Number(n)) if n.is_i64() || n.is_u64() => n.to_string(),
+            Some(Value::Number(_)) => {
+                return Err(PayloadError::InvalidField {
+                    field: name,
+                    reason: "must be a string or a whole number of at most 64 bits \
+                             (send larger ids as strings)"
+                        .into(),
+                })
+            }
             Some(_) => {
                 return Err(PayloadError::InvalidField {
                     field: name,
@@ -364,6 +386,38 @@ mod tests {
             err.starts_with("field `from` looks like a flow variable"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn numbers_that_would_lose_digits_are_refused() {
+        for id in ["100000000000000000000001", "1.5", "1e3"] {
+            let body = format!(r#"{{"oa":"14155550123","da":"56263","message":"hi","tid":{id}}}"#);
+            assert_eq!(
+                error(&body),
+                "field `tid` must be a string or a whole number of at most 64 bits \
+                 (send larger ids as strings)",
+                "{id}"
+            );
+        }
+        let m =
+            message(r#"{"oa":14155550123,"da":56263,"message":"hi","tid":18446744073709551615}"#);
+        assert_eq!(m.message_id.unwrap().as_str(), "18446744073709551615");
+    }
+
+    #[test]
+    fn control_characters_leave_texts_and_names_are_one_line() {
+        let m = message(
+            "{\"channel\":\"whatsapp\",\"from\":\"14155550142\",\"text\":\"before\\u0000after\\r\\nnext\",\
+             \"name\":\"Bob)\\n\\nJoin as host: https://evil.example\"}",
+        );
+        assert_eq!(m.text, "beforeafter\nnext");
+        assert_eq!(
+            m.customer_name.as_deref(),
+            Some("Bob) Join as host: https://evil.example")
+        );
+        let nameless =
+            message(r#"{"channel":"whatsapp","from":"14155550142","text":"x","name":"\u0000\n"}"#);
+        assert_eq!(nameless.customer_name, None);
     }
 
     #[test]

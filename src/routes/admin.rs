@@ -18,14 +18,14 @@ use crate::store::{ConversationInfo, OutboxRow, OutboxState, Store, StoreError};
 pub struct AdminToken(pub Option<SecretString>);
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route("/api/conversations", web::get().to(list_conversations))
-        .route("/api/conversations/{id}", web::get().to(show_conversation))
-        .route(
-            "/api/conversations/{id}/close",
-            web::post().to(close_conversation),
+    cfg.service(web::resource("/api/conversations").route(web::get().to(list_conversations)))
+        .service(web::resource("/api/conversations/{id}").route(web::get().to(show_conversation)))
+        .service(
+            web::resource("/api/conversations/{id}/close")
+                .route(web::post().to(close_conversation)),
         )
-        .route("/api/outbox", web::get().to(list_outbox))
-        .route("/api/outbox/{id}/retry", web::post().to(retry_outbox));
+        .service(web::resource("/api/outbox").route(web::get().to(list_outbox)))
+        .service(web::resource("/api/outbox/{id}/retry").route(web::post().to(retry_outbox)));
 }
 
 /// The answer to a request that may not use the admin API; `None` when it may.

@@ -16,17 +16,16 @@ use crate::store::ConsoleSession;
 const COOKIE: &str = "icb_console";
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route("/console", web::get().to(console))
-        .route("/console/login", web::get().to(login))
-        .route("/console/callback", web::get().to(callback))
-        .route("/console/logout", web::post().to(logout))
-        .route("/console/app.js", web::get().to(app_js))
-        .route("/console/console.css", web::get().to(app_css))
-        .route("/console/api/queue", web::get().to(queue))
-        .route("/console/api/widget", web::get().to(widget))
-        .route(
-            "/console/api/conversations/{id}/{action}",
-            web::post().to(act),
+    cfg.service(web::resource("/console").route(web::get().to(console)))
+        .service(web::resource("/console/login").route(web::get().to(login)))
+        .service(web::resource("/console/callback").route(web::get().to(callback)))
+        .service(web::resource("/console/logout").route(web::post().to(logout)))
+        .service(web::resource("/console/app.js").route(web::get().to(app_js)))
+        .service(web::resource("/console/console.css").route(web::get().to(app_css)))
+        .service(web::resource("/console/api/queue").route(web::get().to(queue)))
+        .service(web::resource("/console/api/widget").route(web::get().to(widget)))
+        .service(
+            web::resource("/console/api/conversations/{id}/{action}").route(web::post().to(act)),
         );
 }
 

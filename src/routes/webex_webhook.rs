@@ -28,6 +28,8 @@ pub enum WebexHookError {
     Body(String),
     #[error("not a Webex webhook event: {0}")]
     Malformed(String),
+    #[error("{0}")]
+    Stale(String),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -37,7 +39,9 @@ impl ResponseError for WebexHookError {
         match self {
             WebexHookError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             WebexHookError::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
-            WebexHookError::Body(_) | WebexHookError::Malformed(_) => StatusCode::BAD_REQUEST,
+            WebexHookError::Body(_) | WebexHookError::Malformed(_) | WebexHookError::Stale(_) => {
+                StatusCode::BAD_REQUEST
+            }
             WebexHookError::Store(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -49,6 +53,10 @@ impl ResponseError for WebexHookError {
             WebexHookError::TooLarge => json_error(status, "payload_too_large", self),
             WebexHookError::Body(_) => json_error(status, "bad_request", self),
             WebexHookError::Malformed(_) => json_error(status, "malformed_event", self),
+            WebexHookError::Stale(_) => {
+                tracing::warn!(error = %self, "Webex event refused: outside the replay window");
+                json_error(status, "stale_event", self)
+            }
             WebexHookError::Store(e) => {
                 tracing::error!(error = %e, "answering 500");
                 json_error(status, "internal_error", "internal error")
@@ -73,6 +81,9 @@ pub async fn receive(
         serde_json::from_slice(&body).map_err(|e| WebexHookError::Malformed(e.to_string()))?;
     if !event.is_handled() {
         return Ok(HttpResponse::Ok().json(json!({"status": "ignored"})));
+    }
+    if let Some(problem) = event.age_problem(now_ms()) {
+        return Err(WebexHookError::Stale(problem));
     }
     let payload = String::from_utf8_lossy(&body);
     let new = store

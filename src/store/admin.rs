@@ -37,6 +37,15 @@ pub struct PurgeReport {
 /// What an anonymised conversation's customer becomes.
 const ERASED: &str = "erased";
 
+/// What retention removes: data received before `before`, and handled Webex events received
+/// before `events_before` (kept at least as long as events may be replayed).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PurgeCutoffs {
+    pub before: i64,
+    pub events_before: i64,
+    pub now: i64,
+}
+
 impl Store {
     /// Conversations, newest first: `open`, `closed`, or all of them.
     pub async fn conversations(
@@ -109,7 +118,12 @@ impl Store {
     /// Retention: erases message texts received before `before`, anonymises conversations
     /// closed before it, and drops what else holds personal data of that age (receipts,
     /// delivered payloads, handled Webex events). Expired console sessions go too.
-    pub async fn purge(&self, before: i64, now: i64) -> Result<PurgeReport, StoreError> {
+    pub async fn purge(&self, cutoffs: PurgeCutoffs) -> Result<PurgeReport, StoreError> {
+        let PurgeCutoffs {
+            before,
+            events_before,
+            now,
+        } = cutoffs;
         self.write(move |mut tx| {
             Box::pin(async move {
                 let message_texts_erased =
@@ -150,7 +164,7 @@ impl Store {
                 .await?;
                 let webex_events_deleted =
                     query("DELETE FROM webex_events WHERE state != 'pending' AND received_at < $1")
-                        .bind(before)
+                        .bind(events_before)
                         .execute(&mut tx)
                         .await?;
                 let sessions_deleted =
@@ -158,6 +172,20 @@ impl Store {
                         .bind(now)
                         .execute(&mut tx)
                         .await?;
+                // Starts older than a day no longer count against any hourly limit.
+                let day_ago = now - 24 * 3_600_000;
+                query("DELETE FROM meeting_starts WHERE started_at < $1")
+                    .bind(day_ago)
+                    .execute(&mut tx)
+                    .await?;
+                query(
+                    "DELETE FROM meeting_limit_locks WHERE NOT EXISTS (
+                         SELECT 1 FROM meeting_starts s
+                         WHERE s.channel = meeting_limit_locks.channel
+                           AND s.customer = meeting_limit_locks.customer)",
+                )
+                .execute(&mut tx)
+                .await?;
                 Ok(PurgeReport {
                     message_texts_erased,
                     conversations_anonymised,

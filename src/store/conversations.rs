@@ -160,7 +160,8 @@ impl Store {
             "INSERT INTO messages (channel, customer, business, external_id, body, received_at,
                                    conversation_id, author, author_email, previous_message_id)
              VALUES ($1, $2, $3, $4, $5, $6, $7, 'expert', $8, $9)
-             ON CONFLICT (channel, external_id) WHERE external_id IS NOT NULL DO NOTHING",
+             ON CONFLICT (channel, customer, business, external_id)
+                 WHERE external_id IS NOT NULL DO NOTHING",
         )
         .bind(key.channel.as_str())
         .bind(key.customer.as_str())

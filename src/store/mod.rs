@@ -24,7 +24,7 @@ use sqlx::{Any, AnyConnection, AnyPool, Connection};
 use crate::domain::{ConversationKey, InboundMessage, MeetingLinks};
 use crate::inbound::DeliveryReceipt;
 
-pub use admin::{MeetingInfo, PurgeReport, TranscriptEntry};
+pub use admin::{MeetingInfo, PurgeCutoffs, PurgeReport, TranscriptEntry};
 pub use console::{ConsoleSession, QueueItem};
 pub use conversations::{ConversationInfo, ExpertMessage};
 pub use outbox::{OutboxEntry, OutboxRow, OutboxState, Outcome, Settlement};
@@ -100,10 +100,12 @@ pub struct ReceiptMatch {
 }
 
 /// The outcome of trying to become the one request that creates a conversation's meeting.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Claim {
-    /// This request creates the meeting.
-    Claimed,
+    /// This request creates the meeting, with this subject: the one an earlier attempt
+    /// that stored no meeting asked the broker for, so that a retry gets that meeting
+    /// again rather than a second one.
+    Claimed { sub: String },
     /// Another request is creating it; `failed_at` is set when the last one gave up.
     Busy { failed_at: Option<i64> },
 }
@@ -369,7 +371,8 @@ impl Store {
         Ok(())
     }
 
-    /// Stores a customer's message, once per (channel, message id), and answers it with
+    /// Stores a customer's message, once per (channel, customer, business address, message
+    /// id), and answers it with
     /// its conversation's live meeting (valid after `valid_after`) if there is one: then
     /// the deliveries `followups` makes for that meeting are queued in the same
     /// transaction. A repeated message id writes nothing.
@@ -403,7 +406,8 @@ impl Store {
                                                received_at, conversation_id, meeting_id,
                                                previous_message_id)
                          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
-                         ON CONFLICT (channel, external_id) WHERE external_id IS NOT NULL DO NOTHING",
+                         ON CONFLICT (channel, customer, business, external_id)
+                             WHERE external_id IS NOT NULL DO NOTHING",
                     )
                     .bind(key.channel.as_str())
                     .bind(key.customer.as_str())
@@ -435,13 +439,17 @@ impl Store {
             return Ok(recorded);
         }
         let key = &message.key;
-        let message_row: i64 =
-            query("SELECT id FROM messages WHERE channel = $1 AND external_id = $2")
-                .bind(key.channel.as_str())
-                .bind(message.message_id.as_ref().map(|id| id.as_str()))
-                .fetch_one(&mut self.reader()?.db())
-                .await?
-                .get(0)?;
+        let message_row: i64 = query(
+            "SELECT id FROM messages
+             WHERE channel = $1 AND customer = $2 AND business = $3 AND external_id = $4",
+        )
+        .bind(key.channel.as_str())
+        .bind(key.customer.as_str())
+        .bind(key.business.as_str())
+        .bind(message.message_id.as_ref().map(|id| id.as_str()))
+        .fetch_one(&mut self.reader()?.db())
+        .await?
+        .get(0)?;
         let answer = self.answer_of(message_row).await?;
         Ok(Recorded::Repeat {
             message_row,
@@ -587,17 +595,28 @@ impl Store {
                     .await?;
                     answer_from_row(&existing)?
                 };
+                if !inserted {
+                    // The customer opened no meeting after all.
+                    query("DELETE FROM meeting_starts WHERE claim_id = $1")
+                        .bind(&claim_id)
+                        .execute(&mut tx)
+                        .await?;
+                }
                 if let Some(message_row) = message_row {
                     answer_message(&mut tx, message_row, &answer).await?;
                 }
+                // The claim ends, with the subject it kept (also when a later claimant of
+                // a claim that ran out took the subject over: it is used now).
                 query(
                     "DELETE FROM meeting_claims
-                     WHERE channel = $1 AND customer = $2 AND business = $3 AND claim_id = $4",
+                     WHERE channel = $1 AND customer = $2 AND business = $3
+                       AND (claim_id = $4 OR sub = $5)",
                 )
                 .bind(key.channel.as_str())
                 .bind(key.customer.as_str())
                 .bind(key.business.as_str())
                 .bind(claim_id)
+                .bind(&sub)
                 .execute(&mut tx)
                 .await?;
                 Ok(answer)
@@ -609,36 +628,50 @@ impl Store {
     /// Tries to become the request that creates the conversation's meeting, until `until`.
     /// Succeeds when nobody holds the claim or the holder's claim ran out, unless the last
     /// holder gave up on a broker failure after `arrived_at`: a request that was waiting for
-    /// that attempt shares its failure instead of trying again.
+    /// that attempt shares its failure instead of trying again. The claim keeps the subject
+    /// of an earlier claim that stored no meeting, or takes `new_sub`.
     pub async fn claim_meeting(
         &self,
         key: &ConversationKey,
         claim_id: &str,
+        new_sub: &str,
         arrived_at: i64,
         now: i64,
         until: i64,
     ) -> Result<Claim, StoreError> {
-        let (owned_key, owned_claim_id) = (key.clone(), claim_id.to_string());
-        let claimed = self.write(move |mut tx| Box::pin(async move { query(
-                    "INSERT INTO meeting_claims (channel, customer, business, claim_id, claimed_until)
-                     VALUES ($1, $2, $3, $4, $5)
-                     ON CONFLICT (channel, customer, business) DO UPDATE
-                         SET claim_id = excluded.claim_id, claimed_until = excluded.claimed_until,
-                             failed_at = NULL
-                         WHERE meeting_claims.claimed_until <= $6
-                           AND (meeting_claims.failed_at IS NULL OR meeting_claims.failed_at < $7)
-                     RETURNING claim_id",
-                )
-                .bind(owned_key.channel.as_str())
-                .bind(owned_key.customer.as_str())
-                .bind(owned_key.business.as_str())
-                .bind(owned_claim_id)
-                .bind(until)
-                .bind(now)
-                .bind(arrived_at).fetch_all(&mut tx).await }))
+        let (owned_key, owned_claim_id, new_sub) =
+            (key.clone(), claim_id.to_string(), new_sub.to_string());
+        let claimed = self
+            .write(move |mut tx| {
+                Box::pin(async move {
+                    query(
+                        "INSERT INTO meeting_claims
+                             (channel, customer, business, claim_id, claimed_until, sub)
+                         VALUES ($1, $2, $3, $4, $5, $6)
+                         ON CONFLICT (channel, customer, business) DO UPDATE
+                             SET claim_id = excluded.claim_id,
+                                 claimed_until = excluded.claimed_until,
+                                 failed_at = NULL,
+                                 sub = COALESCE(meeting_claims.sub, excluded.sub)
+                             WHERE meeting_claims.claimed_until <= $7
+                               AND (meeting_claims.failed_at IS NULL OR meeting_claims.failed_at < $8)
+                         RETURNING sub",
+                    )
+                    .bind(owned_key.channel.as_str())
+                    .bind(owned_key.customer.as_str())
+                    .bind(owned_key.business.as_str())
+                    .bind(owned_claim_id)
+                    .bind(until)
+                    .bind(new_sub)
+                    .bind(now)
+                    .bind(arrived_at)
+                    .fetch_all(&mut tx)
+                    .await
+                })
+            })
             .await?;
-        if !claimed.is_empty() {
-            return Ok(Claim::Claimed);
+        if let Some(row) = claimed.first() {
+            return Ok(Claim::Claimed { sub: row.get(0)? });
         }
         let failed_at: Option<Option<i64>> = query(
             "SELECT failed_at FROM meeting_claims WHERE channel = $1 AND customer = $2 AND business = $3",
@@ -682,24 +715,74 @@ impl Store {
         Ok(())
     }
 
-    /// How many meetings were opened for this customer (on this channel, to any business
-    /// address) since `since`, and when the oldest of them was.
-    pub async fn meetings_opened_since(
+    /// Reserves one of the customer's (channel and number, any business address) `limit`
+    /// new meetings per window for the claim `claim_id`: `Ok(None)` when reserved, or
+    /// `Ok(Some(oldest))`, the oldest start within the window, when the limit is reached.
+    /// Concurrent reservations for one customer wait for each other (the upsert on
+    /// `meeting_limit_locks` locks the customer's row until the commit), so that together
+    /// they never pass the limit.
+    pub async fn reserve_meeting_start(
         &self,
         key: &ConversationKey,
-        since: i64,
-    ) -> Result<(i64, Option<i64>), StoreError> {
-        let row = query(
-            "SELECT COUNT(*), MIN(t.created_at)
-             FROM meetings t JOIN conversations c ON c.id = t.conversation_id
-             WHERE c.channel = $1 AND c.customer = $2 AND t.created_at > $3",
-        )
-        .bind(key.channel.as_str())
-        .bind(key.customer.as_str())
-        .bind(since)
-        .fetch_one(&mut self.reader()?.db())
+        claim_id: &str,
+        limit: i64,
+        window_start: i64,
+        now: i64,
+    ) -> Result<Option<i64>, StoreError> {
+        let (key, claim_id) = (key.clone(), claim_id.to_string());
+        self.write(move |mut tx| {
+            Box::pin(async move {
+                let (channel, customer) = (key.channel.as_str(), key.customer.as_str());
+                query(
+                    "INSERT INTO meeting_limit_locks (channel, customer) VALUES ($1, $2)
+                     ON CONFLICT (channel, customer) DO UPDATE SET channel = excluded.channel",
+                )
+                .bind(channel)
+                .bind(customer)
+                .execute(&mut tx)
+                .await?;
+                let row = query(
+                    "SELECT COUNT(*), MIN(started_at) FROM meeting_starts
+                     WHERE channel = $1 AND customer = $2 AND started_at > $3",
+                )
+                .bind(channel)
+                .bind(customer)
+                .bind(window_start)
+                .fetch_one(&mut tx)
+                .await?;
+                let (started, oldest): (i64, Option<i64>) = (row.get(0)?, row.get(1)?);
+                if started >= limit {
+                    return Ok(Some(oldest.unwrap_or(now)));
+                }
+                query(
+                    "INSERT INTO meeting_starts (channel, customer, claim_id, started_at)
+                     VALUES ($1, $2, $3, $4)",
+                )
+                .bind(channel)
+                .bind(customer)
+                .bind(claim_id)
+                .bind(now)
+                .execute(&mut tx)
+                .await?;
+                Ok(None)
+            })
+        })
+        .await
+    }
+
+    /// Gives back the start reserved for a claim that opened no meeting.
+    pub async fn release_meeting_start(&self, claim_id: &str) -> Result<(), StoreError> {
+        let claim_id = claim_id.to_string();
+        self.write(move |mut tx| {
+            Box::pin(async move {
+                query("DELETE FROM meeting_starts WHERE claim_id = $1")
+                    .bind(claim_id)
+                    .execute(&mut tx)
+                    .await
+            })
+        })
         .await?;
-        Ok((row.get(0)?, row.get(1)?))
+        Ok(())
     }
 
     /// Stores a delivery receipt and updates the outbound message it reports on (found by

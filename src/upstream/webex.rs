@@ -225,6 +225,28 @@ impl WebexClient {
             })
     }
 
+    /// Whether a person is a member of a room (`GET /memberships?roomId=…&personId=…`; the
+    /// bot must be in the room itself).
+    pub async fn is_member(&self, room_id: &str, person_id: &str) -> Result<bool, UpstreamError> {
+        let mut url = Url::parse(&endpoint(&self.base_url, "memberships")).map_err(|e| {
+            UpstreamError::InvalidResponse {
+                upstream: Upstream::Webex,
+                reason: format!("the Webex API URL cannot take a path: {e}"),
+            }
+        })?;
+        url.query_pairs_mut()
+            .append_pair("roomId", room_id)
+            .append_pair("personId", person_id);
+        let (memberships, _): (Items<serde_json::Value>, _) = self.get_json(url.as_str()).await?;
+        Ok(!memberships.items.is_empty())
+    }
+
+    /// `GET /people/{id}`.
+    pub async fn person(&self, id: &str) -> Result<Person, UpstreamError> {
+        let url = endpoint(&self.base_url, &format!("people/{}", path_segment(id)));
+        self.get_json(&url).await.map(|(person, _)| person)
+    }
+
     /// `GET /people/me`: the bot itself; also proves the token works.
     pub async fn me(&self) -> Result<Person, UpstreamError> {
         self.get_json(&endpoint(&self.base_url, "people/me"))

@@ -3,32 +3,32 @@
 use hmac::{Hmac, Mac};
 use serde_json::{json, Value};
 use sha1::Sha1;
-use wiremock::matchers::{method, path};
+use wiremock::matchers::{method, path, query_param};
 use wiremock::{Mock, ResponseTemplate};
 
 use icbridge::outbox::BATCH;
 
 use crate::helpers::*;
 
-const WEBEX_SECRET: &str = "webex-webhook-secret-for-tests";
-const BOT_ID: &str = "Y2lzY29zcGFyazovL3VzL1BFT1BMRS9ib3Q";
-const EXPERT_ID: &str = "Y2lzY29zcGFyazovL3VzL1BFT1BMRS9leHBlcnQtMDAwMQ";
-const EXPERT_DM_ROOM: &str = "direct-room-with-expert";
+pub const WEBEX_SECRET: &str = "webex-webhook-secret-for-tests";
+pub const BOT_ID: &str = "Y2lzY29zcGFyazovL3VzL1BFT1BMRS9ib3Q";
+pub const EXPERT_ID: &str = "Y2lzY29zcGFyazovL3VzL1BFT1BMRS9leHBlcnQtMDAwMQ";
+pub const EXPERT_DM_ROOM: &str = "direct-room-with-expert";
 
-fn thread_id() -> String {
+pub fn thread_id() -> String {
     fixture_json("webex-message-created-response.json")["id"]
         .as_str()
         .unwrap()
         .to_string()
 }
 
-fn spark_signature(body: &str) -> String {
+pub fn spark_signature(body: &str) -> String {
     let mut mac = Hmac::<Sha1>::new_from_slice(WEBEX_SECRET.as_bytes()).unwrap();
     mac.update(body.as_bytes());
     hex::encode(mac.finalize().into_bytes())
 }
 
-async fn desk_app(db: TestDb, extra: &[(&str, &str)]) -> TestApp {
+pub async fn desk_app(db: TestDb, extra: &[(&str, &str)]) -> TestApp {
     let mut upstreams = Upstreams::start(db).await;
     upstreams.set("WEBEX_WEBHOOK_SECRET", WEBEX_SECRET);
     for (key, value) in extra {
@@ -47,6 +47,22 @@ async fn desk_app(db: TestDb, extra: &[(&str, &str)]) -> TestApp {
         })))
         .mount(&app.webex)
         .await;
+    // The expert is a member of the experts' space; nobody else is.
+    Mock::given(method("GET"))
+        .and(path("/v1/memberships"))
+        .and(query_param("roomId", EXPERT_ROOM))
+        .and(query_param("personId", EXPERT_ID))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"items": [{
+            "id": "membership-1", "roomId": EXPERT_ROOM, "personId": EXPERT_ID,
+            "personEmail": "expert@example.com"
+        }]})))
+        .mount(&app.webex)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/v1/memberships"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"items": []})))
+        .mount(&app.webex)
+        .await;
     Mock::given(method("POST"))
         .and(path("/resources/v1/messaging"))
         .respond_with(
@@ -59,7 +75,7 @@ async fn desk_app(db: TestDb, extra: &[(&str, &str)]) -> TestApp {
 }
 
 /// A WhatsApp conversation whose notification was delivered: its thread exists.
-async fn open_conversation(app: &TestApp) -> Value {
+pub async fn open_conversation(app: &TestApp) -> Value {
     let answer: Value = app
         .post_signed(&fixture("connect-whatsapp-mo.json"))
         .await
@@ -70,7 +86,7 @@ async fn open_conversation(app: &TestApp) -> Value {
     answer
 }
 
-async fn post_webex(app: &TestApp, body: &str, signature: Option<&str>) -> reqwest::Response {
+pub async fn post_webex(app: &TestApp, body: &str, signature: Option<&str>) -> reqwest::Response {
     let mut request = app
         .http
         .post(format!("{}/webhooks/webex", app.address))
@@ -82,22 +98,37 @@ async fn post_webex(app: &TestApp, body: &str, signature: Option<&str>) -> reqwe
     request.send().await.unwrap()
 }
 
-async fn deliver_event(app: &TestApp, body: &str) -> Value {
-    let response = post_webex(app, body, Some(&spark_signature(body))).await;
+/// The event with its `created` set to now.
+pub fn created_now(body: &str) -> String {
+    let mut event: Value = serde_json::from_str(body).unwrap();
+    event["created"] = json!(now_rfc3339());
+    event.to_string()
+}
+
+/// Delivers an event as Webex does, signed, with `created` set to now (events older than
+/// an hour are refused).
+pub async fn deliver_event(app: &TestApp, body: &str) -> Value {
+    let body = created_now(body);
+    let response = post_webex(app, &body, Some(&spark_signature(&body))).await;
     assert_eq!(response.status(), 200);
     response.json().await.unwrap()
 }
 
 /// An expert's message as Webex would announce and serve it.
-async fn expert_message(
+pub async fn expert_message(
     app: &TestApp,
     id: &str,
     text: &str,
     parent: Option<&str>,
     room: &str,
 ) -> String {
+    let room_type = if room == EXPERT_DM_ROOM {
+        "direct"
+    } else {
+        "group"
+    };
     let mut message = json!({
-        "id": id, "roomId": room, "roomType": "group", "text": text,
+        "id": id, "roomId": room, "roomType": room_type, "text": text,
         "personId": EXPERT_ID, "personEmail": "expert@example.com", "created": "2026-11-20T15:03:10.000Z"
     });
     if let Some(parent) = parent {
@@ -121,14 +152,14 @@ async fn expert_message(
 }
 
 /// Bot messages posted after the first notification.
-async fn bot_posts_after_notification(app: &TestApp) -> Vec<Value> {
+pub async fn bot_posts_after_notification(app: &TestApp) -> Vec<Value> {
     app.webex_posts().await.into_iter().skip(1).collect()
 }
 
 db_test! {
     async fn the_webex_webhook_checks_its_signature_before_anything_else(db) {
     let app = desk_app(db, &[]).await;
-    let body = fixture("webex-webhook-message-created.json");
+    let body = created_now(&fixture("webex-webhook-message-created.json"));
     assert_eq!(post_webex(&app, &body, None).await.status(), 401);
     assert_eq!(post_webex(&app, &body, Some("00ff")).await.status(), 401);
     let other_body = body.replace("expert@example.com", "evil@example.com");
@@ -331,7 +362,7 @@ db_test! {
         "m-1",
         "icbridge Hello Alice",
         Some(&thread_id()),
-        "space-1",
+        EXPERT_ROOM,
     )
     .await;
     deliver_event(&app, &event).await;
@@ -339,7 +370,7 @@ db_test! {
     app.worker.run_once().await.unwrap();
     let posts = bot_posts_after_notification(&app).await;
     assert_eq!(posts.len(), 1);
-    assert_eq!(posts[0]["roomId"], "space-1");
+    assert_eq!(posts[0]["roomId"], EXPERT_ROOM);
     assert_eq!(posts[0]["parentId"], thread_id());
     assert!(posts[0]["markdown"]
         .as_str()
@@ -379,7 +410,7 @@ db_test! {
     async fn list_shows_open_conversations_masked(db) {
     let app = desk_app(db, &[]).await;
     open_conversation(&app).await;
-    let event = expert_message(&app, "m-list", "icbridge list", None, "space-1").await;
+    let event = expert_message(&app, "m-list", "icbridge list", None, EXPERT_ROOM).await;
     deliver_event(&app, &event).await;
     app.desk.run_once().await.unwrap();
     app.worker.run_once().await.unwrap();
@@ -405,7 +436,7 @@ db_test! {
         "m-close",
         "icbridge close",
         Some(&thread_id()),
-        "space-1",
+        EXPERT_ROOM,
     )
     .await;
     deliver_event(&app, &event).await;
@@ -440,7 +471,7 @@ db_test! {
         "m-late",
         "icbridge are you still there?",
         Some(&thread_id()),
-        "space-1",
+        EXPERT_ROOM,
     )
     .await;
     deliver_event(&app, &event).await;
@@ -479,7 +510,7 @@ db_test! {
         "m-new",
         "icbridge new link",
         Some(&thread_id()),
-        "space-1",
+        EXPERT_ROOM,
     )
     .await;
     deliver_event(&app, &event).await;
@@ -539,11 +570,16 @@ db_test! {
 }
 }
 
-async fn press(app: &TestApp, action_id: &str, action: &str) {
+pub async fn press(app: &TestApp, action_id: &str, action: &str) {
+    press_in(app, action_id, action, EXPERT_ROOM).await
+}
+
+/// A press of a button of the conversation's card, as seen in `room`.
+pub async fn press_in(app: &TestApp, action_id: &str, action: &str, room: &str) {
     Mock::given(method("GET"))
         .and(path(format!("/v1/attachment/actions/{action_id}")))
         .respond_with(ResponseTemplate::new(200).set_body_json(json!({
-            "id": action_id, "type": "submit", "messageId": thread_id(), "roomId": "space-1",
+            "id": action_id, "type": "submit", "messageId": thread_id(), "roomId": room,
             "personId": EXPERT_ID, "inputs": {"action": action}, "created": "2026-11-20T15:05:00.000Z"
         })))
         .mount(&app.webex)
@@ -551,7 +587,7 @@ async fn press(app: &TestApp, action_id: &str, action: &str) {
     let event = json!({
         "id": "hook-2", "name": "icbridge card actions", "resource": "attachmentActions", "event": "created",
         "actorId": EXPERT_ID,
-        "data": {"id": action_id, "type": "submit", "messageId": thread_id(), "personId": EXPERT_ID, "roomId": "space-1"}
+        "data": {"id": action_id, "type": "submit", "messageId": thread_id(), "personId": EXPERT_ID, "roomId": room}
     });
     deliver_event(app, &event.to_string()).await;
     app.desk.run_once().await.unwrap();

@@ -402,6 +402,13 @@ impl RunningBinary {
     }
 }
 
+/// Now as RFC 3339, for the `created` of Webex events.
+pub fn now_rfc3339() -> String {
+    time::OffsetDateTime::now_utc()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap()
+}
+
 /// Polls `check` every 20 ms until it holds, for at most `seconds`.
 pub async fn eventually<F, Fut>(seconds: u64, mut check: F) -> bool
 where

@@ -42,6 +42,7 @@ mod crash;
 mod desk;
 mod errors;
 mod helpers;
+mod hostile;
 mod intake;
 mod meetings;
 mod migrations;
