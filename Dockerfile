@@ -7,8 +7,9 @@
 #     -e ICB_WEBEX_TOKEN=... -e ICB_CONNECT_WEBHOOK_TOKEN=... -e ICB_EXPERT_ROOM_ID=... icbridge
 #
 # The database migrations (migrations/) are embedded into the binary at compile time by
-# sqlx::migrate!, SQLite is compiled in (bundled) and TLS roots are built in (rustls +
-# webpki-roots), so the runtime image needs nothing but the binary and ca-certificates.
+# sqlx::migrate! and the console's HTML templates (templates/) by askama, SQLite is
+# compiled in (bundled) and TLS roots are built in (rustls + webpki-roots), so the
+# runtime image needs nothing but the binary and ca-certificates.
 
 # ---- build ------------------------------------------------------------------------------
 FROM rust:1-slim-bookworm AS builder
@@ -31,6 +32,8 @@ RUN mkdir -p src bench/loadgen/src \
 # (COPY keeps the files' original modification times).
 COPY build.rs ./
 COPY src ./src
+# The console's HTML templates, compiled into the binary by askama.
+COPY templates ./templates
 COPY migrations ./migrations
 RUN touch src/main.rs src/lib.rs \
     && cargo build --release --locked -p icbridge \

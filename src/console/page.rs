@@ -1,5 +1,7 @@
-//! The console's HTML: server-rendered, with one small script and no build step.
+//! The console's HTML: server-rendered from the templates in `templates/` (askama, which
+//! escapes every value unless told otherwise), with one small script and no build step.
 
+use askama::Template;
 use serde_json::json;
 use url::Url;
 
@@ -23,6 +25,27 @@ pub fn content_security_policy(widget_base_url: &Url) -> String {
     )
 }
 
+/// `templates/console.html`; every value is HTML-escaped except `config`.
+#[derive(Template)]
+#[template(path = "console.html")]
+struct ConsolePage<'a> {
+    name: &'a str,
+    email: &'a str,
+    csrf: &'a str,
+    /// The Space Widget's base URL, without a trailing slash.
+    widget: &'a str,
+    /// JSON in which no `<` is left (the template does not escape it; see there).
+    config: &'a str,
+}
+
+/// `templates/message.html`; every value is HTML-escaped.
+#[derive(Template)]
+#[template(path = "message.html")]
+struct MessagePage<'a> {
+    title: &'a str,
+    text: &'a str,
+}
+
 /// The console: the queue on the left, the experts' space on the right.
 pub fn console(session: &ConsoleSession, experts: &Destination, widget_base_url: &Url) -> String {
     let (destination_id, destination_type) = match experts {
@@ -39,68 +62,62 @@ pub fn console(session: &ConsoleSession, experts: &Destination, widget_base_url:
     .to_string()
     // Nothing inside the JSON can end the <script> element.
     .replace('<', "\\u003c");
-    let widget = widget_base_url.as_str().trim_end_matches('/');
-    format!(
-        r#"<!doctype html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>icbridge · experts</title>
-<link rel="icon" href="data:,">
-<link rel="stylesheet" href="/console/console.css">
-<link rel="stylesheet" href="{widget}/main.css">
-</head>
-<body>
-<header>
-  <h1>icbridge</h1>
-  <span class="who">{name} · {email}</span>
-  <form method="post" action="/console/logout"><input type="hidden" name="csrf" value="{csrf}"><button type="submit">Sign out</button></form>
-</header>
-<main>
-  <section class="queue" aria-labelledby="queue-title">
-    <h2 id="queue-title">Queue</h2>
-    <p id="queue-status" role="status">Loading…</p>
-    <ul id="conversations"></ul>
-  </section>
-  <section class="space" aria-label="Experts' space">
-    <div id="widget"></div>
-  </section>
-</main>
-<script id="console-config" type="application/json">{config}</script>
-<script src="{widget}/bundle.js"></script>
-<script src="/console/app.js"></script>
-</body>
-</html>
-"#,
-        name = escape(&session.display_name),
-        email = escape(&session.email),
-        csrf = escape(&session.csrf_token),
-    )
+    ConsolePage {
+        name: &session.display_name,
+        email: &session.email,
+        csrf: &session.csrf_token,
+        widget: widget_base_url.as_str().trim_end_matches('/'),
+        config: &config,
+    }
+    .render()
+    // Rendering fails only when a value's `Display` does; a `&str`'s never does.
+    .expect("a page of plain strings renders")
 }
 
 /// A short page for login problems and sign-out, with a way forward.
 pub fn message(title: &str, text: &str) -> String {
-    format!(
-        r#"<!doctype html>
-<html lang="en">
-<head><meta charset="utf-8"><title>icbridge · {title}</title><link rel="icon" href="data:,"><link rel="stylesheet" href="/console/console.css"></head>
-<body class="message">
-<h1>{title}</h1>
-<p>{text}</p>
-<p><a href="/console/login">Sign in with Webex</a></p>
-</body>
-</html>
-"#,
-        title = escape(title),
-        text = escape(text),
-    )
+    MessagePage { title, text }
+        .render()
+        .expect("a page of plain strings renders")
 }
 
-fn escape(text: &str) -> String {
-    text.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
-        .replace('\'', "&#39;")
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn values_are_escaped_and_the_config_stays_json() {
+        let hostile = r#"</script><img src=x onerror="alert('x')"> & co"#;
+        let session = ConsoleSession {
+            id_hash: String::new(),
+            email: "erin@example.com".into(),
+            display_name: hostile.into(),
+            access_token: hostile.into(),
+            access_expires_at: 0,
+            refresh_token: String::new(),
+            refresh_expires_at: 0,
+            token_generation: 1,
+            csrf_token: hostile.into(),
+        };
+        let widget = Url::parse("https://widgets.example.net/space/").unwrap();
+        let page = console(&session, &Destination::RoomId("room".into()), &widget);
+        assert!(!page.contains("<img"), "{page}");
+        assert!(page.contains(
+            "&#60;/script&#62;&#60;img src=x onerror=&#34;alert(&#39;x&#39;)&#34;&#62; &#38; co"
+        ));
+        let config = page
+            .split(r#"<script id="console-config" type="application/json">"#)
+            .nth(1)
+            .and_then(|rest| rest.split("</script>").next())
+            .unwrap();
+        let config: serde_json::Value = serde_json::from_str(config).unwrap();
+        assert_eq!(config["accessToken"], hostile);
+        assert_eq!(config["csrf"], hostile);
+
+        let message = message("Sign-in problem", "<b>x</b> & 'y'");
+        assert!(
+            message.contains("<p>&#60;b&#62;x&#60;/b&#62; &#38; &#39;y&#39;</p>"),
+            "{message}"
+        );
+    }
 }
