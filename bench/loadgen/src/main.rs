@@ -1,20 +1,25 @@
 //! icbridge's benchmark: starts local stand-ins of the Instant Connect broker and Webex
-//! (with a broker latency it can change between phases), starts a release icbridge on
-//! SQLite against them, loads it phase by phase, checks the database counts, prints a table
-//! and writes it into bench/RESULTS.md.
+//! (with a broker latency it can change between phases), starts a release icbridge against
+//! them on each database in turn (SQLite in a temporary directory, then a fresh database on
+//! a PostgreSQL server), loads it phase by phase, checks the database counts, prints one
+//! table with a column per database and writes it into bench/RESULTS.md.
 
-use std::path::PathBuf;
+use std::error::Error;
+use std::future::Future;
+use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use actix_web::dev::ServerHandle;
 use actix_web::{web, App, HttpResponse, HttpServer};
-use clap::Parser;
+use clap::{Parser, ValueEnum};
 use futures_util::future::join_all;
 use hmac::{Hmac, Mac};
 use reqwest::header::{HeaderValue, CONTENT_TYPE};
 use sha2::Sha256;
+use sqlx::Connection;
 
 const SECRET: &str = "bench-webhook-secret";
 
@@ -31,9 +36,27 @@ struct Args {
     /// phase once per number, and the best counts.
     #[arg(long, value_delimiter = ',', default_values_t = [64, 128])]
     connections: Vec<usize>,
-    /// Requests per second of the latency phase.
+    /// Requests per second of the latency phase on SQLite.
     #[arg(long, default_value_t = 1000)]
     rate: u64,
+    /// Requests per second of the latency phase on PostgreSQL.
+    #[arg(long, default_value_t = 500)]
+    postgres_rate: u64,
+    /// The databases to measure, each with an icbridge of its own, one after the other
+    /// (SQLite first): `sqlite`, `postgres` or both.
+    #[arg(long, value_enum, value_delimiter = ',', default_values_t = [Database::Sqlite, Database::Postgres])]
+    databases: Vec<Database>,
+    /// The PostgreSQL server, as the URL of an existing database on it whose user may
+    /// CREATE DATABASE: the run creates a fresh database `icb_bench_<random>` there and
+    /// drops it at the end.
+    #[arg(
+        long = "postgres",
+        value_name = "URL",
+        env = "ICB_BENCH_POSTGRES_URL",
+        hide_env_values = true,
+        default_value = "postgres://postgres@127.0.0.1:5432/test"
+    )]
+    postgres_url: String,
     /// First messages sent at once in the burst phase.
     #[arg(long, default_value_t = 1000)]
     burst: usize,
@@ -43,6 +66,22 @@ struct Args {
     /// Where to write the results table (between its markers); none: only print.
     #[arg(long)]
     results: Option<PathBuf>,
+}
+
+/// The databases icbridge is measured on, in the order they run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, ValueEnum)]
+enum Database {
+    Sqlite,
+    Postgres,
+}
+
+impl Database {
+    fn name(self) -> &'static str {
+        match self {
+            Database::Sqlite => "SQLite",
+            Database::Postgres => "PostgreSQL",
+        }
+    }
 }
 
 /// The stand-ins' shared state.
@@ -415,37 +454,159 @@ fn machine() -> String {
     format!("{cores} cores ({cpu}), {memory}")
 }
 
-#[tokio::main]
-async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let args = Args::parse();
+/// Starts the stand-ins of the broker and of Webex on a port of their own, with counters
+/// of their own: each database's run gets fresh ones.
+fn start_stand_ins() -> std::io::Result<(web::Data<StandIns>, String, ServerHandle)> {
     let stand_ins = web::Data::new(StandIns::default());
-    let server_state = stand_ins.clone();
+    let state = stand_ins.clone();
     let server = HttpServer::new(move || {
         App::new()
-            .app_data(server_state.clone())
+            .app_data(state.clone())
             .route("/api/v2/joseencrypt", web::post().to(joseencrypt))
             .route("/v1/messages", web::post().to(webex_message))
     })
     .workers(1)
+    .disable_signals()
     .bind(("127.0.0.1", 0))?;
-    let stand_in_url = format!("http://{}", server.addrs()[0]);
-    tokio::spawn(server.run());
+    let url = format!("http://{}", server.addrs()[0]);
+    let server = server.run();
+    let handle = server.handle();
+    tokio::spawn(server);
+    Ok((stand_ins, url, handle))
+}
 
-    // icbridge, as an operator would run it: SQLite, info logs to a file.
-    let dir =
-        std::env::temp_dir().join(format!("icbridge-bench-{}", uuid::Uuid::new_v4().simple()));
-    std::fs::create_dir_all(&dir)?;
-    let database = dir.join("bench.db");
+/// The PostgreSQL server the PostgreSQL run uses, checked before anything runs.
+struct PostgresServer {
+    /// The URL given: an existing database, to create and drop the benchmark's from.
+    admin_url: String,
+    /// The same without its password, for messages and the report.
+    shown: String,
+    version: String,
+}
+
+impl PostgresServer {
+    async fn connect(url: &str) -> Result<Self, Box<dyn Error>> {
+        let shown = match reqwest::Url::parse(url) {
+            Ok(mut parsed) => {
+                let _ = parsed.set_password(None);
+                parsed.to_string()
+            }
+            Err(_) => url.to_string(),
+        };
+        let unreachable = |why: String| {
+            format!(
+                "cannot reach PostgreSQL at {shown}: {why}. Start the server, point --postgres \
+                 (or ICB_BENCH_POSTGRES_URL) at one, or leave it out with --databases sqlite"
+            )
+        };
+        let connection =
+            tokio::time::timeout(Duration::from_secs(10), sqlx::AnyConnection::connect(url)).await;
+        let mut connection = match connection {
+            Ok(Ok(connection)) => connection,
+            Ok(Err(error)) => return Err(unreachable(error.to_string()).into()),
+            Err(_) => return Err(unreachable("no answer within 10 s".into()).into()),
+        };
+        let version: String = sqlx::query_scalar("SELECT current_setting('server_version')")
+            .fetch_one(&mut connection)
+            .await
+            .map_err(|error| unreachable(error.to_string()))?;
+        connection.close().await?;
+        // `15.20 (Debian 15.20-0+deb12u1)`: the number says enough.
+        let version = version
+            .split_whitespace()
+            .next()
+            .unwrap_or_default()
+            .to_string();
+        Ok(Self {
+            admin_url: url.to_string(),
+            shown,
+            version,
+        })
+    }
+
+    /// Creates a fresh database; returns its name and URL.
+    async fn create_database(&self) -> Result<(String, String), Box<dyn Error>> {
+        let name = format!("icb_bench_{}", uuid::Uuid::new_v4().simple());
+        let mut connection = sqlx::AnyConnection::connect(&self.admin_url).await?;
+        sqlx::query(&format!("CREATE DATABASE {name}"))
+            .execute(&mut connection)
+            .await
+            .map_err(|error| format!("cannot create a database on {}: {error}", self.shown))?;
+        connection.close().await?;
+        let mut url = reqwest::Url::parse(&self.admin_url)?;
+        url.set_path(&format!("/{name}"));
+        Ok((name, url.to_string()))
+    }
+
+    /// Drops a database `create_database` made, closing whatever connections it still has.
+    async fn drop_database(&self, name: &str) -> Result<(), Box<dyn Error>> {
+        let mut connection = sqlx::AnyConnection::connect(&self.admin_url).await?;
+        sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+            .execute(&mut connection)
+            .await?;
+        connection.close().await?;
+        Ok(())
+    }
+}
+
+/// What one database's run measured and found.
+struct Run {
+    database: Database,
+    /// Requests per second of its fixed-rate phase.
+    rate: u64,
+    idle_rss: f64,
+    healthz: Saturation,
+    healthz_cpu: f64,
+    follow_ups: Saturation,
+    follow_up_cpu: f64,
+    p50: Duration,
+    p99: Duration,
+    late_p99: Duration,
+    new_conversations: Saturation,
+    burst_answered: Duration,
+    /// When the burst's last notification arrived; none if not within 60 s.
+    burst_notified: Option<Duration>,
+    peak_rss: f64,
+    answered_messages: u64,
+    conversations: u64,
+    webex_posts: u64,
+    /// What was checked, whether it held, and the figures it compared (shown if not).
+    checks: Vec<(&'static str, bool, String)>,
+}
+
+/// The last lines of icbridge's log, for an error message.
+fn log_tail(path: &Path) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(20)..].join("\n")
+}
+
+async fn count(db: &sqlx::AnyPool, sql: &str) -> Result<u64, sqlx::Error> {
+    Ok(sqlx::query_scalar::<_, i64>(sql).fetch_one(db).await? as u64)
+}
+
+/// Every phase on one database: starts fresh stand-ins and an icbridge on `database_url`
+/// (its log in `dir`), loads it, stops it and checks the database.
+async fn measure(
+    args: &Args,
+    database: Database,
+    database_url: &str,
+    dir: &Path,
+) -> Result<Run, Box<dyn Error>> {
+    let (stand_ins, stand_in_url, stand_in_server) = start_stand_ins()?;
+    let rate = match database {
+        Database::Sqlite => args.rate,
+        Database::Postgres => args.postgres_rate,
+    };
+
+    // icbridge, as an operator would run it: info logs to a file.
     let log_path = dir.join("icbridge.log");
     let log = std::fs::File::create(&log_path)?;
     let mut child = tokio::process::Command::new(&args.icbridge)
         .arg("serve")
         .env_clear()
         .env("ICB_LISTEN", "127.0.0.1:0")
-        .env(
-            "ICB_DATABASE_URL",
-            format!("sqlite://{}", database.display()),
-        )
+        .env("ICB_DATABASE_URL", database_url)
         .env("ICB_WEBEX_TOKEN", "bench-bot-token")
         .env("ICB_IC_BASE_URL", &stand_in_url)
         .env("ICB_WEBEX_API_URL", format!("{stand_in_url}/v1"))
@@ -455,10 +616,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .stdout(Stdio::null())
         .stderr(log)
         .kill_on_drop(true)
-        .spawn()?;
+        .spawn()
+        .map_err(|error| format!("cannot start {}: {error}", args.icbridge.display()))?;
     let pid = child.id().expect("running");
     let mut base = None;
-    for _ in 0..500 {
+    // Up to 10 s: it migrates the database first.
+    for _ in 0..1000 {
         let text = std::fs::read_to_string(&log_path).unwrap_or_default();
         if let Some(rest) = text.split("listening on ").nth(1) {
             base = Some(
@@ -468,9 +631,21 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             );
             break;
         }
+        if let Some(status) = child.try_wait()? {
+            return Err(format!(
+                "icbridge exited ({status}) before it listened; the end of its log:\n{}",
+                log_tail(&log_path)
+            )
+            .into());
+        }
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    let base = base.ok_or("icbridge did not start; see its log")?;
+    let base = base.ok_or_else(|| {
+        format!(
+            "icbridge did not listen within 10 s; the end of its log:\n{}",
+            log_tail(&log_path)
+        )
+    })?;
     let http = reqwest::Client::builder()
         .pool_max_idle_per_host(4096)
         .build()?;
@@ -499,17 +674,21 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     )
     .await;
     let healthz_cpu = cpu_per_request(cpu_time(pid) - cpu_before, healthz.ok);
-    let healthz_rps = healthz.answered();
 
     // 2. Follow-ups in 100 existing conversations.
     let customers: Vec<u64> = (0..100).map(|i| next_customer + i).collect();
     next_customer += 100;
     for customer in &customers {
-        assert!(
-            target
-                .post(&message(*customer, Some(&format!("open-{customer}"))))
-                .await
-        );
+        if !target
+            .post(&message(*customer, Some(&format!("open-{customer}"))))
+            .await
+        {
+            return Err(format!(
+                "icbridge did not answer a first message; the end of its log:\n{}",
+                log_tail(&log_path)
+            )
+            .into());
+        }
         answered_messages += 1;
     }
     let follow_ups: Arc<Vec<Signed>> =
@@ -538,12 +717,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     .await;
     answered_messages += follow_ups_saturation.ok;
     let failed_follow_ups = follow_ups_saturation.failed;
-    let follow_up_rps = follow_ups_saturation.answered();
-    let follow_up_completed = follow_ups_saturation.completed();
     // Until the relays are delivered: a follow-up's cost includes its relay.
     let follow_up_cpu = cpu_per_request(cpu_time(pid) - cpu_before, follow_ups_saturation.ok);
     let (t, f) = (target.clone(), follow_ups.clone());
-    let (latencies, lateness, failed_latency) = fixed_rate(args.rate, args.phase, move |i| {
+    let (latencies, lateness, failed_latency) = fixed_rate(rate, args.phase, move |i| {
         let (t, f) = (t.clone(), f.clone());
         async move { t.post(&f[(i % f.len() as u64) as usize]).await }
     })
@@ -571,7 +748,6 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     .await;
     let (new_ok, failed_new) = (new_saturation.ok, new_saturation.failed);
     answered_messages += new_ok;
-    let new_rps = new_saturation.answered();
 
     // 4. A burst of first messages from new customers, the broker taking its time.
     stand_ins.broker_delay_ms.store(
@@ -603,7 +779,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     answered_messages += burst_ok;
     let all_sent = answered_messages;
     let notified = wait_until(Duration::from_secs(60), || drained(all_sent)).await;
-    let burst_notified = started.elapsed();
+    let burst_notified = notified.map(|_| started.elapsed());
     sampling.store(false, Ordering::Relaxed);
     sampler.await?;
     let peak_rss = *peak.lock().unwrap();
@@ -614,125 +790,386 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .args(["-TERM", &pid.to_string()])
         .status();
     let _ = tokio::time::timeout(Duration::from_secs(20), child.wait()).await;
-    sqlx::any::install_default_drivers();
-    let db = sqlx::AnyPool::connect(&format!("sqlite://{}", database.display())).await?;
-    let count = |sql: &'static str| {
-        let db = db.clone();
-        async move {
-            sqlx::query_scalar::<_, i64>(sql)
-                .fetch_one(&db)
-                .await
-                .unwrap() as u64
-        }
-    };
-    let conversations = count("SELECT COUNT(*) FROM conversations").await;
-    let meetings = count("SELECT COUNT(*) FROM meetings").await;
-    let messages = count("SELECT COUNT(*) FROM messages").await;
-    let unsent = count("SELECT COUNT(*) FROM outbox WHERE state != 'sent'").await;
-    let outbox = count("SELECT COUNT(*) FROM outbox").await;
+    let db = sqlx::AnyPool::connect(database_url).await?;
+    // Portable SQL: the same statements on SQLite and PostgreSQL.
+    let conversations = count(&db, "SELECT COUNT(*) FROM conversations").await?;
+    let meetings = count(&db, "SELECT COUNT(*) FROM meetings").await?;
+    let messages = count(&db, "SELECT COUNT(*) FROM messages").await?;
+    let unsent = count(&db, "SELECT COUNT(*) FROM outbox WHERE state != 'sent'").await?;
+    let outbox = count(&db, "SELECT COUNT(*) FROM outbox").await?;
+    db.close().await;
+    stand_in_server.stop(false).await;
     let expected_customers = 100 + new_ok + burst_ok;
     let webex_posts = stand_ins.webex_posts.load(Ordering::Relaxed);
     let broker_calls = stand_ins.broker_calls.load(Ordering::Relaxed);
-    let checks = [
+    let checks = vec![
         (
             "one conversation per customer",
             conversations == expected_customers,
+            format!("{conversations} conversations, {expected_customers} customers"),
         ),
         (
             "one meeting per conversation (and per broker call)",
             meetings == conversations && broker_calls == meetings,
+            format!("{meetings} meetings, {conversations} conversations, {broker_calls} broker calls"),
         ),
         (
             "every answered message stored once",
             messages == answered_messages,
+            format!("{messages} stored, {answered_messages} answered"),
         ),
         (
             "every notification and relay sent, once each",
             unsent == 0 && outbox == answered_messages && webex_posts == outbox,
+            format!(
+                "{outbox} in the outbox, {unsent} of them not marked sent; {answered_messages} answered; {webex_posts} received by Webex"
+            ),
         ),
         (
             "no failed requests",
             failed_follow_ups + failed_latency + failed_new == 0 && burst_ok == args.burst as u64,
+            format!(
+                "failed: {failed_follow_ups} follow-ups at saturation, {failed_latency} at the fixed rate, {failed_new} new conversations, {} of the burst",
+                args.burst as u64 - burst_ok
+            ),
         ),
     ];
+    Ok(Run {
+        database,
+        rate,
+        idle_rss,
+        healthz,
+        healthz_cpu,
+        follow_ups: follow_ups_saturation,
+        follow_up_cpu,
+        p50,
+        p99,
+        late_p99,
+        new_conversations: new_saturation,
+        burst_answered,
+        burst_notified,
+        peak_rss,
+        answered_messages,
+        conversations,
+        webex_posts,
+        checks,
+    })
+}
 
-    let ms = |d: Duration| format!("{:.2} ms", d.as_secs_f64() * 1000.0);
-    let pass = |ok: bool| if ok { "✅" } else { "❌" };
-    let mut table = String::new();
-    table.push_str("| measurement | result | target | |\n|---|---|---|---|\n");
-    table.push_str(&format!(
-        "| `GET /healthz` throughput (floor) | {healthz_rps:.0} req/s | — | |\n"
-    ));
-    table.push_str(&format!(
-        "| follow-ups (signed, existing conversation) at saturation: answered | {follow_up_rps:.0} req/s = {:.0}% of healthz | ≥ 30% | {} |\n",
-        100.0 * follow_up_rps / healthz_rps,
-        pass(follow_up_rps >= 0.3 * healthz_rps)
-    ));
-    table.push_str(&format!(
-        "| … answered and relayed to Webex (until the last relay arrived) | {:.0} req/s = {:.0}% of healthz | ≥ 30% | {} |\n",
-        follow_up_completed,
-        100.0 * follow_up_completed / healthz_rps,
-        pass(follow_up_completed >= 0.3 * healthz_rps)
-    ));
-    table.push_str(&format!(
-        "| icbridge's processor time per request: `/healthz` / follow-up (its relay included) | {healthz_cpu:.0} µs / {follow_up_cpu:.0} µs | — | |\n"
-    ));
-    table.push_str(&format!(
-        "| follow-ups at {} req/s: p50 / p99 latency (from the send; the generator sent {} late at p99) | {} / {} | p99 ≤ 5 ms | {} |\n",
-        args.rate,
-        ms(late_p99),
-        ms(p50),
-        ms(p99),
-        pass(p99 <= Duration::from_millis(5))
-    ));
-    table.push_str(&format!(
-        "| new conversations (broker at once) at saturation | {new_rps:.0} req/s = {:.0}% of healthz | ≥ 2000/s | {} |\n",
-        100.0 * new_rps / healthz_rps,
-        pass(new_rps >= 2000.0)
-    ));
-    table.push_str(&format!(
-        "| burst of {} first messages, broker {}: all answered | {} | ≤ 1.0 s | {} |\n",
-        args.burst,
-        humantime::format_duration(args.burst_broker_delay),
-        ms(burst_answered),
-        pass(burst_answered <= Duration::from_secs(1))
-    ));
-    table.push_str(&format!(
-        "| … all notifications sent | {} | ≤ 3 s | {} |\n",
-        if notified.is_some() {
-            ms(burst_notified)
-        } else {
-            "not within 60 s".into()
-        },
-        pass(notified.is_some() && burst_notified <= Duration::from_secs(3))
-    ));
-    table.push_str(&format!(
-        "| resident memory idle | {idle_rss:.1} MiB | ≤ 30 MiB | {} |\n",
-        pass(idle_rss <= 30.0)
-    ));
-    table.push_str(&format!(
-        "| resident memory, peak of the burst | {peak_rss:.1} MiB | ≤ 150 MiB | {} |\n",
-        pass(peak_rss <= 150.0)
-    ));
-    let mut check_lines = String::new();
-    for (what, ok) in &checks {
-        check_lines.push_str(&format!("- {} {what}\n", pass(*ok)));
+/// Runs `work` unless interrupted (Ctrl-C), so that what it created can still be removed.
+async fn interruptible<T>(
+    work: impl Future<Output = Result<T, Box<dyn Error>>>,
+) -> Result<T, Box<dyn Error>> {
+    tokio::select! {
+        outcome = work => outcome,
+        _ = tokio::signal::ctrl_c() => Err("interrupted".into()),
     }
-    let connections: Vec<String> = args.connections.iter().map(|c| c.to_string()).collect();
-    let sweeps = format!(
-        "Throughput by connections, answered (and with their Webex messages delivered): `/healthz` {}; follow-ups {}; new conversations {}.\n",
-        healthz.describe(),
-        follow_ups_saturation.describe(),
-        new_saturation.describe(),
+}
+
+/// One database's cell of a row: its figure, and the target and whether it was met where
+/// one applies to that database.
+struct Cell {
+    value: String,
+    target: Option<(String, bool)>,
+}
+
+fn cell(value: String) -> Cell {
+    Cell {
+        value,
+        target: None,
+    }
+}
+
+fn judged(value: String, target: &str, met: bool) -> Cell {
+    Cell {
+        value,
+        target: Some((target.to_string(), met)),
+    }
+}
+
+fn pass(ok: bool) -> &'static str {
+    if ok {
+        "✅"
+    } else {
+        "❌"
+    }
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.2} ms", d.as_secs_f64() * 1000.0)
+}
+
+/// The table: a row per measurement, a column per database, and the targets, each marked
+/// with the database it applies to.
+fn table(args: &Args, runs: &[Run]) -> String {
+    let mut table = String::from("| measurement |");
+    for run in runs {
+        table.push_str(&format!(" {} |", run.database.name()));
+    }
+    table.push_str(" target |\n|---|");
+    for _ in runs {
+        table.push_str("---|");
+    }
+    table.push_str("---|\n");
+    let mut row = |label: &str, cell: &dyn Fn(&Run) -> Cell| {
+        let cells: Vec<(Database, Cell)> =
+            runs.iter().map(|run| (run.database, cell(run))).collect();
+        let mut line = format!("| {label} |");
+        let mut targets = Vec::new();
+        for (database, cell) in &cells {
+            match &cell.target {
+                Some((target, met)) => {
+                    line.push_str(&format!(" {} {} |", cell.value, pass(*met)));
+                    targets.push(format!("{target} ({})", database.name()));
+                }
+                None => line.push_str(&format!(" {} |", cell.value)),
+            }
+        }
+        let targets = if targets.is_empty() {
+            "—".to_string()
+        } else {
+            targets.join("; ")
+        };
+        table.push_str(&format!("{line} {targets} |\n"));
+    };
+    row("`GET /healthz` throughput (floor)", &|run| {
+        cell(format!("{:.0} req/s", run.healthz.answered()))
+    });
+    // Follow-ups: on SQLite against the floor, on PostgreSQL in requests per second.
+    let follow_ups = |rps: f64, run: &Run| {
+        let healthz = run.healthz.answered();
+        let value = format!("{rps:.0} req/s = {:.0}% of healthz", 100.0 * rps / healthz);
+        match run.database {
+            Database::Sqlite => judged(value, "≥ 10% of healthz", rps >= 0.1 * healthz),
+            Database::Postgres => judged(value, "≥ 2000/s", rps >= 2000.0),
+        }
+    };
+    row(
+        "follow-ups (signed, existing conversation) at saturation: answered",
+        &|run| follow_ups(run.follow_ups.answered(), run),
     );
-    let summary = format!(
-        "Machine: {}. Phases of {}; saturation phases at {} connections; the load generator and the stand-ins run on the same machine.\n\n{table}\n{sweeps}\nDatabase checks after the run ({answered_messages} messages answered, {conversations} conversations, {webex_posts} Webex messages):\n\n{check_lines}",
+    row(
+        "… answered and relayed to Webex (until the last relay arrived)",
+        &|run| follow_ups(run.follow_ups.completed(), run),
+    );
+    row(
+        "icbridge's processor time per request: `/healthz` / follow-up (its relay included)",
+        &|run| {
+            cell(format!(
+                "{:.0} µs / {:.0} µs",
+                run.healthz_cpu, run.follow_up_cpu
+            ))
+        },
+    );
+    row(
+        "follow-ups at a fixed rate: p50 / p99 latency (from the send; how late the generator sent at p99)",
+        &|run| {
+            let value = format!(
+                "at {} req/s: {} / {} ({} late)",
+                run.rate,
+                ms(run.p50),
+                ms(run.p99),
+                ms(run.late_p99)
+            );
+            let limit = match run.database {
+                Database::Sqlite => 5,
+                Database::Postgres => 10,
+            };
+            judged(
+                value,
+                &format!("p99 ≤ {limit} ms"),
+                run.p99 <= Duration::from_millis(limit),
+            )
+        },
+    );
+    row("new conversations (broker at once) at saturation", &|run| {
+        let (rps, healthz) = (run.new_conversations.answered(), run.healthz.answered());
+        let value = format!("{rps:.0} req/s = {:.0}% of healthz", 100.0 * rps / healthz);
+        match run.database {
+            Database::Sqlite => judged(value, "≥ 2000/s", rps >= 2000.0),
+            Database::Postgres => cell(value),
+        }
+    });
+    row(
+        &format!(
+            "burst of {} first messages, broker {}: all answered",
+            args.burst,
+            humantime::format_duration(args.burst_broker_delay)
+        ),
+        &|run| {
+            let value = ms(run.burst_answered);
+            match run.database {
+                Database::Sqlite => judged(
+                    value,
+                    "≤ 0.6 s",
+                    run.burst_answered <= Duration::from_millis(600),
+                ),
+                Database::Postgres => cell(value),
+            }
+        },
+    );
+    row("… all notifications sent", &|run| {
+        let value = match run.burst_notified {
+            Some(notified) => ms(notified),
+            None => "not within 60 s".into(),
+        };
+        match run.database {
+            Database::Sqlite => judged(
+                value,
+                "≤ 3 s",
+                run.burst_notified
+                    .is_some_and(|notified| notified <= Duration::from_secs(3)),
+            ),
+            Database::Postgres => cell(value),
+        }
+    });
+    row("resident memory idle", &|run| {
+        let value = format!("{:.1} MiB", run.idle_rss);
+        match run.database {
+            Database::Sqlite => judged(value, "≤ 20 MiB", run.idle_rss <= 20.0),
+            Database::Postgres => cell(value),
+        }
+    });
+    row("resident memory, peak of the burst", &|run| {
+        let value = format!("{:.1} MiB", run.peak_rss);
+        match run.database {
+            Database::Sqlite => judged(value, "≤ 100 MiB", run.peak_rss <= 100.0),
+            Database::Postgres => cell(value),
+        }
+    });
+    table
+}
+
+/// Everything printed and written into the results file.
+fn report(args: &Args, runs: &[Run], postgres: Option<&PostgresServer>) -> String {
+    let connections: Vec<String> = args.connections.iter().map(|c| c.to_string()).collect();
+    let databases: Vec<String> = runs
+        .iter()
+        .map(|run| match (run.database, postgres) {
+            (Database::Postgres, Some(server)) => format!(
+                "PostgreSQL {} (a fresh database on {}, dropped after the run)",
+                server.version, server.shown
+            ),
+            _ => "SQLite (a file in a temporary directory)".to_string(),
+        })
+        .collect();
+    let mut report = format!(
+        "Machine: {}. Phases of {}; saturation phases at {} connections. One icbridge per database, one after the other: {}. The load generator, the stand-ins and the database server run on the same machine.\n\n",
         machine(),
         humantime::format_duration(args.phase),
         connections.join(", "),
+        databases.join(", then "),
     );
-    println!("{summary}");
+    report.push_str(&table(args, runs));
+    report.push_str(
+        "\nThroughput by connections, answered (and with their Webex messages delivered):\n\n",
+    );
+    for run in runs {
+        report.push_str(&format!(
+            "- {}: `/healthz` {}; follow-ups {}; new conversations {}.\n",
+            run.database.name(),
+            run.healthz.describe(),
+            run.follow_ups.describe(),
+            run.new_conversations.describe(),
+        ));
+    }
+    for run in runs {
+        report.push_str(&format!(
+            "\nDatabase checks after the {} run ({} messages answered, {} conversations, {} Webex messages):\n\n",
+            run.database.name(),
+            run.answered_messages,
+            run.conversations,
+            run.webex_posts,
+        ));
+        for (what, ok, figures) in &run.checks {
+            if *ok {
+                report.push_str(&format!("- {} {what}\n", pass(*ok)));
+            } else {
+                report.push_str(&format!("- {} {what} ({figures})\n", pass(*ok)));
+            }
+        }
+    }
+    report
+}
 
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    match bench().await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn bench() -> Result<(), Box<dyn Error>> {
+    let mut args = Args::parse();
+    args.databases.sort();
+    args.databases.dedup();
+    if args.databases.is_empty() {
+        return Err("--databases: name at least one of sqlite, postgres".into());
+    }
+    sqlx::any::install_default_drivers();
+
+    // The PostgreSQL server is checked first: a run that cannot reach it stops at once,
+    // not after the SQLite phases.
+    let postgres = if args.databases.contains(&Database::Postgres) {
+        Some(PostgresServer::connect(&args.postgres_url).await?)
+    } else {
+        None
+    };
+
+    let mut runs = Vec::new();
+    for &database in &args.databases {
+        eprintln!("measuring icbridge on {}…", database.name());
+        let dir =
+            std::env::temp_dir().join(format!("icbridge-bench-{}", uuid::Uuid::new_v4().simple()));
+        std::fs::create_dir_all(&dir)?;
+        let outcome = match (database, &postgres) {
+            (Database::Postgres, Some(server)) => {
+                let (name, url) = server.create_database().await?;
+                let outcome = interruptible(measure(&args, database, &url, &dir)).await;
+                if let Err(error) = server.drop_database(&name).await {
+                    eprintln!(
+                        "warning: could not drop the database {name} on {}: {error}",
+                        server.shown
+                    );
+                }
+                outcome
+            }
+            _ => {
+                let url = format!("sqlite://{}", dir.join("bench.db").display());
+                interruptible(measure(&args, database, &url, &dir)).await
+            }
+        };
+        match outcome {
+            Ok(run) => {
+                if run.checks.iter().all(|(_, ok, _)| *ok) {
+                    let _ = std::fs::remove_dir_all(&dir);
+                } else {
+                    eprintln!(
+                        "a database check failed on {}; icbridge's log: {}",
+                        database.name(),
+                        dir.join("icbridge.log").display()
+                    );
+                }
+                runs.push(run);
+            }
+            // The directory stays, with icbridge's log.
+            Err(error) => {
+                return Err(format!(
+                    "the {} run failed: {error}\n(icbridge's log: {})",
+                    database.name(),
+                    dir.join("icbridge.log").display()
+                )
+                .into())
+            }
+        }
+    }
+
+    let summary = report(&args, &runs, postgres.as_ref());
+    println!("{summary}");
     if let Some(path) = &args.results {
         let existing = std::fs::read_to_string(path).unwrap_or_default();
         let (start, end) = ("<!-- results -->", "<!-- /results -->");
@@ -745,10 +1182,14 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         std::fs::write(path, updated)?;
         println!("written to {}", path.display());
     }
-    let _ = std::fs::remove_dir_all(&dir);
-    if checks.iter().all(|(_, ok)| *ok) {
+    let failed: Vec<&str> = runs
+        .iter()
+        .filter(|run| !run.checks.iter().all(|(_, ok, _)| *ok))
+        .map(|run| run.database.name())
+        .collect();
+    if failed.is_empty() {
         Ok(())
     } else {
-        Err("a database check failed".into())
+        Err(format!("a database check failed on {}", failed.join(" and ")).into())
     }
 }
