@@ -18,8 +18,6 @@ WORKDIR /build
 # Dependencies first, against stub sources, so that they are cached in their own layer and
 # only rebuilt when Cargo.toml or Cargo.lock change.
 COPY Cargo.toml Cargo.lock ./
-# How the bundled SQLite is compiled (see the file).
-COPY .cargo .cargo
 COPY bench/loadgen/Cargo.toml bench/loadgen/Cargo.toml
 RUN mkdir -p src bench/loadgen/src \
     && echo 'fn main() {}' > src/main.rs \

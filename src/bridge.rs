@@ -1,5 +1,7 @@
 //! The heart of icbridge: a customer's message becomes a meeting, an answer and the
-//! deliveries that follow from it.
+//! deliveries that follow from it. Routes, the experts' desk, the console and the CLI all
+//! act through the bridge: what a conversation is and what may happen to it is decided
+//! here, once.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -8,20 +10,20 @@ use serde::Serialize;
 use tokio::sync::Notify;
 use uuid::Uuid;
 
-use crate::clock::{self, now_ms};
+use crate::clock::{self, Clock};
 use crate::domain::{
-    Channel, ConversationKey, InboundMessage, MeetingLinks, ReplyTemplate, Vertical,
+    outbox_id_of, ConversationKey, Delivery, InboundMessage, MeetingLinks, OutboxEntry, Purpose,
+    ReplySenders, ReplyTemplate, Vertical,
 };
 use crate::expert_messages;
 use crate::inbound::DeliveryReceipt;
 use crate::metrics::Metrics;
-use crate::outbox::{is_customer_reply, outbox_id_of, Delivery, Purpose};
+use crate::retention;
 use crate::store::{
-    Answer, Claim, ConversationInfo, ExpertMessage, NewMeeting, OutboxEntry, Recorded, Store,
-    StoreError,
+    Answer, Claim, ConversationInfo, ExpertMessage, FollowUps, LinkReply, MeetingInfo, NewMeeting,
+    OutboxRow, OutboxState, PurgeReport, QueueItem, Recorded, Store, StoreError, TranscriptEntry,
 };
 use crate::upstream::instant_connect::{InstantConnectClient, MeetingRequest};
-use crate::upstream::webex::{Destination, NewMessage};
 use crate::upstream::UpstreamError;
 
 /// A meeting whose links run out sooner than this is not handed out again: the customer
@@ -43,6 +45,7 @@ const CLAIM_LEASE: Duration = Duration::from_secs(10);
 /// How long a request waits for another request's meeting before answering 503.
 const WAIT_FOR_OTHER_REQUEST: Duration = Duration::from_secs(9);
 const CLAIM_POLL: Duration = Duration::from_millis(20);
+const HOUR_MS: i64 = 3_600_000;
 
 #[derive(Debug, thiserror::Error)]
 pub enum BridgeError {
@@ -52,6 +55,8 @@ pub enum BridgeError {
     MeetingUnavailable,
     #[error("this customer opened too many meetings in the last hour")]
     RateLimited { retry_after: Duration },
+    #[error("no conversation with id {0}")]
+    UnknownConversation(String),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -69,11 +74,9 @@ pub struct MeetingPolicy {
 }
 
 /// How icbridge writes to customers through the Webex Connect API, when it is configured.
-/// Unset senders fall back to the address the customer wrote to.
 #[derive(Debug, Clone, Default)]
 pub struct CustomerReplies {
-    pub sms_sender: Option<String>,
-    pub whatsapp_app_id: Option<String>,
+    pub senders: ReplySenders,
     /// Send the guest link when a message opens a meeting (`ICB_REPLY_MODE=connect`).
     pub send_links: bool,
     /// And again for every later message (`ICB_FOLLOWUP_REPLY=link`).
@@ -81,7 +84,7 @@ pub struct CustomerReplies {
 }
 
 /// The answer to a message, as `POST /webhooks/connect` returns it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct MessageReply {
     pub conversation_id: String,
@@ -99,13 +102,12 @@ pub struct BridgeParts {
     pub broker: InstantConnectClient,
     pub policy: MeetingPolicy,
     pub reply_template: ReplyTemplate,
-    /// Where expert notifications go.
-    pub experts: Destination,
     /// `Some` when the Webex Connect API is configured.
     pub customer_replies: Option<CustomerReplies>,
     /// Woken when deliveries are queued.
     pub outbox_wake: Arc<Notify>,
     pub metrics: Metrics,
+    pub clock: Clock,
 }
 
 #[derive(Clone)]
@@ -113,13 +115,28 @@ pub struct Bridge {
     inner: Arc<BridgeParts>,
 }
 
-/// What became of an expert's `new link`.
-#[derive(Debug)]
+/// What became of a request for a new meeting (`new link`).
+#[derive(Debug, PartialEq, Eq)]
 pub enum NewLinkOutcome {
     Created,
     /// Another request is creating a meeting for the conversation right now.
     InProgress,
     Closed,
+}
+
+/// What became of a request to close a conversation.
+#[derive(Debug, PartialEq, Eq)]
+pub enum CloseOutcome {
+    Closed,
+    AlreadyClosed,
+}
+
+/// A conversation with its meetings and transcript.
+#[derive(Debug, Clone)]
+pub struct ConversationDetail {
+    pub conversation: ConversationInfo,
+    pub meetings: Vec<MeetingInfo>,
+    pub transcript: Vec<TranscriptEntry>,
 }
 
 impl Bridge {
@@ -129,12 +146,12 @@ impl Bridge {
         }
     }
 
-    pub fn store(&self) -> &Store {
-        &self.inner.store
+    pub fn clock(&self) -> &Clock {
+        &self.inner.clock
     }
 
-    pub fn experts(&self) -> &Destination {
-        &self.inner.experts
+    fn now(&self) -> i64 {
+        self.inner.clock.now_ms()
     }
 
     /// Whether icbridge can write to customers (the Webex Connect API is configured).
@@ -142,7 +159,7 @@ impl Bridge {
         self.inner.customer_replies.is_some()
     }
 
-    pub fn wake_outbox(&self) {
+    fn wake_outbox(&self) {
         self.inner.outbox_wake.notify_one();
     }
 
@@ -152,31 +169,140 @@ impl Bridge {
         deliveries: &[(Delivery, Purpose)],
         conversation_id: Option<&str>,
     ) -> Result<(), StoreError> {
-        for (delivery, purpose) in deliveries {
-            self.inner
-                .store
-                .enqueue(&delivery.entry(*purpose), conversation_id, now_ms())
-                .await?;
-        }
-        self.inner.outbox_wake.notify_one();
+        let entries: Vec<OutboxEntry> = deliveries
+            .iter()
+            .map(|(delivery, purpose)| delivery.entry(*purpose))
+            .collect();
+        self.inner
+            .store
+            .enqueue(&entries, conversation_id, self.now())
+            .await?;
+        self.wake_outbox();
         Ok(())
     }
 
     /// A message in a conversation's thread in the experts' space.
-    pub fn to_thread(&self, markdown: String) -> (Delivery, Purpose) {
-        (
-            Delivery::ThreadMessage {
-                destination: self.inner.experts.clone(),
-                markdown,
-            },
-            Purpose::ExpertNotice,
-        )
+    fn to_thread(markdown: String) -> OutboxEntry {
+        Delivery::ThreadMessage { markdown }.entry(Purpose::ExpertNotice)
     }
 
     /// A message to the customer, if the Webex Connect API is configured.
-    pub fn to_customer(&self, key: &ConversationKey, text: String) -> Option<(Delivery, Purpose)> {
+    fn to_customer(&self, key: &ConversationKey, text: String) -> Option<OutboxEntry> {
         let replies = self.inner.customer_replies.as_ref()?;
-        Some((customer_reply(key, replies, text), Purpose::CustomerReply))
+        Some(
+            replies
+                .senders
+                .reply(key, text)
+                .entry(Purpose::CustomerReply),
+        )
+    }
+
+    // ---- Reading, for the admin API, the CLI, the console and the desk ----
+
+    pub async fn conversation(&self, id: &str) -> Result<Option<ConversationInfo>, StoreError> {
+        self.inner.store.conversation(id).await
+    }
+
+    /// The conversation a Webex message of the bot's (a notification, a thread) is about.
+    pub async fn conversation_of_webex_message(
+        &self,
+        message_id: &str,
+    ) -> Result<Option<ConversationInfo>, StoreError> {
+        self.inner
+            .store
+            .conversation_by_webex_message(message_id)
+            .await
+    }
+
+    /// Conversations, newest first: `open`, `closed` or (`None`) all of them.
+    pub async fn conversations(
+        &self,
+        state: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<ConversationInfo>, StoreError> {
+        self.inner.store.conversations(state, limit).await
+    }
+
+    /// Open conversations, oldest first.
+    pub async fn open_conversations(
+        &self,
+        limit: i64,
+    ) -> Result<Vec<ConversationInfo>, StoreError> {
+        self.inner.store.open_conversations(limit).await
+    }
+
+    pub async fn conversation_detail(
+        &self,
+        id: &str,
+    ) -> Result<Option<ConversationDetail>, StoreError> {
+        let store = &self.inner.store;
+        let Some(conversation) = store.conversation(id).await? else {
+            return Ok(None);
+        };
+        Ok(Some(ConversationDetail {
+            conversation,
+            meetings: store.meetings_of(id).await?,
+            transcript: store.transcript(id).await?,
+        }))
+    }
+
+    /// The console's queue: open conversations, newest activity first.
+    pub async fn queue(&self, limit: i64) -> Result<Vec<QueueItem>, StoreError> {
+        self.inner.store.queue(limit).await
+    }
+
+    pub async fn deliveries(
+        &self,
+        state: Option<OutboxState>,
+        limit: i64,
+    ) -> Result<Vec<OutboxRow>, StoreError> {
+        self.inner.store.list_outbox(state, limit).await
+    }
+
+    /// Makes a dead (or waiting) delivery due now with a fresh retry schedule.
+    pub async fn retry_delivery(&self, id: i64) -> Result<(), StoreError> {
+        self.inner.store.revive_outbox(id, self.now()).await?;
+        self.wake_outbox();
+        Ok(())
+    }
+
+    /// Whether the database answers.
+    pub async fn ready(&self) -> Result<(), StoreError> {
+        self.inner.store.ping().await
+    }
+
+    /// The outbox's rows by state, for the metrics.
+    pub async fn delivery_counts(&self) -> Result<Vec<(String, i64)>, StoreError> {
+        self.inner.store.outbox_counts().await
+    }
+
+    /// Applies a retention of `retention` now.
+    pub async fn purge(&self, retention: Duration) -> Result<PurgeReport, StoreError> {
+        self.inner
+            .store
+            .purge(retention::cutoffs(retention, self.now()))
+            .await
+    }
+
+    // ---- What experts (in Webex, in the console) and administrators do ----
+
+    /// Closes a conversation, telling the experts' thread who closed it. The expert's
+    /// `close`, the console, the admin API and the CLI all come here.
+    pub async fn close(&self, id: &str, closed_by: &str) -> Result<CloseOutcome, BridgeError> {
+        let notice = Self::to_thread(expert_messages::closed(closed_by));
+        let store = &self.inner.store;
+        if store
+            .close_conversation(id, closed_by, &[notice], self.now())
+            .await?
+        {
+            self.wake_outbox();
+            tracing::info!(conversation = %id, "conversation closed");
+            return Ok(CloseOutcome::Closed);
+        }
+        match store.conversation(id).await? {
+            Some(_) => Ok(CloseOutcome::AlreadyClosed),
+            None => Err(BridgeError::UnknownConversation(id.to_string())),
+        }
     }
 
     /// Relays an expert's reply to the customer and keeps it in the transcript. Returns
@@ -188,7 +314,7 @@ impl Bridge {
         text: &str,
         author_email: Option<&str>,
     ) -> Result<bool, StoreError> {
-        let Some(delivery) = self.to_customer(&conversation.key, text.to_string()) else {
+        let Some(reply) = self.to_customer(&conversation.key, text.to_string()) else {
             return Ok(false);
         };
         let relayed = self
@@ -201,53 +327,29 @@ impl Bridge {
                     text,
                     author_email,
                 },
-                &[delivery.0.entry(delivery.1)],
-                now_ms(),
+                &[reply],
+                self.now(),
             )
             .await?;
-        self.inner.outbox_wake.notify_one();
+        self.wake_outbox();
         Ok(relayed)
-    }
-
-    /// Closes a conversation for an expert, telling the thread. Returns false when it was
-    /// not open.
-    pub async fn close(
-        &self,
-        conversation: &ConversationInfo,
-        closed_by: &str,
-    ) -> Result<bool, StoreError> {
-        let (notice, purpose) = self.to_thread(expert_messages::closed(closed_by));
-        let closed = self
-            .inner
-            .store
-            .close_conversation(
-                &conversation.id,
-                Some(closed_by),
-                &[notice.entry(purpose)],
-                now_ms(),
-            )
-            .await?;
-        if closed {
-            self.inner.outbox_wake.notify_one();
-            tracing::info!(conversation = %conversation.id, "conversation closed by an expert");
-        }
-        Ok(closed)
     }
 
     /// Makes a new meeting for an open conversation at an expert's request: the new host
     /// link goes to the thread, the new guest link to the customer (when icbridge can
     /// reach them).
-    pub async fn new_link(
-        &self,
-        conversation: &ConversationInfo,
-    ) -> Result<NewLinkOutcome, BridgeError> {
+    pub async fn new_link(&self, id: &str) -> Result<NewLinkOutcome, BridgeError> {
+        let store = &self.inner.store;
+        let conversation = store
+            .conversation(id)
+            .await?
+            .ok_or_else(|| BridgeError::UnknownConversation(id.to_string()))?;
         if !conversation.open {
             return Ok(NewLinkOutcome::Closed);
         }
-        let store = &self.inner.store;
         let key = &conversation.key;
         let claim_id = Uuid::new_v4().to_string();
-        let now = now_ms();
+        let now = self.now();
         let until = now + CLAIM_LEASE.as_millis() as i64;
         let new_sub = Uuid::new_v4().to_string();
         let Claim::Claimed { sub } = store
@@ -262,30 +364,26 @@ impl Bridge {
                 key,
                 self.inner.reply_template.render(links.guest_url.as_str()),
             );
-            let thread = self.to_thread(expert_messages::new_link(
+            let thread = Self::to_thread(expert_messages::new_link(
                 links.host_url.as_str(),
                 expires_at,
                 customer.is_some(),
             ));
-            let deliveries = std::iter::once(thread)
-                .chain(customer)
-                .map(|(delivery, purpose)| delivery.entry(purpose))
-                .collect();
             store
                 .store_meeting(NewMeeting {
                     key,
                     customer_name: conversation.customer_name.as_deref(),
                     conversation_id: conversation.id.clone(),
                     meeting_id: Uuid::new_v4().to_string(),
-                    sub: sub.clone(),
+                    sub: &sub,
                     links: &links,
                     expires_at,
                     message_row: None,
                     // Whatever meeting is live, the expert asked for a new one.
                     valid_after: i64::MAX,
                     claim_id: &claim_id,
-                    deliveries,
-                    now: now_ms(),
+                    deliveries: std::iter::once(thread).chain(customer).collect(),
+                    now: self.now(),
                 })
                 .await?;
             Ok::<_, BridgeError>(())
@@ -294,42 +392,44 @@ impl Bridge {
         match result {
             Ok(()) => {
                 self.inner.metrics.meeting_created();
-                self.inner.outbox_wake.notify_one();
+                self.wake_outbox();
                 tracing::info!(conversation = %conversation.id, "new meeting at an expert's request");
                 Ok(NewLinkOutcome::Created)
             }
             Err(error) => {
-                let failed_at = matches!(error, BridgeError::Upstream(_)).then(now_ms);
+                let failed_at = matches!(error, BridgeError::Upstream(_)).then(|| self.now());
                 store.release_claim(key, &claim_id, failed_at).await?;
                 Err(error)
             }
         }
     }
 
+    // ---- Customers' messages ----
+
     /// Stores the message, finds or makes the conversation's meeting, and answers.
     ///
     /// The message is stored first, so it is kept even when the broker fails. A repeat of
-    /// an answered message (same channel and message id) gets the same answer again. Of
-    /// concurrent requests that need a new meeting, one claims it in the database and calls
-    /// the broker; the others wait for that meeting.
+    /// an answered message (same sender, business address and message id) gets the same
+    /// answer again. Of concurrent requests that need a new meeting, one claims it in the
+    /// database and calls the broker; the others wait for that meeting.
     pub async fn handle_message(
         &self,
         message: &InboundMessage,
     ) -> Result<MessageReply, BridgeError> {
         let store = &self.inner.store;
         let started = Instant::now();
-        let started_ms = now_ms();
+        let started_ms = self.now();
 
         // The common case, a later message of a conversation with a live meeting, is
         // stored, answered and relayed to the experts in one transaction.
         let valid_after = started_ms + RENEW_BEFORE_EXPIRY.as_millis() as i64;
-        let followups = self.followups(message);
-        let recorded = store
-            .record_message(message, valid_after, followups, started_ms)
-            .await?;
-        let (message_row, is_repeat) = match recorded {
+        let follow_ups = self.follow_ups(message);
+        let (message_row, is_repeat) = match store
+            .record_message(message, valid_after, &follow_ups, started_ms)
+            .await?
+        {
             Recorded::Answered(live) => {
-                self.inner.outbox_wake.notify_one();
+                self.wake_outbox();
                 return Ok(self.reply(&live));
             }
             Recorded::Repeat {
@@ -347,14 +447,14 @@ impl Bridge {
         // A repeat may already be answerable. A new message is not: its conversation had
         // no live meeting a moment ago, and the claim below looks again once it holds.
         if is_repeat {
-            if let Some(answer) = self.existing_answer(message, message_row, true).await? {
+            if let Some(answer) = self.existing_answer(message, message_row).await? {
                 return Ok(self.reply(&answer));
             }
         }
         let claim_id = Uuid::new_v4().to_string();
         let new_sub = Uuid::new_v4().to_string();
         let sub = loop {
-            let now = now_ms();
+            let now = self.now();
             let until = now + CLAIM_LEASE.as_millis() as i64;
             match store
                 .claim_meeting(&message.key, &claim_id, &new_sub, started_ms, now, until)
@@ -363,10 +463,7 @@ impl Bridge {
                 Claim::Claimed { sub } => {
                     // The previous holder may have stored its meeting just before we
                     // claimed: look again, now that nobody else can be creating one.
-                    match self
-                        .existing_answer(message, message_row, is_repeat)
-                        .await?
-                    {
+                    match self.existing_answer(message, message_row).await? {
                         Some(answer) => {
                             store.release_claim(&message.key, &claim_id, None).await?;
                             return Ok(self.reply(&answer));
@@ -375,17 +472,13 @@ impl Bridge {
                     }
                 }
                 Claim::Busy { failed_at } => {
-                    if failed_at.is_some_and(|failed| failed >= started_ms) {
-                        return Err(BridgeError::MeetingUnavailable);
-                    }
-                    if started.elapsed() >= WAIT_FOR_OTHER_REQUEST {
+                    if failed_at.is_some_and(|failed| failed >= started_ms)
+                        || started.elapsed() >= WAIT_FOR_OTHER_REQUEST
+                    {
                         return Err(BridgeError::MeetingUnavailable);
                     }
                     tokio::time::sleep(CLAIM_POLL).await;
-                    if let Some(answer) = self
-                        .existing_answer(message, message_row, is_repeat)
-                        .await?
-                    {
+                    if let Some(answer) = self.existing_answer(message, message_row).await? {
                         return Ok(self.reply(&answer));
                     }
                 }
@@ -398,8 +491,7 @@ impl Bridge {
         {
             Ok(answer) => Ok(self.reply(&answer)),
             Err(error) => {
-                let failed_at = matches!(error, BridgeError::Upstream(_)).then(now_ms);
-                store.release_meeting_start(&claim_id).await?;
+                let failed_at = matches!(error, BridgeError::Upstream(_)).then(|| self.now());
                 store
                     .release_claim(&message.key, &claim_id, failed_at)
                     .await?;
@@ -417,60 +509,48 @@ impl Bridge {
         &self,
         message: &InboundMessage,
         message_row: i64,
-        is_repeat: bool,
     ) -> Result<Option<Answer>, StoreError> {
         let store = &self.inner.store;
-        if is_repeat {
-            if let Some(answer) = store.answer_of(message_row).await? {
-                return Ok(Some(answer));
-            }
+        if let Some(answer) = store.answer_of(message_row).await? {
+            return Ok(Some(answer));
         }
-        let valid_after = now_ms() + RENEW_BEFORE_EXPIRY.as_millis() as i64;
+        let valid_after = self.now() + RENEW_BEFORE_EXPIRY.as_millis() as i64;
         let Some(live) = store.live_meeting(&message.key, valid_after).await? else {
             return Ok(None);
         };
         // Queued only if this call answers the message (see `Store::answer_with`).
-        let followups = self.followups(message)(&live);
         let answer = store
-            .answer_with(message_row, &live, followups, now_ms())
+            .answer_with(
+                message_row,
+                &message.key,
+                &live,
+                &self.follow_ups(message),
+                self.now(),
+            )
             .await?;
-        self.inner.outbox_wake.notify_one();
+        self.wake_outbox();
         Ok(Some(answer))
     }
 
-    /// What a later message of a conversation causes, given the conversation's live
-    /// meeting: the experts see it in the thread, and the customer may get the link again.
-    /// Built before the meeting is known, to run inside the transaction that finds it.
-    fn followups(
-        &self,
-        message: &InboundMessage,
-    ) -> impl FnOnce(&Answer) -> Vec<OutboxEntry> + Send + 'static {
-        let relays: Vec<OutboxEntry> = expert_messages::customer_said(&message.text)
-            .into_iter()
-            .map(|part| {
-                let (relay, purpose) = self.to_thread(part);
-                relay.entry(purpose)
-            })
-            .collect();
-        let link_again = self
+    /// What a later message of a conversation causes once it is answered with the live
+    /// meeting: the experts see it in the thread (in parts if it is long), and the customer
+    /// may get the link again.
+    fn follow_ups(&self, message: &InboundMessage) -> FollowUps {
+        let link_reply = self
             .inner
             .customer_replies
-            .clone()
+            .as_ref()
             .filter(|replies| replies.send_links && replies.resend_link_on_followup)
-            .map(|replies| {
-                (
-                    replies,
-                    message.key.clone(),
-                    self.inner.reply_template.clone(),
-                )
+            .map(|replies| LinkReply {
+                senders: replies.senders.clone(),
+                template: self.inner.reply_template.clone(),
             });
-        move |live| {
-            let mut followups = relays;
-            if let Some((replies, key, template)) = link_again {
-                let text = template.render(&live.guest_url);
-                followups.push(customer_reply(&key, &replies, text).entry(Purpose::CustomerReply));
-            }
-            followups
+        FollowUps {
+            relays: expert_messages::customer_said(&message.text)
+                .into_iter()
+                .map(Self::to_thread)
+                .collect(),
+            link_reply,
         }
     }
 
@@ -486,7 +566,7 @@ impl Bridge {
         let status = receipt.status();
         let outbox_id = receipt.correlation_id.as_deref().and_then(outbox_id_of);
         let matched = store
-            .record_receipt(receipt, outbox_id, status.as_str(), payload, now_ms())
+            .record_receipt(receipt, outbox_id, status.as_str(), payload, self.now())
             .await?;
         tracing::info!(outbox_id = ?matched.as_ref().map(|m| m.outbox_id), code = ?receipt.code,
             status = status.as_str(), "delivery receipt recorded");
@@ -495,7 +575,7 @@ impl Bridge {
         };
         if !receipt.is_whatsapp_window_closed()
             || matched.repeated
-            || !is_customer_reply(&matched.kind)
+            || matched.kind != Purpose::CUSTOMER_REPLY
         {
             return Ok(());
         }
@@ -504,13 +584,16 @@ impl Bridge {
         };
         tracing::warn!(conversation = %conversation_id,
             "WhatsApp reply refused: the customer's 24-hour window is closed");
-        let notice = self.to_thread(expert_messages::window_closed());
-        self.enqueue(&[notice], Some(conversation_id)).await?;
+        let notice = Self::to_thread(expert_messages::window_closed());
+        store
+            .enqueue(&[notice], Some(conversation_id), self.now())
+            .await?;
+        self.wake_outbox();
         Ok(())
     }
 
-    /// Under this request's claim: checks the customer's limit, calls the broker, stores
-    /// the meeting with its deliveries.
+    /// Under this request's claim: reserves one of the customer's meetings of the hour,
+    /// calls the broker, stores the meeting with its deliveries.
     async fn open_meeting(
         &self,
         message: &InboundMessage,
@@ -524,17 +607,15 @@ impl Bridge {
         let (expires_at, links) = self.make_links(sub).await?;
         let (markdown, card) =
             expert_messages::notification(message, links.host_url.as_str(), expires_at);
-        let mut deliveries = vec![Delivery::WebexMessage(NewMessage {
-            destination: inner.experts.clone(),
-            markdown,
-            parent_id: None,
-            attachments: vec![card],
-        })
-        .entry(Purpose::ExpertNotification)];
-        if let Some(replies) = inner.customer_replies.as_ref().filter(|r| r.send_links) {
+        let mut deliveries =
+            vec![Delivery::Notification { markdown, card }.entry(Purpose::ExpertNotification)];
+        if inner
+            .customer_replies
+            .as_ref()
+            .is_some_and(|r| r.send_links)
+        {
             let text = inner.reply_template.render(links.guest_url.as_str());
-            deliveries
-                .push(customer_reply(&message.key, replies, text).entry(Purpose::CustomerReply));
+            deliveries.extend(self.to_customer(&message.key, text));
         }
         let answer = inner
             .store
@@ -543,19 +624,19 @@ impl Bridge {
                 customer_name: message.customer_name.as_deref(),
                 conversation_id: Uuid::new_v4().to_string(),
                 meeting_id: Uuid::new_v4().to_string(),
-                sub: sub.to_string(),
+                sub,
                 links: &links,
                 expires_at,
                 message_row: Some(message_row),
-                valid_after: now_ms() + RENEW_BEFORE_EXPIRY.as_millis() as i64,
+                valid_after: self.now() + RENEW_BEFORE_EXPIRY.as_millis() as i64,
                 claim_id,
                 deliveries,
-                now: now_ms(),
+                now: self.now(),
             })
             .await?;
         if answer.opened_meeting {
             inner.metrics.meeting_created();
-            inner.outbox_wake.notify_one();
+            self.wake_outbox();
             tracing::info!(channel = %message.key.channel, customer = %message.key.customer,
                 conversation = %answer.conversation_id, meeting = %answer.meeting_id, "meeting created");
         }
@@ -574,17 +655,16 @@ impl Bridge {
         if limit == 0 {
             return Ok(());
         }
-        let hour = Duration::from_secs(3600).as_millis() as i64;
-        let now = now_ms();
+        let now = self.now();
         let Some(oldest) = self
             .inner
             .store
-            .reserve_meeting_start(&message.key, claim_id, i64::from(limit), now - hour, now)
+            .reserve_meeting_start(&message.key, claim_id, i64::from(limit), now - HOUR_MS, now)
             .await?
         else {
             return Ok(());
         };
-        let retry_after = Duration::from_millis((oldest + hour - now).max(1000) as u64);
+        let retry_after = Duration::from_millis((oldest + HOUR_MS - now).max(1000) as u64);
         tracing::warn!(customer = %message.key.customer, limit, "new meeting refused: hourly limit reached");
         Err(BridgeError::RateLimited { retry_after })
     }
@@ -593,7 +673,7 @@ impl Bridge {
     /// transaction is open during this call.
     async fn make_links(&self, sub: &str) -> Result<(i64, MeetingLinks), UpstreamError> {
         let policy = &self.inner.policy;
-        let expires_at = now_ms() + policy.ttl.as_millis() as i64;
+        let expires_at = self.now() + policy.ttl.as_millis() as i64;
         let request = MeetingRequest {
             sub: sub.to_string(),
             expires_at: expires_at.div_euclid(1000),
@@ -642,21 +722,5 @@ impl Bridge {
             created: answer.opened_meeting,
             expires_at: clock::rfc3339(answer.expires_at),
         }
-    }
-}
-
-fn customer_reply(key: &ConversationKey, replies: &CustomerReplies, text: String) -> Delivery {
-    let business = key.business.as_str().to_string();
-    match key.channel {
-        Channel::Sms => Delivery::Sms {
-            from: replies.sms_sender.clone().unwrap_or(business),
-            to: key.customer.as_str().to_string(),
-            content: text,
-        },
-        Channel::Whatsapp => Delivery::Whatsapp {
-            app_id: replies.whatsapp_app_id.clone().unwrap_or(business),
-            waid: key.customer.as_str().to_string(),
-            body: text,
-        },
     }
 }

@@ -1,9 +1,56 @@
-//! Wall-clock time as stored: Unix milliseconds.
+//! Wall-clock time as icbridge stores it (Unix milliseconds), from a clock that tests can
+//! set and move: leases, retries, expiries and windows are decided by it, so a test
+//! advances time instead of waiting for it.
+
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
 
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
-pub fn now_ms() -> i64 {
+#[derive(Clone, Debug)]
+pub struct Clock {
+    /// `None`: the system's clock.
+    manual: Option<Arc<AtomicI64>>,
+}
+
+impl Clock {
+    pub fn system() -> Self {
+        Self { manual: None }
+    }
+
+    /// A clock that stands at `now_ms` until it is moved with [`Clock::advance`].
+    pub fn manual(now_ms: i64) -> Self {
+        Self {
+            manual: Some(Arc::new(AtomicI64::new(now_ms))),
+        }
+    }
+
+    pub fn now_ms(&self) -> i64 {
+        match &self.manual {
+            Some(now) => now.load(Ordering::SeqCst),
+            None => system_now_ms(),
+        }
+    }
+
+    /// Moves a manual clock forward. The system's clock cannot be moved.
+    pub fn advance(&self, by: Duration) {
+        let manual = self
+            .manual
+            .as_ref()
+            .expect("only a manual clock can be moved");
+        manual.fetch_add(by.as_millis() as i64, Ordering::SeqCst);
+    }
+}
+
+impl Default for Clock {
+    fn default() -> Self {
+        Self::system()
+    }
+}
+
+fn system_now_ms() -> i64 {
     (OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64
 }
 
@@ -22,13 +69,26 @@ pub fn human(ms: i64) -> String {
         .expect("any instant formats")
 }
 
+/// Unix milliseconds of an RFC 3339 time (`2026-11-20T15:03:10.000Z`), if it is one.
+pub fn parse_rfc3339(text: &str) -> Option<i64> {
+    let parsed = OffsetDateTime::parse(text, &Rfc3339).ok()?;
+    i64::try_from(parsed.unix_timestamp_nanos() / 1_000_000).ok()
+}
+
 fn to_datetime(ms: i64) -> OffsetDateTime {
     // Whole seconds: sub-second precision means nothing to a link's expiry.
     OffsetDateTime::from_unix_timestamp(ms.div_euclid(1000)).unwrap_or(OffsetDateTime::UNIX_EPOCH)
 }
 
-/// Unix milliseconds of an RFC 3339 time (`2026-11-20T15:03:10.000Z`), if it is one.
-pub fn parse_rfc3339(text: &str) -> Option<i64> {
-    let parsed = OffsetDateTime::parse(text, &Rfc3339).ok()?;
-    i64::try_from(parsed.unix_timestamp_nanos() / 1_000_000).ok()
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_manual_clock_moves_only_when_told() {
+        let clock = Clock::manual(1_000);
+        assert_eq!(clock.now_ms(), 1_000);
+        clock.clone().advance(Duration::from_secs(2));
+        assert_eq!(clock.now_ms(), 3_000);
+    }
 }

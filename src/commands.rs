@@ -6,21 +6,22 @@ use std::time::Duration;
 use serde_json::json;
 use uuid::Uuid;
 
+use crate::bridge::{Bridge, CloseOutcome};
 use crate::cli::{
     Cli, Command, ConversationStateArg, ConversationsCommand, OutboxCommand, OutboxStatusArg,
     VerticalArg, WebexCommand,
 };
-use crate::clock::{self, now_ms};
+use crate::clock::{self, Clock};
 use crate::config::Settings;
 use crate::desk::{RESOURCE_ACTIONS, RESOURCE_MESSAGES};
 use crate::domain::Vertical;
-use crate::expert_messages;
-use crate::outbox::{Delivery, Purpose};
-use crate::startup::{Application, ServeOptions};
+use crate::metrics::Metrics;
+use crate::routes::admin::ConversationDetailView;
+use crate::startup::{self, Application, BridgeRuntime, ServeOptions};
 use crate::store::{OutboxState, Store};
 use crate::telemetry;
 use crate::upstream::instant_connect::{InstantConnectClient, MeetingRequest};
-use crate::upstream::webex::{Destination, WebexClient, Webhook};
+use crate::upstream::webex::{WebexClient, Webhook};
 use crate::upstream::{self};
 
 const CLI_TIMEOUT: Duration = Duration::from_secs(15);
@@ -55,7 +56,8 @@ pub async fn run(cli: Cli) -> ExitCode {
             };
             let request = MeetingRequest {
                 sub: sub.unwrap_or_else(|| Uuid::new_v4().to_string()),
-                expires_at: (now_ms() + ttl.unwrap_or(settings.link_ttl).as_millis() as i64)
+                expires_at: (Clock::system().now_ms()
+                    + ttl.unwrap_or(settings.link_ttl).as_millis() as i64)
                     .div_euclid(1000),
                 short_urls: settings.short_urls && !long,
                 vertical,
@@ -84,6 +86,7 @@ async fn serve(settings: Settings, sandbox: bool) -> Result<(), String> {
     let options = ServeOptions {
         sandbox,
         background_worker: true,
+        clock: Clock::system(),
     };
     let app = Application::build(settings, options)
         .await
@@ -135,17 +138,24 @@ async fn link(settings: Settings, request: MeetingRequest, as_json: bool) -> Res
     Ok(())
 }
 
-/// The database, migrated, for the admin verbs.
-async fn open_store(settings: &Settings) -> Result<Store, String> {
+/// The bridge on the configured database (migrated), for the admin verbs: they do what the
+/// admin API does. What they queue is delivered by a running `icbridge serve`.
+async fn open_bridge(settings: &Settings) -> Result<Bridge, String> {
     let store = Store::connect(&settings.database_url)
         .await
         .map_err(|e| e.to_string())?;
     store.migrate().await.map_err(|e| e.to_string())?;
-    Ok(store)
+    let runtime = BridgeRuntime {
+        metrics: Metrics::new(),
+        clock: Clock::system(),
+        outbox_wake: Default::default(),
+        sandbox: false,
+    };
+    startup::bridge(settings, store, runtime).map_err(|e| e.to_string())
 }
 
 async fn conversations(settings: Settings, command: ConversationsCommand) -> Result<(), String> {
-    let store = open_store(&settings).await?;
+    let bridge = open_bridge(&settings).await?;
     match command {
         ConversationsCommand::List { state, limit } => {
             let state = match state {
@@ -153,7 +163,7 @@ async fn conversations(settings: Settings, command: ConversationsCommand) -> Res
                 ConversationStateArg::Closed => Some("closed"),
                 ConversationStateArg::All => None,
             };
-            let list = store
+            let list = bridge
                 .conversations(state, limit)
                 .await
                 .map_err(|e| e.to_string())?;
@@ -177,57 +187,39 @@ async fn conversations(settings: Settings, command: ConversationsCommand) -> Res
             Ok(())
         }
         ConversationsCommand::Show { id } => {
-            let body = crate::routes::admin::conversation_detail(&store, &id)
+            let detail = bridge
+                .conversation_detail(&id)
                 .await
                 .map_err(|e| e.to_string())?
                 .ok_or_else(|| format!("no conversation with id {id}"))?;
-            println!("{}", serde_json::to_string_pretty(&body).expect("JSON"));
+            let view = ConversationDetailView::from(&detail);
+            println!("{}", serde_json::to_string_pretty(&view).expect("JSON"));
             Ok(())
         }
         ConversationsCommand::Close { id } => {
-            if store
-                .conversation(&id)
-                .await
-                .map_err(|e| e.to_string())?
-                .is_none()
-            {
-                return Err(format!("no conversation with id {id}"));
-            }
             // The experts' thread is told, as when an expert closes it.
-            let notice = match expert_destination(&settings).await {
-                Some(destination) => vec![Delivery::ThreadMessage {
-                    destination,
-                    markdown: expert_messages::closed("an administrator"),
-                }
-                .entry(Purpose::ExpertNotice)],
-                None => Vec::new(),
-            };
-            let closed = store
-                .close_conversation(&id, Some("an administrator"), &notice, now_ms())
+            let outcome = bridge
+                .close(&id, "an administrator")
                 .await
                 .map_err(|e| e.to_string())?;
-            println!("{}", if closed { "closed" } else { "already closed" });
+            println!(
+                "{}",
+                match outcome {
+                    CloseOutcome::Closed => "closed",
+                    CloseOutcome::AlreadyClosed => "already closed",
+                }
+            );
             Ok(())
         }
     }
 }
 
-/// Where experts are notified, as `serve` would resolve it; `None` when not configured.
-async fn expert_destination(settings: &Settings) -> Option<Destination> {
-    let target = settings.expert_target.as_ref()?;
-    let token = settings.webex_token.clone()?;
-    let webex = WebexClient::new(
-        upstream::HttpClient::new(CLI_TIMEOUT),
-        settings.webex_api_url.clone(),
-        token,
-    );
-    webex.resolve(target).await.ok()
-}
-
 async fn purge(settings: Settings) -> Result<(), String> {
-    let store = open_store(&settings).await?;
-    let cutoffs = crate::retention::cutoffs(settings.retention, now_ms());
-    let report = store.purge(cutoffs).await.map_err(|e| e.to_string())?;
+    let bridge = open_bridge(&settings).await?;
+    let report = bridge
+        .purge(settings.retention)
+        .await
+        .map_err(|e| e.to_string())?;
     println!(
         "retention {}: {} message texts erased, {} conversations anonymised, {} receipts, \
          {} delivery payloads, {} Webex events and {} expired sessions removed",
@@ -243,7 +235,7 @@ async fn purge(settings: Settings) -> Result<(), String> {
 }
 
 async fn outbox(settings: Settings, command: OutboxCommand) -> Result<(), String> {
-    let store = open_store(&settings).await?;
+    let bridge = open_bridge(&settings).await?;
     match command {
         OutboxCommand::List { status, limit } => {
             let state = status.map(|status| match status {
@@ -251,8 +243,8 @@ async fn outbox(settings: Settings, command: OutboxCommand) -> Result<(), String
                 OutboxStatusArg::Dead => OutboxState::Dead,
                 OutboxStatusArg::Sent => OutboxState::Sent,
             });
-            let rows = store
-                .list_outbox(state, limit)
+            let rows = bridge
+                .deliveries(state, limit)
                 .await
                 .map_err(|e| e.to_string())?;
             println!(
@@ -273,10 +265,7 @@ async fn outbox(settings: Settings, command: OutboxCommand) -> Result<(), String
             Ok(())
         }
         OutboxCommand::Retry { id } => {
-            store
-                .revive_outbox(id, now_ms())
-                .await
-                .map_err(|e| e.to_string())?;
+            bridge.retry_delivery(id).await.map_err(|e| e.to_string())?;
             println!("outbox row {id} is due now; a running icbridge delivers it");
             Ok(())
         }

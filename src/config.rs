@@ -20,6 +20,7 @@ const PREFIX: &str = "ICB_";
 const KNOWN_KEYS: &[&str] = &[
     "LISTEN",
     "LISTEN_BACKLOG",
+    "OUTBOX_LEASE",
     "DATABASE_URL",
     "WEBEX_TOKEN",
     "IC_BASE_URL",
@@ -141,6 +142,8 @@ pub struct Settings {
     pub max_new_meetings_per_hour: u32,
     /// How many connections the kernel queues before icbridge accepts them.
     pub listen_backlog: u32,
+    /// How long a delivery claimed by a worker is reserved for it.
+    pub outbox_lease: Duration,
     pub admin_token: Option<SecretString>,
     pub public_url: Option<Url>,
     pub oauth_client_id: Option<String>,
@@ -273,6 +276,7 @@ impl Settings {
             retry_schedule: vars.duration_list("RETRY_SCHEDULE", "1s,5s,30s,2m,10m,30m,1h")?,
             max_new_meetings_per_hour: vars.number("MAX_NEW_MEETINGS_PER_HOUR", 5)?,
             listen_backlog: vars.number("LISTEN_BACKLOG", 4096)?,
+            outbox_lease: vars.duration("OUTBOX_LEASE", "30s")?,
             retention: vars.duration("RETENTION", "30days")?,
             admin_token: vars.secret("ADMIN_TOKEN"),
             public_url: vars.url("PUBLIC_URL")?,

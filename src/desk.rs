@@ -10,12 +10,12 @@ use std::time::{Duration, Instant};
 use serde::Deserialize;
 use tokio::sync::{watch, Notify, OnceCell};
 
-use crate::bridge::{Bridge, BridgeError, NewLinkOutcome};
-use crate::clock::now_ms;
+use crate::bridge::{Bridge, BridgeError, CloseOutcome, NewLinkOutcome};
+use crate::clock::Clock;
+use crate::domain::{Delivery, Destination, Purpose, WebexPost};
 use crate::expert_messages::{self, ACTION_CLOSE, ACTION_NEW_LINK};
-use crate::outbox::{Delivery, Purpose};
 use crate::store::{ConversationInfo, Store, StoreError, WebexEvent};
-use crate::upstream::webex::{Destination, NewMessage, Person, WebexClient};
+use crate::upstream::webex::{Person, WebexClient};
 use crate::upstream::UpstreamError;
 use crate::worker;
 
@@ -131,6 +131,18 @@ struct Place {
     parent_id: Option<String>,
 }
 
+/// What became of an event from the webhook.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Received {
+    Recorded,
+    /// Recorded before: Webex delivered it again.
+    Duplicate,
+    /// A kind of event the desk does not act on.
+    Ignored,
+    /// Outside the replay window, for this reason.
+    Stale(String),
+}
+
 /// Someone who wrote to the bot or pressed a card's button, and where.
 struct Asker<'a> {
     person_id: &'a str,
@@ -140,10 +152,28 @@ struct Asker<'a> {
     direct: bool,
 }
 
+/// What the desk works with.
+pub struct DeskParts {
+    pub bridge: Bridge,
+    pub webex: WebexClient,
+    /// The queue of received events.
+    pub events: Store,
+    /// Where the experts are: who may use the bot's commands.
+    pub experts: Destination,
+    pub schedule: Vec<Duration>,
+    pub clock: Clock,
+    /// Woken when an event is recorded.
+    pub wake: Arc<Notify>,
+}
+
 #[derive(Clone)]
 pub struct Desk {
     bridge: Bridge,
     webex: WebexClient,
+    events: Store,
+    experts: Destination,
+    clock: Clock,
+    wake: Arc<Notify>,
     bot: Arc<OnceCell<Person>>,
     schedule: Arc<[Duration]>,
     /// Whether a person is a member of the experts' space, as Webex said, and when.
@@ -151,25 +181,29 @@ pub struct Desk {
 }
 
 impl Desk {
-    pub fn new(bridge: Bridge, webex: WebexClient, schedule: Vec<Duration>) -> Self {
+    pub fn new(parts: DeskParts) -> Self {
         Self {
-            bridge,
-            webex,
+            bridge: parts.bridge,
+            webex: parts.webex,
+            events: parts.events,
+            experts: parts.experts,
+            clock: parts.clock,
+            wake: parts.wake,
             bot: Arc::new(OnceCell::new()),
-            schedule: schedule.into(),
+            schedule: parts.schedule.into(),
             memberships: Arc::default(),
         }
     }
 
     fn store(&self) -> &Store {
-        self.bridge.store()
+        &self.events
     }
 
     /// Handles the events that are due, oldest first. Returns how many it handled.
     pub async fn run_once(&self) -> Result<usize, StoreError> {
         let events = self
             .store()
-            .claim_webex_events(now_ms(), LEASE.as_millis() as i64, BATCH)
+            .claim_webex_events(self.clock.now_ms(), LEASE.as_millis() as i64, BATCH)
             .await?;
         let count = events.len();
         for event in events {
@@ -178,7 +212,33 @@ impl Desk {
         Ok(count)
     }
 
-    pub async fn run(self, wake: Arc<Notify>, stop: watch::Receiver<bool>) {
+    /// Records an event from the webhook for the background, once. Events older than the
+    /// replay window are refused; kinds the desk does not act on are ignored.
+    pub async fn receive(
+        &self,
+        event: &WebhookEvent,
+        payload: &str,
+    ) -> Result<Received, StoreError> {
+        if !event.is_handled() {
+            return Ok(Received::Ignored);
+        }
+        let now = self.clock.now_ms();
+        if let Some(problem) = event.age_problem(now) {
+            return Ok(Received::Stale(problem));
+        }
+        let new = self
+            .events
+            .record_webex_event(&event.data.id, &event.resource, payload, now)
+            .await?;
+        if !new {
+            return Ok(Received::Duplicate);
+        }
+        self.wake.notify_one();
+        Ok(Received::Recorded)
+    }
+
+    pub async fn run(self, stop: watch::Receiver<bool>) {
+        let wake = self.wake.clone();
         worker::run_loop("webex desk", wake, stop, || self.run_once()).await;
     }
 
@@ -195,7 +255,7 @@ impl Desk {
                 match delay {
                     Some(delay) => {
                         tracing::warn!(event = %event.id, error = %message, "webex event failed, will retry");
-                        let next = now_ms() + delay.as_millis() as i64;
+                        let next = self.clock.now_ms() + delay.as_millis() as i64;
                         self.store()
                             .webex_event_retry_at(&event.id, &message, next)
                             .await
@@ -244,7 +304,7 @@ impl Desk {
         }
         let text = without_mention(&message.text, &bot.display_name);
         let conversation = match &message.parent_id {
-            Some(parent) => self.store().conversation_by_webex_message(parent).await?,
+            Some(parent) => self.bridge.conversation_of_webex_message(parent).await?,
             None => None,
         };
         let place = Place {
@@ -270,8 +330,8 @@ impl Desk {
                     .await
             }
             (Command::List, _) => {
-                let open = self.store().open_conversations(50).await?;
-                let text = expert_messages::open_conversations(&open, now_ms());
+                let open = self.bridge.open_conversations(50).await?;
+                let text = expert_messages::open_conversations(&open, self.clock.now_ms());
                 self.answer(&place, text, None).await
             }
             (Command::Close, Some(conversation)) => {
@@ -296,8 +356,8 @@ impl Desk {
     async fn on_card_action(&self, hook: &WebhookEvent) -> Result<(), DeskError> {
         let action = self.webex.attachment_action(&hook.data.id).await?;
         let conversation = self
-            .store()
-            .conversation_by_webex_message(&action.message_id)
+            .bridge
+            .conversation_of_webex_message(&action.message_id)
             .await?;
         let place = Place {
             room_id: action.room_id.clone(),
@@ -317,7 +377,7 @@ impl Desk {
             person_id: &action.person_id,
             email: hook.data.person_email.as_deref(),
             room_id: &action.room_id,
-            direct: matches!(self.bridge.experts(), Destination::PersonEmail(_)),
+            direct: matches!(self.experts, Destination::PersonEmail(_)),
         };
         if conversation.is_none() || !self.is_expert(&asker).await? {
             return self.refuse(&asker, &place).await;
@@ -339,7 +399,7 @@ impl Desk {
     /// Whether the asker may use the bot: anyone in the experts' space, and in a direct
     /// room a member of that space (or, when the experts are one person, that person).
     async fn is_expert(&self, asker: &Asker<'_>) -> Result<bool, UpstreamError> {
-        match self.bridge.experts() {
+        match &self.experts {
             Destination::RoomId(room) if asker.room_id == room => Ok(true),
             Destination::RoomId(room) if asker.direct => {
                 self.is_member_of_experts_space(room, asker.person_id).await
@@ -394,11 +454,15 @@ impl Desk {
         author: &str,
         place: &Place,
     ) -> Result<(), DeskError> {
-        if !self.bridge.close(conversation, author).await? {
-            let text = expert_messages::ALREADY_CLOSED.into();
-            self.answer(place, text, Some(&conversation.id)).await?;
+        match self.bridge.close(&conversation.id, author).await {
+            Ok(CloseOutcome::Closed) => Ok(()),
+            Ok(CloseOutcome::AlreadyClosed) | Err(BridgeError::UnknownConversation(_)) => {
+                let text = expert_messages::ALREADY_CLOSED.into();
+                self.answer(place, text, Some(&conversation.id)).await
+            }
+            Err(BridgeError::Store(error)) => Err(error.into()),
+            Err(error) => Err(DeskError::Invalid(error.to_string())),
         }
-        Ok(())
     }
 
     async fn new_link(
@@ -406,7 +470,7 @@ impl Desk {
         conversation: &ConversationInfo,
         place: &Place,
     ) -> Result<(), DeskError> {
-        let answer = match self.bridge.new_link(conversation).await {
+        let answer = match self.bridge.new_link(&conversation.id).await {
             Ok(NewLinkOutcome::Created) => return Ok(()),
             Ok(NewLinkOutcome::InProgress) => expert_messages::LINK_IN_PROGRESS.to_string(),
             Ok(NewLinkOutcome::Closed) => expert_messages::ALREADY_CLOSED.to_string(),
@@ -447,7 +511,7 @@ impl Desk {
         markdown: String,
         conversation_id: Option<&str>,
     ) -> Result<(), DeskError> {
-        let message = Delivery::WebexMessage(NewMessage {
+        let message = Delivery::WebexMessage(WebexPost {
             destination: Destination::RoomId(place.room_id.clone()),
             markdown,
             parent_id: place.parent_id.clone(),

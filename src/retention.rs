@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 
-use crate::clock::now_ms;
-use crate::store::{PurgeCutoffs, Store};
+use crate::bridge::Bridge;
+use crate::store::PurgeCutoffs;
 
 const EVERY: Duration = Duration::from_secs(3600);
 
@@ -30,10 +30,9 @@ pub fn cutoffs(retention: Duration, now: i64) -> PurgeCutoffs {
     }
 }
 
-pub async fn run(store: Store, retention: Duration, mut stop: watch::Receiver<bool>) {
+pub async fn run(bridge: Bridge, retention: Duration, mut stop: watch::Receiver<bool>) {
     loop {
-        let now = now_ms();
-        match store.purge(cutoffs(retention, now)).await {
+        match bridge.purge(retention).await {
             Ok(report) if report != Default::default() => {
                 tracing::info!(?report, "retention applied")
             }

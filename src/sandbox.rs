@@ -11,7 +11,7 @@ use serde::Serialize;
 use serde_json::{json, Value};
 use uuid::Uuid;
 
-use crate::clock::{now_ms, rfc3339};
+use crate::clock::{rfc3339, Clock};
 use crate::routes::json_error;
 
 /// The bearer token the sandbox accepts on `/webhooks/connect` when none is configured.
@@ -54,7 +54,7 @@ impl SandboxState {
             to,
             text,
             id: id.clone(),
-            sent_at: rfc3339(now_ms()),
+            sent_at: rfc3339(Clock::system().now_ms()),
             request,
         });
         id
@@ -278,7 +278,7 @@ async fn webex_post_message(
     let id = state.record("webex", to.clone(), text, body.0.clone());
     HttpResponse::Ok().json(json!({
         "id": id, "roomId": to, "personId": BOT_ID, "personEmail": "icbridge-sandbox@webex.bot",
-        "created": rfc3339(now_ms()), "parentId": body["parentId"],
+        "created": rfc3339(Clock::system().now_ms()), "parentId": body["parentId"],
     }))
 }
 
@@ -294,7 +294,7 @@ async fn connect_sms(
     let text = body["content"].as_str().unwrap_or_default().to_string();
     let id = state.record("sms", to, text, body.0.clone());
     HttpResponse::Accepted().json(json!({
-        "acceptedTime": rfc3339(now_ms()), "messageId": id, "correlationId": body["correlationId"],
+        "acceptedTime": rfc3339(Clock::system().now_ms()), "messageId": id, "correlationId": body["correlationId"],
     }))
 }
 

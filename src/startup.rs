@@ -12,21 +12,22 @@ use tokio::sync::{watch, Notify};
 use url::Url;
 
 use crate::bridge::{Bridge, BridgeParts, CustomerReplies, MeetingPolicy};
+use crate::clock::Clock;
 use crate::config::{ExpertTarget, FollowupReply, ReplyMode, Settings};
 use crate::console::{Console, ConsoleSettings};
-use crate::desk::Desk;
+use crate::desk::{Desk, DeskParts};
+use crate::domain::{Destination, ReplySenders};
 use crate::inbound::{ConnectAuth, WebexAuth};
 use crate::metrics::Metrics;
-use crate::outbox::OutboxWorker;
+use crate::outbox::{OutboxParts, OutboxWorker};
 use crate::retention;
 use crate::routes::admin::AdminToken;
-use crate::routes::webex_webhook::{self, DeskWake};
-use crate::routes::{self, connect_webhook, health};
+use crate::routes::{self, connect_webhook, health, openapi, webex_webhook};
 use crate::sandbox;
 use crate::store::{Store, StoreError};
 use crate::upstream::connect::ConnectClient;
 use crate::upstream::instant_connect::InstantConnectClient;
-use crate::upstream::webex::{Destination, ResolveError, WebexClient};
+use crate::upstream::webex::{ResolveError, WebexClient};
 use crate::upstream::webex_oauth::WebexOAuthClient;
 use crate::upstream::{self};
 
@@ -50,12 +51,14 @@ pub enum StartupError {
     Experts(#[from] ResolveError),
 }
 
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct ServeOptions {
     /// Serve stand-ins of every upstream and point the clients at them.
     pub sandbox: bool,
     /// Run the outbox worker in the background (tests drive it step by step instead).
     pub background_worker: bool,
+    /// The time leases, retries and expiries are decided by (tests move a manual one).
+    pub clock: Clock,
 }
 
 pub struct Application {
@@ -64,8 +67,7 @@ pub struct Application {
     worker: OutboxWorker,
     outbox_wake: Arc<Notify>,
     desk: Desk,
-    desk_wake: Arc<Notify>,
-    store: Store,
+    bridge: Bridge,
     retention: Duration,
     background_worker: bool,
     sandbox: bool,
@@ -98,8 +100,8 @@ impl Application {
         };
 
         let metrics = Metrics::new();
+        let clock = options.clock.clone();
         let store = Store::connect(&settings.database_url).await?;
-        let retention_store = store.clone();
         store.migrate().await?;
 
         let token = settings
@@ -110,12 +112,6 @@ impl Application {
             upstream::HttpClient::new(DELIVERY_TIMEOUT).with_metrics(metrics.clone()),
             settings.webex_api_url.clone(),
             token.clone(),
-        );
-        let broker = InstantConnectClient::new(
-            upstream::HttpClient::new(settings.ic_timeout).with_metrics(metrics.clone()),
-            settings.ic_base_url.clone(),
-            settings.ic_join_url.clone(),
-            token,
         );
         let connect = match (&settings.connect_api_url, &settings.connect_service_key) {
             (Some(url), Some(key)) => Some(ConnectClient::new(
@@ -133,42 +129,36 @@ impl Application {
         tracing::info!(?experts, "expert notifications go here");
 
         let outbox_wake = Arc::new(Notify::new());
-        let customer_replies = connect.is_some().then(|| CustomerReplies {
-            sms_sender: settings.sms_sender.clone(),
-            whatsapp_app_id: settings.whatsapp_app_id.clone(),
-            send_links: settings.reply_mode(options.sandbox) == ReplyMode::Connect,
-            resend_link_on_followup: settings.followup_reply == FollowupReply::Link,
-        });
-        let bridge = Bridge::new(BridgeParts {
-            store: store.clone(),
-            broker,
-            policy: MeetingPolicy {
-                ttl: settings.link_ttl,
-                vertical: settings.vertical,
-                short_urls: settings.short_urls,
-                host_login: settings.host_login,
-                broker_timeout: settings.ic_timeout,
-                max_new_meetings_per_hour: settings.max_new_meetings_per_hour,
-            },
-            reply_template: settings.reply_template.clone(),
-            experts,
-            customer_replies,
-            outbox_wake: outbox_wake.clone(),
-            metrics: metrics.clone(),
-        });
-        let desk = Desk::new(
-            bridge.clone(),
-            webex.clone(),
-            settings.retry_schedule.clone(),
-        );
-        let desk_wake = Arc::new(Notify::new());
-        let worker = OutboxWorker::new(
+        let bridge = bridge(
+            &settings,
             store.clone(),
+            BridgeRuntime {
+                metrics: metrics.clone(),
+                clock: clock.clone(),
+                outbox_wake: outbox_wake.clone(),
+                sandbox: options.sandbox,
+            },
+        )?;
+        let desk_wake = Arc::new(Notify::new());
+        let desk = Desk::new(DeskParts {
+            bridge: bridge.clone(),
+            webex: webex.clone(),
+            events: store.clone(),
+            experts: experts.clone(),
+            schedule: settings.retry_schedule.clone(),
+            clock: clock.clone(),
+            wake: desk_wake,
+        });
+        let worker = OutboxWorker::new(OutboxParts {
+            store: store.clone(),
             webex,
             connect,
-            settings.retry_schedule.clone(),
-            metrics.clone(),
-        );
+            experts: experts.clone(),
+            schedule: settings.retry_schedule.clone(),
+            lease: settings.outbox_lease,
+            metrics: metrics.clone(),
+            clock: clock.clone(),
+        });
         let auth = ConnectAuth::new(
             settings.connect_webhook_secret.clone(),
             settings.connect_webhook_token.clone(),
@@ -180,16 +170,15 @@ impl Application {
             );
         }
         let console =
-            build_console(&settings, &store, bridge.experts(), &metrics)?.map(web::Data::new);
+            build_console(&settings, &store, &experts, &metrics, &clock)?.map(web::Data::new);
         let webex_auth = web::Data::new(WebexAuth::new(settings.webex_webhook_secret.clone()));
-        let desk_wake_data = web::Data::new(DeskWake(desk_wake.clone()));
+        let desk_data = web::Data::new(desk.clone());
         let metrics_data = web::Data::new(metrics);
         let admin_token = web::Data::new(AdminToken(settings.admin_token.clone()));
 
         let sandbox = options.sandbox;
         let sandbox_state = web::Data::new(sandbox::SandboxState::default());
-        let bridge = web::Data::new(bridge);
-        let store = web::Data::new(store);
+        let bridge_data = web::Data::new(bridge.clone());
         let auth = web::Data::new(auth);
         let server = HttpServer::new(move || {
             let app = App::new()
@@ -199,15 +188,14 @@ impl Application {
                 .wrap(actix_web::middleware::from_fn(
                     routes::request_log::request_log,
                 ))
-                .app_data(bridge.clone())
-                .app_data(store.clone())
+                .app_data(bridge_data.clone())
                 .app_data(auth.clone())
                 .app_data(webex_auth.clone())
-                .app_data(desk_wake_data.clone())
+                .app_data(desk_data.clone())
                 .app_data(metrics_data.clone())
                 .app_data(admin_token.clone())
                 .configure(routes::admin::configure)
-                .service(web::resource("/openapi.json").route(web::get().to(routes::openapi)))
+                .service(web::resource("/openapi.json").route(web::get().to(openapi::document)))
                 .service(web::resource("/healthz").route(web::get().to(health::healthz)))
                 .service(web::resource("/metrics").route(web::get().to(health::metrics)))
                 .service(web::resource("/readyz").route(web::get().to(health::readyz)))
@@ -249,6 +237,8 @@ impl Application {
             source,
         })?
         .shutdown_timeout(SHUTDOWN_GRACE.as_secs())
+        // Signals are handled in `run_until_stopped`, which decides the order of shutdown.
+        .disable_signals()
         .run();
 
         tracing::info!(address = %address, sandbox, "listening on http://{address}");
@@ -258,8 +248,7 @@ impl Application {
             worker,
             outbox_wake,
             desk,
-            desk_wake,
-            store: retention_store,
+            bridge,
             retention: settings.retention,
             background_worker: options.background_worker,
             sandbox,
@@ -308,19 +297,45 @@ impl Application {
         let workers = self.background_worker.then(|| {
             (
                 tokio::spawn(self.worker.run(self.outbox_wake, stopped.clone())),
-                tokio::spawn(self.desk.run(self.desk_wake, stopped.clone())),
-                tokio::spawn(retention::run(self.store, self.retention, stopped)),
+                tokio::spawn(self.desk.run(stopped.clone())),
+                tokio::spawn(retention::run(self.bridge, self.retention, stopped)),
             )
         });
-        let result = self.server.await;
-        tracing::info!("HTTP server stopped");
+        let handle = self.server.handle();
+        let mut server = tokio::spawn(self.server);
+        let finished = tokio::select! {
+            result = &mut server => Some(result),
+            () = shutdown_signal() => None,
+        };
+        // The background workers stop first: they finish what they are sending and record
+        // it while the HTTP workers, and the database connections opened on their threads,
+        // are still up. Then the server stops, finishing the requests in progress.
         let _ = stop.send(true);
         if let Some((outbox, desk, retention)) = workers {
             let _ = tokio::join!(outbox, desk, retention);
             tracing::info!("background workers stopped");
         }
-        result
+        let result = match finished {
+            Some(result) => result,
+            None => {
+                handle.stop(true).await;
+                server.await
+            }
+        };
+        tracing::info!("HTTP server stopped");
+        result.unwrap_or_else(|e| Err(std::io::Error::other(e)))
     }
+}
+
+/// SIGTERM or SIGINT.
+async fn shutdown_signal() {
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("a SIGTERM handler can be installed");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = terminate.recv() => {}
+    }
+    tracing::info!("stopping: finishing deliveries in progress, then requests");
 }
 
 /// The expert console, when its three settings are there.
@@ -329,6 +344,7 @@ fn build_console(
     store: &Store,
     experts: &Destination,
     metrics: &Metrics,
+    clock: &Clock,
 ) -> Result<Option<Console>, StartupError> {
     let (public_url, client_id, client_secret) = match (
         &settings.public_url,
@@ -360,7 +376,64 @@ fn build_console(
             widget_base_url: settings.widget_base_url.clone(),
         },
         experts.clone(),
+        clock.clone(),
     )))
+}
+
+/// What a bridge runs with besides the settings.
+pub struct BridgeRuntime {
+    pub metrics: Metrics,
+    pub clock: Clock,
+    /// Woken when deliveries are queued.
+    pub outbox_wake: Arc<Notify>,
+    pub sandbox: bool,
+}
+
+/// The bridge as the settings describe it, for `serve` and for the CLI's verbs. It makes
+/// no upstream call until asked to.
+pub fn bridge(
+    settings: &Settings,
+    store: Store,
+    runtime: BridgeRuntime,
+) -> Result<Bridge, StartupError> {
+    // `serve` refuses to start without a token; the CLI's verbs never call the broker.
+    let token = settings
+        .webex_token
+        .clone()
+        .unwrap_or_else(|| SecretString::from(""));
+    let broker = InstantConnectClient::new(
+        upstream::HttpClient::new(settings.ic_timeout).with_metrics(runtime.metrics.clone()),
+        settings.ic_base_url.clone(),
+        settings.ic_join_url.clone(),
+        token,
+    );
+    let connect_configured =
+        settings.connect_api_url.is_some() && settings.connect_service_key.is_some();
+    let customer_replies = connect_configured.then(|| CustomerReplies {
+        senders: ReplySenders {
+            sms_sender: settings.sms_sender.clone(),
+            whatsapp_app_id: settings.whatsapp_app_id.clone(),
+        },
+        send_links: settings.reply_mode(runtime.sandbox) == ReplyMode::Connect,
+        resend_link_on_followup: settings.followup_reply == FollowupReply::Link,
+    });
+    Ok(Bridge::new(BridgeParts {
+        store,
+        broker,
+        policy: MeetingPolicy {
+            ttl: settings.link_ttl,
+            vertical: settings.vertical,
+            short_urls: settings.short_urls,
+            host_login: settings.host_login,
+            broker_timeout: settings.ic_timeout,
+            max_new_meetings_per_hour: settings.max_new_meetings_per_hour,
+        },
+        reply_template: settings.reply_template.clone(),
+        customer_replies,
+        outbox_wake: runtime.outbox_wake,
+        metrics: runtime.metrics,
+        clock: runtime.clock,
+    }))
 }
 
 const NO_EXPERTS: &str =

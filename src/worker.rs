@@ -11,7 +11,7 @@ use tokio::sync::{watch, Notify};
 use crate::store::StoreError;
 
 /// How often a worker looks for due work when nothing wakes it.
-const IDLE_POLL: Duration = Duration::from_millis(500);
+pub const IDLE_POLL: Duration = Duration::from_millis(500);
 
 /// Runs `step` (one batch; returns how much it handled) until `stop` turns true. A batch
 /// in progress is finished first. Busy: the next batch at once; idle: wait for a wake-up.

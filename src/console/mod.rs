@@ -8,9 +8,10 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use url::Url;
 
-use crate::clock::now_ms;
+use crate::clock::Clock;
+use crate::domain::Destination;
 use crate::store::{ConsoleSession, Store, StoreError};
-use crate::upstream::webex::{Destination, WebexClient};
+use crate::upstream::webex::WebexClient;
 use crate::upstream::webex_oauth::{OAuthError, Tokens, WebexOAuthClient};
 use crate::upstream::{self, UpstreamError};
 
@@ -64,6 +65,7 @@ pub struct Console {
     oauth: WebexOAuthClient,
     settings: std::sync::Arc<ConsoleSettings>,
     experts: Destination,
+    clock: Clock,
 }
 
 impl Console {
@@ -72,13 +74,19 @@ impl Console {
         oauth: WebexOAuthClient,
         settings: ConsoleSettings,
         experts: Destination,
+        clock: Clock,
     ) -> Self {
         Self {
             store,
             oauth,
             settings: std::sync::Arc::new(settings),
             experts,
+            clock,
         }
+    }
+
+    pub fn now(&self) -> i64 {
+        self.clock.now_ms()
     }
 
     pub fn redirect_uri(&self) -> String {
@@ -105,7 +113,9 @@ impl Console {
     pub async fn start_login(&self) -> Result<String, ConsoleError> {
         let state = random_token();
         let verifier = random_token() + &random_token();
-        self.store.create_login(&state, &verifier, now_ms()).await?;
+        self.store
+            .create_login(&state, &verifier, self.now())
+            .await?;
         let challenge = URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes()));
         Ok(self
             .oauth
@@ -121,7 +131,7 @@ impl Console {
     ) -> Result<(String, ConsoleSession), ConsoleError> {
         let verifier = self
             .store
-            .take_login(state, now_ms() - LOGIN_TIMEOUT_MS)
+            .take_login(state, self.now() - LOGIN_TIMEOUT_MS)
             .await?
             .ok_or(ConsoleError::BadState)?;
         let tokens = self
@@ -140,7 +150,7 @@ impl Console {
             return Err(ConsoleError::NotAllowed(email));
         }
         let session_id = random_token();
-        let now = now_ms();
+        let now = self.now();
         let session = ConsoleSession {
             id_hash: hash(&session_id),
             email,
@@ -167,7 +177,7 @@ impl Console {
     /// about to run out. A refused refresh ends the session.
     pub async fn session(&self, cookie: Option<&str>) -> Result<ConsoleSession, ConsoleError> {
         let cookie = cookie.ok_or(ConsoleError::NotSignedIn)?;
-        let now = now_ms();
+        let now = self.now();
         let mut session = self
             .store
             .session(&hash(cookie), now)

@@ -5,8 +5,8 @@ use askama::Template;
 use serde_json::json;
 use url::Url;
 
+use crate::domain::Destination;
 use crate::store::ConsoleSession;
-use crate::upstream::webex::Destination;
 
 pub const APP_JS: &str = include_str!("app.js");
 pub const APP_CSS: &str = include_str!("console.css");

@@ -1,12 +1,18 @@
-//! The vocabulary of icbridge: typed values that are valid once parsed.
+//! The vocabulary of icbridge: typed values that are valid once parsed, and what the
+//! outbox delivers.
 
 mod address;
 mod channel;
+mod delivery;
 mod meeting;
 mod message;
 
 pub use address::{AddressError, BusinessAddress, CustomerAddress};
 pub use channel::Channel;
+pub use delivery::{
+    correlation_id, outbox_id_of, Delivery, Destination, OutboxEntry, Purpose, ReplySenders,
+    WebexPost,
+};
 pub use meeting::{MeetingLinks, ReplyTemplate, TemplateError, Vertical};
 pub use message::{
     clean_text, is_line_break, one_line, ConversationKey, InboundMessage, MessageId,

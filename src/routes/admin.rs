@@ -1,17 +1,19 @@
 //! The admin API under `/api/`: `Authorization: Bearer ICB_ADMIN_TOKEN`; off when unset.
 
+use std::future::{ready, Ready};
+
 use actix_web::http::StatusCode;
-use actix_web::{web, HttpRequest, HttpResponse};
+use actix_web::{web, FromRequest, HttpRequest, HttpResponse, ResponseError};
 use secrecy::{ExposeSecret, SecretString};
-use serde::Deserialize;
-use serde_json::{json, Value};
+use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
+use utoipa::{IntoParams, ToSchema};
 
-use super::json_error;
-use crate::bridge::Bridge;
-use crate::clock::{self, now_ms};
-use crate::store::{ConversationInfo, OutboxRow, OutboxState, Store, StoreError};
+use super::{busy_response, json_error, ErrorBody, StatusBody};
+use crate::bridge::{Bridge, BridgeError, CloseOutcome, ConversationDetail};
+use crate::clock;
+use crate::store::{ConversationInfo, OutboxRow, OutboxState, StoreError};
 
 /// The admin token, if the admin API is on.
 #[derive(Clone)]
@@ -28,77 +30,260 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(web::resource("/api/outbox/{id}/retry").route(web::post().to(retry_outbox)));
 }
 
-/// The answer to a request that may not use the admin API; `None` when it may.
-fn refusal(request: &HttpRequest, token: &AdminToken) -> Option<HttpResponse> {
-    let Some(expected) = &token.0 else {
-        return Some(json_error(
-            StatusCode::NOT_FOUND,
-            "admin_api_off",
-            "the admin API is off: set ICB_ADMIN_TOKEN",
-        ));
-    };
-    let given = request
-        .headers()
-        .get(actix_web::http::header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim);
-    let valid = given.is_some_and(|given| {
-        let given = Sha256::digest(given.as_bytes());
-        bool::from(given.ct_eq(&Sha256::digest(expected.expose_secret().as_bytes())))
-    });
-    if valid {
-        None
-    } else {
-        Some(json_error(
-            StatusCode::UNAUTHORIZED,
-            "unauthorized",
-            "missing or wrong Authorization: Bearer <ICB_ADMIN_TOKEN>",
-        ))
+/// A request that may use the admin API: it carries `Authorization: Bearer
+/// <ICB_ADMIN_TOKEN>`. Taking it as an argument is the check.
+pub struct Admin;
+
+#[derive(Debug, thiserror::Error)]
+pub enum AdminRefusal {
+    #[error("the admin API is off: set ICB_ADMIN_TOKEN")]
+    Off,
+    #[error("missing or wrong Authorization: Bearer <ICB_ADMIN_TOKEN>")]
+    Unauthorized,
+}
+
+impl ResponseError for AdminRefusal {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            AdminRefusal::Off => StatusCode::NOT_FOUND,
+            AdminRefusal::Unauthorized => StatusCode::UNAUTHORIZED,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let code = match self {
+            AdminRefusal::Off => "admin_api_off",
+            AdminRefusal::Unauthorized => "unauthorized",
+        };
+        json_error(self.status_code(), code, self)
     }
 }
 
-fn internal(error: StoreError) -> HttpResponse {
-    tracing::error!(error = %error, "admin API: database error");
-    json_error(
-        StatusCode::INTERNAL_SERVER_ERROR,
-        "internal_error",
-        "internal error",
-    )
+impl FromRequest for Admin {
+    type Error = AdminRefusal;
+    type Future = Ready<Result<Self, AdminRefusal>>;
+
+    fn from_request(request: &HttpRequest, _: &mut actix_web::dev::Payload) -> Self::Future {
+        let expected = request
+            .app_data::<web::Data<AdminToken>>()
+            .and_then(|token| token.0.clone());
+        let Some(expected) = expected else {
+            return ready(Err(AdminRefusal::Off));
+        };
+        let given = request
+            .headers()
+            .get(actix_web::http::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .map(str::trim);
+        // Compared as digests, in constant time: the comparison tells nothing about the
+        // token's length or its first differing byte.
+        let valid = given.is_some_and(|given| {
+            let given = Sha256::digest(given.as_bytes());
+            bool::from(given.ct_eq(&Sha256::digest(expected.expose_secret().as_bytes())))
+        });
+        ready(if valid {
+            Ok(Admin)
+        } else {
+            Err(AdminRefusal::Unauthorized)
+        })
+    }
 }
 
-pub fn conversation_json(c: &ConversationInfo) -> Value {
-    json!({
-        "id": c.id,
-        "channel": c.key.channel.as_str(),
-        "customer": c.key.customer.masked(),
-        "customerName": c.customer_name,
-        "businessAddress": c.key.business.as_str(),
-        "state": if c.open { "open" } else { "closed" },
-        "createdAt": clock::rfc3339(c.created_at),
-        "linkExpiresAt": c.links_expire_at.map(clock::rfc3339),
-        "threadMessageId": c.thread_message_id,
-    })
+#[derive(Debug, thiserror::Error)]
+pub enum AdminError {
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("{0}")]
+    NotFound(&'static str),
+    #[error(transparent)]
+    Store(#[from] StoreError),
 }
 
-/// An outbox row without its payload (which holds message texts and numbers).
-pub fn outbox_json(row: &OutboxRow) -> Value {
-    json!({
-        "id": row.id,
-        "kind": row.kind,
-        "conversationId": row.conversation_id,
-        "state": row.state,
-        "attempts": row.attempts,
-        "nextAttemptAt": clock::rfc3339(row.next_attempt_at),
-        "lastError": row.last_error,
-        "upstreamId": row.upstream_id,
-        "createdAt": clock::rfc3339(row.created_at),
-    })
+impl From<BridgeError> for AdminError {
+    fn from(error: BridgeError) -> Self {
+        match error {
+            BridgeError::UnknownConversation(_) => AdminError::NotFound("no such conversation"),
+            BridgeError::Store(error) => AdminError::Store(error),
+            // Closing and retrying call no upstream.
+            other => AdminError::BadRequest(other.to_string()),
+        }
+    }
 }
 
-#[derive(Deserialize)]
-struct ListQuery {
+impl ResponseError for AdminError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            AdminError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            AdminError::NotFound(_) => StatusCode::NOT_FOUND,
+            AdminError::Store(e) if e.is_busy() => StatusCode::SERVICE_UNAVAILABLE,
+            AdminError::Store(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        match self {
+            AdminError::BadRequest(_) => json_error(self.status_code(), "bad_request", self),
+            AdminError::NotFound(_) => json_error(self.status_code(), "not_found", self),
+            AdminError::Store(e) if e.is_busy() => busy_response(e),
+            AdminError::Store(e) => {
+                tracing::error!(error = %e, "admin API: database error");
+                json_error(self.status_code(), "internal_error", "internal error")
+            }
+        }
+    }
+}
+
+/// A conversation as the admin API shows it; the customer's number is masked.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ConversationView {
+    pub id: String,
+    /// `sms` or `whatsapp`.
+    pub channel: String,
+    /// Masked: `+1415•••0123`.
+    pub customer: String,
+    pub customer_name: Option<String>,
+    pub business_address: String,
+    /// `open` or `closed`.
+    pub state: String,
+    pub created_at: String,
+    pub link_expires_at: Option<String>,
+    pub thread_message_id: Option<String>,
+}
+
+impl From<&ConversationInfo> for ConversationView {
+    fn from(c: &ConversationInfo) -> Self {
+        ConversationView {
+            id: c.id.clone(),
+            channel: c.key.channel.as_str().to_string(),
+            customer: c.key.customer.masked(),
+            customer_name: c.customer_name.clone(),
+            business_address: c.key.business.as_str().to_string(),
+            state: if c.open { "open" } else { "closed" }.to_string(),
+            created_at: clock::rfc3339(c.created_at),
+            link_expires_at: c.links_expire_at.map(clock::rfc3339),
+            thread_message_id: c.thread_message_id.clone(),
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct MeetingView {
+    pub id: String,
+    pub host_url: String,
+    pub guest_url: String,
+    pub expires_at: String,
+    pub created_at: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TranscriptLine {
+    /// `customer` or `expert`.
+    pub author: String,
+    pub author_email: Option<String>,
+    /// Empty once erased by retention.
+    pub text: String,
+    pub at: String,
+}
+
+/// A conversation with its meetings and its transcript (customer and expert messages).
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ConversationDetailView {
+    #[serde(flatten)]
+    pub conversation: ConversationView,
+    pub meetings: Vec<MeetingView>,
+    pub transcript: Vec<TranscriptLine>,
+}
+
+impl From<&ConversationDetail> for ConversationDetailView {
+    fn from(detail: &ConversationDetail) -> Self {
+        ConversationDetailView {
+            conversation: (&detail.conversation).into(),
+            meetings: detail
+                .meetings
+                .iter()
+                .map(|m| MeetingView {
+                    id: m.id.clone(),
+                    host_url: m.host_url.clone(),
+                    guest_url: m.guest_url.clone(),
+                    expires_at: clock::rfc3339(m.expires_at),
+                    created_at: clock::rfc3339(m.created_at),
+                })
+                .collect(),
+            transcript: detail
+                .transcript
+                .iter()
+                .map(|t| TranscriptLine {
+                    author: t.author.clone(),
+                    author_email: t.author_email.clone(),
+                    text: t.text.clone(),
+                    at: clock::rfc3339(t.at),
+                })
+                .collect(),
+        }
+    }
+}
+
+/// A delivery without its payload (which holds message texts and numbers).
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DeliveryView {
+    pub id: i64,
+    /// `expert_notification`, `expert_notice` or `customer_reply`.
+    pub kind: String,
+    pub conversation_id: Option<String>,
+    /// `pending`, `sent` or `dead`.
+    pub state: String,
+    pub attempts: i64,
+    pub next_attempt_at: String,
+    pub last_error: Option<String>,
+    pub upstream_id: Option<String>,
+    pub created_at: String,
+}
+
+impl From<&OutboxRow> for DeliveryView {
+    fn from(row: &OutboxRow) -> Self {
+        DeliveryView {
+            id: row.id,
+            kind: row.kind.clone(),
+            conversation_id: row.conversation_id.clone(),
+            state: row.state.clone(),
+            attempts: row.attempts,
+            next_attempt_at: clock::rfc3339(row.next_attempt_at),
+            last_error: row.last_error.clone(),
+            upstream_id: row.upstream_id.clone(),
+            created_at: clock::rfc3339(row.created_at),
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ConversationList {
+    pub conversations: Vec<ConversationView>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DeliveryList {
+    pub outbox: Vec<DeliveryView>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RetriedDelivery {
+    /// `pending`.
+    pub status: String,
+    pub id: i64,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct ListQuery {
+    /// Conversations: `open`, `closed` or `all`; deliveries: `pending`, `sent`, `dead` or
+    /// `all`. Default: all.
     state: Option<String>,
+    /// At most this many (1 to 1000, default 100).
     limit: Option<i64>,
 }
 
@@ -106,146 +291,107 @@ fn limit(query: &ListQuery) -> i64 {
     query.limit.unwrap_or(100).clamp(1, 1000)
 }
 
-async fn list_conversations(
-    request: HttpRequest,
-    token: web::Data<AdminToken>,
+/// Conversations, newest first.
+#[utoipa::path(get, path = "/api/conversations", tag = "admin", params(ListQuery),
+    security(("adminToken" = [])),
+    responses((status = 200, body = ConversationList), (status = 400, body = ErrorBody),
+              (status = 401, body = ErrorBody), (status = 404, body = ErrorBody, description = "the admin API is off")))]
+pub async fn list_conversations(
+    _: Admin,
     query: web::Query<ListQuery>,
     bridge: web::Data<Bridge>,
-) -> HttpResponse {
-    if let Some(refused) = refusal(&request, &token) {
-        return refused;
-    }
+) -> Result<HttpResponse, AdminError> {
     let state = match query.state.as_deref() {
         None | Some("all") => None,
         Some(state @ ("open" | "closed")) => Some(state),
         Some(other) => {
-            return json_error(
-                StatusCode::BAD_REQUEST,
-                "bad_request",
-                format!("state must be open, closed or all, not {other:?}"),
-            )
+            return Err(AdminError::BadRequest(format!(
+                "state must be open, closed or all, not {other:?}"
+            )))
         }
     };
-    match bridge.store().conversations(state, limit(&query)).await {
-        Ok(list) => {
-            let items: Vec<Value> = list.iter().map(conversation_json).collect();
-            HttpResponse::Ok().json(json!({ "conversations": items }))
-        }
-        Err(error) => internal(error),
-    }
+    let list = bridge.conversations(state, limit(&query)).await?;
+    Ok(HttpResponse::Ok().json(ConversationList {
+        conversations: list.iter().map(ConversationView::from).collect(),
+    }))
 }
 
-async fn show_conversation(
-    request: HttpRequest,
-    token: web::Data<AdminToken>,
+/// One conversation with its meetings and transcript.
+#[utoipa::path(get, path = "/api/conversations/{id}", tag = "admin", security(("adminToken" = [])),
+    responses((status = 200, body = ConversationDetailView), (status = 401, body = ErrorBody),
+              (status = 404, body = ErrorBody)))]
+pub async fn show_conversation(
+    _: Admin,
     path: web::Path<String>,
     bridge: web::Data<Bridge>,
-) -> HttpResponse {
-    if let Some(refused) = refusal(&request, &token) {
-        return refused;
-    }
-    match conversation_detail(bridge.store(), &path.into_inner()).await {
-        Ok(Some(body)) => HttpResponse::Ok().json(body),
-        Ok(None) => json_error(StatusCode::NOT_FOUND, "not_found", "no such conversation"),
-        Err(error) => internal(error),
-    }
+) -> Result<HttpResponse, AdminError> {
+    let detail = bridge
+        .conversation_detail(&path.into_inner())
+        .await?
+        .ok_or(AdminError::NotFound("no such conversation"))?;
+    Ok(HttpResponse::Ok().json(ConversationDetailView::from(&detail)))
 }
 
-/// A conversation with its meetings and transcript, as the API and the CLI show it.
-pub async fn conversation_detail(store: &Store, id: &str) -> Result<Option<Value>, StoreError> {
-    let Some(conversation) = store.conversation(id).await? else {
-        return Ok(None);
-    };
-    let meetings = store.meetings_of(id).await?;
-    let transcript = store.transcript(id).await?;
-    let mut body = conversation_json(&conversation);
-    body["meetings"] = meetings
-        .iter()
-        .map(|m| {
-            json!({"id": m.id, "hostUrl": m.host_url, "guestUrl": m.guest_url,
-                   "expiresAt": clock::rfc3339(m.expires_at), "createdAt": clock::rfc3339(m.created_at)})
-        })
-        .collect();
-    body["transcript"] = transcript
-        .iter()
-        .map(|t| json!({"author": t.author, "authorEmail": t.author_email, "text": t.text, "at": clock::rfc3339(t.at)}))
-        .collect();
-    Ok(Some(body))
-}
-
-async fn close_conversation(
-    request: HttpRequest,
-    token: web::Data<AdminToken>,
+/// Close a conversation (the experts' thread is told).
+#[utoipa::path(post, path = "/api/conversations/{id}/close", tag = "admin",
+    security(("adminToken" = [])),
+    responses((status = 200, body = StatusBody, description = "`closed` or `already_closed`"),
+              (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn close_conversation(
+    _: Admin,
     path: web::Path<String>,
     bridge: web::Data<Bridge>,
-) -> HttpResponse {
-    if let Some(refused) = refusal(&request, &token) {
-        return refused;
-    }
-    let id = path.into_inner();
-    let conversation = match bridge.store().conversation(&id).await {
-        Ok(Some(conversation)) => conversation,
-        Ok(None) => return json_error(StatusCode::NOT_FOUND, "not_found", "no such conversation"),
-        Err(error) => return internal(error),
+) -> Result<HttpResponse, AdminError> {
+    let status = match bridge.close(&path.into_inner(), "an administrator").await? {
+        CloseOutcome::Closed => "closed",
+        CloseOutcome::AlreadyClosed => "already_closed",
     };
-    match bridge.close(&conversation, "an administrator").await {
-        Ok(true) => HttpResponse::Ok().json(json!({"status": "closed"})),
-        Ok(false) => HttpResponse::Ok().json(json!({"status": "already_closed"})),
-        Err(error) => internal(error),
-    }
+    Ok(HttpResponse::Ok().json(StatusBody::new(status)))
 }
 
-async fn list_outbox(
-    request: HttpRequest,
-    token: web::Data<AdminToken>,
+/// Deliveries, newest first (without their payloads).
+#[utoipa::path(get, path = "/api/outbox", tag = "admin", params(ListQuery),
+    security(("adminToken" = [])),
+    responses((status = 200, body = DeliveryList), (status = 400, body = ErrorBody),
+              (status = 401, body = ErrorBody), (status = 404, body = ErrorBody, description = "the admin API is off")))]
+pub async fn list_outbox(
+    _: Admin,
     query: web::Query<ListQuery>,
     bridge: web::Data<Bridge>,
-) -> HttpResponse {
-    if let Some(refused) = refusal(&request, &token) {
-        return refused;
-    }
+) -> Result<HttpResponse, AdminError> {
     let state = match query.state.as_deref() {
         None | Some("all") => None,
-        Some(raw) => match OutboxState::parse(raw) {
-            Some(state) => Some(state),
-            None => {
-                return json_error(
-                    StatusCode::BAD_REQUEST,
-                    "bad_request",
-                    format!("state must be pending, sent, dead or all, not {raw:?}"),
-                )
-            }
-        },
+        Some(raw) => Some(OutboxState::parse(raw).ok_or_else(|| {
+            AdminError::BadRequest(format!(
+                "state must be pending, sent, dead or all, not {raw:?}"
+            ))
+        })?),
     };
-    match bridge.store().list_outbox(state, limit(&query)).await {
-        Ok(rows) => {
-            let items: Vec<Value> = rows.iter().map(outbox_json).collect();
-            HttpResponse::Ok().json(json!({ "outbox": items }))
-        }
-        Err(error) => internal(error),
-    }
+    let rows = bridge.deliveries(state, limit(&query)).await?;
+    Ok(HttpResponse::Ok().json(DeliveryList {
+        outbox: rows.iter().map(DeliveryView::from).collect(),
+    }))
 }
 
-async fn retry_outbox(
-    request: HttpRequest,
-    token: web::Data<AdminToken>,
+/// Make a dead (or waiting) delivery due now, with a fresh retry schedule.
+#[utoipa::path(post, path = "/api/outbox/{id}/retry", tag = "admin",
+    security(("adminToken" = [])),
+    responses((status = 200, body = RetriedDelivery), (status = 401, body = ErrorBody),
+              (status = 404, body = ErrorBody)))]
+pub async fn retry_outbox(
+    _: Admin,
     path: web::Path<i64>,
     bridge: web::Data<Bridge>,
-) -> HttpResponse {
-    if let Some(refused) = refusal(&request, &token) {
-        return refused;
-    }
+) -> Result<HttpResponse, AdminError> {
     let id = path.into_inner();
-    match bridge.store().revive_outbox(id, now_ms()).await {
-        Ok(()) => {
-            bridge.wake_outbox();
-            HttpResponse::Ok().json(json!({"status": "pending", "id": id}))
-        }
-        Err(StoreError::NotFound { .. }) => json_error(
-            StatusCode::NOT_FOUND,
-            "not_found",
+    match bridge.retry_delivery(id).await {
+        Ok(()) => Ok(HttpResponse::Ok().json(RetriedDelivery {
+            status: "pending".into(),
+            id,
+        })),
+        Err(StoreError::NotFound { .. }) => Err(AdminError::NotFound(
             "no pending or dead outbox row with this id",
-        ),
-        Err(error) => internal(error),
+        )),
+        Err(error) => Err(error.into()),
     }
 }

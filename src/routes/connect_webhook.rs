@@ -4,8 +4,10 @@ use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse, ResponseError};
 use serde_json::json;
 
-use super::{json_error, read_body, BodyError, MAX_BODY_BYTES};
-use crate::bridge::{Bridge, BridgeError};
+use super::{
+    busy_response, json_error, read_body, BodyError, ErrorBody, StatusBody, MAX_BODY_BYTES,
+};
+use crate::bridge::{Bridge, BridgeError, MessageReply};
 use crate::domain::Channel;
 use crate::inbound::{self, AuthError, ConnectAuth, Inbound, PayloadError};
 use crate::metrics::Metrics;
@@ -37,7 +39,10 @@ impl IntakeError {
             IntakeError::Bridge(BridgeError::Upstream(_) | BridgeError::MeetingUnavailable) => {
                 "upstream_unavailable"
             }
-            IntakeError::Bridge(BridgeError::Store(_)) => "error",
+            IntakeError::Bridge(BridgeError::Store(e)) if e.is_busy() => "database_busy",
+            IntakeError::Bridge(BridgeError::Store(_) | BridgeError::UnknownConversation(_)) => {
+                "error"
+            }
         }
     }
 }
@@ -54,7 +59,12 @@ impl ResponseError for IntakeError {
                 StatusCode::SERVICE_UNAVAILABLE
             }
             IntakeError::Bridge(BridgeError::RateLimited { .. }) => StatusCode::TOO_MANY_REQUESTS,
-            IntakeError::Bridge(BridgeError::Store(_)) => StatusCode::INTERNAL_SERVER_ERROR,
+            IntakeError::Bridge(BridgeError::Store(e)) if e.is_busy() => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
+            IntakeError::Bridge(BridgeError::Store(_) | BridgeError::UnknownConversation(_)) => {
+                StatusCode::INTERNAL_SERVER_ERROR
+            }
         }
     }
 
@@ -86,7 +96,10 @@ impl ResponseError for IntakeError {
                         "retryAfter": seconds,
                     }))
             }
-            IntakeError::Bridge(BridgeError::Store(e)) => {
+            IntakeError::Bridge(BridgeError::Store(e)) if e.is_busy() => busy_response(e),
+            IntakeError::Bridge(
+                e @ (BridgeError::Store(_) | BridgeError::UnknownConversation(_)),
+            ) => {
                 tracing::error!(error = %e, "answering 500");
                 json_error(status, "internal_error", "internal error")
             }
@@ -94,11 +107,29 @@ impl ResponseError for IntakeError {
     }
 }
 
-/// `HEAD /webhooks/connect`: Webex Connect checks the URL answers when a webhook is saved.
+/// Webex Connect checks that the URL answers when a webhook is saved.
+#[utoipa::path(head, path = "/webhooks/connect", tag = "webhooks",
+    responses((status = 200, description = "the URL works")))]
 pub async fn head() -> HttpResponse {
     HttpResponse::Ok().finish()
 }
 
+/// A message or a delivery receipt from Webex Connect: a flow's HTTP Request body
+/// (`Authorization: Bearer ICB_CONNECT_WEBHOOK_TOKEN`), or an Outbound Webhook event
+/// (`X-Hub-Signature`: hex HMAC-SHA256 of the body with `ICB_CONNECT_WEBHOOK_SECRET`).
+#[utoipa::path(post, path = "/webhooks/connect", tag = "webhooks",
+    security(("webhookToken" = []), ("hubSignature" = [])),
+    request_body(content = FlowMessage,
+        description = "a flow's body as below, an Outbound Webhook SMS (`oa`) or WhatsApp (`waid`) event, or a delivery receipt (`deliveryInfoNotification`)"),
+    responses(
+        (status = 200, body = MessageReply, description = "a message's answer; receipts and other events: `{\"status\":\"recorded\"|\"ignored\"}`"),
+        (status = 400, body = ErrorBody, description = "the body is not UTF-8 JSON"),
+        (status = 401, body = ErrorBody, description = "missing or wrong token or signature"),
+        (status = 413, body = ErrorBody, description = "body over 64 KiB"),
+        (status = 422, body = ErrorBody, description = "valid JSON that is not a message icbridge understands; names the field"),
+        (status = 429, body = ErrorBody, description = "the customer's hourly limit of new meetings (`Retry-After`)"),
+        (status = 500, body = ErrorBody),
+        (status = 503, body = ErrorBody, description = "no meeting could be made, or the database is busy; the message is kept (`Retry-After` when busy)")))]
 pub async fn receive(
     request: HttpRequest,
     payload: web::Payload,
@@ -146,12 +177,33 @@ async fn handle(
                 .await?;
             Ok((
                 "receipt",
-                HttpResponse::Ok().json(json!({"status": "recorded"})),
+                HttpResponse::Ok().json(StatusBody::new("recorded")),
             ))
         }
         Inbound::Ignored => Ok((
             "ignored",
-            HttpResponse::Ok().json(json!({"status": "ignored"})),
+            HttpResponse::Ok().json(StatusBody::new("ignored")),
         )),
     }
+}
+
+/// The body a flow's HTTP Request node posts (see the README for the flow variables).
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)] // Documents the accepted body; parsing is in `inbound::payload`.
+#[schema(example = json!({"channel": "whatsapp", "from": "14155550142", "to": "a_155054536910425280",
+    "text": "Hello", "messageId": "wamid.1", "name": "Alice Example"}))]
+pub struct FlowMessage {
+    /// `sms` or `whatsapp`.
+    channel: String,
+    /// The customer: an E.164 number (SMS) or a WhatsApp id.
+    from: String,
+    /// The business number or WhatsApp app id the customer wrote to.
+    to: Option<String>,
+    /// The message; may be empty, at most 4096 characters.
+    text: String,
+    /// The sender's message id, for deduplication.
+    #[schema(rename = "messageId")]
+    message_id: Option<String>,
+    /// The customer's name, if the flow knows it.
+    name: Option<String>,
 }

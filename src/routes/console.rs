@@ -8,8 +8,8 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::json_error;
-use crate::bridge::{Bridge, NewLinkOutcome};
-use crate::clock::{self, now_ms};
+use crate::bridge::{Bridge, BridgeError, CloseOutcome, NewLinkOutcome};
+use crate::clock;
 use crate::console::{page, Console, ConsoleError};
 use crate::store::ConsoleSession;
 
@@ -68,7 +68,7 @@ fn cookie_value(request: &HttpRequest) -> Option<String> {
 }
 
 fn session_cookie(console: &Console, value: String, session: &ConsoleSession) -> Cookie<'static> {
-    let lifetime = (session.refresh_expires_at - now_ms()).max(0) / 1000;
+    let lifetime = (session.refresh_expires_at - console.now()).max(0) / 1000;
     Cookie::build(COOKIE, value)
         .path("/console")
         .http_only(true)
@@ -113,7 +113,12 @@ fn error_response(error: ConsoleError, as_json: bool, console: &Console) -> Http
     }
 }
 
-async fn console(request: HttpRequest, console: web::Data<Console>) -> HttpResponse {
+/// The expert console (HTML); without a session, a redirect to the login.
+#[utoipa::path(get, path = "/console", tag = "console",
+    responses((status = 200, content_type = "text/html", body = String, description = "the console page"),
+              (status = 303, description = "not signed in: to /console/login"),
+              (status = 503, description = "the console is not configured")))]
+pub async fn console(request: HttpRequest, console: web::Data<Console>) -> HttpResponse {
     match console.session(cookie_value(&request).as_deref()).await {
         Ok(session) => html(
             StatusCode::OK,
@@ -124,21 +129,32 @@ async fn console(request: HttpRequest, console: web::Data<Console>) -> HttpRespo
     }
 }
 
-async fn login(console: web::Data<Console>) -> HttpResponse {
+/// Starts a Webex login (OAuth with PKCE).
+#[utoipa::path(get, path = "/console/login", tag = "console",
+    responses((status = 303, description = "to Webex's authorize page"),
+              (status = 503, description = "the console is not configured")))]
+pub async fn login(console: web::Data<Console>) -> HttpResponse {
     match console.start_login().await {
         Ok(authorize_url) => redirect(&authorize_url),
         Err(error) => error_response(error, false, &console),
     }
 }
 
-#[derive(Deserialize)]
-struct Callback {
+#[derive(Deserialize, utoipa::IntoParams)]
+pub struct Callback {
     code: Option<String>,
     state: Option<String>,
     error: Option<String>,
 }
 
-async fn callback(query: web::Query<Callback>, console: web::Data<Console>) -> HttpResponse {
+/// Webex sends the browser back here after the login.
+#[utoipa::path(get, path = "/console/callback", tag = "console", params(Callback),
+    responses((status = 303, description = "signed in: to /console"),
+              (status = 400, description = "unknown, expired or reused login"),
+              (status = 403, description = "refused by Webex, or not allowed"),
+              (status = 502, description = "Webex did not answer"),
+              (status = 503, description = "the console is not configured")))]
+pub async fn callback(query: web::Query<Callback>, console: web::Data<Console>) -> HttpResponse {
     let result = match (&query.error, &query.code, &query.state) {
         // A refusal still uses up its state, so it cannot be replayed.
         (Some(error), _, Some(state)) => {
@@ -161,12 +177,18 @@ async fn callback(query: web::Query<Callback>, console: web::Data<Console>) -> H
     }
 }
 
-#[derive(Deserialize)]
-struct LogoutForm {
+#[derive(Deserialize, utoipa::ToSchema)]
+pub struct LogoutForm {
+    /// The page's anti-CSRF token.
     csrf: Option<String>,
 }
 
-async fn logout(
+/// Signs out (form field `csrf`).
+#[utoipa::path(post, path = "/console/logout", tag = "console",
+    responses((status = 200, content_type = "text/html", body = String, description = "signed out"),
+              (status = 403, description = "missing or wrong anti-CSRF token"),
+              (status = 503, description = "the console is not configured")))]
+pub async fn logout(
     request: HttpRequest,
     form: web::Form<LogoutForm>,
     console: web::Data<Console>,
@@ -208,7 +230,10 @@ async fn app_css() -> HttpResponse {
 }
 
 /// The open conversations, for the page to show.
-async fn queue(
+#[utoipa::path(get, path = "/console/api/queue", tag = "console",
+    responses((status = 200, body = serde_json::Value, description = "`conversations` and `tokenGeneration`"),
+              (status = 401, body = super::ErrorBody), (status = 503, description = "the console is not configured")))]
+pub async fn queue(
     request: HttpRequest,
     console: web::Data<Console>,
     bridge: web::Data<Bridge>,
@@ -217,7 +242,7 @@ async fn queue(
         Ok(session) => session,
         Err(error) => return error_response(error, true, &console),
     };
-    let items = match bridge.store().queue(200).await {
+    let items = match bridge.queue(200).await {
         Ok(items) => items,
         Err(error) => return error_response(error.into(), true, &console),
     };
@@ -242,8 +267,11 @@ async fn queue(
         .json(json!({"conversations": conversations, "tokenGeneration": session.token_generation}))
 }
 
-/// The widget's settings with the current access token, after a refresh.
-async fn widget(request: HttpRequest, console: web::Data<Console>) -> HttpResponse {
+/// The Space Widget's current access token, after a refresh.
+#[utoipa::path(get, path = "/console/api/widget", tag = "console",
+    responses((status = 200, body = serde_json::Value, description = "`accessToken` and `tokenGeneration`"),
+              (status = 401, body = super::ErrorBody), (status = 503, description = "the console is not configured")))]
+pub async fn widget(request: HttpRequest, console: web::Data<Console>) -> HttpResponse {
     match console.session(cookie_value(&request).as_deref()).await {
         Ok(session) => HttpResponse::Ok()
             .insert_header((header::CACHE_CONTROL, "no-store"))
@@ -252,48 +280,56 @@ async fn widget(request: HttpRequest, console: web::Data<Console>) -> HttpRespon
     }
 }
 
-/// `close` or `new-link` on a conversation, from the page (with its anti-CSRF token).
-async fn act(
+/// `close` or `new-link` on a conversation, from the page (header `X-CSRF-Token`).
+#[utoipa::path(post, path = "/console/api/conversations/{id}/{action}", tag = "console",
+    params(("id" = String, Path, description = "the conversation"),
+           ("action" = String, Path, description = "`close` or `new-link`")),
+    responses((status = 200, body = super::StatusBody, description = "`closed`, `already_closed`, `created` or `in_progress`"),
+              (status = 401, body = super::ErrorBody), (status = 403, body = super::ErrorBody),
+              (status = 404, body = super::ErrorBody), (status = 503, body = super::ErrorBody)))]
+pub async fn act(
     request: HttpRequest,
     path: web::Path<(String, String)>,
     console: web::Data<Console>,
     bridge: web::Data<Bridge>,
 ) -> HttpResponse {
     let (id, action) = path.into_inner();
-    let result = async {
+    let session = async {
         let session = console.session(cookie_value(&request).as_deref()).await?;
         let csrf = request
             .headers()
             .get("x-csrf-token")
             .and_then(|v| v.to_str().ok());
         Console::check_csrf(&session, csrf)?;
-        let conversation = bridge.store().conversation(&id).await?;
-        Ok::<_, ConsoleError>((session, conversation))
+        Ok::<_, ConsoleError>(session)
     }
     .await;
-    let (session, conversation) = match result {
-        Ok(found) => found,
+    let session = match session {
+        Ok(session) => session,
         Err(error) => return error_response(error, true, &console),
-    };
-    let Some(conversation) = conversation else {
-        return json_error(StatusCode::NOT_FOUND, "not_found", "no such conversation");
     };
     let outcome = match action.as_str() {
         "close" => bridge
-            .close(&conversation, &session.email)
+            .close(&id, &session.email)
             .await
-            .map(|closed| if closed { "closed" } else { "already_closed" })
-            .map_err(ConsoleError::from),
-        "new-link" => match bridge.new_link(&conversation).await {
-            Ok(NewLinkOutcome::Created) => Ok("created"),
-            Ok(NewLinkOutcome::InProgress) => Ok("in_progress"),
-            Ok(NewLinkOutcome::Closed) => Ok("already_closed"),
-            Err(crate::bridge::BridgeError::Store(e)) => Err(e.into()),
-            Err(e) => {
-                return json_error(StatusCode::SERVICE_UNAVAILABLE, "upstream_unavailable", e);
-            }
-        },
+            .map(|outcome| match outcome {
+                CloseOutcome::Closed => "closed",
+                CloseOutcome::AlreadyClosed => "already_closed",
+            }),
+        "new-link" => bridge.new_link(&id).await.map(|outcome| match outcome {
+            NewLinkOutcome::Created => "created",
+            NewLinkOutcome::InProgress => "in_progress",
+            NewLinkOutcome::Closed => "already_closed",
+        }),
         _ => return json_error(StatusCode::NOT_FOUND, "not_found", "unknown action"),
+    };
+    let outcome = match outcome {
+        Err(BridgeError::UnknownConversation(_)) => {
+            return json_error(StatusCode::NOT_FOUND, "not_found", "no such conversation")
+        }
+        Err(BridgeError::Store(e)) => Err(ConsoleError::from(e)),
+        Err(e) => return json_error(StatusCode::SERVICE_UNAVAILABLE, "upstream_unavailable", e),
+        Ok(status) => Ok(status),
     };
     match outcome {
         Ok(status) => HttpResponse::Ok().json(json!({ "status": status })),

@@ -4,12 +4,17 @@ pub mod admin;
 pub mod connect_webhook;
 pub mod console;
 pub mod health;
+pub mod openapi;
 pub mod request_log;
 pub mod webex_webhook;
 
 use actix_web::{http::StatusCode, web, HttpRequest, HttpResponse};
 use futures_util::StreamExt;
+use serde::Serialize;
 use serde_json::json;
+use utoipa::ToSchema;
+
+use crate::store::StoreError;
 
 /// Webhook bodies above this are refused before they are read to the end.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
@@ -44,16 +49,51 @@ pub async fn read_body(
     Ok(body)
 }
 
+/// The error body every endpoint uses.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorBody {
+    /// A machine-readable code, e.g. `invalid_message`.
+    pub error: String,
+    /// What went wrong, for people.
+    pub message: String,
+}
+
+/// `{"status": "..."}`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct StatusBody {
+    pub status: String,
+}
+
+impl StatusBody {
+    pub fn new(status: &str) -> Self {
+        Self {
+            status: status.to_string(),
+        }
+    }
+}
+
 /// The JSON error body every endpoint uses: `{"error": "<machine code>", "message": "..."}`.
 pub fn json_error(status: StatusCode, code: &str, message: impl std::fmt::Display) -> HttpResponse {
     HttpResponse::build(status).json(json!({ "error": code, "message": message.to_string() }))
 }
 
-/// The OpenAPI document of the HTTP API (kept true by a test that calls every operation).
-pub async fn openapi() -> HttpResponse {
-    HttpResponse::Ok()
-        .content_type("application/json")
-        .body(include_str!("../openapi.json"))
+/// How long a caller is asked to wait when the database is busy.
+const BUSY_RETRY_AFTER_SECONDS: u64 = 1;
+
+/// `503` with `Retry-After` for a database that did not answer in time: nothing was
+/// acknowledged, and the same request can succeed a moment later.
+pub fn busy_response(error: &StoreError) -> HttpResponse {
+    tracing::warn!(%error, "answering 503: the database is busy");
+    let mut response = json_error(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "database_busy",
+        "the database is busy; nothing was changed, retry in a moment",
+    );
+    response.headers_mut().insert(
+        actix_web::http::header::RETRY_AFTER,
+        actix_web::http::header::HeaderValue::from(BUSY_RETRY_AFTER_SECONDS),
+    );
+    response
 }
 
 pub async fn not_found() -> HttpResponse {

@@ -1,22 +1,15 @@
 //! `POST /webhooks/webex`: events from icbridge's Webex webhooks. Verified, recorded and
 //! answered at once; the desk handles them in the background.
 
-use std::sync::Arc;
-
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse, ResponseError};
-use serde_json::json;
-use tokio::sync::Notify;
 
-use super::{json_error, read_body, BodyError, MAX_BODY_BYTES};
-use crate::clock::now_ms;
-use crate::desk::WebhookEvent;
+use super::{
+    busy_response, json_error, read_body, BodyError, ErrorBody, StatusBody, MAX_BODY_BYTES,
+};
+use crate::desk::{Desk, Received, WebhookEvent};
 use crate::inbound::{AuthError, WebexAuth};
-use crate::store::{Store, StoreError};
-
-/// Wakes the desk when an event is recorded.
-#[derive(Clone)]
-pub struct DeskWake(pub Arc<Notify>);
+use crate::store::StoreError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum WebexHookError {
@@ -42,6 +35,7 @@ impl ResponseError for WebexHookError {
             WebexHookError::Body(_) | WebexHookError::Malformed(_) | WebexHookError::Stale(_) => {
                 StatusCode::BAD_REQUEST
             }
+            WebexHookError::Store(e) if e.is_busy() => StatusCode::SERVICE_UNAVAILABLE,
             WebexHookError::Store(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -57,6 +51,7 @@ impl ResponseError for WebexHookError {
                 tracing::warn!(error = %self, "Webex event refused: outside the replay window");
                 json_error(status, "stale_event", self)
             }
+            WebexHookError::Store(e) if e.is_busy() => busy_response(e),
             WebexHookError::Store(e) => {
                 tracing::error!(error = %e, "answering 500");
                 json_error(status, "internal_error", "internal error")
@@ -65,12 +60,22 @@ impl ResponseError for WebexHookError {
     }
 }
 
+/// An event of icbridge's Webex webhooks (`messages`, `attachmentActions`), signed with
+/// `X-Spark-Signature` (hex HMAC-SHA1 of the body with `ICB_WEBEX_WEBHOOK_SECRET`).
+#[utoipa::path(post, path = "/webhooks/webex", tag = "webhooks",
+    security(("sparkSignature" = [])),
+    request_body(content = serde_json::Value, description = "a Webex webhook event"),
+    responses(
+        (status = 200, body = StatusBody, description = "`recorded`, `duplicate` or `ignored`"),
+        (status = 400, body = ErrorBody, description = "not an event, or one outside the replay window (`stale_event`)"),
+        (status = 401, body = ErrorBody), (status = 413, body = ErrorBody),
+        (status = 500, body = ErrorBody),
+        (status = 503, body = ErrorBody, description = "the database is busy (`Retry-After`)")))]
 pub async fn receive(
     request: HttpRequest,
     payload: web::Payload,
     auth: web::Data<WebexAuth>,
-    store: web::Data<Store>,
-    wake: web::Data<DeskWake>,
+    desk: web::Data<Desk>,
 ) -> Result<HttpResponse, WebexHookError> {
     let body = read_body(&request, payload).await.map_err(|e| match e {
         BodyError::TooLarge => WebexHookError::TooLarge,
@@ -79,19 +84,14 @@ pub async fn receive(
     auth.verify(request.headers(), &body)?;
     let event: WebhookEvent =
         serde_json::from_slice(&body).map_err(|e| WebexHookError::Malformed(e.to_string()))?;
-    if !event.is_handled() {
-        return Ok(HttpResponse::Ok().json(json!({"status": "ignored"})));
-    }
-    if let Some(problem) = event.age_problem(now_ms()) {
-        return Err(WebexHookError::Stale(problem));
-    }
-    let payload = String::from_utf8_lossy(&body);
-    let new = store
-        .record_webex_event(&event.data.id, &event.resource, &payload, now_ms())
-        .await?;
-    if new {
-        wake.0.notify_one();
-    }
-    let status = if new { "recorded" } else { "duplicate" };
-    Ok(HttpResponse::Ok().json(json!({ "status": status })))
+    let status = match desk
+        .receive(&event, &String::from_utf8_lossy(&body))
+        .await?
+    {
+        Received::Recorded => "recorded",
+        Received::Duplicate => "duplicate",
+        Received::Ignored => "ignored",
+        Received::Stale(problem) => return Err(WebexHookError::Stale(problem)),
+    };
+    Ok(HttpResponse::Ok().json(StatusBody::new(status)))
 }

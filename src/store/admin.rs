@@ -1,10 +1,10 @@
 //! What operators see and do: conversations with their transcripts, and retention.
 
-use super::sql::query;
+use super::conversations::{conversations, SELECT};
 use super::{ConversationInfo, Store, StoreError};
 
 /// One line of a conversation's transcript.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, sqlx::FromRow)]
 pub struct TranscriptEntry {
     /// `customer` or `expert`.
     pub author: String,
@@ -14,7 +14,7 @@ pub struct TranscriptEntry {
     pub at: i64,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, sqlx::FromRow)]
 pub struct MeetingInfo {
     pub id: String,
     pub host_url: String,
@@ -53,149 +53,119 @@ impl Store {
         state: Option<&str>,
         limit: i64,
     ) -> Result<Vec<ConversationInfo>, StoreError> {
-        let rows = query(&format!(
-            "{} WHERE ($1 IS NULL OR c.state = $2) ORDER BY c.created_at DESC, c.id LIMIT $3",
-            super::conversations::SELECT
-        ))
-        .bind(state)
-        .bind(state)
-        .bind(limit)
-        .fetch_all(&mut self.reader()?.db())
-        .await?;
-        rows.iter().map(super::conversations::from_row).collect()
+        conversations(
+            sqlx::query_as(&format!(
+                "{SELECT} WHERE ($1 IS NULL OR c.state = $2) ORDER BY c.created_at DESC, c.id LIMIT $3"
+            ))
+            .bind(state)
+            .bind(state)
+            .bind(limit)
+            .fetch_all(&self.reader)
+            .await?,
+        )
     }
 
+    /// A conversation's messages, customer's and experts', in the order they arrived.
     pub async fn transcript(
         &self,
         conversation_id: &str,
     ) -> Result<Vec<TranscriptEntry>, StoreError> {
-        let rows = query(
-            // The conversation's chain, walked back from its last message (`UNION` rather
-            // than `UNION ALL`: a chain that looped would still end).
-            "WITH RECURSIVE chain (id) AS (
-                 SELECT last_message_id FROM conversations WHERE id = $1
-                 UNION
-                 SELECT m.previous_message_id FROM messages m JOIN chain ON m.id = chain.id)
-             SELECT author, author_email, body, received_at FROM messages
-             WHERE id IN (SELECT id FROM chain) ORDER BY id",
+        Ok(sqlx::query_as(
+            "SELECT author, author_email, body AS text, received_at AS at FROM messages
+             WHERE conversation_id = $1 ORDER BY id",
         )
         .bind(conversation_id)
-        .fetch_all(&mut self.reader()?.db())
-        .await?;
-        rows.iter()
-            .map(|row| {
-                Ok(TranscriptEntry {
-                    author: row.get(0)?,
-                    author_email: row.get(1)?,
-                    text: row.get(2)?,
-                    at: row.get(3)?,
-                })
-            })
-            .collect()
+        .fetch_all(&self.reader)
+        .await?)
     }
 
     pub async fn meetings_of(&self, conversation_id: &str) -> Result<Vec<MeetingInfo>, StoreError> {
-        let rows = query(
+        Ok(sqlx::query_as(
             "SELECT id, host_url, guest_url, expires_at, created_at FROM meetings
              WHERE conversation_id = $1 ORDER BY created_at",
         )
         .bind(conversation_id)
-        .fetch_all(&mut self.reader()?.db())
-        .await?;
-        rows.iter()
-            .map(|row| {
-                Ok(MeetingInfo {
-                    id: row.get(0)?,
-                    host_url: row.get(1)?,
-                    guest_url: row.get(2)?,
-                    expires_at: row.get(3)?,
-                    created_at: row.get(4)?,
-                })
-            })
-            .collect()
+        .fetch_all(&self.reader)
+        .await?)
     }
 
-    /// Retention: erases message texts received before `before`, anonymises conversations
-    /// closed before it, and drops what else holds personal data of that age (receipts,
-    /// delivered payloads, handled Webex events). Expired console sessions go too.
+    /// Applies retention: erases and anonymises what is older than the cutoffs.
     pub async fn purge(&self, cutoffs: PurgeCutoffs) -> Result<PurgeReport, StoreError> {
         let PurgeCutoffs {
             before,
             events_before,
             now,
         } = cutoffs;
-        self.write(move |mut tx| {
-            Box::pin(async move {
-                let message_texts_erased =
-                    query("UPDATE messages SET body = '' WHERE received_at < $1 AND body != ''")
-                        .bind(before)
-                        .execute(&mut tx)
-                        .await?;
-                let conversations_anonymised = query(
-                    "UPDATE conversations SET customer = $1, customer_name = NULL, closed_by = NULL
-             WHERE state = 'closed' AND closed_at < $2 AND customer != $3",
-                )
-                .bind(ERASED)
+        let mut tx = self.begin().await?;
+        let message_texts_erased =
+            sqlx::query("UPDATE messages SET body = '' WHERE received_at < $1 AND body != ''")
                 .bind(before)
-                .bind(ERASED)
-                .execute(&mut tx)
-                .await?;
-                query(
-                    "UPDATE messages SET customer = $1, author_email = NULL
-             WHERE customer != $2 AND conversation_id IN
-                   (SELECT id FROM conversations WHERE customer = $3)",
-                )
-                .bind(ERASED)
-                .bind(ERASED)
-                .bind(ERASED)
-                .execute(&mut tx)
-                .await?;
-                let receipts_deleted =
-                    query("DELETE FROM delivery_receipts WHERE received_at < $1")
-                        .bind(before)
-                        .execute(&mut tx)
-                        .await?;
-                let outbox_payloads_cleared = query(
-                    "UPDATE outbox SET payload = '{}'
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+        let conversations_anonymised = sqlx::query(
+            "UPDATE conversations SET customer = $1, customer_name = NULL, closed_by = NULL
+             WHERE state = 'closed' AND closed_at < $2 AND customer != $1",
+        )
+        .bind(ERASED)
+        .bind(before)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        sqlx::query(
+            "UPDATE messages SET customer = $1, author_email = NULL
+             WHERE customer != $1 AND conversation_id IN
+                   (SELECT id FROM conversations WHERE customer = $1)",
+        )
+        .bind(ERASED)
+        .execute(&mut *tx)
+        .await?;
+        let receipts_deleted = sqlx::query("DELETE FROM delivery_receipts WHERE received_at < $1")
+            .bind(before)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        let outbox_payloads_cleared = sqlx::query(
+            "UPDATE outbox SET payload = '{}'
              WHERE state != 'pending' AND created_at < $1 AND payload != '{}'",
-                )
-                .bind(before)
-                .execute(&mut tx)
-                .await?;
-                let webex_events_deleted =
-                    query("DELETE FROM webex_events WHERE state != 'pending' AND received_at < $1")
-                        .bind(events_before)
-                        .execute(&mut tx)
-                        .await?;
-                let sessions_deleted =
-                    query("DELETE FROM console_sessions WHERE refresh_expires_at < $1")
-                        .bind(now)
-                        .execute(&mut tx)
-                        .await?;
-                // Starts older than a day no longer count against any hourly limit.
-                let day_ago = now - 24 * 3_600_000;
-                query("DELETE FROM meeting_starts WHERE started_at < $1")
-                    .bind(day_ago)
-                    .execute(&mut tx)
-                    .await?;
-                query(
-                    "DELETE FROM meeting_limit_locks WHERE NOT EXISTS (
-                         SELECT 1 FROM meeting_starts s
-                         WHERE s.channel = meeting_limit_locks.channel
-                           AND s.customer = meeting_limit_locks.customer)",
-                )
-                .execute(&mut tx)
-                .await?;
-                Ok(PurgeReport {
-                    message_texts_erased,
-                    conversations_anonymised,
-                    receipts_deleted,
-                    outbox_payloads_cleared,
-                    webex_events_deleted,
-                    sessions_deleted,
-                })
-            })
+        )
+        .bind(before)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        let webex_events_deleted =
+            sqlx::query("DELETE FROM webex_events WHERE state != 'pending' AND received_at < $1")
+                .bind(events_before)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+        let sessions_deleted =
+            sqlx::query("DELETE FROM console_sessions WHERE refresh_expires_at < $1")
+                .bind(now)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+        // Starts older than a day no longer count against any hourly limit.
+        sqlx::query("DELETE FROM meeting_starts WHERE started_at < $1")
+            .bind(now - 24 * 3_600_000)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(
+            "DELETE FROM meeting_limit_locks WHERE NOT EXISTS (
+                 SELECT 1 FROM meeting_starts s
+                 WHERE s.channel = meeting_limit_locks.channel
+                   AND s.customer = meeting_limit_locks.customer)",
+        )
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(PurgeReport {
+            message_texts_erased,
+            conversations_anonymised,
+            receipts_deleted,
+            outbox_payloads_cleared,
+            webex_events_deleted,
+            sessions_deleted,
         })
-        .await
     }
 }

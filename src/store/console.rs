@@ -1,10 +1,10 @@
 //! The expert console's logins, sessions and queue.
 
-use super::sql::query;
+use super::conversations::{ConversationRow, SELECT};
 use super::{ConversationInfo, Store, StoreError};
 
 /// A signed-in expert.
-#[derive(Clone)]
+#[derive(Clone, sqlx::FromRow)]
 pub struct ConsoleSession {
     pub id_hash: String,
     pub email: String,
@@ -36,6 +36,16 @@ pub struct QueueItem {
     pub host_url: Option<String>,
 }
 
+/// A queue line as selected: the conversation's columns and its latest message and link.
+#[derive(sqlx::FromRow)]
+struct QueueRow {
+    #[sqlx(flatten)]
+    conversation: ConversationRow,
+    last_message: Option<String>,
+    last_message_at: Option<i64>,
+    host_url: Option<String>,
+}
+
 impl Store {
     pub async fn create_login(
         &self,
@@ -43,26 +53,22 @@ impl Store {
         code_verifier: &str,
         now: i64,
     ) -> Result<(), StoreError> {
-        let (state, code_verifier) = (state.to_string(), code_verifier.to_string());
-        self.write(move |mut tx| {
-            Box::pin(async move {
-                query(
-                    "INSERT INTO oauth_logins (state, code_verifier, created_at) VALUES ($1, $2, $3)",
-                )
-                .bind(state)
-                .bind(code_verifier)
-                .bind(now)
-                .execute(&mut tx)
-                .await?;
-                // Logins never finished are of no use after a while.
-                query("DELETE FROM oauth_logins WHERE created_at < $1")
-                    .bind(now - 24 * 3_600_000)
-                    .execute(&mut tx)
-                    .await?;
-                Ok(())
-            })
-        })
-        .await
+        let mut tx = self.begin().await?;
+        sqlx::query(
+            "INSERT INTO oauth_logins (state, code_verifier, created_at) VALUES ($1, $2, $3)",
+        )
+        .bind(state)
+        .bind(code_verifier)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        // Logins never finished are of no use after a while.
+        sqlx::query("DELETE FROM oauth_logins WHERE created_at < $1")
+            .bind(now - 24 * 3_600_000)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
     }
 
     /// Uses up a login's `state`: returns its PKCE verifier if it exists and was created
@@ -72,21 +78,15 @@ impl Store {
         state: &str,
         not_before: i64,
     ) -> Result<Option<String>, StoreError> {
-        let state = state.to_string();
-        let taken = self
-            .write(move |mut tx| {
-                Box::pin(async move {
-                    query(
-                    "DELETE FROM oauth_logins WHERE state = $1 RETURNING code_verifier, created_at",
-                )
-                .bind(state).fetch_optional(&mut tx).await
-                })
-            })
-            .await?;
-        match taken {
-            Some(row) if row.get::<i64>(1)? >= not_before => Ok(Some(row.get(0)?)),
-            _ => Ok(None),
-        }
+        let taken: Option<(String, i64)> = sqlx::query_as(
+            "DELETE FROM oauth_logins WHERE state = $1 RETURNING code_verifier, created_at",
+        )
+        .bind(state)
+        .fetch_optional(&self.writer)
+        .await?;
+        Ok(taken
+            .filter(|(_, created_at)| *created_at >= not_before)
+            .map(|(verifier, _)| verifier))
     }
 
     pub async fn create_session(
@@ -94,27 +94,21 @@ impl Store {
         session: &ConsoleSession,
         now: i64,
     ) -> Result<(), StoreError> {
-        let session = session.clone();
-        self.write(move |mut tx| {
-            Box::pin(async move {
-                query(
-                    "INSERT INTO console_sessions (id_hash, email, display_name, access_token,
+        sqlx::query(
+            "INSERT INTO console_sessions (id_hash, email, display_name, access_token,
                  access_expires_at, refresh_token, refresh_expires_at, csrf_token, created_at)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-                )
-                .bind(&session.id_hash)
-                .bind(&session.email)
-                .bind(&session.display_name)
-                .bind(&session.access_token)
-                .bind(session.access_expires_at)
-                .bind(&session.refresh_token)
-                .bind(session.refresh_expires_at)
-                .bind(&session.csrf_token)
-                .bind(now)
-                .execute(&mut tx)
-                .await
-            })
-        })
+        )
+        .bind(&session.id_hash)
+        .bind(&session.email)
+        .bind(&session.display_name)
+        .bind(&session.access_token)
+        .bind(session.access_expires_at)
+        .bind(&session.refresh_token)
+        .bind(session.refresh_expires_at)
+        .bind(&session.csrf_token)
+        .bind(now)
+        .execute(&self.writer)
         .await?;
         Ok(())
     }
@@ -125,83 +119,70 @@ impl Store {
         id_hash: &str,
         now: i64,
     ) -> Result<Option<ConsoleSession>, StoreError> {
-        let row = query(
+        Ok(sqlx::query_as(
             "SELECT id_hash, email, display_name, access_token, access_expires_at, refresh_token,
                     refresh_expires_at, token_generation, csrf_token
              FROM console_sessions WHERE id_hash = $1 AND refresh_expires_at > $2",
         )
         .bind(id_hash)
         .bind(now)
-        .fetch_optional(&mut self.reader()?.db())
-        .await?;
-        row.map(|row| {
-            Ok(ConsoleSession {
-                id_hash: row.get(0)?,
-                email: row.get(1)?,
-                display_name: row.get(2)?,
-                access_token: row.get(3)?,
-                access_expires_at: row.get(4)?,
-                refresh_token: row.get(5)?,
-                refresh_expires_at: row.get(6)?,
-                token_generation: row.get(7)?,
-                csrf_token: row.get(8)?,
-            })
-        })
-        .transpose()
+        .fetch_optional(&self.reader)
+        .await?)
     }
 
     /// Stores refreshed tokens and counts the refresh.
     pub async fn refresh_session(&self, session: &ConsoleSession) -> Result<(), StoreError> {
-        let session = session.clone();
-        self.write(move |mut tx| Box::pin(async move { query(
-            "UPDATE console_sessions SET access_token = $1, access_expires_at = $2, refresh_token = $3,
-                 refresh_expires_at = $4, token_generation = token_generation + 1
+        sqlx::query(
+            "UPDATE console_sessions SET access_token = $1, access_expires_at = $2,
+                 refresh_token = $3, refresh_expires_at = $4,
+                 token_generation = token_generation + 1
              WHERE id_hash = $5",
         )
         .bind(&session.access_token)
         .bind(session.access_expires_at)
         .bind(&session.refresh_token)
         .bind(session.refresh_expires_at)
-        .bind(&session.id_hash).execute(&mut tx).await }))
+        .bind(&session.id_hash)
+        .execute(&self.writer)
         .await?;
         Ok(())
     }
 
     pub async fn delete_session(&self, id_hash: &str) -> Result<(), StoreError> {
-        let id_hash = id_hash.to_string();
-        self.write(move |mut tx| {
-            Box::pin(async move {
-                query("DELETE FROM console_sessions WHERE id_hash = $1")
-                    .bind(id_hash)
-                    .execute(&mut tx)
-                    .await
-            })
-        })
-        .await?;
+        sqlx::query("DELETE FROM console_sessions WHERE id_hash = $1")
+            .bind(id_hash)
+            .execute(&self.writer)
+            .await?;
         Ok(())
     }
 
     /// Open conversations with their latest message and host link, newest activity first.
     pub async fn queue(&self, limit: i64) -> Result<Vec<QueueItem>, StoreError> {
-        let conversations = self.open_conversations(limit).await?;
-        let mut items = Vec::with_capacity(conversations.len());
-        for conversation in conversations {
-            let row = query(
-                "SELECT m.body, m.received_at,
-                    (SELECT host_url FROM meetings WHERE conversation_id = $1 ORDER BY expires_at DESC LIMIT 1)
-                 FROM conversations c LEFT JOIN messages m ON m.id = c.last_message_id
-                 WHERE c.id = $1",
-            )
-            .bind(&conversation.id)
-            .fetch_one(&mut self.reader()?.db())
-            .await?;
-            items.push(QueueItem {
-                conversation,
-                last_message: row.get(0)?,
-                last_message_at: row.get(1)?,
-                host_url: row.get(2)?,
-            });
-        }
+        let rows: Vec<QueueRow> = sqlx::query_as(&format!(
+            "WITH q AS ({SELECT} WHERE c.state = 'open' ORDER BY c.created_at, c.id LIMIT $1)
+             SELECT q.*,
+                 (SELECT m.body FROM messages m WHERE m.conversation_id = q.id
+                  ORDER BY m.id DESC LIMIT 1) AS last_message,
+                 (SELECT m.received_at FROM messages m WHERE m.conversation_id = q.id
+                  ORDER BY m.id DESC LIMIT 1) AS last_message_at,
+                 (SELECT t.host_url FROM meetings t WHERE t.conversation_id = q.id
+                  ORDER BY t.expires_at DESC LIMIT 1) AS host_url
+             FROM q"
+        ))
+        .bind(limit)
+        .fetch_all(&self.reader)
+        .await?;
+        let mut items = rows
+            .into_iter()
+            .map(|row| {
+                Ok(QueueItem {
+                    conversation: row.conversation.try_into()?,
+                    last_message: row.last_message,
+                    last_message_at: row.last_message_at,
+                    host_url: row.host_url,
+                })
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
         items.sort_by_key(|item| {
             std::cmp::Reverse(item.last_message_at.unwrap_or(item.conversation.created_at))
         });

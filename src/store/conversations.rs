@@ -1,8 +1,7 @@
-//! Conversations as the experts see them: by thread, open ones, closing, the transcript.
+//! Conversations as the experts see them: by thread, open ones, closing, expert replies.
 
-use super::sql::{query, Row};
-use super::{outbox, OutboxEntry, Store, StoreError};
-use crate::domain::{BusinessAddress, Channel, ConversationKey, CustomerAddress};
+use super::{insert_outbox, Store, StoreError};
+use crate::domain::{BusinessAddress, Channel, ConversationKey, CustomerAddress, OutboxEntry};
 
 /// A stored conversation with what the expert desk shows of it.
 #[derive(Debug, Clone)]
@@ -28,48 +27,70 @@ pub struct ExpertMessage<'a> {
     pub author_email: Option<&'a str>,
 }
 
-pub(super) const SELECT: &str =
-    "SELECT c.id, c.channel, c.customer, c.business, c.customer_name, c.state,
-        c.thread_message_id, c.created_at,
-        (SELECT MAX(t.expires_at) FROM meetings t WHERE t.conversation_id = c.id)
+pub(super) const SELECT: &str = "SELECT c.id, c.channel, c.customer, c.business, c.customer_name,
+        c.state, c.thread_message_id, c.created_at,
+        (SELECT MAX(t.expires_at) FROM meetings t WHERE t.conversation_id = c.id) AS links_expire_at
     FROM conversations c";
 
-pub(super) fn from_row(row: &Row) -> Result<ConversationInfo, StoreError> {
-    let channel: String = row.get(1)?;
-    let channel = Channel::parse(&channel)
-        .ok_or_else(|| StoreError::Corrupt(format!("conversation channel {channel:?}")))?;
-    let state: String = row.get(5)?;
-    Ok(ConversationInfo {
-        id: row.get(0)?,
-        key: ConversationKey {
-            channel,
-            customer: CustomerAddress::from_stored(row.get(2)?),
-            business: BusinessAddress::from_stored(row.get(3)?),
-        },
-        customer_name: row.get(4)?,
-        open: state == "open",
-        thread_message_id: row.get(6)?,
-        created_at: row.get(7)?,
-        links_expire_at: row.get(8)?,
-    })
+/// A conversation as [`SELECT`] reads it.
+#[derive(sqlx::FromRow)]
+pub(super) struct ConversationRow {
+    id: String,
+    channel: String,
+    customer: String,
+    business: String,
+    customer_name: Option<String>,
+    state: String,
+    thread_message_id: Option<String>,
+    created_at: i64,
+    links_expire_at: Option<i64>,
+}
+
+impl TryFrom<ConversationRow> for ConversationInfo {
+    type Error = StoreError;
+
+    fn try_from(row: ConversationRow) -> Result<Self, StoreError> {
+        let channel = Channel::parse(&row.channel).ok_or_else(|| {
+            StoreError::Corrupt(format!("conversation channel {:?}", row.channel))
+        })?;
+        Ok(ConversationInfo {
+            id: row.id,
+            key: ConversationKey {
+                channel,
+                customer: CustomerAddress::from_stored(row.customer),
+                business: BusinessAddress::from_stored(row.business),
+            },
+            customer_name: row.customer_name,
+            open: row.state == "open",
+            thread_message_id: row.thread_message_id,
+            created_at: row.created_at,
+            links_expire_at: row.links_expire_at,
+        })
+    }
+}
+
+pub(super) fn conversations(
+    rows: Vec<ConversationRow>,
+) -> Result<Vec<ConversationInfo>, StoreError> {
+    rows.into_iter().map(ConversationInfo::try_from).collect()
 }
 
 impl Store {
     pub async fn conversation(&self, id: &str) -> Result<Option<ConversationInfo>, StoreError> {
-        let row = query(&format!("{SELECT} WHERE c.id = $1"))
+        let row: Option<ConversationRow> = sqlx::query_as(&format!("{SELECT} WHERE c.id = $1"))
             .bind(id)
-            .fetch_optional(&mut self.reader()?.db())
+            .fetch_optional(&self.reader)
             .await?;
-        row.as_ref().map(from_row).transpose()
+        row.map(ConversationInfo::try_from).transpose()
     }
 
     /// The conversation a Webex message of the bot's is about: the message that opened
-    /// its thread, or any expert notification sent for it (a later meeting's card).
+    /// its thread, or one of its expert notifications.
     pub async fn conversation_by_webex_message(
         &self,
         message_id: &str,
     ) -> Result<Option<ConversationInfo>, StoreError> {
-        let row = query(&format!(
+        let row: Option<ConversationRow> = sqlx::query_as(&format!(
             "{SELECT} WHERE c.thread_message_id = $1
                  OR c.id = (SELECT o.conversation_id FROM outbox o
                             -- Spelled out: the index covers only this kind.
@@ -79,9 +100,9 @@ impl Store {
         ))
         .bind(message_id)
         .bind(message_id)
-        .fetch_optional(&mut self.reader()?.db())
+        .fetch_optional(&self.reader)
         .await?;
-        row.as_ref().map(from_row).transpose()
+        row.map(ConversationInfo::try_from).transpose()
     }
 
     /// Open conversations, oldest first.
@@ -89,13 +110,14 @@ impl Store {
         &self,
         limit: i64,
     ) -> Result<Vec<ConversationInfo>, StoreError> {
-        let rows = query(&format!(
-            "{SELECT} WHERE c.state = 'open' ORDER BY c.created_at, c.id LIMIT $1"
-        ))
-        .bind(limit)
-        .fetch_all(&mut self.reader()?.db())
-        .await?;
-        rows.iter().map(from_row).collect()
+        conversations(
+            sqlx::query_as(&format!(
+                "{SELECT} WHERE c.state = 'open' ORDER BY c.created_at, c.id LIMIT $1"
+            ))
+            .bind(limit)
+            .fetch_all(&self.reader)
+            .await?,
+        )
     }
 
     /// Closes an open conversation, queueing `deliveries` with it. Returns false when it
@@ -103,38 +125,29 @@ impl Store {
     pub async fn close_conversation(
         &self,
         id: &str,
-        closed_by: Option<&str>,
+        closed_by: &str,
         deliveries: &[OutboxEntry],
         now: i64,
     ) -> Result<bool, StoreError> {
-        let (id, closed_by, deliveries) = (
-            id.to_string(),
-            closed_by.map(str::to_string),
-            deliveries.to_vec(),
-        );
-        self.write(move |mut tx| {
-            Box::pin(async move {
-                let (id, closed_by) = (id.as_str(), closed_by.as_deref());
-
-                let closed = query(
-                    "UPDATE conversations SET state = 'closed', closed_at = $1, closed_by = $2
+        let mut tx = self.begin().await?;
+        let closed = sqlx::query(
+            "UPDATE conversations SET state = 'closed', closed_at = $1, closed_by = $2
              WHERE id = $3 AND state = 'open'",
-                )
-                .bind(now)
-                .bind(closed_by)
-                .bind(id)
-                .execute(&mut tx)
-                .await?
-                    == 1;
-                if closed {
-                    for entry in &deliveries {
-                        outbox::insert(&mut tx, entry, Some(id), now).await?;
-                    }
-                }
-                Ok(closed)
-            })
-        })
-        .await
+        )
+        .bind(now)
+        .bind(closed_by)
+        .bind(id)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected()
+            == 1;
+        if closed {
+            for entry in deliveries {
+                insert_outbox(&mut tx, entry, Some(id), now).await?;
+            }
+        }
+        tx.commit().await?;
+        Ok(closed)
     }
 
     /// Stores an expert's reply in the transcript together with its deliveries. Returns
@@ -145,60 +158,34 @@ impl Store {
         deliveries: &[OutboxEntry],
         now: i64,
     ) -> Result<bool, StoreError> {
-        let key = &message.conversation.key;
-        let (conversation_id, message_id, text, author_email) = (
-            message.conversation.id.clone(),
-            message.message_id.to_string(),
-            message.text.to_string(),
-            message.author_email.map(str::to_string),
-        );
-        let (key, deliveries) = (key.clone(), deliveries.to_vec());
-        self.write(move |mut tx| {
-            Box::pin(async move {
-                let previous = super::last_message_of(&mut tx, &conversation_id).await?;
-                let inserted = query(
+        let conversation = message.conversation;
+        let key = &conversation.key;
+        let mut tx = self.begin().await?;
+        let inserted = sqlx::query(
             "INSERT INTO messages (channel, customer, business, external_id, body, received_at,
-                                   conversation_id, author, author_email, previous_message_id)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, 'expert', $8, $9)
+                                   conversation_id, author, author_email)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, 'expert', $8)
              ON CONFLICT (channel, customer, business, external_id)
                  WHERE external_id IS NOT NULL DO NOTHING",
         )
         .bind(key.channel.as_str())
         .bind(key.customer.as_str())
         .bind(key.business.as_str())
-        .bind(&message_id)
-        .bind(&text)
+        .bind(message.message_id)
+        .bind(message.text)
         .bind(now)
-        .bind(&conversation_id)
-        .bind(&author_email)
-        .bind(previous)
-        .insert(&mut tx)
-        .await?;
-                if let Some(message_row) = inserted {
-                    super::append_to_conversation(&mut tx, &conversation_id, message_row, previous)
-                        .await?;
-                    for entry in &deliveries {
-                        outbox::insert(&mut tx, entry, Some(&conversation_id), now).await?;
-                    }
-                }
-                Ok(inserted.is_some())
-            })
-        })
-        .await
-    }
-
-    /// Whether an expert notification for the conversation is still waiting to be sent:
-    /// its thread will exist once it is.
-    pub async fn notification_pending(&self, conversation_id: &str) -> Result<bool, StoreError> {
-        let pending: i64 = query(
-            "SELECT COUNT(*) FROM outbox
-             WHERE conversation_id = $1 AND kind = $2 AND state = 'pending'",
-        )
-        .bind(conversation_id)
-        .bind(super::EXPERT_NOTIFICATION)
-        .fetch_one(&mut self.reader()?.db())
+        .bind(&conversation.id)
+        .bind(message.author_email)
+        .execute(&mut *tx)
         .await?
-        .get(0)?;
-        Ok(pending > 0)
+        .rows_affected()
+            == 1;
+        if inserted {
+            for entry in deliveries {
+                insert_outbox(&mut tx, entry, Some(&conversation.id), now).await?;
+            }
+        }
+        tx.commit().await?;
+        Ok(inserted)
     }
 }

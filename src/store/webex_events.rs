@@ -1,15 +1,15 @@
 //! Events received on the Webex webhook, processed in the background like the outbox.
 
-use super::sql::query;
 use super::{Store, StoreError};
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, sqlx::FromRow)]
 pub struct WebexEvent {
     /// The event's `data.id`: a message id or an attachment action id.
     pub id: String,
     pub resource: String,
     pub payload: String,
     pub attempts: i64,
+    pub received_at: i64,
 }
 
 impl Store {
@@ -21,22 +21,18 @@ impl Store {
         payload: &str,
         now: i64,
     ) -> Result<bool, StoreError> {
-        let (id, resource, payload) = (id.to_string(), resource.to_string(), payload.to_string());
-        let inserted = self
-            .write(move |mut tx| {
-                Box::pin(async move {
-                    query(
-                    "INSERT INTO webex_events (id, resource, payload, next_attempt_at, received_at)
+        let inserted = sqlx::query(
+            "INSERT INTO webex_events (id, resource, payload, next_attempt_at, received_at)
              VALUES ($1, $2, $3, $4, $5) ON CONFLICT (id) DO NOTHING",
-                )
-                .bind(id)
-                .bind(resource)
-                .bind(payload)
-                .bind(now)
-                .bind(now).execute(&mut tx).await
-                })
-            })
-            .await?;
+        )
+        .bind(id)
+        .bind(resource)
+        .bind(payload)
+        .bind(now)
+        .bind(now)
+        .execute(&self.writer)
+        .await?
+        .rows_affected();
         Ok(inserted == 1)
     }
 
@@ -47,48 +43,25 @@ impl Store {
         lease_ms: i64,
         limit: i64,
     ) -> Result<Vec<WebexEvent>, StoreError> {
-        let rows = self
-            .write(move |mut tx| {
-                Box::pin(async move {
-                    query(
-                        "UPDATE webex_events SET leased_until = $1, attempts = attempts + 1
+        let mut events: Vec<WebexEvent> = sqlx::query_as(
+            "UPDATE webex_events SET leased_until = $1, attempts = attempts + 1
              WHERE id IN (
                  SELECT id FROM webex_events
                  WHERE state = 'pending' AND next_attempt_at <= $2
-                   AND (leased_until IS NULL OR leased_until <= $3)
-                 ORDER BY received_at, id LIMIT $4)
+                   AND (leased_until IS NULL OR leased_until <= $2)
+                 ORDER BY received_at, id LIMIT $3)
                -- Checked again on the row itself: on PostgreSQL a concurrent claimer waits
                -- for the first one's row locks, then sees its lease and skips the row.
-               -- (`state || ''`: SQLite would otherwise look the rows up through the index
-               -- on state, reading every pending row instead of the ids above.)
-               AND state || '' = 'pending' AND (leased_until IS NULL OR leased_until <= $3)
+               AND state = 'pending' AND (leased_until IS NULL OR leased_until <= $2)
              RETURNING id, resource, payload, attempts, received_at",
-                    )
-                    .bind(now + lease_ms)
-                    .bind(now)
-                    .bind(now)
-                    .bind(limit)
-                    .fetch_all(&mut tx)
-                    .await
-                })
-            })
-            .await?;
-        let mut events = rows
-            .iter()
-            .map(|row| {
-                Ok((
-                    row.get::<i64>(4)?,
-                    WebexEvent {
-                        id: row.get(0)?,
-                        resource: row.get(1)?,
-                        payload: row.get(2)?,
-                        attempts: row.get(3)?,
-                    },
-                ))
-            })
-            .collect::<Result<Vec<_>, StoreError>>()?;
-        events.sort_by(|a, b| (a.0, &a.1.id).cmp(&(b.0, &b.1.id)));
-        Ok(events.into_iter().map(|(_, event)| event).collect())
+        )
+        .bind(now + lease_ms)
+        .bind(now)
+        .bind(limit)
+        .fetch_all(&self.writer)
+        .await?;
+        events.sort_by(|a, b| (a.received_at, &a.id).cmp(&(b.received_at, &b.id)));
+        Ok(events)
     }
 
     /// Ends an event: `error` is `None` when it was handled, else why it never will be.
@@ -97,13 +70,13 @@ impl Store {
         id: &str,
         error: Option<&str>,
     ) -> Result<(), StoreError> {
-        let (id, error) = (id.to_string(), error.map(str::to_string));
-        self.write(move |mut tx| Box::pin(async move { query(
+        sqlx::query(
             "UPDATE webex_events SET state = $1, last_error = $2, leased_until = NULL WHERE id = $3",
         )
         .bind(if error.is_some() { "failed" } else { "done" })
         .bind(error)
-        .bind(id).execute(&mut tx).await }))
+        .bind(id)
+        .execute(&self.writer)
         .await?;
         Ok(())
     }
@@ -114,18 +87,14 @@ impl Store {
         error: &str,
         next_attempt_at: i64,
     ) -> Result<(), StoreError> {
-        let (id, error) = (id.to_string(), error.to_string());
-        self.write(move |mut tx| {
-            Box::pin(async move {
-                query(
-                "UPDATE webex_events SET next_attempt_at = $1, last_error = $2, leased_until = NULL
+        sqlx::query(
+            "UPDATE webex_events SET next_attempt_at = $1, last_error = $2, leased_until = NULL
              WHERE id = $3",
-            )
-            .bind(next_attempt_at)
-            .bind(error)
-            .bind(id).execute(&mut tx).await
-            })
-        })
+        )
+        .bind(next_attempt_at)
+        .bind(error)
+        .bind(id)
+        .execute(&self.writer)
         .await?;
         Ok(())
     }

@@ -223,7 +223,7 @@ impl HttpClient {
                 Ok(response) => format!("{}xx", response.status().as_u16() / 100),
                 Err(_) => "error".to_string(),
             };
-            metrics.upstream_request(upstream, &status, started.elapsed().as_secs_f64());
+            metrics.upstream_request(upstream.label(), &status, started.elapsed().as_secs_f64());
         }
         result.map_err(transport(upstream))
     }

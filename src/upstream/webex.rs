@@ -6,29 +6,7 @@ use url::Url;
 
 use super::{endpoint, status_error, HttpClient, Upstream, UpstreamError};
 use crate::config::ExpertTarget;
-
-/// Where a Webex message goes.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub enum Destination {
-    #[serde(rename = "roomId")]
-    RoomId(String),
-    #[serde(rename = "toPersonEmail")]
-    PersonEmail(String),
-}
-
-/// `POST /messages`. Markdown is limited to 7439 bytes by Webex; with a card, the markdown
-/// is the fallback for clients that cannot show it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct NewMessage {
-    #[serde(flatten)]
-    pub destination: Destination,
-    pub markdown: String,
-    #[serde(skip_serializing_if = "Option::is_none", default)]
-    pub parent_id: Option<String>,
-    #[serde(skip_serializing_if = "Vec::is_empty", default)]
-    pub attachments: Vec<serde_json::Value>,
-}
+use crate::domain::{Destination, WebexPost};
 
 /// `GET /messages/{id}`: webhooks do not carry the text.
 #[derive(Debug, Clone, Deserialize)]
@@ -141,7 +119,7 @@ impl WebexClient {
     }
 
     /// Posts a message and returns its id.
-    pub async fn post_message(&self, message: &NewMessage) -> Result<String, UpstreamError> {
+    pub async fn post_message(&self, message: &WebexPost) -> Result<String, UpstreamError> {
         let response = self
             .http
             .send(
@@ -364,19 +342,5 @@ mod tests {
             Some("https://webexapis.com/v1/rooms?cursor=abc")
         );
         assert_eq!(next_link(r#"<https://x/prev>; rel="prev""#), None);
-    }
-
-    #[test]
-    fn message_body_uses_the_webex_field_names() {
-        let message = NewMessage {
-            destination: Destination::PersonEmail("expert@example.com".into()),
-            markdown: "hi".into(),
-            parent_id: None,
-            attachments: Vec::new(),
-        };
-        assert_eq!(
-            serde_json::to_value(&message).unwrap(),
-            serde_json::json!({"toPersonEmail": "expert@example.com", "markdown": "hi"})
-        );
     }
 }

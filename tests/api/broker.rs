@@ -149,6 +149,8 @@ db_test! {
     assert_eq!(app.post_signed(&body).await.status(), 503);
     assert_eq!(app.stored().await, (1, 0, 0, 0));
     // Webex Connect sends the same message again.
+    // Webex Connect retries a minute later.
+    app.clock.advance(std::time::Duration::from_secs(60));
     let retry = app.post_signed(&body).await;
     assert_eq!(retry.status(), 200);
     assert_eq!(app.stored().await, (1, 1, 1, 1), "still one message");

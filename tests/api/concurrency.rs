@@ -147,6 +147,8 @@ db_test! {
     assert_eq!(app.stored().await, (10, 0, 0, 0));
     // The claim is not stuck: once the broker works, the next message gets a meeting.
     app.broker.reset().await;
+    // A later message, when the broker is back.
+    app.clock.advance(Duration::from_secs(1));
     mount_broker(&app.broker, "ic-joseencrypt-short.json").await;
     assert_eq!(
         app.post_flow(&message("+14155550123", "after"))
@@ -162,22 +164,23 @@ db_test! {
     let app = spawn_app(db).await;
     mount_broker(&app.broker, "ic-joseencrypt-short.json").await;
     // Another instance claimed this conversation's meeting, then died.
-    let now = (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64;
     sqlx::query(
         "INSERT INTO meeting_claims (channel, customer, business, claim_id, claimed_until)
          VALUES ('sms', '+14155550123', '56263', 'dead-instance', $1)",
     )
-    .bind(now + 500)
+    .bind(app.clock.now_ms() + 500)
     .execute(&app.db)
     .await
     .unwrap();
-    let started = std::time::Instant::now();
-    let response = app.post_signed(&fixture("connect-sms-mo.json")).await;
+    // The message waits for that claim; once it is stored (and waiting), time passes and
+    // the claim runs out.
+    let body = fixture("connect-sms-mo.json");
+    let (response, ()) = tokio::join!(app.post_signed(&body), async {
+        assert!(eventually(5, || async { app.count("messages").await == 1 }).await);
+        assert_eq!(app.broker_requests().await.len(), 0, "it waits for the claim");
+        app.clock.advance(Duration::from_secs(1));
+    });
     assert_eq!(response.status(), 200);
-    assert!(
-        started.elapsed() >= Duration::from_millis(300),
-        "waited for the claim to run out"
-    );
     assert_eq!(app.broker_requests().await.len(), 1);
     assert_eq!(
         app.count("meeting_claims").await,

@@ -320,7 +320,7 @@ db_test! {
     let follow_up = r#"{"channel":"whatsapp","from":"14155550142","to":"a_155054536910425280","text":"hello?","messageId":"f-1"}"#;
     app.post_flow(follow_up).await;
     for _ in 0..5 {
-        tokio::time::sleep(std::time::Duration::from_millis(3)).await;
+        app.clock.advance(std::time::Duration::from_millis(3));
         app.worker.run_once().await.unwrap();
     }
     let posts = app.webex_posts().await;
@@ -495,6 +495,8 @@ db_test! {
     async fn new_link_in_the_thread_makes_a_meeting_and_tells_both_sides(db) {
     let app = desk_app(db, &[("REPLY_MODE", "connect")]).await;
     let first = open_conversation(&app).await;
+    // A minute later, the expert asks for a new link.
+    app.clock.advance(std::time::Duration::from_secs(60));
     app.broker.reset().await;
     Mock::given(method("POST"))
         .and(path("/api/v2/joseencrypt"))
@@ -760,93 +762,130 @@ async fn assert_relayed_in_order_under_the_thread(app: &TestApp, count: usize) {
 }
 
 db_test! {
-    async fn a_run_ends_after_its_rounds_keeping_the_next_claimed(db) {
+    async fn a_conversations_rows_go_out_in_order_across_claims(db) {
     let app = desk_app(db, &[]).await;
-    let worker = app.worker.clone().with_rounds_per_run(1);
     open_conversation_with_follow_ups(&app, BATCH + 6).await;
-    // A full round: its rows are written back and the other 7 claimed while it was sent.
-    assert_eq!(worker.run_once().await.unwrap(), BATCH);
-    assert_eq!(outbox_rows(&app, "sent").await.len(), BATCH);
-    let ahead = outbox_rows(&app, "pending").await;
-    assert_eq!(ahead.len(), 7);
-    assert!(ahead.iter().all(|(_, attempts, leased)| *attempts == 1 && leased.is_some()));
-    // The worker stops: what it claimed ahead is put back, due, as if never tried.
-    let (_stop, stopped) = tokio::sync::watch::channel(true);
-    worker
-        .clone()
-        .run(std::sync::Arc::new(tokio::sync::Notify::new()), stopped)
-        .await;
-    let released = outbox_rows(&app, "pending").await;
-    assert_eq!(released.len(), 7);
-    assert!(released.iter().all(|(_, attempts, leased)| *attempts == 0 && leased.is_none()));
-    // Started again, it sends them, in order, under the thread.
-    assert_eq!(worker.run_once().await.unwrap(), 7);
+    // A claim takes at most a batch: the rest of the conversation follows in the next.
+    assert_eq!(app.worker.run_once().await.unwrap(), BATCH);
+    assert_eq!(app.worker.run_once().await.unwrap(), 7);
+    assert_eq!(app.worker.run_once().await.unwrap(), 0);
     assert_eq!(outbox_rows(&app, "sent").await.len(), BATCH + 7);
     assert_relayed_in_order_under_the_thread(&app, BATCH + 6).await;
 }
 }
 
 db_test! {
-    async fn a_stopping_worker_finishes_its_round_and_puts_back_the_next(db) {
+    async fn a_row_waiting_for_its_retry_holds_back_only_its_own_conversation(db) {
     let app = desk_app(db, &[]).await;
-    open_conversation_with_follow_ups(&app, 2 * BATCH + 6).await;
-    // Webex answers slowly, so that the stop comes while the first round is being sent.
+    open_conversation(&app).await;
+    // Webex refuses the next message once (a 500): relay 1 waits for its retry, and relay
+    // 2 may not overtake it, while another conversation's rows go out.
+    app.webex.reset().await;
+    Mock::given(method("POST"))
+        .and(path("/v1/messages"))
+        .and(wiremock::matchers::body_string_contains("message 1"))
+        .respond_with(ResponseTemplate::new(500))
+        .up_to_n_times(1)
+        .mount(&app.webex)
+        .await;
+    mount_webex_messages(&app.webex).await;
+    for n in 1..=2 {
+        let follow_up = format!(
+            r#"{{"channel":"whatsapp","from":"14155550142","to":"a_155054536910425280","text":"message {n}","messageId":"f-{n}"}}"#
+        );
+        assert_eq!(app.post_flow(&follow_up).await.status(), 200);
+    }
+    let other = r#"{"channel":"sms","from":"+14155550199","to":"56263","text":"other customer"}"#;
+    assert_eq!(app.post_flow(other).await.status(), 200);
+    assert_eq!(app.worker.run_once().await.unwrap(), 3);
+    let posts = app.webex_posts().await;
+    assert_eq!(posts.len(), 2, "the failed relay and the other conversation's notification");
+    // The two conversations are sent side by side, in no particular order.
+    assert!(posts
+        .iter()
+        .any(|p| p["markdown"].as_str().unwrap().contains("other customer")));
+    let pending = outbox_rows(&app, "pending").await;
+    assert_eq!(pending.len(), 2);
+    assert_eq!(pending[0].1, 1, "relay 1 was tried once");
+    assert_eq!(pending[1].1, 0, "relay 2 was put back untried");
+    // Nothing is due until the retry is.
+    assert_eq!(app.worker.run_once().await.unwrap(), 0);
+    app.clock.advance(std::time::Duration::from_secs(1));
+    assert_eq!(app.worker.run_once().await.unwrap(), 2);
+    let relays: Vec<String> = app.webex_posts().await[2..]
+        .iter()
+        .map(|p| p["markdown"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(relays, ["**Customer:**\n\n> message 1", "**Customer:**\n\n> message 2"]);
+}
+}
+
+db_test! {
+    async fn a_slow_answer_holds_back_only_its_own_conversation(db) {
+    let app = desk_app(db, &[]).await;
+    app.webex.reset().await;
+    // Webex takes 20 s to answer the notification of one conversation.
+    Mock::given(method("POST"))
+        .and(path("/v1/messages"))
+        .and(wiremock::matchers::body_string_contains("slow customer"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_raw(fixture("webex-message-created-response.json"), "application/json")
+                .set_delay(std::time::Duration::from_secs(20)),
+        )
+        .mount(&app.webex)
+        .await;
+    mount_webex_messages(&app.webex).await;
+    let slow = r#"{"channel":"sms","from":"+14155550101","to":"56263","text":"slow customer"}"#;
+    let quick = r#"{"channel":"sms","from":"+14155550102","to":"56263","text":"quick customer"}"#;
+    assert_eq!(app.post_flow(slow).await.status(), 200);
+    let mut sending = app.worker.sending();
+    assert_eq!(sending.start_due().await.unwrap(), 1);
+    assert_eq!(app.post_flow(quick).await.status(), 200);
+    // The running worker claims the new row while the slow one is still being sent...
+    assert_eq!(sending.start_due().await.unwrap(), 1);
+    // ...and records it as soon as it is sent.
+    let started = std::time::Instant::now();
+    assert_eq!(sending.finish_some().await.unwrap(), 1);
+    assert!(started.elapsed() < std::time::Duration::from_secs(5));
+    let states: Vec<(String, String)> =
+        sqlx::query_as("SELECT state, payload FROM outbox ORDER BY id")
+            .fetch_all(&app.db)
+            .await
+            .unwrap();
+    assert_eq!(states[0].0, "pending", "the slow one is still being sent");
+    assert_eq!(states[1].0, "sent");
+    assert!(states[1].1.contains("quick customer"));
+}
+}
+
+db_test! {
+    async fn a_stopping_worker_records_what_it_was_sending(db) {
+    let app = desk_app(db, &[]).await;
+    open_conversation_with_follow_ups(&app, 3).await;
     app.webex.reset().await;
     Mock::given(method("POST"))
         .and(path("/v1/messages"))
         .respond_with(
             ResponseTemplate::new(200)
                 .set_body_raw(fixture("webex-message-created-response.json"), "application/json")
-                .set_delay(std::time::Duration::from_millis(5)),
+                .set_delay(std::time::Duration::from_millis(50)),
         )
         .mount(&app.webex)
         .await;
-    let (stop, stopped) = tokio::sync::watch::channel(false);
-    let running = tokio::spawn(
-        app.worker
-            .clone()
-            .run(std::sync::Arc::new(tokio::sync::Notify::new()), stopped),
-    );
-    while app.webex.received_requests().await.unwrap_or_default().is_empty() {
-        tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+    // Stopped before it starts: it sends nothing.
+    let (stop, stopped) = tokio::sync::watch::channel(true);
+    let wake = std::sync::Arc::new(tokio::sync::Notify::new());
+    app.worker.clone().run(wake.clone(), stopped).await;
+    assert_eq!(outbox_rows(&app, "sent").await.len(), 0);
+    // Stopped while sending: what it sent is recorded before it returns.
+    let mut sending = app.worker.sending();
+    assert_eq!(sending.start_due().await.unwrap(), 4);
+    drop(stop);
+    while sending.is_busy() {
+        sending.finish_some().await.unwrap();
     }
-    stop.send(true).unwrap();
-    running.await.unwrap();
-    // The first round was sent; the second, claimed meanwhile, was put back with the
-    // rest, as if never tried.
-    assert_eq!(outbox_rows(&app, "sent").await.len(), BATCH);
-    let released = outbox_rows(&app, "pending").await;
-    assert_eq!(released.len(), BATCH + 7);
-    assert!(released.iter().all(|(_, attempts, leased)| *attempts == 0 && leased.is_none()));
-}
-}
-
-db_test! {
-    async fn rows_claimed_ahead_are_sent_by_the_next_run(db) {
-    let app = desk_app(db, &[]).await;
-    let worker = app.worker.clone().with_rounds_per_run(1);
-    open_conversation_with_follow_ups(&app, BATCH).await;
-    assert_eq!(worker.run_once().await.unwrap(), BATCH);
-    // The last row was claimed ahead: the next run sends it without claiming, and,
-    // not full, claims nothing more.
-    assert_eq!(worker.run_once().await.unwrap(), 1);
-    assert_eq!(worker.run_once().await.unwrap(), 0);
-    assert_eq!(app.webex_posts().await.len(), BATCH + 1);
+    assert_eq!(outbox_rows(&app, "sent").await.len(), 4);
     assert!(outbox_rows(&app, "pending").await.is_empty());
-}
-}
-
-db_test! {
-    async fn full_rounds_follow_each_other_in_one_run(db) {
-    let app = desk_app(db, &[]).await;
-    open_conversation_with_follow_ups(&app, 2 * BATCH + 6).await;
-    // Three rounds in one run. The second was claimed while the first, which opened the
-    // thread with the notification, was being sent: its rows go under that thread all
-    // the same, in order, none postponed.
-    assert_eq!(app.worker.run_once().await.unwrap(), 2 * BATCH + 7);
-    assert_eq!(outbox_rows(&app, "sent").await.len(), 2 * BATCH + 7);
-    assert!(outbox_rows(&app, "pending").await.is_empty());
-    assert_relayed_in_order_under_the_thread(&app, 2 * BATCH + 6).await;
-    assert_eq!(app.worker.run_once().await.unwrap(), 0);
 }
 }

@@ -1,6 +1,7 @@
 use std::collections::BTreeMap;
 
 use hmac::{Hmac, Mac};
+use icbridge::clock::Clock;
 use icbridge::config::Settings;
 use icbridge::desk::Desk;
 use icbridge::outbox::OutboxWorker;
@@ -30,6 +31,8 @@ pub struct TestApp {
     pub connect: MockServer,
     pub worker: OutboxWorker,
     pub desk: Desk,
+    /// The app's clock: it stands still unless the test moves it.
+    pub clock: Clock,
     pub db: AnyPool,
     pub database_url: String,
     _database: TestDatabase,
@@ -187,14 +190,28 @@ impl Upstreams {
     }
 
     pub async fn build(&self) -> Result<Application, StartupError> {
+        self.build_with_clock(Clock::system()).await
+    }
+
+    async fn build_with_clock(&self, clock: Clock) -> Result<Application, StartupError> {
         let settings = Settings::from_vars(&self.vars).expect("test settings are valid");
-        Application::build(settings, ServeOptions::default()).await
+        let options = ServeOptions {
+            clock,
+            ..ServeOptions::default()
+        };
+        Application::build(settings, options).await
     }
 
     /// Starts icbridge on these upstreams. The outbox worker does not run by itself:
     /// tests drive it with `app.worker.run_once()`.
     pub async fn spawn(self) -> TestApp {
-        let app = self.build().await.expect("icbridge starts");
+        // Time stands still in the app, starting now, until the test moves it: retries,
+        // leases and expiries come due when the test says so, not after a sleep.
+        let clock = Clock::manual(Clock::system().now_ms());
+        let app = self
+            .build_with_clock(clock.clone())
+            .await
+            .expect("icbridge starts");
         let address = format!("http://127.0.0.1:{}", app.port());
         let worker = app.outbox_worker();
         let desk = app.desk();
@@ -208,6 +225,7 @@ impl Upstreams {
             connect: self.connect,
             worker,
             desk,
+            clock,
             db,
             database_url: self.vars["DATABASE_URL"].clone(),
             _database: self.database,

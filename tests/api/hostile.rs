@@ -171,7 +171,8 @@ db_test! {
         assert_eq!(app.post_flow(&second).await.status(), 503);
         app.broker.reset().await;
         mount_broker(&app.broker, "ic-joseencrypt-short.json").await;
-        // Webex Connect retries both.
+        // Webex Connect retries both, a minute later.
+        app.clock.advance(Duration::from_secs(60));
         assert_eq!(answer(&app, &first).await["created"], true);
         assert_eq!(answer(&app, &second).await["created"], false);
         app.worker.run_once().await.unwrap();

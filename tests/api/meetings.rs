@@ -1,17 +1,14 @@
 //! Conversations and their meetings: the broker request, the links, reuse and renewal.
 
 use std::collections::BTreeSet;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde_json::{json, Value};
 
 use crate::helpers::*;
 
-fn unix_now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64
+/// The app's clock, in Unix seconds.
+fn unix_now(app: &TestApp) -> i64 {
+    app.clock.now_ms() / 1000
 }
 
 db_test! {
@@ -23,14 +20,14 @@ db_test! {
         .set("HOST_LOGIN", "true");
     let app = upstreams.spawn().await;
     mount_broker(&app.broker, "ic-joseencrypt-short.json").await;
-    let before = unix_now();
+    let before = unix_now(&app);
     let answer: Value = app
         .post_signed(&fixture("connect-sms-mo.json"))
         .await
         .json()
         .await
         .unwrap();
-    let after = unix_now();
+    let after = unix_now(&app);
 
     let requests = app.broker_requests().await;
     assert_eq!(requests.len(), 1);
@@ -203,7 +200,7 @@ db_test! {
         .unwrap();
 
     // Links that run out in 4 minutes are too close to expiry to hand out (limit: 5).
-    let in_four_minutes = (unix_now() + 240) * 1000;
+    let in_four_minutes = (unix_now(&app) + 240) * 1000;
     sqlx::query("UPDATE meetings SET expires_at = $1")
         .bind(in_four_minutes)
         .execute(&app.db)
@@ -230,7 +227,7 @@ db_test! {
     let third =
         r#"{"channel":"sms","from":"+14155550123","to":"56263","text":"ok","messageId":"m-3"}"#;
     sqlx::query("UPDATE meetings SET expires_at = $1 WHERE id = $2")
-        .bind((unix_now() + 360) * 1000)
+        .bind((unix_now(&app) + 360) * 1000)
         .bind(second["meetingId"].as_str())
         .execute(&app.db)
         .await

@@ -104,7 +104,7 @@ db_test! {
         assert!(delivered);
         let seen = webex_bodies(&upstreams.webex).await;
         assert_eq!(seen.len(), 200, "20 notifications and 180 thread messages");
-        assert!(seen.values().all(|times| *times == 1), "each delivered once");
+        assert!(seen.values().all(|times| *times == 1), "each delivered once: {:?}", seen.iter().filter(|(_, t)| **t > 1).collect::<Vec<_>>());
         let notifications = seen.keys().filter(|m| m.starts_with("**Video consultation request**")).count();
         assert_eq!(notifications, 20);
 

@@ -143,7 +143,7 @@ db_test! {
     );
 
     // The test schedule retries after 1 ms.
-    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    app.clock.advance(std::time::Duration::from_millis(5));
     app.worker.run_once().await.unwrap();
     let (state, attempts): (String, i64) = sqlx::query_as("SELECT state, attempts FROM outbox")
         .fetch_one(&app.db)
@@ -180,7 +180,7 @@ db_test! {
         .unwrap();
     assert_eq!(state, "dead");
     assert!(error.contains("Unable to post message to room"), "{error}");
-    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    app.clock.advance(std::time::Duration::from_millis(5));
     assert_eq!(app.worker.run_once().await.unwrap(), 0);
 }
 }

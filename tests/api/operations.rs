@@ -185,7 +185,7 @@ db_test! {
     async fn every_operation_in_the_openapi_document_exists_and_answers_as_documented(db) {
         let app = admin_app(db).await;
         let document: Value = app.http.get(format!("{}/openapi.json", app.address)).send().await.unwrap().json().await.unwrap();
-        assert_eq!(document["openapi"], "3.0.3");
+        assert_eq!(document["openapi"], "3.1.0");
         let paths = document["paths"].as_object().unwrap();
         assert!(paths.len() >= 15);
         let no_redirects = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
@@ -272,6 +272,7 @@ db_test! {
         let app = spawn_app(db).await;
         mount_broker(&app.broker, "ic-joseencrypt-short.json").await;
         let old: Value = app.post_signed(&fixture("connect-sms-mo.json")).await.json().await.unwrap();
+        app.clock.advance(std::time::Duration::from_secs(1));
         let recent: Value = app.post_signed(&fixture("connect-whatsapp-mo.json")).await.json().await.unwrap();
         let two_days_ago = (time::OffsetDateTime::now_utc().unix_timestamp() - 2 * 86_400) * 1000;
         // The SMS conversation is two days old and closed a day and a half ago.

@@ -9,10 +9,6 @@ use wiremock::{Mock, ResponseTemplate};
 use crate::cli::icbridge;
 use crate::helpers::*;
 
-fn now_ms() -> i64 {
-    (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64
-}
-
 async fn app_with_schedule(db: TestDb, schedule: &str) -> TestApp {
     let mut upstreams = Upstreams::start(db).await;
     upstreams.set("RETRY_SCHEDULE", schedule);
@@ -42,9 +38,9 @@ db_test! {
         .respond_with(ResponseTemplate::new(500))
         .mount(&app.webex)
         .await;
-    let before = now_ms();
+    let before = app.clock.now_ms();
     app.worker.run_once().await.unwrap();
-    let after = now_ms();
+    let after = app.clock.now_ms();
     let (state, attempts, next, _) = outbox_row(&app).await;
     assert_eq!((state.as_str(), attempts), ("pending", 1));
     // 1 s ± 20%.
@@ -70,9 +66,9 @@ db_test! {
         )
         .mount(&app.webex)
         .await;
-    let before = now_ms();
+    let before = app.clock.now_ms();
     app.worker.run_once().await.unwrap();
-    let after = now_ms();
+    let after = app.clock.now_ms();
     let (_, _, next, error) = outbox_row(&app).await;
     // Asked for 1 s; the step is 200 ms, so at most 400 ms.
     assert!(
@@ -88,9 +84,9 @@ db_test! {
         .respond_with(ResponseTemplate::new(503).insert_header("Retry-After", "1"))
         .mount(&app.webex)
         .await;
-    let before = now_ms();
+    let before = app.clock.now_ms();
     app.worker.run_once().await.unwrap();
-    let after = now_ms();
+    let after = app.clock.now_ms();
     let (_, _, next, _) = outbox_row(&app).await;
     // Asked for 1 s; at least the 3 s step.
     assert!(
@@ -115,7 +111,7 @@ db_test! {
         .await;
     for _ in 0..5 {
         app.worker.run_once().await.unwrap();
-        tokio::time::sleep(Duration::from_millis(3)).await;
+        app.clock.advance(Duration::from_millis(3));
     }
     let (state, attempts, _, error) = outbox_row(&app).await;
     assert_eq!((state.as_str(), attempts), ("dead", 3));
@@ -157,7 +153,7 @@ db_test! {
     mount_webex_messages(&app.webex).await;
     // Another worker claimed the row and died mid-send.
     sqlx::query("UPDATE outbox SET leased_until = $1, attempts = 1")
-        .bind(now_ms() + 60_000)
+        .bind(app.clock.now_ms() + 60_000)
         .execute(&app.db)
         .await
         .unwrap();
@@ -166,11 +162,8 @@ db_test! {
         0,
         "leased rows are left alone"
     );
-    sqlx::query("UPDATE outbox SET leased_until = $1")
-        .bind(now_ms() - 1)
-        .execute(&app.db)
-        .await
-        .unwrap();
+    // The lease runs out.
+    app.clock.advance(Duration::from_secs(61));
     assert_eq!(app.worker.run_once().await.unwrap(), 1);
     let (state, attempts, _, _) = outbox_row(&app).await;
     assert_eq!((state.as_str(), attempts), ("sent", 2));
@@ -225,6 +218,8 @@ db_test! {
     );
     let (state, attempts, _, _) = outbox_row(&app).await;
     assert_eq!((state.as_str(), attempts), ("pending", 0));
+    // The command made it due as of its own clock's now, which this app's reaches soon.
+    app.clock.advance(Duration::from_secs(60));
     app.worker.run_once().await.unwrap();
     assert_eq!(outbox_row(&app).await.0, "sent");
 

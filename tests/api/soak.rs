@@ -95,7 +95,7 @@ db_test! {
         if pending == 0 {
             break;
         }
-        tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+        app.clock.advance(std::time::Duration::from_millis(2));
     }
 
     assert_eq!(app.count("meetings").await, CUSTOMERS as i64);

@@ -1,0 +1,172 @@
+//! What icbridge sends, as the outbox keeps it: a [`Delivery`] (the request, stored as JSON)
+//! with its [`Purpose`], and the correlation ids that tie receipts back to it.
+
+use serde::{Deserialize, Serialize};
+
+use super::{Channel, ConversationKey};
+
+/// Where a Webex message goes: a space, or one person.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Destination {
+    #[serde(rename = "roomId")]
+    RoomId(String),
+    #[serde(rename = "toPersonEmail")]
+    PersonEmail(String),
+}
+
+/// A message for Webex (`POST /messages`), in its field names. Markdown is limited to 7439
+/// bytes by Webex; with a card, the markdown is the fallback for clients that cannot show
+/// it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WebexPost {
+    #[serde(flatten)]
+    pub destination: Destination,
+    pub markdown: String,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub parent_id: Option<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty", default)]
+    pub attachments: Vec<serde_json::Value>,
+}
+
+/// The request a delivery makes. Correlation ids are filled in at send time from the
+/// outbox row itself (its id, its conversation).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Delivery {
+    /// A new meeting's notification for the experts (markdown, and a card for clients that
+    /// show cards); the first one delivered opens its conversation's thread. Where the
+    /// experts are is the delivering worker's setting, not the row's.
+    Notification {
+        markdown: String,
+        card: serde_json::Value,
+    },
+    /// A message in the row's conversation's thread, to the experts. The thread is looked
+    /// up when sending. (Rows written before 2026-11-30 also name a `destination`, which is
+    /// ignored: the experts are where the worker is told they are.)
+    ThreadMessage { markdown: String },
+    /// A message to a given room: the bot's answers where it was asked (and notifications
+    /// queued before 2026-11-30).
+    WebexMessage(WebexPost),
+    Sms {
+        from: String,
+        to: String,
+        content: String,
+    },
+    Whatsapp {
+        app_id: String,
+        waid: String,
+        body: String,
+    },
+}
+
+/// Why a delivery exists; shown to operators as the outbox row's `kind`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Purpose {
+    /// A new meeting's host link for the experts; the first one delivered opens the
+    /// conversation's thread.
+    ExpertNotification,
+    /// Something else the experts should know about a conversation.
+    ExpertNotice,
+    CustomerReply,
+}
+
+impl Purpose {
+    pub const EXPERT_NOTIFICATION: &'static str = "expert_notification";
+    pub const EXPERT_NOTICE: &'static str = "expert_notice";
+    pub const CUSTOMER_REPLY: &'static str = "customer_reply";
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Purpose::ExpertNotification => Self::EXPERT_NOTIFICATION,
+            Purpose::ExpertNotice => Self::EXPERT_NOTICE,
+            Purpose::CustomerReply => Self::CUSTOMER_REPLY,
+        }
+    }
+}
+
+/// A delivery as the store queues it: its kind and its request as JSON.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutboxEntry {
+    pub kind: String,
+    pub payload: String,
+}
+
+impl Delivery {
+    pub fn entry(&self, purpose: Purpose) -> OutboxEntry {
+        OutboxEntry {
+            kind: purpose.as_str().to_string(),
+            payload: serde_json::to_string(self).expect("deliveries serialise"),
+        }
+    }
+}
+
+/// Who icbridge writes to customers as, when the Webex Connect API is configured. Unset
+/// senders fall back to the address the customer wrote to.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ReplySenders {
+    pub sms_sender: Option<String>,
+    pub whatsapp_app_id: Option<String>,
+}
+
+impl ReplySenders {
+    /// A message to the conversation's customer, on their channel.
+    pub fn reply(&self, key: &ConversationKey, text: String) -> Delivery {
+        let business = key.business.as_str().to_string();
+        match key.channel {
+            Channel::Sms => Delivery::Sms {
+                from: self.sms_sender.clone().unwrap_or(business),
+                to: key.customer.as_str().to_string(),
+                content: text,
+            },
+            Channel::Whatsapp => Delivery::Whatsapp {
+                app_id: self.whatsapp_app_id.clone().unwrap_or(business),
+                waid: key.customer.as_str().to_string(),
+                body: text,
+            },
+        }
+    }
+}
+
+const CORRELATION_PREFIX: &str = "icb-";
+
+/// The correlation id sent with a message to Webex Connect: the outbox row's id, prefixed so
+/// that receipts for messages others sent (a flow's own replies) never match a row.
+pub fn correlation_id(outbox_id: i64) -> String {
+    format!("{CORRELATION_PREFIX}{outbox_id}")
+}
+
+/// The outbox row a receipt's correlation id names, if icbridge made it.
+pub fn outbox_id_of(correlation_id: &str) -> Option<i64> {
+    correlation_id
+        .strip_prefix(CORRELATION_PREFIX)?
+        .parse()
+        .ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn correlation_ids_name_icbridges_own_rows_only() {
+        assert_eq!(correlation_id(42), "icb-42");
+        assert_eq!(outbox_id_of("icb-42"), Some(42));
+        assert_eq!(outbox_id_of("flow-42"), None);
+        assert_eq!(outbox_id_of("icb-x"), None);
+    }
+
+    #[test]
+    fn a_webex_post_uses_webex_field_names() {
+        let post = WebexPost {
+            destination: Destination::RoomId("room".into()),
+            markdown: "hi".into(),
+            parent_id: Some("parent".into()),
+            attachments: Vec::new(),
+        };
+        assert_eq!(
+            serde_json::to_value(&post).unwrap(),
+            serde_json::json!({"roomId": "room", "markdown": "hi", "parentId": "parent"})
+        );
+    }
+}

@@ -1,0 +1,601 @@
+//! Customer messages and the meetings that answer them: recording a message once, finding
+//! its conversation's live meeting, claiming the right to make a new one, storing it with
+//! its deliveries, the hourly limit per customer, and delivery receipts.
+
+use sqlx::AnyConnection;
+
+use super::{insert_outbox, Store, StoreError};
+use crate::domain::{
+    ConversationKey, InboundMessage, MeetingLinks, OutboxEntry, ReplySenders, ReplyTemplate,
+};
+use crate::inbound::DeliveryReceipt;
+
+/// The answer a message got: which meeting, and whether the message opened it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Answer {
+    pub conversation_id: String,
+    pub meeting_id: String,
+    pub guest_url: String,
+    pub host_url: String,
+    pub expires_at: i64,
+    pub opened_meeting: bool,
+}
+
+/// An [`Answer`] as selected: `opened_meeting` is a 0/1 integer on both databases.
+#[derive(sqlx::FromRow)]
+struct AnswerRow {
+    conversation_id: String,
+    meeting_id: String,
+    guest_url: String,
+    host_url: String,
+    expires_at: i64,
+    opened_meeting: i64,
+}
+
+impl From<AnswerRow> for Answer {
+    fn from(row: AnswerRow) -> Self {
+        Answer {
+            conversation_id: row.conversation_id,
+            meeting_id: row.meeting_id,
+            guest_url: row.guest_url,
+            host_url: row.host_url,
+            expires_at: row.expires_at,
+            opened_meeting: row.opened_meeting != 0,
+        }
+    }
+}
+
+/// What recording a message found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Recorded {
+    /// First time this message is seen; it is answered with its conversation's live
+    /// meeting, and its follow-up deliveries are queued.
+    Answered(Answer),
+    /// First time this message is seen; its conversation has no live meeting.
+    New { message_row: i64 },
+    /// The sender sent this message before; `answer` is what it got, if it got one.
+    Repeat {
+        message_row: i64,
+        answer: Option<Answer>,
+    },
+}
+
+/// What a later message of a conversation causes once it is answered with the live
+/// meeting: its text in the experts' thread, and maybe the guest link again.
+#[derive(Debug, Clone, Default)]
+pub struct FollowUps {
+    pub relays: Vec<OutboxEntry>,
+    pub link_reply: Option<LinkReply>,
+}
+
+/// The customer gets the live meeting's guest link again (`ICB_FOLLOWUP_REPLY=link`).
+#[derive(Debug, Clone)]
+pub struct LinkReply {
+    pub senders: ReplySenders,
+    pub template: ReplyTemplate,
+}
+
+impl FollowUps {
+    fn entries(&self, key: &ConversationKey, live: &Answer) -> Vec<OutboxEntry> {
+        let mut entries = self.relays.clone();
+        if let Some(link) = &self.link_reply {
+            let text = link.template.render(&live.guest_url);
+            let reply = link.senders.reply(key, text);
+            entries.push(reply.entry(crate::domain::Purpose::CustomerReply));
+        }
+        entries
+    }
+}
+
+/// The outcome of trying to become the one request that creates a conversation's meeting.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Claim {
+    /// This request creates the meeting, with this subject: the one an earlier attempt
+    /// that stored no meeting asked the broker for, so that a retry gets that meeting
+    /// again rather than a second one.
+    Claimed { sub: String },
+    /// Another request is creating it; `failed_at` is set when the last one gave up.
+    Busy { failed_at: Option<i64> },
+}
+
+/// A meeting the broker just made, to be stored with everything that follows from it.
+#[derive(Debug)]
+pub struct NewMeeting<'a> {
+    pub key: &'a ConversationKey,
+    pub customer_name: Option<&'a str>,
+    /// Used if this opens a new conversation.
+    pub conversation_id: String,
+    pub meeting_id: String,
+    pub sub: &'a str,
+    pub links: &'a MeetingLinks,
+    pub expires_at: i64,
+    /// The message that needed the meeting, answered with it; `None` when an expert asked.
+    pub message_row: Option<i64>,
+    /// A meeting still valid past this instant makes ours unnecessary (a concurrent
+    /// request stored one first).
+    pub valid_after: i64,
+    /// The claim under which the meeting was made; released with the commit.
+    pub claim_id: &'a str,
+    /// Side effects to deliver once the meeting is stored.
+    pub deliveries: Vec<OutboxEntry>,
+    pub now: i64,
+}
+
+/// The outbound message a delivery receipt reports on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReceiptMatch {
+    pub outbox_id: i64,
+    pub conversation_id: Option<String>,
+    pub kind: String,
+    /// A receipt with the same code was received before for this message.
+    pub repeated: bool,
+}
+
+/// The open conversation's newest meeting, if it is still valid after `valid_after`.
+async fn live_meeting(
+    db: &mut AnyConnection,
+    key: &ConversationKey,
+    valid_after: i64,
+) -> Result<Option<Answer>, StoreError> {
+    let live: Option<AnswerRow> = sqlx::query_as(
+        "SELECT c.id AS conversation_id, t.id AS meeting_id, t.guest_url, t.host_url,
+                t.expires_at, 0 AS opened_meeting
+         FROM conversations c JOIN meetings t ON t.conversation_id = c.id
+         WHERE c.channel = $1 AND c.customer = $2 AND c.business = $3 AND c.state = 'open'
+           AND t.expires_at > $4
+         ORDER BY t.expires_at DESC LIMIT 1",
+    )
+    .bind(key.channel.as_str())
+    .bind(key.customer.as_str())
+    .bind(key.business.as_str())
+    .bind(valid_after)
+    .fetch_optional(db)
+    .await?;
+    Ok(live.map(Answer::from))
+}
+
+/// Records a message's answer, unless it has one already. Returns whether it was recorded.
+async fn answer_message(
+    tx: &mut AnyConnection,
+    message_row: i64,
+    answer: &Answer,
+) -> Result<bool, StoreError> {
+    let updated = sqlx::query(
+        "UPDATE messages SET conversation_id = $1, meeting_id = $2, opened_meeting = $3
+         WHERE id = $4 AND meeting_id IS NULL",
+    )
+    .bind(&answer.conversation_id)
+    .bind(&answer.meeting_id)
+    .bind(i64::from(answer.opened_meeting))
+    .bind(message_row)
+    .execute(tx)
+    .await?;
+    Ok(updated.rows_affected() == 1)
+}
+
+impl Store {
+    /// Stores a customer's message, once per (channel, customer, business address, message
+    /// id), and answers it with its conversation's live meeting (valid after
+    /// `valid_after`) if there is one: then its `follow_ups` are queued in the same
+    /// transaction. A repeated message writes nothing.
+    pub async fn record_message(
+        &self,
+        message: &InboundMessage,
+        valid_after: i64,
+        follow_ups: &FollowUps,
+        now: i64,
+    ) -> Result<Recorded, StoreError> {
+        let key = &message.key;
+        let message_id = message.message_id.as_ref().map(|id| id.as_str());
+        let mut tx = self.begin().await?;
+        let live = live_meeting(&mut tx, key, valid_after).await?;
+        let inserted: Option<i64> = sqlx::query_scalar(
+            "INSERT INTO messages (channel, customer, business, external_id, body, received_at,
+                                   conversation_id, meeting_id)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+             ON CONFLICT (channel, customer, business, external_id)
+                 WHERE external_id IS NOT NULL DO NOTHING
+             RETURNING id",
+        )
+        .bind(key.channel.as_str())
+        .bind(key.customer.as_str())
+        .bind(key.business.as_str())
+        .bind(message_id)
+        .bind(&message.text)
+        .bind(now)
+        .bind(live.as_ref().map(|live| live.conversation_id.as_str()))
+        .bind(live.as_ref().map(|live| live.meeting_id.as_str()))
+        .fetch_optional(&mut *tx)
+        .await?;
+        let recorded = match (inserted, live) {
+            (Some(message_row), None) => Recorded::New { message_row },
+            (Some(_), Some(live)) => {
+                for entry in follow_ups.entries(key, &live) {
+                    insert_outbox(&mut tx, &entry, Some(&live.conversation_id), now).await?;
+                }
+                Recorded::Answered(live)
+            }
+            (None, _) => {
+                let message_row: i64 = sqlx::query_scalar(
+                    "SELECT id FROM messages
+                     WHERE channel = $1 AND customer = $2 AND business = $3 AND external_id = $4",
+                )
+                .bind(key.channel.as_str())
+                .bind(key.customer.as_str())
+                .bind(key.business.as_str())
+                .bind(message_id)
+                .fetch_one(&mut *tx)
+                .await?;
+                let answer = self.answer_in(&mut tx, message_row).await?;
+                Recorded::Repeat {
+                    message_row,
+                    answer,
+                }
+            }
+        };
+        tx.commit().await?;
+        Ok(recorded)
+    }
+
+    pub async fn answer_of(&self, message_row: i64) -> Result<Option<Answer>, StoreError> {
+        let mut db = self.reader.acquire().await?;
+        self.answer_in(&mut db, message_row).await
+    }
+
+    async fn answer_in(
+        &self,
+        db: &mut AnyConnection,
+        message_row: i64,
+    ) -> Result<Option<Answer>, StoreError> {
+        let answer: Option<AnswerRow> = sqlx::query_as(
+            "SELECT m.conversation_id, m.meeting_id, t.guest_url, t.host_url, t.expires_at,
+                    m.opened_meeting
+             FROM messages m JOIN meetings t ON t.id = m.meeting_id
+             WHERE m.id = $1",
+        )
+        .bind(message_row)
+        .fetch_optional(db)
+        .await?;
+        Ok(answer.map(Answer::from))
+    }
+
+    /// The open conversation's newest meeting, if it is still valid after `valid_after`.
+    pub async fn live_meeting(
+        &self,
+        key: &ConversationKey,
+        valid_after: i64,
+    ) -> Result<Option<Answer>, StoreError> {
+        live_meeting(&mut *self.reader.acquire().await?, key, valid_after).await
+    }
+
+    /// Answers a message with an existing meeting, queueing its `follow_ups`, unless a
+    /// concurrent delivery of the same message was answered first: then that first answer
+    /// is returned and kept, and nothing is queued.
+    pub async fn answer_with(
+        &self,
+        message_row: i64,
+        key: &ConversationKey,
+        answer: &Answer,
+        follow_ups: &FollowUps,
+        now: i64,
+    ) -> Result<Answer, StoreError> {
+        let mut tx = self.begin().await?;
+        let answered = if answer_message(&mut tx, message_row, answer).await? {
+            for entry in follow_ups.entries(key, answer) {
+                insert_outbox(&mut tx, &entry, Some(&answer.conversation_id), now).await?;
+            }
+            answer.clone()
+        } else {
+            self.answer_in(&mut tx, message_row)
+                .await?
+                .unwrap_or_else(|| answer.clone())
+        };
+        tx.commit().await?;
+        Ok(answered)
+    }
+
+    /// Stores a new meeting in one transaction with its conversation (opened if none is
+    /// open), the answer to the message that asked for it, and its outbox deliveries.
+    ///
+    /// If a concurrent request stored a live meeting for the conversation first, that one is
+    /// kept and returned instead, so a conversation never has two live meetings.
+    pub async fn store_meeting(&self, new: NewMeeting<'_>) -> Result<Answer, StoreError> {
+        let key = new.key;
+        let mut tx = self.begin().await?;
+        // The open conversation: this one, unless one is open already.
+        let conversation_id: String = sqlx::query_scalar(
+            "INSERT INTO conversations (id, channel, customer, business, customer_name, created_at)
+             VALUES ($1, $2, $3, $4, $5, $6)
+             ON CONFLICT (channel, customer, business) WHERE state = 'open'
+                 DO UPDATE SET channel = conversations.channel
+             RETURNING id",
+        )
+        .bind(&new.conversation_id)
+        .bind(key.channel.as_str())
+        .bind(key.customer.as_str())
+        .bind(key.business.as_str())
+        .bind(new.customer_name)
+        .bind(new.now)
+        .fetch_one(&mut *tx)
+        .await?;
+        let inserted = sqlx::query(
+            "INSERT INTO meetings (id, conversation_id, sub, host_url, guest_url, expires_at, created_at)
+             SELECT $1, $2, $3, $4, $5, $6, $7
+             WHERE NOT EXISTS (SELECT 1 FROM meetings WHERE conversation_id = $2 AND expires_at > $8)",
+        )
+        .bind(&new.meeting_id)
+        .bind(&conversation_id)
+        .bind(new.sub)
+        .bind(new.links.host_url.as_str())
+        .bind(new.links.guest_url.as_str())
+        .bind(new.expires_at)
+        .bind(new.now)
+        .bind(new.valid_after)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected()
+            == 1;
+        let answer = if inserted {
+            for entry in &new.deliveries {
+                insert_outbox(&mut tx, entry, Some(&conversation_id), new.now).await?;
+            }
+            Answer {
+                conversation_id,
+                meeting_id: new.meeting_id,
+                guest_url: new.links.guest_url.to_string(),
+                host_url: new.links.host_url.to_string(),
+                expires_at: new.expires_at,
+                opened_meeting: true,
+            }
+        } else {
+            // Only after a claim ran out (its holder crashed or stalled) can another
+            // request have stored a live meeting first. The customer opened none after all.
+            sqlx::query("DELETE FROM meeting_starts WHERE claim_id = $1")
+                .bind(new.claim_id)
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query_as::<_, AnswerRow>(
+                "SELECT conversation_id, id AS meeting_id, guest_url, host_url, expires_at,
+                        0 AS opened_meeting
+                 FROM meetings WHERE conversation_id = $1 AND expires_at > $2
+                 ORDER BY expires_at DESC LIMIT 1",
+            )
+            .bind(&conversation_id)
+            .bind(new.valid_after)
+            .fetch_one(&mut *tx)
+            .await?
+            .into()
+        };
+        if let Some(message_row) = new.message_row {
+            answer_message(&mut tx, message_row, &answer).await?;
+        }
+        // The claim ends, with the subject it kept (also when a later claimant of a claim
+        // that ran out took the subject over: it is used now).
+        sqlx::query(
+            "DELETE FROM meeting_claims
+             WHERE channel = $1 AND customer = $2 AND business = $3
+               AND (claim_id = $4 OR sub = $5)",
+        )
+        .bind(key.channel.as_str())
+        .bind(key.customer.as_str())
+        .bind(key.business.as_str())
+        .bind(new.claim_id)
+        .bind(new.sub)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(answer)
+    }
+
+    /// Tries to become the request that creates the conversation's meeting, until `until`.
+    /// Succeeds when nobody holds the claim or the holder's claim ran out, unless the last
+    /// holder gave up on a broker failure after `arrived_at`: a request that was waiting for
+    /// that attempt shares its failure instead of trying again. The claim keeps the subject
+    /// of an earlier claim that stored no meeting, or takes `new_sub`.
+    pub async fn claim_meeting(
+        &self,
+        key: &ConversationKey,
+        claim_id: &str,
+        new_sub: &str,
+        arrived_at: i64,
+        now: i64,
+        until: i64,
+    ) -> Result<Claim, StoreError> {
+        let mut tx = self.begin().await?;
+        let claimed: Option<String> = sqlx::query_scalar(
+            "INSERT INTO meeting_claims (channel, customer, business, claim_id, claimed_until, sub)
+             VALUES ($1, $2, $3, $4, $5, $6)
+             ON CONFLICT (channel, customer, business) DO UPDATE
+                 SET claim_id = excluded.claim_id,
+                     claimed_until = excluded.claimed_until,
+                     failed_at = NULL,
+                     sub = COALESCE(meeting_claims.sub, excluded.sub)
+                 WHERE meeting_claims.claimed_until <= $7
+                   AND (meeting_claims.failed_at IS NULL OR meeting_claims.failed_at < $8)
+             RETURNING sub",
+        )
+        .bind(key.channel.as_str())
+        .bind(key.customer.as_str())
+        .bind(key.business.as_str())
+        .bind(claim_id)
+        .bind(until)
+        .bind(new_sub)
+        .bind(now)
+        .bind(arrived_at)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let claim = match claimed {
+            Some(sub) => Claim::Claimed { sub },
+            None => Claim::Busy {
+                failed_at: sqlx::query_scalar(
+                    "SELECT failed_at FROM meeting_claims
+                     WHERE channel = $1 AND customer = $2 AND business = $3",
+                )
+                .bind(key.channel.as_str())
+                .bind(key.customer.as_str())
+                .bind(key.business.as_str())
+                .fetch_optional(&mut *tx)
+                .await?
+                .flatten(),
+            },
+        };
+        tx.commit().await?;
+        Ok(claim)
+    }
+
+    /// Gives a claim up without a meeting, and the meeting start it reserved;
+    /// `failed_at` tells waiters the broker failed.
+    pub async fn release_claim(
+        &self,
+        key: &ConversationKey,
+        claim_id: &str,
+        failed_at: Option<i64>,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.begin().await?;
+        sqlx::query(
+            "UPDATE meeting_claims SET claimed_until = 0, failed_at = $1
+             WHERE channel = $2 AND customer = $3 AND business = $4 AND claim_id = $5",
+        )
+        .bind(failed_at)
+        .bind(key.channel.as_str())
+        .bind(key.customer.as_str())
+        .bind(key.business.as_str())
+        .bind(claim_id)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query("DELETE FROM meeting_starts WHERE claim_id = $1")
+            .bind(claim_id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Reserves one of the customer's (channel and number, any business address) `limit`
+    /// new meetings per window for the claim `claim_id`: `Ok(None)` when reserved, or
+    /// `Ok(Some(oldest))`, the oldest start within the window, when the limit is reached.
+    /// Concurrent reservations for one customer wait for each other (the upsert on
+    /// `meeting_limit_locks` locks the customer's row until the commit), so that together
+    /// they never pass the limit.
+    pub async fn reserve_meeting_start(
+        &self,
+        key: &ConversationKey,
+        claim_id: &str,
+        limit: i64,
+        window_start: i64,
+        now: i64,
+    ) -> Result<Option<i64>, StoreError> {
+        let (channel, customer) = (key.channel.as_str(), key.customer.as_str());
+        let mut tx = self.begin().await?;
+        sqlx::query(
+            "INSERT INTO meeting_limit_locks (channel, customer) VALUES ($1, $2)
+             ON CONFLICT (channel, customer) DO UPDATE SET channel = excluded.channel",
+        )
+        .bind(channel)
+        .bind(customer)
+        .execute(&mut *tx)
+        .await?;
+        let (started, oldest): (i64, Option<i64>) = sqlx::query_as(
+            "SELECT COUNT(*), MIN(started_at) FROM meeting_starts
+             WHERE channel = $1 AND customer = $2 AND started_at > $3",
+        )
+        .bind(channel)
+        .bind(customer)
+        .bind(window_start)
+        .fetch_one(&mut *tx)
+        .await?;
+        let full = started >= limit;
+        if !full {
+            sqlx::query(
+                "INSERT INTO meeting_starts (channel, customer, claim_id, started_at)
+                 VALUES ($1, $2, $3, $4)",
+            )
+            .bind(channel)
+            .bind(customer)
+            .bind(claim_id)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(full.then(|| oldest.unwrap_or(now)))
+    }
+
+    /// Stores a delivery receipt and updates the outbound message it reports on (found by
+    /// `outbox_id`, from the receipt's correlation id, or by Webex Connect's transaction id).
+    pub async fn record_receipt(
+        &self,
+        receipt: &DeliveryReceipt,
+        outbox_id: Option<i64>,
+        status: &str,
+        payload: &str,
+        now: i64,
+    ) -> Result<Option<ReceiptMatch>, StoreError> {
+        let mut tx = self.begin().await?;
+        let matched: Option<(i64, Option<String>, String)> = sqlx::query_as(
+            "UPDATE outbox SET delivery_status = $1, delivery_code = $2
+             WHERE id = (SELECT id FROM outbox
+                         -- Only customer replies are sent through Webex Connect.
+                         WHERE id = $3 OR (upstream_id = $4 AND kind = 'customer_reply')
+                         ORDER BY id LIMIT 1)
+             RETURNING id, conversation_id, kind",
+        )
+        .bind(status)
+        .bind(&receipt.code)
+        .bind(outbox_id)
+        .bind(&receipt.transid)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let matched = match matched {
+            Some((outbox_id, conversation_id, kind)) => {
+                let earlier: i64 = sqlx::query_scalar(
+                    "SELECT COUNT(*) FROM delivery_receipts
+                     WHERE outbox_id = $1 AND code IS NOT DISTINCT FROM $2",
+                )
+                .bind(outbox_id)
+                .bind(&receipt.code)
+                .fetch_one(&mut *tx)
+                .await?;
+                Some(ReceiptMatch {
+                    outbox_id,
+                    conversation_id,
+                    kind,
+                    repeated: earlier > 0,
+                })
+            }
+            None => None,
+        };
+        sqlx::query(
+            "INSERT INTO delivery_receipts
+                 (correlation_id, transid, code, status, channel, outbox_id, payload, received_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        )
+        .bind(&receipt.correlation_id)
+        .bind(&receipt.transid)
+        .bind(&receipt.code)
+        .bind(status)
+        .bind(&receipt.channel)
+        .bind(matched.as_ref().map(|m| m.outbox_id))
+        .bind(payload)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(matched)
+    }
+
+    /// Queues deliveries on their own, in one transaction.
+    pub async fn enqueue(
+        &self,
+        entries: &[OutboxEntry],
+        conversation_id: Option<&str>,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.begin().await?;
+        for entry in entries {
+            insert_outbox(&mut tx, entry, conversation_id, now).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+}
