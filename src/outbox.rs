@@ -26,10 +26,8 @@ use crate::worker;
 
 /// Rows claimed at a time, and at most in flight.
 pub const BATCH: usize = 128;
-/// How long a claimed row stays reserved for the worker that claimed it, unless
-/// configured (`ICB_OUTBOX_LEASE`): longer than any single send can take (client timeouts
-/// are 10 s). A worker that dies mid-send delays its rows by at most this much.
-pub const DEFAULT_LEASE: Duration = Duration::from_secs(30);
+/// How long newly queued rows are left to gather before the worker claims them.
+const GATHER: Duration = Duration::from_millis(2);
 
 /// What the worker needs to deliver.
 pub struct OutboxParts {
@@ -40,6 +38,9 @@ pub struct OutboxParts {
     /// Where notifications and thread messages go.
     pub experts: Destination,
     pub schedule: Vec<Duration>,
+    /// How long a claimed row stays reserved for the worker that claimed it
+    /// (`ICB_OUTBOX_LEASE`): longer than any single send can take (client timeouts are
+    /// 10 s). A worker that dies mid-send delays its rows by at most this much.
     pub lease: Duration,
     pub metrics: Metrics,
     pub clock: Clock,
@@ -94,20 +95,37 @@ impl OutboxWorker {
             // Only waiting is cancelled by the other branches, never recording: a task's
             // result, once taken, is always written back.
             let finished = tokio::select! {
-                finished = sending.next_finished(), if sending.is_busy() => finished,
-                _ = wake.notified() => None,
+                finished = sending.next_finished(), if sending.is_sending() => finished,
+                _ = wake.notified() => {
+                    // A burst of requests queues rows one after the other: let them gather
+                    // for one claim rather than a claim each.
+                    tokio::time::sleep(GATHER).await;
+                    None
+                }
                 _ = tokio::time::sleep(worker::IDLE_POLL) => None,
                 _ = stop.changed() => None,
             };
-            if let Some(finished) = finished {
+            if finished.is_some() || sending.has_unrecorded() {
                 if let Err(error) = sending.record(finished).await {
-                    tracing::error!(%error, "outbox worker could not record deliveries");
+                    tracing::warn!(%error, "outbox worker could not record deliveries yet; will try again");
                 }
             }
         }
+        // What is being sent is finished and recorded; a database that stays busy gets a
+        // few more tries, then the rows are sent again once their lease runs out.
+        let mut tries = 0;
         while sending.is_busy() {
-            if let Err(error) = sending.finish_some().await {
-                tracing::error!(%error, "outbox worker could not record deliveries; they are sent again once their lease runs out");
+            match sending.finish_some().await {
+                Ok(_) => tries = 0,
+                Err(error) if tries < 5 => {
+                    tries += 1;
+                    tracing::warn!(%error, "outbox worker could not record deliveries yet; will try again");
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+                Err(error) => {
+                    tracing::error!(%error, "outbox worker could not record deliveries; they are sent again once their lease runs out");
+                    break;
+                }
             }
         }
     }
@@ -136,7 +154,7 @@ impl OutboxWorker {
             if waiting {
                 settled.push(Settlement {
                     id: row.id,
-                    outcome: Outcome::Released,
+                    outcome: Outcome::Released { at: self.now() },
                 });
                 continue;
             }
@@ -145,7 +163,11 @@ impl OutboxWorker {
             }
             let outcome = self.deliver(&row).await;
             match &outcome {
-                Outcome::Sent { upstream_id, .. } if row.kind == Purpose::EXPERT_NOTIFICATION => {
+                Outcome::Sent {
+                    upstream_id,
+                    opens_thread: true,
+                    ..
+                } => {
                     opened_thread.get_or_insert_with(|| upstream_id.clone());
                 }
                 Outcome::RetryAt { .. } => waiting = true,
@@ -175,6 +197,7 @@ impl OutboxWorker {
                 Outcome::Sent {
                     upstream_id,
                     at: self.now(),
+                    opens_thread: row.kind == Purpose::EXPERT_NOTIFICATION,
                 }
             }
             Err(Failure::Upstream(error)) => self.failed(row, &error),
@@ -314,6 +337,8 @@ pub struct Sending {
     tasks: JoinSet<Vec<Settlement>>,
     /// How many rows each task is sending.
     rows_of_task: HashMap<tokio::task::Id, usize>,
+    /// Outcomes the store could not take yet (busy): written with the next ones.
+    unrecorded: Vec<Settlement>,
 }
 
 impl Sending {
@@ -322,11 +347,21 @@ impl Sending {
             worker,
             tasks: JoinSet::new(),
             rows_of_task: HashMap::new(),
+            unrecorded: Vec::new(),
         }
     }
 
+    /// Whether rows are being sent, or outcomes wait to be recorded.
     pub fn is_busy(&self) -> bool {
+        !self.tasks.is_empty() || !self.unrecorded.is_empty()
+    }
+
+    fn is_sending(&self) -> bool {
         !self.tasks.is_empty()
+    }
+
+    fn has_unrecorded(&self) -> bool {
+        !self.unrecorded.is_empty()
     }
 
     /// Claims due rows, as many as there is room for, and starts sending them. Returns
@@ -354,8 +389,8 @@ impl Sending {
     /// recorded.
     pub async fn finish_some(&mut self) -> Result<usize, StoreError> {
         match self.next_finished().await {
-            Some(finished) => self.record(finished).await,
-            None => Ok(0),
+            Some(finished) => self.record(Some(finished)).await,
+            None => self.record(None).await,
         }
     }
 
@@ -367,17 +402,18 @@ impl Sending {
 
     /// Records what became of `first` and of every other conversation finished by now, in
     /// one transaction.
-    async fn record(&mut self, first: TaskResult) -> Result<usize, StoreError> {
-        let mut finished = vec![first];
+    /// Outcomes the store could not take (a busy database) are kept and written with the
+    /// next ones: a send that is not recorded would be sent again once its lease ran out.
+    async fn record(&mut self, first: Option<TaskResult>) -> Result<usize, StoreError> {
+        let mut finished: Vec<TaskResult> = first.into_iter().collect();
         while let Some(more) = self.tasks.try_join_next_with_id() {
             finished.push(more);
         }
-        let mut settled = Vec::new();
         for result in finished {
             match result {
                 Ok((task, settlements)) => {
                     self.rows_of_task.remove(&task);
-                    settled.extend(settlements);
+                    self.unrecorded.extend(settlements);
                 }
                 // The task's rows stay leased: they are sent again once the lease runs out.
                 Err(error) => {
@@ -386,8 +422,8 @@ impl Sending {
                 }
             }
         }
-        self.worker.parts.store.settle_outbox(&settled).await?;
-        Ok(settled.len())
+        self.worker.parts.store.settle_outbox(&self.unrecorded).await?;
+        Ok(std::mem::take(&mut self.unrecorded).len())
     }
 }
 

@@ -2,6 +2,3 @@
 -- messages by conversation all along (see migrations/sqlite).
 ALTER TABLE messages DROP COLUMN previous_message_id;
 ALTER TABLE conversations DROP COLUMN last_message_id;
-
-CREATE INDEX outbox_pending_by_conversation ON outbox (conversation_id, id)
-    WHERE state = 'pending';

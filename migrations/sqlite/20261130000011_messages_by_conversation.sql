@@ -6,8 +6,3 @@
 CREATE INDEX messages_by_conversation ON messages (conversation_id, id);
 ALTER TABLE messages DROP COLUMN previous_message_id;
 ALTER TABLE conversations DROP COLUMN last_message_id;
-
--- The worker sends a conversation's deliveries in order: it claims a row only when no
--- earlier pending row of its conversation is waiting, which it looks up here.
-CREATE INDEX outbox_pending_by_conversation ON outbox (conversation_id, id)
-    WHERE state = 'pending';

@@ -142,9 +142,7 @@ impl Store {
         .rows_affected()
             == 1;
         if closed {
-            for entry in deliveries {
-                insert_outbox(&mut tx, entry, Some(id), now).await?;
-            }
+            insert_outbox(&mut tx, deliveries, Some(id), now).await?;
         }
         tx.commit().await?;
         Ok(closed)
@@ -181,9 +179,7 @@ impl Store {
         .rows_affected()
             == 1;
         if inserted {
-            for entry in deliveries {
-                insert_outbox(&mut tx, entry, Some(&conversation.id), now).await?;
-            }
+            insert_outbox(&mut tx, deliveries, Some(&conversation.id), now).await?;
         }
         tx.commit().await?;
         Ok(inserted)

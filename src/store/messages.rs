@@ -6,7 +6,7 @@ use sqlx::AnyConnection;
 
 use super::{insert_outbox, Store, StoreError};
 use crate::domain::{
-    ConversationKey, InboundMessage, MeetingLinks, OutboxEntry, ReplySenders, ReplyTemplate,
+    ConversationKey, MeetingLinks, OutboxEntry, ReplySenders, ReplyTemplate,
 };
 use crate::inbound::DeliveryReceipt;
 
@@ -23,7 +23,7 @@ pub struct Answer {
 
 /// An [`Answer`] as selected: `opened_meeting` is a 0/1 integer on both databases.
 #[derive(sqlx::FromRow)]
-struct AnswerRow {
+pub(super) struct AnswerRow {
     conversation_id: String,
     meeting_id: String,
     guest_url: String,
@@ -76,7 +76,7 @@ pub struct LinkReply {
 }
 
 impl FollowUps {
-    fn entries(&self, key: &ConversationKey, live: &Answer) -> Vec<OutboxEntry> {
+    pub(super) fn entries(&self, key: &ConversationKey, live: &Answer) -> Vec<OutboxEntry> {
         let mut entries = self.relays.clone();
         if let Some(link) = &self.link_reply {
             let text = link.template.render(&live.guest_url);
@@ -174,69 +174,6 @@ async fn answer_message(
 }
 
 impl Store {
-    /// Stores a customer's message, once per (channel, customer, business address, message
-    /// id), and answers it with its conversation's live meeting (valid after
-    /// `valid_after`) if there is one: then its `follow_ups` are queued in the same
-    /// transaction. A repeated message writes nothing.
-    pub async fn record_message(
-        &self,
-        message: &InboundMessage,
-        valid_after: i64,
-        follow_ups: &FollowUps,
-        now: i64,
-    ) -> Result<Recorded, StoreError> {
-        let key = &message.key;
-        let message_id = message.message_id.as_ref().map(|id| id.as_str());
-        let mut tx = self.begin().await?;
-        let live = live_meeting(&mut tx, key, valid_after).await?;
-        let inserted: Option<i64> = sqlx::query_scalar(
-            "INSERT INTO messages (channel, customer, business, external_id, body, received_at,
-                                   conversation_id, meeting_id)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
-             ON CONFLICT (channel, customer, business, external_id)
-                 WHERE external_id IS NOT NULL DO NOTHING
-             RETURNING id",
-        )
-        .bind(key.channel.as_str())
-        .bind(key.customer.as_str())
-        .bind(key.business.as_str())
-        .bind(message_id)
-        .bind(&message.text)
-        .bind(now)
-        .bind(live.as_ref().map(|live| live.conversation_id.as_str()))
-        .bind(live.as_ref().map(|live| live.meeting_id.as_str()))
-        .fetch_optional(&mut *tx)
-        .await?;
-        let recorded = match (inserted, live) {
-            (Some(message_row), None) => Recorded::New { message_row },
-            (Some(_), Some(live)) => {
-                for entry in follow_ups.entries(key, &live) {
-                    insert_outbox(&mut tx, &entry, Some(&live.conversation_id), now).await?;
-                }
-                Recorded::Answered(live)
-            }
-            (None, _) => {
-                let message_row: i64 = sqlx::query_scalar(
-                    "SELECT id FROM messages
-                     WHERE channel = $1 AND customer = $2 AND business = $3 AND external_id = $4",
-                )
-                .bind(key.channel.as_str())
-                .bind(key.customer.as_str())
-                .bind(key.business.as_str())
-                .bind(message_id)
-                .fetch_one(&mut *tx)
-                .await?;
-                let answer = self.answer_in(&mut tx, message_row).await?;
-                Recorded::Repeat {
-                    message_row,
-                    answer,
-                }
-            }
-        };
-        tx.commit().await?;
-        Ok(recorded)
-    }
-
     pub async fn answer_of(&self, message_row: i64) -> Result<Option<Answer>, StoreError> {
         let mut db = self.reader.acquire().await?;
         self.answer_in(&mut db, message_row).await
@@ -281,9 +218,8 @@ impl Store {
     ) -> Result<Answer, StoreError> {
         let mut tx = self.begin().await?;
         let answered = if answer_message(&mut tx, message_row, answer).await? {
-            for entry in follow_ups.entries(key, answer) {
-                insert_outbox(&mut tx, &entry, Some(&answer.conversation_id), now).await?;
-            }
+            let entries = follow_ups.entries(key, answer);
+            insert_outbox(&mut tx, &entries, Some(&answer.conversation_id), now).await?;
             answer.clone()
         } else {
             self.answer_in(&mut tx, message_row)
@@ -336,9 +272,7 @@ impl Store {
         .rows_affected()
             == 1;
         let answer = if inserted {
-            for entry in &new.deliveries {
-                insert_outbox(&mut tx, entry, Some(&conversation_id), new.now).await?;
-            }
+            insert_outbox(&mut tx, &new.deliveries, Some(&conversation_id), new.now).await?;
             Answer {
                 conversation_id,
                 meeting_id: new.meeting_id,
@@ -592,9 +526,7 @@ impl Store {
         now: i64,
     ) -> Result<(), StoreError> {
         let mut tx = self.begin().await?;
-        for entry in entries {
-            insert_outbox(&mut tx, entry, conversation_id, now).await?;
-        }
+        insert_outbox(&mut tx, entries, conversation_id, now).await?;
         tx.commit().await?;
         Ok(())
     }

@@ -12,6 +12,7 @@
 mod admin;
 mod console;
 mod conversations;
+mod intake;
 mod messages;
 mod outbox;
 mod webex_events;
@@ -96,6 +97,9 @@ pub struct Store {
     writer: AnyPool,
     /// Reads; on PostgreSQL the same pool as the writer's.
     reader: AnyPool,
+    /// Where customers' messages are recorded, in batches (`None` in the intake's own
+    /// handle, which must not keep itself running).
+    intake: Option<intake::Intake>,
 }
 
 /// A write transaction.
@@ -120,11 +124,7 @@ impl Store {
             }
             let writer = sqlite_pool(1, false).connect_with(options.clone()).await?;
             let reader = sqlite_pool(4, true).connect_with(options).await?;
-            Ok(Self {
-                backend: Backend::Sqlite,
-                writer,
-                reader,
-            })
+            Ok(Self::with_intake(Backend::Sqlite, writer, reader))
         } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
             let pool = AnyPoolOptions::new()
                 .max_connections(16)
@@ -138,13 +138,22 @@ impl Store {
                 })
                 .connect_with(options)
                 .await?;
-            Ok(Self {
-                backend: Backend::Postgres,
-                writer: pool.clone(),
-                reader: pool,
-            })
+            Ok(Self::with_intake(Backend::Postgres, pool.clone(), pool))
         } else {
             Err(StoreError::UnsupportedUrl(url.to_string()))
+        }
+    }
+
+    fn with_intake(backend: Backend, writer: AnyPool, reader: AnyPool) -> Self {
+        let store = Self {
+            backend,
+            writer,
+            reader,
+            intake: None,
+        };
+        Self {
+            intake: Some(intake::Intake::start(store.clone())),
+            ..store
         }
     }
 
@@ -212,24 +221,50 @@ fn sqlite_pool(connections: u32, read_only: bool) -> AnyPoolOptions {
         })
 }
 
-/// Queues a delivery in the transaction that causes it.
+/// Queues deliveries of one conversation in the transaction that causes them.
 async fn insert_outbox(
     tx: &mut AnyConnection,
-    entry: &OutboxEntry,
+    entries: &[OutboxEntry],
     conversation_id: Option<&str>,
     now: i64,
 ) -> Result<(), StoreError> {
-    sqlx::query(
+    let rows: Vec<_> = entries
+        .iter()
+        .map(|entry| (entry, conversation_id, now))
+        .collect();
+    insert_outbox_rows(tx, &rows).await
+}
+
+/// Queues deliveries, each with its conversation and the time it was queued, in one
+/// statement.
+async fn insert_outbox_rows(
+    tx: &mut AnyConnection,
+    rows: &[(&OutboxEntry, Option<&str>, i64)],
+) -> Result<(), StoreError> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let values: Vec<String> = (0..rows.len())
+        .map(|row| {
+            let n = row * 4;
+            // The time it was queued is when it is first due.
+            format!("(${}, ${}, ${}, ${}, ${})", n + 1, n + 2, n + 3, n + 4, n + 4)
+        })
+        .collect();
+    let sql = format!(
         "INSERT INTO outbox (kind, conversation_id, payload, next_attempt_at, created_at)
-         VALUES ($1, $2, $3, $4, $5)",
-    )
-    .bind(&entry.kind)
-    .bind(conversation_id)
-    .bind(&entry.payload)
-    .bind(now)
-    .bind(now)
-    .execute(tx)
-    .await?;
+         VALUES {}",
+        values.join(", ")
+    );
+    let mut query = sqlx::query(&sql);
+    for (entry, conversation_id, now) in rows {
+        query = query
+            .bind(&entry.kind)
+            .bind(*conversation_id)
+            .bind(&entry.payload)
+            .bind(*now);
+    }
+    query.execute(tx).await?;
     Ok(())
 }
 

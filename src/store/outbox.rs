@@ -2,7 +2,6 @@
 //! in order.
 
 use super::{Store, StoreError};
-use crate::domain::Purpose;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OutboxState {
@@ -66,23 +65,30 @@ pub struct Settlement {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
     /// Delivered at `at`; the upstream knows it as `upstream_id`. A conversation's first
-    /// delivered expert notification becomes its thread.
-    Sent { upstream_id: String, at: i64 },
+    /// delivered expert notification (`opens_thread`) becomes its thread.
+    Sent {
+        upstream_id: String,
+        at: i64,
+        opens_thread: bool,
+    },
     /// Failed; pending again, due at `next_attempt_at`.
     RetryAt { error: String, next_attempt_at: i64 },
     /// Not tried (an earlier row of its conversation must be retried first): pending
-    /// again as it was, its attempt not counted.
-    Released,
+    /// again, due from `at`, its attempt not counted.
+    Released { at: i64 },
     /// Given up for good.
     Dead { error: String },
 }
 
 impl Store {
     /// Claims up to `limit` due rows for `lease_ms`: until then no other worker takes them;
-    /// after it (a worker that crashed mid-send), they are due again. Each claim counts as
-    /// an attempt. A row is claimed only when no earlier row of its conversation is still
-    /// waiting (for a retry, or on another claim), so that a conversation's rows go out in
-    /// the order they were queued; rows come back in that order.
+    /// after it (a worker that crashed mid-send), they are due again. A claim is recorded
+    /// as the row's next attempt moving to the lease's end, so "claimed" and "waiting for a
+    /// retry" are one condition: not due yet. Each claim counts as an attempt.
+    ///
+    /// A conversation's rows go out in the order they were queued: none is claimed while
+    /// another row of its conversation is not due (claimed by a worker, or waiting for a
+    /// retry); of the others, the oldest come first and come back in that order.
     pub async fn claim_due_outbox(
         &self,
         now: i64,
@@ -90,19 +96,18 @@ impl Store {
         limit: i64,
     ) -> Result<Vec<OutboxRow>, StoreError> {
         let mut rows: Vec<OutboxRow> = sqlx::query_as(&format!(
-            "UPDATE outbox SET leased_until = $1, attempts = attempts + 1
+            "UPDATE outbox SET next_attempt_at = $1, leased_until = $1, attempts = attempts + 1
              WHERE id IN (
-                 SELECT o.id FROM outbox o
-                 WHERE o.state = 'pending' AND o.next_attempt_at <= $2
-                   AND (o.leased_until IS NULL OR o.leased_until <= $2)
-                   AND NOT EXISTS (
-                       SELECT 1 FROM outbox e
-                       WHERE e.conversation_id = o.conversation_id AND e.state = 'pending'
-                         AND e.id < o.id AND (e.next_attempt_at > $2 OR e.leased_until > $2))
-                 ORDER BY o.id LIMIT $3)
+                 SELECT id FROM outbox
+                 WHERE state = 'pending' AND next_attempt_at <= $2
+                   AND (conversation_id IS NULL OR conversation_id NOT IN (
+                       SELECT conversation_id FROM outbox
+                       WHERE state = 'pending' AND next_attempt_at > $2
+                         AND conversation_id IS NOT NULL))
+                 ORDER BY id LIMIT $3)
                -- Checked again on the row itself: on PostgreSQL a concurrent claimer waits
-               -- for the first one's row locks, then sees its lease and skips the row.
-               AND state = 'pending' AND (leased_until IS NULL OR leased_until <= $2)
+               -- for the first one's row locks, then sees the row claimed and skips it.
+               AND state = 'pending' AND next_attempt_at <= $2
              RETURNING {COLUMNS}"
         ))
         .bind(now + lease_ms)
@@ -121,27 +126,27 @@ impl Store {
             return Ok(());
         }
         let mut tx = self.begin().await?;
+        let mut sent = Vec::new();
         for Settlement { id, outcome } in settlements {
-            let id = *id;
             let query = match outcome {
-                Outcome::Sent { upstream_id, at } => {
-                    sqlx::query(
-                        "UPDATE conversations SET thread_message_id = $1
-                         WHERE thread_message_id IS NULL
-                           AND id = (SELECT conversation_id FROM outbox WHERE id = $2 AND kind = $3)",
-                    )
-                    .bind(upstream_id)
-                    .bind(id)
-                    .bind(Purpose::EXPERT_NOTIFICATION)
-                    .execute(&mut *tx)
-                    .await?;
-                    sqlx::query(
-                        "UPDATE outbox SET state = 'sent', upstream_id = $1, sent_at = $2,
-                                           leased_until = NULL, last_error = NULL
-                         WHERE id = $3",
-                    )
-                    .bind(upstream_id)
-                    .bind(*at)
+                Outcome::Sent {
+                    upstream_id,
+                    at,
+                    opens_thread,
+                } => {
+                    if *opens_thread {
+                        sqlx::query(
+                            "UPDATE conversations SET thread_message_id = $1
+                             WHERE thread_message_id IS NULL
+                               AND id = (SELECT conversation_id FROM outbox WHERE id = $2)",
+                        )
+                        .bind(upstream_id)
+                        .bind(*id)
+                        .execute(&mut *tx)
+                        .await?;
+                    }
+                    sent.push((*id, upstream_id, *at));
+                    continue;
                 }
                 Outcome::RetryAt {
                     error,
@@ -152,16 +157,36 @@ impl Store {
                 )
                 .bind(*next_attempt_at)
                 .bind(error),
-                Outcome::Released => sqlx::query(
-                    "UPDATE outbox SET leased_until = NULL, attempts = attempts - 1 WHERE id = $1",
-                ),
+                Outcome::Released { at } => sqlx::query(
+                    "UPDATE outbox SET next_attempt_at = $1, leased_until = NULL,
+                                       attempts = attempts - 1
+                     WHERE id = $2",
+                )
+                .bind(*at),
                 Outcome::Dead { error } => sqlx::query(
                     "UPDATE outbox SET state = 'dead', last_error = $1, leased_until = NULL
                      WHERE id = $2",
                 )
                 .bind(error),
             };
-            query.bind(id).execute(&mut *tx).await?;
+            query.bind(*id).execute(&mut *tx).await?;
+        }
+        // What was sent, most of a round, in one statement.
+        if !sent.is_empty() {
+            let values: Vec<String> = (0..sent.len())
+                .map(|row| format!("(${}, ${}, ${})", 3 * row + 1, 3 * row + 2, 3 * row + 3))
+                .collect();
+            let sql = format!(
+                "UPDATE outbox SET state = 'sent', upstream_id = v.column2, sent_at = v.column3,
+                                   leased_until = NULL, last_error = NULL
+                 FROM (VALUES {}) AS v WHERE outbox.id = v.column1",
+                values.join(", ")
+            );
+            let mut query = sqlx::query(&sql);
+            for (id, upstream_id, at) in sent {
+                query = query.bind(id).bind(upstream_id).bind(at);
+            }
+            query.execute(&mut *tx).await?;
         }
         tx.commit().await?;
         Ok(())

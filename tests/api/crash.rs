@@ -12,6 +12,8 @@ db_test! {
     async fn a_notification_survives_sigkill_and_is_delivered_once_after_restart(db) {
     let mut upstreams = Upstreams::start(db).await;
     upstreams.set("RETRY_SCHEDULE", "50ms,50ms,50ms,50ms,50ms,50ms,50ms,50ms,50ms,50ms,50ms,50ms,50ms,50ms,50ms,50ms,50ms,50ms,50ms,50ms");
+    // A send cut off by the kill is sent again once its lease runs out: a short one here.
+    upstreams.set("OUTBOX_LEASE", "1s");
     mount_broker(&upstreams.broker, "ic-joseencrypt-short.json").await;
     Mock::given(method("POST"))
         .and(path("/v1/messages"))
@@ -48,8 +50,8 @@ db_test! {
     mount_webex_messages(webex).await;
     let second = spawn_binary(&upstreams.vars).await;
     let db = open_db(&upstreams.vars["DATABASE_URL"]).await;
-    // A send cut off mid-flight waits for its lease (30 s) to run out; give it that long.
-    let delivered = eventually(40, || async {
+    // A send cut off mid-flight waits for its lease (1 s here) to run out.
+    let delivered = eventually(20, || async {
         let state: String = sqlx::query_scalar("SELECT state FROM outbox")
             .fetch_one(&db)
             .await

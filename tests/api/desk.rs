@@ -776,7 +776,7 @@ db_test! {
 
 db_test! {
     async fn a_row_waiting_for_its_retry_holds_back_only_its_own_conversation(db) {
-    let app = desk_app(db, &[]).await;
+    let app = desk_app(db, &[("RETRY_SCHEDULE", "1s")]).await;
     open_conversation(&app).await;
     // Webex refuses the next message once (a 500): relay 1 waits for its retry, and relay
     // 2 may not overtake it, while another conversation's rows go out.
@@ -810,7 +810,7 @@ db_test! {
     assert_eq!(pending[1].1, 0, "relay 2 was put back untried");
     // Nothing is due until the retry is.
     assert_eq!(app.worker.run_once().await.unwrap(), 0);
-    app.clock.advance(std::time::Duration::from_secs(1));
+    app.clock.advance(std::time::Duration::from_secs(2));
     assert_eq!(app.worker.run_once().await.unwrap(), 2);
     let relays: Vec<String> = app.webex_posts().await[2..]
         .iter()

@@ -39,6 +39,7 @@ mod concurrency;
 mod console;
 mod console_browser;
 mod crash;
+mod database;
 mod desk;
 mod errors;
 mod helpers;

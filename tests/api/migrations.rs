@@ -71,3 +71,62 @@ db_test! {
     assert_eq!(app.transcript("conv-b").await, ["b1", "b2"]);
 }
 }
+
+db_test! {
+    async fn a_database_of_the_chain_schema_upgrades_in_place(db) {
+    let mut upstreams = Upstreams::start(db).await;
+    upstreams.set("ADMIN_TOKEN", ADMIN_TOKEN);
+    let url = upstreams.database.url.clone();
+    // Everything up to migration 8: messages chained, the conversation naming its last.
+    migrate_before(db, &url, 20261130000009).await;
+    let pool = open_db(&url).await;
+    let far_future = 4_102_444_800_000_i64; // 2100
+    let old_thread_message = serde_json::json!({
+        "type": "thread_message",
+        "destination": {"roomId": EXPERT_ROOM},
+        "markdown": "**Customer:**\n\n> queued before the upgrade",
+    });
+    for statement in [
+        "INSERT INTO conversations (id, channel, customer, business, created_at, thread_message_id)
+         VALUES ('conv-a', 'sms', '+14155550123', '56263', 1, 'thread-a')".to_string(),
+        format!("INSERT INTO meetings (id, conversation_id, sub, host_url, guest_url, expires_at, created_at)
+         VALUES ('meet-a', 'conv-a', 'sub-a', 'https://h/a', 'https://g/a', {far_future}, 1)"),
+        "INSERT INTO messages (channel, customer, business, external_id, body, received_at,
+                               conversation_id, meeting_id)
+         VALUES ('sms', '+14155550123', '56263', 'x-1', 'a1', 1, 'conv-a', 'meet-a')".to_string(),
+        "INSERT INTO messages (channel, customer, business, external_id, body, received_at,
+                               conversation_id, meeting_id, previous_message_id)
+         SELECT 'sms', '+14155550123', '56263', 'x-2', 'a2', 2, 'conv-a', 'meet-a', id
+         FROM messages WHERE external_id = 'x-1'".to_string(),
+        "UPDATE conversations SET last_message_id = (SELECT id FROM messages WHERE external_id = 'x-2')
+         WHERE id = 'conv-a'".to_string(),
+        format!("INSERT INTO outbox (kind, conversation_id, payload, next_attempt_at, created_at)
+         VALUES ('expert_notice', 'conv-a', '{old_thread_message}', 1, 1)"),
+    ] {
+        sqlx::query(&statement).execute(&pool).await.unwrap();
+    }
+    pool.close().await;
+
+    // The new version migrates on start; nothing stored is lost.
+    let app = upstreams.spawn().await;
+    mount_webex_messages(&app.webex).await;
+    assert_eq!(app.transcript("conv-a").await, ["a1", "a2"]);
+    // The same message id from the same customer is still a repeat...
+    let repeat = serde_json::json!({"channel": "sms", "from": "+14155550123", "to": "56263",
+                                    "text": "a2", "messageId": "x-2"});
+    assert_eq!(app.post_flow(&repeat.to_string()).await.status(), 200);
+    assert_eq!(app.count("messages").await, 2);
+    // ...and a follow-up joins the conversation, in order.
+    let follow_up = serde_json::json!({"channel": "sms", "from": "+14155550123", "to": "56263",
+                                       "text": "a3", "messageId": "after-upgrade"});
+    assert_eq!(app.post_flow(&follow_up.to_string()).await.status(), 200);
+    assert_eq!(app.transcript("conv-a").await, ["a1", "a2", "a3"]);
+    // A delivery queued by the old version goes out under its thread, before the new one.
+    assert_eq!(app.worker.run_once().await.unwrap(), 2);
+    let posts = app.webex_posts().await;
+    assert_eq!(posts[0]["markdown"], "**Customer:**\n\n> queued before the upgrade");
+    assert_eq!(posts[0]["parentId"], "thread-a");
+    assert_eq!(posts[0]["roomId"], EXPERT_ROOM);
+    assert_eq!(posts[1]["markdown"], "**Customer:**\n\n> a3");
+}
+}

@@ -152,7 +152,7 @@ db_test! {
     let app = app_with_schedule(db, "1ms").await;
     mount_webex_messages(&app.webex).await;
     // Another worker claimed the row and died mid-send.
-    sqlx::query("UPDATE outbox SET leased_until = $1, attempts = 1")
+    sqlx::query("UPDATE outbox SET next_attempt_at = $1, leased_until = $1, attempts = 1")
         .bind(app.clock.now_ms() + 60_000)
         .execute(&app.db)
         .await

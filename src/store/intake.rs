@@ -1,0 +1,353 @@
+//! Recording customers' messages, in batches. Every statement is a round trip (to the
+//! SQLite connection's thread, or over the network to PostgreSQL), and a busy desk sends
+//! many messages at once: the messages of concurrent requests are written together, in one
+//! transaction with one statement per step for all of them. A batch that fails is written
+//! again one message at a time, so that a failing message fails alone.
+
+use std::collections::HashMap;
+
+use sqlx::AnyConnection;
+use tokio::sync::{mpsc, oneshot};
+
+use super::messages::{Answer, AnswerRow, FollowUps, Recorded};
+use super::{Store, StoreError};
+use crate::domain::{ConversationKey, InboundMessage};
+
+/// Messages written in one transaction at most; well within both databases' limits on
+/// parameters per statement.
+const MAX_BATCH: usize = 64;
+
+/// A message waiting to be recorded, and who waits for the outcome.
+pub(super) struct Job {
+    message: InboundMessage,
+    valid_after: i64,
+    follow_ups: FollowUps,
+    now: i64,
+    done: oneshot::Sender<Result<Recorded, StoreError>>,
+}
+
+/// Hands messages to the task that records them.
+#[derive(Clone)]
+pub(super) struct Intake {
+    jobs: mpsc::UnboundedSender<Job>,
+}
+
+impl Intake {
+    /// Starts the recording task for `store` on the current runtime.
+    pub(super) fn start(store: Store) -> Self {
+        let (jobs, queue) = mpsc::unbounded_channel();
+        tokio::spawn(record_batches(store, queue));
+        Self { jobs }
+    }
+}
+
+/// Takes what is queued (at most a batch), records it, answers each waiter; until every
+/// store handle is gone.
+async fn record_batches(store: Store, mut queue: mpsc::UnboundedReceiver<Job>) {
+    let mut batch = Vec::with_capacity(MAX_BATCH);
+    while queue.recv_many(&mut batch, MAX_BATCH).await > 0 {
+        let jobs = std::mem::take(&mut batch);
+        let recorded = match jobs.len() {
+            1 => Err(jobs),
+            _ => match store.record_batch(&jobs).await {
+                Ok(recorded) => Ok((jobs, recorded)),
+                Err(error) => {
+                    tracing::debug!(%error, messages = jobs.len(),
+                        "a batch failed; recording its messages one by one");
+                    Err(jobs)
+                }
+            },
+        };
+        match recorded {
+            Ok((jobs, recorded)) => {
+                for (job, recorded) in jobs.into_iter().zip(recorded) {
+                    let _ = job.done.send(Ok(recorded));
+                }
+            }
+            Err(jobs) => {
+                for job in jobs {
+                    let recorded = store.record_batch(std::slice::from_ref(&job)).await;
+                    let _ = job.done.send(recorded.map(|mut one| one.remove(0)));
+                }
+            }
+        }
+    }
+}
+
+/// `($1, $2), ($3, $4)`: placeholders for `rows` rows of `columns` values, from `$first`.
+fn rows_of_placeholders(rows: usize, columns: usize, first: usize) -> String {
+    (0..rows)
+        .map(|row| {
+            let values: Vec<String> = (0..columns)
+                .map(|column| format!("${}", first + row * columns + column))
+                .collect();
+            format!("({})", values.join(", "))
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// A conversation's live meeting, with its key.
+#[derive(sqlx::FromRow)]
+struct LiveRow {
+    channel: String,
+    customer: String,
+    business: String,
+    #[sqlx(flatten)]
+    answer: AnswerRow,
+}
+
+/// A message row as its insert or lookup returns it.
+#[derive(sqlx::FromRow)]
+struct MessageRow {
+    id: i64,
+    channel: String,
+    customer: String,
+    business: String,
+    external_id: Option<String>,
+}
+
+type Key = (String, String, String);
+
+fn key_of(key: &ConversationKey) -> Key {
+    (
+        key.channel.as_str().to_string(),
+        key.customer.as_str().to_string(),
+        key.business.as_str().to_string(),
+    )
+}
+
+impl Store {
+    /// Stores a customer's message, once per (channel, customer, business address, message
+    /// id), and answers it with its conversation's live meeting (valid after
+    /// `valid_after`) if there is one: then its `follow_ups` are queued in the same
+    /// transaction. A repeated message writes nothing.
+    pub async fn record_message(
+        &self,
+        message: &InboundMessage,
+        valid_after: i64,
+        follow_ups: &FollowUps,
+        now: i64,
+    ) -> Result<Recorded, StoreError> {
+        let (done, outcome) = oneshot::channel();
+        let job = Job {
+            message: message.clone(),
+            valid_after,
+            follow_ups: follow_ups.clone(),
+            now,
+            done,
+        };
+        self.intake
+            .as_ref()
+            .expect("a store handed out by `connect` records through its intake")
+            .jobs
+            .send(job)
+            .map_err(|_| StoreError::Corrupt("the intake task stopped".into()))?;
+        outcome
+            .await
+            .map_err(|_| StoreError::Corrupt("the intake task stopped".into()))?
+    }
+
+    /// Records `jobs` in one transaction: their conversations' live meetings, the messages,
+    /// the follow-ups of those answered, and the earlier answers of repeats.
+    async fn record_batch(&self, jobs: &[Job]) -> Result<Vec<Recorded>, StoreError> {
+        let mut tx = self.begin().await?;
+        let live = live_meetings(&mut tx, jobs).await?;
+        let answers: Vec<Option<Answer>> = jobs
+            .iter()
+            .map(|job| {
+                live.get(&key_of(&job.message.key))
+                    .filter(|live| live.expires_at > job.valid_after)
+                    .cloned()
+            })
+            .collect();
+        let inserted = insert_messages(&mut tx, jobs, &answers).await?;
+        let mut recorded = Vec::with_capacity(jobs.len());
+        let mut deliveries = Vec::new();
+        let mut repeats = Vec::new();
+        for ((job, answer), row) in jobs.iter().zip(answers).zip(inserted) {
+            recorded.push(match (row, answer) {
+                (Some(message_row), None) => Recorded::New { message_row },
+                (Some(_), Some(live)) => {
+                    for entry in job.follow_ups.entries(&job.message.key, &live) {
+                        deliveries.push((entry, live.conversation_id.clone(), job.now));
+                    }
+                    Recorded::Answered(live)
+                }
+                (None, _) => {
+                    repeats.push(recorded.len());
+                    Recorded::Repeat {
+                        message_row: 0,
+                        answer: None,
+                    }
+                }
+            });
+        }
+        let rows: Vec<_> = deliveries
+            .iter()
+            .map(|(entry, conversation_id, now)| (entry, Some(conversation_id.as_str()), *now))
+            .collect();
+        super::insert_outbox_rows(&mut tx, &rows).await?;
+        if !repeats.is_empty() {
+            let earlier = earlier_messages(&mut tx, jobs, &repeats).await?;
+            for index in repeats {
+                let message = &jobs[index].message;
+                let id = (
+                    key_of(&message.key),
+                    message.message_id.as_ref().map(|id| id.as_str().to_string()),
+                );
+                let (message_row, answer) = earlier
+                    .get(&id)
+                    .cloned()
+                    .ok_or_else(|| StoreError::Corrupt("a repeated message vanished".into()))?;
+                recorded[index] = Recorded::Repeat {
+                    message_row,
+                    answer,
+                };
+            }
+        }
+        tx.commit().await?;
+        Ok(recorded)
+    }
+}
+
+/// The live meeting of each conversation of `jobs` (the newest of its open conversation,
+/// valid after the earliest `valid_after` among them), by key.
+async fn live_meetings(
+    tx: &mut AnyConnection,
+    jobs: &[Job],
+) -> Result<HashMap<Key, Answer>, StoreError> {
+    let valid_after = jobs.iter().map(|job| job.valid_after).min().unwrap_or(0);
+    let sql = format!(
+        "SELECT c.channel, c.customer, c.business, c.id AS conversation_id, t.id AS meeting_id,
+                t.guest_url, t.host_url, t.expires_at, 0 AS opened_meeting
+         FROM conversations c JOIN meetings t ON t.conversation_id = c.id
+         WHERE c.state = 'open' AND t.expires_at > $1
+           AND (c.channel, c.customer, c.business) IN (VALUES {})",
+        rows_of_placeholders(jobs.len(), 3, 2)
+    );
+    let mut query = sqlx::query_as::<_, LiveRow>(&sql).bind(valid_after);
+    for job in jobs {
+        let key = &job.message.key;
+        query = query
+            .bind(key.channel.as_str())
+            .bind(key.customer.as_str())
+            .bind(key.business.as_str());
+    }
+    let mut live: HashMap<Key, Answer> = HashMap::new();
+    for row in query.fetch_all(tx).await? {
+        let answer = Answer::from(row.answer);
+        let newest = live
+            .get(&(row.channel.clone(), row.customer.clone(), row.business.clone()))
+            .is_none_or(|known| known.expires_at < answer.expires_at);
+        if newest {
+            live.insert((row.channel, row.customer, row.business), answer);
+        }
+    }
+    Ok(live)
+}
+
+/// Inserts the messages; returns each one's row, or `None` for a repeat of a stored one.
+async fn insert_messages(
+    tx: &mut AnyConnection,
+    jobs: &[Job],
+    answers: &[Option<Answer>],
+) -> Result<Vec<Option<i64>>, StoreError> {
+    let sql = format!(
+        "INSERT INTO messages (channel, customer, business, external_id, body, received_at,
+                               conversation_id, meeting_id)
+         VALUES {}
+         ON CONFLICT (channel, customer, business, external_id)
+             WHERE external_id IS NOT NULL DO NOTHING
+         RETURNING id, channel, customer, business, external_id",
+        rows_of_placeholders(jobs.len(), 8, 1)
+    );
+    let mut query = sqlx::query_as::<_, MessageRow>(&sql);
+    for (job, answer) in jobs.iter().zip(answers) {
+        let (message, key) = (&job.message, &job.message.key);
+        query = query
+            .bind(key.channel.as_str())
+            .bind(key.customer.as_str())
+            .bind(key.business.as_str())
+            .bind(message.message_id.as_ref().map(|id| id.as_str()))
+            .bind(&message.text)
+            .bind(job.now)
+            .bind(answer.as_ref().map(|a| a.conversation_id.as_str()))
+            .bind(answer.as_ref().map(|a| a.meeting_id.as_str()));
+    }
+    let mut rows = query.fetch_all(tx).await?;
+    // Rows come back in the order they were inserted, which is the order of `jobs`; a
+    // message whose id was stored before (or earlier in the batch) is not among them.
+    rows.sort_by_key(|row| row.id);
+    let mut rows = rows.into_iter().peekable();
+    Ok(jobs
+        .iter()
+        .map(|job| {
+            let key = key_of(&job.message.key);
+            let external_id = job.message.message_id.as_ref().map(|id| id.as_str());
+            let matches = rows.peek().is_some_and(|row| {
+                (&row.channel, &row.customer, &row.business) == (&key.0, &key.1, &key.2)
+                    && row.external_id.as_deref() == external_id
+            });
+            matches.then(|| rows.next().map(|row| row.id)).flatten()
+        })
+        .collect())
+}
+
+/// The stored messages that the jobs at `repeats` repeat: their rows and answers, by key
+/// and message id.
+async fn earlier_messages(
+    tx: &mut AnyConnection,
+    jobs: &[Job],
+    repeats: &[usize],
+) -> Result<HashMap<(Key, Option<String>), (i64, Option<Answer>)>, StoreError> {
+    #[derive(sqlx::FromRow)]
+    struct Earlier {
+        #[sqlx(flatten)]
+        message: MessageRow,
+        conversation_id: Option<String>,
+        meeting_id: Option<String>,
+        guest_url: Option<String>,
+        host_url: Option<String>,
+        expires_at: Option<i64>,
+        opened_meeting: i64,
+    }
+    let sql = format!(
+        "SELECT m.id, m.channel, m.customer, m.business, m.external_id, m.conversation_id,
+                m.meeting_id, t.guest_url, t.host_url, t.expires_at, m.opened_meeting
+         FROM messages m LEFT JOIN meetings t ON t.id = m.meeting_id
+         WHERE (m.channel, m.customer, m.business, m.external_id) IN (VALUES {})",
+        rows_of_placeholders(repeats.len(), 4, 1)
+    );
+    let mut query = sqlx::query_as::<_, Earlier>(&sql);
+    for &index in repeats {
+        let message = &jobs[index].message;
+        query = query
+            .bind(message.key.channel.as_str())
+            .bind(message.key.customer.as_str())
+            .bind(message.key.business.as_str())
+            .bind(message.message_id.as_ref().map(|id| id.as_str()));
+    }
+    Ok(query
+        .fetch_all(tx)
+        .await?
+        .into_iter()
+        .map(|row| {
+            let m = row.message;
+            let answer = match (row.conversation_id, row.meeting_id, row.guest_url, row.host_url, row.expires_at) {
+                (Some(conversation_id), Some(meeting_id), Some(guest_url), Some(host_url), Some(expires_at)) => {
+                    Some(Answer {
+                        conversation_id,
+                        meeting_id,
+                        guest_url,
+                        host_url,
+                        expires_at,
+                        opened_meeting: row.opened_meeting != 0,
+                    })
+                }
+                _ => None,
+            };
+            (((m.channel, m.customer, m.business), m.external_id), (m.id, answer))
+        })
+        .collect())
+}
