@@ -371,17 +371,17 @@ impl Bridge {
             ));
             store
                 .store_meeting(NewMeeting {
-                    key,
-                    customer_name: conversation.customer_name.as_deref(),
+                    key: key.clone(),
+                    customer_name: conversation.customer_name.clone(),
                     conversation_id: conversation.id.clone(),
                     meeting_id: Uuid::new_v4().to_string(),
-                    sub: &sub,
-                    links: &links,
+                    sub: sub.clone(),
+                    links,
                     expires_at,
                     message_row: None,
                     // Whatever meeting is live, the expert asked for a new one.
                     valid_after: i64::MAX,
-                    claim_id: &claim_id,
+                    claim_id: claim_id.clone(),
                     deliveries: std::iter::once(thread).chain(customer).collect(),
                     now: self.now(),
                 })
@@ -620,16 +620,16 @@ impl Bridge {
         let answer = inner
             .store
             .store_meeting(NewMeeting {
-                key: &message.key,
-                customer_name: message.customer_name.as_deref(),
+                key: message.key.clone(),
+                customer_name: message.customer_name.clone(),
                 conversation_id: Uuid::new_v4().to_string(),
                 meeting_id: Uuid::new_v4().to_string(),
-                sub,
-                links: &links,
+                sub: sub.to_string(),
+                links,
                 expires_at,
                 message_row: Some(message_row),
                 valid_after: self.now() + RENEW_BEFORE_EXPIRY.as_millis() as i64,
-                claim_id,
+                claim_id: claim_id.to_string(),
                 deliveries,
                 now: self.now(),
             })

@@ -26,8 +26,10 @@ use crate::worker;
 
 /// Rows claimed at a time, and at most in flight.
 pub const BATCH: usize = 128;
-/// How long newly queued rows are left to gather before the worker claims them.
-const GATHER: Duration = Duration::from_millis(2);
+/// How long newly queued rows are left to gather before the worker claims them: a claim
+/// and a write-back are two writes whether they carry one row or a hundred, and on a busy
+/// desk they share the database with the requests.
+const GATHER: Duration = Duration::from_millis(10);
 
 /// What the worker needs to deliver.
 pub struct OutboxParts {
@@ -106,6 +108,8 @@ impl OutboxWorker {
                 _ = stop.changed() => None,
             };
             if finished.is_some() || sending.has_unrecorded() {
+                // Other conversations finishing meanwhile are recorded with this one.
+                tokio::time::sleep(GATHER).await;
                 if let Err(error) = sending.record(finished).await {
                     tracing::warn!(%error, "outbox worker could not record deliveries yet; will try again");
                 }
@@ -422,7 +426,11 @@ impl Sending {
                 }
             }
         }
-        self.worker.parts.store.settle_outbox(&self.unrecorded).await?;
+        self.worker
+            .parts
+            .store
+            .settle_outbox(&self.unrecorded)
+            .await?;
         Ok(std::mem::take(&mut self.unrecorded).len())
     }
 }

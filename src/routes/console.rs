@@ -78,8 +78,92 @@ fn session_cookie(console: &Console, value: String, session: &ConsoleSession) ->
         .finish()
 }
 
+/// A signed-in expert, for the console's JSON API: taking it as an argument is the check.
+pub struct Expert(ConsoleSession);
+
+/// A signed-in expert on the page: without a session, the browser goes to the login.
+pub struct ExpertOnPage(ConsoleSession);
+
+/// A signed-in expert's action from the page, with its anti-CSRF token (`X-CSRF-Token`).
+pub struct ExpertAction(ConsoleSession);
+
+/// Why a request may not use the console, answered as its caller expects.
+pub struct ConsoleRefusal {
+    error: ConsoleError,
+    as_json: bool,
+    console: web::Data<Console>,
+}
+
+impl std::fmt::Debug for ConsoleRefusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Debug::fmt(&self.error, f)
+    }
+}
+
+impl std::fmt::Display for ConsoleRefusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Display::fmt(&self.error, f)
+    }
+}
+
+impl actix_web::ResponseError for ConsoleRefusal {
+    fn error_response(&self) -> HttpResponse {
+        error_response(&self.error, self.as_json, &self.console)
+    }
+}
+
+/// The request's session, checked once for every console endpoint that needs one.
+async fn signed_in(
+    request: &HttpRequest,
+    as_json: bool,
+    with_csrf: bool,
+) -> Result<ConsoleSession, ConsoleRefusal> {
+    let console = request
+        .app_data::<web::Data<Console>>()
+        .expect("console routes are mounted with the console")
+        .clone();
+    let checked = async {
+        let session = console.session(cookie_value(request).as_deref()).await?;
+        if with_csrf {
+            let given = request
+                .headers()
+                .get("x-csrf-token")
+                .and_then(|v| v.to_str().ok());
+            Console::check_csrf(&session, given)?;
+        }
+        Ok(session)
+    }
+    .await;
+    checked.map_err(|error| ConsoleRefusal {
+        error,
+        as_json,
+        console,
+    })
+}
+
+macro_rules! session_extractor {
+    ($name:ident, as_json: $json:expr, with_csrf: $csrf:expr) => {
+        impl actix_web::FromRequest for $name {
+            type Error = ConsoleRefusal;
+            type Future = futures_util::future::LocalBoxFuture<'static, Result<Self, Self::Error>>;
+
+            fn from_request(
+                request: &HttpRequest,
+                _: &mut actix_web::dev::Payload,
+            ) -> Self::Future {
+                let request = request.clone();
+                Box::pin(async move { signed_in(&request, $json, $csrf).await.map($name) })
+            }
+        }
+    };
+}
+
+session_extractor!(Expert, as_json: true, with_csrf: false);
+session_extractor!(ExpertOnPage, as_json: false, with_csrf: false);
+session_extractor!(ExpertAction, as_json: true, with_csrf: true);
+
 /// An error as the page (`html`) or the page's script (JSON) should see it.
-fn error_response(error: ConsoleError, as_json: bool, console: &Console) -> HttpResponse {
+fn error_response(error: &ConsoleError, as_json: bool, console: &Console) -> HttpResponse {
     let (status, code) = match &error {
         ConsoleError::NotSignedIn => (StatusCode::UNAUTHORIZED, "not_signed_in"),
         ConsoleError::BadState => (StatusCode::BAD_REQUEST, "bad_state"),
@@ -118,15 +202,15 @@ fn error_response(error: ConsoleError, as_json: bool, console: &Console) -> Http
     responses((status = 200, content_type = "text/html", body = String, description = "the console page"),
               (status = 303, description = "not signed in: to /console/login"),
               (status = 503, description = "the console is not configured")))]
-pub async fn console(request: HttpRequest, console: web::Data<Console>) -> HttpResponse {
-    match console.session(cookie_value(&request).as_deref()).await {
-        Ok(session) => html(
-            StatusCode::OK,
-            page::console(&session, console.experts(), console.widget_base_url()),
-            Some(&console),
-        ),
-        Err(error) => error_response(error, false, &console),
-    }
+pub async fn console(
+    ExpertOnPage(session): ExpertOnPage,
+    console: web::Data<Console>,
+) -> HttpResponse {
+    html(
+        StatusCode::OK,
+        page::console(&session, console.experts(), console.widget_base_url()),
+        Some(&console),
+    )
 }
 
 /// Starts a Webex login (OAuth with PKCE).
@@ -136,7 +220,7 @@ pub async fn console(request: HttpRequest, console: web::Data<Console>) -> HttpR
 pub async fn login(console: web::Data<Console>) -> HttpResponse {
     match console.start_login().await {
         Ok(authorize_url) => redirect(&authorize_url),
-        Err(error) => error_response(error, false, &console),
+        Err(error) => error_response(&error, false, &console),
     }
 }
 
@@ -173,7 +257,7 @@ pub async fn callback(query: web::Query<Callback>, console: web::Data<Console>) 
                 .expect("a valid cookie");
             response
         }
-        Err(error) => error_response(error, false, &console),
+        Err(error) => error_response(&error, false, &console),
     }
 }
 
@@ -211,7 +295,7 @@ pub async fn logout(
             response.add_cookie(&gone).expect("a valid cookie");
             response
         }
-        Err(error) => error_response(error, false, &console),
+        Err(error) => error_response(&error, false, &console),
     }
 }
 
@@ -234,17 +318,13 @@ async fn app_css() -> HttpResponse {
     responses((status = 200, body = serde_json::Value, description = "`conversations` and `tokenGeneration`"),
               (status = 401, body = super::ErrorBody), (status = 503, description = "the console is not configured")))]
 pub async fn queue(
-    request: HttpRequest,
+    Expert(session): Expert,
     console: web::Data<Console>,
     bridge: web::Data<Bridge>,
 ) -> HttpResponse {
-    let session = match console.session(cookie_value(&request).as_deref()).await {
-        Ok(session) => session,
-        Err(error) => return error_response(error, true, &console),
-    };
     let items = match bridge.queue(200).await {
         Ok(items) => items,
-        Err(error) => return error_response(error.into(), true, &console),
+        Err(error) => return error_response(&error.into(), true, &console),
     };
     let conversations: Vec<_> = items
         .iter()
@@ -271,13 +351,10 @@ pub async fn queue(
 #[utoipa::path(get, path = "/console/api/widget", tag = "console",
     responses((status = 200, body = serde_json::Value, description = "`accessToken` and `tokenGeneration`"),
               (status = 401, body = super::ErrorBody), (status = 503, description = "the console is not configured")))]
-pub async fn widget(request: HttpRequest, console: web::Data<Console>) -> HttpResponse {
-    match console.session(cookie_value(&request).as_deref()).await {
-        Ok(session) => HttpResponse::Ok()
-            .insert_header((header::CACHE_CONTROL, "no-store"))
-            .json(json!({"accessToken": session.access_token, "tokenGeneration": session.token_generation})),
-        Err(error) => error_response(error, true, &console),
-    }
+pub async fn widget(Expert(session): Expert) -> HttpResponse {
+    HttpResponse::Ok()
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .json(json!({"accessToken": session.access_token, "tokenGeneration": session.token_generation}))
 }
 
 /// `close` or `new-link` on a conversation, from the page (header `X-CSRF-Token`).
@@ -288,26 +365,12 @@ pub async fn widget(request: HttpRequest, console: web::Data<Console>) -> HttpRe
               (status = 401, body = super::ErrorBody), (status = 403, body = super::ErrorBody),
               (status = 404, body = super::ErrorBody), (status = 503, body = super::ErrorBody)))]
 pub async fn act(
-    request: HttpRequest,
+    ExpertAction(session): ExpertAction,
     path: web::Path<(String, String)>,
     console: web::Data<Console>,
     bridge: web::Data<Bridge>,
 ) -> HttpResponse {
     let (id, action) = path.into_inner();
-    let session = async {
-        let session = console.session(cookie_value(&request).as_deref()).await?;
-        let csrf = request
-            .headers()
-            .get("x-csrf-token")
-            .and_then(|v| v.to_str().ok());
-        Console::check_csrf(&session, csrf)?;
-        Ok::<_, ConsoleError>(session)
-    }
-    .await;
-    let session = match session {
-        Ok(session) => session,
-        Err(error) => return error_response(error, true, &console),
-    };
     let outcome = match action.as_str() {
         "close" => bridge
             .close(&id, &session.email)
@@ -333,6 +396,6 @@ pub async fn act(
     };
     match outcome {
         Ok(status) => HttpResponse::Ok().json(json!({ "status": status })),
-        Err(error) => error_response(error, true, &console),
+        Err(error) => error_response(&error, true, &console),
     }
 }

@@ -96,76 +96,82 @@ impl Store {
             events_before,
             now,
         } = cutoffs;
-        let mut tx = self.begin().await?;
-        let message_texts_erased =
-            sqlx::query("UPDATE messages SET body = '' WHERE received_at < $1 AND body != ''")
+        self.write(move |tx| {
+            Box::pin(async move {
+                let message_texts_erased = sqlx::query(
+                    "UPDATE messages SET body = '' WHERE received_at < $1 AND body != ''",
+                )
                 .bind(before)
                 .execute(&mut *tx)
                 .await?
                 .rows_affected();
-        let conversations_anonymised = sqlx::query(
-            "UPDATE conversations SET customer = $1, customer_name = NULL, closed_by = NULL
-             WHERE state = 'closed' AND closed_at < $2 AND customer != $1",
-        )
-        .bind(ERASED)
-        .bind(before)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-        sqlx::query(
-            "UPDATE messages SET customer = $1, author_email = NULL
-             WHERE customer != $1 AND conversation_id IN
-                   (SELECT id FROM conversations WHERE customer = $1)",
-        )
-        .bind(ERASED)
-        .execute(&mut *tx)
-        .await?;
-        let receipts_deleted = sqlx::query("DELETE FROM delivery_receipts WHERE received_at < $1")
-            .bind(before)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-        let outbox_payloads_cleared = sqlx::query(
-            "UPDATE outbox SET payload = '{}'
-             WHERE state != 'pending' AND created_at < $1 AND payload != '{}'",
-        )
-        .bind(before)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-        let webex_events_deleted =
-            sqlx::query("DELETE FROM webex_events WHERE state != 'pending' AND received_at < $1")
+                let conversations_anonymised = sqlx::query(
+                    "UPDATE conversations SET customer = $1, customer_name = NULL, closed_by = NULL
+                     WHERE state = 'closed' AND closed_at < $2 AND customer != $1",
+                )
+                .bind(ERASED)
+                .bind(before)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+                sqlx::query(
+                    "UPDATE messages SET customer = $1, author_email = NULL
+                     WHERE customer != $1 AND conversation_id IN
+                           (SELECT id FROM conversations WHERE customer = $1)",
+                )
+                .bind(ERASED)
+                .execute(&mut *tx)
+                .await?;
+                let receipts_deleted =
+                    sqlx::query("DELETE FROM delivery_receipts WHERE received_at < $1")
+                        .bind(before)
+                        .execute(&mut *tx)
+                        .await?
+                        .rows_affected();
+                let outbox_payloads_cleared = sqlx::query(
+                    "UPDATE outbox SET payload = '{}'
+                     WHERE state != 'pending' AND created_at < $1 AND payload != '{}'",
+                )
+                .bind(before)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+                let webex_events_deleted = sqlx::query(
+                    "DELETE FROM webex_events WHERE state != 'pending' AND received_at < $1",
+                )
                 .bind(events_before)
                 .execute(&mut *tx)
                 .await?
                 .rows_affected();
-        let sessions_deleted =
-            sqlx::query("DELETE FROM console_sessions WHERE refresh_expires_at < $1")
-                .bind(now)
+                let sessions_deleted =
+                    sqlx::query("DELETE FROM console_sessions WHERE refresh_expires_at < $1")
+                        .bind(now)
+                        .execute(&mut *tx)
+                        .await?
+                        .rows_affected();
+                // Starts older than a day no longer count against any hourly limit.
+                sqlx::query("DELETE FROM meeting_starts WHERE started_at < $1")
+                    .bind(now - 24 * 3_600_000)
+                    .execute(&mut *tx)
+                    .await?;
+                sqlx::query(
+                    "DELETE FROM meeting_limit_locks WHERE NOT EXISTS (
+                         SELECT 1 FROM meeting_starts s
+                         WHERE s.channel = meeting_limit_locks.channel
+                           AND s.customer = meeting_limit_locks.customer)",
+                )
                 .execute(&mut *tx)
-                .await?
-                .rows_affected();
-        // Starts older than a day no longer count against any hourly limit.
-        sqlx::query("DELETE FROM meeting_starts WHERE started_at < $1")
-            .bind(now - 24 * 3_600_000)
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query(
-            "DELETE FROM meeting_limit_locks WHERE NOT EXISTS (
-                 SELECT 1 FROM meeting_starts s
-                 WHERE s.channel = meeting_limit_locks.channel
-                   AND s.customer = meeting_limit_locks.customer)",
-        )
-        .execute(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        Ok(PurgeReport {
-            message_texts_erased,
-            conversations_anonymised,
-            receipts_deleted,
-            outbox_payloads_cleared,
-            webex_events_deleted,
-            sessions_deleted,
+                .await?;
+                Ok(PurgeReport {
+                    message_texts_erased,
+                    conversations_anonymised,
+                    receipts_deleted,
+                    outbox_payloads_cleared,
+                    webex_events_deleted,
+                    sessions_deleted,
+                })
+            })
         })
+        .await
     }
 }

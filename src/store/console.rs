@@ -53,22 +53,27 @@ impl Store {
         code_verifier: &str,
         now: i64,
     ) -> Result<(), StoreError> {
-        let mut tx = self.begin().await?;
-        sqlx::query(
-            "INSERT INTO oauth_logins (state, code_verifier, created_at) VALUES ($1, $2, $3)",
-        )
-        .bind(state)
-        .bind(code_verifier)
-        .bind(now)
-        .execute(&mut *tx)
-        .await?;
-        // Logins never finished are of no use after a while.
-        sqlx::query("DELETE FROM oauth_logins WHERE created_at < $1")
-            .bind(now - 24 * 3_600_000)
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        Ok(())
+        let (state, code_verifier) = (state.to_string(), code_verifier.to_string());
+        self.write(move |tx| {
+            Box::pin(async move {
+                sqlx::query(
+                    "INSERT INTO oauth_logins (state, code_verifier, created_at)
+                     VALUES ($1, $2, $3)",
+                )
+                .bind(&state)
+                .bind(&code_verifier)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+                // Logins never finished are of no use after a while.
+                sqlx::query("DELETE FROM oauth_logins WHERE created_at < $1")
+                    .bind(now - 24 * 3_600_000)
+                    .execute(&mut *tx)
+                    .await?;
+                Ok(())
+            })
+        })
+        .await
     }
 
     /// Uses up a login's `state`: returns its PKCE verifier if it exists and was created
@@ -78,12 +83,20 @@ impl Store {
         state: &str,
         not_before: i64,
     ) -> Result<Option<String>, StoreError> {
-        let taken: Option<(String, i64)> = sqlx::query_as(
-            "DELETE FROM oauth_logins WHERE state = $1 RETURNING code_verifier, created_at",
-        )
-        .bind(state)
-        .fetch_optional(&self.writer)
-        .await?;
+        let state = state.to_string();
+        let taken: Option<(String, i64)> = self
+            .write(move |tx| {
+                Box::pin(async move {
+                    Ok(sqlx::query_as(
+                        "DELETE FROM oauth_logins WHERE state = $1
+                         RETURNING code_verifier, created_at",
+                    )
+                    .bind(&state)
+                    .fetch_optional(tx)
+                    .await?)
+                })
+            })
+            .await?;
         Ok(taken
             .filter(|(_, created_at)| *created_at >= not_before)
             .map(|(verifier, _)| verifier))
@@ -94,23 +107,30 @@ impl Store {
         session: &ConsoleSession,
         now: i64,
     ) -> Result<(), StoreError> {
-        sqlx::query(
-            "INSERT INTO console_sessions (id_hash, email, display_name, access_token,
-                 access_expires_at, refresh_token, refresh_expires_at, csrf_token, created_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-        )
-        .bind(&session.id_hash)
-        .bind(&session.email)
-        .bind(&session.display_name)
-        .bind(&session.access_token)
-        .bind(session.access_expires_at)
-        .bind(&session.refresh_token)
-        .bind(session.refresh_expires_at)
-        .bind(&session.csrf_token)
-        .bind(now)
-        .execute(&self.writer)
-        .await?;
-        Ok(())
+        let session = session.clone();
+        self.write(move |tx| {
+            Box::pin(async move {
+                sqlx::query(
+                    "INSERT INTO console_sessions (id_hash, email, display_name, access_token,
+                         access_expires_at, refresh_token, refresh_expires_at, csrf_token,
+                         created_at)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+                )
+                .bind(&session.id_hash)
+                .bind(&session.email)
+                .bind(&session.display_name)
+                .bind(&session.access_token)
+                .bind(session.access_expires_at)
+                .bind(&session.refresh_token)
+                .bind(session.refresh_expires_at)
+                .bind(&session.csrf_token)
+                .bind(now)
+                .execute(tx)
+                .await?;
+                Ok(())
+            })
+        })
+        .await
     }
 
     /// The session, unless its refresh token (and so the session) ran out.
@@ -132,28 +152,40 @@ impl Store {
 
     /// Stores refreshed tokens and counts the refresh.
     pub async fn refresh_session(&self, session: &ConsoleSession) -> Result<(), StoreError> {
-        sqlx::query(
-            "UPDATE console_sessions SET access_token = $1, access_expires_at = $2,
-                 refresh_token = $3, refresh_expires_at = $4,
-                 token_generation = token_generation + 1
-             WHERE id_hash = $5",
-        )
-        .bind(&session.access_token)
-        .bind(session.access_expires_at)
-        .bind(&session.refresh_token)
-        .bind(session.refresh_expires_at)
-        .bind(&session.id_hash)
-        .execute(&self.writer)
-        .await?;
-        Ok(())
+        let session = session.clone();
+        self.write(move |tx| {
+            Box::pin(async move {
+                sqlx::query(
+                    "UPDATE console_sessions SET access_token = $1, access_expires_at = $2,
+                         refresh_token = $3, refresh_expires_at = $4,
+                         token_generation = token_generation + 1
+                     WHERE id_hash = $5",
+                )
+                .bind(&session.access_token)
+                .bind(session.access_expires_at)
+                .bind(&session.refresh_token)
+                .bind(session.refresh_expires_at)
+                .bind(&session.id_hash)
+                .execute(tx)
+                .await?;
+                Ok(())
+            })
+        })
+        .await
     }
 
     pub async fn delete_session(&self, id_hash: &str) -> Result<(), StoreError> {
-        sqlx::query("DELETE FROM console_sessions WHERE id_hash = $1")
-            .bind(id_hash)
-            .execute(&self.writer)
-            .await?;
-        Ok(())
+        let id_hash = id_hash.to_string();
+        self.write(move |tx| {
+            Box::pin(async move {
+                sqlx::query("DELETE FROM console_sessions WHERE id_hash = $1")
+                    .bind(&id_hash)
+                    .execute(tx)
+                    .await?;
+                Ok(())
+            })
+        })
+        .await
     }
 
     /// Open conversations with their latest message and host link, newest activity first.

@@ -129,23 +129,28 @@ impl Store {
         deliveries: &[OutboxEntry],
         now: i64,
     ) -> Result<bool, StoreError> {
-        let mut tx = self.begin().await?;
-        let closed = sqlx::query(
-            "UPDATE conversations SET state = 'closed', closed_at = $1, closed_by = $2
-             WHERE id = $3 AND state = 'open'",
-        )
-        .bind(now)
-        .bind(closed_by)
-        .bind(id)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected()
-            == 1;
-        if closed {
-            insert_outbox(&mut tx, deliveries, Some(id), now).await?;
-        }
-        tx.commit().await?;
-        Ok(closed)
+        let (id, closed_by, deliveries) =
+            (id.to_string(), closed_by.to_string(), deliveries.to_vec());
+        self.write(move |tx| {
+            Box::pin(async move {
+                let closed = sqlx::query(
+                    "UPDATE conversations SET state = 'closed', closed_at = $1, closed_by = $2
+                     WHERE id = $3 AND state = 'open'",
+                )
+                .bind(now)
+                .bind(&closed_by)
+                .bind(&id)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected()
+                    == 1;
+                if closed {
+                    insert_outbox(tx, &deliveries, Some(&id), now).await?;
+                }
+                Ok(closed)
+            })
+        })
+        .await
     }
 
     /// Stores an expert's reply in the transcript together with its deliveries. Returns
@@ -156,32 +161,42 @@ impl Store {
         deliveries: &[OutboxEntry],
         now: i64,
     ) -> Result<bool, StoreError> {
-        let conversation = message.conversation;
-        let key = &conversation.key;
-        let mut tx = self.begin().await?;
-        let inserted = sqlx::query(
-            "INSERT INTO messages (channel, customer, business, external_id, body, received_at,
-                                   conversation_id, author, author_email)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, 'expert', $8)
-             ON CONFLICT (channel, customer, business, external_id)
-                 WHERE external_id IS NOT NULL DO NOTHING",
-        )
-        .bind(key.channel.as_str())
-        .bind(key.customer.as_str())
-        .bind(key.business.as_str())
-        .bind(message.message_id)
-        .bind(message.text)
-        .bind(now)
-        .bind(&conversation.id)
-        .bind(message.author_email)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected()
-            == 1;
-        if inserted {
-            insert_outbox(&mut tx, deliveries, Some(&conversation.id), now).await?;
-        }
-        tx.commit().await?;
-        Ok(inserted)
+        let (key, conversation_id) = (
+            message.conversation.key.clone(),
+            message.conversation.id.clone(),
+        );
+        let (message_id, text) = (message.message_id.to_string(), message.text.to_string());
+        let (author_email, deliveries) = (
+            message.author_email.map(str::to_string),
+            deliveries.to_vec(),
+        );
+        self.write(move |tx| {
+            Box::pin(async move {
+                let inserted = sqlx::query(
+                    "INSERT INTO messages (channel, customer, business, external_id, body,
+                                           received_at, conversation_id, author, author_email)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, 'expert', $8)
+                     ON CONFLICT (channel, customer, business, external_id)
+                         WHERE external_id IS NOT NULL DO NOTHING",
+                )
+                .bind(key.channel.as_str())
+                .bind(key.customer.as_str())
+                .bind(key.business.as_str())
+                .bind(&message_id)
+                .bind(&text)
+                .bind(now)
+                .bind(&conversation_id)
+                .bind(&author_email)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected()
+                    == 1;
+                if inserted {
+                    insert_outbox(tx, &deliveries, Some(&conversation_id), now).await?;
+                }
+                Ok(inserted)
+            })
+        })
+        .await
     }
 }

@@ -1,8 +1,9 @@
 //! Recording customers' messages, in batches. Every statement is a round trip (to the
 //! SQLite connection's thread, or over the network to PostgreSQL), and a busy desk sends
-//! many messages at once: the messages of concurrent requests are written together, in one
-//! transaction with one statement per step for all of them. A batch that fails is written
-//! again one message at a time, so that a failing message fails alone.
+//! many messages at once: the messages of concurrent requests are written together, as one
+//! write with one statement per step for all of them (committed with the other writes of
+//! its group, see [`super::writer`]). A batch that fails is written again one message at a
+//! time, so that a failing message fails alone.
 
 use std::collections::HashMap;
 
@@ -17,23 +18,31 @@ use crate::domain::{ConversationKey, InboundMessage};
 /// parameters per statement.
 const MAX_BATCH: usize = 64;
 
-/// A message waiting to be recorded, and who waits for the outcome.
+/// A message waiting to be recorded.
+#[derive(Clone)]
 pub(super) struct Job {
     message: InboundMessage,
     valid_after: i64,
     follow_ups: FollowUps,
     now: i64,
-    done: oneshot::Sender<Result<Recorded, StoreError>>,
+}
+
+/// A message and who waits for the outcome.
+struct Waiting {
+    job: Job,
+    /// The outcome; `None` for a repeat of a stored message.
+    done: oneshot::Sender<Result<Option<Recorded>, StoreError>>,
 }
 
 /// Hands messages to the task that records them.
 #[derive(Clone)]
 pub(super) struct Intake {
-    jobs: mpsc::UnboundedSender<Job>,
+    jobs: mpsc::UnboundedSender<Waiting>,
 }
 
 impl Intake {
-    /// Starts the recording task for `store` on the current runtime.
+    /// Starts the recording task for `store` (a handle without an intake, so that the task
+    /// ends with the last handle that has one) on the current runtime.
     pub(super) fn start(store: Store) -> Self {
         let (jobs, queue) = mpsc::unbounded_channel();
         tokio::spawn(record_batches(store, queue));
@@ -43,31 +52,27 @@ impl Intake {
 
 /// Takes what is queued (at most a batch), records it, answers each waiter; until every
 /// store handle is gone.
-async fn record_batches(store: Store, mut queue: mpsc::UnboundedReceiver<Job>) {
+async fn record_batches(store: Store, mut queue: mpsc::UnboundedReceiver<Waiting>) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     while queue.recv_many(&mut batch, MAX_BATCH).await > 0 {
-        let jobs = std::mem::take(&mut batch);
-        let recorded = match jobs.len() {
-            1 => Err(jobs),
-            _ => match store.record_batch(&jobs).await {
-                Ok(recorded) => Ok((jobs, recorded)),
-                Err(error) => {
-                    tracing::debug!(%error, messages = jobs.len(),
-                        "a batch failed; recording its messages one by one");
-                    Err(jobs)
-                }
-            },
-        };
-        match recorded {
-            Ok((jobs, recorded)) => {
-                for (job, recorded) in jobs.into_iter().zip(recorded) {
-                    let _ = job.done.send(Ok(recorded));
+        let waiting = std::mem::take(&mut batch);
+        let jobs: Vec<Job> = waiting.iter().map(|w| w.job.clone()).collect();
+        let outcome = store.record_batch(jobs).await;
+        match outcome {
+            Ok(recorded) => {
+                for (waiting, recorded) in waiting.into_iter().zip(recorded) {
+                    let _ = waiting.done.send(Ok(recorded));
                 }
             }
-            Err(jobs) => {
-                for job in jobs {
-                    let recorded = store.record_batch(std::slice::from_ref(&job)).await;
-                    let _ = job.done.send(recorded.map(|mut one| one.remove(0)));
+            Err(error) if waiting.len() == 1 => {
+                let _ = waiting.into_iter().next().map(|w| w.done.send(Err(error)));
+            }
+            Err(error) => {
+                tracing::debug!(%error, messages = waiting.len(),
+                    "a batch failed; recording its messages one by one");
+                for Waiting { job, done } in waiting {
+                    let recorded = store.record_batch(vec![job]).await;
+                    let _ = done.send(recorded.map(|mut one| one.remove(0)));
                 }
             }
         }
@@ -135,80 +140,84 @@ impl Store {
             valid_after,
             follow_ups: follow_ups.clone(),
             now,
-            done,
         };
         self.intake
             .as_ref()
             .expect("a store handed out by `connect` records through its intake")
             .jobs
-            .send(job)
+            .send(Waiting { job, done })
             .map_err(|_| StoreError::Corrupt("the intake task stopped".into()))?;
-        outcome
+        let recorded = outcome
             .await
-            .map_err(|_| StoreError::Corrupt("the intake task stopped".into()))?
+            .map_err(|_| StoreError::Corrupt("the intake task stopped".into()))??;
+        match recorded {
+            Some(recorded) => Ok(recorded),
+            None => self.repeated(message).await,
+        }
     }
 
-    /// Records `jobs` in one transaction: their conversations' live meetings, the messages,
-    /// the follow-ups of those answered, and the earlier answers of repeats.
-    async fn record_batch(&self, jobs: &[Job]) -> Result<Vec<Recorded>, StoreError> {
-        let mut tx = self.begin().await?;
-        let live = live_meetings(&mut tx, jobs).await?;
-        let answers: Vec<Option<Answer>> = jobs
-            .iter()
-            .map(|job| {
-                live.get(&key_of(&job.message.key))
-                    .filter(|live| live.expires_at > job.valid_after)
-                    .cloned()
-            })
-            .collect();
-        let inserted = insert_messages(&mut tx, jobs, &answers).await?;
-        let mut recorded = Vec::with_capacity(jobs.len());
-        let mut deliveries = Vec::new();
-        let mut repeats = Vec::new();
-        for ((job, answer), row) in jobs.iter().zip(answers).zip(inserted) {
-            recorded.push(match (row, answer) {
-                (Some(message_row), None) => Recorded::New { message_row },
-                (Some(_), Some(live)) => {
-                    for entry in job.follow_ups.entries(&job.message.key, &live) {
-                        deliveries.push((entry, live.conversation_id.clone(), job.now));
-                    }
-                    Recorded::Answered(live)
-                }
-                (None, _) => {
-                    repeats.push(recorded.len());
-                    Recorded::Repeat {
-                        message_row: 0,
-                        answer: None,
-                    }
-                }
-            });
-        }
-        let rows: Vec<_> = deliveries
-            .iter()
-            .map(|(entry, conversation_id, now)| (entry, Some(conversation_id.as_str()), *now))
-            .collect();
-        super::insert_outbox_rows(&mut tx, &rows).await?;
-        if !repeats.is_empty() {
-            let earlier = earlier_messages(&mut tx, jobs, &repeats).await?;
-            for index in repeats {
-                let message = &jobs[index].message;
-                let id = (
-                    key_of(&message.key),
-                    message.message_id.as_ref().map(|id| id.as_str().to_string()),
-                );
-                let (message_row, answer) = earlier
-                    .get(&id)
-                    .cloned()
-                    .ok_or_else(|| StoreError::Corrupt("a repeated message vanished".into()))?;
-                recorded[index] = Recorded::Repeat {
-                    message_row,
-                    answer,
-                };
-            }
-        }
-        tx.commit().await?;
-        Ok(recorded)
+    /// What a repeated message finds: the stored message (committed before) and its answer.
+    async fn repeated(&self, message: &InboundMessage) -> Result<Recorded, StoreError> {
+        let key = &message.key;
+        let message_row: i64 = sqlx::query_scalar(
+            "SELECT id FROM messages
+             WHERE channel = $1 AND customer = $2 AND business = $3 AND external_id = $4",
+        )
+        .bind(key.channel.as_str())
+        .bind(key.customer.as_str())
+        .bind(key.business.as_str())
+        .bind(message.message_id.as_ref().map(|id| id.as_str()))
+        .fetch_one(&self.reader)
+        .await?;
+        Ok(Recorded::Repeat {
+            message_row,
+            answer: self.answer_of(message_row).await?,
+        })
     }
+
+    /// Records `jobs` as one write: their conversations' live meetings, the messages and
+    /// the follow-ups of those answered (`None` for a repeat).
+    async fn record_batch(&self, jobs: Vec<Job>) -> Result<Vec<Option<Recorded>>, StoreError> {
+        self.write(move |tx| Box::pin(record_batch(tx, jobs))).await
+    }
+}
+
+async fn record_batch(
+    tx: &mut AnyConnection,
+    jobs: Vec<Job>,
+) -> Result<Vec<Option<Recorded>>, StoreError> {
+    let live = live_meetings(tx, &jobs).await?;
+    let answers: Vec<Option<Answer>> = jobs
+        .iter()
+        .map(|job| {
+            live.get(&key_of(&job.message.key))
+                .filter(|live| live.expires_at > job.valid_after)
+                .cloned()
+        })
+        .collect();
+    let inserted = insert_messages(tx, &jobs, &answers).await?;
+    let mut deliveries = Vec::new();
+    let recorded = jobs
+        .iter()
+        .zip(answers)
+        .zip(inserted)
+        .map(|((job, answer), row)| match (row, answer) {
+            (Some(message_row), None) => Some(Recorded::New { message_row }),
+            (Some(_), Some(live)) => {
+                for entry in job.follow_ups.entries(&job.message.key, &live) {
+                    deliveries.push((entry, live.conversation_id.clone(), job.now));
+                }
+                Some(Recorded::Answered(live))
+            }
+            (None, _) => None,
+        })
+        .collect();
+    let rows: Vec<_> = deliveries
+        .iter()
+        .map(|(entry, conversation_id, now)| (entry, Some(conversation_id.as_str()), *now))
+        .collect();
+    super::insert_outbox_rows(tx, &rows).await?;
+    Ok(recorded)
 }
 
 /// The live meeting of each conversation of `jobs` (the newest of its open conversation,
@@ -238,7 +247,11 @@ async fn live_meetings(
     for row in query.fetch_all(tx).await? {
         let answer = Answer::from(row.answer);
         let newest = live
-            .get(&(row.channel.clone(), row.customer.clone(), row.business.clone()))
+            .get(&(
+                row.channel.clone(),
+                row.customer.clone(),
+                row.business.clone(),
+            ))
             .is_none_or(|known| known.expires_at < answer.expires_at);
         if newest {
             live.insert((row.channel, row.customer, row.business), answer);
@@ -290,64 +303,6 @@ async fn insert_messages(
                     && row.external_id.as_deref() == external_id
             });
             matches.then(|| rows.next().map(|row| row.id)).flatten()
-        })
-        .collect())
-}
-
-/// The stored messages that the jobs at `repeats` repeat: their rows and answers, by key
-/// and message id.
-async fn earlier_messages(
-    tx: &mut AnyConnection,
-    jobs: &[Job],
-    repeats: &[usize],
-) -> Result<HashMap<(Key, Option<String>), (i64, Option<Answer>)>, StoreError> {
-    #[derive(sqlx::FromRow)]
-    struct Earlier {
-        #[sqlx(flatten)]
-        message: MessageRow,
-        conversation_id: Option<String>,
-        meeting_id: Option<String>,
-        guest_url: Option<String>,
-        host_url: Option<String>,
-        expires_at: Option<i64>,
-        opened_meeting: i64,
-    }
-    let sql = format!(
-        "SELECT m.id, m.channel, m.customer, m.business, m.external_id, m.conversation_id,
-                m.meeting_id, t.guest_url, t.host_url, t.expires_at, m.opened_meeting
-         FROM messages m LEFT JOIN meetings t ON t.id = m.meeting_id
-         WHERE (m.channel, m.customer, m.business, m.external_id) IN (VALUES {})",
-        rows_of_placeholders(repeats.len(), 4, 1)
-    );
-    let mut query = sqlx::query_as::<_, Earlier>(&sql);
-    for &index in repeats {
-        let message = &jobs[index].message;
-        query = query
-            .bind(message.key.channel.as_str())
-            .bind(message.key.customer.as_str())
-            .bind(message.key.business.as_str())
-            .bind(message.message_id.as_ref().map(|id| id.as_str()));
-    }
-    Ok(query
-        .fetch_all(tx)
-        .await?
-        .into_iter()
-        .map(|row| {
-            let m = row.message;
-            let answer = match (row.conversation_id, row.meeting_id, row.guest_url, row.host_url, row.expires_at) {
-                (Some(conversation_id), Some(meeting_id), Some(guest_url), Some(host_url), Some(expires_at)) => {
-                    Some(Answer {
-                        conversation_id,
-                        meeting_id,
-                        guest_url,
-                        host_url,
-                        expires_at,
-                        opened_meeting: row.opened_meeting != 0,
-                    })
-                }
-                _ => None,
-            };
-            (((m.channel, m.customer, m.business), m.external_id), (m.id, answer))
         })
         .collect())
 }

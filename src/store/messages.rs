@@ -5,9 +5,7 @@
 use sqlx::AnyConnection;
 
 use super::{insert_outbox, Store, StoreError};
-use crate::domain::{
-    ConversationKey, MeetingLinks, OutboxEntry, ReplySenders, ReplyTemplate,
-};
+use crate::domain::{ConversationKey, MeetingLinks, OutboxEntry, ReplySenders, ReplyTemplate};
 use crate::inbound::DeliveryReceipt;
 
 /// The answer a message got: which meeting, and whether the message opened it.
@@ -100,14 +98,14 @@ pub enum Claim {
 
 /// A meeting the broker just made, to be stored with everything that follows from it.
 #[derive(Debug)]
-pub struct NewMeeting<'a> {
-    pub key: &'a ConversationKey,
-    pub customer_name: Option<&'a str>,
+pub struct NewMeeting {
+    pub key: ConversationKey,
+    pub customer_name: Option<String>,
     /// Used if this opens a new conversation.
     pub conversation_id: String,
     pub meeting_id: String,
-    pub sub: &'a str,
-    pub links: &'a MeetingLinks,
+    pub sub: String,
+    pub links: MeetingLinks,
     pub expires_at: i64,
     /// The message that needed the meeting, answered with it; `None` when an expert asked.
     pub message_row: Option<i64>,
@@ -115,7 +113,7 @@ pub struct NewMeeting<'a> {
     /// request stored one first).
     pub valid_after: i64,
     /// The claim under which the meeting was made; released with the commit.
-    pub claim_id: &'a str,
+    pub claim_id: String,
     /// Side effects to deliver once the meeting is stored.
     pub deliveries: Vec<OutboxEntry>,
     pub now: i64,
@@ -154,6 +152,20 @@ async fn live_meeting(
     Ok(live.map(Answer::from))
 }
 
+/// The answer a message got, if it got one.
+async fn answer_of(db: &mut AnyConnection, message_row: i64) -> Result<Option<Answer>, StoreError> {
+    let answer: Option<AnswerRow> = sqlx::query_as(
+        "SELECT m.conversation_id, m.meeting_id, t.guest_url, t.host_url, t.expires_at,
+                m.opened_meeting
+         FROM messages m JOIN meetings t ON t.id = m.meeting_id
+         WHERE m.id = $1",
+    )
+    .bind(message_row)
+    .fetch_optional(db)
+    .await?;
+    Ok(answer.map(Answer::from))
+}
+
 /// Records a message's answer, unless it has one already. Returns whether it was recorded.
 async fn answer_message(
     tx: &mut AnyConnection,
@@ -175,25 +187,7 @@ async fn answer_message(
 
 impl Store {
     pub async fn answer_of(&self, message_row: i64) -> Result<Option<Answer>, StoreError> {
-        let mut db = self.reader.acquire().await?;
-        self.answer_in(&mut db, message_row).await
-    }
-
-    async fn answer_in(
-        &self,
-        db: &mut AnyConnection,
-        message_row: i64,
-    ) -> Result<Option<Answer>, StoreError> {
-        let answer: Option<AnswerRow> = sqlx::query_as(
-            "SELECT m.conversation_id, m.meeting_id, t.guest_url, t.host_url, t.expires_at,
-                    m.opened_meeting
-             FROM messages m JOIN meetings t ON t.id = m.meeting_id
-             WHERE m.id = $1",
-        )
-        .bind(message_row)
-        .fetch_optional(db)
-        .await?;
-        Ok(answer.map(Answer::from))
+        answer_of(&mut *self.reader.acquire().await?, message_row).await
     }
 
     /// The open conversation's newest meeting, if it is still valid after `valid_after`.
@@ -216,18 +210,18 @@ impl Store {
         follow_ups: &FollowUps,
         now: i64,
     ) -> Result<Answer, StoreError> {
-        let mut tx = self.begin().await?;
-        let answered = if answer_message(&mut tx, message_row, answer).await? {
-            let entries = follow_ups.entries(key, answer);
-            insert_outbox(&mut tx, &entries, Some(&answer.conversation_id), now).await?;
-            answer.clone()
-        } else {
-            self.answer_in(&mut tx, message_row)
-                .await?
-                .unwrap_or_else(|| answer.clone())
-        };
-        tx.commit().await?;
-        Ok(answered)
+        let (key, answer, follow_ups) = (key.clone(), answer.clone(), follow_ups.clone());
+        self.write(move |tx| {
+            Box::pin(async move {
+                if answer_message(tx, message_row, &answer).await? {
+                    let entries = follow_ups.entries(&key, &answer);
+                    insert_outbox(tx, &entries, Some(&answer.conversation_id), now).await?;
+                    return Ok(answer);
+                }
+                Ok(answer_of(tx, message_row).await?.unwrap_or(answer))
+            })
+        })
+        .await
     }
 
     /// Stores a new meeting in one transaction with its conversation (opened if none is
@@ -235,90 +229,97 @@ impl Store {
     ///
     /// If a concurrent request stored a live meeting for the conversation first, that one is
     /// kept and returned instead, so a conversation never has two live meetings.
-    pub async fn store_meeting(&self, new: NewMeeting<'_>) -> Result<Answer, StoreError> {
-        let key = new.key;
-        let mut tx = self.begin().await?;
-        // The open conversation: this one, unless one is open already.
-        let conversation_id: String = sqlx::query_scalar(
-            "INSERT INTO conversations (id, channel, customer, business, customer_name, created_at)
-             VALUES ($1, $2, $3, $4, $5, $6)
-             ON CONFLICT (channel, customer, business) WHERE state = 'open'
-                 DO UPDATE SET channel = conversations.channel
-             RETURNING id",
-        )
-        .bind(&new.conversation_id)
-        .bind(key.channel.as_str())
-        .bind(key.customer.as_str())
-        .bind(key.business.as_str())
-        .bind(new.customer_name)
-        .bind(new.now)
-        .fetch_one(&mut *tx)
-        .await?;
-        let inserted = sqlx::query(
-            "INSERT INTO meetings (id, conversation_id, sub, host_url, guest_url, expires_at, created_at)
-             SELECT $1, $2, $3, $4, $5, $6, $7
-             WHERE NOT EXISTS (SELECT 1 FROM meetings WHERE conversation_id = $2 AND expires_at > $8)",
-        )
-        .bind(&new.meeting_id)
-        .bind(&conversation_id)
-        .bind(new.sub)
-        .bind(new.links.host_url.as_str())
-        .bind(new.links.guest_url.as_str())
-        .bind(new.expires_at)
-        .bind(new.now)
-        .bind(new.valid_after)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected()
-            == 1;
-        let answer = if inserted {
-            insert_outbox(&mut tx, &new.deliveries, Some(&conversation_id), new.now).await?;
-            Answer {
-                conversation_id,
-                meeting_id: new.meeting_id,
-                guest_url: new.links.guest_url.to_string(),
-                host_url: new.links.host_url.to_string(),
-                expires_at: new.expires_at,
-                opened_meeting: true,
-            }
-        } else {
-            // Only after a claim ran out (its holder crashed or stalled) can another
-            // request have stored a live meeting first. The customer opened none after all.
-            sqlx::query("DELETE FROM meeting_starts WHERE claim_id = $1")
-                .bind(new.claim_id)
+    pub async fn store_meeting(&self, new: NewMeeting) -> Result<Answer, StoreError> {
+        self.write(move |tx| {
+            Box::pin(async move {
+                let key = &new.key;
+                // The open conversation: this one, unless one is open already.
+                let conversation_id: String = sqlx::query_scalar(
+                    "INSERT INTO conversations (id, channel, customer, business, customer_name,
+                                                created_at)
+                     VALUES ($1, $2, $3, $4, $5, $6)
+                     ON CONFLICT (channel, customer, business) WHERE state = 'open'
+                         DO UPDATE SET channel = conversations.channel
+                     RETURNING id",
+                )
+                .bind(&new.conversation_id)
+                .bind(key.channel.as_str())
+                .bind(key.customer.as_str())
+                .bind(key.business.as_str())
+                .bind(&new.customer_name)
+                .bind(new.now)
+                .fetch_one(&mut *tx)
+                .await?;
+                let inserted = sqlx::query(
+                    "INSERT INTO meetings (id, conversation_id, sub, host_url, guest_url,
+                                           expires_at, created_at)
+                     SELECT $1, $2, $3, $4, $5, $6, $7
+                     WHERE NOT EXISTS (SELECT 1 FROM meetings
+                                       WHERE conversation_id = $2 AND expires_at > $8)",
+                )
+                .bind(&new.meeting_id)
+                .bind(&conversation_id)
+                .bind(&new.sub)
+                .bind(new.links.host_url.as_str())
+                .bind(new.links.guest_url.as_str())
+                .bind(new.expires_at)
+                .bind(new.now)
+                .bind(new.valid_after)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected()
+                    == 1;
+                let answer = if inserted {
+                    insert_outbox(tx, &new.deliveries, Some(&conversation_id), new.now).await?;
+                    Answer {
+                        conversation_id,
+                        meeting_id: new.meeting_id.clone(),
+                        guest_url: new.links.guest_url.to_string(),
+                        host_url: new.links.host_url.to_string(),
+                        expires_at: new.expires_at,
+                        opened_meeting: true,
+                    }
+                } else {
+                    // Only after a claim ran out (its holder crashed or stalled) can another
+                    // request have stored a live meeting first. The customer opened none
+                    // after all.
+                    sqlx::query("DELETE FROM meeting_starts WHERE claim_id = $1")
+                        .bind(&new.claim_id)
+                        .execute(&mut *tx)
+                        .await?;
+                    sqlx::query_as::<_, AnswerRow>(
+                        "SELECT conversation_id, id AS meeting_id, guest_url, host_url,
+                                expires_at, 0 AS opened_meeting
+                         FROM meetings WHERE conversation_id = $1 AND expires_at > $2
+                         ORDER BY expires_at DESC LIMIT 1",
+                    )
+                    .bind(&conversation_id)
+                    .bind(new.valid_after)
+                    .fetch_one(&mut *tx)
+                    .await?
+                    .into()
+                };
+                if let Some(message_row) = new.message_row {
+                    answer_message(tx, message_row, &answer).await?;
+                }
+                // The claim ends, with the subject it kept (also when a later claimant of
+                // a claim that ran out took the subject over: it is used now).
+                sqlx::query(
+                    "DELETE FROM meeting_claims
+                     WHERE channel = $1 AND customer = $2 AND business = $3
+                       AND (claim_id = $4 OR sub = $5)",
+                )
+                .bind(key.channel.as_str())
+                .bind(key.customer.as_str())
+                .bind(key.business.as_str())
+                .bind(&new.claim_id)
+                .bind(&new.sub)
                 .execute(&mut *tx)
                 .await?;
-            sqlx::query_as::<_, AnswerRow>(
-                "SELECT conversation_id, id AS meeting_id, guest_url, host_url, expires_at,
-                        0 AS opened_meeting
-                 FROM meetings WHERE conversation_id = $1 AND expires_at > $2
-                 ORDER BY expires_at DESC LIMIT 1",
-            )
-            .bind(&conversation_id)
-            .bind(new.valid_after)
-            .fetch_one(&mut *tx)
-            .await?
-            .into()
-        };
-        if let Some(message_row) = new.message_row {
-            answer_message(&mut tx, message_row, &answer).await?;
-        }
-        // The claim ends, with the subject it kept (also when a later claimant of a claim
-        // that ran out took the subject over: it is used now).
-        sqlx::query(
-            "DELETE FROM meeting_claims
-             WHERE channel = $1 AND customer = $2 AND business = $3
-               AND (claim_id = $4 OR sub = $5)",
-        )
-        .bind(key.channel.as_str())
-        .bind(key.customer.as_str())
-        .bind(key.business.as_str())
-        .bind(new.claim_id)
-        .bind(new.sub)
-        .execute(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        Ok(answer)
+                Ok(answer)
+            })
+        })
+        .await
     }
 
     /// Tries to become the request that creates the conversation's meeting, until `until`.
@@ -335,46 +336,51 @@ impl Store {
         now: i64,
         until: i64,
     ) -> Result<Claim, StoreError> {
-        let mut tx = self.begin().await?;
-        let claimed: Option<String> = sqlx::query_scalar(
-            "INSERT INTO meeting_claims (channel, customer, business, claim_id, claimed_until, sub)
-             VALUES ($1, $2, $3, $4, $5, $6)
-             ON CONFLICT (channel, customer, business) DO UPDATE
-                 SET claim_id = excluded.claim_id,
-                     claimed_until = excluded.claimed_until,
-                     failed_at = NULL,
-                     sub = COALESCE(meeting_claims.sub, excluded.sub)
-                 WHERE meeting_claims.claimed_until <= $7
-                   AND (meeting_claims.failed_at IS NULL OR meeting_claims.failed_at < $8)
-             RETURNING sub",
-        )
-        .bind(key.channel.as_str())
-        .bind(key.customer.as_str())
-        .bind(key.business.as_str())
-        .bind(claim_id)
-        .bind(until)
-        .bind(new_sub)
-        .bind(now)
-        .bind(arrived_at)
-        .fetch_optional(&mut *tx)
-        .await?;
-        let claim = match claimed {
-            Some(sub) => Claim::Claimed { sub },
-            None => Claim::Busy {
-                failed_at: sqlx::query_scalar(
-                    "SELECT failed_at FROM meeting_claims
-                     WHERE channel = $1 AND customer = $2 AND business = $3",
+        let (key, claim_id, new_sub) = (key.clone(), claim_id.to_string(), new_sub.to_string());
+        self.write(move |tx| {
+            Box::pin(async move {
+                let claimed: Option<String> = sqlx::query_scalar(
+                    "INSERT INTO meeting_claims
+                         (channel, customer, business, claim_id, claimed_until, sub)
+                     VALUES ($1, $2, $3, $4, $5, $6)
+                     ON CONFLICT (channel, customer, business) DO UPDATE
+                         SET claim_id = excluded.claim_id,
+                             claimed_until = excluded.claimed_until,
+                             failed_at = NULL,
+                             sub = COALESCE(meeting_claims.sub, excluded.sub)
+                         WHERE meeting_claims.claimed_until <= $7
+                           AND (meeting_claims.failed_at IS NULL
+                                OR meeting_claims.failed_at < $8)
+                     RETURNING sub",
                 )
                 .bind(key.channel.as_str())
                 .bind(key.customer.as_str())
                 .bind(key.business.as_str())
+                .bind(&claim_id)
+                .bind(until)
+                .bind(&new_sub)
+                .bind(now)
+                .bind(arrived_at)
                 .fetch_optional(&mut *tx)
-                .await?
-                .flatten(),
-            },
-        };
-        tx.commit().await?;
-        Ok(claim)
+                .await?;
+                Ok(match claimed {
+                    Some(sub) => Claim::Claimed { sub },
+                    None => Claim::Busy {
+                        failed_at: sqlx::query_scalar(
+                            "SELECT failed_at FROM meeting_claims
+                             WHERE channel = $1 AND customer = $2 AND business = $3",
+                        )
+                        .bind(key.channel.as_str())
+                        .bind(key.customer.as_str())
+                        .bind(key.business.as_str())
+                        .fetch_optional(&mut *tx)
+                        .await?
+                        .flatten(),
+                    },
+                })
+            })
+        })
+        .await
     }
 
     /// Gives a claim up without a meeting, and the meeting start it reserved;
@@ -385,24 +391,28 @@ impl Store {
         claim_id: &str,
         failed_at: Option<i64>,
     ) -> Result<(), StoreError> {
-        let mut tx = self.begin().await?;
-        sqlx::query(
-            "UPDATE meeting_claims SET claimed_until = 0, failed_at = $1
-             WHERE channel = $2 AND customer = $3 AND business = $4 AND claim_id = $5",
-        )
-        .bind(failed_at)
-        .bind(key.channel.as_str())
-        .bind(key.customer.as_str())
-        .bind(key.business.as_str())
-        .bind(claim_id)
-        .execute(&mut *tx)
-        .await?;
-        sqlx::query("DELETE FROM meeting_starts WHERE claim_id = $1")
-            .bind(claim_id)
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        Ok(())
+        let (key, claim_id) = (key.clone(), claim_id.to_string());
+        self.write(move |tx| {
+            Box::pin(async move {
+                sqlx::query(
+                    "UPDATE meeting_claims SET claimed_until = 0, failed_at = $1
+                     WHERE channel = $2 AND customer = $3 AND business = $4 AND claim_id = $5",
+                )
+                .bind(failed_at)
+                .bind(key.channel.as_str())
+                .bind(key.customer.as_str())
+                .bind(key.business.as_str())
+                .bind(&claim_id)
+                .execute(&mut *tx)
+                .await?;
+                sqlx::query("DELETE FROM meeting_starts WHERE claim_id = $1")
+                    .bind(&claim_id)
+                    .execute(&mut *tx)
+                    .await?;
+                Ok(())
+            })
+        })
+        .await
     }
 
     /// Reserves one of the customer's (channel and number, any business address) `limit`
@@ -419,40 +429,44 @@ impl Store {
         window_start: i64,
         now: i64,
     ) -> Result<Option<i64>, StoreError> {
-        let (channel, customer) = (key.channel.as_str(), key.customer.as_str());
-        let mut tx = self.begin().await?;
-        sqlx::query(
-            "INSERT INTO meeting_limit_locks (channel, customer) VALUES ($1, $2)
-             ON CONFLICT (channel, customer) DO UPDATE SET channel = excluded.channel",
-        )
-        .bind(channel)
-        .bind(customer)
-        .execute(&mut *tx)
-        .await?;
-        let (started, oldest): (i64, Option<i64>) = sqlx::query_as(
-            "SELECT COUNT(*), MIN(started_at) FROM meeting_starts
-             WHERE channel = $1 AND customer = $2 AND started_at > $3",
-        )
-        .bind(channel)
-        .bind(customer)
-        .bind(window_start)
-        .fetch_one(&mut *tx)
-        .await?;
-        let full = started >= limit;
-        if !full {
-            sqlx::query(
-                "INSERT INTO meeting_starts (channel, customer, claim_id, started_at)
-                 VALUES ($1, $2, $3, $4)",
-            )
-            .bind(channel)
-            .bind(customer)
-            .bind(claim_id)
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
-        }
-        tx.commit().await?;
-        Ok(full.then(|| oldest.unwrap_or(now)))
+        let (key, claim_id) = (key.clone(), claim_id.to_string());
+        self.write(move |tx| {
+            Box::pin(async move {
+                let (channel, customer) = (key.channel.as_str(), key.customer.as_str());
+                sqlx::query(
+                    "INSERT INTO meeting_limit_locks (channel, customer) VALUES ($1, $2)
+                     ON CONFLICT (channel, customer) DO UPDATE SET channel = excluded.channel",
+                )
+                .bind(channel)
+                .bind(customer)
+                .execute(&mut *tx)
+                .await?;
+                let (started, oldest): (i64, Option<i64>) = sqlx::query_as(
+                    "SELECT COUNT(*), MIN(started_at) FROM meeting_starts
+                     WHERE channel = $1 AND customer = $2 AND started_at > $3",
+                )
+                .bind(channel)
+                .bind(customer)
+                .bind(window_start)
+                .fetch_one(&mut *tx)
+                .await?;
+                if started >= limit {
+                    return Ok(Some(oldest.unwrap_or(now)));
+                }
+                sqlx::query(
+                    "INSERT INTO meeting_starts (channel, customer, claim_id, started_at)
+                     VALUES ($1, $2, $3, $4)",
+                )
+                .bind(channel)
+                .bind(customer)
+                .bind(&claim_id)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+                Ok(None)
+            })
+        })
+        .await
     }
 
     /// Stores a delivery receipt and updates the outbound message it reports on (found by
@@ -465,69 +479,76 @@ impl Store {
         payload: &str,
         now: i64,
     ) -> Result<Option<ReceiptMatch>, StoreError> {
-        let mut tx = self.begin().await?;
-        let matched: Option<(i64, Option<String>, String)> = sqlx::query_as(
-            "UPDATE outbox SET delivery_status = $1, delivery_code = $2
-             WHERE id = (SELECT id FROM outbox
-                         -- Only customer replies are sent through Webex Connect.
-                         WHERE id = $3 OR (upstream_id = $4 AND kind = 'customer_reply')
-                         ORDER BY id LIMIT 1)
-             RETURNING id, conversation_id, kind",
-        )
-        .bind(status)
-        .bind(&receipt.code)
-        .bind(outbox_id)
-        .bind(&receipt.transid)
-        .fetch_optional(&mut *tx)
-        .await?;
-        let matched = match matched {
-            Some((outbox_id, conversation_id, kind)) => {
-                let earlier: i64 = sqlx::query_scalar(
-                    "SELECT COUNT(*) FROM delivery_receipts
-                     WHERE outbox_id = $1 AND code IS NOT DISTINCT FROM $2",
+        let (receipt, status, payload) = (receipt.clone(), status.to_string(), payload.to_string());
+        self.write(move |tx| {
+            Box::pin(async move {
+                let matched: Option<(i64, Option<String>, String)> = sqlx::query_as(
+                    "UPDATE outbox SET delivery_status = $1, delivery_code = $2
+                     WHERE id = (SELECT id FROM outbox
+                                 -- Only customer replies are sent through Webex Connect.
+                                 WHERE id = $3 OR (upstream_id = $4 AND kind = 'customer_reply')
+                                 ORDER BY id LIMIT 1)
+                     RETURNING id, conversation_id, kind",
                 )
-                .bind(outbox_id)
+                .bind(&status)
                 .bind(&receipt.code)
-                .fetch_one(&mut *tx)
+                .bind(outbox_id)
+                .bind(&receipt.transid)
+                .fetch_optional(&mut *tx)
                 .await?;
-                Some(ReceiptMatch {
-                    outbox_id,
-                    conversation_id,
-                    kind,
-                    repeated: earlier > 0,
-                })
-            }
-            None => None,
-        };
-        sqlx::query(
-            "INSERT INTO delivery_receipts
-                 (correlation_id, transid, code, status, channel, outbox_id, payload, received_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-        )
-        .bind(&receipt.correlation_id)
-        .bind(&receipt.transid)
-        .bind(&receipt.code)
-        .bind(status)
-        .bind(&receipt.channel)
-        .bind(matched.as_ref().map(|m| m.outbox_id))
-        .bind(payload)
-        .bind(now)
-        .execute(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        Ok(matched)
+                let matched = match matched {
+                    Some((outbox_id, conversation_id, kind)) => {
+                        let earlier: i64 = sqlx::query_scalar(
+                            "SELECT COUNT(*) FROM delivery_receipts
+                             WHERE outbox_id = $1 AND code IS NOT DISTINCT FROM $2",
+                        )
+                        .bind(outbox_id)
+                        .bind(&receipt.code)
+                        .fetch_one(&mut *tx)
+                        .await?;
+                        Some(ReceiptMatch {
+                            outbox_id,
+                            conversation_id,
+                            kind,
+                            repeated: earlier > 0,
+                        })
+                    }
+                    None => None,
+                };
+                sqlx::query(
+                    "INSERT INTO delivery_receipts (correlation_id, transid, code, status,
+                                                    channel, outbox_id, payload, received_at)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                )
+                .bind(&receipt.correlation_id)
+                .bind(&receipt.transid)
+                .bind(&receipt.code)
+                .bind(&status)
+                .bind(&receipt.channel)
+                .bind(matched.as_ref().map(|m| m.outbox_id))
+                .bind(&payload)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+                Ok(matched)
+            })
+        })
+        .await
     }
 
-    /// Queues deliveries on their own, in one transaction.
+    /// Queues deliveries on their own.
     pub async fn enqueue(
         &self,
         entries: &[OutboxEntry],
         conversation_id: Option<&str>,
         now: i64,
     ) -> Result<(), StoreError> {
-        let mut tx = self.begin().await?;
-        insert_outbox(&mut tx, entries, conversation_id, now).await?;
-        tx.commit().await?;
-        Ok(())
+        let (entries, conversation_id) = (entries.to_vec(), conversation_id.map(str::to_string));
+        self.write(move |tx| {
+            Box::pin(
+                async move { insert_outbox(tx, &entries, conversation_id.as_deref(), now).await },
+            )
+        })
+        .await
     }
 }

@@ -3,9 +3,9 @@
 //! Rows are read by column name into types. Timestamps are Unix milliseconds.
 //!
 //! Transactions here are short and never wait on the network: callers make their upstream
-//! calls before or after, never inside. On SQLite every write goes through one connection
-//! (SQLite runs one write transaction at a time anyway; queueing for it in the pool is
-//! cheaper than retrying on `SQLITE_BUSY`), and reads through a pool of their own, which
+//! calls before or after, never inside. Writes are committed in groups by a writer task
+//! (see [`writer`]); on SQLite it has the one connection that writes (SQLite runs one
+//! write transaction at a time anyway), and reads go through a pool of their own, which
 //! WAL never makes wait for the writer. sqlx runs each SQLite connection on a thread of its
 //! own, so no statement blocks an async worker thread.
 
@@ -16,12 +16,14 @@ mod intake;
 mod messages;
 mod outbox;
 mod webex_events;
+mod writer;
 
 use std::time::Duration;
 
+use futures_util::future::BoxFuture;
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::migrate::MigrateDatabase;
-use sqlx::{Any, AnyConnection, AnyPool, Executor, Transaction};
+use sqlx::{Any, AnyConnection, AnyPool, Executor};
 
 use crate::domain::OutboxEntry;
 
@@ -51,6 +53,10 @@ pub enum StoreError {
     NotFound { what: &'static str, id: String },
     #[error("unexpected value in the database: {0}")]
     Corrupt(String),
+    #[error("the writes committed with this one failed: {reason}")]
+    GroupFailed { busy: bool, reason: String },
+    #[error("the database writer stopped")]
+    WriterStopped,
 }
 
 impl From<sqlx::Error> for StoreError {
@@ -58,11 +64,12 @@ impl From<sqlx::Error> for StoreError {
         let busy = match &error {
             sqlx::Error::PoolTimedOut => true,
             // SQLite: SQLITE_BUSY (5) and SQLITE_LOCKED (6), extended codes included.
-            // PostgreSQL: lock_not_available (55P03), query_canceled (57014).
+            // PostgreSQL: lock_not_available (55P03), query_canceled (57014), and a
+            // transaction chosen to end a deadlock (40P01) or a conflict (40001): the same
+            // request goes through when tried again.
             sqlx::Error::Database(db) => db.code().is_some_and(|code| {
                 let code = code.as_ref();
-                code == "55P03"
-                    || code == "57014"
+                matches!(code, "55P03" | "57014" | "40P01" | "40001")
                     || code
                         .parse::<i32>()
                         .is_ok_and(|code| matches!(code & 0xff, 5 | 6))
@@ -80,7 +87,18 @@ impl From<sqlx::Error> for StoreError {
 impl StoreError {
     /// The database did not answer in time; the same request can succeed later.
     pub fn is_busy(&self) -> bool {
-        matches!(self, StoreError::Busy(_))
+        matches!(
+            self,
+            StoreError::Busy(_) | StoreError::GroupFailed { busy: true, .. }
+        )
+    }
+
+    /// What a write learns when the transaction it was part of could not be committed.
+    fn group_failed(error: &StoreError) -> Self {
+        StoreError::GroupFailed {
+            busy: error.is_busy(),
+            reason: error.to_string(),
+        }
     }
 }
 
@@ -93,8 +111,9 @@ enum Backend {
 #[derive(Clone)]
 pub struct Store {
     backend: Backend,
-    /// Write transactions: one connection on SQLite.
-    writer: AnyPool,
+    /// The writer's connections (one on SQLite); also what migrations run on.
+    writer_pool: AnyPool,
+    writer: writer::Writer,
     /// Reads; on PostgreSQL the same pool as the writer's.
     reader: AnyPool,
     /// Where customers' messages are recorded, in batches (`None` in the intake's own
@@ -102,8 +121,8 @@ pub struct Store {
     intake: Option<intake::Intake>,
 }
 
-/// A write transaction.
-type Tx = Transaction<'static, Any>;
+/// A write: statements on the writer's transaction (see [`Store::write`]).
+type WriteFuture<'c, T> = BoxFuture<'c, Result<T, StoreError>>;
 
 impl Store {
     /// Opens the database at `url`: `sqlite://PATH` (created if missing) or
@@ -124,7 +143,7 @@ impl Store {
             }
             let writer = sqlite_pool(1, false).connect_with(options.clone()).await?;
             let reader = sqlite_pool(4, true).connect_with(options).await?;
-            Ok(Self::with_intake(Backend::Sqlite, writer, reader))
+            Ok(Self::new(Backend::Sqlite, writer, reader))
         } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
             let pool = AnyPoolOptions::new()
                 .max_connections(16)
@@ -138,19 +157,23 @@ impl Store {
                 })
                 .connect_with(options)
                 .await?;
-            Ok(Self::with_intake(Backend::Postgres, pool.clone(), pool))
+            Ok(Self::new(Backend::Postgres, pool.clone(), pool))
         } else {
             Err(StoreError::UnsupportedUrl(url.to_string()))
         }
     }
 
-    fn with_intake(backend: Backend, writer: AnyPool, reader: AnyPool) -> Self {
+    fn new(backend: Backend, writer_pool: AnyPool, reader: AnyPool) -> Self {
         let store = Self {
             backend,
-            writer,
+            writer: writer::Writer::start(writer_pool.clone(), backend),
+            writer_pool,
             reader,
             intake: None,
         };
+        if backend == Backend::Sqlite {
+            tokio::spawn(checkpoints(store.reader.clone()));
+        }
         Self {
             intake: Some(intake::Intake::start(store.clone())),
             ..store
@@ -161,14 +184,14 @@ impl Store {
         match self.backend {
             Backend::Sqlite => {
                 sqlx::migrate!("./migrations/sqlite")
-                    .run(&self.writer)
+                    .run(&self.writer_pool)
                     .await?
             }
             // sqlx holds an advisory lock while it migrates: instances starting together
             // wait for each other.
             Backend::Postgres => {
                 sqlx::migrate!("./migrations/postgres")
-                    .run(&self.writer)
+                    .run(&self.writer_pool)
                     .await?
             }
         }
@@ -181,14 +204,26 @@ impl Store {
         Ok(())
     }
 
-    /// Starts a write transaction. On SQLite it takes the write lock at once (`IMMEDIATE`),
-    /// so that a transaction that reads first cannot find, when it writes, that another
-    /// process wrote in between.
-    async fn begin(&self) -> Result<Tx, StoreError> {
-        Ok(match self.backend {
-            Backend::Sqlite => self.writer.begin_with("BEGIN IMMEDIATE").await?,
-            Backend::Postgres => self.writer.begin().await?,
-        })
+    /// Runs `write` in a transaction, committed with the writes of other requests (see
+    /// [`writer`]), and returns its result once committed. A write that fails changes
+    /// nothing, and only it fails.
+    async fn write<T, F>(&self, write: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: for<'c> FnOnce(&'c mut AnyConnection) -> WriteFuture<'c, T> + Send + 'static,
+    {
+        self.writer.write(write).await
+    }
+}
+
+/// Copies SQLite's write-ahead log into the database file every second, beside the writer
+/// (a passive checkpoint never waits for it), so that no commit waits for the disk.
+async fn checkpoints(reader: AnyPool) {
+    loop {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        if let Err(error) = reader.execute("PRAGMA wal_checkpoint(PASSIVE)").await {
+            tracing::warn!(%error, "the SQLite log could not be checkpointed");
+        }
     }
 }
 
@@ -215,6 +250,10 @@ fn sqlite_pool(connections: u32, read_only: bool) -> AnyPoolOptions {
                 if read_only {
                     // A read that tried to write would be a bug; make it fail loudly.
                     connection.execute("PRAGMA query_only = ON").await?;
+                } else {
+                    // The log is copied into the database by `checkpoints`, not by the
+                    // commit that happens to fill it, which would wait for the disk.
+                    connection.execute("PRAGMA wal_autocheckpoint = 0").await?;
                 }
                 Ok(())
             })
@@ -228,15 +267,12 @@ async fn insert_outbox(
     conversation_id: Option<&str>,
     now: i64,
 ) -> Result<(), StoreError> {
-    let rows: Vec<_> = entries
-        .iter()
-        .map(|entry| (entry, conversation_id, now))
-        .collect();
+    let rows: Vec<_> = entries.iter().map(|e| (e, conversation_id, now)).collect();
     insert_outbox_rows(tx, &rows).await
 }
 
-/// Queues deliveries, each with its conversation and the time it was queued, in one
-/// statement.
+/// Queues deliveries, each with its conversation and the time it was queued (and is first
+/// due), in one statement.
 async fn insert_outbox_rows(
     tx: &mut AnyConnection,
     rows: &[(&OutboxEntry, Option<&str>, i64)],
@@ -246,9 +282,15 @@ async fn insert_outbox_rows(
     }
     let values: Vec<String> = (0..rows.len())
         .map(|row| {
-            let n = row * 4;
-            // The time it was queued is when it is first due.
-            format!("(${}, ${}, ${}, ${}, ${})", n + 1, n + 2, n + 3, n + 4, n + 4)
+            let n = 4 * row;
+            format!(
+                "(${}, ${}, ${}, ${}, ${})",
+                n + 1,
+                n + 2,
+                n + 3,
+                n + 4,
+                n + 4
+            )
         })
         .collect();
     let sql = format!(

@@ -1,6 +1,8 @@
 //! Outbox rows: pending side effects, claimed by workers with a lease, each conversation's
 //! in order.
 
+use sqlx::AnyConnection;
+
 use super::{Store, StoreError};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -80,6 +82,75 @@ pub enum Outcome {
     Dead { error: String },
 }
 
+/// Writes back what became of claimed rows, in the order given, so that the first of a
+/// conversation's notifications delivered opens its thread.
+async fn settle(tx: &mut AnyConnection, settlements: Vec<Settlement>) -> Result<(), StoreError> {
+    let mut sent = Vec::new();
+    for Settlement { id, outcome } in settlements {
+        let query = match outcome {
+            Outcome::Sent {
+                upstream_id,
+                at,
+                opens_thread,
+            } => {
+                if opens_thread {
+                    sqlx::query(
+                        "UPDATE conversations SET thread_message_id = $1
+                         WHERE thread_message_id IS NULL
+                           AND id = (SELECT conversation_id FROM outbox WHERE id = $2)",
+                    )
+                    .bind(&upstream_id)
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                sent.push((id, upstream_id, at));
+                continue;
+            }
+            Outcome::RetryAt {
+                error,
+                next_attempt_at,
+            } => sqlx::query(
+                "UPDATE outbox SET next_attempt_at = $1, last_error = $2, leased_until = NULL
+                 WHERE id = $3",
+            )
+            .bind(next_attempt_at)
+            .bind(error),
+            Outcome::Released { at } => sqlx::query(
+                "UPDATE outbox SET next_attempt_at = $1, leased_until = NULL,
+                                   attempts = attempts - 1
+                 WHERE id = $2",
+            )
+            .bind(at),
+            Outcome::Dead { error } => sqlx::query(
+                "UPDATE outbox SET state = 'dead', last_error = $1, leased_until = NULL
+                 WHERE id = $2",
+            )
+            .bind(error),
+        };
+        query.bind(id).execute(&mut *tx).await?;
+    }
+    if sent.is_empty() {
+        return Ok(());
+    }
+    // What was sent, most of a round, in one statement.
+    let values: Vec<String> = (0..sent.len())
+        .map(|row| format!("(${}, ${}, ${})", 3 * row + 1, 3 * row + 2, 3 * row + 3))
+        .collect();
+    let sql = format!(
+        "UPDATE outbox SET state = 'sent', upstream_id = v.column2, sent_at = v.column3,
+                           leased_until = NULL, last_error = NULL
+         FROM (VALUES {}) AS v WHERE outbox.id = v.column1",
+        values.join(", ")
+    );
+    let mut query = sqlx::query(&sql);
+    for (id, upstream_id, at) in sent {
+        query = query.bind(id).bind(upstream_id).bind(at);
+    }
+    query.execute(tx).await?;
+    Ok(())
+}
+
 impl Store {
     /// Claims up to `limit` due rows for `lease_ms`: until then no other worker takes them;
     /// after it (a worker that crashed mid-send), they are due again. A claim is recorded
@@ -95,7 +166,7 @@ impl Store {
         lease_ms: i64,
         limit: i64,
     ) -> Result<Vec<OutboxRow>, StoreError> {
-        let mut rows: Vec<OutboxRow> = sqlx::query_as(&format!(
+        let claim = format!(
             "UPDATE outbox SET next_attempt_at = $1, leased_until = $1, attempts = attempts + 1
              WHERE id IN (
                  SELECT id FROM outbox
@@ -109,12 +180,19 @@ impl Store {
                -- for the first one's row locks, then sees the row claimed and skips it.
                AND state = 'pending' AND next_attempt_at <= $2
              RETURNING {COLUMNS}"
-        ))
-        .bind(now + lease_ms)
-        .bind(now)
-        .bind(limit)
-        .fetch_all(&self.writer)
-        .await?;
+        );
+        let mut rows: Vec<OutboxRow> = self
+            .write(move |tx| {
+                Box::pin(async move {
+                    Ok(sqlx::query_as(&claim)
+                        .bind(now + lease_ms)
+                        .bind(now)
+                        .bind(limit)
+                        .fetch_all(tx)
+                        .await?)
+                })
+            })
+            .await?;
         rows.sort_by_key(|row| row.id);
         Ok(rows)
     }
@@ -125,71 +203,9 @@ impl Store {
         if settlements.is_empty() {
             return Ok(());
         }
-        let mut tx = self.begin().await?;
-        let mut sent = Vec::new();
-        for Settlement { id, outcome } in settlements {
-            let query = match outcome {
-                Outcome::Sent {
-                    upstream_id,
-                    at,
-                    opens_thread,
-                } => {
-                    if *opens_thread {
-                        sqlx::query(
-                            "UPDATE conversations SET thread_message_id = $1
-                             WHERE thread_message_id IS NULL
-                               AND id = (SELECT conversation_id FROM outbox WHERE id = $2)",
-                        )
-                        .bind(upstream_id)
-                        .bind(*id)
-                        .execute(&mut *tx)
-                        .await?;
-                    }
-                    sent.push((*id, upstream_id, *at));
-                    continue;
-                }
-                Outcome::RetryAt {
-                    error,
-                    next_attempt_at,
-                } => sqlx::query(
-                    "UPDATE outbox SET next_attempt_at = $1, last_error = $2, leased_until = NULL
-                     WHERE id = $3",
-                )
-                .bind(*next_attempt_at)
-                .bind(error),
-                Outcome::Released { at } => sqlx::query(
-                    "UPDATE outbox SET next_attempt_at = $1, leased_until = NULL,
-                                       attempts = attempts - 1
-                     WHERE id = $2",
-                )
-                .bind(*at),
-                Outcome::Dead { error } => sqlx::query(
-                    "UPDATE outbox SET state = 'dead', last_error = $1, leased_until = NULL
-                     WHERE id = $2",
-                )
-                .bind(error),
-            };
-            query.bind(*id).execute(&mut *tx).await?;
-        }
-        // What was sent, most of a round, in one statement.
-        if !sent.is_empty() {
-            let values: Vec<String> = (0..sent.len())
-                .map(|row| format!("(${}, ${}, ${})", 3 * row + 1, 3 * row + 2, 3 * row + 3))
-                .collect();
-            let sql = format!(
-                "UPDATE outbox SET state = 'sent', upstream_id = v.column2, sent_at = v.column3,
-                                   leased_until = NULL, last_error = NULL
-                 FROM (VALUES {}) AS v WHERE outbox.id = v.column1",
-                values.join(", ")
-            );
-            let mut query = sqlx::query(&sql);
-            for (id, upstream_id, at) in sent {
-                query = query.bind(id).bind(upstream_id).bind(at);
-            }
-            query.execute(&mut *tx).await?;
-        }
-        tx.commit().await?;
-        Ok(())
+        let settlements = settlements.to_vec();
+        self.write(move |tx| Box::pin(settle(tx, settlements)))
+            .await
     }
 
     /// How many rows are in each state.
@@ -219,16 +235,22 @@ impl Store {
 
     /// Makes a dead (or pending) row due now with a fresh attempt count.
     pub async fn revive_outbox(&self, id: i64, now: i64) -> Result<(), StoreError> {
-        let updated = sqlx::query(
-            "UPDATE outbox SET state = 'pending', attempts = 0, next_attempt_at = $1,
-                               leased_until = NULL
-             WHERE id = $2 AND state != 'sent'",
-        )
-        .bind(now)
-        .bind(id)
-        .execute(&self.writer)
-        .await?
-        .rows_affected();
+        let updated = self
+            .write(move |tx| {
+                Box::pin(async move {
+                    Ok(sqlx::query(
+                        "UPDATE outbox SET state = 'pending', attempts = 0, next_attempt_at = $1,
+                                           leased_until = NULL
+                         WHERE id = $2 AND state != 'sent'",
+                    )
+                    .bind(now)
+                    .bind(id)
+                    .execute(tx)
+                    .await?
+                    .rows_affected())
+                })
+            })
+            .await?;
         if updated == 0 {
             return Err(StoreError::NotFound {
                 what: "pending or dead outbox row",
