@@ -12,16 +12,16 @@ use uuid::Uuid;
 
 use crate::clock::{self, Clock};
 use crate::domain::{
-    outbox_id_of, ConversationKey, Delivery, InboundMessage, MeetingLinks, OutboxEntry, Purpose,
-    ReplySenders, ReplyTemplate, Vertical,
+    outbox_id_of, ConversationKey, Delivery, FollowUps, InboundMessage, LinkReply, MeetingLinks,
+    OutboxEntry, Purpose, ReplySenders, ReplyTemplate, Vertical,
 };
 use crate::expert_messages;
 use crate::inbound::DeliveryReceipt;
 use crate::metrics::Metrics;
 use crate::retention;
 use crate::store::{
-    Answer, Claim, ConversationInfo, ExpertMessage, FollowUps, LinkReply, MeetingInfo, NewMeeting,
-    OutboxRow, OutboxState, PurgeReport, QueueItem, Recorded, Store, StoreError, TranscriptEntry,
+    Answer, Claim, ConversationInfo, ExpertMessage, MeetingInfo, NewMeeting, OutboxRow,
+    OutboxState, PurgeReport, QueueItem, Recorded, Store, StoreError, TranscriptEntry,
 };
 use crate::upstream::instant_connect::{InstantConnectClient, MeetingRequest};
 use crate::upstream::UpstreamError;

@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{Channel, ConversationKey};
+use super::{Channel, ConversationKey, ReplyTemplate};
 
 /// Where a Webex message goes: a space, or one person.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -125,6 +125,33 @@ impl ReplySenders {
                 body: text,
             },
         }
+    }
+}
+
+/// What a later message of a conversation causes once it is answered with the live
+/// meeting: its text in the experts' thread, and maybe the guest link again.
+#[derive(Debug, Clone, Default)]
+pub struct FollowUps {
+    pub relays: Vec<OutboxEntry>,
+    pub link_reply: Option<LinkReply>,
+}
+
+/// The customer gets the live meeting's guest link again (`ICB_FOLLOWUP_REPLY=link`).
+#[derive(Debug, Clone)]
+pub struct LinkReply {
+    pub senders: ReplySenders,
+    pub template: ReplyTemplate,
+}
+
+impl FollowUps {
+    /// The deliveries, for a conversation whose live meeting's guest link is `guest_url`.
+    pub fn entries(&self, key: &ConversationKey, guest_url: &str) -> Vec<OutboxEntry> {
+        let mut entries = self.relays.clone();
+        if let Some(link) = &self.link_reply {
+            let reply = link.senders.reply(key, link.template.render(guest_url));
+            entries.push(reply.entry(Purpose::CustomerReply));
+        }
+        entries
     }
 }
 

@@ -10,8 +10,8 @@ mod message;
 pub use address::{AddressError, BusinessAddress, CustomerAddress};
 pub use channel::Channel;
 pub use delivery::{
-    correlation_id, outbox_id_of, Delivery, Destination, OutboxEntry, Purpose, ReplySenders,
-    WebexPost,
+    correlation_id, outbox_id_of, Delivery, Destination, FollowUps, LinkReply, OutboxEntry,
+    Purpose, ReplySenders, WebexPost,
 };
 pub use meeting::{MeetingLinks, ReplyTemplate, TemplateError, Vertical};
 pub use message::{

@@ -10,9 +10,9 @@ use std::collections::HashMap;
 use sqlx::AnyConnection;
 use tokio::sync::{mpsc, oneshot};
 
-use super::messages::{Answer, AnswerRow, FollowUps, Recorded};
+use super::messages::{Answer, AnswerRow, Recorded};
 use super::{Store, StoreError};
-use crate::domain::{ConversationKey, InboundMessage};
+use crate::domain::{ConversationKey, FollowUps, InboundMessage};
 
 /// Messages written in one transaction at most; well within both databases' limits on
 /// parameters per statement.
@@ -204,7 +204,7 @@ async fn record_batch(
         .map(|((job, answer), row)| match (row, answer) {
             (Some(message_row), None) => Some(Recorded::New { message_row }),
             (Some(_), Some(live)) => {
-                for entry in job.follow_ups.entries(&job.message.key, &live) {
+                for entry in job.follow_ups.entries(&job.message.key, &live.guest_url) {
                     deliveries.push((entry, live.conversation_id.clone(), job.now));
                 }
                 Some(Recorded::Answered(live))

@@ -5,7 +5,7 @@
 use sqlx::AnyConnection;
 
 use super::{insert_outbox, Store, StoreError};
-use crate::domain::{ConversationKey, MeetingLinks, OutboxEntry, ReplySenders, ReplyTemplate};
+use crate::domain::{ConversationKey, FollowUps, MeetingLinks, OutboxEntry};
 use crate::inbound::DeliveryReceipt;
 
 /// The answer a message got: which meeting, and whether the message opened it.
@@ -56,33 +56,6 @@ pub enum Recorded {
         message_row: i64,
         answer: Option<Answer>,
     },
-}
-
-/// What a later message of a conversation causes once it is answered with the live
-/// meeting: its text in the experts' thread, and maybe the guest link again.
-#[derive(Debug, Clone, Default)]
-pub struct FollowUps {
-    pub relays: Vec<OutboxEntry>,
-    pub link_reply: Option<LinkReply>,
-}
-
-/// The customer gets the live meeting's guest link again (`ICB_FOLLOWUP_REPLY=link`).
-#[derive(Debug, Clone)]
-pub struct LinkReply {
-    pub senders: ReplySenders,
-    pub template: ReplyTemplate,
-}
-
-impl FollowUps {
-    pub(super) fn entries(&self, key: &ConversationKey, live: &Answer) -> Vec<OutboxEntry> {
-        let mut entries = self.relays.clone();
-        if let Some(link) = &self.link_reply {
-            let text = link.template.render(&live.guest_url);
-            let reply = link.senders.reply(key, text);
-            entries.push(reply.entry(crate::domain::Purpose::CustomerReply));
-        }
-        entries
-    }
 }
 
 /// The outcome of trying to become the one request that creates a conversation's meeting.
@@ -214,7 +187,7 @@ impl Store {
         self.write(move |tx| {
             Box::pin(async move {
                 if answer_message(tx, message_row, &answer).await? {
-                    let entries = follow_ups.entries(&key, &answer);
+                    let entries = follow_ups.entries(&key, &answer.guest_url);
                     insert_outbox(tx, &entries, Some(&answer.conversation_id), now).await?;
                     return Ok(answer);
                 }

@@ -30,7 +30,7 @@ use crate::domain::OutboxEntry;
 pub use admin::{MeetingInfo, PurgeCutoffs, PurgeReport, TranscriptEntry};
 pub use console::{ConsoleSession, QueueItem};
 pub use conversations::{ConversationInfo, ExpertMessage};
-pub use messages::{Answer, Claim, FollowUps, LinkReply, NewMeeting, ReceiptMatch, Recorded};
+pub use messages::{Answer, Claim, NewMeeting, ReceiptMatch, Recorded};
 pub use outbox::{OutboxRow, OutboxState, Outcome, Settlement};
 pub use webex_events::WebexEvent;
 
