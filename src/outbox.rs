@@ -25,11 +25,11 @@ use crate::upstream::UpstreamError;
 use crate::worker;
 
 /// Rows claimed at a time, and at most in flight.
-pub const BATCH: usize = 128;
+pub const BATCH: usize = 512;
 /// How long newly queued rows are left to gather before the worker claims them: a claim
 /// and a write-back are two writes whether they carry one row or a hundred, and on a busy
 /// desk they share the database with the requests.
-const GATHER: Duration = Duration::from_millis(10);
+const GATHER: Duration = Duration::from_millis(5);
 
 /// What the worker needs to deliver.
 pub struct OutboxParts {
