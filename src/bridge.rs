@@ -17,14 +17,16 @@ use crate::domain::{
 };
 use crate::expert_messages;
 use crate::inbound::DeliveryReceipt;
-use crate::metrics::Metrics;
+use crate::metrics::{DatabaseFigures, Metrics};
+use crate::pauses::Pauses;
 use crate::retention;
 use crate::store::{
     Answer, Claim, ConversationInfo, ExpertMessage, MeetingInfo, NewMeeting, OutboxRow,
     OutboxState, PurgeReport, QueueItem, Recorded, Store, StoreError, TranscriptEntry,
+    UpstreamPause,
 };
 use crate::upstream::instant_connect::{InstantConnectClient, MeetingRequest};
-use crate::upstream::UpstreamError;
+use crate::upstream::{Upstream, UpstreamError, Verdict};
 
 /// A meeting whose links run out sooner than this is not handed out again: the customer
 /// and the expert need time to join.
@@ -55,6 +57,8 @@ pub enum BridgeError {
     MeetingUnavailable,
     #[error("this customer opened too many meetings in the last hour")]
     RateLimited { retry_after: Duration },
+    #[error("the video service asked to wait; no meeting can be made for now")]
+    Paused { retry_after: Duration },
     #[error("no conversation with id {0}")]
     UnknownConversation(String),
     #[error(transparent)]
@@ -108,6 +112,8 @@ pub struct BridgeParts {
     pub outbox_wake: Arc<Notify>,
     pub metrics: Metrics,
     pub clock: Clock,
+    /// Upstreams that asked to wait or refused the credential.
+    pub pauses: Pauses,
 }
 
 #[derive(Clone)]
@@ -271,9 +277,45 @@ impl Bridge {
         self.inner.store.ping().await
     }
 
-    /// The outbox's rows by state, for the metrics.
-    pub async fn delivery_counts(&self) -> Result<Vec<(String, i64)>, StoreError> {
-        self.inner.store.outbox_counts().await
+    /// What the metrics show of the database: deliveries by state, the oldest pending
+    /// one, and the upstreams' pauses.
+    pub async fn database_figures(&self) -> Result<DatabaseFigures, StoreError> {
+        let store = &self.inner.store;
+        Ok(DatabaseFigures {
+            outbox_rows: store.outbox_counts().await?,
+            oldest_pending_at: store.oldest_pending_at().await?,
+            pauses: self
+                .upstream_pauses()
+                .await?
+                .into_iter()
+                .map(|pause| {
+                    let refused = pause.credential_refused();
+                    (pause.upstream, pause.paused_until, refused)
+                })
+                .collect(),
+            now: self.now(),
+        })
+    }
+
+    /// The upstreams' pauses (waits asked for, refused credentials), from the database.
+    pub async fn upstream_pauses(&self) -> Result<Vec<UpstreamPause>, StoreError> {
+        self.inner.pauses.refresh().await
+    }
+
+    /// Makes every dead delivery (of `kind`, queued since `since`) due now with a fresh
+    /// retry schedule; returns how many.
+    pub async fn retry_dead_deliveries(
+        &self,
+        kind: Option<&str>,
+        since: Option<i64>,
+    ) -> Result<u64, StoreError> {
+        let revived = self
+            .inner
+            .store
+            .revive_dead_outbox(kind, since, self.now())
+            .await?;
+        self.wake_outbox();
+        Ok(revived)
     }
 
     /// Applies a retention of `retention` now.
@@ -670,8 +712,13 @@ impl Bridge {
     }
 
     /// New links from the broker for the meeting `sub`, and when they expire (Unix ms). No
-    /// transaction is open during this call.
-    async fn make_links(&self, sub: &str) -> Result<(i64, MeetingLinks), UpstreamError> {
+    /// transaction is open during this call. While the broker asked to wait, it is not
+    /// called.
+    async fn make_links(&self, sub: &str) -> Result<(i64, MeetingLinks), BridgeError> {
+        if let Some(until) = self.inner.pauses.paused_until(Upstream::InstantConnect) {
+            let retry_after = Duration::from_millis((until - self.now()).max(1000) as u64);
+            return Err(BridgeError::Paused { retry_after });
+        }
         let policy = &self.inner.policy;
         let expires_at = self.now() + policy.ttl.as_millis() as i64;
         let request = MeetingRequest {
@@ -681,8 +728,24 @@ impl Bridge {
             vertical: policy.vertical,
             host_login: policy.host_login,
         };
-        let links = self.create_meeting_with_retries(&request).await?;
-        Ok((expires_at, links))
+        match self.create_meeting_with_retries(&request).await {
+            Ok(links) => {
+                self.inner
+                    .pauses
+                    .works_again(Upstream::InstantConnect)
+                    .await?;
+                Ok((expires_at, links))
+            }
+            Err(error) => {
+                let until = self.inner.pauses.note(&error).await?;
+                match (error.verdict(), until) {
+                    (Some(Verdict::SlowDown(_)), Some(until)) => Err(BridgeError::Paused {
+                        retry_after: Duration::from_millis((until - self.now()).max(1000) as u64),
+                    }),
+                    _ => Err(error.into()),
+                }
+            }
+        }
     }
 
     /// Calls the broker, retrying quickly what a retry can fix, within [`BROKER_BUDGET`] in
@@ -701,7 +764,16 @@ impl Bridge {
                 Err(error) => error,
             };
             attempt += 1;
-            let delay = error.retry_after().unwrap_or(QUICK_RETRY_DELAY * attempt);
+            let delay = match error.verdict() {
+                // A refused token is not tried again now.
+                Some(Verdict::CredentialRefused) => return Err(error),
+                // A wait the broker asked for is waited, if an answer still fits after it.
+                Some(Verdict::SlowDown(Some(asked))) => {
+                    let now = self.now();
+                    Duration::from_millis((asked.until_ms(now) - now).max(0) as u64)
+                }
+                _ => QUICK_RETRY_DELAY * attempt,
+            };
             let remaining = deadline.saturating_duration_since(Instant::now());
             // Another attempt is only worth it if it can still get an answer in time.
             let fits = delay + MIN_ATTEMPT_TIME <= remaining;

@@ -120,10 +120,23 @@ pub enum OutboxCommand {
         #[arg(long, default_value_t = 50)]
         limit: i64,
     },
-    /// Make a dead (or waiting) row due now, with a fresh retry schedule.
+    /// Make a dead (or waiting) row due now, with a fresh retry schedule; with `--dead`,
+    /// every dead row (of `--kind`, queued since `--since`).
+    #[command(group(clap::ArgGroup::new("which").required(true).args(["id", "dead"])))]
     Retry {
         /// The row's id, as `outbox list` shows it.
-        id: i64,
+        id: Option<i64>,
+        /// Every dead row.
+        #[arg(long, conflicts_with = "id")]
+        dead: bool,
+        /// With `--dead`: only rows of this kind (`expert_notification`, `expert_notice`,
+        /// `customer_reply`).
+        #[arg(long, requires = "dead")]
+        kind: Option<String>,
+        /// With `--dead`: only rows queued since this time (RFC 3339, e.g.
+        /// `2026-11-30T08:00:00Z`).
+        #[arg(long, requires = "dead")]
+        since: Option<String>,
     },
 }
 

@@ -16,6 +16,7 @@ use crate::config::Settings;
 use crate::desk::{RESOURCE_ACTIONS, RESOURCE_MESSAGES};
 use crate::domain::Vertical;
 use crate::metrics::Metrics;
+use crate::pauses::Pauses;
 use crate::routes::admin::ConversationDetailView;
 use crate::startup::{self, Application, BridgeRuntime, ServeOptions};
 use crate::store::{OutboxState, Store};
@@ -150,6 +151,7 @@ async fn open_bridge(settings: &Settings) -> Result<Bridge, String> {
         clock: Clock::system(),
         outbox_wake: Default::default(),
         sandbox: false,
+        pauses: Pauses::new(store.clone(), Clock::system()),
     };
     startup::bridge(settings, store, runtime).map_err(|e| e.to_string())
 }
@@ -247,6 +249,24 @@ async fn outbox(settings: Settings, command: OutboxCommand) -> Result<(), String
                 .deliveries(state, limit)
                 .await
                 .map_err(|e| e.to_string())?;
+            let now = Clock::system().now_ms();
+            for pause in bridge.upstream_pauses().await.map_err(|e| e.to_string())? {
+                if pause.credential_refused() {
+                    println!(
+                        "{}: credential refused since {}, deliveries wait: {}",
+                        pause.upstream,
+                        clock::rfc3339(pause.updated_at),
+                        pause.reason
+                    );
+                } else if pause.paused_until > now {
+                    println!(
+                        "{}: paused until {} (it asked to wait): {}",
+                        pause.upstream,
+                        clock::rfc3339(pause.paused_until),
+                        pause.reason
+                    );
+                }
+            }
             println!(
                 "{:>6}  {:<20} {:<8} {:>8}  {:<20}  LAST ERROR",
                 "ID", "KIND", "STATE", "ATTEMPTS", "CREATED"
@@ -264,9 +284,28 @@ async fn outbox(settings: Settings, command: OutboxCommand) -> Result<(), String
             }
             Ok(())
         }
-        OutboxCommand::Retry { id } => {
+        OutboxCommand::Retry { id: Some(id), .. } => {
             bridge.retry_delivery(id).await.map_err(|e| e.to_string())?;
             println!("outbox row {id} is due now; a running icbridge delivers it");
+            Ok(())
+        }
+        OutboxCommand::Retry {
+            id: None,
+            kind,
+            since,
+            ..
+        } => {
+            let since = since
+                .map(|since| {
+                    clock::parse_rfc3339(&since)
+                        .ok_or_else(|| format!("--since: not an RFC 3339 time: {since:?}"))
+                })
+                .transpose()?;
+            let revived = bridge
+                .retry_dead_deliveries(kind.as_deref(), since)
+                .await
+                .map_err(|e| e.to_string())?;
+            println!("{revived} dead rows are due now; a running icbridge delivers them");
             Ok(())
         }
     }
@@ -375,7 +414,20 @@ async fn check(settings: Settings) -> ExitCode {
 
     match Store::connect(&settings.database_url).await {
         Ok(store) => match store.ping().await {
-            Ok(()) => report(true, "database", "reachable".into()),
+            Ok(()) => {
+                report(true, "database", "reachable".into());
+                // What a running icbridge found: credentials the upstreams refuse.
+                for pause in store.upstream_pauses().await.unwrap_or_default() {
+                    if pause.credential_refused() {
+                        let detail = format!(
+                            "refused since {} ({}); deliveries wait until it works again",
+                            clock::rfc3339(pause.updated_at),
+                            pause.reason
+                        );
+                        report(false, &format!("{} credential", pause.upstream), detail);
+                    }
+                }
+            }
             Err(e) => report(false, "database", e.to_string()),
         },
         Err(e) => report(false, "database", e.to_string()),

@@ -14,9 +14,10 @@ use crate::bridge::{Bridge, BridgeError, CloseOutcome, NewLinkOutcome};
 use crate::clock::Clock;
 use crate::domain::{Delivery, Destination, Purpose, WebexPost};
 use crate::expert_messages::{self, ACTION_CLOSE, ACTION_NEW_LINK};
+use crate::pauses::Pauses;
 use crate::store::{ConversationInfo, Store, StoreError, WebexEvent};
 use crate::upstream::webex::{Person, WebexClient};
-use crate::upstream::UpstreamError;
+use crate::upstream::{Upstream, UpstreamError};
 use crate::worker;
 
 pub const RESOURCE_MESSAGES: &str = "messages";
@@ -164,6 +165,7 @@ pub struct DeskParts {
     pub clock: Clock,
     /// Woken when an event is recorded.
     pub wake: Arc<Notify>,
+    pub pauses: Pauses,
 }
 
 #[derive(Clone)]
@@ -174,6 +176,7 @@ pub struct Desk {
     experts: Destination,
     clock: Clock,
     wake: Arc<Notify>,
+    pauses: Pauses,
     bot: Arc<OnceCell<Person>>,
     schedule: Arc<[Duration]>,
     /// Whether a person is a member of the experts' space, as Webex said, and when.
@@ -189,6 +192,7 @@ impl Desk {
             experts: parts.experts,
             clock: parts.clock,
             wake: parts.wake,
+            pauses: parts.pauses,
             bot: Arc::new(OnceCell::new()),
             schedule: parts.schedule.into(),
             memberships: Arc::default(),
@@ -199,8 +203,14 @@ impl Desk {
         &self.events
     }
 
-    /// Handles the events that are due, oldest first. Returns how many it handled.
+    /// Handles the events that are due, oldest first. Returns how many it handled. None
+    /// while Webex asked to wait or refuses the token.
     pub async fn run_once(&self) -> Result<usize, StoreError> {
+        if self.pauses.paused_until(Upstream::Webex).is_some()
+            || self.pauses.refused_credentials().contains(&Upstream::Webex)
+        {
+            return Ok(0);
+        }
         let events = self
             .store()
             .claim_webex_events(self.clock.now_ms(), LEASE.as_millis() as i64, BATCH)
@@ -248,9 +258,18 @@ impl Desk {
             Err(DeskError::Store(error)) => Err(error),
             Err(DeskError::Upstream(error)) => {
                 let message = error.to_string();
+                // Webex asked to wait, or refused the token: the event waits with every
+                // other call to Webex, without using up its attempts.
+                if let Some(until) = self.pauses.note(&error).await? {
+                    tracing::warn!(event = %event.id, error = %message, "webex event waits for Webex");
+                    return self
+                        .store()
+                        .webex_event_postpone(&event.id, &message, until)
+                        .await;
+                }
                 let delay = error
                     .is_retryable()
-                    .then(|| worker::backoff(&self.schedule, event.attempts, error.retry_after()))
+                    .then(|| worker::backoff(&self.schedule, event.attempts))
                     .flatten();
                 match delay {
                     Some(delay) => {

@@ -13,6 +13,7 @@ pub mod expert_messages;
 pub mod inbound;
 pub mod metrics;
 pub mod outbox;
+pub mod pauses;
 pub mod retention;
 pub mod routes;
 pub mod sandbox;

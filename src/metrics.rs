@@ -1,8 +1,8 @@
 //! Prometheus metrics of one running icbridge, served at `GET /metrics`.
 
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGaugeVec, Opts, Registry,
-    TextEncoder,
+    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Registry, TextEncoder,
 };
 
 /// Counters and histograms, registered in a registry of their own (one per application,
@@ -15,6 +15,21 @@ pub struct Metrics {
     upstream_duration: HistogramVec,
     dead_letters: IntCounter,
     outbox_rows: IntGaugeVec,
+    oldest_pending: IntGauge,
+    paused: IntGaugeVec,
+    credential_ok: IntGaugeVec,
+}
+
+/// What the database says at a scrape.
+#[derive(Debug, Default)]
+pub struct DatabaseFigures {
+    pub outbox_rows: Vec<(String, i64)>,
+    /// When the oldest pending delivery was queued (Unix ms).
+    pub oldest_pending_at: Option<i64>,
+    /// By upstream label: until when it is paused (Unix ms), whether its credential is
+    /// refused.
+    pub pauses: Vec<(String, i64, bool)>,
+    pub now: i64,
 }
 
 impl Default for Metrics {
@@ -63,12 +78,37 @@ impl Metrics {
             &["state"],
         )
         .expect("valid metric");
+        let oldest_pending = IntGauge::new(
+            "icbridge_outbox_oldest_pending_seconds",
+            "Age of the oldest pending delivery (0 when none; read from the database)",
+        )
+        .expect("valid metric");
+        let paused = IntGaugeVec::new(
+            Opts::new(
+                "icbridge_upstream_paused_seconds",
+                "Seconds until deliveries to the upstream resume after it asked to wait or \
+                 refused the credential (0: not paused; read from the database)",
+            ),
+            &["upstream"],
+        )
+        .expect("valid metric");
+        let credential_ok = IntGaugeVec::new(
+            Opts::new(
+                "icbridge_upstream_credential_ok",
+                "1 while the upstream accepts icbridge's credential, 0 while it refuses it",
+            ),
+            &["upstream"],
+        )
+        .expect("valid metric");
         for metric in [
             Box::new(intake.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(meetings_created.clone()),
             Box::new(upstream_duration.clone()),
             Box::new(dead_letters.clone()),
             Box::new(outbox_rows.clone()),
+            Box::new(oldest_pending.clone()),
+            Box::new(paused.clone()),
+            Box::new(credential_ok.clone()),
         ] {
             registry.register(metric).expect("metric names are unique");
         }
@@ -79,6 +119,9 @@ impl Metrics {
             upstream_duration,
             dead_letters,
             outbox_rows,
+            oldest_pending,
+            paused,
+            credential_ok,
         }
     }
 
@@ -103,14 +146,28 @@ impl Metrics {
             .observe(seconds);
     }
 
-    /// The Prometheus text format, with the outbox's current row counts.
-    pub fn render(&self, outbox_rows: &[(String, i64)]) -> String {
+    /// The Prometheus text format, with what the database says now.
+    pub fn render(&self, figures: &DatabaseFigures) -> String {
         self.outbox_rows.reset();
         for state in ["pending", "sent", "dead"] {
             self.outbox_rows.with_label_values(&[state]).set(0);
         }
-        for (state, count) in outbox_rows {
+        for (state, count) in &figures.outbox_rows {
             self.outbox_rows.with_label_values(&[state]).set(*count);
+        }
+        let age = figures
+            .oldest_pending_at
+            .map_or(0, |at| (figures.now - at).max(0) / 1000);
+        self.oldest_pending.set(age);
+        for upstream in crate::upstream::Upstream::ALL {
+            let label = upstream.label();
+            let pause = figures.pauses.iter().find(|(name, _, _)| name == label);
+            let seconds = pause.map_or(0, |(_, until, _)| (until - figures.now).max(0) / 1000);
+            let refused = pause.is_some_and(|(_, _, refused)| *refused);
+            self.paused.with_label_values(&[label]).set(seconds);
+            self.credential_ok
+                .with_label_values(&[label])
+                .set(i64::from(!refused));
         }
         let mut buffer = Vec::new();
         TextEncoder::new()

@@ -18,14 +18,17 @@ use tokio::task::JoinSet;
 use crate::clock::Clock;
 use crate::domain::{correlation_id, Delivery, Destination, Purpose, WebexPost};
 use crate::metrics::Metrics;
+use crate::pauses::{Pauses, PROBE_EVERY};
 use crate::store::{OutboxRow, Outcome, Settlement, Store, StoreError};
 use crate::upstream::connect::{ConnectClient, SmsRequest, WhatsappRequest};
 use crate::upstream::webex::WebexClient;
-use crate::upstream::UpstreamError;
+use crate::upstream::{Upstream, UpstreamError};
 use crate::worker;
 
 /// Rows claimed at a time, and at most in flight.
 pub const BATCH: usize = 512;
+/// How often the pauses other instances recorded are read.
+const PAUSES_REFRESH: Duration = Duration::from_secs(5);
 /// How long newly queued rows are left to gather before the worker claims them: a claim
 /// and a write-back are two writes whether they carry one row or a hundred, and on a busy
 /// desk they share the database with the requests.
@@ -46,6 +49,8 @@ pub struct OutboxParts {
     pub lease: Duration,
     pub metrics: Metrics,
     pub clock: Clock,
+    /// Upstreams that asked to wait or refused the credential.
+    pub pauses: Pauses,
 }
 
 #[derive(Clone)]
@@ -86,10 +91,23 @@ impl OutboxWorker {
     /// a claim before it claims again: each conversation's rows are sent by a task of their
     /// own, so a slow answer holds back only its own conversation.
     pub async fn run(self, wake: Arc<Notify>, mut stop: watch::Receiver<bool>) {
-        let mut sending = Sending::new(self);
+        let mut sending = Sending::new(self.clone());
+        let mut probes = tokio::time::interval(PROBE_EVERY);
+        let mut refreshes = tokio::time::interval(PAUSES_REFRESH);
         loop {
             if *stop.borrow() {
                 break;
+            }
+            if futures_util::FutureExt::now_or_never(probes.tick()).is_some() {
+                if let Err(error) = self.probe_credentials().await {
+                    tracing::warn!(%error, "could not probe the refused credentials");
+                }
+            }
+            // Pauses recorded by other instances reach this one's requests (to the broker).
+            if futures_util::FutureExt::now_or_never(refreshes.tick()).is_some() {
+                if let Err(error) = self.parts.pauses.refresh().await {
+                    tracing::warn!(%error, "could not read the upstreams' pauses");
+                }
             }
             if let Err(error) = sending.start_due().await {
                 tracing::error!(%error, "outbox worker could not claim rows");
@@ -143,8 +161,64 @@ impl OutboxWorker {
         let lease = self.parts.lease.as_millis() as i64;
         self.parts
             .store
-            .claim_due_outbox(self.now(), lease, limit as i64)
+            .claim_due_outbox(self.now(), lease, limit as i64, None)
             .await
+    }
+
+    /// Tries each refused credential whose pause is over once: Webex's with `GET
+    /// /people/me`; Webex Connect's, which has no call for that, by delivering one of its
+    /// rows. Deliveries resume when it works. The service does this on start-up and every
+    /// [`PROBE_EVERY`]; tests call it directly.
+    pub async fn probe_credentials(&self) -> Result<(), StoreError> {
+        let pauses = &self.parts.pauses;
+        pauses.refresh().await?;
+        for upstream in pauses.refused_credentials() {
+            if pauses.paused_until(upstream).is_some() {
+                continue;
+            }
+            match upstream {
+                Upstream::Webex => match self.parts.webex.me().await {
+                    Ok(_) => pauses.works_again(upstream).await?,
+                    Err(error) => self.still_refused(upstream, &error).await?,
+                },
+                Upstream::Connect => {
+                    let lease = self.parts.lease.as_millis() as i64;
+                    let rows = self
+                        .parts
+                        .store
+                        .claim_due_outbox(self.now(), lease, 1, Some(upstream.label()))
+                        .await?;
+                    let settled = self.deliver_in_order(rows).await;
+                    if settled
+                        .iter()
+                        .any(|s| matches!(s.outcome, Outcome::Sent { .. }))
+                    {
+                        pauses.works_again(upstream).await?;
+                    }
+                    self.parts.store.settle_outbox(&settled).await?;
+                }
+                // The broker is called by requests, which find out themselves.
+                Upstream::InstantConnect => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// A probe failed: the credential stays refused until the next one.
+    async fn still_refused(
+        &self,
+        upstream: Upstream,
+        error: &UpstreamError,
+    ) -> Result<(), StoreError> {
+        if self.parts.pauses.note(error).await?.is_none() {
+            // An error that says nothing of the credential (the network): try again later.
+            let next = self.now() + PROBE_EVERY.as_millis() as i64;
+            self.parts
+                .store
+                .pause_upstream(upstream.label(), next, true, &error.to_string(), self.now())
+                .await?;
+        }
+        Ok(())
     }
 
     /// Delivers one conversation's rows one after the other. A notification delivered
@@ -158,7 +232,10 @@ impl OutboxWorker {
             if waiting {
                 settled.push(Settlement {
                     id: row.id,
-                    outcome: Outcome::Released { at: self.now() },
+                    outcome: Outcome::Postponed {
+                        next_attempt_at: self.now(),
+                        reason: None,
+                    },
                 });
                 continue;
             }
@@ -174,7 +251,7 @@ impl OutboxWorker {
                 } => {
                     opened_thread.get_or_insert_with(|| upstream_id.clone());
                 }
-                Outcome::RetryAt { .. } => waiting = true,
+                Outcome::RetryAt { .. } | Outcome::Postponed { .. } => waiting = true,
                 _ => {}
             }
             settled.push(Settlement {
@@ -187,6 +264,13 @@ impl OutboxWorker {
 
     /// Sends one row and decides what becomes of it.
     async fn deliver(&self, row: &OutboxRow) -> Outcome {
+        // An upstream that asked to wait gets no call before the time is up.
+        if let Some(until) = self.parts.pauses.paused_until(upstream_of(row)) {
+            return Outcome::Postponed {
+                next_attempt_at: until,
+                reason: Some(format!("{} asked to wait", upstream_of(row))),
+            };
+        }
         let delivery = match serde_json::from_str::<Delivery>(&row.payload) {
             Ok(delivery) => delivery,
             Err(e) => {
@@ -204,7 +288,19 @@ impl OutboxWorker {
                     opens_thread: row.kind == Purpose::EXPERT_NOTIFICATION,
                 }
             }
-            Err(Failure::Upstream(error)) => self.failed(row, &error),
+            Err(Failure::Upstream(error)) => match self.parts.pauses.note(&error).await {
+                // A wait the upstream asked for, or a refused credential: not a failure of
+                // this row, which waits with every other row for that upstream.
+                Ok(Some(until)) => Outcome::Postponed {
+                    next_attempt_at: until,
+                    reason: Some(error.to_string()),
+                },
+                Ok(None) => self.failed(row, &error),
+                Err(store) => {
+                    tracing::warn!(error = %store, "could not record an upstream's pause");
+                    self.failed(row, &error)
+                }
+            },
             Err(Failure::NotConfigured) => {
                 let reason =
                     "customer replies need ICB_CONNECT_API_URL and ICB_CONNECT_SERVICE_KEY";
@@ -290,7 +386,7 @@ impl OutboxWorker {
         let message = error.to_string();
         let delay = error
             .is_retryable()
-            .then(|| worker::backoff(&self.parts.schedule, row.attempts, error.retry_after()))
+            .then(|| worker::backoff(&self.parts.schedule, row.attempts))
             .flatten();
         match delay {
             Some(delay) => {
@@ -307,6 +403,15 @@ impl OutboxWorker {
                 self.dead(message)
             }
         }
+    }
+}
+
+/// The upstream a row is delivered through.
+fn upstream_of(row: &OutboxRow) -> Upstream {
+    if row.kind == Purpose::CUSTOMER_REPLY {
+        Upstream::Connect
+    } else {
+        Upstream::Webex
     }
 }
 

@@ -20,6 +20,7 @@ use crate::domain::{Destination, ReplySenders};
 use crate::inbound::{ConnectAuth, WebexAuth};
 use crate::metrics::Metrics;
 use crate::outbox::{OutboxParts, OutboxWorker};
+use crate::pauses::Pauses;
 use crate::retention;
 use crate::routes::admin::AdminToken;
 use crate::routes::{self, connect_webhook, health, openapi, webex_webhook};
@@ -129,6 +130,8 @@ impl Application {
         tracing::info!(?experts, "expert notifications go here");
 
         let outbox_wake = Arc::new(Notify::new());
+        let pauses = Pauses::new(store.clone(), clock.clone());
+        pauses.refresh().await?;
         let bridge = bridge(
             &settings,
             store.clone(),
@@ -137,6 +140,7 @@ impl Application {
                 clock: clock.clone(),
                 outbox_wake: outbox_wake.clone(),
                 sandbox: options.sandbox,
+                pauses: pauses.clone(),
             },
         )?;
         let desk_wake = Arc::new(Notify::new());
@@ -148,6 +152,7 @@ impl Application {
             schedule: settings.retry_schedule.clone(),
             clock: clock.clone(),
             wake: desk_wake,
+            pauses: pauses.clone(),
         });
         let worker = OutboxWorker::new(OutboxParts {
             store: store.clone(),
@@ -158,6 +163,7 @@ impl Application {
             lease: settings.outbox_lease,
             metrics: metrics.clone(),
             clock: clock.clone(),
+            pauses,
         });
         let auth = ConnectAuth::new(
             settings.connect_webhook_secret.clone(),
@@ -387,6 +393,8 @@ pub struct BridgeRuntime {
     /// Woken when deliveries are queued.
     pub outbox_wake: Arc<Notify>,
     pub sandbox: bool,
+    /// Upstreams that asked to wait or refused the credential, shared with the workers.
+    pub pauses: Pauses,
 }
 
 /// The bridge as the settings describe it, for `serve` and for the CLI's verbs. It makes
@@ -433,6 +441,7 @@ pub fn bridge(
         outbox_wake: runtime.outbox_wake,
         metrics: runtime.metrics,
         clock: runtime.clock,
+        pauses: runtime.pauses,
     }))
 }
 

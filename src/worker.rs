@@ -42,19 +42,12 @@ pub async fn run_loop<F, Fut>(
 }
 
 /// The wait before the next attempt, or `None` when the schedule is used up. `attempts`
-/// counts the attempts made so far (at least 1). An upstream's `Retry-After` is honoured
-/// within reason: at least the step, at most twice it; otherwise the step gets ±20% jitter
-/// so that rows failing together do not retry together.
-pub fn backoff(
-    schedule: &[Duration],
-    attempts: i64,
-    retry_after: Option<Duration>,
-) -> Option<Duration> {
+/// counts the attempts made so far (at least 1). The step gets ±20% jitter, so that rows
+/// failing together do not retry together. (A wait an upstream asks for is not a failure:
+/// it pauses the whole upstream, see `pauses`.)
+pub fn backoff(schedule: &[Duration], attempts: i64) -> Option<Duration> {
     let step = *schedule.get(usize::try_from(attempts - 1).ok()?)?;
-    Some(match retry_after {
-        Some(asked) => asked.clamp(step, step * 2),
-        None => step.mul_f64(rand::thread_rng().gen_range(0.8..=1.2)),
-    })
+    Some(step.mul_f64(rand::thread_rng().gen_range(0.8..=1.2)))
 }
 
 #[cfg(test)]
@@ -65,22 +58,12 @@ mod tests {
     fn backoff_follows_the_schedule() {
         let schedule = [Duration::from_secs(1), Duration::from_secs(10)];
         for _ in 0..50 {
-            let first = backoff(&schedule, 1, None).unwrap();
+            let first = backoff(&schedule, 1).unwrap();
             assert!(first >= Duration::from_millis(800) && first <= Duration::from_millis(1200));
+            let second = backoff(&schedule, 2).unwrap();
+            assert!(second >= Duration::from_secs(8) && second <= Duration::from_secs(12));
         }
-        assert_eq!(
-            backoff(&schedule, 2, Some(Duration::from_secs(1))),
-            Some(Duration::from_secs(10))
-        );
-        assert_eq!(
-            backoff(&schedule, 2, Some(Duration::from_secs(60))),
-            Some(Duration::from_secs(20))
-        );
-        assert_eq!(
-            backoff(&schedule, 2, Some(Duration::from_secs(15))),
-            Some(Duration::from_secs(15))
-        );
-        assert_eq!(backoff(&schedule, 3, None), None);
-        assert_eq!(backoff(&schedule, 0, None), None);
+        assert_eq!(backoff(&schedule, 3), None);
+        assert_eq!(backoff(&schedule, 0), None);
     }
 }

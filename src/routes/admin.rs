@@ -27,6 +27,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .route(web::post().to(close_conversation)),
         )
         .service(web::resource("/api/outbox").route(web::get().to(list_outbox)))
+        .service(web::resource("/api/outbox/retry").route(web::post().to(retry_dead)))
         .service(web::resource("/api/outbox/{id}/retry").route(web::post().to(retry_outbox)));
 }
 
@@ -370,6 +371,49 @@ pub async fn list_outbox(
     let rows = bridge.deliveries(state, limit(&query)).await?;
     Ok(HttpResponse::Ok().json(DeliveryList {
         outbox: rows.iter().map(DeliveryView::from).collect(),
+    }))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct DeadQuery {
+    /// Only deliveries of this kind (`expert_notification`, `expert_notice`,
+    /// `customer_reply`).
+    kind: Option<String>,
+    /// Only deliveries queued since this time (RFC 3339).
+    since: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RetriedDeliveries {
+    /// `pending`.
+    pub status: String,
+    /// How many dead deliveries are due again.
+    pub count: u64,
+}
+
+/// Make every dead delivery (of a kind, queued since a time) due now, with a fresh retry
+/// schedule.
+#[utoipa::path(post, path = "/api/outbox/retry", tag = "admin", params(DeadQuery),
+    security(("adminToken" = [])),
+    responses((status = 200, body = RetriedDeliveries), (status = 400, body = ErrorBody),
+              (status = 401, body = ErrorBody), (status = 404, body = ErrorBody, description = "the admin API is off")))]
+pub async fn retry_dead(
+    _: Admin,
+    query: web::Query<DeadQuery>,
+    bridge: web::Data<Bridge>,
+) -> Result<HttpResponse, AdminError> {
+    let since = match &query.since {
+        Some(since) => Some(clock::parse_rfc3339(since).ok_or_else(|| {
+            AdminError::BadRequest(format!("since must be an RFC 3339 time, not {since:?}"))
+        })?),
+        None => None,
+    };
+    let count = bridge
+        .retry_dead_deliveries(query.kind.as_deref(), since)
+        .await?;
+    Ok(HttpResponse::Ok().json(RetriedDeliveries {
+        status: "pending".into(),
+        count,
     }))
 }
 

@@ -36,9 +36,11 @@ impl IntakeError {
             IntakeError::Payload(e) if e.is_malformed() => "malformed",
             IntakeError::Payload(_) => "invalid",
             IntakeError::Bridge(BridgeError::RateLimited { .. }) => "rate_limited",
-            IntakeError::Bridge(BridgeError::Upstream(_) | BridgeError::MeetingUnavailable) => {
-                "upstream_unavailable"
-            }
+            IntakeError::Bridge(
+                BridgeError::Upstream(_)
+                | BridgeError::MeetingUnavailable
+                | BridgeError::Paused { .. },
+            ) => "upstream_unavailable",
             IntakeError::Bridge(BridgeError::Store(e)) if e.is_busy() => "database_busy",
             IntakeError::Bridge(BridgeError::Store(_) | BridgeError::UnknownConversation(_)) => {
                 "error"
@@ -55,9 +57,11 @@ impl ResponseError for IntakeError {
             IntakeError::Body(_) => StatusCode::BAD_REQUEST,
             IntakeError::Payload(e) if e.is_malformed() => StatusCode::BAD_REQUEST,
             IntakeError::Payload(_) => StatusCode::UNPROCESSABLE_ENTITY,
-            IntakeError::Bridge(BridgeError::Upstream(_) | BridgeError::MeetingUnavailable) => {
-                StatusCode::SERVICE_UNAVAILABLE
-            }
+            IntakeError::Bridge(
+                BridgeError::Upstream(_)
+                | BridgeError::MeetingUnavailable
+                | BridgeError::Paused { .. },
+            ) => StatusCode::SERVICE_UNAVAILABLE,
             IntakeError::Bridge(BridgeError::RateLimited { .. }) => StatusCode::TOO_MANY_REQUESTS,
             IntakeError::Bridge(BridgeError::Store(e)) if e.is_busy() => {
                 StatusCode::SERVICE_UNAVAILABLE
@@ -85,6 +89,19 @@ impl ResponseError for IntakeError {
                     "upstream_unavailable",
                     "the video service is not available right now; the message is kept, retry later",
                 )
+            }
+            IntakeError::Bridge(e @ BridgeError::Paused { retry_after }) => {
+                tracing::warn!(error = %e, "answering 503: the broker asked to wait");
+                let mut response = json_error(
+                    status,
+                    "upstream_unavailable",
+                    "the video service asked to wait; the message is kept, retry later",
+                );
+                response.headers_mut().insert(
+                    actix_web::http::header::RETRY_AFTER,
+                    actix_web::http::header::HeaderValue::from(retry_after.as_secs().max(1)),
+                );
+                response
             }
             IntakeError::Bridge(BridgeError::RateLimited { retry_after }) => {
                 let seconds = retry_after.as_secs().max(1);

@@ -1,10 +1,16 @@
 //! `/healthz`, `/readyz` and `/metrics`.
 
+use std::collections::BTreeMap;
+
 use actix_web::{http::StatusCode, web, HttpResponse};
+use serde::Serialize;
+use utoipa::ToSchema;
 
 use super::{json_error, ErrorBody, StatusBody};
 use crate::bridge::Bridge;
+use crate::clock;
 use crate::metrics::Metrics;
+use crate::upstream::Upstream;
 
 /// The process is up.
 #[utoipa::path(get, path = "/healthz", tag = "operations",
@@ -13,13 +19,50 @@ pub async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(StatusBody::new("ok"))
 }
 
+/// Readiness, and how the upstreams' credentials fare.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Readiness {
+    /// `ready`.
+    pub status: String,
+    /// By upstream (`webex`, `connect`, `instant_connect`): `ok`, or why its credential is
+    /// refused. A refused credential does not make the instance unready: intake goes on,
+    /// and deliveries to that upstream wait.
+    pub credentials: BTreeMap<String, String>,
+}
+
 /// The process can do its work: the database answers.
 #[utoipa::path(get, path = "/readyz", tag = "operations",
-    responses((status = 200, body = StatusBody, description = "`{\"status\":\"ready\"}`"),
+    responses((status = 200, body = Readiness),
               (status = 503, body = ErrorBody, description = "the database does not answer")))]
 pub async fn readyz(bridge: web::Data<Bridge>) -> HttpResponse {
-    match bridge.ready().await {
-        Ok(()) => HttpResponse::Ok().json(StatusBody::new("ready")),
+    let pauses = match bridge.ready().await {
+        Ok(()) => bridge.upstream_pauses().await,
+        Err(e) => Err(e),
+    };
+    match pauses {
+        Ok(pauses) => {
+            let credentials = Upstream::ALL
+                .into_iter()
+                .map(|upstream| {
+                    let refused = pauses
+                        .iter()
+                        .find(|p| p.upstream == upstream.label() && p.credential_refused());
+                    let state = match refused {
+                        Some(p) => format!(
+                            "refused since {}: {}",
+                            clock::rfc3339(p.updated_at),
+                            p.reason
+                        ),
+                        None => "ok".to_string(),
+                    };
+                    (upstream.label().to_string(), state)
+                })
+                .collect();
+            HttpResponse::Ok().json(Readiness {
+                status: "ready".into(),
+                credentials,
+            })
+        }
         Err(e) => {
             tracing::warn!(error = %e, "not ready: database unreachable");
             json_error(
@@ -36,14 +79,14 @@ pub async fn readyz(bridge: web::Data<Bridge>) -> HttpResponse {
     responses((status = 200, content_type = "text/plain", body = String,
                description = "Prometheus text format")))]
 pub async fn metrics(bridge: web::Data<Bridge>, metrics: web::Data<Metrics>) -> HttpResponse {
-    let rows = match bridge.delivery_counts().await {
-        Ok(rows) => rows,
+    let figures = match bridge.database_figures().await {
+        Ok(figures) => figures,
         Err(e) => {
-            tracing::warn!(error = %e, "metrics: outbox not readable");
-            Vec::new()
+            tracing::warn!(error = %e, "metrics: the database is not readable");
+            Default::default()
         }
     };
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4; charset=utf-8")
-        .body(metrics.render(&rows))
+        .body(metrics.render(&figures))
 }

@@ -27,6 +27,7 @@ use super::{admin, connect_webhook, console, health, webex_webhook};
         admin::show_conversation,
         admin::close_conversation,
         admin::list_outbox,
+        admin::retry_dead,
         admin::retry_outbox,
         console::console,
         console::login,

@@ -15,6 +15,7 @@ mod conversations;
 mod intake;
 mod messages;
 mod outbox;
+mod pauses;
 mod webex_events;
 mod writer;
 
@@ -32,6 +33,7 @@ pub use console::{ConsoleSession, QueueItem};
 pub use conversations::{ConversationInfo, ExpertMessage};
 pub use messages::{Answer, Claim, NewMeeting, ReceiptMatch, Recorded};
 pub use outbox::{OutboxRow, OutboxState, Outcome, Settlement};
+pub use pauses::UpstreamPause;
 pub use webex_events::WebexEvent;
 
 /// How long a request waits for the database (a connection, or another writer's lock)

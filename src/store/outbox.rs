@@ -3,6 +3,7 @@
 
 use sqlx::AnyConnection;
 
+use super::pauses::UPSTREAM_OF_ROW;
 use super::{Store, StoreError};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -75,9 +76,13 @@ pub enum Outcome {
     },
     /// Failed; pending again, due at `next_attempt_at`.
     RetryAt { error: String, next_attempt_at: i64 },
-    /// Not tried (an earlier row of its conversation must be retried first): pending
-    /// again, due from `at`, its attempt not counted.
-    Released { at: i64 },
+    /// Pending again, due at `next_attempt_at`, its attempt not counted: it was not tried
+    /// (an earlier row of its conversation must be retried first), or its upstream asked
+    /// to wait or refused the credential (`reason`): a wait is not a failure.
+    Postponed {
+        next_attempt_at: i64,
+        reason: Option<String>,
+    },
     /// Given up for good.
     Dead { error: String },
 }
@@ -116,12 +121,16 @@ async fn settle(tx: &mut AnyConnection, settlements: Vec<Settlement>) -> Result<
             )
             .bind(next_attempt_at)
             .bind(error),
-            Outcome::Released { at } => sqlx::query(
+            Outcome::Postponed {
+                next_attempt_at,
+                reason,
+            } => sqlx::query(
                 "UPDATE outbox SET next_attempt_at = $1, leased_until = NULL,
-                                   attempts = attempts - 1
-                 WHERE id = $2",
+                                   attempts = attempts - 1, last_error = COALESCE($2, last_error)
+                 WHERE id = $3",
             )
-            .bind(at),
+            .bind(next_attempt_at)
+            .bind(reason),
             Outcome::Dead { error } => sqlx::query(
                 "UPDATE outbox SET state = 'dead', last_error = $1, leased_until = NULL
                  WHERE id = $2",
@@ -159,13 +168,17 @@ impl Store {
     ///
     /// A conversation's rows go out in the order they were queued: none is claimed while
     /// another row of its conversation is not due (claimed by a worker, or waiting for a
-    /// retry); of the others, the oldest come first and come back in that order.
+    /// retry); of the others, the oldest come first and come back in that order. Rows for
+    /// a paused upstream wait (see `pause_upstream`), except that `probe` names an
+    /// upstream whose refused credential is to be tried with one row.
     pub async fn claim_due_outbox(
         &self,
         now: i64,
         lease_ms: i64,
         limit: i64,
+        probe: Option<&str>,
     ) -> Result<Vec<OutboxRow>, StoreError> {
+        let probe = probe.map(str::to_string);
         let claim = format!(
             "UPDATE outbox SET next_attempt_at = $1, leased_until = $1, attempts = attempts + 1
              WHERE id IN (
@@ -175,6 +188,11 @@ impl Store {
                        SELECT conversation_id FROM outbox
                        WHERE state = 'pending' AND next_attempt_at > $2
                          AND conversation_id IS NOT NULL))
+                   AND {UPSTREAM_OF_ROW} NOT IN (
+                       SELECT upstream FROM upstream_pauses
+                       WHERE paused_until > $2
+                          OR (credential_failing = 1 AND upstream IS DISTINCT FROM $4))
+                   AND ($4 IS NULL OR {UPSTREAM_OF_ROW} = $4)
                  ORDER BY id LIMIT $3)
                -- Checked again on the row itself: on PostgreSQL a concurrent claimer waits
                -- for the first one's row locks, then sees the row claimed and skips it.
@@ -188,6 +206,7 @@ impl Store {
                         .bind(now + lease_ms)
                         .bind(now)
                         .bind(limit)
+                        .bind(probe)
                         .fetch_all(tx)
                         .await?)
                 })
@@ -206,6 +225,43 @@ impl Store {
         let settlements = settlements.to_vec();
         self.write(move |tx| Box::pin(settle(tx, settlements)))
             .await
+    }
+
+    /// Makes every dead row (of `kind`, queued since `since`, where given) due now with a
+    /// fresh attempt count. Returns how many.
+    pub async fn revive_dead_outbox(
+        &self,
+        kind: Option<&str>,
+        since: Option<i64>,
+        now: i64,
+    ) -> Result<u64, StoreError> {
+        let kind = kind.map(str::to_string);
+        self.write(move |tx| {
+            Box::pin(async move {
+                Ok(sqlx::query(
+                    "UPDATE outbox SET state = 'pending', attempts = 0, next_attempt_at = $1,
+                                       leased_until = NULL
+                     WHERE state = 'dead' AND ($2 IS NULL OR kind = $2)
+                       AND ($3 IS NULL OR created_at >= $3)",
+                )
+                .bind(now)
+                .bind(&kind)
+                .bind(since)
+                .execute(tx)
+                .await?
+                .rows_affected())
+            })
+        })
+        .await
+    }
+
+    /// When the oldest pending row was queued, if one is.
+    pub async fn oldest_pending_at(&self) -> Result<Option<i64>, StoreError> {
+        Ok(
+            sqlx::query_scalar("SELECT MIN(created_at) FROM outbox WHERE state = 'pending'")
+                .fetch_one(&self.reader)
+                .await?,
+        )
     }
 
     /// How many rows are in each state.

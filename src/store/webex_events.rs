@@ -125,4 +125,30 @@ impl Store {
         })
         .await
     }
+
+    /// Puts an event back, due at `until`, its attempt not counted: Webex asked to wait.
+    pub async fn webex_event_postpone(
+        &self,
+        id: &str,
+        reason: &str,
+        until: i64,
+    ) -> Result<(), StoreError> {
+        let (id, reason) = (id.to_string(), reason.to_string());
+        self.write(move |tx| {
+            Box::pin(async move {
+                sqlx::query(
+                    "UPDATE webex_events SET next_attempt_at = $1, last_error = $2,
+                                             leased_until = NULL, attempts = attempts - 1
+                     WHERE id = $3",
+                )
+                .bind(until)
+                .bind(&reason)
+                .bind(&id)
+                .execute(tx)
+                .await?;
+                Ok(())
+            })
+        })
+        .await
+    }
 }

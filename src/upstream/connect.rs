@@ -8,7 +8,6 @@ use url::Url;
 use super::{endpoint, status_error, HttpClient, Upstream, UpstreamError};
 
 /// Webex Connect's "over the tenant's rate limit" code: worth retrying later.
-const RATE_LIMITED: &str = "7020";
 /// WhatsApp's "queued" code, the only success.
 const QUEUED: &str = "1001";
 
@@ -107,7 +106,7 @@ impl ConnectClient {
         Err(UpstreamError::Refused {
             upstream: Upstream::Connect,
             message: text(&outcome["description"]).unwrap_or_default(),
-            retryable: code == RATE_LIMITED,
+            retryable: code == super::CONNECT_RATE_LIMITED,
             code,
         })
     }

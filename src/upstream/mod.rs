@@ -15,7 +15,7 @@ use crate::metrics::Metrics;
 use reqwest::Response;
 use serde::Deserialize;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Upstream {
     InstantConnect,
     Webex,
@@ -23,6 +23,12 @@ pub enum Upstream {
 }
 
 impl Upstream {
+    pub const ALL: [Upstream; 3] = [Upstream::InstantConnect, Upstream::Webex, Upstream::Connect];
+
+    pub fn parse(label: &str) -> Option<Self> {
+        Upstream::ALL.into_iter().find(|u| u.label() == label)
+    }
+
     /// The metrics label.
     pub fn label(self) -> &'static str {
         match self {
@@ -57,7 +63,7 @@ pub enum UpstreamError {
         status: u16,
         message: Option<String>,
         tracking_id: Option<String>,
-        retry_after: Option<Duration>,
+        retry_after: Option<RetryAfter>,
     },
     /// An answer that says "no" in its body rather than its status (Webex Connect's
     /// WhatsApp API answers errors with HTTP 200).
@@ -94,11 +100,81 @@ impl UpstreamError {
         }
     }
 
-    /// The delay the upstream asked for (`Retry-After`), if any.
-    pub fn retry_after(&self) -> Option<Duration> {
+    pub fn upstream(&self) -> Upstream {
         match self {
-            UpstreamError::Status { retry_after, .. } => *retry_after,
+            UpstreamError::Transport { upstream, .. }
+            | UpstreamError::Status { upstream, .. }
+            | UpstreamError::Refused { upstream, .. }
+            | UpstreamError::InvalidResponse { upstream, .. } => *upstream,
+        }
+    }
+
+    /// What this error says about every call to its upstream with the same credential, not
+    /// only this one: wait (a `429` or `503` with `Retry-After`, Webex Connect's tenant rate
+    /// limit `7020`), or the credential is refused (`401` anywhere; `403` or `7001` from
+    /// Webex Connect).
+    pub fn verdict(&self) -> Option<Verdict> {
+        match self {
+            UpstreamError::Status {
+                status: 429 | 503,
+                retry_after: Some(wait),
+                ..
+            } => Some(Verdict::SlowDown(Some(*wait))),
+            UpstreamError::Status { status: 401, .. } => Some(Verdict::CredentialRefused),
+            UpstreamError::Status {
+                upstream: Upstream::Connect,
+                status: 403,
+                ..
+            } => Some(Verdict::CredentialRefused),
+            UpstreamError::Refused { code, .. } if code == CONNECT_RATE_LIMITED => {
+                Some(Verdict::SlowDown(None))
+            }
+            UpstreamError::Refused { code, .. } if code == CONNECT_AUTH_FAILED => {
+                Some(Verdict::CredentialRefused)
+            }
             _ => None,
+        }
+    }
+}
+
+/// Webex Connect's "tenant rate limit exceeded", answered with HTTP 200.
+pub const CONNECT_RATE_LIMITED: &str = "7020";
+/// Webex Connect's "authentication failed".
+pub const CONNECT_AUTH_FAILED: &str = "7001";
+
+/// What an upstream asks of all calls with a credential.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// Wait before calling it again: as long as it said, or (`None`) it named no time.
+    SlowDown(Option<RetryAfter>),
+    /// The credential is refused: calls fail until it is replaced or works again.
+    CredentialRefused,
+}
+
+/// A `Retry-After` value: seconds, or an HTTP date.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RetryAfter {
+    Seconds(u64),
+    At(std::time::SystemTime),
+}
+
+impl RetryAfter {
+    fn parse(value: &str) -> Option<Self> {
+        let value = value.trim();
+        match value.parse::<u64>() {
+            Ok(seconds) => Some(RetryAfter::Seconds(seconds)),
+            Err(_) => httpdate::parse_http_date(value).ok().map(RetryAfter::At),
+        }
+    }
+
+    /// The instant (Unix ms) it names, counted from `now_ms` for seconds.
+    pub fn until_ms(self, now_ms: i64) -> i64 {
+        match self {
+            RetryAfter::Seconds(seconds) => now_ms.saturating_add(seconds as i64 * 1000),
+            RetryAfter::At(at) => match at.duration_since(std::time::UNIX_EPOCH) {
+                Ok(since_epoch) => since_epoch.as_millis() as i64,
+                Err(_) => now_ms,
+            },
         }
     }
 }
@@ -125,8 +201,7 @@ async fn status_error(upstream: Upstream, response: Response) -> UpstreamError {
         .headers()
         .get(RETRY_AFTER)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<u64>().ok())
-        .map(Duration::from_secs);
+        .and_then(RetryAfter::parse);
     let header_tracking_id = response
         .headers()
         .get("trackingid")

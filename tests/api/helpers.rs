@@ -35,6 +35,8 @@ pub struct TestApp {
     pub clock: Clock,
     pub db: AnyPool,
     pub database_url: String,
+    /// The settings the app was started with (keys without `ICB_`).
+    pub vars: BTreeMap<String, String>,
     _database: TestDatabase,
 }
 
@@ -228,8 +230,33 @@ impl Upstreams {
             clock,
             db,
             database_url: self.vars["DATABASE_URL"].clone(),
+            vars: self.vars,
             _database: self.database,
         }
+    }
+}
+
+/// A second instance of an app: the same settings, upstreams and database, a clock of its
+/// own set to the same time.
+pub struct OtherInstance {
+    pub worker: OutboxWorker,
+    pub clock: Clock,
+}
+
+impl TestApp {
+    pub async fn another_instance(&self) -> OtherInstance {
+        let settings = Settings::from_vars(&self.vars).expect("test settings are valid");
+        let clock = Clock::manual(self.clock.now_ms());
+        let options = ServeOptions {
+            clock: clock.clone(),
+            ..ServeOptions::default()
+        };
+        let app = Application::build(settings, options)
+            .await
+            .expect("a second instance starts");
+        let worker = app.outbox_worker();
+        tokio::spawn(app.run_until_stopped());
+        OtherInstance { worker, clock }
     }
 }
 

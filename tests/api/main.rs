@@ -51,6 +51,7 @@ mod multi_instance;
 mod notifications;
 mod operations;
 mod outbox;
+mod pauses;
 mod replies;
 mod sandbox;
 mod soak;

@@ -133,7 +133,7 @@ db_test! {
 }
 
 db_test! {
-    async fn sms_errors_400_7004_and_403_7001_are_permanent_5xx_is_retried(db) {
+    async fn sms_errors_400_7004_is_permanent_403_7001_waits_for_the_key_5xx_is_retried(db) {
     let cases = [
         (
             400,
@@ -141,10 +141,11 @@ db_test! {
             "dead",
             "7004 Invalid parameter - to",
         ),
+        // A refused key: the reply waits (pending) until the key works again.
         (
             403,
             json!({"code": "7001", "message": "Authentication failed"}),
-            "dead",
+            "pending",
             "7001 Authentication failed",
         ),
         (500, json!({"message": "oops"}), "pending", "HTTP 500"),
@@ -171,10 +172,11 @@ db_test! {
 db_test! {
     async fn whatsapp_errors_arrive_with_http_200_and_are_read_from_the_body(db) {
     let cases = [
+        // A refused key: the reply waits (pending) until the key works again.
         (
             200,
             fixture("connect-whatsapp-send-autherror.json"),
-            "dead",
+            "pending",
             "7001",
         ),
         (

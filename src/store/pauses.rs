@@ -1,0 +1,95 @@
+//! Upstreams that asked icbridge to wait, or refused its credential.
+
+use super::{Store, StoreError};
+
+/// A pause of deliveries to one upstream.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct UpstreamPause {
+    /// `webex`, `connect` or `instant_connect`.
+    pub upstream: String,
+    pub paused_until: i64,
+    /// 1 while the credential is refused: deliveries wait for a successful probe.
+    pub credential_failing: i64,
+    pub reason: String,
+    pub updated_at: i64,
+}
+
+impl UpstreamPause {
+    pub fn credential_refused(&self) -> bool {
+        self.credential_failing != 0
+    }
+}
+
+/// Which upstream an outbox row is delivered through: its SQL, from the row's `kind`
+/// (customer replies go through Webex Connect, everything else to Webex).
+pub(super) const UPSTREAM_OF_ROW: &str =
+    "(CASE WHEN kind = 'customer_reply' THEN 'connect' ELSE 'webex' END)";
+
+impl Store {
+    /// Pauses calls to `upstream` until `until` (a later pause already recorded is kept),
+    /// or, with `credential_refused`, until a probe succeeds (and at least until `until`).
+    pub async fn pause_upstream(
+        &self,
+        upstream: &str,
+        until: i64,
+        credential_refused: bool,
+        reason: &str,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        let (upstream, reason) = (upstream.to_string(), reason.to_string());
+        self.write(move |tx| {
+            Box::pin(async move {
+                sqlx::query(
+                    "INSERT INTO upstream_pauses
+                         (upstream, paused_until, credential_failing, reason, updated_at)
+                     VALUES ($1, $2, $3, $4, $5)
+                     ON CONFLICT (upstream) DO UPDATE
+                         SET paused_until = CASE
+                                 WHEN excluded.credential_failing = 1 THEN excluded.paused_until
+                                 WHEN upstream_pauses.paused_until > excluded.paused_until
+                                     THEN upstream_pauses.paused_until
+                                 ELSE excluded.paused_until END,
+                             credential_failing = CASE
+                                 WHEN excluded.credential_failing = 1 THEN 1
+                                 ELSE upstream_pauses.credential_failing END,
+                             reason = excluded.reason,
+                             updated_at = excluded.updated_at",
+                )
+                .bind(&upstream)
+                .bind(until)
+                .bind(i64::from(credential_refused))
+                .bind(&reason)
+                .bind(now)
+                .execute(tx)
+                .await?;
+                Ok(())
+            })
+        })
+        .await
+    }
+
+    /// Ends a pause: the upstream takes calls (and the credential works) again.
+    pub async fn resume_upstream(&self, upstream: &str) -> Result<(), StoreError> {
+        let upstream = upstream.to_string();
+        self.write(move |tx| {
+            Box::pin(async move {
+                sqlx::query("DELETE FROM upstream_pauses WHERE upstream = $1")
+                    .bind(&upstream)
+                    .execute(tx)
+                    .await?;
+                Ok(())
+            })
+        })
+        .await
+    }
+
+    /// Every recorded pause, ended or not.
+    pub async fn upstream_pauses(&self) -> Result<Vec<UpstreamPause>, StoreError> {
+        Ok(sqlx::query_as(
+            "SELECT upstream, paused_until, credential_failing, reason, updated_at
+             FROM upstream_pauses ORDER BY upstream",
+        )
+        .fetch_all(&self.reader)
+        .await?)
+    }
+}

@@ -1,0 +1,322 @@
+//! Upstreams that say "slow down" or "your credential is gone": every delivery to them
+//! waits, on every instance, without using up its retries; nothing goes dead.
+
+use std::time::Duration;
+
+use serde_json::{json, Value};
+use wiremock::matchers::{method, path};
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+use crate::cli::icbridge;
+use crate::helpers::*;
+use icbridge::clock::Clock;
+
+/// An app whose Webex answered a first conversation's notification as `webex_says` (and
+/// answers everything after it with 200), with two more conversations queued since, in
+/// connect mode (their replies by SMS).
+async fn app_with_three_notifications(db: TestDb, webex_says: ResponseTemplate) -> TestApp {
+    let mut upstreams = Upstreams::start(db).await;
+    upstreams
+        .set("REPLY_MODE", "connect")
+        .set("RETRY_SCHEDULE", "1s");
+    let app = upstreams.spawn().await;
+    mount_broker(&app.broker, "ic-joseencrypt-short.json").await;
+    Mock::given(method("POST"))
+        .and(path("/v1/messages"))
+        .respond_with(webex_says)
+        .up_to_n_times(1)
+        .mount(&app.webex)
+        .await;
+    mount_webex_messages(&app.webex).await;
+    Mock::given(method("POST"))
+        .and(path("/v1/sms/messages"))
+        .respond_with(ResponseTemplate::new(202).set_body_raw(
+            fixture("connect-sms-send-accepted.json"),
+            "application/json",
+        ))
+        .mount(&app.connect)
+        .await;
+    for (n, customer) in ["+14155550101", "+14155550102", "+14155550103"]
+        .iter()
+        .enumerate()
+    {
+        let body = json!({"channel": "sms", "from": customer, "to": "56263", "text": "hi"});
+        assert_eq!(app.post_flow(&body.to_string()).await.status(), 200);
+        if n == 0 {
+            app.worker.run_once().await.unwrap();
+        }
+    }
+    app
+}
+
+async fn webex_calls(webex: &MockServer) -> usize {
+    webex
+        .received_requests()
+        .await
+        .unwrap()
+        .iter()
+        .filter(|r| r.url.path() == "/v1/messages")
+        .count()
+}
+
+/// (state, attempts) of the expert notifications, in order.
+async fn notifications(app: &TestApp) -> Vec<(String, i64)> {
+    sqlx::query_as(
+        "SELECT state, attempts FROM outbox WHERE kind = 'expert_notification' ORDER BY id",
+    )
+    .fetch_all(&app.db)
+    .await
+    .unwrap()
+}
+
+async fn metric(app: &TestApp, name_and_labels: &str) -> String {
+    let page = app
+        .http
+        .get(format!("{}/metrics", app.address))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    page.lines()
+        .find(|line| line.starts_with(name_and_labels))
+        .unwrap_or_else(|| panic!("{name_and_labels} in\n{page}"))
+        .rsplit(' ')
+        .next()
+        .unwrap()
+        .to_string()
+}
+
+fn too_many_requests(retry_after: &str) -> ResponseTemplate {
+    ResponseTemplate::new(429)
+        .insert_header("Retry-After", retry_after)
+        .set_body_raw(fixture("webex-error-429.json"), "application/json")
+}
+
+db_test! {
+    async fn a_429_holds_back_every_row_for_that_upstream_for_as_long_as_it_asked(db) {
+        let app = app_with_three_notifications(db, too_many_requests("30")).await;
+        app.worker.run_once().await.unwrap();
+        // One call to Webex, refused; the notifications queued since were not even tried.
+        // The other conversations' replies go through Webex Connect, which asked nothing;
+        // the first conversation's waits behind its notification (a conversation's
+        // deliveries keep their order).
+        assert_eq!(webex_calls(&app.webex).await, 1);
+        assert_eq!(notifications(&app).await, vec![("pending".to_string(), 0); 3]);
+        assert_eq!(app.count("outbox WHERE kind = 'customer_reply' AND state = 'sent'").await, 2);
+        assert_eq!(metric(&app, "icbridge_upstream_paused_seconds{upstream=\"webex\"}").await, "30");
+
+        app.clock.advance(Duration::from_secs(29));
+        app.worker.run_once().await.unwrap();
+        assert_eq!(webex_calls(&app.webex).await, 1, "no call before the 30 s are up");
+
+        app.clock.advance(Duration::from_secs(1));
+        assert_eq!(app.worker.run_once().await.unwrap(), 4, "3 notifications and a reply");
+        assert_eq!(webex_calls(&app.webex).await, 4);
+        assert_eq!(notifications(&app).await, vec![("sent".to_string(), 1); 3]);
+    }
+}
+
+db_test! {
+    async fn an_http_date_retry_after_is_a_time_and_long_ones_are_cut_to_an_hour(db) {
+        let in_a_minute = std::time::UNIX_EPOCH
+            + Duration::from_millis(Clock::system().now_ms() as u64)
+            + Duration::from_secs(60);
+        for (asked, wait) in [
+            (httpdate::fmt_http_date(in_a_minute), Duration::from_secs(60)),
+            ("7200".to_string(), Duration::from_secs(3600)),
+        ] {
+            let app = app_with_three_notifications(db, too_many_requests(&asked)).await;
+            app.clock.advance(wait - Duration::from_secs(2));
+            app.worker.run_once().await.unwrap();
+            assert_eq!(webex_calls(&app.webex).await, 1, "{asked}: waited");
+            app.clock.advance(Duration::from_secs(2));
+            app.worker.run_once().await.unwrap();
+            assert_eq!(webex_calls(&app.webex).await, 4, "{asked}: and no longer");
+        }
+    }
+}
+
+db_test! {
+    async fn webex_connects_rate_limit_7020_pauses_the_replies(db) {
+        let mut upstreams = Upstreams::start(db).await;
+        upstreams.set("REPLY_MODE", "connect");
+        let app = upstreams.spawn().await;
+        mount_broker(&app.broker, "ic-joseencrypt-short.json").await;
+        mount_webex_messages(&app.webex).await;
+        Mock::given(method("POST"))
+            .and(path("/resources/v1/messaging"))
+            .respond_with(ResponseTemplate::new(200).set_body_json(json!(
+                {"response": {"code": "7020", "description": "Rate limit exceeded", "transid": "t"}}
+            )))
+            .up_to_n_times(1)
+            .mount(&app.connect)
+            .await;
+        Mock::given(method("POST"))
+            .and(path("/resources/v1/messaging"))
+            .respond_with(
+                ResponseTemplate::new(200)
+                    .set_body_raw(fixture("connect-whatsapp-send-ok.json"), "application/json"),
+            )
+            .mount(&app.connect)
+            .await;
+        for customer in ["14155550101", "14155550102"] {
+            let body = json!({"channel": "whatsapp", "from": customer, "to": "a_1", "text": "hi"});
+            assert_eq!(app.post_flow(&body.to_string()).await.status(), 200);
+            app.worker.run_once().await.unwrap();
+        }
+        let replies = |app: &TestApp| {
+            let db = app.db.clone();
+            async move {
+                sqlx::query_as::<_, (String, i64)>(
+                    "SELECT state, attempts FROM outbox WHERE kind = 'customer_reply' ORDER BY id",
+                )
+                .fetch_all(&db)
+                .await
+                .unwrap()
+            }
+        };
+        assert_eq!(replies(&app).await, vec![("pending".to_string(), 0); 2]);
+        assert_eq!(app.connect.received_requests().await.unwrap().len(), 1);
+        app.clock.advance(Duration::from_secs(29));
+        app.worker.run_once().await.unwrap();
+        assert_eq!(app.connect.received_requests().await.unwrap().len(), 1);
+        app.clock.advance(Duration::from_secs(1));
+        app.worker.run_once().await.unwrap();
+        assert_eq!(replies(&app).await, vec![("sent".to_string(), 1); 2]);
+    }
+}
+
+db_test! {
+    async fn another_instance_respects_the_pause(db) {
+        let app = app_with_three_notifications(db, too_many_requests("30")).await;
+        let other = app.another_instance().await;
+        assert_eq!(webex_calls(&app.webex).await, 1);
+        // The other instance never saw the 429: the database tells it.
+        other.clock.advance(Duration::from_secs(10));
+        other.worker.run_once().await.unwrap();
+        assert_eq!(webex_calls(&app.webex).await, 1);
+        other.clock.advance(Duration::from_secs(20));
+        assert_eq!(other.worker.run_once().await.unwrap(), 4, "3 notifications and a reply");
+        assert_eq!(notifications(&app).await, vec![("sent".to_string(), 1); 3]);
+    }
+}
+
+db_test! {
+    async fn a_refused_token_leaves_rows_pending_until_a_probe_succeeds(db) {
+        let app = app_with_three_notifications(
+            db,
+            ResponseTemplate::new(401).set_body_json(json!({"message": "The request requires a valid access token set in the Authorization request header."})),
+        )
+        .await;
+        // The probe, GET /people/me, is refused too at first.
+        Mock::given(method("GET"))
+            .and(path("/v1/people/me"))
+            .respond_with(ResponseTemplate::new(401))
+            .up_to_n_times(1)
+            .mount(&app.webex)
+            .await;
+        app.worker.run_once().await.unwrap();
+        assert_eq!(webex_calls(&app.webex).await, 1);
+        assert_eq!(notifications(&app).await, vec![("pending".to_string(), 0); 3]);
+        assert_eq!(metric(&app, "icbridge_upstream_credential_ok{upstream=\"webex\"}").await, "0");
+        assert_eq!(metric(&app, "icbridge_upstream_credential_ok{upstream=\"connect\"}").await, "1");
+        let ready = app.http.get(format!("{}/readyz", app.address)).send().await.unwrap();
+        assert_eq!(ready.status(), 200, "intake goes on");
+        let ready: Value = ready.json().await.unwrap();
+        assert!(ready["credentials"]["webex"].as_str().unwrap().starts_with("refused since"), "{ready}");
+        assert_eq!(ready["credentials"]["connect"], "ok");
+        // Messages are still answered meanwhile.
+        let later = json!({"channel": "sms", "from": "+14155550104", "to": "56263", "text": "hi"});
+        assert_eq!(app.post_flow(&later.to_string()).await.status(), 200);
+
+        // A minute later the probe fails: nothing is tried.
+        app.clock.advance(Duration::from_secs(60));
+        app.worker.probe_credentials().await.unwrap();
+        app.worker.run_once().await.unwrap();
+        assert_eq!(webex_calls(&app.webex).await, 1);
+        // The token works again (replaced, or Webex recovered): the next probe succeeds and
+        // every notification goes out, once.
+        Mock::given(method("GET"))
+            .and(path("/v1/people/me"))
+            .respond_with(ResponseTemplate::new(200).set_body_json(json!(
+                {"id": "bot", "displayName": "icbridge", "emails": ["icbridge@webex.bot"]}
+            )))
+            .mount(&app.webex)
+            .await;
+        app.clock.advance(Duration::from_secs(60));
+        app.worker.probe_credentials().await.unwrap();
+        app.worker.run_once().await.unwrap();
+        assert_eq!(webex_calls(&app.webex).await, 5);
+        assert_eq!(notifications(&app).await, vec![("sent".to_string(), 1); 4]);
+        assert_eq!(app.count("outbox WHERE state = 'dead'").await, 0);
+        assert_eq!(metric(&app, "icbridge_upstream_credential_ok{upstream=\"webex\"}").await, "1");
+    }
+}
+
+db_test! {
+    async fn dead_rows_are_revived_in_bulk_by_kind_and_time(db) {
+        let mut upstreams = Upstreams::start(db).await;
+        upstreams
+            .set("REPLY_MODE", "connect")
+            .set("ADMIN_TOKEN", ADMIN_TOKEN);
+        let app = upstreams.spawn().await;
+        mount_broker(&app.broker, "ic-joseencrypt-short.json").await;
+        // Webex refuses every notification for good (the bot is not in the space), Webex
+        // Connect every reply (a bad number).
+        Mock::given(method("POST"))
+            .and(path("/v1/messages"))
+            .respond_with(ResponseTemplate::new(404).set_body_json(json!({"message": "not found"})))
+            .mount(&app.webex)
+            .await;
+        Mock::given(method("POST"))
+            .and(path("/v1/sms/messages"))
+            .respond_with(ResponseTemplate::new(400).set_body_json(json!({"code": "7004", "message": "Invalid parameter - to"})))
+            .mount(&app.connect)
+            .await;
+        for (n, customer) in ["+14155550101", "+14155550102", "+14155550103"].iter().enumerate() {
+            let body = json!({"channel": "sms", "from": customer, "to": "56263", "text": "hi"});
+            assert_eq!(app.post_flow(&body.to_string()).await.status(), 200);
+            if n == 0 {
+                app.clock.advance(Duration::from_secs(3600));
+            }
+        }
+        app.worker.run_once().await.unwrap();
+        assert_eq!(app.count("outbox WHERE state = 'dead'").await, 6);
+
+        let db = [("DATABASE_URL", app.database_url.clone())];
+        let revived = icbridge(&["outbox", "retry", "--dead", "--kind", "customer_reply"], &db).await;
+        assert!(revived.status.success(), "{}", String::from_utf8_lossy(&revived.stderr));
+        assert!(String::from_utf8_lossy(&revived.stdout).starts_with("3 dead rows are due now"));
+        assert_eq!(app.count("outbox WHERE state = 'dead'").await, 3);
+        assert_eq!(app.count("outbox WHERE state = 'pending' AND kind = 'customer_reply' AND attempts = 0").await, 3);
+
+        // The admin API: the notifications queued since the first hour.
+        let since = time::OffsetDateTime::from_unix_timestamp(app.clock.now_ms() / 1000 - 60)
+            .unwrap()
+            .format(&time::format_description::well_known::Rfc3339)
+            .unwrap();
+        let revived: Value = app
+            .http
+            .post(format!("{}/api/outbox/retry", app.address))
+            .query(&[("kind", "expert_notification"), ("since", since.as_str())])
+            .bearer_auth(ADMIN_TOKEN)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(revived, json!({"status": "pending", "count": 2}));
+        assert_eq!(app.count("outbox WHERE state = 'dead'").await, 1, "the old one stays dead");
+        // One by one still works.
+        let id: i64 = sqlx::query_scalar("SELECT id FROM outbox WHERE state = 'dead'")
+            .fetch_one(&app.db)
+            .await
+            .unwrap();
+        let one = icbridge(&["outbox", "retry", &id.to_string()], &db).await;
+        assert!(one.status.success());
+        assert_eq!(app.count("outbox WHERE state = 'dead'").await, 0);
+    }
+}
