@@ -59,8 +59,19 @@ db_test! {
     let started = Instant::now();
     let response = app.post_signed(&fixture("connect-sms-mo.json")).await;
     assert_eq!(response.status(), 503);
+    assert_eq!(response.headers()["retry-after"], "30");
     assert!(started.elapsed() < Duration::from_secs(2));
     assert_eq!(app.broker_requests().await.len(), 1);
+    // The wait is for every meeting: another customer's first message does not call the
+    // broker before the 30 s are up, and does after.
+    let other = serde_json::json!({"channel": "sms", "from": "+14155550199", "to": "56263", "text": "hi"});
+    let refused = app.post_flow(&other.to_string()).await;
+    assert_eq!(refused.status(), 503);
+    assert_eq!(app.broker_requests().await.len(), 1);
+    app.broker.reset().await;
+    mount_broker(&app.broker, "ic-joseencrypt-short.json").await;
+    app.clock.advance(Duration::from_secs(30));
+    assert_eq!(app.post_flow(&other.to_string()).await.status(), 200);
 }
 }
 

@@ -106,6 +106,9 @@ db_test! {
         assert_eq!(notifications(&app).await, vec![("pending".to_string(), 0); 3]);
         assert_eq!(app.count("outbox WHERE kind = 'customer_reply' AND state = 'sent'").await, 2);
         assert_eq!(metric(&app, "icbridge_upstream_paused_seconds{upstream=\"webex\"}").await, "30");
+        let listed = icbridge(&["outbox", "list"], &[("DATABASE_URL", app.database_url.clone())]).await;
+        let listed = String::from_utf8_lossy(&listed.stdout).into_owned();
+        assert!(listed.starts_with("webex: paused until "), "{listed}");
 
         app.clock.advance(Duration::from_secs(29));
         app.worker.run_once().await.unwrap();
@@ -227,6 +230,9 @@ db_test! {
         let ready: Value = ready.json().await.unwrap();
         assert!(ready["credentials"]["webex"].as_str().unwrap().starts_with("refused since"), "{ready}");
         assert_eq!(ready["credentials"]["connect"], "ok");
+        let checked = icbridge(&["check"], &[("DATABASE_URL", app.database_url.clone())]).await;
+        let checked = String::from_utf8_lossy(&checked.stdout).into_owned();
+        assert!(checked.contains("failed  webex credential: refused since"), "{checked}");
         // Messages are still answered meanwhile.
         let later = json!({"channel": "sms", "from": "+14155550104", "to": "56263", "text": "hi"});
         assert_eq!(app.post_flow(&later.to_string()).await.status(), 200);
