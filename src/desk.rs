@@ -264,7 +264,7 @@ impl Desk {
                     tracing::warn!(event = %event.id, error = %message, "webex event waits for Webex");
                     return self
                         .store()
-                        .webex_event_postpone(&event.id, &message, until)
+                        .webex_event_retry_at(&event.id, &message, until, false)
                         .await;
                 }
                 let delay = error
@@ -276,7 +276,7 @@ impl Desk {
                         tracing::warn!(event = %event.id, error = %message, "webex event failed, will retry");
                         let next = self.clock.now_ms() + delay.as_millis() as i64;
                         self.store()
-                            .webex_event_retry_at(&event.id, &message, next)
+                            .webex_event_retry_at(&event.id, &message, next, true)
                             .await
                     }
                     None => {

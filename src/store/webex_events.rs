@@ -101,48 +101,26 @@ impl Store {
         .await
     }
 
+    /// Puts an event back, due at `next_attempt_at`. A wait Webex asked for (not
+    /// `attempt_counted`) uses up none of its attempts.
     pub async fn webex_event_retry_at(
         &self,
         id: &str,
         error: &str,
         next_attempt_at: i64,
+        attempt_counted: bool,
     ) -> Result<(), StoreError> {
         let (id, error) = (id.to_string(), error.to_string());
         self.write(move |tx| {
             Box::pin(async move {
                 sqlx::query(
                     "UPDATE webex_events SET next_attempt_at = $1, last_error = $2,
-                                             leased_until = NULL
-                     WHERE id = $3",
+                                             leased_until = NULL, attempts = attempts - $3
+                     WHERE id = $4",
                 )
                 .bind(next_attempt_at)
                 .bind(&error)
-                .bind(&id)
-                .execute(tx)
-                .await?;
-                Ok(())
-            })
-        })
-        .await
-    }
-
-    /// Puts an event back, due at `until`, its attempt not counted: Webex asked to wait.
-    pub async fn webex_event_postpone(
-        &self,
-        id: &str,
-        reason: &str,
-        until: i64,
-    ) -> Result<(), StoreError> {
-        let (id, reason) = (id.to_string(), reason.to_string());
-        self.write(move |tx| {
-            Box::pin(async move {
-                sqlx::query(
-                    "UPDATE webex_events SET next_attempt_at = $1, last_error = $2,
-                                             leased_until = NULL, attempts = attempts - 1
-                     WHERE id = $3",
-                )
-                .bind(until)
-                .bind(&reason)
+                .bind(i64::from(!attempt_counted))
                 .bind(&id)
                 .execute(tx)
                 .await?;
