@@ -94,6 +94,12 @@ impl OutboxWorker {
         let mut sending = Sending::new(self.clone());
         let mut probes = tokio::time::interval(PROBE_EVERY);
         let mut refreshes = tokio::time::interval(PAUSES_REFRESH);
+        if !*stop.borrow() {
+            probes.tick().await;
+            if let Err(error) = self.probe_on_start_up().await {
+                tracing::warn!(%error, "could not probe the credentials on start-up");
+            }
+        }
         loop {
             if *stop.borrow() {
                 break;
@@ -200,6 +206,26 @@ impl OutboxWorker {
                 // The broker is called by requests, which find out themselves.
                 Upstream::InstantConnect => {}
             }
+        }
+        Ok(())
+    }
+
+    /// What the service does on start-up: the refused credentials are probed, and Webex's
+    /// token is tried even if nothing says it fails yet, so that a token replaced by a wrong
+    /// one shows in `/readyz` and the gauge before the first notification is refused. Only
+    /// a refusal counts: Webex being unreachable says nothing of the token.
+    pub async fn probe_on_start_up(&self) -> Result<(), StoreError> {
+        self.probe_credentials().await?;
+        if self
+            .parts
+            .pauses
+            .refused_credentials()
+            .contains(&Upstream::Webex)
+        {
+            return Ok(());
+        }
+        if let Err(error) = self.parts.webex.me().await {
+            self.parts.pauses.note(&error).await?;
         }
         Ok(())
     }

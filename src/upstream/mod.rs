@@ -62,6 +62,8 @@ pub enum UpstreamError {
         upstream: Upstream,
         status: u16,
         message: Option<String>,
+        /// The `code` of the error body, where the upstream gives one (Webex Connect).
+        code: Option<String>,
         tracking_id: Option<String>,
         retry_after: Option<RetryAfter>,
     },
@@ -129,9 +131,19 @@ impl UpstreamError {
             UpstreamError::Refused { code, .. } if code == CONNECT_RATE_LIMITED => {
                 Some(Verdict::SlowDown(None))
             }
-            UpstreamError::Refused { code, .. } if code == CONNECT_AUTH_FAILED => {
-                Some(Verdict::CredentialRefused)
-            }
+            // Webex Connect's reference also shows its codes with a 4xx status.
+            UpstreamError::Refused { code, .. }
+            | UpstreamError::Status {
+                upstream: Upstream::Connect,
+                code: Some(code),
+                ..
+            } if code == CONNECT_AUTH_FAILED => Some(Verdict::CredentialRefused),
+            UpstreamError::Status {
+                upstream: Upstream::Connect,
+                code: Some(code),
+                retry_after,
+                ..
+            } if code == CONNECT_RATE_LIMITED => Some(Verdict::SlowDown(*retry_after)),
             _ => None,
         }
     }
@@ -191,6 +203,15 @@ struct ErrorBody {
     error: Option<String>,
     #[serde(rename = "error_description")]
     error_description: Option<String>,
+    /// Webex Connect's WhatsApp API: `{"response": {"code": "7001", "description": ...}}`.
+    response: Option<ConnectOutcome>,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(default)]
+struct ConnectOutcome {
+    code: Option<serde_json::Value>,
+    description: Option<String>,
 }
 
 /// Turns a non-success response into an error, keeping what helps an operator: the
@@ -207,11 +228,16 @@ async fn status_error(upstream: Upstream, response: Response) -> UpstreamError {
         .get("trackingid")
         .and_then(|v| v.to_str().ok())
         .map(str::to_string);
-    let body: ErrorBody = response.json().await.unwrap_or_default();
+    let mut body: ErrorBody = response.json().await.unwrap_or_default();
+    if let Some(outcome) = body.response.take() {
+        body.code = body.code.or(outcome.code);
+        body.message = body.message.or(outcome.description);
+    }
     let oauth_error = body.error.map(|error| match &body.error_description {
         Some(description) => format!("{error}: {description}"),
         None => error,
     });
+    let code = body.code.as_ref().map(code_text);
     let message = match (body.code, body.message.or(oauth_error)) {
         (Some(code), Some(message)) => Some(format!("{} {message}", code_text(&code))),
         (None, message) => message,
@@ -221,6 +247,7 @@ async fn status_error(upstream: Upstream, response: Response) -> UpstreamError {
         upstream,
         status,
         message,
+        code,
         tracking_id: body.tracking_id.or(header_tracking_id),
         retry_after,
     }

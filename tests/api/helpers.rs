@@ -264,6 +264,17 @@ pub async fn spawn_app(db: TestDb) -> TestApp {
     Upstreams::start(db).await.spawn().await
 }
 
+/// An app that sends customers their replies itself (`ICB_REPLY_MODE=connect`), its broker
+/// and Webex answering; Webex Connect answers as each test mounts.
+pub async fn spawn_replying_app(db: TestDb) -> TestApp {
+    let mut upstreams = Upstreams::start(db).await;
+    upstreams.set("REPLY_MODE", "connect");
+    let app = upstreams.spawn().await;
+    mount_broker(&app.broker, "ic-joseencrypt-short.json").await;
+    mount_webex_messages(&app.webex).await;
+    app
+}
+
 impl TestApp {
     /// Posts a body the way a flow's HTTP Request node does (bearer token).
     pub async fn post_flow(&self, body: &str) -> reqwest::Response {

@@ -306,11 +306,7 @@ db_test! {
 
 db_test! {
     async fn in_connect_mode_the_customer_gets_the_guest_link_by_whatsapp(db) {
-    let mut upstreams = Upstreams::start(db).await;
-    upstreams.set("REPLY_MODE", "connect");
-    let app = upstreams.spawn().await;
-    mount_broker(&app.broker, "ic-joseencrypt-short.json").await;
-    mount_webex_messages(&app.webex).await;
+    let app = spawn_replying_app(db).await;
     Mock::given(method("POST"))
         .and(path("/resources/v1/messaging"))
         .and(header("key", SERVICE_KEY))

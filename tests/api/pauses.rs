@@ -143,11 +143,7 @@ db_test! {
 
 db_test! {
     async fn webex_connects_rate_limit_7020_pauses_the_replies(db) {
-        let mut upstreams = Upstreams::start(db).await;
-        upstreams.set("REPLY_MODE", "connect");
-        let app = upstreams.spawn().await;
-        mount_broker(&app.broker, "ic-joseencrypt-short.json").await;
-        mount_webex_messages(&app.webex).await;
+        let app = spawn_replying_app(db).await;
         Mock::given(method("POST"))
             .and(path("/resources/v1/messaging"))
             .respond_with(ResponseTemplate::new(200).set_body_json(json!(
@@ -324,5 +320,67 @@ db_test! {
         let one = icbridge(&["outbox", "retry", &id.to_string()], &db).await;
         assert!(one.status.success());
         assert_eq!(app.count("outbox WHERE state = 'dead'").await, 0);
+    }
+}
+
+db_test! {
+    async fn a_wrong_token_shows_on_start_up_before_any_notification(db) {
+        let app = spawn_replying_app(db).await;
+        Mock::given(method("GET"))
+            .and(path("/v1/people/me"))
+            .respond_with(ResponseTemplate::new(401))
+            .mount(&app.webex)
+            .await;
+        app.worker.probe_on_start_up().await.unwrap();
+        let ready: Value = app.http.get(format!("{}/readyz", app.address)).send().await.unwrap().json().await.unwrap();
+        assert!(ready["credentials"]["webex"].as_str().unwrap().starts_with("refused since"), "{ready}");
+        assert_eq!(metric(&app, "icbridge_upstream_credential_ok{upstream=\"webex\"}").await, "0");
+        // The first customer is answered; the notification waits for a token that works.
+        let body = json!({"channel": "sms", "from": "+14155550101", "to": "56263", "text": "hi"});
+        assert_eq!(app.post_flow(&body.to_string()).await.status(), 200);
+        app.worker.run_once().await.unwrap();
+        assert_eq!(webex_calls(&app.webex).await, 0);
+        assert_eq!(notifications(&app).await, vec![("pending".to_string(), 0)]);
+    }
+}
+
+db_test! {
+    async fn an_unreachable_webex_on_start_up_says_nothing_of_the_token(db) {
+        let app = spawn_app(db).await;
+        Mock::given(method("GET"))
+            .and(path("/v1/people/me"))
+            .respond_with(ResponseTemplate::new(500))
+            .mount(&app.webex)
+            .await;
+        app.worker.probe_on_start_up().await.unwrap();
+        let ready: Value = app.http.get(format!("{}/readyz", app.address)).send().await.unwrap().json().await.unwrap();
+        assert_eq!(ready["credentials"]["webex"], "ok");
+        let asked = app.webex.received_requests().await.unwrap();
+        assert_eq!(asked.iter().filter(|r| r.url.path() == "/v1/people/me").count(), 1);
+    }
+}
+
+db_test! {
+    async fn webex_connects_7001_with_a_400_status_is_a_refused_key_not_a_dead_reply(db) {
+        let app = spawn_replying_app(db).await;
+        // The vendor's reference shows the key's refusal with HTTP 400 as well as 200.
+        Mock::given(method("POST"))
+            .and(path("/resources/v1/messaging"))
+            .respond_with(ResponseTemplate::new(400).set_body_json(json!(
+                {"response": {"code": "7001", "description": "Authentication failed.", "transid": "t"}}
+            )))
+            .mount(&app.connect)
+            .await;
+        let body = json!({"channel": "whatsapp", "from": "14155550101", "to": "a_1", "text": "hi"});
+        assert_eq!(app.post_flow(&body.to_string()).await.status(), 200);
+        app.worker.run_once().await.unwrap();
+        let reply: (String, i64) =
+            sqlx::query_as("SELECT state, attempts FROM outbox WHERE kind = 'customer_reply'")
+                .fetch_one(&app.db)
+                .await
+                .unwrap();
+        assert_eq!(reply, ("pending".to_string(), 0));
+        let ready: Value = app.http.get(format!("{}/readyz", app.address)).send().await.unwrap().json().await.unwrap();
+        assert!(ready["credentials"]["connect"].as_str().unwrap().starts_with("refused since"), "{ready}");
     }
 }
