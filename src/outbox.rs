@@ -210,18 +210,17 @@ impl OutboxWorker {
         Ok(())
     }
 
-    /// What the service does on start-up: the refused credentials are probed, and Webex's
-    /// token is tried even if nothing says it fails yet, so that a token replaced by a wrong
-    /// one shows in `/readyz` and the gauge before the first notification is refused. Only
-    /// a refusal counts: Webex being unreachable says nothing of the token.
+    /// What the service does on start-up: the refused credentials are probed at once (a
+    /// replaced token works without waiting for the probe a previous run planned), and
+    /// Webex's token is tried even if nothing says it fails yet, so that a token replaced by
+    /// a wrong one shows in `/readyz` and the gauge before the first notification is
+    /// refused. Only a refusal counts: Webex being unreachable says nothing of the token.
     pub async fn probe_on_start_up(&self) -> Result<(), StoreError> {
+        let pauses = &self.parts.pauses;
+        pauses.probe_refused_now().await?;
+        let webex_probed = pauses.refused_credentials().contains(&Upstream::Webex);
         self.probe_credentials().await?;
-        if self
-            .parts
-            .pauses
-            .refused_credentials()
-            .contains(&Upstream::Webex)
-        {
+        if webex_probed {
             return Ok(());
         }
         if let Err(error) = self.parts.webex.me().await {

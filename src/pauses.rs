@@ -96,9 +96,28 @@ impl Pauses {
                 upstream = upstream.label(),
                 "the upstream works again; deliveries resume"
             );
-            self.store.resume_upstream(upstream.label()).await?;
+            self.store
+                .resume_upstream(upstream.label(), self.clock.now_ms())
+                .await?;
             self.refresh().await?;
         }
+        Ok(())
+    }
+
+    /// Makes the probes of the refused credentials due now, rather than when a previous run
+    /// planned them: the usual fix of a refused token is a new one and a restart.
+    pub async fn probe_refused_now(&self) -> Result<(), StoreError> {
+        let now = self.clock.now_ms();
+        let refused: Vec<UpstreamPause> = self
+            .refresh()
+            .await?
+            .into_iter()
+            .filter(UpstreamPause::credential_refused)
+            .collect();
+        for pause in &refused {
+            self.store.probe_upstream_now(&pause.upstream, now).await?;
+        }
+        self.refresh().await?;
         Ok(())
     }
 

@@ -69,13 +69,32 @@ impl Store {
     }
 
     /// Ends a pause: the upstream takes calls (and the credential works) again.
-    pub async fn resume_upstream(&self, upstream: &str) -> Result<(), StoreError> {
+    pub async fn resume_upstream(&self, upstream: &str, now: i64) -> Result<(), StoreError> {
         let upstream = upstream.to_string();
         self.write(move |tx| {
             Box::pin(async move {
+                release_waiting_rows(tx, &upstream, now).await?;
                 sqlx::query("DELETE FROM upstream_pauses WHERE upstream = $1")
                     .bind(&upstream)
-                    .execute(tx)
+                    .execute(&mut *tx)
+                    .await?;
+                Ok(())
+            })
+        })
+        .await
+    }
+
+    /// Makes a refused credential's probe due now (it stays refused until the probe
+    /// works): a token replaced before the time a previous run planned is tried at once.
+    pub async fn probe_upstream_now(&self, upstream: &str, now: i64) -> Result<(), StoreError> {
+        let upstream = upstream.to_string();
+        self.write(move |tx| {
+            Box::pin(async move {
+                release_waiting_rows(tx, &upstream, now).await?;
+                sqlx::query("UPDATE upstream_pauses SET paused_until = $1 WHERE upstream = $2")
+                    .bind(now)
+                    .bind(&upstream)
+                    .execute(&mut *tx)
                     .await?;
                 Ok(())
             })
@@ -92,4 +111,33 @@ impl Store {
         .fetch_all(&self.reader)
         .await?)
     }
+}
+
+/// The rows that wait for `upstream`'s pause to end (due after now, by its end) are due
+/// now; rows being sent (leased) are left alone.
+async fn release_waiting_rows(
+    tx: &mut sqlx::AnyConnection,
+    upstream: &str,
+    now: i64,
+) -> Result<(), StoreError> {
+    let until: Option<i64> =
+        sqlx::query_scalar("SELECT paused_until FROM upstream_pauses WHERE upstream = $1")
+            .bind(upstream)
+            .fetch_optional(&mut *tx)
+            .await?;
+    let Some(until) = until else {
+        return Ok(());
+    };
+    sqlx::query(&format!(
+        "UPDATE outbox SET next_attempt_at = $1
+         WHERE state = 'pending' AND leased_until IS NULL
+           AND next_attempt_at > $1 AND next_attempt_at <= $2
+           AND {UPSTREAM_OF_ROW} = $3"
+    ))
+    .bind(now)
+    .bind(until)
+    .bind(upstream)
+    .execute(&mut *tx)
+    .await?;
+    Ok(())
 }

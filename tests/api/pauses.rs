@@ -384,3 +384,23 @@ db_test! {
         assert!(ready["credentials"]["connect"].as_str().unwrap().starts_with("refused since"), "{ready}");
     }
 }
+
+db_test! {
+    async fn a_token_replaced_and_restarted_delivers_at_once(db) {
+        let app = app_with_three_notifications(db, ResponseTemplate::new(401)).await;
+        assert_eq!(notifications(&app).await, vec![("pending".to_string(), 0); 3]);
+        // The token is replaced and the service restarted, well before the next probe a
+        // minute later: the new process tries the token at once.
+        Mock::given(method("GET"))
+            .and(path("/v1/people/me"))
+            .respond_with(ResponseTemplate::new(200).set_body_json(json!({"id": "bot"})))
+            .mount(&app.webex)
+            .await;
+        let restarted = app.another_instance().await;
+        restarted.worker.probe_on_start_up().await.unwrap();
+        restarted.worker.run_once().await.unwrap();
+        assert_eq!(notifications(&app).await, vec![("sent".to_string(), 1); 3]);
+        let asked = app.webex.received_requests().await.unwrap();
+        assert_eq!(asked.iter().filter(|r| r.url.path() == "/v1/people/me").count(), 1);
+    }
+}
