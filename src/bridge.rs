@@ -587,13 +587,40 @@ impl Bridge {
                 senders: replies.senders.clone(),
                 template: self.inner.reply_template.clone(),
             });
+        // A picture without caption has no text to relay: only the picture.
+        let text = if message.text.trim().is_empty() && !message.media.is_empty() {
+            Vec::new()
+        } else {
+            expert_messages::customer_said(&message.text)
+        };
         FollowUps {
-            relays: expert_messages::customer_said(&message.text)
+            relays: text
                 .into_iter()
                 .map(Self::to_thread)
+                .chain(Self::media_relays(message))
                 .collect(),
             link_reply,
         }
+    }
+
+    /// The files and the location a message carries, each as its own message in the
+    /// experts' thread, after its text.
+    fn media_relays(message: &InboundMessage) -> Vec<OutboxEntry> {
+        let attachments = &message.media.attachments;
+        let files = attachments.iter().enumerate().map(|(index, attachment)| {
+            Delivery::ThreadFile {
+                markdown: expert_messages::customer_file(attachment, index, attachments.len()),
+                url: attachment.url.clone(),
+                mime_type: attachment.mime_type.clone(),
+            }
+            .entry(Purpose::ExpertNotice)
+        });
+        let place = message
+            .media
+            .location
+            .iter()
+            .map(|place| Self::to_thread(expert_messages::customer_location(place)));
+        files.chain(place).collect()
     }
 
     /// Records a delivery receipt for a message icbridge sent. When WhatsApp refused a reply
@@ -659,6 +686,8 @@ impl Bridge {
             let text = inner.reply_template.render(links.guest_url.as_str());
             deliveries.extend(self.to_customer(&message.key, text));
         }
+        // The notification opens the thread; the customer's files follow it there.
+        deliveries.extend(Self::media_relays(message));
         let answer = inner
             .store
             .store_meeting(NewMeeting {

@@ -5,7 +5,7 @@
 //! came from. Secrets are `SecretString`s: `Debug` of `Settings` never shows them.
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use secrecy::SecretString;
@@ -18,6 +18,8 @@ const PREFIX: &str = "ICB_";
 /// Every variable icbridge reads, without the prefix. Unknown keys in the file are an error
 /// (a typo must not silently fall back to a default); unknown `ICB_` variables are a warning.
 const KNOWN_KEYS: &[&str] = &[
+    "MEDIA_MAX_MB",
+    "MEDIA_CA_FILE",
     "LISTEN",
     "LISTEN_BACKLOG",
     "OUTBOX_LEASE",
@@ -154,6 +156,11 @@ pub struct Settings {
     /// Where the Space Widget's `bundle.js` and `main.css` are.
     pub widget_base_url: Url,
     pub log_format: LogFormat,
+    /// The largest customer file icbridge downloads to hand to Webex, in bytes.
+    pub media_max_bytes: u64,
+    /// Certificates (PEM) also trusted when downloading customers' files: for media hosts
+    /// behind a private CA.
+    pub media_ca_file: Option<PathBuf>,
     /// Things worth telling the operator once logging is up (unknown variables, ...).
     pub warnings: Vec<String>,
 }
@@ -294,6 +301,13 @@ impl Settings {
             widget_base_url: vars.url("WIDGET_BASE_URL")?.unwrap_or_else(|| {
                 Url::parse("https://code.s4d.io/widget-space/production").expect("valid default")
             }),
+            media_max_bytes: match vars.number("MEDIA_MAX_MB", 25)? {
+                0 => return Err(invalid("MEDIA_MAX_MB", "0", "at least 1")),
+                // Webex takes files of up to 100 MB.
+                mb @ 1..=100 => u64::from(mb) * 1024 * 1024,
+                mb => return Err(invalid("MEDIA_MAX_MB", &mb.to_string(), "at most 100")),
+            },
+            media_ca_file: vars.text("MEDIA_CA_FILE").map(PathBuf::from),
             log_format: match vars.text("LOG_FORMAT").as_deref() {
                 None | Some("text") => LogFormat::Text,
                 Some("json") => LogFormat::Json,

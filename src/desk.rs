@@ -535,6 +535,7 @@ impl Desk {
             markdown,
             parent_id: place.parent_id.clone(),
             attachments: Vec::new(),
+            files: Vec::new(),
         });
         self.bridge
             .enqueue(&[(message, Purpose::ExpertNotice)], conversation_id)

@@ -5,7 +5,9 @@
 use serde_json::{json, Value};
 
 use crate::clock;
-use crate::domain::{is_line_break, one_line, ConversationKey, InboundMessage};
+use crate::domain::{
+    is_line_break, one_line, Attachment, ConversationKey, InboundMessage, Location,
+};
 use crate::store::ConversationInfo;
 
 /// Webex refuses a message whose markdown is longer than this many bytes (with a 400, which
@@ -49,11 +51,31 @@ pub fn notification(message: &InboundMessage, host_url: &str, expires_at: i64) -
     } else {
         ""
     };
+    // A picture without caption is a whole question: say what came with the text.
+    let sent_with = message.media.summary();
+    let (quoted, sent_with_line) = match (text.trim().is_empty(), sent_with.is_empty()) {
+        (true, false) => (format!("_({sent_with})_"), String::new()),
+        (false, false) => (quoted, format!("\n\n_with {sent_with}_")),
+        _ => (quoted, String::new()),
+    };
     let markdown = format!(
-        "**Video consultation request** · {channel} · {who}\n\n{quoted}{more}\n\n\
+        "**Video consultation request** · {channel} · {who}\n\n{quoted}{more}{sent_with_line}\n\n\
          **[Join as host]({host_url})** · link valid until {expiry}",
         channel = key.channel.display_name(),
     );
+    let mut facts = vec![
+        json!({"title": "Channel", "value": key.channel.display_name()}),
+        json!({"title": "Customer", "value": who}),
+        json!({"title": "Link valid until", "value": expiry}),
+    ];
+    if !sent_with.is_empty() {
+        facts.push(json!({"title": "Sent with", "value": sent_with}));
+    }
+    let card_text = match (text.trim().is_empty(), sent_with.is_empty()) {
+        (false, _) => escape(&text),
+        (true, false) => format!("({sent_with})"),
+        (true, true) => "(no text)".to_string(),
+    };
     let card = json!({
         "contentType": "application/vnd.microsoft.card.adaptive",
         "content": {
@@ -61,12 +83,8 @@ pub fn notification(message: &InboundMessage, host_url: &str, expires_at: i64) -
             "version": "1.2",
             "body": [
                 {"type": "TextBlock", "text": "Video consultation request", "weight": "Bolder", "size": "Medium"},
-                {"type": "FactSet", "facts": [
-                    {"title": "Channel", "value": key.channel.display_name()},
-                    {"title": "Customer", "value": who},
-                    {"title": "Link valid until", "value": expiry},
-                ]},
-                {"type": "TextBlock", "text": if text.trim().is_empty() { "(no text)".to_string() } else { escape(&text) }, "wrap": true},
+                {"type": "FactSet", "facts": facts},
+                {"type": "TextBlock", "text": card_text, "wrap": true},
             ],
             "actions": [
                 {"type": "Action.OpenUrl", "title": "Join as host", "url": host_url},
@@ -91,6 +109,39 @@ pub fn customer_said(text: &str) -> Vec<String> {
             _ => format!("**Customer ({}/{count}):**\n\n{quoted}", index + 1),
         })
         .collect()
+}
+
+/// A file the customer sent, as its own message in the thread (the file is attached to
+/// it): what it is, which of how many, and its caption.
+pub fn customer_file(attachment: &Attachment, index: usize, count: usize) -> String {
+    let noun = attachment.mime_type.kind().noun();
+    let which = if count > 1 {
+        format!(" ({}/{count})", index + 1)
+    } else {
+        String::new()
+    };
+    match &attachment.caption {
+        Some(caption) => format!(
+            "**Customer sent a {noun}{which}:**\n\n{}",
+            quote_all(&shortened(caption, NOTIFICATION_TEXT_CHARS))
+        ),
+        None => format!("**Customer sent a {noun}{which}.**"),
+    }
+}
+
+/// A file that could not be attached (too large, a type that is not allowed, a link that
+/// does not answer): the experts still learn that it came.
+pub fn customer_file_not_shown(markdown: &str, reason: &str) -> String {
+    format!("{markdown}\n\n_The file cannot be shown here: {reason}._")
+}
+
+/// A place the customer shared: its name and address, linked to a map.
+pub fn customer_location(place: &Location) -> String {
+    format!(
+        "**Customer shared a location:** [{}]({})",
+        escape(&place.describe()),
+        place.map_url()
+    )
 }
 
 /// The new host link after `new link`.
@@ -321,6 +372,7 @@ mod tests {
             text: "click [here](https://evil.example)".into(),
             message_id: None,
             customer_name: None,
+            media: Default::default(),
         };
         let (markdown, card) = notification(
             &message,

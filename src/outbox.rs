@@ -16,11 +16,15 @@ use tokio::sync::{watch, Notify};
 use tokio::task::JoinSet;
 
 use crate::clock::Clock;
-use crate::domain::{correlation_id, Delivery, Destination, Purpose, WebexPost};
+use crate::domain::{
+    correlation_id, Delivery, Destination, MediaType, MediaUrl, Purpose, WebexPost,
+};
+use crate::expert_messages;
 use crate::metrics::Metrics;
 use crate::pauses::{Pauses, PROBE_EVERY};
 use crate::store::{OutboxRow, Outcome, Settlement, Store, StoreError};
 use crate::upstream::connect::{ConnectClient, SmsRequest, WhatsappRequest};
+use crate::upstream::media::{FetchError, MediaClient};
 use crate::upstream::webex::WebexClient;
 use crate::upstream::{Upstream, UpstreamError};
 use crate::worker;
@@ -51,6 +55,8 @@ pub struct OutboxParts {
     pub clock: Clock,
     /// Upstreams that asked to wait or refused the credential.
     pub pauses: Pauses,
+    /// Downloads customers' files that Webex cannot fetch itself.
+    pub media: MediaClient,
 }
 
 #[derive(Clone)]
@@ -344,8 +350,17 @@ impl OutboxWorker {
                 markdown,
                 parent_id: None,
                 attachments: vec![card],
+                files: Vec::new(),
             },
             Delivery::ThreadMessage { markdown } => self.in_thread(row, markdown).await,
+            Delivery::ThreadFile {
+                markdown,
+                url,
+                mime_type,
+            } => {
+                let post = self.in_thread(row, markdown).await;
+                return self.send_file(row, post, &url, &mime_type).await;
+            }
             Delivery::WebexMessage(post) => post,
             Delivery::Sms { from, to, content } => {
                 let connect = parts.connect.as_ref().ok_or(Failure::NotConfigured)?;
@@ -373,6 +388,56 @@ impl OutboxWorker {
         Ok(parts.webex.post_message(&post).await?)
     }
 
+    /// Posts a customer's file: by its link, which Webex fetches, or, when Webex cannot
+    /// (Webex Connect's links need the service key, others may not be public), downloaded
+    /// and uploaded. A file that cannot be had for good (too large, a type not allowed, a
+    /// link that refuses, or one that never answered by the last try) still tells the
+    /// experts that it came.
+    async fn send_file(
+        &self,
+        row: &OutboxRow,
+        mut post: WebexPost,
+        url: &MediaUrl,
+        mime_type: &MediaType,
+    ) -> Result<String, Failure> {
+        let webex = &self.parts.webex;
+        let media = &self.parts.media;
+        if !media.needs_credentials(url) {
+            post.files = vec![url.as_str().to_string()];
+            match webex.post_message(&post).await {
+                Ok(id) => return Ok(id),
+                Err(error) if webex_could_not_fetch(&error) => post.files.clear(),
+                Err(error) => return Err(error.into()),
+            }
+        }
+        match media.fetch(url).await {
+            Ok(file) => {
+                let name = format!(
+                    "{}.{}",
+                    file.media_type.kind().noun().replace(' ', "-"),
+                    file.media_type.extension()
+                );
+                Ok(webex
+                    .post_message_with_file(&post, &name, file.media_type.as_str(), file.bytes)
+                    .await?)
+            }
+            // A host that does not answer is tried again, until the last try.
+            Err(FetchError::Upstream(error))
+                if error.is_retryable()
+                    && worker::backoff(&self.parts.schedule, row.attempts).is_some() =>
+            {
+                Err(error.into())
+            }
+            Err(error) => {
+                tracing::warn!(kind = mime_type.kind().noun(), reason = %error,
+                    "a customer's file cannot be attached; the experts are told");
+                post.markdown =
+                    expert_messages::customer_file_not_shown(&post.markdown, &error.to_string());
+                Ok(webex.post_message(&post).await?)
+            }
+        }
+    }
+
     /// Places a thread message under its conversation's thread. Without a thread (its
     /// notification failed for good) it goes to the experts on its own, saying whom it is
     /// about.
@@ -398,6 +463,7 @@ impl OutboxWorker {
             markdown,
             parent_id: row.thread_message_id.clone(),
             attachments: Vec::new(),
+            files: Vec::new(),
         }
     }
 
@@ -429,6 +495,17 @@ impl OutboxWorker {
             }
         }
     }
+}
+
+/// Webex refused a file link as one it cannot fetch (not a refused token, not a wait).
+fn webex_could_not_fetch(error: &UpstreamError) -> bool {
+    matches!(
+        error,
+        UpstreamError::Status {
+            status: 400 | 404 | 415 | 422,
+            ..
+        }
+    )
 }
 
 /// The upstream a row is delivered through.

@@ -28,6 +28,7 @@ use crate::sandbox;
 use crate::store::{Store, StoreError};
 use crate::upstream::connect::ConnectClient;
 use crate::upstream::instant_connect::InstantConnectClient;
+use crate::upstream::media::MediaClient;
 use crate::upstream::webex::{ResolveError, WebexClient};
 use crate::upstream::webex_oauth::WebexOAuthClient;
 use crate::upstream::{self};
@@ -154,10 +155,31 @@ impl Application {
             wake: desk_wake,
             pauses: pauses.clone(),
         });
+        let media_roots = match &settings.media_ca_file {
+            None => Vec::new(),
+            Some(path) => std::fs::read(path)
+                .map_err(|e| e.to_string())
+                .and_then(|pem| {
+                    reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| e.to_string())
+                })
+                .map_err(|e| {
+                    StartupError::Config(format!("ICB_MEDIA_CA_FILE {}: {e}", path.display()))
+                })?,
+        };
+        let media = MediaClient::new(
+            upstream::HttpClient::trusting(DELIVERY_TIMEOUT, &media_roots)
+                .with_metrics(metrics.clone()),
+            settings.media_max_bytes,
+            connect.as_ref().and_then(|c| {
+                let (host, key) = c.media_credential();
+                host.map(|host| (host, key))
+            }),
+        );
         let worker = OutboxWorker::new(OutboxParts {
             store: store.clone(),
             webex,
             connect,
+            media,
             experts: experts.clone(),
             schedule: settings.retry_schedule.clone(),
             lease: settings.outbox_lease,

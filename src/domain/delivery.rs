@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{Channel, ConversationKey, ReplyTemplate};
+use super::{Channel, ConversationKey, MediaType, MediaUrl, ReplyTemplate};
 
 /// Where a Webex message goes: a space, or one person.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -27,6 +27,9 @@ pub struct WebexPost {
     pub parent_id: Option<String>,
     #[serde(skip_serializing_if = "Vec::is_empty", default)]
     pub attachments: Vec<serde_json::Value>,
+    /// One link Webex fetches the file from (Webex takes one file per message).
+    #[serde(skip_serializing_if = "Vec::is_empty", default)]
+    pub files: Vec<String>,
 }
 
 /// The request a delivery makes. Correlation ids are filled in at send time from the
@@ -45,6 +48,14 @@ pub enum Delivery {
     /// up when sending. (Rows written before 2026-11-30 also name a `destination`, which is
     /// ignored: the experts are where the worker is told they are.)
     ThreadMessage { markdown: String },
+    /// A customer's file in the row's conversation's thread: the markdown says what it is,
+    /// the file is attached (by its link, or uploaded by icbridge when Webex cannot fetch
+    /// the link itself).
+    ThreadFile {
+        markdown: String,
+        url: MediaUrl,
+        mime_type: MediaType,
+    },
     /// A message to a given room: the bot's answers where it was asked (and notifications
     /// queued before 2026-11-30).
     WebexMessage(WebexPost),
@@ -190,6 +201,7 @@ mod tests {
             markdown: "hi".into(),
             parent_id: Some("parent".into()),
             attachments: Vec::new(),
+            files: Vec::new(),
         };
         assert_eq!(
             serde_json::to_value(&post).unwrap(),

@@ -1,6 +1,6 @@
 use std::fmt;
 
-use super::{BusinessAddress, Channel, CustomerAddress};
+use super::{BusinessAddress, Channel, CustomerAddress, Media};
 
 /// A conversation is one customer writing to one business address on one channel.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -35,7 +35,7 @@ impl MessageId {
 }
 
 /// A customer's message, whichever payload shape it arrived in.
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq)]
 pub struct InboundMessage {
     pub key: ConversationKey,
     /// The message text. Never log it.
@@ -43,6 +43,8 @@ pub struct InboundMessage {
     pub message_id: Option<MessageId>,
     /// The name the customer's WhatsApp profile or the flow gave, if any.
     pub customer_name: Option<String>,
+    /// Files and a location sent with the text (links, never the bytes). Never log them.
+    pub media: Media,
 }
 
 impl fmt::Debug for InboundMessage {
@@ -52,6 +54,7 @@ impl fmt::Debug for InboundMessage {
             .field("key", &self.key)
             .field("text_chars", &self.text.chars().count())
             .field("message_id", &self.message_id)
+            .field("attachments", &self.media.attachments.len())
             .finish_non_exhaustive()
     }
 }

@@ -4,6 +4,7 @@
 mod address;
 mod channel;
 mod delivery;
+mod media;
 mod meeting;
 mod message;
 
@@ -13,6 +14,7 @@ pub use delivery::{
     correlation_id, outbox_id_of, Delivery, Destination, FollowUps, LinkReply, OutboxEntry,
     Purpose, ReplySenders, WebexPost,
 };
+pub use media::{Attachment, Location, Media, MediaKind, MediaType, MediaUrl, MAX_ATTACHMENTS};
 pub use meeting::{MeetingLinks, ReplyTemplate, TemplateError, Vertical};
 pub use message::{
     clean_text, is_line_break, one_line, ConversationKey, InboundMessage, MessageId,

@@ -6,8 +6,8 @@
 use serde_json::{Map, Value};
 
 use crate::domain::{
-    clean_text, one_line, BusinessAddress, Channel, ConversationKey, CustomerAddress,
-    InboundMessage, MessageId,
+    clean_text, one_line, Attachment, BusinessAddress, Channel, ConversationKey, CustomerAddress,
+    InboundMessage, Location, Media, MediaType, MediaUrl, MessageId, MAX_ATTACHMENTS,
 };
 
 /// Longest message text kept; Webex Connect's own limit for SMS content.
@@ -101,6 +101,9 @@ pub enum PayloadError {
     MissingField(&'static str),
     #[error("field `{field}` {reason}")]
     InvalidField { field: &'static str, reason: String },
+    /// A part of a list or object field: `attachments[2].url`, `location.latitude`.
+    #[error("field `{field}` {reason}")]
+    InvalidPart { field: String, reason: String },
 }
 
 impl PayloadError {
@@ -144,6 +147,7 @@ fn parse_sms_mo(fields: &Fields) -> Result<InboundMessage, PayloadError> {
             text: "message",
             message_id: "tid",
             name: None,
+            media: None,
         },
     )
 }
@@ -164,6 +168,7 @@ fn parse_whatsapp_mo(fields: &Fields) -> Result<Inbound, PayloadError> {
             text: "message",
             message_id: "tid",
             name: Some("username"),
+            media: Some(MediaNames::CONNECT),
         },
     )
     .map(Inbound::Message)
@@ -185,6 +190,7 @@ fn parse_flow(fields: &Fields) -> Result<InboundMessage, PayloadError> {
             text: "text",
             message_id: "messageId",
             name: Some("name"),
+            media: Some(MediaNames::FLOW),
         },
     )
 }
@@ -196,6 +202,22 @@ struct MessageFields {
     text: &'static str,
     message_id: &'static str,
     name: Option<&'static str>,
+    media: Option<MediaNames>,
+}
+
+/// The names of an attachment's fields: Webex Connect's WhatsApp MO events use
+/// `mime_type`, a flow body `mimeType`.
+struct MediaNames {
+    mime_type: &'static str,
+}
+
+impl MediaNames {
+    const CONNECT: MediaNames = MediaNames {
+        mime_type: "mime_type",
+    };
+    const FLOW: MediaNames = MediaNames {
+        mime_type: "mimeType",
+    };
 }
 
 fn build_message(
@@ -252,6 +274,10 @@ fn build_message(
             .filter(|n| !n.is_empty()),
         None => None,
     };
+    let media = match &names.media {
+        Some(media_names) => parse_media(fields.0, media_names)?,
+        None => Media::default(),
+    };
     Ok(InboundMessage {
         key: ConversationKey {
             channel,
@@ -261,7 +287,133 @@ fn build_message(
         text,
         message_id,
         customer_name,
+        media,
     })
+}
+
+/// `attachments` (a list, or Webex Connect's JSON string holding one) and `location` (an
+/// object, or a JSON string holding one; empty when absent). Every item is checked: a
+/// bad one refuses the whole message, naming the item.
+fn parse_media(object: &Map<String, Value>, names: &MediaNames) -> Result<Media, PayloadError> {
+    let attachments = match embedded_json(object.get("attachments"), "attachments")? {
+        None => Vec::new(),
+        Some(Value::Array(items)) => {
+            if items.len() > MAX_ATTACHMENTS {
+                return Err(PayloadError::InvalidField {
+                    field: "attachments",
+                    reason: format!("has more than {MAX_ATTACHMENTS} items"),
+                });
+            }
+            items
+                .iter()
+                .enumerate()
+                .map(|(index, item)| parse_attachment(index, item, names))
+                .collect::<Result<_, _>>()?
+        }
+        Some(_) => {
+            return Err(PayloadError::InvalidField {
+                field: "attachments",
+                reason: "must be a list of {url, type, caption}".into(),
+            })
+        }
+    };
+    let location = match embedded_json(object.get("location"), "location")? {
+        None => None,
+        Some(Value::Object(place)) => Some(parse_location(&place)?),
+        Some(_) => {
+            return Err(PayloadError::InvalidField {
+                field: "location",
+                reason: "must be an object with `latitude` and `longitude`".into(),
+            })
+        }
+    };
+    Ok(Media {
+        attachments,
+        location,
+    })
+}
+
+/// A field that may hold JSON as a string; `None` when absent, null or an empty string.
+fn embedded_json(
+    value: Option<&Value>,
+    field: &'static str,
+) -> Result<Option<Value>, PayloadError> {
+    match value {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(text)) if text.trim().is_empty() => Ok(None),
+        Some(Value::String(text)) => {
+            serde_json::from_str(text)
+                .map(Some)
+                .map_err(|_| PayloadError::InvalidField {
+                    field,
+                    reason: "holds a string that is not JSON".into(),
+                })
+        }
+        Some(other) => Ok(Some(other.clone())),
+    }
+}
+
+fn parse_attachment(
+    index: usize,
+    item: &Value,
+    names: &MediaNames,
+) -> Result<Attachment, PayloadError> {
+    let part = |name: &str, reason: String| PayloadError::InvalidPart {
+        field: format!("attachments[{index}].{name}"),
+        reason,
+    };
+    let Value::Object(item) = item else {
+        return Err(PayloadError::InvalidPart {
+            field: format!("attachments[{index}]"),
+            reason: "must be an object".into(),
+        });
+    };
+    let text = |name: &str| match item.get(name) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s.as_str())),
+        Some(_) => Err(part(name, "must be a string".into())),
+    };
+    let url = text("url")?.ok_or_else(|| part("url", "is missing".into()))?;
+    let url = MediaUrl::parse(url).map_err(|reason| part("url", reason))?;
+    let mime_type =
+        text(names.mime_type)?.ok_or_else(|| part(names.mime_type, "is missing".into()))?;
+    let mime_type = MediaType::parse(mime_type).map_err(|reason| part(names.mime_type, reason))?;
+    let caption =
+        Attachment::caption(text("caption")?).map_err(|reason| part("caption", reason))?;
+    Ok(Attachment {
+        url,
+        mime_type,
+        caption,
+    })
+}
+
+fn parse_location(place: &Map<String, Value>) -> Result<Location, PayloadError> {
+    let part = |name: &str, reason: String| PayloadError::InvalidPart {
+        field: format!("location.{name}"),
+        reason,
+    };
+    // Coordinates come as numbers or as text, depending on the sender.
+    let coordinate = |name: &str| match place.get(name) {
+        Some(Value::Number(n)) => n
+            .as_f64()
+            .ok_or_else(|| part(name, "must be a number".into())),
+        Some(Value::String(s)) => s
+            .trim()
+            .parse::<f64>()
+            .ok()
+            .filter(|v| v.is_finite())
+            .ok_or_else(|| part(name, "must be a number".into())),
+        None | Some(Value::Null) => Err(part(name, "is missing".into())),
+        Some(_) => Err(part(name, "must be a number".into())),
+    };
+    let text = |name: &str| place.get(name).and_then(Value::as_str);
+    Location::new(
+        coordinate("latitude")?,
+        coordinate("longitude")?,
+        text("name"),
+        text("address"),
+    )
+    .map_err(|(name, reason)| part(name, reason))
 }
 
 /// `fixtures/connect-delivery-receipt.json`.

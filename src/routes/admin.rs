@@ -13,7 +13,8 @@ use utoipa::{IntoParams, ToSchema};
 use super::{busy_response, json_error, ErrorBody, StatusBody};
 use crate::bridge::{Bridge, BridgeError, CloseOutcome, ConversationDetail};
 use crate::clock;
-use crate::store::{ConversationInfo, OutboxRow, OutboxState, StoreError};
+use crate::domain::Media;
+use crate::store::{ConversationInfo, OutboxRow, OutboxState, StoreError, TranscriptEntry};
 
 /// The admin token, if the admin API is on.
 #[derive(Clone)]
@@ -187,7 +188,58 @@ pub struct TranscriptLine {
     pub author_email: Option<String>,
     /// Empty once erased by retention.
     pub text: String,
+    /// Files the customer sent with the message (links, never the bytes).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub attachments: Vec<AttachmentLine>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub location: Option<LocationLine>,
     pub at: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AttachmentLine {
+    pub url: String,
+    pub mime_type: String,
+    pub caption: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct LocationLine {
+    pub latitude: f64,
+    pub longitude: f64,
+    pub name: Option<String>,
+    pub address: Option<String>,
+    pub map_url: String,
+}
+
+impl TranscriptLine {
+    fn of(entry: &TranscriptEntry) -> Self {
+        let media = Media::from_stored(entry.media.as_deref());
+        TranscriptLine {
+            author: entry.author.clone(),
+            author_email: entry.author_email.clone(),
+            text: entry.text.clone(),
+            attachments: media
+                .attachments
+                .iter()
+                .map(|a| AttachmentLine {
+                    url: a.url.as_str().to_string(),
+                    mime_type: a.mime_type.as_str().to_string(),
+                    caption: a.caption.clone(),
+                })
+                .collect(),
+            location: media.location.map(|place| LocationLine {
+                map_url: place.map_url(),
+                latitude: place.latitude,
+                longitude: place.longitude,
+                name: place.name,
+                address: place.address,
+            }),
+            at: clock::rfc3339(entry.at),
+        }
+    }
 }
 
 /// A conversation with its meetings and its transcript (customer and expert messages).
@@ -215,16 +267,7 @@ impl From<&ConversationDetail> for ConversationDetailView {
                     created_at: clock::rfc3339(m.created_at),
                 })
                 .collect(),
-            transcript: detail
-                .transcript
-                .iter()
-                .map(|t| TranscriptLine {
-                    author: t.author.clone(),
-                    author_email: t.author_email.clone(),
-                    text: t.text.clone(),
-                    at: clock::rfc3339(t.at),
-                })
-                .collect(),
+            transcript: detail.transcript.iter().map(TranscriptLine::of).collect(),
         }
     }
 }

@@ -11,6 +11,8 @@ pub struct TranscriptEntry {
     pub author_email: Option<String>,
     /// Empty once erased by retention.
     pub text: String,
+    /// The files and location the message carried, as stored (see `Media::to_stored`).
+    pub media: Option<String>,
     pub at: i64,
 }
 
@@ -71,7 +73,7 @@ impl Store {
         conversation_id: &str,
     ) -> Result<Vec<TranscriptEntry>, StoreError> {
         Ok(sqlx::query_as(
-            "SELECT author, author_email, body AS text, received_at AS at FROM messages
+            "SELECT author, author_email, body AS text, media, received_at AS at FROM messages
              WHERE conversation_id = $1 ORDER BY id",
         )
         .bind(conversation_id)
@@ -99,7 +101,8 @@ impl Store {
         self.write(move |tx| {
             Box::pin(async move {
                 let message_texts_erased = sqlx::query(
-                    "UPDATE messages SET body = '' WHERE received_at < $1 AND body != ''",
+                    "UPDATE messages SET body = '', media = NULL
+                     WHERE received_at < $1 AND (body != '' OR media IS NOT NULL)",
                 )
                 .bind(before)
                 .execute(&mut *tx)

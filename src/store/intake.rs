@@ -268,12 +268,12 @@ async fn insert_messages(
 ) -> Result<Vec<Option<i64>>, StoreError> {
     let sql = format!(
         "INSERT INTO messages (channel, customer, business, external_id, body, received_at,
-                               conversation_id, meeting_id)
+                               conversation_id, meeting_id, media)
          VALUES {}
          ON CONFLICT (channel, customer, business, external_id)
              WHERE external_id IS NOT NULL DO NOTHING
          RETURNING id, channel, customer, business, external_id",
-        rows_of_placeholders(jobs.len(), 8, 1)
+        rows_of_placeholders(jobs.len(), 9, 1)
     );
     let mut query = sqlx::query_as::<_, MessageRow>(&sql);
     for (job, answer) in jobs.iter().zip(answers) {
@@ -286,7 +286,8 @@ async fn insert_messages(
             .bind(&message.text)
             .bind(job.now)
             .bind(answer.as_ref().map(|a| a.conversation_id.as_str()))
-            .bind(answer.as_ref().map(|a| a.meeting_id.as_str()));
+            .bind(answer.as_ref().map(|a| a.meeting_id.as_str()))
+            .bind(message.media.to_stored());
     }
     let mut rows = query.fetch_all(tx).await?;
     // Rows come back in the order they were inserted, which is the order of `jobs`; a

@@ -49,6 +49,14 @@ pub struct ConnectClient {
 }
 
 impl ConnectClient {
+    /// Webex Connect's host, and the key its media links need (see [`super::media`]).
+    pub fn media_credential(&self) -> (Option<String>, SecretString) {
+        (
+            self.base_url.host_str().map(str::to_string),
+            self.service_key.clone(),
+        )
+    }
+
     pub fn new(http: HttpClient, base_url: Url, service_key: SecretString) -> Self {
         Self {
             http,

@@ -3,6 +3,7 @@
 
 pub mod connect;
 pub mod instant_connect;
+pub mod media;
 pub mod webex;
 pub mod webex_oauth;
 
@@ -283,12 +284,19 @@ pub struct HttpClient {
 
 impl HttpClient {
     pub fn new(timeout: Duration) -> Self {
-        let inner = reqwest::Client::builder()
+        Self::trusting(timeout, &[])
+    }
+
+    /// A client that also trusts `extra_roots` (certificates of a private CA).
+    pub fn trusting(timeout: Duration, extra_roots: &[reqwest::Certificate]) -> Self {
+        let mut builder = reqwest::Client::builder()
             .user_agent(concat!("icbridge/", env!("CARGO_PKG_VERSION")))
             .timeout(timeout)
-            .connect_timeout(timeout.min(Duration::from_secs(3)))
-            .build()
-            .expect("the TLS backend is compiled in");
+            .connect_timeout(timeout.min(Duration::from_secs(3)));
+        for root in extra_roots {
+            builder = builder.add_root_certificate(root.clone());
+        }
+        let inner = builder.build().expect("the TLS backend is compiled in");
         Self {
             inner,
             metrics: None,

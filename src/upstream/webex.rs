@@ -120,16 +120,19 @@ impl WebexClient {
 
     /// Posts a message and returns its id.
     pub async fn post_message(&self, message: &WebexPost) -> Result<String, UpstreamError> {
-        let response = self
+        self.create_message(|request| request.json(message)).await
+    }
+
+    /// `POST /messages` with the body `with_body` gives it; returns the new message's id.
+    async fn create_message(
+        &self,
+        with_body: impl FnOnce(reqwest::RequestBuilder) -> reqwest::RequestBuilder,
+    ) -> Result<String, UpstreamError> {
+        let request = self
             .http
-            .send(
-                Upstream::Webex,
-                self.http
-                    .post(self.messages_url.clone())
-                    .bearer_auth(self.token.expose_secret())
-                    .json(message),
-            )
-            .await?;
+            .post(self.messages_url.clone())
+            .bearer_auth(self.token.expose_secret());
+        let response = self.http.send(Upstream::Webex, with_body(request)).await?;
         if !response.status().is_success() {
             return Err(status_error(Upstream::Webex, response).await);
         }
@@ -142,6 +145,36 @@ impl WebexClient {
                     reason: format!("message created, but the answer has no id: {e}"),
                 })?;
         Ok(created.id)
+    }
+
+    /// Posts a message with a file icbridge uploads itself (`multipart/form-data`), for
+    /// files Webex cannot fetch from their link.
+    pub async fn post_message_with_file(
+        &self,
+        message: &WebexPost,
+        file_name: &str,
+        mime_type: &str,
+        bytes: Vec<u8>,
+    ) -> Result<String, UpstreamError> {
+        let file = reqwest::multipart::Part::bytes(bytes)
+            .file_name(file_name.to_string())
+            .mime_str(mime_type)
+            .map_err(|e| UpstreamError::InvalidResponse {
+                upstream: Upstream::Webex,
+                reason: format!("not a MIME type: {e}"),
+            })?;
+        let mut form = reqwest::multipart::Form::new();
+        form = match &message.destination {
+            Destination::RoomId(id) => form.text("roomId", id.clone()),
+            Destination::PersonEmail(email) => form.text("toPersonEmail", email.clone()),
+        };
+        if let Some(parent) = &message.parent_id {
+            form = form.text("parentId", parent.clone());
+        }
+        form = form
+            .text("markdown", message.markdown.clone())
+            .part("files", file);
+        self.create_message(|request| request.multipart(form)).await
     }
 
     pub async fn message(&self, id: &str) -> Result<Message, UpstreamError> {
