@@ -13,7 +13,7 @@ use uuid::Uuid;
 use crate::clock::{self, Clock};
 use crate::domain::{
     outbox_id_of, ConversationKey, Delivery, FollowUps, InboundMessage, LinkReply, MeetingLinks,
-    OutboxEntry, Purpose, ReplySenders, ReplyTemplate, Vertical,
+    OutboxEntry, Purpose, ReplySenders, ReplyTemplate, Vertical, WhatsappTemplate,
 };
 use crate::expert_messages;
 use crate::inbound::DeliveryReceipt;
@@ -27,6 +27,7 @@ use crate::store::{
 };
 use crate::upstream::instant_connect::{InstantConnectClient, MeetingRequest};
 use crate::upstream::{Upstream, UpstreamError, Verdict};
+use crate::whatsapp_window;
 
 /// A meeting whose links run out sooner than this is not handed out again: the customer
 /// and the expert need time to join.
@@ -85,6 +86,8 @@ pub struct CustomerReplies {
     pub send_links: bool,
     /// And again for every later message (`ICB_FOLLOWUP_REPLY=link`).
     pub resend_link_on_followup: bool,
+    /// The approved template for WhatsApp customers whose 24-hour window is closed.
+    pub whatsapp_template: Option<WhatsappTemplate>,
 }
 
 /// The answer to a message, as `POST /webhooks/connect` returns it.
@@ -623,9 +626,10 @@ impl Bridge {
         files.chain(place).collect()
     }
 
-    /// Records a delivery receipt for a message icbridge sent. When WhatsApp refused a reply
-    /// because the customer's 24-hour window closed, the experts are told in the
-    /// conversation's thread that the customer must write first.
+    /// Records a delivery receipt for a message icbridge sent. When WhatsApp refused a
+    /// message because the customer's 24-hour window closed (clocks differ), a copy is held
+    /// until the customer writes, and the template (once, if configured) and a notice to
+    /// the experts follow, as for a message judged outside the window when sent.
     pub async fn handle_receipt(
         &self,
         receipt: &DeliveryReceipt,
@@ -651,11 +655,23 @@ impl Bridge {
         let Some(conversation_id) = &matched.conversation_id else {
             return Ok(());
         };
+        // Only a free-form message is refused for the window (a template is not).
+        let Ok(Delivery::Whatsapp { app_id, waid, .. }) =
+            serde_json::from_str::<Delivery>(&matched.payload)
+        else {
+            return Ok(());
+        };
         tracing::warn!(conversation = %conversation_id,
-            "WhatsApp reply refused: the customer's 24-hour window is closed");
-        let notice = Self::to_thread(expert_messages::window_closed());
+            "WhatsApp message refused: the customer's 24-hour window is closed; it is held");
+        let template = self
+            .inner
+            .customer_replies
+            .as_ref()
+            .and_then(|replies| replies.whatsapp_template.as_ref());
+        let first_held =
+            whatsapp_window::first_held(store, template, conversation_id, &app_id, &waid).await?;
         store
-            .enqueue(&[notice], Some(conversation_id), self.now())
+            .hold_copy(matched.outbox_id, &first_held, self.now())
             .await?;
         self.wake_outbox();
         Ok(())

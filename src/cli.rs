@@ -143,6 +143,8 @@ pub enum OutboxCommand {
 #[derive(Debug, Clone, Copy, ValueEnum)]
 pub enum OutboxStatusArg {
     Pending,
+    /// WhatsApp messages waiting for the customer to write again.
+    Held,
     Dead,
     Sent,
 }

@@ -242,6 +242,7 @@ async fn outbox(settings: Settings, command: OutboxCommand) -> Result<(), String
         OutboxCommand::List { status, limit } => {
             let state = status.map(|status| match status {
                 OutboxStatusArg::Pending => OutboxState::Pending,
+                OutboxStatusArg::Held => OutboxState::Held,
                 OutboxStatusArg::Dead => OutboxState::Dead,
                 OutboxStatusArg::Sent => OutboxState::Sent,
             });

@@ -11,7 +11,7 @@ use std::time::Duration;
 use secrecy::SecretString;
 use url::Url;
 
-use crate::domain::{ReplyTemplate, Vertical};
+use crate::domain::{ReplyTemplate, Vertical, WhatsappTemplate};
 
 const PREFIX: &str = "ICB_";
 
@@ -19,6 +19,8 @@ const PREFIX: &str = "ICB_";
 /// (a typo must not silently fall back to a default); unknown `ICB_` variables are a warning.
 const KNOWN_KEYS: &[&str] = &[
     "MEDIA_MAX_MB",
+    "WHATSAPP_TEMPLATE",
+    "WHATSAPP_TEMPLATE_PARAMS",
     "MEDIA_CA_FILE",
     "LISTEN",
     "LISTEN_BACKLOG",
@@ -158,6 +160,8 @@ pub struct Settings {
     pub log_format: LogFormat,
     /// The largest customer file icbridge downloads to hand to Webex, in bytes.
     pub media_max_bytes: u64,
+    /// The approved template that reaches a WhatsApp customer outside the 24-hour window.
+    pub whatsapp_template: Option<WhatsappTemplate>,
     /// Certificates (PEM) also trusted when downloading customers' files: for media hosts
     /// behind a private CA.
     pub media_ca_file: Option<PathBuf>,
@@ -308,6 +312,22 @@ impl Settings {
                 mb => return Err(invalid("MEDIA_MAX_MB", &mb.to_string(), "at most 100")),
             },
             media_ca_file: vars.text("MEDIA_CA_FILE").map(PathBuf::from),
+            whatsapp_template: match vars.text("WHATSAPP_TEMPLATE") {
+                None if vars.text("WHATSAPP_TEMPLATE_PARAMS").is_some() => {
+                    return Err(ConfigError::Invalid {
+                        key: "WHATSAPP_TEMPLATE_PARAMS",
+                        reason: "is set without ICB_WHATSAPP_TEMPLATE".into(),
+                    })
+                }
+                None => None,
+                Some(id) => Some(
+                    WhatsappTemplate::parse(&id, vars.text("WHATSAPP_TEMPLATE_PARAMS").as_deref())
+                        .map_err(|reason| ConfigError::Invalid {
+                            key: "WHATSAPP_TEMPLATE_PARAMS",
+                            reason,
+                        })?,
+                ),
+            },
             log_format: match vars.text("LOG_FORMAT").as_deref() {
                 None | Some("text") => LogFormat::Text,
                 Some("json") => LogFormat::Json,

@@ -230,12 +230,22 @@ pub fn open_conversations(conversations: &[ConversationInfo], now: i64) -> Strin
     format!("{heading}{}", lines.join("\n"))
 }
 
-/// The notice after WhatsApp refused a reply because the 24-hour window closed.
-pub fn window_closed() -> String {
-    "⚠️ The customer did not get the WhatsApp reply: their 24-hour window is closed (code 7710). \
-     WhatsApp only lets free-form messages reach a customer within 24 hours of their last \
-     message, so **the customer must write first**."
-        .to_string()
+/// The notice when a WhatsApp message to the customer is held: their 24-hour window is
+/// closed. With a template, the customer was sent it; without, they must write first.
+pub fn window_closed(template: Option<&str>) -> String {
+    let why = "⚠️ The customer has not written for 24 hours, so WhatsApp no longer takes \
+               free-form messages to them.";
+    match template {
+        Some(id) => format!(
+            "{why} They were sent the approved template `{}` instead; **your message is held \
+             and sent as soon as they answer.**",
+            escape(id)
+        ),
+        None => format!(
+            "{why} **The customer must write first**: your message is held and sent as soon \
+             as they do. (An approved template, `ICB_WHATSAPP_TEMPLATE`, would reach them now.)"
+        ),
+    }
 }
 
 fn customer_label(key: &ConversationKey, name: Option<&str>) -> String {

@@ -21,4 +21,5 @@ pub mod startup;
 pub mod store;
 pub mod telemetry;
 pub mod upstream;
+pub mod whatsapp_window;
 pub mod worker;

@@ -149,7 +149,7 @@ impl Metrics {
     /// The Prometheus text format, with what the database says now.
     pub fn render(&self, figures: &DatabaseFigures) -> String {
         self.outbox_rows.reset();
-        for state in ["pending", "sent", "dead"] {
+        for state in ["pending", "held", "sent", "dead"] {
             self.outbox_rows.with_label_values(&[state]).set(0);
         }
         for (state, count) in &figures.outbox_rows {

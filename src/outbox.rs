@@ -17,16 +17,18 @@ use tokio::task::JoinSet;
 
 use crate::clock::Clock;
 use crate::domain::{
-    correlation_id, Delivery, Destination, MediaType, MediaUrl, Purpose, WebexPost,
+    correlation_id, window_open, Delivery, Destination, MediaType, MediaUrl, Purpose, WebexPost,
+    WhatsappTemplate,
 };
 use crate::expert_messages;
 use crate::metrics::Metrics;
 use crate::pauses::{Pauses, PROBE_EVERY};
 use crate::store::{OutboxRow, Outcome, Settlement, Store, StoreError};
-use crate::upstream::connect::{ConnectClient, SmsRequest, WhatsappRequest};
+use crate::upstream::connect::{ConnectClient, SmsRequest, WhatsappEnvelope, WhatsappRequest};
 use crate::upstream::media::{FetchError, MediaClient};
 use crate::upstream::webex::WebexClient;
 use crate::upstream::{Upstream, UpstreamError};
+use crate::whatsapp_window;
 use crate::worker;
 
 /// Rows claimed at a time, and at most in flight.
@@ -57,6 +59,8 @@ pub struct OutboxParts {
     pub pauses: Pauses,
     /// Downloads customers' files that Webex cannot fetch itself.
     pub media: MediaClient,
+    /// The approved template sent when a customer's WhatsApp window is closed.
+    pub whatsapp_template: Option<WhatsappTemplate>,
 }
 
 #[derive(Clone)]
@@ -310,6 +314,9 @@ impl OutboxWorker {
                 return self.dead(error);
             }
         };
+        if let Some(outcome) = self.held_for_the_window(row, &delivery).await {
+            return outcome;
+        }
         match self.send(row, delivery).await {
             Ok(upstream_id) => {
                 tracing::debug!(outbox_id = row.id, kind = %row.kind, attempts = row.attempts, "delivered");
@@ -338,6 +345,47 @@ impl OutboxWorker {
                 tracing::error!(outbox_id = row.id, kind = %row.kind, reason, "outbox row is dead");
                 self.dead(reason.to_string())
             }
+        }
+    }
+
+    /// A free-form WhatsApp message is judged against the customer's 24-hour window when
+    /// it is sent, not when it was queued: outside it, it is held (see `whatsapp_window`).
+    async fn held_for_the_window(&self, row: &OutboxRow, delivery: &Delivery) -> Option<Outcome> {
+        let Delivery::Whatsapp { app_id, waid, .. } = delivery else {
+            return None;
+        };
+        let conversation = row.conversation_id.as_deref()?;
+        let store = &self.parts.store;
+        let result = async {
+            let last = store.last_customer_message_at(conversation).await?;
+            if window_open(last, self.now()) {
+                return Ok(None);
+            }
+            let template = self.parts.whatsapp_template.as_ref();
+            whatsapp_window::first_held(store, template, conversation, app_id, waid)
+                .await
+                .map(Some)
+        }
+        .await;
+        match result {
+            Ok(None) => None,
+            Ok(Some(first_held)) => {
+                tracing::info!(
+                    outbox_id = row.id,
+                    conversation,
+                    "WhatsApp message held: the customer's 24-hour window is closed"
+                );
+                Some(Outcome::Held {
+                    first_held,
+                    at: self.now(),
+                })
+            }
+            Err(error) => Some(Outcome::Postponed {
+                next_attempt_at: self.now() + 1000,
+                reason: Some(format!(
+                    "could not read the customer's last message: {error}"
+                )),
+            }),
         }
     }
 
@@ -383,6 +431,23 @@ impl OutboxWorker {
                     callback_data: row.conversation_id.clone().unwrap_or_default(),
                 };
                 return Ok(connect.send_whatsapp(&request).await?);
+            }
+            Delivery::WhatsappTemplate {
+                app_id,
+                waid,
+                template,
+                parameters,
+            } => {
+                let connect = parts.connect.as_ref().ok_or(Failure::NotConfigured)?;
+                let envelope = WhatsappEnvelope {
+                    app_id,
+                    waid,
+                    correlation_id: correlation_id(row.id),
+                    callback_data: row.conversation_id.clone().unwrap_or_default(),
+                };
+                return Ok(connect
+                    .send_whatsapp_template(&envelope, &template, &parameters)
+                    .await?);
             }
         };
         Ok(parts.webex.post_message(&post).await?)

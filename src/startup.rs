@@ -180,6 +180,7 @@ impl Application {
             webex,
             connect,
             media,
+            whatsapp_template: settings.whatsapp_template.clone(),
             experts: experts.clone(),
             schedule: settings.retry_schedule.clone(),
             lease: settings.outbox_lease,
@@ -446,6 +447,7 @@ pub fn bridge(
         },
         send_links: settings.reply_mode(runtime.sandbox) == ReplyMode::Connect,
         resend_link_on_followup: settings.followup_reply == FollowupReply::Link,
+        whatsapp_template: settings.whatsapp_template.clone(),
     });
     Ok(Bridge::new(BridgeParts {
         store,

@@ -69,6 +69,14 @@ pub enum Delivery {
         waid: String,
         body: String,
     },
+    /// An approved template, the only message that reaches a WhatsApp customer outside
+    /// the 24-hour window; its variables are filled when it is queued.
+    WhatsappTemplate {
+        app_id: String,
+        waid: String,
+        template: String,
+        parameters: std::collections::BTreeMap<String, String>,
+    },
 }
 
 /// Why a delivery exists; shown to operators as the outbox row's `kind`.

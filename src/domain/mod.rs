@@ -7,6 +7,7 @@ mod delivery;
 mod media;
 mod meeting;
 mod message;
+mod whatsapp;
 
 pub use address::{AddressError, BusinessAddress, CustomerAddress};
 pub use channel::Channel;
@@ -19,3 +20,4 @@ pub use meeting::{MeetingLinks, ReplyTemplate, TemplateError, Vertical};
 pub use message::{
     clean_text, is_line_break, one_line, ConversationKey, InboundMessage, MessageId,
 };
+pub use whatsapp::{window_open, WhatsappTemplate, WINDOW};

@@ -76,6 +76,23 @@ pub(super) fn conversations(
 }
 
 impl Store {
+    /// When the customer of a conversation last wrote (in any of their conversations on
+    /// the same channel and business address): WhatsApp's 24-hour window runs from then.
+    pub async fn last_customer_message_at(
+        &self,
+        conversation_id: &str,
+    ) -> Result<Option<i64>, StoreError> {
+        Ok(sqlx::query_scalar(
+            "SELECT MAX(m.received_at) FROM messages m
+             JOIN conversations c
+               ON m.channel = c.channel AND m.customer = c.customer AND m.business = c.business
+             WHERE c.id = $1 AND m.author = 'customer'",
+        )
+        .bind(conversation_id)
+        .fetch_one(&self.reader)
+        .await?)
+    }
+
     pub async fn conversation(&self, id: &str) -> Result<Option<ConversationInfo>, StoreError> {
         let row: Option<ConversationRow> = sqlx::query_as(&format!("{SELECT} WHERE c.id = $1"))
             .bind(id)

@@ -12,7 +12,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::messages::{Answer, AnswerRow, Recorded};
 use super::{Store, StoreError};
-use crate::domain::{ConversationKey, FollowUps, InboundMessage};
+use crate::domain::{Channel, ConversationKey, FollowUps, InboundMessage};
 
 /// Messages written in one transaction at most; well within both databases' limits on
 /// parameters per statement.
@@ -196,6 +196,7 @@ async fn record_batch(
         })
         .collect();
     let inserted = insert_messages(tx, &jobs, &answers).await?;
+    release_held(tx, &jobs, &inserted).await?;
     let mut deliveries = Vec::new();
     let recorded = jobs
         .iter()
@@ -258,6 +259,40 @@ async fn live_meetings(
         }
     }
     Ok(live)
+}
+
+/// A customer who writes opens their WhatsApp window again: what was held for them is due
+/// now, before what their message queues (the held rows are older).
+async fn release_held(
+    tx: &mut AnyConnection,
+    jobs: &[Job],
+    inserted: &[Option<i64>],
+) -> Result<(), StoreError> {
+    let writers: Vec<&Job> = jobs
+        .iter()
+        .zip(inserted)
+        .filter(|(job, row)| row.is_some() && job.message.key.channel == Channel::Whatsapp)
+        .map(|(job, _)| job)
+        .collect();
+    let Some(now) = writers.iter().map(|job| job.now).min() else {
+        return Ok(());
+    };
+    let sql = format!(
+        "UPDATE outbox SET held = 0, next_attempt_at = $1, last_error = NULL
+         WHERE held = 1 AND conversation_id IN (
+             SELECT id FROM conversations WHERE (channel, customer, business) IN (VALUES {}))",
+        rows_of_placeholders(writers.len(), 3, 2)
+    );
+    let mut query = sqlx::query(&sql).bind(now);
+    for job in writers {
+        let key = &job.message.key;
+        query = query
+            .bind(key.channel.as_str())
+            .bind(key.customer.as_str())
+            .bind(key.business.as_str());
+    }
+    query.execute(tx).await?;
+    Ok(())
 }
 
 /// Inserts the messages; returns each one's row, or `None` for a repeat of a stored one.

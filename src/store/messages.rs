@@ -98,6 +98,8 @@ pub struct ReceiptMatch {
     pub outbox_id: i64,
     pub conversation_id: Option<String>,
     pub kind: String,
+    /// The delivery, as queued (its JSON).
+    pub payload: String,
     /// A receipt with the same code was received before for this message.
     pub repeated: bool,
 }
@@ -455,13 +457,13 @@ impl Store {
         let (receipt, status, payload) = (receipt.clone(), status.to_string(), payload.to_string());
         self.write(move |tx| {
             Box::pin(async move {
-                let matched: Option<(i64, Option<String>, String)> = sqlx::query_as(
+                let matched: Option<(i64, Option<String>, String, String)> = sqlx::query_as(
                     "UPDATE outbox SET delivery_status = $1, delivery_code = $2
                      WHERE id = (SELECT id FROM outbox
                                  -- Only customer replies are sent through Webex Connect.
                                  WHERE id = $3 OR (upstream_id = $4 AND kind = 'customer_reply')
                                  ORDER BY id LIMIT 1)
-                     RETURNING id, conversation_id, kind",
+                     RETURNING id, conversation_id, kind, payload",
                 )
                 .bind(&status)
                 .bind(&receipt.code)
@@ -470,7 +472,7 @@ impl Store {
                 .fetch_optional(&mut *tx)
                 .await?;
                 let matched = match matched {
-                    Some((outbox_id, conversation_id, kind)) => {
+                    Some((outbox_id, conversation_id, kind, payload)) => {
                         let earlier: i64 = sqlx::query_scalar(
                             "SELECT COUNT(*) FROM delivery_receipts
                              WHERE outbox_id = $1 AND code IS NOT DISTINCT FROM $2",
@@ -483,6 +485,7 @@ impl Store {
                             outbox_id,
                             conversation_id,
                             kind,
+                            payload,
                             repeated: earlier > 0,
                         })
                     }

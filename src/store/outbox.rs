@@ -5,10 +5,13 @@ use sqlx::AnyConnection;
 
 use super::pauses::UPSTREAM_OF_ROW;
 use super::{Store, StoreError};
+use crate::domain::OutboxEntry;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OutboxState {
     Pending,
+    /// A WhatsApp message waiting for the customer to write again (24-hour window).
+    Held,
     Sent,
     Dead,
 }
@@ -17,6 +20,7 @@ impl OutboxState {
     pub fn as_str(self) -> &'static str {
         match self {
             OutboxState::Pending => "pending",
+            OutboxState::Held => "held",
             OutboxState::Sent => "sent",
             OutboxState::Dead => "dead",
         }
@@ -25,6 +29,7 @@ impl OutboxState {
     pub fn parse(raw: &str) -> Option<Self> {
         match raw {
             "pending" => Some(OutboxState::Pending),
+            "held" => Some(OutboxState::Held),
             "sent" => Some(OutboxState::Sent),
             "dead" => Some(OutboxState::Dead),
             _ => None,
@@ -51,9 +56,14 @@ pub struct OutboxRow {
     pub thread_message_id: Option<String>,
 }
 
+/// A row's state as operators see it: a held row is pending, waiting for its customer
+/// (spelled out in [`COLUMNS`] too).
+const STATE: &str = "(CASE WHEN held = 1 THEN 'held' ELSE state END)";
+
 /// Read with the row, its conversation's thread: the worker needs it for every message
 /// it places in a thread.
-const COLUMNS: &str = "id, kind, conversation_id, payload, state, attempts, next_attempt_at, \
+const COLUMNS: &str = "id, kind, conversation_id, payload, \
+                       (CASE WHEN held = 1 THEN 'held' ELSE state END) AS state, attempts, next_attempt_at, \
                        last_error, upstream_id, created_at, \
                        (SELECT c.thread_message_id FROM conversations c \
                         WHERE c.id = outbox.conversation_id) AS thread_message_id";
@@ -85,6 +95,48 @@ pub enum Outcome {
     },
     /// Given up for good.
     Dead { error: String },
+    /// Not sent: a WhatsApp message outside the customer's 24-hour window. Held until the
+    /// customer writes again, its attempt not counted. If it is its conversation's first
+    /// held row, `first_held` is queued too (the template, a notice to the experts).
+    Held {
+        first_held: Vec<OutboxEntry>,
+        at: i64,
+    },
+}
+
+/// Holds row `id` until its customer writes again; queues `first_held` after it if no other
+/// row of its conversation is held (one template, one notice per closed window).
+async fn hold(
+    tx: &mut AnyConnection,
+    id: i64,
+    first_held: &[OutboxEntry],
+    now: i64,
+) -> Result<(), StoreError> {
+    let (conversation_id, others): (Option<String>, i64) = sqlx::query_as(
+        "SELECT conversation_id,
+                (SELECT COUNT(*) FROM outbox o
+                 WHERE o.held = 1 AND o.conversation_id = outbox.conversation_id)
+         FROM outbox WHERE id = $1",
+    )
+    .bind(id)
+    .fetch_one(&mut *tx)
+    .await?;
+    sqlx::query(
+        "UPDATE outbox SET held = 1, leased_until = NULL,
+                           last_error = 'held: the customer has not written for 24 hours'
+         WHERE id = $1",
+    )
+    .bind(id)
+    .execute(&mut *tx)
+    .await?;
+    if others == 0 {
+        let rows: Vec<_> = first_held
+            .iter()
+            .map(|entry| (entry, conversation_id.as_deref(), now))
+            .collect();
+        super::insert_outbox_rows(tx, &rows).await?;
+    }
+    Ok(())
 }
 
 /// Writes back what became of claimed rows, in the order given, so that the first of a
@@ -131,6 +183,15 @@ async fn settle(tx: &mut AnyConnection, settlements: Vec<Settlement>) -> Result<
             )
             .bind(next_attempt_at)
             .bind(reason),
+            Outcome::Held { first_held, at } => {
+                // Not an attempt: nothing was sent.
+                sqlx::query("UPDATE outbox SET attempts = attempts - 1 WHERE id = $1")
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await?;
+                hold(tx, id, &first_held, at).await?;
+                continue;
+            }
             Outcome::Dead { error } => sqlx::query(
                 "UPDATE outbox SET state = 'dead', last_error = $1, leased_until = NULL
                  WHERE id = $2",
@@ -183,10 +244,10 @@ impl Store {
             "UPDATE outbox SET next_attempt_at = $1, leased_until = $1, attempts = attempts + 1
              WHERE id IN (
                  SELECT id FROM outbox
-                 WHERE state = 'pending' AND next_attempt_at <= $2
+                 WHERE state = 'pending' AND held = 0 AND next_attempt_at <= $2
                    AND (conversation_id IS NULL OR conversation_id NOT IN (
                        SELECT conversation_id FROM outbox
-                       WHERE state = 'pending' AND next_attempt_at > $2
+                       WHERE state = 'pending' AND held = 0 AND next_attempt_at > $2
                          AND conversation_id IS NOT NULL))
                    AND {UPSTREAM_OF_ROW} NOT IN (
                        SELECT upstream FROM upstream_pauses
@@ -196,7 +257,7 @@ impl Store {
                  ORDER BY id LIMIT $3)
                -- Checked again on the row itself: on PostgreSQL a concurrent claimer waits
                -- for the first one's row locks, then sees the row claimed and skips it.
-               AND state = 'pending' AND next_attempt_at <= $2
+               AND state = 'pending' AND held = 0 AND next_attempt_at <= $2
              RETURNING {COLUMNS}"
         );
         let mut rows: Vec<OutboxRow> = self
@@ -255,22 +316,48 @@ impl Store {
         .await
     }
 
+    /// Queues a held copy of row `id` (a WhatsApp message refused with 7710, the window
+    /// closed after all), with `first_held` if nothing else of its conversation is held.
+    pub async fn hold_copy(
+        &self,
+        id: i64,
+        first_held: &[OutboxEntry],
+        now: i64,
+    ) -> Result<(), StoreError> {
+        let first_held = first_held.to_vec();
+        self.write(move |tx| {
+            Box::pin(async move {
+                let copy: i64 = sqlx::query_scalar(
+                    "INSERT INTO outbox (kind, conversation_id, payload, next_attempt_at, created_at)
+                     SELECT kind, conversation_id, payload, $1, $1 FROM outbox WHERE id = $2
+                     RETURNING id",
+                )
+                .bind(now)
+                .bind(id)
+                .fetch_one(&mut *tx)
+                .await?;
+                hold(tx, copy, &first_held, now).await
+            })
+        })
+        .await
+    }
+
     /// When the oldest pending row was queued, if one is.
     pub async fn oldest_pending_at(&self) -> Result<Option<i64>, StoreError> {
-        Ok(
-            sqlx::query_scalar("SELECT MIN(created_at) FROM outbox WHERE state = 'pending'")
-                .fetch_one(&self.reader)
-                .await?,
+        Ok(sqlx::query_scalar(
+            "SELECT MIN(created_at) FROM outbox WHERE state = 'pending' AND held = 0",
         )
+        .fetch_one(&self.reader)
+        .await?)
     }
 
     /// How many rows are in each state.
     pub async fn outbox_counts(&self) -> Result<Vec<(String, i64)>, StoreError> {
-        Ok(
-            sqlx::query_as("SELECT state, COUNT(*) FROM outbox GROUP BY state")
-                .fetch_all(&self.reader)
-                .await?,
-        )
+        Ok(sqlx::query_as(&format!(
+            "SELECT {STATE}, COUNT(*) FROM outbox GROUP BY {STATE}"
+        ))
+        .fetch_all(&self.reader)
+        .await?)
     }
 
     /// The outbox, newest first, optionally of one state.
@@ -280,7 +367,7 @@ impl Store {
         limit: i64,
     ) -> Result<Vec<OutboxRow>, StoreError> {
         Ok(sqlx::query_as(&format!(
-            "SELECT {COLUMNS} FROM outbox WHERE ($1 IS NULL OR state = $2) ORDER BY id DESC LIMIT $3"
+            "SELECT {COLUMNS} FROM outbox WHERE ($1 IS NULL OR {STATE} = $2) ORDER BY id DESC LIMIT $3"
         ))
         .bind(state.map(OutboxState::as_str))
         .bind(state.map(OutboxState::as_str))
@@ -296,7 +383,7 @@ impl Store {
                 Box::pin(async move {
                     Ok(sqlx::query(
                         "UPDATE outbox SET state = 'pending', attempts = 0, next_attempt_at = $1,
-                                           leased_until = NULL
+                                           leased_until = NULL, held = 0
                          WHERE id = $2 AND state != 'sent'",
                     )
                     .bind(now)

@@ -1,5 +1,7 @@
 //! The Webex Connect messaging API: replies to the customer by SMS or WhatsApp.
 
+use std::collections::BTreeMap;
+
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -33,6 +35,26 @@ pub struct WhatsappRequest {
     pub body: String,
     pub correlation_id: String,
     pub callback_data: String,
+}
+
+/// Who a WhatsApp message goes to, and the ids that tie its receipts back to it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WhatsappEnvelope {
+    pub app_id: String,
+    pub waid: String,
+    pub correlation_id: String,
+    pub callback_data: String,
+}
+
+impl WhatsappRequest {
+    fn envelope(&self) -> WhatsappEnvelope {
+        WhatsappEnvelope {
+            app_id: self.app_id.clone(),
+            waid: self.waid.clone(),
+            correlation_id: self.correlation_id.clone(),
+            callback_data: self.callback_data.clone(),
+        }
+    }
 }
 
 #[derive(Deserialize)]
@@ -83,21 +105,50 @@ impl ConnectClient {
         Ok(accepted.message_id)
     }
 
-    /// Sends a WhatsApp text; returns the transaction id. This API answers errors with
-    /// HTTP 200 too: only a `response` array whose code is 1001 is a success.
+    /// Sends a WhatsApp text; returns the transaction id.
     pub async fn send_whatsapp(&self, message: &WhatsappRequest) -> Result<String, UpstreamError> {
-        let body = json!({
-            "deliverychannel": "whatsapp",
-            "appid": message.app_id,
-            "destination": [{"waid": [message.waid]}],
-            "channels": {"OTT-Messaging": {"wa": {
+        self.send_messaging(
+            &message.envelope(),
+            json!({"channels": {"OTT-Messaging": {"wa": {
                 "type": "text",
                 "text": {"body": message.body},
                 "preview_url": "true",
-            }}},
-            "correlationid": message.correlation_id,
-            "callbackData": message.callback_data,
+            }}}}),
+        )
+        .await
+    }
+
+    /// Sends an approved WhatsApp template with its variables; returns the transaction id.
+    pub async fn send_whatsapp_template(
+        &self,
+        envelope: &WhatsappEnvelope,
+        template: &str,
+        parameters: &BTreeMap<String, String>,
+    ) -> Result<String, UpstreamError> {
+        self.send_messaging(
+            envelope,
+            json!({"message": {"template": template, "parameters": parameters}}),
+        )
+        .await
+    }
+
+    /// `POST /resources/v1/messaging`: the envelope and the message. This API answers
+    /// errors with HTTP 200 too: only a `response` array whose code is 1001 is a success.
+    async fn send_messaging(
+        &self,
+        envelope: &WhatsappEnvelope,
+        message: Value,
+    ) -> Result<String, UpstreamError> {
+        let mut body = json!({
+            "deliverychannel": "whatsapp",
+            "appid": envelope.app_id,
+            "destination": [{"waid": [envelope.waid]}],
+            "correlationid": envelope.correlation_id,
+            "callbackData": envelope.callback_data,
         });
+        if let (Value::Object(body), Value::Object(message)) = (&mut body, message) {
+            body.extend(message);
+        }
         let response = self.post("resources/v1/messaging", &body).await?;
         if !response.status().is_success() {
             return Err(status_error(Upstream::Connect, response).await);

@@ -57,3 +57,4 @@ mod pauses;
 mod replies;
 mod sandbox;
 mod soak;
+mod window;
