@@ -12,8 +12,8 @@ use uuid::Uuid;
 
 use crate::clock::{self, Clock};
 use crate::domain::{
-    outbox_id_of, ConversationKey, Delivery, FollowUps, InboundMessage, LinkReply, MeetingLinks,
-    OutboxEntry, Purpose, ReplySenders, ReplyTemplate, Vertical, WhatsappTemplate,
+    outbox_id_of, ConversationKey, Delivery, ExpertFile, FollowUps, InboundMessage, LinkReply,
+    MeetingLinks, OutboxEntry, Purpose, ReplySenders, ReplyTemplate, Vertical, WhatsappTemplate,
 };
 use crate::expert_messages;
 use crate::inbound::DeliveryReceipt;
@@ -350,18 +350,34 @@ impl Bridge {
         }
     }
 
-    /// Relays an expert's reply to the customer and keeps it in the transcript. Returns
-    /// false when it was relayed before (a repeated event).
+    /// Relays an expert's reply (its text and files) to the customer and keeps it in the
+    /// transcript, the files named. Returns false when it was relayed before (a repeated
+    /// event).
     pub async fn relay_to_customer(
         &self,
         conversation: &ConversationInfo,
         webex_message_id: &str,
         text: &str,
+        files: &[ExpertFile],
         author_email: Option<&str>,
     ) -> Result<bool, StoreError> {
-        let Some(reply) = self.to_customer(&conversation.key, text.to_string()) else {
+        let Some(replies) = self.inner.customer_replies.as_ref() else {
             return Ok(false);
         };
+        let deliveries: Vec<OutboxEntry> = if files.is_empty() {
+            vec![replies.senders.reply(&conversation.key, text.to_string())]
+        } else {
+            replies
+                .senders
+                .reply_with_files(&conversation.key, text, files)
+        }
+        .iter()
+        .map(|delivery| delivery.entry(Purpose::CustomerReply))
+        .collect();
+        let mut transcript = text.to_string();
+        for file in files {
+            transcript.push_str(&format!("\n[file: {}]", file.name));
+        }
         let relayed = self
             .inner
             .store
@@ -369,10 +385,10 @@ impl Bridge {
                 ExpertMessage {
                     conversation,
                     message_id: webex_message_id,
-                    text,
+                    text: transcript.trim_start(),
                     author_email,
                 },
-                &[reply],
+                &deliveries,
                 self.now(),
             )
             .await?;

@@ -19,6 +19,7 @@ const PREFIX: &str = "ICB_";
 /// (a typo must not silently fall back to a default); unknown `ICB_` variables are a warning.
 const KNOWN_KEYS: &[&str] = &[
     "MEDIA_MAX_MB",
+    "MEDIA_LINK_TTL",
     "WHATSAPP_TEMPLATE",
     "WHATSAPP_TEMPLATE_PARAMS",
     "MEDIA_CA_FILE",
@@ -160,6 +161,8 @@ pub struct Settings {
     pub log_format: LogFormat,
     /// The largest customer file icbridge downloads to hand to Webex, in bytes.
     pub media_max_bytes: u64,
+    /// How long a link to an expert's file (`ICB_PUBLIC_URL/media/...`) works.
+    pub media_link_ttl: Duration,
     /// The approved template that reaches a WhatsApp customer outside the 24-hour window.
     pub whatsapp_template: Option<WhatsappTemplate>,
     /// Certificates (PEM) also trusted when downloading customers' files: for media hosts
@@ -312,6 +315,7 @@ impl Settings {
                 mb => return Err(invalid("MEDIA_MAX_MB", &mb.to_string(), "at most 100")),
             },
             media_ca_file: vars.text("MEDIA_CA_FILE").map(PathBuf::from),
+            media_link_ttl: vars.duration("MEDIA_LINK_TTL", "1h")?,
             whatsapp_template: match vars.text("WHATSAPP_TEMPLATE") {
                 None if vars.text("WHATSAPP_TEMPLATE_PARAMS").is_some() => {
                     return Err(ConfigError::Invalid {

@@ -16,7 +16,7 @@ use crate::domain::{Delivery, Destination, Purpose, WebexPost};
 use crate::expert_messages::{self, ACTION_CLOSE, ACTION_NEW_LINK};
 use crate::pauses::Pauses;
 use crate::store::{ConversationInfo, Store, StoreError, WebexEvent};
-use crate::upstream::webex::{Person, WebexClient};
+use crate::upstream::webex::{Message, Person, WebexClient};
 use crate::upstream::{Upstream, UpstreamError};
 use crate::worker;
 
@@ -166,6 +166,9 @@ pub struct DeskParts {
     /// Woken when an event is recorded.
     pub wake: Arc<Notify>,
     pub pauses: Pauses,
+    /// Whether experts' files can reach customers (`ICB_PUBLIC_URL` is set: Webex Connect
+    /// fetches them from icbridge).
+    pub files_relayable: bool,
 }
 
 #[derive(Clone)]
@@ -177,6 +180,7 @@ pub struct Desk {
     clock: Clock,
     wake: Arc<Notify>,
     pauses: Pauses,
+    files_relayable: bool,
     bot: Arc<OnceCell<Person>>,
     schedule: Arc<[Duration]>,
     /// Whether a person is a member of the experts' space, as Webex said, and when.
@@ -193,6 +197,7 @@ impl Desk {
             clock: parts.clock,
             wake: parts.wake,
             pauses: parts.pauses,
+            files_relayable: parts.files_relayable,
             bot: Arc::new(OnceCell::new()),
             schedule: parts.schedule.into(),
             memberships: Arc::default(),
@@ -343,6 +348,12 @@ impl Desk {
         if !self.is_expert(&asker).await? {
             return self.refuse(&asker, &place).await;
         }
+        // A reply carrying files goes to the customer, whatever its text says.
+        if let (false, Some(conversation)) = (message.files.is_empty(), &conversation) {
+            return self
+                .relay(conversation, &message, text, &author, &place)
+                .await;
+        }
         match (Command::parse(text), conversation) {
             (Command::Help, _) => {
                 self.answer(&place, expert_messages::HELP.into(), None)
@@ -362,7 +373,7 @@ impl Desk {
                     .await
             }
             (Command::Text, Some(conversation)) => {
-                self.relay(&conversation, &message.id, text, &author, &place)
+                self.relay(&conversation, &message, text, &author, &place)
                     .await
             }
             (Command::Text, None) => {
@@ -503,7 +514,7 @@ impl Desk {
     async fn relay(
         &self,
         conversation: &ConversationInfo,
-        message_id: &str,
+        message: &Message,
         text: &str,
         author: &str,
         place: &Place,
@@ -513,10 +524,26 @@ impl Desk {
         } else if !self.bridge.can_reach_customers() {
             expert_messages::RELAY_NOT_CONFIGURED
         } else {
-            self.bridge
-                .relay_to_customer(conversation, message_id, text, Some(author))
+            let mut files = Vec::new();
+            if !message.files.is_empty() && !self.files_relayable {
+                self.answer(
+                    place,
+                    expert_messages::FILES_NOT_RELAYED.into(),
+                    Some(&conversation.id),
+                )
                 .await?;
-            tracing::info!(conversation = %conversation.id, "expert reply relayed to the customer");
+            } else {
+                for url in &message.files {
+                    files.push(self.webex.file_info(url).await?);
+                }
+            }
+            if text.trim().is_empty() && files.is_empty() {
+                return Ok(());
+            }
+            self.bridge
+                .relay_to_customer(conversation, &message.id, text, &files, Some(author))
+                .await?;
+            tracing::info!(conversation = %conversation.id, files = files.len(), "expert reply relayed to the customer");
             return Ok(());
         };
         self.answer(place, refusal.into(), Some(&conversation.id))

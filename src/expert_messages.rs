@@ -170,6 +170,9 @@ pub const ALREADY_CLOSED: &str =
 pub const RELAY_NOT_CONFIGURED: &str = "Relaying to the customer is not configured \
      (ICB_CONNECT_API_URL and ICB_CONNECT_SERVICE_KEY); nothing was sent.";
 
+pub const FILES_NOT_RELAYED: &str = "Files cannot reach the customer: icbridge has no public \
+     address (ICB_PUBLIC_URL) for Webex Connect to fetch them from. Only the text was sent.";
+
 /// The answer to someone who is not one of the experts.
 pub const NOT_FOR_YOU: &str =
     "Sorry, I only take requests from the experts of this service, in their space.";

@@ -11,6 +11,7 @@ pub mod desk;
 pub mod domain;
 pub mod expert_messages;
 pub mod inbound;
+pub mod media_links;
 pub mod metrics;
 pub mod outbox;
 pub mod pauses;

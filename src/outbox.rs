@@ -17,14 +17,17 @@ use tokio::task::JoinSet;
 
 use crate::clock::Clock;
 use crate::domain::{
-    correlation_id, window_open, Delivery, Destination, MediaType, MediaUrl, Purpose, WebexPost,
-    WhatsappTemplate,
+    correlation_id, window_open, Delivery, Destination, ExpertFile, MediaType, MediaUrl, Purpose,
+    WebexPost, WhatsappTemplate,
 };
 use crate::expert_messages;
+use crate::media_links::MediaLinks;
 use crate::metrics::Metrics;
 use crate::pauses::{Pauses, PROBE_EVERY};
 use crate::store::{OutboxRow, Outcome, Settlement, Store, StoreError};
-use crate::upstream::connect::{ConnectClient, SmsRequest, WhatsappEnvelope, WhatsappRequest};
+use crate::upstream::connect::{
+    ConnectClient, SmsRequest, WhatsappEnvelope, WhatsappMedia, WhatsappRequest,
+};
 use crate::upstream::media::{FetchError, MediaClient};
 use crate::upstream::webex::WebexClient;
 use crate::upstream::{Upstream, UpstreamError};
@@ -61,6 +64,8 @@ pub struct OutboxParts {
     pub media: MediaClient,
     /// The approved template sent when a customer's WhatsApp window is closed.
     pub whatsapp_template: Option<WhatsappTemplate>,
+    /// Signs the links to experts' files (`None` without `ICB_PUBLIC_URL`).
+    pub media_links: Option<MediaLinks>,
 }
 
 #[derive(Clone)]
@@ -339,6 +344,11 @@ impl OutboxWorker {
                     self.failed(row, &error)
                 }
             },
+            Err(Failure::NoPublicUrl) => {
+                let reason = "experts' files need ICB_PUBLIC_URL: Webex Connect fetches them there";
+                tracing::error!(outbox_id = row.id, kind = %row.kind, reason, "outbox row is dead");
+                self.dead(reason.to_string())
+            }
             Err(Failure::NotConfigured) => {
                 let reason =
                     "customer replies need ICB_CONNECT_API_URL and ICB_CONNECT_SERVICE_KEY";
@@ -351,7 +361,9 @@ impl OutboxWorker {
     /// A free-form WhatsApp message is judged against the customer's 24-hour window when
     /// it is sent, not when it was queued: outside it, it is held (see `whatsapp_window`).
     async fn held_for_the_window(&self, row: &OutboxRow, delivery: &Delivery) -> Option<Outcome> {
-        let Delivery::Whatsapp { app_id, waid, .. } = delivery else {
+        let (Delivery::Whatsapp { app_id, waid, .. }
+        | Delivery::WhatsappMedia { app_id, waid, .. }) = delivery
+        else {
             return None;
         };
         let conversation = row.conversation_id.as_deref()?;
@@ -410,12 +422,20 @@ impl OutboxWorker {
                 return self.send_file(row, post, &url, &mime_type).await;
             }
             Delivery::WebexMessage(post) => post,
-            Delivery::Sms { from, to, content } => {
+            Delivery::Sms {
+                from,
+                to,
+                mut content,
+                files,
+            } => {
                 let connect = parts.connect.as_ref().ok_or(Failure::NotConfigured)?;
+                for file in &files {
+                    content.push_str(&format!("\n\n{}: {}", file.name, self.link(file)?));
+                }
                 let request = SmsRequest {
                     from,
                     to,
-                    content,
+                    content: content.trim_start().to_string(),
                     correlation_id: correlation_id(row.id),
                     callback_data: row.conversation_id.clone().unwrap_or_default(),
                 };
@@ -431,6 +451,43 @@ impl OutboxWorker {
                     callback_data: row.conversation_id.clone().unwrap_or_default(),
                 };
                 return Ok(connect.send_whatsapp(&request).await?);
+            }
+            Delivery::WhatsappMedia {
+                app_id,
+                waid,
+                file,
+                caption,
+            } => {
+                let connect = parts.connect.as_ref().ok_or(Failure::NotConfigured)?;
+                let link = self.link(&file)?;
+                let envelope = WhatsappEnvelope {
+                    app_id: app_id.clone(),
+                    waid: waid.clone(),
+                    correlation_id: correlation_id(row.id),
+                    callback_data: row.conversation_id.clone().unwrap_or_default(),
+                };
+                let Some(media_type) = file.media_type() else {
+                    // A type WhatsApp does not carry goes as a link.
+                    let body = match caption {
+                        Some(caption) => format!("{caption}\n\n{}: {link}", file.name),
+                        None => format!("{}: {link}", file.name),
+                    };
+                    let request = WhatsappRequest {
+                        app_id,
+                        waid,
+                        body,
+                        correlation_id: envelope.correlation_id,
+                        callback_data: envelope.callback_data,
+                    };
+                    return Ok(connect.send_whatsapp(&request).await?);
+                };
+                let media = WhatsappMedia {
+                    url: &link,
+                    media_type: &media_type,
+                    caption: caption.as_deref(),
+                    file_name: &file.name,
+                };
+                return Ok(connect.send_whatsapp_media(&envelope, &media).await?);
             }
             Delivery::WhatsappTemplate {
                 app_id,
@@ -501,6 +558,16 @@ impl OutboxWorker {
                 Ok(webex.post_message(&post).await?)
             }
         }
+    }
+
+    /// The public link to an expert's file, signed now.
+    fn link(&self, file: &ExpertFile) -> Result<String, Failure> {
+        let links = self
+            .parts
+            .media_links
+            .as_ref()
+            .ok_or(Failure::NoPublicUrl)?;
+        Ok(links.link(file, self.now()))
     }
 
     /// Places a thread message under its conversation's thread. Without a thread (its
@@ -585,6 +652,8 @@ fn upstream_of(row: &OutboxRow) -> Upstream {
 enum Failure {
     Upstream(UpstreamError),
     NotConfigured,
+    /// An expert's file, queued before `ICB_PUBLIC_URL` was unset.
+    NoPublicUrl,
 }
 
 impl From<UpstreamError> for Failure {

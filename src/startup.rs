@@ -18,6 +18,7 @@ use crate::console::{Console, ConsoleSettings};
 use crate::desk::{Desk, DeskParts};
 use crate::domain::{Destination, ReplySenders};
 use crate::inbound::{ConnectAuth, WebexAuth};
+use crate::media_links::{MediaFiles, MediaLinks};
 use crate::metrics::Metrics;
 use crate::outbox::{OutboxParts, OutboxWorker};
 use crate::pauses::Pauses;
@@ -154,6 +155,7 @@ impl Application {
             clock: clock.clone(),
             wake: desk_wake,
             pauses: pauses.clone(),
+            files_relayable: settings.public_url.is_some(),
         });
         let media_roots = match &settings.media_ca_file {
             None => Vec::new(),
@@ -175,7 +177,25 @@ impl Application {
                 host.map(|host| (host, key))
             }),
         );
+        let media_links = match &settings.public_url {
+            None => None,
+            Some(public_url) => {
+                let candidate = hex::encode(rand::random::<[u8; 32]>());
+                let secret = store.server_secret("media_links", &candidate).await?;
+                Some(MediaLinks::new(
+                    SecretString::from(secret),
+                    public_url.clone(),
+                    settings.media_link_ttl,
+                ))
+            }
+        };
+        let media_files = web::Data::new(media_links.clone().map(|links| MediaFiles {
+            links,
+            webex: webex.clone(),
+            clock: clock.clone(),
+        }));
         let worker = OutboxWorker::new(OutboxParts {
+            media_links: media_links.clone(),
             store: store.clone(),
             webex,
             connect,
@@ -226,6 +246,11 @@ impl Application {
                 .configure(routes::admin::configure)
                 .service(web::resource("/openapi.json").route(web::get().to(openapi::document)))
                 .service(web::resource("/healthz").route(web::get().to(health::healthz)))
+                .app_data(media_files.clone())
+                .service(
+                    web::resource("/media/{token}/{name}")
+                        .route(web::get().to(routes::media::file)),
+                )
                 .service(web::resource("/metrics").route(web::get().to(health::metrics)))
                 .service(web::resource("/readyz").route(web::get().to(health::readyz)))
                 .service(
@@ -381,7 +406,8 @@ fn build_console(
         &settings.oauth_client_secret,
     ) {
         (Some(url), Some(id), Some(secret)) => (url, id, secret),
-        (None, None, None) => return Ok(None),
+        // ICB_PUBLIC_URL alone serves experts' files, without a console.
+        (_, None, None) => return Ok(None),
         _ => {
             return Err(StartupError::Config(
                 "the expert console needs all of ICB_PUBLIC_URL, ICB_OAUTH_CLIENT_ID and ICB_OAUTH_CLIENT_SECRET"

@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{Channel, ConversationKey, MediaType, MediaUrl, ReplyTemplate};
+use super::{Channel, ConversationKey, ExpertFile, MediaType, MediaUrl, ReplyTemplate};
 
 /// Where a Webex message goes: a space, or one person.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -63,6 +63,17 @@ pub enum Delivery {
         from: String,
         to: String,
         content: String,
+        /// An expert's files, sent as links after the text (signed when sent).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        files: Vec<ExpertFile>,
+    },
+    /// An expert's file as a WhatsApp media message (image, document, video, audio), its
+    /// link signed when sent; a type WhatsApp does not carry goes as a link in a text.
+    WhatsappMedia {
+        app_id: String,
+        waid: String,
+        file: ExpertFile,
+        caption: Option<String>,
     },
     Whatsapp {
         app_id: String,
@@ -137,12 +148,64 @@ impl ReplySenders {
                 from: self.sms_sender.clone().unwrap_or(business),
                 to: key.customer.as_str().to_string(),
                 content: text,
+                files: Vec::new(),
             },
             Channel::Whatsapp => Delivery::Whatsapp {
                 app_id: self.whatsapp_app_id.clone().unwrap_or(business),
                 waid: key.customer.as_str().to_string(),
                 body: text,
             },
+        }
+    }
+}
+
+impl ReplySenders {
+    /// An expert's reply with files, on the customer's channel: by SMS, the text with the
+    /// files' links; by WhatsApp, each file as a media message, the text as the first one's
+    /// caption (or a text of its own first, when that file takes no caption).
+    pub fn reply_with_files(
+        &self,
+        key: &ConversationKey,
+        text: &str,
+        files: &[ExpertFile],
+    ) -> Vec<Delivery> {
+        match self.reply(key, text.to_string()) {
+            Delivery::Sms {
+                from, to, content, ..
+            } => vec![Delivery::Sms {
+                from,
+                to,
+                content,
+                files: files.to_vec(),
+            }],
+            Delivery::Whatsapp { app_id, waid, body } => {
+                let takes_caption = files.first().is_some_and(|file| {
+                    file.media_type()
+                        .is_some_and(|t| t.kind() != super::MediaKind::Audio)
+                });
+                let text = (!body.trim().is_empty()).then_some(body);
+                let mut deliveries = Vec::new();
+                let mut caption = None;
+                match text {
+                    Some(text) if takes_caption => caption = Some(text),
+                    Some(text) => deliveries.push(Delivery::Whatsapp {
+                        app_id: app_id.clone(),
+                        waid: waid.clone(),
+                        body: text,
+                    }),
+                    None => {}
+                }
+                for file in files {
+                    deliveries.push(Delivery::WhatsappMedia {
+                        app_id: app_id.clone(),
+                        waid: waid.clone(),
+                        file: file.clone(),
+                        caption: caption.take(),
+                    });
+                }
+                deliveries
+            }
+            other => vec![other],
         }
     }
 }

@@ -253,6 +253,23 @@ impl Location {
     }
 }
 
+/// A file an expert attached to a reply in Webex, to be relayed to the customer: its Webex
+/// link (fetching it needs the bot token), type and name, as Webex gave them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ExpertFile {
+    pub url: String,
+    pub mime_type: String,
+    pub name: String,
+}
+
+impl ExpertFile {
+    /// The WhatsApp media type it can be sent as, if WhatsApp carries its type.
+    pub fn media_type(&self) -> Option<MediaType> {
+        MediaType::parse(&self.mime_type).ok()
+    }
+}
+
 /// What a customer's message carries beside its text.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Media {

@@ -15,7 +15,9 @@ pub use delivery::{
     correlation_id, outbox_id_of, Delivery, Destination, FollowUps, LinkReply, OutboxEntry,
     Purpose, ReplySenders, WebexPost,
 };
-pub use media::{Attachment, Location, Media, MediaKind, MediaType, MediaUrl, MAX_ATTACHMENTS};
+pub use media::{
+    Attachment, ExpertFile, Location, Media, MediaKind, MediaType, MediaUrl, MAX_ATTACHMENTS,
+};
 pub use meeting::{MeetingLinks, ReplyTemplate, TemplateError, Vertical};
 pub use message::{
     clean_text, is_line_break, one_line, ConversationKey, InboundMessage, MessageId,

@@ -49,6 +49,31 @@ pub struct PurgeCutoffs {
 }
 
 impl Store {
+    /// The server secret `name`: `candidate` if none was made before (by any instance),
+    /// else the one made first.
+    pub async fn server_secret(&self, name: &str, candidate: &str) -> Result<String, StoreError> {
+        let (name, candidate) = (name.to_string(), candidate.to_string());
+        self.write(move |tx| {
+            Box::pin(async move {
+                sqlx::query(
+                    "INSERT INTO server_secrets (name, value) VALUES ($1, $2)
+                     ON CONFLICT (name) DO NOTHING",
+                )
+                .bind(&name)
+                .bind(&candidate)
+                .execute(&mut *tx)
+                .await?;
+                Ok(
+                    sqlx::query_scalar("SELECT value FROM server_secrets WHERE name = $1")
+                        .bind(&name)
+                        .fetch_one(&mut *tx)
+                        .await?,
+                )
+            })
+        })
+        .await
+    }
+
     /// Conversations, newest first: `open`, `closed`, or all of them.
     pub async fn conversations(
         &self,

@@ -7,6 +7,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use url::Url;
 
+use crate::domain::{MediaKind, MediaType};
+
 use super::{endpoint, status_error, HttpClient, Upstream, UpstreamError};
 
 /// Webex Connect's "over the tenant's rate limit" code: worth retrying later.
@@ -35,6 +37,15 @@ pub struct WhatsappRequest {
     pub body: String,
     pub correlation_id: String,
     pub callback_data: String,
+}
+
+/// A file for a WhatsApp media message.
+#[derive(Debug, Clone, Copy)]
+pub struct WhatsappMedia<'a> {
+    pub url: &'a str,
+    pub media_type: &'a MediaType,
+    pub caption: Option<&'a str>,
+    pub file_name: &'a str,
 }
 
 /// Who a WhatsApp message goes to, and the ids that tie its receipts back to it.
@@ -114,6 +125,30 @@ impl ConnectClient {
                 "text": {"body": message.body},
                 "preview_url": "true",
             }}}}),
+        )
+        .await
+    }
+
+    /// Sends a file as a WhatsApp media message (`image`, `document`, `video` or `audio`)
+    /// that Webex Connect fetches from `url`; returns the transaction id. Audio takes no
+    /// caption; only documents carry a file name.
+    pub async fn send_whatsapp_media(
+        &self,
+        envelope: &WhatsappEnvelope,
+        media: &WhatsappMedia<'_>,
+    ) -> Result<String, UpstreamError> {
+        let kind = media.media_type.kind();
+        let mut content = json!({"url": media.url, "mimeType": media.media_type.as_str()});
+        if let (Some(caption), false) = (media.caption, kind == MediaKind::Audio) {
+            content["caption"] = json!(caption);
+        }
+        if kind == MediaKind::Document {
+            content["filename"] = json!(media.file_name);
+        }
+        let wa_type = kind.whatsapp_type();
+        self.send_messaging(
+            envelope,
+            json!({"channels": {"OTT-Messaging": {"wa": {"type": wa_type, wa_type: content}}}}),
         )
         .await
     }

@@ -316,6 +316,10 @@ impl HttpClient {
         self.inner.post(url)
     }
 
+    pub fn head(&self, url: impl reqwest::IntoUrl) -> reqwest::RequestBuilder {
+        self.inner.head(url)
+    }
+
     pub fn put(&self, url: impl reqwest::IntoUrl) -> reqwest::RequestBuilder {
         self.inner.put(url)
     }

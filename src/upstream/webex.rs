@@ -6,7 +6,7 @@ use url::Url;
 
 use super::{endpoint, status_error, HttpClient, Upstream, UpstreamError};
 use crate::config::ExpertTarget;
-use crate::domain::{Destination, WebexPost};
+use crate::domain::{Destination, ExpertFile, WebexPost};
 
 /// `GET /messages/{id}`: webhooks do not carry the text.
 #[derive(Debug, Clone, Deserialize)]
@@ -22,6 +22,9 @@ pub struct Message {
     #[serde(default)]
     pub person_id: String,
     pub person_email: Option<String>,
+    /// Links to the message's files (fetching them needs the bot token).
+    #[serde(default)]
+    pub files: Vec<String>,
 }
 
 /// `GET /attachment/actions/{id}`: a press of a card's `Action.Submit` button.
@@ -175,6 +178,71 @@ impl WebexClient {
             .text("markdown", message.markdown.clone())
             .part("files", file);
         self.create_message(|request| request.multipart(form)).await
+    }
+
+    /// A message's file as icbridge relays it: its type and name, from a `HEAD` of its link
+    /// (Webex names the file in `Content-Disposition`).
+    pub async fn file_info(&self, url: &str) -> Result<ExpertFile, UpstreamError> {
+        let url = self.own_link(url)?;
+        let request = self
+            .http
+            .head(url.clone())
+            .bearer_auth(self.token.expose_secret());
+        let response = self.http.send(Upstream::Webex, request).await?;
+        if !response.status().is_success() {
+            return Err(status_error(Upstream::Webex, response).await);
+        }
+        let header = |name: reqwest::header::HeaderName| {
+            response
+                .headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string)
+        };
+        let mime_type = header(reqwest::header::CONTENT_TYPE)
+            .and_then(|raw| raw.split(';').next().map(|t| t.trim().to_ascii_lowercase()))
+            .filter(|t| !t.is_empty())
+            .unwrap_or_else(|| "application/octet-stream".into());
+        let name = header(reqwest::header::CONTENT_DISPOSITION)
+            .as_deref()
+            .and_then(file_name_of)
+            .unwrap_or_else(|| "file".into());
+        Ok(ExpertFile {
+            url: url.into(),
+            mime_type,
+            name,
+        })
+    }
+
+    /// Opens a message's file for reading, with the bot token. Only links to Webex's own
+    /// API are followed.
+    pub async fn open_file(&self, url: &str) -> Result<reqwest::Response, UpstreamError> {
+        let url = self.own_link(url)?;
+        let request = self
+            .http
+            .get(url)
+            .timeout(std::time::Duration::from_secs(300))
+            .bearer_auth(self.token.expose_secret());
+        let response = self.http.send(Upstream::Webex, request).await?;
+        if !response.status().is_success() {
+            return Err(status_error(Upstream::Webex, response).await);
+        }
+        Ok(response)
+    }
+
+    /// `url` if it is a link to Webex's API (where the bot token may go), else an error.
+    fn own_link(&self, url: &str) -> Result<Url, UpstreamError> {
+        let base = self.base_url.as_str().trim_end_matches('/');
+        Url::parse(url)
+            .ok()
+            .filter(|parsed| {
+                parsed.as_str().starts_with(&format!("{base}/"))
+                    && !parsed.path().split('/').any(|segment| segment == "..")
+            })
+            .ok_or_else(|| UpstreamError::InvalidResponse {
+                upstream: Upstream::Webex,
+                reason: "a file link that is not Webex's".into(),
+            })
     }
 
     pub async fn message(&self, id: &str) -> Result<Message, UpstreamError> {
@@ -363,6 +431,28 @@ fn next_link(header: &str) -> Option<String> {
     })
 }
 
+/// The file name of a `Content-Disposition` header, kept to letters, digits, `.`, `-` and
+/// `_` (it ends up in a link and a WhatsApp document).
+fn file_name_of(disposition: &str) -> Option<String> {
+    let raw = disposition
+        .split(';')
+        .map(str::trim)
+        .find_map(|part| part.strip_prefix("filename="))?
+        .trim_matches('"');
+    let name: String = raw
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_') {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    let name = name.trim_start_matches('.').to_string();
+    (!name.is_empty()).then_some(name)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -375,5 +465,18 @@ mod tests {
             Some("https://webexapis.com/v1/rooms?cursor=abc")
         );
         assert_eq!(next_link(r#"<https://x/prev>; rel="prev""#), None);
+    }
+
+    #[test]
+    fn file_names_keep_to_safe_characters() {
+        assert_eq!(
+            file_name_of("attachment; filename=\"care plan (1).pdf\"").as_deref(),
+            Some("care_plan__1_.pdf")
+        );
+        assert_eq!(
+            file_name_of("attachment; filename=\"../../x\"").as_deref(),
+            Some("_.._x")
+        );
+        assert_eq!(file_name_of("inline"), None);
     }
 }

@@ -42,6 +42,7 @@ mod crash;
 mod database;
 mod desk;
 mod errors;
+mod expert_files;
 mod helpers;
 mod hostile;
 mod https_host;
