@@ -11,36 +11,56 @@ use time::OffsetDateTime;
 
 #[derive(Clone, Debug)]
 pub struct Clock {
-    /// `None`: the system's clock.
-    manual: Option<Arc<AtomicI64>>,
+    kind: Kind,
+}
+
+#[derive(Clone, Debug)]
+enum Kind {
+    System,
+    /// Stands still until moved (tests).
+    Manual(Arc<AtomicI64>),
+    /// The system's clock, moved ahead by an offset (the sandbox's "two days later").
+    Ahead(Arc<AtomicI64>),
 }
 
 impl Clock {
     pub fn system() -> Self {
-        Self { manual: None }
+        Self { kind: Kind::System }
     }
 
     /// A clock that stands at `now_ms` until it is moved with [`Clock::advance`].
     pub fn manual(now_ms: i64) -> Self {
         Self {
-            manual: Some(Arc::new(AtomicI64::new(now_ms))),
+            kind: Kind::Manual(Arc::new(AtomicI64::new(now_ms))),
+        }
+    }
+
+    /// The system's clock, which [`Clock::advance`] moves ahead.
+    pub fn movable() -> Self {
+        Self {
+            kind: Kind::Ahead(Arc::new(AtomicI64::new(0))),
         }
     }
 
     pub fn now_ms(&self) -> i64 {
-        match &self.manual {
-            Some(now) => now.load(Ordering::SeqCst),
-            None => system_now_ms(),
+        match &self.kind {
+            Kind::System => system_now_ms(),
+            Kind::Manual(now) => now.load(Ordering::SeqCst),
+            Kind::Ahead(offset) => system_now_ms() + offset.load(Ordering::SeqCst),
         }
     }
 
-    /// Moves a manual clock forward. The system's clock cannot be moved.
+    /// Whether [`Clock::advance`] can move this clock.
+    pub fn is_movable(&self) -> bool {
+        !matches!(self.kind, Kind::System)
+    }
+
+    /// Moves a manual or movable clock forward. The system's clock cannot be moved.
     pub fn advance(&self, by: Duration) {
-        let manual = self
-            .manual
-            .as_ref()
-            .expect("only a manual clock can be moved");
-        manual.fetch_add(by.as_millis() as i64, Ordering::SeqCst);
+        let (Kind::Manual(value) | Kind::Ahead(value)) = &self.kind else {
+            panic!("only a manual or movable clock can be moved");
+        };
+        value.fetch_add(by.as_millis() as i64, Ordering::SeqCst);
     }
 }
 

@@ -87,7 +87,13 @@ async fn serve(settings: Settings, sandbox: bool) -> Result<(), String> {
     let options = ServeOptions {
         sandbox,
         background_worker: true,
-        clock: Clock::system(),
+        // The sandbox's clock can be moved ahead (`POST /sandbox/clock`), to try what
+        // happens a day or two later.
+        clock: if sandbox {
+            Clock::movable()
+        } else {
+            Clock::system()
+        },
     };
     let app = Application::build(settings, options)
         .await

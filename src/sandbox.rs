@@ -11,7 +11,9 @@ use serde::Serialize;
 use serde_json::{json, Value};
 use uuid::Uuid;
 
+use crate::bridge::Bridge;
 use crate::clock::{rfc3339, Clock};
+use crate::desk::Desk;
 use crate::routes::json_error;
 
 /// The bearer token the sandbox accepts on `/webhooks/connect` when none is configured.
@@ -23,6 +25,16 @@ pub const SANDBOX_OAUTH_CLIENT: &str = "sandbox-oauth-client";
 /// The access token the OAuth stand-in gives the expert who "logs in".
 const SANDBOX_EXPERT_TOKEN: &str = "sandbox-expert-access-token";
 const BOT_ID: &str = "sandbox-bot";
+const EXPERT_ID: &str = "sandbox-expert";
+const EXPERT_EMAIL: &str = "expert@sandbox.example";
+/// The approved WhatsApp template the sandbox uses unless `ICB_WHATSAPP_TEMPLATE` is set.
+pub const SANDBOX_TEMPLATE: &str = "sandbox_followup";
+/// The file an expert attaches with `"file": true` (`POST /sandbox/expert-reply`).
+const SAMPLE_PDF_NAME: &str = "care-plan.pdf";
+const SAMPLE_PDF: &[u8] = b"%PDF-1.4\n1 0 obj<</Type/Catalog/Pages 2 0 R>>endobj\n\
+2 0 obj<</Type/Pages/Kids[3 0 R]/Count 1>>endobj\n\
+3 0 obj<</Type/Page/Parent 2 0 R/MediaBox[0 0 200 100]>>endobj\n\
+trailer<</Root 1 0 R>>\n%%EOF\n";
 
 /// Something icbridge sent to a stand-in, as listed by `GET /sandbox/messages`.
 #[derive(Debug, Clone, Serialize)]
@@ -41,12 +53,23 @@ pub struct SentMessage {
 
 #[derive(Default)]
 pub struct SandboxState {
+    /// The Webex stand-in's address as icbridge's client calls it (files' links).
+    webex_api: String,
     sent: Mutex<Vec<SentMessage>>,
     /// Short code -> (role, meeting subject).
     links: Mutex<HashMap<String, (&'static str, String)>>,
+    /// Experts' messages made with `POST /sandbox/expert-reply`, by id, as Webex serves them.
+    expert_messages: Mutex<HashMap<String, Value>>,
 }
 
 impl SandboxState {
+    pub fn new(webex_api: &url::Url) -> Self {
+        Self {
+            webex_api: webex_api.as_str().trim_end_matches('/').to_string(),
+            ..Self::default()
+        }
+    }
+
     fn record(&self, via: &'static str, to: String, text: String, request: Value) -> String {
         let id = Uuid::new_v4().to_string();
         self.sent.lock().expect("not poisoned").push(SentMessage {
@@ -72,6 +95,17 @@ pub fn configure(cfg: &mut web::ServiceConfig, state: web::Data<SandboxState>) {
             .route("/webex/v1/people/me", web::get().to(webex_me))
             .route("/webex/v1/rooms", web::get().to(webex_rooms))
             .route("/webex/v1/messages", web::post().to(webex_post_message))
+            .route("/webex/v1/messages/{id}", web::get().to(webex_get_message))
+            .route("/webex/v1/memberships", web::get().to(webex_memberships))
+            .route(
+                "/webex/v1/contents/{id}",
+                web::route()
+                    .method(actix_web::http::Method::HEAD)
+                    .to(webex_content),
+            )
+            .route("/webex/v1/contents/{id}", web::get().to(webex_content))
+            .route("/expert-reply", web::post().to(expert_reply))
+            .route("/clock", web::post().to(move_clock))
             .route("/webex/v1/authorize", web::get().to(oauth_authorize))
             .route("/webex/v1/access_token", web::post().to(oauth_token))
             .route("/connect/v1/sms/messages", web::post().to(connect_sms))
@@ -310,11 +344,193 @@ async fn connect_messaging(
         .as_str()
         .unwrap_or_default()
         .to_string();
-    let text = body["channels"]["OTT-Messaging"]["wa"]["text"]["body"]
-        .as_str()
-        .unwrap_or_default()
-        .to_string();
+    let text = whatsapp_summary(&body);
     let id = state.record("whatsapp", to, text, body.0.clone());
     HttpResponse::Ok()
         .json(json!({"response": [{"code": "1001", "transid": id, "description": "Queued"}]}))
+}
+
+/// What a WhatsApp request says, in a line: its text, `[template <id>: <variables>]`, or
+/// `[document care-plan.pdf <link>] caption`.
+fn whatsapp_summary(body: &Value) -> String {
+    if let Some(template) = body["message"]["template"].as_str() {
+        return format!("[template {template}: {}]", body["message"]["parameters"]);
+    }
+    let wa = &body["channels"]["OTT-Messaging"]["wa"];
+    let kind = wa["type"].as_str().unwrap_or_default();
+    match kind {
+        "text" => wa["text"]["body"].as_str().unwrap_or_default().to_string(),
+        _ => {
+            let media = &wa[kind];
+            let caption = media["caption"].as_str().unwrap_or_default();
+            format!(
+                "[{kind} {}] {caption}",
+                media["url"].as_str().unwrap_or_default()
+            )
+            .trim_end()
+            .to_string()
+        }
+    }
+}
+
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ExpertReply {
+    /// The conversation whose thread the expert answers in.
+    conversation_id: String,
+    #[serde(default)]
+    text: String,
+    /// Attach the sandbox's sample PDF.
+    #[serde(default)]
+    file: bool,
+}
+
+/// An expert answers in a conversation's thread, as if in Webex: the Webex stand-in keeps
+/// the message, and the desk gets the webhook event Webex would send.
+async fn expert_reply(
+    state: web::Data<SandboxState>,
+    bridge: web::Data<Bridge>,
+    desk: web::Data<Desk>,
+    body: web::Json<ExpertReply>,
+) -> HttpResponse {
+    let conversation = match bridge.conversation(&body.conversation_id).await {
+        Ok(Some(conversation)) => conversation,
+        Ok(None) => {
+            return json_error(
+                StatusCode::NOT_FOUND,
+                "not_found",
+                "no conversation with that id",
+            )
+        }
+        Err(error) => return json_error(StatusCode::SERVICE_UNAVAILABLE, "database_busy", error),
+    };
+    let Some(thread) = conversation.thread_message_id.clone() else {
+        return json_error(
+            StatusCode::CONFLICT,
+            "no_thread",
+            "the conversation's notification has not been delivered yet; try again in a moment",
+        );
+    };
+    let id = format!("sandbox-expert-message-{}", Uuid::new_v4().simple());
+    let files: Vec<String> = if body.file {
+        vec![format!("{}/contents/{SAMPLE_PDF_NAME}", state.webex_api)]
+    } else {
+        Vec::new()
+    };
+    let now = rfc3339(bridge.clock().now_ms());
+    state.expert_messages.lock().expect("not poisoned").insert(
+        id.clone(),
+        json!({
+            "id": id, "roomId": SANDBOX_EXPERT_ROOM, "roomType": "group", "text": body.text,
+            "parentId": thread, "files": files, "personId": EXPERT_ID,
+            "personEmail": EXPERT_EMAIL, "created": now,
+        }),
+    );
+    let event = json!({
+        "id": format!("sandbox-webhook-{}", Uuid::new_v4().simple()), "name": "icbridge messages",
+        "resource": "messages", "event": "created", "actorId": EXPERT_ID, "created": now,
+        "data": {"id": id, "roomId": SANDBOX_EXPERT_ROOM, "roomType": "group",
+                 "personId": EXPERT_ID, "personEmail": EXPERT_EMAIL, "parentId": thread, "created": now},
+    });
+    let payload = event.to_string();
+    let parsed = match serde_json::from_str(&payload) {
+        Ok(parsed) => parsed,
+        Err(error) => return json_error(StatusCode::INTERNAL_SERVER_ERROR, "internal", error),
+    };
+    match desk.receive(&parsed, &payload).await {
+        Ok(_) => HttpResponse::Accepted().json(json!({"status": "recorded", "messageId": id})),
+        Err(error) => json_error(StatusCode::SERVICE_UNAVAILABLE, "database_busy", error),
+    }
+}
+
+async fn webex_get_message(
+    request: HttpRequest,
+    state: web::Data<SandboxState>,
+    path: web::Path<String>,
+) -> HttpResponse {
+    if let Some(refused) = refusal(&request) {
+        return refused;
+    }
+    match state
+        .expert_messages
+        .lock()
+        .expect("not poisoned")
+        .get(path.as_str())
+    {
+        Some(message) => HttpResponse::Ok().json(message),
+        None => json_error(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            "The requested resource could not be found.",
+        ),
+    }
+}
+
+/// The sandbox's expert is a member of the experts' space; nobody else is.
+async fn webex_memberships(
+    request: HttpRequest,
+    query: web::Query<HashMap<String, String>>,
+) -> HttpResponse {
+    if let Some(refused) = refusal(&request) {
+        return refused;
+    }
+    let member = query.get("personId").map(String::as_str) == Some(EXPERT_ID);
+    let items = if member {
+        vec![
+            json!({"id": "sandbox-membership", "roomId": SANDBOX_EXPERT_ROOM,
+                    "personId": EXPERT_ID, "personEmail": EXPERT_EMAIL}),
+        ]
+    } else {
+        Vec::new()
+    };
+    HttpResponse::Ok().json(json!({ "items": items }))
+}
+
+/// The sample PDF, as Webex serves a message's file (only with a token).
+async fn webex_content(request: HttpRequest, path: web::Path<String>) -> HttpResponse {
+    if let Some(refused) = refusal(&request) {
+        return refused;
+    }
+    if path.as_str() != SAMPLE_PDF_NAME {
+        return json_error(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            "The requested resource could not be found.",
+        );
+    }
+    HttpResponse::Ok()
+        .content_type("application/pdf")
+        .insert_header((
+            "Content-Disposition",
+            format!("attachment; filename=\"{SAMPLE_PDF_NAME}\""),
+        ))
+        .body(SAMPLE_PDF)
+}
+
+#[derive(serde::Deserialize)]
+struct MoveClock {
+    /// `48h`, `2days`, ...
+    advance: String,
+}
+
+/// Moves the sandbox's clock ahead, to see what happens a day or two later (WhatsApp's
+/// 24-hour window, expired links).
+async fn move_clock(bridge: web::Data<Bridge>, body: web::Json<MoveClock>) -> HttpResponse {
+    let clock = bridge.clock();
+    let Ok(by) = humantime::parse_duration(&body.advance) else {
+        return json_error(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_duration",
+            "`advance` must be a duration such as `48h` or `2days`",
+        );
+    };
+    if !clock.is_movable() {
+        return json_error(
+            StatusCode::CONFLICT,
+            "clock_fixed",
+            "this clock cannot be moved",
+        );
+    }
+    clock.advance(by);
+    HttpResponse::Ok().json(json!({"now": rfc3339(clock.now_ms())}))
 }

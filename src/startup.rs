@@ -16,7 +16,7 @@ use crate::clock::Clock;
 use crate::config::{ExpertTarget, FollowupReply, ReplyMode, Settings};
 use crate::console::{Console, ConsoleSettings};
 use crate::desk::{Desk, DeskParts};
-use crate::domain::{Destination, ReplySenders};
+use crate::domain::{Destination, ReplySenders, WhatsappTemplate};
 use crate::inbound::{ConnectAuth, WebexAuth};
 use crate::media_links::{MediaFiles, MediaLinks};
 use crate::metrics::Metrics;
@@ -226,7 +226,7 @@ impl Application {
         let admin_token = web::Data::new(AdminToken(settings.admin_token.clone()));
 
         let sandbox = options.sandbox;
-        let sandbox_state = web::Data::new(sandbox::SandboxState::default());
+        let sandbox_state = web::Data::new(sandbox::SandboxState::new(&settings.webex_api_url));
         let bridge_data = web::Data::new(bridge.clone());
         let auth = web::Data::new(auth);
         let server = HttpServer::new(move || {
@@ -546,6 +546,16 @@ fn use_sandbox_upstreams(settings: &mut Settings, address: SocketAddr) -> Option
     settings.webex_token = upstream_token();
     settings.connect_service_key = upstream_token();
     settings.expert_target = Some(ExpertTarget::RoomId(sandbox::SANDBOX_EXPERT_ROOM.into()));
+    // WhatsApp customers who have not written for a day get the stand-in's template.
+    if settings.whatsapp_template.is_none() {
+        settings.whatsapp_template = Some(
+            WhatsappTemplate::parse(
+                sandbox::SANDBOX_TEMPLATE,
+                Some("name={customer_name},link={guest_url}"),
+            )
+            .expect("the sandbox's template is valid"),
+        );
+    }
     // The console logs in through the Webex stand-in.
     settings.public_url = Some(url("").join("/").expect("a valid local URL"));
     settings.oauth_client_id = Some(sandbox::SANDBOX_OAUTH_CLIENT.into());

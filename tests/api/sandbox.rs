@@ -8,8 +8,21 @@ use serde_json::Value;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
 use tokio::process::Command;
 
-#[tokio::test]
-async fn the_sandbox_runs_the_whole_flow_without_credentials() {
+/// A running `serve --sandbox`, as its banner describes it.
+struct Sandbox {
+    child: tokio::process::Child,
+    /// `http://127.0.0.1:<port>`
+    base: String,
+    url: String,
+    token: String,
+    sample: String,
+    logs: tokio::task::JoinHandle<String>,
+    /// Kept open: the process writes to it.
+    _stdout: tokio::io::Lines<BufReader<tokio::process::ChildStdout>>,
+    _dir: tempfile::TempDir,
+}
+
+async fn start_sandbox() -> Sandbox {
     let dir = tempfile::tempdir().unwrap();
     let mut child = Command::new(env!("CARGO_BIN_EXE_icbridge"))
         .args(["serve", "--sandbox"])
@@ -69,6 +82,30 @@ async fn the_sandbox_runs_the_whole_flow_without_credentials() {
         .next()
         .unwrap()
         .to_string();
+    Sandbox {
+        child,
+        base,
+        url,
+        token,
+        sample,
+        logs,
+        _stdout: lines,
+        _dir: dir,
+    }
+}
+
+#[tokio::test]
+async fn the_sandbox_runs_the_whole_flow_without_credentials() {
+    let Sandbox {
+        mut child,
+        base,
+        url,
+        token,
+        sample,
+        logs,
+        _stdout,
+        _dir,
+    } = start_sandbox().await;
 
     let http = reqwest::Client::new();
     let response = http
@@ -202,5 +239,115 @@ async fn the_sandbox_runs_the_whole_flow_without_credentials() {
     assert!(
         !logs.contains("video call with an advisor"),
         "message text in logs: {logs}"
+    );
+}
+
+/// What the stand-ins received so far, once there are at least `count`.
+async fn sent_messages(base: &str, count: usize) -> Vec<Value> {
+    let http = reqwest::Client::new();
+    let mut sent = Vec::new();
+    for _ in 0..100 {
+        let listing: Value = http
+            .get(format!("{base}/sandbox/messages"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        sent = listing["messages"].as_array().unwrap().clone();
+        if sent.len() >= count {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(sent.len(), count, "{sent:#?}");
+    sent
+}
+
+#[tokio::test]
+async fn the_sandbox_shows_photos_files_and_the_whatsapp_window() {
+    let sandbox = start_sandbox().await;
+    let (base, http) = (sandbox.base.clone(), reqwest::Client::new());
+    let post = |body: Value| {
+        let (http, url, token) = (http.clone(), sandbox.url.clone(), sandbox.token.clone());
+        async move {
+            let response = http
+                .post(url)
+                .bearer_auth(token)
+                .json(&body)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(response.status(), 200);
+            response.json::<Value>().await.unwrap()
+        }
+    };
+    // A photo without caption: a picture in the experts' thread.
+    let photo = "https://media.example.com/wa/photo.jpg";
+    let answer = post(
+        serde_json::json!({"channel": "whatsapp", "from": "14155550142",
+        "to": "a_155054536910425280", "text": "", "name": "Alice Example",
+        "attachments": [{"url": photo, "mimeType": "image/jpeg"}]}),
+    )
+    .await;
+    let conversation = answer["conversationId"].as_str().unwrap().to_string();
+    let sent = sent_messages(&base, 3).await;
+    assert!(sent[0]["text"].as_str().unwrap().contains("_(photo)_"));
+    assert_eq!(sent[2]["request"]["files"], serde_json::json!([photo]));
+
+    // An expert's PDF reaches the customer as a WhatsApp document, fetched from icbridge.
+    let expert_reply = |body: Value| {
+        let (http, base) = (http.clone(), base.clone());
+        async move {
+            let response = http
+                .post(format!("{base}/sandbox/expert-reply"))
+                .json(&body)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(response.status(), 202);
+        }
+    };
+    expert_reply(
+        serde_json::json!({"conversationId": conversation, "text": "Your care plan", "file": true}),
+    )
+    .await;
+    let sent = sent_messages(&base, 4).await;
+    let document = &sent[3]["request"]["channels"]["OTT-Messaging"]["wa"]["document"];
+    assert_eq!(document["caption"], "Your care plan");
+    let file = http
+        .get(document["url"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(file.status(), 200);
+    assert!(file.bytes().await.unwrap().starts_with(b"%PDF"));
+
+    // Two days later a reply goes through the approved template; the text follows once
+    // the customer answers.
+    let moved = http
+        .post(format!("{base}/sandbox/clock"))
+        .json(&serde_json::json!({"advance": "48h"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(moved.status(), 200);
+    expert_reply(serde_json::json!({"conversationId": conversation, "text": "Can we talk?"})).await;
+    let sent = sent_messages(&base, 6).await;
+    let template = sent
+        .iter()
+        .find(|m| m["request"]["message"]["template"] == "sandbox_followup");
+    assert!(template.is_some(), "{sent:#?}");
+    post(
+        serde_json::json!({"channel": "whatsapp", "from": "14155550142",
+        "to": "a_155054536910425280", "text": "Yes", "messageId": "again"}),
+    )
+    .await;
+    let sent = sent_messages(&base, 9).await;
+    assert!(
+        sent.iter()
+            .any(|m| m["via"] == "whatsapp" && m["text"] == "Can we talk?"),
+        "{sent:#?}"
     );
 }
