@@ -126,23 +126,7 @@ async fn the_sandbox_runs_the_whole_flow_without_credentials() {
     assert_eq!(answer["created"], true);
 
     // The worker sends the expert notification and the customer reply to the stand-ins.
-    let mut sent = Vec::new();
-    for _ in 0..100 {
-        let listing: Value = http
-            .get(format!("{base}/sandbox/messages"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        sent = listing["messages"].as_array().unwrap().clone();
-        if sent.len() >= 2 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert_eq!(sent.len(), 2, "{sent:?}");
+    let sent = sent_messages(&base, 2).await;
     let to_experts = sent
         .iter()
         .find(|m| m["via"] == "webex")
