@@ -340,7 +340,9 @@ impl Application {
              curl -s {base}/webhooks/connect {auth}-H 'Content-Type: application/json' \\\n    \
              -d '{{\"channel\":\"whatsapp\",\"from\":\"14155550142\",\"to\":\"a_155054536910425280\",\"text\":\"Hello, can I get a video call with an advisor?\",\"name\":\"Alice Example\"}}'\n\n\
              Then see what icbridge sent (expert notification, customer reply):\n\n  \
-             curl -s {base}/sandbox/messages\n"
+             curl -s {base}/sandbox/messages\n\n\
+             Photos, experts' files (POST {base}/sandbox/expert-reply) and WhatsApp's 24-hour window\n\
+             (POST {base}/sandbox/clock): see the README.\n"
         ))
     }
 

@@ -94,7 +94,8 @@ impl UpstreamError {
         match self {
             UpstreamError::Transport { .. } => true,
             UpstreamError::Status { status, .. } => {
-                *status >= 500 || matches!(status, 408 | 409 | 425 | 429)
+                // 423: Webex is still scanning a file for malware.
+                *status >= 500 || matches!(status, 408 | 409 | 423 | 425 | 429)
             }
             UpstreamError::Refused { retryable, .. } => *retryable,
             // The request went through but the answer is unreadable: repeating it could
