@@ -223,4 +223,28 @@ pub struct FlowMessage {
     message_id: Option<String>,
     /// The customer's name, if the flow knows it.
     name: Option<String>,
+    /// Files sent with the message (WhatsApp), at most 10.
+    attachments: Option<Vec<FlowAttachment>>,
+    /// A place the customer shared.
+    location: Option<FlowLocation>,
+}
+
+/// A customer's file: an `https` link, its type (one WhatsApp carries), a caption.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+pub struct FlowAttachment {
+    url: String,
+    #[schema(rename = "mimeType")]
+    mime_type: String,
+    caption: Option<String>,
+}
+
+/// A shared place; coordinates as numbers or text.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+pub struct FlowLocation {
+    latitude: f64,
+    longitude: f64,
+    name: Option<String>,
+    address: Option<String>,
 }

@@ -336,8 +336,14 @@ db_test! {
         assert!(eventually(20, || async {
             webex.received_requests().await.unwrap().iter().filter(|r| r.url.path() == "/v1/messages").count() >= 3
         }).await, "{}", binary.logs.lock().unwrap());
+        // A link to an expert's file is a token: the request log leaves it out.
+        let file = reqwest::get(format!("{}/media/secret-token-123.abc/plan.pdf", binary.address))
+            .await
+            .unwrap();
+        assert_eq!(file.status(), 404);
+        assert!(eventually(5, || async { binary.logs.lock().unwrap().contains("path=/media/…") }).await);
         let logs = binary.logs.lock().unwrap().clone();
-        for secret in ["secret-rash", "files.example.org", "private caption"] {
+        for secret in ["secret-rash", "files.example.org", "private caption", "secret-token-123", "plan.pdf"] {
             assert!(!logs.contains(secret), "{secret} in the logs:\n{logs}");
         }
     }
