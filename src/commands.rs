@@ -230,12 +230,14 @@ async fn purge(settings: Settings) -> Result<(), String> {
         .map_err(|e| e.to_string())?;
     println!(
         "retention {}: {} message texts erased, {} conversations anonymised, {} receipts, \
-         {} delivery payloads, {} Webex events and {} expired sessions removed",
+         {} delivery payloads, {} held WhatsApp messages, {} Webex events and {} expired \
+         sessions removed",
         humantime::format_duration(settings.retention),
         report.message_texts_erased,
         report.conversations_anonymised,
         report.receipts_deleted,
         report.outbox_payloads_cleared,
+        report.held_messages_dropped,
         report.webex_events_deleted,
         report.sessions_deleted,
     );

@@ -32,6 +32,8 @@ pub struct PurgeReport {
     pub conversations_anonymised: u64,
     pub receipts_deleted: u64,
     pub outbox_payloads_cleared: u64,
+    /// WhatsApp messages held for a customer who did not write again within the retention.
+    pub held_messages_dropped: u64,
     pub webex_events_deleted: u64,
     pub sessions_deleted: u64,
 }
@@ -156,6 +158,15 @@ impl Store {
                         .execute(&mut *tx)
                         .await?
                         .rows_affected();
+                // A WhatsApp message held for a customer who never wrote again is not kept
+                // past the retention either: nothing of it was ever sent.
+                let held_messages_dropped = sqlx::query(
+                    "DELETE FROM outbox WHERE held = 1 AND created_at < $1",
+                )
+                .bind(before)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
                 let outbox_payloads_cleared = sqlx::query(
                     "UPDATE outbox SET payload = '{}'
                      WHERE state != 'pending' AND created_at < $1 AND payload != '{}'",
@@ -195,6 +206,7 @@ impl Store {
                     conversations_anonymised,
                     receipts_deleted,
                     outbox_payloads_cleared,
+                    held_messages_dropped,
                     webex_events_deleted,
                     sessions_deleted,
                 })

@@ -188,3 +188,28 @@ db_test! {
         assert_eq!(whatsapp_sent(&app).await[4..6], ["One", "Two"]);
     }
 }
+
+db_test! {
+    async fn a_message_held_past_the_retention_is_dropped(db) {
+        let app = desk_app(db, &[("REPLY_MODE", "connect")]).await;
+        open_conversation(&app).await;
+        app.clock.advance(25 * HOUR);
+        expert_replies(&app, "m-1", "Anyone there?").await;
+        app.worker.run_once().await.unwrap();
+        assert_eq!(app.count("outbox WHERE held = 1").await, 1);
+        // The customer never writes again; 40 days pass.
+        sqlx::query("UPDATE outbox SET created_at = created_at - 3456000000 WHERE held = 1")
+            .execute(&app.db)
+            .await
+            .unwrap();
+        let purged = crate::cli::icbridge(
+            &["purge"],
+            &[("DATABASE_URL", app.database_url.clone()), ("RETENTION", "30days".into())],
+        )
+        .await;
+        assert!(purged.status.success());
+        assert!(String::from_utf8_lossy(&purged.stdout).contains("1 held WhatsApp messages"));
+        assert_eq!(app.count("outbox WHERE held = 1").await, 0);
+        assert_eq!(app.count("outbox WHERE payload LIKE '%Anyone there%'").await, 0);
+    }
+}
