@@ -209,14 +209,17 @@ struct MessageFields {
 /// `mime_type`, a flow body `mimeType`.
 struct MediaNames {
     mime_type: &'static str,
+    other_mime_type: &'static str,
 }
 
 impl MediaNames {
     const CONNECT: MediaNames = MediaNames {
         mime_type: "mime_type",
+        other_mime_type: "mimeType",
     };
     const FLOW: MediaNames = MediaNames {
         mime_type: "mimeType",
+        other_mime_type: "mime_type",
     };
 }
 
@@ -375,8 +378,12 @@ fn parse_attachment(
     };
     let url = text("url")?.ok_or_else(|| part("url", "is missing".into()))?;
     let url = MediaUrl::parse(url).map_err(|reason| part("url", reason))?;
-    let mime_type =
-        text(names.mime_type)?.ok_or_else(|| part(names.mime_type, "is missing".into()))?;
+    // A flow may pass Webex Connect's own list through: both spellings are read.
+    let mime_type = match text(names.mime_type)? {
+        Some(found) => Some(found),
+        None => text(names.other_mime_type)?,
+    }
+    .ok_or_else(|| part(names.mime_type, "is missing".into()))?;
     let mime_type = MediaType::parse(mime_type).map_err(|reason| part(names.mime_type, reason))?;
     let caption =
         Attachment::caption(text("caption")?).map_err(|reason| part("caption", reason))?;
@@ -570,6 +577,29 @@ mod tests {
         let nameless =
             message(r#"{"channel":"whatsapp","from":"14155550142","text":"x","name":"\u0000\n"}"#);
         assert_eq!(nameless.customer_name, None);
+    }
+
+    #[test]
+    fn media_comes_as_a_list_or_as_webex_connects_json_string() {
+        let listed = message(
+            r#"{"channel":"whatsapp","from":"14155550142","text":"",
+                "attachments":[{"url":"https://x.example/a.jpg","mime_type":"image/jpeg"}],
+                "location":"{\"latitude\":\"1.5\",\"longitude\":2}"}"#,
+        );
+        assert_eq!(listed.media.attachments[0].mime_type.as_str(), "image/jpeg");
+        assert_eq!(listed.media.location.unwrap().latitude, 1.5);
+        let event = message(
+            r#"{"waid":"14155550142","appId":"a_1","event":"MO","message":"","location":"",
+                "attachments":"[{\"mime_type\":\"application/pdf\",\"caption\":\"\",\"url\":\"https://x.example/f.pdf\"}]"}"#,
+        );
+        assert_eq!(event.media.attachments[0].caption, None);
+        assert_eq!(event.media.location, None);
+        assert_eq!(
+            error(
+                r#"{"channel":"whatsapp","from":"14155550142","text":"","attachments":"not json"}"#
+            ),
+            "field `attachments` holds a string that is not JSON"
+        );
     }
 
     #[test]

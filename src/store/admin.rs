@@ -160,13 +160,12 @@ impl Store {
                         .rows_affected();
                 // A WhatsApp message held for a customer who never wrote again is not kept
                 // past the retention either: nothing of it was ever sent.
-                let held_messages_dropped = sqlx::query(
-                    "DELETE FROM outbox WHERE held = 1 AND created_at < $1",
-                )
-                .bind(before)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
+                let held_messages_dropped =
+                    sqlx::query("DELETE FROM outbox WHERE held = 1 AND created_at < $1")
+                        .bind(before)
+                        .execute(&mut *tx)
+                        .await?
+                        .rows_affected();
                 let outbox_payloads_cleared = sqlx::query(
                     "UPDATE outbox SET payload = '{}'
                      WHERE state != 'pending' AND created_at < $1 AND payload != '{}'",
