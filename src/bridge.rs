@@ -22,7 +22,7 @@ use crate::pauses::Pauses;
 use crate::retention;
 use crate::store::{
     Answer, Claim, ConversationInfo, ExpertMessage, MeetingInfo, NewMeeting, OutboxRow,
-    OutboxState, PurgeReport, QueueItem, Recorded, Store, StoreError, TranscriptEntry,
+    OutboxState, PurgeReport, QueueItem, Recorded, Store, StoreError, TakeOutcome, TranscriptEntry,
     UpstreamPause,
 };
 use crate::upstream::instant_connect::{InstantConnectClient, MeetingRequest};
@@ -348,6 +348,36 @@ impl Bridge {
             Some(_) => Ok(CloseOutcome::AlreadyClosed),
             None => Err(BridgeError::UnknownConversation(id.to_string())),
         }
+    }
+
+    /// Makes `who` (an expert's Webex email or id) the conversation's assignee, telling the
+    /// thread; the expert's `take`, the card's Take button and the console come here.
+    pub async fn take(&self, id: &str, who: &str) -> Result<TakeOutcome, BridgeError> {
+        let notice = Self::to_thread(expert_messages::taken(who));
+        let outcome = self
+            .inner
+            .store
+            .take_conversation(id, who, &[notice], self.now())
+            .await?;
+        if outcome == TakeOutcome::Taken {
+            self.wake_outbox();
+            tracing::info!(conversation = %id, "conversation taken");
+        }
+        Ok(outcome)
+    }
+
+    /// Clears the assignee if it is `who`; returns whether it was.
+    pub async fn release(&self, id: &str, who: &str) -> Result<bool, BridgeError> {
+        let notice = Self::to_thread(expert_messages::released(who));
+        let released = self
+            .inner
+            .store
+            .release_conversation(id, who, &[notice], self.now())
+            .await?;
+        if released {
+            self.wake_outbox();
+        }
+        Ok(released)
     }
 
     /// Relays an expert's reply (its text and files) to the customer and keeps it in the

@@ -176,12 +176,12 @@ async fn conversations(settings: Settings, command: ConversationsCommand) -> Res
                 .await
                 .map_err(|e| e.to_string())?;
             println!(
-                "{:<36}  {:<8} {:<14} {:<6}  {:<20}  LINKS UNTIL",
-                "ID", "CHANNEL", "CUSTOMER", "STATE", "CREATED"
+                "{:<36}  {:<8} {:<14} {:<6}  {:<20}  {:<20}  TAKEN BY",
+                "ID", "CHANNEL", "CUSTOMER", "STATE", "CREATED", "LINKS UNTIL"
             );
             for c in list {
                 println!(
-                    "{:<36}  {:<8} {:<14} {:<6}  {:<20}  {}",
+                    "{:<36}  {:<8} {:<14} {:<6}  {:<20}  {:<20}  {}",
                     c.id,
                     c.key.channel.as_str(),
                     c.key.customer.masked(),
@@ -190,6 +190,7 @@ async fn conversations(settings: Settings, command: ConversationsCommand) -> Res
                     c.links_expire_at
                         .map(clock::rfc3339)
                         .unwrap_or_else(|| "-".into()),
+                    c.assignee.as_deref().unwrap_or("-"),
                 );
             }
             Ok(())

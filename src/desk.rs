@@ -13,9 +13,9 @@ use tokio::sync::{watch, Notify, OnceCell};
 use crate::bridge::{Bridge, BridgeError, CloseOutcome, NewLinkOutcome};
 use crate::clock::Clock;
 use crate::domain::{Delivery, Destination, Purpose, WebexPost};
-use crate::expert_messages::{self, ACTION_CLOSE, ACTION_NEW_LINK};
+use crate::expert_messages::{self, ACTION_CLOSE, ACTION_NEW_LINK, ACTION_TAKE};
 use crate::pauses::Pauses;
-use crate::store::{ConversationInfo, Store, StoreError, WebexEvent};
+use crate::store::{ConversationInfo, Store, StoreError, TakeOutcome, WebexEvent};
 use crate::upstream::webex::{Message, Person, WebexClient};
 use crate::upstream::{Upstream, UpstreamError};
 use crate::worker;
@@ -103,6 +103,8 @@ enum Command {
     List,
     Close,
     NewLink,
+    Take,
+    Release,
     /// Anything else: in a thread, a reply for the customer.
     Text,
 }
@@ -121,6 +123,8 @@ impl Command {
             "list" => Command::List,
             "close" => Command::Close,
             "new link" | "newlink" | "new-link" => Command::NewLink,
+            "take" => Command::Take,
+            "release" => Command::Release,
             _ => Command::Text,
         }
     }
@@ -368,7 +372,11 @@ impl Desk {
                 self.close(&conversation, &author, &place).await
             }
             (Command::NewLink, Some(conversation)) => self.new_link(&conversation, &place).await,
-            (Command::Close | Command::NewLink, None) => {
+            (Command::Take, Some(conversation)) => self.take(&conversation, &author, &place).await,
+            (Command::Release, Some(conversation)) => {
+                self.release(&conversation, &author, &place).await
+            }
+            (Command::Close | Command::NewLink | Command::Take | Command::Release, None) => {
                 self.answer(&place, expert_messages::NOT_IN_A_THREAD.into(), None)
                     .await
             }
@@ -396,11 +404,19 @@ impl Desk {
                 .and_then(|c| c.thread_message_id.clone())
                 .or(Some(action.message_id.clone())),
         };
-        let author = hook
-            .data
-            .person_email
-            .clone()
-            .unwrap_or_else(|| action.person_id.clone());
+        // Who pressed, by email as in thread replies (a card press's event may not carry
+        // it): `take` must name the same expert either way.
+        let author = match hook.data.person_email.clone() {
+            Some(email) => email,
+            None => match self.webex.person(&action.person_id).await {
+                Ok(person) => person.emails.into_iter().next(),
+                Err(error) => {
+                    tracing::warn!(%error, "could not look up who pressed a card button");
+                    None
+                }
+            }
+            .unwrap_or_else(|| action.person_id.clone()),
+        };
         // Cards are posted only where the experts are: a press counts on a card of
         // icbridge's own (it names a conversation), by an expert, where it was posted.
         let asker = Asker {
@@ -418,6 +434,9 @@ impl Desk {
             }
             (Some(ACTION_NEW_LINK), Some(conversation)) => {
                 self.new_link(&conversation, &place).await
+            }
+            (Some(ACTION_TAKE), Some(conversation)) => {
+                self.take(&conversation, &author, &place).await
             }
             _ => {
                 self.answer(&place, expert_messages::unknown_command(), None)
@@ -511,6 +530,44 @@ impl Desk {
         self.answer(place, answer, Some(&conversation.id)).await
     }
 
+    /// `take`: the thread says who has it (the bridge queues that); a loser of a race,
+    /// or a second taker, is told who has it.
+    async fn take(
+        &self,
+        conversation: &ConversationInfo,
+        author: &str,
+        place: &Place,
+    ) -> Result<(), DeskError> {
+        let answer = match self.bridge.take(&conversation.id, author).await {
+            Ok(TakeOutcome::Taken) => return Ok(()),
+            Ok(TakeOutcome::AlreadyYours) => expert_messages::ALREADY_YOURS.to_string(),
+            Ok(TakeOutcome::TakenBy(other)) => expert_messages::taken_by_other(&other),
+            Ok(TakeOutcome::Closed | TakeOutcome::Unknown) => {
+                expert_messages::ALREADY_CLOSED.to_string()
+            }
+            Err(BridgeError::Store(error)) => return Err(error.into()),
+            Err(error) => return Err(DeskError::Invalid(error.to_string())),
+        };
+        self.answer(place, answer, Some(&conversation.id)).await
+    }
+
+    async fn release(
+        &self,
+        conversation: &ConversationInfo,
+        author: &str,
+        place: &Place,
+    ) -> Result<(), DeskError> {
+        match self.bridge.release(&conversation.id, author).await {
+            Ok(true) => Ok(()),
+            Ok(false) => {
+                let text = expert_messages::NOT_TAKEN_BY_YOU.to_string();
+                self.answer(place, text, Some(&conversation.id)).await
+            }
+            Err(BridgeError::Store(error)) => Err(error.into()),
+            Err(error) => Err(DeskError::Invalid(error.to_string())),
+        }
+    }
+
     async fn relay(
         &self,
         conversation: &ConversationInfo,
@@ -519,6 +576,11 @@ impl Desk {
         author: &str,
         place: &Place,
     ) -> Result<(), DeskError> {
+        // While a conversation is taken, only its assignee answers the customer.
+        if let Some(assignee) = conversation.assignee.as_deref().filter(|a| *a != author) {
+            let notice = expert_messages::not_the_assignee(assignee);
+            return self.answer(place, notice, Some(&conversation.id)).await;
+        }
         let refusal = if !conversation.open {
             expert_messages::ALREADY_CLOSED
         } else if !self.bridge.can_reach_customers() {

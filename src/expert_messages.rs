@@ -26,13 +26,15 @@ const LIST_NAME_CHARS: usize = 40;
 /// The values of the card's `Action.Submit` buttons.
 pub const ACTION_NEW_LINK: &str = "new_link";
 pub const ACTION_CLOSE: &str = "close";
+pub const ACTION_TAKE: &str = "take";
 
 pub const HELP: &str =
     "I connect customers who text your SMS number or WhatsApp account with a video call.\n\n\
 In a conversation's thread (mention me in a space):\n\
 - write anything to send it to the customer\n\
 - `close` closes the conversation; the customer's next message opens a new one\n\
-- `new link` makes a new meeting and sends the customer its link\n\n\
+- `new link` makes a new meeting and sends the customer its link\n\
+- `take` makes the conversation yours: only your replies reach the customer; `release` hands it back\n\n\
 Anywhere: `list` shows the open conversations, `help` shows this.";
 
 /// The new meeting's notification: markdown for every client, and a card with the same
@@ -88,6 +90,7 @@ pub fn notification(message: &InboundMessage, host_url: &str, expires_at: i64) -
             ],
             "actions": [
                 {"type": "Action.OpenUrl", "title": "Join as host", "url": host_url},
+                {"type": "Action.Submit", "title": "Take", "data": {"action": ACTION_TAKE}},
                 {"type": "Action.Submit", "title": "New link", "data": {"action": ACTION_NEW_LINK}},
                 {"type": "Action.Submit", "title": "Close", "data": {"action": ACTION_CLOSE}},
             ],
@@ -173,6 +176,37 @@ pub const RELAY_NOT_CONFIGURED: &str = "Relaying to the customer is not configur
 pub const FILES_NOT_RELAYED: &str = "Files cannot reach the customer: icbridge has no public \
      address (ICB_PUBLIC_URL) for Webex Connect to fetch them from. Only the text was sent.";
 
+/// A conversation was taken: only its assignee's replies reach the customer now.
+pub fn taken(who: &str) -> String {
+    format!(
+        "✋ **Taken by {}**: only their replies reach the customer. `release` hands it back.",
+        escape(who)
+    )
+}
+
+pub fn released(who: &str) -> String {
+    format!(
+        "{} released the conversation: anyone can take it.",
+        escape(who)
+    )
+}
+
+/// Another expert was first (or holds it): their name, so the asker knows whom to ask.
+pub fn taken_by_other(who: &str) -> String {
+    format!("This conversation is taken by {}.", escape(who))
+}
+
+/// A reply by an expert who is not the conversation's assignee: not sent.
+pub fn not_the_assignee(who: &str) -> String {
+    format!(
+        "Not sent to the customer: this conversation is taken by {}. Ask them to `release` it first.",
+        escape(who)
+    )
+}
+
+pub const NOT_TAKEN_BY_YOU: &str = "You have not taken this conversation: nothing to release.";
+pub const ALREADY_YOURS: &str = "You have already taken this conversation.";
+
 /// The answer to someone who is not one of the experts.
 pub const NOT_FOR_YOU: &str =
     "Sorry, I only take requests from the experts of this service, in their space.";
@@ -207,8 +241,12 @@ pub fn open_conversations(conversations: &[ConversationInfo], now: i64) -> Strin
                 .customer_name
                 .as_deref()
                 .map(|name| shortened(name, LIST_NAME_CHARS));
+            let taken = match &c.assignee {
+                Some(who) => format!(" · taken by {}", escape(who)),
+                None => String::new(),
+            };
             format!(
-                "- {} · {} · opened {} · {expiry}",
+                "- {} · {} · opened {} · {expiry}{taken}",
                 c.key.channel.display_name(),
                 customer_label(&c.key, name.as_deref()),
                 age(now - c.created_at),

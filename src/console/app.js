@@ -68,6 +68,7 @@
       item.appendChild(text('q', 'last-message', c.lastMessage || ''));
       item.appendChild(text('time', 'last-message-at', time(c.lastMessageAt)));
       item.appendChild(text('span', 'expiry', c.linkExpiresAt ? 'link until ' + time(c.linkExpiresAt) : 'no link'));
+      item.appendChild(text('span', 'assignee', c.assignee ? 'taken by ' + c.assignee : ''));
       var actions = document.createElement('div');
       actions.className = 'actions';
       if (c.hostUrl) {

@@ -152,6 +152,8 @@ pub struct ConversationView {
     pub created_at: String,
     pub link_expires_at: Option<String>,
     pub thread_message_id: Option<String>,
+    /// The expert who took the conversation: only their replies reach the customer.
+    pub assignee: Option<String>,
 }
 
 impl From<&ConversationInfo> for ConversationView {
@@ -166,6 +168,7 @@ impl From<&ConversationInfo> for ConversationView {
             created_at: clock::rfc3339(c.created_at),
             link_expires_at: c.links_expire_at.map(clock::rfc3339),
             thread_message_id: c.thread_message_id.clone(),
+            assignee: c.assignee.clone(),
         }
     }
 }

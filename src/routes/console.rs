@@ -339,6 +339,7 @@ pub async fn queue(
                 "lastMessageAt": item.last_message_at.map(clock::rfc3339),
                 "linkExpiresAt": c.links_expire_at.map(clock::rfc3339),
                 "hostUrl": item.host_url,
+                "assignee": c.assignee,
             })
         })
         .collect();

@@ -15,6 +15,20 @@ pub struct ConversationInfo {
     pub created_at: i64,
     /// When the newest meeting's links run out.
     pub links_expire_at: Option<i64>,
+    /// The expert who took the conversation, if one did.
+    pub assignee: Option<String>,
+}
+
+/// What became of an expert's `take`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TakeOutcome {
+    Taken,
+    /// The expert had taken it already.
+    AlreadyYours,
+    /// Another expert has it (they were first).
+    TakenBy(String),
+    Closed,
+    Unknown,
 }
 
 /// An expert's reply, relayed to the customer.
@@ -28,7 +42,7 @@ pub struct ExpertMessage<'a> {
 }
 
 pub(super) const SELECT: &str = "SELECT c.id, c.channel, c.customer, c.business, c.customer_name,
-        c.state, c.thread_message_id, c.created_at,
+        c.state, c.thread_message_id, c.created_at, c.assignee,
         (SELECT MAX(t.expires_at) FROM meetings t WHERE t.conversation_id = c.id) AS links_expire_at
     FROM conversations c";
 
@@ -44,6 +58,7 @@ pub(super) struct ConversationRow {
     thread_message_id: Option<String>,
     created_at: i64,
     links_expire_at: Option<i64>,
+    assignee: Option<String>,
 }
 
 impl TryFrom<ConversationRow> for ConversationInfo {
@@ -65,6 +80,7 @@ impl TryFrom<ConversationRow> for ConversationInfo {
             thread_message_id: row.thread_message_id,
             created_at: row.created_at,
             links_expire_at: row.links_expire_at,
+            assignee: row.assignee,
         })
     }
 }
@@ -76,6 +92,78 @@ pub(super) fn conversations(
 }
 
 impl Store {
+    /// Makes `who` the conversation's assignee if nobody is, queuing `notice` with it. Of
+    /// two experts taking at once, exactly one wins (the update checks and sets in one
+    /// statement, on both databases).
+    pub async fn take_conversation(
+        &self,
+        id: &str,
+        who: &str,
+        notice: &[OutboxEntry],
+        now: i64,
+    ) -> Result<TakeOutcome, StoreError> {
+        let (id, who, notice) = (id.to_string(), who.to_string(), notice.to_vec());
+        self.write(move |tx| {
+            Box::pin(async move {
+                let taken = sqlx::query(
+                    "UPDATE conversations SET assignee = $1, assigned_at = $2
+                     WHERE id = $3 AND state = 'open' AND assignee IS NULL",
+                )
+                .bind(&who)
+                .bind(now)
+                .bind(&id)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+                if taken == 1 {
+                    insert_outbox(tx, &notice, Some(&id), now).await?;
+                    return Ok(TakeOutcome::Taken);
+                }
+                let found: Option<(String, Option<String>)> =
+                    sqlx::query_as("SELECT state, assignee FROM conversations WHERE id = $1")
+                        .bind(&id)
+                        .fetch_optional(&mut *tx)
+                        .await?;
+                Ok(match found {
+                    None => TakeOutcome::Unknown,
+                    Some((_, Some(assignee))) if assignee == who => TakeOutcome::AlreadyYours,
+                    Some((_, Some(assignee))) => TakeOutcome::TakenBy(assignee),
+                    Some(_) => TakeOutcome::Closed,
+                })
+            })
+        })
+        .await
+    }
+
+    /// Clears the assignee if it is `who`, queuing `notice`; returns whether it was.
+    pub async fn release_conversation(
+        &self,
+        id: &str,
+        who: &str,
+        notice: &[OutboxEntry],
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        let (id, who, notice) = (id.to_string(), who.to_string(), notice.to_vec());
+        self.write(move |tx| {
+            Box::pin(async move {
+                let released = sqlx::query(
+                    "UPDATE conversations SET assignee = NULL, assigned_at = NULL
+                     WHERE id = $1 AND assignee = $2",
+                )
+                .bind(&id)
+                .bind(&who)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+                if released == 1 {
+                    insert_outbox(tx, &notice, Some(&id), now).await?;
+                }
+                Ok(released == 1)
+            })
+        })
+        .await
+    }
+
     /// When the customer of a conversation last wrote (in any of their conversations on
     /// the same channel and business address): WhatsApp's 24-hour window runs from then.
     pub async fn last_customer_message_at(

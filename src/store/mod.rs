@@ -30,7 +30,7 @@ use crate::domain::OutboxEntry;
 
 pub use admin::{MeetingInfo, PurgeCutoffs, PurgeReport, TranscriptEntry};
 pub use console::{ConsoleSession, QueueItem};
-pub use conversations::{ConversationInfo, ExpertMessage};
+pub use conversations::{ConversationInfo, ExpertMessage, TakeOutcome};
 pub use messages::{Answer, Claim, NewMeeting, ReceiptMatch, Recorded};
 pub use outbox::{OutboxRow, OutboxState, Outcome, Settlement};
 pub use pauses::UpstreamPause;

@@ -60,18 +60,6 @@ async fn expert_sends(app: &TestApp, text: &str, files: &[String]) {
     app.worker.run_once().await.unwrap();
 }
 
-/// The `wa` objects icbridge sent after the guest link.
-async fn whatsapp_messages(app: &TestApp) -> Vec<Value> {
-    app.connect
-        .received_requests()
-        .await
-        .unwrap()
-        .iter()
-        .skip(1)
-        .map(|r| r.body_json::<Value>().unwrap()["channels"]["OTT-Messaging"]["wa"].clone())
-        .collect()
-}
-
 fn link_path(link: &str) -> String {
     link.strip_prefix(PUBLIC_URL).unwrap().to_string()
 }
@@ -133,7 +121,7 @@ db_test! {
             webex_file(&app, "d", "application/zip", "scans.zip", "zip").await,
         ];
         expert_sends(&app, "Four files", &files).await;
-        let sent = whatsapp_messages(&app).await;
+        let sent = whatsapp_after_the_link(&app).await;
         // A voice note takes no caption: the text goes first, on its own.
         assert_eq!(sent[0], json!({"type": "text", "text": {"body": "Four files"}, "preview_url": "true"}));
         let link = |wa: &Value, kind: &str| wa[kind]["url"].as_str().unwrap().to_string();
@@ -177,7 +165,7 @@ db_test! {
             webex_file(&app, "other", "application/pdf", "other.pdf", "other").await,
         ];
         expert_sends(&app, "", &files).await;
-        let sent = whatsapp_messages(&app).await;
+        let sent = whatsapp_after_the_link(&app).await;
         let plan = link_path(sent[0]["document"]["url"].as_str().unwrap());
         let other = link_path(sent[1]["document"]["url"].as_str().unwrap());
         let token = plan.split('/').nth(2).unwrap().to_string();
@@ -225,7 +213,7 @@ db_test! {
         let file = webex_file(&app, "plan", "application/pdf", "plan.pdf", PDF).await;
         expert_sends(&app, "See the plan", &[file]).await;
         app.worker.run_once().await.unwrap();
-        let sent = whatsapp_messages(&app).await;
+        let sent = whatsapp_after_the_link(&app).await;
         assert_eq!(sent, vec![json!({"type": "text", "text": {"body": "See the plan"}, "preview_url": "true"})]);
         let notice = &bot_posts_after_notification(&app).await[0];
         assert!(notice["markdown"].as_str().unwrap().contains("ICB_PUBLIC_URL"), "{notice}");

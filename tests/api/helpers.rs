@@ -240,6 +240,7 @@ impl Upstreams {
 /// own set to the same time.
 pub struct OtherInstance {
     pub worker: OutboxWorker,
+    pub desk: Desk,
     pub clock: Clock,
 }
 
@@ -255,8 +256,13 @@ impl TestApp {
             .await
             .expect("a second instance starts");
         let worker = app.outbox_worker();
+        let desk = app.desk();
         tokio::spawn(app.run_until_stopped());
-        OtherInstance { worker, clock }
+        OtherInstance {
+            worker,
+            desk,
+            clock,
+        }
     }
 }
 
@@ -356,6 +362,19 @@ impl TestApp {
             .map(|r| r.body_json().unwrap())
             .collect()
     }
+}
+
+/// The WhatsApp messages (`channels.OTT-Messaging.wa`) Webex Connect received after the
+/// first one (a conversation's guest link), in order.
+pub async fn whatsapp_after_the_link(app: &TestApp) -> Vec<Value> {
+    app.connect
+        .received_requests()
+        .await
+        .unwrap()
+        .iter()
+        .skip(1)
+        .map(|r| r.body_json::<Value>().unwrap()["channels"]["OTT-Messaging"]["wa"].clone())
+        .collect()
 }
 
 /// The broker answers like `fixtures/ic-joseencrypt-short.json` (or `-long.json`).

@@ -58,4 +58,5 @@ mod pauses;
 mod replies;
 mod sandbox;
 mod soak;
+mod take;
 mod window;
