@@ -11,6 +11,7 @@ use tokio::sync::Notify;
 use uuid::Uuid;
 
 use crate::clock::{self, Clock};
+use crate::desks::Desks;
 use crate::domain::{
     outbox_id_of, ConversationKey, Delivery, ExpertFile, FollowUps, InboundMessage, LinkReply,
     MeetingLinks, OutboxEntry, Purpose, ReplySenders, ReplyTemplate, Vertical, WhatsappTemplate,
@@ -117,6 +118,8 @@ pub struct BridgeParts {
     pub clock: Clock,
     /// Upstreams that asked to wait or refused the credential.
     pub pauses: Pauses,
+    /// Which desk a new conversation belongs to.
+    pub desks: Desks,
 }
 
 #[derive(Clone)]
@@ -465,6 +468,10 @@ impl Bridge {
                     key: key.clone(),
                     customer_name: conversation.customer_name.clone(),
                     conversation_id: conversation.id.clone(),
+                    desk: conversation
+                        .desk
+                        .clone()
+                        .unwrap_or_else(|| self.inner.desks.default_desk().name.clone()),
                     meeting_id: Uuid::new_v4().to_string(),
                     sub: sub.clone(),
                     links,
@@ -756,6 +763,11 @@ impl Bridge {
                 key: message.key.clone(),
                 customer_name: message.customer_name.clone(),
                 conversation_id: Uuid::new_v4().to_string(),
+                desk: inner
+                    .desks
+                    .route(&message.key.business, &message.text)
+                    .name
+                    .clone(),
                 meeting_id: Uuid::new_v4().to_string(),
                 sub: sub.to_string(),
                 links,

@@ -11,6 +11,7 @@ use std::time::Duration;
 use secrecy::SecretString;
 use url::Url;
 
+use crate::desks::DeskConfig;
 use crate::domain::{ReplyTemplate, Vertical, WhatsappTemplate};
 
 const PREFIX: &str = "ICB_";
@@ -79,6 +80,8 @@ pub enum ConfigError {
     UnsupportedFileValue { path: String, key: String },
     #[error("{PREFIX}{key}: {reason}")]
     Invalid { key: &'static str, reason: String },
+    #[error("config file {path}: [[desk]] entries: {reason}")]
+    Desks { path: String, reason: String },
 }
 
 /// Where a message from icbridge's expert notifications goes.
@@ -168,6 +171,8 @@ pub struct Settings {
     /// Certificates (PEM) also trusted when downloading customers' files: for media hosts
     /// behind a private CA.
     pub media_ca_file: Option<PathBuf>,
+    /// The `[[desk]]` entries of the TOML file (validated at start-up, see `desks`).
+    pub desks: Vec<DeskConfig>,
     /// Things worth telling the operator once logging is up (unknown variables, ...).
     pub warnings: Vec<String>,
 }
@@ -175,9 +180,9 @@ pub struct Settings {
 impl Settings {
     /// Reads the optional TOML file, then the process environment on top of it.
     pub fn load(config_file: Option<&Path>) -> Result<Self, ConfigError> {
-        let mut vars = match config_file {
+        let (mut vars, desks) = match config_file {
             Some(path) => read_file(path)?,
-            None => BTreeMap::new(),
+            None => (BTreeMap::new(), Vec::new()),
         };
         let mut warnings = Vec::new();
         for (name, value) in std::env::vars() {
@@ -196,6 +201,7 @@ impl Settings {
         }
         let mut settings = Self::from_vars(&vars)?;
         settings.warnings.extend(warnings);
+        settings.desks = desks;
         Ok(settings)
     }
 
@@ -315,6 +321,7 @@ impl Settings {
                 mb => return Err(invalid("MEDIA_MAX_MB", &mb.to_string(), "at most 100")),
             },
             media_ca_file: vars.text("MEDIA_CA_FILE").map(PathBuf::from),
+            desks: Vec::new(),
             media_link_ttl: vars.duration("MEDIA_LINK_TTL", "1h")?,
             whatsapp_template: match vars.text("WHATSAPP_TEMPLATE") {
                 None if vars.text("WHATSAPP_TEMPLATE_PARAMS").is_some() => {
@@ -361,16 +368,26 @@ fn invalid(key: &'static str, value: &str, expected: &str) -> ConfigError {
     }
 }
 
-fn read_file(path: &Path) -> Result<BTreeMap<String, String>, ConfigError> {
+/// The settings of a TOML file, and its `[[desk]]` entries.
+fn read_file(path: &Path) -> Result<(BTreeMap<String, String>, Vec<DeskConfig>), ConfigError> {
     let shown = path.display().to_string();
     let text = std::fs::read_to_string(path).map_err(|source| ConfigError::ReadFile {
         path: shown.clone(),
         source,
     })?;
-    let table: toml::Table = text.parse().map_err(|source| ConfigError::ParseFile {
+    let mut table: toml::Table = text.parse().map_err(|source| ConfigError::ParseFile {
         path: shown.clone(),
         source: Box::new(source),
     })?;
+    let desks = match table.remove("desk") {
+        None => Vec::new(),
+        Some(entries) => entries
+            .try_into()
+            .map_err(|e: toml::de::Error| ConfigError::Desks {
+                path: shown.clone(),
+                reason: e.message().to_string(),
+            })?,
+    };
     let mut vars = BTreeMap::new();
     for (key, value) in table {
         let upper = key.to_ascii_uppercase();
@@ -386,7 +403,7 @@ fn read_file(path: &Path) -> Result<BTreeMap<String, String>, ConfigError> {
         };
         vars.insert(upper, text);
     }
-    Ok(vars)
+    Ok((vars, desks))
 }
 
 /// Typed reads of the raw variables; an empty value counts as unset.
@@ -548,6 +565,30 @@ mod tests {
     }
 
     #[test]
+    fn desks_are_read_from_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("desks.toml");
+        std::fs::write(
+            &path,
+            "expert_room_id = \"room-general\"\n\
+             [[desk]]\nname = \"pediatrics\"\nroom_title = \"Pediatrics\"\n\
+             addresses = [\"+14155550100\"]\nkeywords = [\"child\"]\n",
+        )
+        .unwrap();
+        let (vars, desks) = read_file(&path).unwrap();
+        assert_eq!(vars["EXPERT_ROOM_ID"], "room-general");
+        assert_eq!(desks[0].name, "pediatrics");
+        assert_eq!(desks[0].room_title.as_deref(), Some("Pediatrics"));
+        assert_eq!(desks[0].keywords, ["child"]);
+        std::fs::write(&path, "[[desk]]\nname = \"x\"\nroom = \"r\"\n").unwrap();
+        let error = read_file(&path).unwrap_err().to_string();
+        assert!(
+            error.contains("[[desk]]") && error.contains("unknown field `room`"),
+            "{error}"
+        );
+    }
+
+    #[test]
     fn file_values_are_read_and_unknown_keys_refused() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("icbridge.toml");
@@ -556,7 +597,8 @@ mod tests {
             "link_ttl = \"2h\"\nshort_urls = false\nsms_sender = 56263\n",
         )
         .unwrap();
-        let vars = read_file(&path).unwrap();
+        let (vars, desks) = read_file(&path).unwrap();
+        assert!(desks.is_empty());
         let s = Settings::from_vars(&vars).unwrap();
         assert_eq!(s.link_ttl, Duration::from_secs(7200));
         assert!(!s.short_urls);

@@ -12,6 +12,7 @@ use tokio::sync::{watch, Notify, OnceCell};
 
 use crate::bridge::{Bridge, BridgeError, CloseOutcome, NewLinkOutcome};
 use crate::clock::Clock;
+use crate::desks::DeskPlaces;
 use crate::domain::{Delivery, Destination, Purpose, WebexPost};
 use crate::expert_messages::{self, ACTION_CLOSE, ACTION_NEW_LINK, ACTION_TAKE};
 use crate::pauses::Pauses;
@@ -163,8 +164,8 @@ pub struct DeskParts {
     pub webex: WebexClient,
     /// The queue of received events.
     pub events: Store,
-    /// Where the experts are: who may use the bot's commands.
-    pub experts: Destination,
+    /// Where each desk's experts are: who may use the bot's commands.
+    pub places: DeskPlaces,
     pub schedule: Vec<Duration>,
     pub clock: Clock,
     /// Woken when an event is recorded.
@@ -180,7 +181,7 @@ pub struct Desk {
     bridge: Bridge,
     webex: WebexClient,
     events: Store,
-    experts: Destination,
+    places: DeskPlaces,
     clock: Clock,
     wake: Arc<Notify>,
     pauses: Pauses,
@@ -197,7 +198,7 @@ impl Desk {
             bridge: parts.bridge,
             webex: parts.webex,
             events: parts.events,
-            experts: parts.experts,
+            places: parts.places,
             clock: parts.clock,
             wake: parts.wake,
             pauses: parts.pauses,
@@ -423,7 +424,10 @@ impl Desk {
             person_id: &action.person_id,
             email: hook.data.person_email.as_deref(),
             room_id: &action.room_id,
-            direct: matches!(self.experts, Destination::PersonEmail(_)),
+            direct: self
+                .places
+                .all()
+                .any(|place| matches!(place, Destination::PersonEmail(_))),
         };
         if conversation.is_none() || !self.is_expert(&asker).await? {
             return self.refuse(&asker, &place).await;
@@ -448,20 +452,27 @@ impl Desk {
     /// Whether the asker may use the bot: anyone in the experts' space, and in a direct
     /// room a member of that space (or, when the experts are one person, that person).
     async fn is_expert(&self, asker: &Asker<'_>) -> Result<bool, UpstreamError> {
-        match &self.experts {
-            Destination::RoomId(room) if asker.room_id == room => Ok(true),
-            Destination::RoomId(room) if asker.direct => {
-                self.is_member_of_experts_space(room, asker.person_id).await
+        for place in self.places.all() {
+            let expert = match place {
+                Destination::RoomId(room) if asker.room_id == room => true,
+                Destination::RoomId(room) if asker.direct => {
+                    self.is_member_of_experts_space(room, asker.person_id)
+                        .await?
+                }
+                Destination::PersonEmail(expert) if asker.direct => {
+                    let email = match asker.email {
+                        Some(email) => vec![email.to_string()],
+                        None => self.webex.person(asker.person_id).await?.emails,
+                    };
+                    email.iter().any(|email| email.eq_ignore_ascii_case(expert))
+                }
+                _ => false,
+            };
+            if expert {
+                return Ok(true);
             }
-            Destination::PersonEmail(expert) if asker.direct => {
-                let email = match asker.email {
-                    Some(email) => vec![email.to_string()],
-                    None => self.webex.person(asker.person_id).await?.emails,
-                };
-                Ok(email.iter().any(|email| email.eq_ignore_ascii_case(expert)))
-            }
-            _ => Ok(false),
         }
+        Ok(false)
     }
 
     async fn is_member_of_experts_space(

@@ -8,6 +8,7 @@ pub mod commands;
 pub mod config;
 pub mod console;
 pub mod desk;
+pub mod desks;
 pub mod domain;
 pub mod expert_messages;
 pub mod inbound;

@@ -16,9 +16,10 @@ use tokio::sync::{watch, Notify};
 use tokio::task::JoinSet;
 
 use crate::clock::Clock;
+use crate::desks::DeskPlaces;
 use crate::domain::{
-    correlation_id, window_open, Delivery, Destination, ExpertFile, MediaType, MediaUrl, Purpose,
-    WebexPost, WhatsappTemplate,
+    correlation_id, window_open, Delivery, ExpertFile, MediaType, MediaUrl, Purpose, WebexPost,
+    WhatsappTemplate,
 };
 use crate::expert_messages;
 use crate::media_links::MediaLinks;
@@ -49,8 +50,8 @@ pub struct OutboxParts {
     pub webex: WebexClient,
     /// `None` when the Webex Connect API is not configured.
     pub connect: Option<ConnectClient>,
-    /// Where notifications and thread messages go.
-    pub experts: Destination,
+    /// Where each desk's notifications and thread messages go.
+    pub places: DeskPlaces,
     pub schedule: Vec<Duration>,
     /// How long a claimed row stays reserved for the worker that claimed it
     /// (`ICB_OUTBOX_LEASE`): longer than any single send can take (client timeouts are
@@ -403,7 +404,7 @@ impl OutboxWorker {
 
     async fn send(&self, row: &OutboxRow, delivery: Delivery) -> Result<String, Failure> {
         let parts = &self.parts;
-        let experts = || parts.experts.clone();
+        let experts = || parts.places.of(row.desk.as_deref()).clone();
         let post = match delivery {
             Delivery::Notification { markdown, card } => WebexPost {
                 destination: experts(),
@@ -591,7 +592,7 @@ impl OutboxWorker {
             _ => markdown,
         };
         WebexPost {
-            destination: self.parts.experts.clone(),
+            destination: self.parts.places.of(row.desk.as_deref()).clone(),
             markdown,
             parent_id: row.thread_message_id.clone(),
             attachments: Vec::new(),

@@ -1,6 +1,7 @@
 //! Building and running the service: bind, check the configuration, open the database,
 //! wire the clients, start the HTTP server and the outbox worker.
 
+use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener};
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,6 +17,7 @@ use crate::clock::Clock;
 use crate::config::{ExpertTarget, FollowupReply, ReplyMode, Settings};
 use crate::console::{Console, ConsoleSettings};
 use crate::desk::{Desk, DeskParts};
+use crate::desks::{DeskPlaces, Desks};
 use crate::domain::{Destination, ReplySenders, WhatsappTemplate};
 use crate::inbound::{ConnectAuth, WebexAuth};
 use crate::media_links::{MediaFiles, MediaLinks};
@@ -124,12 +126,24 @@ impl Application {
             )),
             _ => None,
         };
-        let target = settings
-            .expert_target
-            .as_ref()
-            .ok_or_else(|| StartupError::Config(NO_EXPERTS.into()))?;
-        let experts = webex.resolve(target).await?;
-        tracing::info!(?experts, "expert notifications go here");
+        let desks = Desks::configure(&settings.desks, settings.expert_target.as_ref())
+            .map_err(|e| StartupError::Config(e.to_string()))?;
+        let mut places = HashMap::new();
+        for desk in desks.all() {
+            let place = webex.resolve(&desk.target).await.map_err(|error| {
+                let key = match desk.target {
+                    ExpertTarget::RoomId(_) => "room_id",
+                    ExpertTarget::RoomTitle(_) => "room_title",
+                    ExpertTarget::Email(_) => "email",
+                };
+                StartupError::Config(format!("desk {:?}: `{key}`: {error}", desk.name))
+            })?;
+            tracing::info!(desk = %desk.name, experts = ?place, "a desk's notifications go here");
+            places.insert(desk.name.clone(), place);
+        }
+        let places = DeskPlaces::new(places, desks.default_desk().name.clone());
+        // The default desk's place: the console's space.
+        let experts = places.of(None).clone();
 
         let outbox_wake = Arc::new(Notify::new());
         let pauses = Pauses::new(store.clone(), clock.clone());
@@ -150,7 +164,7 @@ impl Application {
             bridge: bridge.clone(),
             webex: webex.clone(),
             events: store.clone(),
-            experts: experts.clone(),
+            places: places.clone(),
             schedule: settings.retry_schedule.clone(),
             clock: clock.clone(),
             wake: desk_wake,
@@ -201,7 +215,7 @@ impl Application {
             connect,
             media,
             whatsapp_template: settings.whatsapp_template.clone(),
-            experts: experts.clone(),
+            places: places.clone(),
             schedule: settings.retry_schedule.clone(),
             lease: settings.outbox_lease,
             metrics: metrics.clone(),
@@ -478,6 +492,7 @@ pub fn bridge(
         whatsapp_template: settings.whatsapp_template.clone(),
     });
     Ok(Bridge::new(BridgeParts {
+        desks: Desks::for_cli(&settings.desks, settings.expert_target.as_ref()),
         store,
         broker,
         policy: MeetingPolicy {
@@ -517,7 +532,7 @@ fn check_serve_settings(settings: &Settings) -> Result<(), StartupError> {
                 .to_string(),
         );
     }
-    if settings.expert_target.is_none() {
+    if settings.expert_target.is_none() && settings.desks.is_empty() {
         missing.push(NO_EXPERTS.to_string());
     }
     if settings.reply_mode(false) == ReplyMode::Connect {

@@ -17,6 +17,8 @@ pub struct ConversationInfo {
     pub links_expire_at: Option<i64>,
     /// The expert who took the conversation, if one did.
     pub assignee: Option<String>,
+    /// The desk it belongs to (`None`: opened before desks, the default desk's).
+    pub desk: Option<String>,
 }
 
 /// What became of an expert's `take`.
@@ -42,7 +44,7 @@ pub struct ExpertMessage<'a> {
 }
 
 pub(super) const SELECT: &str = "SELECT c.id, c.channel, c.customer, c.business, c.customer_name,
-        c.state, c.thread_message_id, c.created_at, c.assignee,
+        c.state, c.thread_message_id, c.created_at, c.assignee, c.desk,
         (SELECT MAX(t.expires_at) FROM meetings t WHERE t.conversation_id = c.id) AS links_expire_at
     FROM conversations c";
 
@@ -59,6 +61,7 @@ pub(super) struct ConversationRow {
     created_at: i64,
     links_expire_at: Option<i64>,
     assignee: Option<String>,
+    desk: Option<String>,
 }
 
 impl TryFrom<ConversationRow> for ConversationInfo {
@@ -81,6 +84,7 @@ impl TryFrom<ConversationRow> for ConversationInfo {
             created_at: row.created_at,
             links_expire_at: row.links_expire_at,
             assignee: row.assignee,
+            desk: row.desk,
         })
     }
 }

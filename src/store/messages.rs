@@ -76,6 +76,8 @@ pub struct NewMeeting {
     pub customer_name: Option<String>,
     /// Used if this opens a new conversation.
     pub conversation_id: String,
+    /// The desk of a new conversation (an open one keeps its own).
+    pub desk: String,
     pub meeting_id: String,
     pub sub: String,
     pub links: MeetingLinks,
@@ -211,8 +213,8 @@ impl Store {
                 // The open conversation: this one, unless one is open already.
                 let conversation_id: String = sqlx::query_scalar(
                     "INSERT INTO conversations (id, channel, customer, business, customer_name,
-                                                created_at)
-                     VALUES ($1, $2, $3, $4, $5, $6)
+                                                created_at, desk)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7)
                      ON CONFLICT (channel, customer, business) WHERE state = 'open'
                          DO UPDATE SET channel = conversations.channel
                      RETURNING id",
@@ -223,6 +225,7 @@ impl Store {
                 .bind(key.business.as_str())
                 .bind(&new.customer_name)
                 .bind(new.now)
+                .bind(&new.desk)
                 .fetch_one(&mut *tx)
                 .await?;
                 let inserted = sqlx::query(

@@ -54,6 +54,8 @@ pub struct OutboxRow {
     /// The Webex message that opened the row's conversation's thread, if it had been
     /// delivered when the row was read.
     pub thread_message_id: Option<String>,
+    /// The desk of the row's conversation: whose experts its messages go to.
+    pub desk: Option<String>,
 }
 
 /// A row's state as operators see it: a held row is pending, waiting for its customer
@@ -66,7 +68,9 @@ const COLUMNS: &str = "id, kind, conversation_id, payload, \
                        (CASE WHEN held = 1 THEN 'held' ELSE state END) AS state, attempts, next_attempt_at, \
                        last_error, upstream_id, created_at, \
                        (SELECT c.thread_message_id FROM conversations c \
-                        WHERE c.id = outbox.conversation_id) AS thread_message_id";
+                        WHERE c.id = outbox.conversation_id) AS thread_message_id, \
+                       (SELECT c.desk FROM conversations c \
+                        WHERE c.id = outbox.conversation_id) AS desk";
 
 /// What became of a claimed row's delivery.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -4,6 +4,7 @@ use hmac::{Hmac, Mac};
 use icbridge::clock::Clock;
 use icbridge::config::Settings;
 use icbridge::desk::Desk;
+use icbridge::desks::DeskConfig;
 use icbridge::outbox::OutboxWorker;
 use icbridge::startup::{Application, ServeOptions, StartupError};
 use serde_json::Value;
@@ -148,6 +149,8 @@ pub struct Upstreams {
     pub connect: MockServer,
     pub database: TestDatabase,
     pub vars: BTreeMap<String, String>,
+    /// `[[desk]]` entries, as a TOML file would give them.
+    pub desks: Vec<DeskConfig>,
 }
 
 impl Upstreams {
@@ -178,6 +181,7 @@ impl Upstreams {
             connect,
             database,
             vars,
+            desks: Vec::new(),
         }
     }
 
@@ -196,7 +200,8 @@ impl Upstreams {
     }
 
     async fn build_with_clock(&self, clock: Clock) -> Result<Application, StartupError> {
-        let settings = Settings::from_vars(&self.vars).expect("test settings are valid");
+        let mut settings = Settings::from_vars(&self.vars).expect("test settings are valid");
+        settings.desks = self.desks.clone();
         let options = ServeOptions {
             clock,
             ..ServeOptions::default()
@@ -375,6 +380,18 @@ pub async fn whatsapp_after_the_link(app: &TestApp) -> Vec<Value> {
         .skip(1)
         .map(|r| r.body_json::<Value>().unwrap()["channels"]["OTT-Messaging"]["wa"].clone())
         .collect()
+}
+
+/// Webex lists the bot's group spaces like `fixtures/webex-rooms.json`.
+pub async fn mount_webex_rooms(server: &MockServer) {
+    Mock::given(method("GET"))
+        .and(path("/v1/rooms"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_raw(fixture("webex-rooms.json"), "application/json"),
+        )
+        .mount(server)
+        .await;
 }
 
 /// The broker answers like `fixtures/ic-joseencrypt-short.json` (or `-long.json`).

@@ -41,6 +41,7 @@ mod console_browser;
 mod crash;
 mod database;
 mod desk;
+mod desks;
 mod errors;
 mod expert_files;
 mod helpers;

@@ -247,14 +247,7 @@ db_test! {
     upstreams
         .unset("EXPERT_ROOM_ID")
         .set("EXPERT_ROOM_TITLE", "Experts");
-    Mock::given(method("GET"))
-        .and(path("/v1/rooms"))
-        .respond_with(
-            ResponseTemplate::new(200)
-                .set_body_raw(fixture("webex-rooms.json"), "application/json"),
-        )
-        .mount(&upstreams.webex)
-        .await;
+    mount_webex_rooms(&upstreams.webex).await;
     let error = upstreams
         .build()
         .await

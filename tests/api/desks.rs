@@ -1,0 +1,124 @@
+//! Desks: each conversation goes to the experts of one desk, by the address the customer
+//! wrote to, the words of their first message, or the default.
+
+use serde_json::json;
+
+use crate::helpers::*;
+use icbridge::desks::DeskConfig;
+
+fn desk(name: &str, room: &str) -> DeskConfig {
+    DeskConfig {
+        name: name.into(),
+        room_id: Some(room.into()),
+        ..DeskConfig::default()
+    }
+}
+
+/// Pediatrics serves the short code 56299 and first messages about a child; mortgages the
+/// WhatsApp app a_mortgage; the rest goes to the default desk (`ICB_EXPERT_ROOM_ID`).
+fn two_desks() -> Vec<DeskConfig> {
+    let mut pediatrics = desk("pediatrics", "room-pediatrics");
+    pediatrics.addresses = vec!["56299".into()];
+    pediatrics.keywords = vec!["child".into()];
+    let mut mortgages = desk("mortgages", "room-mortgages");
+    mortgages.addresses = vec!["a_mortgage".into()];
+    vec![pediatrics, mortgages]
+}
+
+/// (room, parent) of every message Webex received, in order.
+async fn rooms(app: &TestApp) -> Vec<(String, Option<String>)> {
+    app.webex_posts()
+        .await
+        .iter()
+        .map(|p| {
+            (
+                p["roomId"].as_str().unwrap().to_string(),
+                p["parentId"].as_str().map(str::to_string),
+            )
+        })
+        .collect()
+}
+
+db_test! {
+    async fn conversations_go_to_their_desk_by_address_keyword_or_default(db) {
+        let mut upstreams = Upstreams::start(db).await;
+        upstreams.desks = two_desks();
+        let app = upstreams.spawn().await;
+        mount_broker(&app.broker, "ic-joseencrypt-short.json").await;
+        mount_webex_messages(&app.webex).await;
+        let messages = [
+            json!({"channel": "sms", "from": "+14155550101", "to": "56299", "text": "hello"}),
+            json!({"channel": "whatsapp", "from": "14155550102", "to": "a_mortgage", "text": "hello"}),
+            json!({"channel": "sms", "from": "+14155550103", "to": "56263", "text": "My Child has a fever"}),
+            json!({"channel": "sms", "from": "+14155550104", "to": "56263", "text": "hello"}),
+        ];
+        for message in &messages {
+            assert_eq!(app.post_flow(&message.to_string()).await.status(), 200);
+            app.worker.run_once().await.unwrap();
+        }
+        let expected: Vec<(String, Option<String>)> = ["room-pediatrics", "room-mortgages", "room-pediatrics", EXPERT_ROOM]
+            .iter()
+            .map(|room| (room.to_string(), None))
+            .collect();
+        assert_eq!(rooms(&app).await, expected);
+        let desks: Vec<Option<String>> = sqlx::query_scalar("SELECT desk FROM conversations ORDER BY customer")
+            .fetch_all(&app.db)
+            .await
+            .unwrap();
+        assert_eq!(
+            desks,
+            // By customer: +1…0101, +1…0103, +1…0104 (SMS), then 1…0102 (WhatsApp).
+            ["pediatrics", "pediatrics", "default", "mortgages"].map(|d| Some(d.to_string()))
+        );
+        // A later message goes into the thread, in its desk's space; a later "child"
+        // elsewhere does not move a conversation.
+        let later = json!({"channel": "sms", "from": "+14155550104", "to": "56263", "text": "my child", "messageId": "later"});
+        assert_eq!(app.post_flow(&later.to_string()).await.status(), 200);
+        app.worker.run_once().await.unwrap();
+        let thread = fixture_json("webex-message-created-response.json")["id"].as_str().unwrap().to_string();
+        assert_eq!(rooms(&app).await.last().unwrap(), &(EXPERT_ROOM.to_string(), Some(thread)));
+    }
+}
+
+async fn start_up_error(db: TestDb, desks: Vec<DeskConfig>, unset_experts: bool) -> String {
+    let mut upstreams = Upstreams::start(db).await;
+    upstreams.desks = desks;
+    if unset_experts {
+        upstreams.unset("EXPERT_ROOM_ID");
+    }
+    mount_webex_rooms(&upstreams.webex).await;
+    upstreams
+        .build()
+        .await
+        .err()
+        .expect("must not start")
+        .to_string()
+}
+
+db_test! {
+    async fn a_bad_desk_configuration_stops_start_up_naming_the_desk_and_key(db) {
+        let mut first = desk("one", "room-1");
+        first.default = true;
+        let mut second = desk("two", "room-2");
+        second.default = true;
+        let error = start_up_error(db, vec![first.clone(), second], true).await;
+        assert!(error.contains("desk \"two\": `default` is set on two desks"), "{error}");
+
+        let mut a = desk("a", "room-a");
+        a.addresses = vec!["+1 415 555 0100".into()];
+        let mut b = desk("b", "room-b");
+        b.addresses = vec!["14155550100".into()];
+        let error = start_up_error(db, vec![a, b], false).await;
+        assert!(error.contains("desk \"b\": `addresses` \"14155550100\" is served by desk \"a\" too"), "{error}");
+
+        let mut unknown = desk("dermatology", "unused");
+        unknown.room_id = None;
+        unknown.room_title = Some("No such space".into());
+        let error = start_up_error(db, vec![unknown], false).await;
+        assert!(error.contains("desk \"dermatology\": `room_title`: no group space titled"), "{error}");
+
+        // A default desk in the file and ICB_EXPERT_* at once.
+        let error = start_up_error(db, vec![first], false).await;
+        assert!(error.contains("`default` is set on a desk and by ICB_EXPERT_* too"), "{error}");
+    }
+}
