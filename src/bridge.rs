@@ -136,6 +136,18 @@ pub enum NewLinkOutcome {
     Closed,
 }
 
+/// What became of a request to move a conversation to another desk.
+#[derive(Debug, PartialEq, Eq)]
+pub enum TransferOutcome {
+    Transferred,
+    /// No desk of that name; the desks there are.
+    UnknownDesk(Vec<String>),
+    AlreadyThere,
+    /// No meeting yet to show the other desk.
+    NoMeeting,
+    Closed,
+}
+
 /// What became of a request to close a conversation.
 #[derive(Debug, PartialEq, Eq)]
 pub enum CloseOutcome {
@@ -369,6 +381,98 @@ impl Bridge {
         Ok(outcome)
     }
 
+    /// Moves a conversation to another desk: a note in the old thread, and the other desk
+    /// gets a notification (the newest meeting's host link, the customer's last message),
+    /// which opens the conversation's thread there. `transfer <desk>` and the card come here.
+    pub async fn transfer(
+        &self,
+        id: &str,
+        to: &str,
+        by: &str,
+    ) -> Result<TransferOutcome, BridgeError> {
+        let desks = &self.inner.desks;
+        let Some(target) = desks.find(to) else {
+            let names = desks.all().iter().map(|d| d.name.clone()).collect();
+            return Ok(TransferOutcome::UnknownDesk(names));
+        };
+        let store = &self.inner.store;
+        let conversation = self.known_conversation(id).await?;
+        if !conversation.open {
+            return Ok(TransferOutcome::Closed);
+        }
+        let current = conversation
+            .desk
+            .clone()
+            .unwrap_or_else(|| desks.default_desk().name.clone());
+        if current == target.name {
+            return Ok(TransferOutcome::AlreadyThere);
+        }
+        let Some(meeting) = store.meetings_of(id).await?.pop() else {
+            return Ok(TransferOutcome::NoMeeting);
+        };
+        let last_words = store
+            .transcript(id)
+            .await?
+            .into_iter()
+            .rev()
+            .find(|line| line.author == "customer")
+            .map(|line| line.text)
+            .unwrap_or_default();
+        let message = InboundMessage {
+            key: conversation.key.clone(),
+            text: last_words,
+            message_id: None,
+            customer_name: conversation.customer_name.clone(),
+            media: Default::default(),
+        };
+        let (markdown, card) = expert_messages::notification(
+            &message,
+            &meeting.host_url,
+            meeting.expires_at,
+            &self.other_desks(&target.name),
+        );
+        let markdown = expert_messages::transferred_from(&current, by) + &markdown;
+        let mut deliveries = Vec::new();
+        if let Some(thread) = conversation.thread_message_id.clone() {
+            let note = Delivery::DeskThreadMessage {
+                markdown: expert_messages::transferred(&target.name, by),
+                desk: Some(current),
+                thread_message_id: thread,
+            };
+            deliveries.push(note.entry(Purpose::ExpertNotice));
+        }
+        deliveries
+            .push(Delivery::Notification { markdown, card }.entry(Purpose::ExpertNotification));
+        if !store
+            .transfer_conversation(id, &target.name, &deliveries, self.now())
+            .await?
+        {
+            return Ok(TransferOutcome::Closed);
+        }
+        self.wake_outbox();
+        tracing::info!(conversation = %id, desk = %target.name, "conversation transferred");
+        Ok(TransferOutcome::Transferred)
+    }
+
+    async fn known_conversation(&self, id: &str) -> Result<ConversationInfo, BridgeError> {
+        self.inner
+            .store
+            .conversation(id)
+            .await?
+            .ok_or_else(|| BridgeError::UnknownConversation(id.to_string()))
+    }
+
+    /// The desks a conversation of `desk` could move to.
+    fn other_desks(&self, desk: &str) -> Vec<String> {
+        self.inner
+            .desks
+            .all()
+            .iter()
+            .filter(|d| d.name != desk)
+            .map(|d| d.name.clone())
+            .collect()
+    }
+
     /// Clears the assignee if it is `who`; returns whether it was.
     pub async fn release(&self, id: &str, who: &str) -> Result<bool, BridgeError> {
         let notice = Self::to_thread(expert_messages::released(who));
@@ -434,10 +538,7 @@ impl Bridge {
     /// reach them).
     pub async fn new_link(&self, id: &str) -> Result<NewLinkOutcome, BridgeError> {
         let store = &self.inner.store;
-        let conversation = store
-            .conversation(id)
-            .await?
-            .ok_or_else(|| BridgeError::UnknownConversation(id.to_string()))?;
+        let conversation = self.known_conversation(id).await?;
         if !conversation.open {
             return Ok(NewLinkOutcome::Closed);
         }
@@ -743,8 +844,17 @@ impl Bridge {
         self.reserve_meeting_start(message, claim_id).await?;
 
         let (expires_at, links) = self.make_links(sub).await?;
-        let (markdown, card) =
-            expert_messages::notification(message, links.host_url.as_str(), expires_at);
+        let desk = inner
+            .desks
+            .route(&message.key.business, &message.text)
+            .name
+            .clone();
+        let (markdown, card) = expert_messages::notification(
+            message,
+            links.host_url.as_str(),
+            expires_at,
+            &self.other_desks(&desk),
+        );
         let mut deliveries =
             vec![Delivery::Notification { markdown, card }.entry(Purpose::ExpertNotification)];
         if inner
@@ -763,11 +873,7 @@ impl Bridge {
                 key: message.key.clone(),
                 customer_name: message.customer_name.clone(),
                 conversation_id: Uuid::new_v4().to_string(),
-                desk: inner
-                    .desks
-                    .route(&message.key.business, &message.text)
-                    .name
-                    .clone(),
+                desk,
                 meeting_id: Uuid::new_v4().to_string(),
                 sub: sub.to_string(),
                 links,

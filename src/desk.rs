@@ -10,11 +10,11 @@ use std::time::{Duration, Instant};
 use serde::Deserialize;
 use tokio::sync::{watch, Notify, OnceCell};
 
-use crate::bridge::{Bridge, BridgeError, CloseOutcome, NewLinkOutcome};
+use crate::bridge::{Bridge, BridgeError, CloseOutcome, NewLinkOutcome, TransferOutcome};
 use crate::clock::Clock;
 use crate::desks::DeskPlaces;
 use crate::domain::{Delivery, Destination, Purpose, WebexPost};
-use crate::expert_messages::{self, ACTION_CLOSE, ACTION_NEW_LINK, ACTION_TAKE};
+use crate::expert_messages::{self, ACTION_CLOSE, ACTION_NEW_LINK, ACTION_TAKE, ACTION_TRANSFER};
 use crate::pauses::Pauses;
 use crate::store::{ConversationInfo, Store, StoreError, TakeOutcome, WebexEvent};
 use crate::upstream::webex::{Message, Person, WebexClient};
@@ -106,6 +106,8 @@ enum Command {
     NewLink,
     Take,
     Release,
+    /// `transfer <desk>`.
+    Transfer(String),
     /// Anything else: in a thread, a reply for the customer.
     Text,
 }
@@ -126,7 +128,10 @@ impl Command {
             "new link" | "newlink" | "new-link" => Command::NewLink,
             "take" => Command::Take,
             "release" => Command::Release,
-            _ => Command::Text,
+            other => match other.strip_prefix("transfer ") {
+                Some(desk) if !desk.contains(' ') => Command::Transfer(desk.to_string()),
+                _ => Command::Text,
+            },
         }
     }
 }
@@ -377,7 +382,17 @@ impl Desk {
             (Command::Release, Some(conversation)) => {
                 self.release(&conversation, &author, &place).await
             }
-            (Command::Close | Command::NewLink | Command::Take | Command::Release, None) => {
+            (Command::Transfer(desk), Some(conversation)) => {
+                self.transfer(&conversation, &desk, &author, &place).await
+            }
+            (
+                Command::Close
+                | Command::NewLink
+                | Command::Take
+                | Command::Release
+                | Command::Transfer(_),
+                None,
+            ) => {
                 self.answer(&place, expert_messages::NOT_IN_A_THREAD.into(), None)
                     .await
             }
@@ -441,6 +456,13 @@ impl Desk {
             }
             (Some(ACTION_TAKE), Some(conversation)) => {
                 self.take(&conversation, &author, &place).await
+            }
+            (Some(ACTION_TRANSFER), Some(conversation)) => {
+                let desk = action.inputs["desk"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string();
+                self.transfer(&conversation, &desk, &author, &place).await
             }
             _ => {
                 self.answer(&place, expert_messages::unknown_command(), None)
@@ -556,6 +578,26 @@ impl Desk {
             Ok(TakeOutcome::Closed | TakeOutcome::Unknown) => {
                 expert_messages::ALREADY_CLOSED.to_string()
             }
+            Err(BridgeError::Store(error)) => return Err(error.into()),
+            Err(error) => return Err(DeskError::Invalid(error.to_string())),
+        };
+        self.answer(place, answer, Some(&conversation.id)).await
+    }
+
+    /// `transfer <desk>`: the bridge tells both desks; a wrong name or desk is answered.
+    async fn transfer(
+        &self,
+        conversation: &ConversationInfo,
+        desk: &str,
+        author: &str,
+        place: &Place,
+    ) -> Result<(), DeskError> {
+        let answer = match self.bridge.transfer(&conversation.id, desk, author).await {
+            Ok(TransferOutcome::Transferred) => return Ok(()),
+            Ok(TransferOutcome::UnknownDesk(desks)) => expert_messages::unknown_desk(desk, &desks),
+            Ok(TransferOutcome::AlreadyThere) => expert_messages::ALREADY_AT_THAT_DESK.into(),
+            Ok(TransferOutcome::NoMeeting) => expert_messages::NO_MEETING_TO_TRANSFER.into(),
+            Ok(TransferOutcome::Closed) => expert_messages::ALREADY_CLOSED.into(),
             Err(BridgeError::Store(error)) => return Err(error.into()),
             Err(error) => return Err(DeskError::Invalid(error.to_string())),
         };

@@ -27,6 +27,7 @@ const LIST_NAME_CHARS: usize = 40;
 pub const ACTION_NEW_LINK: &str = "new_link";
 pub const ACTION_CLOSE: &str = "close";
 pub const ACTION_TAKE: &str = "take";
+pub const ACTION_TRANSFER: &str = "transfer";
 
 pub const HELP: &str =
     "I connect customers who text your SMS number or WhatsApp account with a video call.\n\n\
@@ -34,12 +35,18 @@ In a conversation's thread (mention me in a space):\n\
 - write anything to send it to the customer\n\
 - `close` closes the conversation; the customer's next message opens a new one\n\
 - `new link` makes a new meeting and sends the customer its link\n\
-- `take` makes the conversation yours: only your replies reach the customer; `release` hands it back\n\n\
+- `take` makes the conversation yours: only your replies reach the customer; `release` hands it back\n\
+- `transfer <desk>` moves the conversation to another desk's experts\n\n\
 Anywhere: `list` shows the open conversations, `help` shows this.";
 
 /// The new meeting's notification: markdown for every client, and a card with the same
 /// facts and the buttons "Join as host", "New link" and "Close".
-pub fn notification(message: &InboundMessage, host_url: &str, expires_at: i64) -> (String, Value) {
+pub fn notification(
+    message: &InboundMessage,
+    host_url: &str,
+    expires_at: i64,
+    other_desks: &[String],
+) -> (String, Value) {
     let key = &message.key;
     let who = customer_label(key, message.customer_name.as_deref());
     let text = shortened(&message.text, NOTIFICATION_TEXT_CHARS);
@@ -78,7 +85,7 @@ pub fn notification(message: &InboundMessage, host_url: &str, expires_at: i64) -
         (true, false) => format!("({sent_with})"),
         (true, true) => "(no text)".to_string(),
     };
-    let card = json!({
+    let mut card = json!({
         "contentType": "application/vnd.microsoft.card.adaptive",
         "content": {
             "type": "AdaptiveCard",
@@ -96,6 +103,24 @@ pub fn notification(message: &InboundMessage, host_url: &str, expires_at: i64) -
             ],
         },
     });
+    // With several desks: "Transfer", choosing the desk.
+    if !other_desks.is_empty() {
+        let choices: Vec<Value> = other_desks
+            .iter()
+            .map(|desk| json!({"title": desk, "value": desk}))
+            .collect();
+        let transfer = json!({
+            "type": "Action.ShowCard", "title": "Transfer",
+            "card": {
+                "type": "AdaptiveCard",
+                "body": [{"type": "Input.ChoiceSet", "id": "desk", "choices": choices, "value": other_desks[0]}],
+                "actions": [{"type": "Action.Submit", "title": "Transfer", "data": {"action": ACTION_TRANSFER}}],
+            },
+        });
+        if let Some(actions) = card["content"]["actions"].as_array_mut() {
+            actions.push(transfer);
+        }
+    }
     (markdown, card)
 }
 
@@ -206,6 +231,36 @@ pub fn not_the_assignee(who: &str) -> String {
 
 pub const NOT_TAKEN_BY_YOU: &str = "You have not taken this conversation: nothing to release.";
 pub const ALREADY_YOURS: &str = "You have already taken this conversation.";
+
+/// The note left in the old thread when a conversation moves to another desk.
+pub fn transferred(to_desk: &str, by: &str) -> String {
+    format!(
+        "↪️ Transferred to **{}** by {}: the conversation goes on in that desk's space.",
+        escape(to_desk),
+        escape(by)
+    )
+}
+
+/// The heading of the notification a desk gets for a conversation transferred to it.
+pub fn transferred_from(from_desk: &str, by: &str) -> String {
+    format!(
+        "**Transferred from {}** by {}\n\n",
+        escape(from_desk),
+        escape(by)
+    )
+}
+
+pub fn unknown_desk(asked: &str, desks: &[String]) -> String {
+    format!(
+        "There is no desk {:?}. Desks: {}.",
+        one_line(asked),
+        desks.join(", ")
+    )
+}
+
+pub const ALREADY_AT_THAT_DESK: &str = "The conversation is at that desk already.";
+pub const NO_MEETING_TO_TRANSFER: &str =
+    "The conversation has no meeting yet; try again once its notification is out.";
 
 /// The answer to someone who is not one of the experts.
 pub const NOT_FOR_YOU: &str =
@@ -429,6 +484,7 @@ mod tests {
             &message,
             "https://instant.webex.com/visit/oCVp2LD",
             1_795_190_400_000,
+            &[],
         );
         assert_eq!(
             markdown,

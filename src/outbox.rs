@@ -414,6 +414,17 @@ impl OutboxWorker {
                 files: Vec::new(),
             },
             Delivery::ThreadMessage { markdown } => self.in_thread(row, markdown).await,
+            Delivery::DeskThreadMessage {
+                markdown,
+                desk,
+                thread_message_id,
+            } => WebexPost {
+                destination: parts.places.of(desk.as_deref()).clone(),
+                markdown,
+                parent_id: Some(thread_message_id),
+                attachments: Vec::new(),
+                files: Vec::new(),
+            },
             Delivery::ThreadFile {
                 markdown,
                 url,

@@ -48,6 +48,13 @@ pub enum Delivery {
     /// up when sending. (Rows written before 2026-11-30 also name a `destination`, which is
     /// ignored: the experts are where the worker is told they are.)
     ThreadMessage { markdown: String },
+    /// A message in a given thread of a given desk's space: the note left in a
+    /// conversation's old thread when it moves to another desk.
+    DeskThreadMessage {
+        markdown: String,
+        desk: Option<String>,
+        thread_message_id: String,
+    },
     /// A customer's file in the row's conversation's thread: the markdown says what it is,
     /// the file is attached (by its link, or uploaded by icbridge when Webex cannot fetch
     /// the link itself).

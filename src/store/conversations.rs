@@ -96,6 +96,37 @@ pub(super) fn conversations(
 }
 
 impl Store {
+    /// Moves an open conversation to `desk`, queuing `deliveries` (the note in the old
+    /// thread, the new desk's notification, which opens a new thread). False when the
+    /// conversation is not open.
+    pub async fn transfer_conversation(
+        &self,
+        id: &str,
+        desk: &str,
+        deliveries: &[OutboxEntry],
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        let (id, desk, deliveries) = (id.to_string(), desk.to_string(), deliveries.to_vec());
+        self.write(move |tx| {
+            Box::pin(async move {
+                let moved = sqlx::query(
+                    "UPDATE conversations SET desk = $1, thread_message_id = NULL
+                     WHERE id = $2 AND state = 'open'",
+                )
+                .bind(&desk)
+                .bind(&id)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+                if moved == 1 {
+                    insert_outbox(tx, &deliveries, Some(&id), now).await?;
+                }
+                Ok(moved == 1)
+            })
+        })
+        .await
+    }
+
     /// Makes `who` the conversation's assignee if nobody is, queuing `notice` with it. Of
     /// two experts taking at once, exactly one wins (the update checks and sets in one
     /// statement, on both databases).

@@ -29,7 +29,17 @@ pub fn spark_signature(body: &str) -> String {
 }
 
 pub async fn desk_app(db: TestDb, extra: &[(&str, &str)]) -> TestApp {
+    desk_app_with_desks(db, extra, Vec::new()).await
+}
+
+/// A desk app with `[[desk]]` entries beside the default desk.
+pub async fn desk_app_with_desks(
+    db: TestDb,
+    extra: &[(&str, &str)],
+    desks: Vec<icbridge::desks::DeskConfig>,
+) -> TestApp {
     let mut upstreams = Upstreams::start(db).await;
+    upstreams.desks = desks;
     upstreams.set("WEBEX_WEBHOOK_SECRET", WEBEX_SECRET);
     for (key, value) in extra {
         upstreams.set(key, value);

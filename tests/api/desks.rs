@@ -2,6 +2,8 @@
 //! wrote to, the words of their first message, or the default.
 
 use serde_json::json;
+use wiremock::matchers::{method, path};
+use wiremock::{Mock, ResponseTemplate};
 
 use crate::helpers::*;
 use icbridge::desks::DeskConfig;
@@ -120,5 +122,81 @@ db_test! {
         // A default desk in the file and ICB_EXPERT_* at once.
         let error = start_up_error(db, vec![first], false).await;
         assert!(error.contains("`default` is set on a desk and by ICB_EXPERT_* too"), "{error}");
+    }
+}
+
+db_test! {
+    async fn transfer_moves_a_conversation_to_another_desks_space(db) {
+        let app = crate::desk::desk_app_with_desks(db, &[], two_desks()).await;
+        crate::desk::open_conversation(&app).await;
+        let card = &app.webex_posts().await[0]["attachments"][0]["content"];
+        let transfer = card["actions"].as_array().unwrap().last().unwrap();
+        assert_eq!(transfer["title"], "Transfer");
+        assert_eq!(
+            transfer["card"]["body"][0]["choices"],
+            json!([{"title": "pediatrics", "value": "pediatrics"}, {"title": "mortgages", "value": "mortgages"}])
+        );
+        let thread = crate::desk::thread_id();
+        let says = |id: &'static str, text: &'static str| {
+            let app = &app;
+            let thread = thread.clone();
+            async move {
+                let body = crate::desk::expert_message(app, id, text, Some(&thread), EXPERT_ROOM).await;
+                crate::desk::deliver_event(app, &body).await;
+                app.desk.run_once().await.unwrap();
+                app.worker.run_once().await.unwrap();
+            }
+        };
+        says("t-1", "transfer nowhere").await;
+        let answer = app.webex_posts().await.last().unwrap()["markdown"].clone();
+        assert_eq!(answer, "There is no desk \"nowhere\". Desks: pediatrics, mortgages, default.");
+        says("t-2", "transfer Pediatrics").await;
+        let posts = app.webex_posts().await;
+        let (note, notification) = (&posts[posts.len() - 2], &posts[posts.len() - 1]);
+        assert_eq!(note["roomId"], EXPERT_ROOM);
+        assert_eq!(note["parentId"], thread.as_str());
+        assert_eq!(
+            note["markdown"],
+            "↪️ Transferred to **pediatrics** by expert@example.com: the conversation goes on in that desk's space."
+        );
+        assert_eq!(notification["roomId"], "room-pediatrics");
+        assert!(notification.get("parentId").is_none());
+        let markdown = notification["markdown"].as_str().unwrap();
+        assert!(markdown.starts_with("**Transferred from default** by expert@example.com\n\n**Video consultation request**"), "{markdown}");
+        assert!(markdown.contains("> Hello, can I get a video call with an advisor?"), "{markdown}");
+        let desk: Option<String> = sqlx::query_scalar("SELECT desk FROM conversations")
+            .fetch_one(&app.db)
+            .await
+            .unwrap();
+        assert_eq!(desk.as_deref(), Some("pediatrics"));
+        // What follows goes to the new desk's thread.
+        let mut later = fixture_json("connect-whatsapp-mo.json");
+        later["tid"] = json!("wamid.later");
+        later["message"] = json!("still there?");
+        assert_eq!(app.post_signed(&later.to_string()).await.status(), 200);
+        app.worker.run_once().await.unwrap();
+        let last = app.webex_posts().await.last().unwrap().clone();
+        assert_eq!((last["roomId"].as_str(), last["parentId"].as_str()), (Some("room-pediatrics"), Some(thread.as_str())));
+
+        // The card's Transfer, pressed in the new desk's space, with the desk chosen.
+        Mock::given(method("GET"))
+            .and(path("/v1/attachment/actions/press-transfer"))
+            .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+                "id": "press-transfer", "type": "submit", "messageId": thread, "roomId": "room-pediatrics",
+                "personId": crate::desk::EXPERT_ID, "inputs": {"action": "transfer", "desk": "mortgages"},
+            })))
+            .mount(&app.webex)
+            .await;
+        let event = json!({
+            "id": "hook-t", "resource": "attachmentActions", "event": "created", "actorId": crate::desk::EXPERT_ID,
+            "data": {"id": "press-transfer", "type": "submit", "messageId": thread,
+                     "personId": crate::desk::EXPERT_ID, "personEmail": "expert@example.com", "roomId": "room-pediatrics"}
+        });
+        crate::desk::deliver_event(&app, &event.to_string()).await;
+        app.desk.run_once().await.unwrap();
+        app.worker.run_once().await.unwrap();
+        let posts = app.webex_posts().await;
+        assert_eq!(posts[posts.len() - 2]["roomId"], "room-pediatrics");
+        assert_eq!(posts[posts.len() - 1]["roomId"], "room-mortgages");
     }
 }
