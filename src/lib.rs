@@ -11,6 +11,7 @@ pub mod desk;
 pub mod desks;
 pub mod domain;
 pub mod expert_messages;
+pub mod hours;
 pub mod inbound;
 pub mod media_links;
 pub mod metrics;
