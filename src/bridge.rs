@@ -14,7 +14,7 @@ use crate::clock::{self, Clock};
 use crate::desks::Desks;
 use crate::domain::{
     outbox_id_of, ConversationKey, Delivery, ExpertFile, FollowUps, InboundMessage, LinkReply,
-    MeetingLinks, OutboxEntry, Purpose, ReplySenders, ReplyTemplate, Vertical, WhatsappTemplate,
+    MeetingLinks, OutboxEntry, Purpose, ReplySenders, ReplyTexts, Vertical, WhatsappTemplate,
 };
 use crate::expert_messages;
 use crate::inbound::DeliveryReceipt;
@@ -109,7 +109,8 @@ pub struct BridgeParts {
     pub store: Store,
     pub broker: InstantConnectClient,
     pub policy: MeetingPolicy,
-    pub reply_template: ReplyTemplate,
+    /// The customer's text with the guest link, in each desk's wording.
+    pub reply_texts: ReplyTexts,
     /// `Some` when the Webex Connect API is configured.
     pub customer_replies: Option<CustomerReplies>,
     /// Woken when deliveries are queued.
@@ -557,7 +558,11 @@ impl Bridge {
             let (expires_at, links) = self.make_links(&sub).await?;
             let customer = self.to_customer(
                 key,
-                self.inner.reply_template.render(links.guest_url.as_str()),
+                self.inner.reply_texts.render(
+                    conversation.desk.as_deref(),
+                    links.guest_url.as_str(),
+                    conversation.customer_name.as_deref(),
+                ),
             );
             let thread = Self::to_thread(expert_messages::new_link(
                 links.host_url.as_str(),
@@ -629,7 +634,7 @@ impl Bridge {
         {
             Recorded::Answered(live) => {
                 self.wake_outbox();
-                return Ok(self.reply(&live));
+                return Ok(self.reply(&live, message.customer_name.as_deref()));
             }
             Recorded::Repeat {
                 answer: Some(answer),
@@ -637,7 +642,7 @@ impl Bridge {
             } => {
                 tracing::info!(customer = %message.key.customer, conversation = %answer.conversation_id,
                     "repeated message answered as before");
-                return Ok(self.reply(&answer));
+                return Ok(self.reply(&answer, message.customer_name.as_deref()));
             }
             Recorded::Repeat { message_row, .. } => (message_row, true),
             Recorded::New { message_row } => (message_row, false),
@@ -647,7 +652,7 @@ impl Bridge {
         // no live meeting a moment ago, and the claim below looks again once it holds.
         if is_repeat {
             if let Some(answer) = self.existing_answer(message, message_row).await? {
-                return Ok(self.reply(&answer));
+                return Ok(self.reply(&answer, message.customer_name.as_deref()));
             }
         }
         let claim_id = Uuid::new_v4().to_string();
@@ -665,7 +670,7 @@ impl Bridge {
                     match self.existing_answer(message, message_row).await? {
                         Some(answer) => {
                             store.release_claim(&message.key, &claim_id, None).await?;
-                            return Ok(self.reply(&answer));
+                            return Ok(self.reply(&answer, message.customer_name.as_deref()));
                         }
                         None => break sub,
                     }
@@ -678,7 +683,7 @@ impl Bridge {
                     }
                     tokio::time::sleep(CLAIM_POLL).await;
                     if let Some(answer) = self.existing_answer(message, message_row).await? {
-                        return Ok(self.reply(&answer));
+                        return Ok(self.reply(&answer, message.customer_name.as_deref()));
                     }
                 }
             }
@@ -688,7 +693,7 @@ impl Bridge {
             .open_meeting(message, message_row, &claim_id, &sub)
             .await
         {
-            Ok(answer) => Ok(self.reply(&answer)),
+            Ok(answer) => Ok(self.reply(&answer, message.customer_name.as_deref())),
             Err(error) => {
                 let failed_at = matches!(error, BridgeError::Upstream(_)).then(|| self.now());
                 store
@@ -742,7 +747,8 @@ impl Bridge {
             .filter(|replies| replies.send_links && replies.resend_link_on_followup)
             .map(|replies| LinkReply {
                 senders: replies.senders.clone(),
-                template: self.inner.reply_template.clone(),
+                texts: self.inner.reply_texts.clone(),
+                customer_name: message.customer_name.clone(),
             });
         // A picture without caption has no text to relay: only the picture.
         let text = if message.text.trim().is_empty() && !message.media.is_empty() {
@@ -862,7 +868,11 @@ impl Bridge {
             .as_ref()
             .is_some_and(|r| r.send_links)
         {
-            let text = inner.reply_template.render(links.guest_url.as_str());
+            let text = inner.reply_texts.render(
+                Some(&desk),
+                links.guest_url.as_str(),
+                message.customer_name.as_deref(),
+            );
             deliveries.extend(self.to_customer(&message.key, text));
         }
         // The notification opens the thread; the customer's files follow it there.
@@ -994,12 +1004,16 @@ impl Bridge {
         }
     }
 
-    fn reply(&self, answer: &Answer) -> MessageReply {
+    fn reply(&self, answer: &Answer, customer_name: Option<&str>) -> MessageReply {
         MessageReply {
             conversation_id: answer.conversation_id.clone(),
             meeting_id: answer.meeting_id.clone(),
             guest_url: answer.guest_url.clone(),
-            reply: self.inner.reply_template.render(&answer.guest_url),
+            reply: self.inner.reply_texts.render(
+                answer.desk.as_deref(),
+                &answer.guest_url,
+                customer_name,
+            ),
             created: answer.opened_meeting,
             expires_at: clock::rfc3339(answer.expires_at),
         }

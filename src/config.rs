@@ -572,7 +572,8 @@ mod tests {
             &path,
             "expert_room_id = \"room-general\"\n\
              [[desk]]\nname = \"pediatrics\"\nroom_title = \"Pediatrics\"\n\
-             addresses = [\"+14155550100\"]\nkeywords = [\"child\"]\n",
+             addresses = [\"+14155550100\"]\nkeywords = [\"child\"]\n\
+             [desk.texts]\nreply = \"Hi {{ customer_name }}: {{ guest_url }}\"\n",
         )
         .unwrap();
         let (vars, desks) = read_file(&path).unwrap();
@@ -580,6 +581,10 @@ mod tests {
         assert_eq!(desks[0].name, "pediatrics");
         assert_eq!(desks[0].room_title.as_deref(), Some("Pediatrics"));
         assert_eq!(desks[0].keywords, ["child"]);
+        assert_eq!(
+            desks[0].texts.reply.as_deref(),
+            Some("Hi {{ customer_name }}: {{ guest_url }}")
+        );
         std::fs::write(&path, "[[desk]]\nname = \"x\"\nroom = \"r\"\n").unwrap();
         let error = read_file(&path).unwrap_err().to_string();
         assert!(

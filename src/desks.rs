@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use serde::Deserialize;
 
 use crate::config::ExpertTarget;
-use crate::domain::{BusinessAddress, Destination};
+use crate::domain::{BusinessAddress, Destination, ReplyTemplate, ReplyTexts};
 
 /// The name of the desk `ICB_EXPERT_*` make.
 pub const DEFAULT_DESK: &str = "default";
@@ -31,6 +31,17 @@ pub struct DeskConfig {
     pub keywords: Vec<String>,
     #[serde(default)]
     pub default: bool,
+    /// The desk's own wording of customer texts (`[desk.texts]`).
+    #[serde(default)]
+    pub texts: DeskTexts,
+}
+
+/// `[desk.texts]`: templates with `{{ guest_url }}`, `{{ customer_name }}`, `{{ desk }}`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeskTexts {
+    /// The text with the guest link (else `ICB_REPLY_TEMPLATE`).
+    pub reply: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -56,6 +67,8 @@ pub struct ExpertDesk {
     pub target: ExpertTarget,
     addresses: Vec<String>,
     keywords: Vec<String>,
+    /// The desk's reply text, if it words it its own way.
+    reply: Option<ReplyTemplate>,
 }
 
 /// The desks, validated: names unique, one target each, no address served twice, exactly
@@ -136,6 +149,13 @@ impl Desks {
                 .map(|k| k.trim().to_lowercase())
                 .filter(|k| !k.is_empty())
                 .collect();
+            let reply = match &config.texts.reply {
+                Some(raw) => Some(
+                    ReplyTemplate::parse(raw)
+                        .map_err(|e| error(name, "texts.reply", e.to_string()))?,
+                ),
+                None => None,
+            };
             if config.default {
                 if default.is_some() {
                     return Err(error(name, "default", "is set on two desks"));
@@ -147,6 +167,7 @@ impl Desks {
                 target,
                 addresses,
                 keywords,
+                reply,
             });
         }
         let default = match (default, expert_target) {
@@ -171,6 +192,7 @@ impl Desks {
                     target: target.clone(),
                     addresses: Vec::new(),
                     keywords: Vec::new(),
+                    reply: None,
                 });
                 desks.len() - 1
             }
@@ -202,9 +224,22 @@ impl Desks {
                 target: ExpertTarget::RoomId(String::new()),
                 addresses: Vec::new(),
                 keywords: Vec::new(),
+                reply: None,
             }],
             default: 0,
         })
+    }
+
+    /// The desks' wordings of the reply, `default` for those without their own.
+    pub fn reply_texts(&self, default: ReplyTemplate) -> ReplyTexts {
+        ReplyTexts::new(
+            default,
+            self.desks
+                .iter()
+                .filter_map(|d| Some((d.name.clone(), d.reply.clone()?)))
+                .collect(),
+            self.default_desk().name.clone(),
+        )
     }
 
     pub fn all(&self) -> &[ExpertDesk] {
@@ -326,6 +361,25 @@ mod tests {
         assert_eq!(desks.default_desk().target, target);
         let alone = Desks::configure(&[], Some(&target)).unwrap();
         assert_eq!(alone.all().len(), 1);
+    }
+
+    #[test]
+    fn a_desk_words_its_reply_its_own_way() {
+        let mut pediatrics = desk("pediatrics");
+        pediatrics.texts.reply = Some("Hi {{ customer_name }}, {{ desk }}: {{ guest_url }}".into());
+        let target = ExpertTarget::RoomId("room".into());
+        let desks = Desks::configure(&[pediatrics], Some(&target)).unwrap();
+        let texts = desks.reply_texts(ReplyTemplate::parse("Join: {guest_url}").unwrap());
+        assert_eq!(
+            texts.render(Some("pediatrics"), "L", None),
+            "Hi there, pediatrics: L"
+        );
+        assert_eq!(texts.render(None, "L", Some("Ann")), "Join: L");
+        let mut bad = desk("bad");
+        bad.texts.reply = Some("Hi {{ phone }} {{ guest_url }}".into());
+        let error = Desks::configure(&[bad], Some(&target)).unwrap_err();
+        assert_eq!(error.key, "texts.reply");
+        assert!(error.reason.contains("phone"), "{error}");
     }
 
     #[test]

@@ -491,8 +491,10 @@ pub fn bridge(
         resend_link_on_followup: settings.followup_reply == FollowupReply::Link,
         whatsapp_template: settings.whatsapp_template.clone(),
     });
+    let desks = Desks::for_cli(&settings.desks, settings.expert_target.as_ref());
     Ok(Bridge::new(BridgeParts {
-        desks: Desks::for_cli(&settings.desks, settings.expert_target.as_ref()),
+        reply_texts: desks.reply_texts(settings.reply_template.clone()),
+        desks,
         store,
         broker,
         policy: MeetingPolicy {
@@ -503,7 +505,6 @@ pub fn bridge(
             broker_timeout: settings.ic_timeout,
             max_new_meetings_per_hour: settings.max_new_meetings_per_hour,
         },
-        reply_template: settings.reply_template.clone(),
         customer_replies,
         outbox_wake: runtime.outbox_wake,
         metrics: runtime.metrics,

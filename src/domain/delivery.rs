@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{Channel, ConversationKey, ExpertFile, MediaType, MediaUrl, ReplyTemplate};
+use super::{Channel, ConversationKey, ExpertFile, MediaType, MediaUrl, ReplyTexts};
 
 /// Where a Webex message goes: a space, or one person.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -229,15 +229,26 @@ pub struct FollowUps {
 #[derive(Debug, Clone)]
 pub struct LinkReply {
     pub senders: ReplySenders,
-    pub template: ReplyTemplate,
+    pub texts: ReplyTexts,
+    /// The name the message gave, for the text.
+    pub customer_name: Option<String>,
 }
 
 impl FollowUps {
-    /// The deliveries, for a conversation whose live meeting's guest link is `guest_url`.
-    pub fn entries(&self, key: &ConversationKey, guest_url: &str) -> Vec<OutboxEntry> {
+    /// The deliveries, for a conversation (of `desk`) whose live meeting's guest link is
+    /// `guest_url`.
+    pub fn entries(
+        &self,
+        key: &ConversationKey,
+        guest_url: &str,
+        desk: Option<&str>,
+    ) -> Vec<OutboxEntry> {
         let mut entries = self.relays.clone();
         if let Some(link) = &self.link_reply {
-            let reply = link.senders.reply(key, link.template.render(guest_url));
+            let text = link
+                .texts
+                .render(desk, guest_url, link.customer_name.as_deref());
+            let reply = link.senders.reply(key, text);
             entries.push(reply.entry(Purpose::CustomerReply));
         }
         entries

@@ -41,30 +41,70 @@ pub struct MeetingLinks {
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum TemplateError {
-    #[error("must contain {{guest_url}}, where the customer's link goes")]
+    #[error("must contain {{{{ guest_url }}}} (or {{guest_url}}), where the customer's link goes")]
     MissingGuestUrl,
-    #[error("renders to {0} characters with a long link; an SMS can carry at most {max}", max = ReplyTemplate::MAX_CHARS)]
+    #[error("renders to {0} characters with a long link and name; an SMS can carry at most {max}", max = ReplyTemplate::MAX_CHARS)]
     TooLong(usize),
+    #[error("uses {{{{ {0} }}}}; the variables are guest_url, customer_name and desk")]
+    UnknownVariable(String),
+    #[error("is not a valid template: {0}")]
+    Syntax(String),
 }
 
-/// The text sent to the customer, with `{guest_url}` where the link goes.
+/// What a customer text is rendered with.
+#[derive(Debug, Clone, Copy)]
+pub struct TextValues<'a> {
+    pub guest_url: &'a str,
+    /// "there" when the customer gave no name ("Hello there").
+    pub customer_name: Option<&'a str>,
+    pub desk: &'a str,
+}
+
+/// The text sent to the customer with their guest link: a template with named variables,
+/// `{{ guest_url }}`, `{{ customer_name }}` and `{{ desk }}` (rendered by minijinja, so
+/// conditions work too). The older form of `ICB_REPLY_TEMPLATE`, with `{guest_url}`, means
+/// the same.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ReplyTemplate(String);
+pub struct ReplyTemplate {
+    source: String,
+}
+
+const VARIABLES: [&str; 3] = ["guest_url", "customer_name", "desk"];
 
 impl ReplyTemplate {
-    pub const DEFAULT: &'static str = "Join your video consultation: {guest_url}";
+    pub const DEFAULT: &'static str = "Join your video consultation: {{ guest_url }}";
     /// Webex Connect's SMS content limit.
     pub const MAX_CHARS: usize = 4000;
     /// Long-mode guest links are a JWE in the query string: about 700 characters in practice;
     /// leave room for larger ciphers.
     const LONGEST_LINK_CHARS: usize = 1200;
+    /// The longest customer name icbridge keeps, and a desk name well past any real one.
+    const LONGEST_NAME_CHARS: usize = 256;
 
     pub fn parse(raw: &str) -> Result<Self, TemplateError> {
-        if !raw.contains("{guest_url}") {
+        let source = if raw.contains("{{") {
+            raw.to_string()
+        } else {
+            raw.replace("{guest_url}", "{{ guest_url }}")
+        };
+        let environment = environment();
+        let template = environment
+            .template_from_str(&source)
+            .map_err(|e| TemplateError::Syntax(e.to_string()))?;
+        let used = template.undeclared_variables(false);
+        if let Some(unknown) = used.iter().find(|v| !VARIABLES.contains(&v.as_str())) {
+            return Err(TemplateError::UnknownVariable(unknown.clone()));
+        }
+        if !used.contains("guest_url") {
             return Err(TemplateError::MissingGuestUrl);
         }
-        let template = Self(raw.to_string());
-        let longest = template.render(&"x".repeat(Self::LONGEST_LINK_CHARS));
+        let template = Self { source };
+        let long_name = "n".repeat(Self::LONGEST_NAME_CHARS);
+        let longest = template.try_render(TextValues {
+            guest_url: &"x".repeat(Self::LONGEST_LINK_CHARS),
+            customer_name: Some(&long_name),
+            desk: &long_name,
+        })?;
         let chars = longest.chars().count();
         if chars > Self::MAX_CHARS {
             return Err(TemplateError::TooLong(chars));
@@ -72,17 +112,88 @@ impl ReplyTemplate {
         Ok(template)
     }
 
-    pub fn render(&self, guest_url: &str) -> String {
-        self.0.replace("{guest_url}", guest_url)
+    pub fn render(&self, values: TextValues<'_>) -> String {
+        // Checked when parsed: rendering cannot fail.
+        self.try_render(values).unwrap_or_default()
     }
+
+    fn try_render(&self, values: TextValues<'_>) -> Result<String, TemplateError> {
+        environment()
+            .render_str(
+                &self.source,
+                minijinja::context! {
+                    guest_url => values.guest_url,
+                    customer_name => values.customer_name.unwrap_or("there"),
+                    desk => values.desk,
+                },
+            )
+            .map_err(|e| TemplateError::Syntax(e.to_string()))
+    }
+}
+
+/// The customer's text with their guest link, in the wording of the conversation's desk
+/// (`[desk.texts] reply`), else `ICB_REPLY_TEMPLATE`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReplyTexts {
+    default: ReplyTemplate,
+    by_desk: std::collections::HashMap<String, ReplyTemplate>,
+    default_desk: String,
+}
+
+impl ReplyTexts {
+    pub fn new(
+        default: ReplyTemplate,
+        by_desk: std::collections::HashMap<String, ReplyTemplate>,
+        default_desk: String,
+    ) -> Self {
+        Self {
+            default,
+            by_desk,
+            default_desk,
+        }
+    }
+
+    /// The text for a conversation of `desk` (`None`: the default desk's).
+    pub fn render(
+        &self,
+        desk: Option<&str>,
+        guest_url: &str,
+        customer_name: Option<&str>,
+    ) -> String {
+        let desk = desk.unwrap_or(&self.default_desk);
+        self.by_desk
+            .get(desk)
+            .unwrap_or(&self.default)
+            .render(TextValues {
+                guest_url,
+                customer_name,
+                desk,
+            })
+    }
+}
+
+/// Customer texts are plain text: nothing is escaped; a variable that is not given is an
+/// error, not an empty string.
+fn environment() -> minijinja::Environment<'static> {
+    let mut environment = minijinja::Environment::new();
+    environment.set_undefined_behavior(minijinja::UndefinedBehavior::Strict);
+    environment
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn values(guest_url: &str) -> TextValues<'_> {
+        TextValues {
+            guest_url,
+            customer_name: Some("Ann"),
+            desk: "pediatrics",
+        }
+    }
+
     #[test]
-    fn template_needs_the_link_and_must_fit_an_sms() {
+    fn reply_templates_need_the_link_and_fit_an_sms() {
         assert_eq!(
             ReplyTemplate::parse("Hello").unwrap_err(),
             TemplateError::MissingGuestUrl
@@ -94,8 +205,35 @@ mod tests {
         ));
         let template = ReplyTemplate::parse(ReplyTemplate::DEFAULT).unwrap();
         assert_eq!(
-            template.render("https://instant.webex.com/visit/ckmNR7I"),
+            template.render(values("https://instant.webex.com/visit/ckmNR7I")),
             "Join your video consultation: https://instant.webex.com/visit/ckmNR7I"
         );
+        // The older form means the same.
+        assert_eq!(
+            ReplyTemplate::parse("Join: {guest_url}")
+                .unwrap()
+                .render(values("L")),
+            "Join: L"
+        );
+    }
+
+    #[test]
+    fn reply_templates_have_named_variables_and_nothing_else() {
+        let template = ReplyTemplate::parse(
+            "Hello {{ customer_name }}, the {{ desk }} team: {{ guest_url }} & more",
+        )
+        .unwrap();
+        assert_eq!(
+            template.render(values("https://l.example/g?a=1&b=2")),
+            "Hello Ann, the pediatrics team: https://l.example/g?a=1&b=2 & more"
+        );
+        assert_eq!(
+            ReplyTemplate::parse("{{ guest_link }}").unwrap_err(),
+            TemplateError::UnknownVariable("guest_link".into())
+        );
+        assert!(matches!(
+            ReplyTemplate::parse("{{ guest_url "),
+            Err(TemplateError::Syntax(_))
+        ));
     }
 }

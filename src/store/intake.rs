@@ -65,7 +65,9 @@ async fn record_batches(store: Store, mut queue: mpsc::UnboundedReceiver<Waiting
                 }
             }
             Err(error) if waiting.len() == 1 => {
-                let _ = waiting.into_iter().next().map(|w| w.done.send(Err(error)));
+                if let Some(alone) = waiting.into_iter().next() {
+                    let _ = alone.done.send(Err(error));
+                }
             }
             Err(error) => {
                 tracing::debug!(%error, messages = waiting.len(),
@@ -205,7 +207,10 @@ async fn record_batch(
         .map(|((job, answer), row)| match (row, answer) {
             (Some(message_row), None) => Some(Recorded::New { message_row }),
             (Some(_), Some(live)) => {
-                for entry in job.follow_ups.entries(&job.message.key, &live.guest_url) {
+                for entry in
+                    job.follow_ups
+                        .entries(&job.message.key, &live.guest_url, live.desk.as_deref())
+                {
                     deliveries.push((entry, live.conversation_id.clone(), job.now));
                 }
                 Some(Recorded::Answered(live))
@@ -230,7 +235,7 @@ async fn live_meetings(
     let valid_after = jobs.iter().map(|job| job.valid_after).min().unwrap_or(0);
     let sql = format!(
         "SELECT c.channel, c.customer, c.business, c.id AS conversation_id, t.id AS meeting_id,
-                t.guest_url, t.host_url, t.expires_at, 0 AS opened_meeting
+                t.guest_url, t.host_url, t.expires_at, 0 AS opened_meeting, c.desk
          FROM conversations c JOIN meetings t ON t.conversation_id = c.id
          WHERE c.state = 'open' AND t.expires_at > $1
            AND (c.channel, c.customer, c.business) IN (VALUES {})",

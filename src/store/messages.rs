@@ -17,6 +17,8 @@ pub struct Answer {
     pub host_url: String,
     pub expires_at: i64,
     pub opened_meeting: bool,
+    /// The desk of the conversation (`None`: the default desk's).
+    pub desk: Option<String>,
 }
 
 /// An [`Answer`] as selected: `opened_meeting` is a 0/1 integer on both databases.
@@ -28,6 +30,7 @@ pub(super) struct AnswerRow {
     host_url: String,
     expires_at: i64,
     opened_meeting: i64,
+    desk: Option<String>,
 }
 
 impl From<AnswerRow> for Answer {
@@ -39,6 +42,7 @@ impl From<AnswerRow> for Answer {
             host_url: row.host_url,
             expires_at: row.expires_at,
             opened_meeting: row.opened_meeting != 0,
+            desk: row.desk,
         }
     }
 }
@@ -114,7 +118,7 @@ async fn live_meeting(
 ) -> Result<Option<Answer>, StoreError> {
     let live: Option<AnswerRow> = sqlx::query_as(
         "SELECT c.id AS conversation_id, t.id AS meeting_id, t.guest_url, t.host_url,
-                t.expires_at, 0 AS opened_meeting
+                t.expires_at, 0 AS opened_meeting, c.desk
          FROM conversations c JOIN meetings t ON t.conversation_id = c.id
          WHERE c.channel = $1 AND c.customer = $2 AND c.business = $3 AND c.state = 'open'
            AND t.expires_at > $4
@@ -133,7 +137,8 @@ async fn live_meeting(
 async fn answer_of(db: &mut AnyConnection, message_row: i64) -> Result<Option<Answer>, StoreError> {
     let answer: Option<AnswerRow> = sqlx::query_as(
         "SELECT m.conversation_id, m.meeting_id, t.guest_url, t.host_url, t.expires_at,
-                m.opened_meeting
+                m.opened_meeting,
+                (SELECT c.desk FROM conversations c WHERE c.id = m.conversation_id) AS desk
          FROM messages m JOIN meetings t ON t.id = m.meeting_id
          WHERE m.id = $1",
     )
@@ -191,7 +196,8 @@ impl Store {
         self.write(move |tx| {
             Box::pin(async move {
                 if answer_message(tx, message_row, &answer).await? {
-                    let entries = follow_ups.entries(&key, &answer.guest_url);
+                    let entries =
+                        follow_ups.entries(&key, &answer.guest_url, answer.desk.as_deref());
                     insert_outbox(tx, &entries, Some(&answer.conversation_id), now).await?;
                     return Ok(answer);
                 }
@@ -211,13 +217,13 @@ impl Store {
             Box::pin(async move {
                 let key = &new.key;
                 // The open conversation: this one, unless one is open already.
-                let conversation_id: String = sqlx::query_scalar(
+                let (conversation_id, desk): (String, Option<String>) = sqlx::query_as(
                     "INSERT INTO conversations (id, channel, customer, business, customer_name,
                                                 created_at, desk)
                      VALUES ($1, $2, $3, $4, $5, $6, $7)
                      ON CONFLICT (channel, customer, business) WHERE state = 'open'
                          DO UPDATE SET channel = conversations.channel
-                     RETURNING id",
+                     RETURNING id, desk",
                 )
                 .bind(&new.conversation_id)
                 .bind(key.channel.as_str())
@@ -256,6 +262,7 @@ impl Store {
                         host_url: new.links.host_url.to_string(),
                         expires_at: new.expires_at,
                         opened_meeting: true,
+                        desk,
                     }
                 } else {
                     // Only after a claim ran out (its holder crashed or stalled) can another
@@ -267,7 +274,9 @@ impl Store {
                         .await?;
                     sqlx::query_as::<_, AnswerRow>(
                         "SELECT conversation_id, id AS meeting_id, guest_url, host_url,
-                                expires_at, 0 AS opened_meeting
+                                expires_at, 0 AS opened_meeting,
+                                (SELECT c.desk FROM conversations c
+                                 WHERE c.id = meetings.conversation_id) AS desk
                          FROM meetings WHERE conversation_id = $1 AND expires_at > $2
                          ORDER BY expires_at DESC LIMIT 1",
                     )

@@ -200,3 +200,31 @@ db_test! {
         assert_eq!(posts[posts.len() - 1]["roomId"], "room-mortgages");
     }
 }
+
+db_test! {
+    async fn a_desk_words_the_customers_reply_its_own_way(db) {
+        let mut upstreams = Upstreams::start(db).await;
+        let mut desks = two_desks();
+        desks[0].texts.reply =
+            Some("Hi {{ customer_name }}, the {{ desk }} team will see you: {{ guest_url }}".into());
+        upstreams.desks = desks;
+        let app = upstreams.spawn().await;
+        mount_broker(&app.broker, "ic-joseencrypt-short.json").await;
+        let ask = |to: &'static str, from: &'static str| {
+            let app = &app;
+            async move {
+                let body = json!({"channel": "sms", "from": from, "to": to, "text": "hello", "name": "Ann"});
+                let answer: serde_json::Value = app.post_flow(&body.to_string()).await.json().await.unwrap();
+                answer["reply"].as_str().unwrap().to_string()
+            }
+        };
+        assert_eq!(
+            ask("56299", "+14155550101").await,
+            format!("Hi Ann, the pediatrics team will see you: {SHORT_GUEST_URL}")
+        );
+        assert_eq!(
+            ask("56263", "+14155550102").await,
+            format!("Join your video consultation: {SHORT_GUEST_URL}")
+        );
+    }
+}

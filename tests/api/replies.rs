@@ -412,7 +412,7 @@ async fn a_reply_template_that_cannot_work_stops_start_up_with_the_reason() {
     assert_eq!(missing_link.status.code(), Some(2));
     let err = String::from_utf8_lossy(&missing_link.stderr).into_owned();
     assert!(
-        err.contains("ICB_REPLY_TEMPLATE: must contain {guest_url}"),
+        err.contains("ICB_REPLY_TEMPLATE: must contain {{ guest_url }} (or {guest_url})"),
         "{err}"
     );
 
