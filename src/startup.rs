@@ -563,7 +563,10 @@ fn use_sandbox_upstreams(settings: &mut Settings, address: SocketAddr) -> Option
     settings.connect_api_url = Some(url("/connect"));
     settings.webex_token = upstream_token();
     settings.connect_service_key = upstream_token();
-    settings.expert_target = Some(ExpertTarget::RoomId(sandbox::SANDBOX_EXPERT_ROOM.into()));
+    // The sandbox's experts' space is the default desk, unless a [[desk]] is.
+    if !settings.desks.iter().any(|desk| desk.default) {
+        settings.expert_target = Some(ExpertTarget::RoomId(sandbox::SANDBOX_EXPERT_ROOM.into()));
+    }
     // WhatsApp customers who have not written for a day get the stand-in's template.
     if settings.whatsapp_template.is_none() {
         settings.whatsapp_template = Some(
