@@ -377,9 +377,23 @@ impl Bridge {
             .await?;
         if outcome == TakeOutcome::Taken {
             self.wake_outbox();
+            if let Some(conversation) = self.inner.store.conversation(id).await? {
+                let waited = (self.now() - conversation.created_at) as f64 / 1000.0;
+                self.inner
+                    .metrics
+                    .conversation_taken(&self.desk_of(&conversation), waited);
+            }
             tracing::info!(conversation = %id, "conversation taken");
         }
         Ok(outcome)
+    }
+
+    /// The desk a conversation belongs to (conversations from before desks: the default).
+    fn desk_of(&self, conversation: &ConversationInfo) -> String {
+        conversation
+            .desk
+            .clone()
+            .unwrap_or_else(|| self.inner.desks.default_desk().name.clone())
     }
 
     /// Moves a conversation to another desk: a note in the old thread, and the other desk
@@ -401,10 +415,7 @@ impl Bridge {
         if !conversation.open {
             return Ok(TransferOutcome::Closed);
         }
-        let current = conversation
-            .desk
-            .clone()
-            .unwrap_or_else(|| desks.default_desk().name.clone());
+        let current = self.desk_of(&conversation);
         if current == target.name {
             return Ok(TransferOutcome::AlreadyThere);
         }
@@ -574,10 +585,7 @@ impl Bridge {
                     key: key.clone(),
                     customer_name: conversation.customer_name.clone(),
                     conversation_id: conversation.id.clone(),
-                    desk: conversation
-                        .desk
-                        .clone()
-                        .unwrap_or_else(|| self.inner.desks.default_desk().name.clone()),
+                    desk: self.desk_of(&conversation),
                     meeting_id: Uuid::new_v4().to_string(),
                     sub: sub.clone(),
                     links,
@@ -855,6 +863,8 @@ impl Bridge {
             .route(&message.key.business, &message.text)
             .name
             .clone();
+        // Used if the meeting opens a new conversation (an open one keeps its id).
+        let conversation_id = Uuid::new_v4().to_string();
         let (markdown, card) = expert_messages::notification(
             message,
             links.host_url.as_str(),
@@ -882,8 +892,8 @@ impl Bridge {
             .store_meeting(NewMeeting {
                 key: message.key.clone(),
                 customer_name: message.customer_name.clone(),
-                conversation_id: Uuid::new_v4().to_string(),
-                desk,
+                conversation_id: conversation_id.clone(),
+                desk: desk.clone(),
                 meeting_id: Uuid::new_v4().to_string(),
                 sub: sub.to_string(),
                 links,
@@ -897,6 +907,9 @@ impl Bridge {
             .await?;
         if answer.opened_meeting {
             inner.metrics.meeting_created();
+            if answer.conversation_id == conversation_id {
+                inner.metrics.conversation_opened(&desk);
+            }
             self.wake_outbox();
             tracing::info!(channel = %message.key.channel, customer = %message.key.customer,
                 conversation = %answer.conversation_id, meeting = %answer.meeting_id, "meeting created");

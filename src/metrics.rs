@@ -18,6 +18,9 @@ pub struct Metrics {
     oldest_pending: IntGauge,
     paused: IntGaugeVec,
     credential_ok: IntGaugeVec,
+    conversations_opened: IntCounterVec,
+    conversations_taken: IntCounterVec,
+    time_to_take: HistogramVec,
 }
 
 /// What the database says at a scrape.
@@ -100,8 +103,46 @@ impl Metrics {
             &["upstream"],
         )
         .expect("valid metric");
+        let conversations_opened = IntCounterVec::new(
+            Opts::new(
+                "icbridge_conversations_opened_total",
+                "Conversations opened, by the desk they went to",
+            ),
+            &["desk"],
+        )
+        .expect("valid metric");
+        let conversations_taken = IntCounterVec::new(
+            Opts::new(
+                "icbridge_conversations_taken_total",
+                "Conversations an expert took, by desk",
+            ),
+            &["desk"],
+        )
+        .expect("valid metric");
+        let time_to_take = HistogramVec::new(
+            HistogramOpts::new(
+                "icbridge_time_to_take_seconds",
+                "From a conversation's first message to an expert taking it, by desk",
+            )
+            .buckets(vec![
+                30.0,
+                60.0,
+                120.0,
+                300.0,
+                600.0,
+                1800.0,
+                3600.0,
+                4.0 * 3600.0,
+                24.0 * 3600.0,
+            ]),
+            &["desk"],
+        )
+        .expect("valid metric");
         for metric in [
             Box::new(intake.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(conversations_opened.clone()),
+            Box::new(conversations_taken.clone()),
+            Box::new(time_to_take.clone()),
             Box::new(meetings_created.clone()),
             Box::new(upstream_duration.clone()),
             Box::new(dead_letters.clone()),
@@ -122,7 +163,22 @@ impl Metrics {
             oldest_pending,
             paused,
             credential_ok,
+            conversations_opened,
+            conversations_taken,
+            time_to_take,
         }
+    }
+
+    pub fn conversation_opened(&self, desk: &str) {
+        self.conversations_opened.with_label_values(&[desk]).inc();
+    }
+
+    /// A conversation of `desk` was taken `waited_seconds` after its first message.
+    pub fn conversation_taken(&self, desk: &str, waited_seconds: f64) {
+        self.conversations_taken.with_label_values(&[desk]).inc();
+        self.time_to_take
+            .with_label_values(&[desk])
+            .observe(waited_seconds.max(0.0));
     }
 
     /// One request on `/webhooks/connect`. `channel` is `unknown` when it never got parsed.

@@ -72,6 +72,14 @@ db_test! {
             // By customer: +1…0101, +1…0103, +1…0104 (SMS), then 1…0102 (WhatsApp).
             ["pediatrics", "pediatrics", "default", "mortgages"].map(|d| Some(d.to_string()))
         );
+        let metrics = app.http.get(format!("{}/metrics", app.address)).send().await.unwrap().text().await.unwrap();
+        for line in [
+            "icbridge_conversations_opened_total{desk=\"pediatrics\"} 2",
+            "icbridge_conversations_opened_total{desk=\"mortgages\"} 1",
+            "icbridge_conversations_opened_total{desk=\"default\"} 1",
+        ] {
+            assert!(metrics.contains(line), "{line} in\n{metrics}");
+        }
         // A later message goes into the thread, in its desk's space; a later "child"
         // elsewhere does not move a conversation.
         let later = json!({"channel": "sms", "from": "+14155550104", "to": "56263", "text": "my child", "messageId": "later"});
