@@ -389,7 +389,7 @@ impl Bridge {
     }
 
     /// The desk a conversation belongs to (conversations from before desks: the default).
-    fn desk_of(&self, conversation: &ConversationInfo) -> String {
+    pub fn desk_of(&self, conversation: &ConversationInfo) -> String {
         conversation
             .desk
             .clone()

@@ -7,6 +7,8 @@
   var widget = null;
   var list = document.getElementById('conversations');
   var status = document.getElementById('queue-status');
+  var deskFilter = document.getElementById('desk-filter');
+  var latest = [];
 
   // The widget cannot refresh its token: it is removed and started again with a new one.
   function startWidget(accessToken) {
@@ -57,16 +59,38 @@
     return iso ? new Date(iso).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' }) : '';
   }
 
+  // "waiting 12 min": since the customer's first message.
+  function waiting(iso) {
+    var minutes = Math.max(0, Math.round((Date.now() - new Date(iso).getTime()) / 60000));
+    return minutes < 60 ? 'waiting ' + minutes + ' min' : 'waiting ' + Math.floor(minutes / 60) + ' h ' + (minutes % 60) + ' min';
+  }
+
+  // The desk filter offers the desks that have conversations, and keeps the choice.
+  function updateDesks(conversations) {
+    var chosen = deskFilter.value;
+    var desks = conversations.map(function (c) { return c.desk; })
+      .filter(function (desk, index, all) { return all.indexOf(desk) === index; }).sort();
+    if (chosen && desks.indexOf(chosen) < 0) { desks.push(chosen); }
+    var options = [new Option('All desks', '')].concat(desks.map(function (desk) { return new Option(desk, desk); }));
+    deskFilter.replaceChildren.apply(deskFilter, options);
+    deskFilter.value = chosen;
+  }
+
   function render(conversations) {
-    status.textContent = conversations.length === 0 ? 'No open conversations.' : conversations.length + ' open';
-    var items = conversations.map(function (c) {
+    latest = conversations;
+    updateDesks(conversations);
+    var shown = conversations.filter(function (c) { return !deskFilter.value || c.desk === deskFilter.value; });
+    status.textContent = shown.length === 0 ? 'No open conversations.' : shown.length + ' open';
+    var items = shown.map(function (c) {
       var item = document.createElement('li');
       item.dataset.conversationId = c.id;
       item.appendChild(text('span', 'channel', c.channel));
       item.appendChild(text('span', 'customer', c.customer));
       item.appendChild(text('span', 'name', c.customerName || ''));
+      item.appendChild(text('span', 'desk', c.desk));
       item.appendChild(text('q', 'last-message', c.lastMessage || ''));
       item.appendChild(text('time', 'last-message-at', time(c.lastMessageAt)));
+      item.appendChild(text('span', 'waiting', waiting(c.waitingSince)));
       item.appendChild(text('span', 'expiry', c.linkExpiresAt ? 'link until ' + time(c.linkExpiresAt) : 'no link'));
       item.appendChild(text('span', 'assignee', c.assignee ? 'taken by ' + c.assignee : ''));
       var actions = document.createElement('div');
@@ -78,6 +102,8 @@
         join.rel = 'noopener';
         actions.appendChild(join);
       }
+      if (!c.assignee) { actions.appendChild(button('take', 'Take')); }
+      if (c.takenByMe) { actions.appendChild(button('release', 'Release')); }
       actions.appendChild(button('new-link', 'New link'));
       actions.appendChild(button('close', 'Close'));
       item.appendChild(actions);
@@ -85,6 +111,8 @@
     });
     list.replaceChildren.apply(list, items);
   }
+
+  deskFilter.addEventListener('change', function () { render(latest); });
 
   function refresh() {
     return api('/console/api/queue').then(function (body) {

@@ -11,7 +11,7 @@ use super::json_error;
 use crate::bridge::{Bridge, BridgeError, CloseOutcome, NewLinkOutcome};
 use crate::clock;
 use crate::console::{page, Console, ConsoleError};
-use crate::store::ConsoleSession;
+use crate::store::{ConsoleSession, TakeOutcome};
 
 const COOKIE: &str = "icb_console";
 
@@ -340,6 +340,9 @@ pub async fn queue(
                 "linkExpiresAt": c.links_expire_at.map(clock::rfc3339),
                 "hostUrl": item.host_url,
                 "assignee": c.assignee,
+                "takenByMe": c.assignee.as_deref() == Some(session.email.as_str()),
+                "desk": bridge.desk_of(c),
+                "waitingSince": clock::rfc3339(c.created_at),
             })
         })
         .collect();
@@ -358,11 +361,12 @@ pub async fn widget(Expert(session): Expert) -> HttpResponse {
         .json(json!({"accessToken": session.access_token, "tokenGeneration": session.token_generation}))
 }
 
-/// `close` or `new-link` on a conversation, from the page (header `X-CSRF-Token`).
+/// `close`, `new-link`, `take` or `release` on a conversation, from the page (header
+/// `X-CSRF-Token`), as the signed-in expert.
 #[utoipa::path(post, path = "/console/api/conversations/{id}/{action}", tag = "console",
     params(("id" = String, Path, description = "the conversation"),
-           ("action" = String, Path, description = "`close` or `new-link`")),
-    responses((status = 200, body = super::StatusBody, description = "`closed`, `already_closed`, `created` or `in_progress`"),
+           ("action" = String, Path, description = "`close`, `new-link`, `take` or `release`")),
+    responses((status = 200, body = super::StatusBody, description = "`closed`, `already_closed`, `created`, `in_progress`, `taken`, `already_yours`, `taken_by_another`, `released` or `not_yours`"),
               (status = 401, body = super::ErrorBody), (status = 403, body = super::ErrorBody),
               (status = 404, body = super::ErrorBody), (status = 503, body = super::ErrorBody)))]
 pub async fn act(
@@ -384,6 +388,22 @@ pub async fn act(
             NewLinkOutcome::Created => "created",
             NewLinkOutcome::InProgress => "in_progress",
             NewLinkOutcome::Closed => "already_closed",
+        }),
+        "take" => bridge
+            .take(&id, &session.email)
+            .await
+            .map(|outcome| match outcome {
+                TakeOutcome::Taken => "taken",
+                TakeOutcome::AlreadyYours => "already_yours",
+                TakeOutcome::TakenBy(_) => "taken_by_another",
+                TakeOutcome::Closed | TakeOutcome::Unknown => "already_closed",
+            }),
+        "release" => bridge.release(&id, &session.email).await.map(|released| {
+            if released {
+                "released"
+            } else {
+                "not_yours"
+            }
         }),
         _ => return json_error(StatusCode::NOT_FOUND, "not_found", "unknown action"),
     };

@@ -411,6 +411,12 @@ db_test! {
     );
     assert_eq!(item["hostUrl"], SHORT_HOST_URL);
     assert_eq!(item["linkExpiresAt"], answer["expiresAt"]);
+    assert_eq!(item["desk"], "default");
+    assert_eq!(
+        item["waitingSince"],
+        icbridge::clock::rfc3339(app.clock.now_ms())
+    );
+    assert_eq!(item["assignee"], Value::Null);
     assert_eq!(queue["tokenGeneration"], 1);
 
     // A follow-up becomes the conversation's last message.
@@ -460,6 +466,16 @@ db_test! {
     assert_eq!(state, "open");
 
     let csrf = csrf_of(&app).await;
+    // Take and release, as the signed-in expert.
+    let taken = post("take", Some(csrf.clone())).await.unwrap();
+    assert_eq!(taken.json::<Value>().await.unwrap(), json!({"status": "taken"}));
+    let queue: Value = get(&app, "/console/api/queue", &cookie).await.json().await.unwrap();
+    assert_eq!(queue["conversations"][0]["assignee"], "expert@example.com");
+    assert_eq!(queue["conversations"][0]["takenByMe"], true);
+    let again = post("take", Some(csrf.clone())).await.unwrap();
+    assert_eq!(again.json::<Value>().await.unwrap(), json!({"status": "already_yours"}));
+    let released = post("release", Some(csrf.clone())).await.unwrap();
+    assert_eq!(released.json::<Value>().await.unwrap(), json!({"status": "released"}));
     let new_link = post("new-link", Some(csrf.clone())).await.unwrap();
     assert_eq!(
         new_link.json::<Value>().await.unwrap(),

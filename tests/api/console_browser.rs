@@ -60,7 +60,7 @@ impl Respond for ApproveLogin {
     not(icb_browser),
     ignore = "browser: needs /usr/bin/chromium (Debian chromium) and `npm ci --prefix tests/browser`; .ci/run installs both"
 )]
-async fn an_expert_signs_in_sees_the_queue_and_closes_a_conversation() {
+async fn an_expert_signs_in_sees_the_queue_takes_and_closes_a_conversation() {
     let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     let browser_dir = manifest.join("tests/browser");
     assert!(
@@ -152,6 +152,9 @@ async fn an_expert_signs_in_sees_the_queue_and_closes_a_conversation() {
             "initialActivity": "message",
         }])
     );
+    assert_eq!(seen["desk"], "default");
+    assert_eq!(seen["taken"], "taken by expert@example.com");
+    assert_eq!(seen["takeLeft"], 0, "Take gives way to Release");
     assert_eq!(seen["status"], "No open conversations.");
     assert_eq!(
         seen["problems"],

@@ -1,5 +1,6 @@
 // Drives the expert console in headless Chromium, as an expert would:
-// sign in through the Webex stand-in, see the conversation in the queue, close it.
+// sign in through the Webex stand-in, see the conversation in the queue, filter by desk,
+// take it, close it.
 // Input (environment): BASE (icbridge's URL), CONVERSATION_ID, SCREENSHOT (a PNG path).
 // Output: one JSON line on stdout with what the page showed and what the widget was given.
 import { chromium } from 'playwright-core';
@@ -34,11 +35,18 @@ try {
   await page.screenshot({ path: SCREENSHOT, fullPage: true });
   const widgetInits = await page.evaluate(() => window.__widgetInits || []);
 
+  await page.selectOption('#desk-filter', 'default');
+  const desk = await page.textContent(`${row} .desk`);
+  await page.click(`${row} button[data-action="take"]`);
+  await page.waitForSelector(`${row} button[data-action="release"]`, { timeout: 10000 });
+  const taken = await page.textContent(`${row} .assignee`);
+  const takeLeft = await page.$$eval(`${row} button[data-action="take"]`, (buttons) => buttons.length);
+
   await page.click(`${row} button[data-action="close"]`);
   await page.waitForSelector(row, { state: 'detached', timeout: 10000 });
   const status = await page.textContent('#queue-status');
 
-  console.log(JSON.stringify({ url: page.url(), shown, widgetInits, status, problems }));
+  console.log(JSON.stringify({ url: page.url(), shown, widgetInits, desk, taken, takeLeft, status, problems }));
 } finally {
   await browser.close();
 }
