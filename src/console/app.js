@@ -9,6 +9,8 @@
   var status = document.getElementById('queue-status');
   var deskFilter = document.getElementById('desk-filter');
   var latest = [];
+  // Rows whose transcript is open: a refresh redraws the queue, so it stops while one is.
+  var opened = {};
 
   // The widget cannot refresh its token: it is removed and started again with a new one.
   function startWidget(accessToken) {
@@ -78,6 +80,7 @@
 
   function render(conversations) {
     latest = conversations;
+    opened = {};
     updateDesks(conversations);
     var shown = conversations.filter(function (c) { return !deskFilter.value || c.desk === deskFilter.value; });
     status.textContent = shown.length === 0 ? 'No open conversations.' : shown.length + ' open';
@@ -116,7 +119,7 @@
 
   function refresh() {
     return api('/console/api/queue').then(function (body) {
-      render(body.conversations);
+      if (Object.keys(opened).length === 0) { render(body.conversations); } else { latest = body.conversations; }
       if (body.tokenGeneration !== tokenGeneration) {
         tokenGeneration = body.tokenGeneration;
         return api('/console/api/widget').then(function (w) { startWidget(w.accessToken); });
@@ -124,14 +127,35 @@
     }).catch(function (error) { status.textContent = 'Could not update the queue: ' + error.message; });
   }
 
+  // Opening a row (anywhere but its buttons and link) shows its transcript under it.
+  function toggleTranscript(item) {
+    var open = item.querySelector('.transcript');
+    if (open) { open.remove(); delete opened[item.dataset.conversationId]; return; }
+    opened[item.dataset.conversationId] = true;
+    api('/console/api/conversations/' + encodeURIComponent(item.dataset.conversationId)).then(function (body) {
+      var transcript = document.createElement('ol');
+      transcript.className = 'transcript';
+      body.transcript.forEach(function (line) {
+        var entry = text('li', line.author, line.text);
+        entry.title = (line.authorEmail || line.author) + ' · ' + time(line.at);
+        transcript.appendChild(entry);
+      });
+      item.appendChild(transcript);
+    }).catch(function (error) { status.textContent = error.message; });
+  }
+
   list.addEventListener('click', function (event) {
     var target = event.target.closest('button[data-action]');
-    if (!target) { return; }
+    if (!target) {
+      var item = event.target.closest('[data-conversation-id]');
+      if (item && !event.target.closest('a')) { toggleTranscript(item); }
+      return;
+    }
     var id = target.closest('[data-conversation-id]').dataset.conversationId;
     target.disabled = true;
     api('/console/api/conversations/' + encodeURIComponent(id) + '/' + target.dataset.action, { method: 'POST' })
       .catch(function (error) { status.textContent = error.message; })
-      .then(refresh);
+      .then(function () { opened = {}; return refresh(); });
   });
 
   startWidget(config.accessToken);

@@ -24,6 +24,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(web::resource("/console/console.css").route(web::get().to(app_css)))
         .service(web::resource("/console/api/queue").route(web::get().to(queue)))
         .service(web::resource("/console/api/widget").route(web::get().to(widget)))
+        .service(web::resource("/console/api/conversations/{id}").route(web::get().to(transcript)))
         .service(
             web::resource("/console/api/conversations/{id}/{action}").route(web::post().to(act)),
         );
@@ -349,6 +350,40 @@ pub async fn queue(
     HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, "no-store"))
         .json(json!({"conversations": conversations, "tokenGeneration": session.token_generation}))
+}
+
+/// A conversation's transcript, for the row an expert opens.
+#[utoipa::path(get, path = "/console/api/conversations/{id}", tag = "console",
+    params(("id" = String, Path, description = "the conversation")),
+    responses((status = 200, body = serde_json::Value, description = "`transcript`: `author`, `text`, `at`"),
+              (status = 401, body = super::ErrorBody), (status = 404, body = super::ErrorBody)))]
+pub async fn transcript(
+    Expert(_session): Expert,
+    path: web::Path<String>,
+    console: web::Data<Console>,
+    bridge: web::Data<Bridge>,
+) -> HttpResponse {
+    match bridge.conversation_detail(&path).await {
+        Ok(Some(detail)) => {
+            let lines: Vec<_> = detail
+                .transcript
+                .iter()
+                .map(|line| {
+                    json!({
+                        "author": line.author,
+                        "authorEmail": line.author_email,
+                        "text": line.text,
+                        "at": clock::rfc3339(line.at),
+                    })
+                })
+                .collect();
+            HttpResponse::Ok()
+                .insert_header((header::CACHE_CONTROL, "no-store"))
+                .json(json!({ "transcript": lines }))
+        }
+        Ok(None) => json_error(StatusCode::NOT_FOUND, "not_found", "no such conversation"),
+        Err(error) => error_response(&error.into(), true, &console),
+    }
 }
 
 /// The Space Widget's current access token, after a refresh.

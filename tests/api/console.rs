@@ -428,6 +428,23 @@ db_test! {
         .await
         .unwrap();
     assert_eq!(queue["conversations"][0]["lastMessage"], "Are you there?");
+
+    // Opening a row reads its transcript.
+    let id = answer["conversationId"].as_str().unwrap();
+    let shown: Value = get(&app, &format!("/console/api/conversations/{id}"), &cookie)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let texts: Vec<&str> = shown["transcript"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|line| line["text"].as_str().unwrap())
+        .collect();
+    assert_eq!(texts, ["Hello, can I get a video call with an advisor?", "Are you there?"]);
+    assert_eq!(get(&app, "/console/api/conversations/nope", &cookie).await.status(), 404);
+    assert_eq!(get(&app, &format!("/console/api/conversations/{id}"), "icb_console=forged").await.status(), 401);
 }
 }
 

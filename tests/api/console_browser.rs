@@ -152,6 +152,10 @@ async fn an_expert_signs_in_sees_the_queue_takes_and_closes_a_conversation() {
             "initialActivity": "message",
         }])
     );
+    assert_eq!(
+        seen["transcript"],
+        json!([["customer", "Hello, can I get a video call with an advisor?"]])
+    );
     assert_eq!(seen["desk"], "default");
     assert_eq!(seen["taken"], "taken by expert@example.com");
     assert_eq!(seen["takeLeft"], 0, "Take gives way to Release");

@@ -35,6 +35,13 @@ try {
   await page.screenshot({ path: SCREENSHOT, fullPage: true });
   const widgetInits = await page.evaluate(() => window.__widgetInits || []);
 
+  // Opening the row shows the transcript; opening it again hides it.
+  await page.click(`${row} .customer`);
+  await page.waitForSelector(`${row} .transcript li`, { timeout: 10000 });
+  const transcript = await page.$$eval(`${row} .transcript li`, (lines) => lines.map((l) => [l.className, l.textContent]));
+  await page.click(`${row} .customer`);
+  await page.waitForSelector(`${row} .transcript`, { state: 'detached', timeout: 10000 });
+
   await page.selectOption('#desk-filter', 'default');
   const desk = await page.textContent(`${row} .desk`);
   await page.click(`${row} button[data-action="take"]`);
@@ -46,7 +53,7 @@ try {
   await page.waitForSelector(row, { state: 'detached', timeout: 10000 });
   const status = await page.textContent('#queue-status');
 
-  console.log(JSON.stringify({ url: page.url(), shown, widgetInits, desk, taken, takeLeft, status, problems }));
+  console.log(JSON.stringify({ url: page.url(), shown, widgetInits, transcript, desk, taken, takeLeft, status, problems }));
 } finally {
   await browser.close();
 }
