@@ -14,6 +14,7 @@ use crate::cli::{
 use crate::clock::{self, Clock};
 use crate::config::Settings;
 use crate::desk::{RESOURCE_ACTIONS, RESOURCE_MESSAGES};
+use crate::desks::{Desks, DEFAULT_DESK};
 use crate::domain::Vertical;
 use crate::metrics::Metrics;
 use crate::pauses::Pauses;
@@ -461,16 +462,31 @@ async fn check(settings: Settings) -> ExitCode {
         ),
         Err(e) => report(false, "webex token", e.to_string()),
     }
-    match &settings.expert_target {
-        Some(target) => match webex.resolve(target).await {
-            Ok(destination) => report(true, "expert target", format!("{destination:?}")),
-            Err(e) => report(false, "expert target", e.to_string()),
-        },
-        None => report(
+    if settings.expert_target.is_none() && settings.desks.is_empty() {
+        report(
             false,
             "expert target",
             "set ICB_EXPERT_ROOM_ID, ICB_EXPERT_EMAIL or ICB_EXPERT_ROOM_TITLE".into(),
-        ),
+        );
+        return exit_code(failed);
+    }
+    // Each desk's experts: the default desk of ICB_EXPERT_* as before, the [[desk]]
+    // entries by name.
+    match Desks::configure(&settings.desks, settings.expert_target.as_ref()) {
+        Err(e) => report(false, "desks", e.to_string()),
+        Ok(desks) => {
+            for desk in desks.all() {
+                let what = if desk.name == DEFAULT_DESK && settings.expert_target.is_some() {
+                    "expert target".to_string()
+                } else {
+                    format!("desk {}", desk.name)
+                };
+                match webex.resolve(&desk.target).await {
+                    Ok(destination) => report(true, &what, format!("{destination:?}")),
+                    Err(e) => report(false, &what, e.to_string()),
+                }
+            }
+        }
     }
     exit_code(failed)
 }

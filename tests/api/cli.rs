@@ -182,6 +182,24 @@ async fn check_reports_each_check() {
         "{out}"
     );
     assert!(out.contains("\"Video Experts\""), "{out}");
+
+    // Desks from a file: each desk's space is checked by its name.
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("desks.toml");
+    std::fs::write(
+        &file,
+        "[[desk]]\nname = \"pediatrics\"\nroom_title = \"Video Experts\"\ndefault = true\n\
+         [[desk]]\nname = \"mortgages\"\nroom_title = \"Nobody\"\n",
+    )
+    .unwrap();
+    let output = icbridge(&["--config", file.to_str().unwrap(), "check"], &base).await;
+    let out = stdout(&output);
+    assert_eq!(output.status.code(), Some(1), "{out}");
+    assert!(out.contains("ok      desk pediatrics: RoomId"), "{out}");
+    assert!(
+        out.contains("failed  desk mortgages: no group space titled \"Nobody\""),
+        "{out}"
+    );
 }
 
 #[tokio::test]
