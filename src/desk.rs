@@ -97,6 +97,17 @@ enum DeskError {
     Invalid(String),
 }
 
+/// A store failure is retried with the event; anything else the bridge refuses cannot
+/// become right by retrying.
+impl From<BridgeError> for DeskError {
+    fn from(error: BridgeError) -> Self {
+        match error {
+            BridgeError::Store(error) => DeskError::Store(error),
+            other => DeskError::Invalid(other.to_string()),
+        }
+    }
+}
+
 /// What an expert can say to the bot.
 #[derive(Debug, PartialEq, Eq)]
 enum Command {
@@ -542,8 +553,7 @@ impl Desk {
                 let text = expert_messages::ALREADY_CLOSED.into();
                 self.answer(place, text, Some(&conversation.id)).await
             }
-            Err(BridgeError::Store(error)) => Err(error.into()),
-            Err(error) => Err(DeskError::Invalid(error.to_string())),
+            Err(error) => Err(error.into()),
         }
     }
 
@@ -571,15 +581,13 @@ impl Desk {
         author: &str,
         place: &Place,
     ) -> Result<(), DeskError> {
-        let answer = match self.bridge.take(&conversation.id, author).await {
-            Ok(TakeOutcome::Taken) => return Ok(()),
-            Ok(TakeOutcome::AlreadyYours) => expert_messages::ALREADY_YOURS.to_string(),
-            Ok(TakeOutcome::TakenBy(other)) => expert_messages::taken_by_other(&other),
-            Ok(TakeOutcome::Closed | TakeOutcome::Unknown) => {
+        let answer = match self.bridge.take(&conversation.id, author).await? {
+            TakeOutcome::Taken => return Ok(()),
+            TakeOutcome::AlreadyYours => expert_messages::ALREADY_YOURS.to_string(),
+            TakeOutcome::TakenBy(other) => expert_messages::taken_by_other(&other),
+            TakeOutcome::Closed | TakeOutcome::Unknown => {
                 expert_messages::ALREADY_CLOSED.to_string()
             }
-            Err(BridgeError::Store(error)) => return Err(error.into()),
-            Err(error) => return Err(DeskError::Invalid(error.to_string())),
         };
         self.answer(place, answer, Some(&conversation.id)).await
     }
@@ -592,14 +600,12 @@ impl Desk {
         author: &str,
         place: &Place,
     ) -> Result<(), DeskError> {
-        let answer = match self.bridge.transfer(&conversation.id, desk, author).await {
-            Ok(TransferOutcome::Transferred) => return Ok(()),
-            Ok(TransferOutcome::UnknownDesk(desks)) => expert_messages::unknown_desk(desk, &desks),
-            Ok(TransferOutcome::AlreadyThere) => expert_messages::ALREADY_AT_THAT_DESK.into(),
-            Ok(TransferOutcome::NoMeeting) => expert_messages::NO_MEETING_TO_TRANSFER.into(),
-            Ok(TransferOutcome::Closed) => expert_messages::ALREADY_CLOSED.into(),
-            Err(BridgeError::Store(error)) => return Err(error.into()),
-            Err(error) => return Err(DeskError::Invalid(error.to_string())),
+        let answer = match self.bridge.transfer(&conversation.id, desk, author).await? {
+            TransferOutcome::Transferred => return Ok(()),
+            TransferOutcome::UnknownDesk(desks) => expert_messages::unknown_desk(desk, &desks),
+            TransferOutcome::AlreadyThere => expert_messages::ALREADY_AT_THAT_DESK.into(),
+            TransferOutcome::NoMeeting => expert_messages::NO_MEETING_TO_TRANSFER.into(),
+            TransferOutcome::Closed => expert_messages::ALREADY_CLOSED.into(),
         };
         self.answer(place, answer, Some(&conversation.id)).await
     }
@@ -610,15 +616,11 @@ impl Desk {
         author: &str,
         place: &Place,
     ) -> Result<(), DeskError> {
-        match self.bridge.release(&conversation.id, author).await {
-            Ok(true) => Ok(()),
-            Ok(false) => {
-                let text = expert_messages::NOT_TAKEN_BY_YOU.to_string();
-                self.answer(place, text, Some(&conversation.id)).await
-            }
-            Err(BridgeError::Store(error)) => Err(error.into()),
-            Err(error) => Err(DeskError::Invalid(error.to_string())),
+        if self.bridge.release(&conversation.id, author).await? {
+            return Ok(());
         }
+        let text = expert_messages::NOT_TAKEN_BY_YOU.to_string();
+        self.answer(place, text, Some(&conversation.id)).await
     }
 
     async fn relay(

@@ -295,14 +295,6 @@ impl DeskPlaces {
         Self { places, default }
     }
 
-    /// One desk, here: everything goes to `destination`.
-    pub fn single(destination: Destination) -> Self {
-        Self::new(
-            HashMap::from([(DEFAULT_DESK.to_string(), destination)]),
-            DEFAULT_DESK.to_string(),
-        )
-    }
-
     /// Where a conversation of `desk` is (the default desk's place for conversations
     /// opened before desks, or of a desk no longer configured).
     pub fn of(&self, desk: Option<&str>) -> &Destination {

@@ -64,10 +64,29 @@ pub struct TextValues<'a> {
 /// `{{ guest_url }}`, `{{ customer_name }}` and `{{ desk }}` (rendered by minijinja, so
 /// conditions work too). The older form of `ICB_REPLY_TEMPLATE`, with `{guest_url}`, means
 /// the same.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone)]
 pub struct ReplyTemplate {
     source: String,
+    /// The template, compiled once when parsed: it is rendered for every message answered.
+    compiled: std::sync::Arc<minijinja::Environment<'static>>,
 }
+
+/// The name of the one template in a [`ReplyTemplate`]'s environment.
+const TEMPLATE: &str = "text";
+
+impl fmt::Debug for ReplyTemplate {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("ReplyTemplate").field(&self.source).finish()
+    }
+}
+
+impl PartialEq for ReplyTemplate {
+    fn eq(&self, other: &Self) -> bool {
+        self.source == other.source
+    }
+}
+
+impl Eq for ReplyTemplate {}
 
 const VARIABLES: [&str; 3] = ["guest_url", "customer_name", "desk"];
 
@@ -87,18 +106,24 @@ impl ReplyTemplate {
         } else {
             raw.replace("{guest_url}", "{{ guest_url }}")
         };
-        let environment = environment();
-        let template = environment
-            .template_from_str(&source)
+        let mut environment = environment();
+        environment
+            .add_template_owned(TEMPLATE, source.clone())
             .map_err(|e| TemplateError::Syntax(e.to_string()))?;
-        let used = template.undeclared_variables(false);
+        let used = environment
+            .get_template(TEMPLATE)
+            .map_err(|e| TemplateError::Syntax(e.to_string()))?
+            .undeclared_variables(false);
         if let Some(unknown) = used.iter().find(|v| !VARIABLES.contains(&v.as_str())) {
             return Err(TemplateError::UnknownVariable(unknown.clone()));
         }
         if !used.contains("guest_url") {
             return Err(TemplateError::MissingGuestUrl);
         }
-        let template = Self { source };
+        let template = Self {
+            source,
+            compiled: std::sync::Arc::new(environment),
+        };
         let long_name = "n".repeat(Self::LONGEST_NAME_CHARS);
         let longest = template.try_render(TextValues {
             guest_url: &"x".repeat(Self::LONGEST_LINK_CHARS),
@@ -118,15 +143,15 @@ impl ReplyTemplate {
     }
 
     fn try_render(&self, values: TextValues<'_>) -> Result<String, TemplateError> {
-        environment()
-            .render_str(
-                &self.source,
-                minijinja::context! {
+        self.compiled
+            .get_template(TEMPLATE)
+            .and_then(|template| {
+                template.render(minijinja::context! {
                     guest_url => values.guest_url,
                     customer_name => values.customer_name.unwrap_or("there"),
                     desk => values.desk,
-                },
-            )
+                })
+            })
             .map_err(|e| TemplateError::Syntax(e.to_string()))
     }
 }

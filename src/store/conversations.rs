@@ -1,5 +1,7 @@
 //! Conversations as the experts see them: by thread, open ones, closing, expert replies.
 
+use sqlx::AnyConnection;
+
 use super::{insert_outbox, Store, StoreError};
 use crate::domain::{BusinessAddress, Channel, ConversationKey, CustomerAddress, OutboxEntry};
 
@@ -89,6 +91,23 @@ impl TryFrom<ConversationRow> for ConversationInfo {
     }
 }
 
+/// Runs `update`, a change of conversation `id` that applies only in the state it expects,
+/// and when it changed the conversation queues `deliveries` in the same transaction.
+/// Returns whether it did.
+async fn change_conversation<'q>(
+    tx: &mut AnyConnection,
+    update: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>,
+    id: &str,
+    deliveries: &[OutboxEntry],
+    now: i64,
+) -> Result<bool, StoreError> {
+    let changed = update.execute(&mut *tx).await?.rows_affected() == 1;
+    if changed {
+        insert_outbox(tx, deliveries, Some(id), now).await?;
+    }
+    Ok(changed)
+}
+
 pub(super) fn conversations(
     rows: Vec<ConversationRow>,
 ) -> Result<Vec<ConversationInfo>, StoreError> {
@@ -109,19 +128,13 @@ impl Store {
         let (id, desk, deliveries) = (id.to_string(), desk.to_string(), deliveries.to_vec());
         self.write(move |tx| {
             Box::pin(async move {
-                let moved = sqlx::query(
+                let update = sqlx::query(
                     "UPDATE conversations SET desk = $1, thread_message_id = NULL
                      WHERE id = $2 AND state = 'open'",
                 )
                 .bind(&desk)
-                .bind(&id)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
-                if moved == 1 {
-                    insert_outbox(tx, &deliveries, Some(&id), now).await?;
-                }
-                Ok(moved == 1)
+                .bind(&id);
+                change_conversation(tx, update, &id, &deliveries, now).await
             })
         })
         .await
@@ -140,18 +153,14 @@ impl Store {
         let (id, who, notice) = (id.to_string(), who.to_string(), notice.to_vec());
         self.write(move |tx| {
             Box::pin(async move {
-                let taken = sqlx::query(
+                let update = sqlx::query(
                     "UPDATE conversations SET assignee = $1, assigned_at = $2
                      WHERE id = $3 AND state = 'open' AND assignee IS NULL",
                 )
                 .bind(&who)
                 .bind(now)
-                .bind(&id)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
-                if taken == 1 {
-                    insert_outbox(tx, &notice, Some(&id), now).await?;
+                .bind(&id);
+                if change_conversation(tx, update, &id, &notice, now).await? {
                     return Ok(TakeOutcome::Taken);
                 }
                 let found: Option<(String, Option<String>)> =
@@ -181,19 +190,13 @@ impl Store {
         let (id, who, notice) = (id.to_string(), who.to_string(), notice.to_vec());
         self.write(move |tx| {
             Box::pin(async move {
-                let released = sqlx::query(
+                let update = sqlx::query(
                     "UPDATE conversations SET assignee = NULL, assigned_at = NULL
                      WHERE id = $1 AND assignee = $2",
                 )
                 .bind(&id)
-                .bind(&who)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
-                if released == 1 {
-                    insert_outbox(tx, &notice, Some(&id), now).await?;
-                }
-                Ok(released == 1)
+                .bind(&who);
+                change_conversation(tx, update, &id, &notice, now).await
             })
         })
         .await
@@ -273,21 +276,14 @@ impl Store {
             (id.to_string(), closed_by.to_string(), deliveries.to_vec());
         self.write(move |tx| {
             Box::pin(async move {
-                let closed = sqlx::query(
+                let update = sqlx::query(
                     "UPDATE conversations SET state = 'closed', closed_at = $1, closed_by = $2
                      WHERE id = $3 AND state = 'open'",
                 )
                 .bind(now)
                 .bind(&closed_by)
-                .bind(&id)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected()
-                    == 1;
-                if closed {
-                    insert_outbox(tx, &deliveries, Some(&id), now).await?;
-                }
-                Ok(closed)
+                .bind(&id);
+                change_conversation(tx, update, &id, &deliveries, now).await
             })
         })
         .await

@@ -73,14 +73,7 @@ pub async fn desk_app_with_desks(
         .respond_with(ResponseTemplate::new(200).set_body_json(json!({"items": []})))
         .mount(&app.webex)
         .await;
-    Mock::given(method("POST"))
-        .and(path("/resources/v1/messaging"))
-        .respond_with(
-            ResponseTemplate::new(200)
-                .set_body_raw(fixture("connect-whatsapp-send-ok.json"), "application/json"),
-        )
-        .mount(&app.connect)
-        .await;
+    mount_whatsapp_queued(&app.connect).await;
     app
 }
 

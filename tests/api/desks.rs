@@ -72,7 +72,7 @@ db_test! {
             // By customer: +1…0101, +1…0103, +1…0104 (SMS), then 1…0102 (WhatsApp).
             ["pediatrics", "pediatrics", "default", "mortgages"].map(|d| Some(d.to_string()))
         );
-        let metrics = app.http.get(format!("{}/metrics", app.address)).send().await.unwrap().text().await.unwrap();
+        let metrics = app.metrics_page().await;
         for line in [
             "icbridge_conversations_opened_total{desk=\"pediatrics\"} 2",
             "icbridge_conversations_opened_total{desk=\"mortgages\"} 1",

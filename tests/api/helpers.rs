@@ -287,6 +287,18 @@ pub async fn spawn_replying_app(db: TestDb) -> TestApp {
 }
 
 impl TestApp {
+    /// `GET /metrics`, as Prometheus reads it.
+    pub async fn metrics_page(&self) -> String {
+        self.http
+            .get(format!("{}/metrics", self.address))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    }
+
     /// Posts a body the way a flow's HTTP Request node does (bearer token).
     pub async fn post_flow(&self, body: &str) -> reqwest::Response {
         self.http
@@ -380,6 +392,18 @@ pub async fn whatsapp_after_the_link(app: &TestApp) -> Vec<Value> {
         .skip(1)
         .map(|r| r.body_json::<Value>().unwrap()["channels"]["OTT-Messaging"]["wa"].clone())
         .collect()
+}
+
+/// Webex Connect queues every WhatsApp message like `fixtures/connect-whatsapp-send-ok.json`.
+pub async fn mount_whatsapp_queued(server: &MockServer) {
+    Mock::given(method("POST"))
+        .and(path("/resources/v1/messaging"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_raw(fixture("connect-whatsapp-send-ok.json"), "application/json"),
+        )
+        .mount(server)
+        .await;
 }
 
 /// Webex lists the bot's group spaces like `fixtures/webex-rooms.json`.

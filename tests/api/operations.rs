@@ -59,7 +59,7 @@ db_test! {
         assert_eq!(app.post_signed(&fixture("connect-delivery-receipt.json")).await.status(), 200);
         app.worker.run_once().await.unwrap(); // notification sent, relay refused for good
 
-        let page = app.http.get(format!("{}/metrics", app.address)).send().await.unwrap().text().await.unwrap();
+        let page = app.metrics_page().await;
         assert_eq!(sample(&page, "icbridge_intake_total", &["channel=\"sms\"", "outcome=\"answered\""]), 3.0);
         assert_eq!(sample(&page, "icbridge_intake_total", &["channel=\"unknown\"", "outcome=\"invalid\""]), 1.0);
         assert_eq!(sample(&page, "icbridge_intake_total", &["channel=\"unknown\"", "outcome=\"unauthorized\""]), 1.0);

@@ -70,15 +70,7 @@ async fn notifications(app: &TestApp) -> Vec<(String, i64)> {
 }
 
 async fn metric(app: &TestApp, name_and_labels: &str) -> String {
-    let page = app
-        .http
-        .get(format!("{}/metrics", app.address))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let page = app.metrics_page().await;
     page.lines()
         .find(|line| line.starts_with(name_and_labels))
         .unwrap_or_else(|| panic!("{name_and_labels} in\n{page}"))
@@ -152,14 +144,7 @@ db_test! {
             .up_to_n_times(1)
             .mount(&app.connect)
             .await;
-        Mock::given(method("POST"))
-            .and(path("/resources/v1/messaging"))
-            .respond_with(
-                ResponseTemplate::new(200)
-                    .set_body_raw(fixture("connect-whatsapp-send-ok.json"), "application/json"),
-            )
-            .mount(&app.connect)
-            .await;
+        mount_whatsapp_queued(&app.connect).await;
         for customer in ["14155550101", "14155550102"] {
             let body = json!({"channel": "whatsapp", "from": customer, "to": "a_1", "text": "hi"});
             assert_eq!(app.post_flow(&body.to_string()).await.status(), 200);

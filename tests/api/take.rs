@@ -113,7 +113,7 @@ db_test! {
         says(&app, SECOND_ID, "m-8", "Now I can answer").await;
         step(&app).await;
         assert_eq!(customer_got(&app).await, vec!["Hello, I am your advisor", "Now I can answer"]);
-        let metrics = app.http.get(format!("{}/metrics", app.address)).send().await.unwrap().text().await.unwrap();
+        let metrics = app.metrics_page().await;
         assert!(metrics.contains("icbridge_conversations_taken_total{desk=\"default\"} 1"), "{metrics}");
         assert!(metrics.contains("icbridge_time_to_take_seconds_count{desk=\"default\"} 1"), "{metrics}");
     }

@@ -134,7 +134,7 @@ db_test! {
         assert_eq!(notices.len(), 1);
         assert!(notices[0]["markdown"].as_str().unwrap().contains("**The customer must write first**"));
         // `icbridge outbox list` and the metrics show it as held, not pending.
-        let page = app.http.get(format!("{}/metrics", app.address)).send().await.unwrap().text().await.unwrap();
+        let page = app.metrics_page().await;
         assert!(page.contains("icbridge_outbox_rows{state=\"held\"} 1"), "{page}");
         assert!(page.contains("icbridge_outbox_oldest_pending_seconds 0"), "{page}");
     }
