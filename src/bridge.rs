@@ -11,12 +11,13 @@ use tokio::sync::Notify;
 use uuid::Uuid;
 
 use crate::clock::{self, Clock};
-use crate::desks::Desks;
+use crate::desks::{AfterHours, Desks, ExpertDesk, OutOfHours};
 use crate::domain::{
     outbox_id_of, ConversationKey, Delivery, ExpertFile, FollowUps, InboundMessage, LinkReply,
-    MeetingLinks, OutboxEntry, Purpose, ReplySenders, ReplyTexts, Vertical, WhatsappTemplate,
+    Media, MeetingLinks, OutboxEntry, Purpose, ReplySenders, ReplyTexts, Vertical,
+    WhatsappTemplate,
 };
-use crate::expert_messages;
+use crate::expert_messages::{self, Offer};
 use crate::inbound::DeliveryReceipt;
 use crate::metrics::{DatabaseFigures, Metrics};
 use crate::pauses::Pauses;
@@ -24,7 +25,7 @@ use crate::retention;
 use crate::store::{
     Answer, Claim, ConversationInfo, ExpertMessage, MeetingInfo, NewMeeting, OutboxRow,
     OutboxState, PurgeReport, QueueItem, Recorded, Store, StoreError, TakeOutcome, TranscriptEntry,
-    UpstreamPause,
+    UpstreamPause, WaitingMessage,
 };
 use crate::upstream::instant_connect::{InstantConnectClient, MeetingRequest};
 use crate::upstream::{Upstream, UpstreamError, Verdict};
@@ -50,6 +51,11 @@ const CLAIM_LEASE: Duration = Duration::from_secs(10);
 const WAIT_FOR_OTHER_REQUEST: Duration = Duration::from_secs(9);
 const CLAIM_POLL: Duration = Duration::from_millis(20);
 const HOUR_MS: i64 = 3_600_000;
+/// Waiting conversations handed to a desk in one go, at most; the next round takes more.
+const RELEASE_BATCH: i64 = 100;
+/// Between the notifications of waiting conversations handed over at once: the worker
+/// sends conversations side by side, and one a second keeps them in order in the space.
+const HANDOVER_SPACING_MS: i64 = 1000;
 
 #[derive(Debug, thiserror::Error)]
 pub enum BridgeError {
@@ -96,12 +102,23 @@ pub struct CustomerReplies {
 #[serde(rename_all = "camelCase")]
 pub struct MessageReply {
     pub conversation_id: String,
-    pub meeting_id: String,
-    pub guest_url: String,
+    /// False when the message needed a meeting while its desk was closed: `reply` is then
+    /// the desk's out-of-hours text (with the next opening). A conversation whose meeting
+    /// is still live goes on as usual after closing time.
+    pub open: bool,
+    /// The meeting's id; absent while the conversation waits for its desk to open.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub meeting_id: Option<String>,
+    /// The customer's link; absent while the conversation waits for its desk to open.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub guest_url: Option<String>,
+    /// The text for the customer.
     pub reply: String,
     /// Whether this message opened a new meeting.
     pub created: bool,
-    pub expires_at: String,
+    /// When the links run out; absent while the conversation waits.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<String>,
 }
 
 /// Everything the bridge works with.
@@ -144,8 +161,6 @@ pub enum TransferOutcome {
     /// No desk of that name; the desks there are.
     UnknownDesk(Vec<String>),
     AlreadyThere,
-    /// No meeting yet to show the other desk.
-    NoMeeting,
     Closed,
 }
 
@@ -377,15 +392,39 @@ impl Bridge {
             .await?;
         if outcome == TakeOutcome::Taken {
             self.wake_outbox();
+            tracing::info!(conversation = %id, "conversation taken");
             if let Some(conversation) = self.inner.store.conversation(id).await? {
                 let waited = (self.now() - conversation.created_at) as f64 / 1000.0;
                 self.inner
                     .metrics
                     .conversation_taken(&self.desk_of(&conversation), waited);
+                // A customer who wrote out of hours has no meeting yet: the expert who
+                // takes the conversation gets one, and the customer its link.
+                if conversation.links_expire_at.is_none() {
+                    self.meeting_for_taker(id).await?;
+                }
             }
-            tracing::info!(conversation = %id, "conversation taken");
         }
         Ok(outcome)
+    }
+
+    /// Makes the meeting of a conversation taken without one. The take stands when the
+    /// broker fails: the thread says so, and `new link` tries again.
+    async fn meeting_for_taker(&self, id: &str) -> Result<(), BridgeError> {
+        match self.new_link(id).await {
+            Ok(_) => Ok(()),
+            Err(BridgeError::Store(error)) => Err(error.into()),
+            Err(error) => {
+                tracing::warn!(conversation = %id, %error, "no meeting for a taken conversation");
+                let notice = Self::to_thread(expert_messages::link_failed(&error.to_string()));
+                self.inner
+                    .store
+                    .enqueue(&[notice], Some(id), self.now())
+                    .await?;
+                self.wake_outbox();
+                Ok(())
+            }
+        }
     }
 
     /// The desk a conversation belongs to (conversations from before desks: the default).
@@ -419,9 +458,7 @@ impl Bridge {
         if current == target.name {
             return Ok(TransferOutcome::AlreadyThere);
         }
-        let Some(meeting) = store.meetings_of(id).await?.pop() else {
-            return Ok(TransferOutcome::NoMeeting);
-        };
+        let meeting = store.meetings_of(id).await?.pop();
         let last_words = store
             .transcript(id)
             .await?
@@ -437,12 +474,17 @@ impl Bridge {
             customer_name: conversation.customer_name.clone(),
             media: Default::default(),
         };
-        let (markdown, card) = expert_messages::notification(
-            &message,
-            &meeting.host_url,
-            meeting.expires_at,
-            &self.other_desks(&target.name),
-        );
+        let offer = match &meeting {
+            Some(meeting) => Offer::Meeting {
+                host_url: &meeting.host_url,
+                expires_at: meeting.expires_at,
+            },
+            None => Offer::Waiting {
+                since: conversation.created_at,
+            },
+        };
+        let (markdown, card) =
+            expert_messages::notification(&message, offer, &self.other_desks(&target.name));
         let markdown = expert_messages::transferred_from(&current, by) + &markdown;
         let mut deliveries = Vec::new();
         if let Some(thread) = conversation.thread_message_id.clone() {
@@ -642,7 +684,7 @@ impl Bridge {
         {
             Recorded::Answered(live) => {
                 self.wake_outbox();
-                return Ok(self.reply(&live, message.customer_name.as_deref()));
+                return Ok(self.reply(&live, message.customer_name.as_deref(), None));
             }
             Recorded::Repeat {
                 answer: Some(answer),
@@ -650,7 +692,7 @@ impl Bridge {
             } => {
                 tracing::info!(customer = %message.key.customer, conversation = %answer.conversation_id,
                     "repeated message answered as before");
-                return Ok(self.reply(&answer, message.customer_name.as_deref()));
+                return Ok(self.reply(&answer, message.customer_name.as_deref(), None));
             }
             Recorded::Repeat { message_row, .. } => (message_row, true),
             Recorded::New { message_row } => (message_row, false),
@@ -660,9 +702,26 @@ impl Bridge {
         // no live meeting a moment ago, and the claim below looks again once it holds.
         if is_repeat {
             if let Some(answer) = self.existing_answer(message, message_row).await? {
-                return Ok(self.reply(&answer, message.customer_name.as_deref()));
+                return Ok(self.reply(&answer, message.customer_name.as_deref(), None));
             }
         }
+        // A message that needs a meeting goes by its desk's hours.
+        let desk = self.desk_for(message).await?;
+        let out_of_hours = desk.out_of_hours(started_ms);
+        if let Some(closed) = &out_of_hours {
+            if closed.after_hours == AfterHours::Queue {
+                return self
+                    .wait_for_opening(message, message_row, desk, closed, started_ms)
+                    .await;
+            }
+        }
+        let reply = |answer: &Answer| {
+            self.reply(
+                answer,
+                message.customer_name.as_deref(),
+                out_of_hours.as_ref(),
+            )
+        };
         let claim_id = Uuid::new_v4().to_string();
         let new_sub = Uuid::new_v4().to_string();
         let sub = loop {
@@ -678,7 +737,7 @@ impl Bridge {
                     match self.existing_answer(message, message_row).await? {
                         Some(answer) => {
                             store.release_claim(&message.key, &claim_id, None).await?;
-                            return Ok(self.reply(&answer, message.customer_name.as_deref()));
+                            return Ok(reply(&answer));
                         }
                         None => break sub,
                     }
@@ -691,17 +750,24 @@ impl Bridge {
                     }
                     tokio::time::sleep(CLAIM_POLL).await;
                     if let Some(answer) = self.existing_answer(message, message_row).await? {
-                        return Ok(self.reply(&answer, message.customer_name.as_deref()));
+                        return Ok(reply(&answer));
                     }
                 }
             }
         };
 
         match self
-            .open_meeting(message, message_row, &claim_id, &sub)
+            .open_meeting(
+                message,
+                message_row,
+                &claim_id,
+                &sub,
+                desk,
+                out_of_hours.as_ref(),
+            )
             .await
         {
-            Ok(answer) => Ok(self.reply(&answer, message.customer_name.as_deref())),
+            Ok(answer) => Ok(reply(&answer)),
             Err(error) => {
                 let failed_at = matches!(error, BridgeError::Upstream(_)).then(|| self.now());
                 store
@@ -710,6 +776,157 @@ impl Bridge {
                 Err(error)
             }
         }
+    }
+
+    /// The desk of the conversation a message is in: its open conversation's (it may have
+    /// been transferred), else the one routing chooses for a new conversation.
+    async fn desk_for(&self, message: &InboundMessage) -> Result<&ExpertDesk, StoreError> {
+        let desks = &self.inner.desks;
+        // With one desk there is nothing to look up.
+        if desks.all().len() > 1 {
+            if let Some(open) = self.inner.store.open_conversation(&message.key).await? {
+                return Ok(desks.of(open.desk.as_deref()));
+            }
+        }
+        Ok(desks.route(&message.key.business, &message.text))
+    }
+
+    /// Out of hours, at a desk that queues: the message is kept in its conversation, which
+    /// waits for the desk to open, and no meeting is made. The customer is told when the
+    /// desk opens, once: when the conversation starts waiting.
+    async fn wait_for_opening(
+        &self,
+        message: &InboundMessage,
+        message_row: i64,
+        desk: &ExpertDesk,
+        closed: &OutOfHours,
+        now: i64,
+    ) -> Result<MessageReply, BridgeError> {
+        let text = closed.text(&desk.name, message.customer_name.as_deref(), "");
+        let tell_customer = self
+            .inner
+            .customer_replies
+            .as_ref()
+            .is_some_and(|replies| replies.send_links);
+        let deliveries = if tell_customer {
+            self.to_customer(&message.key, text.clone())
+                .into_iter()
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let waiting = self
+            .inner
+            .store
+            .wait_for_opening(WaitingMessage {
+                key: message.key.clone(),
+                customer_name: message.customer_name.clone(),
+                conversation_id: Uuid::new_v4().to_string(),
+                desk: desk.name.clone(),
+                message_row,
+                deliveries,
+                now,
+            })
+            .await?;
+        if waiting.started_waiting {
+            let metrics = &self.inner.metrics;
+            if waiting.opened_conversation {
+                metrics.conversation_opened(&desk.name);
+            }
+            metrics.conversation_out_of_hours(&desk.name);
+            self.wake_outbox();
+            tracing::info!(customer = %message.key.customer, conversation = %waiting.conversation_id,
+                desk = %desk.name, "out of hours: the conversation waits for its desk to open");
+        }
+        Ok(MessageReply {
+            conversation_id: waiting.conversation_id,
+            open: false,
+            meeting_id: None,
+            guest_url: None,
+            reply: text,
+            created: false,
+            expires_at: None,
+        })
+    }
+
+    /// Hands the conversations that waited out of hours to their desks once these are open:
+    /// a notification each in the desk's space, longest waiting first (one a second), with
+    /// what the customer wrote meanwhile. Each conversation is handed over once, also with
+    /// several instances. Returns how many were.
+    pub async fn release_waiting(&self) -> Result<usize, StoreError> {
+        let store = &self.inner.store;
+        let mut released = 0;
+        for stored_desk in store.desks_with_waiting().await? {
+            let desk = self.inner.desks.of(stored_desk.as_deref());
+            if !desk.is_open(self.now()) {
+                continue;
+            }
+            let waiting = store
+                .waiting_conversations(stored_desk.as_deref(), RELEASE_BATCH)
+                .await?;
+            let now = self.now();
+            for (place, conversation) in (0..).zip(&waiting) {
+                let due = now + place * HANDOVER_SPACING_MS;
+                if self.hand_over(conversation, &desk.name, due).await? {
+                    released += 1;
+                }
+            }
+        }
+        if released > 0 {
+            self.wake_outbox();
+        }
+        Ok(released)
+    }
+
+    /// One waiting conversation's notification, and the files its customer sent meanwhile,
+    /// due at `due`.
+    async fn hand_over(
+        &self,
+        conversation: &ConversationInfo,
+        desk: &str,
+        due: i64,
+    ) -> Result<bool, StoreError> {
+        let Some(since) = conversation.waiting_since else {
+            return Ok(false);
+        };
+        let store = &self.inner.store;
+        let mut texts = Vec::new();
+        let mut media = Media::default();
+        for line in store.transcript(&conversation.id).await? {
+            if line.author != "customer" || line.at < since {
+                continue;
+            }
+            if !line.text.trim().is_empty() {
+                texts.push(line.text);
+            }
+            let sent = Media::from_stored(line.media.as_deref());
+            media.attachments.extend(sent.attachments);
+            media.location = sent.location.or(media.location);
+        }
+        let message = InboundMessage {
+            key: conversation.key.clone(),
+            text: texts.join("\n"),
+            message_id: None,
+            customer_name: conversation.customer_name.clone(),
+            media,
+        };
+        let (markdown, card) = expert_messages::notification(
+            &message,
+            Offer::Waiting { since },
+            &self.other_desks(desk),
+        );
+        let deliveries: Vec<OutboxEntry> = std::iter::once(
+            Delivery::Notification { markdown, card }.entry(Purpose::ExpertNotification),
+        )
+        .chain(Self::media_relays(&message))
+        .collect();
+        let handed = store
+            .end_waiting(&conversation.id, since, &deliveries, due)
+            .await?;
+        if handed {
+            tracing::info!(conversation = %conversation.id, desk, "desk open: waiting conversation handed over");
+        }
+        Ok(handed)
     }
 
     /// The answer this message can get without a new meeting: the one a concurrent delivery
@@ -853,22 +1070,22 @@ impl Bridge {
         message_row: i64,
         claim_id: &str,
         sub: &str,
+        desk: &ExpertDesk,
+        out_of_hours: Option<&OutOfHours>,
     ) -> Result<Answer, BridgeError> {
         let inner = &self.inner;
         self.reserve_meeting_start(message, claim_id).await?;
 
         let (expires_at, links) = self.make_links(sub).await?;
-        let desk = inner
-            .desks
-            .route(&message.key.business, &message.text)
-            .name
-            .clone();
+        let desk = desk.name.clone();
         // Used if the meeting opens a new conversation (an open one keeps its id).
         let conversation_id = Uuid::new_v4().to_string();
         let (markdown, card) = expert_messages::notification(
             message,
-            links.host_url.as_str(),
-            expires_at,
+            Offer::Meeting {
+                host_url: links.host_url.as_str(),
+                expires_at,
+            },
             &self.other_desks(&desk),
         );
         let mut deliveries =
@@ -878,11 +1095,13 @@ impl Bridge {
             .as_ref()
             .is_some_and(|r| r.send_links)
         {
-            let text = inner.reply_texts.render(
-                Some(&desk),
-                links.guest_url.as_str(),
-                message.customer_name.as_deref(),
-            );
+            let name = message.customer_name.as_deref();
+            let text = match out_of_hours {
+                Some(closed) => closed.text(&desk, name, links.guest_url.as_str()),
+                None => inner
+                    .reply_texts
+                    .render(Some(&desk), links.guest_url.as_str(), name),
+            };
             deliveries.extend(self.to_customer(&message.key, text));
         }
         // The notification opens the thread; the customer's files follow it there.
@@ -909,6 +1128,9 @@ impl Bridge {
             inner.metrics.meeting_created();
             if answer.conversation_id == conversation_id {
                 inner.metrics.conversation_opened(&desk);
+                if out_of_hours.is_some() {
+                    inner.metrics.conversation_out_of_hours(&desk);
+                }
             }
             self.wake_outbox();
             tracing::info!(channel = %message.key.channel, customer = %message.key.customer,
@@ -1017,18 +1239,31 @@ impl Bridge {
         }
     }
 
-    fn reply(&self, answer: &Answer, customer_name: Option<&str>) -> MessageReply {
+    /// A message's answer: the desk's reply with the link, or out of hours its out-of-hours
+    /// text.
+    fn reply(
+        &self,
+        answer: &Answer,
+        customer_name: Option<&str>,
+        out_of_hours: Option<&OutOfHours>,
+    ) -> MessageReply {
+        let texts = &self.inner.reply_texts;
+        let desk = answer.desk.as_deref();
+        let reply = match out_of_hours {
+            Some(closed) => {
+                let desk = self.inner.desks.of(desk).name.as_str();
+                closed.text(desk, customer_name, &answer.guest_url)
+            }
+            None => texts.render(desk, &answer.guest_url, customer_name),
+        };
         MessageReply {
             conversation_id: answer.conversation_id.clone(),
-            meeting_id: answer.meeting_id.clone(),
-            guest_url: answer.guest_url.clone(),
-            reply: self.inner.reply_texts.render(
-                answer.desk.as_deref(),
-                &answer.guest_url,
-                customer_name,
-            ),
+            open: out_of_hours.is_none(),
+            meeting_id: Some(answer.meeting_id.clone()),
+            guest_url: Some(answer.guest_url.clone()),
+            reply,
             created: answer.opened_meeting,
-            expires_at: clock::rfc3339(answer.expires_at),
+            expires_at: Some(clock::rfc3339(answer.expires_at)),
         }
     }
 }

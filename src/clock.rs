@@ -55,6 +55,14 @@ impl Clock {
         !matches!(self.kind, Kind::System)
     }
 
+    /// Puts a manual clock at `now_ms` (tests that need a given day and hour).
+    pub fn set(&self, now_ms: i64) {
+        let Kind::Manual(value) = &self.kind else {
+            panic!("only a manual clock can be set");
+        };
+        value.store(now_ms, Ordering::SeqCst);
+    }
+
     /// Moves a manual or movable clock forward. The system's clock cannot be moved.
     pub fn advance(&self, by: Duration) {
         let (Kind::Manual(value) | Kind::Ahead(value)) = &self.kind else {

@@ -604,7 +604,6 @@ impl Desk {
             TransferOutcome::Transferred => return Ok(()),
             TransferOutcome::UnknownDesk(desks) => expert_messages::unknown_desk(desk, &desks),
             TransferOutcome::AlreadyThere => expert_messages::ALREADY_AT_THAT_DESK.into(),
-            TransferOutcome::NoMeeting => expert_messages::NO_MEETING_TO_TRANSFER.into(),
             TransferOutcome::Closed => expert_messages::ALREADY_CLOSED.into(),
         };
         self.answer(place, answer, Some(&conversation.id)).await

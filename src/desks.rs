@@ -10,7 +10,10 @@ use std::collections::HashMap;
 use serde::Deserialize;
 
 use crate::config::ExpertTarget;
-use crate::domain::{BusinessAddress, Destination, ReplyTemplate, ReplyTexts};
+use crate::domain::{
+    BusinessAddress, Destination, ReplyTemplate, ReplyTexts, TemplateError, TextKind, TextValues,
+};
+use crate::hours::OpeningHours;
 
 /// The name of the desk `ICB_EXPERT_*` make.
 pub const DEFAULT_DESK: &str = "default";
@@ -31,17 +34,159 @@ pub struct DeskConfig {
     pub keywords: Vec<String>,
     #[serde(default)]
     pub default: bool,
+    /// The IANA time zone of `hours` and `closed` (default UTC).
+    pub timezone: Option<String>,
+    /// When the desk is open, like `mon-fri 08:00-18:00`; none: always.
+    #[serde(default)]
+    pub hours: Vec<String>,
+    /// Dates it is closed all day, like `2026-12-25`.
+    #[serde(default)]
+    pub closed: Vec<String>,
+    /// What a message that needs a meeting gets out of hours: `queue` (the default: no
+    /// meeting, the conversation waits for the opening) or `meeting` (made at once).
+    pub after_hours: Option<String>,
     /// The desk's own wording of customer texts (`[desk.texts]`).
     #[serde(default)]
     pub texts: DeskTexts,
 }
 
-/// `[desk.texts]`: templates with `{{ guest_url }}`, `{{ customer_name }}`, `{{ desk }}`.
+/// `[desk.texts]`: templates with `{{ guest_url }}`, `{{ customer_name }}`, `{{ desk }}`
+/// and, out of hours, `{{ opens_at }}`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DeskTexts {
     /// The text with the guest link (else `ICB_REPLY_TEMPLATE`).
     pub reply: Option<String>,
+    /// Out of hours.
+    pub after_hours: Option<String>,
+    /// On a `closed` date (else `after_hours`).
+    pub closed: Option<String>,
+}
+
+/// What a desk does with a message that needs a meeting while it is closed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AfterHours {
+    /// No meeting: the conversation waits, and the desk gets it when it opens.
+    Queue,
+    /// The meeting is made as usual; the customer is told when the desk opens.
+    Meeting,
+}
+
+impl AfterHours {
+    fn parse(raw: Option<&str>) -> Option<Self> {
+        match raw.map(str::trim) {
+            None | Some("queue") => Some(AfterHours::Queue),
+            Some("meeting") => Some(AfterHours::Meeting),
+            Some(_) => None,
+        }
+    }
+
+    fn text_kind(self) -> TextKind {
+        match self {
+            AfterHours::Queue => TextKind::OutOfHours,
+            AfterHours::Meeting => TextKind::OutOfHoursWithLink,
+        }
+    }
+
+    /// The wording of a desk that words none itself: (`after_hours`, `closed`).
+    fn default_texts(self) -> (&'static str, &'static str) {
+        match self {
+            AfterHours::Queue => (
+                "Thank you for your message. We are closed now and open again {{ opens_at }}; \
+                 we will send you a link to a video consultation then.",
+                "Thank you for your message. We are closed today and open again {{ opens_at }}; \
+                 we will send you a link to a video consultation then.",
+            ),
+            AfterHours::Meeting => (
+                "Thank you for your message. We are closed now and open again {{ opens_at }}, \
+                 when an expert will join you here: {{ guest_url }}",
+                "Thank you for your message. We are closed today and open again {{ opens_at }}, \
+                 when an expert will join you here: {{ guest_url }}",
+            ),
+        }
+    }
+}
+
+/// A desk's hours and what it does and says outside them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct OutOfHoursPolicy {
+    hours: OpeningHours,
+    after_hours: AfterHours,
+    /// The text out of hours, and on closed dates.
+    text: ReplyTemplate,
+    closed_text: ReplyTemplate,
+}
+
+impl OutOfHoursPolicy {
+    fn always_open() -> Self {
+        let (text, closed) = AfterHours::Queue.default_texts();
+        let parse =
+            |raw| ReplyTemplate::parse_as(raw, TextKind::OutOfHours).expect("valid default");
+        Self {
+            hours: OpeningHours::always(),
+            after_hours: AfterHours::Queue,
+            text: parse(text),
+            closed_text: parse(closed),
+        }
+    }
+
+    fn configure(name: &str, config: &DeskConfig) -> Result<Self, DeskError> {
+        let hours = OpeningHours::parse(config.timezone.as_deref(), &config.hours, &config.closed)
+            .map_err(|(key, reason)| error(name, key, reason))?;
+        let after_hours = AfterHours::parse(config.after_hours.as_deref())
+            .ok_or_else(|| error(name, "after_hours", "must be \"queue\" or \"meeting\""))?;
+        let (default_text, default_closed) = after_hours.default_texts();
+        let template = |key: &'static str, raw: &str| {
+            ReplyTemplate::parse_as(raw, after_hours.text_kind()).map_err(|e| {
+                let reason = match e {
+                    TemplateError::MissingGuestUrl => format!(
+                        "{e}: with `after_hours = \"meeting\"` the customer gets the link out of hours"
+                    ),
+                    e => e.to_string(),
+                };
+                error(name, key, reason)
+            })
+        };
+        let text = template(
+            "texts.after_hours",
+            config.texts.after_hours.as_deref().unwrap_or(default_text),
+        )?;
+        let closed_text = match (&config.texts.closed, &config.texts.after_hours) {
+            (Some(closed), _) => template("texts.closed", closed)?,
+            // A desk that words its out-of-hours text words its holidays the same way.
+            (None, Some(_)) => text.clone(),
+            (None, None) => template("texts.closed", default_closed)?,
+        };
+        Ok(Self {
+            hours,
+            after_hours,
+            text,
+            closed_text,
+        })
+    }
+}
+
+/// A message that needs a meeting, at a time its desk is closed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutOfHours {
+    pub after_hours: AfterHours,
+    /// The next opening (Unix ms), if within a year.
+    pub opens_at: Option<i64>,
+    /// The opening as the customer reads it, in the desk's zone.
+    opens_at_text: String,
+    text: ReplyTemplate,
+}
+
+impl OutOfHours {
+    /// The customer's text: `guest_url` is the link with `after_hours = "meeting"`.
+    pub fn text(&self, desk: &str, customer_name: Option<&str>, guest_url: &str) -> String {
+        self.text.render(TextValues {
+            guest_url,
+            customer_name,
+            desk,
+            opens_at: &self.opens_at_text,
+        })
+    }
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -69,6 +214,51 @@ pub struct ExpertDesk {
     keywords: Vec<String>,
     /// The desk's reply text, if it words it its own way.
     reply: Option<ReplyTemplate>,
+    out_of_hours: OutOfHoursPolicy,
+}
+
+impl ExpertDesk {
+    fn new(name: &str, target: ExpertTarget) -> Self {
+        Self {
+            name: name.to_string(),
+            target,
+            addresses: Vec::new(),
+            keywords: Vec::new(),
+            reply: None,
+            out_of_hours: OutOfHoursPolicy::always_open(),
+        }
+    }
+
+    /// Whether the desk keeps hours at all.
+    pub fn keeps_hours(&self) -> bool {
+        !self.out_of_hours.hours.is_always_open()
+    }
+
+    pub fn is_open(&self, now: i64) -> bool {
+        self.out_of_hours.hours.is_open(now)
+    }
+
+    /// `None` while the desk is open at `now` (Unix ms); else what it does and says.
+    pub fn out_of_hours(&self, now: i64) -> Option<OutOfHours> {
+        let policy = &self.out_of_hours;
+        if policy.hours.is_open(now) {
+            return None;
+        }
+        let opens_at = policy.hours.next_opening(now);
+        let text = if policy.hours.is_closed_date(now) {
+            &policy.closed_text
+        } else {
+            &policy.text
+        };
+        Some(OutOfHours {
+            after_hours: policy.after_hours,
+            opens_at,
+            opens_at_text: opens_at
+                .map(|at| policy.hours.local_time(at))
+                .unwrap_or_else(|| "later".to_string()),
+            text: text.clone(),
+        })
+    }
 }
 
 /// The desks, validated: names unique, one target each, no address served twice, exactly
@@ -156,6 +346,7 @@ impl Desks {
                 ),
                 None => None,
             };
+            let out_of_hours = OutOfHoursPolicy::configure(name, config)?;
             if config.default {
                 if default.is_some() {
                     return Err(error(name, "default", "is set on two desks"));
@@ -163,11 +354,11 @@ impl Desks {
                 default = Some(desks.len());
             }
             desks.push(ExpertDesk {
-                name: name.to_string(),
-                target,
                 addresses,
                 keywords,
                 reply,
+                out_of_hours,
+                ..ExpertDesk::new(name, target)
             });
         }
         let default = match (default, expert_target) {
@@ -187,13 +378,7 @@ impl Desks {
                         "is the name of the desk ICB_EXPERT_* make: choose another",
                     ));
                 }
-                desks.push(ExpertDesk {
-                    name: DEFAULT_DESK.to_string(),
-                    target: target.clone(),
-                    addresses: Vec::new(),
-                    keywords: Vec::new(),
-                    reply: None,
-                });
+                desks.push(ExpertDesk::new(DEFAULT_DESK, target.clone()));
                 desks.len() - 1
             }
             (None, None) if desks.is_empty() => {
@@ -219,13 +404,10 @@ impl Desks {
     /// validates them with [`Desks::configure`] before anything else.
     pub fn for_cli(configs: &[DeskConfig], expert_target: Option<&ExpertTarget>) -> Self {
         Self::configure(configs, expert_target).unwrap_or_else(|_| Self {
-            desks: vec![ExpertDesk {
-                name: DEFAULT_DESK.to_string(),
-                target: ExpertTarget::RoomId(String::new()),
-                addresses: Vec::new(),
-                keywords: Vec::new(),
-                reply: None,
-            }],
+            desks: vec![ExpertDesk::new(
+                DEFAULT_DESK,
+                ExpertTarget::RoomId(String::new()),
+            )],
             default: 0,
         })
     }
@@ -248,6 +430,18 @@ impl Desks {
 
     pub fn default_desk(&self) -> &ExpertDesk {
         &self.desks[self.default]
+    }
+
+    /// Whether any desk keeps hours (else no message needs its desk's hours looked up).
+    pub fn any_keeps_hours(&self) -> bool {
+        self.desks.iter().any(ExpertDesk::keeps_hours)
+    }
+
+    /// The desk a conversation of `desk` belongs to (`None`, or a desk no longer
+    /// configured: the default).
+    pub fn of(&self, desk: Option<&str>) -> &ExpertDesk {
+        desk.and_then(|name| self.desks.iter().find(|d| d.name == name))
+            .unwrap_or_else(|| self.default_desk())
     }
 
     pub fn find(&self, name: &str) -> Option<&ExpertDesk> {
@@ -426,6 +620,93 @@ mod tests {
         assert_eq!(
             Desks::configure(&[desk("a")], None).unwrap_err().key,
             "default"
+        );
+    }
+
+    fn berlin_desk() -> DeskConfig {
+        let mut clinic = desk("clinic");
+        clinic.default = true;
+        clinic.timezone = Some("Europe/Berlin".into());
+        clinic.hours = vec!["mon-fri 08:00-18:00".into()];
+        clinic.closed = vec!["2026-12-25".into()];
+        clinic
+    }
+
+    fn at(rfc3339: &str) -> i64 {
+        crate::clock::parse_rfc3339(rfc3339).unwrap()
+    }
+
+    #[test]
+    fn out_of_hours_a_desk_says_when_it_opens_and_words_closed_dates_apart() {
+        let mut clinic = berlin_desk();
+        clinic.texts.closed = Some("Merry Christmas! {{ desk }} opens {{ opens_at }}.".into());
+        let desks = Desks::configure(&[clinic], None).unwrap();
+        let clinic = desks.default_desk();
+        assert!(clinic.keeps_hours());
+        // Tuesday 1 December 2026, 10:00 in Berlin: open.
+        assert_eq!(clinic.out_of_hours(at("2026-12-01T09:00:00Z")), None);
+        // 20:00: closed, open again Wednesday at 08:00.
+        let evening = clinic.out_of_hours(at("2026-12-01T19:00:00Z")).unwrap();
+        assert_eq!(evening.after_hours, AfterHours::Queue);
+        assert_eq!(evening.opens_at, Some(at("2026-12-02T07:00:00Z")));
+        assert_eq!(
+            evening.text("clinic", None, ""),
+            "Thank you for your message. We are closed now and open again Wed 2 Dec 08:00 \
+             (Europe/Berlin); we will send you a link to a video consultation then."
+        );
+        // Christmas Day, a Friday, at 10:00: the closed-date text.
+        let christmas = clinic.out_of_hours(at("2026-12-25T09:00:00Z")).unwrap();
+        assert_eq!(
+            christmas.text("clinic", None, ""),
+            "Merry Christmas! clinic opens Mon 28 Dec 08:00 (Europe/Berlin)."
+        );
+        // A desk without hours is always open.
+        let always =
+            Desks::configure(&[desk("x")], Some(&ExpertTarget::RoomId("r".into()))).unwrap();
+        assert!(!always.any_keeps_hours());
+    }
+
+    #[test]
+    fn hours_settings_are_checked_naming_the_desk_and_key() {
+        let check = |change: &dyn Fn(&mut DeskConfig)| {
+            let mut clinic = berlin_desk();
+            change(&mut clinic);
+            Desks::configure(&[clinic], None).unwrap_err()
+        };
+        let error = check(&|d| d.timezone = Some("Europe/Berlinn".into()));
+        assert_eq!((error.desk.as_str(), error.key), ("clinic", "timezone"));
+        assert_eq!(
+            check(&|d| d.hours = vec!["weekdays 8-18".into()]).key,
+            "hours"
+        );
+        assert_eq!(
+            check(&|d| d.closed = vec!["25/12/2026".into()]).key,
+            "closed"
+        );
+        let error = check(&|d| d.after_hours = Some("later".into()));
+        assert_eq!(
+            error.to_string(),
+            "desk \"clinic\": `after_hours` must be \"queue\" or \"meeting\""
+        );
+        // Waiting conversations have no link yet; a desk that meets after hours sends one.
+        let error = check(&|d| d.texts.after_hours = Some("Join {{ guest_url }}".into()));
+        assert_eq!(error.key, "texts.after_hours");
+        assert!(error.reason.contains("guest_url"), "{error}");
+        let error = check(&|d| {
+            d.after_hours = Some("meeting".into());
+            d.texts.closed = Some("We open {{ opens_at }}.".into());
+        });
+        assert_eq!(error.key, "texts.closed");
+        assert!(
+            error.reason.contains("after_hours = \"meeting\""),
+            "{error}"
+        );
+        let error = check(&|d| d.texts.after_hours = Some("{{ opens_at }} {{ phone }}".into()));
+        assert!(error.reason.contains("phone"), "{error}");
+        let error = check(&|d| d.texts.after_hours = Some("x".repeat(4001)));
+        assert!(
+            error.reason.contains("an SMS can carry at most 4000"),
+            "{error}"
         );
     }
 }

@@ -39,18 +39,27 @@ In a conversation's thread (mention me in a space):\n\
 - `transfer <desk>` moves the conversation to another desk's experts\n\n\
 Anywhere: `list` shows the open conversations, `help` shows this.";
 
-/// The new meeting's notification: markdown for every client, and a card with the same
-/// facts and the buttons "Join as host", "New link" and "Close".
+/// What a notification offers the desk's experts.
+#[derive(Debug, Clone, Copy)]
+pub enum Offer<'a> {
+    /// A meeting to join as host.
+    Meeting { host_url: &'a str, expires_at: i64 },
+    /// A customer who wrote out of hours, waiting since then (Unix ms) with no meeting yet:
+    /// taking the conversation (or `new link`) makes one and sends the customer its link.
+    Waiting { since: i64 },
+}
+
+/// A conversation's notification, which opens its thread: markdown for every client, and a
+/// card with the same facts and the buttons "Join as host" (when there is a meeting),
+/// "Take", "New link", "Close" and, with several desks, "Transfer".
 pub fn notification(
     message: &InboundMessage,
-    host_url: &str,
-    expires_at: i64,
+    offer: Offer<'_>,
     other_desks: &[String],
 ) -> (String, Value) {
     let key = &message.key;
     let who = customer_label(key, message.customer_name.as_deref());
     let text = shortened(&message.text, NOTIFICATION_TEXT_CHARS);
-    let expiry = clock::human(expires_at);
     let quoted = quoted_parts(&text, NOTIFICATION_TEXT_BYTES)
         .into_iter()
         .next()
@@ -67,15 +76,36 @@ pub fn notification(
         (false, false) => (quoted, format!("\n\n_with {sent_with}_")),
         _ => (quoted, String::new()),
     };
+    let (offer_line, offer_fact) = match offer {
+        Offer::Meeting {
+            host_url,
+            expires_at,
+        } => {
+            let expiry = clock::human(expires_at);
+            (
+                format!("**[Join as host]({host_url})** · link valid until {expiry}"),
+                json!({"title": "Link valid until", "value": expiry}),
+            )
+        }
+        Offer::Waiting { since } => {
+            let since = clock::human(since);
+            (
+                format!(
+                    "Wrote out of hours, waiting since {since}. No meeting yet: **Take** \
+                     (or `take`) makes one and sends the customer the link."
+                ),
+                json!({"title": "Waiting since", "value": since}),
+            )
+        }
+    };
     let markdown = format!(
-        "**Video consultation request** · {channel} · {who}\n\n{quoted}{more}{sent_with_line}\n\n\
-         **[Join as host]({host_url})** · link valid until {expiry}",
+        "**Video consultation request** · {channel} · {who}\n\n{quoted}{more}{sent_with_line}\n\n{offer_line}",
         channel = key.channel.display_name(),
     );
     let mut facts = vec![
         json!({"title": "Channel", "value": key.channel.display_name()}),
         json!({"title": "Customer", "value": who}),
-        json!({"title": "Link valid until", "value": expiry}),
+        offer_fact,
     ];
     if !sent_with.is_empty() {
         facts.push(json!({"title": "Sent with", "value": sent_with}));
@@ -85,7 +115,31 @@ pub fn notification(
         (true, false) => format!("({sent_with})"),
         (true, true) => "(no text)".to_string(),
     };
-    let mut card = json!({
+    let mut actions = Vec::new();
+    if let Offer::Meeting { host_url, .. } = offer {
+        actions.push(json!({"type": "Action.OpenUrl", "title": "Join as host", "url": host_url}));
+    }
+    actions.extend([
+        json!({"type": "Action.Submit", "title": "Take", "data": {"action": ACTION_TAKE}}),
+        json!({"type": "Action.Submit", "title": "New link", "data": {"action": ACTION_NEW_LINK}}),
+        json!({"type": "Action.Submit", "title": "Close", "data": {"action": ACTION_CLOSE}}),
+    ]);
+    // With several desks: "Transfer", choosing the desk.
+    if !other_desks.is_empty() {
+        let choices: Vec<Value> = other_desks
+            .iter()
+            .map(|desk| json!({"title": desk, "value": desk}))
+            .collect();
+        actions.push(json!({
+            "type": "Action.ShowCard", "title": "Transfer",
+            "card": {
+                "type": "AdaptiveCard",
+                "body": [{"type": "Input.ChoiceSet", "id": "desk", "choices": choices, "value": other_desks[0]}],
+                "actions": [{"type": "Action.Submit", "title": "Transfer", "data": {"action": ACTION_TRANSFER}}],
+            },
+        }));
+    }
+    let card = json!({
         "contentType": "application/vnd.microsoft.card.adaptive",
         "content": {
             "type": "AdaptiveCard",
@@ -95,32 +149,9 @@ pub fn notification(
                 {"type": "FactSet", "facts": facts},
                 {"type": "TextBlock", "text": card_text, "wrap": true},
             ],
-            "actions": [
-                {"type": "Action.OpenUrl", "title": "Join as host", "url": host_url},
-                {"type": "Action.Submit", "title": "Take", "data": {"action": ACTION_TAKE}},
-                {"type": "Action.Submit", "title": "New link", "data": {"action": ACTION_NEW_LINK}},
-                {"type": "Action.Submit", "title": "Close", "data": {"action": ACTION_CLOSE}},
-            ],
+            "actions": actions,
         },
     });
-    // With several desks: "Transfer", choosing the desk.
-    if !other_desks.is_empty() {
-        let choices: Vec<Value> = other_desks
-            .iter()
-            .map(|desk| json!({"title": desk, "value": desk}))
-            .collect();
-        let transfer = json!({
-            "type": "Action.ShowCard", "title": "Transfer",
-            "card": {
-                "type": "AdaptiveCard",
-                "body": [{"type": "Input.ChoiceSet", "id": "desk", "choices": choices, "value": other_desks[0]}],
-                "actions": [{"type": "Action.Submit", "title": "Transfer", "data": {"action": ACTION_TRANSFER}}],
-            },
-        });
-        if let Some(actions) = card["content"]["actions"].as_array_mut() {
-            actions.push(transfer);
-        }
-    }
     (markdown, card)
 }
 
@@ -259,8 +290,6 @@ pub fn unknown_desk(asked: &str, desks: &[String]) -> String {
 }
 
 pub const ALREADY_AT_THAT_DESK: &str = "The conversation is at that desk already.";
-pub const NO_MEETING_TO_TRANSFER: &str =
-    "The conversation has no meeting yet; try again once its notification is out.";
 
 /// The answer to someone who is not one of the experts.
 pub const NOT_FOR_YOU: &str =
@@ -482,8 +511,10 @@ mod tests {
         };
         let (markdown, card) = notification(
             &message,
-            "https://instant.webex.com/visit/oCVp2LD",
-            1_795_190_400_000,
+            Offer::Meeting {
+                host_url: "https://instant.webex.com/visit/oCVp2LD",
+                expires_at: 1_795_190_400_000,
+            },
             &[],
         );
         assert_eq!(

@@ -17,6 +17,17 @@ pub struct OpeningHours {
     closed: Vec<Date>,
 }
 
+/// The same hours: the zone is known by its name.
+impl PartialEq for OpeningHours {
+    fn eq(&self, other: &Self) -> bool {
+        self.zone_name == other.zone_name
+            && self.weekly == other.weekly
+            && self.closed == other.closed
+    }
+}
+
+impl Eq for OpeningHours {}
+
 /// A setting that cannot be read: the key and why.
 pub type HoursError = (&'static str, String);
 
@@ -67,6 +78,19 @@ impl OpeningHours {
 
     pub fn zone_name(&self) -> &str {
         &self.zone_name
+    }
+
+    /// Open at every hour of every day (no `hours`, no `closed` dates).
+    pub fn is_always_open(&self) -> bool {
+        self.weekly.is_empty() && self.closed.is_empty()
+    }
+
+    /// Whether `now_ms` (Unix ms) falls on one of the `closed` dates, in the desk's zone.
+    pub fn is_closed_date(&self, now_ms: i64) -> bool {
+        Timestamp::from_millisecond(now_ms).is_ok_and(|now| {
+            self.closed
+                .contains(&now.to_zoned_datetime(self.zone.clone()).date())
+        })
     }
 
     /// Whether the desk is open at `now_ms` (Unix ms).

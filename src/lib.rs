@@ -15,6 +15,7 @@ pub mod hours;
 pub mod inbound;
 pub mod media_links;
 pub mod metrics;
+pub mod openings;
 pub mod outbox;
 pub mod pauses;
 pub mod retention;

@@ -20,6 +20,7 @@ pub struct Metrics {
     credential_ok: IntGaugeVec,
     conversations_opened: IntCounterVec,
     conversations_taken: IntCounterVec,
+    conversations_out_of_hours: IntCounterVec,
     time_to_take: HistogramVec,
 }
 
@@ -119,6 +120,14 @@ impl Metrics {
             &["desk"],
         )
         .expect("valid metric");
+        let conversations_out_of_hours = IntCounterVec::new(
+            Opts::new(
+                "icbridge_conversations_out_of_hours_total",
+                "Conversations that needed a meeting while their desk was closed, by desk",
+            ),
+            &["desk"],
+        )
+        .expect("valid metric");
         let time_to_take = HistogramVec::new(
             HistogramOpts::new(
                 "icbridge_time_to_take_seconds",
@@ -142,6 +151,7 @@ impl Metrics {
             Box::new(intake.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(conversations_opened.clone()),
             Box::new(conversations_taken.clone()),
+            Box::new(conversations_out_of_hours.clone()),
             Box::new(time_to_take.clone()),
             Box::new(meetings_created.clone()),
             Box::new(upstream_duration.clone()),
@@ -165,12 +175,20 @@ impl Metrics {
             credential_ok,
             conversations_opened,
             conversations_taken,
+            conversations_out_of_hours,
             time_to_take,
         }
     }
 
     pub fn conversation_opened(&self, desk: &str) {
         self.conversations_opened.with_label_values(&[desk]).inc();
+    }
+
+    /// A conversation of `desk` needed a meeting while the desk was closed.
+    pub fn conversation_out_of_hours(&self, desk: &str) {
+        self.conversations_out_of_hours
+            .with_label_values(&[desk])
+            .inc();
     }
 
     /// A conversation of `desk` was taken `waited_seconds` after its first message.

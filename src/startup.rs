@@ -22,6 +22,7 @@ use crate::domain::{Destination, ReplySenders, WhatsappTemplate};
 use crate::inbound::{ConnectAuth, WebexAuth};
 use crate::media_links::{MediaFiles, MediaLinks};
 use crate::metrics::Metrics;
+use crate::openings;
 use crate::outbox::{OutboxParts, OutboxWorker};
 use crate::pauses::Pauses;
 use crate::retention;
@@ -338,6 +339,11 @@ impl Application {
         self.desk.clone()
     }
 
+    /// The bridge; tests hand waiting conversations to opening desks with it.
+    pub fn bridge(&self) -> Bridge {
+        self.bridge.clone()
+    }
+
     /// What to print at start-up in sandbox mode: a curl that posts a sample message.
     pub fn sandbox_banner(&self) -> Option<String> {
         if !self.sandbox {
@@ -368,6 +374,7 @@ impl Application {
             (
                 tokio::spawn(self.worker.run(self.outbox_wake, stopped.clone())),
                 tokio::spawn(self.desk.run(stopped.clone())),
+                tokio::spawn(openings::run(self.bridge.clone(), stopped.clone())),
                 tokio::spawn(retention::run(self.bridge, self.retention, stopped)),
             )
         });
@@ -381,8 +388,8 @@ impl Application {
         // it while the HTTP workers, and the database connections opened on their threads,
         // are still up. Then the server stops, finishing the requests in progress.
         let _ = stop.send(true);
-        if let Some((outbox, desk, retention)) = workers {
-            let _ = tokio::join!(outbox, desk, retention);
+        if let Some((outbox, desk, openings, retention)) = workers {
+            let _ = tokio::join!(outbox, desk, openings, retention);
             tracing::info!("background workers stopped");
         }
         let result = match finished {

@@ -45,25 +45,63 @@ pub enum TemplateError {
     MissingGuestUrl,
     #[error("renders to {0} characters with a long link and name; an SMS can carry at most {max}", max = ReplyTemplate::MAX_CHARS)]
     TooLong(usize),
-    #[error("uses {{{{ {0} }}}}; the variables are guest_url, customer_name and desk")]
-    UnknownVariable(String),
+    #[error("uses {{{{ {0} }}}}; the variables are {1}")]
+    UnknownVariable(String, &'static str),
     #[error("is not a valid template: {0}")]
     Syntax(String),
 }
 
 /// What a customer text is rendered with.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, Default)]
 pub struct TextValues<'a> {
     pub guest_url: &'a str,
     /// "there" when the customer gave no name ("Hello there").
     pub customer_name: Option<&'a str>,
     pub desk: &'a str,
+    /// When the desk opens next, in its time zone (out-of-hours texts only).
+    pub opens_at: &'a str,
 }
 
-/// The text sent to the customer with their guest link: a template with named variables,
-/// `{{ guest_url }}`, `{{ customer_name }}` and `{{ desk }}` (rendered by minijinja, so
-/// conditions work too). The older form of `ICB_REPLY_TEMPLATE`, with `{guest_url}`, means
-/// the same.
+/// Which customer text a template words: it decides the variables it may use and whether
+/// it must carry the guest link.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TextKind {
+    /// The text with the guest link.
+    Reply,
+    /// Out of hours, when the conversation waits for the desk to open: there is no link yet.
+    OutOfHours,
+    /// Out of hours, when the meeting is made at once: the text carries its link.
+    OutOfHoursWithLink,
+}
+
+impl TextKind {
+    fn variables(self) -> &'static [&'static str] {
+        match self {
+            TextKind::Reply => &["guest_url", "customer_name", "desk"],
+            TextKind::OutOfHours => &["opens_at", "customer_name", "desk"],
+            TextKind::OutOfHoursWithLink => &["guest_url", "opens_at", "customer_name", "desk"],
+        }
+    }
+
+    fn variables_listed(self) -> &'static str {
+        match self {
+            TextKind::Reply => "guest_url, customer_name and desk",
+            TextKind::OutOfHours => {
+                "opens_at, customer_name and desk (no link: the conversation waits)"
+            }
+            TextKind::OutOfHoursWithLink => "guest_url, opens_at, customer_name and desk",
+        }
+    }
+
+    fn needs_link(self) -> bool {
+        self != TextKind::OutOfHours
+    }
+}
+
+/// A text sent to the customer: a template with named variables, `{{ guest_url }}`,
+/// `{{ customer_name }}`, `{{ desk }}` and, out of hours, `{{ opens_at }}` (rendered by
+/// minijinja, so conditions work too). The older form of `ICB_REPLY_TEMPLATE`, with
+/// `{guest_url}`, means the same.
 #[derive(Clone)]
 pub struct ReplyTemplate {
     source: String,
@@ -88,8 +126,6 @@ impl PartialEq for ReplyTemplate {
 
 impl Eq for ReplyTemplate {}
 
-const VARIABLES: [&str; 3] = ["guest_url", "customer_name", "desk"];
-
 impl ReplyTemplate {
     pub const DEFAULT: &'static str = "Join your video consultation: {{ guest_url }}";
     /// Webex Connect's SMS content limit.
@@ -100,7 +136,14 @@ impl ReplyTemplate {
     /// The longest customer name icbridge keeps, and a desk name well past any real one.
     const LONGEST_NAME_CHARS: usize = 256;
 
+    /// The text with the guest link.
     pub fn parse(raw: &str) -> Result<Self, TemplateError> {
+        Self::parse_as(raw, TextKind::Reply)
+    }
+
+    /// A text of `kind`: its variables known, the link present where one is needed, short
+    /// enough for an SMS with the longest link, name and opening time.
+    pub fn parse_as(raw: &str, kind: TextKind) -> Result<Self, TemplateError> {
         let source = if raw.contains("{{") {
             raw.to_string()
         } else {
@@ -114,10 +157,16 @@ impl ReplyTemplate {
             .get_template(TEMPLATE)
             .map_err(|e| TemplateError::Syntax(e.to_string()))?
             .undeclared_variables(false);
-        if let Some(unknown) = used.iter().find(|v| !VARIABLES.contains(&v.as_str())) {
-            return Err(TemplateError::UnknownVariable(unknown.clone()));
+        if let Some(unknown) = used
+            .iter()
+            .find(|v| !kind.variables().contains(&v.as_str()))
+        {
+            return Err(TemplateError::UnknownVariable(
+                unknown.clone(),
+                kind.variables_listed(),
+            ));
         }
-        if !used.contains("guest_url") {
+        if kind.needs_link() && !used.contains("guest_url") {
             return Err(TemplateError::MissingGuestUrl);
         }
         let template = Self {
@@ -129,6 +178,7 @@ impl ReplyTemplate {
             guest_url: &"x".repeat(Self::LONGEST_LINK_CHARS),
             customer_name: Some(&long_name),
             desk: &long_name,
+            opens_at: &long_name,
         })?;
         let chars = longest.chars().count();
         if chars > Self::MAX_CHARS {
@@ -150,6 +200,7 @@ impl ReplyTemplate {
                     guest_url => values.guest_url,
                     customer_name => values.customer_name.unwrap_or("there"),
                     desk => values.desk,
+                    opens_at => values.opens_at,
                 })
             })
             .map_err(|e| TemplateError::Syntax(e.to_string()))
@@ -193,6 +244,7 @@ impl ReplyTexts {
                 guest_url,
                 customer_name,
                 desk,
+                opens_at: "",
             })
     }
 }
@@ -214,6 +266,7 @@ mod tests {
             guest_url,
             customer_name: Some("Ann"),
             desk: "pediatrics",
+            opens_at: "Mon 30 Mar 08:00 (Europe/Berlin)",
         }
     }
 
@@ -254,11 +307,40 @@ mod tests {
         );
         assert_eq!(
             ReplyTemplate::parse("{{ guest_link }}").unwrap_err(),
-            TemplateError::UnknownVariable("guest_link".into())
+            TemplateError::UnknownVariable(
+                "guest_link".into(),
+                "guest_url, customer_name and desk"
+            )
         );
         assert!(matches!(
             ReplyTemplate::parse("{{ guest_url "),
             Err(TemplateError::Syntax(_))
+        ));
+    }
+
+    #[test]
+    fn out_of_hours_texts_name_the_opening_and_carry_a_link_only_with_a_meeting() {
+        let waiting = ReplyTemplate::parse_as(
+            "{{ desk }} opens {{ opens_at }}; we will text you then.",
+            TextKind::OutOfHours,
+        )
+        .unwrap();
+        assert_eq!(
+            waiting.render(values("L")),
+            "pediatrics opens Mon 30 Mar 08:00 (Europe/Berlin); we will text you then."
+        );
+        assert!(matches!(
+            ReplyTemplate::parse_as("Join: {{ guest_url }}", TextKind::OutOfHours),
+            Err(TemplateError::UnknownVariable(name, _)) if name == "guest_url"
+        ));
+        assert_eq!(
+            ReplyTemplate::parse_as("We open {{ opens_at }}.", TextKind::OutOfHoursWithLink)
+                .unwrap_err(),
+            TemplateError::MissingGuestUrl
+        );
+        assert!(matches!(
+            ReplyTemplate::parse("{{ opens_at }} {{ guest_url }}"),
+            Err(TemplateError::UnknownVariable(name, _)) if name == "opens_at"
         ));
     }
 }

@@ -18,7 +18,9 @@ pub use delivery::{
 pub use media::{
     Attachment, ExpertFile, Location, Media, MediaKind, MediaType, MediaUrl, MAX_ATTACHMENTS,
 };
-pub use meeting::{MeetingLinks, ReplyTemplate, ReplyTexts, TemplateError, TextValues, Vertical};
+pub use meeting::{
+    MeetingLinks, ReplyTemplate, ReplyTexts, TemplateError, TextKind, TextValues, Vertical,
+};
 pub use message::{
     clean_text, is_line_break, one_line, ConversationKey, InboundMessage, MessageId,
 };

@@ -21,6 +21,8 @@ pub struct ConversationInfo {
     pub assignee: Option<String>,
     /// The desk it belongs to (`None`: opened before desks, the default desk's).
     pub desk: Option<String>,
+    /// Since when it has waited for its desk to open (out of hours), if it does.
+    pub waiting_since: Option<i64>,
 }
 
 /// What became of an expert's `take`.
@@ -46,7 +48,7 @@ pub struct ExpertMessage<'a> {
 }
 
 pub(super) const SELECT: &str = "SELECT c.id, c.channel, c.customer, c.business, c.customer_name,
-        c.state, c.thread_message_id, c.created_at, c.assignee, c.desk,
+        c.state, c.thread_message_id, c.created_at, c.assignee, c.desk, c.waiting_since,
         (SELECT MAX(t.expires_at) FROM meetings t WHERE t.conversation_id = c.id) AS links_expire_at
     FROM conversations c";
 
@@ -64,6 +66,7 @@ pub(super) struct ConversationRow {
     links_expire_at: Option<i64>,
     assignee: Option<String>,
     desk: Option<String>,
+    waiting_since: Option<i64>,
 }
 
 impl TryFrom<ConversationRow> for ConversationInfo {
@@ -87,6 +90,7 @@ impl TryFrom<ConversationRow> for ConversationInfo {
             links_expire_at: row.links_expire_at,
             assignee: row.assignee,
             desk: row.desk,
+            waiting_since: row.waiting_since,
         })
     }
 }
@@ -94,7 +98,7 @@ impl TryFrom<ConversationRow> for ConversationInfo {
 /// Runs `update`, a change of conversation `id` that applies only in the state it expects,
 /// and when it changed the conversation queues `deliveries` in the same transaction.
 /// Returns whether it did.
-async fn change_conversation<'q>(
+pub(super) async fn change_conversation<'q>(
     tx: &mut AnyConnection,
     update: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>,
     id: &str,
@@ -243,6 +247,23 @@ impl Store {
         ))
         .bind(message_id)
         .bind(message_id)
+        .fetch_optional(&self.reader)
+        .await?;
+        row.map(ConversationInfo::try_from).transpose()
+    }
+
+    /// The customer's open conversation with the business, if there is one.
+    pub async fn open_conversation(
+        &self,
+        key: &ConversationKey,
+    ) -> Result<Option<ConversationInfo>, StoreError> {
+        let row: Option<ConversationRow> = sqlx::query_as(&format!(
+            "{SELECT} WHERE c.channel = $1 AND c.customer = $2 AND c.business = $3
+                 AND c.state = 'open'"
+        ))
+        .bind(key.channel.as_str())
+        .bind(key.customer.as_str())
+        .bind(key.business.as_str())
         .fetch_optional(&self.reader)
         .await?;
         row.map(ConversationInfo::try_from).transpose()

@@ -208,7 +208,7 @@ impl Store {
     }
 
     /// Stores a new meeting in one transaction with its conversation (opened if none is
-    /// open), the answer to the message that asked for it, and its outbox deliveries.
+    /// open; one that waited for its desk to open waits no more), the answer to the message that asked for it, and its outbox deliveries.
     ///
     /// If a concurrent request stored a live meeting for the conversation first, that one is
     /// kept and returned instead, so a conversation never has two live meetings.
@@ -222,7 +222,7 @@ impl Store {
                                                 created_at, desk)
                      VALUES ($1, $2, $3, $4, $5, $6, $7)
                      ON CONFLICT (channel, customer, business) WHERE state = 'open'
-                         DO UPDATE SET channel = conversations.channel
+                         DO UPDATE SET waiting_since = NULL
                      RETURNING id, desk",
                 )
                 .bind(&new.conversation_id)

@@ -16,6 +16,7 @@ mod intake;
 mod messages;
 mod outbox;
 mod pauses;
+mod waiting;
 mod webex_events;
 mod writer;
 
@@ -34,6 +35,7 @@ pub use conversations::{ConversationInfo, ExpertMessage, TakeOutcome};
 pub use messages::{Answer, Claim, NewMeeting, ReceiptMatch, Recorded};
 pub use outbox::{OutboxRow, OutboxState, Outcome, Settlement};
 pub use pauses::UpstreamPause;
+pub use waiting::{Waiting, WaitingMessage};
 pub use webex_events::WebexEvent;
 
 /// How long a request waits for the database (a connection, or another writer's lock)

@@ -108,10 +108,12 @@ pub fn created_now(body: &str) -> String {
     event.to_string()
 }
 
-/// Delivers an event as Webex does, signed, with `created` set to now (events older than
-/// an hour are refused).
+/// Delivers an event as Webex does, signed, with `created` set to the app's now (events
+/// older than an hour are refused).
 pub async fn deliver_event(app: &TestApp, body: &str) -> Value {
-    let body = created_now(body);
+    let mut event: Value = serde_json::from_str(body).unwrap();
+    event["created"] = json!(icbridge::clock::rfc3339(app.clock.now_ms()));
+    let body = event.to_string();
     let response = post_webex(app, &body, Some(&spark_signature(&body))).await;
     assert_eq!(response.status(), 200);
     response.json().await.unwrap()

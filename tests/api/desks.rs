@@ -130,6 +130,19 @@ db_test! {
         // A default desk in the file and ICB_EXPERT_* at once.
         let error = start_up_error(db, vec![first], false).await;
         assert!(error.contains("`default` is set on a desk and by ICB_EXPERT_* too"), "{error}");
+
+        // Hours that cannot be read, and an out-of-hours text without the link a desk that
+        // meets after hours must send.
+        let mut berlin = desk("clinic", "room-clinic");
+        berlin.timezone = Some("Europe/Berlinn".into());
+        let error = start_up_error(db, vec![berlin], false).await;
+        assert!(error.contains("desk \"clinic\": `timezone` \"Europe/Berlinn\" is not an IANA time zone"), "{error}");
+        let mut meets = desk("clinic", "room-clinic");
+        meets.hours = vec!["mon-fri 08:00-18:00".into()];
+        meets.after_hours = Some("meeting".into());
+        meets.texts.after_hours = Some("We open {{ opens_at }}.".into());
+        let error = start_up_error(db, vec![meets], false).await;
+        assert!(error.contains("desk \"clinic\": `texts.after_hours` must contain {{ guest_url }}"), "{error}");
     }
 }
 

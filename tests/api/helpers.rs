@@ -1,6 +1,7 @@
 use std::collections::BTreeMap;
 
 use hmac::{Hmac, Mac};
+use icbridge::bridge::Bridge;
 use icbridge::clock::Clock;
 use icbridge::config::Settings;
 use icbridge::desk::Desk;
@@ -32,12 +33,15 @@ pub struct TestApp {
     pub connect: MockServer,
     pub worker: OutboxWorker,
     pub desk: Desk,
+    /// What the routes act through; the openings of desks are driven with it.
+    pub bridge: Bridge,
     /// The app's clock: it stands still unless the test moves it.
     pub clock: Clock,
     pub db: AnyPool,
     pub database_url: String,
-    /// The settings the app was started with (keys without `ICB_`).
+    /// The settings the app was started with (keys without `ICB_`), and its desks.
     pub vars: BTreeMap<String, String>,
+    pub desks: Vec<DeskConfig>,
     _database: TestDatabase,
 }
 
@@ -222,6 +226,7 @@ impl Upstreams {
         let address = format!("http://127.0.0.1:{}", app.port());
         let worker = app.outbox_worker();
         let desk = app.desk();
+        let bridge = app.bridge();
         tokio::spawn(app.run_until_stopped());
         let db = open_db(&self.vars["DATABASE_URL"]).await;
         TestApp {
@@ -232,10 +237,12 @@ impl Upstreams {
             connect: self.connect,
             worker,
             desk,
+            bridge,
             clock,
             db,
             database_url: self.vars["DATABASE_URL"].clone(),
             vars: self.vars,
+            desks: self.desks,
             _database: self.database,
         }
     }
@@ -246,12 +253,14 @@ impl Upstreams {
 pub struct OtherInstance {
     pub worker: OutboxWorker,
     pub desk: Desk,
+    pub bridge: Bridge,
     pub clock: Clock,
 }
 
 impl TestApp {
     pub async fn another_instance(&self) -> OtherInstance {
-        let settings = Settings::from_vars(&self.vars).expect("test settings are valid");
+        let mut settings = Settings::from_vars(&self.vars).expect("test settings are valid");
+        settings.desks = self.desks.clone();
         let clock = Clock::manual(self.clock.now_ms());
         let options = ServeOptions {
             clock: clock.clone(),
@@ -262,10 +271,12 @@ impl TestApp {
             .expect("a second instance starts");
         let worker = app.outbox_worker();
         let desk = app.desk();
+        let bridge = app.bridge();
         tokio::spawn(app.run_until_stopped());
         OtherInstance {
             worker,
             desk,
+            bridge,
             clock,
         }
     }

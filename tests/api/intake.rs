@@ -75,6 +75,7 @@ db_test! {
                 "expiresAt",
                 "guestUrl",
                 "meetingId",
+                "open",
                 "reply"
             ],
             "{name}"

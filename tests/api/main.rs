@@ -46,6 +46,7 @@ mod errors;
 mod expert_files;
 mod helpers;
 mod hostile;
+mod hours;
 mod https_host;
 mod intake;
 mod media;

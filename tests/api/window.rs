@@ -22,13 +22,8 @@ const TEMPLATE: [(&str, &str); 3] = [
 
 /// An expert's thread reply, delivered and handled now (by the app's clock).
 async fn expert_replies(app: &TestApp, id: &str, text: &str) {
-    let mut event: Value =
-        serde_json::from_str(&expert_message(app, id, text, Some(&thread_id()), EXPERT_ROOM).await)
-            .unwrap();
-    event["created"] = json!(clock::rfc3339(app.clock.now_ms()));
-    let body = event.to_string();
-    let response = post_webex(app, &body, Some(&spark_signature(&body))).await;
-    assert_eq!(response.status(), 200);
+    let event = expert_message(app, id, text, Some(&thread_id()), EXPERT_ROOM).await;
+    deliver_event(app, &event).await;
     app.desk.run_once().await.unwrap();
 }
 

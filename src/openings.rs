@@ -1,0 +1,25 @@
+//! Desks opening: the conversations that waited out of hours are handed to their desks,
+//! checked every little while as long as `serve` runs.
+
+use std::time::Duration;
+
+use tokio::sync::watch;
+
+use crate::bridge::Bridge;
+
+/// How soon after a desk opens its waiting conversations reach it, at most.
+const EVERY: Duration = Duration::from_secs(15);
+
+pub async fn run(bridge: Bridge, mut stop: watch::Receiver<bool>) {
+    loop {
+        match bridge.release_waiting().await {
+            Ok(0) => {}
+            Ok(released) => tracing::info!(released, "waiting conversations handed to their desks"),
+            Err(e) => tracing::error!(error = %e, "waiting conversations could not be handed over"),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(EVERY) => {}
+            _ = stop.changed() => return,
+        }
+    }
+}
