@@ -8,7 +8,6 @@ use serde_json::{json, Value};
 
 use crate::desk::*;
 use crate::helpers::*;
-use icbridge::clock;
 
 const HOUR: Duration = Duration::from_secs(3600);
 const TEMPLATE: [(&str, &str); 3] = [
