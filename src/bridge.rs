@@ -427,6 +427,11 @@ impl Bridge {
         }
     }
 
+    /// The desks, as configured.
+    pub fn desks(&self) -> &Desks {
+        &self.inner.desks
+    }
+
     /// The desk a conversation belongs to (conversations from before desks: the default).
     pub fn desk_of(&self, conversation: &ConversationInfo) -> String {
         conversation

@@ -4,6 +4,7 @@
 
 use std::collections::HashMap;
 use std::sync::Mutex;
+use std::time::Duration;
 
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
@@ -510,19 +511,48 @@ async fn webex_content(request: HttpRequest, path: web::Path<String>) -> HttpRes
 #[derive(serde::Deserialize)]
 struct MoveClock {
     /// `48h`, `2days`, ...
-    advance: String,
+    advance: Option<String>,
+    /// A desk's name: to the time it next opens.
+    until_opening: Option<String>,
 }
 
 /// Moves the sandbox's clock ahead, to see what happens a day or two later (WhatsApp's
-/// 24-hour window, expired links).
+/// 24-hour window, expired links) or when a desk opens; the conversations that waited for
+/// an opening desk are handed over at once.
 async fn move_clock(bridge: web::Data<Bridge>, body: web::Json<MoveClock>) -> HttpResponse {
     let clock = bridge.clock();
-    let Ok(by) = humantime::parse_duration(&body.advance) else {
-        return json_error(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "invalid_duration",
-            "`advance` must be a duration such as `48h` or `2days`",
-        );
+    let now = clock.now_ms();
+    let by = match (&body.advance, &body.until_opening) {
+        (Some(advance), None) => match humantime::parse_duration(advance) {
+            Ok(by) => by,
+            Err(_) => {
+                return json_error(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "invalid_duration",
+                    "`advance` must be a duration such as `48h` or `2days`",
+                )
+            }
+        },
+        (None, Some(name)) => {
+            let Some(desk) = bridge.desks().find(name) else {
+                return json_error(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "unknown_desk",
+                    "`until_opening` must name a configured desk",
+                );
+            };
+            match desk.out_of_hours(now).and_then(|closed| closed.opens_at) {
+                Some(opens_at) => Duration::from_millis((opens_at - now).max(0) as u64),
+                None => Duration::ZERO,
+            }
+        }
+        _ => {
+            return json_error(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid_body",
+                "give `advance` (a duration such as `48h`) or `until_opening` (a desk's name)",
+            )
+        }
     };
     if !clock.is_movable() {
         return json_error(
@@ -532,5 +562,9 @@ async fn move_clock(bridge: web::Data<Bridge>, body: web::Json<MoveClock>) -> Ht
         );
     }
     clock.advance(by);
-    HttpResponse::Ok().json(json!({"now": rfc3339(clock.now_ms())}))
+    let handed_over = match bridge.release_waiting().await {
+        Ok(count) => count,
+        Err(error) => return json_error(StatusCode::SERVICE_UNAVAILABLE, "store", error),
+    };
+    HttpResponse::Ok().json(json!({"now": rfc3339(clock.now_ms()), "handedOver": handed_over}))
 }

@@ -159,33 +159,69 @@ db_test! {
     }
 }
 
+/// Three customers write on Saturday night, a minute apart.
+async fn three_waiting(app: &TestApp) {
+    app.clock.set(at(SATURDAY_NIGHT));
+    for (minute, waid) in ["14155550101", "14155550102", "14155550103"]
+        .iter()
+        .enumerate()
+    {
+        app.clock.advance(std::time::Duration::from_secs(60));
+        let text = format!("question {minute}");
+        answer(app, &whatsapp(waid, &format!("wamid.{waid}"), &text)).await;
+    }
+    // Their out-of-hours texts.
+    assert_eq!(app.worker.run_once().await.unwrap(), 3);
+}
+
+/// The first quoted line of each notification the desk got.
+async fn questions(app: &TestApp) -> Vec<String> {
+    app.webex_posts()
+        .await
+        .iter()
+        .map(|p| {
+            p["markdown"]
+                .as_str()
+                .unwrap()
+                .lines()
+                .nth(2)
+                .unwrap()
+                .to_string()
+        })
+        .collect()
+}
+
 db_test! {
-    async fn at_opening_two_instances_hand_each_waiting_conversation_over_once_oldest_first(db) {
+    async fn at_opening_the_desk_gets_its_waiting_conversations_one_a_second_oldest_first(db) {
+        let app = app_with(db, clinic(), "connect").await;
+        three_waiting(&app).await;
+        app.clock.set(at(SUNDAY_OPENING));
+        assert_eq!(app.bridge.release_waiting().await.unwrap(), 3);
+        // The worker sends conversations side by side: spaced, they arrive in order.
+        for _ in 0..3 {
+            assert_eq!(app.worker.run_once().await.unwrap(), 1);
+            app.clock.advance(std::time::Duration::from_secs(1));
+        }
+        assert_eq!(questions(&app).await, ["> question 0", "> question 1", "> question 2"]);
+    }
+}
+
+db_test! {
+    async fn two_instances_at_opening_hand_each_waiting_conversation_over_once(db) {
         let app = app_with(db, clinic(), "connect").await;
         let other = app.another_instance().await;
-        app.clock.set(at(SATURDAY_NIGHT));
-        for (minute, waid) in ["14155550101", "14155550102", "14155550103"].iter().enumerate() {
-            app.clock.advance(std::time::Duration::from_secs(60 * minute as u64));
-            let text = format!("question {minute}");
-            answer(&app, &whatsapp(waid, &format!("wamid.{waid}"), &text)).await;
-        }
-        app.worker.run_once().await.unwrap();
+        three_waiting(&app).await;
         app.clock.set(at(SUNDAY_OPENING));
         other.clock.set(at(SUNDAY_OPENING));
         let (one, two) = tokio::join!(app.bridge.release_waiting(), other.bridge.release_waiting());
         assert_eq!(one.unwrap() + two.unwrap(), 3);
-        // One a second, in the order they came in, whichever instance sends them.
-        for worker in [&app.worker, &other.worker, &app.worker] {
-            assert_eq!(worker.run_once().await.unwrap(), 1);
-            app.clock.advance(std::time::Duration::from_secs(1));
-            other.clock.advance(std::time::Duration::from_secs(1));
-        }
-        let posts = app.webex_posts().await;
-        let questions: Vec<&str> = posts
-            .iter()
-            .map(|p| p["markdown"].as_str().unwrap().lines().nth(2).unwrap())
-            .collect();
-        assert_eq!(questions, ["> question 0", "> question 1", "> question 2"]);
+        app.clock.advance(std::time::Duration::from_secs(3));
+        other.clock.advance(std::time::Duration::from_secs(3));
+        let (one, two) = tokio::join!(app.worker.run_once(), other.worker.run_once());
+        assert_eq!(one.unwrap() + two.unwrap(), 3);
+        let mut got = questions(&app).await;
+        got.sort();
+        assert_eq!(got, ["> question 0", "> question 1", "> question 2"]);
     }
 }
 

@@ -23,9 +23,19 @@ struct Sandbox {
 }
 
 async fn start_sandbox() -> Sandbox {
+    start_sandbox_with(None).await
+}
+
+/// The sandbox, with `desks.toml` holding `config` when given (`--config desks.toml`).
+async fn start_sandbox_with(config: Option<&str>) -> Sandbox {
     let dir = tempfile::tempdir().unwrap();
+    let mut args = vec!["serve", "--sandbox"];
+    if let Some(config) = config {
+        std::fs::write(dir.path().join("desks.toml"), config).unwrap();
+        args.extend(["--config", "desks.toml"]);
+    }
     let mut child = Command::new(env!("CARGO_BIN_EXE_icbridge"))
-        .args(["serve", "--sandbox"])
+        .args(args)
         .env_clear()
         .env("ICB_LISTEN", "127.0.0.1:0")
         .env(
@@ -333,5 +343,61 @@ async fn the_sandbox_shows_photos_files_and_the_whatsapp_window() {
         sent.iter()
             .any(|m| m["via"] == "whatsapp" && m["text"] == "Can we talk?"),
         "{sent:#?}"
+    );
+}
+
+#[tokio::test]
+async fn the_sandbox_routes_by_keyword_and_keeps_an_out_of_hours_customer_until_the_desk_opens() {
+    // Dermatology opens tomorrow from 10:00 to 12:00 (UTC) and at no other time this week:
+    // closed now, whenever the test runs.
+    let tomorrow = time::OffsetDateTime::now_utc() + time::Duration::days(1);
+    let day = tomorrow.weekday().to_string()[..3].to_lowercase();
+    let config = format!(
+        "[[desk]]\nname = \"dermatology\"\nroom_id = \"room-dermatology\"\nkeywords = [\"skin\", \"rash\"]\n\
+         timezone = \"UTC\"\nhours = [\"{day} 10:00-12:00\"]\n"
+    );
+    let sandbox = start_sandbox_with(Some(&config)).await;
+    let (base, http) = (sandbox.base.clone(), reqwest::Client::new());
+    let answer: Value = http
+        .post(&sandbox.url)
+        .bearer_auth(&sandbox.token)
+        .json(
+            &serde_json::json!({"channel": "sms", "from": "+14155550100", "to": "56263",
+            "text": "I have a rash on my arm", "name": "Bo"}),
+        )
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(answer["open"], false, "{answer}");
+    assert!(answer.get("guestUrl").is_none(), "{answer}");
+    let expected = format!(
+        "Thank you for your message. We are closed now and open again {} 10:00 (UTC); we will send you a link to a video consultation then.",
+        tomorrow.format(time::macros::format_description!("[weekday repr:short] [day padding:none] [month repr:short]")).unwrap()
+    );
+    assert_eq!(answer["reply"], expected);
+    // The customer is told; the experts see nothing until the desk opens.
+    let sent = sent_messages(&base, 1).await;
+    assert_eq!(sent[0]["via"], "sms");
+
+    let opened: Value = http
+        .post(format!("{base}/sandbox/clock"))
+        .json(&serde_json::json!({"until_opening": "dermatology"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(opened["handedOver"], 1, "{opened}");
+    let sent = sent_messages(&base, 2).await;
+    assert_eq!(sent[1]["via"], "webex");
+    assert_eq!(sent[1]["request"]["roomId"], "room-dermatology");
+    let card = sent[1]["text"].as_str().unwrap();
+    assert!(
+        card.contains("> I have a rash on my arm") && card.contains("waiting since"),
+        "{card}"
     );
 }
