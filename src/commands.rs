@@ -177,20 +177,24 @@ async fn conversations(settings: Settings, command: ConversationsCommand) -> Res
                 .await
                 .map_err(|e| e.to_string())?;
             println!(
-                "{:<36}  {:<8} {:<14} {:<6}  {:<20}  {:<20}  TAKEN BY",
-                "ID", "CHANNEL", "CUSTOMER", "STATE", "CREATED", "LINKS UNTIL"
+                "{:<36}  {:<8} {:<14} {:<6}  {:<16} {:<20}  {:<20}  TAKEN BY",
+                "ID", "CHANNEL", "CUSTOMER", "STATE", "DESK", "CREATED", "LINKS UNTIL"
             );
             for c in list {
+                let links = match (c.links_expire_at, c.waiting_since) {
+                    (Some(until), _) => clock::rfc3339(until),
+                    (None, Some(_)) => "waits for opening".into(),
+                    (None, None) => "-".into(),
+                };
                 println!(
-                    "{:<36}  {:<8} {:<14} {:<6}  {:<20}  {:<20}  {}",
+                    "{:<36}  {:<8} {:<14} {:<6}  {:<16} {:<20}  {:<20}  {}",
                     c.id,
                     c.key.channel.as_str(),
                     c.key.customer.masked(),
                     if c.open { "open" } else { "closed" },
+                    bridge.desk_of(&c),
                     clock::rfc3339(c.created_at),
-                    c.links_expire_at
-                        .map(clock::rfc3339)
-                        .unwrap_or_else(|| "-".into()),
+                    links,
                     c.assignee.as_deref().unwrap_or("-"),
                 );
             }

@@ -94,6 +94,7 @@
       item.appendChild(text('q', 'last-message', c.lastMessage || ''));
       item.appendChild(text('time', 'last-message-at', time(c.lastMessageAt)));
       item.appendChild(text('span', 'waiting', waiting(c.waitingSince)));
+      if (c.outOfHours) { item.appendChild(text('span', 'out-of-hours', 'out of hours: waits for the desk to open')); }
       item.appendChild(text('span', 'expiry', c.linkExpiresAt ? 'link until ' + time(c.linkExpiresAt) : 'no link'));
       item.appendChild(text('span', 'assignee', c.assignee ? 'taken by ' + c.assignee : ''));
       var actions = document.createElement('div');

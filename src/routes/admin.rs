@@ -154,6 +154,12 @@ pub struct ConversationView {
     pub thread_message_id: Option<String>,
     /// The expert who took the conversation: only their replies reach the customer.
     pub assignee: Option<String>,
+    /// The desk it belongs to; absent for conversations from before desks (the default
+    /// desk's).
+    pub desk: Option<String>,
+    /// Since when it has waited for its desk to open (the customer wrote out of hours);
+    /// absent once the desk got it or a meeting was made.
+    pub waiting_since: Option<String>,
 }
 
 impl From<&ConversationInfo> for ConversationView {
@@ -169,6 +175,8 @@ impl From<&ConversationInfo> for ConversationView {
             link_expires_at: c.links_expire_at.map(clock::rfc3339),
             thread_message_id: c.thread_message_id.clone(),
             assignee: c.assignee.clone(),
+            desk: c.desk.clone(),
+            waiting_since: c.waiting_since.map(clock::rfc3339),
         }
     }
 }

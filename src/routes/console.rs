@@ -344,6 +344,8 @@ pub async fn queue(
                 "takenByMe": c.assignee.as_deref() == Some(session.email.as_str()),
                 "desk": bridge.desk_of(c),
                 "waitingSince": clock::rfc3339(c.created_at),
+                // Wrote out of hours and waits for the desk to open.
+                "outOfHours": c.waiting_since.is_some(),
             })
         })
         .collect();

@@ -55,7 +55,16 @@ pub async fn mount_expert_login(webex: &wiremock::MockServer) {
 }
 
 async fn console_app(db: TestDb, extra: &[(&str, &str)]) -> TestApp {
+    console_app_with_desks(db, extra, Vec::new()).await
+}
+
+async fn console_app_with_desks(
+    db: TestDb,
+    extra: &[(&str, &str)],
+    desks: Vec<icbridge::desks::DeskConfig>,
+) -> TestApp {
     let mut upstreams = Upstreams::start(db).await;
+    upstreams.desks = desks;
     upstreams
         .set("PUBLIC_URL", PUBLIC_URL)
         .set("OAUTH_CLIENT_ID", CLIENT_ID)
@@ -667,5 +676,43 @@ db_test! {
         error.contains("ICB_PUBLIC_URL") && error.contains("ICB_OAUTH_CLIENT_SECRET"),
         "{error}"
     );
+}
+}
+
+db_test! {
+    async fn the_console_marks_a_customer_waiting_out_of_hours_and_take_makes_the_meeting(db) {
+    // The only desk is open from 08:00 to 18:00 in Berlin; 21:00 there now.
+    let clinic = icbridge::desks::DeskConfig {
+        name: "clinic".into(),
+        room_id: Some(EXPERT_ROOM.into()),
+        default: true,
+        timezone: Some("Europe/Berlin".into()),
+        hours: vec!["mon-sun 08:00-18:00".into()],
+        ..Default::default()
+    };
+    let app = console_app_with_desks(db, &[("EXPERT_ROOM_ID", "")], vec![clinic]).await;
+    app.clock.set(icbridge::clock::parse_rfc3339("2027-03-27T20:00:00Z").unwrap());
+    let answer: Value = app.post_signed(&fixture("connect-sms-mo.json")).await.json().await.unwrap();
+    assert_eq!(answer["open"], false);
+    let id = answer["conversationId"].as_str().unwrap().to_string();
+    let cookie = log_in(&app).await;
+    let queue: Value = get(&app, "/console/api/queue", &cookie).await.json().await.unwrap();
+    let row = &queue["conversations"][0];
+    assert_eq!((row["outOfHours"].clone(), row["hostUrl"].clone(), row["desk"].clone()), (json!(true), Value::Null, json!("clinic")));
+
+    let taken = no_redirects()
+        .post(format!("{}/console/api/conversations/{id}/take", app.address))
+        .header("Cookie", &cookie)
+        .header("X-CSRF-Token", csrf_of(&app).await)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(taken.json::<Value>().await.unwrap(), json!({"status": "taken"}));
+    assert_eq!(app.broker_requests().await.len(), 1);
+    let queue: Value = get(&app, "/console/api/queue", &cookie).await.json().await.unwrap();
+    let row = &queue["conversations"][0];
+    assert_eq!(row["outOfHours"], false);
+    assert_eq!(row["hostUrl"], SHORT_HOST_URL);
+    assert_eq!(row["assignee"], "expert@example.com");
 }
 }

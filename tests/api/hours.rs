@@ -109,6 +109,12 @@ db_test! {
         assert!(app.broker_requests().await.is_empty());
         let conversation_id = answer_first["conversationId"].as_str().unwrap();
         assert_eq!(app.transcript(conversation_id).await.len(), 2);
+        let detail: Value = admin(&app, reqwest::Method::GET, &format!("/api/conversations/{conversation_id}"))
+            .await
+            .json()
+            .await
+            .unwrap();
+        assert_eq!((detail["desk"].as_str(), detail["waitingSince"].as_str()), (Some("clinic"), Some("2027-03-27T20:00:00Z")));
         let metrics = app.metrics_page().await;
         assert!(metrics.contains("icbridge_conversations_out_of_hours_total{desk=\"clinic\"} 1"), "{metrics}");
         assert!(metrics.contains("icbridge_conversations_opened_total{desk=\"clinic\"} 1"), "{metrics}");
