@@ -485,8 +485,12 @@ async fn check(settings: Settings) -> ExitCode {
                 } else {
                     format!("desk {}", desk.name)
                 };
+                let hours = desk
+                    .hours_now(Clock::system().now_ms())
+                    .map(|hours| format!("; {hours}"))
+                    .unwrap_or_default();
                 match webex.resolve(&desk.target).await {
-                    Ok(destination) => report(true, &what, format!("{destination:?}")),
+                    Ok(destination) => report(true, &what, format!("{destination:?}{hours}")),
                     Err(e) => report(false, &what, e.to_string()),
                 }
             }

@@ -238,6 +238,17 @@ impl ExpertDesk {
         self.out_of_hours.hours.is_open(now)
     }
 
+    /// For people checking the setup: `open now`, or when it opens; `None` without hours.
+    pub fn hours_now(&self, now: i64) -> Option<String> {
+        if !self.keeps_hours() {
+            return None;
+        }
+        Some(match self.out_of_hours(now) {
+            None => "open now".to_string(),
+            Some(closed) => format!("closed now, opens {}", closed.opens_at_text),
+        })
+    }
+
     /// `None` while the desk is open at `now` (Unix ms); else what it does and says.
     pub fn out_of_hours(&self, now: i64) -> Option<OutOfHours> {
         let policy = &self.out_of_hours;

@@ -189,6 +189,7 @@ async fn check_reports_each_check() {
     std::fs::write(
         &file,
         "[[desk]]\nname = \"pediatrics\"\nroom_title = \"Video Experts\"\ndefault = true\n\
+         hours = [\"mon-sun 00:00-24:00\"]\n\
          [[desk]]\nname = \"mortgages\"\nroom_title = \"Nobody\"\n",
     )
     .unwrap();
@@ -196,6 +197,7 @@ async fn check_reports_each_check() {
     let out = stdout(&output);
     assert_eq!(output.status.code(), Some(1), "{out}");
     assert!(out.contains("ok      desk pediatrics: RoomId"), "{out}");
+    assert!(out.contains("; open now\n"), "{out}");
     assert!(
         out.contains("failed  desk mortgages: no group space titled \"Nobody\""),
         "{out}"
