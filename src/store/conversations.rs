@@ -133,7 +133,9 @@ impl Store {
         self.write(move |tx| {
             Box::pin(async move {
                 let update = sqlx::query(
-                    "UPDATE conversations SET desk = $1, thread_message_id = NULL
+                    // The other desk is told now: the conversation waits for no opening.
+                    "UPDATE conversations SET desk = $1, thread_message_id = NULL,
+                                              waiting_since = NULL
                      WHERE id = $2 AND state = 'open'",
                 )
                 .bind(&desk)

@@ -217,6 +217,12 @@ db_test! {
         let app = app_with(db, clinic(), "connect").await;
         let other = app.another_instance().await;
         three_waiting(&app).await;
+        // A conversation from before desks (no desk stored) is the default desk's.
+        let updated = sqlx::query("UPDATE conversations SET desk = NULL WHERE customer = '14155550103'")
+            .execute(&app.db)
+            .await
+            .unwrap();
+        assert_eq!(updated.rows_affected(), 1);
         app.clock.set(at(SUNDAY_OPENING));
         other.clock.set(at(SUNDAY_OPENING));
         let (one, two) = tokio::join!(app.bridge.release_waiting(), other.bridge.release_waiting());
@@ -272,5 +278,36 @@ db_test! {
         let answer: Value = app.post_flow(&body.to_string()).await.json().await.unwrap();
         assert_eq!(answer["open"], true);
         assert_eq!(answer["reply"], format!("Join your video consultation: {SHORT_GUEST_URL}"));
+    }
+}
+
+db_test! {
+    async fn a_waiting_conversation_handed_over_can_be_transferred_before_it_has_a_meeting(db) {
+        let dermatology = DeskConfig {
+            name: "dermatology".into(),
+            room_id: Some("room-dermatology".into()),
+            ..DeskConfig::default()
+        };
+        let app = desk_app_with_desks(
+            db,
+            &[("EXPERT_ROOM_ID", ""), ("REPLY_MODE", "connect")],
+            vec![clinic(), dermatology],
+        )
+        .await;
+        app.clock.set(at(SATURDAY_NIGHT));
+        answer(&app, &whatsapp("14155550142", "wamid.first", "A rash on my arm")).await;
+        app.clock.set(at(SUNDAY_OPENING));
+        assert_eq!(app.bridge.release_waiting().await.unwrap(), 1);
+        app.worker.run_once().await.unwrap();
+        expert_says(&app, "transfer-1", "transfer dermatology").await;
+        let posts = app.webex_posts().await;
+        let moved = posts.last().unwrap();
+        assert_eq!(moved["roomId"], "room-dermatology");
+        let markdown = moved["markdown"].as_str().unwrap();
+        assert!(markdown.contains("> A rash on my arm") && markdown.contains("No meeting yet"), "{markdown}");
+        assert!(!markdown.contains("Join as host"), "{markdown}");
+        assert!(app.broker_requests().await.is_empty());
+        // Told at once, the other desk does not get it again at its opening.
+        assert_eq!(app.bridge.release_waiting().await.unwrap(), 0);
     }
 }
