@@ -112,6 +112,48 @@ pub(super) async fn change_conversation<'q>(
     Ok(changed)
 }
 
+/// A conversation to open for a customer unless one is open.
+pub(super) struct Opening<'a> {
+    pub key: &'a ConversationKey,
+    /// Used if it opens a new conversation.
+    pub id: &'a str,
+    pub customer_name: Option<&'a str>,
+    pub desk: &'a str,
+    pub now: i64,
+}
+
+/// The customer's open conversation, opened as `opening` says if none is: its id and desk.
+/// With `meeting_made`, an open one that waited for its desk to open waits no more.
+pub(super) async fn open_conversation_for(
+    tx: &mut AnyConnection,
+    opening: Opening<'_>,
+    meeting_made: bool,
+) -> Result<(String, Option<String>), StoreError> {
+    let on_conflict = if meeting_made {
+        "DO UPDATE SET waiting_since = NULL"
+    } else {
+        // A no-op, so that RETURNING gives the open conversation.
+        "DO UPDATE SET channel = conversations.channel"
+    };
+    let key = opening.key;
+    Ok(sqlx::query_as(&format!(
+        "INSERT INTO conversations (id, channel, customer, business, customer_name, created_at,
+                                    desk)
+         VALUES ($1, $2, $3, $4, $5, $6, $7)
+         ON CONFLICT (channel, customer, business) WHERE state = 'open' {on_conflict}
+         RETURNING id, desk"
+    ))
+    .bind(opening.id)
+    .bind(key.channel.as_str())
+    .bind(key.customer.as_str())
+    .bind(key.business.as_str())
+    .bind(opening.customer_name)
+    .bind(opening.now)
+    .bind(opening.desk)
+    .fetch_one(tx)
+    .await?)
+}
+
 pub(super) fn conversations(
     rows: Vec<ConversationRow>,
 ) -> Result<Vec<ConversationInfo>, StoreError> {

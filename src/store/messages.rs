@@ -4,6 +4,7 @@
 
 use sqlx::AnyConnection;
 
+use super::conversations::{open_conversation_for, Opening};
 use super::{insert_outbox, Store, StoreError};
 use crate::domain::{ConversationKey, FollowUps, MeetingLinks, OutboxEntry};
 use crate::inbound::DeliveryReceipt;
@@ -217,23 +218,14 @@ impl Store {
             Box::pin(async move {
                 let key = &new.key;
                 // The open conversation: this one, unless one is open already.
-                let (conversation_id, desk): (String, Option<String>) = sqlx::query_as(
-                    "INSERT INTO conversations (id, channel, customer, business, customer_name,
-                                                created_at, desk)
-                     VALUES ($1, $2, $3, $4, $5, $6, $7)
-                     ON CONFLICT (channel, customer, business) WHERE state = 'open'
-                         DO UPDATE SET waiting_since = NULL
-                     RETURNING id, desk",
-                )
-                .bind(&new.conversation_id)
-                .bind(key.channel.as_str())
-                .bind(key.customer.as_str())
-                .bind(key.business.as_str())
-                .bind(&new.customer_name)
-                .bind(new.now)
-                .bind(&new.desk)
-                .fetch_one(&mut *tx)
-                .await?;
+                let opening = Opening {
+                    key,
+                    id: &new.conversation_id,
+                    customer_name: new.customer_name.as_deref(),
+                    desk: &new.desk,
+                    now: new.now,
+                };
+                let (conversation_id, desk) = open_conversation_for(tx, opening, true).await?;
                 let inserted = sqlx::query(
                     "INSERT INTO meetings (id, conversation_id, sub, host_url, guest_url,
                                            expires_at, created_at)

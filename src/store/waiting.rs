@@ -1,7 +1,9 @@
 //! Conversations that wait for their desk to open: a message that needed a meeting came out
 //! of hours, and its desk queues such conversations until it opens.
 
-use super::conversations::{change_conversation, conversations, ConversationRow, SELECT};
+use super::conversations::{
+    change_conversation, conversations, open_conversation_for, ConversationRow, Opening, SELECT,
+};
 use super::{insert_outbox, ConversationInfo, Store, StoreError};
 use crate::domain::{ConversationKey, OutboxEntry};
 
@@ -40,23 +42,14 @@ impl Store {
         self.write(move |tx| {
             Box::pin(async move {
                 let key = &waiting.key;
-                let (conversation_id, desk): (String, Option<String>) = sqlx::query_as(
-                    "INSERT INTO conversations (id, channel, customer, business, customer_name,
-                                                created_at, desk)
-                     VALUES ($1, $2, $3, $4, $5, $6, $7)
-                     ON CONFLICT (channel, customer, business) WHERE state = 'open'
-                         DO UPDATE SET channel = conversations.channel
-                     RETURNING id, desk",
-                )
-                .bind(&waiting.conversation_id)
-                .bind(key.channel.as_str())
-                .bind(key.customer.as_str())
-                .bind(key.business.as_str())
-                .bind(&waiting.customer_name)
-                .bind(waiting.now)
-                .bind(&waiting.desk)
-                .fetch_one(&mut *tx)
-                .await?;
+                let opening = Opening {
+                    key,
+                    id: &waiting.conversation_id,
+                    customer_name: waiting.customer_name.as_deref(),
+                    desk: &waiting.desk,
+                    now: waiting.now,
+                };
+                let (conversation_id, desk) = open_conversation_for(tx, opening, false).await?;
                 let kept = sqlx::query(
                     "UPDATE messages SET conversation_id = $1
                      WHERE id = $2 AND conversation_id IS NULL",

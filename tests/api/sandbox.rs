@@ -104,6 +104,21 @@ async fn start_sandbox_with(config: Option<&str>) -> Sandbox {
     }
 }
 
+impl Sandbox {
+    /// Posts a customer's message as the printed curl does; its answer.
+    async fn message(&self, body: Value) -> Value {
+        let response = reqwest::Client::new()
+            .post(&self.url)
+            .bearer_auth(&self.token)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        response.json().await.unwrap()
+    }
+}
+
 #[tokio::test]
 async fn the_sandbox_runs_the_whole_flow_without_credentials() {
     let Sandbox {
@@ -263,20 +278,7 @@ async fn sent_messages(base: &str, count: usize) -> Vec<Value> {
 async fn the_sandbox_shows_photos_files_and_the_whatsapp_window() {
     let sandbox = start_sandbox().await;
     let (base, http) = (sandbox.base.clone(), reqwest::Client::new());
-    let post = |body: Value| {
-        let (http, url, token) = (http.clone(), sandbox.url.clone(), sandbox.token.clone());
-        async move {
-            let response = http
-                .post(url)
-                .bearer_auth(token)
-                .json(&body)
-                .send()
-                .await
-                .unwrap();
-            assert_eq!(response.status(), 200);
-            response.json::<Value>().await.unwrap()
-        }
-    };
+    let post = |body: Value| sandbox.message(body);
     // A photo without caption: a picture in the experts' thread.
     let photo = "https://media.example.com/wa/photo.jpg";
     let answer = post(
@@ -358,19 +360,12 @@ async fn the_sandbox_routes_by_keyword_and_keeps_an_out_of_hours_customer_until_
     );
     let sandbox = start_sandbox_with(Some(&config)).await;
     let (base, http) = (sandbox.base.clone(), reqwest::Client::new());
-    let answer: Value = http
-        .post(&sandbox.url)
-        .bearer_auth(&sandbox.token)
-        .json(
-            &serde_json::json!({"channel": "sms", "from": "+14155550100", "to": "56263",
+    let answer = sandbox
+        .message(
+            serde_json::json!({"channel": "sms", "from": "+14155550100", "to": "56263",
             "text": "I have a rash on my arm", "name": "Bo"}),
         )
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .await;
     assert_eq!(answer["open"], false, "{answer}");
     assert!(answer.get("guestUrl").is_none(), "{answer}");
     let expected = format!(
