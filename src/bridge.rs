@@ -20,12 +20,13 @@ use crate::domain::{
 use crate::expert_messages::{self, Offer};
 use crate::inbound::DeliveryReceipt;
 use crate::metrics::{DatabaseFigures, Metrics};
+use crate::opt_out::Keyword;
 use crate::pauses::Pauses;
 use crate::retention;
 use crate::store::{
-    Answer, Claim, ConversationInfo, ExpertMessage, MeetingInfo, NewMeeting, OutboxRow,
-    OutboxState, PurgeReport, QueueItem, Recorded, Store, StoreError, TakeOutcome, TranscriptEntry,
-    UpstreamPause, WaitingMessage,
+    Answer, Claim, ConversationInfo, ExpertMessage, KeywordMessage, KeywordOutcome, MeetingInfo,
+    NewMeeting, OptOutChange, OptedOutMessage, OutboxRow, OutboxState, PurgeReport, QueueItem,
+    Recorded, Store, StoreError, TakeOutcome, TranscriptEntry, UpstreamPause, WaitingMessage,
 };
 use crate::upstream::instant_connect::{InstantConnectClient, MeetingRequest};
 use crate::upstream::{Upstream, UpstreamError, Verdict};
@@ -101,11 +102,17 @@ pub struct CustomerReplies {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct MessageReply {
-    pub conversation_id: String,
+    /// Absent only for a STOP, START or HELP from a customer without an open conversation.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub conversation_id: Option<String>,
     /// False when the message needed a meeting while its desk was closed: `reply` is then
     /// the desk's out-of-hours text (with the next opening). A conversation whose meeting
     /// is still live goes on as usual after closing time.
     pub open: bool,
+    /// Present, and true, while the customer is opted out (they texted STOP): `reply` is
+    /// then the confirmation of their STOP, or empty (nothing is to be sent to them).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub opted_out: bool,
     /// The meeting's id; absent while the conversation waits for its desk to open.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub meeting_id: Option<String>,
@@ -560,16 +567,24 @@ impl Bridge {
         let Some(replies) = self.inner.customer_replies.as_ref() else {
             return Ok(false);
         };
-        let deliveries: Vec<OutboxEntry> = if files.is_empty() {
-            vec![replies.senders.reply(&conversation.key, text.to_string())]
-        } else {
-            replies
-                .senders
-                .reply_with_files(&conversation.key, text, files)
-        }
-        .iter()
-        .map(|delivery| delivery.entry(Purpose::CustomerReply))
-        .collect();
+        let deliveries: Vec<OutboxEntry> =
+            if self.inner.store.is_opted_out(&conversation.key).await? {
+                // Kept in the transcript; the expert is told it did not go (the outbox would not
+                // send it anyway).
+                vec![Self::to_thread(expert_messages::not_sent_opted_out())]
+            } else {
+                let to_customer = if files.is_empty() {
+                    vec![replies.senders.reply(&conversation.key, text.to_string())]
+                } else {
+                    replies
+                        .senders
+                        .reply_with_files(&conversation.key, text, files)
+                };
+                to_customer
+                    .iter()
+                    .map(|delivery| delivery.entry(Purpose::CustomerReply))
+                    .collect()
+            };
         let mut transcript = text.to_string();
         for file in files {
             transcript.push_str(&format!("\n[file: {}]", file.name));
@@ -679,6 +694,18 @@ impl Bridge {
         let started = Instant::now();
         let started_ms = self.now();
 
+        // STOP, START and HELP are answered as such, whatever the conversation's state.
+        if self
+            .inner
+            .desks
+            .is_keyword_anywhere(message.key.channel, &message.text)
+        {
+            let desk = self.desk_for(message).await?;
+            if let Some(keyword) = desk.keyword(message.key.channel, &message.text) {
+                return Ok(self.answer_keyword(message, desk, keyword).await?);
+            }
+        }
+
         // The common case, a later message of a conversation with a live meeting, is
         // stored, answered and relayed to the experts in one transaction.
         let valid_after = started_ms + RENEW_BEFORE_EXPIRY.as_millis() as i64;
@@ -702,6 +729,11 @@ impl Bridge {
             Recorded::Repeat { message_row, .. } => (message_row, true),
             Recorded::New { message_row } => (message_row, false),
         };
+
+        // A customer who opted out gets nothing; the experts see what they wrote.
+        if store.is_opted_out(&message.key).await? {
+            return Ok(self.keep_from_opted_out(message, message_row).await?);
+        }
 
         // A repeat may already be answerable. A new message is not: its conversation had
         // no live meeting a moment ago, and the claim below looks again once it holds.
@@ -783,6 +815,122 @@ impl Bridge {
         }
     }
 
+    /// A customer's STOP, START or HELP: recorded once, answered with the desk's text
+    /// (through Webex Connect when icbridge sends replies; the answer to a STOP is the one
+    /// message an opted-out customer gets), and noted in their open conversation's thread.
+    async fn answer_keyword(
+        &self,
+        message: &InboundMessage,
+        desk: &ExpertDesk,
+        keyword: Keyword,
+    ) -> Result<MessageReply, StoreError> {
+        let store = &self.inner.store;
+        let key = &message.key;
+        let now = self.now();
+        let text = desk.keyword_answer(keyword, message.customer_name.as_deref());
+        // Recorded as a message that no meeting may answer.
+        let recorded = store
+            .record_message(message, i64::MAX, &FollowUps::default(), now)
+            .await?;
+        let outcome = match recorded {
+            Recorded::New { message_row } => {
+                let answer = self
+                    .inner
+                    .customer_replies
+                    .as_ref()
+                    .filter(|replies| replies.send_links)
+                    .map(|replies| {
+                        replies
+                            .senders
+                            .reply(key, text.clone())
+                            .entry(Purpose::OptOutReply)
+                    });
+                let change = match keyword {
+                    Keyword::Stop => OptOutChange::Out,
+                    Keyword::Start => OptOutChange::In,
+                    Keyword::Help => OptOutChange::Nothing,
+                };
+                let outcome = store
+                    .record_keyword(KeywordMessage {
+                        key: key.clone(),
+                        message_row,
+                        change,
+                        answer,
+                        thread_note: Self::to_thread(expert_messages::keyword_note(
+                            keyword,
+                            &message.text,
+                        )),
+                        cancel_reason: crate::outbox::OPTED_OUT.to_string(),
+                        now,
+                    })
+                    .await?;
+                self.wake_outbox();
+                tracing::info!(customer = %key.customer, ?keyword, changed = outcome.changed,
+                    cancelled = outcome.cancelled, "opt-out keyword answered");
+                outcome
+            }
+            // Answered before: the same answer, nothing queued again.
+            _ => KeywordOutcome {
+                conversation_id: store.open_conversation(key).await?.map(|c| c.id),
+                opted_out: store.is_opted_out(key).await?,
+                changed: false,
+                cancelled: 0,
+            },
+        };
+        Ok(MessageReply {
+            conversation_id: outcome.conversation_id,
+            open: true,
+            opted_out: outcome.opted_out,
+            meeting_id: None,
+            guest_url: None,
+            reply: text,
+            created: false,
+            expires_at: None,
+        })
+    }
+
+    /// A message from a customer who opted out: kept in their conversation (opened, without
+    /// a meeting, if none is open) and shown to the experts as such; no meeting, no reply.
+    async fn keep_from_opted_out(
+        &self,
+        message: &InboundMessage,
+        message_row: i64,
+    ) -> Result<MessageReply, StoreError> {
+        let desk = self.desk_for(message).await?;
+        let relay = expert_messages::opted_out_customer_said(&message.text)
+            .into_iter()
+            .map(Self::to_thread)
+            .chain(Self::media_relays(message))
+            .collect();
+        let conversation_id = Uuid::new_v4().to_string();
+        let id = self
+            .inner
+            .store
+            .keep_opted_out_message(OptedOutMessage {
+                key: &message.key,
+                customer_name: message.customer_name.as_deref(),
+                conversation_id: &conversation_id,
+                desk: &desk.name,
+                message_row,
+                relay,
+                now: self.now(),
+            })
+            .await?;
+        self.wake_outbox();
+        tracing::info!(customer = %message.key.customer, conversation = %id,
+            "message from a customer who opted out: kept, not answered");
+        Ok(MessageReply {
+            conversation_id: Some(id),
+            open: true,
+            opted_out: true,
+            meeting_id: None,
+            guest_url: None,
+            reply: String::new(),
+            created: false,
+            expires_at: None,
+        })
+    }
+
     /// The desk of the conversation a message is in: its open conversation's (it may have
     /// been transferred), else the one routing chooses for a new conversation.
     async fn desk_for(&self, message: &InboundMessage) -> Result<&ExpertDesk, StoreError> {
@@ -844,8 +992,9 @@ impl Bridge {
                 desk = %desk.name, "out of hours: the conversation waits for its desk to open");
         }
         Ok(MessageReply {
-            conversation_id: waiting.conversation_id,
+            conversation_id: Some(waiting.conversation_id),
             open: false,
+            opted_out: false,
             meeting_id: None,
             guest_url: None,
             reply: text,
@@ -1262,8 +1411,9 @@ impl Bridge {
             None => texts.render(desk, &answer.guest_url, customer_name),
         };
         MessageReply {
-            conversation_id: answer.conversation_id.clone(),
+            conversation_id: Some(answer.conversation_id.clone()),
             open: out_of_hours.is_none(),
+            opted_out: false,
             meeting_id: Some(answer.meeting_id.clone()),
             guest_url: Some(answer.guest_url.clone()),
             reply,

@@ -130,7 +130,7 @@ pub enum OutboxCommand {
         #[arg(long, conflicts_with = "id")]
         dead: bool,
         /// With `--dead`: only rows of this kind (`expert_notification`, `expert_notice`,
-        /// `customer_reply`).
+        /// `customer_reply`, `opt_out_reply`).
         #[arg(long, requires = "dead")]
         kind: Option<String>,
         /// With `--dead`: only rows queued since this time (RFC 3339, e.g.
@@ -147,6 +147,8 @@ pub enum OutboxStatusArg {
     Held,
     Dead,
     Sent,
+    /// Never sent: the customer opted out (STOP).
+    Cancelled,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]

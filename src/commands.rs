@@ -259,6 +259,7 @@ async fn outbox(settings: Settings, command: OutboxCommand) -> Result<(), String
                 OutboxStatusArg::Held => OutboxState::Held,
                 OutboxStatusArg::Dead => OutboxState::Dead,
                 OutboxStatusArg::Sent => OutboxState::Sent,
+                OutboxStatusArg::Cancelled => OutboxState::Cancelled,
             });
             let rows = bridge
                 .deliveries(state, limit)

@@ -11,9 +11,14 @@ use serde::Deserialize;
 
 use crate::config::ExpertTarget;
 use crate::domain::{
-    BusinessAddress, Destination, ReplyTemplate, ReplyTexts, TemplateError, TextKind, TextValues,
+    BusinessAddress, Channel, Destination, ReplyTemplate, ReplyTexts, TemplateError, TextKind,
+    TextValues,
 };
 use crate::hours::OpeningHours;
+use crate::opt_out::{Keyword, OptOutConfig, OptOutPolicy, OptOutTextsConfig};
+
+/// No opt-out keyword is longer (checked at start-up).
+const MAX_KEYWORD_BYTES: usize = 64;
 
 /// The name of the desk `ICB_EXPERT_*` make.
 pub const DEFAULT_DESK: &str = "default";
@@ -45,6 +50,9 @@ pub struct DeskConfig {
     /// What a message that needs a meeting gets out of hours: `queue` (the default: no
     /// meeting, the conversation waits for the opening) or `meeting` (made at once).
     pub after_hours: Option<String>,
+    /// `[desk.opt_out]`: the STOP, START and HELP words, and whether WhatsApp has them.
+    #[serde(default)]
+    pub opt_out: OptOutConfig,
     /// The desk's own wording of customer texts (`[desk.texts]`).
     #[serde(default)]
     pub texts: DeskTexts,
@@ -61,6 +69,12 @@ pub struct DeskTexts {
     pub after_hours: Option<String>,
     /// On a `closed` date (else `after_hours`).
     pub closed: Option<String>,
+    /// The answer to STOP (and its synonyms).
+    pub opted_out: Option<String>,
+    /// The answer to START.
+    pub opted_in: Option<String>,
+    /// The answer to HELP.
+    pub help: Option<String>,
 }
 
 /// What a desk does with a message that needs a meeting while it is closed.
@@ -215,6 +229,7 @@ pub struct ExpertDesk {
     /// The desk's reply text, if it words it its own way.
     reply: Option<ReplyTemplate>,
     out_of_hours: OutOfHoursPolicy,
+    opt_out: OptOutPolicy,
 }
 
 impl ExpertDesk {
@@ -226,7 +241,18 @@ impl ExpertDesk {
             keywords: Vec::new(),
             reply: None,
             out_of_hours: OutOfHoursPolicy::always_open(),
+            opt_out: OptOutPolicy::default(),
         }
+    }
+
+    /// The opt-out keyword a message on `channel` is, at this desk, if it is one.
+    pub fn keyword(&self, channel: Channel, text: &str) -> Option<Keyword> {
+        self.opt_out.keyword(channel, text)
+    }
+
+    /// The desk's answer to an opt-out keyword.
+    pub fn keyword_answer(&self, keyword: Keyword, customer_name: Option<&str>) -> String {
+        self.opt_out.answer(keyword, &self.name, customer_name)
     }
 
     /// Whether the desk keeps hours at all.
@@ -358,6 +384,15 @@ impl Desks {
                 None => None,
             };
             let out_of_hours = OutOfHoursPolicy::configure(name, config)?;
+            let opt_out = OptOutPolicy::configure(
+                &config.opt_out,
+                &OptOutTextsConfig {
+                    opted_out: config.texts.opted_out.as_deref(),
+                    opted_in: config.texts.opted_in.as_deref(),
+                    help: config.texts.help.as_deref(),
+                },
+            )
+            .map_err(|(key, reason)| error(name, key, reason))?;
             if config.default {
                 if default.is_some() {
                     return Err(error(name, "default", "is set on two desks"));
@@ -369,6 +404,7 @@ impl Desks {
                 keywords,
                 reply,
                 out_of_hours,
+                opt_out,
                 ..ExpertDesk::new(name, target)
             });
         }
@@ -441,6 +477,18 @@ impl Desks {
 
     pub fn default_desk(&self) -> &ExpertDesk {
         &self.desks[self.default]
+    }
+
+    /// Whether a message on `channel` is an opt-out keyword at any desk (else no message
+    /// needs its desk looked up for one).
+    pub fn is_keyword_anywhere(&self, channel: Channel, text: &str) -> bool {
+        // Keywords are single, short words: most messages are ruled out at once.
+        let text = text.trim();
+        text.len() <= MAX_KEYWORD_BYTES
+            && self
+                .desks
+                .iter()
+                .any(|d| d.keyword(channel, text).is_some())
     }
 
     /// Whether any desk keeps hours (else no message needs its desk's hours looked up).

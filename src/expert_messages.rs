@@ -8,6 +8,7 @@ use crate::clock;
 use crate::domain::{
     is_line_break, one_line, Attachment, ConversationKey, InboundMessage, Location,
 };
+use crate::opt_out::Keyword;
 use crate::store::ConversationInfo;
 
 /// Webex refuses a message whose markdown is longer than this many bytes (with a 400, which
@@ -168,6 +169,42 @@ pub fn customer_said(text: &str) -> Vec<String> {
             _ => format!("**Customer ({}/{count}):**\n\n{quoted}", index + 1),
         })
         .collect()
+}
+
+/// A message from a customer who opted out, for the experts: what `customer_said` gives,
+/// saying that nothing goes back.
+pub fn opted_out_customer_said(text: &str) -> Vec<String> {
+    customer_said(text)
+        .into_iter()
+        .map(|part| {
+            part.replacen(
+                "**Customer",
+                "**Customer who opted out** (nothing is sent to them until they text START) **",
+                1,
+            )
+        })
+        .collect()
+}
+
+/// The thread's note when the customer texts a keyword (`text`, as they wrote it).
+pub fn keyword_note(keyword: Keyword, text: &str) -> String {
+    let word = escape(&shortened(text.trim(), 40));
+    match keyword {
+        Keyword::Stop => format!(
+            "🛑 **The customer texted {word}**: icbridge sends them nothing more (replies here \
+             are not sent) until they text START. Messages still waiting to go to them were \
+             cancelled."
+        ),
+        Keyword::Start => format!(
+            "▶️ **The customer texted {word}**: they get messages again, replies here included."
+        ),
+        Keyword::Help => format!("ℹ️ The customer texted {word} and got the help text."),
+    }
+}
+
+pub fn not_sent_opted_out() -> String {
+    "Not sent: the customer opted out (STOP). They get messages again once they text START."
+        .to_string()
 }
 
 /// A file the customer sent, as its own message in the thread (the file is attached to

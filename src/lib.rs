@@ -16,6 +16,7 @@ pub mod inbound;
 pub mod media_links;
 pub mod metrics;
 pub mod openings;
+pub mod opt_out;
 pub mod outbox;
 pub mod pauses;
 pub mod retention;

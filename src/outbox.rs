@@ -37,6 +37,8 @@ use crate::worker;
 
 /// Rows claimed at a time, and at most in flight.
 pub const BATCH: usize = 512;
+/// Why a row to a customer who opted out was not sent (the row's `last_error`).
+pub const OPTED_OUT: &str = "cancelled: the customer opted out (STOP)";
 /// How often the pauses other instances recorded are read.
 const PAUSES_REFRESH: Duration = Duration::from_secs(5);
 /// How long newly queued rows are left to gather before the worker claims them: a claim
@@ -305,6 +307,14 @@ impl OutboxWorker {
 
     /// Sends one row and decides what becomes of it.
     async fn deliver(&self, row: &OutboxRow) -> Outcome {
+        // A customer who opted out gets nothing, whenever it was queued; only the answer to
+        // their STOP, START or HELP goes out.
+        if row.kind == Purpose::CUSTOMER_REPLY && row.customer_opted_out != 0 {
+            tracing::info!(outbox_id = row.id, "not sent: the customer opted out");
+            return Outcome::Cancelled {
+                reason: OPTED_OUT.to_string(),
+            };
+        }
         // An upstream that asked to wait gets no call before the time is up.
         if let Some(until) = self.parts.pauses.paused_until(upstream_of(row)) {
             return Outcome::Postponed {
@@ -654,7 +664,7 @@ fn webex_could_not_fetch(error: &UpstreamError) -> bool {
 
 /// The upstream a row is delivered through.
 fn upstream_of(row: &OutboxRow) -> Upstream {
-    if row.kind == Purpose::CUSTOMER_REPLY {
+    if Purpose::is_to_customer(&row.kind) {
         Upstream::Connect
     } else {
         Upstream::Webex

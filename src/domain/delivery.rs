@@ -106,19 +106,29 @@ pub enum Purpose {
     /// Something else the experts should know about a conversation.
     ExpertNotice,
     CustomerReply,
+    /// The answer to a customer's STOP, START or HELP: the one kind of message a customer
+    /// who opted out still gets (the confirmation that they did).
+    OptOutReply,
 }
 
 impl Purpose {
     pub const EXPERT_NOTIFICATION: &'static str = "expert_notification";
     pub const EXPERT_NOTICE: &'static str = "expert_notice";
     pub const CUSTOMER_REPLY: &'static str = "customer_reply";
+    pub const OPT_OUT_REPLY: &'static str = "opt_out_reply";
 
     pub fn as_str(self) -> &'static str {
         match self {
             Purpose::ExpertNotification => Self::EXPERT_NOTIFICATION,
             Purpose::ExpertNotice => Self::EXPERT_NOTICE,
             Purpose::CustomerReply => Self::CUSTOMER_REPLY,
+            Purpose::OptOutReply => Self::OPT_OUT_REPLY,
         }
+    }
+
+    /// Whether rows of `kind` go to customers (through Webex Connect).
+    pub fn is_to_customer(kind: &str) -> bool {
+        kind == Self::CUSTOMER_REPLY || kind == Self::OPT_OUT_REPLY
     }
 }
 

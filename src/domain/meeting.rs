@@ -72,6 +72,8 @@ pub enum TextKind {
     OutOfHours,
     /// Out of hours, when the meeting is made at once: the text carries its link.
     OutOfHoursWithLink,
+    /// A text without a link: the answers to STOP, START and HELP.
+    Notice,
 }
 
 impl TextKind {
@@ -80,6 +82,7 @@ impl TextKind {
             TextKind::Reply => &["guest_url", "customer_name", "desk"],
             TextKind::OutOfHours => &["opens_at", "customer_name", "desk"],
             TextKind::OutOfHoursWithLink => &["guest_url", "opens_at", "customer_name", "desk"],
+            TextKind::Notice => &["customer_name", "desk"],
         }
     }
 
@@ -90,11 +93,12 @@ impl TextKind {
                 "opens_at, customer_name and desk (no link: the conversation waits)"
             }
             TextKind::OutOfHoursWithLink => "guest_url, opens_at, customer_name and desk",
+            TextKind::Notice => "customer_name and desk",
         }
     }
 
     fn needs_link(self) -> bool {
-        self != TextKind::OutOfHours
+        matches!(self, TextKind::Reply | TextKind::OutOfHoursWithLink)
     }
 }
 

@@ -288,10 +288,12 @@ impl From<&ConversationDetail> for ConversationDetailView {
 #[serde(rename_all = "camelCase")]
 pub struct DeliveryView {
     pub id: i64,
-    /// `expert_notification`, `expert_notice` or `customer_reply`.
+    /// `expert_notification`, `expert_notice`, `customer_reply` or `opt_out_reply` (the
+    /// answer to STOP, START or HELP).
     pub kind: String,
     pub conversation_id: Option<String>,
-    /// `pending`, `sent` or `dead`.
+    /// `pending`, `held`, `sent`, `dead` or `cancelled` (never sent: the customer opted
+    /// out).
     pub state: String,
     pub attempts: i64,
     pub next_attempt_at: String,
@@ -335,8 +337,8 @@ pub struct RetriedDelivery {
 
 #[derive(Debug, Deserialize, IntoParams)]
 pub struct ListQuery {
-    /// Conversations: `open`, `closed` or `all`; deliveries: `pending`, `sent`, `dead` or
-    /// `all`. Default: all.
+    /// Conversations: `open`, `closed` or `all`; deliveries: `pending`, `held`, `sent`,
+    /// `dead`, `cancelled` or `all`. Default: all.
     state: Option<String>,
     /// At most this many (1 to 1000, default 100).
     limit: Option<i64>,
@@ -418,7 +420,7 @@ pub async fn list_outbox(
         None | Some("all") => None,
         Some(raw) => Some(OutboxState::parse(raw).ok_or_else(|| {
             AdminError::BadRequest(format!(
-                "state must be pending, sent, dead or all, not {raw:?}"
+                "state must be pending, held, sent, dead, cancelled or all, not {raw:?}"
             ))
         })?),
     };
@@ -431,7 +433,7 @@ pub async fn list_outbox(
 #[derive(Debug, Deserialize, IntoParams)]
 pub struct DeadQuery {
     /// Only deliveries of this kind (`expert_notification`, `expert_notice`,
-    /// `customer_reply`).
+    /// `customer_reply`, `opt_out_reply`).
     kind: Option<String>,
     /// Only deliveries queued since this time (RFC 3339).
     since: Option<String>,

@@ -238,7 +238,10 @@ async fn live_meetings(
                 t.guest_url, t.host_url, t.expires_at, 0 AS opened_meeting, c.desk
          FROM conversations c JOIN meetings t ON t.conversation_id = c.id
          WHERE c.state = 'open' AND t.expires_at > $1
-           AND (c.channel, c.customer, c.business) IN (VALUES {})",
+           AND (c.channel, c.customer, c.business) IN (VALUES {})
+           -- A customer who opted out gets no answer: their message takes the slow path.
+           AND NOT EXISTS (SELECT 1 FROM opt_outs o WHERE o.channel = c.channel
+                           AND o.customer = c.customer AND o.business = c.business)",
         rows_of_placeholders(jobs.len(), 3, 2)
     );
     let mut query = sqlx::query_as::<_, LiveRow>(&sql).bind(valid_after);

@@ -14,6 +14,8 @@ pub enum OutboxState {
     Held,
     Sent,
     Dead,
+    /// Never sent: its customer opted out.
+    Cancelled,
 }
 
 impl OutboxState {
@@ -23,6 +25,7 @@ impl OutboxState {
             OutboxState::Held => "held",
             OutboxState::Sent => "sent",
             OutboxState::Dead => "dead",
+            OutboxState::Cancelled => "cancelled",
         }
     }
 
@@ -32,6 +35,7 @@ impl OutboxState {
             "held" => Some(OutboxState::Held),
             "sent" => Some(OutboxState::Sent),
             "dead" => Some(OutboxState::Dead),
+            "cancelled" => Some(OutboxState::Cancelled),
             _ => None,
         }
     }
@@ -56,6 +60,8 @@ pub struct OutboxRow {
     pub thread_message_id: Option<String>,
     /// The desk of the row's conversation: whose experts its messages go to.
     pub desk: Option<String>,
+    /// 1 when the row's conversation's customer opted out (STOP), else 0.
+    pub customer_opted_out: i64,
 }
 
 /// A row's state as operators see it: a held row is pending, waiting for its customer
@@ -70,7 +76,11 @@ const COLUMNS: &str = "id, kind, conversation_id, payload, \
                        (SELECT c.thread_message_id FROM conversations c \
                         WHERE c.id = outbox.conversation_id) AS thread_message_id, \
                        (SELECT c.desk FROM conversations c \
-                        WHERE c.id = outbox.conversation_id) AS desk";
+                        WHERE c.id = outbox.conversation_id) AS desk, \
+                       (SELECT COUNT(*) FROM conversations c JOIN opt_outs o \
+                          ON o.channel = c.channel AND o.customer = c.customer \
+                         AND o.business = c.business \
+                        WHERE c.id = outbox.conversation_id) AS customer_opted_out";
 
 /// What became of a claimed row's delivery.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -99,6 +109,8 @@ pub enum Outcome {
     },
     /// Given up for good.
     Dead { error: String },
+    /// Not sent, and never will be: its customer opted out.
+    Cancelled { reason: String },
     /// Not sent: a WhatsApp message outside the customer's 24-hour window. Held until the
     /// customer writes again, its attempt not counted. If it is its conversation's first
     /// held row, `first_held` is queued too (the template, a notice to the experts).
@@ -201,6 +213,12 @@ async fn settle(tx: &mut AnyConnection, settlements: Vec<Settlement>) -> Result<
                  WHERE id = $2",
             )
             .bind(error),
+            Outcome::Cancelled { reason } => sqlx::query(
+                "UPDATE outbox SET state = 'cancelled', last_error = $1, leased_until = NULL,
+                                   attempts = attempts - 1
+                 WHERE id = $2",
+            )
+            .bind(reason),
         };
         query.bind(id).execute(&mut *tx).await?;
     }
@@ -380,7 +398,8 @@ impl Store {
         .await?)
     }
 
-    /// Makes a dead (or pending) row due now with a fresh attempt count.
+    /// Makes a dead (or pending) row due now with a fresh attempt count. A cancelled row
+    /// stays cancelled: its customer opted out.
     pub async fn revive_outbox(&self, id: i64, now: i64) -> Result<(), StoreError> {
         let updated = self
             .write(move |tx| {
@@ -388,7 +407,7 @@ impl Store {
                     Ok(sqlx::query(
                         "UPDATE outbox SET state = 'pending', attempts = 0, next_attempt_at = $1,
                                            leased_until = NULL, held = 0
-                         WHERE id = $2 AND state != 'sent'",
+                         WHERE id = $2 AND state IN ('pending', 'dead')",
                     )
                     .bind(now)
                     .bind(id)

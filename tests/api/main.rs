@@ -55,6 +55,7 @@ mod migrations;
 mod multi_instance;
 mod notifications;
 mod operations;
+mod opt_out;
 mod outbox;
 mod pauses;
 mod replies;

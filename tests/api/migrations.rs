@@ -130,3 +130,66 @@ db_test! {
     assert_eq!(posts[1]["markdown"], "**Customer:**\n\n> a3");
 }
 }
+
+db_test! {
+    async fn the_outbox_rebuilt_for_cancelled_rows_keeps_its_rows_ids_and_receipts(db) {
+    let mut upstreams = Upstreams::start(db).await;
+    upstreams.set("ADMIN_TOKEN", ADMIN_TOKEN);
+    let url = upstreams.database.url.clone();
+    migrate_before(db, &url, 20261130000019).await;
+    // Three deliveries (one held, one with a receipt); the newest, row 4, since purged.
+    let pool = open_db(&url).await;
+    for statement in [
+        "INSERT INTO conversations (id, channel, customer, business, created_at)
+         VALUES ('conv-a', 'sms', '+14155550123', '56263', 1)",
+        "INSERT INTO outbox (kind, conversation_id, payload, state, next_attempt_at, created_at, held)
+         VALUES ('customer_reply', 'conv-a', '{\"a\":1}', 'sent', 1, 1, 0),
+                ('customer_reply', 'conv-a', '{\"a\":2}', 'pending', 2, 2, 1),
+                ('expert_notice', 'conv-a', '{\"a\":3}', 'dead', 3, 3, 0),
+                ('expert_notice', 'conv-a', '{\"a\":4}', 'sent', 4, 4, 0)",
+        "DELETE FROM outbox WHERE id = 4",
+        "INSERT INTO delivery_receipts (outbox_id, code, status, payload, received_at)
+         VALUES (1, '6000', 'delivered', '{}', 5)",
+    ] {
+        sqlx::query(statement).execute(&pool).await.unwrap();
+    }
+    pool.close().await;
+
+    let app = upstreams.spawn().await;
+    let rows: Vec<(i64, String, String, i64)> =
+        sqlx::query_as("SELECT id, state, payload, held FROM outbox ORDER BY id")
+            .fetch_all(&app.db)
+            .await
+            .unwrap();
+    assert_eq!(
+        rows,
+        [
+            (1, "sent".to_string(), "{\"a\":1}".to_string(), 0),
+            (2, "pending".to_string(), "{\"a\":2}".to_string(), 1),
+            (3, "dead".to_string(), "{\"a\":3}".to_string(), 0),
+        ]
+    );
+    let receipt: i64 = sqlx::query_scalar("SELECT outbox_id FROM delivery_receipts")
+        .fetch_one(&app.db)
+        .await
+        .unwrap();
+    assert_eq!(receipt, 1);
+    // A row may be cancelled now; ids go on past the purged one; receipts still need a row.
+    sqlx::query("UPDATE outbox SET state = 'cancelled' WHERE id = 2")
+        .execute(&app.db)
+        .await
+        .unwrap();
+    let next: i64 = sqlx::query_scalar(
+        "INSERT INTO outbox (kind, conversation_id, payload, next_attempt_at, created_at)
+         VALUES ('expert_notice', 'conv-a', '{}', 5, 5) RETURNING id",
+    )
+    .fetch_one(&app.db)
+    .await
+    .unwrap();
+    assert_eq!(next, 5);
+    assert!(sqlx::query("INSERT INTO delivery_receipts (outbox_id, payload, received_at) VALUES (99, '{}', 6)")
+        .execute(&app.db)
+        .await
+        .is_err());
+}
+}
