@@ -75,7 +75,7 @@ db_test! {
         let app = sms_app(db).await;
         let first = customer_texts(&app, "m-1", "Hello").await;
         let link = format!("Join your video consultation: {SHORT_GUEST_URL}");
-        assert_eq!(sms_got(&app).await, [link.clone()]);
+        assert_eq!(sms_got(&app).await, vec![link.clone()]);
 
         // An expert's reply waits in the outbox when the customer texts STOP.
         expert_replies(&app, "e-1", "Your results are in").await;
