@@ -10,12 +10,14 @@ use serde::Serialize;
 use tokio::sync::Notify;
 use uuid::Uuid;
 
+use crate::audit::{Action, Actor};
 use crate::clock::{self, Clock};
+use crate::customer_data::CustomerExport;
 use crate::desks::{AfterHours, Desks, ExpertDesk, OutOfHours};
 use crate::domain::{
-    outbox_id_of, ConversationKey, Delivery, ExpertFile, FollowUps, InboundMessage, LinkReply,
-    Media, MeetingLinks, OutboxEntry, Purpose, ReplySenders, ReplyTexts, Vertical,
-    WhatsappTemplate,
+    outbox_id_of, AddressError, Channel, ConversationKey, CustomerAddress, Delivery, ExpertFile,
+    FollowUps, InboundMessage, LinkReply, Media, MeetingLinks, OutboxEntry, Purpose, ReplySenders,
+    ReplyTexts, Vertical, WhatsappTemplate,
 };
 use crate::expert_messages::{self, Offer};
 use crate::inbound::DeliveryReceipt;
@@ -24,9 +26,10 @@ use crate::opt_out::Keyword;
 use crate::pauses::Pauses;
 use crate::retention;
 use crate::store::{
-    Answer, Claim, ConversationInfo, ExpertMessage, KeywordMessage, KeywordOutcome, MeetingInfo,
-    NewMeeting, OptOutChange, OptedOutMessage, OutboxRow, OutboxState, PurgeReport, QueueItem,
-    Recorded, Store, StoreError, TakeOutcome, TranscriptEntry, UpstreamPause, WaitingMessage,
+    Answer, AuditEntry, Claim, ConversationInfo, Erasure, ExpertMessage, KeywordMessage,
+    KeywordOutcome, MeetingInfo, NewMeeting, OptOutChange, OptedOutMessage, OutboxRow, OutboxState,
+    PurgeReport, QueueItem, Recorded, Store, StoreError, TakeOutcome, TranscriptEntry,
+    UpstreamPause, WaitingMessage,
 };
 use crate::upstream::instant_connect::{InstantConnectClient, MeetingRequest};
 use crate::upstream::{Upstream, UpstreamError, Verdict};
@@ -52,6 +55,8 @@ const CLAIM_LEASE: Duration = Duration::from_secs(10);
 const WAIT_FOR_OTHER_REQUEST: Duration = Duration::from_secs(9);
 const CLAIM_POLL: Duration = Duration::from_millis(20);
 const HOUR_MS: i64 = 3_600_000;
+/// Why deliveries about an erased customer were not sent (their `last_error`).
+const ERASED_REASON: &str = "cancelled: the customer's data was erased";
 /// Waiting conversations handed to a desk in one go, at most; the next round takes more.
 const RELEASE_BATCH: i64 = 100;
 /// Between the notifications of waiting conversations handed over at once: the worker
@@ -70,6 +75,8 @@ pub enum BridgeError {
     Paused { retry_after: Duration },
     #[error("no conversation with id {0}")]
     UnknownConversation(String),
+    #[error("`number` {0}")]
+    InvalidNumber(AddressError),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -307,10 +314,11 @@ impl Bridge {
     }
 
     /// Makes a dead (or waiting) delivery due now with a fresh retry schedule.
-    pub async fn retry_delivery(&self, id: i64) -> Result<(), StoreError> {
+    pub async fn retry_delivery(&self, id: i64, actor: &Actor) -> Result<(), StoreError> {
         self.inner.store.revive_outbox(id, self.now()).await?;
         self.wake_outbox();
-        Ok(())
+        self.audit(actor, Action::Retry, format!("delivery {id}"), None)
+            .await
     }
 
     /// Whether the database answers.
@@ -349,6 +357,7 @@ impl Bridge {
         &self,
         kind: Option<&str>,
         since: Option<i64>,
+        actor: &Actor,
     ) -> Result<u64, StoreError> {
         let revived = self
             .inner
@@ -356,7 +365,90 @@ impl Bridge {
             .revive_dead_outbox(kind, since, self.now())
             .await?;
         self.wake_outbox();
+        let detail = format!(
+            "{revived} revived (kind {}, since {})",
+            kind.unwrap_or("any"),
+            since.map(clock::rfc3339).unwrap_or_else(|| "ever".into())
+        );
+        self.audit(actor, Action::Retry, "dead deliveries".into(), Some(detail))
+            .await?;
         Ok(revived)
+    }
+
+    // ---- Customers' data, and who did what ----
+
+    /// Writes what `actor` did to the audit log.
+    async fn audit(
+        &self,
+        actor: &Actor,
+        action: Action,
+        subject: String,
+        detail: Option<String>,
+    ) -> Result<(), StoreError> {
+        self.inner
+            .store
+            .record_audit(AuditEntry {
+                at: self.now(),
+                actor: actor.audit_name(),
+                action: action.as_str().to_string(),
+                subject,
+                detail,
+            })
+            .await
+    }
+
+    /// The newest `limit` rows of the audit log.
+    pub async fn audit_log(&self, limit: i64) -> Result<Vec<AuditEntry>, StoreError> {
+        self.inner.store.audit_entries(limit).await
+    }
+
+    /// A number as SMS (`+…`) and WhatsApp (digits) store it.
+    fn customer_forms(number: &str) -> Result<[String; 2], BridgeError> {
+        let sms =
+            CustomerAddress::parse(Channel::Sms, number).map_err(BridgeError::InvalidNumber)?;
+        let whatsapp = CustomerAddress::parse(Channel::Whatsapp, number)
+            .map_err(BridgeError::InvalidNumber)?;
+        Ok([sms.as_str().to_string(), whatsapp.as_str().to_string()])
+    }
+
+    /// Everything held about the customer with this number, on both channels. Audited.
+    pub async fn export_customer(
+        &self,
+        number: &str,
+        actor: &Actor,
+    ) -> Result<CustomerExport, BridgeError> {
+        let forms = Self::customer_forms(number)?;
+        let records = self.inner.store.customer_records(&forms).await?;
+        let export = CustomerExport::new(forms.clone(), &records, self.now());
+        let detail = format!("{} conversations", export.conversations.len());
+        self.audit(actor, Action::Export, Self::masked(&forms), Some(detail))
+            .await?;
+        Ok(export)
+    }
+
+    /// Erases what is held about the customer with this number (see
+    /// `Store::erase_customer`). Audited, by the number masked.
+    pub async fn erase_customer(
+        &self,
+        number: &str,
+        actor: &Actor,
+    ) -> Result<Erasure, BridgeError> {
+        let forms = Self::customer_forms(number)?;
+        let erasure = self
+            .inner
+            .store
+            .erase_customer(&forms, ERASED_REASON, self.now())
+            .await?;
+        let detail = serde_json::to_string(&erasure).unwrap_or_default();
+        self.audit(actor, Action::Erase, Self::masked(&forms), Some(detail))
+            .await?;
+        tracing::info!(customer = %CustomerAddress::from_stored(forms[0].clone()),
+            conversations = erasure.conversations, messages = erasure.messages, "customer erased");
+        Ok(erasure)
+    }
+
+    fn masked(forms: &[String; 2]) -> String {
+        CustomerAddress::from_stored(forms[0].clone()).masked()
     }
 
     /// Applies a retention of `retention` now.
@@ -371,15 +463,18 @@ impl Bridge {
 
     /// Closes a conversation, telling the experts' thread who closed it. The expert's
     /// `close`, the console, the admin API and the CLI all come here.
-    pub async fn close(&self, id: &str, closed_by: &str) -> Result<CloseOutcome, BridgeError> {
-        let notice = Self::to_thread(expert_messages::closed(closed_by));
+    pub async fn close(&self, id: &str, actor: &Actor) -> Result<CloseOutcome, BridgeError> {
+        let closed_by = actor.shown();
+        let notice = Self::to_thread(expert_messages::closed(&closed_by));
         let store = &self.inner.store;
         if store
-            .close_conversation(id, closed_by, &[notice], self.now())
+            .close_conversation(id, &closed_by, &[notice], self.now())
             .await?
         {
             self.wake_outbox();
             tracing::info!(conversation = %id, "conversation closed");
+            self.audit(actor, Action::Close, format!("conversation {id}"), None)
+                .await?;
             return Ok(CloseOutcome::Closed);
         }
         match store.conversation(id).await? {
@@ -454,8 +549,10 @@ impl Bridge {
         &self,
         id: &str,
         to: &str,
-        by: &str,
+        actor: &Actor,
     ) -> Result<TransferOutcome, BridgeError> {
+        let by = actor.shown();
+        let by = by.as_str();
         let desks = &self.inner.desks;
         let Some(target) = desks.find(to) else {
             let names = desks.all().iter().map(|d| d.name.clone()).collect();
@@ -517,6 +614,14 @@ impl Bridge {
         }
         self.wake_outbox();
         tracing::info!(conversation = %id, desk = %target.name, "conversation transferred");
+        let detail = format!("to desk {}", target.name);
+        self.audit(
+            actor,
+            Action::Transfer,
+            format!("conversation {id}"),
+            Some(detail),
+        )
+        .await?;
         Ok(TransferOutcome::Transferred)
     }
 

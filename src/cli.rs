@@ -69,10 +69,46 @@ pub enum Command {
     /// Apply the retention now: erase message texts older than ICB_RETENTION, anonymise
     /// conversations closed before it. `serve` also does this every hour.
     Purge,
+    /// A customer's data on request: everything held about a number, or erasing it.
+    Customer {
+        #[command(subcommand)]
+        command: CustomerCommand,
+    },
+    /// What administrators and experts did to customers' data.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
     /// Set up the Webex side.
     Webex {
         #[command(subcommand)]
         command: WebexCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CustomerCommand {
+    /// Print, as JSON, every conversation, message, attachment reference, delivery and
+    /// receipt about a number (SMS and WhatsApp).
+    Export {
+        /// The customer's number, international format (+14155550123).
+        number: String,
+    },
+    /// Erase what is held about a number (texts, names, attachment references, deliveries'
+    /// and receipts' content; the number replaced; pending deliveries cancelled) and print
+    /// what was erased.
+    Erase {
+        /// The customer's number, international format (+14155550123).
+        number: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// The newest audit rows, newest first.
+    List {
+        #[arg(long, default_value_t = 50)]
+        limit: i64,
     },
 }
 

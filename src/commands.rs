@@ -6,10 +6,11 @@ use std::time::Duration;
 use serde_json::json;
 use uuid::Uuid;
 
+use crate::audit::Actor;
 use crate::bridge::{Bridge, CloseOutcome};
 use crate::cli::{
-    Cli, Command, ConversationStateArg, ConversationsCommand, OutboxCommand, OutboxStatusArg,
-    VerticalArg, WebexCommand,
+    AuditCommand, Cli, Command, ConversationStateArg, ConversationsCommand, CustomerCommand,
+    OutboxCommand, OutboxStatusArg, VerticalArg, WebexCommand,
 };
 use crate::clock::{self, Clock};
 use crate::config::Settings;
@@ -71,6 +72,10 @@ pub async fn run(cli: Cli) -> ExitCode {
         Command::Outbox { command } => outbox(settings, command).await,
         Command::Conversations { command } => conversations(settings, command).await,
         Command::Purge => purge(settings).await,
+        Command::Customer { command } => customer(settings, command).await,
+        Command::Audit {
+            command: AuditCommand::List { limit },
+        } => audit(settings, limit).await,
         Command::Webex {
             command: WebexCommand::Register { public_url },
         } => register_webhooks(settings, public_url).await,
@@ -213,7 +218,7 @@ async fn conversations(settings: Settings, command: ConversationsCommand) -> Res
         ConversationsCommand::Close { id } => {
             // The experts' thread is told, as when an expert closes it.
             let outcome = bridge
-                .close(&id, "an administrator")
+                .close(&id, &Actor::cli())
                 .await
                 .map_err(|e| e.to_string())?;
             println!(
@@ -226,6 +231,50 @@ async fn conversations(settings: Settings, command: ConversationsCommand) -> Res
             Ok(())
         }
     }
+}
+
+async fn customer(settings: Settings, command: CustomerCommand) -> Result<(), String> {
+    let bridge = open_bridge(&settings).await?;
+    let actor = Actor::cli();
+    let json = match command {
+        CustomerCommand::Export { number } => serde_json::to_string_pretty(
+            &bridge
+                .export_customer(&number, &actor)
+                .await
+                .map_err(|e| e.to_string())?,
+        ),
+        CustomerCommand::Erase { number } => serde_json::to_string_pretty(
+            &bridge
+                .erase_customer(&number, &actor)
+                .await
+                .map_err(|e| e.to_string())?,
+        ),
+    };
+    println!("{}", json.expect("JSON"));
+    Ok(())
+}
+
+async fn audit(settings: Settings, limit: i64) -> Result<(), String> {
+    let bridge = open_bridge(&settings).await?;
+    let entries = bridge
+        .audit_log(limit.clamp(1, 10_000))
+        .await
+        .map_err(|e| e.to_string())?;
+    println!(
+        "{:<20}  {:<32}  {:<8}  {:<40}  DETAIL",
+        "AT", "WHO", "ACTION", "SUBJECT"
+    );
+    for entry in entries {
+        println!(
+            "{:<20}  {:<32}  {:<8}  {:<40}  {}",
+            clock::rfc3339(entry.at),
+            entry.actor,
+            entry.action,
+            entry.subject,
+            entry.detail.as_deref().unwrap_or("-"),
+        );
+    }
+    Ok(())
 }
 
 async fn purge(settings: Settings) -> Result<(), String> {
@@ -301,7 +350,10 @@ async fn outbox(settings: Settings, command: OutboxCommand) -> Result<(), String
             Ok(())
         }
         OutboxCommand::Retry { id: Some(id), .. } => {
-            bridge.retry_delivery(id).await.map_err(|e| e.to_string())?;
+            bridge
+                .retry_delivery(id, &Actor::cli())
+                .await
+                .map_err(|e| e.to_string())?;
             println!("outbox row {id} is due now; a running icbridge delivers it");
             Ok(())
         }
@@ -318,7 +370,7 @@ async fn outbox(settings: Settings, command: OutboxCommand) -> Result<(), String
                 })
                 .transpose()?;
             let revived = bridge
-                .retry_dead_deliveries(kind.as_deref(), since)
+                .retry_dead_deliveries(kind.as_deref(), since, &Actor::cli())
                 .await
                 .map_err(|e| e.to_string())?;
             println!("{revived} dead rows are due now; a running icbridge delivers them");

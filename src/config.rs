@@ -54,6 +54,7 @@ const KNOWN_KEYS: &[&str] = &[
     "MAX_NEW_MEETINGS_PER_HOUR",
     "RETENTION",
     "ADMIN_TOKEN",
+    "ADMIN_NAME",
     "PUBLIC_URL",
     "OAUTH_CLIENT_ID",
     "OAUTH_CLIENT_SECRET",
@@ -153,6 +154,8 @@ pub struct Settings {
     /// How long a delivery claimed by a worker is reserved for it.
     pub outbox_lease: Duration,
     pub admin_token: Option<SecretString>,
+    /// Who the admin token's holder is, in the audit log (`admin:<name>`).
+    pub admin_name: String,
     pub public_url: Option<Url>,
     pub oauth_client_id: Option<String>,
     pub oauth_client_secret: Option<SecretString>,
@@ -299,6 +302,9 @@ impl Settings {
             outbox_lease: vars.duration("OUTBOX_LEASE", "30s")?,
             retention: vars.duration("RETENTION", "30days")?,
             admin_token: vars.secret("ADMIN_TOKEN"),
+            admin_name: vars
+                .text("ADMIN_NAME")
+                .unwrap_or_else(|| "admin".to_string()),
             public_url: vars.url("PUBLIC_URL")?,
             oauth_client_id: vars.text("OAUTH_CLIENT_ID"),
             oauth_client_secret: vars.secret("OAUTH_CLIENT_SECRET"),

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use serde::Deserialize;
 use tokio::sync::{watch, Notify, OnceCell};
 
+use crate::audit::Actor;
 use crate::bridge::{Bridge, BridgeError, CloseOutcome, NewLinkOutcome, TransferOutcome};
 use crate::clock::Clock;
 use crate::desks::DeskPlaces;
@@ -547,7 +548,8 @@ impl Desk {
         author: &str,
         place: &Place,
     ) -> Result<(), DeskError> {
-        match self.bridge.close(&conversation.id, author).await {
+        let actor = Actor::Expert(author.to_string());
+        match self.bridge.close(&conversation.id, &actor).await {
             Ok(CloseOutcome::Closed) => Ok(()),
             Ok(CloseOutcome::AlreadyClosed) | Err(BridgeError::UnknownConversation(_)) => {
                 let text = expert_messages::ALREADY_CLOSED.into();
@@ -600,7 +602,8 @@ impl Desk {
         author: &str,
         place: &Place,
     ) -> Result<(), DeskError> {
-        let answer = match self.bridge.transfer(&conversation.id, desk, author).await? {
+        let actor = Actor::Expert(author.to_string());
+        let answer = match self.bridge.transfer(&conversation.id, desk, &actor).await? {
             TransferOutcome::Transferred => return Ok(()),
             TransferOutcome::UnknownDesk(desks) => expert_messages::unknown_desk(desk, &desks),
             TransferOutcome::AlreadyThere => expert_messages::ALREADY_AT_THAT_DESK.into(),

@@ -1,12 +1,14 @@
 //! icbridge: turns a customer's SMS or WhatsApp message into a Webex Instant Connect video
 //! consultation. See README.md for what it does and how to run it.
 
+pub mod audit;
 pub mod bridge;
 pub mod cli;
 pub mod clock;
 pub mod commands;
 pub mod config;
 pub mod console;
+pub mod customer_data;
 pub mod desk;
 pub mod desks;
 pub mod domain;

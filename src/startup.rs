@@ -238,7 +238,10 @@ impl Application {
         let webex_auth = web::Data::new(WebexAuth::new(settings.webex_webhook_secret.clone()));
         let desk_data = web::Data::new(desk.clone());
         let metrics_data = web::Data::new(metrics);
-        let admin_token = web::Data::new(AdminToken(settings.admin_token.clone()));
+        let admin_token = web::Data::new(AdminToken {
+            token: settings.admin_token.clone(),
+            name: settings.admin_name.clone(),
+        });
 
         let sandbox = options.sandbox;
         let sandbox_state = web::Data::new(sandbox::SandboxState::new(&settings.webex_api_url));

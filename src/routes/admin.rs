@@ -11,14 +11,22 @@ use subtle::ConstantTimeEq;
 use utoipa::{IntoParams, ToSchema};
 
 use super::{busy_response, json_error, ErrorBody, StatusBody};
+use crate::audit::Actor;
 use crate::bridge::{Bridge, BridgeError, CloseOutcome, ConversationDetail};
 use crate::clock;
+use crate::customer_data::CustomerExport;
 use crate::domain::Media;
-use crate::store::{ConversationInfo, OutboxRow, OutboxState, StoreError, TranscriptEntry};
+use crate::store::{
+    AuditEntry, ConversationInfo, Erasure, OutboxRow, OutboxState, StoreError, TranscriptEntry,
+};
 
 /// The admin token, if the admin API is on.
 #[derive(Clone)]
-pub struct AdminToken(pub Option<SecretString>);
+/// The admin API's token, and who holds it (`ICB_ADMIN_NAME`, for the audit log).
+pub struct AdminToken {
+    pub token: Option<SecretString>,
+    pub name: String,
+}
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(web::resource("/api/conversations").route(web::get().to(list_conversations)))
@@ -29,12 +37,19 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         )
         .service(web::resource("/api/outbox").route(web::get().to(list_outbox)))
         .service(web::resource("/api/outbox/retry").route(web::post().to(retry_dead)))
-        .service(web::resource("/api/outbox/{id}/retry").route(web::post().to(retry_outbox)));
+        .service(web::resource("/api/outbox/{id}/retry").route(web::post().to(retry_outbox)))
+        .service(
+            web::resource("/api/customers/{number}/export").route(web::get().to(export_customer)),
+        )
+        .service(
+            web::resource("/api/customers/{number}/erase").route(web::post().to(erase_customer)),
+        )
+        .service(web::resource("/api/audit").route(web::get().to(audit_log)));
 }
 
 /// A request that may use the admin API: it carries `Authorization: Bearer
-/// <ICB_ADMIN_TOKEN>`. Taking it as an argument is the check.
-pub struct Admin;
+/// <ICB_ADMIN_TOKEN>`. Taking it as an argument is the check; it acts as the token's holder.
+pub struct Admin(pub Actor);
 
 #[derive(Debug, thiserror::Error)]
 pub enum AdminRefusal {
@@ -66,10 +81,10 @@ impl FromRequest for Admin {
     type Future = Ready<Result<Self, AdminRefusal>>;
 
     fn from_request(request: &HttpRequest, _: &mut actix_web::dev::Payload) -> Self::Future {
-        let expected = request
-            .app_data::<web::Data<AdminToken>>()
-            .and_then(|token| token.0.clone());
-        let Some(expected) = expected else {
+        let Some(admin) = request.app_data::<web::Data<AdminToken>>() else {
+            return ready(Err(AdminRefusal::Off));
+        };
+        let Some(expected) = admin.token.clone() else {
             return ready(Err(AdminRefusal::Off));
         };
         let given = request
@@ -85,7 +100,7 @@ impl FromRequest for Admin {
             bool::from(given.ct_eq(&Sha256::digest(expected.expose_secret().as_bytes())))
         });
         ready(if valid {
-            Ok(Admin)
+            Ok(Admin(Actor::Admin(admin.name.clone())))
         } else {
             Err(AdminRefusal::Unauthorized)
         })
@@ -97,6 +112,8 @@ pub enum AdminError {
     #[error("{0}")]
     BadRequest(String),
     #[error("{0}")]
+    Invalid(String),
+    #[error("{0}")]
     NotFound(&'static str),
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -106,6 +123,7 @@ impl From<BridgeError> for AdminError {
     fn from(error: BridgeError) -> Self {
         match error {
             BridgeError::UnknownConversation(_) => AdminError::NotFound("no such conversation"),
+            BridgeError::InvalidNumber(_) => AdminError::Invalid(error.to_string()),
             BridgeError::Store(error) => AdminError::Store(error),
             // Closing and retrying call no upstream.
             other => AdminError::BadRequest(other.to_string()),
@@ -117,6 +135,7 @@ impl ResponseError for AdminError {
     fn status_code(&self) -> StatusCode {
         match self {
             AdminError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            AdminError::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
             AdminError::NotFound(_) => StatusCode::NOT_FOUND,
             AdminError::Store(e) if e.is_busy() => StatusCode::SERVICE_UNAVAILABLE,
             AdminError::Store(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -126,6 +145,7 @@ impl ResponseError for AdminError {
     fn error_response(&self) -> HttpResponse {
         match self {
             AdminError::BadRequest(_) => json_error(self.status_code(), "bad_request", self),
+            AdminError::Invalid(_) => json_error(self.status_code(), "invalid", self),
             AdminError::NotFound(_) => json_error(self.status_code(), "not_found", self),
             AdminError::Store(e) if e.is_busy() => busy_response(e),
             AdminError::Store(e) => {
@@ -395,11 +415,11 @@ pub async fn show_conversation(
     responses((status = 200, body = StatusBody, description = "`closed` or `already_closed`"),
               (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn close_conversation(
-    _: Admin,
+    Admin(admin): Admin,
     path: web::Path<String>,
     bridge: web::Data<Bridge>,
 ) -> Result<HttpResponse, AdminError> {
-    let status = match bridge.close(&path.into_inner(), "an administrator").await? {
+    let status = match bridge.close(&path.into_inner(), &admin).await? {
         CloseOutcome::Closed => "closed",
         CloseOutcome::AlreadyClosed => "already_closed",
     };
@@ -454,7 +474,7 @@ pub struct RetriedDeliveries {
     responses((status = 200, body = RetriedDeliveries), (status = 400, body = ErrorBody),
               (status = 401, body = ErrorBody), (status = 404, body = ErrorBody, description = "the admin API is off")))]
 pub async fn retry_dead(
-    _: Admin,
+    Admin(admin): Admin,
     query: web::Query<DeadQuery>,
     bridge: web::Data<Bridge>,
 ) -> Result<HttpResponse, AdminError> {
@@ -465,7 +485,7 @@ pub async fn retry_dead(
         None => None,
     };
     let count = bridge
-        .retry_dead_deliveries(query.kind.as_deref(), since)
+        .retry_dead_deliveries(query.kind.as_deref(), since, &admin)
         .await?;
     Ok(HttpResponse::Ok().json(RetriedDeliveries {
         status: "pending".into(),
@@ -479,12 +499,12 @@ pub async fn retry_dead(
     responses((status = 200, body = RetriedDelivery), (status = 401, body = ErrorBody),
               (status = 404, body = ErrorBody)))]
 pub async fn retry_outbox(
-    _: Admin,
+    Admin(admin): Admin,
     path: web::Path<i64>,
     bridge: web::Data<Bridge>,
 ) -> Result<HttpResponse, AdminError> {
     let id = path.into_inner();
-    match bridge.retry_delivery(id).await {
+    match bridge.retry_delivery(id, &admin).await {
         Ok(()) => Ok(HttpResponse::Ok().json(RetriedDelivery {
             status: "pending".into(),
             id,
@@ -494,4 +514,85 @@ pub async fn retry_outbox(
         )),
         Err(error) => Err(error.into()),
     }
+}
+
+/// Everything held about a customer: every conversation, message (with its files' links and
+/// location), delivery and receipt, on SMS and WhatsApp. Audited.
+#[utoipa::path(get, path = "/api/customers/{number}/export", tag = "admin",
+    params(("number" = String, Path, description = "the customer's number, international format (`+14155550123`)")),
+    security(("adminToken" = [])),
+    responses((status = 200, body = CustomerExport), (status = 422, body = ErrorBody, description = "not a phone number"),
+              (status = 401, body = ErrorBody), (status = 404, body = ErrorBody, description = "the admin API is off")))]
+pub async fn export_customer(
+    Admin(admin): Admin,
+    path: web::Path<String>,
+    bridge: web::Data<Bridge>,
+) -> Result<HttpResponse, AdminError> {
+    let export = bridge.export_customer(&path.into_inner(), &admin).await?;
+    Ok(HttpResponse::Ok()
+        .insert_header((actix_web::http::header::CACHE_CONTROL, "no-store"))
+        .json(export))
+}
+
+/// Erases what is held about a customer (texts, names, files' links, the content of
+/// deliveries and receipts; the number replaced, open conversations closed, pending
+/// deliveries cancelled) and says what was erased. Audited.
+#[utoipa::path(post, path = "/api/customers/{number}/erase", tag = "admin",
+    params(("number" = String, Path, description = "the customer's number, international format (`+14155550123`)")),
+    security(("adminToken" = [])),
+    responses((status = 200, body = Erasure), (status = 422, body = ErrorBody, description = "not a phone number"),
+              (status = 401, body = ErrorBody), (status = 404, body = ErrorBody, description = "the admin API is off")))]
+pub async fn erase_customer(
+    Admin(admin): Admin,
+    path: web::Path<String>,
+    bridge: web::Data<Bridge>,
+) -> Result<HttpResponse, AdminError> {
+    let erasure = bridge.erase_customer(&path.into_inner(), &admin).await?;
+    Ok(HttpResponse::Ok().json(erasure))
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AuditView {
+    pub at: String,
+    /// `admin:<ICB_ADMIN_NAME>`, `cli:<user>` or `expert:<Webex identity>`.
+    pub actor: String,
+    /// `close`, `retry`, `transfer`, `export` or `erase`.
+    pub action: String,
+    /// A conversation, a delivery, or a customer's masked number.
+    pub subject: String,
+    pub detail: Option<String>,
+}
+
+impl From<&AuditEntry> for AuditView {
+    fn from(entry: &AuditEntry) -> Self {
+        AuditView {
+            at: clock::rfc3339(entry.at),
+            actor: entry.actor.clone(),
+            action: entry.action.clone(),
+            subject: entry.subject.clone(),
+            detail: entry.detail.clone(),
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AuditList {
+    pub audit: Vec<AuditView>,
+}
+
+/// What administrators and experts did to customers' data, newest first.
+#[utoipa::path(get, path = "/api/audit", tag = "admin", params(ListQuery),
+    security(("adminToken" = [])),
+    responses((status = 200, body = AuditList),
+              (status = 401, body = ErrorBody), (status = 404, body = ErrorBody, description = "the admin API is off")))]
+pub async fn audit_log(
+    _: Admin,
+    query: web::Query<ListQuery>,
+    bridge: web::Data<Bridge>,
+) -> Result<HttpResponse, AdminError> {
+    let entries = bridge.audit_log(limit(&query)).await?;
+    Ok(HttpResponse::Ok().json(AuditList {
+        audit: entries.iter().map(AuditView::from).collect(),
+    }))
 }

@@ -42,9 +42,11 @@ impl IntakeError {
                 | BridgeError::Paused { .. },
             ) => "upstream_unavailable",
             IntakeError::Bridge(BridgeError::Store(e)) if e.is_busy() => "database_busy",
-            IntakeError::Bridge(BridgeError::Store(_) | BridgeError::UnknownConversation(_)) => {
-                "error"
-            }
+            IntakeError::Bridge(
+                BridgeError::Store(_)
+                | BridgeError::UnknownConversation(_)
+                | BridgeError::InvalidNumber(_),
+            ) => "error",
         }
     }
 }
@@ -66,9 +68,11 @@ impl ResponseError for IntakeError {
             IntakeError::Bridge(BridgeError::Store(e)) if e.is_busy() => {
                 StatusCode::SERVICE_UNAVAILABLE
             }
-            IntakeError::Bridge(BridgeError::Store(_) | BridgeError::UnknownConversation(_)) => {
-                StatusCode::INTERNAL_SERVER_ERROR
-            }
+            IntakeError::Bridge(
+                BridgeError::Store(_)
+                | BridgeError::UnknownConversation(_)
+                | BridgeError::InvalidNumber(_),
+            ) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 
@@ -115,7 +119,9 @@ impl ResponseError for IntakeError {
             }
             IntakeError::Bridge(BridgeError::Store(e)) if e.is_busy() => busy_response(e),
             IntakeError::Bridge(
-                e @ (BridgeError::Store(_) | BridgeError::UnknownConversation(_)),
+                e @ (BridgeError::Store(_)
+                | BridgeError::UnknownConversation(_)
+                | BridgeError::InvalidNumber(_)),
             ) => {
                 tracing::error!(error = %e, "answering 500");
                 json_error(status, "internal_error", "internal error")

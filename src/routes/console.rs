@@ -8,6 +8,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::json_error;
+use crate::audit::Actor;
 use crate::bridge::{Bridge, BridgeError, CloseOutcome, NewLinkOutcome};
 use crate::clock;
 use crate::console::{page, Console, ConsoleError};
@@ -415,7 +416,7 @@ pub async fn act(
     let (id, action) = path.into_inner();
     let outcome = match action.as_str() {
         "close" => bridge
-            .close(&id, &session.email)
+            .close(&id, &Actor::Expert(session.email.clone()))
             .await
             .map(|outcome| match outcome {
                 CloseOutcome::Closed => "closed",

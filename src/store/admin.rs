@@ -1,7 +1,7 @@
 //! What operators see and do: conversations with their transcripts, and retention.
 
 use super::conversations::{conversations, SELECT};
-use super::{ConversationInfo, Store, StoreError};
+use super::{ConversationInfo, Store, StoreError, ERASED};
 
 /// One line of a conversation's transcript.
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -37,9 +37,6 @@ pub struct PurgeReport {
     pub webex_events_deleted: u64,
     pub sessions_deleted: u64,
 }
-
-/// What an anonymised conversation's customer becomes.
-const ERASED: &str = "erased";
 
 /// What retention removes: data received before `before`, and handled Webex events received
 /// before `events_before` (kept at least as long as events may be replayed).

@@ -12,6 +12,7 @@
 mod admin;
 mod console;
 mod conversations;
+mod customers;
 mod intake;
 mod messages;
 mod opt_outs;
@@ -33,6 +34,10 @@ use crate::domain::OutboxEntry;
 pub use admin::{MeetingInfo, PurgeCutoffs, PurgeReport, TranscriptEntry};
 pub use console::{ConsoleSession, QueueItem};
 pub use conversations::{ConversationInfo, ExpertMessage, TakeOutcome};
+pub use customers::{
+    AuditEntry, ConversationRecord, CustomerRecords, DeliveryRecord, Erasure, MeetingRecord,
+    MessageRecord, OptOutRecord, ReceiptRecord,
+};
 pub use messages::{Answer, Claim, NewMeeting, ReceiptMatch, Recorded};
 pub use opt_outs::{KeywordMessage, KeywordOutcome, OptOutChange, OptedOutMessage};
 pub use outbox::{OutboxRow, OutboxState, Outcome, Settlement};
@@ -107,6 +112,9 @@ impl StoreError {
         }
     }
 }
+
+/// What the number of an anonymised (or erased) customer becomes.
+const ERASED: &str = "erased";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Backend {
@@ -257,6 +265,9 @@ fn sqlite_pool(connections: u32, read_only: bool) -> AnyPoolOptions {
                     // A read that tried to write would be a bug; make it fail loudly.
                     connection.execute("PRAGMA query_only = ON").await?;
                 } else {
+                    // What is deleted or overwritten is zeroed in the file, not left in its
+                    // free space: an erased customer's data must not be recoverable.
+                    connection.execute("PRAGMA secure_delete = ON").await?;
                     // The log is copied into the database by `checkpoints`, not by the
                     // commit that happens to fill it, which would wait for the disk.
                     connection.execute("PRAGMA wal_autocheckpoint = 0").await?;

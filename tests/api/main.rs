@@ -39,6 +39,7 @@ mod concurrency;
 mod console;
 mod console_browser;
 mod crash;
+mod customers;
 mod database;
 mod desk;
 mod desks;

@@ -190,7 +190,7 @@ db_test! {
         assert!(paths.len() >= 15);
         let no_redirects = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
         for (route, operations) in paths {
-            let concrete = route.replace("{id}", "1").replace("{action}", "close");
+            let concrete = route.replace("{id}", "1").replace("{action}", "close").replace("{number}", "+14155550100");
             for (verb, operation) in operations.as_object().unwrap() {
                 let method: reqwest::Method = verb.to_uppercase().parse().unwrap();
                 let response = no_redirects

@@ -12,12 +12,16 @@ use icbridge::desks::DeskConfig;
 const OPTED_OUT: &str = "You will get no more messages from us. Reply START to get them again.";
 const OPTED_IN: &str = "You will get our messages again. Reply STOP to stop them, HELP for help.";
 
-async fn sms_app(db: TestDb) -> TestApp {
-    let app = desk_app(
-        db,
-        &[("REPLY_MODE", "connect"), ("ADMIN_TOKEN", ADMIN_TOKEN)],
-    )
-    .await;
+pub async fn sms_app(db: TestDb) -> TestApp {
+    sms_app_with(db, &[], Vec::new()).await
+}
+
+/// A desk app that sends customers SMS and WhatsApp replies itself, with the admin API on,
+/// more settings and more desks.
+pub async fn sms_app_with(db: TestDb, extra: &[(&str, &str)], desks: Vec<DeskConfig>) -> TestApp {
+    let mut settings = vec![("REPLY_MODE", "connect"), ("ADMIN_TOKEN", ADMIN_TOKEN)];
+    settings.extend_from_slice(extra);
+    let app = desk_app_with_desks(db, &settings, desks).await;
     Mock::given(method("POST"))
         .and(path("/v1/sms/messages"))
         .respond_with(ResponseTemplate::new(202).set_body_raw(
@@ -30,7 +34,7 @@ async fn sms_app(db: TestDb) -> TestApp {
 }
 
 /// The customer's SMS `text`, with message id `id`; the answer.
-async fn customer_texts(app: &TestApp, id: &str, text: &str) -> Value {
+pub async fn customer_texts(app: &TestApp, id: &str, text: &str) -> Value {
     let body = json!({"channel": "sms", "from": "+14155550123", "to": "56263", "text": text, "messageId": id});
     let response = app.post_flow(&body.to_string()).await;
     assert_eq!(response.status(), 200);
@@ -40,7 +44,7 @@ async fn customer_texts(app: &TestApp, id: &str, text: &str) -> Value {
 }
 
 /// An expert's reply in the conversation's thread.
-async fn expert_replies(app: &TestApp, id: &str, text: &str) {
+pub async fn expert_replies(app: &TestApp, id: &str, text: &str) {
     let event = expert_message(app, id, text, Some(&thread_id()), EXPERT_ROOM).await;
     deliver_event(app, &event).await;
     app.desk.run_once().await.unwrap();

@@ -1,0 +1,211 @@
+//! A customer's data as they may ask for it: every conversation, message, attachment
+//! reference, delivery and receipt about them, as JSON (`icbridge customer export`,
+//! `GET /api/customers/{number}/export`).
+
+use serde::Serialize;
+use serde_json::Value;
+use utoipa::ToSchema;
+
+use crate::clock;
+use crate::store::{
+    ConversationRecord, CustomerRecords, DeliveryRecord, MessageRecord, ReceiptRecord,
+};
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CustomerExport {
+    /// The number asked about, as SMS (`+…`) and WhatsApp (digits) store it.
+    pub addresses: [String; 2],
+    pub exported_at: String,
+    pub conversations: Vec<ExportedConversation>,
+    /// Messages kept outside any conversation (a STOP from someone without one).
+    pub other_messages: Vec<ExportedMessage>,
+    /// Business addresses the customer opted out of (STOP).
+    pub opt_outs: Vec<ExportedOptOut>,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ExportedConversation {
+    pub id: String,
+    pub channel: String,
+    pub customer: String,
+    pub business_address: String,
+    pub customer_name: Option<String>,
+    pub state: String,
+    pub created_at: String,
+    pub closed_at: Option<String>,
+    pub closed_by: Option<String>,
+    pub desk: Option<String>,
+    pub assignee: Option<String>,
+    pub meetings: Vec<ExportedMeeting>,
+    pub messages: Vec<ExportedMessage>,
+    pub deliveries: Vec<ExportedDelivery>,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ExportedMeeting {
+    pub id: String,
+    pub created_at: String,
+    pub expires_at: String,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ExportedMessage {
+    /// `customer` or `expert`.
+    pub author: String,
+    pub author_email: Option<String>,
+    pub text: String,
+    /// The files (their links and types) and the location the message carried.
+    #[schema(value_type = Option<Object>)]
+    pub media: Option<Value>,
+    pub at: String,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ExportedDelivery {
+    pub id: i64,
+    pub kind: String,
+    pub state: String,
+    /// What was (or was to be) sent, as queued.
+    #[schema(value_type = Object)]
+    pub content: Value,
+    pub attempts: i64,
+    pub last_error: Option<String>,
+    pub created_at: String,
+    pub sent_at: Option<String>,
+    pub receipts: Vec<ExportedReceipt>,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ExportedReceipt {
+    pub code: Option<String>,
+    pub status: Option<String>,
+    pub received_at: String,
+    /// The receipt as Webex Connect sent it.
+    #[schema(value_type = Object)]
+    pub content: Value,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ExportedOptOut {
+    pub channel: String,
+    pub business_address: String,
+    pub opted_out_at: String,
+}
+
+/// Stored JSON as JSON; anything else (never written by icbridge) as a string.
+fn json(stored: &str) -> Value {
+    serde_json::from_str(stored).unwrap_or_else(|_| Value::String(stored.to_string()))
+}
+
+fn message(record: &MessageRecord) -> ExportedMessage {
+    ExportedMessage {
+        author: record.author.clone(),
+        author_email: record.author_email.clone(),
+        text: record.body.clone(),
+        media: record.media.as_deref().map(json),
+        at: clock::rfc3339(record.received_at),
+    }
+}
+
+fn delivery(record: &DeliveryRecord, receipts: &[ReceiptRecord]) -> ExportedDelivery {
+    ExportedDelivery {
+        id: record.id,
+        kind: record.kind.clone(),
+        state: record.state.clone(),
+        content: json(&record.payload),
+        attempts: record.attempts,
+        last_error: record.last_error.clone(),
+        created_at: clock::rfc3339(record.created_at),
+        sent_at: record.sent_at.map(clock::rfc3339),
+        receipts: receipts
+            .iter()
+            .filter(|r| r.outbox_id == Some(record.id))
+            .map(|r| ExportedReceipt {
+                code: r.code.clone(),
+                status: r.status.clone(),
+                received_at: clock::rfc3339(r.received_at),
+                content: json(&r.payload),
+            })
+            .collect(),
+    }
+}
+
+fn conversation(record: &ConversationRecord, all: &CustomerRecords) -> ExportedConversation {
+    let of_it = |id: &Option<String>| id.as_deref() == Some(record.id.as_str());
+    ExportedConversation {
+        id: record.id.clone(),
+        channel: record.channel.clone(),
+        customer: record.customer.clone(),
+        business_address: record.business.clone(),
+        customer_name: record.customer_name.clone(),
+        state: record.state.clone(),
+        created_at: clock::rfc3339(record.created_at),
+        closed_at: record.closed_at.map(clock::rfc3339),
+        closed_by: record.closed_by.clone(),
+        desk: record.desk.clone(),
+        assignee: record.assignee.clone(),
+        meetings: all
+            .meetings
+            .iter()
+            .filter(|m| m.conversation_id == record.id)
+            .map(|m| ExportedMeeting {
+                id: m.id.clone(),
+                created_at: clock::rfc3339(m.created_at),
+                expires_at: clock::rfc3339(m.expires_at),
+            })
+            .collect(),
+        messages: all
+            .messages
+            .iter()
+            .filter(|m| of_it(&m.conversation_id))
+            .map(message)
+            .collect(),
+        deliveries: all
+            .deliveries
+            .iter()
+            .filter(|d| of_it(&d.conversation_id))
+            .map(|d| delivery(d, &all.receipts))
+            .collect(),
+    }
+}
+
+impl CustomerExport {
+    pub fn new(addresses: [String; 2], records: &CustomerRecords, now: i64) -> Self {
+        CustomerExport {
+            addresses,
+            exported_at: clock::rfc3339(now),
+            conversations: records
+                .conversations
+                .iter()
+                .map(|c| conversation(c, records))
+                .collect(),
+            other_messages: records
+                .messages
+                .iter()
+                .filter(|m| m.conversation_id.is_none())
+                .map(message)
+                .collect(),
+            opt_outs: records
+                .opt_outs
+                .iter()
+                .map(|o| ExportedOptOut {
+                    channel: o.channel.clone(),
+                    business_address: o.business.clone(),
+                    opted_out_at: clock::rfc3339(o.opted_out_at),
+                })
+                .collect(),
+        }
+    }
+
+    /// Whether anything is held about the number.
+    pub fn is_empty(&self) -> bool {
+        self.conversations.is_empty() && self.other_messages.is_empty() && self.opt_outs.is_empty()
+    }
+}

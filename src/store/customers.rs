@@ -1,0 +1,337 @@
+//! A customer's data on request: everything held about them, and erasing it. And the audit
+//! log of what administrators and experts did.
+
+use serde::Serialize;
+
+use super::{Backend, Store, StoreError, ERASED};
+
+/// A conversation of the customer, as stored.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct ConversationRecord {
+    pub id: String,
+    pub channel: String,
+    pub customer: String,
+    pub business: String,
+    pub customer_name: Option<String>,
+    pub state: String,
+    pub created_at: i64,
+    pub closed_at: Option<i64>,
+    pub closed_by: Option<String>,
+    pub desk: Option<String>,
+    pub assignee: Option<String>,
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct MeetingRecord {
+    pub id: String,
+    pub conversation_id: String,
+    pub created_at: i64,
+    pub expires_at: i64,
+}
+
+/// A message from the customer or, in their conversations, to them.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct MessageRecord {
+    pub conversation_id: Option<String>,
+    pub channel: String,
+    pub business: String,
+    pub author: String,
+    pub author_email: Option<String>,
+    pub body: String,
+    pub media: Option<String>,
+    pub received_at: i64,
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct DeliveryRecord {
+    pub id: i64,
+    pub conversation_id: Option<String>,
+    pub kind: String,
+    pub state: String,
+    pub payload: String,
+    pub attempts: i64,
+    pub last_error: Option<String>,
+    pub created_at: i64,
+    pub sent_at: Option<i64>,
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct ReceiptRecord {
+    pub outbox_id: Option<i64>,
+    pub code: Option<String>,
+    pub status: Option<String>,
+    pub payload: String,
+    pub received_at: i64,
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct OptOutRecord {
+    pub channel: String,
+    pub business: String,
+    pub opted_out_at: i64,
+}
+
+/// Everything stored about a customer, oldest first in each list.
+#[derive(Debug, Clone, Default)]
+pub struct CustomerRecords {
+    pub conversations: Vec<ConversationRecord>,
+    pub meetings: Vec<MeetingRecord>,
+    pub messages: Vec<MessageRecord>,
+    pub deliveries: Vec<DeliveryRecord>,
+    pub receipts: Vec<ReceiptRecord>,
+    pub opt_outs: Vec<OptOutRecord>,
+}
+
+/// What erasing a customer's data did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Erasure {
+    /// Conversations whose number and name were replaced (open ones were closed).
+    pub conversations: u64,
+    /// Messages whose text, files and location were erased.
+    pub messages: u64,
+    /// Deliveries whose content was erased.
+    pub deliveries: u64,
+    /// Of those, deliveries still waiting to go, cancelled.
+    pub deliveries_cancelled: u64,
+    /// Delivery receipts whose content was erased.
+    pub receipts: u64,
+    /// Opt-outs forgotten: a new message from the number is a new customer.
+    pub opt_outs: u64,
+    /// Whether the SQLite write-ahead log was emptied into the database afterwards, so that
+    /// no copy of what was erased is left in it (PostgreSQL: `null`; its vacuum reclaims).
+    pub log_cleared: Option<bool>,
+}
+
+/// One row of the audit log.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct AuditEntry {
+    pub at: i64,
+    pub actor: String,
+    pub action: String,
+    pub subject: String,
+    pub detail: Option<String>,
+}
+
+/// The conversations of a customer (`$1`, `$2`: their number's SMS and WhatsApp forms).
+const CONVERSATIONS_OF: &str = "SELECT id FROM conversations WHERE customer IN ($1, $2)";
+
+impl Store {
+    /// Everything stored about the customer whose address is one of `forms`.
+    pub async fn customer_records(
+        &self,
+        forms: &[String; 2],
+    ) -> Result<CustomerRecords, StoreError> {
+        let [sms, whatsapp] = forms;
+        let db = &self.reader;
+        Ok(CustomerRecords {
+            conversations: sqlx::query_as(
+                "SELECT id, channel, customer, business, customer_name, state, created_at,
+                        closed_at, closed_by, desk, assignee
+                 FROM conversations WHERE customer IN ($1, $2) ORDER BY created_at, id",
+            )
+            .bind(sms)
+            .bind(whatsapp)
+            .fetch_all(db)
+            .await?,
+            meetings: sqlx::query_as(&format!(
+                "SELECT id, conversation_id, created_at, expires_at FROM meetings
+                 WHERE conversation_id IN ({CONVERSATIONS_OF}) ORDER BY created_at, id"
+            ))
+            .bind(sms)
+            .bind(whatsapp)
+            .fetch_all(db)
+            .await?,
+            messages: sqlx::query_as(&format!(
+                "SELECT conversation_id, channel, business, author, author_email, body, media,
+                        received_at
+                 FROM messages
+                 WHERE customer IN ($1, $2) OR conversation_id IN ({CONVERSATIONS_OF})
+                 ORDER BY id"
+            ))
+            .bind(sms)
+            .bind(whatsapp)
+            .fetch_all(db)
+            .await?,
+            deliveries: sqlx::query_as(&format!(
+                "SELECT id, conversation_id, kind,
+                        (CASE WHEN held = 1 THEN 'held' ELSE state END) AS state, payload,
+                        attempts, last_error, created_at, sent_at
+                 FROM outbox WHERE conversation_id IN ({CONVERSATIONS_OF}) ORDER BY id"
+            ))
+            .bind(sms)
+            .bind(whatsapp)
+            .fetch_all(db)
+            .await?,
+            receipts: sqlx::query_as(&format!(
+                "SELECT outbox_id, code, status, payload, received_at FROM delivery_receipts
+                 WHERE outbox_id IN (SELECT id FROM outbox
+                                     WHERE conversation_id IN ({CONVERSATIONS_OF}))
+                 ORDER BY id"
+            ))
+            .bind(sms)
+            .bind(whatsapp)
+            .fetch_all(db)
+            .await?,
+            opt_outs: sqlx::query_as(
+                "SELECT channel, business, opted_out_at FROM opt_outs
+                 WHERE customer IN ($1, $2) ORDER BY opted_out_at",
+            )
+            .bind(sms)
+            .bind(whatsapp)
+            .fetch_all(db)
+            .await?,
+        })
+    }
+
+    /// Erases the customer whose address is one of `forms`, in one transaction: the texts,
+    /// files and locations of their messages (and of the experts' in their conversations),
+    /// their name, the content of every delivery and receipt about them; their number is
+    /// replaced as retention does; open conversations are closed and what waited to be sent
+    /// is cancelled; their opt-outs are forgotten. On SQLite (which overwrites what it
+    /// deletes: `secure_delete`) the write-ahead log is then emptied into the database.
+    pub async fn erase_customer(
+        &self,
+        forms: &[String; 2],
+        cancel_reason: &str,
+        now: i64,
+    ) -> Result<Erasure, StoreError> {
+        let [sms, whatsapp] = forms.clone();
+        let cancel_reason = cancel_reason.to_string();
+        let mut erasure = self
+            .write(move |tx| {
+                Box::pin(async move {
+                    let in_conversations = format!("conversation_id IN ({CONVERSATIONS_OF})");
+                    let deliveries_cancelled = sqlx::query(&format!(
+                        "UPDATE outbox SET state = 'cancelled', held = 0, leased_until = NULL,
+                                           last_error = $3
+                         WHERE state = 'pending' AND {in_conversations}"
+                    ))
+                    .bind(&sms)
+                    .bind(&whatsapp)
+                    .bind(&cancel_reason)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+                    let receipts = sqlx::query(&format!(
+                        "UPDATE delivery_receipts SET payload = '{{}}', transid = NULL
+                         WHERE payload != '{{}}' AND outbox_id IN (
+                             SELECT id FROM outbox WHERE {in_conversations})"
+                    ))
+                    .bind(&sms)
+                    .bind(&whatsapp)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+                    let deliveries = sqlx::query(&format!(
+                        "UPDATE outbox SET payload = '{{}}'
+                         WHERE payload != '{{}}' AND {in_conversations}"
+                    ))
+                    .bind(&sms)
+                    .bind(&whatsapp)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+                    let messages = sqlx::query(&format!(
+                        "UPDATE messages SET body = '', media = NULL, author_email = NULL,
+                                             customer = $3
+                         WHERE customer IN ($1, $2) OR {in_conversations}"
+                    ))
+                    .bind(&sms)
+                    .bind(&whatsapp)
+                    .bind(ERASED)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+                    let conversations = sqlx::query(
+                        "UPDATE conversations
+                         SET customer = $3, customer_name = NULL, state = 'closed',
+                             closed_at = COALESCE(closed_at, $4),
+                             closed_by = COALESCE(closed_by, 'erasure'), waiting_since = NULL
+                         WHERE customer IN ($1, $2)",
+                    )
+                    .bind(&sms)
+                    .bind(&whatsapp)
+                    .bind(ERASED)
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+                    let opt_outs = sqlx::query("DELETE FROM opt_outs WHERE customer IN ($1, $2)")
+                        .bind(&sms)
+                        .bind(&whatsapp)
+                        .execute(&mut *tx)
+                        .await?
+                        .rows_affected();
+                    for table in ["meeting_claims", "meeting_starts", "meeting_limit_locks"] {
+                        sqlx::query(&format!("DELETE FROM {table} WHERE customer IN ($1, $2)"))
+                            .bind(&sms)
+                            .bind(&whatsapp)
+                            .execute(&mut *tx)
+                            .await?;
+                    }
+                    Ok(Erasure {
+                        conversations,
+                        messages,
+                        deliveries,
+                        deliveries_cancelled,
+                        receipts,
+                        opt_outs,
+                        log_cleared: None,
+                    })
+                })
+            })
+            .await?;
+        if self.backend == Backend::Sqlite {
+            erasure.log_cleared = Some(self.empty_the_log().await?);
+        }
+        Ok(erasure)
+    }
+
+    /// Copies SQLite's write-ahead log into the database and truncates it, so that no page
+    /// image from before the last commit is left in it. Readers in the middle of a read can
+    /// keep it from finishing: tried a few times; returns whether it finished.
+    async fn empty_the_log(&self) -> Result<bool, StoreError> {
+        for _ in 0..20 {
+            let (busy, _, _): (i64, i64, i64) = sqlx::query_as("PRAGMA wal_checkpoint(TRUNCATE)")
+                .fetch_one(&self.reader)
+                .await?;
+            if busy == 0 {
+                return Ok(true);
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        Ok(false)
+    }
+
+    pub async fn record_audit(&self, entry: AuditEntry) -> Result<(), StoreError> {
+        self.write(move |tx| {
+            Box::pin(async move {
+                sqlx::query(
+                    "INSERT INTO audit_log (at, actor, action, subject, detail)
+                     VALUES ($1, $2, $3, $4, $5)",
+                )
+                .bind(entry.at)
+                .bind(&entry.actor)
+                .bind(&entry.action)
+                .bind(&entry.subject)
+                .bind(&entry.detail)
+                .execute(tx)
+                .await?;
+                Ok(())
+            })
+        })
+        .await
+    }
+
+    /// The newest `limit` audit rows, newest first.
+    pub async fn audit_entries(&self, limit: i64) -> Result<Vec<AuditEntry>, StoreError> {
+        Ok(sqlx::query_as(
+            "SELECT at, actor, action, subject, detail FROM audit_log
+             ORDER BY id DESC LIMIT $1",
+        )
+        .bind(limit)
+        .fetch_all(&self.reader)
+        .await?)
+    }
+}

@@ -1,0 +1,187 @@
+//! Customers' data on request: an export of everything held about a number, erasing it
+//! (nothing of it left in the database file), and the audit log of who did what.
+
+use serde_json::{json, Value};
+
+use crate::helpers::*;
+use crate::opt_out::{customer_texts, expert_replies, sms_app_with};
+use icbridge::desks::DeskConfig;
+
+const NUMBER: &str = "+14155550123";
+
+fn dermatology() -> DeskConfig {
+    DeskConfig {
+        name: "dermatology".into(),
+        room_id: Some("room-dermatology".into()),
+        ..DeskConfig::default()
+    }
+}
+
+/// The customer writes by SMS (an expert answers, a receipt comes) and by WhatsApp with a
+/// photo; someone else writes too. Returns the SMS conversation's id.
+async fn a_customer_on_both_channels(app: &TestApp) -> String {
+    let sms = customer_texts(app, "m-1", "Hello from the customer to erase").await;
+    expert_replies(app, "e-1", "Your results are in").await;
+    app.worker.run_once().await.unwrap();
+    let reply_row: i64 =
+        sqlx::query_scalar("SELECT MAX(id) FROM outbox WHERE kind = 'customer_reply'")
+            .fetch_one(&app.db)
+            .await
+            .unwrap();
+    let mut receipt = fixture_json("connect-delivery-receipt.json");
+    receipt["deliveryInfoNotification"]["correlationid"] = json!(format!("icb-{reply_row}"));
+    receipt["deliveryInfoNotification"]["deliveryInfo"]["destination"] = json!(NUMBER);
+    assert_eq!(app.post_signed(&receipt.to_string()).await.status(), 200);
+    app.clock.advance(std::time::Duration::from_secs(1));
+    let mut photo = fixture_json("connect-whatsapp-mo-image.json");
+    photo["waid"] = json!("14155550123");
+    assert_eq!(app.post_signed(&photo.to_string()).await.status(), 200);
+    let other = json!({"channel": "sms", "from": "+14155550199", "to": "56263", "text": "Someone else entirely", "messageId": "o-1"});
+    assert_eq!(app.post_flow(&other.to_string()).await.status(), 200);
+    app.worker.run_once().await.unwrap();
+    sms["conversationId"].as_str().unwrap().to_string()
+}
+
+async fn export(app: &TestApp) -> Value {
+    let response = admin(
+        app,
+        reqwest::Method::GET,
+        &format!("/api/customers/{NUMBER}/export"),
+    )
+    .await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["cache-control"], "no-store");
+    response.json().await.unwrap()
+}
+
+/// How many rows of `table` mention the number (`column` as text).
+async fn mentions(app: &TestApp, table: &str, column: &str) -> i64 {
+    sqlx::query_scalar(&format!(
+        "SELECT COUNT(*) FROM {table} WHERE {column} LIKE '%4155550123%'"
+    ))
+    .fetch_one(&app.db)
+    .await
+    .unwrap()
+}
+
+db_test! {
+    async fn export_gives_everything_about_a_number_and_erase_leaves_nothing_of_it(db) {
+        let app = sms_app_with(db, &[], Vec::new()).await;
+        let sms_conversation = a_customer_on_both_channels(&app).await;
+
+        let all = export(&app).await;
+        assert_eq!(all["addresses"], json!([NUMBER, "14155550123"]));
+        let conversations = all["conversations"].as_array().unwrap();
+        assert_eq!(conversations.len(), 2, "not the other customer's");
+        let sms = &conversations[0];
+        assert_eq!((sms["id"].as_str(), sms["channel"].as_str(), sms["customer"].as_str()), (Some(sms_conversation.as_str()), Some("sms"), Some(NUMBER)));
+        let texts: Vec<(&str, &str)> = sms["messages"].as_array().unwrap().iter()
+            .map(|m| (m["author"].as_str().unwrap(), m["text"].as_str().unwrap()))
+            .collect();
+        assert_eq!(texts, [("customer", "Hello from the customer to erase"), ("expert", "Your results are in")]);
+        assert_eq!(sms["meetings"].as_array().unwrap().len(), 1);
+        let deliveries = sms["deliveries"].as_array().unwrap();
+        let kinds: Vec<&str> = deliveries.iter().map(|d| d["kind"].as_str().unwrap()).collect();
+        assert_eq!(kinds, ["expert_notification", "customer_reply", "customer_reply"]);
+        assert_eq!(deliveries[2]["content"]["content"], "Your results are in");
+        assert_eq!(deliveries[2]["receipts"][0]["code"], "7500");
+        let whatsapp = &conversations[1];
+        assert_eq!(whatsapp["channel"], "whatsapp");
+        let photo = &whatsapp["messages"][0]["media"]["attachments"][0];
+        assert_eq!(photo["mimeType"], "image/jpeg");
+        assert!(photo["url"].as_str().unwrap().starts_with("https://"), "{photo}");
+        // The command line prints the same.
+        let vars: Vec<(&str, String)> = vec![("DATABASE_URL", app.database_url.clone())];
+        let output = crate::cli::icbridge(&["customer", "export", NUMBER], &vars).await;
+        assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+        let printed: Value = serde_json::from_slice(&output.stdout).unwrap();
+        assert_eq!(printed["conversations"], all["conversations"]);
+
+        let response = admin(&app, reqwest::Method::POST, &format!("/api/customers/{NUMBER}/erase")).await;
+        assert_eq!(response.status(), 200);
+        let erasure: Value = response.json().await.unwrap();
+        let log_cleared = if db == TestDb::Sqlite { json!(true) } else { Value::Null };
+        assert_eq!(erasure, json!({"conversations": 2, "messages": 3, "deliveries": 6,
+            "deliveriesCancelled": 0, "receipts": 1, "optOuts": 0, "logCleared": log_cleared}));
+
+        // Nothing of the customer is left: only what counts.
+        let after = export(&app).await;
+        assert_eq!(after["conversations"], json!([]));
+        assert_eq!(after["otherMessages"], json!([]));
+        for (table, column) in [("conversations", "customer"), ("messages", "customer"), ("outbox", "payload"), ("delivery_receipts", "payload")] {
+            assert_eq!(mentions(&app, table, column).await, 0, "{table}");
+        }
+        let texts: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM messages WHERE body != ''")
+            .fetch_one(&app.db)
+            .await
+            .unwrap();
+        assert_eq!(texts, 1, "only the other customer's");
+        assert_eq!(app.count("conversations").await, 3, "the counts stay");
+        let states: Vec<String> = sqlx::query_scalar("SELECT state FROM conversations WHERE customer = 'erased'")
+            .fetch_all(&app.db)
+            .await
+            .unwrap();
+        assert_eq!(states, ["closed", "closed"]);
+        if db == TestDb::Sqlite {
+            // Not in the file's free space, not in the write-ahead log.
+            let path = app.database_url.trim_start_matches("sqlite://").to_string();
+            let mut bytes = std::fs::read(&path).unwrap();
+            bytes.extend(std::fs::read(format!("{path}-wal")).unwrap_or_default());
+            for erased in ["4155550123", "Hello from the customer to erase", "Your results are in", "media.example"] {
+                assert!(!bytes.windows(erased.len()).any(|w| w == erased.as_bytes()), "{erased} is still in the file");
+            }
+            assert!(bytes.windows(21).any(|w| w == b"Someone else entirely"), "the scan reads the file");
+        }
+        let bad = admin(&app, reqwest::Method::POST, "/api/customers/not-a-number/erase").await;
+        assert_eq!(bad.status(), 422);
+        assert_eq!(bad.json::<Value>().await.unwrap()["error"], "invalid");
+    }
+}
+
+db_test! {
+    async fn every_admin_action_is_audited_with_who_did_it(db) {
+        let app = sms_app_with(db, &[("ADMIN_NAME", "ops")], vec![dermatology()]).await;
+        let conversation = a_customer_on_both_channels(&app).await;
+        // An expert transfers; the admin API retries a row and closes; the command line
+        // closes another; the admin API exports and erases.
+        expert_replies(&app, "e-2", "transfer dermatology").await;
+        let row: i64 = sqlx::query_scalar("SELECT MIN(id) FROM outbox").fetch_one(&app.db).await.unwrap();
+        sqlx::query("UPDATE outbox SET state = 'dead' WHERE id = $1").bind(row).execute(&app.db).await.unwrap();
+        assert_eq!(admin(&app, reqwest::Method::POST, &format!("/api/outbox/{row}/retry")).await.status(), 200);
+        assert_eq!(admin(&app, reqwest::Method::POST, &format!("/api/conversations/{conversation}/close")).await.status(), 200);
+        let other: String = sqlx::query_scalar("SELECT id FROM conversations WHERE customer = '+14155550199'")
+            .fetch_one(&app.db)
+            .await
+            .unwrap();
+        let vars: Vec<(&str, String)> = vec![("DATABASE_URL", app.database_url.clone())];
+        let closed = crate::cli::icbridge(&["conversations", "close", &other], &vars).await;
+        assert!(closed.status.success(), "{}", String::from_utf8_lossy(&closed.stderr));
+        export(&app).await;
+        assert_eq!(admin(&app, reqwest::Method::POST, &format!("/api/customers/{NUMBER}/erase")).await.status(), 200);
+
+        let audit: Value = admin(&app, reqwest::Method::GET, "/api/audit").await.json().await.unwrap();
+        let rows: Vec<(String, String, String)> = audit["audit"].as_array().unwrap().iter().rev()
+            .map(|r| (r["actor"].as_str().unwrap().to_string(), r["action"].as_str().unwrap().to_string(), r["subject"].as_str().unwrap().to_string()))
+            .collect();
+        let cli_actor = rows[3].0.clone();
+        assert!(cli_actor.starts_with("cli:"), "{cli_actor}");
+        assert_eq!(
+            rows,
+            [
+                ("expert:expert@example.com".to_string(), "transfer".to_string(), format!("conversation {conversation}")),
+                ("admin:ops".into(), "retry".into(), format!("delivery {row}")),
+                ("admin:ops".into(), "close".into(), format!("conversation {conversation}")),
+                (cli_actor, "close".into(), format!("conversation {other}")),
+                ("admin:ops".into(), "export".into(), "+1415•••0123".into()),
+                ("admin:ops".into(), "erase".into(), "+1415•••0123".into()),
+            ]
+        );
+        let erase = &audit["audit"][0];
+        assert!(erase["detail"].as_str().unwrap().contains("\"conversations\":2"), "{erase}");
+        // The command line lists the same.
+        let listed = crate::cli::icbridge(&["audit", "list"], &vars).await;
+        let listed = String::from_utf8_lossy(&listed.stdout).into_owned();
+        assert!(listed.lines().nth(1).unwrap().contains("admin:ops") && listed.contains("erase"), "{listed}");
+        assert!(!listed.contains("14155550123") && !listed.contains(NUMBER), "{listed}");
+    }
+}
