@@ -6,8 +6,11 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
 use serde::Serialize;
 use tokio::sync::Notify;
+use url::Url;
 use uuid::Uuid;
 
 use crate::audit::{Action, Actor};
@@ -28,7 +31,7 @@ use crate::retention;
 use crate::store::{
     Answer, AuditEntry, Claim, ConversationInfo, Erasure, ExpertMessage, KeywordMessage,
     KeywordOutcome, MeetingInfo, NewMeeting, OptOutChange, OptedOutMessage, OutboxRow, OutboxState,
-    PurgeReport, QueueItem, Recorded, Store, StoreError, TakeOutcome, TranscriptEntry,
+    PurgeReport, QueueItem, Recorded, Redirect, Store, StoreError, TakeOutcome, TranscriptEntry,
     UpstreamPause, WaitingMessage,
 };
 use crate::upstream::instant_connect::{InstantConnectClient, MeetingRequest};
@@ -152,6 +155,9 @@ pub struct BridgeParts {
     pub pauses: Pauses,
     /// Which desk a new conversation belongs to.
     pub desks: Desks,
+    /// `ICB_PUBLIC_URL`: when set, the links icbridge hands out are its own,
+    /// `ICB_PUBLIC_URL/j/<code>`, redirecting to Instant Connect's while they may be used.
+    pub link_base: Option<Url>,
 }
 
 #[derive(Clone)]
@@ -177,6 +183,21 @@ pub enum TransferOutcome {
     AlreadyThere,
     Closed,
 }
+
+/// What a visit to one of icbridge's links (`/j/<code>`) gets.
+#[derive(Debug, PartialEq, Eq)]
+pub enum LinkVisit {
+    /// On to the meeting: Instant Connect's link.
+    Redirect(String),
+    /// A link preview's or scanner's fetch of a live link: title and description only.
+    Preview,
+    /// The consultation it was for has ended: closed, replaced by a newer link, or expired.
+    Ended,
+    Unknown,
+}
+
+/// The length of a link's code: 16 random bytes, base64url.
+const LINK_CODE_CHARS: usize = 22;
 
 /// What became of a request to close a conversation.
 #[derive(Debug, PartialEq, Eq)]
@@ -373,6 +394,46 @@ impl Bridge {
         self.audit(actor, Action::Retry, "dead deliveries".into(), Some(detail))
             .await?;
         Ok(revived)
+    }
+
+    // ---- icbridge's own links ----
+
+    /// A visit to link `code`: on to the meeting while it is the open conversation's live
+    /// one, else the ended page. The first opening of a guest link that is not a
+    /// preview's fetch is recorded, posted in the thread (once) and timed.
+    pub async fn visit_link(&self, code: &str, preview: bool) -> Result<LinkVisit, StoreError> {
+        let shaped = code.len() == LINK_CODE_CHARS
+            && code
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        if !shaped {
+            return Ok(LinkVisit::Unknown);
+        }
+        let store = &self.inner.store;
+        let Some(link) = store.link(code).await? else {
+            return Ok(LinkVisit::Unknown);
+        };
+        let now = self.now();
+        if link.current == 0 || link.expires_at <= now {
+            return Ok(LinkVisit::Ended);
+        }
+        if preview {
+            return Ok(LinkVisit::Preview);
+        }
+        if link.role == "guest" && link.opened_at.is_none() {
+            let notice = Self::to_thread(expert_messages::link_opened(now));
+            if store
+                .record_opening(code, &link.conversation_id, notice, now)
+                .await?
+            {
+                self.inner
+                    .metrics
+                    .link_opened((now - link.created_at) as f64 / 1000.0);
+                self.wake_outbox();
+                tracing::info!(conversation = %link.conversation_id, "the customer opened the link");
+            }
+        }
+        Ok(LinkVisit::Redirect(link.target))
     }
 
     // ---- Customers' data, and who did what ----
@@ -733,7 +794,7 @@ impl Bridge {
             return Ok(NewLinkOutcome::InProgress);
         };
         let result = async {
-            let (expires_at, links) = self.make_links(&sub).await?;
+            let (expires_at, links, redirects) = self.make_links(&sub).await?;
             let customer = self.to_customer(
                 key,
                 self.inner.reply_texts.render(
@@ -762,6 +823,7 @@ impl Bridge {
                     valid_after: i64::MAX,
                     claim_id: claim_id.clone(),
                     deliveries: std::iter::once(thread).chain(customer).collect(),
+                    redirects,
                     now: self.now(),
                 })
                 .await?;
@@ -1335,7 +1397,7 @@ impl Bridge {
         let inner = &self.inner;
         self.reserve_meeting_start(message, claim_id).await?;
 
-        let (expires_at, links) = self.make_links(sub).await?;
+        let (expires_at, links, redirects) = self.make_links(sub).await?;
         let desk = desk.name.clone();
         // Used if the meeting opens a new conversation (an open one keeps its id).
         let conversation_id = Uuid::new_v4().to_string();
@@ -1380,6 +1442,7 @@ impl Bridge {
                 valid_after: self.now() + RENEW_BEFORE_EXPIRY.as_millis() as i64,
                 claim_id: claim_id.to_string(),
                 deliveries,
+                redirects,
                 now: self.now(),
             })
             .await?;
@@ -1427,7 +1490,10 @@ impl Bridge {
     /// New links from the broker for the meeting `sub`, and when they expire (Unix ms). No
     /// transaction is open during this call. While the broker asked to wait, it is not
     /// called.
-    async fn make_links(&self, sub: &str) -> Result<(i64, MeetingLinks), BridgeError> {
+    async fn make_links(
+        &self,
+        sub: &str,
+    ) -> Result<(i64, MeetingLinks, Vec<Redirect>), BridgeError> {
         if let Some(until) = self.inner.pauses.paused_until(Upstream::InstantConnect) {
             let retry_after = Duration::from_millis((until - self.now()).max(1000) as u64);
             return Err(BridgeError::Paused { retry_after });
@@ -1447,7 +1513,8 @@ impl Bridge {
                     .pauses
                     .works_again(Upstream::InstantConnect)
                     .await?;
-                Ok((expires_at, links))
+                let (links, redirects) = self.hand_out(links);
+                Ok((expires_at, links, redirects))
             }
             Err(error) => {
                 let until = self.inner.pauses.note(&error).await?;
@@ -1459,6 +1526,35 @@ impl Bridge {
                 }
             }
         }
+    }
+
+    /// The links to hand out for a meeting's: with `ICB_PUBLIC_URL`, icbridge's own (a code
+    /// each, 128 random bits), and what they redirect to; else the meeting's own.
+    fn hand_out(&self, links: MeetingLinks) -> (MeetingLinks, Vec<Redirect>) {
+        let Some(base) = &self.inner.link_base else {
+            return (links, Vec::new());
+        };
+        let own = |role: &'static str, target: &Url| {
+            let code = URL_SAFE_NO_PAD.encode(rand::random::<[u8; 16]>());
+            let url = base
+                .join(&format!("j/{code}"))
+                .expect("a code is a valid path segment");
+            let redirect = Redirect {
+                code,
+                role,
+                target: target.to_string(),
+            };
+            (url, redirect)
+        };
+        let (guest_url, guest) = own("guest", &links.guest_url);
+        let (host_url, host) = own("host", &links.host_url);
+        (
+            MeetingLinks {
+                host_url,
+                guest_url,
+            },
+            vec![guest, host],
+        )
     }
 
     /// Calls the broker, retrying quickly what a retry can fix, within [`BROKER_BUDGET`] in

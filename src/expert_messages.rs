@@ -202,6 +202,11 @@ pub fn keyword_note(keyword: Keyword, text: &str) -> String {
     }
 }
 
+/// The customer opened their link (a person, not a link preview).
+pub fn link_opened(at: i64) -> String {
+    format!("👀 The customer opened the link at {}.", clock::human(at))
+}
+
 pub fn not_sent_opted_out() -> String {
     "Not sent: the customer opted out (STOP). They get messages again once they text START."
         .to_string()

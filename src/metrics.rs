@@ -21,6 +21,7 @@ pub struct Metrics {
     conversations_opened: IntCounterVec,
     conversations_taken: IntCounterVec,
     conversations_out_of_hours: IntCounterVec,
+    link_opened: prometheus::Histogram,
     time_to_take: HistogramVec,
 }
 
@@ -128,6 +129,24 @@ impl Metrics {
             &["desk"],
         )
         .expect("valid metric");
+        let link_opened = prometheus::Histogram::with_opts(
+            HistogramOpts::new(
+                "icbridge_link_opened_seconds",
+                "From a meeting's links being sent to the customer first opening theirs",
+            )
+            .buckets(vec![
+                10.0,
+                30.0,
+                60.0,
+                120.0,
+                300.0,
+                600.0,
+                1800.0,
+                3600.0,
+                4.0 * 3600.0,
+            ]),
+        )
+        .expect("valid metric");
         let time_to_take = HistogramVec::new(
             HistogramOpts::new(
                 "icbridge_time_to_take_seconds",
@@ -152,6 +171,7 @@ impl Metrics {
             Box::new(conversations_opened.clone()),
             Box::new(conversations_taken.clone()),
             Box::new(conversations_out_of_hours.clone()),
+            Box::new(link_opened.clone()),
             Box::new(time_to_take.clone()),
             Box::new(meetings_created.clone()),
             Box::new(upstream_duration.clone()),
@@ -176,12 +196,18 @@ impl Metrics {
             conversations_opened,
             conversations_taken,
             conversations_out_of_hours,
+            link_opened,
             time_to_take,
         }
     }
 
     pub fn conversation_opened(&self, desk: &str) {
         self.conversations_opened.with_label_values(&[desk]).inc();
+    }
+
+    /// A customer first opened their link, `seconds` after it was sent.
+    pub fn link_opened(&self, seconds: f64) {
+        self.link_opened.observe(seconds.max(0.0));
     }
 
     /// A conversation of `desk` needed a meeting while the desk was closed.

@@ -246,6 +246,7 @@ impl Application {
         let sandbox = options.sandbox;
         let sandbox_state = web::Data::new(sandbox::SandboxState::new(&settings.webex_api_url));
         let bridge_data = web::Data::new(bridge.clone());
+        let unknown_codes = web::Data::new(routes::links::UnknownCodes::default());
         let auth = web::Data::new(auth);
         let server = HttpServer::new(move || {
             let app = App::new()
@@ -264,6 +265,12 @@ impl Application {
                 .configure(routes::admin::configure)
                 .service(web::resource("/openapi.json").route(web::get().to(openapi::document)))
                 .service(web::resource("/healthz").route(web::get().to(health::healthz)))
+                .app_data(unknown_codes.clone())
+                .service(
+                    web::resource("/j/{code}")
+                        .route(web::get().to(routes::links::visit))
+                        .route(web::head().to(routes::links::visit)),
+                )
                 .app_data(media_files.clone())
                 .service(
                     web::resource("/media/{token}/{name}")
@@ -520,6 +527,7 @@ pub fn bridge(
         metrics: runtime.metrics,
         clock: runtime.clock,
         pauses: runtime.pauses,
+        link_base: settings.public_url.clone(),
     }))
 }
 

@@ -96,6 +96,7 @@
       item.appendChild(text('span', 'waiting', waiting(c.waitingSince)));
       if (c.outOfHours) { item.appendChild(text('span', 'out-of-hours', 'out of hours: waits for the desk to open')); }
       item.appendChild(text('span', 'expiry', c.linkExpiresAt ? 'link until ' + time(c.linkExpiresAt) : 'no link'));
+      if (c.linkOpenedAt) { item.appendChild(text('span', 'opened', 'opened ' + time(c.linkOpenedAt))); }
       item.appendChild(text('span', 'assignee', c.assignee ? 'taken by ' + c.assignee : ''));
       var actions = document.createElement('div');
       actions.className = 'actions';

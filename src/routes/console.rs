@@ -347,6 +347,7 @@ pub async fn queue(
                 "waitingSince": clock::rfc3339(c.created_at),
                 // Wrote out of hours and waits for the desk to open.
                 "outOfHours": c.waiting_since.is_some(),
+                "linkOpenedAt": item.link_opened_at.map(clock::rfc3339),
             })
         })
         .collect();

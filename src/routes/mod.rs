@@ -4,6 +4,7 @@ pub mod admin;
 pub mod connect_webhook;
 pub mod console;
 pub mod health;
+pub mod links;
 pub mod media;
 pub mod openapi;
 pub mod request_log;

@@ -7,7 +7,7 @@ use actix_web::HttpResponse;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{admin, connect_webhook, console, health, webex_webhook};
+use super::{admin, connect_webhook, console, health, links, webex_webhook};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -32,6 +32,7 @@ use super::{admin, connect_webhook, console, health, webex_webhook};
         admin::export_customer,
         admin::erase_customer,
         admin::audit_log,
+        links::visit,
         console::console,
         console::login,
         console::callback,

@@ -50,11 +50,14 @@ pub async fn request_log(
     Ok(response)
 }
 
-/// The path as logged: the tokens of links to experts' files (which grant the file) and
-/// the files' names are left out.
+/// The path as logged: the tokens of links to experts' files (which grant the file), the
+/// files' names and the codes of icbridge's meeting links (which grant the meeting) are left
+/// out.
 fn loggable_path(path: &str) -> String {
     if path.starts_with("/media/") {
         "/media/…".to_string()
+    } else if path.starts_with("/j/") {
+        "/j/…".to_string()
     } else {
         path.to_string()
     }

@@ -34,6 +34,8 @@ pub struct QueueItem {
     pub last_message: Option<String>,
     pub last_message_at: Option<i64>,
     pub host_url: Option<String>,
+    /// When the customer first opened the newest meeting's link (icbridge's own links).
+    pub link_opened_at: Option<i64>,
 }
 
 /// A queue line as selected: the conversation's columns and its latest message and link.
@@ -44,6 +46,7 @@ struct QueueRow {
     last_message: Option<String>,
     last_message_at: Option<i64>,
     host_url: Option<String>,
+    link_opened_at: Option<i64>,
 }
 
 impl Store {
@@ -198,7 +201,10 @@ impl Store {
                  (SELECT m.received_at FROM messages m WHERE m.conversation_id = q.id
                   ORDER BY m.id DESC LIMIT 1) AS last_message_at,
                  (SELECT t.host_url FROM meetings t WHERE t.conversation_id = q.id
-                  ORDER BY t.expires_at DESC LIMIT 1) AS host_url
+                  ORDER BY t.expires_at DESC LIMIT 1) AS host_url,
+                 (SELECT l.opened_at FROM links l JOIN meetings t ON t.id = l.meeting_id
+                  WHERE t.conversation_id = q.id AND l.role = 'guest'
+                  ORDER BY t.expires_at DESC LIMIT 1) AS link_opened_at
              FROM q"
         ))
         .bind(limit)
@@ -212,6 +218,7 @@ impl Store {
                     last_message: row.last_message,
                     last_message_at: row.last_message_at,
                     host_url: row.host_url,
+                    link_opened_at: row.link_opened_at,
                 })
             })
             .collect::<Result<Vec<_>, StoreError>>()?;

@@ -5,6 +5,7 @@
 use sqlx::AnyConnection;
 
 use super::conversations::{open_conversation_for, Opening};
+use super::links::Redirect;
 use super::{insert_outbox, Store, StoreError};
 use crate::domain::{ConversationKey, FollowUps, MeetingLinks, OutboxEntry};
 use crate::inbound::DeliveryReceipt;
@@ -96,6 +97,8 @@ pub struct NewMeeting {
     pub claim_id: String,
     /// Side effects to deliver once the meeting is stored.
     pub deliveries: Vec<OutboxEntry>,
+    /// The codes handed out for its links (with ICB_PUBLIC_URL), stored with it.
+    pub redirects: Vec<Redirect>,
     pub now: i64,
 }
 
@@ -246,6 +249,18 @@ impl Store {
                 .rows_affected()
                     == 1;
                 let answer = if inserted {
+                    for redirect in &new.redirects {
+                        sqlx::query(
+                            "INSERT INTO links (code, meeting_id, role, target)
+                             VALUES ($1, $2, $3, $4)",
+                        )
+                        .bind(&redirect.code)
+                        .bind(&new.meeting_id)
+                        .bind(redirect.role)
+                        .bind(&redirect.target)
+                        .execute(&mut *tx)
+                        .await?;
+                    }
                     insert_outbox(tx, &new.deliveries, Some(&conversation_id), new.now).await?;
                     Answer {
                         conversation_id,

@@ -14,6 +14,7 @@ mod console;
 mod conversations;
 mod customers;
 mod intake;
+mod links;
 mod messages;
 mod opt_outs;
 mod outbox;
@@ -38,6 +39,7 @@ pub use customers::{
     AuditEntry, ConversationRecord, CustomerRecords, DeliveryRecord, Erasure, MeetingRecord,
     MessageRecord, OptOutRecord, ReceiptRecord,
 };
+pub use links::{LinkRecord, Redirect};
 pub use messages::{Answer, Claim, NewMeeting, ReceiptMatch, Recorded};
 pub use opt_outs::{KeywordMessage, KeywordOutcome, OptOutChange, OptedOutMessage};
 pub use outbox::{OutboxRow, OutboxState, Outcome, Settlement};

@@ -140,8 +140,16 @@ async fn an_expert_signs_in_sees_the_queue_takes_and_closes_a_conversation() {
             "channel": "WhatsApp",
             "customer": "+1415•••0142",
             "lastMessage": "Hello, can I get a video call with an advisor?",
-            "join": SHORT_HOST_URL,
+            "join": seen["shown"]["join"],
         })
+    );
+    // The host link is icbridge's own (ICB_PUBLIC_URL is the console's address).
+    assert!(
+        seen["shown"]["join"]
+            .as_str()
+            .unwrap()
+            .starts_with(&format!("{base}/j/")),
+        "{seen}"
     );
     assert_eq!(
         seen["widgetInits"],

@@ -375,6 +375,24 @@ impl TestApp {
             .collect()
     }
 
+    /// Where one of icbridge's own links (`…/j/<code>`, on any base) leads now: the
+    /// redirect's target, or the status of the page shown instead.
+    pub async fn own_link_target(&self, url: &str) -> Result<String, u16> {
+        let code = url.rsplit_once("/j/").expect("an own link").1;
+        let response = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap()
+            .get(format!("{}/j/{code}", self.address))
+            .send()
+            .await
+            .unwrap();
+        match response.status().as_u16() {
+            302 => Ok(response.headers()["location"].to_str().unwrap().to_string()),
+            status => Err(status),
+        }
+    }
+
     /// Requests the broker received.
     pub async fn broker_requests(&self) -> Vec<wiremock::Request> {
         self.broker.received_requests().await.unwrap()

@@ -50,6 +50,7 @@ mod hostile;
 mod hours;
 mod https_host;
 mod intake;
+mod links;
 mod media;
 mod meetings;
 mod migrations;

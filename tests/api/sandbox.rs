@@ -143,11 +143,10 @@ async fn the_sandbox_runs_the_whole_flow_without_credentials() {
         .unwrap();
     assert_eq!(response.status(), 200);
     let answer: Value = response.json().await.unwrap();
-    let guest_url = answer["guestUrl"].as_str().unwrap().to_string();
-    assert!(
-        guest_url.starts_with(&format!("{base}/sandbox/visit/")),
-        "{guest_url}"
-    );
+    // The sandbox hands out icbridge's own links (its ICB_PUBLIC_URL is its address),
+    // leading to the stand-in broker's meeting page.
+    let own_link = answer["guestUrl"].as_str().unwrap().to_string();
+    assert!(own_link.starts_with(&format!("{base}/j/")), "{own_link}");
     assert_eq!(answer["created"], true);
 
     // The worker sends the expert notification and the customer reply to the stand-ins.
@@ -164,9 +163,31 @@ async fn the_sandbox_runs_the_whole_flow_without_credentials() {
         .as_str()
         .unwrap()
         .contains("Join as host"));
-    assert!(!to_experts["text"].as_str().unwrap().contains(&guest_url));
+    assert!(!to_experts["text"].as_str().unwrap().contains(&own_link));
     assert_eq!(to_customer["to"], "14155550142");
     assert_eq!(to_customer["text"], answer["reply"]);
+
+    // The customer opens the link: on to the meeting; the experts' thread is told.
+    let no_redirects = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let redirect = no_redirects.get(&own_link).send().await.unwrap();
+    assert_eq!(redirect.status(), 302);
+    let guest_url = redirect.headers()["location"].to_str().unwrap().to_string();
+    assert!(
+        guest_url.starts_with(&format!("{base}/sandbox/visit/")),
+        "{guest_url}"
+    );
+    assert!(!to_experts["text"].as_str().unwrap().contains(&guest_url));
+    let opened = &sent_messages(&base, 3).await[2];
+    assert!(
+        opened["text"]
+            .as_str()
+            .unwrap()
+            .starts_with("👀 The customer opened the link at "),
+        "{opened}"
+    );
 
     // Both links open a page.
     let page = http.get(&guest_url).send().await.unwrap();

@@ -1,0 +1,169 @@
+//! `/j/<code>`: the links icbridge hands out (with `ICB_PUBLIC_URL`). A person is sent on to
+//! the meeting while it may be used; a link preview gets a title and a description; an
+//! ended or unknown link gets a short page saying how to get a new one. Unknown codes are
+//! counted per client address: past a limit, that address is refused for a minute.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Mutex;
+
+use actix_web::http::{header, Method, StatusCode};
+use actix_web::{web, HttpRequest, HttpResponse};
+
+use crate::bridge::{Bridge, LinkVisit};
+
+/// User agents (matched case-insensitively, as parts) that fetch a link to draw its preview
+/// or to scan it for safety, never to join: they are not openings. WhatsApp, iMessage (which
+/// presents itself as Facebook's and Twitter's crawlers), Messenger, Slack, Teams and Skype,
+/// Telegram, Discord, LinkedIn, Viber, Outlook and Office (Safe Links), and mail scanners.
+pub const PREVIEW_AGENTS: [&str; 20] = [
+    "whatsapp",
+    "facebookexternalhit",
+    "facebot",
+    "twitterbot",
+    "slackbot",
+    "slack-imgproxy",
+    "skypeuripreview",
+    "telegrambot",
+    "discordbot",
+    "linkedinbot",
+    "viber",
+    "microsoft office",
+    "ms-office",
+    "bingpreview",
+    "googlebot",
+    "applebot",
+    "google-safety",
+    "proofpoint",
+    "mimecast",
+    "barracuda",
+];
+
+/// Unknown codes an address may ask for in a minute; past it, every `/j/` request from it
+/// is refused until the minute is over.
+const UNKNOWN_PER_MINUTE: u32 = 20;
+const MINUTE_MS: i64 = 60_000;
+/// Addresses remembered at most; older windows are forgotten first.
+const MAX_ADDRESSES: usize = 10_000;
+
+/// Unknown codes per client address, in the current minute of each.
+#[derive(Default)]
+pub struct UnknownCodes {
+    by_address: Mutex<HashMap<String, (i64, u32)>>,
+}
+
+impl UnknownCodes {
+    fn is_refused(&self, address: &str, now: i64) -> bool {
+        let by_address = self.by_address.lock().expect("not poisoned");
+        by_address
+            .get(address)
+            .is_some_and(|(since, count)| now - since < MINUTE_MS && *count >= UNKNOWN_PER_MINUTE)
+    }
+
+    fn count(&self, address: &str, now: i64) {
+        let mut by_address = self.by_address.lock().expect("not poisoned");
+        if by_address.len() >= MAX_ADDRESSES {
+            by_address.retain(|_, (since, _)| now - *since < MINUTE_MS);
+        }
+        let entry = by_address.entry(address.to_string()).or_insert((now, 0));
+        if now - entry.0 >= MINUTE_MS {
+            *entry = (now, 0);
+        }
+        entry.1 += 1;
+    }
+}
+
+const PREVIEW_PAGE: &str = "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
+<title>Video consultation</title>\
+<meta name=\"description\" content=\"Your link to a video consultation. Open it to join.\">\
+<meta property=\"og:title\" content=\"Video consultation\">\
+<meta property=\"og:description\" content=\"Your link to a video consultation. Open it to join.\">\
+</head><body><h1>Video consultation</h1><p>Your link to a video consultation. Open it to join.</p></body></html>";
+
+const ENDED_PAGE: &str = "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
+<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
+<title>This consultation link has ended</title></head>\
+<body style=\"font-family: sans-serif; max-width: 32rem; margin: 3rem auto; padding: 0 1rem\">\
+<h1>This consultation link has ended</h1>\
+<p>The video consultation it was for is over, or a newer link was sent to you.</p>\
+<p>To talk to us again, send us a new message: you will get a new link.</p></body></html>";
+
+fn page(status: StatusCode, body: &'static str) -> HttpResponse {
+    HttpResponse::build(status)
+        .content_type("text/html; charset=utf-8")
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .insert_header(("Referrer-Policy", "no-referrer"))
+        .insert_header(("X-Robots-Tag", "noindex"))
+        .body(body)
+}
+
+/// The client's address: the proxy's `Forwarded`/`X-Forwarded-For` when there is one (as
+/// behind the Caddy of `deploy/`), else the peer's, without its port.
+fn client_address(request: &HttpRequest) -> String {
+    let info = request.connection_info();
+    let address = info.realip_remote_addr().unwrap_or("unknown");
+    address
+        .parse::<SocketAddr>()
+        .map(|socket| socket.ip().to_string())
+        .unwrap_or_else(|_| address.to_string())
+}
+
+fn is_preview(request: &HttpRequest) -> bool {
+    if request.method() == Method::HEAD {
+        return true;
+    }
+    let agent = request
+        .headers()
+        .get(header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_ascii_lowercase();
+    PREVIEW_AGENTS.iter().any(|known| agent.contains(known))
+}
+
+/// One of icbridge's links: on to the meeting (302), a preview page (200), the ended page
+/// (410), or the same page for an unknown code (404); 429 for an address that asked for too
+/// many unknown codes.
+#[utoipa::path(get, path = "/j/{code}", tag = "links",
+    params(("code" = String, Path, description = "the link's code")),
+    responses((status = 302, description = "on to the meeting (`Location`), while it may be used"),
+              (status = 200, description = "a link preview's fetch (HEAD, or a preview's user agent): title and description", content_type = "text/html"),
+              (status = 410, description = "the consultation this link was for has ended", content_type = "text/html"),
+              (status = 404, description = "no such link (the same page)", content_type = "text/html"),
+              (status = 429, description = "too many unknown codes from this address; try again in a minute")))]
+pub async fn visit(
+    request: HttpRequest,
+    code: web::Path<String>,
+    bridge: web::Data<Bridge>,
+    unknown: web::Data<UnknownCodes>,
+) -> HttpResponse {
+    let address = client_address(&request);
+    let now = bridge.clock().now_ms();
+    if unknown.is_refused(&address, now) {
+        let mut response = page(StatusCode::TOO_MANY_REQUESTS, ENDED_PAGE);
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, header::HeaderValue::from(60));
+        return response;
+    }
+    match bridge.visit_link(&code, is_preview(&request)).await {
+        Ok(LinkVisit::Redirect(target)) => HttpResponse::Found()
+            .insert_header((header::LOCATION, target))
+            .insert_header((header::CACHE_CONTROL, "no-store"))
+            .insert_header(("Referrer-Policy", "no-referrer"))
+            .finish(),
+        Ok(LinkVisit::Preview) => page(StatusCode::OK, PREVIEW_PAGE),
+        Ok(LinkVisit::Ended) => page(StatusCode::GONE, ENDED_PAGE),
+        Ok(LinkVisit::Unknown) => {
+            unknown.count(&address, now);
+            page(StatusCode::NOT_FOUND, ENDED_PAGE)
+        }
+        Err(error) => {
+            tracing::error!(%error, "a link could not be looked up");
+            HttpResponse::ServiceUnavailable()
+                .insert_header((header::RETRY_AFTER, "5"))
+                .insert_header((header::CACHE_CONTROL, "no-store"))
+                .finish()
+        }
+    }
+}
