@@ -158,10 +158,14 @@ mod tests {
         let policy = OptOutPolicy::default();
         for (text, keyword) in [
             (" stop ", Some(Keyword::Stop)),
+            ("StopAll", Some(Keyword::Stop)),
             ("Unsubscribe", Some(Keyword::Stop)),
+            ("cancel", Some(Keyword::Stop)),
+            ("END", Some(Keyword::Stop)),
             ("QUIT", Some(Keyword::Stop)),
             ("start", Some(Keyword::Start)),
             ("unstop", Some(Keyword::Start)),
+            ("help\n", Some(Keyword::Help)),
             ("Info", Some(Keyword::Help)),
             ("please stop", None),
             ("stopped", None),

@@ -430,6 +430,15 @@ db_test! {
     );
     assert_eq!(item["assignee"], Value::Null);
     assert_eq!(queue["tokenGeneration"], 1);
+    // Not opened yet: the host's visit above is not the customer's. Then the customer opens it.
+    assert_eq!(item["linkOpenedAt"], Value::Null);
+    let guest_url = answer["guestUrl"].as_str().unwrap();
+    assert_eq!(app.own_link_target(guest_url).await, Ok(SHORT_GUEST_URL.to_string()));
+    let queue: Value = get(&app, "/console/api/queue", &cookie).await.json().await.unwrap();
+    assert_eq!(
+        queue["conversations"][0]["linkOpenedAt"],
+        icbridge::clock::rfc3339(app.clock.now_ms())
+    );
 
     // A follow-up becomes the conversation's last message.
     let follow_up = r#"{"channel":"whatsapp","from":"14155550142","to":"a_155054536910425280","text":"Are you there?","messageId":"f-1"}"#;
