@@ -435,6 +435,33 @@ pub async fn mount_whatsapp_queued(server: &MockServer) {
         .await;
 }
 
+/// Webex Connect accepts every SMS like `fixtures/connect-sms-send-accepted.json`.
+pub async fn mount_sms_accepted(server: &MockServer) {
+    Mock::given(method("POST"))
+        .and(path("/v1/sms/messages"))
+        .respond_with(ResponseTemplate::new(202).set_body_raw(
+            fixture("connect-sms-send-accepted.json"),
+            "application/json",
+        ))
+        .mount(server)
+        .await;
+}
+
+/// The texts Webex Connect was asked to send, in order: each request body's field at
+/// `pointer` (`/content` for SMS, `/channels/OTT-Messaging/wa/text/body` for WhatsApp).
+pub async fn connect_texts(app: &TestApp, pointer: &str) -> Vec<String> {
+    app.connect
+        .received_requests()
+        .await
+        .unwrap()
+        .iter()
+        .filter_map(|r| {
+            let body: Value = r.body_json().ok()?;
+            Some(body.pointer(pointer)?.as_str()?.to_string())
+        })
+        .collect()
+}
+
 /// Webex lists the bot's group spaces like `fixtures/webex-rooms.json`.
 pub async fn mount_webex_rooms(server: &MockServer) {
     Mock::given(method("GET"))

@@ -64,18 +64,7 @@ async fn answer(app: &TestApp, body: &str) -> Value {
 
 /// The WhatsApp texts the customers got, in order.
 async fn customers_got(app: &TestApp) -> Vec<String> {
-    app.connect
-        .received_requests()
-        .await
-        .unwrap()
-        .iter()
-        .map(|r| {
-            r.body_json::<Value>().unwrap()["channels"]["OTT-Messaging"]["wa"]["text"]["body"]
-                .as_str()
-                .unwrap()
-                .to_string()
-        })
-        .collect()
+    connect_texts(app, "/channels/OTT-Messaging/wa/text/body").await
 }
 
 /// What the desk says in a thread (the expert's `take`), as Webex delivers it.

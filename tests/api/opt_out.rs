@@ -2,8 +2,6 @@
 //! the outbox sends nothing to an opted-out customer, whenever it was queued.
 
 use serde_json::{json, Value};
-use wiremock::matchers::{method, path};
-use wiremock::{Mock, ResponseTemplate};
 
 use crate::desk::*;
 use crate::helpers::*;
@@ -22,14 +20,7 @@ pub async fn sms_app_with(db: TestDb, extra: &[(&str, &str)], desks: Vec<DeskCon
     let mut settings = vec![("REPLY_MODE", "connect"), ("ADMIN_TOKEN", ADMIN_TOKEN)];
     settings.extend_from_slice(extra);
     let app = desk_app_with_desks(db, &settings, desks).await;
-    Mock::given(method("POST"))
-        .and(path("/v1/sms/messages"))
-        .respond_with(ResponseTemplate::new(202).set_body_raw(
-            fixture("connect-sms-send-accepted.json"),
-            "application/json",
-        ))
-        .mount(&app.connect)
-        .await;
+    mount_sms_accepted(&app.connect).await;
     app
 }
 
@@ -52,18 +43,7 @@ pub async fn expert_replies(app: &TestApp, id: &str, text: &str) {
 
 /// The SMS texts the customer got, in order.
 async fn sms_got(app: &TestApp) -> Vec<String> {
-    app.connect
-        .received_requests()
-        .await
-        .unwrap()
-        .iter()
-        .map(|r| {
-            r.body_json::<Value>().unwrap()["content"]
-                .as_str()
-                .unwrap()
-                .to_string()
-        })
-        .collect()
+    connect_texts(app, "/content").await
 }
 
 async fn thread_got(app: &TestApp) -> Vec<String> {

@@ -28,14 +28,7 @@ async fn app_with_three_notifications(db: TestDb, webex_says: ResponseTemplate) 
         .mount(&app.webex)
         .await;
     mount_webex_messages(&app.webex).await;
-    Mock::given(method("POST"))
-        .and(path("/v1/sms/messages"))
-        .respond_with(ResponseTemplate::new(202).set_body_raw(
-            fixture("connect-sms-send-accepted.json"),
-            "application/json",
-        ))
-        .mount(&app.connect)
-        .await;
+    mount_sms_accepted(&app.connect).await;
     for (n, customer) in ["+14155550101", "+14155550102", "+14155550103"]
         .iter()
         .enumerate()
