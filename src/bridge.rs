@@ -1536,9 +1536,12 @@ impl Bridge {
         };
         let own = |role: &'static str, target: &Url| {
             let code = URL_SAFE_NO_PAD.encode(rand::random::<[u8; 16]>());
-            let url = base
-                .join(&format!("j/{code}"))
-                .expect("a code is a valid path segment");
+            // Under the public URL's own path, if it has one (behind a proxy's prefix).
+            let mut url = base.clone();
+            url.path_segments_mut()
+                .expect("the public URL is a base URL")
+                .pop_if_empty()
+                .extend(["j", &code]);
             let redirect = Redirect {
                 code,
                 role,

@@ -8,7 +8,8 @@ use crate::desk::*;
 use crate::helpers::*;
 use crate::opt_out::{customer_texts, expert_replies, sms_app_with};
 
-const PUBLIC: &str = "https://bridge.example.com";
+/// With a path: behind a proxy that serves icbridge under a prefix.
+const PUBLIC: &str = "https://bridge.example.com/support";
 
 async fn app_with_own_links(db: TestDb) -> TestApp {
     sms_app_with(db, &[("PUBLIC_URL", PUBLIC)], Vec::new()).await
