@@ -213,13 +213,17 @@ impl Store {
                     .execute(&mut *tx)
                     .await?
                     .rows_affected();
+                    // Receipts of their deliveries, and receipts matched to no delivery that
+                    // name their number (the whole table is read: erasing is rare).
                     let receipts = sqlx::query(&format!(
                         "UPDATE delivery_receipts SET payload = '{{}}', transid = NULL
-                         WHERE payload != '{{}}' AND outbox_id IN (
-                             SELECT id FROM outbox WHERE {in_conversations})"
+                         WHERE payload != '{{}}'
+                           AND (outbox_id IN (SELECT id FROM outbox WHERE {in_conversations})
+                                OR (outbox_id IS NULL AND payload LIKE $3))"
                     ))
                     .bind(&sms)
                     .bind(&whatsapp)
+                    .bind(format!("%{whatsapp}%"))
                     .execute(&mut *tx)
                     .await?
                     .rows_affected();

@@ -32,6 +32,10 @@ async fn a_customer_on_both_channels(app: &TestApp) -> String {
     receipt["deliveryInfoNotification"]["correlationid"] = json!(format!("icb-{reply_row}"));
     receipt["deliveryInfoNotification"]["deliveryInfo"]["destination"] = json!(NUMBER);
     assert_eq!(app.post_signed(&receipt.to_string()).await.status(), 200);
+    // A receipt icbridge cannot match to a delivery, naming the number.
+    receipt["deliveryInfoNotification"]["correlationid"] = json!("someone-else");
+    receipt["deliveryInfoNotification"]["transid"] = json!("unknown-transid");
+    assert_eq!(app.post_signed(&receipt.to_string()).await.status(), 200);
     app.clock.advance(std::time::Duration::from_secs(1));
     let mut photo = fixture_json("connect-whatsapp-mo-image.json");
     photo["waid"] = json!("14155550123");
@@ -102,7 +106,7 @@ db_test! {
         let erasure: Value = response.json().await.unwrap();
         let log_cleared = if db == TestDb::Sqlite { json!(true) } else { Value::Null };
         assert_eq!(erasure, json!({"conversations": 2, "messages": 3, "deliveries": 6,
-            "deliveriesCancelled": 0, "receipts": 1, "optOuts": 0, "logCleared": log_cleared}));
+            "deliveriesCancelled": 0, "receipts": 2, "optOuts": 0, "logCleared": log_cleared}));
 
         // Nothing of the customer is left: only what counts.
         let after = export(&app).await;
