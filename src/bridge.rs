@@ -336,10 +336,13 @@ impl Bridge {
 
     /// Makes a dead (or waiting) delivery due now with a fresh retry schedule.
     pub async fn retry_delivery(&self, id: i64, actor: &Actor) -> Result<(), StoreError> {
-        self.inner.store.revive_outbox(id, self.now()).await?;
+        let audit = self.audit_entry(actor, Action::Retry, format!("delivery {id}"), None);
+        self.inner
+            .store
+            .revive_outbox(id, audit, self.now())
+            .await?;
         self.wake_outbox();
-        self.audit(actor, Action::Retry, format!("delivery {id}"), None)
-            .await
+        Ok(())
     }
 
     /// Whether the database answers.
@@ -380,19 +383,18 @@ impl Bridge {
         since: Option<i64>,
         actor: &Actor,
     ) -> Result<u64, StoreError> {
-        let revived = self
-            .inner
-            .store
-            .revive_dead_outbox(kind, since, self.now())
-            .await?;
-        self.wake_outbox();
-        let detail = format!(
-            "{revived} revived (kind {}, since {})",
+        let asked = format!(
+            "kind {}, since {}",
             kind.unwrap_or("any"),
             since.map(clock::rfc3339).unwrap_or_else(|| "ever".into())
         );
-        self.audit(actor, Action::Retry, "dead deliveries".into(), Some(detail))
+        let audit = self.audit_entry(actor, Action::Retry, "dead deliveries".into(), Some(asked));
+        let revived = self
+            .inner
+            .store
+            .revive_dead_outbox(kind, since, audit, self.now())
             .await?;
+        self.wake_outbox();
         Ok(revived)
     }
 
@@ -438,24 +440,21 @@ impl Bridge {
 
     // ---- Customers' data, and who did what ----
 
-    /// Writes what `actor` did to the audit log.
-    async fn audit(
+    /// The audit row of what `actor` does now; written with the change it records.
+    fn audit_entry(
         &self,
         actor: &Actor,
         action: Action,
         subject: String,
         detail: Option<String>,
-    ) -> Result<(), StoreError> {
-        self.inner
-            .store
-            .record_audit(AuditEntry {
-                at: self.now(),
-                actor: actor.audit_name(),
-                action: action.as_str().to_string(),
-                subject,
-                detail,
-            })
-            .await
+    ) -> AuditEntry {
+        AuditEntry {
+            at: self.now(),
+            actor: actor.audit_name(),
+            action: action.as_str().to_string(),
+            subject,
+            detail,
+        }
     }
 
     /// The newest `limit` rows of the audit log.
@@ -482,8 +481,8 @@ impl Bridge {
         let records = self.inner.store.customer_records(&forms).await?;
         let export = CustomerExport::new(forms.clone(), &records, self.now());
         let detail = format!("{} conversations", export.conversations.len());
-        self.audit(actor, Action::Export, Self::masked(&forms), Some(detail))
-            .await?;
+        let audit = self.audit_entry(actor, Action::Export, Self::masked(&forms), Some(detail));
+        self.inner.store.record_audit(audit).await?;
         Ok(export)
     }
 
@@ -495,13 +494,11 @@ impl Bridge {
         actor: &Actor,
     ) -> Result<Erasure, BridgeError> {
         let forms = Self::customer_forms(number)?;
+        let audit = self.audit_entry(actor, Action::Erase, Self::masked(&forms), None);
         let erasure = self
             .inner
             .store
-            .erase_customer(&forms, ERASED_REASON, self.now())
-            .await?;
-        let detail = serde_json::to_string(&erasure).unwrap_or_default();
-        self.audit(actor, Action::Erase, Self::masked(&forms), Some(detail))
+            .erase_customer(&forms, ERASED_REASON, audit, self.now())
             .await?;
         tracing::info!(customer = %CustomerAddress::from_stored(forms[0].clone()),
             conversations = erasure.conversations, messages = erasure.messages, "customer erased");
@@ -527,15 +524,14 @@ impl Bridge {
     pub async fn close(&self, id: &str, actor: &Actor) -> Result<CloseOutcome, BridgeError> {
         let closed_by = actor.shown();
         let notice = Self::to_thread(expert_messages::closed(&closed_by));
+        let audit = self.audit_entry(actor, Action::Close, format!("conversation {id}"), None);
         let store = &self.inner.store;
         if store
-            .close_conversation(id, &closed_by, &[notice], self.now())
+            .close_conversation(id, &closed_by, &[notice], audit, self.now())
             .await?
         {
             self.wake_outbox();
             tracing::info!(conversation = %id, "conversation closed");
-            self.audit(actor, Action::Close, format!("conversation {id}"), None)
-                .await?;
             return Ok(CloseOutcome::Closed);
         }
         match store.conversation(id).await? {
@@ -667,22 +663,21 @@ impl Bridge {
         }
         deliveries
             .push(Delivery::Notification { markdown, card }.entry(Purpose::ExpertNotification));
+        let detail = format!("to desk {}", target.name);
+        let audit = self.audit_entry(
+            actor,
+            Action::Transfer,
+            format!("conversation {id}"),
+            Some(detail),
+        );
         if !store
-            .transfer_conversation(id, &target.name, &deliveries, self.now())
+            .transfer_conversation(id, &target.name, &deliveries, audit, self.now())
             .await?
         {
             return Ok(TransferOutcome::Closed);
         }
         self.wake_outbox();
         tracing::info!(conversation = %id, desk = %target.name, "conversation transferred");
-        let detail = format!("to desk {}", target.name);
-        self.audit(
-            actor,
-            Action::Transfer,
-            format!("conversation {id}"),
-            Some(detail),
-        )
-        .await?;
         Ok(TransferOutcome::Transferred)
     }
 

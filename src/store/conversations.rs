@@ -2,7 +2,8 @@
 
 use sqlx::AnyConnection;
 
-use super::{insert_outbox, Store, StoreError};
+use super::customers::insert_audit;
+use super::{insert_outbox, AuditEntry, Store, StoreError};
 use crate::domain::{BusinessAddress, Channel, ConversationKey, CustomerAddress, OutboxEntry};
 
 /// A stored conversation with what the expert desk shows of it.
@@ -169,6 +170,7 @@ impl Store {
         id: &str,
         desk: &str,
         deliveries: &[OutboxEntry],
+        audit: AuditEntry,
         now: i64,
     ) -> Result<bool, StoreError> {
         let (id, desk, deliveries) = (id.to_string(), desk.to_string(), deliveries.to_vec());
@@ -182,7 +184,11 @@ impl Store {
                 )
                 .bind(&desk)
                 .bind(&id);
-                change_conversation(tx, update, &id, &deliveries, now).await
+                let moved = change_conversation(tx, update, &id, &deliveries, now).await?;
+                if moved {
+                    insert_audit(tx, &audit).await?;
+                }
+                Ok(moved)
             })
         })
         .await
@@ -328,13 +334,14 @@ impl Store {
         )
     }
 
-    /// Closes an open conversation, queueing `deliveries` with it. Returns false when it
-    /// was not open (already closed, or unknown).
+    /// Closes an open conversation, queueing `deliveries` and writing `audit` with it.
+    /// Returns false when it was not open (already closed, or unknown).
     pub async fn close_conversation(
         &self,
         id: &str,
         closed_by: &str,
         deliveries: &[OutboxEntry],
+        audit: AuditEntry,
         now: i64,
     ) -> Result<bool, StoreError> {
         let (id, closed_by, deliveries) =
@@ -348,7 +355,11 @@ impl Store {
                 .bind(now)
                 .bind(&closed_by)
                 .bind(&id);
-                change_conversation(tx, update, &id, &deliveries, now).await
+                let closed = change_conversation(tx, update, &id, &deliveries, now).await?;
+                if closed {
+                    insert_audit(tx, &audit).await?;
+                }
+                Ok(closed)
             })
         })
         .await

@@ -2,6 +2,7 @@
 //! log of what administrators and experts did.
 
 use serde::Serialize;
+use sqlx::AnyConnection;
 
 use super::{Backend, Store, StoreError, ERASED};
 
@@ -113,6 +114,24 @@ pub struct AuditEntry {
     pub detail: Option<String>,
 }
 
+/// Writes an audit row in the transaction of the action it records.
+pub(super) async fn insert_audit(
+    tx: &mut AnyConnection,
+    entry: &AuditEntry,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO audit_log (at, actor, action, subject, detail) VALUES ($1, $2, $3, $4, $5)",
+    )
+    .bind(entry.at)
+    .bind(&entry.actor)
+    .bind(&entry.action)
+    .bind(&entry.subject)
+    .bind(&entry.detail)
+    .execute(tx)
+    .await?;
+    Ok(())
+}
+
 /// The conversations of a customer (`$1`, `$2`: their number's SMS and WhatsApp forms).
 const CONVERSATIONS_OF: &str = "SELECT id FROM conversations WHERE customer IN ($1, $2)";
 
@@ -190,10 +209,13 @@ impl Store {
     /// replaced as retention does; open conversations are closed and what waited to be sent
     /// is cancelled; their opt-outs are forgotten. On SQLite (which overwrites what it
     /// deletes: `secure_delete`) the write-ahead log is then emptied into the database.
+    ///
+    /// `audit` is written in the same transaction, its detail the erasure's counts.
     pub async fn erase_customer(
         &self,
         forms: &[String; 2],
         cancel_reason: &str,
+        mut audit: AuditEntry,
         now: i64,
     ) -> Result<Erasure, StoreError> {
         let [sms, whatsapp] = forms.clone();
@@ -274,7 +296,7 @@ impl Store {
                             .execute(&mut *tx)
                             .await?;
                     }
-                    Ok(Erasure {
+                    let erasure = Erasure {
                         conversations,
                         messages,
                         deliveries,
@@ -282,7 +304,10 @@ impl Store {
                         receipts,
                         opt_outs,
                         log_cleared: None,
-                    })
+                    };
+                    audit.detail = serde_json::to_string(&erasure).ok();
+                    insert_audit(tx, &audit).await?;
+                    Ok(erasure)
                 })
             })
             .await?;
@@ -308,24 +333,10 @@ impl Store {
         Ok(false)
     }
 
+    /// Writes an audit row on its own (an action that changes nothing, like an export).
     pub async fn record_audit(&self, entry: AuditEntry) -> Result<(), StoreError> {
-        self.write(move |tx| {
-            Box::pin(async move {
-                sqlx::query(
-                    "INSERT INTO audit_log (at, actor, action, subject, detail)
-                     VALUES ($1, $2, $3, $4, $5)",
-                )
-                .bind(entry.at)
-                .bind(&entry.actor)
-                .bind(&entry.action)
-                .bind(&entry.subject)
-                .bind(&entry.detail)
-                .execute(tx)
-                .await?;
-                Ok(())
-            })
-        })
-        .await
+        self.write(move |tx| Box::pin(async move { insert_audit(tx, &entry).await }))
+            .await
     }
 
     /// The newest `limit` audit rows, newest first.

@@ -3,8 +3,9 @@
 
 use sqlx::AnyConnection;
 
+use super::customers::insert_audit;
 use super::pauses::UPSTREAM_OF_ROW;
-use super::{Store, StoreError};
+use super::{AuditEntry, Store, StoreError};
 use crate::domain::OutboxEntry;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -312,16 +313,18 @@ impl Store {
 
     /// Makes every dead row (of `kind`, queued since `since`, where given) due now with a
     /// fresh attempt count. Returns how many.
+    /// `audit` is written with it, how many were revived before its detail.
     pub async fn revive_dead_outbox(
         &self,
         kind: Option<&str>,
         since: Option<i64>,
+        mut audit: AuditEntry,
         now: i64,
     ) -> Result<u64, StoreError> {
         let kind = kind.map(str::to_string);
         self.write(move |tx| {
             Box::pin(async move {
-                Ok(sqlx::query(
+                let revived = sqlx::query(
                     "UPDATE outbox SET state = 'pending', attempts = 0, next_attempt_at = $1,
                                        leased_until = NULL
                      WHERE state = 'dead' AND ($2 IS NULL OR kind = $2)
@@ -330,9 +333,13 @@ impl Store {
                 .bind(now)
                 .bind(&kind)
                 .bind(since)
-                .execute(tx)
+                .execute(&mut *tx)
                 .await?
-                .rows_affected())
+                .rows_affected();
+                let asked = audit.detail.take().unwrap_or_default();
+                audit.detail = Some(format!("{revived} revived ({asked})"));
+                insert_audit(tx, &audit).await?;
+                Ok(revived)
             })
         })
         .await
@@ -400,20 +407,29 @@ impl Store {
 
     /// Makes a dead (or pending) row due now with a fresh attempt count. A cancelled row
     /// stays cancelled: its customer opted out.
-    pub async fn revive_outbox(&self, id: i64, now: i64) -> Result<(), StoreError> {
+    pub async fn revive_outbox(
+        &self,
+        id: i64,
+        audit: AuditEntry,
+        now: i64,
+    ) -> Result<(), StoreError> {
         let updated = self
             .write(move |tx| {
                 Box::pin(async move {
-                    Ok(sqlx::query(
+                    let updated = sqlx::query(
                         "UPDATE outbox SET state = 'pending', attempts = 0, next_attempt_at = $1,
                                            leased_until = NULL, held = 0
                          WHERE id = $2 AND state IN ('pending', 'dead')",
                     )
                     .bind(now)
                     .bind(id)
-                    .execute(tx)
+                    .execute(&mut *tx)
                     .await?
-                    .rows_affected())
+                    .rows_affected();
+                    if updated == 1 {
+                        insert_audit(tx, &audit).await?;
+                    }
+                    Ok(updated)
                 })
             })
             .await?;

@@ -153,6 +153,8 @@ db_test! {
         sqlx::query("UPDATE outbox SET state = 'dead' WHERE id = $1").bind(row).execute(&app.db).await.unwrap();
         assert_eq!(admin(&app, reqwest::Method::POST, &format!("/api/outbox/{row}/retry")).await.status(), 200);
         assert_eq!(admin(&app, reqwest::Method::POST, &format!("/api/conversations/{conversation}/close")).await.status(), 200);
+        // Closing it again changes nothing, and writes no audit row.
+        assert_eq!(admin(&app, reqwest::Method::POST, &format!("/api/conversations/{conversation}/close")).await.status(), 200);
         let other: String = sqlx::query_scalar("SELECT id FROM conversations WHERE customer = '+14155550199'")
             .fetch_one(&app.db)
             .await
