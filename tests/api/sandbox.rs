@@ -397,6 +397,25 @@ async fn the_sandbox_routes_by_keyword_and_keeps_an_out_of_hours_customer_until_
     // The customer is told; the experts see nothing until the desk opens.
     let sent = sent_messages(&base, 1).await;
     assert_eq!(sent[0]["via"], "sms");
+    // Before the clock jumps days ahead, the worker has recorded that it sent the text:
+    // else the jump would end its lease mid-send and the text would rightly go again.
+    let mut recorded = false;
+    for _ in 0..100 {
+        let metrics = http
+            .get(format!("{base}/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        if metrics.contains("icbridge_outbox_rows{state=\"sent\"} 1") {
+            recorded = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(recorded, "the text's delivery was recorded");
 
     let opened: Value = http
         .post(format!("{base}/sandbox/clock"))
