@@ -272,6 +272,29 @@ async fn the_sandbox_runs_the_whole_flow_without_credentials() {
     );
 }
 
+/// Waits until the worker has recorded `count` deliveries as sent. Before the sandbox's
+/// clock jumps hours ahead it must: a jump in the middle of a send ends the send's lease,
+/// and the delivery would (rightly) go again.
+async fn delivered_and_recorded(base: &str, count: usize) {
+    let http = reqwest::Client::new();
+    let line = format!("icbridge_outbox_rows{{state=\"sent\"}} {count}\n");
+    for _ in 0..100 {
+        let metrics = http
+            .get(format!("{base}/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        if metrics.contains(&line) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("{count} deliveries were not recorded as sent");
+}
+
 /// What the stand-ins received so far, once there are at least `count`.
 async fn sent_messages(base: &str, count: usize) -> Vec<Value> {
     let http = reqwest::Client::new();
@@ -331,6 +354,7 @@ async fn the_sandbox_shows_photos_files_and_the_whatsapp_window() {
     )
     .await;
     let sent = sent_messages(&base, 4).await;
+    delivered_and_recorded(&base, 4).await;
     let document = &sent[3]["request"]["channels"]["OTT-Messaging"]["wa"]["document"];
     assert_eq!(document["caption"], "Your care plan");
     let file = http
@@ -397,25 +421,7 @@ async fn the_sandbox_routes_by_keyword_and_keeps_an_out_of_hours_customer_until_
     // The customer is told; the experts see nothing until the desk opens.
     let sent = sent_messages(&base, 1).await;
     assert_eq!(sent[0]["via"], "sms");
-    // Before the clock jumps days ahead, the worker has recorded that it sent the text:
-    // else the jump would end its lease mid-send and the text would rightly go again.
-    let mut recorded = false;
-    for _ in 0..100 {
-        let metrics = http
-            .get(format!("{base}/metrics"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
-        if metrics.contains("icbridge_outbox_rows{state=\"sent\"} 1") {
-            recorded = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    assert!(recorded, "the text's delivery was recorded");
+    delivered_and_recorded(&base, 1).await;
 
     let opened: Value = http
         .post(format!("{base}/sandbox/clock"))
