@@ -138,6 +138,23 @@ pub struct MessageReply {
     pub expires_at: Option<String>,
 }
 
+impl MessageReply {
+    /// The answer to a message that got no meeting (a keyword, an opted-out customer, a
+    /// closed desk): `reply` only, the desk open and the customer not opted out unless set.
+    fn without_meeting(conversation_id: Option<String>, reply: String) -> Self {
+        MessageReply {
+            conversation_id,
+            open: true,
+            opted_out: false,
+            meeting_id: None,
+            guest_url: None,
+            reply,
+            created: false,
+            expires_at: None,
+        }
+    }
+}
+
 /// Everything the bridge works with.
 pub struct BridgeParts {
     pub store: Store,
@@ -1040,14 +1057,8 @@ impl Bridge {
             },
         };
         Ok(MessageReply {
-            conversation_id: outcome.conversation_id,
-            open: true,
             opted_out: outcome.opted_out,
-            meeting_id: None,
-            guest_url: None,
-            reply: text,
-            created: false,
-            expires_at: None,
+            ..MessageReply::without_meeting(outcome.conversation_id, text)
         })
     }
 
@@ -1082,14 +1093,8 @@ impl Bridge {
         tracing::info!(customer = %message.key.customer, conversation = %id,
             "message from a customer who opted out: kept, not answered");
         Ok(MessageReply {
-            conversation_id: Some(id),
-            open: true,
             opted_out: true,
-            meeting_id: None,
-            guest_url: None,
-            reply: String::new(),
-            created: false,
-            expires_at: None,
+            ..MessageReply::without_meeting(Some(id), String::new())
         })
     }
 
@@ -1154,14 +1159,8 @@ impl Bridge {
                 desk = %desk.name, "out of hours: the conversation waits for its desk to open");
         }
         Ok(MessageReply {
-            conversation_id: Some(waiting.conversation_id),
             open: false,
-            opted_out: false,
-            meeting_id: None,
-            guest_url: None,
-            reply: text,
-            created: false,
-            expires_at: None,
+            ..MessageReply::without_meeting(Some(waiting.conversation_id), text)
         })
     }
 

@@ -491,11 +491,6 @@ impl Desks {
                 .any(|d| d.keyword(channel, text).is_some())
     }
 
-    /// Whether any desk keeps hours (else no message needs its desk's hours looked up).
-    pub fn any_keeps_hours(&self) -> bool {
-        self.desks.iter().any(ExpertDesk::keeps_hours)
-    }
-
     /// The desk a conversation of `desk` belongs to (`None`, or a desk no longer
     /// configured: the default).
     pub fn of(&self, desk: Option<&str>) -> &ExpertDesk {
@@ -722,7 +717,7 @@ mod tests {
         // A desk without hours is always open.
         let always =
             Desks::configure(&[desk("x")], Some(&ExpertTarget::RoomId("r".into()))).unwrap();
-        assert!(!always.any_keeps_hours());
+        assert!(!always.default_desk().keeps_hours());
     }
 
     #[test]

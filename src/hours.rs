@@ -76,10 +76,6 @@ impl OpeningHours {
         })
     }
 
-    pub fn zone_name(&self) -> &str {
-        &self.zone_name
-    }
-
     /// Open at every hour of every day (no `hours`, no `closed` dates).
     pub fn is_always_open(&self) -> bool {
         self.weekly.is_empty() && self.closed.is_empty()

@@ -105,30 +105,21 @@ impl Metrics {
             &["upstream"],
         )
         .expect("valid metric");
-        let conversations_opened = IntCounterVec::new(
-            Opts::new(
-                "icbridge_conversations_opened_total",
-                "Conversations opened, by the desk they went to",
-            ),
-            &["desk"],
-        )
-        .expect("valid metric");
-        let conversations_taken = IntCounterVec::new(
-            Opts::new(
-                "icbridge_conversations_taken_total",
-                "Conversations an expert took, by desk",
-            ),
-            &["desk"],
-        )
-        .expect("valid metric");
-        let conversations_out_of_hours = IntCounterVec::new(
-            Opts::new(
-                "icbridge_conversations_out_of_hours_total",
-                "Conversations that needed a meeting while their desk was closed, by desk",
-            ),
-            &["desk"],
-        )
-        .expect("valid metric");
+        let per_desk = |name: &str, help: &str| {
+            IntCounterVec::new(Opts::new(name, help), &["desk"]).expect("valid metric")
+        };
+        let conversations_opened = per_desk(
+            "icbridge_conversations_opened_total",
+            "Conversations opened, by the desk they went to",
+        );
+        let conversations_taken = per_desk(
+            "icbridge_conversations_taken_total",
+            "Conversations an expert took, by desk",
+        );
+        let conversations_out_of_hours = per_desk(
+            "icbridge_conversations_out_of_hours_total",
+            "Conversations that needed a meeting while their desk was closed, by desk",
+        );
         let link_opened = prometheus::Histogram::with_opts(
             HistogramOpts::new(
                 "icbridge_link_opened_seconds",

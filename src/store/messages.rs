@@ -212,7 +212,8 @@ impl Store {
     }
 
     /// Stores a new meeting in one transaction with its conversation (opened if none is
-    /// open; one that waited for its desk to open waits no more), the answer to the message that asked for it, and its outbox deliveries.
+    /// open; one that waited for its desk to open waits no more), the answer to the message
+    /// that asked for it, and its outbox deliveries.
     ///
     /// If a concurrent request stored a live meeting for the conversation first, that one is
     /// kept and returned instead, so a conversation never has two live meetings.

@@ -61,6 +61,18 @@ pub struct OptedOutMessage<'a> {
     pub now: i64,
 }
 
+async fn is_opted_out(db: &mut AnyConnection, key: &ConversationKey) -> Result<bool, StoreError> {
+    let count: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM opt_outs WHERE channel = $1 AND customer = $2 AND business = $3",
+    )
+    .bind(key.channel.as_str())
+    .bind(key.customer.as_str())
+    .bind(key.business.as_str())
+    .fetch_one(db)
+    .await?;
+    Ok(count > 0)
+}
+
 /// Puts message `message_row` in conversation `conversation_id`, unless it is in one.
 /// Returns whether it did (false: a repeat, kept before).
 async fn keep_message(
@@ -82,15 +94,7 @@ async fn keep_message(
 impl Store {
     /// Whether the customer opted out of messages from the business address.
     pub async fn is_opted_out(&self, key: &ConversationKey) -> Result<bool, StoreError> {
-        let count: i64 = sqlx::query_scalar(
-            "SELECT COUNT(*) FROM opt_outs WHERE channel = $1 AND customer = $2 AND business = $3",
-        )
-        .bind(key.channel.as_str())
-        .bind(key.customer.as_str())
-        .bind(key.business.as_str())
-        .fetch_one(&self.reader)
-        .await?;
-        Ok(count > 0)
+        is_opted_out(&mut *self.reader.acquire().await?, key).await
     }
 
     /// Records a STOP, START or HELP in one transaction: the message goes to the customer's
@@ -164,15 +168,11 @@ impl Store {
                     }
                     OptOutChange::Nothing => (false, 0),
                 };
-                let opted_out: i64 = sqlx::query_scalar(
-                    "SELECT COUNT(*) FROM opt_outs
-                     WHERE channel = $1 AND customer = $2 AND business = $3",
-                )
-                .bind(key.channel.as_str())
-                .bind(key.customer.as_str())
-                .bind(key.business.as_str())
-                .fetch_one(&mut *tx)
-                .await?;
+                let opted_out = match keyword.change {
+                    OptOutChange::Out => true,
+                    OptOutChange::In => false,
+                    OptOutChange::Nothing => is_opted_out(tx, key).await?,
+                };
                 // A STOP while opted out changes nothing and was answered before.
                 if changed || keyword.change != OptOutChange::Out {
                     let answer = keyword.answer.as_slice();
@@ -184,7 +184,7 @@ impl Store {
                 }
                 Ok(KeywordOutcome {
                     conversation_id: open,
-                    opted_out: opted_out > 0,
+                    opted_out,
                     changed,
                     cancelled,
                 })
