@@ -48,6 +48,9 @@ pub enum Action {
     Transfer,
     Export,
     Erase,
+    Book,
+    Cancel,
+    AddGuest,
 }
 
 impl Action {
@@ -58,6 +61,9 @@ impl Action {
             Action::Transfer => "transfer",
             Action::Export => "export",
             Action::Erase => "erase",
+            Action::Book => "book",
+            Action::Cancel => "cancel",
+            Action::AddGuest => "add_guest",
         }
     }
 }

@@ -66,6 +66,11 @@ pub enum Command {
         #[command(subcommand)]
         command: ConversationsCommand,
     },
+    /// Booked consultations: book one (the customer is invited at once), list, cancel.
+    Appointments {
+        #[command(subcommand)]
+        command: AppointmentsCommand,
+    },
     /// Apply the retention now: erase message texts older than ICB_RETENTION, anonymise
     /// conversations closed before it. `serve` also does this every hour.
     Purge,
@@ -125,6 +130,51 @@ pub enum ConversationsCommand {
     Show { id: String },
     /// Close a conversation; the customer's next message opens a new one.
     Close { id: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AppointmentsCommand {
+    /// Book a consultation; prints the appointment as JSON.
+    Add {
+        /// `sms` or `whatsapp`.
+        #[arg(long)]
+        channel: String,
+        /// The customer's number, international format.
+        #[arg(long)]
+        customer: String,
+        /// When it starts, RFC 3339 with an offset (2026-12-01T09:00:00+01:00).
+        #[arg(long)]
+        starts_at: String,
+        /// How long, in minutes (at most 480).
+        #[arg(long, default_value_t = 30)]
+        duration_minutes: i64,
+        /// The business address to write from (default ICB_SMS_SENDER or ICB_WHATSAPP_APP_ID).
+        #[arg(long)]
+        to: Option<String>,
+        #[arg(long)]
+        name: Option<String>,
+        #[arg(long)]
+        desk: Option<String>,
+        /// For the experts, on the card.
+        #[arg(long)]
+        note: Option<String>,
+        /// Makes running the same command again safe.
+        #[arg(long)]
+        idempotency_key: Option<String>,
+    },
+    /// Appointments starting from now (or `--from`), soonest first.
+    List {
+        /// RFC 3339.
+        #[arg(long)]
+        from: Option<String>,
+        /// RFC 3339.
+        #[arg(long)]
+        to: Option<String>,
+        #[arg(long, default_value_t = 50)]
+        limit: i64,
+    },
+    /// Cancel an appointment: the customer is told, the links end.
+    Cancel { id: String },
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]

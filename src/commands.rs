@@ -7,21 +7,22 @@ use serde_json::json;
 use uuid::Uuid;
 
 use crate::audit::Actor;
-use crate::bridge::{Bridge, CloseOutcome};
+use crate::bridge::{AppointmentRequest, Bridge, CloseOutcome};
 use crate::cli::{
-    AuditCommand, Cli, Command, ConversationStateArg, ConversationsCommand, CustomerCommand,
-    OutboxCommand, OutboxStatusArg, VerticalArg, WebexCommand,
+    AppointmentsCommand, AuditCommand, Cli, Command, ConversationStateArg, ConversationsCommand,
+    CustomerCommand, OutboxCommand, OutboxStatusArg, VerticalArg, WebexCommand,
 };
 use crate::clock::{self, Clock};
 use crate::config::Settings;
 use crate::desk::{RESOURCE_ACTIONS, RESOURCE_MESSAGES};
 use crate::desks::{Desks, DEFAULT_DESK};
-use crate::domain::Vertical;
+use crate::domain::{CustomerAddress, Vertical};
 use crate::metrics::Metrics;
 use crate::pauses::Pauses;
 use crate::routes::admin::ConversationDetailView;
+use crate::routes::appointments::AppointmentView;
 use crate::startup::{self, Application, BridgeRuntime, ServeOptions};
-use crate::store::{OutboxState, Store};
+use crate::store::{AppointmentRecord, OutboxState, Store};
 use crate::telemetry;
 use crate::upstream::instant_connect::{InstantConnectClient, MeetingRequest};
 use crate::upstream::webex::{WebexClient, Webhook};
@@ -65,12 +66,16 @@ pub async fn run(cli: Cli) -> ExitCode {
                 short_urls: settings.short_urls && !long,
                 vertical,
                 host_login: host_login || settings.host_login,
+                not_before: None,
+                hosts: 1,
+                guests: 1,
             };
             link(settings, request, json).await
         }
         Command::Check => return check(settings).await,
         Command::Outbox { command } => outbox(settings, command).await,
         Command::Conversations { command } => conversations(settings, command).await,
+        Command::Appointments { command } => appointments(settings, command).await,
         Command::Purge => purge(settings).await,
         Command::Customer { command } => customer(settings, command).await,
         Command::Audit {
@@ -231,6 +236,82 @@ async fn conversations(settings: Settings, command: ConversationsCommand) -> Res
             Ok(())
         }
     }
+}
+
+async fn appointments(settings: Settings, command: AppointmentsCommand) -> Result<(), String> {
+    let bridge = open_bridge(&settings).await?;
+    let actor = Actor::cli();
+    let show = |appointment: &AppointmentRecord| {
+        let view = AppointmentView::from(appointment);
+        println!("{}", serde_json::to_string_pretty(&view).expect("JSON"));
+    };
+    match command {
+        AppointmentsCommand::Add {
+            channel,
+            customer,
+            starts_at,
+            duration_minutes,
+            to,
+            name,
+            desk,
+            note,
+            idempotency_key,
+        } => {
+            let request = AppointmentRequest {
+                channel,
+                customer,
+                to,
+                name,
+                starts_at,
+                duration_minutes,
+                desk,
+                note,
+            };
+            let outcome = bridge
+                .book_appointment(&request, idempotency_key.as_deref(), &actor)
+                .await
+                .map_err(|e| e.to_string())?;
+            show(&outcome.appointment);
+        }
+        AppointmentsCommand::List { from, to, limit } => {
+            let instant = |raw: Option<String>| {
+                raw.map(|raw| {
+                    raw.parse::<jiff::Timestamp>()
+                        .map(|at| at.as_millisecond())
+                        .map_err(|_| format!("{raw:?} is not RFC 3339 with an offset"))
+                })
+                .transpose()
+            };
+            let list = bridge
+                .appointments(instant(from)?, instant(to)?, limit.clamp(1, 10_000))
+                .await
+                .map_err(|e| e.to_string())?;
+            println!(
+                "{:<36}  {:<9}  {:<8} {:<14}  {:<16} {:<20}  ENDS",
+                "ID", "STATE", "CHANNEL", "CUSTOMER", "DESK", "STARTS"
+            );
+            for a in list {
+                println!(
+                    "{:<36}  {:<9}  {:<8} {:<14}  {:<16} {:<20}  {}",
+                    a.id,
+                    a.state,
+                    a.channel,
+                    CustomerAddress::from_stored(a.customer.clone()).masked(),
+                    a.desk,
+                    clock::rfc3339(a.starts_at),
+                    clock::rfc3339(a.ends_at)
+                );
+            }
+        }
+        AppointmentsCommand::Cancel { id } => {
+            let cancelled = bridge
+                .cancel_appointment(&id, &actor)
+                .await
+                .map_err(|e| e.to_string())?;
+            show(&cancelled);
+        }
+    }
+    Ok(())
 }
 
 async fn customer(settings: Settings, command: CustomerCommand) -> Result<(), String> {

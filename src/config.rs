@@ -49,6 +49,10 @@ const KNOWN_KEYS: &[&str] = &[
     "VERTICAL",
     "SHORT_URLS",
     "HOST_LOGIN",
+    "MEETING_HOSTS",
+    "MEETING_GUESTS",
+    "APPOINTMENT_REMINDER",
+    "APPOINTMENT_EARLY_JOIN",
     "REPLY_TEMPLATE",
     "RETRY_SCHEDULE",
     "MAX_NEW_MEETINGS_PER_HOUR",
@@ -143,6 +147,14 @@ pub struct Settings {
     pub vertical: Vertical,
     pub short_urls: bool,
     pub host_login: bool,
+    /// Links per meeting of each role (`numHost`, `numGuest`; at most 25 in all).
+    pub meeting_hosts: u8,
+    pub meeting_guests: u8,
+    /// How long before a booked consultation its customer is reminded and its desk gets
+    /// the card.
+    pub appointment_reminder: Duration,
+    /// How long before a booked consultation's start (and after its end) its links work.
+    pub appointment_early_join: Duration,
     pub reply_template: ReplyTemplate,
     pub retry_schedule: Vec<Duration>,
     /// Message texts older than this are erased, closed conversations anonymised.
@@ -242,6 +254,23 @@ impl Settings {
             });
         }
 
+        let meeting_hosts = vars.number("MEETING_HOSTS", 1)?;
+        let meeting_guests = vars.number("MEETING_GUESTS", 1)?;
+        for (key, count) in [
+            ("MEETING_HOSTS", meeting_hosts),
+            ("MEETING_GUESTS", meeting_guests),
+        ] {
+            if count == 0 {
+                return Err(invalid(key, "0", "at least 1"));
+            }
+        }
+        if meeting_hosts + meeting_guests > 25 {
+            return Err(ConfigError::Invalid {
+                key: "MEETING_GUESTS",
+                reason: "with ICB_MEETING_HOSTS, at most 25 links: the broker's limit".into(),
+            });
+        }
+
         Ok(Settings {
             listen: vars
                 .text("LISTEN")
@@ -287,6 +316,10 @@ impl Settings {
             },
             short_urls: vars.boolean("SHORT_URLS", true)?,
             host_login: vars.boolean("HOST_LOGIN", false)?,
+            meeting_hosts: meeting_hosts as u8,
+            meeting_guests: meeting_guests as u8,
+            appointment_reminder: vars.duration("APPOINTMENT_REMINDER", "15m")?,
+            appointment_early_join: vars.duration("APPOINTMENT_EARLY_JOIN", "10m")?,
             reply_template: ReplyTemplate::parse(
                 &vars
                     .text("REPLY_TEMPLATE")

@@ -11,11 +11,15 @@ use serde::Deserialize;
 use tokio::sync::{watch, Notify, OnceCell};
 
 use crate::audit::Actor;
-use crate::bridge::{Bridge, BridgeError, CloseOutcome, NewLinkOutcome, TransferOutcome};
+use crate::bridge::{
+    AddGuestOutcome, Bridge, BridgeError, CloseOutcome, NewLinkOutcome, TransferOutcome,
+};
 use crate::clock::Clock;
 use crate::desks::DeskPlaces;
 use crate::domain::{Delivery, Destination, Purpose, WebexPost};
-use crate::expert_messages::{self, ACTION_CLOSE, ACTION_NEW_LINK, ACTION_TAKE, ACTION_TRANSFER};
+use crate::expert_messages::{
+    self, ACTION_ADD_GUEST, ACTION_CLOSE, ACTION_NEW_LINK, ACTION_TAKE, ACTION_TRANSFER,
+};
 use crate::pauses::Pauses;
 use crate::store::{ConversationInfo, Store, StoreError, TakeOutcome, WebexEvent};
 use crate::upstream::webex::{Message, Person, WebexClient};
@@ -120,6 +124,8 @@ enum Command {
     Release,
     /// `transfer <desk>`.
     Transfer(String),
+    /// `add guest`, maybe with a number to send the link to.
+    AddGuest(Option<String>),
     /// Anything else: in a thread, a reply for the customer.
     Text,
 }
@@ -140,8 +146,20 @@ impl Command {
             "new link" | "newlink" | "new-link" => Command::NewLink,
             "take" => Command::Take,
             "release" => Command::Release,
-            other => match other.strip_prefix("transfer ") {
-                Some(desk) if !desk.contains(' ') => Command::Transfer(desk.to_string()),
+            "add guest" | "add-guest" => Command::AddGuest(None),
+            other => match (
+                other.strip_prefix("transfer "),
+                other.strip_prefix("add guest "),
+            ) {
+                (Some(desk), _) if !desk.contains(' ') => Command::Transfer(desk.to_string()),
+                // A number, as people write them: `+1 415 555 0123`.
+                (_, Some(number))
+                    if number
+                        .chars()
+                        .all(|c| c.is_ascii_digit() || " +-().".contains(c)) =>
+                {
+                    Command::AddGuest(Some(number.to_string()))
+                }
                 _ => Command::Text,
             },
         }
@@ -397,12 +415,17 @@ impl Desk {
             (Command::Transfer(desk), Some(conversation)) => {
                 self.transfer(&conversation, &desk, &author, &place).await
             }
+            (Command::AddGuest(number), Some(conversation)) => {
+                self.add_guest(&conversation, number.as_deref(), &author, &place)
+                    .await
+            }
             (
                 Command::Close
                 | Command::NewLink
                 | Command::Take
                 | Command::Release
-                | Command::Transfer(_),
+                | Command::Transfer(_)
+                | Command::AddGuest(_),
                 None,
             ) => {
                 self.answer(&place, expert_messages::NOT_IN_A_THREAD.into(), None)
@@ -468,6 +491,9 @@ impl Desk {
             }
             (Some(ACTION_TAKE), Some(conversation)) => {
                 self.take(&conversation, &author, &place).await
+            }
+            (Some(ACTION_ADD_GUEST), Some(conversation)) => {
+                self.add_guest(&conversation, None, &author, &place).await
             }
             (Some(ACTION_TRANSFER), Some(conversation)) => {
                 let desk = action.inputs["desk"]
@@ -557,6 +583,32 @@ impl Desk {
             }
             Err(error) => Err(error.into()),
         }
+    }
+
+    /// `add guest`: the new guest link goes to the thread (the bridge queues it); what went
+    /// wrong is said here.
+    async fn add_guest(
+        &self,
+        conversation: &ConversationInfo,
+        number: Option<&str>,
+        author: &str,
+        place: &Place,
+    ) -> Result<(), DeskError> {
+        let actor = Actor::Expert(author.to_string());
+        let answer = match self
+            .bridge
+            .add_guest(&conversation.id, number, &actor)
+            .await
+        {
+            Ok(AddGuestOutcome::Added { .. }) => return Ok(()),
+            Ok(AddGuestOutcome::NoMeeting) => expert_messages::NO_MEETING_FOR_GUEST.to_string(),
+            Ok(AddGuestOutcome::Closed) => expert_messages::ALREADY_CLOSED.to_string(),
+            Err(BridgeError::Store(error)) => return Err(error.into()),
+            Err(BridgeError::InvalidNumber(error)) => format!("Not a phone number: {error}."),
+            // Not retried: the expert sees why and can ask again.
+            Err(error) => expert_messages::link_failed(&error.to_string()),
+        };
+        self.answer(place, answer, Some(&conversation.id)).await
     }
 
     async fn new_link(

@@ -260,6 +260,11 @@ impl ExpertDesk {
         !self.out_of_hours.hours.is_always_open()
     }
 
+    /// An instant in the desk's time zone, for customers: `Mon 30 Mar 08:00 (Europe/Berlin)`.
+    pub fn local_time(&self, at: i64) -> String {
+        self.out_of_hours.hours.local_time(at)
+    }
+
     pub fn is_open(&self, now: i64) -> bool {
         self.out_of_hours.hours.is_open(now)
     }

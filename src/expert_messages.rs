@@ -29,6 +29,10 @@ pub const ACTION_NEW_LINK: &str = "new_link";
 pub const ACTION_CLOSE: &str = "close";
 pub const ACTION_TAKE: &str = "take";
 pub const ACTION_TRANSFER: &str = "transfer";
+pub const ACTION_ADD_GUEST: &str = "add_guest";
+
+pub const NO_MEETING_FOR_GUEST: &str =
+    "This conversation has no meeting whose links still work: `new link` makes one first.";
 
 pub const HELP: &str =
     "I connect customers who text your SMS number or WhatsApp account with a video call.\n\n\
@@ -37,7 +41,8 @@ In a conversation's thread (mention me in a space):\n\
 - `close` closes the conversation; the customer's next message opens a new one\n\
 - `new link` makes a new meeting and sends the customer its link\n\
 - `take` makes the conversation yours: only your replies reach the customer; `release` hands it back\n\
-- `transfer <desk>` moves the conversation to another desk's experts\n\n\
+- `transfer <desk>` moves the conversation to another desk's experts\n\
+- `add guest` gives one more guest link for the meeting (an interpreter, a relative); `add guest +1415…` also sends it to that number\n\n\
 Anywhere: `list` shows the open conversations, `help` shows this.";
 
 /// What a notification offers the desk's experts.
@@ -123,6 +128,7 @@ pub fn notification(
     actions.extend([
         json!({"type": "Action.Submit", "title": "Take", "data": {"action": ACTION_TAKE}}),
         json!({"type": "Action.Submit", "title": "New link", "data": {"action": ACTION_NEW_LINK}}),
+        json!({"type": "Action.Submit", "title": "Add guest", "data": {"action": ACTION_ADD_GUEST}}),
         json!({"type": "Action.Submit", "title": "Close", "data": {"action": ACTION_CLOSE}}),
     ]);
     // With several desks: "Transfer", choosing the desk.
@@ -255,6 +261,31 @@ pub fn new_link(host_url: &str, expires_at: i64, customer_told: bool) -> String 
     format!(
         "New meeting: **[Join as host]({host_url})** · link valid until {}\n\n{customer}",
         clock::human(expires_at)
+    )
+}
+
+/// The first line of a booked consultation's card, above the usual notification.
+pub fn appointment_due(when: &str) -> String {
+    format!("**Booked consultation** · {}\n\n", escape(when))
+}
+
+pub fn appointment_cancelled(when: &str, by: &str) -> String {
+    format!(
+        "The booked consultation of {} was cancelled by {}; its links no longer work.",
+        escape(when),
+        escape(by)
+    )
+}
+
+/// One more guest link for the meeting, and where it went.
+pub fn guest_added(guest_url: &str, sent_to: Option<&str>, by: &str) -> String {
+    let sent = match sent_to {
+        Some(number) => format!("It is being sent to {}.", escape(number)),
+        None => "Share it with the guest.".to_string(),
+    };
+    format!(
+        "{} added a guest: **[guest link]({guest_url})**. {sent}",
+        escape(by)
     )
 }
 

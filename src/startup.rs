@@ -263,6 +263,7 @@ impl Application {
                 .app_data(metrics_data.clone())
                 .app_data(admin_token.clone())
                 .configure(routes::admin::configure)
+                .configure(routes::appointments::configure)
                 .service(web::resource("/openapi.json").route(web::get().to(openapi::document)))
                 .service(web::resource("/healthz").route(web::get().to(health::healthz)))
                 .app_data(unknown_codes.clone())
@@ -519,6 +520,10 @@ pub fn bridge(
             vertical: settings.vertical,
             short_urls: settings.short_urls,
             host_login: settings.host_login,
+            hosts: settings.meeting_hosts,
+            guests: settings.meeting_guests,
+            appointment_reminder: settings.appointment_reminder,
+            appointment_early_join: settings.appointment_early_join,
             broker_timeout: settings.ic_timeout,
             max_new_meetings_per_hour: settings.max_new_meetings_per_hour,
         },

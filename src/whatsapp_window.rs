@@ -30,7 +30,7 @@ pub async fn first_held(
             app_id: app_id.to_string(),
             waid: waid.to_string(),
             template: template.id.clone(),
-            parameters: template.parameters(customer_name.as_deref(), guest_url.as_deref()),
+            parameters: template.parameters(customer_name.as_deref(), guest_url.as_deref(), None),
         };
         entries.push(delivery.entry(Purpose::CustomerReply));
     }

@@ -32,11 +32,58 @@ impl fmt::Display for Vertical {
     }
 }
 
-/// The two links of one Instant Connect meeting. The host link is for the expert only.
+/// The links of one Instant Connect meeting: the first host and guest links, and any more
+/// asked for. The host links are for experts only.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MeetingLinks {
     pub host_url: Url,
     pub guest_url: Url,
+    /// More host links, then more guest links (`numHost`, `numGuest` above 1).
+    pub more: Vec<(LinkRole, Url)>,
+}
+
+impl MeetingLinks {
+    /// A meeting's links from all the broker gave, if there is one of each role.
+    pub fn from_all(links: Vec<(LinkRole, Url)>) -> Option<Self> {
+        let (hosts, guests): (Vec<_>, Vec<_>) = links
+            .into_iter()
+            .partition(|(role, _)| *role == LinkRole::Host);
+        let mut hosts = hosts.into_iter();
+        let mut guests = guests.into_iter();
+        let (_, host_url) = hosts.next()?;
+        let (_, guest_url) = guests.next()?;
+        Some(MeetingLinks {
+            host_url,
+            guest_url,
+            more: hosts.chain(guests).collect(),
+        })
+    }
+
+    /// Every link with its role, the first host and guest links first.
+    pub fn all(&self) -> impl Iterator<Item = (LinkRole, &Url)> {
+        [
+            (LinkRole::Host, &self.host_url),
+            (LinkRole::Guest, &self.guest_url),
+        ]
+        .into_iter()
+        .chain(self.more.iter().map(|(role, url)| (*role, url)))
+    }
+}
+
+/// Who a meeting link is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LinkRole {
+    Host,
+    Guest,
+}
+
+impl LinkRole {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LinkRole::Host => "host",
+            LinkRole::Guest => "guest",
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -19,7 +19,8 @@ pub use media::{
     Attachment, ExpertFile, Location, Media, MediaKind, MediaType, MediaUrl, MAX_ATTACHMENTS,
 };
 pub use meeting::{
-    MeetingLinks, ReplyTemplate, ReplyTexts, TemplateError, TextKind, TextValues, Vertical,
+    LinkRole, MeetingLinks, ReplyTemplate, ReplyTexts, TemplateError, TextKind, TextValues,
+    Vertical,
 };
 pub use message::{
     clean_text, is_line_break, one_line, ConversationKey, InboundMessage, MessageId,

@@ -14,7 +14,7 @@ pub fn window_open(last_customer_message: Option<i64>, now: i64) -> bool {
 }
 
 /// The values a template's variables may be filled with.
-const PLACEHOLDERS: &[&str] = &["{customer_name}", "{guest_url}"];
+const PLACEHOLDERS: &[&str] = &["{customer_name}", "{guest_url}", "{appointment}"];
 
 /// An approved WhatsApp template (`ICB_WHATSAPP_TEMPLATE`) and how its variables are filled
 /// (`ICB_WHATSAPP_TEMPLATE_PARAMS`, e.g. `name={customer_name},link={guest_url}`).
@@ -62,18 +62,21 @@ impl WhatsappTemplate {
     }
 
     /// The variables filled for one customer. Without a name the customer is "there"
-    /// ("Hello there"); without a meeting the link is left empty.
+    /// ("Hello there"); without a meeting the link is left empty, and `{appointment}` (a
+    /// booked consultation's time) is empty but in an invitation.
     pub fn parameters(
         &self,
         customer_name: Option<&str>,
         guest_url: Option<&str>,
+        appointment: Option<&str>,
     ) -> BTreeMap<String, String> {
         self.params
             .iter()
             .map(|(name, value)| {
                 let filled = value
                     .replace("{customer_name}", customer_name.unwrap_or("there"))
-                    .replace("{guest_url}", guest_url.unwrap_or(""));
+                    .replace("{guest_url}", guest_url.unwrap_or(""))
+                    .replace("{appointment}", appointment.unwrap_or(""));
                 (name.clone(), filled)
             })
             .collect()
@@ -97,11 +100,11 @@ mod tests {
         let template =
             WhatsappTemplate::parse("tpl_1", Some("name={customer_name}, link={guest_url},x=hi"))
                 .unwrap();
-        let filled = template.parameters(Some("Ann"), Some("https://l.example/g"));
+        let filled = template.parameters(Some("Ann"), Some("https://l.example/g"), None);
         assert_eq!(filled["name"], "Ann");
         assert_eq!(filled["link"], "https://l.example/g");
         assert_eq!(filled["x"], "hi");
-        assert_eq!(template.parameters(None, None)["name"], "there");
+        assert_eq!(template.parameters(None, None, None)["name"], "there");
     }
 
     #[test]
@@ -111,7 +114,7 @@ mod tests {
             .contains("variable=value"));
         assert!(WhatsappTemplate::parse("t", Some("a={phone}"))
             .unwrap_err()
-            .contains("{customer_name} and {guest_url} only"));
+            .contains("{customer_name} and {guest_url} and {appointment} only"));
         assert!(WhatsappTemplate::parse("t", Some("a=1,a=2")).is_err());
         assert!(WhatsappTemplate::parse(" ", None).is_err());
     }

@@ -1,6 +1,7 @@
 //! HTTP endpoints, one module each; thin: they translate between HTTP and the bridge.
 
 pub mod admin;
+pub mod appointments;
 pub mod connect_webhook;
 pub mod console;
 pub mod health;

@@ -7,7 +7,7 @@ use actix_web::HttpResponse;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{admin, connect_webhook, console, health, links, webex_webhook};
+use super::{admin, appointments, connect_webhook, console, health, links, webex_webhook};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -32,6 +32,9 @@ use super::{admin, connect_webhook, console, health, links, webex_webhook};
         admin::export_customer,
         admin::erase_customer,
         admin::audit_log,
+        appointments::book,
+        appointments::list,
+        appointments::cancel,
         links::visit,
         console::console,
         console::login,

@@ -283,6 +283,15 @@ impl Store {
                     .execute(&mut *tx)
                     .await?
                     .rows_affected();
+                    sqlx::query(
+                        "UPDATE appointments SET customer = $3, note = NULL
+                         WHERE customer IN ($1, $2)",
+                    )
+                    .bind(&sms)
+                    .bind(&whatsapp)
+                    .bind(ERASED)
+                    .execute(&mut *tx)
+                    .await?;
                     let opt_outs = sqlx::query("DELETE FROM opt_outs WHERE customer IN ($1, $2)")
                         .bind(&sms)
                         .bind(&whatsapp)

@@ -1,8 +1,10 @@
 //! The links icbridge hands out in place of Instant Connect's: where each code leads, whether
 //! its meeting is still the conversation's live one, and its first opening.
 
+use sqlx::AnyConnection;
+
 use super::{insert_outbox, Store, StoreError};
-use crate::domain::OutboxEntry;
+use crate::domain::{LinkRole, MeetingLinks, OutboxEntry};
 
 /// A code icbridge hands out, and the Instant Connect link it stands for.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -11,6 +13,8 @@ pub struct Redirect {
     /// `guest` or `host`.
     pub role: &'static str,
     pub target: String,
+    /// Beyond the meeting's first host and guest links (another guest's, another host's).
+    pub extra: bool,
 }
 
 /// A handed-out link as a visit finds it.
@@ -18,6 +22,8 @@ pub struct Redirect {
 pub struct LinkRecord {
     pub target: String,
     pub role: String,
+    /// 1 for a link beyond the meeting's first host and guest links.
+    pub extra: i64,
     pub conversation_id: String,
     /// When the meeting was made: when its links were sent.
     pub created_at: i64,
@@ -30,7 +36,7 @@ pub struct LinkRecord {
 impl Store {
     pub async fn link(&self, code: &str) -> Result<Option<LinkRecord>, StoreError> {
         Ok(sqlx::query_as(
-            "SELECT l.target, l.role, t.conversation_id, t.created_at, t.expires_at, l.opened_at,
+            "SELECT l.target, l.role, l.extra, t.conversation_id, t.created_at, t.expires_at, l.opened_at,
                     (CASE WHEN c.state = 'open' AND t.id = (
                          -- The meeting messages are answered with (see `live_meeting`).
                          SELECT m.id FROM meetings m WHERE m.conversation_id = t.conversation_id
@@ -73,5 +79,152 @@ impl Store {
             })
         })
         .await
+    }
+}
+
+/// A link of a meeting, as the console shows it.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct MeetingLinkRecord {
+    pub meeting_id: String,
+    /// `host` or `guest`.
+    pub role: String,
+    pub url: String,
+    /// The masked number an added guest's link was sent to.
+    pub sent_to: Option<String>,
+    pub created_at: i64,
+}
+
+/// Stores a new meeting's links with their roles, and the codes of icbridge's own links.
+pub(super) async fn insert_links(
+    tx: &mut AnyConnection,
+    meeting_id: &str,
+    links: &MeetingLinks,
+    redirects: &[Redirect],
+    now: i64,
+) -> Result<(), StoreError> {
+    for (role, url) in links.all() {
+        insert_meeting_link(tx, meeting_id, role, url.as_str(), None, now).await?;
+    }
+    insert_redirects(tx, meeting_id, redirects).await
+}
+
+pub(super) async fn insert_meeting_link(
+    tx: &mut AnyConnection,
+    meeting_id: &str,
+    role: LinkRole,
+    url: &str,
+    sent_to: Option<&str>,
+    now: i64,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO meeting_links (meeting_id, role, url, sent_to, created_at)
+         VALUES ($1, $2, $3, $4, $5)",
+    )
+    .bind(meeting_id)
+    .bind(role.as_str())
+    .bind(url)
+    .bind(sent_to)
+    .bind(now)
+    .execute(&mut *tx)
+    .await?;
+    Ok(())
+}
+
+pub(super) async fn insert_redirects(
+    tx: &mut AnyConnection,
+    meeting_id: &str,
+    redirects: &[Redirect],
+) -> Result<(), StoreError> {
+    for redirect in redirects {
+        sqlx::query(
+            "INSERT INTO links (code, meeting_id, role, target, extra)
+             VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(&redirect.code)
+        .bind(meeting_id)
+        .bind(redirect.role)
+        .bind(&redirect.target)
+        .bind(i64::from(redirect.extra))
+        .execute(&mut *tx)
+        .await?;
+    }
+    Ok(())
+}
+
+/// One more guest link for a meeting, and what goes with it.
+pub struct NewGuestLink {
+    pub conversation_id: String,
+    pub meeting_id: String,
+    pub url: String,
+    /// The own link's code, with ICB_PUBLIC_URL.
+    pub redirect: Option<Redirect>,
+    /// The masked number it is sent to.
+    pub sent_to: Option<String>,
+    pub deliveries: Vec<OutboxEntry>,
+    pub audit: super::AuditEntry,
+    pub now: i64,
+}
+
+/// The meeting more links are asked for.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct LiveMeeting {
+    pub id: String,
+    pub sub: String,
+    pub not_before: Option<i64>,
+    pub expires_at: i64,
+}
+
+impl Store {
+    /// The conversation's newest meeting whose links still work (or will, for a booked one).
+    pub async fn live_meeting_of(
+        &self,
+        conversation_id: &str,
+        now: i64,
+    ) -> Result<Option<LiveMeeting>, StoreError> {
+        Ok(sqlx::query_as(
+            "SELECT id, sub, not_before, expires_at FROM meetings
+             WHERE conversation_id = $1 AND expires_at > $2
+             ORDER BY expires_at DESC, created_at DESC LIMIT 1",
+        )
+        .bind(conversation_id)
+        .bind(now)
+        .fetch_optional(&self.reader)
+        .await?)
+    }
+
+    /// Stores an added guest's link with its deliveries and audit row.
+    pub async fn add_guest_link(&self, new: NewGuestLink) -> Result<(), StoreError> {
+        self.write(move |tx| {
+            Box::pin(async move {
+                insert_meeting_link(
+                    tx,
+                    &new.meeting_id,
+                    LinkRole::Guest,
+                    &new.url,
+                    new.sent_to.as_deref(),
+                    new.now,
+                )
+                .await?;
+                insert_redirects(tx, &new.meeting_id, new.redirect.as_slice()).await?;
+                insert_outbox(tx, &new.deliveries, Some(&new.conversation_id), new.now).await?;
+                super::customers::insert_audit(tx, &new.audit).await
+            })
+        })
+        .await
+    }
+
+    /// The links of a conversation's meetings, oldest first.
+    pub async fn meeting_links_of(
+        &self,
+        conversation_id: &str,
+    ) -> Result<Vec<MeetingLinkRecord>, StoreError> {
+        Ok(sqlx::query_as(
+            "SELECT l.meeting_id, l.role, l.url, l.sent_to, l.created_at
+             FROM meeting_links l JOIN meetings m ON m.id = l.meeting_id
+             WHERE m.conversation_id = $1 ORDER BY l.id",
+        )
+        .bind(conversation_id)
+        .fetch_all(&self.reader)
+        .await?)
     }
 }

@@ -5,7 +5,7 @@
 use sqlx::AnyConnection;
 
 use super::conversations::{open_conversation_for, Opening};
-use super::links::Redirect;
+use super::links::{insert_links, Redirect};
 use super::{insert_outbox, Store, StoreError};
 use crate::domain::{ConversationKey, FollowUps, MeetingLinks, OutboxEntry};
 use crate::inbound::DeliveryReceipt;
@@ -250,18 +250,7 @@ impl Store {
                 .rows_affected()
                     == 1;
                 let answer = if inserted {
-                    for redirect in &new.redirects {
-                        sqlx::query(
-                            "INSERT INTO links (code, meeting_id, role, target)
-                             VALUES ($1, $2, $3, $4)",
-                        )
-                        .bind(&redirect.code)
-                        .bind(&new.meeting_id)
-                        .bind(redirect.role)
-                        .bind(&redirect.target)
-                        .execute(&mut *tx)
-                        .await?;
-                    }
+                    insert_links(tx, &new.meeting_id, &new.links, &new.redirects, new.now).await?;
                     insert_outbox(tx, &new.deliveries, Some(&conversation_id), new.now).await?;
                     Answer {
                         conversation_id,

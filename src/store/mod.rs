@@ -10,6 +10,7 @@
 //! own, so no statement blocks an async worker thread.
 
 mod admin;
+mod appointments;
 mod console;
 mod conversations;
 mod customers;
@@ -33,13 +34,14 @@ use sqlx::{Any, AnyConnection, AnyPool, Executor};
 use crate::domain::OutboxEntry;
 
 pub use admin::{MeetingInfo, PurgeCutoffs, PurgeReport, TranscriptEntry};
+pub use appointments::{AppointmentRecord, Booking, NewAppointment};
 pub use console::{ConsoleSession, QueueItem};
 pub use conversations::{ConversationInfo, ExpertMessage, TakeOutcome};
 pub use customers::{
     AuditEntry, ConversationRecord, CustomerRecords, DeliveryRecord, Erasure, MeetingRecord,
     MessageRecord, OptOutRecord, ReceiptRecord,
 };
-pub use links::{LinkRecord, Redirect};
+pub use links::{LinkRecord, LiveMeeting, MeetingLinkRecord, NewGuestLink, Redirect};
 pub use messages::{Answer, Claim, NewMeeting, ReceiptMatch, Recorded};
 pub use opt_outs::{KeywordMessage, KeywordOutcome, OptOutChange, OptedOutMessage};
 pub use outbox::{OutboxRow, OutboxState, Outcome, Settlement};
@@ -329,6 +331,34 @@ async fn insert_outbox_rows(
             .bind(*now);
     }
     query.execute(tx).await?;
+    Ok(())
+}
+
+/// Queues deliveries due at a later time (`scheduled.due`): they do not hold up the rows
+/// of their conversation queued meanwhile, and are cancelled, not sent, if still pending
+/// after `scheduled.stale_after`.
+async fn insert_scheduled(
+    tx: &mut AnyConnection,
+    entries: &[OutboxEntry],
+    conversation_id: &str,
+    scheduled: appointments::Scheduled,
+    now: i64,
+) -> Result<(), StoreError> {
+    for entry in entries {
+        sqlx::query(
+            "INSERT INTO outbox (kind, conversation_id, payload, next_attempt_at, created_at,
+                                 scheduled, stale_after)
+             VALUES ($1, $2, $3, $4, $5, 1, $6)",
+        )
+        .bind(&entry.kind)
+        .bind(conversation_id)
+        .bind(&entry.payload)
+        .bind(scheduled.due)
+        .bind(now)
+        .bind(scheduled.stale_after)
+        .execute(&mut *tx)
+        .await?;
+    }
     Ok(())
 }
 

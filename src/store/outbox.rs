@@ -83,6 +83,9 @@ const COLUMNS: &str = "id, kind, conversation_id, payload, \
                          AND o.business = c.business \
                         WHERE c.id = outbox.conversation_id) AS customer_opted_out";
 
+/// Why a scheduled delivery was not sent (its `last_error`).
+pub const STALE: &str = "cancelled: its appointment's slot was over before it could be sent";
+
 /// What became of a claimed row's delivery.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Settlement {
@@ -269,9 +272,12 @@ impl Store {
                  SELECT id FROM outbox
                  WHERE state = 'pending' AND held = 0 AND next_attempt_at <= $2
                    AND (conversation_id IS NULL OR conversation_id NOT IN (
+                       -- A row waiting for a retry holds up its conversation's others; a
+                       -- scheduled row not yet tried does not.
                        SELECT conversation_id FROM outbox
                        WHERE state = 'pending' AND held = 0 AND next_attempt_at > $2
-                         AND conversation_id IS NOT NULL))
+                         AND conversation_id IS NOT NULL
+                         AND (scheduled = 0 OR attempts > 0)))
                    AND {UPSTREAM_OF_ROW} NOT IN (
                        SELECT upstream FROM upstream_pauses
                        WHERE paused_until > $2
@@ -286,6 +292,17 @@ impl Store {
         let mut rows: Vec<OutboxRow> = self
             .write(move |tx| {
                 Box::pin(async move {
+                    // A scheduled delivery (a reminder) found after its slot is over (the
+                    // service was down) is of no use any more: recorded as not sent.
+                    sqlx::query(
+                        "UPDATE outbox SET state = 'cancelled', last_error = $1
+                         WHERE state = 'pending' AND stale_after IS NOT NULL
+                           AND stale_after <= $2",
+                    )
+                    .bind(STALE)
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?;
                     Ok(sqlx::query_as(&claim)
                         .bind(now + lease_ms)
                         .bind(now)

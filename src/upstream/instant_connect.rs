@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use url::Url;
 
 use super::{endpoint, status_error, HttpClient, Upstream, UpstreamError};
-use crate::domain::{MeetingLinks, Vertical};
+use crate::domain::{LinkRole, MeetingLinks, Vertical};
 
 /// The broker's audience; the same for every caller.
 pub const AUDIENCE: &str = "a4d886b0-979f-4e2c-a958-3e8c14605e51";
@@ -20,6 +20,12 @@ pub struct MeetingRequest {
     pub sub: String,
     /// Unix seconds after which the links stop working.
     pub expires_at: i64,
+    /// Unix seconds before which the links do not work yet (a booked consultation's).
+    pub not_before: Option<i64>,
+    /// How many host and guest links (the broker gives at most 25 in all; a call for one
+    /// more guest of an existing meeting asks for no host link).
+    pub hosts: u8,
+    pub guests: u8,
     pub short_urls: bool,
     pub vertical: Vertical,
     pub host_login: bool,
@@ -33,11 +39,15 @@ struct JoseEncryptBody<'a> {
     provide_short_urls: bool,
     vertical_type: &'static str,
     login_url_for_host: bool,
+    num_host: u8,
+    num_guest: u8,
 }
 
 #[derive(Serialize)]
 struct Jwt<'a> {
     sub: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    nbf: Option<i64>,
     exp: i64,
 }
 
@@ -76,21 +86,37 @@ impl InstantConnectClient {
         }
     }
 
-    /// One call to the broker, abandoned after `timeout`.
+    /// A new meeting's links (at least one of each role): one call to the broker, abandoned
+    /// after `timeout`.
     pub async fn create_meeting(
         &self,
         request: &MeetingRequest,
         timeout: Duration,
     ) -> Result<MeetingLinks, UpstreamError> {
+        let links = self.call(request, timeout).await?;
+        MeetingLinks::from_all(links).ok_or_else(|| invalid("no `host[0]` or no `guest[0]`"))
+    }
+
+    /// The links the request asks for, hosts first: a new meeting's, or more for the
+    /// existing meeting `request.sub` (the same subject puts everyone in the same meeting).
+    /// One call, abandoned after `timeout`.
+    pub async fn call(
+        &self,
+        request: &MeetingRequest,
+        timeout: Duration,
+    ) -> Result<Vec<(LinkRole, Url)>, UpstreamError> {
         let body = JoseEncryptBody {
             aud: AUDIENCE,
             jwt: Jwt {
                 sub: &request.sub,
+                nbf: request.not_before,
                 exp: request.expires_at,
             },
             provide_short_urls: request.short_urls,
             vertical_type: request.vertical.as_str(),
             login_url_for_host: request.host_login,
+            num_host: request.hosts,
+            num_guest: request.guests,
         };
         let response = self
             .http
@@ -113,36 +139,56 @@ impl InstantConnectClient {
         self.links(answer, request)
     }
 
+    /// The links asked for, hosts first, each built as the request's mode says.
     fn links(
         &self,
         answer: JoseEncryptResponse,
         request: &MeetingRequest,
-    ) -> Result<MeetingLinks, UpstreamError> {
-        let host = answer
+    ) -> Result<Vec<(LinkRole, Url)>, UpstreamError> {
+        if answer.host.len() < usize::from(request.hosts)
+            || answer.guest.len() < usize::from(request.guests)
+        {
+            return Err(invalid(format!(
+                "{} host and {} guest links asked for, {} and {} given",
+                request.hosts,
+                request.guests,
+                answer.host.len(),
+                answer.guest.len()
+            )));
+        }
+        let base = match (request.short_urls, answer.base_url) {
+            (false, _) => None,
+            (true, None) => return Err(invalid("short links asked for, but no `baseUrl`")),
+            (true, Some(base)) => {
+                Some(Url::parse(&base).map_err(|e| invalid(format!("`baseUrl`: {e}")))?)
+            }
+        };
+        let hosts = answer
             .host
             .into_iter()
-            .next()
-            .ok_or_else(|| invalid("no `host[0]`"))?;
-        let guest = answer
+            .take(request.hosts.into())
+            .map(|link| (LinkRole::Host, link));
+        let guests = answer
             .guest
             .into_iter()
-            .next()
-            .ok_or_else(|| invalid("no `guest[0]`"))?;
-        if request.short_urls {
-            let base = answer
-                .base_url
-                .ok_or_else(|| invalid("short links asked for, but no `baseUrl`"))?;
-            let base = Url::parse(&base).map_err(|e| invalid(format!("`baseUrl`: {e}")))?;
-            Ok(MeetingLinks {
-                host_url: short_link(&base, host.short)?,
-                guest_url: short_link(&base, guest.short)?,
+            .take(request.guests.into())
+            .map(|link| (LinkRole::Guest, link));
+        hosts
+            .chain(guests)
+            .map(|(role, link)| {
+                let url = match &base {
+                    Some(base) => short_link(base, link.short)?,
+                    None => {
+                        let page = match role {
+                            LinkRole::Host => "login",
+                            LinkRole::Guest => "talk",
+                        };
+                        self.long_link(request.vertical, page, link.cipher)?
+                    }
+                };
+                Ok((role, url))
             })
-        } else {
-            Ok(MeetingLinks {
-                host_url: self.long_link(request.vertical, "login", host.cipher)?,
-                guest_url: self.long_link(request.vertical, "talk", guest.cipher)?,
-            })
-        }
+            .collect()
     }
 
     /// `https://instant.webex.com/{gen|hc}/v1/{login|talk}?int=jose&v=1&data=<cipher>`

@@ -19,8 +19,8 @@ use crate::customer_data::CustomerExport;
 use crate::desks::{AfterHours, Desks, ExpertDesk, OutOfHours};
 use crate::domain::{
     outbox_id_of, AddressError, Channel, ConversationKey, CustomerAddress, Delivery, ExpertFile,
-    FollowUps, InboundMessage, LinkReply, Media, MeetingLinks, OutboxEntry, Purpose, ReplySenders,
-    ReplyTexts, Vertical, WhatsappTemplate,
+    FollowUps, InboundMessage, LinkReply, LinkRole, Media, MeetingLinks, OutboxEntry, Purpose,
+    ReplySenders, ReplyTexts, Vertical, WhatsappTemplate,
 };
 use crate::expert_messages::{self, Offer};
 use crate::inbound::DeliveryReceipt;
@@ -37,6 +37,12 @@ use crate::store::{
 use crate::upstream::instant_connect::{InstantConnectClient, MeetingRequest};
 use crate::upstream::{Upstream, UpstreamError, Verdict};
 use crate::whatsapp_window;
+
+mod appointments;
+mod guests;
+
+pub use appointments::{AppointmentError, AppointmentOutcome, AppointmentRequest};
+pub use guests::AddGuestOutcome;
 
 /// A meeting whose links run out sooner than this is not handed out again: the customer
 /// and the expert need time to join.
@@ -94,6 +100,13 @@ pub struct MeetingPolicy {
     pub vertical: Vertical,
     pub short_urls: bool,
     pub host_login: bool,
+    /// Links per meeting of each role.
+    pub hosts: u8,
+    pub guests: u8,
+    /// Booked consultations: when the reminder and the card go, and how long around the
+    /// slot the links work.
+    pub appointment_reminder: Duration,
+    pub appointment_early_join: Duration,
 }
 
 /// How icbridge writes to customers through the Webex Connect API, when it is configured.
@@ -439,7 +452,7 @@ impl Bridge {
         if preview {
             return Ok(LinkVisit::Preview);
         }
-        if link.role == "guest" && link.opened_at.is_none() {
+        if link.role == "guest" && link.extra == 0 && link.opened_at.is_none() {
             let notice = Self::to_thread(expert_messages::link_opened(now));
             if store
                 .record_opening(code, &link.conversation_id, notice, now)
@@ -883,6 +896,13 @@ impl Bridge {
             if let Some(keyword) = desk.keyword(message.key.channel, &message.text) {
                 return Ok(self.answer_keyword(message, desk, keyword).await?);
             }
+        }
+
+        // A customer with a booked consultation whose links do not work yet is told when it is.
+        if let Some((appointment, text)) = self.appointment_ahead(&message.key).await? {
+            return Ok(self
+                .answer_ahead_of_slot(message, appointment, text)
+                .await?);
         }
 
         // The common case, a later message of a conversation with a live meeting, is
@@ -1488,27 +1508,65 @@ impl Bridge {
         &self,
         sub: &str,
     ) -> Result<(i64, MeetingLinks, Vec<Redirect>), BridgeError> {
-        if let Some(until) = self.inner.pauses.paused_until(Upstream::InstantConnect) {
-            let retry_after = Duration::from_millis((until - self.now()).max(1000) as u64);
-            return Err(BridgeError::Paused { retry_after });
-        }
+        let expires_at = self.now() + self.inner.policy.ttl.as_millis() as i64;
+        let request = self.meeting_request(sub, None, expires_at);
+        let links = self.new_meeting_links(&request).await?;
+        let (links, redirects) = self.hand_out(links);
+        Ok((expires_at, links, redirects))
+    }
+
+    /// What to ask the broker for: the meeting `sub`'s links, valid from `not_before` (if
+    /// given) until `expires_at` (Unix ms), as many of each role as configured.
+    fn meeting_request(
+        &self,
+        sub: &str,
+        not_before: Option<i64>,
+        expires_at: i64,
+    ) -> MeetingRequest {
         let policy = &self.inner.policy;
-        let expires_at = self.now() + policy.ttl.as_millis() as i64;
-        let request = MeetingRequest {
+        MeetingRequest {
             sub: sub.to_string(),
+            not_before: not_before.map(|at| at.div_euclid(1000)),
             expires_at: expires_at.div_euclid(1000),
             short_urls: policy.short_urls,
             vertical: policy.vertical,
             host_login: policy.host_login,
-        };
-        match self.create_meeting_with_retries(&request).await {
-            Ok(links) => {
+            hosts: policy.hosts,
+            guests: policy.guests,
+        }
+    }
+
+    /// A new meeting's links (see [`Self::call_broker`]).
+    async fn new_meeting_links(
+        &self,
+        request: &MeetingRequest,
+    ) -> Result<MeetingLinks, BridgeError> {
+        let links = self.call_broker(request).await?;
+        MeetingLinks::from_all(links).ok_or_else(|| {
+            BridgeError::Upstream(UpstreamError::InvalidResponse {
+                upstream: Upstream::InstantConnect,
+                reason: "no `host[0]` or no `guest[0]`".into(),
+            })
+        })
+    }
+
+    /// The links `request` asks for, with quick retries (see [`Self::with_retries`]); not
+    /// asked for while the broker asked to wait; its failures and recoveries noted.
+    async fn call_broker(
+        &self,
+        request: &MeetingRequest,
+    ) -> Result<Vec<(LinkRole, Url)>, BridgeError> {
+        if let Some(until) = self.inner.pauses.paused_until(Upstream::InstantConnect) {
+            let retry_after = Duration::from_millis((until - self.now()).max(1000) as u64);
+            return Err(BridgeError::Paused { retry_after });
+        }
+        match self.with_retries(request).await {
+            Ok(result) => {
                 self.inner
                     .pauses
                     .works_again(Upstream::InstantConnect)
                     .await?;
-                let (links, redirects) = self.hand_out(links);
-                Ok((expires_at, links, redirects))
+                Ok(result)
             }
             Err(error) => {
                 let until = self.inner.pauses.note(&error).await?;
@@ -1525,48 +1583,67 @@ impl Bridge {
     /// The links to hand out for a meeting's: with `ICB_PUBLIC_URL`, icbridge's own (a code
     /// each, 128 random bits), and what they redirect to; else the meeting's own.
     fn hand_out(&self, links: MeetingLinks) -> (MeetingLinks, Vec<Redirect>) {
-        let Some(base) = &self.inner.link_base else {
+        if self.inner.link_base.is_none() {
             return (links, Vec::new());
+        }
+        let mut redirects = Vec::new();
+        let mut own = |role: LinkRole, target: &Url, extra: bool| {
+            let (url, redirect) = self
+                .own_link(role, target, extra)
+                .expect("a public URL is set");
+            redirects.push(redirect);
+            url
         };
-        let own = |role: &'static str, target: &Url| {
-            let code = URL_SAFE_NO_PAD.encode(rand::random::<[u8; 16]>());
-            // Under the public URL's own path, if it has one (behind a proxy's prefix).
-            let mut url = base.clone();
-            url.path_segments_mut()
-                .expect("the public URL is a base URL")
-                .pop_if_empty()
-                .extend(["j", &code]);
-            let redirect = Redirect {
-                code,
-                role,
-                target: target.to_string(),
-            };
-            (url, redirect)
-        };
-        let (guest_url, guest) = own("guest", &links.guest_url);
-        let (host_url, host) = own("host", &links.host_url);
+        let guest_url = own(LinkRole::Guest, &links.guest_url, false);
+        let host_url = own(LinkRole::Host, &links.host_url, false);
+        let more = links
+            .more
+            .iter()
+            .map(|(role, url)| (*role, own(*role, url, true)))
+            .collect();
         (
             MeetingLinks {
                 host_url,
                 guest_url,
+                more,
             },
-            vec![guest, host],
+            redirects,
         )
+    }
+
+    /// With `ICB_PUBLIC_URL`, icbridge's own link for `target` (`ICB_PUBLIC_URL/j/<code>`,
+    /// a code of 128 random bits) and what it redirects to.
+    fn own_link(&self, role: LinkRole, target: &Url, extra: bool) -> Option<(Url, Redirect)> {
+        let base = self.inner.link_base.as_ref()?;
+        let code = URL_SAFE_NO_PAD.encode(rand::random::<[u8; 16]>());
+        // Under the public URL's own path, if it has one (behind a proxy's prefix).
+        let mut url = base.clone();
+        url.path_segments_mut()
+            .expect("the public URL is a base URL")
+            .pop_if_empty()
+            .extend(["j", &code]);
+        let redirect = Redirect {
+            code,
+            role: role.as_str(),
+            target: target.to_string(),
+            extra,
+        };
+        Some((url, redirect))
     }
 
     /// Calls the broker, retrying quickly what a retry can fix, within [`BROKER_BUDGET`] in
     /// all so that Webex Connect (10 s timeout) gets an answer in time.
-    async fn create_meeting_with_retries(
+    async fn with_retries(
         &self,
         request: &MeetingRequest,
-    ) -> Result<MeetingLinks, UpstreamError> {
+    ) -> Result<Vec<(LinkRole, Url)>, UpstreamError> {
         let deadline = Instant::now() + BROKER_BUDGET;
         let mut attempt = 0;
         loop {
             let remaining = deadline.saturating_duration_since(Instant::now());
             let timeout = self.inner.policy.broker_timeout.min(remaining);
-            let error = match self.inner.broker.create_meeting(request, timeout).await {
-                Ok(links) => return Ok(links),
+            let error = match self.inner.broker.call(request, timeout).await {
+                Ok(result) => return Ok(result),
                 Err(error) => error,
             };
             attempt += 1;

@@ -1,0 +1,562 @@
+//! Booked consultations: a CRM or an administrator books a slot for a customer; the meeting
+//! is made at once with links that work only around the slot, the customer is invited at
+//! once and reminded before the start, and the desk's experts get the card at reminder
+//! time. A customer who writes before the slot is told when it is, and gets no new meeting.
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use super::{Bridge, BridgeError};
+use crate::audit::{Action, Actor};
+use crate::clock;
+use crate::desks::ExpertDesk;
+use crate::domain::FollowUps;
+use crate::domain::{
+    BusinessAddress, Channel, ConversationKey, CustomerAddress, Delivery, InboundMessage,
+    OutboxEntry, Purpose,
+};
+use crate::expert_messages::{self, Offer};
+use crate::store::{Answer, AppointmentRecord, Booking, NewAppointment, Recorded, StoreError};
+
+use super::MessageReply;
+
+/// The longest consultation that can be booked.
+const MAX_DURATION_MINUTES: i64 = 8 * 60;
+const MAX_NOTE_CHARS: usize = 1000;
+const MAX_NAME_CHARS: usize = 100;
+/// Why an appointment's scheduled deliveries were not sent (their `last_error`).
+const CANCELLED_REASON: &str = "cancelled: the appointment was cancelled";
+
+/// A booking, as `POST /api/appointments` and `icbridge appointments add` take it.
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct AppointmentRequest {
+    /// `sms` or `whatsapp`.
+    pub channel: String,
+    /// The customer's number, international format (`+14155550123`).
+    pub customer: String,
+    /// The business address to write from (the SMS sender or the WhatsApp app); default
+    /// `ICB_SMS_SENDER` or `ICB_WHATSAPP_APP_ID`.
+    #[serde(default)]
+    pub to: Option<String>,
+    /// The customer's name, for the texts.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// RFC 3339 with an offset: `2026-12-01T09:00:00+01:00`.
+    pub starts_at: String,
+    /// 1 to 480.
+    pub duration_minutes: i64,
+    /// The desk whose experts take it; default the desk the business address routes to.
+    #[serde(default)]
+    pub desk: Option<String>,
+    /// For the experts: shown on the card.
+    #[serde(default)]
+    pub note: Option<String>,
+}
+
+/// Why a booking or a cancellation was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum AppointmentError {
+    #[error("`{field}` {reason}")]
+    Invalid { field: &'static str, reason: String },
+    #[error("this Idempotency-Key was used with another request")]
+    IdempotencyConflict,
+    #[error("the customer already has appointment {0}, which is not over")]
+    CustomerBooked(String),
+    #[error("{0}")]
+    CannotInvite(&'static str),
+    #[error("no appointment with id {0}")]
+    Unknown(String),
+    #[error("the appointment is cancelled already")]
+    AlreadyCancelled,
+    #[error(transparent)]
+    Bridge(#[from] BridgeError),
+}
+
+impl From<StoreError> for AppointmentError {
+    fn from(error: StoreError) -> Self {
+        AppointmentError::Bridge(error.into())
+    }
+}
+
+/// A booking's answer: the appointment, and whether this request booked it (else it is the
+/// one booked before with the same Idempotency-Key).
+#[derive(Debug, Clone)]
+pub struct AppointmentOutcome {
+    pub appointment: AppointmentRecord,
+    pub created: bool,
+}
+
+/// A valid booking.
+struct Slot {
+    key: ConversationKey,
+    name: Option<String>,
+    starts_at: i64,
+    ends_at: i64,
+    desk: String,
+    note: Option<String>,
+}
+
+fn invalid(field: &'static str, reason: impl Into<String>) -> AppointmentError {
+    AppointmentError::Invalid {
+        field,
+        reason: reason.into(),
+    }
+}
+
+/// Optional text, trimmed; empty is absent.
+fn optional(
+    text: &Option<String>,
+    field: &'static str,
+    max: usize,
+) -> Result<Option<String>, AppointmentError> {
+    let text = text.as_deref().map(str::trim).filter(|t| !t.is_empty());
+    match text {
+        Some(text) if text.chars().count() > max => {
+            Err(invalid(field, format!("is longer than {max} characters")))
+        }
+        text => Ok(text.map(str::to_string)),
+    }
+}
+
+impl Bridge {
+    /// Books a consultation (see the module). With `idempotency_key`, a repeat of the same
+    /// request gets the same appointment; the key with another request is refused.
+    pub async fn book_appointment(
+        &self,
+        request: &AppointmentRequest,
+        idempotency_key: Option<&str>,
+        actor: &Actor,
+    ) -> Result<AppointmentOutcome, AppointmentError> {
+        let store = &self.inner.store;
+        let digest = hex::encode(Sha256::digest(
+            serde_json::to_vec(request).expect("a request serialises"),
+        ));
+        if let Some(key) = idempotency_key {
+            if let Some(earlier) = store.appointment_by_idempotency_key(key).await? {
+                return Self::repeat(earlier, &digest);
+            }
+        }
+        let slot = self.valid_slot(request)?;
+        let desk = self.inner.desks.of(Some(&slot.desk));
+        let policy = &self.inner.policy;
+        let margin = policy.appointment_early_join.as_millis() as i64;
+        let (links_from, links_until) = (slot.starts_at - margin, slot.ends_at + margin);
+        let sub = uuid::Uuid::new_v4().to_string();
+        let request_links = self.meeting_request(&sub, Some(links_from), links_until);
+        let links = self.new_meeting_links(&request_links).await?;
+        let (links, redirects) = self.hand_out(links);
+        let now = self.now();
+        let when = desk.local_time(slot.starts_at);
+        let from = desk.local_time(links_from);
+        let guest_url = links.guest_url.to_string();
+        let invitation = self.invitation(&slot, &when, &from, &guest_url, desk);
+        let remind_at = slot.starts_at - policy.appointment_reminder.as_millis() as i64;
+        let message = InboundMessage {
+            key: slot.key.clone(),
+            text: slot.note.clone().unwrap_or_default(),
+            message_id: None,
+            customer_name: slot.name.clone(),
+            media: Default::default(),
+        };
+        let (markdown, card) = expert_messages::notification(
+            &message,
+            Offer::Meeting {
+                host_url: links.host_url.as_str(),
+                expires_at: links_until,
+            },
+            &self.other_desks(&desk.name),
+        );
+        let markdown = expert_messages::appointment_due(&when) + &markdown;
+        let card = Delivery::Notification { markdown, card }.entry(Purpose::ExpertNotification);
+        let reminder = self.customer_text(
+            &slot.key,
+            reminder_text(slot.name.as_deref(), &desk.name, &when, &guest_url),
+        );
+        // Booked less than the reminder's lead before the start: the invitation is the
+        // reminder, and the experts get the card now.
+        let (now_deliveries, scheduled) = if remind_at <= now {
+            (vec![invitation, card], Vec::new())
+        } else {
+            (vec![invitation], vec![reminder, card])
+        };
+        let id = uuid::Uuid::new_v4().to_string();
+        let audit = self.audit_entry(
+            actor,
+            Action::Book,
+            format!("appointment {id}"),
+            Some(format!(
+                "{} at {}",
+                desk.name,
+                clock::rfc3339(slot.starts_at)
+            )),
+        );
+        let booking = store
+            .book_appointment(NewAppointment {
+                id,
+                key: slot.key.clone(),
+                customer_name: slot.name.clone(),
+                conversation_id: uuid::Uuid::new_v4().to_string(),
+                desk: desk.name.clone(),
+                meeting_id: uuid::Uuid::new_v4().to_string(),
+                sub,
+                links,
+                redirects,
+                links_from,
+                links_until,
+                starts_at: slot.starts_at,
+                ends_at: slot.ends_at,
+                note: slot.note.clone(),
+                idempotency: idempotency_key.map(|key| (key.to_string(), digest.clone())),
+                now_deliveries,
+                scheduled,
+                scheduled_at: remind_at,
+                audit,
+                now,
+            })
+            .await;
+        let booking = match booking {
+            Ok(booking) => booking,
+            // Two requests with the same key at once: the other one's booking stands.
+            Err(error) => match idempotency_key {
+                Some(key) => match store.appointment_by_idempotency_key(key).await? {
+                    Some(earlier) => return Self::repeat(earlier, &digest),
+                    None => return Err(error.into()),
+                },
+                None => return Err(error.into()),
+            },
+        };
+        match booking {
+            Booking::Booked(appointment) => {
+                self.wake_outbox();
+                self.inner.metrics.meeting_created();
+                tracing::info!(appointment = %appointment.id, customer = %slot.key.customer,
+                    desk = %appointment.desk, "consultation booked");
+                Ok(AppointmentOutcome {
+                    appointment,
+                    created: true,
+                })
+            }
+            Booking::Existing(earlier) => Self::repeat(earlier, &digest),
+            Booking::CustomerBooked(booked) => Err(AppointmentError::CustomerBooked(booked.id)),
+        }
+    }
+
+    /// The answer to a repeated Idempotency-Key.
+    fn repeat(
+        earlier: AppointmentRecord,
+        digest: &str,
+    ) -> Result<AppointmentOutcome, AppointmentError> {
+        if earlier.request_digest.as_deref() != Some(digest) {
+            return Err(AppointmentError::IdempotencyConflict);
+        }
+        Ok(AppointmentOutcome {
+            appointment: earlier,
+            created: false,
+        })
+    }
+
+    fn valid_slot(&self, request: &AppointmentRequest) -> Result<Slot, AppointmentError> {
+        let channel = Channel::parse(request.channel.trim())
+            .ok_or_else(|| invalid("channel", "must be `sms` or `whatsapp`"))?;
+        let customer = CustomerAddress::parse(channel, &request.customer)
+            .map_err(|e| invalid("customer", e.to_string()))?;
+        let replies = self
+            .inner
+            .customer_replies
+            .as_ref()
+            .ok_or(AppointmentError::CannotInvite(
+            "icbridge cannot send invitations: set ICB_CONNECT_API_URL and ICB_CONNECT_SERVICE_KEY",
+        ))?;
+        if channel == Channel::Whatsapp && replies.whatsapp_template.is_none() {
+            return Err(AppointmentError::CannotInvite(
+                "a WhatsApp invitation needs the approved template: set ICB_WHATSAPP_TEMPLATE",
+            ));
+        }
+        let default_sender = match channel {
+            Channel::Sms => replies.senders.sms_sender.clone(),
+            Channel::Whatsapp => replies.senders.whatsapp_app_id.clone(),
+        };
+        let to = optional(&request.to, "to", 64)?
+            .or(default_sender)
+            .ok_or_else(|| {
+                invalid(
+                    "to",
+                    "is needed: no ICB_SMS_SENDER or ICB_WHATSAPP_APP_ID is set",
+                )
+            })?;
+        let business = BusinessAddress::parse(&to).map_err(|e| invalid("to", e.to_string()))?;
+        let starts_at = request
+            .starts_at
+            .trim()
+            .parse::<jiff::Timestamp>()
+            .map_err(|_| {
+                invalid(
+                    "startsAt",
+                    "must be RFC 3339 with an offset (2026-12-01T09:00:00+01:00)",
+                )
+            })?
+            .as_millisecond();
+        if starts_at <= self.now() {
+            return Err(invalid("startsAt", "is in the past"));
+        }
+        if !(1..=MAX_DURATION_MINUTES).contains(&request.duration_minutes) {
+            return Err(invalid(
+                "durationMinutes",
+                format!("must be 1 to {MAX_DURATION_MINUTES} (8 hours)"),
+            ));
+        }
+        let desks = &self.inner.desks;
+        let desk = match optional(&request.desk, "desk", 100)? {
+            Some(name) => desks
+                .find(&name)
+                .ok_or_else(|| {
+                    let names: Vec<_> = desks.all().iter().map(|d| d.name.as_str()).collect();
+                    invalid(
+                        "desk",
+                        format!("is not a desk; the desks are {}", names.join(", ")),
+                    )
+                })?
+                .name
+                .clone(),
+            None => desks.route(&business, "").name.clone(),
+        };
+        Ok(Slot {
+            key: ConversationKey {
+                channel,
+                customer,
+                business,
+            },
+            name: optional(&request.name, "name", MAX_NAME_CHARS)?,
+            starts_at,
+            ends_at: starts_at + request.duration_minutes * 60_000,
+            desk,
+            note: optional(&request.note, "note", MAX_NOTE_CHARS)?,
+        })
+    }
+
+    /// The invitation: by SMS a text with the time and the link; on WhatsApp the approved
+    /// template (the customer has usually not written in 24 hours), `{appointment}` being
+    /// the time.
+    fn invitation(
+        &self,
+        slot: &Slot,
+        when: &str,
+        from: &str,
+        guest_url: &str,
+        desk: &ExpertDesk,
+    ) -> OutboxEntry {
+        let replies = self
+            .inner
+            .customer_replies
+            .as_ref()
+            .expect("checked when the slot was validated");
+        match (slot.key.channel, &replies.whatsapp_template) {
+            (Channel::Whatsapp, Some(template)) => {
+                let Delivery::Whatsapp { app_id, waid, .. } =
+                    replies.senders.reply(&slot.key, String::new())
+                else {
+                    unreachable!("a WhatsApp conversation's reply is a WhatsApp message")
+                };
+                Delivery::WhatsappTemplate {
+                    app_id,
+                    waid,
+                    template: template.id.clone(),
+                    parameters: template.parameters(
+                        slot.name.as_deref(),
+                        Some(guest_url),
+                        Some(when),
+                    ),
+                }
+                .entry(Purpose::CustomerReply)
+            }
+            _ => self.customer_text(
+                &slot.key,
+                invitation_text(slot.name.as_deref(), &desk.name, when, from, guest_url),
+            ),
+        }
+    }
+
+    fn customer_text(&self, key: &ConversationKey, text: String) -> OutboxEntry {
+        self.to_customer(key, text)
+            .expect("checked when the slot was validated")
+    }
+
+    pub async fn appointments(
+        &self,
+        from: Option<i64>,
+        to: Option<i64>,
+        limit: i64,
+    ) -> Result<Vec<AppointmentRecord>, StoreError> {
+        let from = from.unwrap_or_else(|| self.now());
+        self.inner
+            .store
+            .appointments(from, to.unwrap_or(i64::MAX), limit)
+            .await
+    }
+
+    pub async fn appointment(&self, id: &str) -> Result<Option<AppointmentRecord>, StoreError> {
+        self.inner.store.appointment(id).await
+    }
+
+    /// Cancels a booked appointment: the customer is told, the thread too, the reminder and
+    /// the card are not sent, the links end (icbridge's own show the ended page) and the
+    /// conversation closes.
+    pub async fn cancel_appointment(
+        &self,
+        id: &str,
+        actor: &Actor,
+    ) -> Result<AppointmentRecord, AppointmentError> {
+        let store = &self.inner.store;
+        let appointment = store
+            .appointment(id)
+            .await?
+            .ok_or_else(|| AppointmentError::Unknown(id.to_string()))?;
+        if appointment.state != "booked" {
+            return Err(AppointmentError::AlreadyCancelled);
+        }
+        let desk = self.inner.desks.of(Some(&appointment.desk));
+        let when = desk.local_time(appointment.starts_at);
+        let conversation = self
+            .known_conversation(&appointment.conversation_id)
+            .await?;
+        let mut deliveries: Vec<OutboxEntry> = self
+            .to_customer(&conversation.key, cancellation_text(&desk.name, &when))
+            .into_iter()
+            .collect();
+        deliveries.push(Self::to_thread(expert_messages::appointment_cancelled(
+            &when,
+            &actor.shown(),
+        )));
+        let audit = self.audit_entry(actor, Action::Cancel, format!("appointment {id}"), None);
+        let cancelled = store
+            .cancel_appointment(
+                &appointment,
+                deliveries,
+                CANCELLED_REASON,
+                audit,
+                self.now(),
+            )
+            .await?;
+        if !cancelled {
+            return Err(AppointmentError::AlreadyCancelled);
+        }
+        self.wake_outbox();
+        tracing::info!(appointment = %id, "appointment cancelled");
+        Ok(store.appointment(id).await?.unwrap_or(appointment))
+    }
+
+    /// The customer's appointment whose links do not work yet, if they have one: a message
+    /// before the slot is answered with it.
+    pub(super) async fn appointment_ahead(
+        &self,
+        key: &ConversationKey,
+    ) -> Result<Option<(AppointmentRecord, String)>, StoreError> {
+        let Some(appointment) = self.inner.store.appointment_ahead(key, self.now()).await? else {
+            return Ok(None);
+        };
+        let desk = self.inner.desks.of(Some(&appointment.desk));
+        let text = ahead_text(
+            &desk.name,
+            &desk.local_time(appointment.starts_at),
+            &desk.local_time(appointment.links_from),
+            &appointment.guest_url,
+        );
+        Ok(Some((appointment, text)))
+    }
+}
+
+impl Bridge {
+    /// A message from a customer whose appointment's links do not work yet: kept in the
+    /// appointment's conversation and shown to the experts, answered with the slot (no new
+    /// meeting).
+    pub(super) async fn answer_ahead_of_slot(
+        &self,
+        message: &InboundMessage,
+        appointment: AppointmentRecord,
+        text: String,
+    ) -> Result<MessageReply, StoreError> {
+        let store = &self.inner.store;
+        let now = self.now();
+        let answer = Answer {
+            conversation_id: appointment.conversation_id.clone(),
+            meeting_id: appointment.meeting_id.clone(),
+            guest_url: appointment.guest_url.clone(),
+            host_url: appointment.host_url.clone(),
+            expires_at: appointment.links_until,
+            opened_meeting: false,
+            desk: Some(appointment.desk.clone()),
+        };
+        let reply = MessageReply {
+            conversation_id: Some(answer.conversation_id.clone()),
+            meeting_id: Some(answer.meeting_id.clone()),
+            guest_url: Some(answer.guest_url.clone()),
+            expires_at: Some(clock::rfc3339(answer.expires_at)),
+            ..MessageReply::without_meeting(None, text.clone())
+        };
+        // Recorded as a message no meeting answers: the appointment's answers it below.
+        let message_row = match store
+            .record_message(message, i64::MAX, &FollowUps::default(), now)
+            .await?
+        {
+            Recorded::New { message_row } => message_row,
+            Recorded::Repeat {
+                answer: None,
+                message_row,
+            } => message_row,
+            Recorded::Repeat {
+                answer: Some(_), ..
+            }
+            | Recorded::Answered(_) => return Ok(reply),
+        };
+        let mut follow_ups = self.follow_ups(message);
+        follow_ups.link_reply = None;
+        let tell_customer = self
+            .inner
+            .customer_replies
+            .as_ref()
+            .is_some_and(|replies| replies.send_links);
+        if tell_customer {
+            follow_ups
+                .relays
+                .extend(self.to_customer(&message.key, text));
+        }
+        store
+            .answer_with(message_row, &message.key, &answer, &follow_ups, now)
+            .await?;
+        self.wake_outbox();
+        tracing::info!(customer = %message.key.customer, appointment = %appointment.id,
+            "message before the booked slot answered with the slot");
+        Ok(reply)
+    }
+}
+
+fn hello(name: Option<&str>) -> String {
+    format!("Hello {}", name.unwrap_or("there"))
+}
+
+fn invitation_text(name: Option<&str>, desk: &str, when: &str, from: &str, url: &str) -> String {
+    format!(
+        "{}, your video consultation with {desk} is booked for {when}. \
+         Join with this link from {from}: {url}",
+        hello(name)
+    )
+}
+
+fn reminder_text(name: Option<&str>, desk: &str, when: &str, url: &str) -> String {
+    format!(
+        "{}, a reminder: your video consultation with {desk} starts {when}. Join here: {url}",
+        hello(name)
+    )
+}
+
+fn ahead_text(desk: &str, when: &str, from: &str, url: &str) -> String {
+    format!(
+        "Your video consultation with {desk} is booked for {when}. \
+         The link works from {from}: {url}"
+    )
+}
+
+fn cancellation_text(desk: &str, when: &str) -> String {
+    format!("Your video consultation with {desk} on {when} is cancelled.")
+}

@@ -1,0 +1,301 @@
+//! Booked consultations: the appointment, its meeting (made at booking, its links valid
+//! around the slot), its conversation, and its deliveries (the invitation now, the reminder
+//! and the experts' card at their time), all written in one transaction.
+
+use super::conversations::{open_conversation_for, Opening};
+use super::customers::insert_audit;
+use super::links::{insert_links, Redirect};
+use super::{insert_outbox, insert_scheduled, AuditEntry, Store, StoreError};
+use crate::domain::{ConversationKey, MeetingLinks, OutboxEntry};
+
+/// An appointment as stored, with its meeting's guest link.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct AppointmentRecord {
+    pub id: String,
+    pub conversation_id: String,
+    pub meeting_id: String,
+    pub channel: String,
+    pub customer: String,
+    pub business: String,
+    pub desk: String,
+    pub starts_at: i64,
+    pub ends_at: i64,
+    pub note: Option<String>,
+    /// `booked` or `cancelled`.
+    pub state: String,
+    pub request_digest: Option<String>,
+    pub created_at: i64,
+    pub cancelled_at: Option<i64>,
+    pub guest_url: String,
+    pub host_url: String,
+    /// From when until when the links work (`nbf`, `exp`).
+    pub links_from: i64,
+    pub links_until: i64,
+}
+
+/// What to book: the appointment, its meeting and its deliveries.
+pub struct NewAppointment {
+    pub id: String,
+    pub key: ConversationKey,
+    pub customer_name: Option<String>,
+    /// Used if the booking opens a new conversation (an open one is the appointment's).
+    pub conversation_id: String,
+    pub desk: String,
+    pub meeting_id: String,
+    pub sub: String,
+    pub links: MeetingLinks,
+    pub redirects: Vec<Redirect>,
+    pub links_from: i64,
+    pub links_until: i64,
+    pub starts_at: i64,
+    pub ends_at: i64,
+    pub note: Option<String>,
+    /// The caller's `Idempotency-Key` and the digest of its request.
+    pub idempotency: Option<(String, String)>,
+    /// Sent at once: the invitation.
+    pub now_deliveries: Vec<OutboxEntry>,
+    /// Due at `scheduled_at`, not sent once the slot is over: the reminder and the card.
+    pub scheduled: Vec<OutboxEntry>,
+    pub scheduled_at: i64,
+    pub audit: AuditEntry,
+    pub now: i64,
+}
+
+/// What became of a booking.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Booking {
+    Booked(AppointmentRecord),
+    /// Booked before with the same idempotency key.
+    Existing(AppointmentRecord),
+    /// The customer already has an appointment that is not over.
+    CustomerBooked(AppointmentRecord),
+}
+
+const SELECT: &str = "SELECT a.id, a.conversation_id, a.meeting_id, a.channel, a.customer,
+                             a.business, a.desk, a.starts_at, a.ends_at, a.note, a.state,
+                             a.request_digest, a.created_at, a.cancelled_at, m.guest_url,
+                             m.host_url, COALESCE(m.not_before, a.starts_at) AS links_from,
+                             m.expires_at AS links_until
+                      FROM appointments a JOIN meetings m ON m.id = a.meeting_id";
+
+impl Store {
+    pub async fn book_appointment(&self, new: NewAppointment) -> Result<Booking, StoreError> {
+        self.write(move |tx| {
+            Box::pin(async move {
+                if let Some((key, _)) = &new.idempotency {
+                    let sql = format!("{SELECT} WHERE a.idempotency_key = $1");
+                    let existing = sqlx::query_as(&sql)
+                        .bind(key)
+                        .fetch_optional(&mut *tx)
+                        .await?;
+                    if let Some(existing) = existing {
+                        return Ok(Booking::Existing(existing));
+                    }
+                }
+                let sql = format!(
+                    "{SELECT} WHERE a.channel = $1 AND a.customer = $2 AND a.business = $3
+                                AND a.state = 'booked' AND a.ends_at > $4"
+                );
+                let booked = sqlx::query_as(&sql)
+                    .bind(new.key.channel.as_str())
+                    .bind(new.key.customer.as_str())
+                    .bind(new.key.business.as_str())
+                    .bind(new.now)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                if let Some(booked) = booked {
+                    return Ok(Booking::CustomerBooked(booked));
+                }
+                let opening = Opening {
+                    key: &new.key,
+                    id: &new.conversation_id,
+                    customer_name: new.customer_name.as_deref(),
+                    desk: &new.desk,
+                    now: new.now,
+                };
+                let (conversation_id, _) = open_conversation_for(tx, opening, true).await?;
+                sqlx::query(
+                    "INSERT INTO meetings (id, conversation_id, sub, host_url, guest_url,
+                                           not_before, expires_at, created_at)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                )
+                .bind(&new.meeting_id)
+                .bind(&conversation_id)
+                .bind(&new.sub)
+                .bind(new.links.host_url.as_str())
+                .bind(new.links.guest_url.as_str())
+                .bind(new.links_from)
+                .bind(new.links_until)
+                .bind(new.now)
+                .execute(&mut *tx)
+                .await?;
+                insert_links(tx, &new.meeting_id, &new.links, &new.redirects, new.now).await?;
+                let (idempotency_key, digest) = new.idempotency.clone().unzip();
+                sqlx::query(
+                    "INSERT INTO appointments (id, conversation_id, meeting_id, channel, customer,
+                                               business, desk, starts_at, ends_at, note,
+                                               idempotency_key, request_digest, created_at)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+                )
+                .bind(&new.id)
+                .bind(&conversation_id)
+                .bind(&new.meeting_id)
+                .bind(new.key.channel.as_str())
+                .bind(new.key.customer.as_str())
+                .bind(new.key.business.as_str())
+                .bind(&new.desk)
+                .bind(new.starts_at)
+                .bind(new.ends_at)
+                .bind(&new.note)
+                .bind(idempotency_key)
+                .bind(digest)
+                .bind(new.now)
+                .execute(&mut *tx)
+                .await?;
+                insert_outbox(tx, &new.now_deliveries, Some(&conversation_id), new.now).await?;
+                let scheduled = Scheduled {
+                    due: new.scheduled_at,
+                    stale_after: new.ends_at,
+                };
+                insert_scheduled(tx, &new.scheduled, &conversation_id, scheduled, new.now).await?;
+                insert_audit(tx, &new.audit).await?;
+                let sql = format!("{SELECT} WHERE a.id = $1");
+                let booked = sqlx::query_as(&sql)
+                    .bind(&new.id)
+                    .fetch_one(&mut *tx)
+                    .await?;
+                Ok(Booking::Booked(booked))
+            })
+        })
+        .await
+    }
+
+    pub async fn appointment(&self, id: &str) -> Result<Option<AppointmentRecord>, StoreError> {
+        let sql = format!("{SELECT} WHERE a.id = $1");
+        Ok(sqlx::query_as(&sql)
+            .bind(id)
+            .fetch_optional(&self.reader)
+            .await?)
+    }
+
+    pub async fn appointment_by_idempotency_key(
+        &self,
+        key: &str,
+    ) -> Result<Option<AppointmentRecord>, StoreError> {
+        let sql = format!("{SELECT} WHERE a.idempotency_key = $1");
+        Ok(sqlx::query_as(&sql)
+            .bind(key)
+            .fetch_optional(&self.reader)
+            .await?)
+    }
+
+    /// Appointments starting in `[from, to)`, soonest first.
+    pub async fn appointments(
+        &self,
+        from: i64,
+        to: i64,
+        limit: i64,
+    ) -> Result<Vec<AppointmentRecord>, StoreError> {
+        let sql = format!(
+            "{SELECT} WHERE a.starts_at >= $1 AND a.starts_at < $2
+             ORDER BY a.starts_at, a.id LIMIT $3"
+        );
+        Ok(sqlx::query_as(&sql)
+            .bind(from)
+            .bind(to)
+            .bind(limit)
+            .fetch_all(&self.reader)
+            .await?)
+    }
+
+    /// The customer's booked appointment whose links do not work yet, if any.
+    pub async fn appointment_ahead(
+        &self,
+        key: &ConversationKey,
+        now: i64,
+    ) -> Result<Option<AppointmentRecord>, StoreError> {
+        let sql = format!(
+            "{SELECT} WHERE a.channel = $1 AND a.customer = $2 AND a.business = $3
+                        AND a.state = 'booked' AND m.not_before > $4
+             ORDER BY a.starts_at LIMIT 1"
+        );
+        Ok(sqlx::query_as(&sql)
+            .bind(key.channel.as_str())
+            .bind(key.customer.as_str())
+            .bind(key.business.as_str())
+            .bind(now)
+            .fetch_optional(&self.reader)
+            .await?)
+    }
+
+    /// Cancels a booked appointment: its scheduled deliveries are not sent, its links end,
+    /// `deliveries` are queued (the customer's notice, the thread's) and its conversation
+    /// closes. False when it was not booked (cancelled before).
+    pub async fn cancel_appointment(
+        &self,
+        appointment: &AppointmentRecord,
+        deliveries: Vec<OutboxEntry>,
+        reason: &str,
+        audit: AuditEntry,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        let (id, conversation_id, meeting_id, reason) = (
+            appointment.id.clone(),
+            appointment.conversation_id.clone(),
+            appointment.meeting_id.clone(),
+            reason.to_string(),
+        );
+        self.write(move |tx| {
+            Box::pin(async move {
+                let cancelled = sqlx::query(
+                    "UPDATE appointments SET state = 'cancelled', cancelled_at = $1
+                     WHERE id = $2 AND state = 'booked'",
+                )
+                .bind(now)
+                .bind(&id)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected()
+                    == 1;
+                if !cancelled {
+                    return Ok(false);
+                }
+                sqlx::query(
+                    "UPDATE outbox SET state = 'cancelled', last_error = $1, leased_until = NULL
+                     WHERE conversation_id = $2 AND state = 'pending' AND scheduled = 1",
+                )
+                .bind(&reason)
+                .bind(&conversation_id)
+                .execute(&mut *tx)
+                .await?;
+                sqlx::query(
+                    "UPDATE meetings SET expires_at = $1 WHERE id = $2 AND expires_at > $1",
+                )
+                .bind(now)
+                .bind(&meeting_id)
+                .execute(&mut *tx)
+                .await?;
+                insert_outbox(tx, &deliveries, Some(&conversation_id), now).await?;
+                sqlx::query(
+                    "UPDATE conversations SET state = 'closed', closed_at = $1,
+                                              closed_by = 'appointment cancelled'
+                     WHERE id = $2 AND state = 'open'",
+                )
+                .bind(now)
+                .bind(&conversation_id)
+                .execute(&mut *tx)
+                .await?;
+                insert_audit(tx, &audit).await?;
+                Ok(true)
+            })
+        })
+        .await
+    }
+}
+
+/// When scheduled deliveries are due, and after when they are no use.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Scheduled {
+    pub due: i64,
+    pub stale_after: i64,
+}
