@@ -128,9 +128,15 @@ pub fn notification(
     actions.extend([
         json!({"type": "Action.Submit", "title": "Take", "data": {"action": ACTION_TAKE}}),
         json!({"type": "Action.Submit", "title": "New link", "data": {"action": ACTION_NEW_LINK}}),
-        json!({"type": "Action.Submit", "title": "Add guest", "data": {"action": ACTION_ADD_GUEST}}),
-        json!({"type": "Action.Submit", "title": "Close", "data": {"action": ACTION_CLOSE}}),
     ]);
+    // One more guest link needs a meeting.
+    if let Offer::Meeting { .. } = offer {
+        actions.push(
+            json!({"type": "Action.Submit", "title": "Add guest", "data": {"action": ACTION_ADD_GUEST}}),
+        );
+    }
+    actions
+        .push(json!({"type": "Action.Submit", "title": "Close", "data": {"action": ACTION_CLOSE}}));
     // With several desks: "Transfer", choosing the desk.
     if !other_desks.is_empty() {
         let choices: Vec<Value> = other_desks

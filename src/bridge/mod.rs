@@ -30,9 +30,9 @@ use crate::pauses::Pauses;
 use crate::retention;
 use crate::store::{
     Answer, AuditEntry, Claim, ConversationInfo, Erasure, ExpertMessage, KeywordMessage,
-    KeywordOutcome, MeetingInfo, NewMeeting, OptOutChange, OptedOutMessage, OutboxRow, OutboxState,
-    PurgeReport, QueueItem, Recorded, Redirect, Store, StoreError, TakeOutcome, TranscriptEntry,
-    UpstreamPause, WaitingMessage,
+    KeywordOutcome, MeetingInfo, MeetingLinkRecord, NewMeeting, OptOutChange, OptedOutMessage,
+    OutboxRow, OutboxState, PurgeReport, QueueItem, Recorded, Redirect, Store, StoreError,
+    TakeOutcome, TranscriptEntry, UpstreamPause, WaitingMessage,
 };
 use crate::upstream::instant_connect::{InstantConnectClient, MeetingRequest};
 use crate::upstream::{Upstream, UpstreamError, Verdict};
@@ -241,6 +241,8 @@ pub enum CloseOutcome {
 pub struct ConversationDetail {
     pub conversation: ConversationInfo,
     pub meetings: Vec<MeetingInfo>,
+    /// Every link of its meetings, with its role, oldest first.
+    pub links: Vec<MeetingLinkRecord>,
     pub transcript: Vec<TranscriptEntry>,
 }
 
@@ -347,6 +349,7 @@ impl Bridge {
         Ok(Some(ConversationDetail {
             conversation,
             meetings: store.meetings_of(id).await?,
+            links: store.meeting_links_of(id).await?,
             transcript: store.transcript(id).await?,
         }))
     }

@@ -137,6 +137,19 @@
     api('/console/api/conversations/' + encodeURIComponent(item.dataset.conversationId)).then(function (body) {
       var transcript = document.createElement('ol');
       transcript.className = 'transcript';
+      // The meeting's links with whom they are for (guests added by experts too).
+      body.links.forEach(function (link) {
+        var entry = document.createElement('li');
+        entry.className = 'meeting-link';
+        var anchor = document.createElement('a');
+        anchor.href = link.url;
+        anchor.target = '_blank';
+        anchor.rel = 'noopener';
+        anchor.textContent = link.role === 'host' ? 'Host link' : 'Guest link';
+        entry.appendChild(anchor);
+        if (link.sentTo) { entry.appendChild(document.createTextNode(' · sent to ' + link.sentTo)); }
+        transcript.appendChild(entry);
+      });
       body.transcript.forEach(function (line) {
         var entry = text('li', line.author, line.text);
         entry.title = (line.authorEmail || line.author) + ' · ' + time(line.at);

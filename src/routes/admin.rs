@@ -17,7 +17,8 @@ use crate::clock;
 use crate::customer_data::CustomerExport;
 use crate::domain::Media;
 use crate::store::{
-    AuditEntry, ConversationInfo, Erasure, OutboxRow, OutboxState, StoreError, TranscriptEntry,
+    AuditEntry, ConversationInfo, Erasure, MeetingLinkRecord, OutboxRow, OutboxState, StoreError,
+    TranscriptEntry,
 };
 
 /// The admin token, if the admin API is on.
@@ -211,6 +212,31 @@ pub struct MeetingView {
     pub created_at: String,
 }
 
+/// A link of a meeting, with whom it is for.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct MeetingLinkView {
+    pub meeting_id: String,
+    /// `host` or `guest`.
+    pub role: String,
+    pub url: String,
+    /// For an added guest whose link was sent: the number, masked.
+    pub sent_to: Option<String>,
+    pub created_at: String,
+}
+
+impl From<&MeetingLinkRecord> for MeetingLinkView {
+    fn from(link: &MeetingLinkRecord) -> Self {
+        MeetingLinkView {
+            meeting_id: link.meeting_id.clone(),
+            role: link.role.clone(),
+            url: link.url.clone(),
+            sent_to: link.sent_to.clone(),
+            created_at: clock::rfc3339(link.created_at),
+        }
+    }
+}
+
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct TranscriptLine {
@@ -280,6 +306,8 @@ pub struct ConversationDetailView {
     #[serde(flatten)]
     pub conversation: ConversationView,
     pub meetings: Vec<MeetingView>,
+    /// Every link of its meetings with its role (more guests added by experts too).
+    pub links: Vec<MeetingLinkView>,
     pub transcript: Vec<TranscriptLine>,
 }
 
@@ -298,6 +326,7 @@ impl From<&ConversationDetail> for ConversationDetailView {
                     created_at: clock::rfc3339(m.created_at),
                 })
                 .collect(),
+            links: detail.links.iter().map(MeetingLinkView::from).collect(),
             transcript: detail.transcript.iter().map(TranscriptLine::of).collect(),
         }
     }

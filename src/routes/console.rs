@@ -7,6 +7,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 use serde_json::json;
 
+use super::admin::MeetingLinkView;
 use super::json_error;
 use crate::audit::Actor;
 use crate::bridge::{Bridge, BridgeError, CloseOutcome, NewLinkOutcome};
@@ -359,7 +360,7 @@ pub async fn queue(
 /// A conversation's transcript, for the row an expert opens.
 #[utoipa::path(get, path = "/console/api/conversations/{id}", tag = "console",
     params(("id" = String, Path, description = "the conversation")),
-    responses((status = 200, body = serde_json::Value, description = "`transcript`: `author`, `text`, `at`"),
+    responses((status = 200, body = serde_json::Value, description = "`transcript`: `author`, `text`, `at`; `links`: `role`, `url`, `sentTo`"),
               (status = 401, body = super::ErrorBody), (status = 404, body = super::ErrorBody)))]
 pub async fn transcript(
     Expert(_session): Expert,
@@ -381,9 +382,10 @@ pub async fn transcript(
                     })
                 })
                 .collect();
+            let links: Vec<_> = detail.links.iter().map(MeetingLinkView::from).collect();
             HttpResponse::Ok()
                 .insert_header((header::CACHE_CONTROL, "no-store"))
-                .json(json!({ "transcript": lines }))
+                .json(json!({ "transcript": lines, "links": links }))
         }
         Ok(None) => json_error(StatusCode::NOT_FOUND, "not_found", "no such conversation"),
         Err(error) => error_response(&error.into(), true, &console),

@@ -203,7 +203,7 @@ impl Store {
                  (SELECT t.host_url FROM meetings t WHERE t.conversation_id = q.id
                   ORDER BY t.expires_at DESC LIMIT 1) AS host_url,
                  (SELECT l.opened_at FROM links l JOIN meetings t ON t.id = l.meeting_id
-                  WHERE t.conversation_id = q.id AND l.role = 'guest'
+                  WHERE t.conversation_id = q.id AND l.role = 'guest' AND l.extra = 0
                   ORDER BY t.expires_at DESC LIMIT 1) AS link_opened_at
              FROM q"
         ))

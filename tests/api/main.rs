@@ -32,6 +32,7 @@ macro_rules! db_test {
     };
 }
 
+mod appointments;
 mod auth;
 mod broker;
 mod cli;

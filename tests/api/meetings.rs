@@ -57,6 +57,8 @@ db_test! {
             "provideShortUrls": true,
             "verticalType": "hc",
             "loginUrlForHost": true,
+            "numHost": 1,
+            "numGuest": 1,
         })
     );
     // The phone number never goes to the broker (it would be visible inside the link).

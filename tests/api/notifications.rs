@@ -79,6 +79,7 @@ db_test! {
                         {"type": "Action.OpenUrl", "title": "Join as host", "url": SHORT_HOST_URL},
                         {"type": "Action.Submit", "title": "Take", "data": {"action": "take"}},
                         {"type": "Action.Submit", "title": "New link", "data": {"action": "new_link"}},
+                        {"type": "Action.Submit", "title": "Add guest", "data": {"action": "add_guest"}},
                         {"type": "Action.Submit", "title": "Close", "data": {"action": "close"}},
                     ],
                 },
