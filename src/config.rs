@@ -539,6 +539,23 @@ mod tests {
     }
 
     #[test]
+    fn links_per_meeting_and_appointment_margins() {
+        let s = Settings::from_vars(&vars(&[])).unwrap();
+        assert_eq!((s.meeting_hosts, s.meeting_guests), (1, 1));
+        assert_eq!(s.appointment_reminder, Duration::from_secs(15 * 60));
+        assert_eq!(s.appointment_early_join, Duration::from_secs(10 * 60));
+        let s = Settings::from_vars(&vars(&[("MEETING_GUESTS", "3")])).unwrap();
+        assert_eq!(s.meeting_guests, 3);
+        let err = Settings::from_vars(&vars(&[("MEETING_HOSTS", "20"), ("MEETING_GUESTS", "6")]))
+            .unwrap_err();
+        assert!(err.to_string().contains("at most 25"), "{err}");
+        let err = Settings::from_vars(&vars(&[("MEETING_GUESTS", "0")])).unwrap_err();
+        assert!(err.to_string().starts_with("ICB_MEETING_GUESTS"), "{err}");
+        let err = Settings::from_vars(&vars(&[("MEETING_HOSTS", "300")])).unwrap_err();
+        assert!(err.to_string().starts_with("ICB_MEETING_"), "{err}");
+    }
+
+    #[test]
     fn defaults_match_the_design() {
         let s = Settings::from_vars(&vars(&[])).unwrap();
         assert_eq!(s.listen, "127.0.0.1:8080");

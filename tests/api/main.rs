@@ -46,6 +46,7 @@ mod desk;
 mod desks;
 mod errors;
 mod expert_files;
+mod guests;
 mod helpers;
 mod hostile;
 mod hours;
