@@ -28,6 +28,8 @@ const SANDBOX_EXPERT_TOKEN: &str = "sandbox-expert-access-token";
 const BOT_ID: &str = "sandbox-bot";
 const EXPERT_ID: &str = "sandbox-expert";
 const EXPERT_EMAIL: &str = "expert@sandbox.example";
+/// The admin API's token in the sandbox unless `ICB_ADMIN_TOKEN` is set.
+pub const SANDBOX_ADMIN_TOKEN: &str = "sandbox-admin-token";
 /// The approved WhatsApp template the sandbox uses unless `ICB_WHATSAPP_TEMPLATE` is set.
 pub const SANDBOX_TEMPLATE: &str = "sandbox_followup";
 /// The file an expert attaches with `"file": true` (`POST /sandbox/expert-reply`).
@@ -174,7 +176,11 @@ async fn joseencrypt(
             json!({"cipher": cipher})
         }
     };
-    let mut answer = json!({"host": [link("host")], "guest": [link("guest")]});
+    // As many links of each role as asked for (the broker's defaults: one each).
+    let count = |field: &str| body[field].as_u64().unwrap_or(1).min(25);
+    let hosts: Vec<Value> = (0..count("numHost")).map(|_| link("host")).collect();
+    let guests: Vec<Value> = (0..count("numGuest")).map(|_| link("guest")).collect();
+    let mut answer = json!({"host": hosts, "guest": guests});
     if short_urls {
         let base = format!("{}/sandbox/visit/", origin(&request));
         answer["baseUrl"] = json!(base);

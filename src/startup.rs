@@ -78,6 +78,8 @@ pub struct Application {
     background_worker: bool,
     sandbox: bool,
     webhook_token_hint: Option<String>,
+    /// The sandbox set the admin API's token (none was configured).
+    admin_token_hint: bool,
 }
 
 impl Application {
@@ -99,6 +101,7 @@ impl Application {
             source,
         })?;
 
+        let admin_token_hint = options.sandbox && settings.admin_token.is_none();
         let webhook_token_hint = if options.sandbox {
             use_sandbox_upstreams(&mut settings, address)
         } else {
@@ -333,6 +336,7 @@ impl Application {
             background_worker: options.background_worker,
             sandbox,
             webhook_token_hint,
+            admin_token_hint,
         })
     }
 
@@ -365,6 +369,15 @@ impl Application {
             Some(token) => format!("-H 'Authorization: Bearer {token}' "),
             None => "-H \"Authorization: Bearer $ICB_CONNECT_WEBHOOK_TOKEN\" ".into(),
         };
+        let admin = if self.admin_token_hint {
+            format!(
+                "The admin API (booked consultations: POST {base}/api/appointments) takes\n\
+                 -H 'Authorization: Bearer {}'.\n",
+                crate::sandbox::SANDBOX_ADMIN_TOKEN
+            )
+        } else {
+            String::new()
+        };
         Some(format!(
             "icbridge sandbox: the Instant Connect broker, Webex and Webex Connect are local stand-ins.\n\
              Post a sample WhatsApp message:\n\n  \
@@ -373,7 +386,7 @@ impl Application {
              Then see what icbridge sent (expert notification, customer reply):\n\n  \
              curl -s {base}/sandbox/messages\n\n\
              Photos, experts' files (POST {base}/sandbox/expert-reply) and WhatsApp's 24-hour window\n\
-             (POST {base}/sandbox/clock): see the README.\n"
+             (POST {base}/sandbox/clock): see the README.\n{admin}"
         ))
     }
 
@@ -599,6 +612,10 @@ fn use_sandbox_upstreams(settings: &mut Settings, address: SocketAddr) -> Option
             )
             .expect("the sandbox's template is valid"),
         );
+    }
+    // The admin API (appointments, ratings, customers' data) answers a known token.
+    if settings.admin_token.is_none() {
+        settings.admin_token = Some(SecretString::from(sandbox::SANDBOX_ADMIN_TOKEN));
     }
     // The console logs in through the Webex stand-in.
     settings.public_url = Some(url("").join("/").expect("a valid local URL"));

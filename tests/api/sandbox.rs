@@ -442,3 +442,74 @@ async fn the_sandbox_routes_by_keyword_and_keeps_an_out_of_hours_customer_until_
         "{card}"
     );
 }
+
+#[tokio::test]
+async fn the_sandbox_books_a_consultation_reminds_at_its_time_and_adds_a_guest() {
+    let sandbox = start_sandbox().await;
+    let (base, http) = (sandbox.base.clone(), reqwest::Client::new());
+    let starts_at = time::OffsetDateTime::now_utc() + time::Duration::hours(2);
+    let starts_at = starts_at
+        .replace_nanosecond(0)
+        .unwrap()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap();
+    let booked = http
+        .post(format!("{base}/api/appointments"))
+        .bearer_auth("sandbox-admin-token")
+        .json(&serde_json::json!({
+            "channel": "sms", "customer": "+14155550100", "to": "56263", "name": "Bo",
+            "startsAt": starts_at, "durationMinutes": 30
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(booked.status(), 201);
+    let appointment: Value = booked.json().await.unwrap();
+    // The invitation at once; nothing for the experts yet.
+    let sent = sent_messages(&base, 1).await;
+    assert_eq!(sent[0]["via"], "sms");
+    assert!(
+        sent[0]["text"].as_str().unwrap().contains("is booked for"),
+        "{sent:?}"
+    );
+    delivered_and_recorded(&base, 1).await;
+
+    // 14 minutes before the start: the reminder and the experts' card.
+    let moved = http
+        .post(format!("{base}/sandbox/clock"))
+        .json(&serde_json::json!({"advance": "106m"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(moved.status(), 200);
+    let sent = sent_messages(&base, 3).await;
+    let vias: Vec<&str> = sent.iter().map(|m| m["via"].as_str().unwrap()).collect();
+    assert!(
+        vias[1..].contains(&"sms") && vias[1..].contains(&"webex"),
+        "{sent:?}"
+    );
+    assert!(
+        sent.iter().any(|m| m["text"]
+            .as_str()
+            .unwrap()
+            .starts_with("**Booked consultation**")),
+        "{sent:?}"
+    );
+    delivered_and_recorded(&base, 3).await;
+
+    // `add guest` in the thread: a second guest link of the same meeting.
+    let reply = http
+        .post(format!("{base}/sandbox/expert-reply"))
+        .json(&serde_json::json!({"conversationId": appointment["conversationId"], "text": "add guest"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(reply.status(), 202);
+    let sent = sent_messages(&base, 4).await;
+    let added = sent[3]["text"].as_str().unwrap();
+    assert!(added.contains("added a guest"), "{added}");
+    let link = added.split("](").nth(1).unwrap().split(')').next().unwrap();
+    assert_ne!(link, appointment["guestUrl"].as_str().unwrap());
+    let page = http.get(link).send().await.unwrap().text().await.unwrap();
+    assert!(page.contains("<strong>guest</strong> link"), "{page}");
+}
