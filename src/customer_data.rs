@@ -49,6 +49,19 @@ pub struct ExportedMeeting {
     pub id: String,
     pub created_at: String,
     pub expires_at: String,
+    /// The booked consultation it was made for.
+    pub appointment: Option<ExportedAppointment>,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ExportedAppointment {
+    pub id: String,
+    pub starts_at: String,
+    pub ends_at: String,
+    /// `booked` or `cancelled`.
+    pub state: String,
+    pub note: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -159,6 +172,16 @@ fn conversation(record: &ConversationRecord, all: &CustomerRecords) -> ExportedC
                 id: m.id.clone(),
                 created_at: clock::rfc3339(m.created_at),
                 expires_at: clock::rfc3339(m.expires_at),
+                appointment: match (&m.appointment_id, m.starts_at, m.ends_at) {
+                    (Some(id), Some(starts_at), Some(ends_at)) => Some(ExportedAppointment {
+                        id: id.clone(),
+                        starts_at: clock::rfc3339(starts_at),
+                        ends_at: clock::rfc3339(ends_at),
+                        state: m.appointment_state.clone().unwrap_or_default(),
+                        note: m.note.clone(),
+                    }),
+                    _ => None,
+                },
             })
             .collect(),
         messages: all

@@ -28,6 +28,12 @@ pub struct MeetingRecord {
     pub conversation_id: String,
     pub created_at: i64,
     pub expires_at: i64,
+    /// The booked consultation it was made for, if any.
+    pub appointment_id: Option<String>,
+    pub starts_at: Option<i64>,
+    pub ends_at: Option<i64>,
+    pub appointment_state: Option<String>,
+    pub note: Option<String>,
 }
 
 /// A message from the customer or, in their conversations, to them.
@@ -154,8 +160,12 @@ impl Store {
             .fetch_all(db)
             .await?,
             meetings: sqlx::query_as(&format!(
-                "SELECT id, conversation_id, created_at, expires_at FROM meetings
-                 WHERE conversation_id IN ({CONVERSATIONS_OF}) ORDER BY created_at, id"
+                "SELECT m.id, m.conversation_id, m.created_at, m.expires_at,
+                        a.id AS appointment_id, a.starts_at, a.ends_at,
+                        a.state AS appointment_state, a.note
+                 FROM meetings m LEFT JOIN appointments a ON a.meeting_id = m.id
+                 WHERE m.conversation_id IN ({CONVERSATIONS_OF})
+                 ORDER BY m.created_at, m.id"
             ))
             .bind(sms)
             .bind(whatsapp)
