@@ -32,6 +32,7 @@ use super::{admin, connect_webhook, console, health, links, webex_webhook};
         admin::export_customer,
         admin::erase_customer,
         admin::audit_log,
+        admin::list_ratings,
         links::visit,
         console::console,
         console::login,

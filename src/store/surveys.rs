@@ -4,7 +4,7 @@
 use sqlx::AnyConnection;
 
 use super::{insert_outbox, Store, StoreError};
-use crate::domain::{ConversationKey, MessageId, OutboxEntry};
+use crate::domain::{ConversationKey, CustomerAddress, MessageId, OutboxEntry};
 
 /// The question to a customer whose conversation is being closed.
 #[derive(Debug, Clone)]
@@ -53,6 +53,8 @@ pub enum RatingOutcome {
 pub struct RatingRecord {
     pub conversation_id: String,
     pub channel: String,
+    /// The customer's number as stored: shown masked only.
+    pub customer: String,
     pub desk: Option<String>,
     pub rating: i64,
     pub asked_at: i64,
@@ -185,7 +187,8 @@ impl Store {
     /// The newest `limit` ratings.
     pub async fn ratings(&self, limit: i64) -> Result<Vec<RatingRecord>, StoreError> {
         Ok(sqlx::query_as(
-            "SELECT s.conversation_id, c.channel, c.desk, s.rating, s.asked_at, s.answered_at
+            "SELECT s.conversation_id, c.channel, c.customer, c.desk, s.rating, s.asked_at,
+                    s.answered_at
              FROM surveys s JOIN conversations c ON c.id = s.conversation_id
              WHERE s.answered_at IS NOT NULL
              ORDER BY s.answered_at DESC, s.conversation_id LIMIT $1",
@@ -193,6 +196,13 @@ impl Store {
         .bind(limit)
         .fetch_all(&self.reader)
         .await?)
+    }
+}
+
+impl RatingRecord {
+    /// The customer's number, masked (`+1415•••0123`).
+    pub fn customer_masked(&self) -> String {
+        CustomerAddress::from_stored(self.customer.clone()).masked()
     }
 }
 
