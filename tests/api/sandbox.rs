@@ -442,3 +442,115 @@ async fn the_sandbox_routes_by_keyword_and_keeps_an_out_of_hours_customer_until_
         "{card}"
     );
 }
+
+/// What the stand-ins received so far, once one of the messages matches `wanted`.
+async fn sent_until(base: &str, wanted: impl Fn(&Value) -> bool) -> Vec<Value> {
+    let http = reqwest::Client::new();
+    let mut sent = Vec::new();
+    for _ in 0..100 {
+        let listing: Value = http
+            .get(format!("{base}/sandbox/messages"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        sent = listing["messages"].as_array().unwrap().clone();
+        if sent.iter().any(&wanted) {
+            return sent;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("not sent: {sent:#?}");
+}
+
+#[tokio::test]
+async fn the_sandbox_asks_for_a_rating_when_a_conversation_is_closed() {
+    let sandbox = start_sandbox().await;
+    let base = sandbox.base.clone();
+    let mut message: Value = serde_json::from_str(&sandbox.sample).unwrap();
+    let answer = sandbox.message(message.clone()).await;
+    let conversation_id = answer["conversationId"].as_str().unwrap().to_string();
+    sent_messages(&base, 2).await;
+
+    // The expert closes the conversation in its thread: the customer gets the question.
+    let http = reqwest::Client::new();
+    let closed = http
+        .post(format!("{base}/sandbox/expert-reply"))
+        .json(&serde_json::json!({"conversationId": conversation_id, "text": "close"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(closed.status(), 202);
+    let sent = sent_until(&base, |m| {
+        m["via"] == "whatsapp" && m["text"].as_str().unwrap().ends_with("[Good | OK | Poor]")
+    })
+    .await;
+    let question = sent
+        .iter()
+        .find(|m| m["text"].as_str().unwrap().ends_with("[Good | OK | Poor]"))
+        .unwrap();
+    assert_eq!(
+        question["request"]["channels"]["OTT-Messaging"]["wa"]["type"],
+        "reply"
+    );
+
+    // A reply of 5 is thanked, posted in the thread and shown in the console.
+    for (key, value) in [("message", "5"), ("tid", "sandbox-rating-1")] {
+        for name in [
+            key,
+            if key == "message" {
+                "text"
+            } else {
+                "messageId"
+            },
+        ] {
+            if message.get(name).is_some() {
+                message[name] = serde_json::json!(value);
+            }
+        }
+    }
+    let rated = sandbox.message(message).await;
+    assert_eq!(rated["reply"], "Thank you for your rating!");
+    assert_eq!(rated["conversationId"], serde_json::json!(conversation_id));
+    sent_until(&base, |m| {
+        m["text"] == "The customer rated the consultation 5/5."
+    })
+    .await;
+
+    let no_redirects = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let login = no_redirects
+        .get(format!("{base}/console/login"))
+        .send()
+        .await
+        .unwrap();
+    let authorize = login.headers()["location"].to_str().unwrap().to_string();
+    let approved = no_redirects.get(&authorize).send().await.unwrap();
+    let callback = approved.headers()["location"].to_str().unwrap().to_string();
+    let signed_in = no_redirects.get(&callback).send().await.unwrap();
+    let cookie = signed_in.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_string();
+    let queue: Value = no_redirects
+        .get(format!("{base}/console/api/queue"))
+        .header("Cookie", cookie)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        queue["ratings"][0]["conversationId"],
+        serde_json::json!(conversation_id)
+    );
+    assert_eq!(queue["ratings"][0]["rating"], 5);
+}
