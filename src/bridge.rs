@@ -282,6 +282,22 @@ impl Bridge {
         Delivery::ThreadMessage { markdown }.entry(Purpose::ExpertNotice)
     }
 
+    /// The answer to a customer's message, sent by icbridge when it sends replies
+    /// (`ICB_REPLY_MODE=connect`); else the flow sends the answer's `reply`.
+    fn answer_to_customer(
+        &self,
+        key: &ConversationKey,
+        text: String,
+        purpose: Purpose,
+    ) -> Option<OutboxEntry> {
+        let replies = self
+            .inner
+            .customer_replies
+            .as_ref()
+            .filter(|replies| replies.send_links)?;
+        Some(replies.senders.reply(key, text).entry(purpose))
+    }
+
     /// A message to the customer, if the Webex Connect API is configured.
     fn to_customer(&self, key: &ConversationKey, text: String) -> Option<OutboxEntry> {
         let replies = self.inner.customer_replies.as_ref()?;
@@ -1055,17 +1071,7 @@ impl Bridge {
             .await?;
         let outcome = match recorded {
             Recorded::New { message_row } => {
-                let answer = self
-                    .inner
-                    .customer_replies
-                    .as_ref()
-                    .filter(|replies| replies.send_links)
-                    .map(|replies| {
-                        replies
-                            .senders
-                            .reply(key, text.clone())
-                            .entry(Purpose::OptOutReply)
-                    });
+                let answer = self.answer_to_customer(key, text.clone(), Purpose::OptOutReply);
                 let change = match keyword {
                     Keyword::Stop => OptOutChange::Out,
                     Keyword::Start => OptOutChange::In,
@@ -1159,17 +1165,7 @@ impl Bridge {
             Recorded::New { message_row } | Recorded::Repeat { message_row, .. } => message_row,
             Recorded::Answered(_) => return Ok(None),
         };
-        let thanks = self
-            .inner
-            .customer_replies
-            .as_ref()
-            .filter(|replies| replies.send_links)
-            .map(|replies| {
-                replies
-                    .senders
-                    .reply(key, thanks)
-                    .entry(Purpose::CustomerReply)
-            });
+        let thanks = self.answer_to_customer(key, thanks, Purpose::CustomerReply);
         let note = Self::to_thread(expert_messages::rated(rating));
         let outcome = store
             .record_rating(Rating {

@@ -495,12 +495,7 @@ impl OutboxWorker {
             } => {
                 let connect = parts.connect.as_ref().ok_or(Failure::NotConfigured)?;
                 let link = self.link(&file)?;
-                let envelope = WhatsappEnvelope {
-                    app_id: app_id.clone(),
-                    waid: waid.clone(),
-                    correlation_id: correlation_id(row.id),
-                    callback_data: row.conversation_id.clone().unwrap_or_default(),
-                };
+                let envelope = envelope(row, app_id.clone(), waid.clone());
                 let Some(media_type) = file.media_type() else {
                     // A type WhatsApp does not carry goes as a link.
                     let body = match caption {
@@ -531,12 +526,7 @@ impl OutboxWorker {
                 buttons,
             } => {
                 let connect = parts.connect.as_ref().ok_or(Failure::NotConfigured)?;
-                let envelope = WhatsappEnvelope {
-                    app_id,
-                    waid,
-                    correlation_id: correlation_id(row.id),
-                    callback_data: row.conversation_id.clone().unwrap_or_default(),
-                };
+                let envelope = envelope(row, app_id, waid);
                 return Ok(connect
                     .send_whatsapp_buttons(&envelope, &body, &buttons)
                     .await?);
@@ -548,12 +538,7 @@ impl OutboxWorker {
                 parameters,
             } => {
                 let connect = parts.connect.as_ref().ok_or(Failure::NotConfigured)?;
-                let envelope = WhatsappEnvelope {
-                    app_id,
-                    waid,
-                    correlation_id: correlation_id(row.id),
-                    callback_data: row.conversation_id.clone().unwrap_or_default(),
-                };
+                let envelope = envelope(row, app_id, waid);
                 return Ok(connect
                     .send_whatsapp_template(&envelope, &template, &parameters)
                     .await?);
@@ -678,6 +663,16 @@ impl OutboxWorker {
                 self.dead(message)
             }
         }
+    }
+}
+
+/// Who a row's WhatsApp message goes to, with the ids that tie its receipts to the row.
+fn envelope(row: &OutboxRow, app_id: String, waid: String) -> WhatsappEnvelope {
+    WhatsappEnvelope {
+        app_id,
+        waid,
+        correlation_id: correlation_id(row.id),
+        callback_data: row.conversation_id.clone().unwrap_or_default(),
     }
 }
 

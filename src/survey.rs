@@ -116,7 +116,7 @@ impl SurveyTexts {
             Channel::Sms => &self.question,
             Channel::Whatsapp => &self.whatsapp_question,
         };
-        let text = render(template, desk, customer_name);
+        let text = template.render(TextValues::notice(desk, customer_name));
         match channel {
             Channel::Sms => text,
             Channel::Whatsapp => text.chars().take(MAX_WHATSAPP_QUESTION_CHARS).collect(),
@@ -124,16 +124,8 @@ impl SurveyTexts {
     }
 
     pub fn thanks(&self, desk: &str, customer_name: Option<&str>) -> String {
-        render(&self.thanks, desk, customer_name)
+        self.thanks.render(TextValues::notice(desk, customer_name))
     }
-}
-
-fn render(template: &ReplyTemplate, desk: &str, customer_name: Option<&str>) -> String {
-    template.render(TextValues {
-        customer_name,
-        desk,
-        ..TextValues::default()
-    })
 }
 
 #[cfg(test)]

@@ -207,36 +207,7 @@ async fn the_sandbox_runs_the_whole_flow_without_credentials() {
     assert_eq!(rooms["items"][0]["id"], "sandbox-experts-room");
 
     // The expert console signs in through the OAuth stand-in.
-    let no_redirects = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap();
-    let login = no_redirects
-        .get(format!("{base}/console/login"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(login.status(), 303);
-    let authorize = login.headers()["location"].to_str().unwrap().to_string();
-    assert!(
-        authorize.starts_with(&format!("{base}/sandbox/webex/v1/authorize?")),
-        "{authorize}"
-    );
-    let approved = no_redirects.get(&authorize).send().await.unwrap();
-    let callback = approved.headers()["location"].to_str().unwrap().to_string();
-    assert!(
-        callback.starts_with(&format!("{base}/console/callback?code=")),
-        "{callback}"
-    );
-    let signed_in = no_redirects.get(&callback).send().await.unwrap();
-    assert_eq!(signed_in.status(), 303);
-    let cookie = signed_in.headers()["set-cookie"]
-        .to_str()
-        .unwrap()
-        .split(';')
-        .next()
-        .unwrap()
-        .to_string();
+    let cookie = console_cookie(&base).await;
     let console = no_redirects
         .get(format!("{base}/console"))
         .header("Cookie", cookie)
@@ -297,18 +268,9 @@ async fn delivered_and_recorded(base: &str, count: usize) {
 
 /// What the stand-ins received so far, once there are at least `count`.
 async fn sent_messages(base: &str, count: usize) -> Vec<Value> {
-    let http = reqwest::Client::new();
     let mut sent = Vec::new();
     for _ in 0..100 {
-        let listing: Value = http
-            .get(format!("{base}/sandbox/messages"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        sent = listing["messages"].as_array().unwrap().clone();
+        sent = listing(base).await;
         if sent.len() >= count {
             break;
         }
@@ -316,6 +278,53 @@ async fn sent_messages(base: &str, count: usize) -> Vec<Value> {
     }
     assert_eq!(sent.len(), count, "{sent:#?}");
     sent
+}
+
+/// Signs in to the console through the OAuth stand-in; the session cookie.
+async fn console_cookie(base: &str) -> String {
+    let no_redirects = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let login = no_redirects
+        .get(format!("{base}/console/login"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(login.status(), 303);
+    let authorize = login.headers()["location"].to_str().unwrap().to_string();
+    assert!(
+        authorize.starts_with(&format!("{base}/sandbox/webex/v1/authorize?")),
+        "{authorize}"
+    );
+    let approved = no_redirects.get(&authorize).send().await.unwrap();
+    let callback = approved.headers()["location"].to_str().unwrap().to_string();
+    assert!(
+        callback.starts_with(&format!("{base}/console/callback?code=")),
+        "{callback}"
+    );
+    let signed_in = no_redirects.get(&callback).send().await.unwrap();
+    assert_eq!(signed_in.status(), 303);
+    signed_in.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_string()
+}
+
+/// What the stand-ins received so far.
+async fn listing(base: &str) -> Vec<Value> {
+    let listing: Value = reqwest::Client::new()
+        .get(format!("{base}/sandbox/messages"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    listing["messages"].as_array().unwrap().clone()
 }
 
 #[tokio::test]
@@ -445,18 +454,9 @@ async fn the_sandbox_routes_by_keyword_and_keeps_an_out_of_hours_customer_until_
 
 /// What the stand-ins received so far, once one of the messages matches `wanted`.
 async fn sent_until(base: &str, wanted: impl Fn(&Value) -> bool) -> Vec<Value> {
-    let http = reqwest::Client::new();
     let mut sent = Vec::new();
     for _ in 0..100 {
-        let listing: Value = http
-            .get(format!("{base}/sandbox/messages"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        sent = listing["messages"].as_array().unwrap().clone();
+        sent = listing(base).await;
         if sent.iter().any(&wanted) {
             return sent;
         }
@@ -519,27 +519,8 @@ async fn the_sandbox_asks_for_a_rating_when_a_conversation_is_closed() {
     })
     .await;
 
-    let no_redirects = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap();
-    let login = no_redirects
-        .get(format!("{base}/console/login"))
-        .send()
-        .await
-        .unwrap();
-    let authorize = login.headers()["location"].to_str().unwrap().to_string();
-    let approved = no_redirects.get(&authorize).send().await.unwrap();
-    let callback = approved.headers()["location"].to_str().unwrap().to_string();
-    let signed_in = no_redirects.get(&callback).send().await.unwrap();
-    let cookie = signed_in.headers()["set-cookie"]
-        .to_str()
-        .unwrap()
-        .split(';')
-        .next()
-        .unwrap()
-        .to_string();
-    let queue: Value = no_redirects
+    let cookie = console_cookie(&base).await;
+    let queue: Value = http
         .get(format!("{base}/console/api/queue"))
         .header("Cookie", cookie)
         .send()

@@ -50,6 +50,13 @@ async fn close(app: &TestApp, conversation_id: &str) {
     app.worker.run_once().await.unwrap();
 }
 
+/// Closes the conversation a customer's first message opened (its answer `first`); its id.
+async fn closed(app: &TestApp, first: Value) -> String {
+    let conversation_id = first["conversationId"].as_str().unwrap().to_string();
+    close(app, &conversation_id).await;
+    conversation_id
+}
+
 /// The newest customer reply's outbox id, as its correlation id names it.
 async fn last_reply_id(app: &TestApp) -> i64 {
     sqlx::query_scalar("SELECT MAX(id) FROM outbox WHERE kind = 'customer_reply'")
@@ -88,9 +95,7 @@ async fn thread_texts(app: &TestApp) -> Vec<String> {
 db_test! {
     async fn survey_by_sms_a_reply_of_5_is_the_rating_and_shows_in_the_console(db) {
         let app = survey_app(db).await;
-        let first = customer_texts(&app, "m-1", "Hello").await;
-        let conversation_id = first["conversationId"].as_str().unwrap().to_string();
-        close(&app, &conversation_id).await;
+        let conversation_id = closed(&app, customer_texts(&app, "m-1", "Hello").await).await;
 
         // The question, exactly as Webex Connect gets it.
         let question_id = last_reply_id(&app).await;
@@ -169,9 +174,7 @@ db_test! {
 db_test! {
     async fn survey_on_whatsapp_asks_with_reply_buttons_and_a_tap_rates(db) {
         let app = survey_app(db).await;
-        let first = open_conversation(&app).await;
-        let conversation_id = first["conversationId"].as_str().unwrap().to_string();
-        close(&app, &conversation_id).await;
+        let conversation_id = closed(&app, open_conversation(&app).await).await;
 
         let question_id = last_reply_id(&app).await;
         assert_eq!(
@@ -224,9 +227,7 @@ db_test! {
 db_test! {
     async fn survey_on_whatsapp_takes_a_typed_digit_too(db) {
         let app = survey_app(db).await;
-        let first = open_conversation(&app).await;
-        let conversation_id = first["conversationId"].as_str().unwrap().to_string();
-        close(&app, &conversation_id).await;
+        closed(&app, open_conversation(&app).await).await;
         let mut typed = fixture_json("connect-whatsapp-mo.json");
         typed["tid"] = json!("wamid.typed-1");
         typed["message"] = json!("4");
@@ -239,9 +240,7 @@ db_test! {
 db_test! {
     async fn survey_answer_out_of_range_is_a_new_message(db) {
         let app = survey_app(db).await;
-        let first = customer_texts(&app, "m-1", "Hello").await;
-        let conversation_id = first["conversationId"].as_str().unwrap().to_string();
-        close(&app, &conversation_id).await;
+        let conversation_id = closed(&app, customer_texts(&app, "m-1", "Hello").await).await;
 
         let seven = customer_texts(&app, "m-2", "7").await;
         assert_eq!(seven["created"], true);
@@ -266,9 +265,7 @@ db_test! {
 db_test! {
     async fn survey_answer_after_24_hours_is_a_new_message(db) {
         let app = survey_app(db).await;
-        let first = customer_texts(&app, "m-1", "Hello").await;
-        let conversation_id = first["conversationId"].as_str().unwrap().to_string();
-        close(&app, &conversation_id).await;
+        let conversation_id = closed(&app, customer_texts(&app, "m-1", "Hello").await).await;
         app.clock.advance(Duration::from_secs(24 * 3600 + 60));
 
         let late = customer_texts(&app, "m-2", "5").await;
