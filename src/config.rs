@@ -45,6 +45,7 @@ const KNOWN_KEYS: &[&str] = &[
     "EXPERT_EMAIL",
     "REPLY_MODE",
     "FOLLOWUP_REPLY",
+    "SURVEY",
     "LINK_TTL",
     "VERTICAL",
     "SHORT_URLS",
@@ -143,6 +144,9 @@ pub struct Settings {
     /// Whether later messages of a conversation get the live guest link again
     /// (`ICB_REPLY_MODE=connect` only).
     pub followup_reply: FollowupReply,
+    /// Whether a customer is asked for a rating once their conversation is closed (needs
+    /// the Webex Connect API; the sandbox turns it on).
+    pub survey: bool,
     pub link_ttl: Duration,
     pub vertical: Vertical,
     pub short_urls: bool,
@@ -308,6 +312,7 @@ impl Settings {
                 Some("link") => FollowupReply::Link,
                 Some(other) => return Err(invalid("FOLLOWUP_REPLY", other, "`none` or `link`")),
             },
+            survey: vars.boolean("SURVEY", false)?,
             link_ttl,
             vertical: match vars.text("VERTICAL") {
                 None => Vertical::Gen,

@@ -16,6 +16,7 @@ use crate::domain::{
 };
 use crate::hours::OpeningHours;
 use crate::opt_out::{Keyword, OptOutConfig, OptOutPolicy, OptOutTextsConfig};
+use crate::survey::{SurveyTexts, SurveyTextsConfig};
 
 /// No opt-out keyword is longer (checked at start-up).
 const MAX_KEYWORD_BYTES: usize = 64;
@@ -75,6 +76,12 @@ pub struct DeskTexts {
     pub opted_in: Option<String>,
     /// The answer to HELP.
     pub help: Option<String>,
+    /// The survey's question by SMS, after a close (`ICB_SURVEY`): asks for 1 to 5.
+    pub survey_question: Option<String>,
+    /// The survey's question on WhatsApp, above its buttons.
+    pub survey_whatsapp_question: Option<String>,
+    /// The thanks for a rating.
+    pub survey_thanks: Option<String>,
 }
 
 /// What a desk does with a message that needs a meeting while it is closed.
@@ -230,6 +237,7 @@ pub struct ExpertDesk {
     reply: Option<ReplyTemplate>,
     out_of_hours: OutOfHoursPolicy,
     opt_out: OptOutPolicy,
+    survey: SurveyTexts,
 }
 
 impl ExpertDesk {
@@ -242,7 +250,13 @@ impl ExpertDesk {
             reply: None,
             out_of_hours: OutOfHoursPolicy::always_open(),
             opt_out: OptOutPolicy::default(),
+            survey: SurveyTexts::default(),
         }
+    }
+
+    /// The desk's wording of the survey.
+    pub fn survey(&self) -> &SurveyTexts {
+        &self.survey
     }
 
     /// The opt-out keyword a message on `channel` is, at this desk, if it is one.
@@ -398,6 +412,12 @@ impl Desks {
                 },
             )
             .map_err(|(key, reason)| error(name, key, reason))?;
+            let survey = SurveyTexts::configure(&SurveyTextsConfig {
+                question: config.texts.survey_question.as_deref(),
+                whatsapp_question: config.texts.survey_whatsapp_question.as_deref(),
+                thanks: config.texts.survey_thanks.as_deref(),
+            })
+            .map_err(|(key, reason)| error(name, key, reason))?;
             if config.default {
                 if default.is_some() {
                     return Err(error(name, "default", "is set on two desks"));
@@ -410,6 +430,7 @@ impl Desks {
                 reply,
                 out_of_hours,
                 opt_out,
+                survey,
                 ..ExpertDesk::new(name, target)
             });
         }

@@ -303,6 +303,11 @@ pub fn closed(by: &str) -> String {
     )
 }
 
+/// The customer answered the survey asked when the conversation was closed.
+pub fn rated(rating: i64) -> String {
+    format!("The customer rated the consultation {rating}/5.")
+}
+
 pub const ALREADY_CLOSED: &str =
     "This conversation is closed; nothing was sent. The customer's next message opens a new one.";
 

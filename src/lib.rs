@@ -26,6 +26,7 @@ pub mod routes;
 pub mod sandbox;
 pub mod startup;
 pub mod store;
+pub mod survey;
 pub mod telemetry;
 pub mod upstream;
 pub mod whatsapp_window;

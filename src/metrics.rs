@@ -23,6 +23,7 @@ pub struct Metrics {
     conversations_out_of_hours: IntCounterVec,
     link_opened: prometheus::Histogram,
     time_to_take: HistogramVec,
+    ratings: HistogramVec,
 }
 
 /// What the database says at a scrape.
@@ -157,8 +158,19 @@ impl Metrics {
             &["desk"],
         )
         .expect("valid metric");
+        // One bucket per rating: `le="3"` counts the ratings of 3 and below.
+        let ratings = HistogramVec::new(
+            HistogramOpts::new(
+                "icbridge_ratings",
+                "Customers' ratings (1 to 5) of closed conversations, by desk",
+            )
+            .buckets(vec![1.0, 2.0, 3.0, 4.0, 5.0]),
+            &["desk"],
+        )
+        .expect("valid metric");
         for metric in [
             Box::new(intake.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(ratings.clone()),
             Box::new(conversations_opened.clone()),
             Box::new(conversations_taken.clone()),
             Box::new(conversations_out_of_hours.clone()),
@@ -189,7 +201,15 @@ impl Metrics {
             conversations_out_of_hours,
             link_opened,
             time_to_take,
+            ratings,
         }
+    }
+
+    /// A customer of `desk` rated their closed conversation.
+    pub fn rated(&self, desk: &str, rating: i64) {
+        self.ratings
+            .with_label_values(&[desk])
+            .observe(rating as f64);
     }
 
     pub fn conversation_opened(&self, desk: &str) {

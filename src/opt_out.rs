@@ -141,11 +141,7 @@ impl OptOutPolicy {
             Keyword::Start => &self.opted_in,
             Keyword::Help => &self.help_text,
         };
-        template.render(TextValues {
-            customer_name,
-            desk,
-            ..TextValues::default()
-        })
+        template.render(TextValues::notice(desk, customer_name))
     }
 }
 

@@ -39,6 +39,9 @@ use crate::worker;
 pub const BATCH: usize = 512;
 /// Why a row to a customer who opted out was not sent (the row's `last_error`).
 pub const OPTED_OUT: &str = "cancelled: the customer opted out (STOP)";
+/// Why the survey's question to a WhatsApp customer was not sent (the row's `last_error`).
+pub const SURVEY_OUTSIDE_WINDOW: &str =
+    "cancelled: the customer's 24-hour WhatsApp window closed before the survey went out";
 /// How often the pauses other instances recorded are read.
 const PAUSES_REFRESH: Duration = Duration::from_secs(5);
 /// How long newly queued rows are left to gather before the worker claims them: a claim
@@ -371,9 +374,12 @@ impl OutboxWorker {
 
     /// A free-form WhatsApp message is judged against the customer's 24-hour window when
     /// it is sent, not when it was queued: outside it, it is held (see `whatsapp_window`).
+    /// The survey's buttons are not held: asked when the customer writes next, about
+    /// something else, the question would make no sense; it is not asked.
     async fn held_for_the_window(&self, row: &OutboxRow, delivery: &Delivery) -> Option<Outcome> {
         let (Delivery::Whatsapp { app_id, waid, .. }
-        | Delivery::WhatsappMedia { app_id, waid, .. }) = delivery
+        | Delivery::WhatsappMedia { app_id, waid, .. }
+        | Delivery::WhatsappButtons { app_id, waid, .. }) = delivery
         else {
             return None;
         };
@@ -384,25 +390,32 @@ impl OutboxWorker {
             if window_open(last, self.now()) {
                 return Ok(None);
             }
-            let template = self.parts.whatsapp_template.as_ref();
-            whatsapp_window::first_held(store, template, conversation, app_id, waid)
-                .await
-                .map(Some)
-        }
-        .await;
-        match result {
-            Ok(None) => None,
-            Ok(Some(first_held)) => {
+            if matches!(delivery, Delivery::WhatsappButtons { .. }) {
                 tracing::info!(
                     outbox_id = row.id,
                     conversation,
-                    "WhatsApp message held: the customer's 24-hour window is closed"
+                    "survey not asked: the customer's 24-hour window is closed"
                 );
-                Some(Outcome::Held {
-                    first_held,
-                    at: self.now(),
-                })
+                return Ok(Some(Outcome::Cancelled {
+                    reason: SURVEY_OUTSIDE_WINDOW.to_string(),
+                }));
             }
+            let template = self.parts.whatsapp_template.as_ref();
+            let first_held =
+                whatsapp_window::first_held(store, template, conversation, app_id, waid).await?;
+            tracing::info!(
+                outbox_id = row.id,
+                conversation,
+                "WhatsApp message held: the customer's 24-hour window is closed"
+            );
+            Ok::<_, StoreError>(Some(Outcome::Held {
+                first_held,
+                at: self.now(),
+            }))
+        }
+        .await;
+        match result {
+            Ok(outcome) => outcome,
             Err(error) => Some(Outcome::Postponed {
                 next_attempt_at: self.now() + 1000,
                 reason: Some(format!(
@@ -482,12 +495,7 @@ impl OutboxWorker {
             } => {
                 let connect = parts.connect.as_ref().ok_or(Failure::NotConfigured)?;
                 let link = self.link(&file)?;
-                let envelope = WhatsappEnvelope {
-                    app_id: app_id.clone(),
-                    waid: waid.clone(),
-                    correlation_id: correlation_id(row.id),
-                    callback_data: row.conversation_id.clone().unwrap_or_default(),
-                };
+                let envelope = envelope(row, app_id.clone(), waid.clone());
                 let Some(media_type) = file.media_type() else {
                     // A type WhatsApp does not carry goes as a link.
                     let body = match caption {
@@ -511,6 +519,18 @@ impl OutboxWorker {
                 };
                 return Ok(connect.send_whatsapp_media(&envelope, &media).await?);
             }
+            Delivery::WhatsappButtons {
+                app_id,
+                waid,
+                body,
+                buttons,
+            } => {
+                let connect = parts.connect.as_ref().ok_or(Failure::NotConfigured)?;
+                let envelope = envelope(row, app_id, waid);
+                return Ok(connect
+                    .send_whatsapp_buttons(&envelope, &body, &buttons)
+                    .await?);
+            }
             Delivery::WhatsappTemplate {
                 app_id,
                 waid,
@@ -518,12 +538,7 @@ impl OutboxWorker {
                 parameters,
             } => {
                 let connect = parts.connect.as_ref().ok_or(Failure::NotConfigured)?;
-                let envelope = WhatsappEnvelope {
-                    app_id,
-                    waid,
-                    correlation_id: correlation_id(row.id),
-                    callback_data: row.conversation_id.clone().unwrap_or_default(),
-                };
+                let envelope = envelope(row, app_id, waid);
                 return Ok(connect
                     .send_whatsapp_template(&envelope, &template, &parameters)
                     .await?);
@@ -648,6 +663,16 @@ impl OutboxWorker {
                 self.dead(message)
             }
         }
+    }
+}
+
+/// Who a row's WhatsApp message goes to, with the ids that tie its receipts to the row.
+fn envelope(row: &OutboxRow, app_id: String, waid: String) -> WhatsappEnvelope {
+    WhatsappEnvelope {
+        app_id,
+        waid,
+        correlation_id: correlation_id(row.id),
+        callback_data: row.conversation_id.clone().unwrap_or_default(),
     }
 }
 

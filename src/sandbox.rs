@@ -357,8 +357,9 @@ async fn connect_messaging(
         .json(json!({"response": [{"code": "1001", "transid": id, "description": "Queued"}]}))
 }
 
-/// What a WhatsApp request says, in a line: its text, `[template <id>: <variables>]`, or
-/// `[document care-plan.pdf <link>] caption`.
+/// What a WhatsApp request says, in a line: its text, `[template <id>: <variables>]`,
+/// `[document care-plan.pdf <link>] caption`, or a question with its buttons,
+/// `How was it? [Good | OK | Poor]`.
 fn whatsapp_summary(body: &Value) -> String {
     if let Some(template) = body["message"]["template"].as_str() {
         return format!("[template {template}: {}]", body["message"]["parameters"]);
@@ -367,6 +368,23 @@ fn whatsapp_summary(body: &Value) -> String {
     let kind = wa["type"].as_str().unwrap_or_default();
     match kind {
         "text" => wa["text"]["body"].as_str().unwrap_or_default().to_string(),
+        "reply" => {
+            let reply = &wa["reply"];
+            let titles: Vec<&str> = reply["action"]["buttons"]
+                .as_array()
+                .map(|buttons| {
+                    buttons
+                        .iter()
+                        .filter_map(|b| b["reply"]["title"].as_str())
+                        .collect()
+                })
+                .unwrap_or_default();
+            format!(
+                "{} [{}]",
+                reply["body"]["text"].as_str().unwrap_or_default(),
+                titles.join(" | ")
+            )
+        }
         _ => {
             let media = &wa[kind];
             let caption = media["caption"].as_str().unwrap_or_default();

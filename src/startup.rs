@@ -521,6 +521,7 @@ pub fn bridge(
         send_links: settings.reply_mode(runtime.sandbox) == ReplyMode::Connect,
         resend_link_on_followup: settings.followup_reply == FollowupReply::Link,
         whatsapp_template: settings.whatsapp_template.clone(),
+        survey: settings.survey,
     });
     let desks = Desks::for_cli(&settings.desks, settings.expert_target.as_ref());
     Ok(Bridge::new(BridgeParts {
@@ -617,6 +618,8 @@ fn use_sandbox_upstreams(settings: &mut Settings, address: SocketAddr) -> Option
     if settings.admin_token.is_none() {
         settings.admin_token = Some(SecretString::from(sandbox::SANDBOX_ADMIN_TOKEN));
     }
+    // Closing a conversation asks for a rating: the stand-in shows the question.
+    settings.survey = true;
     // The console logs in through the Webex stand-in.
     settings.public_url = Some(url("").join("/").expect("a valid local URL"));
     settings.oauth_client_id = Some(sandbox::SANDBOX_OAUTH_CLIENT.into());

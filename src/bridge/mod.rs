@@ -18,9 +18,9 @@ use crate::clock::{self, Clock};
 use crate::customer_data::CustomerExport;
 use crate::desks::{AfterHours, Desks, ExpertDesk, OutOfHours};
 use crate::domain::{
-    outbox_id_of, AddressError, Channel, ConversationKey, CustomerAddress, Delivery, ExpertFile,
-    FollowUps, InboundMessage, LinkReply, LinkRole, Media, MeetingLinks, OutboxEntry, Purpose,
-    ReplySenders, ReplyTexts, Vertical, WhatsappTemplate,
+    outbox_id_of, window_open, AddressError, Channel, ConversationKey, CustomerAddress, Delivery,
+    ExpertFile, FollowUps, InboundMessage, LinkReply, LinkRole, Media, MeetingLinks, OutboxEntry,
+    Purpose, ReplySenders, ReplyTexts, Vertical, WhatsappTemplate,
 };
 use crate::expert_messages::{self, Offer};
 use crate::inbound::DeliveryReceipt;
@@ -29,11 +29,13 @@ use crate::opt_out::Keyword;
 use crate::pauses::Pauses;
 use crate::retention;
 use crate::store::{
-    Answer, AuditEntry, Claim, ConversationInfo, Erasure, ExpertMessage, KeywordMessage,
-    KeywordOutcome, MeetingInfo, MeetingLinkRecord, NewMeeting, OptOutChange, OptedOutMessage,
-    OutboxRow, OutboxState, PurgeReport, QueueItem, Recorded, Redirect, Store, StoreError,
-    TakeOutcome, TranscriptEntry, UpstreamPause, WaitingMessage,
+    same_message, Answer, AuditEntry, Claim, ConversationInfo, Erasure, ExpertMessage,
+    KeywordMessage, KeywordOutcome, MeetingInfo, MeetingLinkRecord, NewMeeting, NewSurvey,
+    OptOutChange, OptedOutMessage, OutboxRow, OutboxState, PurgeReport, QueueItem, Rating,
+    RatingOutcome, RatingRecord, Recorded, Redirect, Store, StoreError, TakeOutcome,
+    TranscriptEntry, UpstreamPause, WaitingMessage,
 };
+use crate::survey;
 use crate::upstream::instant_connect::{InstantConnectClient, MeetingRequest};
 use crate::upstream::{Upstream, UpstreamError, Verdict};
 use crate::whatsapp_window;
@@ -119,6 +121,8 @@ pub struct CustomerReplies {
     pub resend_link_on_followup: bool,
     /// The approved template for WhatsApp customers whose 24-hour window is closed.
     pub whatsapp_template: Option<WhatsappTemplate>,
+    /// Ask the customer for a rating once their conversation is closed (`ICB_SURVEY`).
+    pub survey: bool,
 }
 
 /// The answer to a message, as `POST /webhooks/connect` returns it.
@@ -291,6 +295,22 @@ impl Bridge {
     /// A message in a conversation's thread in the experts' space.
     fn to_thread(markdown: String) -> OutboxEntry {
         Delivery::ThreadMessage { markdown }.entry(Purpose::ExpertNotice)
+    }
+
+    /// The answer to a customer's message, sent by icbridge when it sends replies
+    /// (`ICB_REPLY_MODE=connect`); else the flow sends the answer's `reply`.
+    fn answer_to_customer(
+        &self,
+        key: &ConversationKey,
+        text: String,
+        purpose: Purpose,
+    ) -> Option<OutboxEntry> {
+        let replies = self
+            .inner
+            .customer_replies
+            .as_ref()
+            .filter(|replies| replies.send_links)?;
+        Some(replies.senders.reply(key, text).entry(purpose))
     }
 
     /// A message to the customer, if the Webex Connect API is configured.
@@ -558,9 +578,10 @@ impl Bridge {
         let closed_by = actor.shown();
         let notice = Self::to_thread(expert_messages::closed(&closed_by));
         let audit = self.audit_entry(actor, Action::Close, format!("conversation {id}"), None);
+        let survey = self.survey_for(id).await?;
         let store = &self.inner.store;
         if store
-            .close_conversation(id, &closed_by, &[notice], audit, self.now())
+            .close_conversation(id, &closed_by, &[notice], survey, audit, self.now())
             .await?
         {
             self.wake_outbox();
@@ -571,6 +592,36 @@ impl Bridge {
             Some(_) => Ok(CloseOutcome::AlreadyClosed),
             None => Err(BridgeError::UnknownConversation(id.to_string())),
         }
+    }
+
+    /// The survey's question for the customer of conversation `id`, asked with its close
+    /// (`ICB_SURVEY`) if icbridge can reach them and the conversation is open; on WhatsApp
+    /// only within their 24-hour window (the question is no template). Whether they opted
+    /// out is checked with the close (see `Store::close_conversation`).
+    async fn survey_for(&self, id: &str) -> Result<Option<NewSurvey>, StoreError> {
+        let Some(replies) = self.inner.customer_replies.as_ref().filter(|r| r.survey) else {
+            return Ok(None);
+        };
+        let store = &self.inner.store;
+        let Some(conversation) = store.conversation(id).await?.filter(|c| c.open) else {
+            return Ok(None);
+        };
+        let key = &conversation.key;
+        if key.channel == Channel::Whatsapp
+            && !window_open(store.last_customer_message_at(id).await?, self.now())
+        {
+            return Ok(None);
+        }
+        let desk = self.inner.desks.of(conversation.desk.as_deref());
+        let text = desk.survey().question(
+            key.channel,
+            &desk.name,
+            conversation.customer_name.as_deref(),
+        );
+        let question = replies.senders.question(key, text, survey::buttons());
+        Ok(Some(NewSurvey {
+            question: question.entry(Purpose::CustomerReply),
+        }))
     }
 
     /// Makes `who` (an expert's Webex email or id) the conversation's assignee, telling the
@@ -901,6 +952,13 @@ impl Bridge {
             }
         }
 
+        // A rating after a close opens nothing: it answers the survey.
+        if let Some(rating) = self.survey_answer(message) {
+            if let Some(reply) = self.answer_survey(message, rating).await? {
+                return Ok(reply);
+            }
+        }
+
         // A customer with a booked consultation whose links do not work yet is told when it is.
         if let Some((appointment, text)) = self.appointment_ahead(&message.key).await? {
             return Ok(self
@@ -1036,17 +1094,7 @@ impl Bridge {
             .await?;
         let outcome = match recorded {
             Recorded::New { message_row } => {
-                let answer = self
-                    .inner
-                    .customer_replies
-                    .as_ref()
-                    .filter(|replies| replies.send_links)
-                    .map(|replies| {
-                        replies
-                            .senders
-                            .reply(key, text.clone())
-                            .entry(Purpose::OptOutReply)
-                    });
+                let answer = self.answer_to_customer(key, text.clone(), Purpose::OptOutReply);
                 let change = match keyword {
                     Keyword::Stop => OptOutChange::Out,
                     Keyword::Start => OptOutChange::In,
@@ -1083,6 +1131,90 @@ impl Bridge {
             opted_out: outcome.opted_out,
             ..MessageReply::without_meeting(outcome.conversation_id, text)
         })
+    }
+
+    /// The rating a message gives, if it reads as an answer to the survey (and surveys
+    /// are asked): whether one waits for it is the store's to say.
+    fn survey_answer(&self, message: &InboundMessage) -> Option<i64> {
+        self.inner
+            .customer_replies
+            .as_ref()
+            .filter(|replies| replies.survey)?;
+        survey::rating_of(message.key.channel, &message.text)
+    }
+
+    /// A customer's answer to the survey of their conversation closed within a day: recorded
+    /// once (a repeat of the message gets the same thanks), kept in that conversation's
+    /// transcript, thanked (through Webex Connect when icbridge sends replies) and posted in
+    /// its thread; no conversation opens and no meeting is made. `None` when no survey
+    /// waits for it (none asked within a day, answered already, or the customer is in an
+    /// open conversation): the message is one like any other.
+    async fn answer_survey(
+        &self,
+        message: &InboundMessage,
+        rating: i64,
+    ) -> Result<Option<MessageReply>, StoreError> {
+        let store = &self.inner.store;
+        let key = &message.key;
+        let now = self.now();
+        let Some(asked) = store
+            .latest_survey(key, now - survey::ANSWER_WITHIN_MS)
+            .await?
+        else {
+            return Ok(None);
+        };
+        let desk = self.inner.desks.of(asked.desk.as_deref());
+        let thanks = desk
+            .survey()
+            .thanks(&desk.name, message.customer_name.as_deref());
+        let reply =
+            MessageReply::without_meeting(Some(asked.conversation_id.clone()), thanks.clone());
+        match &asked.answered {
+            Some((_, by)) if same_message(by.as_deref(), message.message_id.as_ref()) => {
+                return Ok(Some(reply))
+            }
+            Some(_) => return Ok(None),
+            None if asked.customer_busy => return Ok(None),
+            None => {}
+        }
+        if store.is_opted_out(key).await? {
+            return Ok(None);
+        }
+        // Recorded as a message that no meeting may answer.
+        let message_row = match store
+            .record_message(message, i64::MAX, &FollowUps::default(), now)
+            .await?
+        {
+            Recorded::New { message_row } | Recorded::Repeat { message_row, .. } => message_row,
+            Recorded::Answered(_) => return Ok(None),
+        };
+        let thanks = self.answer_to_customer(key, thanks, Purpose::CustomerReply);
+        let note = Self::to_thread(expert_messages::rated(rating));
+        let outcome = store
+            .record_rating(Rating {
+                conversation_id: asked.conversation_id.clone(),
+                message_row,
+                rating,
+                deliveries: thanks.into_iter().chain([note]).collect(),
+                now,
+            })
+            .await?;
+        match outcome {
+            RatingOutcome::Recorded => {
+                self.inner.metrics.rated(&desk.name, rating);
+                self.wake_outbox();
+                tracing::info!(customer = %key.customer, conversation = %asked.conversation_id,
+                    rating, "survey answered");
+                Ok(Some(reply))
+            }
+            RatingOutcome::AlreadyRecorded => Ok(Some(reply)),
+            RatingOutcome::AnsweredByAnother => Ok(None),
+        }
+    }
+
+    /// The newest `limit` ratings.
+    pub async fn ratings(&self, limit: i64) -> Result<Vec<RatingRecord>, StoreError> {
+        self.inner.store.ratings(limit).await
     }
 
     /// A message from a customer who opted out: kept in their conversation (opened, without

@@ -8,6 +8,7 @@
   var list = document.getElementById('conversations');
   var status = document.getElementById('queue-status');
   var deskFilter = document.getElementById('desk-filter');
+  var ratingList = document.getElementById('ratings');
   var latest = [];
   // Rows whose transcript is open: a refresh redraws the queue, so it stops while one is.
   var opened = {};
@@ -119,9 +120,26 @@
 
   deskFilter.addEventListener('change', function () { render(latest); });
 
+  // What customers answered to the survey after their conversations were closed.
+  function renderRatings(ratings) {
+    if (!ratingList) { return; }
+    var items = (ratings || []).map(function (r) {
+      var item = document.createElement('li');
+      item.dataset.conversationId = r.conversationId;
+      item.appendChild(text('span', 'rating', r.rating + '/5'));
+      item.appendChild(text('span', 'customer', r.customer));
+      item.appendChild(text('span', 'desk', r.desk));
+      item.appendChild(text('time', 'answered-at', time(r.answeredAt)));
+      return item;
+    });
+    if (items.length === 0) { items = [text('li', 'none', 'No ratings yet.')]; }
+    ratingList.replaceChildren.apply(ratingList, items);
+  }
+
   function refresh() {
     return api('/console/api/queue').then(function (body) {
       if (Object.keys(opened).length === 0) { render(body.conversations); } else { latest = body.conversations; }
+      renderRatings(body.ratings);
       if (body.tokenGeneration !== tokenGeneration) {
         tokenGeneration = body.tokenGeneration;
         return api('/console/api/widget').then(function (w) { startWidget(w.accessToken); });

@@ -87,6 +87,15 @@ pub enum Delivery {
         waid: String,
         body: String,
     },
+    /// A text with reply buttons (at most three), inside the 24-hour window only: the
+    /// survey's question after a conversation is closed. The customer's tap comes back as a
+    /// message whose text is the button's title.
+    WhatsappButtons {
+        app_id: String,
+        waid: String,
+        body: String,
+        buttons: Vec<ReplyButton>,
+    },
     /// An approved template, the only message that reaches a WhatsApp customer outside
     /// the 24-hour window; its variables are filled when it is queued.
     WhatsappTemplate {
@@ -95,6 +104,14 @@ pub enum Delivery {
         template: String,
         parameters: std::collections::BTreeMap<String, String>,
     },
+}
+
+/// A WhatsApp reply button: `id` is ours, `title` (at most 20 characters) what the
+/// customer sees and taps.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReplyButton {
+    pub id: String,
+    pub title: String,
 }
 
 /// Why a delivery exists; shown to operators as the outbox row's `kind`.
@@ -177,6 +194,24 @@ impl ReplySenders {
 }
 
 impl ReplySenders {
+    /// A question to the customer: by SMS its text, on WhatsApp with `buttons` to tap.
+    pub fn question(
+        &self,
+        key: &ConversationKey,
+        text: String,
+        buttons: Vec<ReplyButton>,
+    ) -> Delivery {
+        match self.reply(key, text) {
+            Delivery::Whatsapp { app_id, waid, body } => Delivery::WhatsappButtons {
+                app_id,
+                waid,
+                body,
+                buttons,
+            },
+            other => other,
+        }
+    }
+
     /// An expert's reply with files, on the customer's channel: by SMS, the text with the
     /// files' links; by WhatsApp, each file as a media message, the text as the first one's
     /// caption (or a text of its own first, when that file takes no caption).

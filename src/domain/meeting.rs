@@ -109,6 +109,17 @@ pub struct TextValues<'a> {
     pub opens_at: &'a str,
 }
 
+impl<'a> TextValues<'a> {
+    /// The values of a text without a link ([`TextKind::Notice`]).
+    pub fn notice(desk: &'a str, customer_name: Option<&'a str>) -> Self {
+        TextValues {
+            customer_name,
+            desk,
+            ..TextValues::default()
+        }
+    }
+}
+
 /// Which customer text a template words: it decides the variables it may use and whether
 /// it must carry the guest link.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

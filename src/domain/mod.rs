@@ -13,7 +13,7 @@ pub use address::{AddressError, BusinessAddress, CustomerAddress};
 pub use channel::Channel;
 pub use delivery::{
     correlation_id, outbox_id_of, Delivery, Destination, FollowUps, LinkReply, OutboxEntry,
-    Purpose, ReplySenders, WebexPost,
+    Purpose, ReplyButton, ReplySenders, WebexPost,
 };
 pub use media::{
     Attachment, ExpertFile, Location, Media, MediaKind, MediaType, MediaUrl, MAX_ATTACHMENTS,

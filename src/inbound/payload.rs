@@ -159,7 +159,7 @@ fn parse_whatsapp_mo(fields: &Fields) -> Result<Inbound, PayloadError> {
             return Ok(Inbound::Ignored);
         }
     }
-    build_message(
+    let mut message = build_message(
         fields,
         Channel::Whatsapp,
         MessageFields {
@@ -170,8 +170,19 @@ fn parse_whatsapp_mo(fields: &Fields) -> Result<Inbound, PayloadError> {
             name: Some("username"),
             media: Some(MediaNames::CONNECT),
         },
-    )
-    .map(Inbound::Message)
+    )?;
+    // A tap on a reply button (the survey's) may come with the button's title in
+    // `buttonText` and nothing in `message`: the title is what the customer said.
+    if message.text.trim().is_empty() {
+        // Lenient: a `buttonText` of another shape is ignored, not a refused message.
+        if let Ok(Some(title)) = fields.text("buttonText") {
+            message.text = clean_text(&one_line(&title))
+                .chars()
+                .take(MAX_TEXT_CHARS)
+                .collect();
+        }
+    }
+    Ok(Inbound::Message(message))
 }
 
 /// `fixtures/flow-*.json`: the body a flow author types into an HTTP Request node.

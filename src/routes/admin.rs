@@ -45,7 +45,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(
             web::resource("/api/customers/{number}/erase").route(web::post().to(erase_customer)),
         )
-        .service(web::resource("/api/audit").route(web::get().to(audit_log)));
+        .service(web::resource("/api/audit").route(web::get().to(audit_log)))
+        .service(web::resource("/api/ratings").route(web::get().to(list_ratings)));
 }
 
 /// A request that may use the admin API: it carries `Authorization: Bearer
@@ -181,6 +182,10 @@ pub struct ConversationView {
     /// Since when it has waited for its desk to open (the customer wrote out of hours);
     /// absent once the desk got it or a meeting was made.
     pub waiting_since: Option<String>,
+    /// How the customer rated it (1 to 5) after it was closed, if they answered the
+    /// survey (`ICB_SURVEY`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rating: Option<i64>,
 }
 
 impl From<&ConversationInfo> for ConversationView {
@@ -198,6 +203,7 @@ impl From<&ConversationInfo> for ConversationView {
             assignee: c.assignee.clone(),
             desk: c.desk.clone(),
             waiting_since: c.waiting_since.map(clock::rfc3339),
+            rating: c.rating,
         }
     }
 }
@@ -623,5 +629,63 @@ pub async fn audit_log(
     let entries = bridge.audit_log(limit(&query)).await?;
     Ok(HttpResponse::Ok().json(AuditList {
         audit: entries.iter().map(AuditView::from).collect(),
+    }))
+}
+
+/// A customer's rating of a closed conversation.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RatingView {
+    pub conversation_id: String,
+    /// `sms` or `whatsapp`.
+    pub channel: String,
+    /// Masked: `+1415•••0123`.
+    pub customer: String,
+    /// The desk of the conversation.
+    pub desk: String,
+    /// 1 (poor) to 5 (excellent); WhatsApp's buttons give 5, 3 or 1.
+    pub rating: i64,
+    /// When the survey was asked (the conversation closed) and answered.
+    pub asked_at: String,
+    pub answered_at: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RatingList {
+    pub ratings: Vec<RatingView>,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct RatingsQuery {
+    /// At most this many (1 to 1000, default 100).
+    limit: Option<i64>,
+}
+
+/// Customers' ratings after their conversations were closed, newest first.
+#[utoipa::path(get, path = "/api/ratings", tag = "admin", params(RatingsQuery),
+    security(("adminToken" = [])),
+    responses((status = 200, body = RatingList),
+              (status = 401, body = ErrorBody), (status = 404, body = ErrorBody, description = "the admin API is off")))]
+pub async fn list_ratings(
+    _: Admin,
+    query: web::Query<RatingsQuery>,
+    bridge: web::Data<Bridge>,
+) -> Result<HttpResponse, AdminError> {
+    let limit = query.limit.unwrap_or(100).clamp(1, 1000);
+    let ratings = bridge.ratings(limit).await?;
+    let default_desk = &bridge.desks().default_desk().name;
+    Ok(HttpResponse::Ok().json(RatingList {
+        ratings: ratings
+            .iter()
+            .map(|r| RatingView {
+                conversation_id: r.conversation_id.clone(),
+                channel: r.channel.clone(),
+                customer: r.customer_masked(),
+                desk: r.desk.clone().unwrap_or_else(|| default_desk.clone()),
+                rating: r.rating,
+                asked_at: clock::rfc3339(r.asked_at),
+                answered_at: clock::rfc3339(r.answered_at),
+            })
+            .collect(),
     }))
 }

@@ -13,9 +13,11 @@ use crate::audit::Actor;
 use crate::bridge::{Bridge, BridgeError, CloseOutcome, NewLinkOutcome};
 use crate::clock;
 use crate::console::{page, Console, ConsoleError};
-use crate::store::{ConsoleSession, TakeOutcome};
+use crate::store::{ConsoleSession, StoreError, TakeOutcome};
 
 const COOKIE: &str = "icb_console";
+/// Ratings the queue's page lists.
+const RECENT_RATINGS: i64 = 20;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(web::resource("/console").route(web::get().to(console)))
@@ -318,16 +320,20 @@ async fn app_css() -> HttpResponse {
 
 /// The open conversations, for the page to show.
 #[utoipa::path(get, path = "/console/api/queue", tag = "console",
-    responses((status = 200, body = serde_json::Value, description = "`conversations` and `tokenGeneration`"),
+    responses((status = 200, body = serde_json::Value, description = "`conversations`, the newest `ratings` and `tokenGeneration`"),
               (status = 401, body = super::ErrorBody), (status = 503, description = "the console is not configured")))]
 pub async fn queue(
     Expert(session): Expert,
     console: web::Data<Console>,
     bridge: web::Data<Bridge>,
 ) -> HttpResponse {
-    let items = match bridge.queue(200).await {
-        Ok(items) => items,
-        Err(error) => return error_response(&error.into(), true, &console),
+    let found = async {
+        let items = bridge.queue(200).await?;
+        Ok::<_, StoreError>((items, bridge.ratings(RECENT_RATINGS).await?))
+    };
+    let (items, ratings) = match found.await {
+        Ok(found) => found,
+        Err(error) => return error_response(&ConsoleError::from(error), true, &console),
     };
     let conversations: Vec<_> = items
         .iter()
@@ -352,15 +358,30 @@ pub async fn queue(
             })
         })
         .collect();
+    // Rated conversations are closed: they are listed on their own, newest first.
+    let default_desk = &bridge.desks().default_desk().name;
+    let ratings: Vec<_> = ratings
+        .iter()
+        .map(|r| {
+            json!({
+                "conversationId": r.conversation_id,
+                "customer": r.customer_masked(),
+                "desk": r.desk.as_deref().unwrap_or(default_desk),
+                "rating": r.rating,
+                "answeredAt": clock::rfc3339(r.answered_at),
+            })
+        })
+        .collect();
     HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, "no-store"))
-        .json(json!({"conversations": conversations, "tokenGeneration": session.token_generation}))
+        .json(json!({"conversations": conversations, "ratings": ratings,
+                     "tokenGeneration": session.token_generation}))
 }
 
 /// A conversation's transcript, for the row an expert opens.
 #[utoipa::path(get, path = "/console/api/conversations/{id}", tag = "console",
     params(("id" = String, Path, description = "the conversation")),
-    responses((status = 200, body = serde_json::Value, description = "`transcript`: `author`, `text`, `at`; `links`: `role`, `url`, `sentTo`"),
+    responses((status = 200, body = serde_json::Value, description = "`transcript`: `author`, `text`, `at`; `links`: `role`, `url`, `sentTo`; `rating`, once the customer rated the closed conversation"),
               (status = 401, body = super::ErrorBody), (status = 404, body = super::ErrorBody)))]
 pub async fn transcript(
     Expert(_session): Expert,
@@ -385,7 +406,7 @@ pub async fn transcript(
             let links: Vec<_> = detail.links.iter().map(MeetingLinkView::from).collect();
             HttpResponse::Ok()
                 .insert_header((header::CACHE_CONTROL, "no-store"))
-                .json(json!({ "transcript": lines, "links": links }))
+                .json(json!({ "transcript": lines, "links": links, "rating": detail.conversation.rating }))
         }
         Ok(None) => json_error(StatusCode::NOT_FOUND, "not_found", "no such conversation"),
         Err(error) => error_response(&error.into(), true, &console),

@@ -35,6 +35,7 @@ use super::{admin, appointments, connect_webhook, console, health, links, webex_
         appointments::book,
         appointments::list,
         appointments::cancel,
+        admin::list_ratings,
         links::visit,
         console::console,
         console::login,

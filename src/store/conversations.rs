@@ -3,6 +3,7 @@
 use sqlx::AnyConnection;
 
 use super::customers::insert_audit;
+use super::surveys::{self, NewSurvey};
 use super::{insert_outbox, AuditEntry, Store, StoreError};
 use crate::domain::{BusinessAddress, Channel, ConversationKey, CustomerAddress, OutboxEntry};
 
@@ -24,6 +25,8 @@ pub struct ConversationInfo {
     pub desk: Option<String>,
     /// Since when it has waited for its desk to open (out of hours), if it does.
     pub waiting_since: Option<i64>,
+    /// How the customer rated it (1 to 5), once closed, if they answered the survey.
+    pub rating: Option<i64>,
 }
 
 /// What became of an expert's `take`.
@@ -50,7 +53,8 @@ pub struct ExpertMessage<'a> {
 
 pub(super) const SELECT: &str = "SELECT c.id, c.channel, c.customer, c.business, c.customer_name,
         c.state, c.thread_message_id, c.created_at, c.assignee, c.desk, c.waiting_since,
-        (SELECT MAX(t.expires_at) FROM meetings t WHERE t.conversation_id = c.id) AS links_expire_at
+        (SELECT MAX(t.expires_at) FROM meetings t WHERE t.conversation_id = c.id) AS links_expire_at,
+        (SELECT s.rating FROM surveys s WHERE s.conversation_id = c.id) AS rating
     FROM conversations c";
 
 /// A conversation as [`SELECT`] reads it.
@@ -68,6 +72,7 @@ pub(super) struct ConversationRow {
     assignee: Option<String>,
     desk: Option<String>,
     waiting_since: Option<i64>,
+    rating: Option<i64>,
 }
 
 impl TryFrom<ConversationRow> for ConversationInfo {
@@ -92,6 +97,7 @@ impl TryFrom<ConversationRow> for ConversationInfo {
             assignee: row.assignee,
             desk: row.desk,
             waiting_since: row.waiting_since,
+            rating: row.rating,
         })
     }
 }
@@ -334,13 +340,15 @@ impl Store {
         )
     }
 
-    /// Closes an open conversation, queueing `deliveries` and writing `audit` with it.
+    /// Closes an open conversation, queueing `deliveries` and writing `audit` with it, and
+    /// asking `survey` of its customer unless they opted out (see [`surveys::ask`]).
     /// Returns false when it was not open (already closed, or unknown).
     pub async fn close_conversation(
         &self,
         id: &str,
         closed_by: &str,
         deliveries: &[OutboxEntry],
+        survey: Option<NewSurvey>,
         audit: AuditEntry,
         now: i64,
     ) -> Result<bool, StoreError> {
@@ -358,6 +366,9 @@ impl Store {
                 let closed = change_conversation(tx, update, &id, &deliveries, now).await?;
                 if closed {
                     insert_audit(tx, &audit).await?;
+                    if let Some(survey) = &survey {
+                        surveys::ask(tx, &id, survey, now).await?;
+                    }
                 }
                 Ok(closed)
             })

@@ -20,6 +20,7 @@ mod messages;
 mod opt_outs;
 mod outbox;
 mod pauses;
+mod surveys;
 mod waiting;
 mod webex_events;
 mod writer;
@@ -46,6 +47,7 @@ pub use messages::{Answer, Claim, NewMeeting, ReceiptMatch, Recorded};
 pub use opt_outs::{KeywordMessage, KeywordOutcome, OptOutChange, OptedOutMessage};
 pub use outbox::{OutboxRow, OutboxState, Outcome, Settlement};
 pub use pauses::UpstreamPause;
+pub use surveys::{same_message, LatestSurvey, NewSurvey, Rating, RatingOutcome, RatingRecord};
 pub use waiting::{Waiting, WaitingMessage};
 pub use webex_events::WebexEvent;
 

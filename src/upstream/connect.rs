@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use url::Url;
 
-use crate::domain::{MediaKind, MediaType};
+use crate::domain::{MediaKind, MediaType, ReplyButton};
 
 use super::{endpoint, status_error, HttpClient, Upstream, UpstreamError};
 
@@ -149,6 +149,28 @@ impl ConnectClient {
         self.send_messaging(
             envelope,
             json!({"channels": {"OTT-Messaging": {"wa": {"type": wa_type, wa_type: content}}}}),
+        )
+        .await
+    }
+
+    /// Sends a WhatsApp text with reply buttons (Webex Connect's `reply` message, see
+    /// docs/upstreams.md); returns the transaction id.
+    pub async fn send_whatsapp_buttons(
+        &self,
+        envelope: &WhatsappEnvelope,
+        body: &str,
+        buttons: &[ReplyButton],
+    ) -> Result<String, UpstreamError> {
+        let buttons: Vec<Value> = buttons
+            .iter()
+            .map(|b| json!({"type": "reply", "reply": {"id": b.id, "title": b.title}}))
+            .collect();
+        self.send_messaging(
+            envelope,
+            json!({"channels": {"OTT-Messaging": {"wa": {
+                "type": "reply",
+                "reply": {"body": {"text": body}, "action": {"buttons": buttons}},
+            }}}}),
         )
         .await
     }

@@ -111,7 +111,7 @@ async fn start_login(app: &TestApp) -> HashMap<String, String> {
 }
 
 /// Logs in through the stand-ins; returns the session cookie (`icb_console=…`).
-async fn log_in(app: &TestApp) -> String {
+pub async fn log_in(app: &TestApp) -> String {
     let params = start_login(app).await;
     let response = no_redirects()
         .get(format!(
@@ -130,7 +130,7 @@ async fn log_in(app: &TestApp) -> String {
     cookie.split(';').next().unwrap().to_string()
 }
 
-async fn get(app: &TestApp, route: &str, cookie: &str) -> reqwest::Response {
+pub async fn get(app: &TestApp, route: &str, cookie: &str) -> reqwest::Response {
     no_redirects()
         .get(format!("{}{route}", app.address))
         .header("Cookie", cookie)

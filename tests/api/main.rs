@@ -65,5 +65,6 @@ mod pauses;
 mod replies;
 mod sandbox;
 mod soak;
+mod survey;
 mod take;
 mod window;

@@ -207,36 +207,7 @@ async fn the_sandbox_runs_the_whole_flow_without_credentials() {
     assert_eq!(rooms["items"][0]["id"], "sandbox-experts-room");
 
     // The expert console signs in through the OAuth stand-in.
-    let no_redirects = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap();
-    let login = no_redirects
-        .get(format!("{base}/console/login"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(login.status(), 303);
-    let authorize = login.headers()["location"].to_str().unwrap().to_string();
-    assert!(
-        authorize.starts_with(&format!("{base}/sandbox/webex/v1/authorize?")),
-        "{authorize}"
-    );
-    let approved = no_redirects.get(&authorize).send().await.unwrap();
-    let callback = approved.headers()["location"].to_str().unwrap().to_string();
-    assert!(
-        callback.starts_with(&format!("{base}/console/callback?code=")),
-        "{callback}"
-    );
-    let signed_in = no_redirects.get(&callback).send().await.unwrap();
-    assert_eq!(signed_in.status(), 303);
-    let cookie = signed_in.headers()["set-cookie"]
-        .to_str()
-        .unwrap()
-        .split(';')
-        .next()
-        .unwrap()
-        .to_string();
+    let cookie = console_cookie(&base).await;
     let console = no_redirects
         .get(format!("{base}/console"))
         .header("Cookie", cookie)
@@ -297,18 +268,9 @@ async fn delivered_and_recorded(base: &str, count: usize) {
 
 /// What the stand-ins received so far, once there are at least `count`.
 async fn sent_messages(base: &str, count: usize) -> Vec<Value> {
-    let http = reqwest::Client::new();
     let mut sent = Vec::new();
     for _ in 0..100 {
-        let listing: Value = http
-            .get(format!("{base}/sandbox/messages"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        sent = listing["messages"].as_array().unwrap().clone();
+        sent = listing(base).await;
         if sent.len() >= count {
             break;
         }
@@ -316,6 +278,53 @@ async fn sent_messages(base: &str, count: usize) -> Vec<Value> {
     }
     assert_eq!(sent.len(), count, "{sent:#?}");
     sent
+}
+
+/// Signs in to the console through the OAuth stand-in; the session cookie.
+async fn console_cookie(base: &str) -> String {
+    let no_redirects = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let login = no_redirects
+        .get(format!("{base}/console/login"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(login.status(), 303);
+    let authorize = login.headers()["location"].to_str().unwrap().to_string();
+    assert!(
+        authorize.starts_with(&format!("{base}/sandbox/webex/v1/authorize?")),
+        "{authorize}"
+    );
+    let approved = no_redirects.get(&authorize).send().await.unwrap();
+    let callback = approved.headers()["location"].to_str().unwrap().to_string();
+    assert!(
+        callback.starts_with(&format!("{base}/console/callback?code=")),
+        "{callback}"
+    );
+    let signed_in = no_redirects.get(&callback).send().await.unwrap();
+    assert_eq!(signed_in.status(), 303);
+    signed_in.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_string()
+}
+
+/// What the stand-ins received so far.
+async fn listing(base: &str) -> Vec<Value> {
+    let listing: Value = reqwest::Client::new()
+        .get(format!("{base}/sandbox/messages"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    listing["messages"].as_array().unwrap().clone()
 }
 
 #[tokio::test]
@@ -512,4 +521,88 @@ async fn the_sandbox_books_a_consultation_reminds_at_its_time_and_adds_a_guest()
     assert_ne!(link, appointment["guestUrl"].as_str().unwrap());
     let page = http.get(link).send().await.unwrap().text().await.unwrap();
     assert!(page.contains("<strong>guest</strong> link"), "{page}");
+}
+
+/// What the stand-ins received so far, once one of the messages matches `wanted`.
+async fn sent_until(base: &str, wanted: impl Fn(&Value) -> bool) -> Vec<Value> {
+    let mut sent = Vec::new();
+    for _ in 0..100 {
+        sent = listing(base).await;
+        if sent.iter().any(&wanted) {
+            return sent;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("not sent: {sent:#?}");
+}
+
+#[tokio::test]
+async fn the_sandbox_asks_for_a_rating_when_a_conversation_is_closed() {
+    let sandbox = start_sandbox().await;
+    let base = sandbox.base.clone();
+    let mut message: Value = serde_json::from_str(&sandbox.sample).unwrap();
+    let answer = sandbox.message(message.clone()).await;
+    let conversation_id = answer["conversationId"].as_str().unwrap().to_string();
+    sent_messages(&base, 2).await;
+
+    // The expert closes the conversation in its thread: the customer gets the question.
+    let http = reqwest::Client::new();
+    let closed = http
+        .post(format!("{base}/sandbox/expert-reply"))
+        .json(&serde_json::json!({"conversationId": conversation_id, "text": "close"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(closed.status(), 202);
+    let sent = sent_until(&base, |m| {
+        m["via"] == "whatsapp" && m["text"].as_str().unwrap().ends_with("[Good | OK | Poor]")
+    })
+    .await;
+    let question = sent
+        .iter()
+        .find(|m| m["text"].as_str().unwrap().ends_with("[Good | OK | Poor]"))
+        .unwrap();
+    assert_eq!(
+        question["request"]["channels"]["OTT-Messaging"]["wa"]["type"],
+        "reply"
+    );
+
+    // A reply of 5 is thanked, posted in the thread and shown in the console.
+    for (key, value) in [("message", "5"), ("tid", "sandbox-rating-1")] {
+        for name in [
+            key,
+            if key == "message" {
+                "text"
+            } else {
+                "messageId"
+            },
+        ] {
+            if message.get(name).is_some() {
+                message[name] = serde_json::json!(value);
+            }
+        }
+    }
+    let rated = sandbox.message(message).await;
+    assert_eq!(rated["reply"], "Thank you for your rating!");
+    assert_eq!(rated["conversationId"], serde_json::json!(conversation_id));
+    sent_until(&base, |m| {
+        m["text"] == "The customer rated the consultation 5/5."
+    })
+    .await;
+
+    let cookie = console_cookie(&base).await;
+    let queue: Value = http
+        .get(format!("{base}/console/api/queue"))
+        .header("Cookie", cookie)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        queue["ratings"][0]["conversationId"],
+        serde_json::json!(conversation_id)
+    );
+    assert_eq!(queue["ratings"][0]["rating"], 5);
 }
