@@ -18,9 +18,9 @@ use crate::clock::{self, Clock};
 use crate::customer_data::CustomerExport;
 use crate::desks::{AfterHours, Desks, ExpertDesk, OutOfHours};
 use crate::domain::{
-    outbox_id_of, window_open, AddressError, Channel, ConversationKey, CustomerAddress, Delivery,
-    ExpertFile, FollowUps, InboundMessage, LinkReply, LinkRole, Media, MeetingLinks, OutboxEntry,
-    Purpose, ReplySenders, ReplyTexts, Vertical, WhatsappTemplate,
+    outbox_id_of, AddressError, Channel, ConversationKey, CustomerAddress, Delivery, ExpertFile,
+    FollowUps, InboundMessage, LinkReply, LinkRole, Media, MeetingLinks, OutboxEntry, Purpose,
+    ReplySenders, ReplyTexts, Vertical, WhatsappTemplate,
 };
 use crate::expert_messages::{self, Offer};
 use crate::inbound::DeliveryReceipt;
@@ -29,19 +29,18 @@ use crate::opt_out::Keyword;
 use crate::pauses::Pauses;
 use crate::retention;
 use crate::store::{
-    same_message, Answer, AuditEntry, Claim, ConversationInfo, Erasure, ExpertMessage,
-    KeywordMessage, KeywordOutcome, MeetingInfo, MeetingLinkRecord, NewMeeting, NewSurvey,
-    OptOutChange, OptedOutMessage, OutboxRow, OutboxState, PurgeReport, QueueItem, Rating,
-    RatingOutcome, RatingRecord, Recorded, Redirect, Store, StoreError, TakeOutcome,
-    TranscriptEntry, UpstreamPause, WaitingMessage,
+    Answer, AuditEntry, Claim, ConversationInfo, Erasure, ExpertMessage, KeywordMessage,
+    KeywordOutcome, MeetingInfo, MeetingLinkRecord, NewMeeting, OptOutChange, OptedOutMessage,
+    OutboxRow, OutboxState, PurgeReport, QueueItem, Recorded, Redirect, Store, StoreError,
+    TakeOutcome, TranscriptEntry, UpstreamPause, WaitingMessage,
 };
-use crate::survey;
 use crate::upstream::instant_connect::{InstantConnectClient, MeetingRequest};
 use crate::upstream::{Upstream, UpstreamError, Verdict};
 use crate::whatsapp_window;
 
 mod appointments;
 mod guests;
+mod rating;
 
 pub use appointments::{AppointmentError, AppointmentOutcome, AppointmentRequest};
 pub use guests::AddGuestOutcome;
@@ -594,36 +593,6 @@ impl Bridge {
         }
     }
 
-    /// The survey's question for the customer of conversation `id`, asked with its close
-    /// (`ICB_SURVEY`) if icbridge can reach them and the conversation is open; on WhatsApp
-    /// only within their 24-hour window (the question is no template). Whether they opted
-    /// out is checked with the close (see `Store::close_conversation`).
-    async fn survey_for(&self, id: &str) -> Result<Option<NewSurvey>, StoreError> {
-        let Some(replies) = self.inner.customer_replies.as_ref().filter(|r| r.survey) else {
-            return Ok(None);
-        };
-        let store = &self.inner.store;
-        let Some(conversation) = store.conversation(id).await?.filter(|c| c.open) else {
-            return Ok(None);
-        };
-        let key = &conversation.key;
-        if key.channel == Channel::Whatsapp
-            && !window_open(store.last_customer_message_at(id).await?, self.now())
-        {
-            return Ok(None);
-        }
-        let desk = self.inner.desks.of(conversation.desk.as_deref());
-        let text = desk.survey().question(
-            key.channel,
-            &desk.name,
-            conversation.customer_name.as_deref(),
-        );
-        let question = replies.senders.question(key, text, survey::buttons());
-        Ok(Some(NewSurvey {
-            question: question.entry(Purpose::CustomerReply),
-        }))
-    }
-
     /// Makes `who` (an expert's Webex email or id) the conversation's assignee, telling the
     /// thread; the expert's `take`, the card's Take button and the console come here.
     pub async fn take(&self, id: &str, who: &str) -> Result<TakeOutcome, BridgeError> {
@@ -1131,90 +1100,6 @@ impl Bridge {
             opted_out: outcome.opted_out,
             ..MessageReply::without_meeting(outcome.conversation_id, text)
         })
-    }
-
-    /// The rating a message gives, if it reads as an answer to the survey (and surveys
-    /// are asked): whether one waits for it is the store's to say.
-    fn survey_answer(&self, message: &InboundMessage) -> Option<i64> {
-        self.inner
-            .customer_replies
-            .as_ref()
-            .filter(|replies| replies.survey)?;
-        survey::rating_of(message.key.channel, &message.text)
-    }
-
-    /// A customer's answer to the survey of their conversation closed within a day: recorded
-    /// once (a repeat of the message gets the same thanks), kept in that conversation's
-    /// transcript, thanked (through Webex Connect when icbridge sends replies) and posted in
-    /// its thread; no conversation opens and no meeting is made. `None` when no survey
-    /// waits for it (none asked within a day, answered already, or the customer is in an
-    /// open conversation): the message is one like any other.
-    async fn answer_survey(
-        &self,
-        message: &InboundMessage,
-        rating: i64,
-    ) -> Result<Option<MessageReply>, StoreError> {
-        let store = &self.inner.store;
-        let key = &message.key;
-        let now = self.now();
-        let Some(asked) = store
-            .latest_survey(key, now - survey::ANSWER_WITHIN_MS)
-            .await?
-        else {
-            return Ok(None);
-        };
-        let desk = self.inner.desks.of(asked.desk.as_deref());
-        let thanks = desk
-            .survey()
-            .thanks(&desk.name, message.customer_name.as_deref());
-        let reply =
-            MessageReply::without_meeting(Some(asked.conversation_id.clone()), thanks.clone());
-        match &asked.answered {
-            Some((_, by)) if same_message(by.as_deref(), message.message_id.as_ref()) => {
-                return Ok(Some(reply))
-            }
-            Some(_) => return Ok(None),
-            None if asked.customer_busy => return Ok(None),
-            None => {}
-        }
-        if store.is_opted_out(key).await? {
-            return Ok(None);
-        }
-        // Recorded as a message that no meeting may answer.
-        let message_row = match store
-            .record_message(message, i64::MAX, &FollowUps::default(), now)
-            .await?
-        {
-            Recorded::New { message_row } | Recorded::Repeat { message_row, .. } => message_row,
-            Recorded::Answered(_) => return Ok(None),
-        };
-        let thanks = self.answer_to_customer(key, thanks, Purpose::CustomerReply);
-        let note = Self::to_thread(expert_messages::rated(rating));
-        let outcome = store
-            .record_rating(Rating {
-                conversation_id: asked.conversation_id.clone(),
-                message_row,
-                rating,
-                deliveries: thanks.into_iter().chain([note]).collect(),
-                now,
-            })
-            .await?;
-        match outcome {
-            RatingOutcome::Recorded => {
-                self.inner.metrics.rated(&desk.name, rating);
-                self.wake_outbox();
-                tracing::info!(customer = %key.customer, conversation = %asked.conversation_id,
-                    rating, "survey answered");
-                Ok(Some(reply))
-            }
-            RatingOutcome::AlreadyRecorded => Ok(Some(reply)),
-            RatingOutcome::AnsweredByAnother => Ok(None),
-        }
-    }
-
-    /// The newest `limit` ratings.
-    pub async fn ratings(&self, limit: i64) -> Result<Vec<RatingRecord>, StoreError> {
-        self.inner.store.ratings(limit).await
     }
 
     /// A message from a customer who opted out: kept in their conversation (opened, without

@@ -88,7 +88,7 @@ db_test! {
             "Hello Ann, your video consultation with default is booked for {}. Join with this link from {}: {SHORT_GUEST_URL}",
             local(start), local(start - 10 * MINUTE)
         );
-        assert_eq!(sms_got(&app).await, [invitation.clone()]);
+        assert_eq!(sms_got(&app).await, std::slice::from_ref(&invitation));
         assert!(app.webex_posts().await.is_empty());
 
         // A second before the reminder's time, nothing more.

@@ -160,9 +160,14 @@ async fn an_expert_signs_in_sees_the_queue_takes_and_closes_a_conversation() {
             "initialActivity": "message",
         }])
     );
+    // The meeting's links with their roles, then what was said.
     assert_eq!(
         seen["transcript"],
-        json!([["customer", "Hello, can I get a video call with an advisor?"]])
+        json!([
+            ["meeting-link", "Host link"],
+            ["meeting-link", "Guest link"],
+            ["customer", "Hello, can I get a video call with an advisor?"]
+        ])
     );
     assert_eq!(seen["desk"], "default");
     assert_eq!(seen["taken"], "taken by expert@example.com");
