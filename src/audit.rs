@@ -11,6 +11,8 @@ pub enum Actor {
     Cli(String),
     /// An expert, by their Webex identity, in Webex or the console.
     Expert(String),
+    /// icbridge itself, closing a conversation whose meeting ended (with `ICB_SURVEY`).
+    MeetingEnded,
 }
 
 impl Actor {
@@ -28,6 +30,7 @@ impl Actor {
             Actor::Admin(name) => format!("admin:{name}"),
             Actor::Cli(user) => format!("cli:{user}"),
             Actor::Expert(who) => format!("expert:{who}"),
+            Actor::MeetingEnded => "icbridge:meeting-ended".to_string(),
         }
     }
 
@@ -36,6 +39,7 @@ impl Actor {
         match self {
             Actor::Admin(_) | Actor::Cli(_) => "an administrator".to_string(),
             Actor::Expert(who) => who.clone(),
+            Actor::MeetingEnded => "icbridge, as its meeting ended".to_string(),
         }
     }
 }

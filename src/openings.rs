@@ -1,5 +1,6 @@
 //! Desks opening: the conversations that waited out of hours are handed to their desks,
-//! checked every little while as long as `serve` runs.
+//! checked every little while as long as `serve` runs; and, with `ICB_SURVEY`, meetings
+//! ending: their conversations are closed and their customers asked for a rating.
 
 use std::time::Duration;
 
@@ -16,6 +17,13 @@ pub async fn run(bridge: Bridge, mut stop: watch::Receiver<bool>) {
             Ok(0) => {}
             Ok(released) => tracing::info!(released, "waiting conversations handed to their desks"),
             Err(e) => tracing::error!(error = %e, "waiting conversations could not be handed over"),
+        }
+        match bridge.close_ended_meetings().await {
+            Ok(0) => {}
+            Ok(closed) => tracing::info!(closed, "conversations closed as their meetings ended"),
+            Err(e) => {
+                tracing::error!(error = %e, "conversations of ended meetings could not be closed")
+            }
         }
         tokio::select! {
             _ = tokio::time::sleep(EVERY) => {}

@@ -1,7 +1,8 @@
 //! The rating after the call (`ICB_SURVEY`): the question asked with a close, and the
 //! customer's answer recorded as the conversation's rating (see `crate::survey`).
 
-use super::{Bridge, MessageReply};
+use super::{Bridge, BridgeError, CloseOutcome, MessageReply};
+use crate::audit::Actor;
 use crate::domain::{window_open, Channel, FollowUps, InboundMessage, Purpose};
 use crate::expert_messages;
 use crate::store::{
@@ -123,4 +124,40 @@ impl Bridge {
     pub async fn ratings(&self, limit: i64) -> Result<Vec<RatingRecord>, StoreError> {
         self.inner.store.ratings(limit).await
     }
+
+    /// With `ICB_SURVEY`: closes the open conversations whose newest meeting's links ran
+    /// out within the last day with nothing written since (the consultation is over), so
+    /// that their customers are asked for a rating. Returns how many were closed.
+    pub async fn close_ended_meetings(&self) -> Result<usize, StoreError> {
+        let surveys = self
+            .inner
+            .customer_replies
+            .as_ref()
+            .is_some_and(|replies| replies.survey);
+        if !surveys {
+            return Ok(0);
+        }
+        let now = self.now();
+        let ended = self
+            .inner
+            .store
+            .conversations_of_ended_meetings(now - ENDED_WITHIN_MS, now, ENDED_BATCH)
+            .await?;
+        let mut closed = 0;
+        for id in ended {
+            match self.close(&id, &Actor::MeetingEnded).await {
+                Ok(CloseOutcome::Closed) => closed += 1,
+                Ok(CloseOutcome::AlreadyClosed) | Err(BridgeError::UnknownConversation(_)) => {}
+                Err(BridgeError::Store(error)) => return Err(error),
+                Err(error) => tracing::warn!(conversation = %id, %error, "not closed"),
+            }
+        }
+        Ok(closed)
+    }
 }
+
+/// Meetings that ended longer ago than this are left alone (conversations from before the
+/// survey was turned on).
+const ENDED_WITHIN_MS: i64 = 24 * 3_600_000;
+/// Conversations closed in one round, at most; the next round takes more.
+const ENDED_BATCH: i64 = 100;

@@ -102,6 +102,31 @@ pub(super) async fn ask(
 }
 
 impl Store {
+    /// Open conversations whose newest meeting's links ran out in `(since, now]` with no
+    /// message (the customer's or an expert's) since: their consultation is over.
+    pub async fn conversations_of_ended_meetings(
+        &self,
+        since: i64,
+        now: i64,
+        limit: i64,
+    ) -> Result<Vec<String>, StoreError> {
+        Ok(sqlx::query_scalar(
+            "SELECT e.id FROM (
+                 SELECT c.id, (SELECT MAX(m.expires_at) FROM meetings m
+                               WHERE m.conversation_id = c.id) AS ended_at
+                 FROM conversations c WHERE c.state = 'open') e
+             WHERE e.ended_at > $1 AND e.ended_at <= $2
+               AND NOT EXISTS (SELECT 1 FROM messages g
+                               WHERE g.conversation_id = e.id AND g.received_at > e.ended_at)
+             ORDER BY e.ended_at LIMIT $3",
+        )
+        .bind(since)
+        .bind(now)
+        .bind(limit)
+        .fetch_all(&self.reader)
+        .await?)
+    }
+
     /// The customer's newest survey asked after `asked_after`, answered or not.
     pub async fn latest_survey(
         &self,

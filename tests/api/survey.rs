@@ -300,3 +300,39 @@ db_test! {
         assert!(!connect_texts(&app, "/content").await.contains(&SMS_QUESTION.to_string()));
     }
 }
+
+db_test! {
+    async fn survey_follows_a_meeting_that_ended_with_nothing_written_since(db) {
+        let app = survey_app(db).await;
+        let quiet = customer_texts(&app, "m-1", "Hello").await;
+        let quiet_id = quiet["conversationId"].as_str().unwrap().to_string();
+        let mut busy = json!({"channel": "sms", "from": "+14155550124", "to": "56263", "text": "Hi", "messageId": "m-2"});
+        assert_eq!(app.post_flow(&busy.to_string()).await.status(), 200);
+        app.worker.run_once().await.unwrap();
+
+        // While the links work, nothing is closed.
+        assert_eq!(app.bridge.close_ended_meetings().await.unwrap(), 0);
+
+        // The links run out (ICB_LINK_TTL, 1 hour); the second customer wrote after that.
+        app.clock.advance(Duration::from_secs(3600 + 60));
+        busy["text"] = json!("Are you still there?");
+        busy["messageId"] = json!("m-3");
+        assert_eq!(app.post_flow(&busy.to_string()).await.status(), 200);
+        assert_eq!(app.bridge.close_ended_meetings().await.unwrap(), 1);
+        app.worker.run_once().await.unwrap();
+        let state: String = sqlx::query_scalar("SELECT state FROM conversations WHERE id = $1")
+            .bind(&quiet_id).fetch_one(&app.db).await.unwrap();
+        assert_eq!(state, "closed");
+        let sms: Vec<Value> = app.connect.received_requests().await.unwrap().iter()
+            .map(|r| r.body_json().unwrap()).collect();
+        let asked: Vec<&Value> = sms.iter().filter(|b| b["content"] == SMS_QUESTION).collect();
+        assert_eq!(asked.len(), 1, "{sms:?}");
+        assert_eq!(asked[0]["to"], "+14155550123");
+        assert!(thread_texts(&app).await.iter().any(|t| t.starts_with("Conversation closed by icbridge, as its meeting ended.")));
+        let actor: String = sqlx::query_scalar("SELECT actor FROM audit_log WHERE action = 'close'")
+            .fetch_one(&app.db).await.unwrap();
+        assert_eq!(actor, "icbridge:meeting-ended");
+        // Once closed, not again.
+        assert_eq!(app.bridge.close_ended_meetings().await.unwrap(), 0);
+    }
+}
