@@ -226,6 +226,10 @@ pub enum LinkVisit {
     Preview,
     /// The consultation it was for has ended: closed, replaced by a newer link, or expired.
     Ended,
+    /// A booked consultation's link before it works: from when it does, in the desk's time.
+    NotYet {
+        from: String,
+    },
     Unknown,
 }
 
@@ -473,6 +477,12 @@ impl Bridge {
         }
         if preview {
             return Ok(LinkVisit::Preview);
+        }
+        if let Some(from) = link.not_before.filter(|from| *from > now) {
+            let desk = self.inner.desks.of(link.desk.as_deref());
+            return Ok(LinkVisit::NotYet {
+                from: desk.local_time(from),
+            });
         }
         if link.role == "guest" && link.extra == 0 && link.opened_at.is_none() {
             let notice = Self::to_thread(expert_messages::link_opened(now));

@@ -88,13 +88,30 @@ const ENDED_PAGE: &str = "<!doctype html><html lang=\"en\"><head><meta charset=\
 <p>The video consultation it was for is over, or a newer link was sent to you.</p>\
 <p>To talk to us again, send us a new message: you will get a new link.</p></body></html>";
 
-fn page(status: StatusCode, body: &'static str) -> HttpResponse {
+/// A booked consultation's link opened too early: when to come back (`from` is icbridge's
+/// own wording of a time, escaped all the same).
+fn not_yet_page(from: &str) -> String {
+    let from = from
+        .replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;");
+    format!(
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
+<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
+<title>Your consultation has not started yet</title></head>\
+<body style=\"font-family: sans-serif; max-width: 32rem; margin: 3rem auto; padding: 0 1rem\">\
+<h1>Your consultation has not started yet</h1>\
+<p>This link works from {from}. Please open it again then.</p></body></html>"
+    )
+}
+
+fn page(status: StatusCode, body: impl Into<String>) -> HttpResponse {
     HttpResponse::build(status)
         .content_type("text/html; charset=utf-8")
         .insert_header((header::CACHE_CONTROL, "no-store"))
         .insert_header(("Referrer-Policy", "no-referrer"))
         .insert_header(("X-Robots-Tag", "noindex"))
-        .body(body)
+        .body(body.into())
 }
 
 /// The client's address: the proxy's `Forwarded`/`X-Forwarded-For` when there is one (as
@@ -127,7 +144,7 @@ fn is_preview(request: &HttpRequest) -> bool {
 #[utoipa::path(get, path = "/j/{code}", tag = "links",
     params(("code" = String, Path, description = "the link's code")),
     responses((status = 302, description = "on to the meeting (`Location`), while it may be used"),
-              (status = 200, description = "a link preview's fetch (HEAD, or a preview's user agent): title and description", content_type = "text/html"),
+              (status = 200, description = "a link preview's fetch (HEAD, or a preview's user agent): title and description; or a booked consultation's link before it works: from when it does", content_type = "text/html"),
               (status = 410, description = "the consultation this link was for has ended", content_type = "text/html"),
               (status = 404, description = "no such link (the same page)", content_type = "text/html"),
               (status = 429, description = "too many unknown codes from this address; try again in a minute")))]
@@ -154,6 +171,7 @@ pub async fn visit(
             .finish(),
         Ok(LinkVisit::Preview) => page(StatusCode::OK, PREVIEW_PAGE),
         Ok(LinkVisit::Ended) => page(StatusCode::GONE, ENDED_PAGE),
+        Ok(LinkVisit::NotYet { from }) => page(StatusCode::OK, not_yet_page(&from)),
         Ok(LinkVisit::Unknown) => {
             unknown.count(&address, now);
             page(StatusCode::NOT_FOUND, ENDED_PAGE)

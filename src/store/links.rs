@@ -28,6 +28,9 @@ pub struct LinkRecord {
     /// When the meeting was made: when its links were sent.
     pub created_at: i64,
     pub expires_at: i64,
+    /// Before this the links do not work yet (a booked consultation's).
+    pub not_before: Option<i64>,
+    pub desk: Option<String>,
     pub opened_at: Option<i64>,
     /// 1 while the conversation is open and this is its newest meeting, else 0.
     pub current: i64,
@@ -36,7 +39,8 @@ pub struct LinkRecord {
 impl Store {
     pub async fn link(&self, code: &str) -> Result<Option<LinkRecord>, StoreError> {
         Ok(sqlx::query_as(
-            "SELECT l.target, l.role, l.extra, t.conversation_id, t.created_at, t.expires_at, l.opened_at,
+            "SELECT l.target, l.role, l.extra, t.conversation_id, t.created_at, t.expires_at,
+                    t.not_before, c.desk, l.opened_at,
                     (CASE WHEN c.state = 'open' AND t.id = (
                          -- The meeting messages are answered with (see `live_meeting`).
                          SELECT m.id FROM meetings m WHERE m.conversation_id = t.conversation_id

@@ -187,8 +187,16 @@ db_test! {
         let appointment = booked(&app, &booking(start)).await;
         let guest_url = appointment["guestUrl"].as_str().unwrap().to_string();
         assert!(guest_url.starts_with("https://bridge.example.com/j/"), "{guest_url}");
-        assert_eq!(app.own_link_target(&guest_url).await, Ok(SHORT_GUEST_URL.to_string()));
+        // Before its links work, icbridge's own link says from when they do.
+        assert_eq!(app.own_link_target(&guest_url).await, Err(200));
+        let page = app.http.get(&guest_url.replace("https://bridge.example.com", &app.address))
+            .send().await.unwrap().text().await.unwrap();
+        assert!(page.contains(&format!("This link works from {}.", local(start - 10 * MINUTE))), "{page}");
         app.worker.run_once().await.unwrap();
+        // From 10 minutes before the start it leads to the meeting. The reminder and the
+        // card are due, not sent yet, when the appointment is cancelled.
+        app.clock.set(start - 8 * MINUTE);
+        assert_eq!(app.own_link_target(&guest_url).await, Ok(SHORT_GUEST_URL.to_string()));
 
         let id = appointment["id"].as_str().unwrap();
         let cancelled = admin(&app, reqwest::Method::DELETE, &format!("/api/appointments/{id}")).await;
