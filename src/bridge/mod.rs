@@ -379,7 +379,7 @@ impl Bridge {
 
     /// The console's queue: open conversations, newest activity first.
     pub async fn queue(&self, limit: i64) -> Result<Vec<QueueItem>, StoreError> {
-        self.inner.store.queue(limit).await
+        self.inner.store.queue(limit, self.now()).await
     }
 
     pub async fn deliveries(

@@ -97,6 +97,10 @@
       item.appendChild(text('span', 'waiting', waiting(c.waitingSince)));
       if (c.outOfHours) { item.appendChild(text('span', 'out-of-hours', 'out of hours: waits for the desk to open')); }
       item.appendChild(text('span', 'expiry', c.linkExpiresAt ? 'link until ' + time(c.linkExpiresAt) : 'no link'));
+      if (c.bookedFor) {
+        var slot = new Date(c.bookedFor).toLocaleString([], { weekday: 'short', day: 'numeric', month: 'short', hour: '2-digit', minute: '2-digit' });
+        item.appendChild(text('span', 'booked', 'booked for ' + slot));
+      }
       if (c.linkOpenedAt) { item.appendChild(text('span', 'opened', 'opened ' + time(c.linkOpenedAt))); }
       item.appendChild(text('span', 'assignee', c.assignee ? 'taken by ' + c.assignee : ''));
       var actions = document.createElement('div');

@@ -355,6 +355,8 @@ pub async fn queue(
                 // Wrote out of hours and waits for the desk to open.
                 "outOfHours": c.waiting_since.is_some(),
                 "linkOpenedAt": item.link_opened_at.map(clock::rfc3339),
+                // A booked consultation's conversation is open from the booking on.
+                "bookedFor": item.booked_for.map(clock::rfc3339),
             })
         })
         .collect();

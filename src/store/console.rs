@@ -36,6 +36,8 @@ pub struct QueueItem {
     pub host_url: Option<String>,
     /// When the customer first opened the newest meeting's link (icbridge's own links).
     pub link_opened_at: Option<i64>,
+    /// The start of its booked consultation, if it has one that is not over.
+    pub booked_for: Option<i64>,
 }
 
 /// A queue line as selected: the conversation's columns and its latest message and link.
@@ -47,6 +49,7 @@ struct QueueRow {
     last_message_at: Option<i64>,
     host_url: Option<String>,
     link_opened_at: Option<i64>,
+    booked_for: Option<i64>,
 }
 
 impl Store {
@@ -192,7 +195,7 @@ impl Store {
     }
 
     /// Open conversations with their latest message and host link, newest activity first.
-    pub async fn queue(&self, limit: i64) -> Result<Vec<QueueItem>, StoreError> {
+    pub async fn queue(&self, limit: i64, now: i64) -> Result<Vec<QueueItem>, StoreError> {
         let rows: Vec<QueueRow> = sqlx::query_as(&format!(
             "WITH q AS ({SELECT} WHERE c.state = 'open' ORDER BY c.created_at, c.id LIMIT $1)
              SELECT q.*,
@@ -204,10 +207,14 @@ impl Store {
                   ORDER BY t.expires_at DESC LIMIT 1) AS host_url,
                  (SELECT l.opened_at FROM links l JOIN meetings t ON t.id = l.meeting_id
                   WHERE t.conversation_id = q.id AND l.role = 'guest' AND l.extra = 0
-                  ORDER BY t.expires_at DESC LIMIT 1) AS link_opened_at
+                  ORDER BY t.expires_at DESC LIMIT 1) AS link_opened_at,
+                 (SELECT a.starts_at FROM appointments a
+                  WHERE a.conversation_id = q.id AND a.state = 'booked' AND a.ends_at > $2
+                  ORDER BY a.starts_at LIMIT 1) AS booked_for
              FROM q"
         ))
         .bind(limit)
+        .bind(now)
         .fetch_all(&self.reader)
         .await?;
         let mut items = rows
@@ -219,6 +226,7 @@ impl Store {
                     last_message_at: row.last_message_at,
                     host_url: row.host_url,
                     link_opened_at: row.link_opened_at,
+                    booked_for: row.booked_for,
                 })
             })
             .collect::<Result<Vec<_>, StoreError>>()?;

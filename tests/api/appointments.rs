@@ -355,3 +355,30 @@ db_test! {
         assert!(audit.iter().all(|actor| actor.starts_with("cli:")), "{audit:?}");
     }
 }
+
+db_test! {
+    async fn the_console_shows_a_booked_conversation_with_its_slot_and_links(db) {
+        use crate::console::{get, log_in, mount_expert_login, CLIENT_ID, CLIENT_SECRET, PUBLIC_URL};
+        let settings = [
+            ("PUBLIC_URL", PUBLIC_URL),
+            ("OAUTH_CLIENT_ID", CLIENT_ID),
+            ("OAUTH_CLIENT_SECRET", CLIENT_SECRET),
+            ("WIDGET_BASE_URL", "https://widgets.example.net/space"),
+        ];
+        let app = sms_app_with(db, &settings, Vec::new()).await;
+        mount_expert_login(&app.webex).await;
+        let start = slot_in(&app, 120);
+        let appointment = booked(&app, &booking(start)).await;
+        let cookie = log_in(&app).await;
+        let queue: Value = get(&app, "/console/api/queue", &cookie).await.json().await.unwrap();
+        let row = &queue["conversations"][0];
+        assert_eq!(row["id"], appointment["conversationId"]);
+        assert_eq!(row["bookedFor"], icbridge::clock::rfc3339(start));
+        let conversation = appointment["conversationId"].as_str().unwrap();
+        let detail: Value = get(&app, &format!("/console/api/conversations/{conversation}"), &cookie)
+            .await.json().await.unwrap();
+        let roles: Vec<&str> = detail["links"].as_array().unwrap().iter().map(|l| l["role"].as_str().unwrap()).collect();
+        assert_eq!(roles, ["host", "guest"]);
+        assert_eq!(detail["links"][1]["url"], appointment["guestUrl"]);
+    }
+}
