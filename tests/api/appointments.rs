@@ -189,7 +189,7 @@ db_test! {
         assert!(guest_url.starts_with("https://bridge.example.com/j/"), "{guest_url}");
         // Before its links work, icbridge's own link says from when they do.
         assert_eq!(app.own_link_target(&guest_url).await, Err(200));
-        let page = app.http.get(&guest_url.replace("https://bridge.example.com", &app.address))
+        let page = app.http.get(guest_url.replace("https://bridge.example.com", &app.address))
             .send().await.unwrap().text().await.unwrap();
         assert!(page.contains(&format!("This link works from {}.", local(start - 10 * MINUTE))), "{page}");
         app.worker.run_once().await.unwrap();
