@@ -275,9 +275,14 @@ pub fn appointment_due(when: &str) -> String {
     format!("**Booked consultation** · {}\n\n", escape(when))
 }
 
-pub fn appointment_cancelled(when: &str, by: &str) -> String {
+pub fn appointment_cancelled(when: &str, by: &str, customer_told: bool) -> String {
+    let customer = if customer_told {
+        "The customer is told."
+    } else {
+        "The customer could not be told: on WhatsApp only within 24 hours of their last message."
+    };
     format!(
-        "The booked consultation of {} was cancelled by {}; its links no longer work.",
+        "The booked consultation of {} was cancelled by {}; its links no longer work. {customer}",
         escape(when),
         escape(by)
     )

@@ -9,11 +9,10 @@ use sha2::{Digest, Sha256};
 use super::{Bridge, BridgeError};
 use crate::audit::{Action, Actor};
 use crate::clock;
-use crate::desks::ExpertDesk;
 use crate::domain::FollowUps;
 use crate::domain::{
-    BusinessAddress, Channel, ConversationKey, CustomerAddress, Delivery, InboundMessage,
-    OutboxEntry, Purpose,
+    window_open, BusinessAddress, Channel, ConversationKey, CustomerAddress, Delivery,
+    InboundMessage, OutboxEntry, Purpose,
 };
 use crate::expert_messages::{self, Offer};
 use crate::store::{Answer, AppointmentRecord, Booking, NewAppointment, Recorded, StoreError};
@@ -150,7 +149,12 @@ impl Bridge {
         let when = desk.local_time(slot.starts_at);
         let from = desk.local_time(links_from);
         let guest_url = links.guest_url.to_string();
-        let invitation = self.invitation(&slot, &when, &from, &guest_url, desk);
+        let invitation = self.about_the_slot(
+            &slot,
+            invitation_text(slot.name.as_deref(), &desk.name, &when, &from, &guest_url),
+            &when,
+            &guest_url,
+        );
         let remind_at = slot.starts_at - policy.appointment_reminder.as_millis() as i64;
         let message = InboundMessage {
             key: slot.key.clone(),
@@ -169,9 +173,11 @@ impl Bridge {
         );
         let markdown = expert_messages::appointment_due(&when) + &markdown;
         let card = Delivery::Notification { markdown, card }.entry(Purpose::ExpertNotification);
-        let reminder = self.customer_text(
-            &slot.key,
+        let reminder = self.about_the_slot(
+            &slot,
             reminder_text(slot.name.as_deref(), &desk.name, &when, &guest_url),
+            &when,
+            &guest_url,
         );
         // Booked less than the reminder's lead before the start: the invitation is the
         // reminder, and the experts get the card now.
@@ -335,29 +341,25 @@ impl Bridge {
         })
     }
 
-    /// The invitation: by SMS a text with the time and the link; on WhatsApp the approved
-    /// template (the customer has usually not written in 24 hours), `{appointment}` being
-    /// the time.
-    fn invitation(
+    /// A message about the slot: by SMS `text`; on WhatsApp the approved template (the
+    /// customer has usually not written in 24 hours), `{appointment}` being the time.
+    fn about_the_slot(
         &self,
         slot: &Slot,
+        text: String,
         when: &str,
-        from: &str,
         guest_url: &str,
-        desk: &ExpertDesk,
     ) -> OutboxEntry {
         let replies = self
             .inner
             .customer_replies
             .as_ref()
             .expect("checked when the slot was validated");
-        match (slot.key.channel, &replies.whatsapp_template) {
-            (Channel::Whatsapp, Some(template)) => {
-                let Delivery::Whatsapp { app_id, waid, .. } =
-                    replies.senders.reply(&slot.key, String::new())
-                else {
-                    unreachable!("a WhatsApp conversation's reply is a WhatsApp message")
-                };
+        match (
+            replies.senders.reply(&slot.key, text),
+            &replies.whatsapp_template,
+        ) {
+            (Delivery::Whatsapp { app_id, waid, .. }, Some(template)) => {
                 Delivery::WhatsappTemplate {
                     app_id,
                     waid,
@@ -368,18 +370,10 @@ impl Bridge {
                         Some(when),
                     ),
                 }
-                .entry(Purpose::CustomerReply)
             }
-            _ => self.customer_text(
-                &slot.key,
-                invitation_text(slot.name.as_deref(), &desk.name, when, from, guest_url),
-            ),
+            (delivery, _) => delivery,
         }
-    }
-
-    fn customer_text(&self, key: &ConversationKey, text: String) -> OutboxEntry {
-        self.to_customer(key, text)
-            .expect("checked when the slot was validated")
+        .entry(Purpose::CustomerReply)
     }
 
     pub async fn appointments(
@@ -420,14 +414,21 @@ impl Bridge {
         let conversation = self
             .known_conversation(&appointment.conversation_id)
             .await?;
-        let mut deliveries: Vec<OutboxEntry> = self
+        // On WhatsApp only a customer who wrote in the last 24 hours can be told: the
+        // approved template invites, it does not cancel.
+        let reachable = match conversation.key.channel {
+            Channel::Sms => true,
+            Channel::Whatsapp => window_open(
+                store.last_customer_message_at(&conversation.id).await?,
+                self.now(),
+            ),
+        };
+        let told = self
             .to_customer(&conversation.key, cancellation_text(&desk.name, &when))
-            .into_iter()
-            .collect();
-        deliveries.push(Self::to_thread(expert_messages::appointment_cancelled(
-            &when,
-            &actor.shown(),
-        )));
+            .filter(|_| reachable);
+        let note = expert_messages::appointment_cancelled(&when, &actor.shown(), told.is_some());
+        let mut deliveries: Vec<OutboxEntry> = told.into_iter().collect();
+        deliveries.push(Self::to_thread(note));
         let audit = self.audit_entry(actor, Action::Cancel, format!("appointment {id}"), None);
         let cancelled = store
             .cancel_appointment(

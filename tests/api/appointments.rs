@@ -311,6 +311,23 @@ db_test! {
             "template": "consultation_booked",
             "parameters": {"name": "Ann", "when": local(start), "link": SHORT_GUEST_URL}
         }));
+
+        // The reminder is the template too: the customer has not written.
+        app.clock.set(start - 15 * MINUTE);
+        app.worker.run_once().await.unwrap();
+        let sent: Vec<Value> = app.connect.received_requests().await.unwrap().iter()
+            .map(|r| r.body_json().unwrap()).collect();
+        assert_eq!(sent.len(), 2);
+        assert_eq!(sent[1]["message"], sent[0]["message"]);
+
+        // Cancelled, they cannot be told on WhatsApp (no template cancels); the thread says so.
+        let listed: Value = admin(&app, reqwest::Method::GET, "/api/appointments").await.json().await.unwrap();
+        let id = listed["appointments"][0]["id"].as_str().unwrap().to_string();
+        assert_eq!(admin(&app, reqwest::Method::DELETE, &format!("/api/appointments/{id}")).await.status(), 200);
+        app.worker.run_once().await.unwrap();
+        assert_eq!(app.connect.received_requests().await.unwrap().len(), 2, "nothing more to the customer");
+        let note = app.webex_posts().await.last().unwrap()["markdown"].as_str().unwrap().to_string();
+        assert!(note.ends_with("The customer could not be told: on WhatsApp only within 24 hours of their last message."), "{note}");
     }
 }
 
