@@ -226,13 +226,16 @@ async fn conversations(settings: Settings, command: ConversationsCommand) -> Res
                 .close(&id, &Actor::cli())
                 .await
                 .map_err(|e| e.to_string())?;
-            println!(
-                "{}",
-                match outcome {
-                    CloseOutcome::Closed => "closed",
-                    CloseOutcome::AlreadyClosed => "already closed",
+            match outcome {
+                CloseOutcome::Closed => println!("closed"),
+                CloseOutcome::AlreadyClosed => println!("already closed"),
+                CloseOutcome::Booked { appointment_id, .. } => {
+                    return Err(format!(
+                        "not closed: it has booked consultation {appointment_id}; \
+                         `icbridge appointments cancel {appointment_id}` calls it off"
+                    ))
                 }
-            );
+            }
             Ok(())
         }
     }

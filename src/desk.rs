@@ -577,6 +577,11 @@ impl Desk {
         let actor = Actor::Expert(author.to_string());
         match self.bridge.close(&conversation.id, &actor).await {
             Ok(CloseOutcome::Closed) => Ok(()),
+            Ok(CloseOutcome::Booked { starts_at, .. }) => {
+                let desk = self.bridge.desks().of(conversation.desk.as_deref());
+                let text = expert_messages::booked_not_closed(&desk.local_time(starts_at));
+                self.answer(place, text, Some(&conversation.id)).await
+            }
             Ok(CloseOutcome::AlreadyClosed) | Err(BridgeError::UnknownConversation(_)) => {
                 let text = expert_messages::ALREADY_CLOSED.into();
                 self.answer(place, text, Some(&conversation.id)).await

@@ -275,6 +275,15 @@ pub fn appointment_due(when: &str) -> String {
     format!("**Booked consultation** · {}\n\n", escape(when))
 }
 
+/// `close` of a conversation whose booked consultation is not over.
+pub fn booked_not_closed(when: &str) -> String {
+    format!(
+        "Not closed: this conversation has a booked consultation on {}, and stays open for it. \
+         It can be closed once the consultation is over; cancelling the appointment calls it off.",
+        escape(when)
+    )
+}
+
 pub fn appointment_cancelled(when: &str, by: &str, customer_told: bool) -> String {
     let customer = if customer_told {
         "The customer is told."

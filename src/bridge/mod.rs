@@ -241,6 +241,12 @@ const LINK_CODE_CHARS: usize = 22;
 pub enum CloseOutcome {
     Closed,
     AlreadyClosed,
+    /// Not closed: it has a booked consultation that is not over (it stays open for it;
+    /// cancelling the appointment closes it).
+    Booked {
+        appointment_id: String,
+        starts_at: i64,
+    },
 }
 
 /// A conversation with its meetings and transcript.
@@ -584,11 +590,17 @@ impl Bridge {
     /// Closes a conversation, telling the experts' thread who closed it. The expert's
     /// `close`, the console, the admin API and the CLI all come here.
     pub async fn close(&self, id: &str, actor: &Actor) -> Result<CloseOutcome, BridgeError> {
+        let store = &self.inner.store;
+        if let Some(booked) = store.booked_appointment_of(id, self.now()).await? {
+            return Ok(CloseOutcome::Booked {
+                appointment_id: booked.id,
+                starts_at: booked.starts_at,
+            });
+        }
         let closed_by = actor.shown();
         let notice = Self::to_thread(expert_messages::closed(&closed_by));
         let audit = self.audit_entry(actor, Action::Close, format!("conversation {id}"), None);
         let survey = self.survey_for(id).await?;
-        let store = &self.inner.store;
         if store
             .close_conversation(id, &closed_by, &[notice], survey, audit, self.now())
             .await?

@@ -147,7 +147,8 @@ impl Bridge {
         for id in ended {
             match self.close(&id, &Actor::MeetingEnded).await {
                 Ok(CloseOutcome::Closed) => closed += 1,
-                Ok(CloseOutcome::AlreadyClosed) | Err(BridgeError::UnknownConversation(_)) => {}
+                Ok(CloseOutcome::AlreadyClosed | CloseOutcome::Booked { .. })
+                | Err(BridgeError::UnknownConversation(_)) => {}
                 Err(BridgeError::Store(error)) => return Err(error),
                 Err(error) => tracing::warn!(conversation = %id, %error, "not closed"),
             }

@@ -448,6 +448,7 @@ pub async fn show_conversation(
 #[utoipa::path(post, path = "/api/conversations/{id}/close", tag = "admin",
     security(("adminToken" = [])),
     responses((status = 200, body = StatusBody, description = "`closed` or `already_closed`"),
+              (status = 409, body = ErrorBody, description = "it has a booked consultation that is not over: cancel the appointment to call it off"),
               (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn close_conversation(
     Admin(admin): Admin,
@@ -457,6 +458,16 @@ pub async fn close_conversation(
     let status = match bridge.close(&path.into_inner(), &admin).await? {
         CloseOutcome::Closed => "closed",
         CloseOutcome::AlreadyClosed => "already_closed",
+        CloseOutcome::Booked { appointment_id, .. } => {
+            return Ok(json_error(
+                StatusCode::CONFLICT,
+                "booked",
+                format!(
+                    "it has booked consultation {appointment_id}, which is not over: \
+                     DELETE /api/appointments/{appointment_id} calls it off"
+                ),
+            ))
+        }
     };
     Ok(HttpResponse::Ok().json(StatusBody::new(status)))
 }

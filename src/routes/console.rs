@@ -447,6 +447,7 @@ pub async fn act(
             .map(|outcome| match outcome {
                 CloseOutcome::Closed => "closed",
                 CloseOutcome::AlreadyClosed => "already_closed",
+                CloseOutcome::Booked { .. } => "booked",
             }),
         "new-link" => bridge.new_link(&id).await.map(|outcome| match outcome {
             NewLinkOutcome::Created => "created",

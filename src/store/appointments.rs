@@ -208,6 +208,23 @@ impl Store {
             .await?)
     }
 
+    /// The conversation's booked appointment that is not over, if any.
+    pub async fn booked_appointment_of(
+        &self,
+        conversation_id: &str,
+        now: i64,
+    ) -> Result<Option<AppointmentRecord>, StoreError> {
+        let sql = format!(
+            "{SELECT} WHERE a.conversation_id = $1 AND a.state = 'booked' AND a.ends_at > $2
+             ORDER BY a.starts_at LIMIT 1"
+        );
+        Ok(sqlx::query_as(&sql)
+            .bind(conversation_id)
+            .bind(now)
+            .fetch_optional(&self.reader)
+            .await?)
+    }
+
     /// The customer's booked appointment whose links do not work yet, if any.
     pub async fn appointment_ahead(
         &self,

@@ -399,3 +399,33 @@ db_test! {
         assert_eq!(detail["links"][1]["url"], appointment["guestUrl"]);
     }
 }
+
+db_test! {
+    async fn a_booked_conversation_stays_open_until_its_consultation_is_over(db) {
+        let app = sms_app_with(db, &[], Vec::new()).await;
+        let start = slot_in(&app, 120);
+        let appointment = booked(&app, &booking(start)).await;
+        let conversation = appointment["conversationId"].as_str().unwrap();
+        app.worker.run_once().await.unwrap();
+        let close = format!("/api/conversations/{conversation}/close");
+        let refused = admin(&app, reqwest::Method::POST, &close).await;
+        assert_eq!(refused.status(), 409);
+        let refused: Value = refused.json().await.unwrap();
+        assert_eq!(refused["error"], "booked");
+        assert!(refused["message"].as_str().unwrap().contains(appointment["id"].as_str().unwrap()));
+
+        // The expert's `close` in the card's thread says why not.
+        app.clock.set(start - 15 * MINUTE);
+        app.worker.run_once().await.unwrap();
+        crate::opt_out::expert_replies(&app, "e-1", "close").await;
+        app.worker.run_once().await.unwrap();
+        let answer = app.webex_posts().await.last().unwrap()["markdown"].as_str().unwrap().to_string();
+        assert!(answer.starts_with("Not closed: this conversation has a booked consultation on"), "{answer}");
+
+        // Once the slot is over it closes as any other.
+        app.clock.set(start + 31 * MINUTE);
+        let closed = admin(&app, reqwest::Method::POST, &close).await;
+        assert_eq!(closed.status(), 200);
+        assert_eq!(closed.json::<Value>().await.unwrap()["status"], "closed");
+    }
+}
