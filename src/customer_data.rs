@@ -38,6 +38,8 @@ pub struct ExportedConversation {
     pub closed_by: Option<String>,
     pub desk: Option<String>,
     pub assignee: Option<String>,
+    /// Their rating after the call, 1 to 5.
+    pub rating: Option<i64>,
     pub meetings: Vec<ExportedMeeting>,
     pub messages: Vec<ExportedMessage>,
     pub deliveries: Vec<ExportedDelivery>,
@@ -164,6 +166,7 @@ fn conversation(record: &ConversationRecord, all: &CustomerRecords) -> ExportedC
         closed_by: record.closed_by.clone(),
         desk: record.desk.clone(),
         assignee: record.assignee.clone(),
+        rating: record.rating,
         meetings: all
             .meetings
             .iter()

@@ -20,6 +20,8 @@ pub struct ConversationRecord {
     pub closed_by: Option<String>,
     pub desk: Option<String>,
     pub assignee: Option<String>,
+    /// The customer's rating after the call (`ICB_SURVEY`).
+    pub rating: Option<i64>,
 }
 
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -152,7 +154,9 @@ impl Store {
         Ok(CustomerRecords {
             conversations: sqlx::query_as(
                 "SELECT id, channel, customer, business, customer_name, state, created_at,
-                        closed_at, closed_by, desk, assignee
+                        closed_at, closed_by, desk, assignee,
+                        (SELECT v.rating FROM surveys v
+                         WHERE v.conversation_id = conversations.id) AS rating
                  FROM conversations WHERE customer IN ($1, $2) ORDER BY created_at, id",
             )
             .bind(sms)

@@ -138,6 +138,10 @@ db_test! {
             (json!(conversation_id), json!(5), json!("default"), json!("sms"))
         );
         assert!(!listed[0]["customer"].as_str().unwrap().contains("4155550123"), "{listed:?}");
+        // The customer's data on request includes it.
+        let export: Value = admin(&app, reqwest::Method::GET, "/api/customers/+14155550123/export")
+            .await.json().await.unwrap();
+        assert_eq!(export["conversations"][0]["rating"], 5, "{export}");
         let detail: Value = admin(&app, reqwest::Method::GET, &format!("/api/conversations/{conversation_id}"))
             .await
             .json()
