@@ -298,12 +298,15 @@ impl Store {
                     .await?
                     .rows_affected();
                     sqlx::query(
-                        "UPDATE appointments SET customer = $3, note = NULL
+                        "UPDATE appointments
+                         SET customer = $3, note = NULL, state = 'cancelled',
+                             cancelled_at = COALESCE(cancelled_at, $4)
                          WHERE customer IN ($1, $2)",
                     )
                     .bind(&sms)
                     .bind(&whatsapp)
                     .bind(ERASED)
+                    .bind(now)
                     .execute(&mut *tx)
                     .await?;
                     let opt_outs = sqlx::query("DELETE FROM opt_outs WHERE customer IN ($1, $2)")

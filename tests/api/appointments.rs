@@ -429,3 +429,27 @@ db_test! {
         assert_eq!(closed.json::<Value>().await.unwrap()["status"], "closed");
     }
 }
+
+db_test! {
+    async fn erasing_the_customer_erases_their_appointments_number_and_note(db) {
+        let app = sms_app_with(db, &[], Vec::new()).await;
+        booked(&app, &booking(slot_in(&app, 120))).await;
+        let export: Value = admin(&app, reqwest::Method::GET, &format!("/api/customers/{CUSTOMER}/export"))
+            .await.json().await.unwrap();
+        let appointment = &export["conversations"][0]["meetings"][0]["appointment"];
+        assert_eq!(appointment["note"], "Follow-up on the blood test", "{export}");
+        assert_eq!(appointment["state"], "booked");
+
+        let erased = admin(&app, reqwest::Method::POST, &format!("/api/customers/{CUSTOMER}/erase")).await;
+        assert_eq!(erased.status(), 200);
+        let (customer, note, state): (String, Option<String>, String) =
+            sqlx::query_as("SELECT customer, note, state FROM appointments").fetch_one(&app.db).await.unwrap();
+        assert!(!customer.contains("4155550123"), "{customer}");
+        assert_eq!(note, None);
+        assert_eq!(state, "cancelled", "an erased customer's consultation does not take place");
+        // The reminder and the card were cancelled with the customer's other deliveries.
+        let pending: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM outbox WHERE state = 'pending'")
+            .fetch_one(&app.db).await.unwrap();
+        assert_eq!(pending, 0);
+    }
+}
