@@ -519,6 +519,17 @@ async fn the_sandbox_books_a_consultation_reminds_at_its_time_and_adds_a_guest()
     assert!(added.contains("added a guest"), "{added}");
     let link = added.split("](").nth(1).unwrap().split(')').next().unwrap();
     assert_ne!(link, appointment["guestUrl"].as_str().unwrap());
+    // 14 minutes before the start the links do not work yet; 9 minutes before, they do.
+    let page = http.get(link).send().await.unwrap().text().await.unwrap();
+    assert!(page.contains("Your consultation has not started yet"), "{page}");
+    delivered_and_recorded(&base, 4).await;
+    let moved = http
+        .post(format!("{base}/sandbox/clock"))
+        .json(&serde_json::json!({"advance": "5m"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(moved.status(), 200);
     let page = http.get(link).send().await.unwrap().text().await.unwrap();
     assert!(page.contains("<strong>guest</strong> link"), "{page}");
 }
