@@ -521,7 +521,10 @@ async fn the_sandbox_books_a_consultation_reminds_at_its_time_and_adds_a_guest()
     assert_ne!(link, appointment["guestUrl"].as_str().unwrap());
     // 14 minutes before the start the links do not work yet; 9 minutes before, they do.
     let page = http.get(link).send().await.unwrap().text().await.unwrap();
-    assert!(page.contains("Your consultation has not started yet"), "{page}");
+    assert!(
+        page.contains("Your consultation has not started yet"),
+        "{page}"
+    );
     delivered_and_recorded(&base, 4).await;
     let moved = http
         .post(format!("{base}/sandbox/clock"))
