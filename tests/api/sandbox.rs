@@ -266,6 +266,17 @@ async fn delivered_and_recorded(base: &str, count: usize) {
     panic!("{count} deliveries were not recorded as sent");
 }
 
+/// Moves the sandbox's clock ahead by `advance` (`48h`, `5m`).
+async fn move_clock(base: &str, advance: &str) {
+    let moved = reqwest::Client::new()
+        .post(format!("{base}/sandbox/clock"))
+        .json(&serde_json::json!({ "advance": advance }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(moved.status(), 200);
+}
+
 /// What the stand-ins received so far, once there are at least `count`.
 async fn sent_messages(base: &str, count: usize) -> Vec<Value> {
     let mut sent = Vec::new();
@@ -376,13 +387,7 @@ async fn the_sandbox_shows_photos_files_and_the_whatsapp_window() {
 
     // Two days later a reply goes through the approved template; the text follows once
     // the customer answers.
-    let moved = http
-        .post(format!("{base}/sandbox/clock"))
-        .json(&serde_json::json!({"advance": "48h"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(moved.status(), 200);
+    move_clock(&base, "48h").await;
     expert_reply(serde_json::json!({"conversationId": conversation, "text": "Can we talk?"})).await;
     let sent = sent_messages(&base, 6).await;
     let template = sent
@@ -484,13 +489,7 @@ async fn the_sandbox_books_a_consultation_reminds_at_its_time_and_adds_a_guest()
     delivered_and_recorded(&base, 1).await;
 
     // 14 minutes before the start: the reminder and the experts' card.
-    let moved = http
-        .post(format!("{base}/sandbox/clock"))
-        .json(&serde_json::json!({"advance": "106m"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(moved.status(), 200);
+    move_clock(&base, "106m").await;
     let sent = sent_messages(&base, 3).await;
     let vias: Vec<&str> = sent.iter().map(|m| m["via"].as_str().unwrap()).collect();
     assert!(
@@ -526,13 +525,7 @@ async fn the_sandbox_books_a_consultation_reminds_at_its_time_and_adds_a_guest()
         "{page}"
     );
     delivered_and_recorded(&base, 4).await;
-    let moved = http
-        .post(format!("{base}/sandbox/clock"))
-        .json(&serde_json::json!({"advance": "5m"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(moved.status(), 200);
+    move_clock(&base, "5m").await;
     let page = http.get(link).send().await.unwrap().text().await.unwrap();
     assert!(page.contains("<strong>guest</strong> link"), "{page}");
 }
