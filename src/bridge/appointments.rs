@@ -9,13 +9,12 @@ use sha2::{Digest, Sha256};
 use super::{Bridge, BridgeError};
 use crate::audit::{Action, Actor};
 use crate::clock;
-use crate::domain::FollowUps;
 use crate::domain::{
     window_open, BusinessAddress, Channel, ConversationKey, CustomerAddress, Delivery,
     InboundMessage, OutboxEntry, Purpose,
 };
 use crate::expert_messages::{self, Offer};
-use crate::store::{Answer, AppointmentRecord, Booking, NewAppointment, Recorded, StoreError};
+use crate::store::{Answer, AppointmentRecord, Booking, NewAppointment, StoreError};
 
 use super::MessageReply;
 
@@ -452,7 +451,7 @@ impl Bridge {
     pub(super) async fn appointment_ahead(
         &self,
         key: &ConversationKey,
-    ) -> Result<Option<(AppointmentRecord, String)>, StoreError> {
+    ) -> Result<Option<Ahead>, StoreError> {
         let Some(appointment) = self.inner.store.appointment_ahead(key, self.now()).await? else {
             return Ok(None);
         };
@@ -463,72 +462,73 @@ impl Bridge {
             &desk.local_time(appointment.links_from),
             &appointment.guest_url,
         );
-        Ok(Some((appointment, text)))
+        Ok(Some(Ahead { appointment, text }))
     }
-}
 
-impl Bridge {
-    /// A message from a customer whose appointment's links do not work yet: kept in the
-    /// appointment's conversation and shown to the experts, answered with the slot (no new
-    /// meeting).
+    /// A message (stored as `message_row`) from a customer whose appointment's links do not
+    /// work yet: answered with the appointment's meeting and shown to the experts; the
+    /// reply names the slot. No new meeting.
     pub(super) async fn answer_ahead_of_slot(
         &self,
         message: &InboundMessage,
-        appointment: AppointmentRecord,
-        text: String,
+        message_row: i64,
+        ahead: Ahead,
     ) -> Result<MessageReply, StoreError> {
-        let store = &self.inner.store;
-        let now = self.now();
-        let answer = Answer {
-            conversation_id: appointment.conversation_id.clone(),
-            meeting_id: appointment.meeting_id.clone(),
-            guest_url: appointment.guest_url.clone(),
-            host_url: appointment.host_url.clone(),
-            expires_at: appointment.links_until,
-            opened_meeting: false,
-            desk: Some(appointment.desk.clone()),
-        };
-        let reply = MessageReply {
-            conversation_id: Some(answer.conversation_id.clone()),
-            meeting_id: Some(answer.meeting_id.clone()),
-            guest_url: Some(answer.guest_url.clone()),
-            expires_at: Some(clock::rfc3339(answer.expires_at)),
-            ..MessageReply::without_meeting(None, text.clone())
-        };
-        // Recorded as a message no meeting answers: the appointment's answers it below.
-        let message_row = match store
-            .record_message(message, i64::MAX, &FollowUps::default(), now)
-            .await?
-        {
-            Recorded::New { message_row } => message_row,
-            Recorded::Repeat {
-                answer: None,
-                message_row,
-            } => message_row,
-            Recorded::Repeat {
-                answer: Some(_), ..
-            }
-            | Recorded::Answered(_) => return Ok(reply),
-        };
         let mut follow_ups = self.follow_ups(message);
         follow_ups.link_reply = None;
-        let tell_customer = self
-            .inner
-            .customer_replies
-            .as_ref()
-            .is_some_and(|replies| replies.send_links);
-        if tell_customer {
-            follow_ups
-                .relays
-                .extend(self.to_customer(&message.key, text));
-        }
-        store
-            .answer_with(message_row, &message.key, &answer, &follow_ups, now)
+        follow_ups.relays.extend(self.answer_to_customer(
+            &message.key,
+            ahead.text.clone(),
+            Purpose::CustomerReply,
+        ));
+        self.inner
+            .store
+            .answer_with(
+                message_row,
+                &message.key,
+                &ahead.answer(),
+                &follow_ups,
+                self.now(),
+            )
             .await?;
         self.wake_outbox();
-        tracing::info!(customer = %message.key.customer, appointment = %appointment.id,
+        tracing::info!(customer = %message.key.customer, appointment = %ahead.appointment.id,
             "message before the booked slot answered with the slot");
-        Ok(reply)
+        Ok(ahead.reply())
+    }
+}
+
+/// A booked appointment whose links do not work yet, and the text that says when it is.
+pub(super) struct Ahead {
+    pub appointment: AppointmentRecord,
+    text: String,
+}
+
+impl Ahead {
+    /// Its meeting, as the answer to a message.
+    fn answer(&self) -> Answer {
+        let a = &self.appointment;
+        Answer {
+            conversation_id: a.conversation_id.clone(),
+            meeting_id: a.meeting_id.clone(),
+            guest_url: a.guest_url.clone(),
+            host_url: a.host_url.clone(),
+            expires_at: a.links_until,
+            opened_meeting: false,
+            desk: Some(a.desk.clone()),
+        }
+    }
+
+    /// The reply to a message before the slot: its meeting, and the text naming the slot.
+    pub fn reply(&self) -> MessageReply {
+        let a = &self.appointment;
+        MessageReply {
+            conversation_id: Some(a.conversation_id.clone()),
+            meeting_id: Some(a.meeting_id.clone()),
+            guest_url: Some(a.guest_url.clone()),
+            expires_at: Some(clock::rfc3339(a.links_until)),
+            ..MessageReply::without_meeting(None, self.text.clone())
+        }
     }
 }
 

@@ -950,13 +950,6 @@ impl Bridge {
             }
         }
 
-        // A customer with a booked consultation whose links do not work yet is told when it is.
-        if let Some((appointment, text)) = self.appointment_ahead(&message.key).await? {
-            return Ok(self
-                .answer_ahead_of_slot(message, appointment, text)
-                .await?);
-        }
-
         // The common case, a later message of a conversation with a live meeting, is
         // stored, answered and relayed to the experts in one transaction.
         let valid_after = started_ms + RENEW_BEFORE_EXPIRY.as_millis() as i64;
@@ -975,6 +968,12 @@ impl Bridge {
             } => {
                 tracing::info!(customer = %message.key.customer, conversation = %answer.conversation_id,
                     "repeated message answered as before");
+                // Answered with the slot the first time (see below), it is again.
+                if let Some(ahead) = self.appointment_ahead(&message.key).await? {
+                    if ahead.appointment.meeting_id == answer.meeting_id {
+                        return Ok(ahead.reply());
+                    }
+                }
                 return Ok(self.reply(&answer, message.customer_name.as_deref(), None));
             }
             Recorded::Repeat { message_row, .. } => (message_row, true),
@@ -984,6 +983,14 @@ impl Bridge {
         // A customer who opted out gets nothing; the experts see what they wrote.
         if store.is_opted_out(&message.key).await? {
             return Ok(self.keep_from_opted_out(message, message_row).await?);
+        }
+
+        // A customer whose booked consultation's links do not work yet is told when it is
+        // (the live meeting above never is one of those), and gets no new meeting.
+        if let Some(ahead) = self.appointment_ahead(&message.key).await? {
+            return Ok(self
+                .answer_ahead_of_slot(message, message_row, ahead)
+                .await?);
         }
 
         // A repeat may already be answerable. A new message is not: its conversation had
@@ -1321,7 +1328,10 @@ impl Bridge {
             return Ok(Some(answer));
         }
         let valid_after = self.now() + RENEW_BEFORE_EXPIRY.as_millis() as i64;
-        let Some(live) = store.live_meeting(&message.key, valid_after).await? else {
+        let Some(live) = store
+            .live_meeting(&message.key, self.now(), valid_after)
+            .await?
+        else {
             return Ok(None);
         };
         // Queued only if this call answers the message (see `Store::answer_with`).

@@ -233,18 +233,24 @@ async fn live_meetings(
     jobs: &[Job],
 ) -> Result<HashMap<Key, Answer>, StoreError> {
     let valid_after = jobs.iter().map(|job| job.valid_after).min().unwrap_or(0);
+    let now = jobs.iter().map(|job| job.now).min().unwrap_or(0);
     let sql = format!(
         "SELECT c.channel, c.customer, c.business, c.id AS conversation_id, t.id AS meeting_id,
                 t.guest_url, t.host_url, t.expires_at, 0 AS opened_meeting, c.desk
          FROM conversations c JOIN meetings t ON t.conversation_id = c.id
          WHERE c.state = 'open' AND t.expires_at > $1
+           -- A booked consultation's meeting before its links work answers nothing: the
+           -- message takes the slow path, which names the slot.
+           AND (t.not_before IS NULL OR t.not_before <= $2)
            AND (c.channel, c.customer, c.business) IN (VALUES {})
            -- A customer who opted out gets no answer: their message takes the slow path.
            AND NOT EXISTS (SELECT 1 FROM opt_outs o WHERE o.channel = c.channel
                            AND o.customer = c.customer AND o.business = c.business)",
-        rows_of_placeholders(jobs.len(), 3, 2)
+        rows_of_placeholders(jobs.len(), 3, 3)
     );
-    let mut query = sqlx::query_as::<_, LiveRow>(&sql).bind(valid_after);
+    let mut query = sqlx::query_as::<_, LiveRow>(&sql)
+        .bind(valid_after)
+        .bind(now);
     for job in jobs {
         let key = &job.message.key;
         query = query

@@ -114,10 +114,12 @@ pub struct ReceiptMatch {
     pub repeated: bool,
 }
 
-/// The open conversation's newest meeting, if it is still valid after `valid_after`.
+/// The open conversation's newest meeting whose links work at `now` and are still valid
+/// after `valid_after`.
 async fn live_meeting(
     db: &mut AnyConnection,
     key: &ConversationKey,
+    now: i64,
     valid_after: i64,
 ) -> Result<Option<Answer>, StoreError> {
     let live: Option<AnswerRow> = sqlx::query_as(
@@ -125,13 +127,14 @@ async fn live_meeting(
                 t.expires_at, 0 AS opened_meeting, c.desk
          FROM conversations c JOIN meetings t ON t.conversation_id = c.id
          WHERE c.channel = $1 AND c.customer = $2 AND c.business = $3 AND c.state = 'open'
-           AND t.expires_at > $4
+           AND t.expires_at > $4 AND (t.not_before IS NULL OR t.not_before <= $5)
          ORDER BY t.expires_at DESC LIMIT 1",
     )
     .bind(key.channel.as_str())
     .bind(key.customer.as_str())
     .bind(key.business.as_str())
     .bind(valid_after)
+    .bind(now)
     .fetch_optional(db)
     .await?;
     Ok(live.map(Answer::from))
@@ -176,13 +179,15 @@ impl Store {
         answer_of(&mut *self.reader.acquire().await?, message_row).await
     }
 
-    /// The open conversation's newest meeting, if it is still valid after `valid_after`.
+    /// The open conversation's newest meeting whose links work at `now` and are still valid
+    /// after `valid_after`.
     pub async fn live_meeting(
         &self,
         key: &ConversationKey,
+        now: i64,
         valid_after: i64,
     ) -> Result<Option<Answer>, StoreError> {
-        live_meeting(&mut *self.reader.acquire().await?, key, valid_after).await
+        live_meeting(&mut *self.reader.acquire().await?, key, now, valid_after).await
     }
 
     /// Answers a message with an existing meeting, queueing its `follow_ups`, unless a

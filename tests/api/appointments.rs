@@ -137,6 +137,10 @@ db_test! {
         assert_eq!(sms_got(&app).await.last().unwrap(), &slot);
         let conversation = appointment["conversationId"].as_str().unwrap();
         assert_eq!(app.transcript(conversation).await, ["Is it still on tomorrow?"]);
+        // The same message delivered again gets the same answer; nothing more is queued.
+        let queued = app.count("outbox").await;
+        assert_eq!(customer_texts(&app, "m-1", "Is it still on tomorrow?").await, answer);
+        assert_eq!(app.count("outbox").await, queued);
         // The experts see it, although the card comes later.
         let posts = app.webex_posts().await;
         assert!(posts[0]["markdown"].as_str().unwrap().contains("Is it still on tomorrow?"), "{posts:?}");
