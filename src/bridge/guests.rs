@@ -47,15 +47,12 @@ impl Bridge {
         let mut request =
             self.meeting_request(&meeting.sub, meeting.not_before, meeting.expires_at);
         (request.hosts, request.guests) = (0, 1);
-        let links = self.call_broker(&request).await?;
-        let Some((_, target)) = links.into_iter().find(|(role, _)| *role == LinkRole::Guest) else {
-            return Err(BridgeError::Upstream(
-                crate::upstream::UpstreamError::InvalidResponse {
-                    upstream: crate::upstream::Upstream::InstantConnect,
-                    reason: "no `guest[0]`".into(),
-                },
-            ));
-        };
+        let (_, target) = self
+            .call_broker(&request)
+            .await?
+            .into_iter()
+            .find(|(role, _)| *role == LinkRole::Guest)
+            .expect("the broker client refuses an answer without the guest link asked for");
         let (guest_url, redirect) = match self.own_link(LinkRole::Guest, &target, true) {
             Some((url, redirect)) => (url.to_string(), Some(redirect)),
             None => (target.to_string(), None),

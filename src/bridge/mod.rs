@@ -34,7 +34,7 @@ use crate::store::{
     OutboxRow, OutboxState, PurgeReport, QueueItem, Recorded, Redirect, Store, StoreError,
     TakeOutcome, TranscriptEntry, UpstreamPause, WaitingMessage,
 };
-use crate::upstream::instant_connect::{InstantConnectClient, MeetingRequest};
+use crate::upstream::instant_connect::{self, InstantConnectClient, MeetingRequest};
 use crate::upstream::{Upstream, UpstreamError, Verdict};
 use crate::whatsapp_window;
 
@@ -1593,13 +1593,9 @@ impl Bridge {
         &self,
         request: &MeetingRequest,
     ) -> Result<MeetingLinks, BridgeError> {
-        let links = self.call_broker(request).await?;
-        MeetingLinks::from_all(links).ok_or_else(|| {
-            BridgeError::Upstream(UpstreamError::InvalidResponse {
-                upstream: Upstream::InstantConnect,
-                reason: "no `host[0]` or no `guest[0]`".into(),
-            })
-        })
+        Ok(instant_connect::meeting_links(
+            self.call_broker(request).await?,
+        )?)
     }
 
     /// The links `request` asks for, with quick retries (see [`Self::with_retries`]); not

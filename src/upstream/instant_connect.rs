@@ -93,8 +93,7 @@ impl InstantConnectClient {
         request: &MeetingRequest,
         timeout: Duration,
     ) -> Result<MeetingLinks, UpstreamError> {
-        let links = self.call(request, timeout).await?;
-        MeetingLinks::from_all(links).ok_or_else(|| invalid("no `host[0]` or no `guest[0]`"))
+        meeting_links(self.call(request, timeout).await?)
     }
 
     /// The links the request asks for, hosts first: a new meeting's, or more for the
@@ -212,6 +211,11 @@ impl InstantConnectClient {
             .append_pair("data", &cipher);
         Ok(url)
     }
+}
+
+/// A new meeting's links from all the broker gave: at least one of each role.
+pub fn meeting_links(links: Vec<(LinkRole, Url)>) -> Result<MeetingLinks, UpstreamError> {
+    MeetingLinks::from_all(links).ok_or_else(|| invalid("no `host[0]` or no `guest[0]`"))
 }
 
 fn short_link(base: &Url, short: Option<String>) -> Result<Url, UpstreamError> {
