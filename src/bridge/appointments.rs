@@ -136,6 +136,10 @@ impl Bridge {
             }
         }
         let slot = self.valid_slot(request)?;
+        // Refused before the broker is asked (and again in the booking's transaction).
+        if let Some(booked) = store.booked_appointment_for(&slot.key, self.now()).await? {
+            return Err(AppointmentError::CustomerBooked(booked.id));
+        }
         let desk = self.inner.desks.of(Some(&slot.desk));
         let policy = &self.inner.policy;
         let margin = policy.appointment_early_join.as_millis() as i64;

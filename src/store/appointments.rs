@@ -2,6 +2,8 @@
 //! around the slot), its conversation, and its deliveries (the invitation now, the reminder
 //! and the experts' card at their time), all written in one transaction.
 
+use sqlx::AnyConnection;
+
 use super::conversations::{open_conversation_for, Opening};
 use super::customers::insert_audit;
 use super::links::{insert_links, Redirect};
@@ -78,7 +80,36 @@ const SELECT: &str = "SELECT a.id, a.conversation_id, a.meeting_id, a.channel, a
                              m.expires_at AS links_until
                       FROM appointments a JOIN meetings m ON m.id = a.meeting_id";
 
+/// The customer's booked appointment that is not over, if any.
+async fn booked_for(
+    db: &mut AnyConnection,
+    key: &ConversationKey,
+    now: i64,
+) -> Result<Option<AppointmentRecord>, StoreError> {
+    let sql = format!(
+        "{SELECT} WHERE a.channel = $1 AND a.customer = $2 AND a.business = $3
+                    AND a.state = 'booked' AND a.ends_at > $4"
+    );
+    Ok(sqlx::query_as(&sql)
+        .bind(key.channel.as_str())
+        .bind(key.customer.as_str())
+        .bind(key.business.as_str())
+        .bind(now)
+        .fetch_optional(db)
+        .await?)
+}
+
 impl Store {
+    /// The customer's booked appointment that is not over, if any: looked at again when
+    /// booking, in the booking's transaction.
+    pub async fn booked_appointment_for(
+        &self,
+        key: &ConversationKey,
+        now: i64,
+    ) -> Result<Option<AppointmentRecord>, StoreError> {
+        booked_for(&mut *self.reader.acquire().await?, key, now).await
+    }
+
     pub async fn book_appointment(&self, new: NewAppointment) -> Result<Booking, StoreError> {
         self.write(move |tx| {
             Box::pin(async move {
@@ -92,18 +123,7 @@ impl Store {
                         return Ok(Booking::Existing(existing));
                     }
                 }
-                let sql = format!(
-                    "{SELECT} WHERE a.channel = $1 AND a.customer = $2 AND a.business = $3
-                                AND a.state = 'booked' AND a.ends_at > $4"
-                );
-                let booked = sqlx::query_as(&sql)
-                    .bind(new.key.channel.as_str())
-                    .bind(new.key.customer.as_str())
-                    .bind(new.key.business.as_str())
-                    .bind(new.now)
-                    .fetch_optional(&mut *tx)
-                    .await?;
-                if let Some(booked) = booked {
+                if let Some(booked) = booked_for(&mut *tx, &new.key, new.now).await? {
                     return Ok(Booking::CustomerBooked(booked));
                 }
                 let opening = Opening {

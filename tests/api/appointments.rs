@@ -251,6 +251,7 @@ db_test! {
         assert_eq!(busy["error"], "customer_booked");
         assert!(busy["message"].as_str().unwrap().contains(first["id"].as_str().unwrap()));
         assert_eq!(app.count("appointments").await, 1);
+        assert_eq!(app.broker_requests().await.len(), 1, "refused before the broker is asked");
 
         let listed: Value = admin(&app, reqwest::Method::GET, "/api/appointments").await.json().await.unwrap();
         assert_eq!(listed["appointments"].as_array().unwrap().len(), 1);
