@@ -317,12 +317,16 @@ db_test! {
         // While the links work, nothing is closed.
         assert_eq!(app.bridge.close_ended_meetings().await.unwrap(), 0);
 
-        // The links run out (ICB_LINK_TTL, 1 hour); the second customer wrote after that.
+        // The links run out (ICB_LINK_TTL, 1 hour); the second customer wrote after that
+        // (a STOP: kept in their conversation, no new meeting), so theirs stays open.
         app.clock.advance(Duration::from_secs(3600 + 60));
-        busy["text"] = json!("Are you still there?");
+        busy["text"] = json!("STOP");
         busy["messageId"] = json!("m-3");
         assert_eq!(app.post_flow(&busy.to_string()).await.status(), 200);
         assert_eq!(app.bridge.close_ended_meetings().await.unwrap(), 1);
+        let open: Vec<String> = sqlx::query_scalar("SELECT customer FROM conversations WHERE state = 'open'")
+            .fetch_all(&app.db).await.unwrap();
+        assert_eq!(open, ["+14155550124"]);
         app.worker.run_once().await.unwrap();
         let state: String = sqlx::query_scalar("SELECT state FROM conversations WHERE id = $1")
             .bind(&quiet_id).fetch_one(&app.db).await.unwrap();
