@@ -31,8 +31,8 @@ use crate::retention;
 use crate::store::{
     Answer, AuditEntry, Claim, ConversationInfo, Erasure, ExpertMessage, KeywordMessage,
     KeywordOutcome, MeetingInfo, MeetingLinkRecord, NewMeeting, OptOutChange, OptedOutMessage,
-    OutboxRow, OutboxState, PurgeReport, QueueItem, Recorded, Redirect, Store, StoreError,
-    TakeOutcome, TranscriptEntry, UpstreamPause, WaitingMessage,
+    OutboxRow, OutboxState, PurgeReport, QueueItem, Recorded, Redirect, StartLimit, Store,
+    StoreError, TakeOutcome, TranscriptEntry, UpstreamPause, WaitingMessage,
 };
 use crate::upstream::instant_connect::{self, InstantConnectClient, MeetingRequest};
 use crate::upstream::{Upstream, UpstreamError, Verdict};
@@ -857,8 +857,8 @@ impl Bridge {
         let now = self.now();
         let until = now + CLAIM_LEASE.as_millis() as i64;
         let new_sub = Uuid::new_v4().to_string();
-        let Claim::Claimed { sub } = store
-            .claim_meeting(key, &claim_id, &new_sub, now, now, until)
+        let Claim::Claimed { sub, .. } = store
+            .claim_meeting(key, &claim_id, &new_sub, now, now, until, None)
             .await?
         else {
             return Ok(NewLinkOutcome::InProgress);
@@ -1023,19 +1023,29 @@ impl Bridge {
             let now = self.now();
             let until = now + CLAIM_LEASE.as_millis() as i64;
             match store
-                .claim_meeting(&message.key, &claim_id, &new_sub, started_ms, now, until)
+                .claim_meeting(
+                    &message.key,
+                    &claim_id,
+                    &new_sub,
+                    started_ms,
+                    now,
+                    until,
+                    self.start_limit(now),
+                )
                 .await?
             {
-                Claim::Claimed { sub } => {
+                Claim::Claimed { sub, over_limit } => {
                     // The previous holder may have stored its meeting just before we
                     // claimed: look again, now that nobody else can be creating one.
-                    match self.existing_answer(message, message_row).await? {
-                        Some(answer) => {
-                            store.release_claim(&message.key, &claim_id, None).await?;
-                            return Ok(reply(&answer));
-                        }
-                        None => break sub,
+                    if let Some(answer) = self.existing_answer(message, message_row).await? {
+                        store.release_claim(&message.key, &claim_id, None).await?;
+                        return Ok(reply(&answer));
                     }
+                    if let Some(oldest) = over_limit {
+                        store.release_claim(&message.key, &claim_id, None).await?;
+                        return Err(self.over_limit(message, oldest));
+                    }
+                    break sub;
                 }
                 Claim::Busy { failed_at } => {
                     if failed_at.is_some_and(|failed| failed >= started_ms)
@@ -1461,8 +1471,6 @@ impl Bridge {
         out_of_hours: Option<&OutOfHours>,
     ) -> Result<Answer, BridgeError> {
         let inner = &self.inner;
-        self.reserve_meeting_start(message, claim_id).await?;
-
         let (expires_at, links, redirects) = self.make_links(sub).await?;
         let desk = desk.name.clone();
         // Used if the meeting opens a new conversation (an open one keeps its id).
@@ -1527,30 +1535,23 @@ impl Bridge {
         Ok(answer)
     }
 
-    /// Reserves one of the customer's new meetings of the hour for this claim, or refuses
-    /// the meeting when the customer opened too many. Atomic per customer, across
-    /// instances (see `Store::reserve_meeting_start`).
-    async fn reserve_meeting_start(
-        &self,
-        message: &InboundMessage,
-        claim_id: &str,
-    ) -> Result<(), BridgeError> {
+    /// How many new meetings a customer may open per hour, from now: reserved by the claim
+    /// that opens one, atomically per customer, across instances.
+    fn start_limit(&self, now: i64) -> Option<StartLimit> {
+        let max = self.inner.policy.max_new_meetings_per_hour;
+        (max > 0).then_some(StartLimit {
+            max: i64::from(max),
+            window_start: now - HOUR_MS,
+        })
+    }
+
+    /// The refusal of a new meeting when the customer opened too many this hour (the
+    /// oldest of them at `oldest`).
+    fn over_limit(&self, message: &InboundMessage, oldest: i64) -> BridgeError {
         let limit = self.inner.policy.max_new_meetings_per_hour;
-        if limit == 0 {
-            return Ok(());
-        }
-        let now = self.now();
-        let Some(oldest) = self
-            .inner
-            .store
-            .reserve_meeting_start(&message.key, claim_id, i64::from(limit), now - HOUR_MS, now)
-            .await?
-        else {
-            return Ok(());
-        };
-        let retry_after = Duration::from_millis((oldest + HOUR_MS - now).max(1000) as u64);
+        let retry_after = Duration::from_millis((oldest + HOUR_MS - self.now()).max(1000) as u64);
         tracing::warn!(customer = %message.key.customer, limit, "new meeting refused: hourly limit reached");
-        Err(BridgeError::RateLimited { retry_after })
+        BridgeError::RateLimited { retry_after }
     }
 
     /// New links from the broker for the meeting `sub`, and when they expire (Unix ms). No

@@ -11,7 +11,7 @@ use sqlx::AnyConnection;
 use tokio::sync::{mpsc, oneshot};
 
 use super::messages::{Answer, AnswerRow, Recorded};
-use super::{Store, StoreError};
+use super::{rows_of_placeholders, Store, StoreError};
 use crate::domain::{Channel, ConversationKey, FollowUps, InboundMessage};
 
 /// Messages written in one transaction at most; well within both databases' limits on
@@ -79,19 +79,6 @@ async fn record_batches(store: Store, mut queue: mpsc::UnboundedReceiver<Waiting
             }
         }
     }
-}
-
-/// `($1, $2), ($3, $4)`: placeholders for `rows` rows of `columns` values, from `$first`.
-fn rows_of_placeholders(rows: usize, columns: usize, first: usize) -> String {
-    (0..rows)
-        .map(|row| {
-            let values: Vec<String> = (0..columns)
-                .map(|column| format!("${}", first + row * columns + column))
-                .collect();
-            format!("({})", values.join(", "))
-        })
-        .collect::<Vec<_>>()
-        .join(", ")
 }
 
 /// A conversation's live meeting, with its key.

@@ -3,7 +3,7 @@
 
 use sqlx::AnyConnection;
 
-use super::{insert_outbox, Store, StoreError};
+use super::{insert_outbox, rows_of_placeholders, Store, StoreError};
 use crate::domain::{LinkRole, MeetingLinks, OutboxEntry};
 
 /// A code icbridge hands out, and the Instant Connect link it stands for.
@@ -106,9 +106,21 @@ pub(super) async fn insert_links(
     redirects: &[Redirect],
     now: i64,
 ) -> Result<(), StoreError> {
-    for (role, url) in links.all() {
-        insert_meeting_link(tx, meeting_id, role, url.as_str(), None, now).await?;
+    let links: Vec<_> = links.all().collect();
+    let sql = format!(
+        "INSERT INTO meeting_links (meeting_id, role, url, sent_to, created_at) VALUES {}",
+        rows_of_placeholders(links.len(), 5, 1)
+    );
+    let mut query = sqlx::query(&sql);
+    for (role, url) in links {
+        query = query
+            .bind(meeting_id)
+            .bind(role.as_str())
+            .bind(url.as_str())
+            .bind(None::<&str>)
+            .bind(now);
     }
+    query.execute(&mut *tx).await?;
     insert_redirects(tx, meeting_id, redirects).await
 }
 
@@ -134,24 +146,29 @@ pub(super) async fn insert_meeting_link(
     Ok(())
 }
 
+/// Stores the codes of icbridge's own links, in one statement.
 pub(super) async fn insert_redirects(
     tx: &mut AnyConnection,
     meeting_id: &str,
     redirects: &[Redirect],
 ) -> Result<(), StoreError> {
-    for redirect in redirects {
-        sqlx::query(
-            "INSERT INTO links (code, meeting_id, role, target, extra)
-             VALUES ($1, $2, $3, $4, $5)",
-        )
-        .bind(&redirect.code)
-        .bind(meeting_id)
-        .bind(redirect.role)
-        .bind(&redirect.target)
-        .bind(i64::from(redirect.extra))
-        .execute(&mut *tx)
-        .await?;
+    if redirects.is_empty() {
+        return Ok(());
     }
+    let sql = format!(
+        "INSERT INTO links (code, meeting_id, role, target, extra) VALUES {}",
+        rows_of_placeholders(redirects.len(), 5, 1)
+    );
+    let mut query = sqlx::query(&sql);
+    for redirect in redirects {
+        query = query
+            .bind(&redirect.code)
+            .bind(meeting_id)
+            .bind(redirect.role)
+            .bind(&redirect.target)
+            .bind(i64::from(redirect.extra));
+    }
+    query.execute(&mut *tx).await?;
     Ok(())
 }
 

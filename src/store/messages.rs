@@ -6,7 +6,7 @@ use sqlx::AnyConnection;
 
 use super::conversations::{open_conversation_for, Opening};
 use super::links::{insert_links, Redirect};
-use super::{insert_outbox, Store, StoreError};
+use super::{insert_outbox, Backend, Store, StoreError};
 use crate::domain::{ConversationKey, FollowUps, MeetingLinks, OutboxEntry};
 use crate::inbound::DeliveryReceipt;
 
@@ -70,9 +70,23 @@ pub enum Claim {
     /// This request creates the meeting, with this subject: the one an earlier attempt
     /// that stored no meeting asked the broker for, so that a retry gets that meeting
     /// again rather than a second one.
-    Claimed { sub: String },
+    /// `over_limit` is set, with the oldest start within the window, when the claim could
+    /// not reserve a new meeting of the customer's hour (see [`StartLimit`]): the caller
+    /// releases the claim.
+    Claimed {
+        sub: String,
+        over_limit: Option<i64>,
+    },
     /// Another request is creating it; `failed_at` is set when the last one gave up.
     Busy { failed_at: Option<i64> },
+}
+
+/// The customer's (channel and number, any business address) new meetings allowed per
+/// window, reserved by the claim that opens one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StartLimit {
+    pub max: i64,
+    pub window_start: i64,
 }
 
 /// A meeting the broker just made, to be stored with everything that follows from it.
@@ -316,6 +330,10 @@ impl Store {
     /// holder gave up on a broker failure after `arrived_at`: a request that was waiting for
     /// that attempt shares its failure instead of trying again. The claim keeps the subject
     /// of an earlier claim that stored no meeting, or takes `new_sub`.
+    ///
+    /// With a `limit`, the claim also reserves one of the customer's new meetings, in the
+    /// same transaction (the reservation ends with the claim if no meeting is stored).
+    #[allow(clippy::too_many_arguments)]
     pub async fn claim_meeting(
         &self,
         key: &ConversationKey,
@@ -324,8 +342,10 @@ impl Store {
         arrived_at: i64,
         now: i64,
         until: i64,
+        limit: Option<StartLimit>,
     ) -> Result<Claim, StoreError> {
         let (key, claim_id, new_sub) = (key.clone(), claim_id.to_string(), new_sub.to_string());
+        let backend = self.backend;
         self.write(move |tx| {
             Box::pin(async move {
                 let claimed: Option<String> = sqlx::query_scalar(
@@ -353,7 +373,15 @@ impl Store {
                 .fetch_optional(&mut *tx)
                 .await?;
                 Ok(match claimed {
-                    Some(sub) => Claim::Claimed { sub },
+                    Some(sub) => Claim::Claimed {
+                        over_limit: match limit {
+                            Some(limit) => {
+                                reserve_start(tx, backend, &key, &claim_id, limit, now).await?
+                            }
+                            None => None,
+                        },
+                        sub,
+                    },
                     None => Claim::Busy {
                         failed_at: sqlx::query_scalar(
                             "SELECT failed_at FROM meeting_claims
@@ -399,60 +427,6 @@ impl Store {
                     .execute(&mut *tx)
                     .await?;
                 Ok(())
-            })
-        })
-        .await
-    }
-
-    /// Reserves one of the customer's (channel and number, any business address) `limit`
-    /// new meetings per window for the claim `claim_id`: `Ok(None)` when reserved, or
-    /// `Ok(Some(oldest))`, the oldest start within the window, when the limit is reached.
-    /// Concurrent reservations for one customer wait for each other (the upsert on
-    /// `meeting_limit_locks` locks the customer's row until the commit), so that together
-    /// they never pass the limit.
-    pub async fn reserve_meeting_start(
-        &self,
-        key: &ConversationKey,
-        claim_id: &str,
-        limit: i64,
-        window_start: i64,
-        now: i64,
-    ) -> Result<Option<i64>, StoreError> {
-        let (key, claim_id) = (key.clone(), claim_id.to_string());
-        self.write(move |tx| {
-            Box::pin(async move {
-                let (channel, customer) = (key.channel.as_str(), key.customer.as_str());
-                sqlx::query(
-                    "INSERT INTO meeting_limit_locks (channel, customer) VALUES ($1, $2)
-                     ON CONFLICT (channel, customer) DO UPDATE SET channel = excluded.channel",
-                )
-                .bind(channel)
-                .bind(customer)
-                .execute(&mut *tx)
-                .await?;
-                let (started, oldest): (i64, Option<i64>) = sqlx::query_as(
-                    "SELECT COUNT(*), MIN(started_at) FROM meeting_starts
-                     WHERE channel = $1 AND customer = $2 AND started_at > $3",
-                )
-                .bind(channel)
-                .bind(customer)
-                .bind(window_start)
-                .fetch_one(&mut *tx)
-                .await?;
-                if started >= limit {
-                    return Ok(Some(oldest.unwrap_or(now)));
-                }
-                sqlx::query(
-                    "INSERT INTO meeting_starts (channel, customer, claim_id, started_at)
-                     VALUES ($1, $2, $3, $4)",
-                )
-                .bind(channel)
-                .bind(customer)
-                .bind(&claim_id)
-                .bind(now)
-                .execute(&mut *tx)
-                .await?;
-                Ok(None)
             })
         })
         .await
@@ -541,4 +515,53 @@ impl Store {
         })
         .await
     }
+}
+
+/// Reserves one of the customer's new meetings of the window for the claim `claim_id`:
+/// `None` when reserved, or the oldest start within the window when the limit is reached.
+/// On PostgreSQL concurrent reservations for one customer wait for each other (the upsert
+/// on `meeting_limit_locks` locks the customer's row until the commit), so that together
+/// they never pass the limit; SQLite runs one write transaction at a time anyway.
+async fn reserve_start(
+    tx: &mut AnyConnection,
+    backend: Backend,
+    key: &ConversationKey,
+    claim_id: &str,
+    limit: StartLimit,
+    now: i64,
+) -> Result<Option<i64>, StoreError> {
+    let (channel, customer) = (key.channel.as_str(), key.customer.as_str());
+    if backend == Backend::Postgres {
+        sqlx::query(
+            "INSERT INTO meeting_limit_locks (channel, customer) VALUES ($1, $2)
+             ON CONFLICT (channel, customer) DO UPDATE SET channel = excluded.channel",
+        )
+        .bind(channel)
+        .bind(customer)
+        .execute(&mut *tx)
+        .await?;
+    }
+    let (started, oldest): (i64, Option<i64>) = sqlx::query_as(
+        "SELECT COUNT(*), MIN(started_at) FROM meeting_starts
+         WHERE channel = $1 AND customer = $2 AND started_at > $3",
+    )
+    .bind(channel)
+    .bind(customer)
+    .bind(limit.window_start)
+    .fetch_one(&mut *tx)
+    .await?;
+    if started >= limit.max {
+        return Ok(Some(oldest.unwrap_or(now)));
+    }
+    sqlx::query(
+        "INSERT INTO meeting_starts (channel, customer, claim_id, started_at)
+         VALUES ($1, $2, $3, $4)",
+    )
+    .bind(channel)
+    .bind(customer)
+    .bind(claim_id)
+    .bind(now)
+    .execute(&mut *tx)
+    .await?;
+    Ok(None)
 }

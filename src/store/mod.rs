@@ -43,7 +43,7 @@ pub use customers::{
     MessageRecord, OptOutRecord, ReceiptRecord,
 };
 pub use links::{LinkRecord, LiveMeeting, MeetingLinkRecord, NewGuestLink, Redirect};
-pub use messages::{Answer, Claim, NewMeeting, ReceiptMatch, Recorded};
+pub use messages::{Answer, Claim, NewMeeting, ReceiptMatch, Recorded, StartLimit};
 pub use opt_outs::{KeywordMessage, KeywordOutcome, OptOutChange, OptedOutMessage};
 pub use outbox::{OutboxRow, OutboxState, Outcome, Settlement};
 pub use pauses::UpstreamPause;
@@ -286,6 +286,19 @@ fn sqlite_pool(connections: u32, read_only: bool) -> AnyPoolOptions {
         })
 }
 
+/// `($1, $2), ($3, $4)`: placeholders for `rows` rows of `columns` values, from `$first`.
+pub(super) fn rows_of_placeholders(rows: usize, columns: usize, first: usize) -> String {
+    (0..rows)
+        .map(|row| {
+            let values: Vec<String> = (0..columns)
+                .map(|column| format!("${}", first + row * columns + column))
+                .collect();
+            format!("({})", values.join(", "))
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// Queues deliveries of one conversation in the transaction that causes them.
 async fn insert_outbox(
     tx: &mut AnyConnection,
@@ -306,23 +319,11 @@ async fn insert_outbox_rows(
     if rows.is_empty() {
         return Ok(());
     }
-    let values: Vec<String> = (0..rows.len())
-        .map(|row| {
-            let n = 4 * row;
-            format!(
-                "(${}, ${}, ${}, ${}, ${})",
-                n + 1,
-                n + 2,
-                n + 3,
-                n + 4,
-                n + 4
-            )
-        })
-        .collect();
+    // A row is first due when it is queued.
     let sql = format!(
         "INSERT INTO outbox (kind, conversation_id, payload, next_attempt_at, created_at)
          VALUES {}",
-        values.join(", ")
+        rows_of_placeholders(rows.len(), 5, 1)
     );
     let mut query = sqlx::query(&sql);
     for (entry, conversation_id, now) in rows {
@@ -330,6 +331,7 @@ async fn insert_outbox_rows(
             .bind(&entry.kind)
             .bind(*conversation_id)
             .bind(&entry.payload)
+            .bind(*now)
             .bind(*now);
     }
     query.execute(tx).await?;

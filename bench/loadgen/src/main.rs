@@ -563,6 +563,8 @@ struct Run {
     p99: Duration,
     late_p99: Duration,
     new_conversations: Saturation,
+    /// Processor time per new conversation, its notification and answer included.
+    new_conversation_cpu: f64,
     burst_answered: Duration,
     /// When the burst's last notification arrived; none if not within 60 s.
     burst_notified: Option<Duration>,
@@ -735,6 +737,7 @@ async fn measure(
     let first_new = next_customer;
     let t = target.clone();
     let before = answered_messages;
+    let cpu_before = cpu_time(pid);
     let new_saturation = sweep(
         &args.connections,
         args.phase,
@@ -747,6 +750,7 @@ async fn measure(
     )
     .await;
     let (new_ok, failed_new) = (new_saturation.ok, new_saturation.failed);
+    let new_conversation_cpu = cpu_per_request(cpu_time(pid) - cpu_before, new_ok);
     answered_messages += new_ok;
 
     // 4. A burst of first messages from new customers, the broker taking its time.
@@ -846,6 +850,7 @@ async fn measure(
         p99,
         late_p99,
         new_conversations: new_saturation,
+        new_conversation_cpu,
         burst_answered,
         burst_notified,
         peak_rss,
@@ -953,11 +958,11 @@ fn table(args: &Args, runs: &[Run]) -> String {
         &|run| follow_ups(run.follow_ups.completed(), run),
     );
     row(
-        "icbridge's processor time per request: `/healthz` / follow-up (its relay included)",
+        "icbridge's processor time per request: `/healthz` / follow-up (its relay included) / new conversation (its notification included)",
         &|run| {
             cell(format!(
-                "{:.0} µs / {:.0} µs",
-                run.healthz_cpu, run.follow_up_cpu
+                "{:.0} µs / {:.0} µs / {:.0} µs",
+                run.healthz_cpu, run.follow_up_cpu, run.new_conversation_cpu
             ))
         },
     );
