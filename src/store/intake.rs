@@ -224,12 +224,16 @@ async fn live_meetings(
     let sql = format!(
         "SELECT c.channel, c.customer, c.business, c.id AS conversation_id, t.id AS meeting_id,
                 t.guest_url, t.host_url, t.expires_at, 0 AS opened_meeting, c.desk
-         FROM conversations c JOIN meetings t ON t.conversation_id = c.id
+         -- From the keys, so that the open conversations are found by their index, not
+         -- all of them looked through.
+         FROM (VALUES {}) AS k
+         JOIN conversations c ON c.channel = k.column1 AND c.customer = k.column2
+                             AND c.business = k.column3
+         JOIN meetings t ON t.conversation_id = c.id
          WHERE c.state = 'open' AND t.expires_at > $1
            -- A booked consultation's meeting before its links work answers nothing: the
            -- message takes the slow path, which names the slot.
            AND (t.not_before IS NULL OR t.not_before <= $2)
-           AND (c.channel, c.customer, c.business) IN (VALUES {})
            -- A customer who opted out gets no answer: their message takes the slow path.
            AND NOT EXISTS (SELECT 1 FROM opt_outs o WHERE o.channel = c.channel
                            AND o.customer = c.customer AND o.business = c.business)",

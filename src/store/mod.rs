@@ -254,6 +254,9 @@ fn sqlite_pool(connections: u32, read_only: bool) -> AnyPoolOptions {
         // Connections stay open: SQLite's page cache lives with them.
         .idle_timeout(None)
         .max_lifetime(None)
+        // A connection to a local file cannot have been dropped by a server: no ping (a
+        // round trip to the connection's thread) before every use.
+        .test_before_acquire(false)
         .after_connect(move |connection, _| {
             Box::pin(async move {
                 // WAL lets readers proceed while the writer commits; NORMAL sync is durable
@@ -280,6 +283,9 @@ fn sqlite_pool(connections: u32, read_only: bool) -> AnyPoolOptions {
                     // The writer touches the indexes of every table it writes: a larger
                     // cache than the default 2 MiB keeps them out of the kernel's reads.
                     connection.execute("PRAGMA cache_size = -8192").await?;
+                    // A group's savepoints journal the pages they change: in memory, not in
+                    // a temporary file made, written and deleted for every group.
+                    connection.execute("PRAGMA temp_store = MEMORY").await?;
                 }
                 Ok(())
             })

@@ -283,7 +283,9 @@ impl Store {
                        WHERE paused_until > $2
                           OR (credential_failing = 1 AND upstream IS DISTINCT FROM $4))
                    AND ($4 IS NULL OR {UPSTREAM_OF_ROW} = $4)
-                 ORDER BY id LIMIT $3)
+                 -- `+id`: SQLite would otherwise walk the whole table in id order (the
+                 -- sent rows too) rather than the index of pending rows, then sort.
+                 ORDER BY +id LIMIT $3)
                -- Checked again on the row itself: on PostgreSQL a concurrent claimer waits
                -- for the first one's row locks, then sees the row claimed and skips it.
                AND state = 'pending' AND held = 0 AND next_attempt_at <= $2
