@@ -137,14 +137,14 @@ async fn commit_group(
             connection.execute(end).await?;
             return Ok(());
         }
-        // Savepoints are not released: every statement is a round trip, and the commit
-        // releases them all. A rollback goes to the newest savepoint of the name, the one
-        // before the failed write.
         for write in writes.iter_mut() {
             connection.execute("SAVEPOINT write").await?;
             if !write.run(&mut connection).await {
                 connection.execute("ROLLBACK TO SAVEPOINT write").await?;
             }
+            // Released at once: SQLite keeps what it journaled for a savepoint until then,
+            // which for a whole group adds up.
+            connection.execute("RELEASE SAVEPOINT write").await?;
         }
         connection.execute("COMMIT").await?;
         Ok::<_, sqlx::Error>(())
