@@ -159,10 +159,37 @@ async fn hold(
     Ok(())
 }
 
+/// Notifications sent that open their conversation's thread, in the order they were
+/// settled: the first of a conversation's opens it (a thread already open stays), in one
+/// statement.
+async fn open_threads(tx: &mut AnyConnection, opened: &[(i64, String)]) -> Result<(), StoreError> {
+    if opened.is_empty() {
+        return Ok(());
+    }
+    let sql = format!(
+        "WITH opened (outbox_id, upstream_id, position) AS (VALUES {}),
+              threads AS (SELECT o.conversation_id, opened.upstream_id, opened.position
+                          FROM opened JOIN outbox o ON o.id = opened.outbox_id)
+         UPDATE conversations SET thread_message_id = (
+             SELECT t.upstream_id FROM threads t WHERE t.conversation_id = conversations.id
+             ORDER BY t.position LIMIT 1)
+         WHERE thread_message_id IS NULL
+           AND id IN (SELECT conversation_id FROM threads)",
+        super::rows_of_placeholders(opened.len(), 3, 1)
+    );
+    let mut query = sqlx::query(&sql);
+    for (position, (id, upstream_id)) in opened.iter().enumerate() {
+        query = query.bind(*id).bind(upstream_id).bind(position as i64);
+    }
+    query.execute(tx).await?;
+    Ok(())
+}
+
 /// Writes back what became of claimed rows, in the order given, so that the first of a
 /// conversation's notifications delivered opens its thread.
 async fn settle(tx: &mut AnyConnection, settlements: Vec<Settlement>) -> Result<(), StoreError> {
     let mut sent = Vec::new();
+    let mut threads = Vec::new();
     for Settlement { id, outcome } in settlements {
         let query = match outcome {
             Outcome::Sent {
@@ -171,15 +198,7 @@ async fn settle(tx: &mut AnyConnection, settlements: Vec<Settlement>) -> Result<
                 opens_thread,
             } => {
                 if opens_thread {
-                    sqlx::query(
-                        "UPDATE conversations SET thread_message_id = $1
-                         WHERE thread_message_id IS NULL
-                           AND id = (SELECT conversation_id FROM outbox WHERE id = $2)",
-                    )
-                    .bind(&upstream_id)
-                    .bind(id)
-                    .execute(&mut *tx)
-                    .await?;
+                    threads.push((id, upstream_id.clone()));
                 }
                 sent.push((id, upstream_id, at));
                 continue;
@@ -226,6 +245,7 @@ async fn settle(tx: &mut AnyConnection, settlements: Vec<Settlement>) -> Result<
         };
         query.bind(id).execute(&mut *tx).await?;
     }
+    open_threads(tx, &threads).await?;
     if sent.is_empty() {
         return Ok(());
     }
