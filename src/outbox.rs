@@ -288,13 +288,15 @@ impl OutboxWorker {
             if row.thread_message_id.is_none() {
                 row.thread_message_id.clone_from(&opened_thread);
             }
-            let outcome = self.deliver(&row).await;
-            match &outcome {
+            let mut outcome = self.deliver(&row).await;
+            match &mut outcome {
                 Outcome::Sent {
                     upstream_id,
-                    opens_thread: true,
+                    opens_thread: opens_thread @ true,
                     ..
                 } => {
+                    // The chain's first notification is the one that can open the thread.
+                    *opens_thread = opened_thread.is_none();
                     opened_thread.get_or_insert_with(|| upstream_id.clone());
                 }
                 Outcome::RetryAt { .. } | Outcome::Postponed { .. } => waiting = true,

@@ -149,7 +149,11 @@ impl Store {
                 .bind(new.now)
                 .execute(&mut *tx)
                 .await?;
-                insert_links(tx, &new.meeting_id, &new.links, &new.redirects, new.now).await?;
+                insert_links(
+                    tx,
+                    &[(&new.meeting_id, &new.links, &new.redirects, new.now)],
+                )
+                .await?;
                 let (idempotency_key, digest) = new.idempotency.clone().unzip();
                 sqlx::query(
                     "INSERT INTO appointments (id, conversation_id, meeting_id, channel, customer,

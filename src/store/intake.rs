@@ -1,14 +1,10 @@
-//! Recording customers' messages, in batches. Every statement is a round trip (to the
-//! SQLite connection's thread, or over the network to PostgreSQL), and a busy desk sends
-//! many messages at once: the messages of concurrent requests are written together, as one
-//! write with one statement per step for all of them (committed with the other writes of
-//! its group, see [`super::writer`]). A batch that fails is written again one message at a
-//! time, so that a failing message fails alone.
+//! Recording customers' messages, in batches (see [`super::batches`]): the messages of
+//! concurrent requests are written together, with one statement per step for all of them.
 
 use std::collections::HashMap;
 
+use futures_util::future::BoxFuture;
 use sqlx::AnyConnection;
-use tokio::sync::{mpsc, oneshot};
 
 use super::messages::{Answer, AnswerRow, Recorded};
 use super::{rows_of_placeholders, Store, StoreError};
@@ -16,7 +12,7 @@ use crate::domain::{Channel, ConversationKey, FollowUps, InboundMessage};
 
 /// Messages written in one transaction at most; well within both databases' limits on
 /// parameters per statement.
-const MAX_BATCH: usize = 64;
+pub(super) const MAX_BATCH: usize = 64;
 
 /// A message waiting to be recorded.
 #[derive(Clone)]
@@ -25,60 +21,6 @@ pub(super) struct Job {
     valid_after: i64,
     follow_ups: FollowUps,
     now: i64,
-}
-
-/// A message and who waits for the outcome.
-struct Waiting {
-    job: Job,
-    /// The outcome; `None` for a repeat of a stored message.
-    done: oneshot::Sender<Result<Option<Recorded>, StoreError>>,
-}
-
-/// Hands messages to the task that records them.
-#[derive(Clone)]
-pub(super) struct Intake {
-    jobs: mpsc::UnboundedSender<Waiting>,
-}
-
-impl Intake {
-    /// Starts the recording task for `store` (a handle without an intake, so that the task
-    /// ends with the last handle that has one) on the current runtime.
-    pub(super) fn start(store: Store) -> Self {
-        let (jobs, queue) = mpsc::unbounded_channel();
-        tokio::spawn(record_batches(store, queue));
-        Self { jobs }
-    }
-}
-
-/// Takes what is queued (at most a batch), records it, answers each waiter; until every
-/// store handle is gone.
-async fn record_batches(store: Store, mut queue: mpsc::UnboundedReceiver<Waiting>) {
-    let mut batch = Vec::with_capacity(MAX_BATCH);
-    while queue.recv_many(&mut batch, MAX_BATCH).await > 0 {
-        let waiting = std::mem::take(&mut batch);
-        let jobs: Vec<Job> = waiting.iter().map(|w| w.job.clone()).collect();
-        let outcome = store.record_batch(jobs).await;
-        match outcome {
-            Ok(recorded) => {
-                for (waiting, recorded) in waiting.into_iter().zip(recorded) {
-                    let _ = waiting.done.send(Ok(recorded));
-                }
-            }
-            Err(error) if waiting.len() == 1 => {
-                if let Some(alone) = waiting.into_iter().next() {
-                    let _ = alone.done.send(Err(error));
-                }
-            }
-            Err(error) => {
-                tracing::debug!(%error, messages = waiting.len(),
-                    "a batch failed; recording its messages one by one");
-                for Waiting { job, done } in waiting {
-                    let recorded = store.record_batch(vec![job]).await;
-                    let _ = done.send(recorded.map(|mut one| one.remove(0)));
-                }
-            }
-        }
-    }
 }
 
 /// A conversation's live meeting, with its key.
@@ -123,22 +65,19 @@ impl Store {
         follow_ups: &FollowUps,
         now: i64,
     ) -> Result<Recorded, StoreError> {
-        let (done, outcome) = oneshot::channel();
         let job = Job {
             message: message.clone(),
             valid_after,
             follow_ups: follow_ups.clone(),
             now,
         };
-        self.intake
+        let recorded = self
+            .batches
             .as_ref()
-            .expect("a store handed out by `connect` records through its intake")
-            .jobs
-            .send(Waiting { job, done })
-            .map_err(|_| StoreError::Corrupt("the intake task stopped".into()))?;
-        let recorded = outcome
-            .await
-            .map_err(|_| StoreError::Corrupt("the intake task stopped".into()))??;
+            .expect("a store handed out by `connect` writes through its batches")
+            .messages
+            .write(job)
+            .await?;
         match recorded {
             Some(recorded) => Ok(recorded),
             None => self.repeated(message).await,
@@ -163,15 +102,18 @@ impl Store {
             answer: self.answer_of(message_row).await?,
         })
     }
-
-    /// Records `jobs` as one write: their conversations' live meetings, the messages and
-    /// the follow-ups of those answered (`None` for a repeat).
-    async fn record_batch(&self, jobs: Vec<Job>) -> Result<Vec<Option<Recorded>>, StoreError> {
-        self.write(move |tx| Box::pin(record_batch(tx, jobs))).await
-    }
 }
 
-async fn record_batch(
+/// Records `jobs` as one write: their conversations' live meetings, the messages and the
+/// follow-ups of those answered (`None` for a repeat).
+pub(super) fn record_batch(
+    store: Store,
+    jobs: Vec<Job>,
+) -> BoxFuture<'static, Result<Vec<Option<Recorded>>, StoreError>> {
+    Box::pin(async move { store.write(move |tx| Box::pin(record(tx, jobs))).await })
+}
+
+async fn record(
     tx: &mut AnyConnection,
     jobs: Vec<Job>,
 ) -> Result<Vec<Option<Recorded>>, StoreError> {

@@ -98,30 +98,41 @@ pub struct MeetingLinkRecord {
     pub created_at: i64,
 }
 
-/// Stores a new meeting's links with their roles, and the codes of icbridge's own links.
+/// A new meeting's links as stored: its id, its links, the codes handed out for them, and
+/// when it was made.
+pub(super) type NewLinks<'a> = (&'a str, &'a MeetingLinks, &'a [Redirect], i64);
+
+/// Stores new meetings' links with their roles, and the codes of icbridge's own links, in
+/// one statement each.
 pub(super) async fn insert_links(
     tx: &mut AnyConnection,
-    meeting_id: &str,
-    links: &MeetingLinks,
-    redirects: &[Redirect],
-    now: i64,
+    meetings: &[NewLinks<'_>],
 ) -> Result<(), StoreError> {
-    let links: Vec<_> = links.all().collect();
-    let sql = format!(
-        "INSERT INTO meeting_links (meeting_id, role, url, sent_to, created_at) VALUES {}",
-        rows_of_placeholders(links.len(), 5, 1)
-    );
-    let mut query = sqlx::query(&sql);
-    for (role, url) in links {
-        query = query
-            .bind(meeting_id)
-            .bind(role.as_str())
-            .bind(url.as_str())
-            .bind(None::<&str>)
-            .bind(now);
+    let links: Vec<_> = meetings
+        .iter()
+        .flat_map(|(id, links, _, now)| links.all().map(move |(role, url)| (*id, role, url, *now)))
+        .collect();
+    if !links.is_empty() {
+        let sql = format!(
+            "INSERT INTO meeting_links (meeting_id, role, url, sent_to, created_at) VALUES {}",
+            rows_of_placeholders(links.len(), 5, 1)
+        );
+        let mut query = sqlx::query(&sql);
+        for (meeting_id, role, url, now) in links {
+            query = query
+                .bind(meeting_id)
+                .bind(role.as_str())
+                .bind(url.as_str())
+                .bind(None::<&str>)
+                .bind(now);
+        }
+        query.execute(&mut *tx).await?;
     }
-    query.execute(&mut *tx).await?;
-    insert_redirects(tx, meeting_id, redirects).await
+    let redirects: Vec<_> = meetings
+        .iter()
+        .flat_map(|(id, _, redirects, _)| redirects.iter().map(move |redirect| (*id, redirect)))
+        .collect();
+    insert_redirects(tx, &redirects).await
 }
 
 pub(super) async fn insert_meeting_link(
@@ -146,11 +157,10 @@ pub(super) async fn insert_meeting_link(
     Ok(())
 }
 
-/// Stores the codes of icbridge's own links, in one statement.
+/// Stores the codes of icbridge's own links (each with its meeting), in one statement.
 pub(super) async fn insert_redirects(
     tx: &mut AnyConnection,
-    meeting_id: &str,
-    redirects: &[Redirect],
+    redirects: &[(&str, &Redirect)],
 ) -> Result<(), StoreError> {
     if redirects.is_empty() {
         return Ok(());
@@ -160,10 +170,10 @@ pub(super) async fn insert_redirects(
         rows_of_placeholders(redirects.len(), 5, 1)
     );
     let mut query = sqlx::query(&sql);
-    for redirect in redirects {
+    for (meeting_id, redirect) in redirects {
         query = query
             .bind(&redirect.code)
-            .bind(meeting_id)
+            .bind(*meeting_id)
             .bind(redirect.role)
             .bind(&redirect.target)
             .bind(i64::from(redirect.extra));
@@ -226,7 +236,12 @@ impl Store {
                     new.now,
                 )
                 .await?;
-                insert_redirects(tx, &new.meeting_id, new.redirect.as_slice()).await?;
+                let redirects: Vec<_> = new
+                    .redirect
+                    .iter()
+                    .map(|redirect| (new.meeting_id.as_str(), redirect))
+                    .collect();
+                insert_redirects(tx, &redirects).await?;
                 insert_outbox(tx, &new.deliveries, Some(&new.conversation_id), new.now).await?;
                 super::customers::insert_audit(tx, &new.audit).await
             })

@@ -2,11 +2,13 @@
 //! its conversation's live meeting, claiming the right to make a new one, storing it with
 //! its deliveries, the hourly limit per customer, and delivery receipts.
 
+use std::collections::{HashMap, HashSet};
+
+use futures_util::future::BoxFuture;
 use sqlx::AnyConnection;
 
-use super::conversations::{open_conversation_for, Opening};
 use super::links::{insert_links, Redirect};
-use super::{insert_outbox, Backend, Store, StoreError};
+use super::{insert_outbox, rows_of_placeholders, Backend, Store, StoreError};
 use crate::domain::{ConversationKey, FollowUps, MeetingLinks, OutboxEntry};
 use crate::inbound::DeliveryReceipt;
 
@@ -90,7 +92,7 @@ pub struct StartLimit {
 }
 
 /// A meeting the broker just made, to be stored with everything that follows from it.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct NewMeeting {
     pub key: ConversationKey,
     pub customer_name: Option<String>,
@@ -237,92 +239,12 @@ impl Store {
     /// If a concurrent request stored a live meeting for the conversation first, that one is
     /// kept and returned instead, so a conversation never has two live meetings.
     pub async fn store_meeting(&self, new: NewMeeting) -> Result<Answer, StoreError> {
-        self.write(move |tx| {
-            Box::pin(async move {
-                let key = &new.key;
-                // The open conversation: this one, unless one is open already.
-                let opening = Opening {
-                    key,
-                    id: &new.conversation_id,
-                    customer_name: new.customer_name.as_deref(),
-                    desk: &new.desk,
-                    now: new.now,
-                };
-                let (conversation_id, desk) = open_conversation_for(tx, opening, true).await?;
-                let inserted = sqlx::query(
-                    "INSERT INTO meetings (id, conversation_id, sub, host_url, guest_url,
-                                           expires_at, created_at)
-                     SELECT $1, $2, $3, $4, $5, $6, $7
-                     WHERE NOT EXISTS (SELECT 1 FROM meetings
-                                       WHERE conversation_id = $2 AND expires_at > $8)",
-                )
-                .bind(&new.meeting_id)
-                .bind(&conversation_id)
-                .bind(&new.sub)
-                .bind(new.links.host_url.as_str())
-                .bind(new.links.guest_url.as_str())
-                .bind(new.expires_at)
-                .bind(new.now)
-                .bind(new.valid_after)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected()
-                    == 1;
-                let answer = if inserted {
-                    insert_links(tx, &new.meeting_id, &new.links, &new.redirects, new.now).await?;
-                    insert_outbox(tx, &new.deliveries, Some(&conversation_id), new.now).await?;
-                    Answer {
-                        conversation_id,
-                        meeting_id: new.meeting_id.clone(),
-                        guest_url: new.links.guest_url.to_string(),
-                        host_url: new.links.host_url.to_string(),
-                        expires_at: new.expires_at,
-                        opened_meeting: true,
-                        desk,
-                    }
-                } else {
-                    // Only after a claim ran out (its holder crashed or stalled) can another
-                    // request have stored a live meeting first. The customer opened none
-                    // after all.
-                    sqlx::query("DELETE FROM meeting_starts WHERE claim_id = $1")
-                        .bind(&new.claim_id)
-                        .execute(&mut *tx)
-                        .await?;
-                    sqlx::query_as::<_, AnswerRow>(
-                        "SELECT conversation_id, id AS meeting_id, guest_url, host_url,
-                                expires_at, 0 AS opened_meeting,
-                                (SELECT c.desk FROM conversations c
-                                 WHERE c.id = meetings.conversation_id) AS desk
-                         FROM meetings WHERE conversation_id = $1 AND expires_at > $2
-                         ORDER BY expires_at DESC LIMIT 1",
-                    )
-                    .bind(&conversation_id)
-                    .bind(new.valid_after)
-                    .fetch_one(&mut *tx)
-                    .await?
-                    .into()
-                };
-                if let Some(message_row) = new.message_row {
-                    answer_message(tx, message_row, &answer).await?;
-                }
-                // The claim ends, with the subject it kept (also when a later claimant of
-                // a claim that ran out took the subject over: it is used now).
-                sqlx::query(
-                    "DELETE FROM meeting_claims
-                     WHERE channel = $1 AND customer = $2 AND business = $3
-                       AND (claim_id = $4 OR sub = $5)",
-                )
-                .bind(key.channel.as_str())
-                .bind(key.customer.as_str())
-                .bind(key.business.as_str())
-                .bind(&new.claim_id)
-                .bind(&new.sub)
-                .execute(&mut *tx)
-                .await?;
-                Ok(answer)
-            })
-        })
-        .await
+        self.batches
+            .as_ref()
+            .expect("a store handed out by `connect` writes through its batches")
+            .meetings
+            .write(new)
+            .await
     }
 
     /// Tries to become the request that creates the conversation's meeting, until `until`.
@@ -564,4 +486,268 @@ async fn reserve_start(
     .execute(&mut *tx)
     .await?;
     Ok(None)
+}
+
+/// New meetings stored in one write at most.
+pub(super) const MAX_MEETINGS: usize = 64;
+
+/// Stores `jobs` in one write (see [`Store::store_meeting`]); each one's answer, in order.
+pub(super) fn store_meetings(
+    store: Store,
+    jobs: Vec<NewMeeting>,
+) -> BoxFuture<'static, Result<Vec<Answer>, StoreError>> {
+    Box::pin(async move {
+        store
+            .write(move |tx| Box::pin(write_meetings(tx, jobs)))
+            .await
+    })
+}
+
+/// One statement per step for all of `jobs` when each is for a conversation of its own (as
+/// their claims make them); otherwise one at a time.
+async fn write_meetings(
+    tx: &mut AnyConnection,
+    jobs: Vec<NewMeeting>,
+) -> Result<Vec<Answer>, StoreError> {
+    let keys: HashSet<&ConversationKey> = jobs.iter().map(|job| &job.key).collect();
+    if keys.len() == jobs.len() {
+        return write_meeting_batch(tx, &jobs).await;
+    }
+    let mut answers = Vec::with_capacity(jobs.len());
+    for job in &jobs {
+        answers.extend(write_meeting_batch(tx, std::slice::from_ref(job)).await?);
+    }
+    Ok(answers)
+}
+
+/// Stores meetings of distinct conversations: each in its open conversation (opened if
+/// none is), unless that conversation has a live meeting already, which is kept and
+/// answered with; then their links, their deliveries, their messages' answers, and the end
+/// of their claims.
+async fn write_meeting_batch(
+    tx: &mut AnyConnection,
+    jobs: &[NewMeeting],
+) -> Result<Vec<Answer>, StoreError> {
+    let conversations = open_conversations(tx, jobs).await?;
+    let inserted = insert_meetings(tx, jobs, &conversations).await?;
+    let mut answers = Vec::with_capacity(jobs.len());
+    for (job, (conversation_id, desk)) in jobs.iter().zip(conversations) {
+        answers.push(if inserted.contains(job.meeting_id.as_str()) {
+            Answer {
+                conversation_id,
+                meeting_id: job.meeting_id.clone(),
+                guest_url: job.links.guest_url.to_string(),
+                host_url: job.links.host_url.to_string(),
+                expires_at: job.expires_at,
+                opened_meeting: true,
+                desk,
+            }
+        } else {
+            kept_meeting(tx, job, &conversation_id, desk).await?
+        });
+    }
+    let stored: Vec<_> = jobs
+        .iter()
+        .zip(&answers)
+        .filter(|(_, answer)| answer.opened_meeting)
+        .collect();
+    let links: Vec<_> = stored
+        .iter()
+        .map(|(job, _)| {
+            (
+                job.meeting_id.as_str(),
+                &job.links,
+                &job.redirects[..],
+                job.now,
+            )
+        })
+        .collect();
+    insert_links(tx, &links).await?;
+    let deliveries: Vec<_> = stored
+        .iter()
+        .flat_map(|(job, answer)| {
+            job.deliveries
+                .iter()
+                .map(|entry| (entry, Some(answer.conversation_id.as_str()), job.now))
+        })
+        .collect();
+    super::insert_outbox_rows(tx, &deliveries).await?;
+    answer_messages(tx, jobs, &answers).await?;
+    end_claims(tx, jobs).await?;
+    Ok(answers)
+}
+
+/// Each job's open conversation, opened if none is: its id and desk, in the jobs' order.
+async fn open_conversations(
+    tx: &mut AnyConnection,
+    jobs: &[NewMeeting],
+) -> Result<Vec<(String, Option<String>)>, StoreError> {
+    #[derive(sqlx::FromRow)]
+    struct Opened {
+        id: String,
+        desk: Option<String>,
+        channel: String,
+        customer: String,
+        business: String,
+    }
+    let sql = format!(
+        "INSERT INTO conversations (id, channel, customer, business, customer_name, created_at,
+                                    desk)
+         VALUES {}
+         ON CONFLICT (channel, customer, business) WHERE state = 'open'
+             DO UPDATE SET waiting_since = NULL
+         RETURNING id, desk, channel, customer, business",
+        rows_of_placeholders(jobs.len(), 7, 1)
+    );
+    let mut query = sqlx::query_as::<_, Opened>(&sql);
+    for job in jobs {
+        query = query
+            .bind(&job.conversation_id)
+            .bind(job.key.channel.as_str())
+            .bind(job.key.customer.as_str())
+            .bind(job.key.business.as_str())
+            .bind(job.customer_name.as_deref())
+            .bind(job.now)
+            .bind(&job.desk);
+    }
+    let mut opened: HashMap<(String, String, String), (String, Option<String>)> = query
+        .fetch_all(&mut *tx)
+        .await?
+        .into_iter()
+        .map(|row| {
+            (
+                (row.channel, row.customer, row.business),
+                (row.id, row.desk),
+            )
+        })
+        .collect();
+    jobs.iter()
+        .map(|job| {
+            let key = &job.key;
+            opened
+                .remove(&(
+                    key.channel.as_str().to_string(),
+                    key.customer.as_str().to_string(),
+                    key.business.as_str().to_string(),
+                ))
+                .ok_or_else(|| StoreError::Corrupt("a conversation was not opened".into()))
+        })
+        .collect()
+}
+
+/// Inserts the meetings of conversations that have no meeting valid past the job's
+/// `valid_after`; returns the ids of those inserted.
+async fn insert_meetings(
+    tx: &mut AnyConnection,
+    jobs: &[NewMeeting],
+    conversations: &[(String, Option<String>)],
+) -> Result<HashSet<String>, StoreError> {
+    let sql = format!(
+        "INSERT INTO meetings (id, conversation_id, sub, host_url, guest_url, expires_at,
+                               created_at)
+         SELECT v.column1, v.column2, v.column3, v.column4, v.column5, v.column6, v.column7
+         FROM (VALUES {}) AS v
+         WHERE NOT EXISTS (SELECT 1 FROM meetings m
+                           WHERE m.conversation_id = v.column2 AND m.expires_at > v.column8)
+         RETURNING id",
+        rows_of_placeholders(jobs.len(), 8, 1)
+    );
+    let mut query = sqlx::query_scalar::<_, String>(&sql);
+    for (job, (conversation_id, _)) in jobs.iter().zip(conversations) {
+        query = query
+            .bind(&job.meeting_id)
+            .bind(conversation_id)
+            .bind(&job.sub)
+            .bind(job.links.host_url.as_str())
+            .bind(job.links.guest_url.as_str())
+            .bind(job.expires_at)
+            .bind(job.now)
+            .bind(job.valid_after);
+    }
+    Ok(query.fetch_all(tx).await?.into_iter().collect())
+}
+
+/// Only after a claim ran out (its holder crashed or stalled) can another request have
+/// stored a live meeting first: that one is the answer, and the customer opened none after
+/// all (the start the claim reserved is given back).
+async fn kept_meeting(
+    tx: &mut AnyConnection,
+    job: &NewMeeting,
+    conversation_id: &str,
+    desk: Option<String>,
+) -> Result<Answer, StoreError> {
+    sqlx::query("DELETE FROM meeting_starts WHERE claim_id = $1")
+        .bind(&job.claim_id)
+        .execute(&mut *tx)
+        .await?;
+    let kept: AnswerRow = sqlx::query_as(
+        "SELECT conversation_id, id AS meeting_id, guest_url, host_url, expires_at,
+                0 AS opened_meeting, NULL AS desk
+         FROM meetings WHERE conversation_id = $1 AND expires_at > $2
+         ORDER BY expires_at DESC LIMIT 1",
+    )
+    .bind(conversation_id)
+    .bind(job.valid_after)
+    .fetch_one(&mut *tx)
+    .await?;
+    Ok(Answer {
+        desk,
+        ..kept.into()
+    })
+}
+
+/// The messages that needed the meetings, answered with them (unless answered already).
+async fn answer_messages(
+    tx: &mut AnyConnection,
+    jobs: &[NewMeeting],
+    answers: &[Answer],
+) -> Result<(), StoreError> {
+    let answered: Vec<_> = jobs
+        .iter()
+        .zip(answers)
+        .filter_map(|(job, answer)| Some((job.message_row?, answer)))
+        .collect();
+    if answered.is_empty() {
+        return Ok(());
+    }
+    let sql = format!(
+        "UPDATE messages SET conversation_id = v.column2, meeting_id = v.column3,
+                             opened_meeting = v.column4
+         FROM (VALUES {}) AS v WHERE messages.id = v.column1 AND messages.meeting_id IS NULL",
+        rows_of_placeholders(answered.len(), 4, 1)
+    );
+    let mut query = sqlx::query(&sql);
+    for (message_row, answer) in answered {
+        query = query
+            .bind(message_row)
+            .bind(&answer.conversation_id)
+            .bind(&answer.meeting_id)
+            .bind(i64::from(answer.opened_meeting));
+    }
+    query.execute(tx).await?;
+    Ok(())
+}
+
+/// The claims end, with the subjects they kept (also when a later claimant of a claim that
+/// ran out took the subject over: it is used now).
+async fn end_claims(tx: &mut AnyConnection, jobs: &[NewMeeting]) -> Result<(), StoreError> {
+    let sql = format!(
+        "DELETE FROM meeting_claims WHERE EXISTS (
+             SELECT 1 FROM (VALUES {}) AS v
+             WHERE v.column1 = meeting_claims.channel AND v.column2 = meeting_claims.customer
+               AND v.column3 = meeting_claims.business
+               AND (v.column4 = meeting_claims.claim_id OR v.column5 = meeting_claims.sub))",
+        rows_of_placeholders(jobs.len(), 5, 1)
+    );
+    let mut query = sqlx::query(&sql);
+    for job in jobs {
+        query = query
+            .bind(job.key.channel.as_str())
+            .bind(job.key.customer.as_str())
+            .bind(job.key.business.as_str())
+            .bind(&job.claim_id)
+            .bind(&job.sub);
+    }
+    query.execute(tx).await?;
+    Ok(())
 }

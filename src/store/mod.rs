@@ -11,6 +11,7 @@
 
 mod admin;
 mod appointments;
+mod batches;
 mod console;
 mod conversations;
 mod customers;
@@ -136,9 +137,15 @@ pub struct Store {
     writer: writer::Writer,
     /// Reads; on PostgreSQL the same pool as the writer's.
     reader: AnyPool,
-    /// Where customers' messages are recorded, in batches (`None` in the intake's own
-    /// handle, which must not keep itself running).
-    intake: Option<intake::Intake>,
+    /// The tasks that write concurrent requests' messages and new meetings in batches
+    /// (`None` in their own handle, which must not keep them running).
+    batches: Option<Batched>,
+}
+
+#[derive(Clone)]
+struct Batched {
+    messages: batches::Batches<intake::Job, Option<Recorded>>,
+    meetings: batches::Batches<NewMeeting, Answer>,
 }
 
 /// A write: statements on the writer's transaction (see [`Store::write`]).
@@ -189,13 +196,25 @@ impl Store {
             writer: writer::Writer::start(writer_pool.clone(), backend),
             writer_pool,
             reader,
-            intake: None,
+            batches: None,
         };
         if backend == Backend::Sqlite {
             tokio::spawn(checkpoints(store.reader.clone()));
         }
+        let batches = Batched {
+            messages: batches::Batches::start(
+                store.clone(),
+                intake::MAX_BATCH,
+                intake::record_batch,
+            ),
+            meetings: batches::Batches::start(
+                store.clone(),
+                messages::MAX_MEETINGS,
+                messages::store_meetings,
+            ),
+        };
         Self {
-            intake: Some(intake::Intake::start(store.clone())),
+            batches: Some(batches),
             ..store
         }
     }

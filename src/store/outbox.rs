@@ -159,34 +159,28 @@ async fn hold(
     Ok(())
 }
 
-/// Notifications sent that open their conversation's thread, in the order they were
-/// settled: the first of a conversation's opens it (a thread already open stays), in one
-/// statement.
+/// Notifications sent that open their conversation's thread (at most one a conversation
+/// per round: the worker sends a conversation's rows in one chain, which opens its thread
+/// once), in one statement. A thread already open stays.
 async fn open_threads(tx: &mut AnyConnection, opened: &[(i64, String)]) -> Result<(), StoreError> {
     if opened.is_empty() {
         return Ok(());
     }
     let sql = format!(
-        "WITH opened (outbox_id, upstream_id, position) AS (VALUES {}),
-              threads AS (SELECT o.conversation_id, opened.upstream_id, opened.position
-                          FROM opened JOIN outbox o ON o.id = opened.outbox_id)
-         UPDATE conversations SET thread_message_id = (
-             SELECT t.upstream_id FROM threads t WHERE t.conversation_id = conversations.id
-             ORDER BY t.position LIMIT 1)
-         WHERE thread_message_id IS NULL
-           AND id IN (SELECT conversation_id FROM threads)",
-        super::rows_of_placeholders(opened.len(), 3, 1)
+        "UPDATE conversations SET thread_message_id = v.column2
+         FROM (VALUES {}) AS v JOIN outbox o ON o.id = v.column1
+         WHERE conversations.id = o.conversation_id AND conversations.thread_message_id IS NULL",
+        super::rows_of_placeholders(opened.len(), 2, 1)
     );
     let mut query = sqlx::query(&sql);
-    for (position, (id, upstream_id)) in opened.iter().enumerate() {
-        query = query.bind(*id).bind(upstream_id).bind(position as i64);
+    for (id, upstream_id) in opened {
+        query = query.bind(*id).bind(upstream_id);
     }
     query.execute(tx).await?;
     Ok(())
 }
 
-/// Writes back what became of claimed rows, in the order given, so that the first of a
-/// conversation's notifications delivered opens its thread.
+/// Writes back what became of claimed rows.
 async fn settle(tx: &mut AnyConnection, settlements: Vec<Settlement>) -> Result<(), StoreError> {
     let mut sent = Vec::new();
     let mut threads = Vec::new();
@@ -339,8 +333,8 @@ impl Store {
         Ok(rows)
     }
 
-    /// Writes back what became of claimed rows, in one transaction and in the order given,
-    /// so that the first of a conversation's notifications delivered opens its thread.
+    /// Writes back what became of claimed rows, in one transaction; a notification sent
+    /// that opens its conversation's thread (see [`Outcome::Sent`]) records it.
     pub async fn settle_outbox(&self, settlements: &[Settlement]) -> Result<(), StoreError> {
         if settlements.is_empty() {
             return Ok(());

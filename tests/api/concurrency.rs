@@ -282,3 +282,55 @@ db_test! {
     assert_eq!(upstreams.broker.received_requests().await.unwrap().len(), 1);
 }
 }
+
+db_test! {
+    async fn simultaneous_new_customers_each_get_their_meeting_stored_with_its_links(db) {
+    // The meetings the broker answers at the same moment are stored together (one
+    // statement per step for all): each must still land in its own conversation.
+    let app = spawn_app(db).await;
+    slow_broker(&app, 200).await;
+    let bodies: Vec<String> = (0..12)
+        .map(|i| message(&format!("+1415555{:04}", 300 + i), "first"))
+        .collect();
+    let responses = join_all(bodies.iter().map(|body| app.post_flow(body))).await;
+    let mut customers = BTreeSet::new();
+    for response in responses {
+        assert_eq!(response.status(), 200);
+        let answer: Value = response.json().await.unwrap();
+        assert_eq!(answer["created"], true);
+        let (conversation, meeting) = (
+            answer["conversationId"].as_str().unwrap(),
+            answer["meetingId"].as_str().unwrap(),
+        );
+        let (customer, meeting_of_message): (String, Option<String>) = sqlx::query_as(
+            "SELECT c.customer, m.meeting_id FROM conversations c
+             JOIN messages m ON m.conversation_id = c.id WHERE c.id = $1",
+        )
+        .bind(conversation)
+        .fetch_one(&app.db)
+        .await
+        .unwrap();
+        assert_eq!(meeting_of_message.as_deref(), Some(meeting));
+        customers.insert(customer);
+        let (meeting_conversation, links, notifications): (String, i64, i64) = sqlx::query_as(
+            "SELECT t.conversation_id,
+                    (SELECT COUNT(*) FROM meeting_links l WHERE l.meeting_id = t.id),
+                    (SELECT COUNT(*) FROM outbox o WHERE o.conversation_id = t.conversation_id
+                       AND o.kind = 'expert_notification')
+             FROM meetings t WHERE t.id = $1",
+        )
+        .bind(meeting)
+        .fetch_one(&app.db)
+        .await
+        .unwrap();
+        assert_eq!((meeting_conversation.as_str(), links, notifications), (conversation, 2, 1));
+    }
+    assert_eq!(customers.len(), 12, "{customers:?}");
+    assert_eq!(app.stored().await, (12, 12, 12, 12));
+    let claims: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM meeting_claims")
+        .fetch_one(&app.db)
+        .await
+        .unwrap();
+    assert_eq!(claims, 0, "every claim ends with its meeting");
+}
+}
