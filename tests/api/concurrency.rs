@@ -334,3 +334,66 @@ db_test! {
     assert_eq!(claims, 0, "every claim ends with its meeting");
 }
 }
+
+db_test! {
+    async fn a_request_whose_claim_ran_out_is_answered_with_the_meeting_stored_meanwhile(db) {
+    let app = spawn_app(db).await;
+    // The first broker call stalls (long enough for the second request's whole path, which
+    // takes a few tens of milliseconds); later ones answer at once.
+    Mock::given(method("POST"))
+        .and(path("/api/v2/joseencrypt"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_delay(Duration::from_millis(1500))
+                .set_body_raw(fixture("ic-joseencrypt-short.json"), "application/json"),
+        )
+        .up_to_n_times(1)
+        .with_priority(1)
+        .mount(&app.broker)
+        .await;
+    mount_broker(&app.broker, "ic-joseencrypt-short.json").await;
+    let (first, second) = (
+        message("+14155550123", "first"),
+        message("+14155550123", "second"),
+    );
+    let (stalled, second) = tokio::join!(
+        app.post_flow(&first),
+        async {
+            // While the first request waits for the broker, its claim runs out and a second
+            // message of the conversation takes it over and stores a meeting.
+            assert!(eventually(5, || async { app.broker_requests().await.len() == 1 }).await);
+            app.clock.advance(Duration::from_secs(11));
+            let response = app.post_flow(&second).await;
+            assert_eq!(response.status(), 200);
+            response.json::<Value>().await.unwrap()
+        }
+    );
+    assert_eq!(second["created"], true);
+    assert_eq!(stalled.status(), 200);
+    let stalled: Value = stalled.json().await.unwrap();
+    assert_eq!(stalled["created"], false, "{stalled}");
+    assert_eq!(stalled["meetingId"], second["meetingId"]);
+    assert_eq!(stalled["conversationId"], second["conversationId"]);
+    assert_eq!(app.count("meetings").await, 1);
+    let meeting = second["meetingId"].as_str().unwrap();
+    let answered: Vec<(Option<String>, i64)> =
+        sqlx::query_as("SELECT meeting_id, opened_meeting FROM messages ORDER BY id")
+            .fetch_all(&app.db)
+            .await
+            .unwrap();
+    assert_eq!(
+        answered,
+        [(Some(meeting.to_string()), 0), (Some(meeting.to_string()), 1)],
+        "both messages answered with the meeting; only the second opened it"
+    );
+    // The stalled request's start of the hour is given back, and no claim is left.
+    assert_eq!(app.count("meeting_starts").await, 1);
+    assert_eq!(app.count("meeting_claims").await, 0);
+    let notifications: i64 =
+        sqlx::query_scalar("SELECT COUNT(*) FROM outbox WHERE kind = 'expert_notification'")
+            .fetch_one(&app.db)
+            .await
+            .unwrap();
+    assert_eq!(notifications, 1);
+}
+}
