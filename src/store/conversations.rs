@@ -1,10 +1,12 @@
 //! Conversations as the experts see them: by thread, open ones, closing, expert replies.
 
+use std::collections::HashMap;
+
 use sqlx::AnyConnection;
 
 use super::customers::insert_audit;
 use super::surveys::{self, NewSurvey};
-use super::{insert_outbox, AuditEntry, Store, StoreError};
+use super::{insert_outbox, key_of, rows_of_placeholders, AuditEntry, Key, Store, StoreError};
 use crate::domain::{BusinessAddress, Channel, ConversationKey, CustomerAddress, OutboxEntry};
 
 /// A stored conversation with what the expert desk shows of it.
@@ -136,29 +138,70 @@ pub(super) async fn open_conversation_for(
     opening: Opening<'_>,
     meeting_made: bool,
 ) -> Result<(String, Option<String>), StoreError> {
+    let mut opened = open_conversations(tx, &[opening], meeting_made).await?;
+    Ok(opened.remove(0))
+}
+
+/// [`open_conversation_for`] for the conversations of several customers (each key once),
+/// in one statement; in the openings' order.
+pub(super) async fn open_conversations(
+    tx: &mut AnyConnection,
+    openings: &[Opening<'_>],
+    meeting_made: bool,
+) -> Result<Vec<(String, Option<String>)>, StoreError> {
+    #[derive(sqlx::FromRow)]
+    struct Opened {
+        id: String,
+        desk: Option<String>,
+        channel: String,
+        customer: String,
+        business: String,
+    }
     let on_conflict = if meeting_made {
         "DO UPDATE SET waiting_since = NULL"
     } else {
         // A no-op, so that RETURNING gives the open conversation.
         "DO UPDATE SET channel = conversations.channel"
     };
-    let key = opening.key;
-    Ok(sqlx::query_as(&format!(
+    let sql = format!(
         "INSERT INTO conversations (id, channel, customer, business, customer_name, created_at,
                                     desk)
-         VALUES ($1, $2, $3, $4, $5, $6, $7)
+         VALUES {}
          ON CONFLICT (channel, customer, business) WHERE state = 'open' {on_conflict}
-         RETURNING id, desk"
-    ))
-    .bind(opening.id)
-    .bind(key.channel.as_str())
-    .bind(key.customer.as_str())
-    .bind(key.business.as_str())
-    .bind(opening.customer_name)
-    .bind(opening.now)
-    .bind(opening.desk)
-    .fetch_one(tx)
-    .await?)
+         RETURNING id, desk, channel, customer, business",
+        rows_of_placeholders(openings.len(), 7, 1)
+    );
+    let mut query = sqlx::query_as::<_, Opened>(&sql);
+    for opening in openings {
+        let key = opening.key;
+        query = query
+            .bind(opening.id)
+            .bind(key.channel.as_str())
+            .bind(key.customer.as_str())
+            .bind(key.business.as_str())
+            .bind(opening.customer_name)
+            .bind(opening.now)
+            .bind(opening.desk);
+    }
+    let mut opened: HashMap<Key, (String, Option<String>)> = query
+        .fetch_all(&mut *tx)
+        .await?
+        .into_iter()
+        .map(|row| {
+            (
+                (row.channel, row.customer, row.business),
+                (row.id, row.desk),
+            )
+        })
+        .collect();
+    openings
+        .iter()
+        .map(|opening| {
+            opened
+                .remove(&key_of(opening.key))
+                .ok_or_else(|| StoreError::Corrupt("a conversation was not opened".into()))
+        })
+        .collect()
 }
 
 pub(super) fn conversations(

@@ -7,8 +7,8 @@ use futures_util::future::BoxFuture;
 use sqlx::AnyConnection;
 
 use super::messages::{Answer, AnswerRow, Recorded};
-use super::{rows_of_placeholders, Store, StoreError};
-use crate::domain::{Channel, ConversationKey, FollowUps, InboundMessage};
+use super::{key_of, rows_of_placeholders, Key, Store, StoreError};
+use crate::domain::{Channel, FollowUps, InboundMessage};
 
 /// Messages written in one transaction at most; well within both databases' limits on
 /// parameters per statement.
@@ -41,16 +41,6 @@ struct MessageRow {
     customer: String,
     business: String,
     external_id: Option<String>,
-}
-
-type Key = (String, String, String);
-
-fn key_of(key: &ConversationKey) -> Key {
-    (
-        key.channel.as_str().to_string(),
-        key.customer.as_str().to_string(),
-        key.business.as_str().to_string(),
-    )
 }
 
 impl Store {

@@ -2,11 +2,12 @@
 //! its conversation's live meeting, claiming the right to make a new one, storing it with
 //! its deliveries, the hourly limit per customer, and delivery receipts.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 
 use futures_util::future::BoxFuture;
 use sqlx::AnyConnection;
 
+use super::conversations::{open_conversations, Opening};
 use super::links::{insert_links, Redirect};
 use super::{insert_outbox, rows_of_placeholders, Backend, Store, StoreError};
 use crate::domain::{ConversationKey, FollowUps, MeetingLinks, OutboxEntry};
@@ -528,7 +529,17 @@ async fn write_meeting_batch(
     tx: &mut AnyConnection,
     jobs: &[NewMeeting],
 ) -> Result<Vec<Answer>, StoreError> {
-    let conversations = open_conversations(tx, jobs).await?;
+    let openings: Vec<_> = jobs
+        .iter()
+        .map(|job| Opening {
+            key: &job.key,
+            id: &job.conversation_id,
+            customer_name: job.customer_name.as_deref(),
+            desk: &job.desk,
+            now: job.now,
+        })
+        .collect();
+    let conversations = open_conversations(tx, &openings, true).await?;
     let inserted = insert_meetings(tx, jobs, &conversations).await?;
     let mut answers = Vec::with_capacity(jobs.len());
     for (job, (conversation_id, desk)) in jobs.iter().zip(conversations) {
@@ -575,64 +586,6 @@ async fn write_meeting_batch(
     answer_messages(tx, jobs, &answers).await?;
     end_claims(tx, jobs).await?;
     Ok(answers)
-}
-
-/// Each job's open conversation, opened if none is: its id and desk, in the jobs' order.
-async fn open_conversations(
-    tx: &mut AnyConnection,
-    jobs: &[NewMeeting],
-) -> Result<Vec<(String, Option<String>)>, StoreError> {
-    #[derive(sqlx::FromRow)]
-    struct Opened {
-        id: String,
-        desk: Option<String>,
-        channel: String,
-        customer: String,
-        business: String,
-    }
-    let sql = format!(
-        "INSERT INTO conversations (id, channel, customer, business, customer_name, created_at,
-                                    desk)
-         VALUES {}
-         ON CONFLICT (channel, customer, business) WHERE state = 'open'
-             DO UPDATE SET waiting_since = NULL
-         RETURNING id, desk, channel, customer, business",
-        rows_of_placeholders(jobs.len(), 7, 1)
-    );
-    let mut query = sqlx::query_as::<_, Opened>(&sql);
-    for job in jobs {
-        query = query
-            .bind(&job.conversation_id)
-            .bind(job.key.channel.as_str())
-            .bind(job.key.customer.as_str())
-            .bind(job.key.business.as_str())
-            .bind(job.customer_name.as_deref())
-            .bind(job.now)
-            .bind(&job.desk);
-    }
-    let mut opened: HashMap<(String, String, String), (String, Option<String>)> = query
-        .fetch_all(&mut *tx)
-        .await?
-        .into_iter()
-        .map(|row| {
-            (
-                (row.channel, row.customer, row.business),
-                (row.id, row.desk),
-            )
-        })
-        .collect();
-    jobs.iter()
-        .map(|job| {
-            let key = &job.key;
-            opened
-                .remove(&(
-                    key.channel.as_str().to_string(),
-                    key.customer.as_str().to_string(),
-                    key.business.as_str().to_string(),
-                ))
-                .ok_or_else(|| StoreError::Corrupt("a conversation was not opened".into()))
-        })
-        .collect()
 }
 
 /// Inserts the meetings of conversations that have no meeting valid past the job's

@@ -33,7 +33,7 @@ use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::migrate::MigrateDatabase;
 use sqlx::{Any, AnyConnection, AnyPool, Executor};
 
-use crate::domain::OutboxEntry;
+use crate::domain::{ConversationKey, OutboxEntry};
 
 pub use admin::{MeetingInfo, PurgeCutoffs, PurgeReport, TranscriptEntry};
 pub use appointments::{AppointmentRecord, Booking, NewAppointment};
@@ -309,6 +309,17 @@ fn sqlite_pool(connections: u32, read_only: bool) -> AnyPoolOptions {
                 Ok(())
             })
         })
+}
+
+/// A conversation's key as the database's columns give it back.
+type Key = (String, String, String);
+
+fn key_of(key: &ConversationKey) -> Key {
+    (
+        key.channel.as_str().to_string(),
+        key.customer.as_str().to_string(),
+        key.business.as_str().to_string(),
+    )
 }
 
 /// `($1, $2), ($3, $4)`: placeholders for `rows` rows of `columns` values, from `$first`.

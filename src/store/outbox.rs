@@ -244,14 +244,11 @@ async fn settle(tx: &mut AnyConnection, settlements: Vec<Settlement>) -> Result<
         return Ok(());
     }
     // What was sent, most of a round, in one statement.
-    let values: Vec<String> = (0..sent.len())
-        .map(|row| format!("(${}, ${}, ${})", 3 * row + 1, 3 * row + 2, 3 * row + 3))
-        .collect();
     let sql = format!(
         "UPDATE outbox SET state = 'sent', upstream_id = v.column2, sent_at = v.column3,
                            leased_until = NULL, last_error = NULL
          FROM (VALUES {}) AS v WHERE outbox.id = v.column1",
-        values.join(", ")
+        super::rows_of_placeholders(sent.len(), 3, 1)
     );
     let mut query = sqlx::query(&sql);
     for (id, upstream_id, at) in sent {
