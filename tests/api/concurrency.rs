@@ -327,11 +327,7 @@ db_test! {
     }
     assert_eq!(customers.len(), 12, "{customers:?}");
     assert_eq!(app.stored().await, (12, 12, 12, 12));
-    let claims: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM meeting_claims")
-        .fetch_one(&app.db)
-        .await
-        .unwrap();
-    assert_eq!(claims, 0, "every claim ends with its meeting");
+    assert_eq!(app.count("meeting_claims").await, 0, "every claim ends with its meeting");
 }
 }
 
@@ -389,11 +385,6 @@ db_test! {
     // The stalled request's start of the hour is given back, and no claim is left.
     assert_eq!(app.count("meeting_starts").await, 1);
     assert_eq!(app.count("meeting_claims").await, 0);
-    let notifications: i64 =
-        sqlx::query_scalar("SELECT COUNT(*) FROM outbox WHERE kind = 'expert_notification'")
-            .fetch_one(&app.db)
-            .await
-            .unwrap();
-    assert_eq!(notifications, 1);
+    assert_eq!(app.count("outbox WHERE kind = 'expert_notification'").await, 1);
 }
 }
