@@ -217,7 +217,11 @@ async fn release_held(
     let sql = format!(
         "UPDATE outbox SET held = 0, next_attempt_at = $1, last_error = NULL
          WHERE held = 1 AND conversation_id IN (
-             SELECT id FROM conversations WHERE (channel, customer, business) IN (VALUES {}))",
+             -- From the keys, as in `live_meetings`: SQLite would look through every
+             -- conversation for `(channel, customer, business) IN (VALUES …)`.
+             SELECT c.id FROM (VALUES {}) AS k
+             JOIN conversations c ON c.channel = k.column1 AND c.customer = k.column2
+                                 AND c.business = k.column3)",
         rows_of_placeholders(writers.len(), 3, 2)
     );
     let mut query = sqlx::query(&sql).bind(now);

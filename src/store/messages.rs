@@ -684,12 +684,14 @@ async fn answer_messages(
 /// The claims end, with the subjects they kept (also when a later claimant of a claim that
 /// ran out took the subject over: it is used now).
 async fn end_claims(tx: &mut AnyConnection, jobs: &[NewMeeting]) -> Result<(), StoreError> {
+    // Row values, so that each claim is found by its key, not every claim looked through.
     let sql = format!(
-        "DELETE FROM meeting_claims WHERE EXISTS (
-             SELECT 1 FROM (VALUES {}) AS v
-             WHERE v.column1 = meeting_claims.channel AND v.column2 = meeting_claims.customer
-               AND v.column3 = meeting_claims.business
-               AND (v.column4 = meeting_claims.claim_id OR v.column5 = meeting_claims.sub))",
+        "WITH v AS (VALUES {})
+         DELETE FROM meeting_claims
+         WHERE (channel, customer, business, claim_id)
+                   IN (SELECT column1, column2, column3, column4 FROM v)
+            OR (channel, customer, business, sub)
+                   IN (SELECT column1, column2, column3, column5 FROM v)",
         rows_of_placeholders(jobs.len(), 5, 1)
     );
     let mut query = sqlx::query(&sql);
