@@ -6,7 +6,7 @@
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use super::{Bridge, BridgeError};
+use super::{new_id, Bridge, BridgeError};
 use crate::audit::{Action, Actor};
 use crate::clock;
 use crate::domain::{
@@ -189,7 +189,7 @@ impl Bridge {
         } else {
             (vec![invitation], vec![reminder, card])
         };
-        let id = uuid::Uuid::new_v4().to_string();
+        let id = new_id();
         let audit = self.audit_entry(
             actor,
             Action::Book,
@@ -205,9 +205,9 @@ impl Bridge {
                 id,
                 key: slot.key.clone(),
                 customer_name: slot.name.clone(),
-                conversation_id: uuid::Uuid::new_v4().to_string(),
+                conversation_id: new_id(),
                 desk: desk.name.clone(),
-                meeting_id: uuid::Uuid::new_v4().to_string(),
+                meeting_id: new_id(),
                 sub,
                 links,
                 redirects,

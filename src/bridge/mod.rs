@@ -73,6 +73,14 @@ const RELEASE_BATCH: i64 = 100;
 /// sends conversations side by side, and one a second keeps them in order in the space.
 const HANDOVER_SPACING_MS: i64 = 1000;
 
+/// A new id for a conversation, meeting, claim or appointment: time-ordered (UUIDv7), so
+/// that new rows go at the end of the indexes they are keys of rather than anywhere in
+/// them, and a commit writes fewer pages. (A meeting's subject stays random, as the broker
+/// asks: it is inside the link.)
+fn new_id() -> String {
+    Uuid::now_v7().to_string()
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum BridgeError {
     #[error(transparent)]
@@ -853,7 +861,7 @@ impl Bridge {
             return Ok(NewLinkOutcome::Closed);
         }
         let key = &conversation.key;
-        let claim_id = Uuid::new_v4().to_string();
+        let claim_id = new_id();
         let now = self.now();
         let until = now + CLAIM_LEASE.as_millis() as i64;
         let new_sub = Uuid::new_v4().to_string();
@@ -884,7 +892,7 @@ impl Bridge {
                     customer_name: conversation.customer_name.clone(),
                     conversation_id: conversation.id.clone(),
                     desk: self.desk_of(&conversation),
-                    meeting_id: Uuid::new_v4().to_string(),
+                    meeting_id: new_id(),
                     sub: sub.clone(),
                     links,
                     expires_at,
@@ -1017,7 +1025,7 @@ impl Bridge {
                 out_of_hours.as_ref(),
             )
         };
-        let claim_id = Uuid::new_v4().to_string();
+        let claim_id = new_id();
         let new_sub = Uuid::new_v4().to_string();
         let sub = loop {
             let now = self.now();
@@ -1154,7 +1162,7 @@ impl Bridge {
             .map(Self::to_thread)
             .chain(Self::media_relays(message))
             .collect();
-        let conversation_id = Uuid::new_v4().to_string();
+        let conversation_id = new_id();
         let id = self
             .inner
             .store
@@ -1220,7 +1228,7 @@ impl Bridge {
             .wait_for_opening(WaitingMessage {
                 key: message.key.clone(),
                 customer_name: message.customer_name.clone(),
-                conversation_id: Uuid::new_v4().to_string(),
+                conversation_id: new_id(),
                 desk: desk.name.clone(),
                 message_row,
                 deliveries,
@@ -1474,7 +1482,7 @@ impl Bridge {
         let (expires_at, links, redirects) = self.make_links(sub).await?;
         let desk = desk.name.clone();
         // Used if the meeting opens a new conversation (an open one keeps its id).
-        let conversation_id = Uuid::new_v4().to_string();
+        let conversation_id = new_id();
         let (markdown, card) = expert_messages::notification(
             message,
             Offer::Meeting {
@@ -1508,7 +1516,7 @@ impl Bridge {
                 customer_name: message.customer_name.clone(),
                 conversation_id: conversation_id.clone(),
                 desk: desk.clone(),
-                meeting_id: Uuid::new_v4().to_string(),
+                meeting_id: new_id(),
                 sub: sub.to_string(),
                 links,
                 expires_at,
