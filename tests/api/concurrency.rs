@@ -10,18 +10,6 @@ use wiremock::{Mock, ResponseTemplate};
 
 use crate::helpers::*;
 
-async fn slow_broker(app: &TestApp, delay_ms: u64) {
-    Mock::given(method("POST"))
-        .and(path("/api/v2/joseencrypt"))
-        .respond_with(
-            ResponseTemplate::new(200)
-                .set_delay(Duration::from_millis(delay_ms))
-                .set_body_raw(fixture("ic-joseencrypt-short.json"), "application/json"),
-        )
-        .mount(&app.broker)
-        .await;
-}
-
 fn message(customer: &str, id: &str) -> String {
     message_with_text(customer, id, "hello")
 }
@@ -34,7 +22,7 @@ fn message_with_text(customer: &str, id: &str, text: &str) -> String {
 db_test! {
     async fn twenty_simultaneous_first_messages_make_one_meeting(db) {
     let app = spawn_app(db).await;
-    slow_broker(&app, 300).await;
+    mount_slow_broker(&app.broker, 300).await;
     let bodies: Vec<String> = (0..20)
         .map(|i| message("+14155550123", &format!("burst-{i}")))
         .collect();
@@ -68,7 +56,7 @@ db_test! {
     let mut upstreams = Upstreams::start(db).await;
     upstreams.set("ADMIN_TOKEN", ADMIN_TOKEN);
     let app = upstreams.spawn().await;
-    slow_broker(&app, 300).await;
+    mount_slow_broker(&app.broker, 300).await;
     let customer = "+14155550123";
     // First messages: one opens the meeting, the others wait for it and are answered with it.
     let firsts: Vec<String> = (0..10)
@@ -106,7 +94,7 @@ db_test! {
 db_test! {
     async fn the_same_message_delivered_concurrently_is_handled_once(db) {
     let app = spawn_app(db).await;
-    slow_broker(&app, 200).await;
+    mount_slow_broker(&app.broker, 200).await;
     let body = fixture("connect-sms-mo.json");
     let responses = join_all((0..10).map(|_| app.post_signed(&body))).await;
     let mut answers = BTreeSet::new();
@@ -193,7 +181,7 @@ db_test! {
 db_test! {
     async fn different_customers_do_not_wait_for_each_other(db) {
     let app = spawn_app(db).await;
-    slow_broker(&app, 500).await;
+    mount_slow_broker(&app.broker, 500).await;
     let bodies: Vec<String> = (0..10)
         .map(|i| message(&format!("+1415555{:04}", 100 + i), "x"))
         .collect();
@@ -248,15 +236,7 @@ db_test! {
 db_test! {
     async fn two_processes_on_one_database_still_make_one_meeting(db) {
     let upstreams = Upstreams::start(db).await;
-    Mock::given(method("POST"))
-        .and(path("/api/v2/joseencrypt"))
-        .respond_with(
-            ResponseTemplate::new(200)
-                .set_delay(Duration::from_millis(300))
-                .set_body_raw(fixture("ic-joseencrypt-short.json"), "application/json"),
-        )
-        .mount(&upstreams.broker)
-        .await;
+    mount_slow_broker(&upstreams.broker, 300).await;
     let first = spawn_binary(&upstreams.vars).await;
     let second = spawn_binary(&upstreams.vars).await;
     let http = reqwest::Client::new();
@@ -288,7 +268,7 @@ db_test! {
     // The meetings the broker answers at the same moment are stored together (one
     // statement per step for all): each must still land in its own conversation.
     let app = spawn_app(db).await;
-    slow_broker(&app, 200).await;
+    mount_slow_broker(&app.broker, 200).await;
     let bodies: Vec<String> = (0..12)
         .map(|i| message(&format!("+1415555{:04}", 300 + i), "first"))
         .collect();
@@ -338,11 +318,7 @@ db_test! {
     // takes a few tens of milliseconds); later ones answer at once.
     Mock::given(method("POST"))
         .and(path("/api/v2/joseencrypt"))
-        .respond_with(
-            ResponseTemplate::new(200)
-                .set_delay(Duration::from_millis(1500))
-                .set_body_raw(fixture("ic-joseencrypt-short.json"), "application/json"),
-        )
+        .respond_with(slow_broker_answer(1500))
         .up_to_n_times(1)
         .with_priority(1)
         .mount(&app.broker)

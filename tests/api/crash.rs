@@ -94,15 +94,7 @@ db_test! {
 db_test! {
     async fn sigterm_lets_the_request_in_flight_finish_and_exits_0(db) {
     let upstreams = Upstreams::start(db).await;
-    Mock::given(method("POST"))
-        .and(path("/api/v2/joseencrypt"))
-        .respond_with(
-            ResponseTemplate::new(200)
-                .set_delay(Duration::from_millis(1500))
-                .set_body_raw(fixture("ic-joseencrypt-short.json"), "application/json"),
-        )
-        .mount(&upstreams.broker)
-        .await;
+    mount_slow_broker(&upstreams.broker, 1500).await;
     mount_webex_messages(&upstreams.webex).await;
     let mut app = spawn_binary(&upstreams.vars).await;
     let url = format!("{}/webhooks/connect", app.address);

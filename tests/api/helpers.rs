@@ -475,6 +475,22 @@ pub async fn mount_webex_rooms(server: &MockServer) {
 }
 
 /// The broker answers like `fixtures/ic-joseencrypt-short.json` (or `-long.json`).
+/// The broker's answer with a meeting's links (`ic-joseencrypt-short.json`), after `delay_ms`.
+pub fn slow_broker_answer(delay_ms: u64) -> ResponseTemplate {
+    ResponseTemplate::new(200)
+        .set_delay(std::time::Duration::from_millis(delay_ms))
+        .set_body_raw(fixture("ic-joseencrypt-short.json"), "application/json")
+}
+
+/// The broker answers every call with a meeting's links, after `delay_ms`.
+pub async fn mount_slow_broker(server: &MockServer, delay_ms: u64) {
+    Mock::given(method("POST"))
+        .and(path("/api/v2/joseencrypt"))
+        .respond_with(slow_broker_answer(delay_ms))
+        .mount(server)
+        .await;
+}
+
 pub async fn mount_broker(server: &MockServer, fixture_name: &str) {
     Mock::given(method("POST"))
         .and(path("/api/v2/joseencrypt"))

@@ -187,15 +187,7 @@ db_test! {
 db_test! {
     async fn the_hourly_meeting_limit_holds_for_simultaneous_messages(db) {
         let app = spawn_app(db).await;
-        Mock::given(method("POST"))
-            .and(path("/api/v2/joseencrypt"))
-            .respond_with(
-                ResponseTemplate::new(200)
-                    .set_delay(Duration::from_millis(300))
-                    .set_body_raw(fixture("ic-joseencrypt-short.json"), "application/json"),
-            )
-            .mount(&app.broker)
-            .await;
+        mount_slow_broker(&app.broker, 300).await;
         let requests = (0..40).map(|n| {
             let body = sms("+14155550123", &format!("{}", 1000 + n), &format!("m{n}"), "hi");
             let app = &app;

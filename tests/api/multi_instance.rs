@@ -6,8 +6,6 @@ use std::time::Duration;
 
 use futures_util::stream::{self, StreamExt};
 use serde_json::{json, Value};
-use wiremock::matchers::{method, path};
-use wiremock::{Mock, ResponseTemplate};
 
 use crate::helpers::*;
 
@@ -67,15 +65,7 @@ db_test! {
         let mut upstreams = Upstreams::start(db).await;
         // A row the killed instance held is sent by the survivor once its lease runs out.
         upstreams.set("OUTBOX_LEASE", "1s");
-        Mock::given(method("POST"))
-            .and(path("/api/v2/joseencrypt"))
-            .respond_with(
-                ResponseTemplate::new(200)
-                    .set_delay(Duration::from_millis(100))
-                    .set_body_raw(fixture("ic-joseencrypt-short.json"), "application/json"),
-            )
-            .mount(&upstreams.broker)
-            .await;
+        mount_slow_broker(&upstreams.broker, 100).await;
         mount_webex_messages(&upstreams.webex).await;
         let mut first = spawn_binary(&upstreams.vars).await;
         let second = spawn_binary(&upstreams.vars).await;
