@@ -30,9 +30,10 @@ use crate::pauses::Pauses;
 use crate::retention;
 use crate::store::{
     Answer, AuditEntry, Claim, ConversationInfo, Erasure, ExpertMessage, KeywordMessage,
-    KeywordOutcome, MeetingInfo, MeetingLinkRecord, NewMeeting, OptOutChange, OptedOutMessage,
-    OutboxRow, OutboxState, PurgeReport, QueueItem, Recorded, Redirect, StartLimit, Store,
-    StoreError, TakeOutcome, TranscriptEntry, UpstreamPause, WaitingMessage,
+    KeywordOutcome, MeetingClaim, MeetingInfo, MeetingLinkRecord, NewMeeting, OptOutChange,
+    OptedOutMessage, OutboxRow, OutboxState, PurgeReport, QueueItem, Recorded, Redirect,
+    StartLimit, Store, StoreError, TakeOutcome, TranscriptEntry, UnansweredMessage, UpstreamPause,
+    WaitingMessage,
 };
 use crate::upstream::instant_connect::{self, InstantConnectClient, MeetingRequest};
 use crate::upstream::{Upstream, UpstreamError, Verdict};
@@ -863,10 +864,17 @@ impl Bridge {
         let key = &conversation.key;
         let claim_id = new_id();
         let now = self.now();
-        let until = now + CLAIM_LEASE.as_millis() as i64;
-        let new_sub = Uuid::new_v4().to_string();
         let Claim::Claimed { sub, .. } = store
-            .claim_meeting(key, &claim_id, &new_sub, now, now, until, None)
+            .claim_meeting(MeetingClaim {
+                key: key.clone(),
+                claim_id: claim_id.clone(),
+                new_sub: Uuid::new_v4().to_string(),
+                arrived_at: now,
+                now,
+                until: now + CLAIM_LEASE.as_millis() as i64,
+                limit: None,
+                message: None,
+            })
             .await?
         else {
             return Ok(NewLinkOutcome::InProgress);
@@ -1002,7 +1010,7 @@ impl Bridge {
         }
 
         // A repeat may already be answerable. A new message is not: its conversation had
-        // no live meeting a moment ago, and the claim below looks again once it holds.
+        // no live meeting a moment ago, and the claim below answers it with one stored since.
         if is_repeat {
             if let Some(answer) = self.existing_answer(message, message_row).await? {
                 return Ok(self.reply(&answer, message.customer_name.as_deref(), None));
@@ -1029,31 +1037,28 @@ impl Bridge {
         let new_sub = Uuid::new_v4().to_string();
         let sub = loop {
             let now = self.now();
-            let until = now + CLAIM_LEASE.as_millis() as i64;
-            match store
-                .claim_meeting(
-                    &message.key,
-                    &claim_id,
-                    &new_sub,
-                    started_ms,
-                    now,
-                    until,
-                    self.start_limit(now),
-                )
-                .await?
-            {
+            let claim = MeetingClaim {
+                key: message.key.clone(),
+                claim_id: claim_id.clone(),
+                new_sub: new_sub.clone(),
+                arrived_at: started_ms,
+                now,
+                until: now + CLAIM_LEASE.as_millis() as i64,
+                limit: self.start_limit(now),
+                message: Some(self.waiting(message, message_row)),
+            };
+            match store.claim_meeting(claim).await? {
                 Claim::Claimed { sub, over_limit } => {
-                    // The previous holder may have stored its meeting just before we
-                    // claimed: look again, now that nobody else can be creating one.
-                    if let Some(answer) = self.existing_answer(message, message_row).await? {
-                        store.release_claim(&message.key, &claim_id, None).await?;
-                        return Ok(reply(&answer));
-                    }
                     if let Some(oldest) = over_limit {
                         store.release_claim(&message.key, &claim_id, None).await?;
                         return Err(self.over_limit(message, oldest));
                     }
                     break sub;
+                }
+                // The previous holder stored its meeting since the message found none.
+                Claim::Answered(answer) => {
+                    self.wake_outbox();
+                    return Ok(reply(&answer));
                 }
                 Claim::Busy { failed_at } => {
                     if failed_at.is_some_and(|failed| failed >= started_ms)
@@ -1061,10 +1066,8 @@ impl Bridge {
                     {
                         return Err(BridgeError::MeetingUnavailable);
                     }
+                    // The next try answers with the holder's meeting once it is stored.
                     tokio::time::sleep(CLAIM_POLL).await;
-                    if let Some(answer) = self.existing_answer(message, message_row).await? {
-                        return Ok(reply(&answer));
-                    }
                 }
             }
         };
@@ -1331,39 +1334,35 @@ impl Bridge {
         Ok(handed)
     }
 
-    /// The answer this message can get without a new meeting: the one a concurrent delivery
-    /// of the same message got, or the conversation's live meeting. A message answered here
-    /// for the first time gets the deliveries of any later message (the experts see it in
-    /// the thread), also when it is a repeat: an earlier delivery of it was stored but
-    /// never answered (a 503), and was shown to nobody.
+    /// The answer this message can get without a new meeting (see
+    /// [`Store::answer_waiting`]). A message answered here for the first time gets the
+    /// deliveries of any later message (the experts see it in the thread), also when it is a
+    /// repeat: an earlier delivery of it was stored but never answered (a 503), and was shown
+    /// to nobody.
     async fn existing_answer(
         &self,
         message: &InboundMessage,
         message_row: i64,
     ) -> Result<Option<Answer>, StoreError> {
-        let store = &self.inner.store;
-        if let Some(answer) = store.answer_of(message_row).await? {
-            return Ok(Some(answer));
-        }
-        let valid_after = self.now() + RENEW_BEFORE_EXPIRY.as_millis() as i64;
-        let Some(live) = store
-            .live_meeting(&message.key, self.now(), valid_after)
-            .await?
-        else {
-            return Ok(None);
-        };
-        // Queued only if this call answers the message (see `Store::answer_with`).
-        let answer = store
-            .answer_with(
-                message_row,
-                &message.key,
-                &live,
-                &self.follow_ups(message),
-                self.now(),
-            )
+        let waiting = self.waiting(message, message_row);
+        let answer = self
+            .inner
+            .store
+            .answer_waiting(&message.key, &waiting, self.now())
             .await?;
-        self.wake_outbox();
-        Ok(Some(answer))
+        if answer.is_some() {
+            self.wake_outbox();
+        }
+        Ok(answer)
+    }
+
+    /// The message, waiting for a meeting valid for a while yet.
+    fn waiting(&self, message: &InboundMessage, message_row: i64) -> UnansweredMessage {
+        UnansweredMessage {
+            row: message_row,
+            valid_after: self.now() + RENEW_BEFORE_EXPIRY.as_millis() as i64,
+            follow_ups: self.follow_ups(message),
+        }
     }
 
     /// What a later message of a conversation causes once it is answered with the live

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use futures_util::future::BoxFuture;
 use sqlx::AnyConnection;
 
-use super::messages::{Answer, AnswerRow, Recorded};
+use super::messages::{answer_of, Answer, AnswerRow, Recorded};
 use super::{key_of, rows_of_placeholders, Key, Store, StoreError};
 use crate::domain::{Channel, FollowUps, InboundMessage};
 
@@ -89,7 +89,7 @@ impl Store {
         .await?;
         Ok(Recorded::Repeat {
             message_row,
-            answer: self.answer_of(message_row).await?,
+            answer: answer_of(&mut *self.reader.acquire().await?, message_row).await?,
         })
     }
 }

@@ -67,6 +67,31 @@ pub enum Recorded {
     },
 }
 
+/// A request's try to become the one that creates a conversation's meeting.
+#[derive(Debug, Clone)]
+pub struct MeetingClaim {
+    pub key: ConversationKey,
+    pub claim_id: String,
+    /// The subject taken unless an earlier claim that stored no meeting left one.
+    pub new_sub: String,
+    /// When the request arrived: a broker failure of the holder after it is shared.
+    pub arrived_at: i64,
+    pub now: i64,
+    pub until: i64,
+    pub limit: Option<StartLimit>,
+    /// The message that needs the meeting; `None` when an expert asked for one.
+    pub message: Option<UnansweredMessage>,
+}
+
+/// A customer's message waiting for its conversation's meeting.
+#[derive(Debug, Clone)]
+pub struct UnansweredMessage {
+    pub row: i64,
+    /// A meeting still valid past this instant answers the message.
+    pub valid_after: i64,
+    pub follow_ups: FollowUps,
+}
+
 /// The outcome of trying to become the one request that creates a conversation's meeting.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Claim {
@@ -80,6 +105,9 @@ pub enum Claim {
         sub: String,
         over_limit: Option<i64>,
     },
+    /// The message needs no new meeting after all: this is its answer (the previous
+    /// holder's meeting, or what a concurrent delivery of it got).
+    Answered(Answer),
     /// Another request is creating it; `failed_at` is set when the last one gave up.
     Busy { failed_at: Option<i64> },
 }
@@ -158,7 +186,10 @@ async fn live_meeting(
 }
 
 /// The answer a message got, if it got one.
-async fn answer_of(db: &mut AnyConnection, message_row: i64) -> Result<Option<Answer>, StoreError> {
+pub(super) async fn answer_of(
+    db: &mut AnyConnection,
+    message_row: i64,
+) -> Result<Option<Answer>, StoreError> {
     let answer: Option<AnswerRow> = sqlx::query_as(
         "SELECT m.conversation_id, m.meeting_id, t.guest_url, t.host_url, t.expires_at,
                 m.opened_meeting,
@@ -192,19 +223,18 @@ async fn answer_message(
 }
 
 impl Store {
-    pub async fn answer_of(&self, message_row: i64) -> Result<Option<Answer>, StoreError> {
-        answer_of(&mut *self.reader.acquire().await?, message_row).await
-    }
-
-    /// The open conversation's newest meeting whose links work at `now` and are still valid
-    /// after `valid_after`.
-    pub async fn live_meeting(
+    /// The answer a waiting message can get without a new meeting: the one a concurrent
+    /// delivery of it got, or the conversation's live meeting, with the message's
+    /// follow-ups (queued only if this answers it).
+    pub async fn answer_waiting(
         &self,
         key: &ConversationKey,
+        message: &UnansweredMessage,
         now: i64,
-        valid_after: i64,
     ) -> Result<Option<Answer>, StoreError> {
-        live_meeting(&mut *self.reader.acquire().await?, key, now, valid_after).await
+        let (key, message) = (key.clone(), message.clone());
+        self.write(move |tx| Box::pin(async move { answer_waiting(tx, &key, &message, now).await }))
+            .await
     }
 
     /// Answers a message with an existing meeting, queueing its `follow_ups`, unless a
@@ -220,15 +250,9 @@ impl Store {
     ) -> Result<Answer, StoreError> {
         let (key, answer, follow_ups) = (key.clone(), answer.clone(), follow_ups.clone());
         self.write(move |tx| {
-            Box::pin(async move {
-                if answer_message(tx, message_row, &answer).await? {
-                    let entries =
-                        follow_ups.entries(&key, &answer.guest_url, answer.desk.as_deref());
-                    insert_outbox(tx, &entries, Some(&answer.conversation_id), now).await?;
-                    return Ok(answer);
-                }
-                Ok(answer_of(tx, message_row).await?.unwrap_or(answer))
-            })
+            Box::pin(
+                async move { answer_with(tx, message_row, &key, answer, &follow_ups, now).await },
+            )
         })
         .await
     }
@@ -248,79 +272,21 @@ impl Store {
             .await
     }
 
-    /// Tries to become the request that creates the conversation's meeting, until `until`.
-    /// Succeeds when nobody holds the claim or the holder's claim ran out, unless the last
-    /// holder gave up on a broker failure after `arrived_at`: a request that was waiting for
-    /// that attempt shares its failure instead of trying again. The claim keeps the subject
-    /// of an earlier claim that stored no meeting, or takes `new_sub`.
+    /// Tries to become the request that creates the conversation's meeting, until
+    /// `claim.until`. Succeeds when nobody holds the claim or the holder's claim ran out,
+    /// unless the last holder gave up on a broker failure after `arrived_at`: a request that
+    /// was waiting for that attempt shares its failure instead of trying again. The claim
+    /// keeps the subject of an earlier claim that stored no meeting, or takes `new_sub`.
+    ///
+    /// A waiting message that a live meeting can answer is answered instead: the previous
+    /// holder may have stored its meeting since the message found none.
     ///
     /// With a `limit`, the claim also reserves one of the customer's new meetings, in the
     /// same transaction (the reservation ends with the claim if no meeting is stored).
-    #[allow(clippy::too_many_arguments)]
-    pub async fn claim_meeting(
-        &self,
-        key: &ConversationKey,
-        claim_id: &str,
-        new_sub: &str,
-        arrived_at: i64,
-        now: i64,
-        until: i64,
-        limit: Option<StartLimit>,
-    ) -> Result<Claim, StoreError> {
-        let (key, claim_id, new_sub) = (key.clone(), claim_id.to_string(), new_sub.to_string());
+    pub async fn claim_meeting(&self, claim: MeetingClaim) -> Result<Claim, StoreError> {
         let backend = self.backend;
-        self.write(move |tx| {
-            Box::pin(async move {
-                let claimed: Option<String> = sqlx::query_scalar(
-                    "INSERT INTO meeting_claims
-                         (channel, customer, business, claim_id, claimed_until, sub)
-                     VALUES ($1, $2, $3, $4, $5, $6)
-                     ON CONFLICT (channel, customer, business) DO UPDATE
-                         SET claim_id = excluded.claim_id,
-                             claimed_until = excluded.claimed_until,
-                             failed_at = NULL,
-                             sub = COALESCE(meeting_claims.sub, excluded.sub)
-                         WHERE meeting_claims.claimed_until <= $7
-                           AND (meeting_claims.failed_at IS NULL
-                                OR meeting_claims.failed_at < $8)
-                     RETURNING sub",
-                )
-                .bind(key.channel.as_str())
-                .bind(key.customer.as_str())
-                .bind(key.business.as_str())
-                .bind(&claim_id)
-                .bind(until)
-                .bind(&new_sub)
-                .bind(now)
-                .bind(arrived_at)
-                .fetch_optional(&mut *tx)
-                .await?;
-                Ok(match claimed {
-                    Some(sub) => Claim::Claimed {
-                        over_limit: match limit {
-                            Some(limit) => {
-                                reserve_start(tx, backend, &key, &claim_id, limit, now).await?
-                            }
-                            None => None,
-                        },
-                        sub,
-                    },
-                    None => Claim::Busy {
-                        failed_at: sqlx::query_scalar(
-                            "SELECT failed_at FROM meeting_claims
-                             WHERE channel = $1 AND customer = $2 AND business = $3",
-                        )
-                        .bind(key.channel.as_str())
-                        .bind(key.customer.as_str())
-                        .bind(key.business.as_str())
-                        .fetch_optional(&mut *tx)
-                        .await?
-                        .flatten(),
-                    },
-                })
-            })
-        })
-        .await
+        self.write(move |tx| Box::pin(claim_meeting(tx, backend, claim)))
+            .await
     }
 
     /// Gives a claim up without a meeting, and the meeting start it reserved;
@@ -333,24 +299,7 @@ impl Store {
     ) -> Result<(), StoreError> {
         let (key, claim_id) = (key.clone(), claim_id.to_string());
         self.write(move |tx| {
-            Box::pin(async move {
-                sqlx::query(
-                    "UPDATE meeting_claims SET claimed_until = 0, failed_at = $1
-                     WHERE channel = $2 AND customer = $3 AND business = $4 AND claim_id = $5",
-                )
-                .bind(failed_at)
-                .bind(key.channel.as_str())
-                .bind(key.customer.as_str())
-                .bind(key.business.as_str())
-                .bind(&claim_id)
-                .execute(&mut *tx)
-                .await?;
-                sqlx::query("DELETE FROM meeting_starts WHERE claim_id = $1")
-                    .bind(&claim_id)
-                    .execute(&mut *tx)
-                    .await?;
-                Ok(())
-            })
+            Box::pin(async move { release_claim(tx, &key, &claim_id, failed_at).await })
         })
         .await
     }
@@ -438,6 +387,140 @@ impl Store {
         })
         .await
     }
+}
+
+/// See [`Store::claim_meeting`].
+async fn claim_meeting(
+    tx: &mut AnyConnection,
+    backend: Backend,
+    claim: MeetingClaim,
+) -> Result<Claim, StoreError> {
+    let MeetingClaim { key, claim_id, .. } = &claim;
+    let valid_after = claim
+        .message
+        .as_ref()
+        .map_or(i64::MAX, |message| message.valid_after);
+    let mut claimed: Option<String> = sqlx::query_scalar(
+        "INSERT INTO meeting_claims (channel, customer, business, claim_id, claimed_until, sub)
+         SELECT $1, $2, $3, $4, $5, $6
+         WHERE NOT EXISTS (
+             SELECT 1 FROM conversations c JOIN meetings t ON t.conversation_id = c.id
+             WHERE c.channel = $1 AND c.customer = $2 AND c.business = $3 AND c.state = 'open'
+               AND t.expires_at > $7 AND (t.not_before IS NULL OR t.not_before <= $8))
+         ON CONFLICT (channel, customer, business) DO UPDATE
+             SET claim_id = excluded.claim_id,
+                 claimed_until = excluded.claimed_until,
+                 failed_at = NULL,
+                 sub = COALESCE(meeting_claims.sub, excluded.sub)
+             WHERE meeting_claims.claimed_until <= $8
+               AND (meeting_claims.failed_at IS NULL OR meeting_claims.failed_at < $9)
+         RETURNING sub",
+    )
+    .bind(key.channel.as_str())
+    .bind(key.customer.as_str())
+    .bind(key.business.as_str())
+    .bind(claim_id)
+    .bind(claim.until)
+    .bind(&claim.new_sub)
+    .bind(valid_after)
+    .bind(claim.now)
+    .bind(claim.arrived_at)
+    .fetch_optional(&mut *tx)
+    .await?;
+    // PostgreSQL judged the live meeting above by what was committed when the statement
+    // began: if it then waited for the previous holder's commit, that holder's meeting is
+    // visible only now. (SQLite runs one write at a time: nothing can commit in between.)
+    let look_again = claimed.is_some() && backend == Backend::Postgres && claim.message.is_some();
+    if look_again
+        && live_meeting(tx, key, claim.now, valid_after)
+            .await?
+            .is_some()
+    {
+        release_claim(tx, key, claim_id, None).await?;
+        claimed = None;
+    }
+    if let Some(sub) = claimed {
+        let over_limit = match claim.limit {
+            Some(limit) => reserve_start(tx, backend, key, claim_id, limit, claim.now).await?,
+            None => None,
+        };
+        return Ok(Claim::Claimed { sub, over_limit });
+    }
+    if let Some(message) = &claim.message {
+        if let Some(answer) = answer_waiting(tx, key, message, claim.now).await? {
+            return Ok(Claim::Answered(answer));
+        }
+    }
+    let failed_at = sqlx::query_scalar(
+        "SELECT failed_at FROM meeting_claims
+         WHERE channel = $1 AND customer = $2 AND business = $3",
+    )
+    .bind(key.channel.as_str())
+    .bind(key.customer.as_str())
+    .bind(key.business.as_str())
+    .fetch_optional(&mut *tx)
+    .await?
+    .flatten();
+    Ok(Claim::Busy { failed_at })
+}
+
+/// See [`Store::answer_waiting`].
+async fn answer_waiting(
+    tx: &mut AnyConnection,
+    key: &ConversationKey,
+    message: &UnansweredMessage,
+    now: i64,
+) -> Result<Option<Answer>, StoreError> {
+    if let Some(answer) = answer_of(tx, message.row).await? {
+        return Ok(Some(answer));
+    }
+    let Some(live) = live_meeting(tx, key, now, message.valid_after).await? else {
+        return Ok(None);
+    };
+    let answer = answer_with(tx, message.row, key, live, &message.follow_ups, now).await?;
+    Ok(Some(answer))
+}
+
+/// See [`Store::answer_with`].
+async fn answer_with(
+    tx: &mut AnyConnection,
+    message_row: i64,
+    key: &ConversationKey,
+    answer: Answer,
+    follow_ups: &FollowUps,
+    now: i64,
+) -> Result<Answer, StoreError> {
+    if answer_message(tx, message_row, &answer).await? {
+        let entries = follow_ups.entries(key, &answer.guest_url, answer.desk.as_deref());
+        insert_outbox(tx, &entries, Some(&answer.conversation_id), now).await?;
+        return Ok(answer);
+    }
+    Ok(answer_of(tx, message_row).await?.unwrap_or(answer))
+}
+
+/// Gives a claim up without a meeting, and the meeting start it reserved.
+async fn release_claim(
+    tx: &mut AnyConnection,
+    key: &ConversationKey,
+    claim_id: &str,
+    failed_at: Option<i64>,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "UPDATE meeting_claims SET claimed_until = 0, failed_at = $1
+         WHERE channel = $2 AND customer = $3 AND business = $4 AND claim_id = $5",
+    )
+    .bind(failed_at)
+    .bind(key.channel.as_str())
+    .bind(key.customer.as_str())
+    .bind(key.business.as_str())
+    .bind(claim_id)
+    .execute(&mut *tx)
+    .await?;
+    sqlx::query("DELETE FROM meeting_starts WHERE claim_id = $1")
+        .bind(claim_id)
+        .execute(&mut *tx)
+        .await?;
+    Ok(())
 }
 
 /// Reserves one of the customer's new meetings of the window for the claim `claim_id`:

@@ -44,7 +44,9 @@ pub use customers::{
     MessageRecord, OptOutRecord, ReceiptRecord,
 };
 pub use links::{LinkRecord, LiveMeeting, MeetingLinkRecord, NewGuestLink, Redirect};
-pub use messages::{Answer, Claim, NewMeeting, ReceiptMatch, Recorded, StartLimit};
+pub use messages::{
+    Answer, Claim, MeetingClaim, NewMeeting, ReceiptMatch, Recorded, StartLimit, UnansweredMessage,
+};
 pub use opt_outs::{KeywordMessage, KeywordOutcome, OptOutChange, OptedOutMessage};
 pub use outbox::{OutboxRow, OutboxState, Outcome, Settlement};
 pub use pauses::UpstreamPause;

@@ -364,3 +364,75 @@ db_test! {
     assert_eq!(app.count("outbox WHERE kind = 'expert_notification'").await, 1);
 }
 }
+
+/// PostgreSQL only: on SQLite one write runs at a time, so nothing can commit while a
+/// claim waits.
+#[tokio::test]
+#[cfg_attr(
+    not(icb_postgres),
+    ignore = "PostgreSQL: set ICB_TEST_POSTGRES_URL (e.g. postgres://postgres@127.0.0.1:5432/test)"
+)]
+async fn a_claim_that_waited_for_the_holders_commit_is_answered_with_its_meeting() {
+    let app = spawn_app(TestDb::Postgres).await;
+    mount_broker(&app.broker, "ic-joseencrypt-short.json").await;
+    let now = app.clock.now_ms();
+    sqlx::query(
+        "INSERT INTO meeting_claims (channel, customer, business, claim_id, claimed_until)
+         VALUES ('sms', '+14155550123', '56263', 'holder', $1)",
+    )
+    .bind(now + 10_000)
+    .execute(&app.db)
+    .await
+    .unwrap();
+    // The holder stores its meeting and ends its claim, and has not committed yet.
+    let mut holder = app.db.begin().await.unwrap();
+    for statement in [
+        "INSERT INTO conversations (id, channel, customer, business, created_at)
+         VALUES ('c-holder', 'sms', '+14155550123', '56263', $1)",
+        "INSERT INTO meetings (id, conversation_id, sub, host_url, guest_url, expires_at,
+                               created_at)
+         VALUES ('m-holder', 'c-holder', 'sub-holder', 'https://example.com/host',
+                 'https://example.com/guest', $1 + 86400000, $1)",
+        "DELETE FROM meeting_claims WHERE claim_id = 'holder'",
+    ] {
+        sqlx::query(statement)
+            .bind(now)
+            .execute(&mut *holder)
+            .await
+            .unwrap();
+    }
+    let body = message("+14155550123", "waits");
+    let (response, ()) = tokio::join!(app.post_flow(&body), async {
+        // The request's claim waits for the holder's row; then the holder commits.
+        let claim_waits = || async {
+            sqlx::query_scalar::<_, i64>(
+                "SELECT COUNT(*) FROM pg_stat_activity
+                 WHERE datname = current_database() AND wait_event_type = 'Lock'
+                   AND query LIKE 'INSERT INTO meeting_claims%'",
+            )
+            .fetch_one(&app.db)
+            .await
+            .unwrap()
+                == 1
+        };
+        assert!(eventually(5, claim_waits).await);
+        holder.commit().await.unwrap();
+    });
+    assert_eq!(response.status(), 200);
+    let answer: Value = response.json().await.unwrap();
+    assert_eq!(
+        (&answer["meetingId"], &answer["created"]),
+        (&json!("m-holder"), &json!(false)),
+        "{answer}"
+    );
+    assert_eq!(
+        app.broker_requests().await.len(),
+        0,
+        "no second meeting asked for"
+    );
+    let answered: Option<String> = sqlx::query_scalar("SELECT meeting_id FROM messages")
+        .fetch_one(&app.db)
+        .await
+        .unwrap();
+    assert_eq!(answered.as_deref(), Some("m-holder"));
+}
