@@ -284,9 +284,41 @@ impl Store {
     /// With a `limit`, the claim also reserves one of the customer's new meetings, in the
     /// same transaction (the reservation ends with the claim if no meeting is stored).
     pub async fn claim_meeting(&self, claim: MeetingClaim) -> Result<Claim, StoreError> {
-        let backend = self.backend;
-        self.write(move |tx| Box::pin(claim_meeting(tx, backend, claim)))
-            .await
+        let (backend, now) = (self.backend, claim.now);
+        let (key, claim_id, message) = (
+            claim.key.clone(),
+            claim.claim_id.clone(),
+            claim.message.clone(),
+        );
+        let claimed = self
+            .write(move |tx| Box::pin(claim_meeting(tx, backend, claim)))
+            .await?;
+        // On PostgreSQL the claim is made whether or not a live meeting is there (see the
+        // free `claim_meeting`): looked for now, when every earlier commit is visible.
+        let (Claim::Claimed { .. }, Backend::Postgres, Some(message)) =
+            (&claimed, backend, message)
+        else {
+            return Ok(claimed);
+        };
+        let live = live_meeting(
+            &mut *self.reader.acquire().await?,
+            &key,
+            now,
+            message.valid_after,
+        )
+        .await?;
+        if live.is_none() {
+            return Ok(claimed);
+        }
+        self.write(move |tx| {
+            Box::pin(async move {
+                release_claim(tx, &key, &claim_id, None).await?;
+                let answer = answer_waiting(tx, &key, &message, now).await?;
+                // Closed meanwhile: the next try claims again.
+                Ok(answer.map_or(Claim::Busy { failed_at: None }, Claim::Answered))
+            })
+        })
+        .await
     }
 
     /// Gives a claim up without a meeting, and the meeting start it reserved;
@@ -400,45 +432,44 @@ async fn claim_meeting(
         .message
         .as_ref()
         .map_or(i64::MAX, |message| message.valid_after);
-    let mut claimed: Option<String> = sqlx::query_scalar(
+    // Only while no live meeting makes the claim unnecessary. On SQLite the claim's own
+    // statement looks: one write runs at a time, so it sees whatever was committed before.
+    // A PostgreSQL statement that waited for the previous holder's commit judges by what was
+    // committed when it began; there the look comes after the commit, on a reader (see
+    // `Store::claim_meeting`), which also spares the one writer, PostgreSQL's bottleneck.
+    let no_live_meeting = match backend {
+        Backend::Sqlite => {
+            "NOT EXISTS (
+                 SELECT 1 FROM conversations c JOIN meetings t ON t.conversation_id = c.id
+                 WHERE c.channel = $1 AND c.customer = $2 AND c.business = $3
+                   AND c.state = 'open' AND t.expires_at > $9
+                   AND (t.not_before IS NULL OR t.not_before <= $7))"
+        }
+        Backend::Postgres => "true",
+    };
+    let claimed: Option<String> = sqlx::query_scalar(&format!(
         "INSERT INTO meeting_claims (channel, customer, business, claim_id, claimed_until, sub)
-         SELECT $1, $2, $3, $4, $5, $6
-         WHERE NOT EXISTS (
-             SELECT 1 FROM conversations c JOIN meetings t ON t.conversation_id = c.id
-             WHERE c.channel = $1 AND c.customer = $2 AND c.business = $3 AND c.state = 'open'
-               AND t.expires_at > $7 AND (t.not_before IS NULL OR t.not_before <= $8))
+         SELECT $1, $2, $3, $4, $5, $6 WHERE {no_live_meeting}
          ON CONFLICT (channel, customer, business) DO UPDATE
              SET claim_id = excluded.claim_id,
                  claimed_until = excluded.claimed_until,
                  failed_at = NULL,
                  sub = COALESCE(meeting_claims.sub, excluded.sub)
-             WHERE meeting_claims.claimed_until <= $8
-               AND (meeting_claims.failed_at IS NULL OR meeting_claims.failed_at < $9)
-         RETURNING sub",
-    )
+             WHERE meeting_claims.claimed_until <= $7
+               AND (meeting_claims.failed_at IS NULL OR meeting_claims.failed_at < $8)
+         RETURNING sub"
+    ))
     .bind(key.channel.as_str())
     .bind(key.customer.as_str())
     .bind(key.business.as_str())
     .bind(claim_id)
     .bind(claim.until)
     .bind(&claim.new_sub)
-    .bind(valid_after)
     .bind(claim.now)
     .bind(claim.arrived_at)
+    .bind(valid_after)
     .fetch_optional(&mut *tx)
     .await?;
-    // PostgreSQL judged the live meeting above by what was committed when the statement
-    // began: if it then waited for the previous holder's commit, that holder's meeting is
-    // visible only now. (SQLite runs one write at a time: nothing can commit in between.)
-    let look_again = claimed.is_some() && backend == Backend::Postgres && claim.message.is_some();
-    if look_again
-        && live_meeting(tx, key, claim.now, valid_after)
-            .await?
-            .is_some()
-    {
-        release_claim(tx, key, claim_id, None).await?;
-        claimed = None;
-    }
     if let Some(sub) = claimed {
         let over_limit = match claim.limit {
             Some(limit) => reserve_start(tx, backend, key, claim_id, limit, claim.now).await?,
@@ -446,7 +477,8 @@ async fn claim_meeting(
         };
         return Ok(Claim::Claimed { sub, over_limit });
     }
-    if let Some(message) = &claim.message {
+    // Not claimed on SQLite: perhaps the live meeting is there.
+    if let (Some(message), Backend::Sqlite) = (&claim.message, backend) {
         if let Some(answer) = answer_waiting(tx, key, message, claim.now).await? {
             return Ok(Claim::Answered(answer));
         }
