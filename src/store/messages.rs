@@ -291,7 +291,11 @@ impl Store {
             claim.message.clone(),
         );
         let claimed = self
-            .write(move |tx| Box::pin(claim_meeting(tx, backend, claim)))
+            .batches
+            .as_ref()
+            .expect("a store handed out by `connect` writes through its batches")
+            .claims
+            .write(claim)
             .await?;
         // On PostgreSQL the claim is made whether or not a live meeting is there (see the
         // free `claim_meeting`): looked for now, when every earlier commit is visible.
@@ -419,6 +423,28 @@ impl Store {
         })
         .await
     }
+}
+
+/// Claims in one write, one after the other (see [`Store::claim_meeting`]); each one's
+/// outcome, in order. Together they share one savepoint instead of one each.
+pub(super) fn claim_meetings(
+    store: Store,
+    claims: Vec<MeetingClaim>,
+) -> BoxFuture<'static, Result<Vec<Claim>, StoreError>> {
+    let backend = store.backend;
+    Box::pin(async move {
+        store
+            .write(move |tx| {
+                Box::pin(async move {
+                    let mut outcomes = Vec::with_capacity(claims.len());
+                    for claim in claims {
+                        outcomes.push(claim_meeting(tx, backend, claim).await?);
+                    }
+                    Ok(outcomes)
+                })
+            })
+            .await
+    })
 }
 
 /// See [`Store::claim_meeting`].

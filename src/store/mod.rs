@@ -139,7 +139,7 @@ pub struct Store {
     writer: writer::Writer,
     /// Reads; on PostgreSQL the same pool as the writer's.
     reader: AnyPool,
-    /// The tasks that write concurrent requests' messages and new meetings in batches
+    /// The tasks that write concurrent requests' messages, claims and new meetings in batches
     /// (`None` in their own handle, which must not keep them running).
     batches: Option<Batched>,
 }
@@ -147,6 +147,7 @@ pub struct Store {
 #[derive(Clone)]
 struct Batched {
     messages: batches::Batches<intake::Job, Option<Recorded>>,
+    claims: batches::Batches<MeetingClaim, Claim>,
     meetings: batches::Batches<NewMeeting, Answer>,
 }
 
@@ -208,6 +209,11 @@ impl Store {
                 store.clone(),
                 intake::MAX_BATCH,
                 intake::record_batch,
+            ),
+            claims: batches::Batches::start(
+                store.clone(),
+                messages::MAX_MEETINGS,
+                messages::claim_meetings,
             ),
             meetings: batches::Batches::start(
                 store.clone(),
