@@ -1012,7 +1012,10 @@ impl Bridge {
         // A repeat may already be answerable. A new message is not: its conversation had
         // no live meeting a moment ago, and the claim below answers it with one stored since.
         if is_repeat {
-            if let Some(answer) = self.existing_answer(message, message_row).await? {
+            if let Some(answer) = self
+                .existing_answer(&message.key, message_row, &follow_ups)
+                .await?
+            {
                 return Ok(self.reply(&answer, message.customer_name.as_deref(), None));
             }
         }
@@ -1045,7 +1048,7 @@ impl Bridge {
                 now,
                 until: now + CLAIM_LEASE.as_millis() as i64,
                 limit: self.start_limit(now),
-                message: Some(self.waiting(message, message_row)),
+                message: Some(self.waiting(message_row, &follow_ups)),
             };
             match store.claim_meeting(claim).await? {
                 Claim::Claimed { sub, over_limit } => {
@@ -1341,14 +1344,15 @@ impl Bridge {
     /// to nobody.
     async fn existing_answer(
         &self,
-        message: &InboundMessage,
+        key: &ConversationKey,
         message_row: i64,
+        follow_ups: &FollowUps,
     ) -> Result<Option<Answer>, StoreError> {
-        let waiting = self.waiting(message, message_row);
+        let waiting = self.waiting(message_row, follow_ups);
         let answer = self
             .inner
             .store
-            .answer_waiting(&message.key, &waiting, self.now())
+            .answer_waiting(key, &waiting, self.now())
             .await?;
         if answer.is_some() {
             self.wake_outbox();
@@ -1356,12 +1360,13 @@ impl Bridge {
         Ok(answer)
     }
 
-    /// The message, waiting for a meeting valid for a while yet.
-    fn waiting(&self, message: &InboundMessage, message_row: i64) -> UnansweredMessage {
+    /// The message (stored as `message_row`, with the `follow_ups` it causes once
+    /// answered), waiting for a meeting valid for a while yet.
+    fn waiting(&self, message_row: i64, follow_ups: &FollowUps) -> UnansweredMessage {
         UnansweredMessage {
             row: message_row,
             valid_after: self.now() + RENEW_BEFORE_EXPIRY.as_millis() as i64,
-            follow_ups: self.follow_ups(message),
+            follow_ups: follow_ups.clone(),
         }
     }
 

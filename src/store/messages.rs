@@ -285,11 +285,13 @@ impl Store {
     /// same transaction (the reservation ends with the claim if no meeting is stored).
     pub async fn claim_meeting(&self, claim: MeetingClaim) -> Result<Claim, StoreError> {
         let (backend, now) = (self.backend, claim.now);
-        let (key, claim_id, message) = (
-            claim.key.clone(),
-            claim.claim_id.clone(),
-            claim.message.clone(),
-        );
+        // What the look after the commit needs, on PostgreSQL only (see below).
+        let look_after = match (backend, &claim.message) {
+            (Backend::Postgres, Some(message)) => {
+                Some((claim.key.clone(), claim.claim_id.clone(), message.clone()))
+            }
+            _ => None,
+        };
         let claimed = self
             .batches
             .as_ref()
@@ -299,9 +301,7 @@ impl Store {
             .await?;
         // On PostgreSQL the claim is made whether or not a live meeting is there (see the
         // free `claim_meeting`): looked for now, when every earlier commit is visible.
-        let (Claim::Claimed { .. }, Backend::Postgres, Some(message)) =
-            (&claimed, backend, message)
-        else {
+        let (Claim::Claimed { .. }, Some((key, claim_id, message))) = (&claimed, look_after) else {
             return Ok(claimed);
         };
         let live = live_meeting(
