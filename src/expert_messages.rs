@@ -6,7 +6,8 @@ use serde_json::{json, Value};
 
 use crate::clock;
 use crate::domain::{
-    is_line_break, one_line, Attachment, ConversationKey, InboundMessage, Location,
+    is_line_break, one_line, Attachment, Channel, ConversationKey, InboundMessage, Location,
+    MediaKind,
 };
 use crate::opt_out::Keyword;
 use crate::store::ConversationInfo;
@@ -227,7 +228,11 @@ pub fn not_sent_opted_out() -> String {
 /// A file the customer sent, as its own message in the thread (the file is attached to
 /// it): what it is, which of how many, and its caption.
 pub fn customer_file(attachment: &Attachment, index: usize, count: usize) -> String {
-    let noun = attachment.mime_type.kind().noun();
+    // A file of a type WhatsApp does not list says which type it is.
+    let noun = match attachment.kind() {
+        MediaKind::File => format!("file ({})", escape(attachment.mime_type.as_str())),
+        kind => kind.noun().to_string(),
+    };
     let which = if count > 1 {
         format!(" ({}/{count})", index + 1)
     } else {
@@ -242,8 +247,8 @@ pub fn customer_file(attachment: &Attachment, index: usize, count: usize) -> Str
     }
 }
 
-/// A file that could not be attached (too large, a type that is not allowed, a link that
-/// does not answer): the experts still learn that it came.
+/// A file that could not be attached (too large, a type Webex refuses, a link that does
+/// not answer): the experts still learn that it came.
 pub fn customer_file_not_shown(markdown: &str, reason: &str) -> String {
     format!("{markdown}\n\n_The file cannot be shown here: {reason}._")
 }
@@ -358,6 +363,41 @@ pub fn not_the_assignee(who: &str) -> String {
         escape(who)
     )
 }
+
+/// A reply icbridge found only by listing the space (its webhook event never came): it
+/// reached the customer later than it was written.
+pub fn relayed_late(written_at: &str) -> String {
+    let written = crate::clock::parse_rfc3339(written_at)
+        .map(|ms| {
+            crate::clock::rfc3339(ms)
+                .replace('T', " ")
+                .replace('Z', " UTC")
+        })
+        .unwrap_or_else(|| escape(written_at));
+    format!(
+        "Sent to the customer late: this reply was written at {written}, but Webex did not \
+         deliver it to icbridge then; icbridge found it when it next looked."
+    )
+}
+
+/// An expert's reply longer than the customer's channel takes, refused
+/// (`ICB_LONG_REPLIES=refuse`).
+pub fn reply_too_long(channel: Channel, chars_over: usize) -> String {
+    let limit = match channel {
+        Channel::Sms => crate::domain::SMS_MAX_CHARS,
+        Channel::Whatsapp => crate::domain::WHATSAPP_MAX_CHARS,
+    };
+    format!(
+        "Not sent to the customer: your reply is {chars_over} characters longer than {} takes \
+         ({limit} characters). Shorten it and send it again.",
+        channel.display_name()
+    )
+}
+
+/// A card's button press that icbridge could not take (Webex does not send it again, and
+/// presses cannot be looked up later).
+pub const PRESS_NOT_TAKEN: &str =
+    "icbridge could not take that button press just now; please press it again.";
 
 pub const NOT_TAKEN_BY_YOU: &str = "You have not taken this conversation: nothing to release.";
 pub const ALREADY_YOURS: &str = "You have already taken this conversation.";
@@ -607,6 +647,7 @@ mod tests {
             message_id: None,
             customer_name: None,
             media: Default::default(),
+            button: None,
         };
         let (markdown, card) = notification(
             &message,

@@ -14,8 +14,8 @@ const WHATSAPP_QUESTION: &str =
 const THANKS: &str = "Thank you for your rating!";
 
 /// WhatsApp carries three buttons at most, not five: good, middling, poor, as the ratings
-/// 5, 3 and 1. Titles are at most 20 characters; the customer's tap comes back as a
-/// message whose text is the title (the id may not come back: see docs/upstreams.md).
+/// 5, 3 and 1. Titles are at most 20 characters. A tap comes back as a `reply` event naming
+/// the button's id (`replyButtonIdentifier`) and title; the id decides.
 const BUTTONS: [(&str, &str, i64); 3] = [
     ("rating-5", "Good", 5),
     ("rating-3", "OK", 3),
@@ -33,10 +33,19 @@ pub fn buttons() -> Vec<ReplyButton> {
         .collect()
 }
 
-/// The rating a message on `channel` gives, if it is an answer: a digit from 1 to 5 (any
-/// channel), or on WhatsApp a button's title or id (any case). Anything else, "7" included,
-/// is a message like any other.
-pub fn rating_of(channel: Channel, text: &str) -> Option<i64> {
+/// The rating a message on `channel` gives, if it is an answer. A tapped button (`button`:
+/// its identifier) answers by its identifier alone: one of the survey's buttons, also as a
+/// template quick reply's payload, which Webex Connect may pass on base64-encoded; any other
+/// button is no answer, whatever its title. A typed text answers with a digit from 1 to 5
+/// (any channel), or on WhatsApp a button's title or id (any case). Anything else, "7"
+/// included, is a message like any other.
+pub fn rating_of(channel: Channel, text: &str, button: Option<&str>) -> Option<i64> {
+    if let Some(button) = button {
+        return BUTTONS
+            .iter()
+            .find(|(id, _, _)| *id == button || decoded(button).as_deref() == Some(*id))
+            .map(|(_, _, rating)| *rating);
+    }
     let text = text.trim();
     if let Some(digit @ 1..=5) = text.parse::<i64>().ok().filter(|_| text.len() == 1) {
         return Some(digit);
@@ -48,6 +57,18 @@ pub fn rating_of(channel: Channel, text: &str) -> Option<i64> {
         .iter()
         .find(|(id, title, _)| text.eq_ignore_ascii_case(title) || text.eq_ignore_ascii_case(id))
         .map(|(_, _, rating)| *rating)
+}
+
+/// A payload as base64 (with or without padding, either alphabet) decodes to, if it does.
+fn decoded(payload: &str) -> Option<String> {
+    use base64::engine::general_purpose::{STANDARD_NO_PAD, URL_SAFE_NO_PAD};
+    use base64::Engine;
+    let trimmed = payload.trim_end_matches('=');
+    let bytes = URL_SAFE_NO_PAD
+        .decode(trimmed)
+        .or_else(|_| STANDARD_NO_PAD.decode(trimmed))
+        .ok()?;
+    String::from_utf8(bytes).ok()
 }
 
 /// `[desk.texts]` keys for the survey; each a template with `{{ customer_name }}` and
@@ -150,8 +171,34 @@ mod tests {
             (Channel::Whatsapp, "9", None),
             (Channel::Whatsapp, "Good morning", None),
         ] {
-            assert_eq!(rating_of(channel, text), rating, "{channel:?} {text:?}");
+            assert_eq!(
+                rating_of(channel, text, None),
+                rating,
+                "{channel:?} {text:?}"
+            );
         }
+    }
+
+    #[test]
+    fn a_tapped_button_answers_by_its_identifier() {
+        assert_eq!(
+            rating_of(Channel::Whatsapp, "Good", Some("rating-5")),
+            Some(5)
+        );
+        // A quick reply's payload, base64-encoded as Webex Connect shows it.
+        assert_eq!(
+            rating_of(Channel::Whatsapp, "Yes", Some("cmF0aW5nLTU")),
+            Some(5)
+        );
+        assert_eq!(
+            rating_of(Channel::Whatsapp, "Yes", Some("cmF0aW5nLTM=")),
+            Some(3)
+        );
+        // Another button titled like one of ours is no answer.
+        assert_eq!(
+            rating_of(Channel::Whatsapp, "Good", Some("menu-good")),
+            None
+        );
     }
 
     #[test]
@@ -160,7 +207,8 @@ mod tests {
         assert!(buttons.len() <= 3);
         assert!(buttons.iter().all(|b| b.title.chars().count() <= 20));
         for button in &buttons {
-            assert!(rating_of(Channel::Whatsapp, &button.title).is_some());
+            assert!(rating_of(Channel::Whatsapp, &button.title, None).is_some());
+            assert!(rating_of(Channel::Whatsapp, &button.title, Some(&button.id)).is_some());
         }
     }
 

@@ -165,6 +165,7 @@ impl Bridge {
             message_id: None,
             customer_name: slot.name.clone(),
             media: Default::default(),
+            button: None,
         };
         let (markdown, card) = expert_messages::notification(
             &message,
@@ -426,11 +427,12 @@ impl Bridge {
                 self.now(),
             ),
         };
-        let told = self
-            .to_customer(&conversation.key, cancellation_text(&desk.name, &when))
-            .filter(|_| reachable);
-        let note = expert_messages::appointment_cancelled(&when, &actor.shown(), told.is_some());
-        let mut deliveries: Vec<OutboxEntry> = told.into_iter().collect();
+        let told = match reachable {
+            true => self.to_customer(&conversation.key, cancellation_text(&desk.name, &when)),
+            false => Vec::new(),
+        };
+        let note = expert_messages::appointment_cancelled(&when, &actor.shown(), !told.is_empty());
+        let mut deliveries: Vec<OutboxEntry> = told;
         deliveries.push(Self::to_thread(note));
         let audit = self.audit_entry(actor, Action::Cancel, format!("appointment {id}"), None);
         let cancelled = store

@@ -48,7 +48,11 @@ impl Bridge {
             .customer_replies
             .as_ref()
             .filter(|replies| replies.survey)?;
-        survey::rating_of(message.key.channel, &message.text)
+        survey::rating_of(
+            message.key.channel,
+            &message.text,
+            message.button.as_deref(),
+        )
     }
 
     /// A customer's answer to the survey of their conversation closed within a day: recorded

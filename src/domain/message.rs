@@ -45,6 +45,10 @@ pub struct InboundMessage {
     pub customer_name: Option<String>,
     /// Files and a location sent with the text (links, never the bytes). Never log them.
     pub media: Media,
+    /// The identifier of the button the customer tapped (a WhatsApp reply button, a
+    /// template's quick reply, a list row); the text is then the button's title. The
+    /// identifier decides what the tap answers.
+    pub button: Option<String>,
 }
 
 impl fmt::Debug for InboundMessage {
@@ -55,6 +59,7 @@ impl fmt::Debug for InboundMessage {
             .field("text_chars", &self.text.chars().count())
             .field("message_id", &self.message_id)
             .field("attachments", &self.media.attachments.len())
+            .field("button", &self.button)
             .finish_non_exhaustive()
     }
 }

@@ -152,36 +152,53 @@ fn parse_sms_mo(fields: &Fields) -> Result<InboundMessage, PayloadError> {
     )
 }
 
-/// `fixtures/connect-whatsapp-mo.json`: `waid` is the customer, `appId` the business account.
+/// `fixtures/vendor/connect-whatsapp-*.json`: `waid` is the customer, `appId` the business
+/// account. Besides messages (`MO`), Webex Connect posts taps as events of their own: on a
+/// reply button `reply` (`replyButtonIdentifier`, `replyButtonTitle`), on a template's quick
+/// reply `postback` (`buttonPayload`, `buttonText`), on a list row `list`
+/// (`listRowIdentifier`, `listRowTitle`); they carry no `message`, and the title is what the
+/// customer said. Other events (`user_preference`, ...) ask nothing of icbridge.
 fn parse_whatsapp_mo(fields: &Fields) -> Result<Inbound, PayloadError> {
-    if let Some(event) = fields.text("event")? {
-        if !event.eq_ignore_ascii_case("MO") {
-            return Ok(Inbound::Ignored);
-        }
-    }
+    let event = fields.text("event")?.unwrap_or_else(|| "MO".into());
+    let tap = match event.to_ascii_lowercase().as_str() {
+        "mo" => None,
+        "reply" => Some(("replyButtonIdentifier", "replyButtonTitle")),
+        "postback" => Some(("buttonPayload", "buttonText")),
+        "list" => Some(("listRowIdentifier", "listRowTitle")),
+        _ => return Ok(Inbound::Ignored),
+    };
+    let names = MessageFields {
+        customer: "waid",
+        business: Some("appId"),
+        text: "message",
+        message_id: "tid",
+        name: Some("username"),
+        media: Some(MediaNames::CONNECT),
+    };
+    let Some((id_field, title_field)) = tap else {
+        return build_message(fields, Channel::Whatsapp, names).map(Inbound::Message);
+    };
+    let identifier = fields.text(id_field)?;
+    // The title is what the customer saw and tapped; a tap without one says its identifier.
+    let (text_field, title) = match (fields.text(title_field)?, &identifier) {
+        (Some(title), _) => (title_field, title),
+        (None, Some(identifier)) => (id_field, identifier.clone()),
+        (None, None) => return Err(PayloadError::MissingField(title_field)),
+    };
     let mut message = build_message(
         fields,
         Channel::Whatsapp,
         MessageFields {
-            customer: "waid",
-            business: Some("appId"),
-            text: "message",
-            message_id: "tid",
-            name: Some("username"),
-            media: Some(MediaNames::CONNECT),
+            text: text_field,
+            media: None,
+            ..names
         },
     )?;
-    // A tap on a reply button (the survey's) may come with the button's title in
-    // `buttonText` and nothing in `message`: the title is what the customer said.
-    if message.text.trim().is_empty() {
-        // Lenient: a `buttonText` of another shape is ignored, not a refused message.
-        if let Ok(Some(title)) = fields.text("buttonText") {
-            message.text = clean_text(&one_line(&title))
-                .chars()
-                .take(MAX_TEXT_CHARS)
-                .collect();
-        }
-    }
+    message.text = clean_text(&one_line(&title))
+        .chars()
+        .take(MAX_TEXT_CHARS)
+        .collect();
+    message.button = identifier;
     Ok(Inbound::Message(message))
 }
 
@@ -207,6 +224,7 @@ fn parse_flow(fields: &Fields) -> Result<InboundMessage, PayloadError> {
 }
 
 /// The names of the fields a shape uses for each part of a message.
+#[derive(Clone, Copy)]
 struct MessageFields {
     customer: &'static str,
     business: Option<&'static str>,
@@ -218,6 +236,7 @@ struct MessageFields {
 
 /// The names of an attachment's fields: Webex Connect's WhatsApp MO events use
 /// `mime_type`, a flow body `mimeType`.
+#[derive(Clone, Copy, PartialEq, Eq)]
 struct MediaNames {
     mime_type: &'static str,
     other_mime_type: &'static str,
@@ -292,6 +311,11 @@ fn build_message(
         Some(media_names) => parse_media(fields.0, media_names)?,
         None => Media::default(),
     };
+    // A flow passes a tapped button's identifier on as `buttonId` (its text is the title).
+    let button = match names.media {
+        Some(MediaNames::FLOW) => fields.text("buttonId")?,
+        _ => None,
+    };
     Ok(InboundMessage {
         key: ConversationKey {
             channel,
@@ -302,6 +326,7 @@ fn build_message(
         message_id,
         customer_name,
         media,
+        button,
     })
 }
 
@@ -389,19 +414,30 @@ fn parse_attachment(
     };
     let url = text("url")?.ok_or_else(|| part("url", "is missing".into()))?;
     let url = MediaUrl::parse(url).map_err(|reason| part("url", reason))?;
-    // A flow may pass Webex Connect's own list through: both spellings are read.
-    let mime_type = match text(names.mime_type)? {
-        Some(found) => Some(found),
-        None => text(names.other_mime_type)?,
-    }
-    .ok_or_else(|| part(names.mime_type, "is missing".into()))?;
-    let mime_type = MediaType::parse(mime_type).map_err(|reason| part(names.mime_type, reason))?;
+    // A sticker gives its type inside `sticker`; a flow may pass Webex Connect's own list
+    // through: both spellings are read. A type that is missing, or that icbridge cannot
+    // read, does not cost the customer their message: the file is one of unknown type.
+    let sticker = match item.get("sticker") {
+        Some(Value::Object(sticker)) => Some(sticker),
+        _ => None,
+    };
+    let given = |name: &str| {
+        sticker
+            .and_then(|sticker| sticker.get(name))
+            .or_else(|| item.get(name))
+            .and_then(Value::as_str)
+    };
+    let mime_type = given(names.mime_type)
+        .or_else(|| given(names.other_mime_type))
+        .and_then(|raw| MediaType::parse(raw).ok())
+        .unwrap_or_else(MediaType::unknown);
     let caption =
         Attachment::caption(text("caption")?).map_err(|reason| part("caption", reason))?;
     Ok(Attachment {
         url,
         mime_type,
         caption,
+        sticker: sticker.is_some(),
     })
 }
 

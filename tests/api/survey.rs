@@ -203,11 +203,11 @@ db_test! {
             })
         );
 
-        // The tap: the button's title, here in `buttonText` with an empty `message`.
-        let mut tap = fixture_json("connect-whatsapp-mo.json");
-        tap["tid"] = json!("wamid.tap-1");
-        tap["message"] = json!("");
-        tap["buttonText"] = json!("OK");
+        // The tap, as Webex Connect posts it: a `reply` event naming the button (no
+        // `message`); the identifier decides.
+        let mut tap = fixture_json("vendor/connect-whatsapp-reply-button.json");
+        tap["replyButtonIdentifier"] = json!("rating-3");
+        tap["replyButtonTitle"] = json!("OK");
         let answer: Value = app.post_signed(&tap.to_string()).await.json().await.unwrap();
         assert_eq!(answer["reply"], THANKS);
         assert_eq!(answer["conversationId"], json!(conversation_id));
