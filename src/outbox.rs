@@ -578,9 +578,22 @@ impl OutboxWorker {
                     file.media_type.kind().noun().replace(' ', "-"),
                     file.media_type.extension()
                 );
-                Ok(webex
+                match webex
                     .post_message_with_file(&post, &name, file.media_type.as_str(), file.bytes)
-                    .await?)
+                    .await
+                {
+                    // Webex may refuse a type it does not take: the experts are told.
+                    Err(error) if webex_could_not_fetch(&error) => {
+                        tracing::warn!(kind = mime_type.kind().noun(), %error,
+                            "Webex refused a customer's file; the experts are told");
+                        post.markdown = expert_messages::customer_file_not_shown(
+                            &post.markdown,
+                            &format!("Webex did not take this {} file", file.media_type.as_str()),
+                        );
+                        Ok(webex.post_message(&post).await?)
+                    }
+                    sent => Ok(sent?),
+                }
             }
             // A host that does not answer is tried again, until the last try.
             Err(FetchError::Upstream(error))

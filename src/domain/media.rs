@@ -12,7 +12,8 @@ const MAX_CAPTION_CHARS: usize = 1024;
 const MAX_URL_CHARS: usize = 2048;
 const MAX_PLACE_CHARS: usize = 256;
 
-/// What kind of media a type is: WhatsApp's message types, which Webex shows alike.
+/// What kind of media a type is: WhatsApp's message types, which Webex shows alike, and
+/// anything else a customer may send (a file of a type WhatsApp does not list, a sticker).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum MediaKind {
@@ -20,6 +21,10 @@ pub enum MediaKind {
     Video,
     Audio,
     Document,
+    /// A WhatsApp sticker (a WebP image, sent as a sticker).
+    Sticker,
+    /// A file of a type WhatsApp does not list.
+    File,
 }
 
 impl MediaKind {
@@ -30,23 +35,26 @@ impl MediaKind {
             MediaKind::Video => "video",
             MediaKind::Audio => "voice message",
             MediaKind::Document => "document",
+            MediaKind::Sticker => "sticker",
+            MediaKind::File => "file",
         }
     }
 
-    /// WhatsApp's `type` for a media message of this kind.
+    /// WhatsApp's `type` for a media message of this kind (what icbridge sends is of the
+    /// four kinds WhatsApp carries; anything else goes as a link).
     pub fn whatsapp_type(self) -> &'static str {
         match self {
-            MediaKind::Image => "image",
+            MediaKind::Image | MediaKind::Sticker => "image",
             MediaKind::Video => "video",
             MediaKind::Audio => "audio",
-            MediaKind::Document => "document",
+            MediaKind::Document | MediaKind::File => "document",
         }
     }
 }
 
-/// The types WhatsApp carries (and so the only ones icbridge relays), with their kind and
-/// the file extension WhatsApp expects at the end of a link.
-const ALLOWED: &[(&str, MediaKind, &str)] = &[
+/// The types WhatsApp carries (and so the only ones icbridge sends as media), with their
+/// kind and the file extension WhatsApp expects at the end of a link.
+const WHATSAPP_TYPES: &[(&str, MediaKind, &str)] = &[
     ("image/jpeg", MediaKind::Image, "jpg"),
     ("image/png", MediaKind::Image, "png"),
     ("image/webp", MediaKind::Image, "webp"),
@@ -79,45 +87,92 @@ const ALLOWED: &[(&str, MediaKind, &str)] = &[
     ),
 ];
 
-/// A MIME type from the allow-list, without its parameters (`audio/ogg; codecs=opus` is
-/// `audio/ogg`).
+/// Longest MIME type kept (RFC 6838 allows 127 characters on each side).
+const MAX_TYPE_CHARS: usize = 255;
+
+/// A MIME type (`type/subtype`, lower-case), without its parameters (`audio/ogg;
+/// codecs=opus` is `audio/ogg`). Any well-formed type is one: a customer's file of a type
+/// WhatsApp does not list still arrives, and is shown to the experts; only what icbridge
+/// sends on WhatsApp is held to [`MediaType::whatsapp_carries`].
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct MediaType(&'static str);
+pub struct MediaType(String);
 
 impl MediaType {
     pub fn parse(raw: &str) -> Result<Self, String> {
-        let essence = raw.split(';').next().unwrap_or_default().trim();
-        ALLOWED
-            .iter()
-            .find(|(name, _, _)| name.eq_ignore_ascii_case(essence))
-            .map(|(name, _, _)| MediaType(name))
-            .ok_or_else(|| format!("type {essence:?} is not one WhatsApp carries"))
+        let essence = raw
+            .split(';')
+            .next()
+            .unwrap_or_default()
+            .trim()
+            .to_ascii_lowercase();
+        // RFC 6838's restricted names: letters, digits and `!#$&-^_.+` on either side.
+        let name = |part: &str| {
+            !part.is_empty()
+                && part
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "!#$&-^_.+".contains(c))
+        };
+        match essence.split_once('/') {
+            Some((kind, sub))
+                if name(kind) && name(sub) && essence.chars().count() <= MAX_TYPE_CHARS =>
+            {
+                Ok(MediaType(essence))
+            }
+            _ => Err(format!(
+                "{:?} is not a media type (`type/subtype`)",
+                raw.chars().take(40).collect::<String>()
+            )),
+        }
     }
 
-    pub fn as_str(&self) -> &'static str {
-        self.0
+    /// `application/octet-stream`: a file whose type nobody gave.
+    pub fn unknown() -> Self {
+        MediaType("application/octet-stream".into())
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// Whether WhatsApp carries the type as a media message.
+    pub fn whatsapp_carries(&self) -> bool {
+        self.listed().is_some()
     }
 
     pub fn kind(&self) -> MediaKind {
-        self.entry().1
+        if let Some((_, kind, _)) = self.listed() {
+            return *kind;
+        }
+        match self.0.split('/').next() {
+            Some("image") => MediaKind::Image,
+            Some("video") => MediaKind::Video,
+            Some("audio") => MediaKind::Audio,
+            _ => MediaKind::File,
+        }
     }
 
-    /// The usual file extension of the type.
-    pub fn extension(&self) -> &'static str {
-        self.entry().2
+    /// The usual file extension of the type (`bin` when there is none to tell).
+    pub fn extension(&self) -> &str {
+        if let Some((_, _, extension)) = self.listed() {
+            return extension;
+        }
+        let sub = self.0.split('/').nth(1).unwrap_or_default();
+        let sub = sub.strip_prefix("x-").unwrap_or(sub);
+        if (1..=5).contains(&sub.len()) && sub.chars().all(|c| c.is_ascii_alphanumeric()) {
+            sub
+        } else {
+            "bin"
+        }
     }
 
-    fn entry(&self) -> &'static (&'static str, MediaKind, &'static str) {
-        ALLOWED
-            .iter()
-            .find(|(name, _, _)| *name == self.0)
-            .expect("a parsed type is in the allow-list")
+    fn listed(&self) -> Option<&'static (&'static str, MediaKind, &'static str)> {
+        WHATSAPP_TYPES.iter().find(|(name, _, _)| *name == self.0)
     }
 }
 
 impl Serialize for MediaType {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_str(self.0)
+        serializer.serialize_str(&self.0)
     }
 }
 
@@ -182,9 +237,21 @@ pub struct Attachment {
     pub mime_type: MediaType,
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub caption: Option<String>,
+    /// Sent as a WhatsApp sticker (its type is given inside `sticker`).
+    #[serde(skip_serializing_if = "std::ops::Not::not", default)]
+    pub sticker: bool,
 }
 
 impl Attachment {
+    /// What kind of media it is, as the experts are told.
+    pub fn kind(&self) -> MediaKind {
+        if self.sticker {
+            MediaKind::Sticker
+        } else {
+            self.mime_type.kind()
+        }
+    }
+
     /// Checks a caption's length and cleans it like a text; a blank one is none.
     pub fn caption(raw: Option<&str>) -> Result<Option<String>, String> {
         let Some(raw) = raw else { return Ok(None) };
@@ -266,7 +333,9 @@ pub struct ExpertFile {
 impl ExpertFile {
     /// The WhatsApp media type it can be sent as, if WhatsApp carries its type.
     pub fn media_type(&self) -> Option<MediaType> {
-        MediaType::parse(&self.mime_type).ok()
+        MediaType::parse(&self.mime_type)
+            .ok()
+            .filter(MediaType::whatsapp_carries)
     }
 }
 
@@ -305,12 +374,10 @@ impl Media {
             MediaKind::Video,
             MediaKind::Audio,
             MediaKind::Document,
+            MediaKind::Sticker,
+            MediaKind::File,
         ] {
-            let count = self
-                .attachments
-                .iter()
-                .filter(|a| a.mime_type.kind() == kind)
-                .count();
+            let count = self.attachments.iter().filter(|a| a.kind() == kind).count();
             match count {
                 0 => {}
                 1 => parts.push(kind.noun().to_string()),
@@ -336,18 +403,30 @@ mod tests {
     use super::*;
 
     #[test]
-    fn types_come_from_the_allow_list_without_parameters() {
+    fn types_lose_their_parameters_and_any_well_formed_type_is_one() {
         let ogg = MediaType::parse("audio/ogg; codecs=opus").unwrap();
         assert_eq!(ogg.as_str(), "audio/ogg");
         assert_eq!(ogg.kind(), MediaKind::Audio);
+        assert!(ogg.whatsapp_carries());
         assert_eq!(
             MediaType::parse("IMAGE/JPEG").unwrap().as_str(),
             "image/jpeg"
         );
+        let zip = MediaType::parse("application/zip").unwrap();
+        assert_eq!((zip.kind(), zip.extension()), (MediaKind::File, "zip"));
+        assert!(!zip.whatsapp_carries());
+        let heic = MediaType::parse("image/heic").unwrap();
+        assert_eq!((heic.kind(), heic.extension()), (MediaKind::Image, "heic"));
+        assert!(!heic.whatsapp_carries());
         assert_eq!(
-            MediaType::parse("application/x-msdownload").unwrap_err(),
-            "type \"application/x-msdownload\" is not one WhatsApp carries"
+            MediaType::parse("application/vnd.apple.pkpass")
+                .unwrap()
+                .extension(),
+            "bin"
         );
+        for bad in ["", "zip", "image/", "/png", "text/html<script>", "a/b/c"] {
+            assert!(MediaType::parse(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]
@@ -373,6 +452,7 @@ mod tests {
             url: MediaUrl::parse(&format!("https://x.example/{n}.jpg")).unwrap(),
             mime_type: MediaType::parse("image/jpeg").unwrap(),
             caption: None,
+            sticker: false,
         };
         let mut media = Media {
             attachments: vec![photo("1")],
@@ -382,6 +462,17 @@ mod tests {
         media.attachments.push(photo("2"));
         media.location = Some(Location::new(52.5, 13.4, None, None).unwrap());
         assert_eq!(media.summary(), "2 photos and location");
+        let sticker = Attachment {
+            sticker: true,
+            ..photo("3")
+        };
+        let zip = Attachment {
+            mime_type: MediaType::parse("application/zip").unwrap(),
+            ..photo("4")
+        };
+        media.attachments = vec![sticker, zip];
+        media.location = None;
+        assert_eq!(media.summary(), "sticker and file");
     }
 
     #[test]
@@ -405,6 +496,7 @@ mod tests {
                 url: MediaUrl::parse("https://x.example/a.pdf").unwrap(),
                 mime_type: MediaType::parse("application/pdf").unwrap(),
                 caption: Some("form".into()),
+                sticker: false,
             }],
             location: None,
         };

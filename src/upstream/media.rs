@@ -22,7 +22,7 @@ pub struct Downloaded {
 pub enum FetchError {
     #[error(transparent)]
     Upstream(#[from] UpstreamError),
-    /// The file is not one to relay: too large, or of a type that is not allowed.
+    /// The file is not one to relay: it is too large.
     #[error("{0}")]
     Refused(String),
 }
@@ -31,12 +31,17 @@ pub enum FetchError {
 pub struct MediaClient {
     http: HttpClient,
     max_bytes: u64,
-    /// Webex Connect's API host and service key: sent with links to that host only.
-    connect: Option<(String, SecretString)>,
+    /// Webex Connect's API origins and service key: the key goes with links to exactly
+    /// those origins (scheme, host and port), never elsewhere.
+    connect: Option<(Vec<url::Origin>, SecretString)>,
 }
 
 impl MediaClient {
-    pub fn new(http: HttpClient, max_bytes: u64, connect: Option<(String, SecretString)>) -> Self {
+    pub fn new(
+        http: HttpClient,
+        max_bytes: u64,
+        connect: Option<(Vec<url::Origin>, SecretString)>,
+    ) -> Self {
         Self {
             http,
             max_bytes,
@@ -48,11 +53,11 @@ impl MediaClient {
     pub fn needs_credentials(&self, url: &MediaUrl) -> bool {
         self.connect
             .as_ref()
-            .is_some_and(|(host, _)| url.as_url().host_str() == Some(host.as_str()))
+            .is_some_and(|(origins, _)| origins.contains(&url.as_url().origin()))
     }
 
-    /// Downloads a file; refused when larger than the cap or of a type WhatsApp does not
-    /// carry. The size is checked as the bytes arrive, not only as announced.
+    /// Downloads a file; refused when larger than the cap. The size is checked as the bytes
+    /// arrive, not only as announced.
     pub async fn fetch(&self, url: &MediaUrl) -> Result<Downloaded, FetchError> {
         let mut request = self
             .http
@@ -69,12 +74,14 @@ impl MediaClient {
         if !response.status().is_success() {
             return Err(status_error(Upstream::Connect, response).await.into());
         }
+        // Any type is passed on to Webex (it takes files of every type); one not given is
+        // a file of unknown type.
         let media_type = response
             .headers()
             .get(reqwest::header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
-            .ok_or_else(|| FetchError::Refused("the file's type is not given".into()))
-            .and_then(|raw| MediaType::parse(raw).map_err(FetchError::Refused))?;
+            .and_then(|raw| MediaType::parse(raw).ok())
+            .unwrap_or_else(MediaType::unknown);
         if response
             .content_length()
             .is_some_and(|length| length > self.max_bytes)
