@@ -11,6 +11,8 @@ use std::time::Duration;
 use secrecy::SecretString;
 use url::Url;
 
+use crate::upstream::connect::ConnectUrls;
+
 use crate::desks::DeskConfig;
 use crate::domain::{ReplyTemplate, Vertical, WhatsappTemplate};
 
@@ -34,6 +36,11 @@ const KNOWN_KEYS: &[&str] = &[
     "IC_TIMEOUT",
     "WEBEX_API_URL",
     "CONNECT_API_URL",
+    "CONNECT_SMS_URL",
+    "CONNECT_WHATSAPP_URL",
+    "WEBEX_CATCH_UP_EVERY",
+    "WEBEX_WEBHOOK_CHECK_EVERY",
+    "LONG_REPLIES",
     "CONNECT_SERVICE_KEY",
     "SMS_SENDER",
     "WHATSAPP_APP_ID",
@@ -115,6 +122,17 @@ pub enum FollowupReply {
     Link,
 }
 
+/// What becomes of an expert's reply too long for the customer's channel (an SMS takes
+/// 4,000 characters, a WhatsApp text 4,096).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LongReplies {
+    /// Sent as several numbered messages, in order.
+    #[default]
+    Split,
+    /// Not sent; the expert is told in the thread.
+    Refuse,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LogFormat {
     Text,
@@ -132,18 +150,32 @@ pub struct Settings {
     pub ic_timeout: Duration,
     pub webex_api_url: Url,
     pub connect_api_url: Option<Url>,
+    /// Webex Connect's SMS API host (`ICB_CONNECT_SMS_URL`), when it is not
+    /// `ICB_CONNECT_API_URL`.
+    pub connect_sms_url: Option<Url>,
+    /// Webex Connect's WhatsApp (messaging API v1) host (`ICB_CONNECT_WHATSAPP_URL`), when
+    /// it is not `ICB_CONNECT_API_URL`.
+    pub connect_whatsapp_url: Option<Url>,
     pub connect_service_key: Option<SecretString>,
     pub sms_sender: Option<String>,
     pub whatsapp_app_id: Option<String>,
     pub connect_webhook_secret: Option<SecretString>,
     pub connect_webhook_token: Option<SecretString>,
     pub webex_webhook_secret: Option<SecretString>,
+    /// How often the rooms the desk serves are listed for messages whose Webex events
+    /// never came (`ICB_WEBEX_CATCH_UP_EVERY`, default 5 minutes).
+    pub webex_catch_up_every: Duration,
+    /// How often icbridge's Webex webhooks are checked and mended
+    /// (`ICB_WEBEX_WEBHOOK_CHECK_EVERY`, default 1 minute).
+    pub webex_webhook_check_every: Duration,
     pub expert_target: Option<ExpertTarget>,
     /// `None` when `ICB_REPLY_MODE` is not set: see [`Settings::reply_mode`].
     pub reply_mode: Option<ReplyMode>,
     /// Whether later messages of a conversation get the live guest link again
     /// (`ICB_REPLY_MODE=connect` only).
     pub followup_reply: FollowupReply,
+    /// `ICB_LONG_REPLIES`: `split` (default) or `refuse`.
+    pub long_replies: LongReplies,
     /// Whether a customer is asked for a rating once their conversation is closed (needs
     /// the Webex Connect API; the sandbox turns it on).
     pub survey: bool,
@@ -294,12 +326,24 @@ impl Settings {
                 .url("WEBEX_API_URL")?
                 .unwrap_or_else(|| Url::parse("https://webexapis.com/v1").expect("valid default")),
             connect_api_url: vars.url("CONNECT_API_URL")?,
+            connect_sms_url: vars.url("CONNECT_SMS_URL")?,
+            connect_whatsapp_url: vars.url("CONNECT_WHATSAPP_URL")?,
             connect_service_key: vars.secret("CONNECT_SERVICE_KEY"),
             sms_sender: vars.text("SMS_SENDER"),
             whatsapp_app_id: vars.text("WHATSAPP_APP_ID"),
             connect_webhook_secret: vars.secret("CONNECT_WEBHOOK_SECRET"),
             connect_webhook_token: vars.secret("CONNECT_WEBHOOK_TOKEN"),
             webex_webhook_secret: vars.secret("WEBEX_WEBHOOK_SECRET"),
+            webex_catch_up_every: at_least(
+                "WEBEX_CATCH_UP_EVERY",
+                vars.duration("WEBEX_CATCH_UP_EVERY", "5m")?,
+                Duration::from_secs(10),
+            )?,
+            webex_webhook_check_every: at_least(
+                "WEBEX_WEBHOOK_CHECK_EVERY",
+                vars.duration("WEBEX_WEBHOOK_CHECK_EVERY", "1m")?,
+                Duration::from_secs(10),
+            )?,
             expert_target,
             reply_mode: match vars.text("REPLY_MODE").as_deref() {
                 None => None,
@@ -311,6 +355,11 @@ impl Settings {
                 None | Some("none") => FollowupReply::None,
                 Some("link") => FollowupReply::Link,
                 Some(other) => return Err(invalid("FOLLOWUP_REPLY", other, "`none` or `link`")),
+            },
+            long_replies: match vars.text("LONG_REPLIES").as_deref() {
+                None | Some("split") => LongReplies::Split,
+                Some("refuse") => LongReplies::Refuse,
+                Some(other) => return Err(invalid("LONG_REPLIES", other, "`split` or `refuse`")),
             },
             survey: vars.boolean("SURVEY", false)?,
             link_ttl,
@@ -394,6 +443,16 @@ impl Settings {
 }
 
 impl Settings {
+    /// Webex Connect's API hosts: each its own setting, else `ICB_CONNECT_API_URL`; `None`
+    /// unless both are known.
+    pub fn connect_urls(&self) -> Option<ConnectUrls> {
+        let default = self.connect_api_url.as_ref();
+        Some(ConnectUrls {
+            sms: self.connect_sms_url.as_ref().or(default)?.clone(),
+            whatsapp: self.connect_whatsapp_url.as_ref().or(default)?.clone(),
+        })
+    }
+
     /// How the guest link reaches the customer. Unset, it is `response` (a flow sends it);
     /// the sandbox defaults to `connect`, so a newcomer sees the reply icbridge would send.
     pub fn reply_mode(&self, sandbox: bool) -> ReplyMode {
@@ -403,6 +462,21 @@ impl Settings {
             (None, false) => ReplyMode::Response,
         }
     }
+}
+
+/// `value`, unless it is shorter than `minimum`.
+fn at_least(
+    key: &'static str,
+    value: Duration,
+    minimum: Duration,
+) -> Result<Duration, ConfigError> {
+    if value < minimum {
+        return Err(ConfigError::Invalid {
+            key,
+            reason: format!("must be at least {}", humantime::format_duration(minimum)),
+        });
+    }
+    Ok(value)
 }
 
 fn invalid(key: &'static str, value: &str, expected: &str) -> ConfigError {

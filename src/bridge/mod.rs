@@ -131,6 +131,9 @@ pub struct CustomerReplies {
     pub whatsapp_template: Option<WhatsappTemplate>,
     /// Ask the customer for a rating once their conversation is closed (`ICB_SURVEY`).
     pub survey: bool,
+    /// Refuse an expert's reply too long for the customer's channel, rather than send it in
+    /// numbered parts (`ICB_LONG_REPLIES=refuse`).
+    pub refuse_long_replies: bool,
 }
 
 /// The answer to a message, as `POST /webhooks/connect` returns it.
@@ -322,24 +325,25 @@ impl Bridge {
         key: &ConversationKey,
         text: String,
         purpose: Purpose,
-    ) -> Option<OutboxEntry> {
-        let replies = self
-            .inner
-            .customer_replies
-            .as_ref()
-            .filter(|replies| replies.send_links)?;
-        Some(replies.senders.reply(key, text).entry(purpose))
+    ) -> Vec<OutboxEntry> {
+        match &self.inner.customer_replies {
+            Some(replies) if replies.send_links => {
+                replies.senders.reply(key, text).entries(purpose)
+            }
+            _ => Vec::new(),
+        }
     }
 
-    /// A message to the customer, if the Webex Connect API is configured.
-    fn to_customer(&self, key: &ConversationKey, text: String) -> Option<OutboxEntry> {
-        let replies = self.inner.customer_replies.as_ref()?;
-        Some(
-            replies
+    /// A message to the customer (in parts when too long for the channel), if the Webex
+    /// Connect API is configured.
+    fn to_customer(&self, key: &ConversationKey, text: String) -> Vec<OutboxEntry> {
+        match &self.inner.customer_replies {
+            Some(replies) => replies
                 .senders
                 .reply(key, text)
-                .entry(Purpose::CustomerReply),
-        )
+                .entries(Purpose::CustomerReply),
+            None => Vec::new(),
+        }
     }
 
     // ---- Reading, for the admin API, the CLI, the console and the desk ----
@@ -723,6 +727,7 @@ impl Bridge {
             message_id: None,
             customer_name: conversation.customer_name.clone(),
             media: Default::default(),
+            button: None,
         };
         let offer = match &meeting {
             Some(meeting) => Offer::Meeting {
@@ -812,22 +817,42 @@ impl Bridge {
         let Some(replies) = self.inner.customer_replies.as_ref() else {
             return Ok(false);
         };
+        let to_customer = if files.is_empty() {
+            vec![replies.senders.reply(&conversation.key, text.to_string())]
+        } else {
+            replies
+                .senders
+                .reply_with_files(&conversation.key, text, files)
+        };
+        // Too long for the channel, and the operator wants such replies refused: the
+        // expert is told, and nothing is sent or kept.
+        let over = to_customer
+            .iter()
+            .map(Delivery::chars_over_limit)
+            .max()
+            .unwrap_or(0);
+        if replies.refuse_long_replies && over > 0 {
+            let notice = expert_messages::reply_too_long(conversation.key.channel, over);
+            self.inner
+                .store
+                .enqueue(
+                    &[Self::to_thread(notice)],
+                    Some(&conversation.id),
+                    self.now(),
+                )
+                .await?;
+            self.wake_outbox();
+            return Ok(false);
+        }
         let deliveries: Vec<OutboxEntry> =
             if self.inner.store.is_opted_out(&conversation.key).await? {
                 // Kept in the transcript; the expert is told it did not go (the outbox would not
                 // send it anyway).
                 vec![Self::to_thread(expert_messages::not_sent_opted_out())]
             } else {
-                let to_customer = if files.is_empty() {
-                    vec![replies.senders.reply(&conversation.key, text.to_string())]
-                } else {
-                    replies
-                        .senders
-                        .reply_with_files(&conversation.key, text, files)
-                };
                 to_customer
-                    .iter()
-                    .map(|delivery| delivery.entry(Purpose::CustomerReply))
+                    .into_iter()
+                    .flat_map(|delivery| delivery.entries(Purpose::CustomerReply))
                     .collect()
             };
         let mut transcript = text.to_string();
@@ -892,7 +917,7 @@ impl Bridge {
             let thread = Self::to_thread(expert_messages::new_link(
                 links.host_url.as_str(),
                 expires_at,
-                customer.is_some(),
+                !customer.is_empty(),
             ));
             store
                 .store_meeting(NewMeeting {
@@ -1317,6 +1342,7 @@ impl Bridge {
             message_id: None,
             customer_name: conversation.customer_name.clone(),
             media,
+            button: None,
         };
         let (markdown, card) = expert_messages::notification(
             &message,

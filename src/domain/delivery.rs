@@ -156,6 +156,18 @@ pub struct OutboxEntry {
     pub payload: String,
 }
 
+/// The longest SMS Webex Connect sends (its SMS API's `content`; longer ones fail with
+/// receipt code 7107).
+pub const SMS_MAX_CHARS: usize = 4000;
+/// The longest WhatsApp text message body (Webex Connect's WhatsApp FAQs).
+pub const WHATSAPP_MAX_CHARS: usize = 4096;
+/// The longest caption icbridge puts on a WhatsApp media message (WhatsApp's limit for
+/// image, video and document captions); a longer text goes as a message of its own.
+pub const WHATSAPP_MAX_CAPTION_CHARS: usize = 1024;
+/// Room kept at the end of an SMS for each of an expert's files, whose links are added
+/// when it is sent.
+const SMS_FILE_LINK_CHARS: usize = 700;
+
 impl Delivery {
     pub fn entry(&self, purpose: Purpose) -> OutboxEntry {
         OutboxEntry {
@@ -163,6 +175,115 @@ impl Delivery {
             payload: serde_json::to_string(self).expect("deliveries serialise"),
         }
     }
+
+    /// The outbox entries of this delivery, each fitting its channel (see
+    /// [`Delivery::fit_channel`]).
+    pub fn entries(self, purpose: Purpose) -> Vec<OutboxEntry> {
+        self.fit_channel()
+            .iter()
+            .map(|delivery| delivery.entry(purpose))
+            .collect()
+    }
+
+    /// The characters a text message to a customer has beyond what its channel takes
+    /// (0 when it fits).
+    pub fn chars_over_limit(&self) -> usize {
+        match self {
+            Delivery::Sms { content, files, .. } => content
+                .chars()
+                .count()
+                .saturating_sub(SMS_MAX_CHARS - files.len() * SMS_FILE_LINK_CHARS),
+            Delivery::Whatsapp { body, .. } => {
+                body.chars().count().saturating_sub(WHATSAPP_MAX_CHARS)
+            }
+            _ => 0,
+        }
+    }
+
+    /// The delivery as its channel takes it: an SMS longer than [`SMS_MAX_CHARS`] or a
+    /// WhatsApp text longer than [`WHATSAPP_MAX_CHARS`] becomes several messages, numbered
+    /// `(1/3) …`, cut between words where it can be, sent in order (an expert's files go
+    /// with the last). Anything else is one message as it is.
+    pub fn fit_channel(self) -> Vec<Delivery> {
+        match self {
+            Delivery::Sms {
+                from,
+                to,
+                content,
+                files,
+            } if content.chars().count() > SMS_MAX_CHARS - files.len() * SMS_FILE_LINK_CHARS => {
+                let max = SMS_MAX_CHARS - files.len() * SMS_FILE_LINK_CHARS;
+                let parts = numbered_parts(&content, max);
+                let last = parts.len() - 1;
+                parts
+                    .into_iter()
+                    .enumerate()
+                    .map(|(index, content)| Delivery::Sms {
+                        from: from.clone(),
+                        to: to.clone(),
+                        content,
+                        files: if index == last {
+                            files.clone()
+                        } else {
+                            Vec::new()
+                        },
+                    })
+                    .collect()
+            }
+            Delivery::Whatsapp { app_id, waid, body }
+                if body.chars().count() > WHATSAPP_MAX_CHARS =>
+            {
+                numbered_parts(&body, WHATSAPP_MAX_CHARS)
+                    .into_iter()
+                    .map(|body| Delivery::Whatsapp {
+                        app_id: app_id.clone(),
+                        waid: waid.clone(),
+                        body,
+                    })
+                    .collect()
+            }
+            other => vec![other],
+        }
+    }
+}
+
+/// `text` in parts of at most `max_chars` characters each, numbered `(1/3) `: cut after a
+/// line break or a space where one falls in the second half of a part, else anywhere
+/// between two characters.
+pub fn numbered_parts(text: &str, max_chars: usize) -> Vec<String> {
+    // "(99/99) " at most: room is kept for the number in every part.
+    const NUMBER_CHARS: usize = 8;
+    let room = max_chars - NUMBER_CHARS;
+    let chars: Vec<char> = text.chars().collect();
+    let mut pieces: Vec<String> = Vec::new();
+    let mut start = 0;
+    while start < chars.len() {
+        let mut end = (start + room).min(chars.len());
+        if end < chars.len() {
+            let window = &chars[start + room / 2..end];
+            let cut = window
+                .iter()
+                .rposition(|c| *c == '\n')
+                .or_else(|| window.iter().rposition(|c| c.is_whitespace()));
+            if let Some(cut) = cut {
+                end = start + room / 2 + cut + 1;
+            }
+        }
+        pieces.push(
+            chars[start..end]
+                .iter()
+                .collect::<String>()
+                .trim_end()
+                .to_string(),
+        );
+        start = end;
+    }
+    let count = pieces.len();
+    pieces
+        .into_iter()
+        .enumerate()
+        .map(|(index, piece)| format!("({}/{count}) {piece}", index + 1))
+        .collect()
 }
 
 /// Who icbridge writes to customers as, when the Webex Connect API is configured. Unset
@@ -231,10 +352,11 @@ impl ReplySenders {
                 files: files.to_vec(),
             }],
             Delivery::Whatsapp { app_id, waid, body } => {
-                let takes_caption = files.first().is_some_and(|file| {
-                    file.media_type()
-                        .is_some_and(|t| t.kind() != super::MediaKind::Audio)
-                });
+                let takes_caption = body.chars().count() <= WHATSAPP_MAX_CAPTION_CHARS
+                    && files.first().is_some_and(|file| {
+                        file.media_type()
+                            .is_some_and(|t| t.kind() != super::MediaKind::Audio)
+                    });
                 let text = (!body.trim().is_empty()).then_some(body);
                 let mut deliveries = Vec::new();
                 let mut caption = None;
@@ -326,6 +448,42 @@ mod tests {
         assert_eq!(outbox_id_of("icb-42"), Some(42));
         assert_eq!(outbox_id_of("flow-42"), None);
         assert_eq!(outbox_id_of("icb-x"), None);
+    }
+
+    #[test]
+    fn long_texts_become_numbered_parts_that_fit() {
+        let words = "word ".repeat(1000);
+        let parts = numbered_parts(&words, SMS_MAX_CHARS);
+        assert_eq!(parts.len(), 2);
+        assert!(parts[0].starts_with("(1/2) word"));
+        assert!(parts[1].starts_with("(2/2) word"));
+        assert!(parts.iter().all(|p| p.chars().count() <= SMS_MAX_CHARS));
+        // Cut between words: nothing lost but the spaces at the cuts.
+        let rejoined: Vec<&str> = parts
+            .iter()
+            .flat_map(|p| p[6..].split_whitespace())
+            .collect();
+        assert_eq!(rejoined.len(), 1000);
+        // A text without spaces is cut anywhere, in any script.
+        let han = "漢".repeat(9000);
+        let parts = numbered_parts(&han, WHATSAPP_MAX_CHARS);
+        assert_eq!(parts.len(), 3);
+        assert!(parts
+            .iter()
+            .all(|p| p.chars().count() <= WHATSAPP_MAX_CHARS));
+        let total: usize = parts.iter().map(|p| p.chars().count() - 6).sum();
+        assert_eq!(total, 9000);
+    }
+
+    #[test]
+    fn a_text_that_fits_is_one_message() {
+        let sms = Delivery::Sms {
+            from: "56263".into(),
+            to: "+14155550123".into(),
+            content: "x".repeat(SMS_MAX_CHARS),
+            files: Vec::new(),
+        };
+        assert_eq!(sms.clone().fit_channel(), vec![sms]);
     }
 
     #[test]

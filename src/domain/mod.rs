@@ -12,8 +12,8 @@ mod whatsapp;
 pub use address::{AddressError, BusinessAddress, CustomerAddress};
 pub use channel::Channel;
 pub use delivery::{
-    correlation_id, outbox_id_of, Delivery, Destination, FollowUps, LinkReply, OutboxEntry,
-    Purpose, ReplyButton, ReplySenders, WebexPost,
+    correlation_id, numbered_parts, outbox_id_of, Delivery, Destination, FollowUps, LinkReply,
+    OutboxEntry, Purpose, ReplyButton, ReplySenders, WebexPost, SMS_MAX_CHARS, WHATSAPP_MAX_CHARS,
 };
 pub use media::{
     Attachment, ExpertFile, Location, Media, MediaKind, MediaType, MediaUrl, MAX_ATTACHMENTS,

@@ -27,7 +27,7 @@ pub struct KeywordMessage {
     /// The answer to the customer (when icbridge sends replies), and the note for the open
     /// conversation's thread: queued unless a STOP finds the customer opted out already
     /// (they were told then).
-    pub answer: Option<OutboxEntry>,
+    pub answer: Vec<OutboxEntry>,
     pub thread_note: OutboxEntry,
     /// Why cancelled deliveries were not sent (their `last_error`).
     pub cancel_reason: String,
