@@ -14,7 +14,7 @@ use crate::cli::{
 };
 use crate::clock::{self, Clock};
 use crate::config::Settings;
-use crate::desk::{RESOURCE_ACTIONS, RESOURCE_MESSAGES};
+use crate::desk::webhooks::{self, HookState};
 use crate::desks::{Desks, DEFAULT_DESK};
 use crate::domain::{CustomerAddress, Vertical};
 use crate::metrics::Metrics;
@@ -25,7 +25,7 @@ use crate::startup::{self, Application, BridgeRuntime, ServeOptions};
 use crate::store::{AppointmentRecord, OutboxState, Store};
 use crate::telemetry;
 use crate::upstream::instant_connect::{InstantConnectClient, MeetingRequest};
-use crate::upstream::webex::{WebexClient, Webhook};
+use crate::upstream::webex::WebexClient;
 use crate::upstream::{self};
 
 const CLI_TIMEOUT: Duration = Duration::from_secs(15);
@@ -463,8 +463,8 @@ async fn outbox(settings: Settings, command: OutboxCommand) -> Result<(), String
     }
 }
 
-/// Makes the bot's two webhooks point at this icbridge: creates what is missing, updates
-/// what differs, leaves the rest alone.
+/// Makes the bot's two webhooks point at this icbridge: creates what is missing, corrects
+/// what differs (a disabled one is re-activated), leaves the rest alone.
 async fn register_webhooks(settings: Settings, public_url: Option<url::Url>) -> Result<(), String> {
     let token = settings
         .webex_token
@@ -475,65 +475,31 @@ async fn register_webhooks(settings: Settings, public_url: Option<url::Url>) -> 
     let public_url = public_url.or(settings.public_url).ok_or(
         "give --public-url https://… (or set ICB_PUBLIC_URL): where Webex can reach icbridge",
     )?;
-    let target_url = format!(
-        "{}/webhooks/webex",
-        public_url.as_str().trim_end_matches('/')
-    );
+    let target_url = crate::startup::webex_webhook_url(&public_url);
     let webex = WebexClient::new(
         upstream::HttpClient::new(CLI_TIMEOUT),
         settings.webex_api_url,
         token,
     );
-    let existing = webex.webhooks().await.map_err(|e| e.to_string())?;
-    let secret = secrecy::ExposeSecret::expose_secret(&secret).to_string();
-    for (name, resource) in [
-        ("icbridge messages", RESOURCE_MESSAGES),
-        ("icbridge card actions", RESOURCE_ACTIONS),
-    ] {
-        let wanted = Webhook {
-            id: String::new(),
-            name: name.to_string(),
-            target_url: target_url.clone(),
-            resource: resource.to_string(),
-            event: "created".to_string(),
-            filter: None,
-            secret: Some(secret.clone()),
-            status: None,
+    let wanted = webhooks::Wanted {
+        target_url: Some(&target_url),
+        secret: secrecy::ExposeSecret::expose_secret(&secret),
+    };
+    let reports = webhooks::reconcile(&webex, &wanted, webhooks::Mend::Yes)
+        .await
+        .map_err(|e| e.to_string())?;
+    for report in reports {
+        let done = match report.state {
+            HookState::Unchanged => "unchanged",
+            HookState::Created => "created",
+            _ => "updated",
         };
-        let current = existing
-            .iter()
-            .find(|hook| hook.name == name && hook.resource == resource && hook.event == "created");
-        match current {
-            None => {
-                let created = webex
-                    .create_webhook(&wanted)
-                    .await
-                    .map_err(|e| e.to_string())?;
-                println!(
-                    "created   {name} ({resource}) -> {target_url} [{}]",
-                    created.id
-                );
-            }
-            Some(hook) => {
-                let secret_differs = hook.secret.as_ref().is_some_and(|s| *s != secret);
-                let inactive = hook.status.as_deref().is_some_and(|s| s != "active");
-                if hook.target_url != target_url || secret_differs || inactive {
-                    webex
-                        .update_webhook(&hook.id, &wanted)
-                        .await
-                        .map_err(|e| e.to_string())?;
-                    println!(
-                        "updated   {name} ({resource}) -> {target_url} [{}]",
-                        hook.id
-                    );
-                } else {
-                    println!(
-                        "unchanged {name} ({resource}) -> {target_url} [{}]",
-                        hook.id
-                    );
-                }
-            }
-        }
+        println!(
+            "{done:<9} {} ({}) -> {target_url} [{}]",
+            report.name,
+            report.resource,
+            report.id.as_deref().unwrap_or("new")
+        );
     }
     Ok(())
 }
@@ -602,6 +568,46 @@ async fn check(settings: Settings) -> ExitCode {
             format!("{} ({})", me.display_name, me.emails.join(", ")),
         ),
         Err(e) => report(false, "webex token", e.to_string()),
+    }
+    // The webhooks that bring experts' replies: only looked at, never changed here.
+    match &settings.webex_webhook_secret {
+        // Optional: without it, experts are notified but cannot answer from Webex.
+        None => report(
+            true,
+            "webex webhooks",
+            "not used: ICB_WEBEX_WEBHOOK_SECRET is not set, so experts cannot answer from \
+             Webex (set it and run `icbridge webex register`)"
+                .into(),
+        ),
+        Some(secret) => {
+            let target_url = settings
+                .public_url
+                .as_ref()
+                .map(crate::startup::webex_webhook_url);
+            let wanted = webhooks::Wanted {
+                target_url: target_url.as_deref(),
+                secret: secrecy::ExposeSecret::expose_secret(secret),
+            };
+            match webhooks::reconcile(&webex, &wanted, webhooks::Mend::No).await {
+                Ok(reports) => {
+                    for hook in reports {
+                        let detail = match &hook.id {
+                            Some(id) => format!("{} [{id}]", hook.state),
+                            None => format!(
+                                "{} (run `icbridge webex register --public-url …`)",
+                                hook.state
+                            ),
+                        };
+                        report(
+                            hook.state.is_active(),
+                            &format!("webex webhook {}", hook.resource),
+                            detail,
+                        );
+                    }
+                }
+                Err(e) => report(false, "webex webhooks", e.to_string()),
+            }
+        }
     }
     if settings.expert_target.is_none() && settings.desks.is_empty() {
         report(

@@ -24,6 +24,8 @@ pub struct Metrics {
     link_opened: prometheus::Histogram,
     time_to_take: HistogramVec,
     ratings: HistogramVec,
+    webhook_active: IntGaugeVec,
+    caught_up: IntCounter,
 }
 
 /// What the database says at a scrape.
@@ -168,8 +170,24 @@ impl Metrics {
             &["desk"],
         )
         .expect("valid metric");
+        let webhook_active = IntGaugeVec::new(
+            Opts::new(
+                "icbridge_webex_webhook_active",
+                "1 while icbridge's Webex webhook for the resource is active and points at \
+                 this icbridge, 0 while it is disabled, missing or wrong (checked every minute)",
+            ),
+            &["resource"],
+        )
+        .expect("valid metric");
+        let caught_up = IntCounter::new(
+            "icbridge_webex_messages_caught_up_total",
+            "Webex messages icbridge never received as events and found by listing its rooms",
+        )
+        .expect("valid metric");
         for metric in [
             Box::new(intake.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(webhook_active.clone()),
+            Box::new(caught_up.clone()),
             Box::new(ratings.clone()),
             Box::new(conversations_opened.clone()),
             Box::new(conversations_taken.clone()),
@@ -202,7 +220,21 @@ impl Metrics {
             link_opened,
             time_to_take,
             ratings,
+            webhook_active,
+            caught_up,
         }
+    }
+
+    /// Whether icbridge's Webex webhook for `resource` is active and right.
+    pub fn webhook_active(&self, resource: &str, active: bool) {
+        self.webhook_active
+            .with_label_values(&[resource])
+            .set(i64::from(active));
+    }
+
+    /// Messages found by a catch-up that no event had brought.
+    pub fn caught_up(&self, count: usize) {
+        self.caught_up.inc_by(count as u64);
     }
 
     /// A customer of `desk` rated their closed conversation.

@@ -19,6 +19,8 @@ use crate::routes::json_error;
 
 /// The bearer token the sandbox accepts on `/webhooks/connect` when none is configured.
 pub const SANDBOX_WEBHOOK_TOKEN: &str = "sandbox-token";
+/// The secret of the Webex stand-in's webhooks when `ICB_WEBEX_WEBHOOK_SECRET` is not set.
+pub const SANDBOX_WEBEX_WEBHOOK_SECRET: &str = "sandbox-webex-webhook-secret";
 /// The credentials icbridge's clients present to the stand-ins.
 pub const SANDBOX_UPSTREAM_TOKEN: &str = "sandbox-upstream-token";
 pub const SANDBOX_EXPERT_ROOM: &str = "sandbox-experts-room";
@@ -63,14 +65,46 @@ pub struct SandboxState {
     links: Mutex<HashMap<String, (&'static str, String)>>,
     /// Experts' messages made with `POST /sandbox/expert-reply`, by id, as Webex serves them.
     expert_messages: Mutex<HashMap<String, Value>>,
+    /// The bot's webhooks, as `GET /webhooks` lists them: registered long before the
+    /// sandbox started, as in production.
+    webhooks: Mutex<Vec<Value>>,
 }
 
+/// When the stand-in's webhooks were registered: a month before the sandbox started (a
+/// Webex event's top-level `created` is its webhook's).
+const WEBHOOKS_REGISTERED_DAYS_BEFORE: i64 = 30;
+
 impl SandboxState {
-    pub fn new(webex_api: &url::Url) -> Self {
+    /// `webhook_target`: where the bot's webhooks point; `webhook_secret`: their secret.
+    pub fn new(webex_api: &url::Url, webhook_target: &str, webhook_secret: &str) -> Self {
+        let registered =
+            rfc3339(Clock::system().now_ms() - WEBHOOKS_REGISTERED_DAYS_BEFORE * 24 * 3_600_000);
+        let webhooks = crate::desk::webhooks::EXPECTED
+            .iter()
+            .map(|(name, resource)| {
+                json!({
+                    "id": format!("sandbox-webhook-{resource}"), "name": name,
+                    "targetUrl": webhook_target, "resource": resource, "event": "created",
+                    "secret": webhook_secret, "status": "active", "created": registered,
+                    "ownedBy": "creator",
+                })
+            })
+            .collect();
         Self {
             webex_api: webex_api.as_str().trim_end_matches('/').to_string(),
+            webhooks: Mutex::new(webhooks),
             ..Self::default()
         }
+    }
+
+    /// The webhook of `resource`, if the bot has one.
+    fn webhook(&self, resource: &str) -> Option<Value> {
+        self.webhooks
+            .lock()
+            .expect("not poisoned")
+            .iter()
+            .find(|hook| hook["resource"] == resource)
+            .cloned()
     }
 
     fn record(&self, via: &'static str, to: String, text: String, request: Value) -> String {
@@ -98,7 +132,15 @@ pub fn configure(cfg: &mut web::ServiceConfig, state: web::Data<SandboxState>) {
             .route("/webex/v1/people/me", web::get().to(webex_me))
             .route("/webex/v1/rooms", web::get().to(webex_rooms))
             .route("/webex/v1/messages", web::post().to(webex_post_message))
+            .route("/webex/v1/messages", web::get().to(webex_list_messages))
             .route("/webex/v1/messages/{id}", web::get().to(webex_get_message))
+            .route("/webex/v1/webhooks", web::get().to(webex_webhooks))
+            .route("/webex/v1/webhooks", web::post().to(webex_create_webhook))
+            .route(
+                "/webex/v1/webhooks/{id}",
+                web::put().to(webex_update_webhook),
+            )
+            .route("/disable-webhook", web::post().to(disable_webhook))
             .route("/webex/v1/memberships", web::get().to(webex_memberships))
             .route(
                 "/webex/v1/contents/{id}",
@@ -111,7 +153,7 @@ pub fn configure(cfg: &mut web::ServiceConfig, state: web::Data<SandboxState>) {
             .route("/clock", web::post().to(move_clock))
             .route("/webex/v1/authorize", web::get().to(oauth_authorize))
             .route("/webex/v1/access_token", web::post().to(oauth_token))
-            .route("/connect/v1/sms/messages", web::post().to(connect_sms))
+            .route("/connect-sms/v1/sms/messages", web::post().to(connect_sms))
             .route(
                 "/connect/resources/v1/messaging",
                 web::post().to(connect_messaging),
@@ -291,9 +333,16 @@ async fn webex_me(request: HttpRequest) -> HttpResponse {
     }))
 }
 
-async fn webex_rooms(request: HttpRequest) -> HttpResponse {
+async fn webex_rooms(
+    request: HttpRequest,
+    query: web::Query<HashMap<String, String>>,
+) -> HttpResponse {
     if let Some(refused) = refusal(&request) {
         return refused;
+    }
+    // The sandbox's bot has no direct rooms.
+    if query.get("type").map(String::as_str) == Some("direct") {
+        return HttpResponse::Ok().json(json!({"items": []}));
     }
     HttpResponse::Ok().json(json!({"items": [{"id": SANDBOX_EXPERT_ROOM, "title": "Sandbox experts", "type": "group"}]}))
 }
@@ -410,6 +459,12 @@ struct ExpertReply {
     file: bool,
 }
 
+#[derive(serde::Deserialize)]
+struct DisableWebhook {
+    /// `messages` or `attachmentActions`.
+    resource: String,
+}
+
 /// An expert answers in a conversation's thread, as if in Webex: the Webex stand-in keeps
 /// the message, and the desk gets the webhook event Webex would send.
 async fn expert_reply(
@@ -451,9 +506,23 @@ async fn expert_reply(
             "personEmail": EXPERT_EMAIL, "created": now,
         }),
     );
+    // Webex delivers the event only while the webhook is active (and never again).
+    let Some(hook) = state
+        .webhook(crate::desk::RESOURCE_MESSAGES)
+        .filter(|hook| hook["status"] == "active")
+    else {
+        return HttpResponse::Accepted().json(json!({
+            "status": "lost", "messageId": id,
+            "why": "the messages webhook is not active: Webex delivers no event (icbridge finds the message when it catches up)",
+        }));
+    };
+    // As Webex sends it: the top level is the webhook (its `created` is when it was
+    // registered); the message's own time is `data.created`.
     let event = json!({
-        "id": format!("sandbox-webhook-{}", Uuid::new_v4().simple()), "name": "icbridge messages",
-        "resource": "messages", "event": "created", "actorId": EXPERT_ID, "created": now,
+        "id": hook["id"], "name": hook["name"], "targetUrl": hook["targetUrl"],
+        "resource": "messages", "event": "created", "orgId": "sandbox-org",
+        "createdBy": BOT_ID, "appId": "sandbox-app", "ownedBy": "creator", "status": "active",
+        "created": hook["created"], "actorId": EXPERT_ID,
         "data": {"id": id, "roomId": SANDBOX_EXPERT_ROOM, "roomType": "group",
                  "personId": EXPERT_ID, "personEmail": EXPERT_EMAIL, "parentId": thread, "created": now},
     });
@@ -464,7 +533,123 @@ async fn expert_reply(
     };
     match desk.receive(&parsed, &payload).await {
         Ok(_) => HttpResponse::Accepted().json(json!({"status": "recorded", "messageId": id})),
-        Err(error) => json_error(StatusCode::SERVICE_UNAVAILABLE, "database_busy", error),
+        Err(error) => {
+            desk.catch_up_soon();
+            json_error(StatusCode::SERVICE_UNAVAILABLE, "database_busy", error)
+        }
+    }
+}
+
+/// `GET /messages?roomId=…`: the experts' messages of a room, newest first. In a group
+/// space a bot must ask for those that mention it (`mentionedPeople=me`); the sandbox's
+/// experts always mention the bot.
+async fn webex_list_messages(
+    request: HttpRequest,
+    state: web::Data<SandboxState>,
+    query: web::Query<HashMap<String, String>>,
+) -> HttpResponse {
+    if let Some(refused) = refusal(&request) {
+        return refused;
+    }
+    let Some(room) = query.get("roomId") else {
+        return json_error(StatusCode::BAD_REQUEST, "bad_request", "roomId is required");
+    };
+    if room == SANDBOX_EXPERT_ROOM && query.get("mentionedPeople").map(String::as_str) != Some("me")
+    {
+        return json_error(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            "Bots must include mentionedPeople to list messages in group rooms.",
+        );
+    }
+    let mut items: Vec<Value> = state
+        .expert_messages
+        .lock()
+        .expect("not poisoned")
+        .values()
+        .filter(|message| message["roomId"] == room.as_str())
+        .cloned()
+        .collect();
+    items.sort_by(|a, b| b["created"].as_str().cmp(&a["created"].as_str()));
+    HttpResponse::Ok().json(json!({ "items": items }))
+}
+
+async fn webex_webhooks(request: HttpRequest, state: web::Data<SandboxState>) -> HttpResponse {
+    if let Some(refused) = refusal(&request) {
+        return refused;
+    }
+    let items = state.webhooks.lock().expect("not poisoned").clone();
+    HttpResponse::Ok().json(json!({ "items": items }))
+}
+
+async fn webex_create_webhook(
+    request: HttpRequest,
+    state: web::Data<SandboxState>,
+    body: web::Json<Value>,
+) -> HttpResponse {
+    if let Some(refused) = refusal(&request) {
+        return refused;
+    }
+    let mut hook = body.0;
+    hook["id"] = json!(format!("sandbox-webhook-{}", Uuid::new_v4().simple()));
+    hook["status"] = json!("active");
+    hook["created"] = json!(rfc3339(Clock::system().now_ms()));
+    state
+        .webhooks
+        .lock()
+        .expect("not poisoned")
+        .push(hook.clone());
+    HttpResponse::Ok().json(hook)
+}
+
+/// `PUT /webhooks/{id}`: name, target, secret and status can change (only to `active`).
+async fn webex_update_webhook(
+    request: HttpRequest,
+    state: web::Data<SandboxState>,
+    path: web::Path<String>,
+    body: web::Json<Value>,
+) -> HttpResponse {
+    if let Some(refused) = refusal(&request) {
+        return refused;
+    }
+    let mut hooks = state.webhooks.lock().expect("not poisoned");
+    let Some(hook) = hooks.iter_mut().find(|hook| hook["id"] == path.as_str()) else {
+        return json_error(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            "The requested resource could not be found.",
+        );
+    };
+    for field in ["name", "targetUrl", "secret"] {
+        if let Some(value) = body.get(field).filter(|v| !v.is_null()) {
+            hook[field] = value.clone();
+        }
+    }
+    if body["status"] == "active" {
+        hook["status"] = json!("active");
+    }
+    HttpResponse::Ok().json(hook.clone())
+}
+
+/// Disables a webhook, as Webex does after 100 failed deliveries within five minutes.
+async fn disable_webhook(
+    state: web::Data<SandboxState>,
+    body: web::Json<DisableWebhook>,
+) -> HttpResponse {
+    let mut hooks = state.webhooks.lock().expect("not poisoned");
+    match hooks
+        .iter_mut()
+        .find(|hook| hook["resource"] == body.resource.as_str())
+    {
+        Some(hook) => {
+            hook["status"] = json!("inactive");
+            HttpResponse::Ok().json(hook.clone())
+        }
+        None => json_error(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            "no webhook of that resource",
+        ),
     }
 }
 

@@ -14,9 +14,9 @@ use url::Url;
 
 use crate::bridge::{Bridge, BridgeParts, CustomerReplies, MeetingPolicy};
 use crate::clock::Clock;
-use crate::config::{ExpertTarget, FollowupReply, ReplyMode, Settings};
+use crate::config::{ExpertTarget, FollowupReply, LongReplies, ReplyMode, Settings};
 use crate::console::{Console, ConsoleSettings};
-use crate::desk::{Desk, DeskParts};
+use crate::desk::{Desk, DeskParts, WebhookSettings};
 use crate::desks::{DeskPlaces, Desks};
 use crate::domain::{Destination, ReplySenders, WhatsappTemplate};
 use crate::inbound::{ConnectAuth, WebexAuth};
@@ -122,10 +122,10 @@ impl Application {
             settings.webex_api_url.clone(),
             token.clone(),
         );
-        let connect = match (&settings.connect_api_url, &settings.connect_service_key) {
-            (Some(url), Some(key)) => Some(ConnectClient::new(
+        let connect = match (settings.connect_urls(), &settings.connect_service_key) {
+            (Some(urls), Some(key)) => Some(ConnectClient::new(
                 upstream::HttpClient::new(DELIVERY_TIMEOUT).with_metrics(metrics.clone()),
-                url.clone(),
+                urls,
                 key.clone(),
             )),
             _ => None,
@@ -174,6 +174,16 @@ impl Application {
             wake: desk_wake,
             pauses: pauses.clone(),
             files_relayable: settings.public_url.is_some(),
+            metrics: metrics.clone(),
+            webhooks: settings
+                .webex_webhook_secret
+                .clone()
+                .map(|secret| WebhookSettings {
+                    target_url: settings.public_url.as_ref().map(webex_webhook_url),
+                    secret,
+                }),
+            catch_up_every: settings.webex_catch_up_every,
+            webhook_check_every: settings.webex_webhook_check_every,
         });
         let media_roots = match &settings.media_ca_file {
             None => Vec::new(),
@@ -190,10 +200,7 @@ impl Application {
             upstream::HttpClient::trusting(DELIVERY_TIMEOUT, &media_roots)
                 .with_metrics(metrics.clone()),
             settings.media_max_bytes,
-            connect.as_ref().and_then(|c| {
-                let (host, key) = c.media_credential();
-                host.map(|host| (host, key))
-            }),
+            connect.as_ref().map(ConnectClient::media_credential),
         );
         let media_links = match &settings.public_url {
             None => None,
@@ -247,7 +254,19 @@ impl Application {
         });
 
         let sandbox = options.sandbox;
-        let sandbox_state = web::Data::new(sandbox::SandboxState::new(&settings.webex_api_url));
+        let sandbox_state = web::Data::new(sandbox::SandboxState::new(
+            &settings.webex_api_url,
+            &settings
+                .public_url
+                .as_ref()
+                .map(webex_webhook_url)
+                .unwrap_or_default(),
+            settings
+                .webex_webhook_secret
+                .as_ref()
+                .map(secrecy::ExposeSecret::expose_secret)
+                .unwrap_or_default(),
+        ));
         let bridge_data = web::Data::new(bridge.clone());
         let unknown_codes = web::Data::new(routes::links::UnknownCodes::default());
         let auth = web::Data::new(auth);
@@ -428,6 +447,14 @@ impl Application {
     }
 }
 
+/// Where Webex delivers the experts' events: `/webhooks/webex` under the public URL.
+pub fn webex_webhook_url(public_url: &Url) -> String {
+    format!(
+        "{}/webhooks/webex",
+        public_url.as_str().trim_end_matches('/')
+    )
+}
+
 /// SIGTERM or SIGINT.
 async fn shutdown_signal() {
     let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
@@ -512,7 +539,7 @@ pub fn bridge(
         token,
     );
     let connect_configured =
-        settings.connect_api_url.is_some() && settings.connect_service_key.is_some();
+        settings.connect_urls().is_some() && settings.connect_service_key.is_some();
     let customer_replies = connect_configured.then(|| CustomerReplies {
         senders: ReplySenders {
             sms_sender: settings.sms_sender.clone(),
@@ -522,6 +549,7 @@ pub fn bridge(
         resend_link_on_followup: settings.followup_reply == FollowupReply::Link,
         whatsapp_template: settings.whatsapp_template.clone(),
         survey: settings.survey,
+        refuse_long_replies: settings.long_replies == LongReplies::Refuse,
     });
     let desks = Desks::for_cli(&settings.desks, settings.expert_target.as_ref());
     Ok(Bridge::new(BridgeParts {
@@ -574,8 +602,12 @@ fn check_serve_settings(settings: &Settings) -> Result<(), StartupError> {
         missing.push(NO_EXPERTS.to_string());
     }
     if settings.reply_mode(false) == ReplyMode::Connect {
-        if settings.connect_api_url.is_none() {
-            missing.push("ICB_REPLY_MODE=connect needs ICB_CONNECT_API_URL".to_string());
+        if settings.connect_urls().is_none() {
+            missing.push(
+                "ICB_REPLY_MODE=connect needs ICB_CONNECT_API_URL (or both ICB_CONNECT_SMS_URL \
+                 and ICB_CONNECT_WHATSAPP_URL)"
+                    .to_string(),
+            );
         }
         if settings.connect_service_key.is_none() {
             missing.push("ICB_REPLY_MODE=connect needs ICB_CONNECT_SERVICE_KEY".to_string());
@@ -597,7 +629,10 @@ fn use_sandbox_upstreams(settings: &mut Settings, address: SocketAddr) -> Option
     settings.ic_base_url = url("/ic");
     settings.ic_join_url = url("");
     settings.webex_api_url = url("/webex/v1");
-    settings.connect_api_url = Some(url("/connect"));
+    // Webex Connect's two hosts, as in production: SMS and WhatsApp apart.
+    settings.connect_api_url = None;
+    settings.connect_sms_url = Some(url("/connect-sms"));
+    settings.connect_whatsapp_url = Some(url("/connect"));
     settings.webex_token = upstream_token();
     settings.connect_service_key = upstream_token();
     // The sandbox's experts' space is the default desk, unless a [[desk]] is.
@@ -620,6 +655,12 @@ fn use_sandbox_upstreams(settings: &mut Settings, address: SocketAddr) -> Option
     }
     // Closing a conversation asks for a rating: the stand-in shows the question.
     settings.survey = true;
+    // The stand-in's webhooks are signed with a secret, so that the desk watches them (and
+    // catches up on what a disabled one lost).
+    if settings.webex_webhook_secret.is_none() {
+        settings.webex_webhook_secret =
+            Some(SecretString::from(sandbox::SANDBOX_WEBEX_WEBHOOK_SECRET));
+    }
     // The console logs in through the Webex stand-in.
     settings.public_url = Some(url("").join("/").expect("a valid local URL"));
     settings.oauth_client_id = Some(sandbox::SANDBOX_OAUTH_CLIENT.into());

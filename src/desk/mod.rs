@@ -10,6 +10,12 @@ use std::time::{Duration, Instant};
 use serde::Deserialize;
 use tokio::sync::{watch, Notify, OnceCell};
 
+mod catch_up;
+pub mod webhooks;
+
+pub use catch_up::{CatchUpReport, CaughtUp};
+pub use webhooks::{HookReport, HookState};
+
 use crate::audit::Actor;
 use crate::bridge::{
     AddGuestOutcome, Bridge, BridgeError, CloseOutcome, NewLinkOutcome, TransferOutcome,
@@ -20,6 +26,7 @@ use crate::domain::{Delivery, Destination, Purpose, WebexPost};
 use crate::expert_messages::{
     self, ACTION_ADD_GUEST, ACTION_CLOSE, ACTION_NEW_LINK, ACTION_TAKE, ACTION_TRANSFER,
 };
+use crate::metrics::Metrics;
 use crate::pauses::Pauses;
 use crate::store::{ConversationInfo, Store, StoreError, TakeOutcome, WebexEvent};
 use crate::upstream::webex::{Message, Person, WebexClient};
@@ -30,59 +37,85 @@ pub const RESOURCE_MESSAGES: &str = "messages";
 pub const RESOURCE_ACTIONS: &str = "attachmentActions";
 
 const LEASE: Duration = Duration::from_secs(60);
+/// A reply a catch-up found that was written longer ago than this is announced in the
+/// thread as late.
+const LATE_AFTER: Duration = Duration::from_secs(60);
+/// How soon a catch-up that failed (Webex or the database did not answer) is tried again.
+const CATCH_UP_RETRY: Duration = Duration::from_secs(15);
 const BATCH: i64 = 32;
 /// How long a membership answer from Webex is trusted: someone removed from the experts'
 /// space loses the bot's commands at most this much later.
 const MEMBERSHIP_TTL: Duration = Duration::from_secs(5 * 60);
 
-/// The part of a Webex webhook event icbridge reads.
+/// The part of a Webex webhook event icbridge reads. Its top level is the webhook itself
+/// (Webex's webhook object: its `created` is when the *webhook* was registered, weeks or
+/// months before any event), so nothing here reads it; the event's own time is
+/// `data.created`, when the message was posted or the card's button pressed.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct WebhookEvent {
     pub resource: String,
     pub event: String,
-    /// When Webex created the event (RFC 3339); see [`WebhookEvent::age_problem`].
-    #[serde(default)]
-    pub created: Option<String>,
     #[serde(default)]
     pub actor_id: String,
     pub data: EventData,
+    /// Set on events icbridge recorded itself for messages a listing found (see
+    /// [`Desk::catch_up`]): the message as Webex listed it.
+    #[serde(default)]
+    pub caught_up: Option<CaughtUp>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct EventData {
     pub id: String,
+    /// An attachment action's card (its message), in `attachmentActions` events.
+    #[serde(default)]
+    pub message_id: Option<String>,
+    #[serde(default)]
+    pub room_id: Option<String>,
     #[serde(default)]
     pub person_id: String,
     pub person_email: Option<String>,
+    /// When the message was posted or the button pressed (RFC 3339); see
+    /// [`WebhookEvent::age_problem`].
+    #[serde(default)]
+    pub created: Option<String>,
+}
+
+/// Why an event's time, `created` at `at`, is outside the replay window at `now`, if it
+/// is: older than [`WEBEX_EVENT_MAX_AGE`], or further ahead than [`WEBEX_EVENT_MAX_SKEW`].
+fn outside_replay_window(created: &str, now: i64) -> Option<String> {
+    let Some(created_ms) = crate::clock::parse_rfc3339(created) else {
+        return Some(format!(
+            "the event's `data.created` is not a time: {created:?}"
+        ));
+    };
+    let max_age = crate::retention::WEBEX_EVENT_MAX_AGE;
+    let max_skew = crate::retention::WEBEX_EVENT_MAX_SKEW;
+    if created_ms < now - max_age.as_millis() as i64 {
+        Some(format!(
+            "the event's message or action was created at {created}, more than {} ago; \
+             pushed events are accepted for {} after that",
+            humantime::format_duration(max_age),
+            humantime::format_duration(max_age)
+        ))
+    } else if created_ms > now + max_skew.as_millis() as i64 {
+        Some(format!(
+            "the event's `data.created` ({created}) is in the future"
+        ))
+    } else {
+        None
+    }
 }
 
 impl WebhookEvent {
     /// Why the event is too old (or too far in the future) to be accepted at `now`, if it
-    /// is: a captured event must not be replayable once its id has been forgotten.
+    /// is: a captured event must not be replayable once its id has been forgotten. Judged
+    /// by `data.created`; an event without one is judged when it is handled, by the time
+    /// of the message or action it names (see [`Desk::process`]).
     pub fn age_problem(&self, now: i64) -> Option<String> {
-        let Some(created) = self.created.as_deref() else {
-            return Some("the event has no `created` time".into());
-        };
-        let Some(created_ms) = crate::clock::parse_rfc3339(created) else {
-            return Some(format!("the event's `created` is not a time: {created:?}"));
-        };
-        let max_age = crate::retention::WEBEX_EVENT_MAX_AGE.as_millis() as i64;
-        let max_skew = crate::retention::WEBEX_EVENT_MAX_SKEW.as_millis() as i64;
-        if created_ms < now - max_age {
-            Some(format!(
-                "the event was created at {created}, more than {} ago; events are accepted for {} after they were created",
-                humantime::format_duration(crate::retention::WEBEX_EVENT_MAX_AGE),
-                humantime::format_duration(crate::retention::WEBEX_EVENT_MAX_AGE)
-            ))
-        } else if created_ms > now + max_skew {
-            Some(format!(
-                "the event's `created` ({created}) is in the future"
-            ))
-        } else {
-            None
-        }
+        outside_replay_window(self.data.created.as_deref()?, now)
     }
 
     /// Whether the desk acts on this kind of event.
@@ -93,13 +126,17 @@ impl WebhookEvent {
 }
 
 #[derive(Debug, thiserror::Error)]
-enum DeskError {
+pub enum DeskError {
     #[error(transparent)]
     Upstream(#[from] UpstreamError),
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error("unreadable event: {0}")]
     Invalid(String),
+    /// A pushed event without `data.created` whose message or action is older than the
+    /// replay window.
+    #[error("{0}")]
+    Stale(String),
 }
 
 /// A store failure is retried with the event; anything else the bridge refuses cannot
@@ -209,6 +246,24 @@ pub struct DeskParts {
     /// Whether experts' files can reach customers (`ICB_PUBLIC_URL` is set: Webex Connect
     /// fetches them from icbridge).
     pub files_relayable: bool,
+    pub metrics: Metrics,
+    /// What icbridge's Webex webhooks must be: where they point (`ICB_PUBLIC_URL`, when
+    /// set) and their secret. `None` without `ICB_WEBEX_WEBHOOK_SECRET`: no webhook can
+    /// reach icbridge, and none is watched.
+    pub webhooks: Option<WebhookSettings>,
+    /// How often rooms are listed for messages whose events never came
+    /// (`ICB_WEBEX_CATCH_UP_EVERY`).
+    pub catch_up_every: Duration,
+    /// How often the webhooks are checked (`ICB_WEBEX_WEBHOOK_CHECK_EVERY`).
+    pub webhook_check_every: Duration,
+}
+
+/// What icbridge's webhooks must look like.
+#[derive(Clone)]
+pub struct WebhookSettings {
+    /// `ICB_PUBLIC_URL/webhooks/webex`, when the public URL is known.
+    pub target_url: Option<String>,
+    pub secret: secrecy::SecretString,
 }
 
 #[derive(Clone)]
@@ -225,6 +280,14 @@ pub struct Desk {
     schedule: Arc<[Duration]>,
     /// Whether a person is a member of the experts' space, as Webex said, and when.
     memberships: Arc<Mutex<HashMap<String, (bool, Instant)>>>,
+    metrics: Metrics,
+    webhooks: Option<WebhookSettings>,
+    /// Woken when a catch-up should run soon (an event could not be taken).
+    catch_up_wake: Arc<Notify>,
+    catch_up_every: Duration,
+    webhook_check_every: Duration,
+    /// The webhooks as last checked (none before the first check).
+    webhook_states: Arc<Mutex<Vec<HookReport>>>,
 }
 
 impl Desk {
@@ -241,6 +304,12 @@ impl Desk {
             bot: Arc::new(OnceCell::new()),
             schedule: parts.schedule.into(),
             memberships: Arc::default(),
+            metrics: parts.metrics,
+            webhooks: parts.webhooks,
+            catch_up_wake: Arc::new(Notify::new()),
+            catch_up_every: parts.catch_up_every,
+            webhook_check_every: parts.webhook_check_every,
+            webhook_states: Arc::default(),
         }
     }
 
@@ -292,9 +361,156 @@ impl Desk {
         Ok(Received::Recorded)
     }
 
+    /// Handles events until `stop` turns true; beside it, catches up (at start-up, every
+    /// `ICB_WEBEX_CATCH_UP_EVERY`, and soon after an event could not be taken) and watches
+    /// the webhooks (at start-up and every `ICB_WEBEX_WEBHOOK_CHECK_EVERY`).
     pub async fn run(self, stop: watch::Receiver<bool>) {
+        let catching_up = tokio::spawn(self.clone().keep_catching_up(stop.clone()));
+        let watching = tokio::spawn(self.clone().keep_watching_webhooks(stop.clone()));
         let wake = self.wake.clone();
         worker::run_loop("webex desk", wake, stop, || self.run_once()).await;
+        let _ = tokio::join!(catching_up, watching);
+    }
+
+    /// Tells the expert who pressed a card's button that the press could not be taken (the
+    /// database refused it): Webex will not send it again, and presses cannot be looked
+    /// up later. Posted straight to Webex in the background (the outbox is in the database
+    /// that just failed), under the card, where the press was made.
+    pub fn press_not_taken(&self, event: &WebhookEvent) {
+        if event.resource != RESOURCE_ACTIONS {
+            return;
+        }
+        let (Some(room_id), Some(card)) =
+            (event.data.room_id.clone(), event.data.message_id.clone())
+        else {
+            return;
+        };
+        let post = WebexPost {
+            destination: Destination::RoomId(room_id),
+            markdown: expert_messages::PRESS_NOT_TAKEN.into(),
+            parent_id: Some(card),
+            attachments: Vec::new(),
+            files: Vec::new(),
+        };
+        let webex = self.webex.clone();
+        tokio::spawn(async move {
+            if let Err(error) = webex.post_message(&post).await {
+                tracing::warn!(%error, "could not tell an expert that their button press was not taken");
+            }
+        });
+    }
+
+    /// Asks for a catch-up soon: an event could not be taken, and Webex will not send it
+    /// again.
+    pub fn catch_up_soon(&self) {
+        self.catch_up_wake.notify_one();
+    }
+
+    async fn keep_catching_up(self, mut stop: watch::Receiver<bool>) {
+        if self.webhooks.is_none() {
+            return;
+        }
+        loop {
+            if *stop.borrow() {
+                return;
+            }
+            let next = match self.catch_up().await {
+                Ok(_) => self.catch_up_every,
+                Err(error) => {
+                    tracing::warn!(%error, "could not catch up with Webex; trying again soon");
+                    CATCH_UP_RETRY.min(self.catch_up_every)
+                }
+            };
+            tokio::select! {
+                _ = tokio::time::sleep(next) => {}
+                _ = self.catch_up_wake.notified() => {}
+                _ = stop.changed() => {}
+            }
+        }
+    }
+
+    async fn keep_watching_webhooks(self, mut stop: watch::Receiver<bool>) {
+        if self.webhooks.is_none() {
+            return;
+        }
+        loop {
+            if *stop.borrow() {
+                return;
+            }
+            if let Err(error) = self.watch_webhooks().await {
+                tracing::warn!(%error, "could not check the Webex webhooks");
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(self.webhook_check_every) => {}
+                _ = stop.changed() => {}
+            }
+        }
+    }
+
+    /// Checks icbridge's Webex webhooks and mends them: a disabled one is re-activated, and
+    /// with `ICB_PUBLIC_URL` a missing one is created and a wrong one corrected; what
+    /// cannot be mended is logged. After a mend, events may have been lost: a catch-up
+    /// follows. Returns what was found (also kept for `/readyz` and `/metrics`).
+    pub async fn watch_webhooks(&self) -> Result<Vec<HookReport>, UpstreamError> {
+        let Some(settings) = &self.webhooks else {
+            return Ok(Vec::new());
+        };
+        let secret = secrecy::ExposeSecret::expose_secret(&settings.secret);
+        let wanted = webhooks::Wanted {
+            target_url: settings.target_url.as_deref(),
+            secret,
+        };
+        let reports = match webhooks::reconcile(&self.webex, &wanted, webhooks::Mend::Yes).await {
+            Ok(reports) => reports,
+            Err(error) => {
+                self.pauses.note(&error).await.ok();
+                return Err(error);
+            }
+        };
+        for report in &reports {
+            self.metrics
+                .webhook_active(report.resource, report.state.is_active());
+            match &report.state {
+                HookState::Unchanged => {}
+                state if state.was_mended() => tracing::warn!(
+                    webhook = report.name, resource = report.resource, id = ?report.id,
+                    state = %state, "a Webex webhook was mended; catching up on what it missed"
+                ),
+                state => tracing::error!(
+                    webhook = report.name, resource = report.resource, id = ?report.id,
+                    state = %state,
+                    "a Webex webhook is not working and cannot be mended here: experts' replies \
+                     and commands reach icbridge only by the periodic catch-up (set \
+                     ICB_PUBLIC_URL, or run `icbridge webex register`)"
+                ),
+            }
+        }
+        if reports.iter().any(|report| report.state.was_mended()) {
+            if let Err(error) = self.catch_up().await {
+                tracing::warn!(%error, "could not catch up after mending a webhook; trying again soon");
+                self.catch_up_soon();
+            }
+        }
+        *self.webhook_states.lock().expect("not poisoned") = reports.clone();
+        Ok(reports)
+    }
+
+    /// The webhooks as last checked, by resource: `active`, or what is wrong. Empty before
+    /// the first check, or when no webhook secret is set.
+    pub fn webhook_states(&self) -> Vec<(String, String)> {
+        self.webhook_states
+            .lock()
+            .expect("not poisoned")
+            .iter()
+            .map(|report| {
+                let state = if report.state.is_active() {
+                    "active".to_string()
+                } else {
+                    report.state.to_string()
+                };
+                (report.resource.to_string(), state)
+            })
+            .collect()
     }
 
     async fn handle(&self, event: WebexEvent) -> Result<(), StoreError> {
@@ -339,6 +555,12 @@ impl Desk {
                     .webex_event_finished(&event.id, Some(&message))
                     .await
             }
+            Err(DeskError::Stale(problem)) => {
+                tracing::warn!(event = %event.id, error = %problem, "Webex event refused: outside the replay window");
+                self.store()
+                    .webex_event_finished(&event.id, Some(&problem))
+                    .await
+            }
         }
     }
 
@@ -350,9 +572,32 @@ impl Desk {
             return Ok(());
         }
         match hook.resource.as_str() {
-            RESOURCE_MESSAGES => self.on_message(&hook, bot).await,
-            RESOURCE_ACTIONS => self.on_card_action(&hook).await,
+            RESOURCE_MESSAGES => self.on_message(&hook, event.received_at, bot).await,
+            RESOURCE_ACTIONS => self.on_card_action(&hook, event.received_at).await,
             other => Err(DeskError::Invalid(format!("unexpected resource {other:?}"))),
+        }
+    }
+
+    /// A pushed event without `data.created` was let in when it arrived; it is judged now,
+    /// by the time of the message or action it names, as of when it arrived. (Webex's
+    /// documented events carry `data.created`; one without it must not replay an old
+    /// message once its id is forgotten.)
+    fn check_age(
+        hook: &WebhookEvent,
+        created: Option<&str>,
+        received_at: i64,
+    ) -> Result<(), DeskError> {
+        if hook.data.created.is_some() || hook.caught_up.is_some() {
+            return Ok(());
+        }
+        let Some(created) = created else {
+            return Err(DeskError::Stale(
+                "neither the event nor its message or action says when it was created".into(),
+            ));
+        };
+        match outside_replay_window(created, received_at) {
+            Some(problem) => Err(DeskError::Stale(problem)),
+            None => Ok(()),
         }
     }
 
@@ -361,11 +606,28 @@ impl Desk {
         self.bot.get_or_try_init(|| self.webex.me()).await
     }
 
-    async fn on_message(&self, hook: &WebhookEvent, bot: &Person) -> Result<(), DeskError> {
-        let message = self.webex.message(&hook.data.id).await?;
+    async fn on_message(
+        &self,
+        hook: &WebhookEvent,
+        received_at: i64,
+        bot: &Person,
+    ) -> Result<(), DeskError> {
+        let message = match &hook.caught_up {
+            Some(caught_up) => caught_up.message.clone(),
+            None => self.webex.message(&hook.data.id).await?,
+        };
+        Self::check_age(hook, message.created.as_deref(), received_at)?;
         if message.person_id == bot.id {
             return Ok(());
         }
+        // A reply found by a catch-up, written a while ago: the thread is told it went out
+        // late.
+        let late = message.created.as_deref().filter(|created| {
+            hook.caught_up.is_some()
+                && crate::clock::parse_rfc3339(created).is_some_and(|created| {
+                    created < self.clock.now_ms() - LATE_AFTER.as_millis() as i64
+                })
+        });
         let text = without_mention(&message.text, &bot.display_name);
         let conversation = match &message.parent_id {
             Some(parent) => self.bridge.conversation_of_webex_message(parent).await?,
@@ -391,7 +653,7 @@ impl Desk {
         // A reply carrying files goes to the customer, whatever its text says.
         if let (false, Some(conversation)) = (message.files.is_empty(), &conversation) {
             return self
-                .relay(conversation, &message, text, &author, &place)
+                .relay(conversation, &message, text, &author, &place, late)
                 .await;
         }
         match (Command::parse(text), conversation) {
@@ -432,7 +694,7 @@ impl Desk {
                     .await
             }
             (Command::Text, Some(conversation)) => {
-                self.relay(&conversation, &message, text, &author, &place)
+                self.relay(&conversation, &message, text, &author, &place, late)
                     .await
             }
             (Command::Text, None) => {
@@ -442,8 +704,9 @@ impl Desk {
         }
     }
 
-    async fn on_card_action(&self, hook: &WebhookEvent) -> Result<(), DeskError> {
+    async fn on_card_action(&self, hook: &WebhookEvent, received_at: i64) -> Result<(), DeskError> {
         let action = self.webex.attachment_action(&hook.data.id).await?;
+        Self::check_age(hook, action.created.as_deref(), received_at)?;
         let conversation = self
             .bridge
             .conversation_of_webex_message(&action.message_id)
@@ -689,6 +952,7 @@ impl Desk {
         text: &str,
         author: &str,
         place: &Place,
+        late: Option<&str>,
     ) -> Result<(), DeskError> {
         // While a conversation is taken, only its assignee answers the customer.
         if let Some(assignee) = conversation.assignee.as_deref().filter(|a| *a != author) {
@@ -716,10 +980,15 @@ impl Desk {
             if text.trim().is_empty() && files.is_empty() {
                 return Ok(());
             }
-            self.bridge
+            let relayed = self
+                .bridge
                 .relay_to_customer(conversation, &message.id, text, &files, Some(author))
                 .await?;
             tracing::info!(conversation = %conversation.id, files = files.len(), "expert reply relayed to the customer");
+            if let (true, Some(written_at)) = (relayed, late) {
+                let notice = expert_messages::relayed_late(written_at);
+                self.answer(place, notice, Some(&conversation.id)).await?;
+            }
             return Ok(());
         };
         self.answer(place, refusal.into(), Some(&conversation.id))

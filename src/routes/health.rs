@@ -9,6 +9,7 @@ use utoipa::ToSchema;
 use super::{json_error, ErrorBody, StatusBody};
 use crate::bridge::Bridge;
 use crate::clock;
+use crate::desk::Desk;
 use crate::metrics::Metrics;
 use crate::upstream::Upstream;
 
@@ -28,13 +29,18 @@ pub struct Readiness {
     /// refused. A refused credential does not make the instance unready: intake goes on,
     /// and deliveries to that upstream wait.
     pub credentials: BTreeMap<String, String>,
+    /// icbridge's Webex webhooks by resource (`messages`, `attachmentActions`) as last
+    /// checked (every minute): `active`, or what is wrong. Empty before the first check or
+    /// without `ICB_WEBEX_WEBHOOK_SECRET`. A webhook that is not active does not make the
+    /// instance unready: experts' messages then arrive by the periodic catch-up.
+    pub webhooks: BTreeMap<String, String>,
 }
 
 /// The process can do its work: the database answers.
 #[utoipa::path(get, path = "/readyz", tag = "operations",
     responses((status = 200, body = Readiness),
               (status = 503, body = ErrorBody, description = "the database does not answer")))]
-pub async fn readyz(bridge: web::Data<Bridge>) -> HttpResponse {
+pub async fn readyz(bridge: web::Data<Bridge>, desk: web::Data<Desk>) -> HttpResponse {
     let pauses = match bridge.ready().await {
         Ok(()) => bridge.upstream_pauses().await,
         Err(e) => Err(e),
@@ -61,6 +67,7 @@ pub async fn readyz(bridge: web::Data<Bridge>) -> HttpResponse {
             HttpResponse::Ok().json(Readiness {
                 status: "ready".into(),
                 credentials,
+                webhooks: desk.webhook_states().into_iter().collect(),
             })
         }
         Err(e) => {

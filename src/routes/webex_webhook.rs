@@ -1,5 +1,7 @@
 //! `POST /webhooks/webex`: events from icbridge's Webex webhooks. Verified, recorded and
-//! answered at once; the desk handles them in the background.
+//! answered at once; the desk handles them in the background. Webex does not send an event
+//! again, whatever the answer: `2xx` once it is recorded; when it cannot be, an error, and
+//! the desk's catch-up finds the message later.
 
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse, ResponseError};
@@ -82,12 +84,20 @@ pub async fn receive(
         BodyError::Unreadable(reason) => WebexHookError::Body(reason),
     })?;
     auth.verify(request.headers(), &body)?;
-    let event: WebhookEvent =
-        serde_json::from_slice(&body).map_err(|e| WebexHookError::Malformed(e.to_string()))?;
-    let status = match desk
-        .receive(&event, &String::from_utf8_lossy(&body))
-        .await?
-    {
+    // From here the event is Webex's own. Webex never sends it again: one that cannot be
+    // taken is looked for by the next catch-up (a message), or its presser is told (a card
+    // press, which cannot be looked up later).
+    let event: WebhookEvent = serde_json::from_slice(&body).map_err(|e| {
+        desk.catch_up_soon();
+        WebexHookError::Malformed(e.to_string())
+    })?;
+    let received = desk.receive(&event, &String::from_utf8_lossy(&body)).await;
+    let received = received.inspect_err(|error| {
+        tracing::warn!(%error, resource = %event.resource, "a Webex event could not be recorded; catching up soon");
+        desk.catch_up_soon();
+        desk.press_not_taken(&event);
+    })?;
+    let status = match received {
         Received::Recorded => "recorded",
         Received::Duplicate => "duplicate",
         Received::Ignored => "ignored",

@@ -52,7 +52,7 @@ pub use outbox::{OutboxRow, OutboxState, Outcome, Settlement};
 pub use pauses::UpstreamPause;
 pub use surveys::{same_message, LatestSurvey, NewSurvey, Rating, RatingOutcome, RatingRecord};
 pub use waiting::{Waiting, WaitingMessage};
-pub use webex_events::WebexEvent;
+pub use webex_events::{CaughtUpEvent, WebexEvent};
 
 /// How long a request waits for the database (a connection, or another writer's lock)
 /// before it gives up with [`StoreError::Busy`]: well within the 10 s Webex Connect waits

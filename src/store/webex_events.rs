@@ -130,3 +130,74 @@ impl Store {
         .await
     }
 }
+
+/// A message found by listing a room, to be handled as if its event had arrived.
+#[derive(Debug, Clone)]
+pub struct CaughtUpEvent {
+    /// The message's id, as a pushed event would name it (`data.id`).
+    pub id: String,
+    pub resource: String,
+    pub payload: String,
+}
+
+impl Store {
+    /// Until when icbridge has read room `room_id` (the newest listed message's time), if
+    /// it ever has.
+    pub async fn catch_up_cursor(&self, room_id: &str) -> Result<Option<i64>, StoreError> {
+        Ok(
+            sqlx::query_scalar("SELECT seen_until FROM webex_catch_up WHERE room_id = $1")
+                .bind(room_id)
+                .fetch_optional(&self.reader)
+                .await?,
+        )
+    }
+
+    /// Records the messages a listing of `room_id` found as events, due now and handled in
+    /// the order given (those already recorded, pushed or found before, are left alone) and moves the room's cursor to `seen_until`
+    /// (never back), in one write. Returns how many were new.
+    pub async fn record_caught_up(
+        &self,
+        room_id: &str,
+        events: Vec<CaughtUpEvent>,
+        seen_until: i64,
+        now: i64,
+    ) -> Result<usize, StoreError> {
+        let room_id = room_id.to_string();
+        self.write(move |tx| {
+            Box::pin(async move {
+                let mut new = 0;
+                // Consecutive times ending now: they are handled in the order given.
+                let first = now - events.len() as i64 + 1;
+                for (index, event) in events.iter().enumerate() {
+                    let received_at = first + index as i64;
+                    new += sqlx::query(
+                        "INSERT INTO webex_events (id, resource, payload, next_attempt_at, received_at)
+                         VALUES ($1, $2, $3, $4, $5) ON CONFLICT (id) DO NOTHING",
+                    )
+                    .bind(&event.id)
+                    .bind(&event.resource)
+                    .bind(&event.payload)
+                    .bind(received_at)
+                    .bind(received_at)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected() as usize;
+                }
+                sqlx::query(
+                    "INSERT INTO webex_catch_up (room_id, seen_until, checked_at) VALUES ($1, $2, $3)
+                     ON CONFLICT (room_id) DO UPDATE SET
+                         seen_until = CASE WHEN webex_catch_up.seen_until > excluded.seen_until
+                                           THEN webex_catch_up.seen_until ELSE excluded.seen_until END,
+                         checked_at = excluded.checked_at",
+                )
+                .bind(&room_id)
+                .bind(seen_until)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+                Ok(new)
+            })
+        })
+        .await
+    }
+}

@@ -74,26 +74,37 @@ struct SmsAccepted {
     message_id: String,
 }
 
+/// Where Webex Connect's APIs are: the vendor documents SMS on
+/// `https://api.{region}.webexconnect.io` and WhatsApp (the messaging API v1) on
+/// `https://{region}.webexconnect.io`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConnectUrls {
+    /// `ICB_CONNECT_SMS_URL`: `POST {sms}/v1/sms/messages`.
+    pub sms: Url,
+    /// `ICB_CONNECT_WHATSAPP_URL`: `POST {whatsapp}/resources/v1/messaging`.
+    pub whatsapp: Url,
+}
+
 #[derive(Clone)]
 pub struct ConnectClient {
     http: HttpClient,
-    base_url: Url,
+    urls: ConnectUrls,
     service_key: SecretString,
 }
 
 impl ConnectClient {
-    /// Webex Connect's host, and the key its media links need (see [`super::media`]).
-    pub fn media_credential(&self) -> (Option<String>, SecretString) {
-        (
-            self.base_url.host_str().map(str::to_string),
-            self.service_key.clone(),
-        )
+    /// Webex Connect's origins (scheme, host and port of its APIs), and the key that its
+    /// media links need there and nowhere else (see [`super::media`]).
+    pub fn media_credential(&self) -> (Vec<url::Origin>, SecretString) {
+        let mut origins = vec![self.urls.sms.origin(), self.urls.whatsapp.origin()];
+        origins.dedup();
+        (origins, self.service_key.clone())
     }
 
-    pub fn new(http: HttpClient, base_url: Url, service_key: SecretString) -> Self {
+    pub fn new(http: HttpClient, urls: ConnectUrls, service_key: SecretString) -> Self {
         Self {
             http,
-            base_url,
+            urls,
             service_key,
         }
     }
@@ -108,7 +119,7 @@ impl ConnectClient {
             "correlationId": sms.correlation_id,
             "callbackData": sms.callback_data,
         });
-        let response = self.post("v1/sms/messages", &body).await?;
+        let response = self.post(&self.urls.sms, "v1/sms/messages", &body).await?;
         if !response.status().is_success() {
             return Err(status_error(Upstream::Connect, response).await);
         }
@@ -206,7 +217,9 @@ impl ConnectClient {
         if let (Value::Object(body), Value::Object(message)) = (&mut body, message) {
             body.extend(message);
         }
-        let response = self.post("resources/v1/messaging", &body).await?;
+        let response = self
+            .post(&self.urls.whatsapp, "resources/v1/messaging", &body)
+            .await?;
         if !response.status().is_success() {
             return Err(status_error(Upstream::Connect, response).await);
         }
@@ -227,12 +240,17 @@ impl ConnectClient {
         })
     }
 
-    async fn post(&self, path: &str, body: &Value) -> Result<reqwest::Response, UpstreamError> {
+    async fn post(
+        &self,
+        base_url: &Url,
+        path: &str,
+        body: &Value,
+    ) -> Result<reqwest::Response, UpstreamError> {
         self.http
             .send(
                 Upstream::Connect,
                 self.http
-                    .post(endpoint(&self.base_url, path))
+                    .post(endpoint(base_url, path))
                     .header("key", self.service_key.expose_secret())
                     .json(body),
             )

@@ -8,8 +8,9 @@ use super::{endpoint, status_error, HttpClient, Upstream, UpstreamError};
 use crate::config::ExpertTarget;
 use crate::domain::{Destination, ExpertFile, WebexPost};
 
-/// `GET /messages/{id}`: webhooks do not carry the text.
-#[derive(Debug, Clone, Deserialize)]
+/// `GET /messages/{id}` (webhooks do not carry the text), or one item of `GET /messages`.
+/// Kept as read when a listing finds it (see `desk::catch_up`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Message {
     pub id: String,
@@ -25,6 +26,9 @@ pub struct Message {
     /// Links to the message's files (fetching them needs the bot token).
     #[serde(default)]
     pub files: Vec<String>,
+    /// When it was posted (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created: Option<String>,
 }
 
 /// `GET /attachment/actions/{id}`: a press of a card's `Action.Submit` button.
@@ -38,10 +42,13 @@ pub struct AttachmentAction {
     pub person_id: String,
     #[serde(default)]
     pub inputs: serde_json::Value,
+    /// When the button was pressed (RFC 3339).
+    #[serde(default)]
+    pub created: Option<String>,
 }
 
-/// A webhook registration.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+/// A webhook registration (its `Debug` leaves the secret out).
+#[derive(Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Webhook {
     #[serde(default, skip_serializing)]
@@ -58,6 +65,20 @@ pub struct Webhook {
     pub status: Option<String>,
 }
 
+impl std::fmt::Debug for Webhook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Webhook")
+            .field("id", &self.id)
+            .field("name", &self.name)
+            .field("target_url", &self.target_url)
+            .field("resource", &self.resource)
+            .field("event", &self.event)
+            .field("secret", &self.secret.as_ref().map(|_| "[redacted]"))
+            .field("status", &self.status)
+            .finish()
+    }
+}
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Person {
@@ -69,10 +90,14 @@ pub struct Person {
 }
 
 #[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Room {
     pub id: String,
     #[serde(default)]
     pub title: String,
+    /// When the room last saw a message (RFC 3339).
+    #[serde(default)]
+    pub last_activity: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -258,6 +283,84 @@ impl WebexClient {
         self.get_json(&url).await.map(|(action, _)| action)
     }
 
+    /// The messages of room `room_id` the bot may list, newest first, back to (and
+    /// including) the first one posted at or before `since` (Unix ms), following pages: in a
+    /// group space only those that mention the bot (`mentioned_only`: Webex lets a bot list
+    /// no others there), in a direct room all of them.
+    pub async fn messages_since(
+        &self,
+        room_id: &str,
+        mentioned_only: bool,
+        since: i64,
+    ) -> Result<Vec<Message>, UpstreamError> {
+        let mut url = self.url_with_query("messages")?;
+        url.query_pairs_mut()
+            .append_pair("roomId", room_id)
+            .append_pair("max", "100");
+        if mentioned_only {
+            url.query_pairs_mut().append_pair("mentionedPeople", "me");
+        }
+        let mut messages = Vec::new();
+        let mut next = Some(url.to_string());
+        // A bound on pages (10,000 messages) protects against a server that links a page
+        // to itself.
+        for _ in 0..100 {
+            let Some(url) = next.take() else { break };
+            let (page, link): (Items<Message>, _) = self.get_json(&url).await?;
+            let reached_since = page.items.iter().any(|message| {
+                message
+                    .created
+                    .as_deref()
+                    .and_then(crate::clock::parse_rfc3339)
+                    .is_some_and(|created| created <= since)
+            });
+            messages.extend(page.items);
+            if reached_since {
+                break;
+            }
+            next = link;
+        }
+        Ok(messages)
+    }
+
+    /// The bot's direct (one-to-one) rooms, most recently active first, as far back as
+    /// `since` (Unix ms).
+    pub async fn direct_rooms_since(&self, since: i64) -> Result<Vec<Room>, UpstreamError> {
+        let mut rooms = Vec::new();
+        let mut next = Some(endpoint(
+            &self.base_url,
+            "rooms?type=direct&sortBy=lastactivity&max=100",
+        ));
+        for _ in 0..100 {
+            let Some(url) = next.take() else { break };
+            let (page, link): (Items<Room>, _) = self.get_json(&url).await?;
+            let mut older = false;
+            for room in page.items {
+                let active = room
+                    .last_activity
+                    .as_deref()
+                    .and_then(crate::clock::parse_rfc3339);
+                if active.is_some_and(|active| active < since) {
+                    older = true;
+                    break;
+                }
+                rooms.push(room);
+            }
+            if older {
+                break;
+            }
+            next = link;
+        }
+        Ok(rooms)
+    }
+
+    fn url_with_query(&self, path: &str) -> Result<Url, UpstreamError> {
+        Url::parse(&endpoint(&self.base_url, path)).map_err(|e| UpstreamError::InvalidResponse {
+            upstream: Upstream::Webex,
+            reason: format!("the Webex API URL cannot take a path: {e}"),
+        })
+    }
+
     /// Every webhook of the bot, following pages.
     pub async fn webhooks(&self) -> Result<Vec<Webhook>, UpstreamError> {
         let mut hooks = Vec::new();
@@ -307,12 +410,7 @@ impl WebexClient {
     /// Whether a person is a member of a room (`GET /memberships?roomId=…&personId=…`; the
     /// bot must be in the room itself).
     pub async fn is_member(&self, room_id: &str, person_id: &str) -> Result<bool, UpstreamError> {
-        let mut url = Url::parse(&endpoint(&self.base_url, "memberships")).map_err(|e| {
-            UpstreamError::InvalidResponse {
-                upstream: Upstream::Webex,
-                reason: format!("the Webex API URL cannot take a path: {e}"),
-            }
-        })?;
+        let mut url = self.url_with_query("memberships")?;
         url.query_pairs_mut()
             .append_pair("roomId", room_id)
             .append_pair("personId", person_id);

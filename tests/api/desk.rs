@@ -101,19 +101,28 @@ pub async fn post_webex(app: &TestApp, body: &str, signature: Option<&str>) -> r
     request.send().await.unwrap()
 }
 
-/// The event with its `created` set to now.
-pub fn created_now(body: &str) -> String {
+/// When the tests' webhooks were registered: a month ago. A Webex event's top-level
+/// `created` is its webhook's registration, never the event's own time.
+pub const WEBHOOK_AGE_MS: i64 = 30 * 24 * 3_600_000;
+
+/// The event as Webex sends it at `now_ms`: the message's or press's own time in
+/// `data.created`, the webhook's registration (a month before) at the top level.
+pub fn as_sent_at(body: &str, now_ms: i64) -> String {
     let mut event: Value = serde_json::from_str(body).unwrap();
-    event["created"] = json!(now_rfc3339());
+    event["created"] = json!(icbridge::clock::rfc3339(now_ms - WEBHOOK_AGE_MS));
+    event["data"]["created"] = json!(icbridge::clock::rfc3339(now_ms));
     event.to_string()
 }
 
-/// Delivers an event as Webex does, signed, with `created` set to the app's now (events
-/// older than an hour are refused).
+/// The event as Webex would send it now.
+pub fn created_now(body: &str) -> String {
+    as_sent_at(body, icbridge::clock::Clock::system().now_ms())
+}
+
+/// Delivers an event as Webex does, signed, at the app's now (events whose `data.created`
+/// is older than an hour are refused), on a webhook registered a month ago.
 pub async fn deliver_event(app: &TestApp, body: &str) -> Value {
-    let mut event: Value = serde_json::from_str(body).unwrap();
-    event["created"] = json!(icbridge::clock::rfc3339(app.clock.now_ms()));
-    let body = event.to_string();
+    let body = as_sent_at(body, app.clock.now_ms());
     let response = post_webex(app, &body, Some(&spark_signature(&body))).await;
     assert_eq!(response.status(), 200);
     response.json().await.unwrap()

@@ -300,13 +300,8 @@ db_test! {
         let app = desk_app(db, &[]).await;
         open_conversation(&app).await;
         let event = expert_message(&app, "m-renew", "new link", Some(&thread_id()), EXPERT_ROOM).await;
-        // Captured two hours ago and replayed.
-        let mut stale: Value = serde_json::from_str(&event).unwrap();
-        let two_hours_ago = time::OffsetDateTime::now_utc() - time::Duration::hours(2);
-        stale["created"] = json!(two_hours_ago
-            .format(&time::format_description::well_known::Rfc3339)
-            .unwrap());
-        let stale = stale.to_string();
+        // Captured two hours ago and replayed: the message's own time is two hours old.
+        let stale = crate::desk::as_sent_at(&event, app.clock.now_ms() - 2 * 3_600_000);
         let refused = post_webex(&app, &stale, Some(&spark_signature(&stale))).await;
         assert_eq!(refused.status(), 400);
         assert_eq!(refused.json::<Value>().await.unwrap()["error"], "stale_event");
