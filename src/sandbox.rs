@@ -141,6 +141,7 @@ pub fn configure(cfg: &mut web::ServiceConfig, state: web::Data<SandboxState>) {
                 web::put().to(webex_update_webhook),
             )
             .route("/disable-webhook", web::post().to(disable_webhook))
+            .route("/check-webhooks", web::post().to(check_webhooks))
             .route("/webex/v1/memberships", web::get().to(webex_memberships))
             .route(
                 "/webex/v1/contents/{id}",
@@ -629,6 +630,20 @@ async fn webex_update_webhook(
         hook["status"] = json!("active");
     }
     HttpResponse::Ok().json(hook.clone())
+}
+
+/// Runs icbridge's webhook check now (it runs every minute anyway): a disabled webhook is
+/// re-activated, and what it missed is caught up.
+async fn check_webhooks(desk: web::Data<Desk>) -> HttpResponse {
+    match desk.watch_webhooks().await {
+        Ok(reports) => HttpResponse::Ok().json(json!({
+            "webhooks": reports
+                .iter()
+                .map(|report| json!({"resource": report.resource, "state": report.state.to_string()}))
+                .collect::<Vec<_>>(),
+        })),
+        Err(error) => json_error(StatusCode::BAD_GATEWAY, "upstream_unavailable", error),
+    }
 }
 
 /// Disables a webhook, as Webex does after 100 failed deliveries within five minutes.

@@ -346,6 +346,15 @@ impl TestApp {
             .unwrap()
     }
 
+    /// The text and media (as stored, JSON) of the customer's message with this id.
+    pub async fn stored_message(&self, external_id: &str) -> (String, Option<String>) {
+        sqlx::query_as("SELECT body, media FROM messages WHERE external_id = $1")
+            .bind(external_id)
+            .fetch_one(&self.db)
+            .await
+            .unwrap()
+    }
+
     /// Counts of (messages, conversations, meetings, outbox rows).
     pub async fn stored(&self) -> (i64, i64, i64, i64) {
         (

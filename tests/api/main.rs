@@ -35,6 +35,7 @@ macro_rules! db_test {
 mod appointments;
 mod auth;
 mod broker;
+mod channel_limits;
 mod cli;
 mod concurrency;
 mod console;
@@ -67,4 +68,7 @@ mod sandbox;
 mod soak;
 mod survey;
 mod take;
+mod vendor_samples;
+mod webex_contract;
+mod webex_standin;
 mod window;

@@ -613,3 +613,55 @@ async fn the_sandbox_asks_for_a_rating_when_a_conversation_is_closed() {
     );
     assert_eq!(queue["ratings"][0]["rating"], 5);
 }
+
+#[tokio::test]
+async fn the_sandbox_mends_a_disabled_webhook_and_catches_up_on_what_it_lost() {
+    let sandbox = start_sandbox().await;
+    let base = sandbox.base.clone();
+    let message: Value = serde_json::from_str(&sandbox.sample).unwrap();
+    let answer = sandbox.message(message).await;
+    let conversation_id = answer["conversationId"].as_str().unwrap().to_string();
+    sent_messages(&base, 2).await;
+    let http = reqwest::Client::new();
+    let post = |path: &str, body: Value| http.post(format!("{base}{path}")).json(&body).send();
+
+    // Webex disables the messages webhook: what the expert writes meanwhile brings no event.
+    let disabled: Value = post(
+        "/sandbox/disable-webhook",
+        serde_json::json!({"resource": "messages"}),
+    )
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    assert_eq!(disabled["status"], "inactive");
+    let reply: Value = post(
+        "/sandbox/expert-reply",
+        serde_json::json!({"conversationId": conversation_id, "text": "I am here"}),
+    )
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    assert_eq!(reply["status"], "lost");
+
+    // icbridge's check (every minute; here at once) re-activates it and catches up.
+    let checked: Value = post("/sandbox/check-webhooks", serde_json::json!({}))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        checked["webhooks"][0],
+        serde_json::json!({"resource": "messages", "state": "re-activated (it was disabled)"})
+    );
+    let sent = sent_until(&base, |m| {
+        m["via"] == "whatsapp" && m["text"] == "I am here"
+    })
+    .await;
+    let relays = sent.iter().filter(|m| m["text"] == "I am here").count();
+    assert_eq!(relays, 1);
+}
