@@ -284,6 +284,7 @@ impl Application {
                 .app_data(desk_data.clone())
                 .app_data(metrics_data.clone())
                 .app_data(admin_token.clone())
+                .configure(routes::extractor_errors)
                 .configure(routes::admin::configure)
                 .configure(routes::appointments::configure)
                 .service(web::resource("/openapi.json").route(web::get().to(openapi::document)))

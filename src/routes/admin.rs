@@ -10,6 +10,7 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use utoipa::{IntoParams, ToSchema};
 
+use super::params::{ConversationStates, DeliveryKind, DeliveryStates, Limit};
 use super::{busy_response, json_error, ErrorBody, StatusBody};
 use crate::audit::Actor;
 use crate::bridge::{Bridge, BridgeError, CloseOutcome, ConversationDetail};
@@ -17,7 +18,7 @@ use crate::clock;
 use crate::customer_data::CustomerExport;
 use crate::domain::Media;
 use crate::store::{
-    AuditEntry, ConversationInfo, Erasure, MeetingLinkRecord, OutboxRow, OutboxState, StoreError,
+    AuditEntry, ConversationInfo, Erasure, MeetingLinkRecord, OutboxRow, StoreError,
     TranscriptEntry,
 };
 
@@ -391,38 +392,47 @@ pub struct RetriedDelivery {
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
-pub struct ListQuery {
-    /// Conversations: `open`, `closed` or `all`; deliveries: `pending`, `held`, `sent`,
-    /// `dead`, `cancelled` or `all`. Default: all.
-    state: Option<String>,
+pub struct ConversationQuery {
+    /// Only conversations in this state; default all.
+    #[param(inline)]
+    state: Option<ConversationStates>,
     /// At most this many (1 to 1000, default 100).
-    limit: Option<i64>,
+    #[param(value_type = Option<i64>, minimum = 1, maximum = 1000)]
+    limit: Option<Limit>,
 }
 
-fn limit(query: &ListQuery) -> i64 {
-    query.limit.unwrap_or(100).clamp(1, 1000)
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct DeliveryQuery {
+    /// Only deliveries in this state; default all.
+    #[param(inline)]
+    state: Option<DeliveryStates>,
+    /// At most this many (1 to 1000, default 100).
+    #[param(value_type = Option<i64>, minimum = 1, maximum = 1000)]
+    limit: Option<Limit>,
+}
+
+/// How many of a list: `/api/audit`, `/api/ratings`.
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct LimitQuery {
+    /// At most this many (1 to 1000, default 100).
+    #[param(value_type = Option<i64>, minimum = 1, maximum = 1000)]
+    limit: Option<Limit>,
 }
 
 /// Conversations, newest first.
-#[utoipa::path(get, path = "/api/conversations", tag = "admin", params(ListQuery),
+#[utoipa::path(get, path = "/api/conversations", tag = "admin", params(ConversationQuery),
     security(("adminToken" = [])),
-    responses((status = 200, body = ConversationList), (status = 400, body = ErrorBody),
+    responses((status = 200, body = ConversationList), (status = 422, body = ErrorBody, description = "a query parameter is invalid (the message names it)"),
               (status = 401, body = ErrorBody), (status = 404, body = ErrorBody, description = "the admin API is off")))]
 pub async fn list_conversations(
     _: Admin,
-    query: web::Query<ListQuery>,
+    query: web::Query<ConversationQuery>,
     bridge: web::Data<Bridge>,
 ) -> Result<HttpResponse, AdminError> {
-    let state = match query.state.as_deref() {
-        None | Some("all") => None,
-        Some(state @ ("open" | "closed")) => Some(state),
-        Some(other) => {
-            return Err(AdminError::BadRequest(format!(
-                "state must be open, closed or all, not {other:?}"
-            )))
-        }
-    };
-    let list = bridge.conversations(state, limit(&query)).await?;
+    let state = query.state.and_then(ConversationStates::only);
+    let list = bridge
+        .conversations(state, Limit::or_default(query.limit))
+        .await?;
     Ok(HttpResponse::Ok().json(ConversationList {
         conversations: list.iter().map(ConversationView::from).collect(),
     }))
@@ -473,24 +483,19 @@ pub async fn close_conversation(
 }
 
 /// Deliveries, newest first (without their payloads).
-#[utoipa::path(get, path = "/api/outbox", tag = "admin", params(ListQuery),
+#[utoipa::path(get, path = "/api/outbox", tag = "admin", params(DeliveryQuery),
     security(("adminToken" = [])),
-    responses((status = 200, body = DeliveryList), (status = 400, body = ErrorBody),
+    responses((status = 200, body = DeliveryList), (status = 422, body = ErrorBody, description = "a query parameter is invalid (the message names it)"),
               (status = 401, body = ErrorBody), (status = 404, body = ErrorBody, description = "the admin API is off")))]
 pub async fn list_outbox(
     _: Admin,
-    query: web::Query<ListQuery>,
+    query: web::Query<DeliveryQuery>,
     bridge: web::Data<Bridge>,
 ) -> Result<HttpResponse, AdminError> {
-    let state = match query.state.as_deref() {
-        None | Some("all") => None,
-        Some(raw) => Some(OutboxState::parse(raw).ok_or_else(|| {
-            AdminError::BadRequest(format!(
-                "state must be pending, held, sent, dead, cancelled or all, not {raw:?}"
-            ))
-        })?),
-    };
-    let rows = bridge.deliveries(state, limit(&query)).await?;
+    let state = query.state.and_then(DeliveryStates::only);
+    let rows = bridge
+        .deliveries(state, Limit::or_default(query.limit))
+        .await?;
     Ok(HttpResponse::Ok().json(DeliveryList {
         outbox: rows.iter().map(DeliveryView::from).collect(),
     }))
@@ -498,10 +503,11 @@ pub async fn list_outbox(
 
 #[derive(Debug, Deserialize, IntoParams)]
 pub struct DeadQuery {
-    /// Only deliveries of this kind (`expert_notification`, `expert_notice`,
-    /// `customer_reply`, `opt_out_reply`).
-    kind: Option<String>,
+    /// Only deliveries of this kind.
+    #[param(inline)]
+    kind: Option<DeliveryKind>,
     /// Only deliveries queued since this time (RFC 3339).
+    #[param(format = DateTime)]
     since: Option<String>,
 }
 
@@ -517,7 +523,7 @@ pub struct RetriedDeliveries {
 /// schedule.
 #[utoipa::path(post, path = "/api/outbox/retry", tag = "admin", params(DeadQuery),
     security(("adminToken" = [])),
-    responses((status = 200, body = RetriedDeliveries), (status = 400, body = ErrorBody),
+    responses((status = 200, body = RetriedDeliveries), (status = 422, body = ErrorBody, description = "a query parameter is invalid (the message names it)"),
               (status = 401, body = ErrorBody), (status = 404, body = ErrorBody, description = "the admin API is off")))]
 pub async fn retry_dead(
     Admin(admin): Admin,
@@ -526,13 +532,14 @@ pub async fn retry_dead(
 ) -> Result<HttpResponse, AdminError> {
     let since = match &query.since {
         Some(since) => Some(clock::parse_rfc3339(since).ok_or_else(|| {
-            AdminError::BadRequest(format!("since must be an RFC 3339 time, not {since:?}"))
+            AdminError::Invalid(format!(
+                "query parameter `since` must be an RFC 3339 time, not {since:?}"
+            ))
         })?),
         None => None,
     };
-    let count = bridge
-        .retry_dead_deliveries(query.kind.as_deref(), since, &admin)
-        .await?;
+    let kind = query.kind.map(DeliveryKind::as_str);
+    let count = bridge.retry_dead_deliveries(kind, since, &admin).await?;
     Ok(HttpResponse::Ok().json(RetriedDeliveries {
         status: "pending".into(),
         count,
@@ -543,6 +550,7 @@ pub async fn retry_dead(
 #[utoipa::path(post, path = "/api/outbox/{id}/retry", tag = "admin",
     security(("adminToken" = [])),
     responses((status = 200, body = RetriedDelivery), (status = 401, body = ErrorBody),
+              (status = 422, body = ErrorBody, description = "the id is not a whole number"),
               (status = 404, body = ErrorBody)))]
 pub async fn retry_outbox(
     Admin(admin): Admin,
@@ -628,16 +636,16 @@ pub struct AuditList {
 }
 
 /// What administrators and experts did to customers' data, newest first.
-#[utoipa::path(get, path = "/api/audit", tag = "admin", params(ListQuery),
+#[utoipa::path(get, path = "/api/audit", tag = "admin", params(LimitQuery),
     security(("adminToken" = [])),
-    responses((status = 200, body = AuditList),
+    responses((status = 200, body = AuditList), (status = 422, body = ErrorBody, description = "a query parameter is invalid (the message names it)"),
               (status = 401, body = ErrorBody), (status = 404, body = ErrorBody, description = "the admin API is off")))]
 pub async fn audit_log(
     _: Admin,
-    query: web::Query<ListQuery>,
+    query: web::Query<LimitQuery>,
     bridge: web::Data<Bridge>,
 ) -> Result<HttpResponse, AdminError> {
-    let entries = bridge.audit_log(limit(&query)).await?;
+    let entries = bridge.audit_log(Limit::or_default(query.limit)).await?;
     Ok(HttpResponse::Ok().json(AuditList {
         audit: entries.iter().map(AuditView::from).collect(),
     }))
@@ -666,24 +674,17 @@ pub struct RatingList {
     pub ratings: Vec<RatingView>,
 }
 
-#[derive(Debug, Deserialize, IntoParams)]
-pub struct RatingsQuery {
-    /// At most this many (1 to 1000, default 100).
-    limit: Option<i64>,
-}
-
 /// Customers' ratings after their conversations were closed, newest first.
-#[utoipa::path(get, path = "/api/ratings", tag = "admin", params(RatingsQuery),
+#[utoipa::path(get, path = "/api/ratings", tag = "admin", params(LimitQuery),
     security(("adminToken" = [])),
-    responses((status = 200, body = RatingList),
+    responses((status = 200, body = RatingList), (status = 422, body = ErrorBody, description = "a query parameter is invalid (the message names it)"),
               (status = 401, body = ErrorBody), (status = 404, body = ErrorBody, description = "the admin API is off")))]
 pub async fn list_ratings(
     _: Admin,
-    query: web::Query<RatingsQuery>,
+    query: web::Query<LimitQuery>,
     bridge: web::Data<Bridge>,
 ) -> Result<HttpResponse, AdminError> {
-    let limit = query.limit.unwrap_or(100).clamp(1, 1000);
-    let ratings = bridge.ratings(limit).await?;
+    let ratings = bridge.ratings(Limit::or_default(query.limit)).await?;
     let default_desk = &bridge.desks().default_desk().name;
     Ok(HttpResponse::Ok().json(RatingList {
         ratings: ratings

@@ -8,6 +8,7 @@ use serde_json::json;
 use utoipa::{IntoParams, ToSchema};
 
 use super::admin::Admin;
+use super::params::Limit;
 use super::{busy_response, json_error, ErrorBody};
 use crate::bridge::{AppointmentError, AppointmentRequest, Bridge, BridgeError};
 use crate::clock;
@@ -15,14 +16,8 @@ use crate::domain::CustomerAddress;
 use crate::store::AppointmentRecord;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    // A body that is not a booking is answered in JSON like every other refusal.
-    let json = web::JsonConfig::default().error_handler(|error, _| {
-        let response = json_error(StatusCode::BAD_REQUEST, "invalid_json", &error);
-        actix_web::error::InternalError::from_response(error, response).into()
-    });
     cfg.service(
         web::resource("/api/appointments")
-            .app_data(json)
             .route(web::post().to(book))
             .route(web::get().to(list)),
     )
@@ -86,11 +81,14 @@ pub struct AppointmentList {
 #[derive(Debug, Deserialize, IntoParams)]
 pub struct AppointmentQuery {
     /// Appointments starting at or after this instant (RFC 3339); default now.
+    #[param(format = DateTime)]
     from: Option<String>,
     /// And before this one; default: no end.
+    #[param(format = DateTime)]
     to: Option<String>,
     /// At most this many (1 to 1000, default 100).
-    limit: Option<i64>,
+    #[param(value_type = Option<i64>, minimum = 1, maximum = 1000)]
+    limit: Option<Limit>,
 }
 
 impl ResponseError for AppointmentError {
@@ -166,7 +164,9 @@ impl ResponseError for AppointmentError {
     params(("Idempotency-Key" = Option<String>, Header, description = "makes a retried request safe")),
     security(("adminToken" = [])),
     responses((status = 201, body = AppointmentView),
-              (status = 400, body = ErrorBody, description = "not a JSON booking"),
+              (status = 400, body = ErrorBody, description = "the body is not JSON"),
+              (status = 413, body = ErrorBody, description = "the body is larger than 64 KiB"),
+              (status = 415, body = ErrorBody, description = "the body is not `application/json`"),
               (status = 422, body = ErrorBody, description = "a field is invalid (`field` names it); nothing was stored"),
               (status = 409, body = ErrorBody, description = "the Idempotency-Key was used with another body, the customer has an appointment that is not over, or icbridge cannot send invitations"),
               (status = 502, body = ErrorBody, description = "the video service made no meeting; nothing was booked"),
@@ -213,8 +213,8 @@ fn instant(field: &'static str, raw: Option<&str>) -> Result<Option<i64>, Appoin
 /// Appointments starting in `[from, to)`, soonest first (cancelled ones too).
 #[utoipa::path(get, path = "/api/appointments", tag = "admin", params(AppointmentQuery),
     security(("adminToken" = [])),
-    responses((status = 200, body = AppointmentList), (status = 422, body = ErrorBody),
-              (status = 400, body = ErrorBody),
+    responses((status = 200, body = AppointmentList),
+              (status = 422, body = ErrorBody, description = "a query parameter is invalid (the message names it)"),
               (status = 401, body = ErrorBody), (status = 404, body = ErrorBody, description = "the admin API is off")))]
 pub async fn list(
     _: Admin,
@@ -223,8 +223,9 @@ pub async fn list(
 ) -> Result<HttpResponse, AppointmentError> {
     let from = instant("from", query.from.as_deref())?;
     let to = instant("to", query.to.as_deref())?;
-    let limit = query.limit.unwrap_or(100).clamp(1, 1000);
-    let list = bridge.appointments(from, to, limit).await?;
+    let list = bridge
+        .appointments(from, to, Limit::or_default(query.limit))
+        .await?;
     Ok(HttpResponse::Ok().json(AppointmentList {
         appointments: list.iter().map(AppointmentView::from).collect(),
     }))

@@ -276,6 +276,9 @@ pub struct LogoutForm {
 #[utoipa::path(post, path = "/console/logout", tag = "console",
     responses((status = 200, content_type = "text/html", body = String, description = "signed out"),
               (status = 403, description = "missing or wrong anti-CSRF token"),
+              (status = 413, body = super::ErrorBody, description = "the body is larger than 64 KiB"),
+              (status = 415, body = super::ErrorBody, description = "the body is not a form (`application/x-www-form-urlencoded`)"),
+              (status = 422, body = super::ErrorBody, description = "the form is not one the page sends"),
               (status = 503, description = "the console is not configured")))]
 pub async fn logout(
     request: HttpRequest,

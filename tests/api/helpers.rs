@@ -613,6 +613,17 @@ where
     false
 }
 
+/// An app with the admin API (token [`ADMIN_TOKEN`]) and the console on.
+pub async fn admin_and_console_app(db: TestDb) -> TestApp {
+    let mut upstreams = Upstreams::start(db).await;
+    upstreams
+        .set("ADMIN_TOKEN", ADMIN_TOKEN)
+        .set("PUBLIC_URL", "https://bridge.example.com")
+        .set("OAUTH_CLIENT_ID", "client")
+        .set("OAUTH_CLIENT_SECRET", "secret");
+    upstreams.spawn().await
+}
+
 /// A request to the admin API of an app started with `ADMIN_TOKEN` set to [`ADMIN_TOKEN`].
 pub async fn admin(app: &TestApp, verb: reqwest::Method, route: &str) -> reqwest::Response {
     app.http

@@ -359,13 +359,7 @@ db_test! {
 
 db_test! {
     async fn every_endpoint_answers_a_wrong_method_with_json_405_and_allow(db) {
-        let mut upstreams = Upstreams::start(db).await;
-        upstreams
-            .set("ADMIN_TOKEN", ADMIN_TOKEN)
-            .set("PUBLIC_URL", "https://bridge.example.com")
-            .set("OAUTH_CLIENT_ID", "client")
-            .set("OAUTH_CLIENT_SECRET", "secret");
-        let app = upstreams.spawn().await;
+        let app = admin_and_console_app(db).await;
         let document: Value = app
             .http
             .get(format!("{}/openapi.json", app.address))

@@ -143,7 +143,7 @@ db_test! {
         let sent: Value = admin(&app, reqwest::Method::GET, "/api/outbox?state=sent").await.json().await.unwrap();
         assert_eq!(sent["outbox"][0]["id"], row["id"]);
         assert_eq!(admin(&app, reqwest::Method::POST, "/api/outbox/999/retry").await.status(), 404);
-        assert_eq!(admin(&app, reqwest::Method::GET, "/api/outbox?state=lost").await.status(), 400);
+        assert_eq!(admin(&app, reqwest::Method::GET, "/api/outbox?state=lost").await.status(), 422);
 
         let closed: Value = admin(&app, reqwest::Method::POST, &format!("/api/conversations/{id}/close")).await.json().await.unwrap();
         assert_eq!(closed, json!({"status": "closed"}));
