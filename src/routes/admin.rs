@@ -31,23 +31,23 @@ pub struct AdminToken {
 }
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(web::resource("/api/conversations").route(web::get().to(list_conversations)))
-        .service(web::resource("/api/conversations/{id}").route(web::get().to(show_conversation)))
+    cfg.service(web::resource("/api/conversations").route(super::get().to(list_conversations)))
+        .service(web::resource("/api/conversations/{id}").route(super::get().to(show_conversation)))
         .service(
             web::resource("/api/conversations/{id}/close")
                 .route(web::post().to(close_conversation)),
         )
-        .service(web::resource("/api/outbox").route(web::get().to(list_outbox)))
+        .service(web::resource("/api/outbox").route(super::get().to(list_outbox)))
         .service(web::resource("/api/outbox/retry").route(web::post().to(retry_dead)))
         .service(web::resource("/api/outbox/{id}/retry").route(web::post().to(retry_outbox)))
         .service(
-            web::resource("/api/customers/{number}/export").route(web::get().to(export_customer)),
+            web::resource("/api/customers/{number}/export").route(super::get().to(export_customer)),
         )
         .service(
             web::resource("/api/customers/{number}/erase").route(web::post().to(erase_customer)),
         )
-        .service(web::resource("/api/audit").route(web::get().to(audit_log)))
-        .service(web::resource("/api/ratings").route(web::get().to(list_ratings)));
+        .service(web::resource("/api/audit").route(super::get().to(audit_log)))
+        .service(web::resource("/api/ratings").route(super::get().to(list_ratings)));
 }
 
 /// A request that may use the admin API: it carries `Authorization: Bearer

@@ -19,7 +19,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
         web::resource("/api/appointments")
             .route(web::post().to(book))
-            .route(web::get().to(list)),
+            .route(super::get().to(list)),
     )
     .service(web::resource("/api/appointments/{id}").route(web::delete().to(cancel)));
 }

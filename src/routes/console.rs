@@ -20,15 +20,17 @@ const COOKIE: &str = "icb_console";
 const RECENT_RATINGS: i64 = 20;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(web::resource("/console").route(web::get().to(console)))
-        .service(web::resource("/console/login").route(web::get().to(login)))
-        .service(web::resource("/console/callback").route(web::get().to(callback)))
+    cfg.service(web::resource("/console").route(super::get().to(console)))
+        .service(web::resource("/console/login").route(super::get().to(login)))
+        .service(web::resource("/console/callback").route(super::get().to(callback)))
         .service(web::resource("/console/logout").route(web::post().to(logout)))
-        .service(web::resource("/console/app.js").route(web::get().to(app_js)))
-        .service(web::resource("/console/console.css").route(web::get().to(app_css)))
-        .service(web::resource("/console/api/queue").route(web::get().to(queue)))
-        .service(web::resource("/console/api/widget").route(web::get().to(widget)))
-        .service(web::resource("/console/api/conversations/{id}").route(web::get().to(transcript)))
+        .service(web::resource("/console/app.js").route(super::get().to(app_js)))
+        .service(web::resource("/console/console.css").route(super::get().to(app_css)))
+        .service(web::resource("/console/api/queue").route(super::get().to(queue)))
+        .service(web::resource("/console/api/widget").route(super::get().to(widget)))
+        .service(
+            web::resource("/console/api/conversations/{id}").route(super::get().to(transcript)),
+        )
         .service(
             web::resource("/console/api/conversations/{id}/{action}").route(web::post().to(act)),
         );

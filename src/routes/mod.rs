@@ -20,6 +20,14 @@ use utoipa::ToSchema;
 
 use crate::store::StoreError;
 
+/// A route for `GET` that answers `HEAD` too, with the same status and headers and no body
+/// (the server leaves the body out): HTTP asks servers to take `HEAD` wherever they take
+/// `GET`. Every `GET` route is mounted with it (`web::get` is refused by clippy.toml).
+pub fn get() -> actix_web::Route {
+    use actix_web::guard;
+    web::route().guard(guard::Any(guard::Get()).or(guard::Head()))
+}
+
 /// Webhook bodies above this are refused before they are read to the end.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 

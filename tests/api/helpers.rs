@@ -310,6 +310,16 @@ impl TestApp {
             .unwrap()
     }
 
+    /// The OpenAPI document the app serves.
+    pub async fn openapi(&self) -> Value {
+        let response = self
+            .http
+            .get(format!("{}/openapi.json", self.address))
+            .send()
+            .await;
+        response.unwrap().json().await.unwrap()
+    }
+
     /// Posts a body the way a flow's HTTP Request node does (bearer token).
     pub async fn post_flow(&self, body: &str) -> reqwest::Response {
         self.http
