@@ -30,8 +30,10 @@ const CANCELLED_REASON: &str = "cancelled: the appointment was cancelled";
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct AppointmentRequest {
     /// `sms` or `whatsapp`.
+    #[schema(value_type = crate::routes::openapi::ChannelName)]
     pub channel: String,
     /// The customer's number, international format (`+14155550123`).
+    #[schema(pattern = r"^\+?[1-9][0-9]{6,14}$")]
     pub customer: String,
     /// The business address to write from (the SMS sender or the WhatsApp app); default
     /// `ICB_SMS_SENDER` or `ICB_WHATSAPP_APP_ID`.
@@ -41,6 +43,7 @@ pub struct AppointmentRequest {
     #[serde(default)]
     pub name: Option<String>,
     /// RFC 3339 with an offset: `2026-12-01T09:00:00+01:00`.
+    #[schema(format = DateTime)]
     pub starts_at: String,
     /// 1 to 480; a whole number (`30` or `30.0`).
     #[serde(deserialize_with = "whole_minutes")]

@@ -10,6 +10,7 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use utoipa::{IntoParams, ToSchema};
 
+use super::openapi::{AdminRefusals, QueryRefusal};
 use super::params::{ConversationStates, DeliveryKind, DeliveryStates, Limit};
 use super::{busy_response, json_error, ErrorBody, StatusBody};
 use crate::audit::Actor;
@@ -165,14 +166,18 @@ impl ResponseError for AdminError {
 pub struct ConversationView {
     pub id: String,
     /// `sms` or `whatsapp`.
+    #[schema(value_type = crate::routes::openapi::ChannelName)]
     pub channel: String,
     /// Masked: `+1415•••0123`.
     pub customer: String,
     pub customer_name: Option<String>,
     pub business_address: String,
     /// `open` or `closed`.
+    #[schema(value_type = crate::routes::openapi::ConversationState)]
     pub state: String,
+    #[schema(format = DateTime)]
     pub created_at: String,
+    #[schema(format = DateTime)]
     pub link_expires_at: Option<String>,
     pub thread_message_id: Option<String>,
     /// The expert who took the conversation: only their replies reach the customer.
@@ -182,6 +187,7 @@ pub struct ConversationView {
     pub desk: Option<String>,
     /// Since when it has waited for its desk to open (the customer wrote out of hours);
     /// absent once the desk got it or a meeting was made.
+    #[schema(format = DateTime)]
     pub waiting_since: Option<String>,
     /// How the customer rated it (1 to 5) after it was closed, if they answered the
     /// survey (`ICB_SURVEY`).
@@ -215,7 +221,9 @@ pub struct MeetingView {
     pub id: String,
     pub host_url: String,
     pub guest_url: String,
+    #[schema(format = DateTime)]
     pub expires_at: String,
+    #[schema(format = DateTime)]
     pub created_at: String,
 }
 
@@ -229,6 +237,7 @@ pub struct MeetingLinkView {
     pub url: String,
     /// For an added guest whose link was sent: the number, masked.
     pub sent_to: Option<String>,
+    #[schema(format = DateTime)]
     pub created_at: String,
 }
 
@@ -257,6 +266,7 @@ pub struct TranscriptLine {
     pub attachments: Vec<AttachmentLine>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub location: Option<LocationLine>,
+    #[schema(format = DateTime)]
     pub at: String,
 }
 
@@ -346,15 +356,19 @@ pub struct DeliveryView {
     pub id: i64,
     /// `expert_notification`, `expert_notice`, `customer_reply` or `opt_out_reply` (the
     /// answer to STOP, START or HELP).
+    #[schema(value_type = crate::routes::params::DeliveryKind)]
     pub kind: String,
     pub conversation_id: Option<String>,
     /// `pending`, `held`, `sent`, `dead` or `cancelled` (never sent: the customer opted
     /// out).
+    #[schema(value_type = crate::routes::openapi::DeliveryState)]
     pub state: String,
     pub attempts: i64,
+    #[schema(format = DateTime)]
     pub next_attempt_at: String,
     pub last_error: Option<String>,
     pub upstream_id: Option<String>,
+    #[schema(format = DateTime)]
     pub created_at: String,
 }
 
@@ -422,8 +436,8 @@ pub struct LimitQuery {
 /// Conversations, newest first.
 #[utoipa::path(get, path = "/api/conversations", tag = "admin", params(ConversationQuery),
     security(("adminToken" = [])),
-    responses((status = 200, body = ConversationList), (status = 422, body = ErrorBody, description = "a query parameter is invalid (the message names it)"),
-              (status = 401, body = ErrorBody), (status = 404, body = ErrorBody, description = "the admin API is off")))]
+    responses((status = 200, body = ConversationList), QueryRefusal,
+              AdminRefusals))]
 pub async fn list_conversations(
     _: Admin,
     query: web::Query<ConversationQuery>,
@@ -440,8 +454,8 @@ pub async fn list_conversations(
 
 /// One conversation with its meetings and transcript.
 #[utoipa::path(get, path = "/api/conversations/{id}", tag = "admin", security(("adminToken" = [])),
-    responses((status = 200, body = ConversationDetailView), (status = 401, body = ErrorBody),
-              (status = 404, body = ErrorBody)))]
+    responses((status = 200, body = ConversationDetailView),
+              AdminRefusals))]
 pub async fn show_conversation(
     _: Admin,
     path: web::Path<String>,
@@ -459,7 +473,7 @@ pub async fn show_conversation(
     security(("adminToken" = [])),
     responses((status = 200, body = StatusBody, description = "`closed` or `already_closed`"),
               (status = 409, body = ErrorBody, description = "it has a booked consultation that is not over: cancel the appointment to call it off"),
-              (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+              AdminRefusals))]
 pub async fn close_conversation(
     Admin(admin): Admin,
     path: web::Path<String>,
@@ -485,8 +499,8 @@ pub async fn close_conversation(
 /// Deliveries, newest first (without their payloads).
 #[utoipa::path(get, path = "/api/outbox", tag = "admin", params(DeliveryQuery),
     security(("adminToken" = [])),
-    responses((status = 200, body = DeliveryList), (status = 422, body = ErrorBody, description = "a query parameter is invalid (the message names it)"),
-              (status = 401, body = ErrorBody), (status = 404, body = ErrorBody, description = "the admin API is off")))]
+    responses((status = 200, body = DeliveryList), QueryRefusal,
+              AdminRefusals))]
 pub async fn list_outbox(
     _: Admin,
     query: web::Query<DeliveryQuery>,
@@ -523,8 +537,8 @@ pub struct RetriedDeliveries {
 /// schedule.
 #[utoipa::path(post, path = "/api/outbox/retry", tag = "admin", params(DeadQuery),
     security(("adminToken" = [])),
-    responses((status = 200, body = RetriedDeliveries), (status = 422, body = ErrorBody, description = "a query parameter is invalid (the message names it)"),
-              (status = 401, body = ErrorBody), (status = 404, body = ErrorBody, description = "the admin API is off")))]
+    responses((status = 200, body = RetriedDeliveries), QueryRefusal,
+              AdminRefusals))]
 pub async fn retry_dead(
     Admin(admin): Admin,
     query: web::Query<DeadQuery>,
@@ -549,9 +563,9 @@ pub async fn retry_dead(
 /// Make a dead (or waiting) delivery due now, with a fresh retry schedule.
 #[utoipa::path(post, path = "/api/outbox/{id}/retry", tag = "admin",
     security(("adminToken" = [])),
-    responses((status = 200, body = RetriedDelivery), (status = 401, body = ErrorBody),
+    responses((status = 200, body = RetriedDelivery),
               (status = 422, body = ErrorBody, description = "the id is not a whole number"),
-              (status = 404, body = ErrorBody)))]
+              AdminRefusals))]
 pub async fn retry_outbox(
     Admin(admin): Admin,
     path: web::Path<i64>,
@@ -573,10 +587,11 @@ pub async fn retry_outbox(
 /// Everything held about a customer: every conversation, message (with its files' links and
 /// location), delivery and receipt, on SMS and WhatsApp. Audited.
 #[utoipa::path(get, path = "/api/customers/{number}/export", tag = "admin",
-    params(("number" = String, Path, description = "the customer's number, international format (`+14155550123`)")),
+    params(("number" = String, Path, pattern = r"^\+?[1-9][0-9]{6,14}$",
+        description = "the customer's number, international format (`+14155550123`)")),
     security(("adminToken" = [])),
     responses((status = 200, body = CustomerExport), (status = 422, body = ErrorBody, description = "not a phone number"),
-              (status = 401, body = ErrorBody), (status = 404, body = ErrorBody, description = "the admin API is off")))]
+              AdminRefusals))]
 pub async fn export_customer(
     Admin(admin): Admin,
     path: web::Path<String>,
@@ -592,10 +607,11 @@ pub async fn export_customer(
 /// deliveries and receipts; the number replaced, open conversations closed, pending
 /// deliveries cancelled) and says what was erased. Audited.
 #[utoipa::path(post, path = "/api/customers/{number}/erase", tag = "admin",
-    params(("number" = String, Path, description = "the customer's number, international format (`+14155550123`)")),
+    params(("number" = String, Path, pattern = r"^\+?[1-9][0-9]{6,14}$",
+        description = "the customer's number, international format (`+14155550123`)")),
     security(("adminToken" = [])),
     responses((status = 200, body = Erasure), (status = 422, body = ErrorBody, description = "not a phone number"),
-              (status = 401, body = ErrorBody), (status = 404, body = ErrorBody, description = "the admin API is off")))]
+              AdminRefusals))]
 pub async fn erase_customer(
     Admin(admin): Admin,
     path: web::Path<String>,
@@ -608,6 +624,7 @@ pub async fn erase_customer(
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct AuditView {
+    #[schema(format = DateTime)]
     pub at: String,
     /// `admin:<ICB_ADMIN_NAME>`, `cli:<user>` or `expert:<Webex identity>`.
     pub actor: String,
@@ -638,8 +655,8 @@ pub struct AuditList {
 /// What administrators and experts did to customers' data, newest first.
 #[utoipa::path(get, path = "/api/audit", tag = "admin", params(LimitQuery),
     security(("adminToken" = [])),
-    responses((status = 200, body = AuditList), (status = 422, body = ErrorBody, description = "a query parameter is invalid (the message names it)"),
-              (status = 401, body = ErrorBody), (status = 404, body = ErrorBody, description = "the admin API is off")))]
+    responses((status = 200, body = AuditList), QueryRefusal,
+              AdminRefusals))]
 pub async fn audit_log(
     _: Admin,
     query: web::Query<LimitQuery>,
@@ -657,6 +674,7 @@ pub async fn audit_log(
 pub struct RatingView {
     pub conversation_id: String,
     /// `sms` or `whatsapp`.
+    #[schema(value_type = crate::routes::openapi::ChannelName)]
     pub channel: String,
     /// Masked: `+1415•••0123`.
     pub customer: String,
@@ -665,7 +683,9 @@ pub struct RatingView {
     /// 1 (poor) to 5 (excellent); WhatsApp's buttons give 5, 3 or 1.
     pub rating: i64,
     /// When the survey was asked (the conversation closed) and answered.
+    #[schema(format = DateTime)]
     pub asked_at: String,
+    #[schema(format = DateTime)]
     pub answered_at: String,
 }
 
@@ -677,8 +697,8 @@ pub struct RatingList {
 /// Customers' ratings after their conversations were closed, newest first.
 #[utoipa::path(get, path = "/api/ratings", tag = "admin", params(LimitQuery),
     security(("adminToken" = [])),
-    responses((status = 200, body = RatingList), (status = 422, body = ErrorBody, description = "a query parameter is invalid (the message names it)"),
-              (status = 401, body = ErrorBody), (status = 404, body = ErrorBody, description = "the admin API is off")))]
+    responses((status = 200, body = RatingList), QueryRefusal,
+              AdminRefusals))]
 pub async fn list_ratings(
     _: Admin,
     query: web::Query<LimitQuery>,
