@@ -466,3 +466,29 @@ db_test! {
         }
     }
 }
+
+db_test! {
+    async fn a_malformed_request_from_a_client_is_no_error_in_the_logs(db) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let upstreams = Upstreams::start(db).await;
+        let running = spawn_binary(&upstreams.vars).await;
+        let host = running.address.trim_start_matches("http://").to_string();
+        let mut stream = tokio::net::TcpStream::connect(&host).await.unwrap();
+        stream
+            .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nNot A Header\r\n\r\n")
+            .await
+            .unwrap();
+        let mut answer = Vec::new();
+        stream.read_to_end(&mut answer).await.unwrap();
+        let answer = String::from_utf8_lossy(&answer).into_owned();
+        assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
+        // The connection is closed, so anything logged about it is logged; a request after
+        // it shows when the log has caught up.
+        let healthy = reqwest::get(format!("{}/healthz", running.address)).await.unwrap();
+        assert_eq!(healthy.status(), 200);
+        let caught_up = eventually(5, || async { running.logs.lock().unwrap().contains("path=/healthz") }).await;
+        let logs = running.logs.lock().unwrap().clone();
+        assert!(caught_up, "{logs}");
+        assert!(!logs.contains("ERROR"), "{logs}");
+    }
+}
