@@ -38,9 +38,11 @@ pub struct AppointmentRequest {
     /// The business address to write from (the SMS sender or the WhatsApp app); default
     /// `ICB_SMS_SENDER` or `ICB_WHATSAPP_APP_ID`.
     #[serde(default)]
+    #[schema(max_length = 64)]
     pub to: Option<String>,
     /// The customer's name, for the texts.
     #[serde(default)]
+    #[schema(max_length = 100)]
     pub name: Option<String>,
     /// RFC 3339 with an offset: `2026-12-01T09:00:00+01:00`.
     #[schema(format = DateTime)]
@@ -51,9 +53,11 @@ pub struct AppointmentRequest {
     pub duration_minutes: i64,
     /// The desk whose experts take it; default the desk the business address routes to.
     #[serde(default)]
+    #[schema(max_length = 100)]
     pub desk: Option<String>,
     /// For the experts: shown on the card.
     #[serde(default)]
+    #[schema(max_length = 1000)]
     pub note: Option<String>,
 }
 

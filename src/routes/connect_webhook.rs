@@ -225,6 +225,7 @@ pub struct FlowMessage {
     /// The business number or WhatsApp app id the customer wrote to.
     to: Option<String>,
     /// The message; may be empty, at most 4096 characters.
+    #[schema(max_length = 4096)]
     text: String,
     /// The sender's message id, for deduplication.
     #[schema(rename = "messageId")]
@@ -232,6 +233,7 @@ pub struct FlowMessage {
     /// The customer's name, if the flow knows it.
     name: Option<String>,
     /// Files sent with the message (WhatsApp), at most 10.
+    #[schema(max_items = 10)]
     attachments: Option<Vec<FlowAttachment>>,
     /// A place the customer shared.
     location: Option<FlowLocation>,

@@ -349,6 +349,33 @@ mod tests {
     }
 
     #[test]
+    fn the_limits_icbridge_enforces_are_documented() {
+        let document = document();
+        let schemas = &document["components"]["schemas"];
+        let flow = &schemas["FlowMessage"]["properties"];
+        assert_eq!(flow["text"]["maxLength"], 4096);
+        assert_eq!(flow["attachments"]["maxItems"], 10);
+        let booking = &schemas["AppointmentRequest"]["properties"];
+        assert_eq!(booking["durationMinutes"]["minimum"], 1);
+        assert_eq!(booking["durationMinutes"]["maximum"], 480);
+        for (field, length) in [("to", 64), ("name", 100), ("desk", 100), ("note", 1000)] {
+            assert_eq!(booking[field]["maxLength"], length, "{field}");
+        }
+        for (method, path, operation) in operations(&document) {
+            for parameter in operation["parameters"].as_array().into_iter().flatten() {
+                if parameter["name"] == "limit" {
+                    let schema = &parameter["schema"];
+                    assert_eq!(
+                        (&schema["minimum"], &schema["maximum"]),
+                        (&1.into(), &1000.into()),
+                        "{method} {path}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
     fn refusals_of_parameters_bodies_and_the_admin_api_are_documented() {
         let document = document();
         for (method, path, operation) in operations(&document) {
