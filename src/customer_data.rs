@@ -16,6 +16,7 @@ use crate::store::{
 pub struct CustomerExport {
     /// The number asked about, as SMS (`+…`) and WhatsApp (digits) store it.
     pub addresses: [String; 2],
+    #[schema(format = DateTime)]
     pub exported_at: String,
     pub conversations: Vec<ExportedConversation>,
     /// Messages kept outside any conversation (a STOP from someone without one).
@@ -28,12 +29,16 @@ pub struct CustomerExport {
 #[serde(rename_all = "camelCase")]
 pub struct ExportedConversation {
     pub id: String,
+    #[schema(value_type = crate::routes::openapi::ChannelName)]
     pub channel: String,
     pub customer: String,
     pub business_address: String,
     pub customer_name: Option<String>,
+    #[schema(value_type = crate::routes::openapi::ConversationState)]
     pub state: String,
+    #[schema(format = DateTime)]
     pub created_at: String,
+    #[schema(format = DateTime)]
     pub closed_at: Option<String>,
     pub closed_by: Option<String>,
     pub desk: Option<String>,
@@ -49,7 +54,9 @@ pub struct ExportedConversation {
 #[serde(rename_all = "camelCase")]
 pub struct ExportedMeeting {
     pub id: String,
+    #[schema(format = DateTime)]
     pub created_at: String,
+    #[schema(format = DateTime)]
     pub expires_at: String,
     /// The booked consultation it was made for.
     pub appointment: Option<ExportedAppointment>,
@@ -59,9 +66,12 @@ pub struct ExportedMeeting {
 #[serde(rename_all = "camelCase")]
 pub struct ExportedAppointment {
     pub id: String,
+    #[schema(format = DateTime)]
     pub starts_at: String,
+    #[schema(format = DateTime)]
     pub ends_at: String,
     /// `booked` or `cancelled`.
+    #[schema(value_type = crate::routes::openapi::AppointmentState)]
     pub state: String,
     pub note: Option<String>,
 }
@@ -76,6 +86,7 @@ pub struct ExportedMessage {
     /// The files (their links and types) and the location the message carried.
     #[schema(value_type = Option<Object>)]
     pub media: Option<Value>,
+    #[schema(format = DateTime)]
     pub at: String,
 }
 
@@ -83,14 +94,18 @@ pub struct ExportedMessage {
 #[serde(rename_all = "camelCase")]
 pub struct ExportedDelivery {
     pub id: i64,
+    #[schema(value_type = crate::routes::params::DeliveryKind)]
     pub kind: String,
+    #[schema(value_type = crate::routes::openapi::DeliveryState)]
     pub state: String,
     /// What was (or was to be) sent, as queued.
     #[schema(value_type = Object)]
     pub content: Value,
     pub attempts: i64,
     pub last_error: Option<String>,
+    #[schema(format = DateTime)]
     pub created_at: String,
+    #[schema(format = DateTime)]
     pub sent_at: Option<String>,
     pub receipts: Vec<ExportedReceipt>,
 }
@@ -100,6 +115,7 @@ pub struct ExportedDelivery {
 pub struct ExportedReceipt {
     pub code: Option<String>,
     pub status: Option<String>,
+    #[schema(format = DateTime)]
     pub received_at: String,
     /// The receipt as Webex Connect sent it.
     #[schema(value_type = Object)]
@@ -109,8 +125,10 @@ pub struct ExportedReceipt {
 #[derive(Debug, Clone, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ExportedOptOut {
+    #[schema(value_type = crate::routes::openapi::ChannelName)]
     pub channel: String,
     pub business_address: String,
+    #[schema(format = DateTime)]
     pub opted_out_at: String,
 }
 

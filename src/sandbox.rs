@@ -15,7 +15,7 @@ use uuid::Uuid;
 use crate::bridge::Bridge;
 use crate::clock::{rfc3339, Clock};
 use crate::desk::Desk;
-use crate::routes::json_error;
+use crate::routes::{self, json_error};
 
 /// The bearer token the sandbox accepts on `/webhooks/connect` when none is configured.
 pub const SANDBOX_WEBHOOK_TOKEN: &str = "sandbox-token";
@@ -126,15 +126,18 @@ impl SandboxState {
 pub fn configure(cfg: &mut web::ServiceConfig, state: web::Data<SandboxState>) {
     cfg.app_data(state).service(
         web::scope("/sandbox")
-            .route("/messages", web::get().to(list_sent))
+            .route("/messages", routes::get().to(list_sent))
             .route("/ic/api/v2/joseencrypt", web::post().to(joseencrypt))
-            .route("/visit/{code}", web::get().to(visit))
-            .route("/webex/v1/people/me", web::get().to(webex_me))
-            .route("/webex/v1/rooms", web::get().to(webex_rooms))
+            .route("/visit/{code}", routes::get().to(visit))
+            .route("/webex/v1/people/me", routes::get().to(webex_me))
+            .route("/webex/v1/rooms", routes::get().to(webex_rooms))
             .route("/webex/v1/messages", web::post().to(webex_post_message))
-            .route("/webex/v1/messages", web::get().to(webex_list_messages))
-            .route("/webex/v1/messages/{id}", web::get().to(webex_get_message))
-            .route("/webex/v1/webhooks", web::get().to(webex_webhooks))
+            .route("/webex/v1/messages", routes::get().to(webex_list_messages))
+            .route(
+                "/webex/v1/messages/{id}",
+                routes::get().to(webex_get_message),
+            )
+            .route("/webex/v1/webhooks", routes::get().to(webex_webhooks))
             .route("/webex/v1/webhooks", web::post().to(webex_create_webhook))
             .route(
                 "/webex/v1/webhooks/{id}",
@@ -142,17 +145,11 @@ pub fn configure(cfg: &mut web::ServiceConfig, state: web::Data<SandboxState>) {
             )
             .route("/disable-webhook", web::post().to(disable_webhook))
             .route("/check-webhooks", web::post().to(check_webhooks))
-            .route("/webex/v1/memberships", web::get().to(webex_memberships))
-            .route(
-                "/webex/v1/contents/{id}",
-                web::route()
-                    .method(actix_web::http::Method::HEAD)
-                    .to(webex_content),
-            )
-            .route("/webex/v1/contents/{id}", web::get().to(webex_content))
+            .route("/webex/v1/memberships", routes::get().to(webex_memberships))
+            .route("/webex/v1/contents/{id}", routes::get().to(webex_content))
             .route("/expert-reply", web::post().to(expert_reply))
             .route("/clock", web::post().to(move_clock))
-            .route("/webex/v1/authorize", web::get().to(oauth_authorize))
+            .route("/webex/v1/authorize", routes::get().to(oauth_authorize))
             .route("/webex/v1/access_token", web::post().to(oauth_token))
             .route("/connect-sms/v1/sms/messages", web::post().to(connect_sms))
             .route(
@@ -162,7 +159,7 @@ pub fn configure(cfg: &mut web::ServiceConfig, state: web::Data<SandboxState>) {
             // Long-mode links; only the two verticals, so no stand-in's path is taken.
             .route(
                 "/{vertical:gen|hc}/v1/{page:login|talk}",
-                web::get().to(long_link),
+                routes::get().to(long_link),
             ),
     );
 }

@@ -284,23 +284,20 @@ impl Application {
                 .app_data(desk_data.clone())
                 .app_data(metrics_data.clone())
                 .app_data(admin_token.clone())
+                .configure(routes::extractor_errors)
                 .configure(routes::admin::configure)
                 .configure(routes::appointments::configure)
-                .service(web::resource("/openapi.json").route(web::get().to(openapi::document)))
-                .service(web::resource("/healthz").route(web::get().to(health::healthz)))
+                .service(web::resource("/openapi.json").route(routes::get().to(openapi::document)))
+                .service(web::resource("/healthz").route(routes::get().to(health::healthz)))
                 .app_data(unknown_codes.clone())
-                .service(
-                    web::resource("/j/{code}")
-                        .route(web::get().to(routes::links::visit))
-                        .route(web::head().to(routes::links::visit)),
-                )
+                .service(web::resource("/j/{code}").route(routes::get().to(routes::links::visit)))
                 .app_data(media_files.clone())
                 .service(
                     web::resource("/media/{token}/{name}")
-                        .route(web::get().to(routes::media::file)),
+                        .route(routes::get().to(routes::media::file)),
                 )
-                .service(web::resource("/metrics").route(web::get().to(health::metrics)))
-                .service(web::resource("/readyz").route(web::get().to(health::readyz)))
+                .service(web::resource("/metrics").route(routes::get().to(health::metrics)))
+                .service(web::resource("/readyz").route(routes::get().to(health::readyz)))
                 .service(
                     web::resource("/webhooks/connect")
                         .route(web::post().to(connect_webhook::receive))
@@ -317,7 +314,7 @@ impl Application {
                     None => {
                         cfg.service(
                             web::resource("/console")
-                                .route(web::get().to(routes::console::not_configured)),
+                                .route(routes::get().to(routes::console::not_configured)),
                         )
                         .route(
                             "/console/{rest:.*}",

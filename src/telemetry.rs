@@ -1,4 +1,5 @@
-//! Logging: human-readable text or JSON lines, filtered by `RUST_LOG` (default `info`).
+//! Logging: human-readable text or JSON lines, filtered by `RUST_LOG` (default
+//! [`DEFAULT_FILTER`]).
 
 use std::io::IsTerminal;
 
@@ -6,8 +7,15 @@ use tracing_subscriber::EnvFilter;
 
 use crate::config::LogFormat;
 
+/// `info`, without the HTTP server's connection-level errors: actix's dispatcher logs a
+/// client's malformed request (a bad header, a broken chunk) or a client gone mid-answer
+/// at ERROR, though nothing is wrong with icbridge. The client gets its `400`; the log
+/// keeps ERROR for icbridge's own failures. `RUST_LOG=info,actix_http=trace` shows them.
+pub const DEFAULT_FILTER: &str = "info,actix_http::h1::dispatcher=off";
+
 pub fn init(format: LogFormat) {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(DEFAULT_FILTER));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

@@ -30,25 +30,34 @@ const CANCELLED_REASON: &str = "cancelled: the appointment was cancelled";
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct AppointmentRequest {
     /// `sms` or `whatsapp`.
+    #[schema(value_type = crate::routes::openapi::ChannelName)]
     pub channel: String,
     /// The customer's number, international format (`+14155550123`).
+    #[schema(pattern = r"^\+?[1-9][0-9]{6,14}$")]
     pub customer: String,
     /// The business address to write from (the SMS sender or the WhatsApp app); default
     /// `ICB_SMS_SENDER` or `ICB_WHATSAPP_APP_ID`.
     #[serde(default)]
+    #[schema(max_length = 64)]
     pub to: Option<String>,
     /// The customer's name, for the texts.
     #[serde(default)]
+    #[schema(max_length = 100)]
     pub name: Option<String>,
     /// RFC 3339 with an offset: `2026-12-01T09:00:00+01:00`.
+    #[schema(format = DateTime)]
     pub starts_at: String,
-    /// 1 to 480.
+    /// 1 to 480; a whole number (`30` or `30.0`).
+    #[serde(deserialize_with = "whole_minutes")]
+    #[schema(minimum = 1, maximum = 480)]
     pub duration_minutes: i64,
     /// The desk whose experts take it; default the desk the business address routes to.
     #[serde(default)]
+    #[schema(max_length = 100)]
     pub desk: Option<String>,
     /// For the experts: shown on the card.
     #[serde(default)]
+    #[schema(max_length = 1000)]
     pub note: Option<String>,
 }
 
@@ -93,6 +102,26 @@ struct Slot {
     ends_at: i64,
     desk: String,
     note: Option<String>,
+}
+
+/// `durationMinutes`: a whole number, written as JSON writes it (`30`, or `30.0` as some
+/// clients serialise every number).
+fn whole_minutes<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<i64, D::Error> {
+    let number = serde_json::Number::deserialize(deserializer)
+        .map_err(|_| serde::de::Error::custom("`durationMinutes` must be a whole number"))?;
+    number
+        .as_i64()
+        .or_else(|| {
+            number
+                .as_f64()
+                .filter(|minutes| minutes.fract() == 0.0 && minutes.abs() < 1e15)
+                .map(|minutes| minutes as i64)
+        })
+        .ok_or_else(|| {
+            serde::de::Error::custom(format!(
+                "`durationMinutes` must be a whole number, not {number}"
+            ))
+        })
 }
 
 fn invalid(field: &'static str, reason: impl Into<String>) -> AppointmentError {
@@ -267,8 +296,16 @@ impl Bridge {
     }
 
     fn valid_slot(&self, request: &AppointmentRequest) -> Result<Slot, AppointmentError> {
-        let channel = Channel::parse(request.channel.trim())
-            .ok_or_else(|| invalid("channel", "must be `sms` or `whatsapp`"))?;
+        let channel = match request.channel.trim() {
+            "" => {
+                return Err(invalid(
+                    "channel",
+                    "is empty; it must be `sms` or `whatsapp`",
+                ))
+            }
+            raw => Channel::parse(raw)
+                .ok_or_else(|| invalid("channel", "must be `sms` or `whatsapp`"))?,
+        };
         let customer = CustomerAddress::parse(channel, &request.customer)
             .map_err(|e| invalid("customer", e.to_string()))?;
         let replies = self

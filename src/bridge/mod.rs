@@ -163,6 +163,7 @@ pub struct MessageReply {
     pub created: bool,
     /// When the links run out; absent while the conversation waits.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(format = DateTime)]
     pub expires_at: Option<String>,
 }
 

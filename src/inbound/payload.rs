@@ -548,8 +548,16 @@ impl Fields<'_> {
         Ok(Some(text))
     }
 
+    /// The field as [`Self::text`]; absent (or null) is missing, blank is empty.
     fn required(&self, name: &'static str) -> Result<String, PayloadError> {
-        self.text(name)?.ok_or(PayloadError::MissingField(name))
+        match self.text(name)? {
+            Some(text) => Ok(text),
+            None if self.text_allow_empty(name)?.is_some() => Err(PayloadError::InvalidField {
+                field: name,
+                reason: "is empty".into(),
+            }),
+            None => Err(PayloadError::MissingField(name)),
+        }
     }
 }
 

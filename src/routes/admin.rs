@@ -10,6 +10,8 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use utoipa::{IntoParams, ToSchema};
 
+use super::openapi::{AdminRefusals, QueryRefusal};
+use super::params::{ConversationStates, DeliveryKind, DeliveryStates, Limit};
 use super::{busy_response, json_error, ErrorBody, StatusBody};
 use crate::audit::Actor;
 use crate::bridge::{Bridge, BridgeError, CloseOutcome, ConversationDetail};
@@ -17,7 +19,7 @@ use crate::clock;
 use crate::customer_data::CustomerExport;
 use crate::domain::Media;
 use crate::store::{
-    AuditEntry, ConversationInfo, Erasure, MeetingLinkRecord, OutboxRow, OutboxState, StoreError,
+    AuditEntry, ConversationInfo, Erasure, MeetingLinkRecord, OutboxRow, StoreError,
     TranscriptEntry,
 };
 
@@ -30,23 +32,23 @@ pub struct AdminToken {
 }
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(web::resource("/api/conversations").route(web::get().to(list_conversations)))
-        .service(web::resource("/api/conversations/{id}").route(web::get().to(show_conversation)))
+    cfg.service(web::resource("/api/conversations").route(super::get().to(list_conversations)))
+        .service(web::resource("/api/conversations/{id}").route(super::get().to(show_conversation)))
         .service(
             web::resource("/api/conversations/{id}/close")
                 .route(web::post().to(close_conversation)),
         )
-        .service(web::resource("/api/outbox").route(web::get().to(list_outbox)))
+        .service(web::resource("/api/outbox").route(super::get().to(list_outbox)))
         .service(web::resource("/api/outbox/retry").route(web::post().to(retry_dead)))
         .service(web::resource("/api/outbox/{id}/retry").route(web::post().to(retry_outbox)))
         .service(
-            web::resource("/api/customers/{number}/export").route(web::get().to(export_customer)),
+            web::resource("/api/customers/{number}/export").route(super::get().to(export_customer)),
         )
         .service(
             web::resource("/api/customers/{number}/erase").route(web::post().to(erase_customer)),
         )
-        .service(web::resource("/api/audit").route(web::get().to(audit_log)))
-        .service(web::resource("/api/ratings").route(web::get().to(list_ratings)));
+        .service(web::resource("/api/audit").route(super::get().to(audit_log)))
+        .service(web::resource("/api/ratings").route(super::get().to(list_ratings)));
 }
 
 /// A request that may use the admin API: it carries `Authorization: Bearer
@@ -164,14 +166,18 @@ impl ResponseError for AdminError {
 pub struct ConversationView {
     pub id: String,
     /// `sms` or `whatsapp`.
+    #[schema(value_type = crate::routes::openapi::ChannelName)]
     pub channel: String,
     /// Masked: `+1415•••0123`.
     pub customer: String,
     pub customer_name: Option<String>,
     pub business_address: String,
     /// `open` or `closed`.
+    #[schema(value_type = crate::routes::openapi::ConversationState)]
     pub state: String,
+    #[schema(format = DateTime)]
     pub created_at: String,
+    #[schema(format = DateTime)]
     pub link_expires_at: Option<String>,
     pub thread_message_id: Option<String>,
     /// The expert who took the conversation: only their replies reach the customer.
@@ -181,6 +187,7 @@ pub struct ConversationView {
     pub desk: Option<String>,
     /// Since when it has waited for its desk to open (the customer wrote out of hours);
     /// absent once the desk got it or a meeting was made.
+    #[schema(format = DateTime)]
     pub waiting_since: Option<String>,
     /// How the customer rated it (1 to 5) after it was closed, if they answered the
     /// survey (`ICB_SURVEY`).
@@ -214,7 +221,9 @@ pub struct MeetingView {
     pub id: String,
     pub host_url: String,
     pub guest_url: String,
+    #[schema(format = DateTime)]
     pub expires_at: String,
+    #[schema(format = DateTime)]
     pub created_at: String,
 }
 
@@ -228,6 +237,7 @@ pub struct MeetingLinkView {
     pub url: String,
     /// For an added guest whose link was sent: the number, masked.
     pub sent_to: Option<String>,
+    #[schema(format = DateTime)]
     pub created_at: String,
 }
 
@@ -256,6 +266,7 @@ pub struct TranscriptLine {
     pub attachments: Vec<AttachmentLine>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub location: Option<LocationLine>,
+    #[schema(format = DateTime)]
     pub at: String,
 }
 
@@ -345,15 +356,19 @@ pub struct DeliveryView {
     pub id: i64,
     /// `expert_notification`, `expert_notice`, `customer_reply` or `opt_out_reply` (the
     /// answer to STOP, START or HELP).
+    #[schema(value_type = crate::routes::params::DeliveryKind)]
     pub kind: String,
     pub conversation_id: Option<String>,
     /// `pending`, `held`, `sent`, `dead` or `cancelled` (never sent: the customer opted
     /// out).
+    #[schema(value_type = crate::routes::openapi::DeliveryState)]
     pub state: String,
     pub attempts: i64,
+    #[schema(format = DateTime)]
     pub next_attempt_at: String,
     pub last_error: Option<String>,
     pub upstream_id: Option<String>,
+    #[schema(format = DateTime)]
     pub created_at: String,
 }
 
@@ -391,38 +406,47 @@ pub struct RetriedDelivery {
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
-pub struct ListQuery {
-    /// Conversations: `open`, `closed` or `all`; deliveries: `pending`, `held`, `sent`,
-    /// `dead`, `cancelled` or `all`. Default: all.
-    state: Option<String>,
+pub struct ConversationQuery {
+    /// Only conversations in this state; default all.
+    #[param(inline)]
+    state: Option<ConversationStates>,
     /// At most this many (1 to 1000, default 100).
-    limit: Option<i64>,
+    #[param(value_type = Option<i64>, minimum = 1, maximum = 1000)]
+    limit: Option<Limit>,
 }
 
-fn limit(query: &ListQuery) -> i64 {
-    query.limit.unwrap_or(100).clamp(1, 1000)
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct DeliveryQuery {
+    /// Only deliveries in this state; default all.
+    #[param(inline)]
+    state: Option<DeliveryStates>,
+    /// At most this many (1 to 1000, default 100).
+    #[param(value_type = Option<i64>, minimum = 1, maximum = 1000)]
+    limit: Option<Limit>,
+}
+
+/// How many of a list: `/api/audit`, `/api/ratings`.
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct LimitQuery {
+    /// At most this many (1 to 1000, default 100).
+    #[param(value_type = Option<i64>, minimum = 1, maximum = 1000)]
+    limit: Option<Limit>,
 }
 
 /// Conversations, newest first.
-#[utoipa::path(get, path = "/api/conversations", tag = "admin", params(ListQuery),
+#[utoipa::path(get, path = "/api/conversations", tag = "admin", params(ConversationQuery),
     security(("adminToken" = [])),
-    responses((status = 200, body = ConversationList), (status = 400, body = ErrorBody),
-              (status = 401, body = ErrorBody), (status = 404, body = ErrorBody, description = "the admin API is off")))]
+    responses((status = 200, body = ConversationList), QueryRefusal,
+              AdminRefusals))]
 pub async fn list_conversations(
     _: Admin,
-    query: web::Query<ListQuery>,
+    query: web::Query<ConversationQuery>,
     bridge: web::Data<Bridge>,
 ) -> Result<HttpResponse, AdminError> {
-    let state = match query.state.as_deref() {
-        None | Some("all") => None,
-        Some(state @ ("open" | "closed")) => Some(state),
-        Some(other) => {
-            return Err(AdminError::BadRequest(format!(
-                "state must be open, closed or all, not {other:?}"
-            )))
-        }
-    };
-    let list = bridge.conversations(state, limit(&query)).await?;
+    let state = query.state.and_then(ConversationStates::only);
+    let list = bridge
+        .conversations(state, Limit::or_default(query.limit))
+        .await?;
     Ok(HttpResponse::Ok().json(ConversationList {
         conversations: list.iter().map(ConversationView::from).collect(),
     }))
@@ -430,8 +454,8 @@ pub async fn list_conversations(
 
 /// One conversation with its meetings and transcript.
 #[utoipa::path(get, path = "/api/conversations/{id}", tag = "admin", security(("adminToken" = [])),
-    responses((status = 200, body = ConversationDetailView), (status = 401, body = ErrorBody),
-              (status = 404, body = ErrorBody)))]
+    responses((status = 200, body = ConversationDetailView),
+              AdminRefusals))]
 pub async fn show_conversation(
     _: Admin,
     path: web::Path<String>,
@@ -449,7 +473,7 @@ pub async fn show_conversation(
     security(("adminToken" = [])),
     responses((status = 200, body = StatusBody, description = "`closed` or `already_closed`"),
               (status = 409, body = ErrorBody, description = "it has a booked consultation that is not over: cancel the appointment to call it off"),
-              (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+              AdminRefusals))]
 pub async fn close_conversation(
     Admin(admin): Admin,
     path: web::Path<String>,
@@ -473,24 +497,19 @@ pub async fn close_conversation(
 }
 
 /// Deliveries, newest first (without their payloads).
-#[utoipa::path(get, path = "/api/outbox", tag = "admin", params(ListQuery),
+#[utoipa::path(get, path = "/api/outbox", tag = "admin", params(DeliveryQuery),
     security(("adminToken" = [])),
-    responses((status = 200, body = DeliveryList), (status = 400, body = ErrorBody),
-              (status = 401, body = ErrorBody), (status = 404, body = ErrorBody, description = "the admin API is off")))]
+    responses((status = 200, body = DeliveryList), QueryRefusal,
+              AdminRefusals))]
 pub async fn list_outbox(
     _: Admin,
-    query: web::Query<ListQuery>,
+    query: web::Query<DeliveryQuery>,
     bridge: web::Data<Bridge>,
 ) -> Result<HttpResponse, AdminError> {
-    let state = match query.state.as_deref() {
-        None | Some("all") => None,
-        Some(raw) => Some(OutboxState::parse(raw).ok_or_else(|| {
-            AdminError::BadRequest(format!(
-                "state must be pending, held, sent, dead, cancelled or all, not {raw:?}"
-            ))
-        })?),
-    };
-    let rows = bridge.deliveries(state, limit(&query)).await?;
+    let state = query.state.and_then(DeliveryStates::only);
+    let rows = bridge
+        .deliveries(state, Limit::or_default(query.limit))
+        .await?;
     Ok(HttpResponse::Ok().json(DeliveryList {
         outbox: rows.iter().map(DeliveryView::from).collect(),
     }))
@@ -498,10 +517,11 @@ pub async fn list_outbox(
 
 #[derive(Debug, Deserialize, IntoParams)]
 pub struct DeadQuery {
-    /// Only deliveries of this kind (`expert_notification`, `expert_notice`,
-    /// `customer_reply`, `opt_out_reply`).
-    kind: Option<String>,
+    /// Only deliveries of this kind.
+    #[param(inline)]
+    kind: Option<DeliveryKind>,
     /// Only deliveries queued since this time (RFC 3339).
+    #[param(format = DateTime)]
     since: Option<String>,
 }
 
@@ -517,8 +537,8 @@ pub struct RetriedDeliveries {
 /// schedule.
 #[utoipa::path(post, path = "/api/outbox/retry", tag = "admin", params(DeadQuery),
     security(("adminToken" = [])),
-    responses((status = 200, body = RetriedDeliveries), (status = 400, body = ErrorBody),
-              (status = 401, body = ErrorBody), (status = 404, body = ErrorBody, description = "the admin API is off")))]
+    responses((status = 200, body = RetriedDeliveries), QueryRefusal,
+              AdminRefusals))]
 pub async fn retry_dead(
     Admin(admin): Admin,
     query: web::Query<DeadQuery>,
@@ -526,13 +546,14 @@ pub async fn retry_dead(
 ) -> Result<HttpResponse, AdminError> {
     let since = match &query.since {
         Some(since) => Some(clock::parse_rfc3339(since).ok_or_else(|| {
-            AdminError::BadRequest(format!("since must be an RFC 3339 time, not {since:?}"))
+            AdminError::Invalid(format!(
+                "query parameter `since` must be an RFC 3339 time, not {since:?}"
+            ))
         })?),
         None => None,
     };
-    let count = bridge
-        .retry_dead_deliveries(query.kind.as_deref(), since, &admin)
-        .await?;
+    let kind = query.kind.map(DeliveryKind::as_str);
+    let count = bridge.retry_dead_deliveries(kind, since, &admin).await?;
     Ok(HttpResponse::Ok().json(RetriedDeliveries {
         status: "pending".into(),
         count,
@@ -542,8 +563,9 @@ pub async fn retry_dead(
 /// Make a dead (or waiting) delivery due now, with a fresh retry schedule.
 #[utoipa::path(post, path = "/api/outbox/{id}/retry", tag = "admin",
     security(("adminToken" = [])),
-    responses((status = 200, body = RetriedDelivery), (status = 401, body = ErrorBody),
-              (status = 404, body = ErrorBody)))]
+    responses((status = 200, body = RetriedDelivery),
+              (status = 422, body = ErrorBody, description = "the id is not a whole number"),
+              AdminRefusals))]
 pub async fn retry_outbox(
     Admin(admin): Admin,
     path: web::Path<i64>,
@@ -565,10 +587,11 @@ pub async fn retry_outbox(
 /// Everything held about a customer: every conversation, message (with its files' links and
 /// location), delivery and receipt, on SMS and WhatsApp. Audited.
 #[utoipa::path(get, path = "/api/customers/{number}/export", tag = "admin",
-    params(("number" = String, Path, description = "the customer's number, international format (`+14155550123`)")),
+    params(("number" = String, Path, pattern = r"^\+?[1-9][0-9]{6,14}$",
+        description = "the customer's number, international format (`+14155550123`)")),
     security(("adminToken" = [])),
     responses((status = 200, body = CustomerExport), (status = 422, body = ErrorBody, description = "not a phone number"),
-              (status = 401, body = ErrorBody), (status = 404, body = ErrorBody, description = "the admin API is off")))]
+              AdminRefusals))]
 pub async fn export_customer(
     Admin(admin): Admin,
     path: web::Path<String>,
@@ -584,10 +607,11 @@ pub async fn export_customer(
 /// deliveries and receipts; the number replaced, open conversations closed, pending
 /// deliveries cancelled) and says what was erased. Audited.
 #[utoipa::path(post, path = "/api/customers/{number}/erase", tag = "admin",
-    params(("number" = String, Path, description = "the customer's number, international format (`+14155550123`)")),
+    params(("number" = String, Path, pattern = r"^\+?[1-9][0-9]{6,14}$",
+        description = "the customer's number, international format (`+14155550123`)")),
     security(("adminToken" = [])),
     responses((status = 200, body = Erasure), (status = 422, body = ErrorBody, description = "not a phone number"),
-              (status = 401, body = ErrorBody), (status = 404, body = ErrorBody, description = "the admin API is off")))]
+              AdminRefusals))]
 pub async fn erase_customer(
     Admin(admin): Admin,
     path: web::Path<String>,
@@ -600,6 +624,7 @@ pub async fn erase_customer(
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct AuditView {
+    #[schema(format = DateTime)]
     pub at: String,
     /// `admin:<ICB_ADMIN_NAME>`, `cli:<user>` or `expert:<Webex identity>`.
     pub actor: String,
@@ -628,16 +653,16 @@ pub struct AuditList {
 }
 
 /// What administrators and experts did to customers' data, newest first.
-#[utoipa::path(get, path = "/api/audit", tag = "admin", params(ListQuery),
+#[utoipa::path(get, path = "/api/audit", tag = "admin", params(LimitQuery),
     security(("adminToken" = [])),
-    responses((status = 200, body = AuditList),
-              (status = 401, body = ErrorBody), (status = 404, body = ErrorBody, description = "the admin API is off")))]
+    responses((status = 200, body = AuditList), QueryRefusal,
+              AdminRefusals))]
 pub async fn audit_log(
     _: Admin,
-    query: web::Query<ListQuery>,
+    query: web::Query<LimitQuery>,
     bridge: web::Data<Bridge>,
 ) -> Result<HttpResponse, AdminError> {
-    let entries = bridge.audit_log(limit(&query)).await?;
+    let entries = bridge.audit_log(Limit::or_default(query.limit)).await?;
     Ok(HttpResponse::Ok().json(AuditList {
         audit: entries.iter().map(AuditView::from).collect(),
     }))
@@ -649,6 +674,7 @@ pub async fn audit_log(
 pub struct RatingView {
     pub conversation_id: String,
     /// `sms` or `whatsapp`.
+    #[schema(value_type = crate::routes::openapi::ChannelName)]
     pub channel: String,
     /// Masked: `+1415•••0123`.
     pub customer: String,
@@ -657,7 +683,9 @@ pub struct RatingView {
     /// 1 (poor) to 5 (excellent); WhatsApp's buttons give 5, 3 or 1.
     pub rating: i64,
     /// When the survey was asked (the conversation closed) and answered.
+    #[schema(format = DateTime)]
     pub asked_at: String,
+    #[schema(format = DateTime)]
     pub answered_at: String,
 }
 
@@ -666,24 +694,17 @@ pub struct RatingList {
     pub ratings: Vec<RatingView>,
 }
 
-#[derive(Debug, Deserialize, IntoParams)]
-pub struct RatingsQuery {
-    /// At most this many (1 to 1000, default 100).
-    limit: Option<i64>,
-}
-
 /// Customers' ratings after their conversations were closed, newest first.
-#[utoipa::path(get, path = "/api/ratings", tag = "admin", params(RatingsQuery),
+#[utoipa::path(get, path = "/api/ratings", tag = "admin", params(LimitQuery),
     security(("adminToken" = [])),
-    responses((status = 200, body = RatingList),
-              (status = 401, body = ErrorBody), (status = 404, body = ErrorBody, description = "the admin API is off")))]
+    responses((status = 200, body = RatingList), QueryRefusal,
+              AdminRefusals))]
 pub async fn list_ratings(
     _: Admin,
-    query: web::Query<RatingsQuery>,
+    query: web::Query<LimitQuery>,
     bridge: web::Data<Bridge>,
 ) -> Result<HttpResponse, AdminError> {
-    let limit = query.limit.unwrap_or(100).clamp(1, 1000);
-    let ratings = bridge.ratings(limit).await?;
+    let ratings = bridge.ratings(Limit::or_default(query.limit)).await?;
     let default_desk = &bridge.desks().default_desk().name;
     Ok(HttpResponse::Ok().json(RatingList {
         ratings: ratings

@@ -8,6 +8,8 @@ use serde_json::json;
 use utoipa::{IntoParams, ToSchema};
 
 use super::admin::Admin;
+use super::openapi::{AdminRefusals, QueryRefusal};
+use super::params::Limit;
 use super::{busy_response, json_error, ErrorBody};
 use crate::bridge::{AppointmentError, AppointmentRequest, Bridge, BridgeError};
 use crate::clock;
@@ -15,16 +17,10 @@ use crate::domain::CustomerAddress;
 use crate::store::AppointmentRecord;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    // A body that is not a booking is answered in JSON like every other refusal.
-    let json = web::JsonConfig::default().error_handler(|error, _| {
-        let response = json_error(StatusCode::BAD_REQUEST, "invalid_json", &error);
-        actix_web::error::InternalError::from_response(error, response).into()
-    });
     cfg.service(
         web::resource("/api/appointments")
-            .app_data(json)
             .route(web::post().to(book))
-            .route(web::get().to(list)),
+            .route(super::get().to(list)),
     )
     .service(web::resource("/api/appointments/{id}").route(web::delete().to(cancel)));
 }
@@ -37,21 +33,29 @@ pub struct AppointmentView {
     pub conversation_id: String,
     pub meeting_id: String,
     /// `sms` or `whatsapp`.
+    #[schema(value_type = crate::routes::openapi::ChannelName)]
     pub channel: String,
     /// Masked: `+1415•••0123`.
     pub customer: String,
     pub business_address: String,
     pub desk: String,
+    #[schema(format = DateTime)]
     pub starts_at: String,
+    #[schema(format = DateTime)]
     pub ends_at: String,
     /// From when until when the links work.
+    #[schema(format = DateTime)]
     pub links_from: String,
+    #[schema(format = DateTime)]
     pub links_until: String,
     pub guest_url: String,
     pub note: Option<String>,
     /// `booked` or `cancelled`.
+    #[schema(value_type = crate::routes::openapi::AppointmentState)]
     pub state: String,
+    #[schema(format = DateTime)]
     pub created_at: String,
+    #[schema(format = DateTime)]
     pub cancelled_at: Option<String>,
 }
 
@@ -86,11 +90,14 @@ pub struct AppointmentList {
 #[derive(Debug, Deserialize, IntoParams)]
 pub struct AppointmentQuery {
     /// Appointments starting at or after this instant (RFC 3339); default now.
+    #[param(format = DateTime)]
     from: Option<String>,
     /// And before this one; default: no end.
+    #[param(format = DateTime)]
     to: Option<String>,
     /// At most this many (1 to 1000, default 100).
-    limit: Option<i64>,
+    #[param(value_type = Option<i64>, minimum = 1, maximum = 1000)]
+    limit: Option<Limit>,
 }
 
 impl ResponseError for AppointmentError {
@@ -161,16 +168,18 @@ impl ResponseError for AppointmentError {
 /// is invited at once and reminded `ICB_APPOINTMENT_REMINDER` before the start, when the
 /// desk's experts get the card. With `Idempotency-Key`, the same key and body give the same
 /// answer (`Idempotent-Replayed: true`), another body 409. Audited.
-#[utoipa::path(post, path = "/api/appointments", tag = "admin",
+#[utoipa::path(post, operation_id = "book_appointment", path = "/api/appointments", tag = "admin",
     request_body = AppointmentRequest,
     params(("Idempotency-Key" = Option<String>, Header, description = "makes a retried request safe")),
     security(("adminToken" = [])),
     responses((status = 201, body = AppointmentView),
-              (status = 400, body = ErrorBody, description = "not a JSON booking"),
+              (status = 400, body = ErrorBody, description = "the body is not JSON"),
+              (status = 413, body = ErrorBody, description = "the body is larger than 64 KiB"),
+              (status = 415, body = ErrorBody, description = "the body is not `application/json`"),
               (status = 422, body = ErrorBody, description = "a field is invalid (`field` names it); nothing was stored"),
               (status = 409, body = ErrorBody, description = "the Idempotency-Key was used with another body, the customer has an appointment that is not over, or icbridge cannot send invitations"),
               (status = 502, body = ErrorBody, description = "the video service made no meeting; nothing was booked"),
-              (status = 401, body = ErrorBody), (status = 404, body = ErrorBody, description = "the admin API is off")))]
+              AdminRefusals))]
 pub async fn book(
     Admin(admin): Admin,
     http: HttpRequest,
@@ -211,11 +220,11 @@ fn instant(field: &'static str, raw: Option<&str>) -> Result<Option<i64>, Appoin
 }
 
 /// Appointments starting in `[from, to)`, soonest first (cancelled ones too).
-#[utoipa::path(get, path = "/api/appointments", tag = "admin", params(AppointmentQuery),
+#[utoipa::path(get, operation_id = "list_appointments", path = "/api/appointments", tag = "admin", params(AppointmentQuery),
     security(("adminToken" = [])),
-    responses((status = 200, body = AppointmentList), (status = 422, body = ErrorBody),
-              (status = 400, body = ErrorBody),
-              (status = 401, body = ErrorBody), (status = 404, body = ErrorBody, description = "the admin API is off")))]
+    responses((status = 200, body = AppointmentList),
+              QueryRefusal,
+              AdminRefusals))]
 pub async fn list(
     _: Admin,
     query: web::Query<AppointmentQuery>,
@@ -223,8 +232,9 @@ pub async fn list(
 ) -> Result<HttpResponse, AppointmentError> {
     let from = instant("from", query.from.as_deref())?;
     let to = instant("to", query.to.as_deref())?;
-    let limit = query.limit.unwrap_or(100).clamp(1, 1000);
-    let list = bridge.appointments(from, to, limit).await?;
+    let list = bridge
+        .appointments(from, to, Limit::or_default(query.limit))
+        .await?;
     Ok(HttpResponse::Ok().json(AppointmentList {
         appointments: list.iter().map(AppointmentView::from).collect(),
     }))
@@ -232,10 +242,10 @@ pub async fn list(
 
 /// Cancels an appointment: the customer and the thread are told, the reminder and the card
 /// are not sent, the links end and the conversation closes. Audited.
-#[utoipa::path(delete, path = "/api/appointments/{id}", tag = "admin",
+#[utoipa::path(delete, operation_id = "cancel_appointment", path = "/api/appointments/{id}", tag = "admin",
     security(("adminToken" = [])),
     responses((status = 200, body = AppointmentView), (status = 409, body = ErrorBody, description = "cancelled before"),
-              (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+              AdminRefusals))]
 pub async fn cancel(
     Admin(admin): Admin,
     path: web::Path<String>,

@@ -131,7 +131,7 @@ impl ResponseError for IntakeError {
 }
 
 /// Webex Connect checks that the URL answers when a webhook is saved.
-#[utoipa::path(head, path = "/webhooks/connect", tag = "webhooks",
+#[utoipa::path(head, operation_id = "check_connect_webhook", path = "/webhooks/connect", tag = "webhooks",
     responses((status = 200, description = "the URL works")))]
 pub async fn head() -> HttpResponse {
     HttpResponse::Ok().finish()
@@ -140,7 +140,7 @@ pub async fn head() -> HttpResponse {
 /// A message or a delivery receipt from Webex Connect: a flow's HTTP Request body
 /// (`Authorization: Bearer ICB_CONNECT_WEBHOOK_TOKEN`), or an Outbound Webhook event
 /// (`X-Hub-Signature`: hex HMAC-SHA256 of the body with `ICB_CONNECT_WEBHOOK_SECRET`).
-#[utoipa::path(post, path = "/webhooks/connect", tag = "webhooks",
+#[utoipa::path(post, operation_id = "receive_connect_webhook", path = "/webhooks/connect", tag = "webhooks",
     security(("webhookToken" = []), ("hubSignature" = [])),
     request_body(content = FlowMessage,
         description = "a flow's body as below, an Outbound Webhook SMS (`oa`) or WhatsApp (`waid`) event, or a delivery receipt (`deliveryInfoNotification`)"),
@@ -217,12 +217,15 @@ async fn handle(
     "text": "Hello", "messageId": "wamid.1", "name": "Alice Example"}))]
 pub struct FlowMessage {
     /// `sms` or `whatsapp`.
+    #[schema(value_type = super::openapi::ChannelName)]
     channel: String,
     /// The customer: an E.164 number (SMS) or a WhatsApp id.
+    #[schema(pattern = r"^\+?[1-9][0-9]{6,14}$")]
     from: String,
     /// The business number or WhatsApp app id the customer wrote to.
     to: Option<String>,
     /// The message; may be empty, at most 4096 characters.
+    #[schema(max_length = 4096)]
     text: String,
     /// The sender's message id, for deduplication.
     #[schema(rename = "messageId")]
@@ -230,6 +233,7 @@ pub struct FlowMessage {
     /// The customer's name, if the flow knows it.
     name: Option<String>,
     /// Files sent with the message (WhatsApp), at most 10.
+    #[schema(max_items = 10)]
     attachments: Option<Vec<FlowAttachment>>,
     /// A place the customer shared.
     location: Option<FlowLocation>,

@@ -8,7 +8,8 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::admin::MeetingLinkView;
-use super::json_error;
+use super::openapi::{ConsoleApiRefusals, ConsolePageRefusals};
+use super::{json_error, ErrorBody};
 use crate::audit::Actor;
 use crate::bridge::{Bridge, BridgeError, CloseOutcome, NewLinkOutcome};
 use crate::clock;
@@ -20,15 +21,17 @@ const COOKIE: &str = "icb_console";
 const RECENT_RATINGS: i64 = 20;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(web::resource("/console").route(web::get().to(console)))
-        .service(web::resource("/console/login").route(web::get().to(login)))
-        .service(web::resource("/console/callback").route(web::get().to(callback)))
+    cfg.service(web::resource("/console").route(super::get().to(console)))
+        .service(web::resource("/console/login").route(super::get().to(login)))
+        .service(web::resource("/console/callback").route(super::get().to(callback)))
         .service(web::resource("/console/logout").route(web::post().to(logout)))
-        .service(web::resource("/console/app.js").route(web::get().to(app_js)))
-        .service(web::resource("/console/console.css").route(web::get().to(app_css)))
-        .service(web::resource("/console/api/queue").route(web::get().to(queue)))
-        .service(web::resource("/console/api/widget").route(web::get().to(widget)))
-        .service(web::resource("/console/api/conversations/{id}").route(web::get().to(transcript)))
+        .service(web::resource("/console/app.js").route(super::get().to(app_js)))
+        .service(web::resource("/console/console.css").route(super::get().to(app_css)))
+        .service(web::resource("/console/api/queue").route(super::get().to(queue)))
+        .service(web::resource("/console/api/widget").route(super::get().to(widget)))
+        .service(
+            web::resource("/console/api/conversations/{id}").route(super::get().to(transcript)),
+        )
         .service(
             web::resource("/console/api/conversations/{id}/{action}").route(web::post().to(act)),
         );
@@ -203,10 +206,10 @@ fn error_response(error: &ConsoleError, as_json: bool, console: &Console) -> Htt
 }
 
 /// The expert console (HTML); without a session, a redirect to the login.
-#[utoipa::path(get, path = "/console", tag = "console",
+#[utoipa::path(get, operation_id = "console_page", path = "/console", tag = "console",
     responses((status = 200, content_type = "text/html", body = String, description = "the console page"),
               (status = 303, description = "not signed in: to /console/login"),
-              (status = 503, description = "the console is not configured")))]
+              ConsolePageRefusals))]
 pub async fn console(
     ExpertOnPage(session): ExpertOnPage,
     console: web::Data<Console>,
@@ -219,9 +222,9 @@ pub async fn console(
 }
 
 /// Starts a Webex login (OAuth with PKCE).
-#[utoipa::path(get, path = "/console/login", tag = "console",
+#[utoipa::path(get, operation_id = "console_login", path = "/console/login", tag = "console",
     responses((status = 303, description = "to Webex's authorize page"),
-              (status = 503, description = "the console is not configured")))]
+              ConsolePageRefusals))]
 pub async fn login(console: web::Data<Console>) -> HttpResponse {
     match console.start_login().await {
         Ok(authorize_url) => redirect(&authorize_url),
@@ -237,12 +240,11 @@ pub struct Callback {
 }
 
 /// Webex sends the browser back here after the login.
-#[utoipa::path(get, path = "/console/callback", tag = "console", params(Callback),
+#[utoipa::path(get, operation_id = "console_callback", path = "/console/callback", tag = "console", params(Callback),
     responses((status = 303, description = "signed in: to /console"),
-              (status = 400, description = "unknown, expired or reused login"),
-              (status = 403, description = "refused by Webex, or not allowed"),
-              (status = 502, description = "Webex did not answer"),
-              (status = 503, description = "the console is not configured")))]
+              (status = 400, content_type = "text/html", body = String, description = "unknown, expired or reused login"),
+              (status = 422, body = ErrorBody, description = "a query parameter given twice"),
+              ConsolePageRefusals))]
 pub async fn callback(query: web::Query<Callback>, console: web::Data<Console>) -> HttpResponse {
     let result = match (&query.error, &query.code, &query.state) {
         // A refusal still uses up its state, so it cannot be replayed.
@@ -273,10 +275,13 @@ pub struct LogoutForm {
 }
 
 /// Signs out (form field `csrf`).
-#[utoipa::path(post, path = "/console/logout", tag = "console",
+#[utoipa::path(post, operation_id = "console_logout", path = "/console/logout", tag = "console",
+    request_body(content = LogoutForm, content_type = "application/x-www-form-urlencoded"),
     responses((status = 200, content_type = "text/html", body = String, description = "signed out"),
-              (status = 403, description = "missing or wrong anti-CSRF token"),
-              (status = 503, description = "the console is not configured")))]
+              (status = 413, body = ErrorBody, description = "the body is larger than 64 KiB"),
+              (status = 415, body = ErrorBody, description = "the body is not a form (`application/x-www-form-urlencoded`)"),
+              (status = 422, body = ErrorBody, description = "the form is not one the page sends"),
+              ConsolePageRefusals))]
 pub async fn logout(
     request: HttpRequest,
     form: web::Form<LogoutForm>,
@@ -319,9 +324,9 @@ async fn app_css() -> HttpResponse {
 }
 
 /// The open conversations, for the page to show.
-#[utoipa::path(get, path = "/console/api/queue", tag = "console",
+#[utoipa::path(get, operation_id = "console_queue", path = "/console/api/queue", tag = "console",
     responses((status = 200, body = serde_json::Value, description = "`conversations`, the newest `ratings` and `tokenGeneration`"),
-              (status = 401, body = super::ErrorBody), (status = 503, description = "the console is not configured")))]
+              ConsoleApiRefusals))]
 pub async fn queue(
     Expert(session): Expert,
     console: web::Data<Console>,
@@ -381,10 +386,11 @@ pub async fn queue(
 }
 
 /// A conversation's transcript, for the row an expert opens.
-#[utoipa::path(get, path = "/console/api/conversations/{id}", tag = "console",
+#[utoipa::path(get, operation_id = "console_transcript", path = "/console/api/conversations/{id}", tag = "console",
     params(("id" = String, Path, description = "the conversation")),
     responses((status = 200, body = serde_json::Value, description = "`transcript`: `author`, `text`, `at`; `links`: `role`, `url`, `sentTo`; `rating`, once the customer rated the closed conversation"),
-              (status = 401, body = super::ErrorBody), (status = 404, body = super::ErrorBody)))]
+              (status = 404, body = ErrorBody, description = "no such conversation"),
+              ConsoleApiRefusals))]
 pub async fn transcript(
     Expert(_session): Expert,
     path: web::Path<String>,
@@ -416,9 +422,9 @@ pub async fn transcript(
 }
 
 /// The Space Widget's current access token, after a refresh.
-#[utoipa::path(get, path = "/console/api/widget", tag = "console",
+#[utoipa::path(get, operation_id = "console_widget", path = "/console/api/widget", tag = "console",
     responses((status = 200, body = serde_json::Value, description = "`accessToken` and `tokenGeneration`"),
-              (status = 401, body = super::ErrorBody), (status = 503, description = "the console is not configured")))]
+              ConsoleApiRefusals))]
 pub async fn widget(Expert(session): Expert) -> HttpResponse {
     HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, "no-store"))
@@ -427,12 +433,12 @@ pub async fn widget(Expert(session): Expert) -> HttpResponse {
 
 /// `close`, `new-link`, `take` or `release` on a conversation, from the page (header
 /// `X-CSRF-Token`), as the signed-in expert.
-#[utoipa::path(post, path = "/console/api/conversations/{id}/{action}", tag = "console",
+#[utoipa::path(post, operation_id = "console_act", path = "/console/api/conversations/{id}/{action}", tag = "console",
     params(("id" = String, Path, description = "the conversation"),
-           ("action" = String, Path, description = "`close`, `new-link`, `take` or `release`")),
+           ("action" = inline(super::openapi::ConsoleAction), Path, description = "what to do")),
     responses((status = 200, body = super::StatusBody, description = "`closed`, `already_closed`, `created`, `in_progress`, `taken`, `already_yours`, `taken_by_another`, `released` or `not_yours`"),
-              (status = 401, body = super::ErrorBody), (status = 403, body = super::ErrorBody),
-              (status = 404, body = super::ErrorBody), (status = 503, body = super::ErrorBody)))]
+              (status = 404, body = ErrorBody, description = "no such conversation, or an unknown action"),
+              ConsoleApiRefusals))]
 pub async fn act(
     ExpertAction(session): ExpertAction,
     path: web::Path<(String, String)>,
@@ -477,7 +483,7 @@ pub async fn act(
             return json_error(StatusCode::NOT_FOUND, "not_found", "no such conversation")
         }
         Err(BridgeError::Store(e)) => Err(ConsoleError::from(e)),
-        Err(e) => return json_error(StatusCode::SERVICE_UNAVAILABLE, "upstream_unavailable", e),
+        Err(e) => return json_error(StatusCode::BAD_GATEWAY, "upstream_unavailable", e),
         Ok(status) => Ok(status),
     };
     match outcome {

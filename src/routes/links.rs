@@ -141,13 +141,14 @@ fn is_preview(request: &HttpRequest) -> bool {
 /// One of icbridge's links: on to the meeting (302), a preview page (200), the ended page
 /// (410), or the same page for an unknown code (404); 429 for an address that asked for too
 /// many unknown codes.
-#[utoipa::path(get, path = "/j/{code}", tag = "links",
+#[utoipa::path(get, operation_id = "visit_link", path = "/j/{code}", tag = "links",
     params(("code" = String, Path, description = "the link's code")),
     responses((status = 302, description = "on to the meeting (`Location`), while it may be used"),
               (status = 200, description = "a link preview's fetch (HEAD, or a preview's user agent): title and description; or a booked consultation's link before it works: from when it does", content_type = "text/html"),
               (status = 410, description = "the consultation this link was for has ended", content_type = "text/html"),
               (status = 404, description = "no such link (the same page)", content_type = "text/html"),
-              (status = 429, description = "too many unknown codes from this address; try again in a minute")))]
+              (status = 429, description = "too many unknown codes from this address; try again in a minute", content_type = "text/html"),
+              (status = 503, description = "the link could not be looked up; try again in a few seconds (`Retry-After`)")))]
 pub async fn visit(
     request: HttpRequest,
     code: web::Path<String>,

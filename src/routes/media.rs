@@ -5,6 +5,7 @@
 use actix_web::http::header::{ContentDisposition, DispositionParam, DispositionType};
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpResponse};
+use futures_util::TryStreamExt;
 
 use super::json_error;
 use crate::media_links::MediaFiles;
@@ -25,7 +26,11 @@ pub async fn file(
                 parameters: vec![DispositionParam::Filename(file.name)],
             })
             .insert_header(("Cache-Control", "private, no-store"))
-            .streaming(response.bytes_stream()),
+            // A file that breaks off on its way from Webex is icbridge's to report (the
+            // HTTP server's own log of it is filtered out: see `telemetry`).
+            .streaming(response.bytes_stream().inspect_err(|error| {
+                tracing::warn!(%error, "an expert's file broke off while it was sent");
+            })),
         Ok(None) => not_found(),
         Err(error) => {
             tracing::warn!(%error, "an expert's file could not be read from Webex");

@@ -8,6 +8,7 @@ pub mod health;
 pub mod links;
 pub mod media;
 pub mod openapi;
+pub mod params;
 pub mod request_log;
 pub mod webex_webhook;
 
@@ -18,6 +19,14 @@ use serde_json::json;
 use utoipa::ToSchema;
 
 use crate::store::StoreError;
+
+/// A route for `GET` that answers `HEAD` too, with the same status and headers and no body
+/// (the server leaves the body out): HTTP asks servers to take `HEAD` wherever they take
+/// `GET`. Every `GET` route is mounted with it (`web::get` is refused by clippy.toml).
+pub fn get() -> actix_web::Route {
+    use actix_web::guard;
+    web::route().guard(guard::Any(guard::Get()).or(guard::Head()))
+}
 
 /// Webhook bodies above this are refused before they are read to the end.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
@@ -97,6 +106,107 @@ pub fn busy_response(error: &StoreError) -> HttpResponse {
         actix_web::http::header::HeaderValue::from(BUSY_RETRY_AFTER_SECONDS),
     );
     response
+}
+
+/// How the framework's extractors refuse a request, registered once for the whole app:
+/// with the JSON error body every endpoint uses. A query or path parameter that does not
+/// parse, or a body that is JSON but not what the endpoint takes, is `422 invalid` (the
+/// message names the parameter or field); a body that is not JSON at all is `400
+/// invalid_json`; a body of another type `415`; one over [`MAX_BODY_BYTES`] `413`.
+pub fn extractor_errors(cfg: &mut web::ServiceConfig) {
+    use actix_web::error::{JsonPayloadError, PathError, QueryPayloadError, UrlencodedError};
+
+    let query = web::QueryConfig::default().error_handler(|error, _| {
+        let message = match &error {
+            QueryPayloadError::Deserialize(reason) => reason.to_string(),
+            other => other.to_string(),
+        };
+        refused(error, StatusCode::UNPROCESSABLE_ENTITY, "invalid", message)
+    });
+    let path = web::PathConfig::default().error_handler(|error, request| {
+        let reason = match &error {
+            PathError::Deserialize(reason) => reason.to_string(),
+            other => other.to_string(),
+        };
+        let names: Vec<String> = request
+            .match_info()
+            .iter()
+            .map(|(name, _)| format!("`{name}`"))
+            .collect();
+        let message = format!("path parameter {}: {reason}", names.join(" or "));
+        refused(error, StatusCode::UNPROCESSABLE_ENTITY, "invalid", message)
+    });
+    let json = web::JsonConfig::default()
+        .limit(MAX_BODY_BYTES)
+        .error_handler(|error, _| {
+            let (status, code, message) = match &error {
+                JsonPayloadError::ContentType => not_of_type("JSON", "application/json"),
+                JsonPayloadError::Overflow { .. }
+                | JsonPayloadError::OverflowKnownLength { .. } => too_large(),
+                JsonPayloadError::Deserialize(reason) if reason.is_data() => (
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "invalid",
+                    reason.to_string(),
+                ),
+                JsonPayloadError::Deserialize(reason) => (
+                    StatusCode::BAD_REQUEST,
+                    "invalid_json",
+                    format!("the body is not JSON: {reason}"),
+                ),
+                other => (StatusCode::BAD_REQUEST, "bad_request", other.to_string()),
+            };
+            refused(error, status, code, message)
+        });
+    let form = web::FormConfig::default()
+        .limit(MAX_BODY_BYTES)
+        .error_handler(|error, _| {
+            let (status, code, message) = match &error {
+                UrlencodedError::ContentType => {
+                    not_of_type("a form", "application/x-www-form-urlencoded")
+                }
+                UrlencodedError::Overflow { .. } => too_large(),
+                UrlencodedError::Parse(reason) => (
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "invalid",
+                    reason.to_string(),
+                ),
+                other => (StatusCode::BAD_REQUEST, "bad_request", other.to_string()),
+            };
+            refused(error, status, code, message)
+        });
+    cfg.app_data(query)
+        .app_data(path)
+        .app_data(json)
+        .app_data(form);
+}
+
+/// A refusal: its status, its code and its message.
+type Refusal = (StatusCode, &'static str, String);
+
+fn not_of_type(what: &str, content_type: &str) -> Refusal {
+    (
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        "unsupported_media_type",
+        format!("the body must be {what} (Content-Type: {content_type})"),
+    )
+}
+
+fn too_large() -> Refusal {
+    (
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "payload_too_large",
+        format!("the body is larger than {MAX_BODY_BYTES} bytes"),
+    )
+}
+
+/// An extractor's refusal as the JSON error body.
+fn refused(
+    error: impl std::fmt::Debug + std::fmt::Display + 'static,
+    status: StatusCode,
+    code: &str,
+    message: impl std::fmt::Display,
+) -> actix_web::Error {
+    actix_web::error::InternalError::from_response(error, json_error(status, code, message)).into()
 }
 
 pub async fn not_found() -> HttpResponse {

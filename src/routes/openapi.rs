@@ -5,9 +5,11 @@ use std::sync::OnceLock;
 
 use actix_web::HttpResponse;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
-use utoipa::{Modify, OpenApi};
+use utoipa::{IntoResponses, Modify, OpenApi, ToSchema};
 
-use super::{admin, appointments, connect_webhook, console, health, links, webex_webhook};
+use super::{
+    admin, appointments, connect_webhook, console, health, links, webex_webhook, ErrorBody,
+};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -42,12 +44,136 @@ use super::{admin, appointments, connect_webhook, console, health, links, webex_
         console::callback,
         console::logout,
         console::queue,
+        console::transcript,
         console::widget,
         console::act,
     ),
     modifiers(&Security)
 )]
 struct ApiDoc;
+
+/// A phone number in international format, `+` optional (`+14155550123`); icbridge also
+/// takes spaces, dashes, dots and parentheses between the digits.
+pub const PHONE_NUMBER: &str = r"^\+?[1-9][0-9]{6,14}$";
+
+/// A customer's channel (documentation only: the fields are text).
+#[derive(ToSchema)]
+#[schema(rename_all = "lowercase")]
+#[allow(dead_code)]
+pub enum ChannelName {
+    Sms,
+    Whatsapp,
+}
+
+/// What an expert does to a conversation from the console.
+#[derive(ToSchema)]
+#[schema(rename_all = "kebab-case")]
+#[allow(dead_code)]
+pub enum ConsoleAction {
+    Close,
+    NewLink,
+    Take,
+    Release,
+}
+
+/// A conversation's state.
+#[derive(ToSchema)]
+#[schema(rename_all = "lowercase")]
+#[allow(dead_code)]
+pub enum ConversationState {
+    Open,
+    Closed,
+}
+
+/// A delivery's state: `cancelled` was never sent (the customer opted out, or its
+/// appointment was cancelled).
+#[derive(ToSchema)]
+#[schema(rename_all = "lowercase")]
+#[allow(dead_code)]
+pub enum DeliveryState {
+    Pending,
+    Held,
+    Sent,
+    Dead,
+    Cancelled,
+}
+
+/// An appointment's state.
+#[derive(ToSchema)]
+#[schema(rename_all = "lowercase")]
+#[allow(dead_code)]
+pub enum AppointmentState {
+    Booked,
+    Cancelled,
+}
+
+/// What any operation of the admin API can answer besides its own.
+#[derive(IntoResponses)]
+#[allow(dead_code)]
+pub enum AdminRefusals {
+    /// Missing or wrong `Authorization: Bearer <ICB_ADMIN_TOKEN>`.
+    #[response(status = 401)]
+    Unauthorized(ErrorBody),
+    /// The admin API is off (`admin_api_off`), or what was asked for does not exist
+    /// (`not_found`).
+    #[response(status = 404)]
+    NotFound(ErrorBody),
+    /// A database error (details only in the logs).
+    #[response(status = 500)]
+    Internal(ErrorBody),
+    /// The database is busy: nothing was changed, retry in a moment (`Retry-After`).
+    #[response(status = 503)]
+    Busy(ErrorBody),
+}
+
+/// A query parameter that does not parse.
+#[derive(IntoResponses)]
+#[allow(dead_code)]
+pub enum QueryRefusal {
+    /// A query parameter is invalid (`invalid`); the message names it.
+    #[response(status = 422)]
+    Invalid(ErrorBody),
+}
+
+/// What a page of the console can answer besides its own: pages for people.
+#[derive(IntoResponses)]
+#[allow(dead_code)]
+pub enum ConsolePageRefusals {
+    /// Refused by Webex, or not (or no longer) allowed to use the console.
+    #[response(status = 403, content_type = "text/html")]
+    Forbidden(String),
+    /// A database error (details only in the logs).
+    #[response(status = 500, content_type = "text/html")]
+    Internal(String),
+    /// Webex did not answer as expected.
+    #[response(status = 502, content_type = "text/html")]
+    Upstream(String),
+    /// The console is not configured: the page says what to set.
+    #[response(status = 503, content_type = "text/html")]
+    NotConfigured(String),
+}
+
+/// What the console's JSON API can answer besides its own.
+#[derive(IntoResponses)]
+#[allow(dead_code)]
+pub enum ConsoleApiRefusals {
+    /// Not signed in, or the session ended (`not_signed_in`).
+    #[response(status = 401)]
+    NotSignedIn(ErrorBody),
+    /// Not (or no longer) allowed to use the console (`not_allowed`), or a missing or wrong
+    /// `X-CSRF-Token` (`csrf`).
+    #[response(status = 403)]
+    Forbidden(ErrorBody),
+    /// A database error (details only in the logs).
+    #[response(status = 500)]
+    Internal(ErrorBody),
+    /// Webex or the video service did not answer as expected (`upstream_unavailable`).
+    #[response(status = 502)]
+    Upstream(ErrorBody),
+    /// The console is not configured: a page says what to set.
+    #[response(status = 503, content_type = "text/html")]
+    NotConfigured(String),
+}
 
 /// How each kind of caller proves who it is.
 struct Security;
@@ -83,7 +209,7 @@ impl Modify for Security {
 }
 
 /// This document.
-#[utoipa::path(get, path = "/openapi.json", tag = "operations",
+#[utoipa::path(get, operation_id = "openapi_document", path = "/openapi.json", tag = "operations",
     responses((status = 200, description = "the OpenAPI document", content_type = "application/json")))]
 pub async fn document() -> HttpResponse {
     static DOCUMENT: OnceLock<String> = OnceLock::new();
@@ -95,4 +221,204 @@ pub async fn document() -> HttpResponse {
     HttpResponse::Ok()
         .content_type("application/json")
         .body(document.as_str())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashSet;
+
+    use serde_json::Value;
+
+    use super::*;
+
+    fn document() -> Value {
+        serde_json::to_value(ApiDoc::openapi()).unwrap()
+    }
+
+    /// Every operation: (method, path, operation).
+    fn operations(document: &Value) -> Vec<(String, String, Value)> {
+        let mut all = Vec::new();
+        for (path, item) in document["paths"].as_object().unwrap() {
+            for (method, operation) in item.as_object().unwrap() {
+                all.push((method.clone(), path.clone(), operation.clone()));
+            }
+        }
+        all
+    }
+
+    /// A schema, its `$ref` followed.
+    fn resolved<'a>(document: &'a Value, schema: &'a Value) -> &'a Value {
+        match schema["$ref"].as_str() {
+            Some(reference) => {
+                let name = reference.trim_start_matches("#/components/schemas/");
+                &document["components"]["schemas"][name]
+            }
+            None => schema,
+        }
+    }
+
+    /// Whether a schema (or one of its `oneOf`, as `Option`s are written) says more than
+    /// "a string": an enum, a format or a pattern.
+    fn constrained(document: &Value, schema: &Value) -> bool {
+        let schema = resolved(document, schema);
+        if let Some(alternatives) = schema["oneOf"].as_array() {
+            return alternatives
+                .iter()
+                .filter(|a| a["type"] != "null")
+                .all(|a| constrained(document, a));
+        }
+        schema.get("enum").is_some()
+            || schema.get("format").is_some()
+            || schema.get("pattern").is_some()
+    }
+
+    #[test]
+    fn operation_ids_are_unique() {
+        let document = document();
+        let mut seen = HashSet::new();
+        for (method, path, operation) in operations(&document) {
+            let id = operation["operationId"].as_str().unwrap().to_string();
+            assert!(
+                seen.insert(id.clone()),
+                "{method} {path}: operationId {id} is used twice"
+            );
+        }
+    }
+
+    #[test]
+    fn string_parameters_say_what_they_take() {
+        // Free text: ids, codes, the OAuth round trip's values.
+        let free = [
+            "id",
+            "code",
+            "Idempotency-Key",
+            "/console/callback state",
+            "/console/callback error",
+        ];
+        let document = document();
+        for (method, path, operation) in operations(&document) {
+            for parameter in operation["parameters"].as_array().into_iter().flatten() {
+                let name = parameter["name"].as_str().unwrap();
+                let schema = &parameter["schema"];
+                if free.contains(&name) || free.contains(&format!("{path} {name}").as_str()) {
+                    continue;
+                }
+                assert!(
+                    constrained(&document, schema) || schema["type"] == "integer",
+                    "{method} {path}: parameter {name} is any string: {schema}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn times_channels_and_states_are_described() {
+        let document = document();
+        let is_time = |name: &str| {
+            name.ends_with("At")
+                || ["at", "since", "waitingSince", "linksFrom", "linksUntil"].contains(&name)
+        };
+        let mut checked = 0;
+        for (schema_name, schema) in document["components"]["schemas"].as_object().unwrap() {
+            for (name, property) in schema["properties"].as_object().into_iter().flatten() {
+                if is_time(name) {
+                    let format = &resolved(&document, property)["format"];
+                    assert_eq!(format, "date-time", "{schema_name}.{name}");
+                    checked += 1;
+                } else if ["channel", "state", "kind"].contains(&name.as_str()) {
+                    assert!(
+                        constrained(&document, property),
+                        "{schema_name}.{name}: {property}"
+                    );
+                    checked += 1;
+                }
+            }
+        }
+        assert!(checked > 30, "{checked}");
+        for (method, path, operation) in operations(&document) {
+            for parameter in operation["parameters"].as_array().into_iter().flatten() {
+                let name = parameter["name"].as_str().unwrap();
+                if is_time(name) || ["from", "to"].contains(&name) {
+                    assert_eq!(
+                        parameter["schema"]["format"], "date-time",
+                        "{method} {path} {name}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn the_limits_icbridge_enforces_are_documented() {
+        let document = document();
+        let schemas = &document["components"]["schemas"];
+        let flow = &schemas["FlowMessage"]["properties"];
+        assert_eq!(flow["text"]["maxLength"], 4096);
+        assert_eq!(flow["attachments"]["maxItems"], 10);
+        let booking = &schemas["AppointmentRequest"]["properties"];
+        assert_eq!(booking["durationMinutes"]["minimum"], 1);
+        assert_eq!(booking["durationMinutes"]["maximum"], 480);
+        for (field, length) in [("to", 64), ("name", 100), ("desk", 100), ("note", 1000)] {
+            assert_eq!(booking[field]["maxLength"], length, "{field}");
+        }
+        for (method, path, operation) in operations(&document) {
+            for parameter in operation["parameters"].as_array().into_iter().flatten() {
+                if parameter["name"] == "limit" {
+                    let schema = &parameter["schema"];
+                    assert_eq!(
+                        (&schema["minimum"], &schema["maximum"]),
+                        (&1.into(), &1000.into()),
+                        "{method} {path}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn refusals_of_parameters_bodies_and_the_admin_api_are_documented() {
+        let document = document();
+        for (method, path, operation) in operations(&document) {
+            let answers = |status: &str| operation["responses"].get(status).is_some();
+            let parameters: Vec<&Value> = operation["parameters"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .collect();
+            let parsed = parameters.iter().any(|p| {
+                let query = p["in"] == "query";
+                let text = p["schema"]["type"] == "string";
+                (query && (!text || constrained(&document, &p["schema"])))
+                    || p["schema"]["type"] == "integer"
+            });
+            if parsed {
+                assert!(
+                    answers("422"),
+                    "{method} {path}: a parameter can be refused"
+                );
+            }
+            if operation.get("requestBody").is_some() {
+                assert!(answers("413"), "{method} {path}: a body can be too large");
+                // The webhooks take any content type and say themselves what is wrong.
+                if !path.starts_with("/webhooks/") {
+                    for status in ["415", "422"] {
+                        assert!(answers(status), "{method} {path}: {status} for the body");
+                    }
+                }
+            }
+            if path.starts_with("/api/") {
+                for status in ["401", "404", "500", "503"] {
+                    assert!(answers(status), "{method} {path}: {status}");
+                }
+            }
+        }
+        let audit = &document["paths"]["/api/audit"]["get"]["parameters"];
+        let names: Vec<&str> = audit
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["name"].as_str().unwrap())
+            .collect();
+        assert_eq!(names, ["limit"], "/api/audit takes only a limit");
+    }
 }

@@ -64,7 +64,7 @@ impl ResponseError for WebexHookError {
 
 /// An event of icbridge's Webex webhooks (`messages`, `attachmentActions`), signed with
 /// `X-Spark-Signature` (hex HMAC-SHA1 of the body with `ICB_WEBEX_WEBHOOK_SECRET`).
-#[utoipa::path(post, path = "/webhooks/webex", tag = "webhooks",
+#[utoipa::path(post, operation_id = "receive_webex_webhook", path = "/webhooks/webex", tag = "webhooks",
     security(("sparkSignature" = [])),
     request_body(content = serde_json::Value, description = "a Webex webhook event"),
     responses(

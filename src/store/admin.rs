@@ -141,8 +141,10 @@ impl Store {
                 .execute(&mut *tx)
                 .await?
                 .rows_affected();
+                // Without their sender's message ids: they identified a message with its
+                // number, and another anonymised customer's message may have had the same.
                 sqlx::query(
-                    "UPDATE messages SET customer = $1, author_email = NULL
+                    "UPDATE messages SET customer = $1, author_email = NULL, external_id = NULL
                      WHERE customer != $1 AND conversation_id IN
                            (SELECT id FROM conversations WHERE customer = $1)",
                 )

@@ -272,9 +272,11 @@ impl Store {
                     .execute(&mut *tx)
                     .await?
                     .rows_affected();
+                    // The sender's message id goes too: it identified the message with the
+                    // number, and another erased customer's message may have had the same.
                     let messages = sqlx::query(&format!(
                         "UPDATE messages SET body = '', media = NULL, author_email = NULL,
-                                             customer = $3
+                                             customer = $3, external_id = NULL
                          WHERE customer IN ($1, $2) OR {in_conversations}"
                     ))
                     .bind(&sms)

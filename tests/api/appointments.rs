@@ -2,6 +2,8 @@
 //! invitation at once, the reminder and the experts' card at their time (also across a
 //! restart), the customer who writes early, cancelling, idempotency and validation.
 
+use std::str::FromStr;
+
 use serde_json::{json, Value};
 
 use crate::desk::*;
@@ -263,6 +265,18 @@ db_test! {
 }
 
 db_test! {
+    async fn a_whole_number_of_minutes_written_as_a_float_is_taken(db) {
+        let app = sms_app_with(db, &[], Vec::new()).await;
+        let mut body = booking(slot_in(&app, 120));
+        body["durationMinutes"] = json!(30.0);
+        let appointment = booked(&app, &body).await;
+        let length = jiff::Timestamp::from_str(appointment["endsAt"].as_str().unwrap()).unwrap()
+            - jiff::Timestamp::from_str(appointment["startsAt"].as_str().unwrap()).unwrap();
+        assert_eq!(length.as_secs(), 30 * 60, "{appointment}");
+    }
+}
+
+db_test! {
     async fn an_invalid_booking_is_refused_naming_the_field_and_nothing_is_stored(db) {
         let app = sms_app_with(db, &[], Vec::new()).await;
         let start = slot_in(&app, 120);
@@ -274,6 +288,7 @@ db_test! {
             ("desk", json!("nope")),
             ("customer", json!("not a number")),
             ("channel", json!("fax")),
+            ("channel", json!("")),
         ];
         for (field, value) in cases {
             let mut body = booking(start);
@@ -282,7 +297,17 @@ db_test! {
             assert_eq!(response.status(), 422, "{field} = {value}");
             let error: Value = response.json().await.unwrap();
             assert_eq!(error["field"], field, "{error}");
+            if value == "" {
+                assert!(error["message"].as_str().unwrap().contains("is empty"), "{error}");
+            }
         }
+        let mut fraction = booking(start);
+        fraction["durationMinutes"] = json!(30.5);
+        let response = book(&app, &fraction, None).await;
+        assert_eq!(response.status(), 422);
+        let error: Value = response.json().await.unwrap();
+        assert_eq!(error["error"], "invalid");
+        assert!(error["message"].as_str().unwrap().contains("`durationMinutes` must be a whole number"), "{error}");
         let not_json = app.http.post(format!("{}/api/appointments", app.address))
             .bearer_auth(ADMIN_TOKEN).header("content-type", "application/json").body("{").send().await.unwrap();
         assert_eq!(not_json.status(), 400);

@@ -191,3 +191,46 @@ db_test! {
         assert!(!listed.contains("14155550123") && !listed.contains(NUMBER), "{listed}");
     }
 }
+
+/// Two customers whose messages to one business number carry the same message id (a flow
+/// that maps an id that is not unique), both in closed conversations.
+async fn two_customers_with_the_same_message_ids(app: &TestApp) {
+    for customer in ["+14155550101", "+14155550102"] {
+        let body = json!({"channel": "sms", "from": customer, "to": "56263", "text": "hi", "messageId": "1"});
+        assert_eq!(app.post_flow(&body.to_string()).await.status(), 200);
+    }
+    sqlx::query("UPDATE conversations SET state = 'closed', closed_at = 1")
+        .execute(&app.db)
+        .await
+        .unwrap();
+}
+
+db_test! {
+    async fn customers_whose_messages_had_the_same_ids_can_all_be_erased(db) {
+        let app = admin_and_console_app(db).await;
+        mount_broker(&app.broker, "ic-joseencrypt-short.json").await;
+        two_customers_with_the_same_message_ids(&app).await;
+        for customer in ["+14155550101", "+14155550102"] {
+            let erased = admin(&app, reqwest::Method::POST, &format!("/api/customers/{customer}/erase")).await;
+            assert_eq!(erased.status(), 200, "{customer}");
+            assert_eq!(erased.json::<Value>().await.unwrap()["messages"], 1);
+        }
+        assert_eq!(app.count("messages WHERE customer = 'erased' AND external_id IS NULL").await, 2);
+    }
+}
+
+db_test! {
+    async fn retention_anonymises_customers_whose_messages_had_the_same_ids(db) {
+        let app = spawn_app(db).await;
+        mount_broker(&app.broker, "ic-joseencrypt-short.json").await;
+        two_customers_with_the_same_message_ids(&app).await;
+        let purged = crate::cli::icbridge(
+            &["purge"],
+            &[("DATABASE_URL", app.database_url.clone()), ("RETENTION", "1day".into())],
+        )
+        .await;
+        assert!(purged.status.success(), "{}", String::from_utf8_lossy(&purged.stderr));
+        assert!(String::from_utf8_lossy(&purged.stdout).contains("2 conversations anonymised"));
+        assert_eq!(app.count("messages WHERE customer = 'erased' AND external_id IS NULL").await, 2);
+    }
+}

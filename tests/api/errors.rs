@@ -39,7 +39,15 @@ db_test! {
         (json!({"channel": "sms", "from": "+14155550123"}), "`text`"),
         (
             json!({"channel": "sms", "text": "hi", "from": ""}),
-            "`from`",
+            "field `from` is empty",
+        ),
+        (
+            json!({"channel": "", "from": "+14155550123", "text": "hi"}),
+            "field `channel` is empty",
+        ),
+        (
+            json!({"channel": " ", "from": "+14155550123", "text": "hi"}),
+            "field `channel` is empty",
         ),
         (
             json!({"channel": "pigeon", "from": "+14155550123", "text": "hi"}),
@@ -138,4 +146,66 @@ db_test! {
         .unwrap();
     assert_error(response, 404, "not_found").await;
 }
+}
+
+/// The JSON error body, checked to be JSON by its `Content-Type` too.
+async fn json_error_of(response: reqwest::Response, status: u16, code: &str) -> String {
+    let content_type = response.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(content_type, "application/json", "{status} {code}");
+    assert_error(response, status, code).await
+}
+
+db_test! {
+    async fn a_query_or_path_parameter_that_does_not_parse_is_json_422_naming_it(db) {
+        let app = admin_and_console_app(db).await;
+        use reqwest::Method;
+        let cases = [
+            (Method::GET, "/api/audit?limit=9223372036854775808", "`limit`"),
+            (Method::GET, "/api/ratings?limit=0", "`limit`"),
+            (Method::GET, "/api/conversations?limit=1001", "`limit`"),
+            (Method::GET, "/api/outbox?limit=ten", "`limit`"),
+            (Method::GET, "/api/appointments?limit=-1", "`limit`"),
+            (Method::GET, "/api/conversations?state=lost", "`state`"),
+            (Method::GET, "/api/outbox?state=lost", "`state`"),
+            (Method::POST, "/api/outbox/retry?kind=fax", "`kind`"),
+            (Method::POST, "/api/outbox/retry?since=yesterday", "`since`"),
+            (Method::POST, "/api/outbox/abc/retry", "`id`"),
+            (Method::POST, "/api/outbox/9223372036854775808/retry", "`id`"),
+        ];
+        for (verb, route, name) in cases {
+            let response = admin(&app, verb.clone(), route).await;
+            let message = json_error_of(response, 422, "invalid").await;
+            assert!(message.contains(name), "{verb} {route}: {message}");
+        }
+        // The documented bounds themselves are taken.
+        for route in ["/api/audit?limit=1", "/api/ratings?limit=1000", "/api/outbox?state=all&limit=1000"] {
+            assert_eq!(admin(&app, Method::GET, route).await.status(), 200, "{route}");
+        }
+    }
+}
+
+db_test! {
+    async fn a_body_of_another_type_or_size_or_shape_is_a_json_refusal(db) {
+        let app = admin_and_console_app(db).await;
+        let post = |route: &str| app.http.post(format!("{}{route}", app.address)).bearer_auth(ADMIN_TOKEN);
+        let logout = post("/console/logout").send().await.unwrap();
+        json_error_of(logout, 415, "unsupported_media_type").await;
+        let text = post("/api/appointments").header("content-type", "text/plain").body("{}").send().await.unwrap();
+        json_error_of(text, 415, "unsupported_media_type").await;
+        let huge = json!({"channel": "sms", "note": "a".repeat(70_000)});
+        let too_large = post("/api/appointments").json(&huge).send().await.unwrap();
+        json_error_of(too_large, 413, "payload_too_large").await;
+        let not_json = post("/api/appointments").header("content-type", "application/json").body("{").send().await.unwrap();
+        json_error_of(not_json, 400, "invalid_json").await;
+        let unknown = post("/api/appointments").json(&json!({"channel": "sms", "colour": "red"})).send().await.unwrap();
+        let message = json_error_of(unknown, 422, "invalid").await;
+        assert!(message.contains("`colour`"), "{message}");
+        let wrong_type = post("/api/appointments").json(&json!({"durationMinutes": "half an hour"})).send().await.unwrap();
+        let message = json_error_of(wrong_type, 422, "invalid").await;
+        assert!(message.contains("`durationMinutes`"), "{message}");
+        assert_eq!(app.count("appointments").await, 0);
+    }
 }

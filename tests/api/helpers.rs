@@ -310,6 +310,16 @@ impl TestApp {
             .unwrap()
     }
 
+    /// The OpenAPI document the app serves.
+    pub async fn openapi(&self) -> Value {
+        let response = self
+            .http
+            .get(format!("{}/openapi.json", self.address))
+            .send()
+            .await;
+        response.unwrap().json().await.unwrap()
+    }
+
     /// Posts a body the way a flow's HTTP Request node does (bearer token).
     pub async fn post_flow(&self, body: &str) -> reqwest::Response {
         self.http
@@ -620,6 +630,17 @@ where
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
     false
+}
+
+/// An app with the admin API (token [`ADMIN_TOKEN`]) and the console on.
+pub async fn admin_and_console_app(db: TestDb) -> TestApp {
+    let mut upstreams = Upstreams::start(db).await;
+    upstreams
+        .set("ADMIN_TOKEN", ADMIN_TOKEN)
+        .set("PUBLIC_URL", "https://bridge.example.com")
+        .set("OAUTH_CLIENT_ID", "client")
+        .set("OAUTH_CLIENT_SECRET", "secret");
+    upstreams.spawn().await
 }
 
 /// A request to the admin API of an app started with `ADMIN_TOKEN` set to [`ADMIN_TOKEN`].

@@ -359,22 +359,8 @@ db_test! {
 
 db_test! {
     async fn every_endpoint_answers_a_wrong_method_with_json_405_and_allow(db) {
-        let mut upstreams = Upstreams::start(db).await;
-        upstreams
-            .set("ADMIN_TOKEN", ADMIN_TOKEN)
-            .set("PUBLIC_URL", "https://bridge.example.com")
-            .set("OAUTH_CLIENT_ID", "client")
-            .set("OAUTH_CLIENT_SECRET", "secret");
-        let app = upstreams.spawn().await;
-        let document: Value = app
-            .http
-            .get(format!("{}/openapi.json", app.address))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let app = admin_and_console_app(db).await;
+        let document = app.openapi().await;
         for (route, operations) in document["paths"].as_object().unwrap() {
             let documented: Vec<String> =
                 operations.as_object().unwrap().keys().map(|m| m.to_uppercase()).collect();
@@ -398,5 +384,111 @@ db_test! {
             assert_eq!(body["error"], "method_not_allowed", "{wrong} {route}");
             assert!(body["message"].as_str().unwrap().contains(&allow), "{body}");
         }
+    }
+}
+
+/// A `HEAD` request over a plain connection: its status, its headers (names in lower case)
+/// and whatever the server sent after them (which must be nothing).
+async fn raw_head(address: &str, route: &str) -> (u16, Vec<(String, String)>, Vec<u8>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let host = address.trim_start_matches("http://");
+    let mut stream = tokio::net::TcpStream::connect(host).await.unwrap();
+    let request = format!(
+        "HEAD {route} HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {ADMIN_TOKEN}\r\nConnection: close\r\n\r\n"
+    );
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut answer = Vec::new();
+    stream.read_to_end(&mut answer).await.unwrap();
+    let end = answer
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("a whole head")
+        + 4;
+    let head = String::from_utf8(answer[..end].to_vec()).unwrap();
+    let mut lines = head.lines();
+    let status = lines
+        .next()
+        .unwrap()
+        .split(' ')
+        .nth(1)
+        .unwrap()
+        .parse()
+        .unwrap();
+    let headers = lines
+        .filter_map(|line| line.split_once(": "))
+        .map(|(name, value)| (name.to_ascii_lowercase(), value.to_string()))
+        .collect();
+    (status, headers, answer[end..].to_vec())
+}
+
+db_test! {
+    async fn head_is_answered_wherever_get_is_with_the_same_status_and_headers_and_no_body(db) {
+        let with_everything = admin_and_console_app(db).await;
+        let without_console_or_admin = spawn_app(db).await;
+        let document = with_everything.openapi().await;
+        let mut routes: Vec<String> = document["paths"]
+            .as_object()
+            .unwrap()
+            .iter()
+            .filter(|(_, operations)| operations.get("get").is_some())
+            .map(|(route, _)| {
+                route.replace("{id}", "1").replace("{code}", "abc").replace("{number}", "+14155550100")
+            })
+            .collect();
+        assert!(routes.len() >= 15, "{routes:?}");
+        routes.extend(
+            ["/console/app.js", "/console/console.css", "/media/token/care-plan.pdf", "/nowhere"]
+                .map(String::from),
+        );
+        let no_redirects = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+        for app in [&with_everything, &without_console_or_admin] {
+            for route in &routes {
+                let get = no_redirects
+                    .get(format!("{}{route}", app.address))
+                    .bearer_auth(ADMIN_TOKEN)
+                    .send()
+                    .await
+                    .unwrap();
+                let (status, headers, body) = raw_head(&app.address, route).await;
+                assert_eq!(status, get.status().as_u16(), "HEAD {route}");
+                assert!(body.is_empty(), "HEAD {route} sent a body: {}", String::from_utf8_lossy(&body));
+                let named = |name: &str| headers.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str());
+                for (name, value) in get.headers() {
+                    if ["date", "x-request-id", "location", "set-cookie", "content-length"].contains(&name.as_str()) {
+                        assert!(named(name.as_str()).is_some(), "HEAD {route} lacks {name}");
+                        continue;
+                    }
+                    assert_eq!(named(name.as_str()), Some(value.to_str().unwrap()), "HEAD {route}: {name}");
+                }
+                let own = headers.iter().filter(|(name, _)| name != "connection").count();
+                assert_eq!(own, get.headers().len(), "HEAD {route}: {headers:?} / {:?}", get.headers());
+            }
+        }
+    }
+}
+
+db_test! {
+    async fn a_malformed_request_from_a_client_is_no_error_in_the_logs(db) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let upstreams = Upstreams::start(db).await;
+        let running = spawn_binary(&upstreams.vars).await;
+        let host = running.address.trim_start_matches("http://").to_string();
+        let mut stream = tokio::net::TcpStream::connect(&host).await.unwrap();
+        stream
+            .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nNot A Header\r\n\r\n")
+            .await
+            .unwrap();
+        let mut answer = Vec::new();
+        stream.read_to_end(&mut answer).await.unwrap();
+        let answer = String::from_utf8_lossy(&answer).into_owned();
+        assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
+        // The connection is closed, so anything logged about it is logged; a request after
+        // it shows when the log has caught up.
+        let healthy = reqwest::get(format!("{}/healthz", running.address)).await.unwrap();
+        assert_eq!(healthy.status(), 200);
+        let caught_up = eventually(5, || async { running.logs.lock().unwrap().contains("path=/healthz") }).await;
+        let logs = running.logs.lock().unwrap().clone();
+        assert!(caught_up, "{logs}");
+        assert!(!logs.contains("ERROR"), "{logs}");
     }
 }

@@ -133,6 +133,16 @@ async fn the_sandbox_runs_the_whole_flow_without_credentials() {
     } = start_sandbox().await;
 
     let http = reqwest::Client::new();
+    // The stand-ins answer HEAD wherever they answer GET, like the rest of icbridge.
+    for route in ["/sandbox/messages", "/sandbox/webex/v1/rooms"] {
+        let head = http
+            .head(format!("{base}{route}"))
+            .bearer_auth("x")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(head.status(), 200, "HEAD {route}");
+    }
     let response = http
         .post(&url)
         .bearer_auth(&token)
