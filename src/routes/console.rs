@@ -1,13 +1,14 @@
 //! `/console`: the expert console's pages and its small JSON API.
 
 use actix_web::cookie::{time::Duration as CookieDuration, Cookie, SameSite};
-use actix_web::http::header::{self, ContentType};
+use actix_web::http::header;
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 use serde_json::json;
 
 use super::admin::MeetingLinkView;
+use super::html::{html_page, plain_page};
 use super::json_error;
 use crate::audit::Actor;
 use crate::bridge::{Bridge, BridgeError, CloseOutcome, NewLinkOutcome};
@@ -47,18 +48,14 @@ pub async fn not_configured() -> HttpResponse {
 }
 
 fn html(status: StatusCode, body: String, console: Option<&Console>) -> HttpResponse {
-    let mut response = HttpResponse::build(status);
-    response
-        .content_type(ContentType::html())
-        .insert_header((header::CACHE_CONTROL, "no-store"))
-        .insert_header(("X-Content-Type-Options", "nosniff"))
-        .insert_header(("Referrer-Policy", "no-referrer"));
-    let policy = match console {
-        Some(console) => page::content_security_policy(console.widget_base_url()),
-        None => "default-src 'self'; frame-ancestors 'none'".to_string(),
-    };
-    response.insert_header(("Content-Security-Policy", policy));
-    response.body(body)
+    match console {
+        Some(console) => html_page(
+            status,
+            &page::content_security_policy(console.widget_base_url()),
+        )
+        .body(body),
+        None => plain_page(status).body(body),
+    }
 }
 
 fn redirect(to: &str) -> HttpResponse {

@@ -10,6 +10,7 @@ use std::sync::Mutex;
 use actix_web::http::{header, Method, StatusCode};
 use actix_web::{web, HttpRequest, HttpResponse};
 
+use super::html::plain_page;
 use crate::bridge::{Bridge, LinkVisit};
 
 /// User agents (matched case-insensitively, as parts) that fetch a link to draw its preview
@@ -106,10 +107,7 @@ fn not_yet_page(from: &str) -> String {
 }
 
 fn page(status: StatusCode, body: impl Into<String>) -> HttpResponse {
-    HttpResponse::build(status)
-        .content_type("text/html; charset=utf-8")
-        .insert_header((header::CACHE_CONTROL, "no-store"))
-        .insert_header(("Referrer-Policy", "no-referrer"))
+    plain_page(status)
         .insert_header(("X-Robots-Tag", "noindex"))
         .body(body.into())
 }

@@ -5,6 +5,7 @@ pub mod appointments;
 pub mod connect_webhook;
 pub mod console;
 pub mod health;
+pub mod html;
 pub mod links;
 pub mod media;
 pub mod openapi;

@@ -670,6 +670,7 @@ db_test! {
         .await
         .unwrap();
     assert_eq!(response.status(), 503);
+    assert_secure_html(&response, "console not configured");
     assert!(response
         .text()
         .await
