@@ -295,10 +295,7 @@ impl Application {
                         .route(web::head().to(routes::links::visit)),
                 )
                 .app_data(media_files.clone())
-                .service(
-                    web::resource("/media/{token}/{name}")
-                        .route(web::get().to(routes::media::file)),
-                )
+                .configure(routes::media::configure)
                 .service(web::resource("/metrics").route(web::get().to(health::metrics)))
                 .service(web::resource("/readyz").route(web::get().to(health::readyz)))
                 .service(
