@@ -269,6 +269,7 @@ impl Application {
         ));
         let bridge_data = web::Data::new(bridge.clone());
         let unknown_codes = web::Data::new(routes::links::UnknownCodes::default());
+        let trusted_proxies = web::Data::new(settings.trusted_proxies.clone());
         let auth = web::Data::new(auth);
         let server = HttpServer::new(move || {
             let app = App::new()
@@ -289,6 +290,7 @@ impl Application {
                 .service(web::resource("/openapi.json").route(web::get().to(openapi::document)))
                 .service(web::resource("/healthz").route(web::get().to(health::healthz)))
                 .app_data(unknown_codes.clone())
+                .app_data(trusted_proxies.clone())
                 .service(
                     web::resource("/j/{code}")
                         .route(web::get().to(routes::links::visit))
