@@ -304,6 +304,14 @@ async fn console_cookie(base: &str) -> String {
         .unwrap();
     assert_eq!(login.status(), 303);
     let authorize = login.headers()["location"].to_str().unwrap().to_string();
+    // The login's cookie, which the browser sends back with the callback.
+    let login_cookie = login.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_string();
     assert!(
         authorize.starts_with(&format!("{base}/sandbox/webex/v1/authorize?")),
         "{authorize}"
@@ -314,7 +322,12 @@ async fn console_cookie(base: &str) -> String {
         callback.starts_with(&format!("{base}/console/callback?code=")),
         "{callback}"
     );
-    let signed_in = no_redirects.get(&callback).send().await.unwrap();
+    let signed_in = no_redirects
+        .get(&callback)
+        .header("Cookie", login_cookie)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(signed_in.status(), 303);
     signed_in.headers()["set-cookie"]
         .to_str()
