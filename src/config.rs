@@ -15,6 +15,7 @@ use crate::upstream::connect::ConnectUrls;
 
 use crate::desks::DeskConfig;
 use crate::domain::{ReplyTemplate, Vertical, WhatsappTemplate};
+use crate::proxies::TrustedProxies;
 
 const PREFIX: &str = "ICB_";
 
@@ -73,6 +74,7 @@ const KNOWN_KEYS: &[&str] = &[
     "CONSOLE_ALLOWED",
     "WIDGET_BASE_URL",
     "LOG_FORMAT",
+    "TRUSTED_PROXIES",
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -213,6 +215,9 @@ pub struct Settings {
     /// Where the Space Widget's `bundle.js` and `main.css` are.
     pub widget_base_url: Url,
     pub log_format: LogFormat,
+    /// The proxies whose `X-Forwarded-For` names the client (`ICB_TRUSTED_PROXIES`); none
+    /// by default: a client is its peer's address.
+    pub trusted_proxies: TrustedProxies,
     /// The largest customer file icbridge downloads to hand to Webex, in bytes.
     pub media_max_bytes: u64,
     /// How long a link to an expert's file (`ICB_PUBLIC_URL/media/...`) works.
@@ -437,6 +442,13 @@ impl Settings {
                 Some("json") => LogFormat::Json,
                 Some(other) => return Err(invalid("LOG_FORMAT", other, "`text` or `json`")),
             },
+            trusted_proxies: TrustedProxies::parse(
+                &vars.text("TRUSTED_PROXIES").unwrap_or_default(),
+            )
+            .map_err(|reason| ConfigError::Invalid {
+                key: "TRUSTED_PROXIES",
+                reason,
+            })?,
             warnings,
         })
     }
@@ -670,6 +682,22 @@ mod tests {
         assert!(err.to_string().contains("at least 10m"), "{err}");
         let err = Settings::from_vars(&vars(&[("REPLY_TEMPLATE", "no link here")])).unwrap_err();
         assert!(err.to_string().contains("{guest_url}"), "{err}");
+    }
+
+    #[test]
+    fn trusted_proxies_are_none_by_default_and_a_wrong_entry_names_the_variable() {
+        let s = Settings::from_vars(&vars(&[])).unwrap();
+        assert!(s.trusted_proxies.is_empty());
+        let s =
+            Settings::from_vars(&vars(&[("TRUSTED_PROXIES", "10.0.0.5, 172.28.0.0/16")])).unwrap();
+        assert!(s.trusted_proxies.contains("172.28.3.4".parse().unwrap()));
+        let err =
+            Settings::from_vars(&vars(&[("TRUSTED_PROXIES", "10.0.0.5, caddy")])).unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("ICB_TRUSTED_PROXIES: \"caddy\" is not an IP address"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -21,6 +21,7 @@ pub mod openings;
 pub mod opt_out;
 pub mod outbox;
 pub mod pauses;
+pub mod proxies;
 pub mod retention;
 pub mod routes;
 pub mod sandbox;

@@ -14,7 +14,7 @@ use sha2::Sha256;
 use url::Url;
 
 use crate::clock::Clock;
-use crate::domain::ExpertFile;
+use crate::domain::{ExpertFile, MediaType};
 use crate::upstream::webex::WebexClient;
 use crate::upstream::UpstreamError;
 
@@ -98,6 +98,31 @@ impl MediaLinks {
     }
 }
 
+/// The types a browser shows as they are without running anything of the file's: pictures
+/// (not SVG, a document that may carry scripts), sound, video and PDF. A file of any other
+/// type is served as a download.
+const INLINE_TYPES: &[&str] = &[
+    "image/jpeg",
+    "image/png",
+    "image/gif",
+    "image/webp",
+    "audio/aac",
+    "audio/mp4",
+    "audio/mpeg",
+    "audio/amr",
+    "audio/ogg",
+    "video/mp4",
+    "video/3gpp",
+    "video/webm",
+    "application/pdf",
+];
+
+/// Whether a file of `mime_type` (parameters and case aside) may be shown in the browser;
+/// if not, it is served as an attachment.
+pub fn shown_inline(mime_type: &str) -> bool {
+    MediaType::parse(mime_type).is_ok_and(|parsed| INLINE_TYPES.contains(&parsed.as_str()))
+}
+
 /// Serves the files the links name, from Webex.
 #[derive(Clone)]
 pub struct MediaFiles {
@@ -161,6 +186,36 @@ mod tests {
             None
         );
         assert_eq!(links().verify(&token, "other.pdf", 1000), None);
+    }
+
+    #[test]
+    fn only_pictures_sound_video_and_pdf_are_shown_inline() {
+        for shown in [
+            "image/jpeg",
+            "IMAGE/PNG",
+            "audio/ogg; codecs=opus",
+            "video/mp4",
+            "application/pdf",
+        ] {
+            assert!(shown_inline(shown), "{shown}");
+        }
+        for downloaded in [
+            "image/svg+xml",
+            "Image/SVG+XML; charset=utf-8",
+            "text/html",
+            "text/html; charset=utf-8",
+            "application/xhtml+xml",
+            "text/xml",
+            "application/xml",
+            "text/plain",
+            "text/javascript",
+            "application/zip",
+            "application/octet-stream",
+            "",
+            "not a type",
+        ] {
+            assert!(!shown_inline(downloaded), "{downloaded}");
+        }
     }
 
     #[test]

@@ -15,6 +15,7 @@ use uuid::Uuid;
 use crate::bridge::Bridge;
 use crate::clock::{rfc3339, Clock};
 use crate::desk::Desk;
+use crate::routes::html::plain_page;
 use crate::routes::{self, json_error};
 
 /// The bearer token the sandbox accepts on `/webhooks/connect` when none is configured.
@@ -243,9 +244,7 @@ async fn visit(path: web::Path<String>, state: web::Data<SandboxState>) -> HttpR
         .cloned();
     match found {
         Some((role, sub)) => meeting_page(role, &sub),
-        None => HttpResponse::NotFound()
-            .content_type("text/html; charset=utf-8")
-            .body("<!doctype html><title>Unknown link</title><p>This sandbox link is unknown (links live as long as the sandbox process).</p>"),
+        None => plain_page(StatusCode::NOT_FOUND).body("<!doctype html><title>Unknown link</title><p>This sandbox link is unknown (links live as long as the sandbox process).</p>"),
     }
 }
 
@@ -261,7 +260,7 @@ async fn long_link(
 
 fn meeting_page(role: &str, meeting: &str) -> HttpResponse {
     let meeting = html_escape(meeting);
-    HttpResponse::Ok().content_type("text/html; charset=utf-8").body(format!(
+    plain_page(StatusCode::OK).body(format!(
         "<!doctype html><html><head><meta charset=\"utf-8\"><title>icbridge sandbox meeting</title></head>\
          <body style=\"font-family:sans-serif;max-width:40em;margin:3em auto\">\
          <h1>Sandbox meeting</h1><p>You opened the <strong>{role}</strong> link of meeting <code>{meeting}</code>.</p>\

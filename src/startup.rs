@@ -269,6 +269,7 @@ impl Application {
         ));
         let bridge_data = web::Data::new(bridge.clone());
         let unknown_codes = web::Data::new(routes::links::UnknownCodes::default());
+        let trusted_proxies = web::Data::new(settings.trusted_proxies.clone());
         let auth = web::Data::new(auth);
         let server = HttpServer::new(move || {
             let app = App::new()
@@ -290,12 +291,10 @@ impl Application {
                 .service(web::resource("/openapi.json").route(routes::get().to(openapi::document)))
                 .service(web::resource("/healthz").route(routes::get().to(health::healthz)))
                 .app_data(unknown_codes.clone())
+                .app_data(trusted_proxies.clone())
                 .service(web::resource("/j/{code}").route(routes::get().to(routes::links::visit)))
                 .app_data(media_files.clone())
-                .service(
-                    web::resource("/media/{token}/{name}")
-                        .route(routes::get().to(routes::media::file)),
-                )
+                .configure(routes::media::configure)
                 .service(web::resource("/metrics").route(routes::get().to(health::metrics)))
                 .service(web::resource("/readyz").route(routes::get().to(health::readyz)))
                 .service(

@@ -18,7 +18,7 @@ use crate::upstream::{self, UpstreamError};
 pub mod page;
 
 /// A login must come back within this long.
-const LOGIN_TIMEOUT_MS: i64 = 10 * 60 * 1000;
+pub const LOGIN_TIMEOUT_MS: i64 = 10 * 60 * 1000;
 /// Access tokens are refreshed when they have less than this left (they live ~14 days).
 const REFRESH_BEFORE_MS: i64 = 24 * 3_600_000;
 
@@ -28,6 +28,8 @@ pub enum ConsoleError {
     NotSignedIn,
     #[error("this login link is unknown, expired or was already used")]
     BadState,
+    #[error("this sign-in was not started in this browser, or took longer than 10 minutes; sign in again")]
+    OtherBrowser,
     #[error("Webex login failed: {0}")]
     Denied(String),
     #[error("{0} may not use this console")]
@@ -109,29 +111,43 @@ impl Console {
         &self.experts
     }
 
-    /// Starts a login: a one-time `state` and a PKCE verifier, kept server-side.
-    pub async fn start_login(&self) -> Result<String, ConsoleError> {
+    /// Starts a login: a one-time `state` and a PKCE verifier, kept server-side and bound to
+    /// the browser that asks: to a random value (`browser`, the one it already holds when it
+    /// is well-formed, so that logins started in several tabs all work) of which only the
+    /// hash is stored. Returns Webex's authorize URL and the value for the browser to keep.
+    pub async fn start_login(
+        &self,
+        browser: Option<&str>,
+    ) -> Result<(String, String), ConsoleError> {
+        let browser = browser
+            .filter(|value| is_random_token(value))
+            .map(str::to_string)
+            .unwrap_or_else(random_token);
         let state = random_token();
         let verifier = random_token() + &random_token();
         self.store
-            .create_login(&state, &verifier, self.now())
+            .create_login(&state, &verifier, &hash(&browser), self.now())
             .await?;
         let challenge = URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes()));
-        Ok(self
+        let authorize_url = self
             .oauth
-            .authorize_url(&self.redirect_uri(), &state, &challenge))
+            .authorize_url(&self.redirect_uri(), &state, &challenge);
+        Ok((authorize_url, browser))
     }
 
-    /// Finishes a login: checks the `state`, exchanges the code, checks who it is. Returns
-    /// the new session's cookie value and the session.
+    /// Finishes a login: checks the `state`, and that this is the browser that started it
+    /// (its value `browser`), exchanges the code, checks who it is. Returns the new
+    /// session's cookie value and the session.
     pub async fn finish_login(
         &self,
         code: &str,
         state: &str,
+        browser: Option<&str>,
     ) -> Result<(String, ConsoleSession), ConsoleError> {
+        let browser = browser.ok_or(ConsoleError::OtherBrowser)?;
         let verifier = self
             .store
-            .take_login(state, self.now() - LOGIN_TIMEOUT_MS)
+            .take_login(state, &hash(browser), self.now() - LOGIN_TIMEOUT_MS)
             .await?
             .ok_or(ConsoleError::BadState)?;
         let tokens = self
@@ -167,9 +183,16 @@ impl Console {
         Ok((session_id, session))
     }
 
-    /// Uses up the `state` of a login that Webex reports as refused.
-    pub async fn finish_login_refused(&self, state: &str) -> Result<(), ConsoleError> {
-        self.store.take_login(state, 0).await?;
+    /// Uses up the `state` of a login that Webex reports as refused, if this browser
+    /// started it.
+    pub async fn finish_login_refused(
+        &self,
+        state: &str,
+        browser: Option<&str>,
+    ) -> Result<(), ConsoleError> {
+        if let Some(browser) = browser {
+            self.store.take_login(state, &hash(browser), 0).await?;
+        }
         Ok(())
     }
 
@@ -260,6 +283,13 @@ fn random_token() -> String {
     let mut bytes = [0u8; 32];
     rand::thread_rng().fill_bytes(&mut bytes);
     URL_SAFE_NO_PAD.encode(bytes)
+}
+
+/// Whether `value` looks like a [`random_token`].
+fn is_random_token(value: &str) -> bool {
+    URL_SAFE_NO_PAD
+        .decode(value)
+        .is_ok_and(|bytes| bytes.len() == 32)
 }
 
 fn hash(value: &str) -> String {

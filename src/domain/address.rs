@@ -62,11 +62,15 @@ impl CustomerAddress {
 
     /// `+1415•••0123`: the country and area prefix and the last four digits.
     pub fn masked(&self) -> String {
-        let digits = self.digits();
-        let shown_prefix = digits.len().saturating_sub(7).min(4);
-        let last_four = &digits[digits.len().saturating_sub(4)..];
-        format!("+{}•••{}", &digits[..shown_prefix], last_four)
+        format!("+{}", mask_digits(self.digits()))
     }
+}
+
+/// `1415•••0123`: a number's digits (ASCII), masked as [`CustomerAddress::masked`] shows them.
+pub fn mask_digits(digits: &str) -> String {
+    let shown_prefix = digits.len().saturating_sub(7).min(4);
+    let last_four = &digits[digits.len().saturating_sub(4)..];
+    format!("{}•••{}", &digits[..shown_prefix], last_four)
 }
 
 impl fmt::Display for CustomerAddress {

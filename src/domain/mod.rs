@@ -9,7 +9,7 @@ mod meeting;
 mod message;
 mod whatsapp;
 
-pub use address::{AddressError, BusinessAddress, CustomerAddress};
+pub use address::{mask_digits, AddressError, BusinessAddress, CustomerAddress};
 pub use channel::Channel;
 pub use delivery::{
     correlation_id, numbered_parts, outbox_id_of, Delivery, Destination, FollowUps, LinkReply,

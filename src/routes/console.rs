@@ -1,22 +1,26 @@
 //! `/console`: the expert console's pages and its small JSON API.
 
 use actix_web::cookie::{time::Duration as CookieDuration, Cookie, SameSite};
-use actix_web::http::header::{self, ContentType};
+use actix_web::http::header;
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 use serde_json::json;
 
 use super::admin::MeetingLinkView;
+use super::html::{html_page, plain_page};
 use super::openapi::{ConsoleApiRefusals, ConsolePageRefusals};
 use super::{json_error, ErrorBody};
 use crate::audit::Actor;
 use crate::bridge::{Bridge, BridgeError, CloseOutcome, NewLinkOutcome};
 use crate::clock;
-use crate::console::{page, Console, ConsoleError};
+use crate::console::{page, Console, ConsoleError, LOGIN_TIMEOUT_MS};
 use crate::store::{ConsoleSession, StoreError, TakeOutcome};
 
 const COOKIE: &str = "icb_console";
+/// The browser's part of a login in progress: set by `/console/login`, asked for by the
+/// callback, so that nobody can finish a login of theirs in someone else's browser.
+const LOGIN_COOKIE: &str = "icb_login";
 /// Ratings the queue's page lists.
 const RECENT_RATINGS: i64 = 20;
 
@@ -50,18 +54,14 @@ pub async fn not_configured() -> HttpResponse {
 }
 
 fn html(status: StatusCode, body: String, console: Option<&Console>) -> HttpResponse {
-    let mut response = HttpResponse::build(status);
-    response
-        .content_type(ContentType::html())
-        .insert_header((header::CACHE_CONTROL, "no-store"))
-        .insert_header(("X-Content-Type-Options", "nosniff"))
-        .insert_header(("Referrer-Policy", "no-referrer"));
-    let policy = match console {
-        Some(console) => page::content_security_policy(console.widget_base_url()),
-        None => "default-src 'self'; frame-ancestors 'none'".to_string(),
-    };
-    response.insert_header(("Content-Security-Policy", policy));
-    response.body(body)
+    match console {
+        Some(console) => html_page(
+            status,
+            &page::content_security_policy(console.widget_base_url()),
+        )
+        .body(body),
+        None => plain_page(status).body(body),
+    }
 }
 
 fn redirect(to: &str) -> HttpResponse {
@@ -73,6 +73,22 @@ fn redirect(to: &str) -> HttpResponse {
 
 fn cookie_value(request: &HttpRequest) -> Option<String> {
     request.cookie(COOKIE).map(|c| c.value().to_string())
+}
+
+fn login_cookie_value(request: &HttpRequest) -> Option<String> {
+    request.cookie(LOGIN_COOKIE).map(|c| c.value().to_string())
+}
+
+/// Lives as long as a login may take, for the console's paths only; sent along when Webex
+/// sends the browser back (a top-level `GET`, which `SameSite=Lax` allows).
+fn login_cookie(console: &Console, value: String) -> Cookie<'static> {
+    Cookie::build(LOGIN_COOKIE, value)
+        .path("/console")
+        .http_only(true)
+        .same_site(SameSite::Lax)
+        .secure(console.secure_cookie())
+        .max_age(CookieDuration::seconds(LOGIN_TIMEOUT_MS / 1000))
+        .finish()
 }
 
 fn session_cookie(console: &Console, value: String, session: &ConsoleSession) -> Cookie<'static> {
@@ -175,6 +191,7 @@ fn error_response(error: &ConsoleError, as_json: bool, console: &Console) -> Htt
     let (status, code) = match &error {
         ConsoleError::NotSignedIn => (StatusCode::UNAUTHORIZED, "not_signed_in"),
         ConsoleError::BadState => (StatusCode::BAD_REQUEST, "bad_state"),
+        ConsoleError::OtherBrowser => (StatusCode::BAD_REQUEST, "other_browser"),
         ConsoleError::Denied(_) => (StatusCode::FORBIDDEN, "login_denied"),
         ConsoleError::NotAllowed(_) => (StatusCode::FORBIDDEN, "not_allowed"),
         ConsoleError::Csrf => (StatusCode::FORBIDDEN, "csrf"),
@@ -221,13 +238,22 @@ pub async fn console(
     )
 }
 
-/// Starts a Webex login (OAuth with PKCE).
+/// Starts a Webex login (OAuth with PKCE), bound to this browser by a cookie.
 #[utoipa::path(get, operation_id = "console_login", path = "/console/login", tag = "console",
-    responses((status = 303, description = "to Webex's authorize page"),
+    responses((status = 303, description = "to Webex's authorize page, with the login's cookie `icb_login`"),
               ConsolePageRefusals))]
-pub async fn login(console: web::Data<Console>) -> HttpResponse {
-    match console.start_login().await {
-        Ok(authorize_url) => redirect(&authorize_url),
+pub async fn login(request: HttpRequest, console: web::Data<Console>) -> HttpResponse {
+    match console
+        .start_login(login_cookie_value(&request).as_deref())
+        .await
+    {
+        Ok((authorize_url, browser)) => {
+            let mut response = redirect(&authorize_url);
+            response
+                .add_cookie(&login_cookie(&console, browser))
+                .expect("a valid cookie");
+            response
+        }
         Err(error) => error_response(&error, false, &console),
     }
 }
@@ -242,18 +268,27 @@ pub struct Callback {
 /// Webex sends the browser back here after the login.
 #[utoipa::path(get, operation_id = "console_callback", path = "/console/callback", tag = "console", params(Callback),
     responses((status = 303, description = "signed in: to /console"),
-              (status = 400, content_type = "text/html", body = String, description = "unknown, expired or reused login"),
+              (status = 400, content_type = "text/html", body = String, description = "unknown, expired or reused login, or one this browser did not start (no `icb_login` cookie of its own)"),
               (status = 422, body = ErrorBody, description = "a query parameter given twice"),
               ConsolePageRefusals))]
-pub async fn callback(query: web::Query<Callback>, console: web::Data<Console>) -> HttpResponse {
+pub async fn callback(
+    request: HttpRequest,
+    query: web::Query<Callback>,
+    console: web::Data<Console>,
+) -> HttpResponse {
+    let browser = login_cookie_value(&request);
     let result = match (&query.error, &query.code, &query.state) {
         // A refusal still uses up its state, so it cannot be replayed.
         (Some(error), _, Some(state)) => {
-            let _ = console.finish_login_refused(state).await;
+            let _ = console
+                .finish_login_refused(state, browser.as_deref())
+                .await;
             Err(ConsoleError::Denied(error.clone()))
         }
         (Some(error), _, None) => Err(ConsoleError::Denied(error.clone())),
-        (None, Some(code), Some(state)) => console.finish_login(code, state).await,
+        (None, Some(code), Some(state)) => {
+            console.finish_login(code, state, browser.as_deref()).await
+        }
         _ => Err(ConsoleError::BadState),
     };
     match result {

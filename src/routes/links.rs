@@ -1,16 +1,18 @@
 //! `/j/<code>`: the links icbridge hands out (with `ICB_PUBLIC_URL`). A person is sent on to
 //! the meeting while it may be used; a link preview gets a title and a description; an
 //! ended or unknown link gets a short page saying how to get a new one. Unknown codes are
-//! counted per client address: past a limit, that address is refused for a minute.
+//! counted per client address (the peer's, or the one a trusted proxy forwarded): past a
+//! limit, that address is refused for a minute.
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
 use std::sync::Mutex;
 
 use actix_web::http::{header, Method, StatusCode};
 use actix_web::{web, HttpRequest, HttpResponse};
 
+use super::html::plain_page;
 use crate::bridge::{Bridge, LinkVisit};
+use crate::proxies::TrustedProxies;
 
 /// User agents (matched case-insensitively, as parts) that fetch a link to draw its preview
 /// or to scan it for safety, never to join: they are not openings. WhatsApp, iMessage (which
@@ -106,23 +108,20 @@ fn not_yet_page(from: &str) -> String {
 }
 
 fn page(status: StatusCode, body: impl Into<String>) -> HttpResponse {
-    HttpResponse::build(status)
-        .content_type("text/html; charset=utf-8")
-        .insert_header((header::CACHE_CONTROL, "no-store"))
-        .insert_header(("Referrer-Policy", "no-referrer"))
+    plain_page(status)
         .insert_header(("X-Robots-Tag", "noindex"))
         .body(body.into())
 }
 
-/// The client's address: the proxy's `Forwarded`/`X-Forwarded-For` when there is one (as
-/// behind the Caddy of `deploy/`), else the peer's, without its port.
-fn client_address(request: &HttpRequest) -> String {
-    let info = request.connection_info();
-    let address = info.realip_remote_addr().unwrap_or("unknown");
-    address
-        .parse::<SocketAddr>()
-        .map(|socket| socket.ip().to_string())
-        .unwrap_or_else(|_| address.to_string())
+/// The client's address: the peer's, or, from a proxy of `ICB_TRUSTED_PROXIES`, the one
+/// the proxies forwarded (see [`TrustedProxies`]).
+fn client_address(request: &HttpRequest, proxies: &TrustedProxies) -> String {
+    match request.peer_addr() {
+        Some(peer) => proxies
+            .client_address(peer.ip(), request.headers())
+            .to_string(),
+        None => "unknown".to_string(),
+    }
 }
 
 fn is_preview(request: &HttpRequest) -> bool {
@@ -154,8 +153,9 @@ pub async fn visit(
     code: web::Path<String>,
     bridge: web::Data<Bridge>,
     unknown: web::Data<UnknownCodes>,
+    proxies: web::Data<TrustedProxies>,
 ) -> HttpResponse {
-    let address = client_address(&request);
+    let address = client_address(&request, &proxies);
     let now = bridge.clock().now_ms();
     if unknown.is_refused(&address, now) {
         let mut response = page(StatusCode::TOO_MANY_REQUESTS, ENDED_PAGE);

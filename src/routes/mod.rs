@@ -5,6 +5,7 @@ pub mod appointments;
 pub mod connect_webhook;
 pub mod console;
 pub mod health;
+pub mod html;
 pub mod links;
 pub mod media;
 pub mod openapi;
@@ -214,29 +215,32 @@ pub async fn not_found() -> HttpResponse {
 }
 
 /// Gives actix's `405 Method Not Allowed` (which names the allowed methods in `Allow` but
-/// has no body) the JSON error body every other error has.
+/// has no body) the JSON error body every other error has, keeping its headers (`Allow`, and
+/// those a scope adds to all its answers).
 pub async fn json_method_not_allowed(
     request: actix_web::dev::ServiceRequest,
     next: actix_web::middleware::Next<impl actix_web::body::MessageBody + 'static>,
 ) -> Result<actix_web::dev::ServiceResponse<impl actix_web::body::MessageBody>, actix_web::Error> {
-    use actix_web::http::header::ALLOW;
+    use actix_web::http::header::{ALLOW, CONTENT_LENGTH, CONTENT_TYPE};
 
     let response = next.call(request).await?;
     if response.status() != StatusCode::METHOD_NOT_ALLOWED {
         return Ok(response.map_into_left_body());
     }
-    let allow = response.headers().get(ALLOW).cloned();
+    let headers = response.headers().clone();
     let (request, _) = response.into_parts();
     let mut answer = json_error(
         StatusCode::METHOD_NOT_ALLOWED,
         "method_not_allowed",
-        match allow.as_ref().and_then(|methods| methods.to_str().ok()) {
+        match headers.get(ALLOW).and_then(|methods| methods.to_str().ok()) {
             Some(methods) => format!("this endpoint answers {methods}"),
             None => "this endpoint does not answer this method".to_string(),
         },
     );
-    if let Some(allow) = allow {
-        answer.headers_mut().insert(ALLOW, allow);
+    for (name, value) in headers.iter() {
+        if name != CONTENT_TYPE && name != CONTENT_LENGTH {
+            answer.headers_mut().append(name.clone(), value.clone());
+        }
     }
     Ok(actix_web::dev::ServiceResponse::new(request, answer).map_into_right_body())
 }

@@ -53,21 +53,29 @@ struct QueueRow {
 }
 
 impl Store {
+    /// A login in progress: its `state`, its PKCE verifier and the hash of the value that
+    /// the browser which started it holds.
     pub async fn create_login(
         &self,
         state: &str,
         code_verifier: &str,
+        browser_hash: &str,
         now: i64,
     ) -> Result<(), StoreError> {
-        let (state, code_verifier) = (state.to_string(), code_verifier.to_string());
+        let (state, code_verifier, browser_hash) = (
+            state.to_string(),
+            code_verifier.to_string(),
+            browser_hash.to_string(),
+        );
         self.write(move |tx| {
             Box::pin(async move {
                 sqlx::query(
-                    "INSERT INTO oauth_logins (state, code_verifier, created_at)
-                     VALUES ($1, $2, $3)",
+                    "INSERT INTO oauth_logins (state, code_verifier, browser_hash, created_at)
+                     VALUES ($1, $2, $3, $4)",
                 )
                 .bind(&state)
                 .bind(&code_verifier)
+                .bind(&browser_hash)
                 .bind(now)
                 .execute(&mut *tx)
                 .await?;
@@ -82,22 +90,25 @@ impl Store {
         .await
     }
 
-    /// Uses up a login's `state`: returns its PKCE verifier if it exists and was created
-    /// after `not_before`. A second use finds nothing.
+    /// Uses up a login's `state`, started by the browser of `browser_hash`: returns its PKCE
+    /// verifier if it exists and was created after `not_before`. A second use, or one from
+    /// another browser, finds nothing (and the other browser leaves the login as it was).
     pub async fn take_login(
         &self,
         state: &str,
+        browser_hash: &str,
         not_before: i64,
     ) -> Result<Option<String>, StoreError> {
-        let state = state.to_string();
+        let (state, browser_hash) = (state.to_string(), browser_hash.to_string());
         let taken: Option<(String, i64)> = self
             .write(move |tx| {
                 Box::pin(async move {
                     Ok(sqlx::query_as(
-                        "DELETE FROM oauth_logins WHERE state = $1
+                        "DELETE FROM oauth_logins WHERE state = $1 AND browser_hash = $2
                          RETURNING code_verifier, created_at",
                     )
                     .bind(&state)
+                    .bind(&browser_hash)
                     .fetch_optional(tx)
                     .await?)
                 })

@@ -94,39 +94,86 @@ fn query(url: &str) -> HashMap<String, String> {
         .collect()
 }
 
-/// Starts a login; returns the authorize URL's parameters.
-async fn start_login(app: &TestApp) -> HashMap<String, String> {
-    let response = no_redirects()
-        .get(format!("{}/console/login", app.address))
-        .send()
-        .await
-        .unwrap();
+/// A login started in a browser.
+struct Login {
+    /// The authorize URL's parameters.
+    params: HashMap<String, String>,
+    /// The `Set-Cookie` of the login's cookie, as the browser got it.
+    set_cookie: String,
+    /// That cookie as the browser sends it back (`icb_login=…`).
+    cookie: String,
+}
+
+/// Starts a login in a browser that holds no cookie yet.
+async fn start_login(app: &TestApp) -> Login {
+    start_login_in(app, None).await
+}
+
+/// Starts a login in a browser that sends `cookie` (`name=value`), if any.
+async fn start_login_in(app: &TestApp, cookie: Option<&str>) -> Login {
+    let mut request = no_redirects().get(format!("{}/console/login", app.address));
+    if let Some(cookie) = cookie {
+        request = request.header("Cookie", cookie);
+    }
+    let response = request.send().await.unwrap();
     assert_eq!(response.status(), 303);
     let location = response.headers()["location"].to_str().unwrap().to_string();
     assert!(
         location.starts_with(&format!("{}/v1/authorize?", app.webex.uri())),
         "{location}"
     );
-    query(&location)
+    let set_cookie = set_cookie_named(&response, "icb_login").expect("the login's cookie");
+    Login {
+        params: query(&location),
+        cookie: set_cookie.split(';').next().unwrap().to_string(),
+        set_cookie,
+    }
+}
+
+/// The `Set-Cookie` of the cookie `name`, if the response sets it.
+fn set_cookie_named(response: &reqwest::Response, name: &str) -> Option<String> {
+    response
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|value| value.to_str().unwrap().to_string())
+        .find(|value| value.starts_with(&format!("{name}=")))
+}
+
+/// Webex sends a browser back with `code` and `state`; the browser sends `cookie`, if any.
+async fn callback(
+    app: &TestApp,
+    code: &str,
+    state: &str,
+    cookie: Option<&str>,
+) -> reqwest::Response {
+    let mut request = no_redirects().get(format!(
+        "{}/console/callback?code={code}&state={state}",
+        app.address
+    ));
+    if let Some(cookie) = cookie {
+        request = request.header("Cookie", cookie);
+    }
+    request.send().await.unwrap()
+}
+
+/// Whether any code was exchanged for tokens.
+async fn any_code_exchanged(app: &TestApp) -> bool {
+    app.webex
+        .received_requests()
+        .await
+        .unwrap()
+        .iter()
+        .any(|r| r.url.path() == "/v1/access_token")
 }
 
 /// Logs in through the stand-ins; returns the session cookie (`icb_console=…`).
 pub async fn log_in(app: &TestApp) -> String {
-    let params = start_login(app).await;
-    let response = no_redirects()
-        .get(format!(
-            "{}/console/callback?code=the-code&state={}",
-            app.address, params["state"]
-        ))
-        .send()
-        .await
-        .unwrap();
+    let login = start_login(app).await;
+    let response = callback(app, "the-code", &login.params["state"], Some(&login.cookie)).await;
     assert_eq!(response.status(), 303);
     assert_eq!(response.headers()["location"], "/console");
-    let cookie = response.headers()["set-cookie"]
-        .to_str()
-        .unwrap()
-        .to_string();
+    let cookie = set_cookie_named(&response, "icb_console").expect("a session cookie");
     cookie.split(';').next().unwrap().to_string()
 }
 
@@ -149,7 +196,7 @@ async fn csrf_of(app: &TestApp) -> String {
 db_test! {
     async fn login_redirects_to_webex_with_state_and_pkce(db) {
     let app = console_app(db, &[]).await;
-    let params = start_login(&app).await;
+    let params = start_login(&app).await.params;
     assert_eq!(params["client_id"], CLIENT_ID);
     assert_eq!(params["response_type"], "code");
     assert_eq!(
@@ -170,31 +217,21 @@ db_test! {
         URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes()))
     );
     // Every login gets its own state.
-    assert_ne!(start_login(&app).await["state"], params["state"]);
+    assert_ne!(start_login(&app).await.params["state"], params["state"]);
 }
 }
 
 db_test! {
     async fn the_callback_exchanges_the_code_server_side_and_starts_a_session(db) {
     let app = console_app(db, &[]).await;
-    let params = start_login(&app).await;
+    let login = start_login(&app).await;
     let verifier: String = sqlx::query_scalar("SELECT code_verifier FROM oauth_logins")
         .fetch_one(&app.db)
         .await
         .unwrap();
-    let response = no_redirects()
-        .get(format!(
-            "{}/console/callback?code=the-code&state={}",
-            app.address, params["state"]
-        ))
-        .send()
-        .await
-        .unwrap();
+    let response = callback(&app, "the-code", &login.params["state"], Some(&login.cookie)).await;
     assert_eq!(response.status(), 303);
-    let set_cookie = response.headers()["set-cookie"]
-        .to_str()
-        .unwrap()
-        .to_string();
+    let set_cookie = set_cookie_named(&response, "icb_console").unwrap();
     for attribute in ["HttpOnly", "SameSite=Lax", "Secure", "Path=/console"] {
         assert!(
             set_cookie.contains(attribute),
@@ -254,14 +291,7 @@ db_test! {
     assert_eq!(access, user_token());
 
     // The same state cannot be used twice.
-    let replay = no_redirects()
-        .get(format!(
-            "{}/console/callback?code=the-code&state={}",
-            app.address, params["state"]
-        ))
-        .send()
-        .await
-        .unwrap();
+    let replay = callback(&app, "the-code", &login.params["state"], Some(&login.cookie)).await;
     assert_eq!(replay.status(), 400);
     assert!(replay.text().await.unwrap().contains("already used"));
 }
@@ -270,6 +300,7 @@ db_test! {
 db_test! {
     async fn unknown_missing_and_refused_logins_get_a_clear_page(db) {
     let app = console_app(db, &[]).await;
+    let browser = start_login(&app).await.cookie;
     let cases = [
         (
             "/console/callback?code=x&state=never-issued",
@@ -290,6 +321,7 @@ db_test! {
     for (route, status, text) in cases {
         let response = no_redirects()
             .get(format!("{}{route}", app.address))
+            .header("Cookie", &browser)
             .send()
             .await
             .unwrap();
@@ -302,30 +334,78 @@ db_test! {
         assert!(body.contains(text), "{route}: {body}");
         assert!(body.contains("Sign in with Webex"));
     }
-    let exchanged = app
-        .webex
-        .received_requests()
-        .await
-        .unwrap()
-        .iter()
-        .any(|r| r.url.path() == "/v1/access_token");
-    assert!(!exchanged, "no code is exchanged without a valid state");
+    assert!(!any_code_exchanged(&app).await, "no code is exchanged without a valid state");
     assert_eq!(app.count("console_sessions").await, 0);
+}
+}
+
+db_test! {
+    async fn a_login_finishes_only_in_the_browser_that_started_it(db) {
+    let app = console_app(db, &[]).await;
+    // The login's cookie binds it to the browser: short-lived, HttpOnly, SameSite=Lax, and
+    // only its hash is stored.
+    let attacker = start_login(&app).await;
+    for attribute in ["HttpOnly", "SameSite=Lax", "Secure", "Path=/console", "Max-Age=600"] {
+        assert!(attacker.set_cookie.contains(attribute), "{attribute} missing: {}", attacker.set_cookie);
+    }
+    let value = attacker.cookie.trim_start_matches("icb_login=");
+    assert!(value.len() >= 40, "{value}");
+    let stored: String = sqlx::query_scalar("SELECT browser_hash FROM oauth_logins WHERE state = $1")
+        .bind(&attacker.params["state"])
+        .fetch_one(&app.db)
+        .await
+        .unwrap();
+    assert_eq!(stored, hex::encode(Sha256::digest(value.as_bytes())));
+
+    // Someone else's browser sent to the attacker's callback (login CSRF): without the
+    // cookie, with its own from a login of its own, or with a made-up one, it gets a clear
+    // page; no code is exchanged, no session is made, no cookie is set.
+    let victim = start_login(&app).await;
+    for (cookie, text) in [
+        (None, "not started in this browser"),
+        (Some(victim.cookie.as_str()), "unknown, expired or was already used"),
+        (Some("icb_login=made-up"), "unknown, expired or was already used"),
+    ] {
+        let response = callback(&app, "attackers-code", &attacker.params["state"], cookie).await;
+        assert_eq!(response.status(), 400, "{cookie:?}");
+        assert!(response.headers().get("set-cookie").is_none(), "{cookie:?}");
+        let page = response.text().await.unwrap();
+        assert!(page.contains(text) && page.contains("Sign in with Webex"), "{cookie:?}: {page}");
+    }
+    // Nor can another browser spend the login with a refusal.
+    let refused = no_redirects()
+        .get(format!("{}/console/callback?error=access_denied&state={}", app.address, attacker.params["state"]))
+        .header("Cookie", &victim.cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 403);
+    assert!(!any_code_exchanged(&app).await);
+    assert_eq!(app.count("console_sessions").await, 0);
+
+    // The browser that started it still finishes it.
+    let response = callback(&app, "the-code", &attacker.params["state"], Some(&attacker.cookie)).await;
+    assert_eq!(response.status(), 303);
+    assert!(set_cookie_named(&response, "icb_console").is_some());
+    assert_eq!(app.count("console_sessions").await, 1);
+
+    // Logins started in several tabs of one browser share its cookie, and each finishes.
+    let first = start_login(&app).await;
+    let second = start_login_in(&app, Some(&first.cookie)).await;
+    assert_eq!(second.cookie, first.cookie);
+    for tab in [&second, &first] {
+        let response = callback(&app, "the-code", &tab.params["state"], Some(&tab.cookie)).await;
+        assert_eq!(response.status(), 303);
+    }
+    assert_eq!(app.count("console_sessions").await, 3);
 }
 }
 
 db_test! {
     async fn the_allow_list_keeps_others_out(db) {
     let app = console_app(db, &[("CONSOLE_ALLOWED", "boss@example.org, @other.example")]).await;
-    let params = start_login(&app).await;
-    let response = no_redirects()
-        .get(format!(
-            "{}/console/callback?code=c&state={}",
-            app.address, params["state"]
-        ))
-        .send()
-        .await
-        .unwrap();
+    let login = start_login(&app).await;
+    let response = callback(&app, "c", &login.params["state"], Some(&login.cookie)).await;
     assert_eq!(response.status(), 403);
     assert!(response
         .text()
@@ -670,6 +750,7 @@ db_test! {
         .await
         .unwrap();
     assert_eq!(response.status(), 503);
+    assert_secure_html(&response, "console not configured");
     assert!(response
         .text()
         .await

@@ -230,3 +230,74 @@ db_test! {
         assert_eq!(response.status(), 503, "the console is simply not configured");
     }
 }
+
+/// The links to experts' files in `sent` (what Webex Connect was asked to send), by the
+/// file name they end with.
+fn media_links(sent: &[Value]) -> std::collections::HashMap<String, String> {
+    let prefix = format!("{PUBLIC_URL}/media/");
+    let text = serde_json::to_string(sent).unwrap();
+    text.split(&prefix)
+        .skip(1)
+        .map(|rest| {
+            let link: String = rest
+                .chars()
+                .take_while(|c| !matches!(c, '"' | ' ' | '\\'))
+                .collect();
+            let name = link.rsplit('/').next().unwrap().to_string();
+            (name, format!("{prefix}{link}"))
+        })
+        .collect()
+}
+
+db_test! {
+    async fn an_experts_html_or_svg_is_a_download_and_nothing_under_media_runs(db) {
+        let app = desk_app(db, &[("REPLY_MODE", "connect"), ("PUBLIC_URL", PUBLIC_URL)]).await;
+        open_conversation(&app).await;
+        let script = "<script>fetch('/console/api/queue')</script>";
+        let svg = format!("<svg xmlns=\"http://www.w3.org/2000/svg\">{script}</svg>");
+        let files = [
+            webex_file(&app, "h", "text/html", "page.html", &format!("<!doctype html>{script}")).await,
+            webex_file(&app, "s", "image/svg+xml", "pic.svg", &svg).await,
+            webex_file(&app, "p", "application/pdf", "plan.pdf", PDF).await,
+            webex_file(&app, "j", "image/jpeg", "x-ray.jpg", "jpg").await,
+        ];
+        expert_sends(&app, "Four files", &files).await;
+        let links = media_links(&whatsapp_after_the_link(&app).await);
+        assert_eq!(links.len(), 4, "{links:?}");
+        let sandboxed = |response: &reqwest::Response, what: &str| {
+            let headers = response.headers();
+            assert_eq!(headers["x-content-type-options"], "nosniff", "{what}");
+            assert_eq!(headers["content-security-policy"], "sandbox; default-src 'none'", "{what}");
+        };
+        for (name, mime_type, disposition) in [
+            ("page.html", "text/html", "attachment"),
+            ("pic.svg", "image/svg+xml", "attachment"),
+            ("plan.pdf", "application/pdf", "inline"),
+            ("x-ray.jpg", "image/jpeg", "inline"),
+        ] {
+            let route = link_path(&links[name]);
+            let response = app.http.get(format!("{}{route}", app.address)).send().await.unwrap();
+            assert_eq!(response.status(), 200, "{name}");
+            assert_eq!(response.headers()["content-type"], mime_type, "{name}");
+            assert_eq!(
+                response.headers()["content-disposition"],
+                format!("{disposition}; filename=\"{name}\""),
+                "{name}"
+            );
+            sandboxed(&response, name);
+        }
+        // Every other answer under /media/ is sandboxed too.
+        let page = link_path(&links["page.html"]);
+        for (method, route, status) in [
+            (reqwest::Method::GET, "/media/x.y/page.html".to_string(), 404),
+            (reqwest::Method::GET, "/media/x".to_string(), 404),
+            (reqwest::Method::GET, format!("{page}/more"), 404),
+            (reqwest::Method::POST, page.clone(), 405),
+        ] {
+            let response = app.http.request(method.clone(), format!("{}{route}", app.address)).send().await.unwrap();
+            assert_eq!(response.status(), status, "{method} {route}");
+            sandboxed(&response, &route);
+            assert!(response.json::<Value>().await.unwrap()["error"].is_string(), "{method} {route}");
+        }
+    }
+}

@@ -652,3 +652,27 @@ pub async fn admin(app: &TestApp, verb: reqwest::Method, route: &str) -> reqwest
         .await
         .unwrap()
 }
+
+/// Checks the security headers every HTML answer of icbridge carries (`what` names the
+/// answer in a failure): HTML, not cached, never sniffed, no referrer, never framed.
+pub fn assert_secure_html(response: &reqwest::Response, what: &str) {
+    let headers = response.headers();
+    let header = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_else(|| panic!("{what}: no {name} header in {headers:?}"))
+    };
+    assert!(
+        header("content-type").starts_with("text/html"),
+        "{what}: {headers:?}"
+    );
+    assert_eq!(header("x-content-type-options"), "nosniff", "{what}");
+    assert_eq!(header("referrer-policy"), "no-referrer", "{what}");
+    assert_eq!(header("cache-control"), "no-store", "{what}");
+    let policy = header("content-security-policy");
+    assert!(
+        policy.contains("frame-ancestors 'none'") && policy.contains("base-uri 'none'"),
+        "{what}: {policy}"
+    );
+}

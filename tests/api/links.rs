@@ -143,3 +143,48 @@ db_test! {
         assert_eq!(short, 404);
     }
 }
+
+/// The status of a visit to an unknown code, sent with these forwarding headers.
+async fn unknown_code_with(app: &TestApp, headers: &[(&str, String)]) -> u16 {
+    let mut request = app
+        .http
+        .get(format!("{}/j/{:0>22}", app.address, "unknown"));
+    for (name, value) in headers {
+        request = request.header(*name, value);
+    }
+    request.send().await.unwrap().status().as_u16()
+}
+
+db_test! {
+    async fn forwarding_headers_count_only_from_a_trusted_proxy(db) {
+        // Without ICB_TRUSTED_PROXIES, made-up forwarding headers change nothing: the peer
+        // is who asks, and it is refused past the limit.
+        let app = app_with_own_links(db).await;
+        for attempt in 0..25 {
+            let made_up = [
+                ("X-Forwarded-For", format!("198.51.100.{attempt}")),
+                ("Forwarded", format!("for=203.0.113.{attempt}")),
+            ];
+            let status = unknown_code_with(&app, &made_up).await;
+            assert_eq!(status, if attempt < 20 { 404 } else { 429 }, "{attempt}");
+        }
+
+        // Behind a trusted proxy (here: the test's own address, and 10.0.0.0/8 before it),
+        // each client the proxies forward is counted on its own...
+        let trusted = [("PUBLIC_URL", PUBLIC), ("TRUSTED_PROXIES", "127.0.0.1, 10.0.0.0/8")];
+        let app = sms_app_with(db, &trusted, Vec::new()).await;
+        for attempt in 0..25 {
+            let forwarded = [("X-Forwarded-For", format!("198.51.100.{attempt}"))];
+            assert_eq!(unknown_code_with(&app, &forwarded).await, 404, "{attempt}");
+        }
+        // ...and what a client writes itself, left of what the proxies added, is not believed.
+        for attempt in 0..20 {
+            let spoofed = [("X-Forwarded-For", format!("6.6.6.{attempt}, 203.0.113.7, 10.1.1.1"))];
+            assert_eq!(unknown_code_with(&app, &spoofed).await, 404, "{attempt}");
+        }
+        let same_client = [("X-Forwarded-For", "203.0.113.7".to_string())];
+        assert_eq!(unknown_code_with(&app, &same_client).await, 429);
+        let another = [("X-Forwarded-For", "198.51.100.99".to_string())];
+        assert_eq!(unknown_code_with(&app, &another).await, 404);
+    }
+}

@@ -268,6 +268,61 @@ db_test! {
 }
 
 db_test! {
+    async fn the_request_log_names_routes_not_the_numbers_codes_or_tokens_in_paths(db) {
+        let mut upstreams = Upstreams::start(db).await;
+        upstreams
+            .set("LOG_FORMAT", "json")
+            .set("ADMIN_TOKEN", ADMIN_TOKEN)
+            .set("PUBLIC_URL", "https://bridge.example.com");
+        let running = spawn_binary(&upstreams.vars).await;
+        let http = reqwest::Client::new();
+        let number = "12344945956";
+        let requests = [
+            (reqwest::Method::GET, format!("/api/customers/+{number}/export"), false, 401),
+            (reqwest::Method::GET, format!("/api/customers/%2B{number}/export"), true, 200),
+            (reqwest::Method::POST, format!("/api/customers/+{number}/erase"), false, 401),
+            (reqwest::Method::GET, format!("/api/customers/+{number}/nothing-here"), false, 404),
+            (reqwest::Method::GET, "/j/CodeOfAMeetingLink0042".to_string(), false, 404),
+            (reqwest::Method::GET, "/media/TokenOfAFile.0042/plan.pdf".to_string(), false, 404),
+        ];
+        for (method, route, with_token, status) in &requests {
+            let mut request = http.request(method.clone(), format!("{}{route}", running.address));
+            if *with_token {
+                request = request.bearer_auth(ADMIN_TOKEN);
+            }
+            assert_eq!(request.send().await.unwrap().status(), *status, "{method} {route}");
+        }
+        let logged = |logs: &str| {
+            logs.lines()
+                .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+                .filter(|line| line["fields"]["message"] == "request")
+                .map(|line| {
+                    let fields = &line["fields"];
+                    (fields["path"].as_str().unwrap().to_string(), fields["status"].as_u64().unwrap())
+                })
+                .collect::<Vec<_>>()
+        };
+        let all_logged = eventually(5, || async { logged(&running.logs.lock().unwrap()).len() == requests.len() }).await;
+        let logs = running.logs.lock().unwrap().clone();
+        assert!(all_logged, "{logs}");
+        assert_eq!(
+            logged(&logs),
+            [
+                ("/api/customers/{number}/export".to_string(), 401),
+                ("/api/customers/{number}/export".to_string(), 200),
+                ("/api/customers/{number}/erase".to_string(), 401),
+                ("/api/customers/+1234•••5956/nothing-here".to_string(), 404),
+                ("/j/{code}".to_string(), 404),
+                ("/media/{token}/{name}".to_string(), 404),
+            ]
+        );
+        for secret in [&number[1..], "CodeOfAMeetingLink", "TokenOfAFile", "plan.pdf"] {
+            assert!(!logs.contains(secret), "{secret} in the logs: {logs}");
+        }
+    }
+}
+
+db_test! {
     async fn purge_erases_exactly_what_is_past_retention(db) {
         let app = spawn_app(db).await;
         mount_broker(&app.broker, "ic-joseencrypt-short.json").await;

@@ -314,6 +314,14 @@ async fn console_cookie(base: &str) -> String {
         .unwrap();
     assert_eq!(login.status(), 303);
     let authorize = login.headers()["location"].to_str().unwrap().to_string();
+    // The login's cookie, which the browser sends back with the callback.
+    let login_cookie = login.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_string();
     assert!(
         authorize.starts_with(&format!("{base}/sandbox/webex/v1/authorize?")),
         "{authorize}"
@@ -324,7 +332,12 @@ async fn console_cookie(base: &str) -> String {
         callback.starts_with(&format!("{base}/console/callback?code=")),
         "{callback}"
     );
-    let signed_in = no_redirects.get(&callback).send().await.unwrap();
+    let signed_in = no_redirects
+        .get(&callback)
+        .header("Cookie", login_cookie)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(signed_in.status(), 303);
     signed_in.headers()["set-cookie"]
         .to_str()
@@ -467,18 +480,16 @@ async fn the_sandbox_routes_by_keyword_and_keeps_an_out_of_hours_customer_until_
     );
 }
 
-#[tokio::test]
-async fn the_sandbox_books_a_consultation_reminds_at_its_time_and_adds_a_guest() {
-    let sandbox = start_sandbox().await;
-    let (base, http) = (sandbox.base.clone(), reqwest::Client::new());
+/// Books a consultation for Bo (SMS, `+14155550100`) two hours from now, 30 minutes long,
+/// with the sandbox's admin token; the admin API's answer.
+async fn book_in_two_hours(base: &str, http: &reqwest::Client) -> reqwest::Response {
     let starts_at = time::OffsetDateTime::now_utc() + time::Duration::hours(2);
     let starts_at = starts_at
         .replace_nanosecond(0)
         .unwrap()
         .format(&time::format_description::well_known::Rfc3339)
         .unwrap();
-    let booked = http
-        .post(format!("{base}/api/appointments"))
+    http.post(format!("{base}/api/appointments"))
         .bearer_auth("sandbox-admin-token")
         .json(&serde_json::json!({
             "channel": "sms", "customer": "+14155550100", "to": "56263", "name": "Bo",
@@ -486,7 +497,14 @@ async fn the_sandbox_books_a_consultation_reminds_at_its_time_and_adds_a_guest()
         }))
         .send()
         .await
-        .unwrap();
+        .unwrap()
+}
+
+#[tokio::test]
+async fn the_sandbox_books_a_consultation_reminds_at_its_time_and_adds_a_guest() {
+    let sandbox = start_sandbox().await;
+    let (base, http) = (sandbox.base.clone(), reqwest::Client::new());
+    let booked = book_in_two_hours(&base, &http).await;
     assert_eq!(booked.status(), 201);
     let appointment: Value = booked.json().await.unwrap();
     // The invitation at once; nothing for the experts yet.
@@ -674,4 +692,111 @@ async fn the_sandbox_mends_a_disabled_webhook_and_catches_up_on_what_it_lost() {
     .await;
     let relays = sent.iter().filter(|m| m["text"] == "I am here").count();
     assert_eq!(relays, 1);
+}
+
+/// Sends `request`; its answer, checked for `status` and the security headers every HTML
+/// answer carries (`what` names it in a failure).
+async fn secure_page(
+    request: reqwest::RequestBuilder,
+    status: u16,
+    what: &str,
+) -> reqwest::Response {
+    let response = request.send().await.unwrap();
+    assert_eq!(response.status(), status, "{what}");
+    crate::helpers::assert_secure_html(&response, what);
+    response
+}
+
+#[tokio::test]
+async fn every_html_answer_carries_the_security_headers() {
+    let sandbox = start_sandbox().await;
+    let base = sandbox.base.clone();
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let answer = sandbox
+        .message(serde_json::from_str(&sandbox.sample).unwrap())
+        .await;
+    let own_link = answer["guestUrl"].as_str().unwrap().to_string();
+
+    // A link's previews, and the sandbox's meeting pages it leads to.
+    let whatsapp = http
+        .get(&own_link)
+        .header("User-Agent", "WhatsApp/2.23.20.0 A");
+    secure_page(whatsapp, 200, "/j/ preview").await;
+    secure_page(http.head(&own_link), 200, "/j/ preview (HEAD)").await;
+    let redirect = http.get(&own_link).send().await.unwrap();
+    assert_eq!(redirect.status(), 302);
+    let meeting = redirect.headers()["location"].to_str().unwrap().to_string();
+    for (url, status) in [
+        (meeting, 200),
+        (format!("{base}/sandbox/visit/unknown"), 404),
+        (
+            format!("{base}/sandbox/gen/v1/talk?int=jose&v=1&data=x"),
+            200,
+        ),
+    ] {
+        secure_page(http.get(&url), status, &url).await;
+    }
+
+    // A booked consultation's link before it works.
+    let booked: Value = book_in_two_hours(&base, &http).await.json().await.unwrap();
+    let not_yet = http.get(booked["guestUrl"].as_str().unwrap());
+    secure_page(not_yet, 200, "/j/ not yet").await;
+
+    // The console: its page, a sign-in problem, a refused sign-out, the signed-out page.
+    let cookie = console_cookie(&base).await;
+    let logout = format!("{base}/console/logout");
+    for (request, status, what) in [
+        (
+            http.get(format!("{base}/console"))
+                .header("Cookie", &cookie),
+            200,
+            "/console",
+        ),
+        (
+            http.get(format!("{base}/console/callback?code=x&state=never-issued")),
+            400,
+            "/console/callback problem",
+        ),
+        (
+            http.post(&logout)
+                .header("Cookie", &cookie)
+                .form(&[("csrf", "forged")]),
+            403,
+            "/console/logout refused",
+        ),
+        (
+            http.post(&logout).form(&[("csrf", "")]),
+            200,
+            "/console/logout",
+        ),
+    ] {
+        secure_page(request, status, what).await;
+    }
+
+    // The expert closes the conversation: its link shows the ended page.
+    let close = http
+        .post(format!("{base}/sandbox/expert-reply"))
+        .json(&serde_json::json!({"conversationId": answer["conversationId"], "text": "close"}));
+    assert_eq!(close.send().await.unwrap().status(), 202);
+    let mut ended = 0;
+    for _ in 0..100 {
+        ended = http.get(&own_link).send().await.unwrap().status().as_u16();
+        if ended == 410 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(ended, 410, "the link ends");
+    secure_page(http.get(&own_link), 410, "/j/ ended").await;
+
+    // Unknown codes, then the refusal past the limit.
+    let code = own_link.rsplit_once("/j/").unwrap().1;
+    let unknown_link = own_link.replace(code, "0000000000000000000000");
+    for _ in 0..20 {
+        secure_page(http.get(&unknown_link), 404, "/j/ unknown").await;
+    }
+    secure_page(http.get(&own_link), 429, "/j/ refused").await;
 }
