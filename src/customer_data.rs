@@ -21,6 +21,9 @@ pub struct CustomerExport {
     pub conversations: Vec<ExportedConversation>,
     /// Messages kept outside any conversation (a STOP from someone without one).
     pub other_messages: Vec<ExportedMessage>,
+    /// What was sent to the number from other customers' conversations (an invitation
+    /// to join their meeting as a guest).
+    pub other_deliveries: Vec<ExportedDelivery>,
     /// Business addresses the customer opted out of (STOP).
     pub opt_outs: Vec<ExportedOptOut>,
 }
@@ -236,6 +239,17 @@ impl CustomerExport {
                 .filter(|m| m.conversation_id.is_none())
                 .map(message)
                 .collect(),
+            other_deliveries: records
+                .deliveries
+                .iter()
+                .filter(|d| {
+                    !records
+                        .conversations
+                        .iter()
+                        .any(|c| d.conversation_id.as_deref() == Some(c.id.as_str()))
+                })
+                .map(|d| delivery(d, &records.receipts))
+                .collect(),
             opt_outs: records
                 .opt_outs
                 .iter()
@@ -250,6 +264,9 @@ impl CustomerExport {
 
     /// Whether anything is held about the number.
     pub fn is_empty(&self) -> bool {
-        self.conversations.is_empty() && self.other_messages.is_empty() && self.opt_outs.is_empty()
+        self.conversations.is_empty()
+            && self.other_messages.is_empty()
+            && self.other_deliveries.is_empty()
+            && self.opt_outs.is_empty()
     }
 }

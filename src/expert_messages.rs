@@ -315,6 +315,15 @@ pub fn guest_added(guest_url: &str, sent_to: Option<&str>, by: &str) -> String {
     )
 }
 
+/// `add guest <number>` for a number that opted out (STOP): the link is not sent there.
+pub fn guest_not_sent_opted_out(guest_url: &str, number: &str, by: &str) -> String {
+    format!(
+        "{} added a guest: **[guest link]({guest_url})**. It is not sent to {number}: that \
+         number opted out (STOP). Share the link another way.",
+        escape(by)
+    )
+}
+
 pub fn closed(by: &str) -> String {
     format!(
         "Conversation closed by {}. The customer's next message opens a new one.",

@@ -42,6 +42,9 @@ pub const OPTED_OUT: &str = "cancelled: the customer opted out (STOP)";
 /// Why the survey's question to a WhatsApp customer was not sent (the row's `last_error`).
 pub const SURVEY_OUTSIDE_WINDOW: &str =
     "cancelled: the customer's 24-hour WhatsApp window closed before the survey went out";
+/// Why a WhatsApp text to someone other than the conversation's customer was not sent.
+pub const RECIPIENT_OUTSIDE_WINDOW: &str =
+    "cancelled: the recipient has not written on WhatsApp in the last 24 hours (send an approved template)";
 /// How often the pauses other instances recorded are read.
 const PAUSES_REFRESH: Duration = Duration::from_secs(5);
 /// How long newly queued rows are left to gather before the worker claims them: a claim
@@ -387,35 +390,55 @@ impl OutboxWorker {
         };
         let conversation = row.conversation_id.as_deref()?;
         let store = &self.parts.store;
-        let result = async {
-            let last = store.last_customer_message_at(conversation).await?;
-            if window_open(last, self.now()) {
-                return Ok(None);
-            }
-            if matches!(delivery, Delivery::WhatsappButtons { .. }) {
+        let result =
+            async {
+                let recipient = row.recipient.as_deref();
+                let last = store
+                    .last_customer_message_at(conversation, recipient)
+                    .await?;
+                if window_open(last, self.now()) {
+                    return Ok(None);
+                }
+                // Someone other than the conversation's customer (a guest) whose window is
+                // closed: nothing they write would release a held copy, so it is not sent.
+                let customer = store
+                    .conversation(conversation)
+                    .await?
+                    .map(|c| c.key.customer);
+                if let (Some(recipient), Some(customer)) = (recipient, customer) {
+                    if recipient != customer.as_str() {
+                        tracing::info!(outbox_id = row.id, conversation,
+                        "not sent: the recipient has not written on WhatsApp in the last 24 hours");
+                        return Ok(Some(Outcome::Cancelled {
+                            reason: RECIPIENT_OUTSIDE_WINDOW.to_string(),
+                        }));
+                    }
+                }
+                if matches!(delivery, Delivery::WhatsappButtons { .. }) {
+                    tracing::info!(
+                        outbox_id = row.id,
+                        conversation,
+                        "survey not asked: the customer's 24-hour window is closed"
+                    );
+                    return Ok(Some(Outcome::Cancelled {
+                        reason: SURVEY_OUTSIDE_WINDOW.to_string(),
+                    }));
+                }
+                let template = self.parts.whatsapp_template.as_ref();
+                let first_held =
+                    whatsapp_window::first_held(store, template, conversation, app_id, waid)
+                        .await?;
                 tracing::info!(
                     outbox_id = row.id,
                     conversation,
-                    "survey not asked: the customer's 24-hour window is closed"
+                    "WhatsApp message held: the customer's 24-hour window is closed"
                 );
-                return Ok(Some(Outcome::Cancelled {
-                    reason: SURVEY_OUTSIDE_WINDOW.to_string(),
-                }));
+                Ok::<_, StoreError>(Some(Outcome::Held {
+                    first_held,
+                    at: self.now(),
+                }))
             }
-            let template = self.parts.whatsapp_template.as_ref();
-            let first_held =
-                whatsapp_window::first_held(store, template, conversation, app_id, waid).await?;
-            tracing::info!(
-                outbox_id = row.id,
-                conversation,
-                "WhatsApp message held: the customer's 24-hour window is closed"
-            );
-            Ok::<_, StoreError>(Some(Outcome::Held {
-                first_held,
-                at: self.now(),
-            }))
-        }
-        .await;
+            .await;
         match result {
             Ok(outcome) => outcome,
             Err(error) => Some(Outcome::Postponed {

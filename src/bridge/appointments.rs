@@ -460,7 +460,9 @@ impl Bridge {
         let reachable = match conversation.key.channel {
             Channel::Sms => true,
             Channel::Whatsapp => window_open(
-                store.last_customer_message_at(&conversation.id).await?,
+                store
+                    .last_customer_message_at(&conversation.id, None)
+                    .await?,
                 self.now(),
             ),
         };

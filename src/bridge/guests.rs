@@ -58,18 +58,26 @@ impl Bridge {
             None => (target.to_string(), None),
         };
         let sent_to = to.as_ref().map(CustomerAddress::masked);
-        let mut deliveries = vec![Self::to_thread(expert_messages::guest_added(
-            &guest_url,
-            sent_to.as_deref(),
-            &actor.shown(),
-        ))];
-        if let Some(to) = to {
-            let guest = ConversationKey {
-                channel: key.channel,
-                customer: to,
-                business: key.business.clone(),
-            };
-            deliveries.extend(self.guest_invitation(&guest, &guest_url));
+        let guest = to.map(|to| ConversationKey {
+            channel: key.channel,
+            customer: to,
+            business: key.business.clone(),
+        });
+        // A number that opted out (STOP) gets nothing: the expert shares the link another
+        // way. (The outbox checks each recipient again when it sends.)
+        let opted_out = match &guest {
+            Some(guest) => store.is_opted_out(guest).await?,
+            None => false,
+        };
+        let note = match (&sent_to, opted_out) {
+            (Some(number), true) => {
+                expert_messages::guest_not_sent_opted_out(&guest_url, number, &actor.shown())
+            }
+            _ => expert_messages::guest_added(&guest_url, sent_to.as_deref(), &actor.shown()),
+        };
+        let mut deliveries = vec![Self::to_thread(note)];
+        if let (Some(guest), false) = (&guest, opted_out) {
+            deliveries.extend(self.guest_invitation(guest, &guest_url));
         }
         let audit = self.audit_entry(
             actor,

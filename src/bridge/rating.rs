@@ -25,7 +25,7 @@ impl Bridge {
         };
         let key = &conversation.key;
         if key.channel == Channel::Whatsapp
-            && !window_open(store.last_customer_message_at(id).await?, self.now())
+            && !window_open(store.last_customer_message_at(id, None).await?, self.now())
         {
             return Ok(None);
         }

@@ -149,11 +149,13 @@ impl Purpose {
     }
 }
 
-/// A delivery as the store queues it: its kind and its request as JSON.
+/// A delivery as the store queues it: its kind, its request as JSON, and the customer
+/// number or WhatsApp id it goes to (none for the experts).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OutboxEntry {
     pub kind: String,
     pub payload: String,
+    pub recipient: Option<String>,
 }
 
 /// The longest SMS Webex Connect sends (its SMS API's `content`; longer ones fail with
@@ -173,6 +175,23 @@ impl Delivery {
         OutboxEntry {
             kind: purpose.as_str().to_string(),
             payload: serde_json::to_string(self).expect("deliveries serialise"),
+            recipient: self.recipient().map(str::to_string),
+        }
+    }
+
+    /// The customer number (SMS) or WhatsApp id a message to a customer goes to.
+    pub fn recipient(&self) -> Option<&str> {
+        match self {
+            Delivery::Sms { to, .. } => Some(to),
+            Delivery::Whatsapp { waid, .. }
+            | Delivery::WhatsappMedia { waid, .. }
+            | Delivery::WhatsappButtons { waid, .. }
+            | Delivery::WhatsappTemplate { waid, .. } => Some(waid),
+            Delivery::Notification { .. }
+            | Delivery::ThreadMessage { .. }
+            | Delivery::DeskThreadMessage { .. }
+            | Delivery::ThreadFile { .. }
+            | Delivery::WebexMessage(_) => None,
         }
     }
 

@@ -307,17 +307,23 @@ impl Store {
 
     /// When the customer of a conversation last wrote (in any of their conversations on
     /// the same channel and business address): WhatsApp's 24-hour window runs from then.
+    /// When the customer of conversation `conversation_id` last wrote to its business
+    /// number, or, given a `recipient` (another number, e.g. a guest's), when that one did:
+    /// WhatsApp's 24-hour window is each recipient's own.
     pub async fn last_customer_message_at(
         &self,
         conversation_id: &str,
+        recipient: Option<&str>,
     ) -> Result<Option<i64>, StoreError> {
         Ok(sqlx::query_scalar(
             "SELECT MAX(m.received_at) FROM messages m
              JOIN conversations c
-               ON m.channel = c.channel AND m.customer = c.customer AND m.business = c.business
+               ON m.channel = c.channel AND m.customer = COALESCE($2, c.customer)
+              AND m.business = c.business
              WHERE c.id = $1 AND m.author = 'customer'",
         )
         .bind(conversation_id)
+        .bind(recipient)
         .fetch_one(&self.reader)
         .await?)
     }

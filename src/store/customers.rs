@@ -142,6 +142,11 @@ pub(super) async fn insert_audit(
 
 /// The conversations of a customer (`$1`, `$2`: their number's SMS and WhatsApp forms).
 const CONVERSATIONS_OF: &str = "SELECT id FROM conversations WHERE customer IN ($1, $2)";
+/// The deliveries about a customer: those of their conversations, and those sent to their
+/// number from any other (an `add guest` invitation).
+const DELIVERIES_OF: &str =
+    "(conversation_id IN (SELECT id FROM conversations WHERE customer IN ($1, $2))
+                              OR recipient IN ($1, $2))";
 
 impl Store {
     /// Everything stored about the customer whose address is one of `forms`.
@@ -190,7 +195,7 @@ impl Store {
                 "SELECT id, conversation_id, kind,
                         (CASE WHEN held = 1 THEN 'held' ELSE state END) AS state, payload,
                         attempts, last_error, created_at, sent_at
-                 FROM outbox WHERE conversation_id IN ({CONVERSATIONS_OF}) ORDER BY id"
+                 FROM outbox WHERE {DELIVERIES_OF} ORDER BY id"
             ))
             .bind(sms)
             .bind(whatsapp)
@@ -198,8 +203,7 @@ impl Store {
             .await?,
             receipts: sqlx::query_as(&format!(
                 "SELECT outbox_id, code, status, payload, received_at FROM delivery_receipts
-                 WHERE outbox_id IN (SELECT id FROM outbox
-                                     WHERE conversation_id IN ({CONVERSATIONS_OF}))
+                 WHERE outbox_id IN (SELECT id FROM outbox WHERE {DELIVERIES_OF})
                  ORDER BY id"
             ))
             .bind(sms)
@@ -241,7 +245,7 @@ impl Store {
                     let deliveries_cancelled = sqlx::query(&format!(
                         "UPDATE outbox SET state = 'cancelled', held = 0, leased_until = NULL,
                                            last_error = $3
-                         WHERE state = 'pending' AND {in_conversations}"
+                         WHERE state = 'pending' AND {DELIVERIES_OF}"
                     ))
                     .bind(&sms)
                     .bind(&whatsapp)
@@ -254,7 +258,7 @@ impl Store {
                     let receipts = sqlx::query(&format!(
                         "UPDATE delivery_receipts SET payload = '{{}}', transid = NULL
                          WHERE payload != '{{}}'
-                           AND (outbox_id IN (SELECT id FROM outbox WHERE {in_conversations})
+                           AND (outbox_id IN (SELECT id FROM outbox WHERE {DELIVERIES_OF})
                                 OR (outbox_id IS NULL AND payload LIKE $3))"
                     ))
                     .bind(&sms)
@@ -264,8 +268,8 @@ impl Store {
                     .await?
                     .rows_affected();
                     let deliveries = sqlx::query(&format!(
-                        "UPDATE outbox SET payload = '{{}}'
-                         WHERE payload != '{{}}' AND {in_conversations}"
+                        "UPDATE outbox SET payload = '{{}}', recipient = NULL
+                         WHERE (payload != '{{}}' OR recipient IS NOT NULL) AND {DELIVERIES_OF}"
                     ))
                     .bind(&sms)
                     .bind(&whatsapp)

@@ -365,9 +365,9 @@ async fn insert_outbox_rows(
     }
     // A row is first due when it is queued.
     let sql = format!(
-        "INSERT INTO outbox (kind, conversation_id, payload, next_attempt_at, created_at)
+        "INSERT INTO outbox (kind, conversation_id, payload, next_attempt_at, created_at, recipient)
          VALUES {}",
-        rows_of_placeholders(rows.len(), 5, 1)
+        rows_of_placeholders(rows.len(), 6, 1)
     );
     let mut query = sqlx::query(&sql);
     for (entry, conversation_id, now) in rows {
@@ -376,7 +376,8 @@ async fn insert_outbox_rows(
             .bind(*conversation_id)
             .bind(&entry.payload)
             .bind(*now)
-            .bind(*now);
+            .bind(*now)
+            .bind(&entry.recipient);
     }
     query.execute(tx).await?;
     Ok(())
@@ -395,8 +396,8 @@ async fn insert_scheduled(
     for entry in entries {
         sqlx::query(
             "INSERT INTO outbox (kind, conversation_id, payload, next_attempt_at, created_at,
-                                 scheduled, stale_after)
-             VALUES ($1, $2, $3, $4, $5, 1, $6)",
+                                 scheduled, stale_after, recipient)
+             VALUES ($1, $2, $3, $4, $5, 1, $6, $7)",
         )
         .bind(&entry.kind)
         .bind(conversation_id)
@@ -404,6 +405,7 @@ async fn insert_scheduled(
         .bind(scheduled.due)
         .bind(now)
         .bind(scheduled.stale_after)
+        .bind(&entry.recipient)
         .execute(&mut *tx)
         .await?;
     }

@@ -61,8 +61,12 @@ pub struct OutboxRow {
     pub thread_message_id: Option<String>,
     /// The desk of the row's conversation: whose experts its messages go to.
     pub desk: Option<String>,
-    /// 1 when the row's conversation's customer opted out (STOP), else 0.
+    /// 1 when the row's recipient (its conversation's customer, unless it names another
+    /// number) opted out (STOP) of the conversation's business number, else 0.
     pub customer_opted_out: i64,
+    /// The customer number or WhatsApp id it goes to, when it is a message to a customer
+    /// (none on rows queued before recipients were kept: their conversation's customer).
+    pub recipient: Option<String>,
 }
 
 /// A row's state as operators see it: a held row is pending, waiting for its customer
@@ -79,9 +83,11 @@ const COLUMNS: &str = "id, kind, conversation_id, payload, \
                        (SELECT c.desk FROM conversations c \
                         WHERE c.id = outbox.conversation_id) AS desk, \
                        (SELECT COUNT(*) FROM conversations c JOIN opt_outs o \
-                          ON o.channel = c.channel AND o.customer = c.customer \
+                          ON o.channel = c.channel \
+                         AND o.customer = COALESCE(outbox.recipient, c.customer) \
                          AND o.business = c.business \
-                        WHERE c.id = outbox.conversation_id) AS customer_opted_out";
+                        WHERE c.id = outbox.conversation_id) AS customer_opted_out, \
+                       recipient";
 
 /// Why a scheduled delivery was not sent (its `last_error`).
 pub const STALE: &str = "cancelled: its appointment's slot was over before it could be sent";
@@ -387,8 +393,9 @@ impl Store {
         self.write(move |tx| {
             Box::pin(async move {
                 let copy: i64 = sqlx::query_scalar(
-                    "INSERT INTO outbox (kind, conversation_id, payload, next_attempt_at, created_at)
-                     SELECT kind, conversation_id, payload, $1, $1 FROM outbox WHERE id = $2
+                    "INSERT INTO outbox (kind, conversation_id, payload, next_attempt_at, created_at,
+                                         recipient)
+                     SELECT kind, conversation_id, payload, $1, $1, recipient FROM outbox WHERE id = $2
                      RETURNING id",
                 )
                 .bind(now)

@@ -234,3 +234,31 @@ db_test! {
         assert_eq!(app.count("messages WHERE customer = 'erased' AND external_id IS NULL").await, 2);
     }
 }
+
+db_test! {
+    async fn an_invitation_to_the_number_from_another_customers_conversation_is_exported_and_erased(db) {
+        let app = sms_app_with(db, &[], Vec::new()).await;
+        crate::guests::mount_one_more_guest(&app).await;
+        // Someone else's conversation invites the number as a guest.
+        let other = json!({"channel": "sms", "from": "+14155550199", "to": "56263", "text": "Can my son join?", "messageId": "o-1"});
+        assert_eq!(app.post_flow(&other.to_string()).await.status(), 200);
+        app.worker.run_once().await.unwrap();
+        expert_replies(&app, "e-1", "add guest +1 415 555 0123").await;
+        app.worker.run_once().await.unwrap();
+
+        let all = export(&app).await;
+        let invitations: Vec<&Value> = all["otherDeliveries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|d| d["content"]["to"] == NUMBER)
+            .collect();
+        assert_eq!(invitations.len(), 1, "{all}");
+
+        assert_eq!(admin(&app, reqwest::Method::POST, &format!("/api/customers/{NUMBER}/erase")).await.status(), 200);
+        assert_eq!(mentions(&app, "outbox", "payload").await, 0);
+        assert_eq!(mentions(&app, "outbox", "recipient").await, 0);
+        // The other customer's own conversation is theirs still.
+        assert_eq!(app.count("conversations WHERE customer = '+14155550199'").await, 1);
+    }
+}

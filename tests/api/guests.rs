@@ -12,7 +12,7 @@ use crate::opt_out::{customer_texts, expert_replies, sms_app_with};
 const SECOND_GUEST_URL: &str = "https://instant.webex.com/visit/gUeSt02";
 
 /// The broker answers a call for one more guest link with its own short code.
-async fn mount_one_more_guest(app: &TestApp) {
+pub async fn mount_one_more_guest(app: &TestApp) {
     Mock::given(method("POST"))
         .and(path("/api/v2/joseencrypt"))
         .and(body_partial_json(json!({"numHost": 0, "numGuest": 1})))
@@ -165,5 +165,69 @@ db_test! {
             .fetch_one(&app.db).await.unwrap();
         assert_eq!(opened, None);
         assert_eq!(answer["guestUrl"], links[1]["url"]);
+    }
+}
+
+/// `STOP` (or any text) from the number `from` to the business number.
+async fn number_texts(app: &TestApp, from: &str, id: &str, text: &str) {
+    let body =
+        json!({"channel": "sms", "from": from, "to": "56263", "text": text, "messageId": id});
+    assert_eq!(app.post_flow(&body.to_string()).await.status(), 200);
+    app.worker.run_once().await.unwrap();
+}
+
+fn sms_to(requests: &[wiremock::Request], number: &str) -> usize {
+    requests
+        .iter()
+        .filter(|r| r.body_json::<Value>().is_ok_and(|b| b["to"] == number))
+        .count()
+}
+
+db_test! {
+    async fn a_guest_who_opted_out_is_not_invited_whenever_they_stopped(db) {
+        let app = sms_app_with(db, &[], Vec::new()).await;
+        mount_one_more_guest(&app).await;
+        // The guest's number had texted STOP to this business number.
+        number_texts(&app, "+14155550199", "g-1", "STOP").await;
+        let before = sms_to(&app.connect.received_requests().await.unwrap(), "+14155550199");
+        customer_texts(&app, "m-1", "Can my daughter join?").await;
+        expert_replies(&app, "e-1", "add guest +1 415 555 0199").await;
+        app.worker.run_once().await.unwrap();
+        assert_eq!(sms_to(&app.connect.received_requests().await.unwrap(), "+14155550199"), before);
+        assert!(last_thread_post(&app).await.contains("It is not sent to +1415•••0199: that number opted out (STOP)."));
+
+        // Another guest, invited while still in, who stops before the invitation goes out.
+        expert_replies(&app, "e-2", "add guest +1 415 555 0198").await;
+        let body = json!({"channel": "sms", "from": "+14155550198", "to": "56263", "text": "STOP", "messageId": "g-2"});
+        assert_eq!(app.post_flow(&body.to_string()).await.status(), 200);
+        app.worker.run_once().await.unwrap();
+        let sent = app.connect.received_requests().await.unwrap();
+        let invitations: Vec<Value> = sent
+            .iter()
+            .filter_map(|r| r.body_json::<Value>().ok())
+            .filter(|b| b["to"] == "+14155550198" && b["content"].as_str().unwrap().starts_with("You are invited"))
+            .collect();
+        assert!(invitations.is_empty(), "{invitations:?}");
+        let cancelled: i64 = app.count("outbox WHERE recipient = '+14155550198' AND state = 'cancelled'").await;
+        assert_eq!(cancelled, 1);
+    }
+}
+
+db_test! {
+    async fn a_whatsapp_guest_outside_their_window_gets_no_free_text(db) {
+        // No template: a free-form invitation to a WhatsApp number that never wrote is not
+        // sent (WhatsApp would refuse it), and it is not held for ever either.
+        let app = desk_app(db, &[]).await;
+        mount_one_more_guest(&app).await;
+        open_conversation(&app).await;
+        expert_replies(&app, "e-1", "add guest 14155550198").await;
+        app.worker.run_once().await.unwrap();
+        let bodies = connect_texts(&app, "/channels/OTT-Messaging/wa/text/body").await;
+        assert!(bodies.iter().all(|b| !b.starts_with("You are invited")), "{bodies:?}");
+        let reason: String = sqlx::query_scalar("SELECT last_error FROM outbox WHERE recipient = '14155550198'")
+            .fetch_one(&app.db)
+            .await
+            .unwrap();
+        assert_eq!(reason, icbridge::outbox::RECIPIENT_OUTSIDE_WINDOW);
     }
 }
