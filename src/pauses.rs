@@ -49,6 +49,16 @@ impl Pauses {
         };
         let upstream = error.upstream();
         let now = self.clock.now_ms();
+        // A `Retry-After` of zero, or a date already past, asks for no wait at all: the
+        // call failed like any other and is retried on its own schedule (counted as an
+        // attempt), never at once and for ever.
+        if let Verdict::SlowDown(Some(asked)) = verdict {
+            if asked.until_ms(now) <= now {
+                tracing::warn!(upstream = upstream.label(), error = %error,
+                    "upstream asked to wait for no time; retried on the schedule");
+                return Ok(None);
+            }
+        }
         let (until, credential_refused) =
             match verdict {
                 Verdict::SlowDown(asked) => {

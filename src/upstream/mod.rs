@@ -184,7 +184,11 @@ impl RetryAfter {
     /// The instant (Unix ms) it names, counted from `now_ms` for seconds.
     pub fn until_ms(self, now_ms: i64) -> i64 {
         match self {
-            RetryAfter::Seconds(seconds) => now_ms.saturating_add(seconds as i64 * 1000),
+            RetryAfter::Seconds(seconds) => now_ms.saturating_add(
+                i64::try_from(seconds)
+                    .unwrap_or(i64::MAX)
+                    .saturating_mul(1000),
+            ),
             RetryAfter::At(at) => match at.duration_since(std::time::UNIX_EPOCH) {
                 Ok(since_epoch) => since_epoch.as_millis() as i64,
                 Err(_) => now_ms,

@@ -114,6 +114,8 @@ db_test! {
         for (asked, wait) in [
             (httpdate::fmt_http_date(in_a_minute), Duration::from_secs(60)),
             ("7200".to_string(), Duration::from_secs(3600)),
+            // More seconds than fit in a timestamp: an hour too, not an overflow.
+            ("18446744073709551615".to_string(), Duration::from_secs(3600)),
         ] {
             let app = app_with_three_notifications(db, too_many_requests(&asked)).await;
             app.clock.advance(wait - Duration::from_secs(2));
@@ -122,6 +124,28 @@ db_test! {
             app.clock.advance(Duration::from_secs(2));
             app.worker.run_once().await.unwrap();
             assert_eq!(webex_calls(&app.webex).await, 4, "{asked}: and no longer");
+        }
+    }
+}
+
+db_test! {
+    async fn a_retry_after_of_no_time_is_a_failure_on_the_rows_own_schedule(db) {
+        let an_hour_ago = std::time::UNIX_EPOCH
+            + Duration::from_millis(Clock::system().now_ms() as u64)
+            - Duration::from_secs(3600);
+        for asked in ["0".to_string(), httpdate::fmt_http_date(an_hour_ago), "soon".to_string()] {
+            let app = app_with_three_notifications(db, too_many_requests(&asked)).await;
+            // Refused once: no pause, and the row is not tried again at once...
+            for _ in 0..5 {
+                app.worker.run_once().await.unwrap();
+            }
+            assert_eq!(webex_calls(&app.webex).await, 3, "{asked}: the first, then the other two");
+            assert_eq!(metric(&app, "icbridge_upstream_paused_seconds{upstream=\"webex\"}").await, "0");
+            // ... but when its schedule says (1 s), the attempt counted.
+            app.clock.advance(Duration::from_secs(2));
+            app.worker.run_once().await.unwrap();
+            assert_eq!(webex_calls(&app.webex).await, 4, "{asked}");
+            assert_eq!(notifications(&app).await[0], ("sent".to_string(), 2), "{asked}");
         }
     }
 }
