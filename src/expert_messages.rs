@@ -389,6 +389,15 @@ pub fn relayed_late(written_at: &str) -> String {
     )
 }
 
+/// A reply or a button press in a conversation's old thread, after it was transferred.
+pub fn moved_to_another_desk(desk: &str) -> String {
+    format!(
+        "Not sent: this conversation was transferred to the desk **{}**. Reply in its \
+         thread there.",
+        escape(desk)
+    )
+}
+
 /// An expert's reply longer than the customer's channel takes, refused
 /// (`ICB_LONG_REPLIES=refuse`).
 pub fn reply_too_long(channel: Channel, chars_over: usize) -> String {

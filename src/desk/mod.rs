@@ -650,6 +650,11 @@ impl Desk {
         if !self.is_expert(&asker).await? {
             return self.refuse(&asker, &place).await;
         }
+        if let Some(conversation) = &conversation {
+            if let Some(notice) = self.moved_elsewhere(conversation, &message.room_id) {
+                return self.answer(&place, notice, None).await;
+            }
+        }
         // A reply carrying files goes to the customer, whatever its text says.
         if let (false, Some(conversation)) = (message.files.is_empty(), &conversation) {
             return self
@@ -745,6 +750,11 @@ impl Desk {
         if conversation.is_none() || !self.is_expert(&asker).await? {
             return self.refuse(&asker, &place).await;
         }
+        if let Some(conversation) = &conversation {
+            if let Some(notice) = self.moved_elsewhere(conversation, &action.room_id) {
+                return self.answer(&place, notice, None).await;
+            }
+        }
         match (action.inputs["action"].as_str(), conversation) {
             (Some(ACTION_CLOSE), Some(conversation)) => {
                 self.close(&conversation, &author, &place).await
@@ -769,6 +779,23 @@ impl Desk {
                 self.answer(&place, expert_messages::unknown_command(), None)
                     .await
             }
+        }
+    }
+
+    /// The notice for a reply or a press in the space of a desk the conversation was
+    /// transferred away from (its old thread), if `room` is such a space: nothing there
+    /// reaches the customer or changes the conversation any more.
+    fn moved_elsewhere(&self, conversation: &ConversationInfo, room: &str) -> Option<String> {
+        let current = self.places.of(conversation.desk.as_deref());
+        let in_a_desk_space = self
+            .places
+            .all()
+            .any(|place| matches!(place, Destination::RoomId(id) if id == room));
+        match current {
+            Destination::RoomId(id) if id != room && in_a_desk_space => Some(
+                expert_messages::moved_to_another_desk(&self.bridge.desk_of(conversation)),
+            ),
+            _ => None,
         }
     }
 

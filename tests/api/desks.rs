@@ -190,6 +190,16 @@ db_test! {
             .await
             .unwrap();
         assert_eq!(desk.as_deref(), Some("pediatrics"));
+        // A reply in the old thread reaches no one: the expert is told where it went.
+        let relayed_before = connect_texts(&app, "/channels/OTT-Messaging/wa/text/body").await.len();
+        says("t-old", "Are you still there?").await;
+        assert_eq!(connect_texts(&app, "/channels/OTT-Messaging/wa/text/body").await.len(), relayed_before);
+        let notice = app.webex_posts().await.last().unwrap().clone();
+        assert_eq!((notice["roomId"].as_str(), notice["parentId"].as_str()), (Some(EXPERT_ROOM), Some(thread.as_str())));
+        assert_eq!(
+            notice["markdown"],
+            "Not sent: this conversation was transferred to the desk **pediatrics**. Reply in its thread there."
+        );
         // What follows goes to the new desk's thread.
         let mut later = fixture_json("connect-whatsapp-mo.json");
         later["tid"] = json!("wamid.later");
