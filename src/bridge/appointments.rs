@@ -6,7 +6,7 @@
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use super::{new_id, Bridge, BridgeError};
+use super::{new_id, Bridge, BridgeError, CLAIM_LEASE, CLAIM_POLL, WAIT_FOR_OTHER_REQUEST};
 use crate::audit::{Action, Actor};
 use crate::clock;
 use crate::domain::{
@@ -14,7 +14,9 @@ use crate::domain::{
     InboundMessage, OutboxEntry, Purpose,
 };
 use crate::expert_messages::{self, Offer};
-use crate::store::{Answer, AppointmentRecord, Booking, NewAppointment, StoreError};
+use crate::store::{
+    Answer, AppointmentRecord, Booking, Claim, MeetingClaim, NewAppointment, StoreError,
+};
 
 use super::MessageReply;
 
@@ -173,9 +175,27 @@ impl Bridge {
         let policy = &self.inner.policy;
         let margin = policy.appointment_early_join.as_millis() as i64;
         let (links_from, links_until) = (slot.starts_at - margin, slot.ends_at + margin);
-        let sub = uuid::Uuid::new_v4().to_string();
+        // Concurrent bookings of one customer (the same request sent twice at once, above
+        // all): one claims the customer's conversation and asks the broker; the others wait
+        // for its appointment and answer with it.
+        let claim_id = new_id();
+        let sub = match self
+            .claim_for_booking(&slot.key, &claim_id, idempotency_key, &digest)
+            .await?
+        {
+            Ok(sub) => sub,
+            Err(outcome) => return outcome,
+        };
         let request_links = self.meeting_request(&sub, Some(links_from), links_until);
-        let links = self.new_meeting_links(&request_links).await?;
+        let links = match self.new_meeting_links(&request_links).await {
+            Ok(links) => links,
+            Err(error) => {
+                store
+                    .release_claim(&slot.key, &claim_id, Some(self.now()))
+                    .await?;
+                return Err(error.into());
+            }
+        };
         let (links, redirects) = self.hand_out(links);
         let now = self.now();
         let when = desk.local_time(slot.starts_at);
@@ -239,6 +259,7 @@ impl Bridge {
                 desk: desk.name.clone(),
                 meeting_id: new_id(),
                 sub,
+                claim_id: claim_id.clone(),
                 links,
                 redirects,
                 links_from,
@@ -254,6 +275,8 @@ impl Bridge {
                 now,
             })
             .await;
+        // Ended with a booking stored; given back (its subject kept) when none was.
+        store.release_claim(&slot.key, &claim_id, None).await?;
         let booking = match booking {
             Ok(booking) => booking,
             // Two requests with the same key at once: the other one's booking stands.
@@ -278,6 +301,74 @@ impl Bridge {
             }
             Booking::Existing(earlier) => Self::repeat(earlier, &digest),
             Booking::CustomerBooked(booked) => Err(AppointmentError::CustomerBooked(booked.id)),
+        }
+    }
+
+    /// Claims the customer's conversation for a booking (see `Store::claim_meeting`):
+    /// `Ok(Ok(sub))` with the meeting's subject, or `Ok(Err(answer))` when another request
+    /// booked meanwhile (the same request: its appointment; another: the customer is
+    /// booked) or failed (its error).
+    async fn claim_for_booking(
+        &self,
+        key: &ConversationKey,
+        claim_id: &str,
+        idempotency_key: Option<&str>,
+        digest: &str,
+    ) -> Result<Result<String, Result<AppointmentOutcome, AppointmentError>>, AppointmentError>
+    {
+        let store = &self.inner.store;
+        let started = std::time::Instant::now();
+        let started_ms = self.now();
+        loop {
+            let now = self.now();
+            let claim = store
+                .claim_meeting(MeetingClaim {
+                    key: key.clone(),
+                    claim_id: claim_id.to_string(),
+                    new_sub: uuid::Uuid::new_v4().to_string(),
+                    arrived_at: started_ms,
+                    now,
+                    until: now + CLAIM_LEASE.as_millis() as i64,
+                    limit: None,
+                    message: None,
+                })
+                .await?;
+            let (sub, failed_at) = match claim {
+                Claim::Claimed { sub, .. } => (Some(sub), None),
+                Claim::Busy { failed_at } => (None, failed_at),
+                Claim::Answered(_) => (None, None),
+            };
+            // Looked at again under the claim too: the holder before may have booked and
+            // ended its claim just now.
+            let earlier = match idempotency_key {
+                Some(key) => store
+                    .appointment_by_idempotency_key(key)
+                    .await?
+                    .map(|earlier| Self::repeat(earlier, digest)),
+                None => None,
+            };
+            let answer = match earlier {
+                Some(answer) => Some(answer),
+                None => store
+                    .booked_appointment_for(key, now)
+                    .await?
+                    .map(|booked| Err(AppointmentError::CustomerBooked(booked.id))),
+            };
+            match (sub, answer) {
+                (Some(_), Some(answer)) => {
+                    store.release_claim(key, claim_id, None).await?;
+                    return Ok(Err(answer));
+                }
+                (Some(sub), None) => return Ok(Ok(sub)),
+                (None, Some(answer)) => return Ok(Err(answer)),
+                (None, None) => {}
+            }
+            if failed_at.is_some_and(|failed| failed >= started_ms)
+                || started.elapsed() >= WAIT_FOR_OTHER_REQUEST
+            {
+                return Ok(Err(Err(BridgeError::MeetingUnavailable.into())));
+            }
+            tokio::time::sleep(CLAIM_POLL).await;
         }
     }
 

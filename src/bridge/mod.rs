@@ -61,10 +61,10 @@ const QUICK_RETRY_DELAY: Duration = Duration::from_millis(200);
 const MIN_ATTEMPT_TIME: Duration = Duration::from_millis(500);
 /// How long a claim to create a meeting holds: past the broker budget, so only a crashed
 /// claimant's claim runs out.
-const CLAIM_LEASE: Duration = Duration::from_secs(10);
+pub(super) const CLAIM_LEASE: Duration = Duration::from_secs(10);
 /// How long a request waits for another request's meeting before answering 503.
-const WAIT_FOR_OTHER_REQUEST: Duration = Duration::from_secs(9);
-const CLAIM_POLL: Duration = Duration::from_millis(20);
+pub(super) const WAIT_FOR_OTHER_REQUEST: Duration = Duration::from_secs(9);
+pub(super) const CLAIM_POLL: Duration = Duration::from_millis(20);
 const HOUR_MS: i64 = 3_600_000;
 /// Why deliveries about an erased customer were not sent (their `last_error`).
 const ERASED_REASON: &str = "cancelled: the customer's data was erased";

@@ -45,6 +45,9 @@ pub struct NewAppointment {
     pub desk: String,
     pub meeting_id: String,
     pub sub: String,
+    /// The claim on the customer's conversation the booking was made under: it ends
+    /// with the booking (its subject is this meeting's, and no later meeting's).
+    pub claim_id: String,
     pub links: MeetingLinks,
     pub redirects: Vec<Redirect>,
     pub links_from: i64,
@@ -183,6 +186,16 @@ impl Store {
                 };
                 insert_scheduled(tx, &new.scheduled, &conversation_id, scheduled, new.now).await?;
                 insert_audit(tx, &new.audit).await?;
+                sqlx::query(
+                    "DELETE FROM meeting_claims
+                     WHERE channel = $1 AND customer = $2 AND business = $3 AND claim_id = $4",
+                )
+                .bind(new.key.channel.as_str())
+                .bind(new.key.customer.as_str())
+                .bind(new.key.business.as_str())
+                .bind(&new.claim_id)
+                .execute(&mut *tx)
+                .await?;
                 let sql = format!("{SELECT} WHERE a.id = $1");
                 let booked = sqlx::query_as(&sql)
                     .bind(&new.id)

@@ -483,3 +483,37 @@ db_test! {
         assert_eq!(pending, 0);
     }
 }
+
+db_test! {
+    async fn concurrent_bookings_with_one_key_get_one_answer_and_one_meeting(db) {
+        let app = sms_app_with(db, &[], Vec::new()).await;
+        // The broker takes its time: the six requests overlap.
+        wiremock::Mock::given(wiremock::matchers::method("POST"))
+            .and(wiremock::matchers::path("/api/v2/joseencrypt"))
+            .respond_with(slow_broker_answer(300))
+            .with_priority(1)
+            .mount(&app.broker)
+            .await;
+        let body = booking(slot_in(&app, 120));
+        let answers = futures_util::future::join_all(
+            (0..6).map(|_| book(&app, &body, Some("crm-race"))),
+        )
+        .await;
+        let mut ids = Vec::new();
+        for answer in answers {
+            assert_eq!(answer.status(), 201);
+            let answer: Value = answer.json().await.unwrap();
+            ids.push(answer["id"].as_str().unwrap().to_string());
+        }
+        ids.dedup();
+        assert_eq!(ids.len(), 1, "one appointment for all: {ids:?}");
+        assert_eq!(app.broker_requests().await.len(), 1, "the broker is asked once");
+        assert_eq!(app.count("appointments").await, 1);
+        // The claim ended with the booking: the customer's next meeting is a new one.
+        let answer = customer_texts(&app, "m-after", "I have a question before then").await;
+        let subs: Vec<Value> = app.broker_requests().await.iter().map(|r| r.body_json::<Value>().unwrap()["jwt"]["sub"].clone()).collect();
+        if answer["created"] == true {
+            assert_ne!(subs[0], subs[subs.len() - 1]);
+        }
+    }
+}
