@@ -48,7 +48,7 @@ pub use messages::{
     Answer, Claim, MeetingClaim, NewMeeting, ReceiptMatch, Recorded, StartLimit, UnansweredMessage,
 };
 pub use opt_outs::{KeywordMessage, KeywordOutcome, OptOutChange, OptedOutMessage};
-pub use outbox::{OutboxRow, OutboxState, Outcome, Settlement};
+pub use outbox::{OutboxRow, OutboxState, Outcome, Settlement, OUTBOX_CLAIM_LOCK};
 pub use pauses::UpstreamPause;
 pub use surveys::{same_message, LatestSurvey, NewSurvey, Rating, RatingOutcome, RatingRecord};
 pub use waiting::{Waiting, WaitingMessage};

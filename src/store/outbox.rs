@@ -5,7 +5,7 @@ use sqlx::AnyConnection;
 
 use super::customers::insert_audit;
 use super::pauses::UPSTREAM_OF_ROW;
-use super::{AuditEntry, Store, StoreError};
+use super::{AuditEntry, Backend, Store, StoreError};
 use crate::domain::OutboxEntry;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -88,6 +88,10 @@ const COLUMNS: &str = "id, kind, conversation_id, payload, \
                          AND o.business = c.business \
                         WHERE c.id = outbox.conversation_id) AS customer_opted_out, \
                        recipient";
+
+/// The PostgreSQL advisory lock outbox claims take turns on (see
+/// [`Store::claim_due_outbox`]).
+pub const OUTBOX_CLAIM_LOCK: i64 = 0x1cb1_0000_0001;
 
 /// Why a scheduled delivery was not sent (its `last_error`).
 pub const STALE: &str = "cancelled: its appointment's slot was over before it could be sent";
@@ -308,9 +312,21 @@ impl Store {
                AND state = 'pending' AND held = 0 AND next_attempt_at <= $2
              RETURNING {COLUMNS}"
         );
+        let backend = self.backend;
         let mut rows: Vec<OutboxRow> = self
             .write(move |tx| {
                 Box::pin(async move {
+                    // Claims of several instances on one PostgreSQL database take turns: a
+                    // claim that began before another's commit would judge a conversation by
+                    // what it saw then, and take a later row of a conversation whose earlier
+                    // row the other just took (sending them out of order). Held until the
+                    // claim commits; SQLite runs one write at a time anyway.
+                    if backend == Backend::Postgres {
+                        sqlx::query("SELECT pg_advisory_xact_lock($1)")
+                            .bind(OUTBOX_CLAIM_LOCK)
+                            .execute(&mut *tx)
+                            .await?;
+                    }
                     // A scheduled delivery (a reminder) found after its slot is over (the
                     // service was down) is of no use any more: recorded as not sent.
                     sqlx::query(

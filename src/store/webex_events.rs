@@ -1,6 +1,9 @@
 //! Events received on the Webex webhook, processed in the background like the outbox.
 
-use super::{Store, StoreError};
+use super::{Backend, Store, StoreError};
+
+/// The PostgreSQL advisory lock claims of Webex events take turns on.
+const WEBEX_EVENTS_CLAIM_LOCK: i64 = 0x1cb1_0000_0002;
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct WebexEvent {
@@ -49,9 +52,18 @@ impl Store {
         lease_ms: i64,
         limit: i64,
     ) -> Result<Vec<WebexEvent>, StoreError> {
+        let backend = self.backend;
         let mut events: Vec<WebexEvent> = self
             .write(move |tx| {
                 Box::pin(async move {
+                    // As the outbox's claims: instances take turns (see
+                    // `Store::claim_due_outbox`).
+                    if backend == Backend::Postgres {
+                        sqlx::query("SELECT pg_advisory_xact_lock($1)")
+                            .bind(WEBEX_EVENTS_CLAIM_LOCK)
+                            .execute(&mut *tx)
+                            .await?;
+                    }
                     Ok(sqlx::query_as(
                         "UPDATE webex_events SET leased_until = $1, attempts = attempts + 1
                          WHERE id IN (

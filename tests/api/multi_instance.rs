@@ -145,3 +145,59 @@ db_test! {
         eprintln!("acknowledged in the second wave: {}, deliveries repeated after the kill: {duplicates}", acknowledged.len());
     }
 }
+
+#[tokio::test]
+#[cfg_attr(
+    not(icb_postgres),
+    ignore = "PostgreSQL: set ICB_TEST_POSTGRES_URL (e.g. postgres://postgres@127.0.0.1:5432/test)"
+)]
+async fn a_claim_racing_another_instances_claim_never_takes_a_later_row_of_its_conversation() {
+    let app = spawn_app(TestDb::Postgres).await;
+    mount_broker(&app.broker, "ic-joseencrypt-short.json").await;
+    mount_webex_messages(&app.webex).await;
+    // A conversation with its notification and a follow-up queued, nothing sent yet.
+    assert_eq!(app.post_flow(&message(1, 1)).await.status(), 200);
+    assert_eq!(app.post_flow(&message(1, 2)).await.status(), 200);
+    let rows: Vec<(i64, String)> = sqlx::query_as("SELECT id, kind FROM outbox ORDER BY id")
+        .fetch_all(&app.db)
+        .await
+        .unwrap();
+    assert_eq!(rows.len(), 2, "{rows:?}");
+    assert_eq!(rows[0].1, "expert_notification");
+
+    // Another instance is claiming the notification, and has not committed yet.
+    let now = app.clock.now_ms();
+    let mut other = app.db.begin().await.unwrap();
+    sqlx::query("SELECT pg_advisory_xact_lock($1)")
+        .bind(icbridge::store::OUTBOX_CLAIM_LOCK)
+        .execute(&mut *other)
+        .await
+        .unwrap();
+    sqlx::query(
+        "UPDATE outbox SET leased_until = $1, next_attempt_at = $1, attempts = attempts + 1
+         WHERE id = $2",
+    )
+    .bind(now + 30_000)
+    .bind(rows[0].0)
+    .execute(&mut *other)
+    .await
+    .unwrap();
+    // This instance claims meanwhile; the other commits while it waits.
+    let (claimed, ()) = tokio::join!(app.worker.run_once(), async {
+        let claim_waits = || async {
+            sqlx::query_scalar::<_, i64>(
+                "SELECT COUNT(*) FROM pg_stat_activity
+                 WHERE datname = current_database() AND wait_event_type = 'Lock'",
+            )
+            .fetch_one(&app.db)
+            .await
+            .unwrap()
+                == 1
+        };
+        assert!(eventually(5, claim_waits).await);
+        other.commit().await.unwrap();
+    });
+    // The follow-up waits for its notification, whoever sends it.
+    assert_eq!(claimed.unwrap(), 0);
+    assert!(app.webex_posts().await.is_empty());
+}
