@@ -27,6 +27,7 @@ const KNOWN_KEYS: &[&str] = &[
     "WHATSAPP_TEMPLATE",
     "WHATSAPP_TEMPLATE_PARAMS",
     "MEDIA_CA_FILE",
+    "MEDIA_PRIVATE_ADDRESSES",
     "LISTEN",
     "LISTEN_BACKLOG",
     "OUTBOX_LEASE",
@@ -227,6 +228,10 @@ pub struct Settings {
     /// Certificates (PEM) also trusted when downloading customers' files: for media hosts
     /// behind a private CA.
     pub media_ca_file: Option<PathBuf>,
+    /// Fetch customers' file links that point at loopback, link-local or private addresses
+    /// (`ICB_MEDIA_PRIVATE_ADDRESSES`, default false: a customer's link must not reach
+    /// icbridge's own network).
+    pub media_private_addresses: bool,
     /// The `[[desk]]` entries of the TOML file (validated at start-up, see `desks`).
     pub desks: Vec<DeskConfig>,
     /// Things worth telling the operator once logging is up (unknown variables, ...).
@@ -419,6 +424,7 @@ impl Settings {
                 mb => return Err(invalid("MEDIA_MAX_MB", &mb.to_string(), "at most 100")),
             },
             media_ca_file: vars.text("MEDIA_CA_FILE").map(PathBuf::from),
+            media_private_addresses: vars.boolean("MEDIA_PRIVATE_ADDRESSES", false)?,
             desks: Vec::new(),
             media_link_ttl: vars.duration("MEDIA_LINK_TTL", "1h")?,
             whatsapp_template: match vars.text("WHATSAPP_TEMPLATE") {

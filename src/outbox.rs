@@ -586,6 +586,13 @@ impl OutboxWorker {
     ) -> Result<String, Failure> {
         let webex = &self.parts.webex;
         let media = &self.parts.media;
+        // A link into a private network is neither fetched nor handed to Webex.
+        if let Some(refusal) = media.refusal(url.as_url()) {
+            tracing::warn!(kind = mime_type.kind().noun(), reason = %refusal,
+                "a customer's file link is refused; the experts are told");
+            post.markdown = expert_messages::customer_file_not_shown(&post.markdown, &refusal);
+            return Ok(webex.post_message(&post).await?);
+        }
         if !media.needs_credentials(url) {
             post.files = vec![url.as_str().to_string()];
             match webex.post_message(&post).await {

@@ -197,9 +197,14 @@ impl Application {
                 })?,
         };
         let media = MediaClient::new(
-            upstream::HttpClient::trusting(DELIVERY_TIMEOUT, &media_roots)
-                .with_metrics(metrics.clone()),
+            upstream::HttpClient::for_links(
+                DELIVERY_TIMEOUT,
+                &media_roots,
+                settings.media_private_addresses,
+            )
+            .with_metrics(metrics.clone()),
             settings.media_max_bytes,
+            settings.media_private_addresses,
             connect.as_ref().map(ConnectClient::media_credential),
         );
         let media_links = match &settings.public_url {

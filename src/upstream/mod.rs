@@ -308,6 +308,31 @@ impl HttpClient {
         }
     }
 
+    /// A client for customers' file links: it follows no redirect by itself (the caller
+    /// decides where credentials go, see [`media::MediaClient::fetch`]), and unless
+    /// `private_addresses` connects only to public addresses, whatever a name resolves to.
+    pub fn for_links(
+        timeout: Duration,
+        extra_roots: &[reqwest::Certificate],
+        private_addresses: bool,
+    ) -> Self {
+        let mut builder = reqwest::Client::builder()
+            .user_agent(concat!("icbridge/", env!("CARGO_PKG_VERSION")))
+            .timeout(timeout)
+            .connect_timeout(timeout.min(Duration::from_secs(3)))
+            .redirect(reqwest::redirect::Policy::none());
+        for root in extra_roots {
+            builder = builder.add_root_certificate(root.clone());
+        }
+        if !private_addresses {
+            builder = builder.dns_resolver(std::sync::Arc::new(media::PublicAddresses));
+        }
+        Self {
+            inner: builder.build().expect("the TLS backend is compiled in"),
+            metrics: None,
+        }
+    }
+
     pub fn with_metrics(mut self, metrics: Metrics) -> Self {
         self.metrics = Some(metrics);
         self

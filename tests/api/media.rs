@@ -151,6 +151,7 @@ async fn app_with_unfetchable_links(
         .unset("CONNECT_API_URL")
         .unset("CONNECT_SERVICE_KEY")
         .set("MEDIA_CA_FILE", host.ca_file.to_str().unwrap())
+        .set("MEDIA_PRIVATE_ADDRESSES", "true")
         .set("MEDIA_MAX_MB", max_mb);
     let app = upstreams.spawn().await;
     mount_broker(&app.broker, "ic-joseencrypt-short.json").await;
@@ -271,6 +272,7 @@ db_test! {
         upstreams.set("MEDIA_CA_FILE", host.ca_file.to_str().unwrap());
         // The key goes to Webex Connect's configured origins only: here its SMS API's.
         upstreams.set("CONNECT_SMS_URL", &host.base);
+        upstreams.set("MEDIA_PRIVATE_ADDRESSES", "true");
         let app = upstreams.spawn().await;
         mount_broker(&app.broker, "ic-joseencrypt-short.json").await;
         mount_webex_messages(&app.webex).await;
@@ -345,5 +347,75 @@ db_test! {
         for secret in ["secret-rash", "files.example.org", "private caption", "secret-token-123", "plan.pdf"] {
             assert!(!logs.contains(secret), "{secret} in the logs:\n{logs}");
         }
+    }
+}
+
+db_test! {
+    async fn the_service_key_goes_to_webex_connects_origin_only_never_where_it_redirects(db) {
+        let mut upstreams = Upstreams::start(db).await;
+        let connect_host = HttpsHost::start(&upstreams.connect).await;
+        let elsewhere = MockServer::start().await;
+        let elsewhere_host = HttpsHost::start(&elsewhere).await;
+        // Both hosts' certificates, as one bundle.
+        let bundle = connect_host.ca_file.with_extension("bundle.pem");
+        std::fs::write(
+            &bundle,
+            [std::fs::read(&connect_host.ca_file).unwrap(), std::fs::read(&elsewhere_host.ca_file).unwrap()].concat(),
+        )
+        .unwrap();
+        upstreams
+            .set("MEDIA_CA_FILE", bundle.to_str().unwrap())
+            .set("CONNECT_SMS_URL", &connect_host.base)
+            .set("MEDIA_PRIVATE_ADDRESSES", "true");
+        let app = upstreams.spawn().await;
+        mount_broker(&app.broker, "ic-joseencrypt-short.json").await;
+        mount_webex_messages(&app.webex).await;
+        Mock::given(method("GET"))
+            .and(path("/media/v1/moved.pdf"))
+            .respond_with(ResponseTemplate::new(302).insert_header("Location", format!("{}/files/moved.pdf", elsewhere_host.base)))
+            .mount(&app.connect)
+            .await;
+        Mock::given(method("GET"))
+            .and(path("/files/moved.pdf"))
+            .respond_with(ResponseTemplate::new(200).set_body_raw("%PDF-1.7 moved", "application/pdf"))
+            .mount(&elsewhere)
+            .await;
+        let body = flow_message(
+            "",
+            json!({"attachments": [{"url": format!("{}/media/v1/moved.pdf", connect_host.base), "mimeType": "application/pdf"}]}),
+        );
+        assert_eq!(app.post_flow(&body).await.status(), 200);
+        app.worker.run_once().await.unwrap();
+        let asked_connect = &app.connect.received_requests().await.unwrap()[0];
+        assert_eq!(asked_connect.headers.get("key").unwrap(), SERVICE_KEY);
+        let asked_elsewhere = elsewhere.received_requests().await.unwrap();
+        assert_eq!(asked_elsewhere.len(), 1);
+        assert!(asked_elsewhere[0].headers.get("key").is_none(), "the key followed the redirect");
+        assert!(String::from_utf8_lossy(&last_webex_post(&app).await.body).contains("%PDF-1.7 moved"));
+    }
+}
+
+db_test! {
+    async fn a_link_into_a_private_network_is_neither_fetched_nor_handed_to_webex(db) {
+        let files = MockServer::start().await;
+        let host = HttpsHost::start(&files).await;
+        let mut upstreams = Upstreams::start(db).await;
+        upstreams.set("MEDIA_CA_FILE", host.ca_file.to_str().unwrap());
+        let app = upstreams.spawn().await;
+        mount_broker(&app.broker, "ic-joseencrypt-short.json").await;
+        mount_webex_messages(&app.webex).await;
+        let body = flow_message(
+            "",
+            json!({"attachments": [{"url": format!("{}/p/arm.jpg", host.base), "mimeType": "image/jpeg"}]}),
+        );
+        assert_eq!(app.post_flow(&body).await.status(), 200);
+        app.worker.run_once().await.unwrap();
+        assert!(files.received_requests().await.unwrap().is_empty());
+        let told: Value = last_webex_post(&app).await.body_json().unwrap();
+        assert_eq!(
+            told["markdown"],
+            "**Customer sent a photo.**\n\n_The file cannot be shown here: the link points at a private network address._"
+        );
+        assert!(told.get("files").is_none());
     }
 }
