@@ -412,7 +412,7 @@ pub fn reply_too_long(channel: Channel, chars_over: usize) -> String {
     )
 }
 
-/// A card's button press that icbridge could not take (Webex does not send it again, and
+/// A card's button press that icbridge could not take (Webex is not known to send it again, and
 /// presses cannot be looked up later).
 pub const PRESS_NOT_TAKEN: &str =
     "icbridge could not take that button press just now; please press it again.";

@@ -1,6 +1,6 @@
 //! Finding the messages whose webhook events never came.
 //!
-//! Webex does not retry a webhook delivery: an event answered with anything but 2xx (the
+//! Webex documents no retry of a webhook delivery (icbridge assumes none): an event answered with anything but 2xx (the
 //! database was busy, icbridge was down or being deployed, the webhook was disabled) is
 //! gone. So the desk lists, in every room it serves, the messages the bot may see that
 //! were posted since the newest one it has seen there, and records each one it never

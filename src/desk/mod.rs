@@ -373,7 +373,7 @@ impl Desk {
     }
 
     /// Tells the expert who pressed a card's button that the press could not be taken (the
-    /// database refused it): Webex will not send it again, and presses cannot be looked
+    /// database refused it): Webex is not known to send it again, and presses cannot be looked
     /// up later. Posted straight to Webex in the background (the outbox is in the database
     /// that just failed), under the card, where the press was made.
     pub fn press_not_taken(&self, event: &WebhookEvent) {

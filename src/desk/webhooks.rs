@@ -2,7 +2,7 @@
 //! `icbridge webex register` sets up, what `icbridge check` reports, and what the watchdog
 //! keeps right while `serve` runs.
 //!
-//! Webex never retries a delivery, and disables a webhook after 100 deliveries within five
+//! Webex documents no retry of a delivery (icbridge assumes none), and disables a webhook after 100 deliveries within five
 //! minutes got no 2xx answer; it does not enable it again by itself (its webhooks guide,
 //! "Disabled Webhooks"). A disabled webhook is found here and re-activated
 //! (`PUT /webhooks/{id}` with `status: active`).

@@ -58,7 +58,7 @@ pub const WHATSAPP_WINDOW_CLOSED: &str = "7710";
 
 impl DeliveryReceipt {
     /// Webex Connect's codes: 7500 delivered, 7501 submitted, 7502 read (WhatsApp); every
-    /// other code reports a failure (7710 window closed, 7101/7102/7737 bad addresses...).
+    /// other code reports a failure (7710 window closed, 7101/7102 bad addresses...).
     pub fn status(&self) -> DeliveryStatus {
         match self.code.as_deref() {
             Some("7500") => DeliveryStatus::Delivered,

@@ -84,7 +84,7 @@ pub async fn receive(
         BodyError::Unreadable(reason) => WebexHookError::Body(reason),
     })?;
     auth.verify(request.headers(), &body)?;
-    // From here the event is Webex's own. Webex never sends it again: one that cannot be
+    // From here the event is Webex's own. Webex documents no redelivery: one that cannot be
     // taken is looked for by the next catch-up (a message), or its presser is told (a card
     // press, which cannot be looked up later).
     let event: WebhookEvent = serde_json::from_slice(&body).map_err(|e| {
