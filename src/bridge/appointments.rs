@@ -7,13 +7,13 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::{new_id, Bridge, BridgeError, CLAIM_LEASE, CLAIM_POLL, WAIT_FOR_OTHER_REQUEST};
-use crate::audit::{Action, Actor};
-use crate::clock;
+use crate::desks::expert_texts::{self, Offer};
+use crate::domain::audit::{Action, Actor};
+use crate::domain::clock;
 use crate::domain::{
     window_open, BusinessAddress, Channel, ConversationKey, CustomerAddress, Delivery,
     InboundMessage, OutboxEntry, Purpose,
 };
-use crate::expert_messages::{self, Offer};
 use crate::store::{
     Answer, AppointmentRecord, Booking, Claim, MeetingClaim, NewAppointment, StoreError,
 };
@@ -216,7 +216,7 @@ impl Bridge {
             media: Default::default(),
             button: None,
         };
-        let (markdown, card) = expert_messages::notification(
+        let (markdown, card) = expert_texts::notification(
             &message,
             Offer::Meeting {
                 host_url: links.host_url.as_str(),
@@ -224,7 +224,7 @@ impl Bridge {
             },
             &self.other_desks(&desk.name),
         );
-        let markdown = expert_messages::appointment_due(&when) + &markdown;
+        let markdown = expert_texts::appointment_due(&when) + &markdown;
         let card = Delivery::Notification { markdown, card }.entry(Purpose::ExpertNotification);
         let reminder = self.about_the_slot(
             &slot,
@@ -561,7 +561,7 @@ impl Bridge {
             true => self.to_customer(&conversation.key, cancellation_text(&desk.name, &when)),
             false => Vec::new(),
         };
-        let note = expert_messages::appointment_cancelled(&when, &actor.shown(), !told.is_empty());
+        let note = expert_texts::appointment_cancelled(&when, &actor.shown(), !told.is_empty());
         let mut deliveries: Vec<OutboxEntry> = told;
         deliveries.push(Self::to_thread(note));
         let audit = self.audit_entry(actor, Action::Cancel, format!("appointment {id}"), None);

@@ -2,11 +2,11 @@
 //! guest link for the conversation's live meeting, and may have it sent to a number.
 
 use super::{Bridge, BridgeError};
-use crate::audit::{Action, Actor};
+use crate::desks::expert_texts;
+use crate::domain::audit::{Action, Actor};
 use crate::domain::{
     Channel, ConversationKey, CustomerAddress, Delivery, LinkRole, OutboxEntry, Purpose,
 };
-use crate::expert_messages;
 use crate::store::NewGuestLink;
 
 /// What became of `add guest`.
@@ -71,9 +71,9 @@ impl Bridge {
         };
         let note = match (&sent_to, opted_out) {
             (Some(number), true) => {
-                expert_messages::guest_not_sent_opted_out(&guest_url, number, &actor.shown())
+                expert_texts::guest_not_sent_opted_out(&guest_url, number, &actor.shown())
             }
-            _ => expert_messages::guest_added(&guest_url, sent_to.as_deref(), &actor.shown()),
+            _ => expert_texts::guest_added(&guest_url, sent_to.as_deref(), &actor.shown()),
         };
         let mut deliveries = vec![Self::to_thread(note)];
         if let (Some(guest), false) = (&guest, opted_out) {

@@ -13,21 +13,22 @@ use tokio::sync::Notify;
 use url::Url;
 use uuid::Uuid;
 
-use crate::audit::{Action, Actor};
-use crate::clock::{self, Clock};
-use crate::customer_data::CustomerExport;
+use crate::customers::data::CustomerExport;
+use crate::customers::opt_out::Keyword;
+use crate::customers::retention;
+use crate::delivery::pauses::Pauses;
+use crate::delivery::window;
+use crate::desks::expert_texts::{self, Offer};
 use crate::desks::{AfterHours, Desks, ExpertDesk, OutOfHours};
+use crate::domain::audit::{Action, Actor};
+use crate::domain::clock::{self, Clock};
+use crate::domain::metrics::{DatabaseFigures, Metrics};
 use crate::domain::{
     outbox_id_of, AddressError, Channel, ConversationKey, CustomerAddress, Delivery, ExpertFile,
     FollowUps, InboundMessage, LinkReply, LinkRole, Media, MeetingLinks, OutboxEntry, Purpose,
     ReplySenders, ReplyTexts, Vertical, WhatsappTemplate,
 };
-use crate::expert_messages::{self, Offer};
-use crate::inbound::DeliveryReceipt;
-use crate::metrics::{DatabaseFigures, Metrics};
-use crate::opt_out::Keyword;
-use crate::pauses::Pauses;
-use crate::retention;
+use crate::routes::inbound::DeliveryReceipt;
 use crate::store::{
     Answer, AuditEntry, Claim, ConversationInfo, Erasure, ExpertMessage, KeywordMessage,
     KeywordOutcome, MeetingClaim, MeetingInfo, MeetingLinkRecord, NewMeeting, OptOutChange,
@@ -37,7 +38,6 @@ use crate::store::{
 };
 use crate::upstream::instant_connect::{self, InstantConnectClient, MeetingRequest};
 use crate::upstream::{Upstream, UpstreamError, Verdict};
-use crate::whatsapp_window;
 
 mod appointments;
 mod guests;
@@ -505,7 +505,7 @@ impl Bridge {
             });
         }
         if link.role == "guest" && link.extra == 0 && link.opened_at.is_none() {
-            let notice = Self::to_thread(expert_messages::link_opened(now));
+            let notice = Self::to_thread(expert_texts::link_opened(now));
             if store
                 .record_opening(code, &link.conversation_id, notice, now)
                 .await?
@@ -612,7 +612,7 @@ impl Bridge {
             });
         }
         let closed_by = actor.shown();
-        let notice = Self::to_thread(expert_messages::closed(&closed_by));
+        let notice = Self::to_thread(expert_texts::closed(&closed_by));
         let audit = self.audit_entry(actor, Action::Close, format!("conversation {id}"), None);
         let survey = self.survey_for(id).await?;
         if store
@@ -632,7 +632,7 @@ impl Bridge {
     /// Makes `who` (an expert's Webex email or id) the conversation's assignee, telling the
     /// thread; the expert's `take`, the card's Take button and the console come here.
     pub async fn take(&self, id: &str, who: &str) -> Result<TakeOutcome, BridgeError> {
-        let notice = Self::to_thread(expert_messages::taken(who));
+        let notice = Self::to_thread(expert_texts::taken(who));
         let outcome = self
             .inner
             .store
@@ -664,7 +664,7 @@ impl Bridge {
             Err(BridgeError::Store(error)) => Err(error.into()),
             Err(error) => {
                 tracing::warn!(conversation = %id, %error, "no meeting for a taken conversation");
-                let notice = Self::to_thread(expert_messages::link_failed(&error.to_string()));
+                let notice = Self::to_thread(expert_texts::link_failed(&error.to_string()));
                 self.inner
                     .store
                     .enqueue(&[notice], Some(id), self.now())
@@ -740,12 +740,12 @@ impl Bridge {
             },
         };
         let (markdown, card) =
-            expert_messages::notification(&message, offer, &self.other_desks(&target.name));
-        let markdown = expert_messages::transferred_from(&current, by) + &markdown;
+            expert_texts::notification(&message, offer, &self.other_desks(&target.name));
+        let markdown = expert_texts::transferred_from(&current, by) + &markdown;
         let mut deliveries = Vec::new();
         if let Some(thread) = conversation.thread_message_id.clone() {
             let note = Delivery::DeskThreadMessage {
-                markdown: expert_messages::transferred(&target.name, by),
+                markdown: expert_texts::transferred(&target.name, by),
                 desk: Some(current),
                 thread_message_id: thread,
             };
@@ -792,7 +792,7 @@ impl Bridge {
 
     /// Clears the assignee if it is `who`; returns whether it was.
     pub async fn release(&self, id: &str, who: &str) -> Result<bool, BridgeError> {
-        let notice = Self::to_thread(expert_messages::released(who));
+        let notice = Self::to_thread(expert_texts::released(who));
         let released = self
             .inner
             .store
@@ -833,7 +833,7 @@ impl Bridge {
             .max()
             .unwrap_or(0);
         if replies.refuse_long_replies && over > 0 {
-            let notice = expert_messages::reply_too_long(conversation.key.channel, over);
+            let notice = expert_texts::reply_too_long(conversation.key.channel, over);
             self.inner
                 .store
                 .enqueue(
@@ -849,7 +849,7 @@ impl Bridge {
             if self.inner.store.is_opted_out(&conversation.key).await? {
                 // Kept in the transcript; the expert is told it did not go (the outbox would not
                 // send it anyway).
-                vec![Self::to_thread(expert_messages::not_sent_opted_out())]
+                vec![Self::to_thread(expert_texts::not_sent_opted_out())]
             } else {
                 to_customer
                     .into_iter()
@@ -915,7 +915,7 @@ impl Bridge {
                     conversation.customer_name.as_deref(),
                 ),
             );
-            let thread = Self::to_thread(expert_messages::new_link(
+            let thread = Self::to_thread(expert_texts::new_link(
                 links.host_url.as_str(),
                 expires_at,
                 !customer.is_empty(),
@@ -1154,11 +1154,11 @@ impl Bridge {
                         message_row,
                         change,
                         answer,
-                        thread_note: Self::to_thread(expert_messages::keyword_note(
+                        thread_note: Self::to_thread(expert_texts::keyword_note(
                             keyword,
                             &message.text,
                         )),
-                        cancel_reason: crate::outbox::OPTED_OUT.to_string(),
+                        cancel_reason: crate::delivery::OPTED_OUT.to_string(),
                         now,
                     })
                     .await?;
@@ -1189,7 +1189,7 @@ impl Bridge {
         message_row: i64,
     ) -> Result<MessageReply, StoreError> {
         let desk = self.desk_for(message).await?;
-        let relay = expert_messages::opted_out_customer_said(&message.text)
+        let relay = expert_texts::opted_out_customer_said(&message.text)
             .into_iter()
             .map(Self::to_thread)
             .chain(Self::media_relays(message))
@@ -1345,11 +1345,8 @@ impl Bridge {
             media,
             button: None,
         };
-        let (markdown, card) = expert_messages::notification(
-            &message,
-            Offer::Waiting { since },
-            &self.other_desks(desk),
-        );
+        let (markdown, card) =
+            expert_texts::notification(&message, Offer::Waiting { since }, &self.other_desks(desk));
         let deliveries: Vec<OutboxEntry> = std::iter::once(
             Delivery::Notification { markdown, card }.entry(Purpose::ExpertNotification),
         )
@@ -1415,7 +1412,7 @@ impl Bridge {
         let text = if message.text.trim().is_empty() && !message.media.is_empty() {
             Vec::new()
         } else {
-            expert_messages::customer_said(&message.text)
+            expert_texts::customer_said(&message.text)
         };
         FollowUps {
             relays: text
@@ -1433,7 +1430,7 @@ impl Bridge {
         let attachments = &message.media.attachments;
         let files = attachments.iter().enumerate().map(|(index, attachment)| {
             Delivery::ThreadFile {
-                markdown: expert_messages::customer_file(attachment, index, attachments.len()),
+                markdown: expert_texts::customer_file(attachment, index, attachments.len()),
                 url: attachment.url.clone(),
                 mime_type: attachment.mime_type.clone(),
             }
@@ -1443,7 +1440,7 @@ impl Bridge {
             .media
             .location
             .iter()
-            .map(|place| Self::to_thread(expert_messages::customer_location(place)));
+            .map(|place| Self::to_thread(expert_texts::customer_location(place)));
         files.chain(place).collect()
     }
 
@@ -1490,7 +1487,7 @@ impl Bridge {
             .as_ref()
             .and_then(|replies| replies.whatsapp_template.as_ref());
         let first_held =
-            whatsapp_window::first_held(store, template, conversation_id, &app_id, &waid).await?;
+            window::first_held(store, template, conversation_id, &app_id, &waid).await?;
         store
             .hold_copy(matched.outbox_id, &first_held, self.now())
             .await?;
@@ -1514,7 +1511,7 @@ impl Bridge {
         let desk = desk.name.clone();
         // Used if the meeting opens a new conversation (an open one keeps its id).
         let conversation_id = new_id();
-        let (markdown, card) = expert_messages::notification(
+        let (markdown, card) = expert_texts::notification(
             message,
             Offer::Meeting {
                 host_url: links.host_url.as_str(),

@@ -1,14 +1,14 @@
 //! The rating after the call (`ICB_SURVEY`): the question asked with a close, and the
-//! customer's answer recorded as the conversation's rating (see `crate::survey`).
+//! customer's answer recorded as the conversation's rating (see `crate::customers::survey`).
 
 use super::{Bridge, BridgeError, CloseOutcome, MessageReply};
-use crate::audit::Actor;
+use crate::customers::survey;
+use crate::desks::expert_texts;
+use crate::domain::audit::Actor;
 use crate::domain::{window_open, Channel, FollowUps, InboundMessage, Purpose};
-use crate::expert_messages;
 use crate::store::{
     same_message, NewSurvey, Rating, RatingOutcome, RatingRecord, Recorded, StoreError,
 };
-use crate::survey;
 
 impl Bridge {
     /// The survey's question for the customer of conversation `id`, asked with its close
@@ -101,7 +101,7 @@ impl Bridge {
             Recorded::Answered(_) => return Ok(None),
         };
         let thanks = self.answer_to_customer(key, thanks, Purpose::CustomerReply);
-        let note = Self::to_thread(expert_messages::rated(rating));
+        let note = Self::to_thread(expert_texts::rated(rating));
         let outcome = store
             .record_rating(Rating {
                 conversation_id: asked.conversation_id.clone(),

@@ -2,11 +2,15 @@
 //! outbox delivers.
 
 mod address;
+pub mod audit;
 mod channel;
+pub mod clock;
 mod delivery;
 mod media;
 mod meeting;
 mod message;
+pub mod metrics;
+pub mod replay;
 mod whatsapp;
 
 pub use address::{mask_digits, AddressError, BusinessAddress, CustomerAddress};

@@ -13,10 +13,10 @@ use utoipa::{IntoParams, ToSchema};
 use super::openapi::{AdminRefusals, QueryRefusal};
 use super::params::{ConversationStates, DeliveryKind, DeliveryStates, Limit};
 use super::{busy_response, json_error, ErrorBody, StatusBody};
-use crate::audit::Actor;
 use crate::bridge::{Bridge, BridgeError, CloseOutcome, ConversationDetail};
-use crate::clock;
-use crate::customer_data::CustomerExport;
+use crate::customers::data::CustomerExport;
+use crate::domain::audit::Actor;
+use crate::domain::clock;
 use crate::domain::Media;
 use crate::store::{
     AuditEntry, ConversationInfo, Erasure, MeetingLinkRecord, OutboxRow, StoreError,

@@ -12,7 +12,7 @@ use super::openapi::{AdminRefusals, QueryRefusal};
 use super::params::Limit;
 use super::{busy_response, json_error, ErrorBody};
 use crate::bridge::{AppointmentError, AppointmentRequest, Bridge, BridgeError};
-use crate::clock;
+use crate::domain::clock;
 use crate::domain::CustomerAddress;
 use crate::store::AppointmentRecord;
 

@@ -8,9 +8,9 @@ use super::{
     busy_response, json_error, read_body, BodyError, ErrorBody, StatusBody, MAX_BODY_BYTES,
 };
 use crate::bridge::{Bridge, BridgeError, MessageReply};
+use crate::domain::metrics::Metrics;
 use crate::domain::Channel;
-use crate::inbound::{self, AuthError, ConnectAuth, Inbound, PayloadError};
-use crate::metrics::Metrics;
+use crate::routes::inbound::{self, AuthError, ConnectAuth, Inbound, PayloadError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum IntakeError {

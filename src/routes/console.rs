@@ -11,10 +11,10 @@ use super::admin::MeetingLinkView;
 use super::html::{html_page, plain_page};
 use super::openapi::{ConsoleApiRefusals, ConsolePageRefusals};
 use super::{json_error, ErrorBody};
-use crate::audit::Actor;
 use crate::bridge::{Bridge, BridgeError, CloseOutcome, NewLinkOutcome};
-use crate::clock;
-use crate::console::{page, Console, ConsoleError, LOGIN_TIMEOUT_MS};
+use crate::domain::audit::Actor;
+use crate::domain::clock;
+use crate::experts::console::{page, Console, ConsoleError, LOGIN_TIMEOUT_MS};
 use crate::store::{ConsoleSession, StoreError, TakeOutcome};
 
 const COOKIE: &str = "icb_console";

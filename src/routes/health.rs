@@ -8,9 +8,9 @@ use utoipa::ToSchema;
 
 use super::{json_error, ErrorBody, StatusBody};
 use crate::bridge::Bridge;
-use crate::clock;
-use crate::desk::Desk;
-use crate::metrics::Metrics;
+use crate::domain::clock;
+use crate::domain::metrics::Metrics;
+use crate::experts::Desk;
 use crate::upstream::Upstream;
 
 /// The process is up.

@@ -12,7 +12,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 
 use super::html::plain_page;
 use crate::bridge::{Bridge, LinkVisit};
-use crate::proxies::TrustedProxies;
+use crate::routes::proxies::TrustedProxies;
 
 /// User agents (matched case-insensitively, as parts) that fetch a link to draw its preview
 /// or to scan it for safety, never to join: they are not openings. WhatsApp, iMessage (which

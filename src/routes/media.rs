@@ -14,7 +14,7 @@ use actix_web::{web, HttpResponse};
 use futures_util::TryStreamExt;
 
 use super::json_error;
-use crate::media_links::{shown_inline, MediaFiles};
+use crate::delivery::media_links::{shown_inline, MediaFiles};
 
 /// The policy of every answer under `/media/`: a document of its own origin, running nothing
 /// and loading nothing.

@@ -6,10 +6,12 @@ pub mod connect_webhook;
 pub mod console;
 pub mod health;
 pub mod html;
+pub mod inbound;
 pub mod links;
 pub mod media;
 pub mod openapi;
 pub mod params;
+pub mod proxies;
 pub mod request_log;
 pub mod webex_webhook;
 

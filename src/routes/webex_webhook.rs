@@ -9,8 +9,8 @@ use actix_web::{web, HttpRequest, HttpResponse, ResponseError};
 use super::{
     busy_response, json_error, read_body, BodyError, ErrorBody, StatusBody, MAX_BODY_BYTES,
 };
-use crate::desk::{Desk, Received, WebhookEvent};
-use crate::inbound::{AuthError, WebexAuth};
+use crate::experts::{Desk, Received, WebhookEvent};
+use crate::routes::inbound::{AuthError, WebexAuth};
 use crate::store::StoreError;
 
 #[derive(Debug, thiserror::Error)]

@@ -11,7 +11,7 @@ use super::conversations::{open_conversations, Opening};
 use super::links::{insert_links, Redirect};
 use super::{insert_outbox, rows_of_placeholders, Backend, Store, StoreError};
 use crate::domain::{ConversationKey, FollowUps, MeetingLinks, OutboxEntry};
-use crate::inbound::DeliveryReceipt;
+use crate::routes::inbound::DeliveryReceipt;
 
 /// The answer a message got: which meeting, and whether the message opened it.
 #[derive(Debug, Clone, PartialEq, Eq)]

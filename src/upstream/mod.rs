@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use reqwest::header::RETRY_AFTER;
 
-use crate::metrics::Metrics;
+use crate::domain::metrics::Metrics;
 use reqwest::Response;
 use serde::Deserialize;
 

@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 use url::Url;
 
 use super::{endpoint, status_error, HttpClient, Upstream, UpstreamError};
-use crate::config::ExpertTarget;
+use crate::app::settings::ExpertTarget;
 use crate::domain::{Destination, ExpertFile, WebexPost};
 
 /// `GET /messages/{id}` (webhooks do not carry the text), or one item of `GET /messages`.
@@ -311,7 +311,7 @@ impl WebexClient {
                 message
                     .created
                     .as_deref()
-                    .and_then(crate::clock::parse_rfc3339)
+                    .and_then(crate::domain::clock::parse_rfc3339)
                     .is_some_and(|created| created <= since)
             });
             messages.extend(page.items);
@@ -339,7 +339,7 @@ impl WebexClient {
                 let active = room
                     .last_activity
                     .as_deref()
-                    .and_then(crate::clock::parse_rfc3339);
+                    .and_then(crate::domain::clock::parse_rfc3339);
                 if active.is_some_and(|active| active < since) {
                     older = true;
                     break;

@@ -31,7 +31,7 @@ fn slot_in(app: &TestApp, minutes: i64) -> i64 {
 fn booking(starts_at: i64) -> Value {
     json!({
         "channel": "sms", "customer": CUSTOMER, "to": "56263", "name": "Ann",
-        "startsAt": icbridge::clock::rfc3339(starts_at), "durationMinutes": 30,
+        "startsAt": icbridge::domain::clock::rfc3339(starts_at), "durationMinutes": 30,
         "note": "Follow-up on the blood test"
     })
 }
@@ -64,10 +64,10 @@ db_test! {
         let start = slot_in(&app, 120);
         let appointment = booked(&app, &booking(start)).await;
         assert_eq!(appointment["state"], "booked");
-        assert_eq!(appointment["startsAt"], icbridge::clock::rfc3339(start));
-        assert_eq!(appointment["endsAt"], icbridge::clock::rfc3339(start + 30 * MINUTE));
-        assert_eq!(appointment["linksFrom"], icbridge::clock::rfc3339(start - 10 * MINUTE));
-        assert_eq!(appointment["linksUntil"], icbridge::clock::rfc3339(start + 40 * MINUTE));
+        assert_eq!(appointment["startsAt"], icbridge::domain::clock::rfc3339(start));
+        assert_eq!(appointment["endsAt"], icbridge::domain::clock::rfc3339(start + 30 * MINUTE));
+        assert_eq!(appointment["linksFrom"], icbridge::domain::clock::rfc3339(start - 10 * MINUTE));
+        assert_eq!(appointment["linksUntil"], icbridge::domain::clock::rfc3339(start + 40 * MINUTE));
         assert_eq!(appointment["guestUrl"], SHORT_GUEST_URL);
         assert_eq!(appointment["customer"], "+1415•••0123");
 
@@ -258,7 +258,7 @@ db_test! {
         let listed: Value = admin(&app, reqwest::Method::GET, "/api/appointments").await.json().await.unwrap();
         assert_eq!(listed["appointments"].as_array().unwrap().len(), 1);
         assert_eq!(listed["appointments"][0]["id"], first["id"]);
-        let later = icbridge::clock::rfc3339(slot_in(&app, 180));
+        let later = icbridge::domain::clock::rfc3339(slot_in(&app, 180));
         let none: Value = admin(&app, reqwest::Method::GET, &format!("/api/appointments?from={}", later.replace('+', "%2B"))).await.json().await.unwrap();
         assert_eq!(none["appointments"], json!([]));
     }
@@ -281,7 +281,7 @@ db_test! {
         let app = sms_app_with(db, &[], Vec::new()).await;
         let start = slot_in(&app, 120);
         let cases = [
-            ("startsAt", json!(icbridge::clock::rfc3339(app.clock.now_ms() - MINUTE))),
+            ("startsAt", json!(icbridge::domain::clock::rfc3339(app.clock.now_ms() - MINUTE))),
             ("startsAt", json!("tomorrow at nine")),
             ("durationMinutes", json!(481)),
             ("durationMinutes", json!(0)),
@@ -382,7 +382,7 @@ db_test! {
     async fn the_cli_books_lists_and_cancels(db) {
         let app = sms_app_with(db, &[], Vec::new()).await;
         let vars: Vec<(&str, String)> = app.vars.iter().map(|(k, v)| (k.as_str(), v.clone())).collect();
-        let starts_at = icbridge::clock::rfc3339(slot_in(&app, 24 * 60));
+        let starts_at = icbridge::domain::clock::rfc3339(slot_in(&app, 24 * 60));
         let added = crate::cli::icbridge(
             &["appointments", "add", "--channel", "sms", "--customer", CUSTOMER, "--to", "56263",
               "--starts-at", &starts_at, "--duration-minutes", "20"],
@@ -420,7 +420,7 @@ db_test! {
         let queue: Value = get(&app, "/console/api/queue", &cookie).await.json().await.unwrap();
         let row = &queue["conversations"][0];
         assert_eq!(row["id"], appointment["conversationId"]);
-        assert_eq!(row["bookedFor"], icbridge::clock::rfc3339(start));
+        assert_eq!(row["bookedFor"], icbridge::domain::clock::rfc3339(start));
         let conversation = appointment["conversationId"].as_str().unwrap();
         let detail: Value = get(&app, &format!("/console/api/conversations/{conversation}"), &cookie)
             .await.json().await.unwrap();

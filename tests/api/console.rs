@@ -506,7 +506,7 @@ db_test! {
     assert_eq!(item["desk"], "default");
     assert_eq!(
         item["waitingSince"],
-        icbridge::clock::rfc3339(app.clock.now_ms())
+        icbridge::domain::clock::rfc3339(app.clock.now_ms())
     );
     assert_eq!(item["assignee"], Value::Null);
     assert_eq!(queue["tokenGeneration"], 1);
@@ -517,7 +517,7 @@ db_test! {
     let queue: Value = get(&app, "/console/api/queue", &cookie).await.json().await.unwrap();
     assert_eq!(
         queue["conversations"][0]["linkOpenedAt"],
-        icbridge::clock::rfc3339(app.clock.now_ms())
+        icbridge::domain::clock::rfc3339(app.clock.now_ms())
     );
 
     // A follow-up becomes the conversation's last message.
@@ -784,7 +784,7 @@ db_test! {
         ..Default::default()
     };
     let app = console_app_with_desks(db, &[("EXPERT_ROOM_ID", "")], vec![clinic]).await;
-    app.clock.set(icbridge::clock::parse_rfc3339("2027-03-27T20:00:00Z").unwrap());
+    app.clock.set(icbridge::domain::clock::parse_rfc3339("2027-03-27T20:00:00Z").unwrap());
     let answer: Value = app.post_signed(&fixture("connect-sms-mo.json")).await.json().await.unwrap();
     assert_eq!(answer["open"], false);
     let id = answer["conversationId"].as_str().unwrap().to_string();

@@ -6,7 +6,7 @@ use sha1::Sha1;
 use wiremock::matchers::{method, path, query_param};
 use wiremock::{Mock, ResponseTemplate};
 
-use icbridge::outbox::BATCH;
+use icbridge::delivery::BATCH;
 
 use crate::helpers::*;
 
@@ -109,14 +109,14 @@ pub const WEBHOOK_AGE_MS: i64 = 30 * 24 * 3_600_000;
 /// `data.created`, the webhook's registration (a month before) at the top level.
 pub fn as_sent_at(body: &str, now_ms: i64) -> String {
     let mut event: Value = serde_json::from_str(body).unwrap();
-    event["created"] = json!(icbridge::clock::rfc3339(now_ms - WEBHOOK_AGE_MS));
-    event["data"]["created"] = json!(icbridge::clock::rfc3339(now_ms));
+    event["created"] = json!(icbridge::domain::clock::rfc3339(now_ms - WEBHOOK_AGE_MS));
+    event["data"]["created"] = json!(icbridge::domain::clock::rfc3339(now_ms));
     event.to_string()
 }
 
 /// The event as Webex would send it now.
 pub fn created_now(body: &str) -> String {
-    as_sent_at(body, icbridge::clock::Clock::system().now_ms())
+    as_sent_at(body, icbridge::domain::clock::Clock::system().now_ms())
 }
 
 /// Delivers an event as Webex does, signed, at the app's now (events whose `data.created`

@@ -228,6 +228,6 @@ db_test! {
             .fetch_one(&app.db)
             .await
             .unwrap();
-        assert_eq!(reason, icbridge::outbox::RECIPIENT_OUTSIDE_WINDOW);
+        assert_eq!(reason, icbridge::delivery::RECIPIENT_OUTSIDE_WINDOW);
     }
 }

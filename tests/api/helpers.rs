@@ -1,13 +1,13 @@
 use std::collections::BTreeMap;
 
 use hmac::{Hmac, Mac};
+use icbridge::app::settings::Settings;
+use icbridge::app::{Application, ServeOptions, StartupError};
 use icbridge::bridge::Bridge;
-use icbridge::clock::Clock;
-use icbridge::config::Settings;
-use icbridge::desk::Desk;
+use icbridge::delivery::OutboxWorker;
 use icbridge::desks::DeskConfig;
-use icbridge::outbox::OutboxWorker;
-use icbridge::startup::{Application, ServeOptions, StartupError};
+use icbridge::domain::clock::Clock;
+use icbridge::experts::Desk;
 use serde_json::Value;
 use sha2::Sha256;
 use sqlx::any::AnyPoolOptions;

@@ -17,7 +17,7 @@ const CLOSED_TEXT: &str = "Thank you for your message. We are closed now and ope
      Sun 28 Mar 08:00 (Europe/Berlin); we will send you a link to a video consultation then.";
 
 fn at(rfc3339: &str) -> i64 {
-    icbridge::clock::parse_rfc3339(rfc3339).unwrap()
+    icbridge::domain::clock::parse_rfc3339(rfc3339).unwrap()
 }
 
 /// The clinic: the experts' space, open from 08:00 in Berlin, to 18:00 on weekdays and to

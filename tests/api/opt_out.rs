@@ -158,7 +158,7 @@ db_test! {
             name: "clinique".into(),
             room_id: Some("room-clinique".into()),
             addresses: vec!["a_155054536910425280".into()],
-            opt_out: icbridge::opt_out::OptOutConfig {
+            opt_out: icbridge::customers::opt_out::OptOutConfig {
                 stop: Some(vec!["arret".into()]),
                 whatsapp: true,
                 ..Default::default()

@@ -9,7 +9,7 @@ use wiremock::{Mock, MockServer, ResponseTemplate};
 
 use crate::cli::icbridge;
 use crate::helpers::*;
-use icbridge::clock::Clock;
+use icbridge::domain::clock::Clock;
 
 /// An app whose Webex answered a first conversation's notification as `webex_says` (and
 /// answers everything after it with 200), with two more conversations queued since, in

@@ -76,7 +76,7 @@ db_test! {
     async fn webex_samples_on_a_webhook_registered_weeks_before_are_handled(db) {
         let app = desk_app(db, &[]).await;
         open_conversation(&app).await;
-        app.clock.set(icbridge::clock::parse_rfc3339(SAMPLES_DELIVERED_AT).unwrap());
+        app.clock.set(icbridge::domain::clock::parse_rfc3339(SAMPLES_DELIVERED_AT).unwrap());
         // The message the event names, as the Messages API's sample lists it (its file
         // link, on another host, left out: only Webex's own links are fetched).
         let mut message = fixture_json("vendor/webex-messages-list.json")["items"][0].clone();

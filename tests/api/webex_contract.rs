@@ -134,7 +134,7 @@ db_test! {
         let (app, webex) = watched_app(db).await;
         open_conversation(&app).await;
         let reports = app.desk.watch_webhooks().await.unwrap();
-        assert!(reports.iter().all(|r| r.state == icbridge::desk::HookState::Unchanged));
+        assert!(reports.iter().all(|r| r.state == icbridge::experts::HookState::Unchanged));
         assert!(webex.updates().is_empty());
 
         // Webex disables the messages webhook; what the expert writes meanwhile (mentioning
@@ -148,7 +148,7 @@ db_test! {
         app.clock.advance(std::time::Duration::from_secs(90));
         let reports = app.desk.watch_webhooks().await.unwrap();
         let messages = reports.iter().find(|r| r.resource == "messages").unwrap();
-        assert_eq!(messages.state, icbridge::desk::HookState::Reactivated);
+        assert_eq!(messages.state, icbridge::experts::HookState::Reactivated);
         assert_eq!(webex.status_of("messages"), "active");
         assert_eq!(
             webex.updates(),
@@ -180,7 +180,7 @@ db_test! {
         let webex = WebexStandIn::mount(&app, "another secret").await;
         let reports = app.desk.watch_webhooks().await.unwrap();
         for report in &reports {
-            assert_eq!(report.state, icbridge::desk::HookState::Corrected, "{report:?}");
+            assert_eq!(report.state, icbridge::experts::HookState::Corrected, "{report:?}");
         }
         // Without ICB_PUBLIC_URL, where a webhook points is left as it is.
         assert_eq!(
@@ -199,7 +199,7 @@ db_test! {
         webex.remove("attachmentActions");
         let reports = app.desk.watch_webhooks().await.unwrap();
         let actions = reports.iter().find(|r| r.resource == "attachmentActions").unwrap();
-        assert_eq!(actions.state, icbridge::desk::HookState::Missing);
+        assert_eq!(actions.state, icbridge::experts::HookState::Missing);
         let metrics = app.metrics_page().await;
         assert!(metrics.contains("icbridge_webex_webhook_active{resource=\"attachmentActions\"} 0"), "{metrics}");
         assert!(metrics.contains("icbridge_webex_webhook_active{resource=\"messages\"} 1"), "{metrics}");

@@ -36,7 +36,7 @@ impl WebexStandIn {
     /// Mounts the stand-in on the app's Webex server, with the bot's two webhooks active,
     /// registered a month before the app's now, signed with `secret`.
     pub async fn mount(app: &TestApp, secret: &str) -> Self {
-        let registered = icbridge::clock::rfc3339(app.clock.now_ms() - WEBHOOK_AGE_MS);
+        let registered = icbridge::domain::clock::rfc3339(app.clock.now_ms() - WEBHOOK_AGE_MS);
         let webhooks = [
             ("hook-messages", "icbridge messages", "messages"),
             ("hook-actions", "icbridge card actions", "attachmentActions"),
@@ -104,7 +104,7 @@ impl WebexStandIn {
         thread: Option<&str>,
         at_ms: i64,
     ) -> Option<String> {
-        let created = icbridge::clock::rfc3339(at_ms);
+        let created = icbridge::domain::clock::rfc3339(at_ms);
         let mut message = json!({
             "id": id, "roomId": EXPERT_ROOM, "roomType": "group",
             "text": format!("icbridge {text}"), "personId": EXPERT_ID,

@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 use url::Url;
 
-use crate::clock::Clock;
+use crate::domain::clock::Clock;
 use crate::domain::{ExpertFile, MediaType};
 use crate::upstream::webex::WebexClient;
 use crate::upstream::UpstreamError;

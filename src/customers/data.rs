@@ -6,7 +6,7 @@ use serde::Serialize;
 use serde_json::Value;
 use utoipa::ToSchema;
 
-use crate::clock;
+use crate::domain::clock;
 use crate::store::{
     ConversationRecord, CustomerRecords, DeliveryRecord, MessageRecord, ReceiptRecord,
 };

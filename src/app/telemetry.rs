@@ -5,7 +5,7 @@ use std::io::IsTerminal;
 
 use tracing_subscriber::EnvFilter;
 
-use crate::config::LogFormat;
+use crate::app::settings::LogFormat;
 
 /// `info`, without the HTTP server's connection-level errors: actix's dispatcher logs a
 /// client's malformed request (a bad header, a broken chunk) or a client gone mid-answer

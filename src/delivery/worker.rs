@@ -15,16 +15,18 @@ use futures_util::future::join_all;
 use tokio::sync::{watch, Notify};
 use tokio::task::JoinSet;
 
-use crate::clock::Clock;
+use crate::delivery::media_links::MediaLinks;
+use crate::delivery::pauses::{Pauses, PROBE_EVERY};
+use crate::delivery::schedule;
+use crate::delivery::window;
+use crate::desks::expert_texts;
 use crate::desks::DeskPlaces;
+use crate::domain::clock::Clock;
+use crate::domain::metrics::Metrics;
 use crate::domain::{
     correlation_id, window_open, Delivery, ExpertFile, MediaType, MediaUrl, Purpose, WebexPost,
     WhatsappTemplate,
 };
-use crate::expert_messages;
-use crate::media_links::MediaLinks;
-use crate::metrics::Metrics;
-use crate::pauses::{Pauses, PROBE_EVERY};
 use crate::store::{OutboxRow, Outcome, Settlement, Store, StoreError};
 use crate::upstream::connect::{
     ConnectClient, SmsRequest, WhatsappEnvelope, WhatsappMedia, WhatsappRequest,
@@ -32,8 +34,6 @@ use crate::upstream::connect::{
 use crate::upstream::media::{FetchError, MediaClient};
 use crate::upstream::webex::WebexClient;
 use crate::upstream::{Upstream, UpstreamError};
-use crate::whatsapp_window;
-use crate::worker;
 
 /// Rows claimed at a time, and at most in flight.
 pub const BATCH: usize = 512;
@@ -152,7 +152,7 @@ impl OutboxWorker {
                     tokio::time::sleep(GATHER).await;
                     None
                 }
-                _ = tokio::time::sleep(worker::IDLE_POLL) => None,
+                _ = tokio::time::sleep(schedule::IDLE_POLL) => None,
                 _ = stop.changed() => None,
             };
             if finished.is_some() || sending.has_unrecorded() {
@@ -426,8 +426,7 @@ impl OutboxWorker {
                 }
                 let template = self.parts.whatsapp_template.as_ref();
                 let first_held =
-                    whatsapp_window::first_held(store, template, conversation, app_id, waid)
-                        .await?;
+                    window::first_held(store, template, conversation, app_id, waid).await?;
                 tracing::info!(
                     outbox_id = row.id,
                     conversation,
@@ -590,7 +589,7 @@ impl OutboxWorker {
         if let Some(refusal) = media.refusal(url.as_url()) {
             tracing::warn!(kind = mime_type.kind().noun(), reason = %refusal,
                 "a customer's file link is refused; the experts are told");
-            post.markdown = expert_messages::customer_file_not_shown(&post.markdown, &refusal);
+            post.markdown = expert_texts::customer_file_not_shown(&post.markdown, &refusal);
             return Ok(webex.post_message(&post).await?);
         }
         if !media.needs_credentials(url) {
@@ -616,7 +615,7 @@ impl OutboxWorker {
                     Err(error) if webex_could_not_fetch(&error) => {
                         tracing::warn!(kind = mime_type.kind().noun(), %error,
                             "Webex refused a customer's file; the experts are told");
-                        post.markdown = expert_messages::customer_file_not_shown(
+                        post.markdown = expert_texts::customer_file_not_shown(
                             &post.markdown,
                             &format!("Webex did not take this {} file", file.media_type.as_str()),
                         );
@@ -628,7 +627,7 @@ impl OutboxWorker {
             // A host that does not answer is tried again, until the last try.
             Err(FetchError::Upstream(error))
                 if error.is_retryable()
-                    && worker::backoff(&self.parts.schedule, row.attempts).is_some() =>
+                    && schedule::backoff(&self.parts.schedule, row.attempts).is_some() =>
             {
                 Err(error.into())
             }
@@ -636,7 +635,7 @@ impl OutboxWorker {
                 tracing::warn!(kind = mime_type.kind().noun(), reason = %error,
                     "a customer's file cannot be attached; the experts are told");
                 post.markdown =
-                    expert_messages::customer_file_not_shown(&post.markdown, &error.to_string());
+                    expert_texts::customer_file_not_shown(&post.markdown, &error.to_string());
                 Ok(webex.post_message(&post).await?)
             }
         }
@@ -691,7 +690,7 @@ impl OutboxWorker {
         let message = error.to_string();
         let delay = error
             .is_retryable()
-            .then(|| worker::backoff(&self.parts.schedule, row.attempts))
+            .then(|| schedule::backoff(&self.parts.schedule, row.attempts))
             .flatten();
         match delay {
             Some(delay) => {

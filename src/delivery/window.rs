@@ -2,8 +2,8 @@
 //! closed: the message is held until they write again, and the first message held of a
 //! conversation brings the approved template (when configured) and a notice to the experts.
 
+use crate::desks::expert_texts;
 use crate::domain::{Delivery, OutboxEntry, Purpose, WhatsappTemplate};
-use crate::expert_messages;
 use crate::store::{Store, StoreError};
 
 /// What is queued with a conversation's first held message: the template to the customer
@@ -34,7 +34,7 @@ pub async fn first_held(
         };
         entries.push(delivery.entry(Purpose::CustomerReply));
     }
-    let notice = expert_messages::window_closed(template.map(|t| t.id.as_str()));
+    let notice = expert_texts::window_closed(template.map(|t| t.id.as_str()));
     entries.push(Delivery::ThreadMessage { markdown: notice }.entry(Purpose::ExpertNotice));
     Ok(entries)
 }

@@ -8,7 +8,7 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use url::Url;
 
-use crate::clock::Clock;
+use crate::domain::clock::Clock;
 use crate::domain::Destination;
 use crate::store::{ConsoleSession, Store, StoreError};
 use crate::upstream::webex::WebexClient;

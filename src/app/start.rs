@@ -12,23 +12,22 @@ use secrecy::SecretString;
 use tokio::sync::{watch, Notify};
 use url::Url;
 
+use crate::app::sandbox;
+use crate::app::settings::{ExpertTarget, FollowupReply, LongReplies, ReplyMode, Settings};
+use crate::app::workers;
 use crate::bridge::{Bridge, BridgeParts, CustomerReplies, MeetingPolicy};
-use crate::clock::Clock;
-use crate::config::{ExpertTarget, FollowupReply, LongReplies, ReplyMode, Settings};
-use crate::console::{Console, ConsoleSettings};
-use crate::desk::{Desk, DeskParts, WebhookSettings};
+use crate::delivery::media_links::{MediaFiles, MediaLinks};
+use crate::delivery::pauses::Pauses;
+use crate::delivery::{OutboxParts, OutboxWorker};
 use crate::desks::{DeskPlaces, Desks};
+use crate::domain::clock::Clock;
+use crate::domain::metrics::Metrics;
 use crate::domain::{Destination, ReplySenders, WhatsappTemplate};
-use crate::inbound::{ConnectAuth, WebexAuth};
-use crate::media_links::{MediaFiles, MediaLinks};
-use crate::metrics::Metrics;
-use crate::openings;
-use crate::outbox::{OutboxParts, OutboxWorker};
-use crate::pauses::Pauses;
-use crate::retention;
+use crate::experts::console::{Console, ConsoleSettings};
+use crate::experts::{Desk, DeskParts, WebhookSettings};
 use crate::routes::admin::AdminToken;
+use crate::routes::inbound::{ConnectAuth, WebexAuth};
 use crate::routes::{self, connect_webhook, health, openapi, webex_webhook};
-use crate::sandbox;
 use crate::store::{Store, StoreError};
 use crate::upstream::connect::ConnectClient;
 use crate::upstream::instant_connect::InstantConnectClient;
@@ -393,7 +392,7 @@ impl Application {
             format!(
                 "The admin API (booked consultations: POST {base}/api/appointments) takes\n\
                  -H 'Authorization: Bearer {}'.\n",
-                crate::sandbox::SANDBOX_ADMIN_TOKEN
+                crate::app::sandbox::SANDBOX_ADMIN_TOKEN
             )
         } else {
             String::new()
@@ -418,8 +417,8 @@ impl Application {
             (
                 tokio::spawn(self.worker.run(self.outbox_wake, stopped.clone())),
                 tokio::spawn(self.desk.run(stopped.clone())),
-                tokio::spawn(openings::run(self.bridge.clone(), stopped.clone())),
-                tokio::spawn(retention::run(self.bridge, self.retention, stopped)),
+                tokio::spawn(workers::openings(self.bridge.clone(), stopped.clone())),
+                tokio::spawn(workers::retention(self.bridge, self.retention, stopped)),
             )
         });
         let handle = self.server.handle();

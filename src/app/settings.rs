@@ -15,7 +15,7 @@ use crate::upstream::connect::ConnectUrls;
 
 use crate::desks::DeskConfig;
 use crate::domain::{ReplyTemplate, Vertical, WhatsappTemplate};
-use crate::proxies::TrustedProxies;
+use crate::routes::proxies::TrustedProxies;
 
 const PREFIX: &str = "ICB_";
 

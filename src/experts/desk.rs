@@ -10,28 +10,25 @@ use std::time::{Duration, Instant};
 use serde::Deserialize;
 use tokio::sync::{watch, Notify, OnceCell};
 
-mod catch_up;
-pub mod webhooks;
+use super::catch_up::CaughtUp;
+use super::webhooks::{self, HookReport, HookState};
 
-pub use catch_up::{CatchUpReport, CaughtUp};
-pub use webhooks::{HookReport, HookState};
-
-use crate::audit::Actor;
 use crate::bridge::{
     AddGuestOutcome, Bridge, BridgeError, CloseOutcome, NewLinkOutcome, TransferOutcome,
 };
-use crate::clock::Clock;
-use crate::desks::DeskPlaces;
-use crate::domain::{Delivery, Destination, Purpose, WebexPost};
-use crate::expert_messages::{
+use crate::delivery::pauses::Pauses;
+use crate::delivery::schedule;
+use crate::desks::expert_texts::{
     self, ACTION_ADD_GUEST, ACTION_CLOSE, ACTION_NEW_LINK, ACTION_TAKE, ACTION_TRANSFER,
 };
-use crate::metrics::Metrics;
-use crate::pauses::Pauses;
+use crate::desks::DeskPlaces;
+use crate::domain::audit::Actor;
+use crate::domain::clock::Clock;
+use crate::domain::metrics::Metrics;
+use crate::domain::{Delivery, Destination, Purpose, WebexPost};
 use crate::store::{ConversationInfo, Store, StoreError, TakeOutcome, WebexEvent};
 use crate::upstream::webex::{Message, Person, WebexClient};
 use crate::upstream::{Upstream, UpstreamError};
-use crate::worker;
 
 pub const RESOURCE_MESSAGES: &str = "messages";
 pub const RESOURCE_ACTIONS: &str = "attachmentActions";
@@ -86,13 +83,13 @@ pub struct EventData {
 /// Why an event's time, `created` at `at`, is outside the replay window at `now`, if it
 /// is: older than [`WEBEX_EVENT_MAX_AGE`], or further ahead than [`WEBEX_EVENT_MAX_SKEW`].
 fn outside_replay_window(created: &str, now: i64) -> Option<String> {
-    let Some(created_ms) = crate::clock::parse_rfc3339(created) else {
+    let Some(created_ms) = crate::domain::clock::parse_rfc3339(created) else {
         return Some(format!(
             "the event's `data.created` is not a time: {created:?}"
         ));
     };
-    let max_age = crate::retention::WEBEX_EVENT_MAX_AGE;
-    let max_skew = crate::retention::WEBEX_EVENT_MAX_SKEW;
+    let max_age = crate::domain::replay::WEBEX_EVENT_MAX_AGE;
+    let max_skew = crate::domain::replay::WEBEX_EVENT_MAX_SKEW;
     if created_ms < now - max_age.as_millis() as i64 {
         Some(format!(
             "the event's message or action was created at {created}, more than {} ago; \
@@ -268,26 +265,26 @@ pub struct WebhookSettings {
 
 #[derive(Clone)]
 pub struct Desk {
-    bridge: Bridge,
-    webex: WebexClient,
-    events: Store,
-    places: DeskPlaces,
-    clock: Clock,
-    wake: Arc<Notify>,
-    pauses: Pauses,
-    files_relayable: bool,
-    bot: Arc<OnceCell<Person>>,
-    schedule: Arc<[Duration]>,
+    pub(super) bridge: Bridge,
+    pub(super) webex: WebexClient,
+    pub(super) events: Store,
+    pub(super) places: DeskPlaces,
+    pub(super) clock: Clock,
+    pub(super) wake: Arc<Notify>,
+    pub(super) pauses: Pauses,
+    pub(super) files_relayable: bool,
+    pub(super) bot: Arc<OnceCell<Person>>,
+    pub(super) schedule: Arc<[Duration]>,
     /// Whether a person is a member of the experts' space, as Webex said, and when.
-    memberships: Arc<Mutex<HashMap<String, (bool, Instant)>>>,
-    metrics: Metrics,
-    webhooks: Option<WebhookSettings>,
+    pub(super) memberships: Arc<Mutex<HashMap<String, (bool, Instant)>>>,
+    pub(super) metrics: Metrics,
+    pub(super) webhooks: Option<WebhookSettings>,
     /// Woken when a catch-up should run soon (an event could not be taken).
-    catch_up_wake: Arc<Notify>,
-    catch_up_every: Duration,
-    webhook_check_every: Duration,
+    pub(super) catch_up_wake: Arc<Notify>,
+    pub(super) catch_up_every: Duration,
+    pub(super) webhook_check_every: Duration,
     /// The webhooks as last checked (none before the first check).
-    webhook_states: Arc<Mutex<Vec<HookReport>>>,
+    pub(super) webhook_states: Arc<Mutex<Vec<HookReport>>>,
 }
 
 impl Desk {
@@ -368,7 +365,7 @@ impl Desk {
         let catching_up = tokio::spawn(self.clone().keep_catching_up(stop.clone()));
         let watching = tokio::spawn(self.clone().keep_watching_webhooks(stop.clone()));
         let wake = self.wake.clone();
-        worker::run_loop("webex desk", wake, stop, || self.run_once()).await;
+        schedule::run_loop("webex desk", wake, stop, || self.run_once()).await;
         let _ = tokio::join!(catching_up, watching);
     }
 
@@ -387,7 +384,7 @@ impl Desk {
         };
         let post = WebexPost {
             destination: Destination::RoomId(room_id),
-            markdown: expert_messages::PRESS_NOT_TAKEN.into(),
+            markdown: expert_texts::PRESS_NOT_TAKEN.into(),
             parent_id: Some(card),
             attachments: Vec::new(),
             files: Vec::new(),
@@ -530,7 +527,7 @@ impl Desk {
                 }
                 let delay = error
                     .is_retryable()
-                    .then(|| worker::backoff(&self.schedule, event.attempts))
+                    .then(|| schedule::backoff(&self.schedule, event.attempts))
                     .flatten();
                 match delay {
                     Some(delay) => {
@@ -602,7 +599,7 @@ impl Desk {
     }
 
     /// The bot's own identity, asked once.
-    async fn bot(&self) -> Result<&Person, UpstreamError> {
+    pub(super) async fn bot(&self) -> Result<&Person, UpstreamError> {
         self.bot.get_or_try_init(|| self.webex.me()).await
     }
 
@@ -624,7 +621,7 @@ impl Desk {
         // late.
         let late = message.created.as_deref().filter(|created| {
             hook.caught_up.is_some()
-                && crate::clock::parse_rfc3339(created).is_some_and(|created| {
+                && crate::domain::clock::parse_rfc3339(created).is_some_and(|created| {
                     created < self.clock.now_ms() - LATE_AFTER.as_millis() as i64
                 })
         });
@@ -662,13 +659,10 @@ impl Desk {
                 .await;
         }
         match (Command::parse(text), conversation) {
-            (Command::Help, _) => {
-                self.answer(&place, expert_messages::HELP.into(), None)
-                    .await
-            }
+            (Command::Help, _) => self.answer(&place, expert_texts::HELP.into(), None).await,
             (Command::List, _) => {
                 let open = self.bridge.open_conversations(50).await?;
-                let text = expert_messages::open_conversations(&open, self.clock.now_ms());
+                let text = expert_texts::open_conversations(&open, self.clock.now_ms());
                 self.answer(&place, text, None).await
             }
             (Command::Close, Some(conversation)) => {
@@ -695,7 +689,7 @@ impl Desk {
                 | Command::AddGuest(_),
                 None,
             ) => {
-                self.answer(&place, expert_messages::NOT_IN_A_THREAD.into(), None)
+                self.answer(&place, expert_texts::NOT_IN_A_THREAD.into(), None)
                     .await
             }
             (Command::Text, Some(conversation)) => {
@@ -703,7 +697,7 @@ impl Desk {
                     .await
             }
             (Command::Text, None) => {
-                self.answer(&place, expert_messages::unknown_command(), None)
+                self.answer(&place, expert_texts::unknown_command(), None)
                     .await
             }
         }
@@ -776,7 +770,7 @@ impl Desk {
                 self.transfer(&conversation, &desk, &author, &place).await
             }
             _ => {
-                self.answer(&place, expert_messages::unknown_command(), None)
+                self.answer(&place, expert_texts::unknown_command(), None)
                     .await
             }
         }
@@ -793,7 +787,7 @@ impl Desk {
             .any(|place| matches!(place, Destination::RoomId(id) if id == room));
         match current {
             Destination::RoomId(id) if id != room && in_a_desk_space => Some(
-                expert_messages::moved_to_another_desk(&self.bridge.desk_of(conversation)),
+                expert_texts::moved_to_another_desk(&self.bridge.desk_of(conversation)),
             ),
             _ => None,
         }
@@ -854,7 +848,7 @@ impl Desk {
             direct = asker.direct,
             "bot command refused: not an expert"
         );
-        self.answer(place, expert_messages::NOT_FOR_YOU.into(), None)
+        self.answer(place, expert_texts::NOT_FOR_YOU.into(), None)
             .await
     }
 
@@ -869,11 +863,11 @@ impl Desk {
             Ok(CloseOutcome::Closed) => Ok(()),
             Ok(CloseOutcome::Booked { starts_at, .. }) => {
                 let desk = self.bridge.desks().of(conversation.desk.as_deref());
-                let text = expert_messages::booked_not_closed(&desk.local_time(starts_at));
+                let text = expert_texts::booked_not_closed(&desk.local_time(starts_at));
                 self.answer(place, text, Some(&conversation.id)).await
             }
             Ok(CloseOutcome::AlreadyClosed) | Err(BridgeError::UnknownConversation(_)) => {
-                let text = expert_messages::ALREADY_CLOSED.into();
+                let text = expert_texts::ALREADY_CLOSED.into();
                 self.answer(place, text, Some(&conversation.id)).await
             }
             Err(error) => Err(error.into()),
@@ -896,12 +890,12 @@ impl Desk {
             .await
         {
             Ok(AddGuestOutcome::Added { .. }) => return Ok(()),
-            Ok(AddGuestOutcome::NoMeeting) => expert_messages::NO_MEETING_FOR_GUEST.to_string(),
-            Ok(AddGuestOutcome::Closed) => expert_messages::ALREADY_CLOSED.to_string(),
+            Ok(AddGuestOutcome::NoMeeting) => expert_texts::NO_MEETING_FOR_GUEST.to_string(),
+            Ok(AddGuestOutcome::Closed) => expert_texts::ALREADY_CLOSED.to_string(),
             Err(BridgeError::Store(error)) => return Err(error.into()),
             Err(BridgeError::InvalidNumber(error)) => format!("Not a phone number: {error}."),
             // Not retried: the expert sees why and can ask again.
-            Err(error) => expert_messages::link_failed(&error.to_string()),
+            Err(error) => expert_texts::link_failed(&error.to_string()),
         };
         self.answer(place, answer, Some(&conversation.id)).await
     }
@@ -913,11 +907,11 @@ impl Desk {
     ) -> Result<(), DeskError> {
         let answer = match self.bridge.new_link(&conversation.id).await {
             Ok(NewLinkOutcome::Created) => return Ok(()),
-            Ok(NewLinkOutcome::InProgress) => expert_messages::LINK_IN_PROGRESS.to_string(),
-            Ok(NewLinkOutcome::Closed) => expert_messages::ALREADY_CLOSED.to_string(),
+            Ok(NewLinkOutcome::InProgress) => expert_texts::LINK_IN_PROGRESS.to_string(),
+            Ok(NewLinkOutcome::Closed) => expert_texts::ALREADY_CLOSED.to_string(),
             Err(BridgeError::Store(error)) => return Err(error.into()),
             // Not retried: the expert sees why and can ask again.
-            Err(error) => expert_messages::link_failed(&error.to_string()),
+            Err(error) => expert_texts::link_failed(&error.to_string()),
         };
         self.answer(place, answer, Some(&conversation.id)).await
     }
@@ -932,11 +926,9 @@ impl Desk {
     ) -> Result<(), DeskError> {
         let answer = match self.bridge.take(&conversation.id, author).await? {
             TakeOutcome::Taken => return Ok(()),
-            TakeOutcome::AlreadyYours => expert_messages::ALREADY_YOURS.to_string(),
-            TakeOutcome::TakenBy(other) => expert_messages::taken_by_other(&other),
-            TakeOutcome::Closed | TakeOutcome::Unknown => {
-                expert_messages::ALREADY_CLOSED.to_string()
-            }
+            TakeOutcome::AlreadyYours => expert_texts::ALREADY_YOURS.to_string(),
+            TakeOutcome::TakenBy(other) => expert_texts::taken_by_other(&other),
+            TakeOutcome::Closed | TakeOutcome::Unknown => expert_texts::ALREADY_CLOSED.to_string(),
         };
         self.answer(place, answer, Some(&conversation.id)).await
     }
@@ -952,9 +944,9 @@ impl Desk {
         let actor = Actor::Expert(author.to_string());
         let answer = match self.bridge.transfer(&conversation.id, desk, &actor).await? {
             TransferOutcome::Transferred => return Ok(()),
-            TransferOutcome::UnknownDesk(desks) => expert_messages::unknown_desk(desk, &desks),
-            TransferOutcome::AlreadyThere => expert_messages::ALREADY_AT_THAT_DESK.into(),
-            TransferOutcome::Closed => expert_messages::ALREADY_CLOSED.into(),
+            TransferOutcome::UnknownDesk(desks) => expert_texts::unknown_desk(desk, &desks),
+            TransferOutcome::AlreadyThere => expert_texts::ALREADY_AT_THAT_DESK.into(),
+            TransferOutcome::Closed => expert_texts::ALREADY_CLOSED.into(),
         };
         self.answer(place, answer, Some(&conversation.id)).await
     }
@@ -968,7 +960,7 @@ impl Desk {
         if self.bridge.release(&conversation.id, author).await? {
             return Ok(());
         }
-        let text = expert_messages::NOT_TAKEN_BY_YOU.to_string();
+        let text = expert_texts::NOT_TAKEN_BY_YOU.to_string();
         self.answer(place, text, Some(&conversation.id)).await
     }
 
@@ -983,19 +975,19 @@ impl Desk {
     ) -> Result<(), DeskError> {
         // While a conversation is taken, only its assignee answers the customer.
         if let Some(assignee) = conversation.assignee.as_deref().filter(|a| *a != author) {
-            let notice = expert_messages::not_the_assignee(assignee);
+            let notice = expert_texts::not_the_assignee(assignee);
             return self.answer(place, notice, Some(&conversation.id)).await;
         }
         let refusal = if !conversation.open {
-            expert_messages::ALREADY_CLOSED
+            expert_texts::ALREADY_CLOSED
         } else if !self.bridge.can_reach_customers() {
-            expert_messages::RELAY_NOT_CONFIGURED
+            expert_texts::RELAY_NOT_CONFIGURED
         } else {
             let mut files = Vec::new();
             if !message.files.is_empty() && !self.files_relayable {
                 self.answer(
                     place,
-                    expert_messages::FILES_NOT_RELAYED.into(),
+                    expert_texts::FILES_NOT_RELAYED.into(),
                     Some(&conversation.id),
                 )
                 .await?;
@@ -1013,7 +1005,7 @@ impl Desk {
                 .await?;
             tracing::info!(conversation = %conversation.id, files = files.len(), "expert reply relayed to the customer");
             if let (true, Some(written_at)) = (relayed, late) {
-                let notice = expert_messages::relayed_late(written_at);
+                let notice = expert_texts::relayed_late(written_at);
                 self.answer(place, notice, Some(&conversation.id)).await?;
             }
             return Ok(());

@@ -5,18 +5,21 @@
 //! Configured in the TOML file as `[[desk]]` entries; without any, today's `ICB_EXPERT_*`
 //! variables make the one, default desk.
 
+pub mod expert_texts;
+pub mod hours;
+
 use std::collections::HashMap;
 
 use serde::Deserialize;
 
-use crate::config::ExpertTarget;
+use crate::app::settings::ExpertTarget;
+use crate::customers::opt_out::{Keyword, OptOutConfig, OptOutPolicy, OptOutTextsConfig};
+use crate::customers::survey::{SurveyTexts, SurveyTextsConfig};
+use crate::desks::hours::OpeningHours;
 use crate::domain::{
     BusinessAddress, Channel, Destination, ReplyTemplate, ReplyTexts, TemplateError, TextKind,
     TextValues,
 };
-use crate::hours::OpeningHours;
-use crate::opt_out::{Keyword, OptOutConfig, OptOutPolicy, OptOutTextsConfig};
-use crate::survey::{SurveyTexts, SurveyTextsConfig};
 
 /// No opt-out keyword is longer (checked at start-up).
 const MAX_KEYWORD_BYTES: usize = 64;
@@ -713,7 +716,7 @@ mod tests {
     }
 
     fn at(rfc3339: &str) -> i64 {
-        crate::clock::parse_rfc3339(rfc3339).unwrap()
+        crate::domain::clock::parse_rfc3339(rfc3339).unwrap()
     }
 
     #[test]

@@ -13,8 +13,8 @@ use serde_json::{json, Value};
 use uuid::Uuid;
 
 use crate::bridge::Bridge;
-use crate::clock::{rfc3339, Clock};
-use crate::desk::Desk;
+use crate::domain::clock::{rfc3339, Clock};
+use crate::experts::Desk;
 use crate::routes::html::plain_page;
 use crate::routes::{self, json_error};
 
@@ -65,7 +65,7 @@ pub struct SandboxState {
     /// Short code -> (role, meeting subject).
     links: Mutex<HashMap<String, (&'static str, String)>>,
     /// Experts' messages made with `POST /sandbox/expert-reply`, by id, as Webex serves them.
-    expert_messages: Mutex<HashMap<String, Value>>,
+    expert_texts: Mutex<HashMap<String, Value>>,
     /// The bot's webhooks, as `GET /webhooks` lists them: registered long before the
     /// sandbox started, as in production.
     webhooks: Mutex<Vec<Value>>,
@@ -80,7 +80,7 @@ impl SandboxState {
     pub fn new(webex_api: &url::Url, webhook_target: &str, webhook_secret: &str) -> Self {
         let registered =
             rfc3339(Clock::system().now_ms() - WEBHOOKS_REGISTERED_DAYS_BEFORE * 24 * 3_600_000);
-        let webhooks = crate::desk::webhooks::EXPECTED
+        let webhooks = crate::experts::webhooks::EXPECTED
             .iter()
             .map(|(name, resource)| {
                 json!({
@@ -495,7 +495,7 @@ async fn expert_reply(
         Vec::new()
     };
     let now = rfc3339(bridge.clock().now_ms());
-    state.expert_messages.lock().expect("not poisoned").insert(
+    state.expert_texts.lock().expect("not poisoned").insert(
         id.clone(),
         json!({
             "id": id, "roomId": SANDBOX_EXPERT_ROOM, "roomType": "group", "text": body.text,
@@ -505,7 +505,7 @@ async fn expert_reply(
     );
     // Webex delivers the event only while the webhook is active (and never again).
     let Some(hook) = state
-        .webhook(crate::desk::RESOURCE_MESSAGES)
+        .webhook(crate::experts::RESOURCE_MESSAGES)
         .filter(|hook| hook["status"] == "active")
     else {
         return HttpResponse::Accepted().json(json!({
@@ -560,7 +560,7 @@ async fn webex_list_messages(
         );
     }
     let mut items: Vec<Value> = state
-        .expert_messages
+        .expert_texts
         .lock()
         .expect("not poisoned")
         .values()
@@ -673,7 +673,7 @@ async fn webex_get_message(
         return refused;
     }
     match state
-        .expert_messages
+        .expert_texts
         .lock()
         .expect("not poisoned")
         .get(path.as_str())

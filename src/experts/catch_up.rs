@@ -25,7 +25,7 @@ use crate::upstream::Upstream;
 
 /// How far back the first listing of a room looks: no further than the ids of recorded
 /// events are surely kept (`retention::cutoffs`), so nothing handled before is found as new.
-const FIRST_LOOKBACK: Duration = crate::retention::WEBEX_EVENT_MAX_AGE;
+const FIRST_LOOKBACK: Duration = crate::domain::replay::WEBEX_EVENT_MAX_AGE;
 /// Each listing starts this much before the newest message seen (a message posted just
 /// before another may show up in a listing just after it); what was seen again is
 /// recognised by its id.
@@ -122,7 +122,7 @@ impl Desk {
             .await?
             .into_iter()
             .filter_map(|message| {
-                let created = crate::clock::parse_rfc3339(message.created.as_deref()?)?;
+                let created = crate::domain::clock::parse_rfc3339(message.created.as_deref()?)?;
                 (created >= since).then_some((created, message))
             })
             .collect();

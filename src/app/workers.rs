@@ -11,7 +11,9 @@ use crate::bridge::Bridge;
 /// How soon after a desk opens its waiting conversations reach it, at most.
 const EVERY: Duration = Duration::from_secs(15);
 
-pub async fn run(bridge: Bridge, mut stop: watch::Receiver<bool>) {
+/// Hands waiting conversations to their desks, and closes those whose meetings ended, every
+/// 15 seconds until `stop`.
+pub async fn openings(bridge: Bridge, mut stop: watch::Receiver<bool>) {
     loop {
         match bridge.release_waiting().await {
             Ok(0) => {}
@@ -27,6 +29,26 @@ pub async fn run(bridge: Bridge, mut stop: watch::Receiver<bool>) {
         }
         tokio::select! {
             _ = tokio::time::sleep(EVERY) => {}
+            _ = stop.changed() => return,
+        }
+    }
+}
+
+/// How often retention is applied while `serve` runs.
+const RETENTION_EVERY: Duration = Duration::from_secs(3600);
+
+/// Applies retention (`ICB_RETENTION`) once an hour until `stop`.
+pub async fn retention(bridge: Bridge, retention: Duration, mut stop: watch::Receiver<bool>) {
+    loop {
+        match bridge.purge(retention).await {
+            Ok(report) if report != Default::default() => {
+                tracing::info!(?report, "retention applied")
+            }
+            Ok(_) => {}
+            Err(e) => tracing::error!(error = %e, "retention could not be applied"),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(RETENTION_EVERY) => {}
             _ = stop.changed() => return,
         }
     }

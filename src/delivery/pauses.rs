@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use crate::clock::Clock;
+use crate::domain::clock::Clock;
 use crate::store::{Store, StoreError, UpstreamPause};
 use crate::upstream::{Upstream, UpstreamError, Verdict};
 

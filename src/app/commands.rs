@@ -6,24 +6,24 @@ use std::time::Duration;
 use serde_json::json;
 use uuid::Uuid;
 
-use crate::audit::Actor;
-use crate::bridge::{AppointmentRequest, Bridge, CloseOutcome};
-use crate::cli::{
+use crate::app::cli::{
     AppointmentsCommand, AuditCommand, Cli, Command, ConversationStateArg, ConversationsCommand,
     CustomerCommand, OutboxCommand, OutboxStatusArg, VerticalArg, WebexCommand,
 };
-use crate::clock::{self, Clock};
-use crate::config::Settings;
-use crate::desk::webhooks::{self, HookState};
+use crate::app::settings::Settings;
+use crate::app::telemetry;
+use crate::app::{self, Application, BridgeRuntime, ServeOptions};
+use crate::bridge::{AppointmentRequest, Bridge, CloseOutcome};
+use crate::delivery::pauses::Pauses;
 use crate::desks::{Desks, DEFAULT_DESK};
+use crate::domain::audit::Actor;
+use crate::domain::clock::{self, Clock};
+use crate::domain::metrics::Metrics;
 use crate::domain::{CustomerAddress, Vertical};
-use crate::metrics::Metrics;
-use crate::pauses::Pauses;
+use crate::experts::webhooks::{self, HookState};
 use crate::routes::admin::ConversationDetailView;
 use crate::routes::appointments::AppointmentView;
-use crate::startup::{self, Application, BridgeRuntime, ServeOptions};
 use crate::store::{AppointmentRecord, OutboxState, Store};
-use crate::telemetry;
 use crate::upstream::instant_connect::{InstantConnectClient, MeetingRequest};
 use crate::upstream::webex::WebexClient;
 use crate::upstream::{self};
@@ -170,7 +170,7 @@ async fn open_bridge(settings: &Settings) -> Result<Bridge, String> {
         sandbox: false,
         pauses: Pauses::new(store.clone(), Clock::system()),
     };
-    startup::bridge(settings, store, runtime).map_err(|e| e.to_string())
+    app::bridge(settings, store, runtime).map_err(|e| e.to_string())
 }
 
 async fn conversations(settings: Settings, command: ConversationsCommand) -> Result<(), String> {
@@ -475,7 +475,7 @@ async fn register_webhooks(settings: Settings, public_url: Option<url::Url>) -> 
     let public_url = public_url.or(settings.public_url).ok_or(
         "give --public-url https://… (or set ICB_PUBLIC_URL): where Webex can reach icbridge",
     )?;
-    let target_url = crate::startup::webex_webhook_url(&public_url);
+    let target_url = crate::app::webex_webhook_url(&public_url);
     let webex = WebexClient::new(
         upstream::HttpClient::new(CLI_TIMEOUT),
         settings.webex_api_url,
@@ -583,7 +583,7 @@ async fn check(settings: Settings) -> ExitCode {
             let target_url = settings
                 .public_url
                 .as_ref()
-                .map(crate::startup::webex_webhook_url);
+                .map(crate::app::webex_webhook_url);
             let wanted = webhooks::Wanted {
                 target_url: target_url.as_deref(),
                 secret: secrecy::ExposeSecret::expose_secret(secret),

@@ -4,12 +4,12 @@
 
 use serde_json::{json, Value};
 
-use crate::clock;
+use crate::customers::opt_out::Keyword;
+use crate::domain::clock;
 use crate::domain::{
     is_line_break, one_line, Attachment, Channel, ConversationKey, InboundMessage, Location,
     MediaKind,
 };
-use crate::opt_out::Keyword;
 use crate::store::ConversationInfo;
 
 /// Webex refuses a message whose markdown is longer than this many bytes (with a 400, which
@@ -376,9 +376,9 @@ pub fn not_the_assignee(who: &str) -> String {
 /// A reply icbridge found only by listing the space (its webhook event never came): it
 /// reached the customer later than it was written.
 pub fn relayed_late(written_at: &str) -> String {
-    let written = crate::clock::parse_rfc3339(written_at)
+    let written = crate::domain::clock::parse_rfc3339(written_at)
         .map(|ms| {
-            crate::clock::rfc3339(ms)
+            crate::domain::clock::rfc3339(ms)
                 .replace('T', " ")
                 .replace('Z', " UTC")
         })

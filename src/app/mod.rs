@@ -1,0 +1,12 @@
+//! Starting and running icbridge: its settings, the command line, logging, the background
+//! workers, and the sandbox of stand-ins that `serve --sandbox` adds.
+
+pub mod cli;
+pub mod commands;
+pub mod sandbox;
+pub mod settings;
+mod start;
+pub mod telemetry;
+pub mod workers;
+
+pub use start::*;
