@@ -11,6 +11,7 @@ use std::time::Duration;
 use secrecy::SecretString;
 use url::Url;
 
+use crate::domain::ExpertTarget;
 use crate::upstream::connect::ConnectUrls;
 
 use crate::desks::DeskConfig;
@@ -98,15 +99,6 @@ pub enum ConfigError {
     Invalid { key: &'static str, reason: String },
     #[error("config file {path}: [[desk]] entries: {reason}")]
     Desks { path: String, reason: String },
-}
-
-/// Where a message from icbridge's expert notifications goes.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ExpertTarget {
-    RoomId(String),
-    Email(String),
-    /// Resolved to a room id at start-up with `GET /rooms`.
-    RoomTitle(String),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

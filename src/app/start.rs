@@ -13,7 +13,7 @@ use tokio::sync::{watch, Notify};
 use url::Url;
 
 use crate::app::sandbox;
-use crate::app::settings::{ExpertTarget, FollowupReply, LongReplies, ReplyMode, Settings};
+use crate::app::settings::{FollowupReply, LongReplies, ReplyMode, Settings};
 use crate::app::workers;
 use crate::bridge::{Bridge, BridgeParts, CustomerReplies, MeetingPolicy};
 use crate::delivery::media_links::{MediaFiles, MediaLinks};
@@ -22,6 +22,7 @@ use crate::delivery::{OutboxParts, OutboxWorker};
 use crate::desks::{DeskPlaces, Desks};
 use crate::domain::clock::Clock;
 use crate::domain::metrics::Metrics;
+use crate::domain::ExpertTarget;
 use crate::domain::{Destination, ReplySenders, WhatsappTemplate};
 use crate::experts::console::{Console, ConsoleSettings};
 use crate::experts::{Desk, DeskParts, WebhookSettings};

@@ -32,7 +32,7 @@ const CANCELLED_REASON: &str = "cancelled: the appointment was cancelled";
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct AppointmentRequest {
     /// `sms` or `whatsapp`.
-    #[schema(value_type = crate::routes::openapi::ChannelName)]
+    #[schema(value_type = crate::domain::names::ChannelName)]
     pub channel: String,
     /// The customer's number, international format (`+14155550123`).
     #[schema(pattern = r"^\+?[1-9][0-9]{6,14}$")]

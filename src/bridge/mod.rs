@@ -23,12 +23,12 @@ use crate::desks::{AfterHours, Desks, ExpertDesk, OutOfHours};
 use crate::domain::audit::{Action, Actor};
 use crate::domain::clock::{self, Clock};
 use crate::domain::metrics::{DatabaseFigures, Metrics};
+use crate::domain::DeliveryReceipt;
 use crate::domain::{
     outbox_id_of, AddressError, Channel, ConversationKey, CustomerAddress, Delivery, ExpertFile,
     FollowUps, InboundMessage, LinkReply, LinkRole, Media, MeetingLinks, OutboxEntry, Purpose,
     ReplySenders, ReplyTexts, Vertical, WhatsappTemplate,
 };
-use crate::routes::inbound::DeliveryReceipt;
 use crate::store::{
     Answer, AuditEntry, Claim, ConversationInfo, Erasure, ExpertMessage, KeywordMessage,
     KeywordOutcome, MeetingClaim, MeetingInfo, MeetingLinkRecord, NewMeeting, OptOutChange,

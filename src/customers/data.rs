@@ -32,12 +32,12 @@ pub struct CustomerExport {
 #[serde(rename_all = "camelCase")]
 pub struct ExportedConversation {
     pub id: String,
-    #[schema(value_type = crate::routes::openapi::ChannelName)]
+    #[schema(value_type = crate::domain::names::ChannelName)]
     pub channel: String,
     pub customer: String,
     pub business_address: String,
     pub customer_name: Option<String>,
-    #[schema(value_type = crate::routes::openapi::ConversationState)]
+    #[schema(value_type = crate::domain::names::ConversationState)]
     pub state: String,
     #[schema(format = DateTime)]
     pub created_at: String,
@@ -74,7 +74,7 @@ pub struct ExportedAppointment {
     #[schema(format = DateTime)]
     pub ends_at: String,
     /// `booked` or `cancelled`.
-    #[schema(value_type = crate::routes::openapi::AppointmentState)]
+    #[schema(value_type = crate::domain::names::AppointmentState)]
     pub state: String,
     pub note: Option<String>,
 }
@@ -97,9 +97,9 @@ pub struct ExportedMessage {
 #[serde(rename_all = "camelCase")]
 pub struct ExportedDelivery {
     pub id: i64,
-    #[schema(value_type = crate::routes::params::DeliveryKind)]
+    #[schema(value_type = crate::domain::names::DeliveryKind)]
     pub kind: String,
-    #[schema(value_type = crate::routes::openapi::DeliveryState)]
+    #[schema(value_type = crate::domain::names::DeliveryState)]
     pub state: String,
     /// What was (or was to be) sent, as queued.
     #[schema(value_type = Object)]
@@ -128,7 +128,7 @@ pub struct ExportedReceipt {
 #[derive(Debug, Clone, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ExportedOptOut {
-    #[schema(value_type = crate::routes::openapi::ChannelName)]
+    #[schema(value_type = crate::domain::names::ChannelName)]
     pub channel: String,
     pub business_address: String,
     #[schema(format = DateTime)]

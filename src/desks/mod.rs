@@ -12,10 +12,10 @@ use std::collections::HashMap;
 
 use serde::Deserialize;
 
-use crate::app::settings::ExpertTarget;
 use crate::customers::opt_out::{Keyword, OptOutConfig, OptOutPolicy, OptOutTextsConfig};
 use crate::customers::survey::{SurveyTexts, SurveyTextsConfig};
 use crate::desks::hours::OpeningHours;
+use crate::domain::ExpertTarget;
 use crate::domain::{
     BusinessAddress, Channel, Destination, ReplyTemplate, ReplyTexts, TemplateError, TextKind,
     TextValues,

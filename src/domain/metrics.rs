@@ -302,7 +302,7 @@ impl Metrics {
             .oldest_pending_at
             .map_or(0, |at| (figures.now - at).max(0) / 1000);
         self.oldest_pending.set(age);
-        for upstream in crate::upstream::Upstream::ALL {
+        for upstream in crate::domain::Upstream::ALL {
             let label = upstream.label();
             let pause = figures.pauses.iter().find(|(name, _, _)| name == label);
             let seconds = pause.map_or(0, |(_, until, _)| (until - figures.now).max(0) / 1000);

@@ -10,7 +10,10 @@ mod media;
 mod meeting;
 mod message;
 pub mod metrics;
+pub mod names;
+mod receipt;
 pub mod replay;
+mod upstream;
 mod whatsapp;
 
 pub use address::{mask_digits, AddressError, BusinessAddress, CustomerAddress};
@@ -29,4 +32,6 @@ pub use meeting::{
 pub use message::{
     clean_text, is_line_break, one_line, ConversationKey, InboundMessage, MessageId,
 };
+pub use receipt::{DeliveryReceipt, DeliveryStatus, WHATSAPP_WINDOW_CLOSED};
+pub use upstream::{ExpertTarget, Upstream};
 pub use whatsapp::{window_open, WhatsappTemplate, WINDOW};

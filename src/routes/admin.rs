@@ -10,13 +10,14 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use utoipa::{IntoParams, ToSchema};
 
-use super::openapi::{AdminRefusals, QueryRefusal};
-use super::params::{ConversationStates, DeliveryKind, DeliveryStates, Limit};
+use super::params::{ConversationStates, DeliveryStates, Limit};
+use super::responses::{AdminRefusals, QueryRefusal};
 use super::{busy_response, json_error, ErrorBody, StatusBody};
 use crate::bridge::{Bridge, BridgeError, CloseOutcome, ConversationDetail};
 use crate::customers::data::CustomerExport;
 use crate::domain::audit::Actor;
 use crate::domain::clock;
+use crate::domain::names::DeliveryKind;
 use crate::domain::Media;
 use crate::store::{
     AuditEntry, ConversationInfo, Erasure, MeetingLinkRecord, OutboxRow, StoreError,
@@ -166,14 +167,14 @@ impl ResponseError for AdminError {
 pub struct ConversationView {
     pub id: String,
     /// `sms` or `whatsapp`.
-    #[schema(value_type = crate::routes::openapi::ChannelName)]
+    #[schema(value_type = crate::domain::names::ChannelName)]
     pub channel: String,
     /// Masked: `+1415•••0123`.
     pub customer: String,
     pub customer_name: Option<String>,
     pub business_address: String,
     /// `open` or `closed`.
-    #[schema(value_type = crate::routes::openapi::ConversationState)]
+    #[schema(value_type = crate::domain::names::ConversationState)]
     pub state: String,
     #[schema(format = DateTime)]
     pub created_at: String,
@@ -356,12 +357,12 @@ pub struct DeliveryView {
     pub id: i64,
     /// `expert_notification`, `expert_notice`, `customer_reply` or `opt_out_reply` (the
     /// answer to STOP, START or HELP).
-    #[schema(value_type = crate::routes::params::DeliveryKind)]
+    #[schema(value_type = crate::domain::names::DeliveryKind)]
     pub kind: String,
     pub conversation_id: Option<String>,
     /// `pending`, `held`, `sent`, `dead` or `cancelled` (never sent: the customer opted
     /// out).
-    #[schema(value_type = crate::routes::openapi::DeliveryState)]
+    #[schema(value_type = crate::domain::names::DeliveryState)]
     pub state: String,
     pub attempts: i64,
     #[schema(format = DateTime)]
@@ -674,7 +675,7 @@ pub async fn audit_log(
 pub struct RatingView {
     pub conversation_id: String,
     /// `sms` or `whatsapp`.
-    #[schema(value_type = crate::routes::openapi::ChannelName)]
+    #[schema(value_type = crate::domain::names::ChannelName)]
     pub channel: String,
     /// Masked: `+1415•••0123`.
     pub customer: String,

@@ -8,8 +8,8 @@ use serde_json::json;
 use utoipa::{IntoParams, ToSchema};
 
 use super::admin::Admin;
-use super::openapi::{AdminRefusals, QueryRefusal};
 use super::params::Limit;
+use super::responses::{AdminRefusals, QueryRefusal};
 use super::{busy_response, json_error, ErrorBody};
 use crate::bridge::{AppointmentError, AppointmentRequest, Bridge, BridgeError};
 use crate::domain::clock;
@@ -33,7 +33,7 @@ pub struct AppointmentView {
     pub conversation_id: String,
     pub meeting_id: String,
     /// `sms` or `whatsapp`.
-    #[schema(value_type = crate::routes::openapi::ChannelName)]
+    #[schema(value_type = crate::domain::names::ChannelName)]
     pub channel: String,
     /// Masked: `+1415•••0123`.
     pub customer: String,
@@ -51,7 +51,7 @@ pub struct AppointmentView {
     pub guest_url: String,
     pub note: Option<String>,
     /// `booked` or `cancelled`.
-    #[schema(value_type = crate::routes::openapi::AppointmentState)]
+    #[schema(value_type = crate::domain::names::AppointmentState)]
     pub state: String,
     #[schema(format = DateTime)]
     pub created_at: String,

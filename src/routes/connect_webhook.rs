@@ -217,7 +217,7 @@ async fn handle(
     "text": "Hello", "messageId": "wamid.1", "name": "Alice Example"}))]
 pub struct FlowMessage {
     /// `sms` or `whatsapp`.
-    #[schema(value_type = super::openapi::ChannelName)]
+    #[schema(value_type = crate::domain::names::ChannelName)]
     channel: String,
     /// The customer: an E.164 number (SMS) or a WhatsApp id.
     #[schema(pattern = r"^\+?[1-9][0-9]{6,14}$")]

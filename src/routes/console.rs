@@ -9,7 +9,7 @@ use serde_json::json;
 
 use super::admin::MeetingLinkView;
 use super::html::{html_page, plain_page};
-use super::openapi::{ConsoleApiRefusals, ConsolePageRefusals};
+use super::responses::{ConsoleApiRefusals, ConsolePageRefusals};
 use super::{json_error, ErrorBody};
 use crate::bridge::{Bridge, BridgeError, CloseOutcome, NewLinkOutcome};
 use crate::domain::audit::Actor;
@@ -470,7 +470,7 @@ pub async fn widget(Expert(session): Expert) -> HttpResponse {
 /// `X-CSRF-Token`), as the signed-in expert.
 #[utoipa::path(post, operation_id = "console_act", path = "/console/api/conversations/{id}/{action}", tag = "console",
     params(("id" = String, Path, description = "the conversation"),
-           ("action" = inline(super::openapi::ConsoleAction), Path, description = "what to do")),
+           ("action" = inline(super::responses::ConsoleAction), Path, description = "what to do")),
     responses((status = 200, body = super::StatusBody, description = "`closed`, `already_closed`, `created`, `in_progress`, `taken`, `already_yours`, `taken_by_another`, `released` or `not_yours`"),
               (status = 404, body = ErrorBody, description = "no such conversation, or an unknown action"),
               ConsoleApiRefusals))]

@@ -13,6 +13,7 @@ pub mod openapi;
 pub mod params;
 pub mod proxies;
 pub mod request_log;
+pub mod responses;
 pub mod webex_webhook;
 
 use actix_web::{http::StatusCode, web, HttpRequest, HttpResponse};

@@ -2,10 +2,10 @@
 //! with `422 {"error":"invalid"}` (the query error handler in [`super::extractor_errors`])
 //! and a message naming the parameter and what it must be.
 
+use crate::domain::names::DeliveryKind;
 use serde::{de, Deserialize, Deserializer};
 use utoipa::ToSchema;
 
-use crate::domain::Purpose;
 use crate::store::OutboxState;
 
 /// Reads a query parameter as text and parses it; what does not parse is refused naming
@@ -132,35 +132,6 @@ impl<'de> Deserialize<'de> for DeliveryStates {
                 _ => None,
             },
         )
-    }
-}
-
-/// A kind of delivery: `expert_notification`, `expert_notice`, `customer_reply` or
-/// `opt_out_reply`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ToSchema)]
-#[schema(rename_all = "snake_case")]
-pub enum DeliveryKind {
-    ExpertNotification,
-    ExpertNotice,
-    CustomerReply,
-    OptOutReply,
-}
-
-impl DeliveryKind {
-    const ALL: [DeliveryKind; 4] = [
-        DeliveryKind::ExpertNotification,
-        DeliveryKind::ExpertNotice,
-        DeliveryKind::CustomerReply,
-        DeliveryKind::OptOutReply,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            DeliveryKind::ExpertNotification => Purpose::EXPERT_NOTIFICATION,
-            DeliveryKind::ExpertNotice => Purpose::EXPERT_NOTICE,
-            DeliveryKind::CustomerReply => Purpose::CUSTOMER_REPLY,
-            DeliveryKind::OptOutReply => Purpose::OPT_OUT_REPLY,
-        }
     }
 }
 

@@ -10,8 +10,8 @@ use sqlx::AnyConnection;
 use super::conversations::{open_conversations, Opening};
 use super::links::{insert_links, Redirect};
 use super::{insert_outbox, rows_of_placeholders, Backend, Store, StoreError};
+use crate::domain::DeliveryReceipt;
 use crate::domain::{ConversationKey, FollowUps, MeetingLinks, OutboxEntry};
-use crate::routes::inbound::DeliveryReceipt;
 
 /// The answer a message got: which meeting, and whether the message opened it.
 #[derive(Debug, Clone, PartialEq, Eq)]

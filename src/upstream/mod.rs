@@ -7,7 +7,6 @@ pub mod media;
 pub mod webex;
 pub mod webex_oauth;
 
-use std::fmt;
 use std::time::Duration;
 
 use reqwest::header::RETRY_AFTER;
@@ -16,39 +15,7 @@ use crate::domain::metrics::Metrics;
 use reqwest::Response;
 use serde::Deserialize;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Upstream {
-    InstantConnect,
-    Webex,
-    Connect,
-}
-
-impl Upstream {
-    pub const ALL: [Upstream; 3] = [Upstream::InstantConnect, Upstream::Webex, Upstream::Connect];
-
-    pub fn parse(label: &str) -> Option<Self> {
-        Upstream::ALL.into_iter().find(|u| u.label() == label)
-    }
-
-    /// The metrics label.
-    pub fn label(self) -> &'static str {
-        match self {
-            Upstream::InstantConnect => "instant_connect",
-            Upstream::Webex => "webex",
-            Upstream::Connect => "connect",
-        }
-    }
-}
-
-impl fmt::Display for Upstream {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Upstream::InstantConnect => "Instant Connect broker",
-            Upstream::Webex => "Webex API",
-            Upstream::Connect => "Webex Connect API",
-        })
-    }
-}
+pub use crate::domain::Upstream;
 
 #[derive(Debug, thiserror::Error)]
 pub enum UpstreamError {

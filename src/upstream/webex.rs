@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 use url::Url;
 
 use super::{endpoint, status_error, HttpClient, Upstream, UpstreamError};
-use crate::app::settings::ExpertTarget;
+use crate::domain::ExpertTarget;
 use crate::domain::{Destination, ExpertFile, WebexPost};
 
 /// `GET /messages/{id}` (webhooks do not carry the text), or one item of `GET /messages`.

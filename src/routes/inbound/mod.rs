@@ -3,5 +3,5 @@
 mod payload;
 mod signature;
 
-pub use payload::{parse, DeliveryReceipt, DeliveryStatus, Inbound, PayloadError};
+pub use payload::{parse, Inbound, PayloadError};
 pub use signature::{AuthError, ConnectAuth, WebexAuth};
