@@ -14,9 +14,7 @@ use crate::domain::{
     window_open, BusinessAddress, Channel, ConversationKey, CustomerAddress, Delivery,
     InboundMessage, OutboxEntry, Purpose,
 };
-use crate::store::{
-    Answer, AppointmentRecord, Booking, Claim, MeetingClaim, NewAppointment, StoreError,
-};
+use crate::store::{Answer, AppointmentRecord, Booking, Claim, MeetingClaim, NewAppointment, StoreError};
 
 use super::MessageReply;
 

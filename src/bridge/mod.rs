@@ -3,6 +3,8 @@
 //! act through the bridge: what a conversation is and what may happen to it is decided
 //! here, once.
 
+use crate::domain::{Meeting};
+use crate::domain::{Conversation, TakeOutcome};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -29,13 +31,7 @@ use crate::domain::{
     FollowUps, InboundMessage, LinkReply, LinkRole, Media, MeetingLinks, OutboxEntry, Purpose,
     ReplySenders, ReplyTexts, Vertical, WhatsappTemplate,
 };
-use crate::store::{
-    Answer, AuditEntry, Claim, ConversationInfo, Erasure, ExpertMessage, KeywordMessage,
-    KeywordOutcome, MeetingClaim, MeetingInfo, MeetingLinkRecord, NewMeeting, OptOutChange,
-    OptedOutMessage, OutboxRow, OutboxState, PurgeReport, QueueItem, Recorded, Redirect,
-    StartLimit, Store, StoreError, TakeOutcome, TranscriptEntry, UnansweredMessage, UpstreamPause,
-    WaitingMessage,
-};
+use crate::store::{Answer, AuditEntry, Claim, Erasure, ExpertMessage, KeywordMessage, KeywordOutcome, MeetingClaim, MeetingLinkRecord, NewMeeting, OptOutChange, OptedOutMessage, OutboxRow, OutboxState, PurgeReport, QueueItem, Recorded, Redirect, StartLimit, Store, StoreError, TranscriptEntry, UnansweredMessage, UpstreamPause, WaitingMessage};
 use crate::upstream::instant_connect::{self, InstantConnectClient, MeetingRequest};
 use crate::upstream::{Upstream, UpstreamError, Verdict};
 
@@ -265,8 +261,8 @@ pub enum CloseOutcome {
 /// A conversation with its meetings and transcript.
 #[derive(Debug, Clone)]
 pub struct ConversationDetail {
-    pub conversation: ConversationInfo,
-    pub meetings: Vec<MeetingInfo>,
+    pub conversation: Conversation,
+    pub meetings: Vec<Meeting>,
     /// Every link of its meetings, with its role, oldest first.
     pub links: Vec<MeetingLinkRecord>,
     pub transcript: Vec<TranscriptEntry>,
@@ -349,7 +345,7 @@ impl Bridge {
 
     // ---- Reading, for the admin API, the CLI, the console and the desk ----
 
-    pub async fn conversation(&self, id: &str) -> Result<Option<ConversationInfo>, StoreError> {
+    pub async fn conversation(&self, id: &str) -> Result<Option<Conversation>, StoreError> {
         self.inner.store.conversation(id).await
     }
 
@@ -357,7 +353,7 @@ impl Bridge {
     pub async fn conversation_of_webex_message(
         &self,
         message_id: &str,
-    ) -> Result<Option<ConversationInfo>, StoreError> {
+    ) -> Result<Option<Conversation>, StoreError> {
         self.inner
             .store
             .conversation_by_webex_message(message_id)
@@ -369,7 +365,7 @@ impl Bridge {
         &self,
         state: Option<&str>,
         limit: i64,
-    ) -> Result<Vec<ConversationInfo>, StoreError> {
+    ) -> Result<Vec<Conversation>, StoreError> {
         self.inner.store.conversations(state, limit).await
     }
 
@@ -377,7 +373,7 @@ impl Bridge {
     pub async fn open_conversations(
         &self,
         limit: i64,
-    ) -> Result<Vec<ConversationInfo>, StoreError> {
+    ) -> Result<Vec<Conversation>, StoreError> {
         self.inner.store.open_conversations(limit).await
     }
 
@@ -681,7 +677,7 @@ impl Bridge {
     }
 
     /// The desk a conversation belongs to (conversations from before desks: the default).
-    pub fn desk_of(&self, conversation: &ConversationInfo) -> String {
+    pub fn desk_of(&self, conversation: &Conversation) -> String {
         conversation
             .desk
             .clone()
@@ -771,7 +767,7 @@ impl Bridge {
         Ok(TransferOutcome::Transferred)
     }
 
-    async fn known_conversation(&self, id: &str) -> Result<ConversationInfo, BridgeError> {
+    async fn known_conversation(&self, id: &str) -> Result<Conversation, BridgeError> {
         self.inner
             .store
             .conversation(id)
@@ -809,7 +805,7 @@ impl Bridge {
     /// event).
     pub async fn relay_to_customer(
         &self,
-        conversation: &ConversationInfo,
+        conversation: &Conversation,
         webex_message_id: &str,
         text: &str,
         files: &[ExpertFile],
@@ -1316,7 +1312,7 @@ impl Bridge {
     /// due at `due`.
     async fn hand_over(
         &self,
-        conversation: &ConversationInfo,
+        conversation: &Conversation,
         desk: &str,
         due: i64,
     ) -> Result<bool, StoreError> {

@@ -6,9 +6,7 @@ use crate::customers::survey;
 use crate::desks::expert_texts;
 use crate::domain::audit::Actor;
 use crate::domain::{window_open, Channel, FollowUps, InboundMessage, Purpose};
-use crate::store::{
-    same_message, NewSurvey, Rating, RatingOutcome, RatingRecord, Recorded, StoreError,
-};
+use crate::store::{same_message, NewSurvey, Rating, RatingOutcome, RatingRecord, Recorded, StoreError};
 
 impl Bridge {
     /// The survey's question for the customer of conversation `id`, asked with its close

@@ -7,9 +7,8 @@ use serde_json::Value;
 use utoipa::ToSchema;
 
 use crate::domain::clock;
-use crate::store::{
-    ConversationRecord, CustomerRecords, DeliveryRecord, MessageRecord, ReceiptRecord,
-};
+use crate::domain::Conversation;
+use crate::store::{CustomerRecords, DeliveryRecord, MessageRecord, ReceiptRecord};
 
 #[derive(Debug, Clone, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
@@ -173,15 +172,15 @@ fn delivery(record: &DeliveryRecord, receipts: &[ReceiptRecord]) -> ExportedDeli
     }
 }
 
-fn conversation(record: &ConversationRecord, all: &CustomerRecords) -> ExportedConversation {
+fn conversation(record: &Conversation, all: &CustomerRecords) -> ExportedConversation {
     let of_it = |id: &Option<String>| id.as_deref() == Some(record.id.as_str());
     ExportedConversation {
         id: record.id.clone(),
-        channel: record.channel.clone(),
-        customer: record.customer.clone(),
-        business_address: record.business.clone(),
+        channel: record.key.channel.as_str().to_string(),
+        customer: record.key.customer.as_str().to_string(),
+        business_address: record.key.business.as_str().to_string(),
         customer_name: record.customer_name.clone(),
-        state: record.state.clone(),
+        state: if record.open { "open" } else { "closed" }.to_string(),
         created_at: clock::rfc3339(record.created_at),
         closed_at: record.closed_at.map(clock::rfc3339),
         closed_by: record.closed_by.clone(),
@@ -191,11 +190,11 @@ fn conversation(record: &ConversationRecord, all: &CustomerRecords) -> ExportedC
         meetings: all
             .meetings
             .iter()
-            .filter(|m| m.conversation_id == record.id)
+            .filter(|m| m.meeting.conversation_id == record.id)
             .map(|m| ExportedMeeting {
-                id: m.id.clone(),
-                created_at: clock::rfc3339(m.created_at),
-                expires_at: clock::rfc3339(m.expires_at),
+                id: m.meeting.id.clone(),
+                created_at: clock::rfc3339(m.meeting.created_at),
+                expires_at: clock::rfc3339(m.meeting.expires_at),
                 appointment: match (&m.appointment_id, m.starts_at, m.ends_at) {
                     (Some(id), Some(starts_at), Some(ends_at)) => Some(ExportedAppointment {
                         id: id.clone(),

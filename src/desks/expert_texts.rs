@@ -2,6 +2,7 @@
 //! command answers. Customers' words are escaped, never rendered as markdown, and their
 //! numbers are always masked.
 
+use crate::domain::{Conversation};
 use serde_json::{json, Value};
 
 use crate::customers::opt_out::Keyword;
@@ -10,7 +11,7 @@ use crate::domain::{
     is_line_break, one_line, Attachment, Channel, ConversationKey, InboundMessage, Location,
     MediaKind,
 };
-use crate::store::ConversationInfo;
+
 
 /// Webex refuses a message whose markdown is longer than this many bytes (with a 400, which
 /// no retry cures), so every message built here stays below it, counted after escaping.
@@ -466,7 +467,7 @@ pub fn unknown_command() -> String {
 }
 
 /// `list`: the open conversations, oldest first.
-pub fn open_conversations(conversations: &[ConversationInfo], now: i64) -> String {
+pub fn open_conversations(conversations: &[Conversation], now: i64) -> String {
     if conversations.is_empty() {
         return "No open conversations.".to_string();
     }

@@ -319,6 +319,22 @@ fn environment() -> minijinja::Environment<'static> {
     environment
 }
 
+/// A meeting as icbridge keeps it: made for a conversation, with the subject the broker
+/// made it for (the same subject is the same meeting room) and its links, valid from
+/// `not_before` (a booked consultation's) until `expires_at`.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct Meeting {
+    pub id: String,
+    pub conversation_id: String,
+    pub sub: String,
+    pub host_url: String,
+    pub guest_url: String,
+    pub not_before: Option<i64>,
+    pub expires_at: i64,
+    pub created_at: i64,
+}
+
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -5,6 +5,7 @@ mod address;
 pub mod audit;
 mod channel;
 pub mod clock;
+mod conversation;
 mod delivery;
 mod media;
 mod meeting;
@@ -26,6 +27,7 @@ pub use media::{
     Attachment, ExpertFile, Location, Media, MediaKind, MediaType, MediaUrl, MAX_ATTACHMENTS,
 };
 pub use meeting::{
+    Meeting,
     LinkRole, MeetingLinks, ReplyTemplate, ReplyTexts, TemplateError, TextKind, TextValues,
     Vertical,
 };
@@ -35,3 +37,4 @@ pub use message::{
 pub use receipt::{DeliveryReceipt, DeliveryStatus, WHATSAPP_WINDOW_CLOSED};
 pub use upstream::{ExpertTarget, Upstream};
 pub use whatsapp::{window_open, WhatsappTemplate, WINDOW};
+pub use conversation::{Conversation, TakeOutcome};

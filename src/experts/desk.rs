@@ -3,6 +3,7 @@
 //! thread goes to the customer, and `help`, `list`, `close`, `new link` and the card's
 //! buttons do what they say. The bot's own messages are ignored.
 
+use crate::domain::{Conversation, TakeOutcome};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -26,7 +27,7 @@ use crate::domain::audit::Actor;
 use crate::domain::clock::Clock;
 use crate::domain::metrics::Metrics;
 use crate::domain::{Delivery, Destination, Purpose, WebexPost};
-use crate::store::{ConversationInfo, Store, StoreError, TakeOutcome, WebexEvent};
+use crate::store::{Store, StoreError, WebexEvent};
 use crate::upstream::webex::{Message, Person, WebexClient};
 use crate::upstream::{Upstream, UpstreamError};
 
@@ -779,7 +780,7 @@ impl Desk {
     /// The notice for a reply or a press in the space of a desk the conversation was
     /// transferred away from (its old thread), if `room` is such a space: nothing there
     /// reaches the customer or changes the conversation any more.
-    fn moved_elsewhere(&self, conversation: &ConversationInfo, room: &str) -> Option<String> {
+    fn moved_elsewhere(&self, conversation: &Conversation, room: &str) -> Option<String> {
         let current = self.places.of(conversation.desk.as_deref());
         let in_a_desk_space = self
             .places
@@ -854,7 +855,7 @@ impl Desk {
 
     async fn close(
         &self,
-        conversation: &ConversationInfo,
+        conversation: &Conversation,
         author: &str,
         place: &Place,
     ) -> Result<(), DeskError> {
@@ -878,7 +879,7 @@ impl Desk {
     /// wrong is said here.
     async fn add_guest(
         &self,
-        conversation: &ConversationInfo,
+        conversation: &Conversation,
         number: Option<&str>,
         author: &str,
         place: &Place,
@@ -902,7 +903,7 @@ impl Desk {
 
     async fn new_link(
         &self,
-        conversation: &ConversationInfo,
+        conversation: &Conversation,
         place: &Place,
     ) -> Result<(), DeskError> {
         let answer = match self.bridge.new_link(&conversation.id).await {
@@ -920,7 +921,7 @@ impl Desk {
     /// or a second taker, is told who has it.
     async fn take(
         &self,
-        conversation: &ConversationInfo,
+        conversation: &Conversation,
         author: &str,
         place: &Place,
     ) -> Result<(), DeskError> {
@@ -936,7 +937,7 @@ impl Desk {
     /// `transfer <desk>`: the bridge tells both desks; a wrong name or desk is answered.
     async fn transfer(
         &self,
-        conversation: &ConversationInfo,
+        conversation: &Conversation,
         desk: &str,
         author: &str,
         place: &Place,
@@ -953,7 +954,7 @@ impl Desk {
 
     async fn release(
         &self,
-        conversation: &ConversationInfo,
+        conversation: &Conversation,
         author: &str,
         place: &Place,
     ) -> Result<(), DeskError> {
@@ -966,7 +967,7 @@ impl Desk {
 
     async fn relay(
         &self,
-        conversation: &ConversationInfo,
+        conversation: &Conversation,
         message: &Message,
         text: &str,
         author: &str,

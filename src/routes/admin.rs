@@ -1,5 +1,6 @@
 //! The admin API under `/api/`: `Authorization: Bearer ICB_ADMIN_TOKEN`; off when unset.
 
+use crate::domain::{Conversation};
 use std::future::{ready, Ready};
 
 use actix_web::http::StatusCode;
@@ -19,10 +20,7 @@ use crate::domain::audit::Actor;
 use crate::domain::clock;
 use crate::domain::names::DeliveryKind;
 use crate::domain::Media;
-use crate::store::{
-    AuditEntry, ConversationInfo, Erasure, MeetingLinkRecord, OutboxRow, StoreError,
-    TranscriptEntry,
-};
+use crate::store::{AuditEntry, Erasure, MeetingLinkRecord, OutboxRow, StoreError, TranscriptEntry};
 
 /// The admin token, if the admin API is on.
 #[derive(Clone)]
@@ -196,8 +194,8 @@ pub struct ConversationView {
     pub rating: Option<i64>,
 }
 
-impl From<&ConversationInfo> for ConversationView {
-    fn from(c: &ConversationInfo) -> Self {
+impl From<&Conversation> for ConversationView {
+    fn from(c: &Conversation) -> Self {
         ConversationView {
             id: c.id.clone(),
             channel: c.key.channel.as_str().to_string(),

@@ -1,5 +1,6 @@
 //! `/console`: the expert console's pages and its small JSON API.
 
+use crate::domain::{TakeOutcome};
 use actix_web::cookie::{time::Duration as CookieDuration, Cookie, SameSite};
 use actix_web::http::header;
 use actix_web::http::StatusCode;
@@ -15,7 +16,7 @@ use crate::bridge::{Bridge, BridgeError, CloseOutcome, NewLinkOutcome};
 use crate::domain::audit::Actor;
 use crate::domain::clock;
 use crate::experts::console::{page, Console, ConsoleError, LOGIN_TIMEOUT_MS};
-use crate::store::{ConsoleSession, StoreError, TakeOutcome};
+use crate::store::{ConsoleSession, StoreError};
 
 const COOKIE: &str = "icb_console";
 /// The browser's part of a login in progress: set by `/console/login`, asked for by the

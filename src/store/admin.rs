@@ -1,7 +1,9 @@
 //! What operators see and do: conversations with their transcripts, and retention.
 
+use crate::domain::Meeting;
+use crate::domain::{Conversation};
 use super::conversations::{conversations, SELECT};
-use super::{ConversationInfo, Store, StoreError, ERASED};
+use super::{Store, StoreError, ERASED};
 
 /// One line of a conversation's transcript.
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -14,15 +16,6 @@ pub struct TranscriptEntry {
     /// The files and location the message carried, as stored (see `Media::to_stored`).
     pub media: Option<String>,
     pub at: i64,
-}
-
-#[derive(Debug, Clone, sqlx::FromRow)]
-pub struct MeetingInfo {
-    pub id: String,
-    pub host_url: String,
-    pub guest_url: String,
-    pub expires_at: i64,
-    pub created_at: i64,
 }
 
 /// What one retention run changed.
@@ -78,7 +71,7 @@ impl Store {
         &self,
         state: Option<&str>,
         limit: i64,
-    ) -> Result<Vec<ConversationInfo>, StoreError> {
+    ) -> Result<Vec<Conversation>, StoreError> {
         conversations(
             sqlx::query_as(&format!(
                 "{SELECT} WHERE ($1 IS NULL OR c.state = $2) ORDER BY c.created_at DESC, c.id LIMIT $3"
@@ -105,9 +98,9 @@ impl Store {
         .await?)
     }
 
-    pub async fn meetings_of(&self, conversation_id: &str) -> Result<Vec<MeetingInfo>, StoreError> {
+    pub async fn meetings_of(&self, conversation_id: &str) -> Result<Vec<Meeting>, StoreError> {
         Ok(sqlx::query_as(
-            "SELECT id, host_url, guest_url, expires_at, created_at FROM meetings
+            "SELECT id, conversation_id, sub, host_url, guest_url, not_before, expires_at, created_at FROM meetings
              WHERE conversation_id = $1 ORDER BY created_at",
         )
         .bind(conversation_id)

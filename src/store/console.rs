@@ -1,7 +1,8 @@
 //! The expert console's logins, sessions and queue.
 
+use crate::domain::{Conversation};
 use super::conversations::{ConversationRow, SELECT};
-use super::{ConversationInfo, Store, StoreError};
+use super::{Store, StoreError};
 
 /// A signed-in expert.
 #[derive(Clone, sqlx::FromRow)]
@@ -30,7 +31,7 @@ impl std::fmt::Debug for ConsoleSession {
 /// A line of the console's queue.
 #[derive(Debug, Clone)]
 pub struct QueueItem {
-    pub conversation: ConversationInfo,
+    pub conversation: Conversation,
     pub last_message: Option<String>,
     pub last_message_at: Option<i64>,
     pub host_url: Option<String>,

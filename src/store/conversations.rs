@@ -1,5 +1,6 @@
 //! Conversations as the experts see them: by thread, open ones, closing, expert replies.
 
+use crate::domain::{Conversation, TakeOutcome};
 use std::collections::HashMap;
 
 use sqlx::AnyConnection;
@@ -9,44 +10,10 @@ use super::surveys::{self, NewSurvey};
 use super::{insert_outbox, key_of, rows_of_placeholders, AuditEntry, Key, Store, StoreError};
 use crate::domain::{BusinessAddress, Channel, ConversationKey, CustomerAddress, OutboxEntry};
 
-/// A stored conversation with what the expert desk shows of it.
-#[derive(Debug, Clone)]
-pub struct ConversationInfo {
-    pub id: String,
-    pub key: ConversationKey,
-    pub customer_name: Option<String>,
-    pub open: bool,
-    /// The Webex message that opened the conversation's thread, once delivered.
-    pub thread_message_id: Option<String>,
-    pub created_at: i64,
-    /// When the newest meeting's links run out.
-    pub links_expire_at: Option<i64>,
-    /// The expert who took the conversation, if one did.
-    pub assignee: Option<String>,
-    /// The desk it belongs to (`None`: opened before desks, the default desk's).
-    pub desk: Option<String>,
-    /// Since when it has waited for its desk to open (out of hours), if it does.
-    pub waiting_since: Option<i64>,
-    /// How the customer rated it (1 to 5), once closed, if they answered the survey.
-    pub rating: Option<i64>,
-}
-
-/// What became of an expert's `take`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum TakeOutcome {
-    Taken,
-    /// The expert had taken it already.
-    AlreadyYours,
-    /// Another expert has it (they were first).
-    TakenBy(String),
-    Closed,
-    Unknown,
-}
-
 /// An expert's reply, relayed to the customer.
 #[derive(Debug)]
 pub struct ExpertMessage<'a> {
-    pub conversation: &'a ConversationInfo,
+    pub conversation: &'a Conversation,
     /// The Webex message id.
     pub message_id: &'a str,
     pub text: &'a str,
@@ -54,7 +21,8 @@ pub struct ExpertMessage<'a> {
 }
 
 pub(super) const SELECT: &str = "SELECT c.id, c.channel, c.customer, c.business, c.customer_name,
-        c.state, c.thread_message_id, c.created_at, c.assignee, c.desk, c.waiting_since,
+        c.state, c.thread_message_id, c.created_at, c.closed_at, c.closed_by, c.assignee, c.desk,
+        c.waiting_since,
         (SELECT MAX(t.expires_at) FROM meetings t WHERE t.conversation_id = c.id) AS links_expire_at,
         (SELECT s.rating FROM surveys s WHERE s.conversation_id = c.id) AS rating
     FROM conversations c";
@@ -70,6 +38,8 @@ pub(super) struct ConversationRow {
     state: String,
     thread_message_id: Option<String>,
     created_at: i64,
+    closed_at: Option<i64>,
+    closed_by: Option<String>,
     links_expire_at: Option<i64>,
     assignee: Option<String>,
     desk: Option<String>,
@@ -77,14 +47,14 @@ pub(super) struct ConversationRow {
     rating: Option<i64>,
 }
 
-impl TryFrom<ConversationRow> for ConversationInfo {
+impl TryFrom<ConversationRow> for Conversation {
     type Error = StoreError;
 
     fn try_from(row: ConversationRow) -> Result<Self, StoreError> {
         let channel = Channel::parse(&row.channel).ok_or_else(|| {
             StoreError::Corrupt(format!("conversation channel {:?}", row.channel))
         })?;
-        Ok(ConversationInfo {
+        Ok(Conversation {
             id: row.id,
             key: ConversationKey {
                 channel,
@@ -93,6 +63,8 @@ impl TryFrom<ConversationRow> for ConversationInfo {
             },
             customer_name: row.customer_name,
             open: row.state == "open",
+            closed_at: row.closed_at,
+            closed_by: row.closed_by,
             thread_message_id: row.thread_message_id,
             created_at: row.created_at,
             links_expire_at: row.links_expire_at,
@@ -206,8 +178,8 @@ pub(super) async fn open_conversations(
 
 pub(super) fn conversations(
     rows: Vec<ConversationRow>,
-) -> Result<Vec<ConversationInfo>, StoreError> {
-    rows.into_iter().map(ConversationInfo::try_from).collect()
+) -> Result<Vec<Conversation>, StoreError> {
+    rows.into_iter().map(Conversation::try_from).collect()
 }
 
 impl Store {
@@ -328,12 +300,12 @@ impl Store {
         .await?)
     }
 
-    pub async fn conversation(&self, id: &str) -> Result<Option<ConversationInfo>, StoreError> {
+    pub async fn conversation(&self, id: &str) -> Result<Option<Conversation>, StoreError> {
         let row: Option<ConversationRow> = sqlx::query_as(&format!("{SELECT} WHERE c.id = $1"))
             .bind(id)
             .fetch_optional(&self.reader)
             .await?;
-        row.map(ConversationInfo::try_from).transpose()
+        row.map(Conversation::try_from).transpose()
     }
 
     /// The conversation a Webex message of the bot's is about: the message that opened
@@ -341,7 +313,7 @@ impl Store {
     pub async fn conversation_by_webex_message(
         &self,
         message_id: &str,
-    ) -> Result<Option<ConversationInfo>, StoreError> {
+    ) -> Result<Option<Conversation>, StoreError> {
         let row: Option<ConversationRow> = sqlx::query_as(&format!(
             "{SELECT} WHERE c.thread_message_id = $1
                  OR c.id = (SELECT o.conversation_id FROM outbox o
@@ -354,14 +326,14 @@ impl Store {
         .bind(message_id)
         .fetch_optional(&self.reader)
         .await?;
-        row.map(ConversationInfo::try_from).transpose()
+        row.map(Conversation::try_from).transpose()
     }
 
     /// The customer's open conversation with the business, if there is one.
     pub async fn open_conversation(
         &self,
         key: &ConversationKey,
-    ) -> Result<Option<ConversationInfo>, StoreError> {
+    ) -> Result<Option<Conversation>, StoreError> {
         let row: Option<ConversationRow> = sqlx::query_as(&format!(
             "{SELECT} WHERE c.channel = $1 AND c.customer = $2 AND c.business = $3
                  AND c.state = 'open'"
@@ -371,14 +343,14 @@ impl Store {
         .bind(key.business.as_str())
         .fetch_optional(&self.reader)
         .await?;
-        row.map(ConversationInfo::try_from).transpose()
+        row.map(Conversation::try_from).transpose()
     }
 
     /// Open conversations, oldest first.
     pub async fn open_conversations(
         &self,
         limit: i64,
-    ) -> Result<Vec<ConversationInfo>, StoreError> {
+    ) -> Result<Vec<Conversation>, StoreError> {
         conversations(
             sqlx::query_as(&format!(
                 "{SELECT} WHERE c.state = 'open' ORDER BY c.created_at, c.id LIMIT $1"

@@ -1,35 +1,17 @@
 //! A customer's data on request: everything held about them, and erasing it. And the audit
 //! log of what administrators and experts did.
 
+use super::conversations::{ConversationRow, SELECT};
+use crate::domain::{Conversation, Meeting};
 use serde::Serialize;
 use sqlx::AnyConnection;
 
 use super::{Backend, Store, StoreError, ERASED};
 
-/// A conversation of the customer, as stored.
-#[derive(Debug, Clone, sqlx::FromRow)]
-pub struct ConversationRecord {
-    pub id: String,
-    pub channel: String,
-    pub customer: String,
-    pub business: String,
-    pub customer_name: Option<String>,
-    pub state: String,
-    pub created_at: i64,
-    pub closed_at: Option<i64>,
-    pub closed_by: Option<String>,
-    pub desk: Option<String>,
-    pub assignee: Option<String>,
-    /// The customer's rating after the call (`ICB_SURVEY`).
-    pub rating: Option<i64>,
-}
-
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct MeetingRecord {
-    pub id: String,
-    pub conversation_id: String,
-    pub created_at: i64,
-    pub expires_at: i64,
+    #[sqlx(flatten)]
+    pub meeting: Meeting,
     /// The booked consultation it was made for, if any.
     pub appointment_id: Option<String>,
     pub starts_at: Option<i64>,
@@ -83,7 +65,7 @@ pub struct OptOutRecord {
 /// Everything stored about a customer, oldest first in each list.
 #[derive(Debug, Clone, Default)]
 pub struct CustomerRecords {
-    pub conversations: Vec<ConversationRecord>,
+    pub conversations: Vec<Conversation>,
     pub meetings: Vec<MeetingRecord>,
     pub messages: Vec<MessageRecord>,
     pub deliveries: Vec<DeliveryRecord>,
@@ -157,20 +139,19 @@ impl Store {
         let [sms, whatsapp] = forms;
         let db = &self.reader;
         Ok(CustomerRecords {
-            conversations: sqlx::query_as(
-                "SELECT id, channel, customer, business, customer_name, state, created_at,
-                        closed_at, closed_by, desk, assignee,
-                        (SELECT v.rating FROM surveys v
-                         WHERE v.conversation_id = conversations.id) AS rating
-                 FROM conversations WHERE customer IN ($1, $2) ORDER BY created_at, id",
-            )
+            conversations: sqlx::query_as::<_, ConversationRow>(&format!(
+                "{SELECT} WHERE c.customer IN ($1, $2) ORDER BY c.created_at, c.id"
+            ))
             .bind(sms)
             .bind(whatsapp)
             .fetch_all(db)
-            .await?,
+            .await?
+            .into_iter()
+            .map(Conversation::try_from)
+            .collect::<Result<_, _>>()?,
             meetings: sqlx::query_as(&format!(
-                "SELECT m.id, m.conversation_id, m.created_at, m.expires_at,
-                        a.id AS appointment_id, a.starts_at, a.ends_at,
+                "SELECT m.id, m.conversation_id, m.sub, m.host_url, m.guest_url, m.not_before,
+                        m.expires_at, m.created_at, a.id AS appointment_id, a.starts_at, a.ends_at,
                         a.state AS appointment_state, a.note
                  FROM meetings m LEFT JOIN appointments a ON a.meeting_id = m.id
                  WHERE m.conversation_id IN ({CONVERSATIONS_OF})

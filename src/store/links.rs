@@ -4,7 +4,8 @@
 use sqlx::AnyConnection;
 
 use super::{insert_outbox, rows_of_placeholders, Store, StoreError};
-use crate::domain::{LinkRole, MeetingLinks, OutboxEntry};
+use crate::domain::{
+    Meeting,LinkRole, MeetingLinks, OutboxEntry};
 
 /// A code icbridge hands out, and the Instant Connect link it stands for.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -196,24 +197,15 @@ pub struct NewGuestLink {
     pub now: i64,
 }
 
-/// The meeting more links are asked for.
-#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
-pub struct LiveMeeting {
-    pub id: String,
-    pub sub: String,
-    pub not_before: Option<i64>,
-    pub expires_at: i64,
-}
-
 impl Store {
     /// The conversation's newest meeting whose links still work (or will, for a booked one).
     pub async fn live_meeting_of(
         &self,
         conversation_id: &str,
         now: i64,
-    ) -> Result<Option<LiveMeeting>, StoreError> {
+    ) -> Result<Option<Meeting>, StoreError> {
         Ok(sqlx::query_as(
-            "SELECT id, sub, not_before, expires_at FROM meetings
+            "SELECT id, conversation_id, sub, host_url, guest_url, not_before, expires_at, created_at FROM meetings
              WHERE conversation_id = $1 AND expires_at > $2
              ORDER BY expires_at DESC, created_at DESC LIMIT 1",
         )

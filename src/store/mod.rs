@@ -35,18 +35,13 @@ use sqlx::{Any, AnyConnection, AnyPool, Executor};
 
 use crate::domain::{ConversationKey, OutboxEntry};
 
-pub use admin::{MeetingInfo, PurgeCutoffs, PurgeReport, TranscriptEntry};
+pub use admin::{PurgeCutoffs, PurgeReport, TranscriptEntry};
 pub use appointments::{AppointmentRecord, Booking, NewAppointment};
 pub use console::{ConsoleSession, QueueItem};
-pub use conversations::{ConversationInfo, ExpertMessage, TakeOutcome};
-pub use customers::{
-    AuditEntry, ConversationRecord, CustomerRecords, DeliveryRecord, Erasure, MeetingRecord,
-    MessageRecord, OptOutRecord, ReceiptRecord,
-};
-pub use links::{LinkRecord, LiveMeeting, MeetingLinkRecord, NewGuestLink, Redirect};
-pub use messages::{
-    Answer, Claim, MeetingClaim, NewMeeting, ReceiptMatch, Recorded, StartLimit, UnansweredMessage,
-};
+pub use conversations::{ExpertMessage};
+pub use customers::{AuditEntry, CustomerRecords, DeliveryRecord, Erasure, MeetingRecord, MessageRecord, OptOutRecord, ReceiptRecord};
+pub use links::{LinkRecord, MeetingLinkRecord, NewGuestLink, Redirect};
+pub use messages::{Answer, Claim, MeetingClaim, NewMeeting, ReceiptMatch, Recorded, StartLimit, UnansweredMessage};
 pub use opt_outs::{KeywordMessage, KeywordOutcome, OptOutChange, OptedOutMessage};
 pub use outbox::{OutboxRow, OutboxState, Outcome, Settlement, OUTBOX_CLAIM_LOCK};
 pub use pauses::UpstreamPause;

@@ -1,10 +1,11 @@
 //! Conversations that wait for their desk to open: a message that needed a meeting came out
 //! of hours, and its desk queues such conversations until it opens.
 
+use crate::domain::{Conversation};
 use super::conversations::{
     change_conversation, conversations, open_conversation_for, ConversationRow, Opening, SELECT,
 };
-use super::{insert_outbox, ConversationInfo, Store, StoreError};
+use super::{insert_outbox, Store, StoreError};
 use crate::domain::{ConversationKey, OutboxEntry};
 
 /// A message that needed a meeting out of hours, to be kept in a waiting conversation.
@@ -102,7 +103,7 @@ impl Store {
         &self,
         desk: Option<&str>,
         limit: i64,
-    ) -> Result<Vec<ConversationInfo>, StoreError> {
+    ) -> Result<Vec<Conversation>, StoreError> {
         let rows: Vec<ConversationRow> = sqlx::query_as(&format!(
             "{SELECT} WHERE c.waiting_since IS NOT NULL AND c.state = 'open'
                  AND (c.desk = $1 OR ($1 IS NULL AND c.desk IS NULL))
