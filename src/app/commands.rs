@@ -1,5 +1,6 @@
 //! What each subcommand does.
 
+use crate::domain::{Appointment, OutboxState};
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -23,7 +24,7 @@ use crate::domain::{CustomerAddress, Vertical};
 use crate::experts::webhooks::{self, HookState};
 use crate::routes::admin::ConversationDetailView;
 use crate::routes::appointments::AppointmentView;
-use crate::store::{AppointmentRecord, OutboxState, Store};
+use crate::store::Store;
 use crate::upstream::instant_connect::{InstantConnectClient, MeetingRequest};
 use crate::upstream::webex::WebexClient;
 use crate::upstream::{self};
@@ -244,7 +245,7 @@ async fn conversations(settings: Settings, command: ConversationsCommand) -> Res
 async fn appointments(settings: Settings, command: AppointmentsCommand) -> Result<(), String> {
     let bridge = open_bridge(&settings).await?;
     let actor = Actor::cli();
-    let show = |appointment: &AppointmentRecord| {
+    let show = |appointment: &Appointment| {
         let view = AppointmentView::from(appointment);
         println!("{}", serde_json::to_string_pretty(&view).expect("JSON"));
     };

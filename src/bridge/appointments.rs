@@ -3,6 +3,7 @@
 //! once and reminded before the start, and the desk's experts get the card at reminder
 //! time. A customer who writes before the slot is told when it is, and gets no new meeting.
 
+use crate::domain::{Answer, Appointment};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -14,7 +15,7 @@ use crate::domain::{
     window_open, BusinessAddress, Channel, ConversationKey, CustomerAddress, Delivery,
     InboundMessage, OutboxEntry, Purpose,
 };
-use crate::store::{Answer, AppointmentRecord, Booking, Claim, MeetingClaim, NewAppointment, StoreError};
+use crate::store::{Booking, Claim, MeetingClaim, NewAppointment, StoreError};
 
 use super::MessageReply;
 
@@ -90,7 +91,7 @@ impl From<StoreError> for AppointmentError {
 /// one booked before with the same Idempotency-Key).
 #[derive(Debug, Clone)]
 pub struct AppointmentOutcome {
-    pub appointment: AppointmentRecord,
+    pub appointment: Appointment,
     pub created: bool,
 }
 
@@ -371,10 +372,7 @@ impl Bridge {
     }
 
     /// The answer to a repeated Idempotency-Key.
-    fn repeat(
-        earlier: AppointmentRecord,
-        digest: &str,
-    ) -> Result<AppointmentOutcome, AppointmentError> {
+    fn repeat(earlier: Appointment, digest: &str) -> Result<AppointmentOutcome, AppointmentError> {
         if earlier.request_digest.as_deref() != Some(digest) {
             return Err(AppointmentError::IdempotencyConflict);
         }
@@ -511,16 +509,21 @@ impl Bridge {
         from: Option<i64>,
         to: Option<i64>,
         limit: i64,
-    ) -> Result<Vec<AppointmentRecord>, StoreError> {
+    ) -> Result<Vec<Appointment>, BridgeError> {
         let from = from.unwrap_or_else(|| self.now());
         self.inner
             .store
             .appointments(from, to.unwrap_or(i64::MAX), limit)
             .await
+            .map_err(BridgeError::from)
     }
 
-    pub async fn appointment(&self, id: &str) -> Result<Option<AppointmentRecord>, StoreError> {
-        self.inner.store.appointment(id).await
+    pub async fn appointment(&self, id: &str) -> Result<Option<Appointment>, BridgeError> {
+        self.inner
+            .store
+            .appointment(id)
+            .await
+            .map_err(BridgeError::from)
     }
 
     /// Cancels a booked appointment: the customer is told, the thread too, the reminder and
@@ -530,7 +533,7 @@ impl Bridge {
         &self,
         id: &str,
         actor: &Actor,
-    ) -> Result<AppointmentRecord, AppointmentError> {
+    ) -> Result<Appointment, AppointmentError> {
         let store = &self.inner.store;
         let appointment = store
             .appointment(id)
@@ -634,7 +637,7 @@ impl Bridge {
 
 /// A booked appointment whose links do not work yet, and the text that says when it is.
 pub(super) struct Ahead {
-    pub appointment: AppointmentRecord,
+    pub appointment: Appointment,
     text: String,
 }
 

@@ -3,7 +3,11 @@
 //! act through the bridge: what a conversation is and what may happen to it is decided
 //! here, once.
 
-use crate::domain::{Meeting};
+use crate::domain::Meeting;
+use crate::domain::{
+    Answer, AuditEntry, Erasure, MeetingLinkRecord, OutboxRow, OutboxState, PurgeReport, QueueItem,
+    Redirect, TranscriptEntry, UpstreamPause,
+};
 use crate::domain::{Conversation, TakeOutcome};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -31,7 +35,10 @@ use crate::domain::{
     FollowUps, InboundMessage, LinkReply, LinkRole, Media, MeetingLinks, OutboxEntry, Purpose,
     ReplySenders, ReplyTexts, Vertical, WhatsappTemplate,
 };
-use crate::store::{Answer, AuditEntry, Claim, Erasure, ExpertMessage, KeywordMessage, KeywordOutcome, MeetingClaim, MeetingLinkRecord, NewMeeting, OptOutChange, OptedOutMessage, OutboxRow, OutboxState, PurgeReport, QueueItem, Recorded, Redirect, StartLimit, Store, StoreError, TranscriptEntry, UnansweredMessage, UpstreamPause, WaitingMessage};
+use crate::store::{
+    Claim, ExpertMessage, KeywordMessage, KeywordOutcome, MeetingClaim, NewMeeting, OptOutChange,
+    OptedOutMessage, Recorded, StartLimit, Store, StoreError, UnansweredMessage, WaitingMessage,
+};
 use crate::upstream::instant_connect::{self, InstantConnectClient, MeetingRequest};
 use crate::upstream::{Upstream, UpstreamError, Verdict};
 
@@ -92,8 +99,17 @@ pub enum BridgeError {
     UnknownConversation(String),
     #[error("`number` {0}")]
     InvalidNumber(AddressError),
+    #[error("no pending or dead delivery with id {0}")]
+    UnknownDelivery(i64),
     #[error(transparent)]
     Store(#[from] StoreError),
+}
+
+impl BridgeError {
+    /// The database did not answer in time; the same request can succeed later.
+    pub fn is_busy(&self) -> bool {
+        matches!(self, BridgeError::Store(error) if error.is_busy())
+    }
 }
 
 /// How new meetings are made, and how many a customer may open.
@@ -297,7 +313,7 @@ impl Bridge {
         &self,
         deliveries: &[(Delivery, Purpose)],
         conversation_id: Option<&str>,
-    ) -> Result<(), StoreError> {
+    ) -> Result<(), BridgeError> {
         let entries: Vec<OutboxEntry> = deliveries
             .iter()
             .map(|(delivery, purpose)| delivery.entry(*purpose))
@@ -345,19 +361,24 @@ impl Bridge {
 
     // ---- Reading, for the admin API, the CLI, the console and the desk ----
 
-    pub async fn conversation(&self, id: &str) -> Result<Option<Conversation>, StoreError> {
-        self.inner.store.conversation(id).await
+    pub async fn conversation(&self, id: &str) -> Result<Option<Conversation>, BridgeError> {
+        self.inner
+            .store
+            .conversation(id)
+            .await
+            .map_err(BridgeError::from)
     }
 
     /// The conversation a Webex message of the bot's (a notification, a thread) is about.
     pub async fn conversation_of_webex_message(
         &self,
         message_id: &str,
-    ) -> Result<Option<Conversation>, StoreError> {
+    ) -> Result<Option<Conversation>, BridgeError> {
         self.inner
             .store
             .conversation_by_webex_message(message_id)
             .await
+            .map_err(BridgeError::from)
     }
 
     /// Conversations, newest first: `open`, `closed` or (`None`) all of them.
@@ -365,22 +386,27 @@ impl Bridge {
         &self,
         state: Option<&str>,
         limit: i64,
-    ) -> Result<Vec<Conversation>, StoreError> {
-        self.inner.store.conversations(state, limit).await
+    ) -> Result<Vec<Conversation>, BridgeError> {
+        self.inner
+            .store
+            .conversations(state, limit)
+            .await
+            .map_err(BridgeError::from)
     }
 
     /// Open conversations, oldest first.
-    pub async fn open_conversations(
-        &self,
-        limit: i64,
-    ) -> Result<Vec<Conversation>, StoreError> {
-        self.inner.store.open_conversations(limit).await
+    pub async fn open_conversations(&self, limit: i64) -> Result<Vec<Conversation>, BridgeError> {
+        self.inner
+            .store
+            .open_conversations(limit)
+            .await
+            .map_err(BridgeError::from)
     }
 
     pub async fn conversation_detail(
         &self,
         id: &str,
-    ) -> Result<Option<ConversationDetail>, StoreError> {
+    ) -> Result<Option<ConversationDetail>, BridgeError> {
         let store = &self.inner.store;
         let Some(conversation) = store.conversation(id).await? else {
             return Ok(None);
@@ -394,37 +420,49 @@ impl Bridge {
     }
 
     /// The console's queue: open conversations, newest activity first.
-    pub async fn queue(&self, limit: i64) -> Result<Vec<QueueItem>, StoreError> {
-        self.inner.store.queue(limit, self.now()).await
+    pub async fn queue(&self, limit: i64) -> Result<Vec<QueueItem>, BridgeError> {
+        self.inner
+            .store
+            .queue(limit, self.now())
+            .await
+            .map_err(BridgeError::from)
     }
 
     pub async fn deliveries(
         &self,
         state: Option<OutboxState>,
         limit: i64,
-    ) -> Result<Vec<OutboxRow>, StoreError> {
-        self.inner.store.list_outbox(state, limit).await
+    ) -> Result<Vec<OutboxRow>, BridgeError> {
+        self.inner
+            .store
+            .list_outbox(state, limit)
+            .await
+            .map_err(BridgeError::from)
     }
 
     /// Makes a dead (or waiting) delivery due now with a fresh retry schedule.
-    pub async fn retry_delivery(&self, id: i64, actor: &Actor) -> Result<(), StoreError> {
+    pub async fn retry_delivery(&self, id: i64, actor: &Actor) -> Result<(), BridgeError> {
         let audit = self.audit_entry(actor, Action::Retry, format!("delivery {id}"), None);
         self.inner
             .store
             .revive_outbox(id, audit, self.now())
-            .await?;
+            .await
+            .map_err(|error| match error {
+                StoreError::NotFound { .. } => BridgeError::UnknownDelivery(id),
+                other => other.into(),
+            })?;
         self.wake_outbox();
         Ok(())
     }
 
     /// Whether the database answers.
-    pub async fn ready(&self) -> Result<(), StoreError> {
-        self.inner.store.ping().await
+    pub async fn ready(&self) -> Result<(), BridgeError> {
+        self.inner.store.ping().await.map_err(BridgeError::from)
     }
 
     /// What the metrics show of the database: deliveries by state, the oldest pending
     /// one, and the upstreams' pauses.
-    pub async fn database_figures(&self) -> Result<DatabaseFigures, StoreError> {
+    pub async fn database_figures(&self) -> Result<DatabaseFigures, BridgeError> {
         let store = &self.inner.store;
         Ok(DatabaseFigures {
             outbox_rows: store.outbox_counts().await?,
@@ -443,8 +481,8 @@ impl Bridge {
     }
 
     /// The upstreams' pauses (waits asked for, refused credentials), from the database.
-    pub async fn upstream_pauses(&self) -> Result<Vec<UpstreamPause>, StoreError> {
-        self.inner.pauses.refresh().await
+    pub async fn upstream_pauses(&self) -> Result<Vec<UpstreamPause>, BridgeError> {
+        self.inner.pauses.refresh().await.map_err(BridgeError::from)
     }
 
     /// Makes every dead delivery (of `kind`, queued since `since`) due now with a fresh
@@ -454,7 +492,7 @@ impl Bridge {
         kind: Option<&str>,
         since: Option<i64>,
         actor: &Actor,
-    ) -> Result<u64, StoreError> {
+    ) -> Result<u64, BridgeError> {
         let asked = format!(
             "kind {}, since {}",
             kind.unwrap_or("any"),
@@ -475,7 +513,7 @@ impl Bridge {
     /// A visit to link `code`: on to the meeting while it is the open conversation's live
     /// one, else the ended page. The first opening of a guest link that is not a
     /// preview's fetch is recorded, posted in the thread (once) and timed.
-    pub async fn visit_link(&self, code: &str, preview: bool) -> Result<LinkVisit, StoreError> {
+    pub async fn visit_link(&self, code: &str, preview: bool) -> Result<LinkVisit, BridgeError> {
         let shaped = code.len() == LINK_CODE_CHARS
             && code
                 .bytes()
@@ -536,8 +574,12 @@ impl Bridge {
     }
 
     /// The newest `limit` rows of the audit log.
-    pub async fn audit_log(&self, limit: i64) -> Result<Vec<AuditEntry>, StoreError> {
-        self.inner.store.audit_entries(limit).await
+    pub async fn audit_log(&self, limit: i64) -> Result<Vec<AuditEntry>, BridgeError> {
+        self.inner
+            .store
+            .audit_entries(limit)
+            .await
+            .map_err(BridgeError::from)
     }
 
     /// A number as SMS (`+…`) and WhatsApp (digits) store it.
@@ -588,11 +630,12 @@ impl Bridge {
     }
 
     /// Applies a retention of `retention` now.
-    pub async fn purge(&self, retention: Duration) -> Result<PurgeReport, StoreError> {
+    pub async fn purge(&self, retention: Duration) -> Result<PurgeReport, BridgeError> {
         self.inner
             .store
             .purge(retention::cutoffs(retention, self.now()))
             .await
+            .map_err(BridgeError::from)
     }
 
     // ---- What experts (in Webex, in the console) and administrators do ----
@@ -810,7 +853,7 @@ impl Bridge {
         text: &str,
         files: &[ExpertFile],
         author_email: Option<&str>,
-    ) -> Result<bool, StoreError> {
+    ) -> Result<bool, BridgeError> {
         let Some(replies) = self.inner.customer_replies.as_ref() else {
             return Ok(false);
         };
@@ -1283,7 +1326,7 @@ impl Bridge {
     /// a notification each in the desk's space, longest waiting first (one a second), with
     /// what the customer wrote meanwhile. Each conversation is handed over once, also with
     /// several instances. Returns how many were.
-    pub async fn release_waiting(&self) -> Result<usize, StoreError> {
+    pub async fn release_waiting(&self) -> Result<usize, BridgeError> {
         let store = &self.inner.store;
         let mut released = 0;
         for stored_desk in store.desks_with_waiting().await? {

@@ -5,8 +5,9 @@ use super::{Bridge, BridgeError, CloseOutcome, MessageReply};
 use crate::customers::survey;
 use crate::desks::expert_texts;
 use crate::domain::audit::Actor;
+use crate::domain::RatingRecord;
 use crate::domain::{window_open, Channel, FollowUps, InboundMessage, Purpose};
-use crate::store::{same_message, NewSurvey, Rating, RatingOutcome, RatingRecord, Recorded, StoreError};
+use crate::store::{same_message, NewSurvey, Rating, RatingOutcome, Recorded, StoreError};
 
 impl Bridge {
     /// The survey's question for the customer of conversation `id`, asked with its close
@@ -123,14 +124,18 @@ impl Bridge {
     }
 
     /// The newest `limit` ratings.
-    pub async fn ratings(&self, limit: i64) -> Result<Vec<RatingRecord>, StoreError> {
-        self.inner.store.ratings(limit).await
+    pub async fn ratings(&self, limit: i64) -> Result<Vec<RatingRecord>, BridgeError> {
+        self.inner
+            .store
+            .ratings(limit)
+            .await
+            .map_err(BridgeError::from)
     }
 
     /// With `ICB_SURVEY`: closes the open conversations whose newest meeting's links ran
     /// out within the last day with nothing written since (the consultation is over), so
     /// that their customers are asked for a rating. Returns how many were closed.
-    pub async fn close_ended_meetings(&self) -> Result<usize, StoreError> {
+    pub async fn close_ended_meetings(&self) -> Result<usize, BridgeError> {
         let surveys = self
             .inner
             .customer_replies
@@ -151,7 +156,7 @@ impl Bridge {
                 Ok(CloseOutcome::Closed) => closed += 1,
                 Ok(CloseOutcome::AlreadyClosed | CloseOutcome::Booked { .. })
                 | Err(BridgeError::UnknownConversation(_)) => {}
-                Err(BridgeError::Store(error)) => return Err(error),
+                Err(error @ BridgeError::Store(_)) => return Err(error),
                 Err(error) => tracing::warn!(conversation = %id, %error, "not closed"),
             }
         }

@@ -2,13 +2,13 @@
 //! reference, delivery and receipt about them, as JSON (`icbridge customer export`,
 //! `GET /api/customers/{number}/export`).
 
+use crate::domain::{CustomerRecords, DeliveryRecord, MessageRecord, ReceiptRecord};
 use serde::Serialize;
 use serde_json::Value;
 use utoipa::ToSchema;
 
 use crate::domain::clock;
 use crate::domain::Conversation;
-use crate::store::{CustomerRecords, DeliveryRecord, MessageRecord, ReceiptRecord};
 
 #[derive(Debug, Clone, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]

@@ -6,12 +6,13 @@
 //! shows it works again. Both are recorded in the database, so that every instance sharing
 //! it respects them, and kept here too, for the checks made before each call.
 
+use crate::domain::UpstreamPause;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crate::domain::clock::Clock;
-use crate::store::{Store, StoreError, UpstreamPause};
+use crate::store::{Store, StoreError};
 use crate::upstream::{Upstream, UpstreamError, Verdict};
 
 /// The longest wait an upstream may ask for; longer ones are cut to it (and logged).

@@ -7,6 +7,7 @@
 //! sends the rows of one conversation one after the other; different conversations are
 //! sent side by side, and a slow one does not hold the others back.
 
+use crate::domain::OutboxRow;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
@@ -27,7 +28,7 @@ use crate::domain::{
     correlation_id, window_open, Delivery, ExpertFile, MediaType, MediaUrl, Purpose, WebexPost,
     WhatsappTemplate,
 };
-use crate::store::{OutboxRow, Outcome, Settlement, Store, StoreError};
+use crate::store::{Outcome, Settlement, Store, StoreError};
 use crate::upstream::connect::{
     ConnectClient, SmsRequest, WhatsappEnvelope, WhatsappMedia, WhatsappRequest,
 };

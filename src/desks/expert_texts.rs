@@ -2,7 +2,7 @@
 //! command answers. Customers' words are escaped, never rendered as markdown, and their
 //! numbers are always masked.
 
-use crate::domain::{Conversation};
+use crate::domain::Conversation;
 use serde_json::{json, Value};
 
 use crate::customers::opt_out::Keyword;
@@ -11,7 +11,6 @@ use crate::domain::{
     is_line_break, one_line, Attachment, Channel, ConversationKey, InboundMessage, Location,
     MediaKind,
 };
-
 
 /// Webex refuses a message whose markdown is longer than this many bytes (with a 400, which
 /// no retry cures), so every message built here stays below it, counted after escaping.

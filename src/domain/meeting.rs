@@ -334,7 +334,6 @@ pub struct Meeting {
     pub created_at: i64,
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -340,7 +340,7 @@ impl Desk {
         &self,
         event: &WebhookEvent,
         payload: &str,
-    ) -> Result<Received, StoreError> {
+    ) -> Result<Received, BridgeError> {
         if !event.is_handled() {
             return Ok(Received::Ignored);
         }
@@ -901,11 +901,7 @@ impl Desk {
         self.answer(place, answer, Some(&conversation.id)).await
     }
 
-    async fn new_link(
-        &self,
-        conversation: &Conversation,
-        place: &Place,
-    ) -> Result<(), DeskError> {
+    async fn new_link(&self, conversation: &Conversation, place: &Place) -> Result<(), DeskError> {
         let answer = match self.bridge.new_link(&conversation.id).await {
             Ok(NewLinkOutcome::Created) => return Ok(()),
             Ok(NewLinkOutcome::InProgress) => expert_texts::LINK_IN_PROGRESS.to_string(),

@@ -1,6 +1,7 @@
 //! The admin API under `/api/`: `Authorization: Bearer ICB_ADMIN_TOKEN`; off when unset.
 
-use crate::domain::{Conversation};
+use crate::domain::Conversation;
+use crate::domain::{AuditEntry, Erasure, MeetingLinkRecord, OutboxRow, TranscriptEntry};
 use std::future::{ready, Ready};
 
 use actix_web::http::StatusCode;
@@ -20,7 +21,6 @@ use crate::domain::audit::Actor;
 use crate::domain::clock;
 use crate::domain::names::DeliveryKind;
 use crate::domain::Media;
-use crate::store::{AuditEntry, Erasure, MeetingLinkRecord, OutboxRow, StoreError, TranscriptEntry};
 
 /// The admin token, if the admin API is on.
 #[derive(Clone)]
@@ -118,8 +118,9 @@ pub enum AdminError {
     Invalid(String),
     #[error("{0}")]
     NotFound(&'static str),
+    /// The database failed (the bridge's `Store` error).
     #[error(transparent)]
-    Store(#[from] StoreError),
+    Database(BridgeError),
 }
 
 impl From<BridgeError> for AdminError {
@@ -127,7 +128,7 @@ impl From<BridgeError> for AdminError {
         match error {
             BridgeError::UnknownConversation(_) => AdminError::NotFound("no such conversation"),
             BridgeError::InvalidNumber(_) => AdminError::Invalid(error.to_string()),
-            BridgeError::Store(error) => AdminError::Store(error),
+            error @ BridgeError::Store(_) => AdminError::Database(error),
             // Closing and retrying call no upstream.
             other => AdminError::BadRequest(other.to_string()),
         }
@@ -140,8 +141,8 @@ impl ResponseError for AdminError {
             AdminError::BadRequest(_) => StatusCode::BAD_REQUEST,
             AdminError::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
             AdminError::NotFound(_) => StatusCode::NOT_FOUND,
-            AdminError::Store(e) if e.is_busy() => StatusCode::SERVICE_UNAVAILABLE,
-            AdminError::Store(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            AdminError::Database(e) if e.is_busy() => StatusCode::SERVICE_UNAVAILABLE,
+            AdminError::Database(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 
@@ -150,8 +151,8 @@ impl ResponseError for AdminError {
             AdminError::BadRequest(_) => json_error(self.status_code(), "bad_request", self),
             AdminError::Invalid(_) => json_error(self.status_code(), "invalid", self),
             AdminError::NotFound(_) => json_error(self.status_code(), "not_found", self),
-            AdminError::Store(e) if e.is_busy() => busy_response(e),
-            AdminError::Store(e) => {
+            AdminError::Database(e) if e.is_busy() => busy_response(e),
+            AdminError::Database(e) => {
                 tracing::error!(error = %e, "admin API: database error");
                 json_error(self.status_code(), "internal_error", "internal error")
             }
@@ -576,7 +577,7 @@ pub async fn retry_outbox(
             status: "pending".into(),
             id,
         })),
-        Err(StoreError::NotFound { .. }) => Err(AdminError::NotFound(
+        Err(BridgeError::UnknownDelivery(_)) => Err(AdminError::NotFound(
             "no pending or dead outbox row with this id",
         )),
         Err(error) => Err(error.into()),

@@ -1,6 +1,7 @@
 //! Booked consultations in the admin API: `POST /api/appointments` (with an optional
 //! `Idempotency-Key`), `GET /api/appointments?from&to`, `DELETE /api/appointments/{id}`.
 
+use crate::domain::Appointment;
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse, ResponseError};
 use serde::{Deserialize, Serialize};
@@ -14,7 +15,6 @@ use super::{busy_response, json_error, ErrorBody};
 use crate::bridge::{AppointmentError, AppointmentRequest, Bridge, BridgeError};
 use crate::domain::clock;
 use crate::domain::CustomerAddress;
-use crate::store::AppointmentRecord;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
@@ -59,8 +59,8 @@ pub struct AppointmentView {
     pub cancelled_at: Option<String>,
 }
 
-impl From<&AppointmentRecord> for AppointmentView {
-    fn from(a: &AppointmentRecord) -> Self {
+impl From<&Appointment> for AppointmentView {
+    fn from(a: &Appointment) -> Self {
         AppointmentView {
             id: a.id.clone(),
             conversation_id: a.conversation_id.clone(),

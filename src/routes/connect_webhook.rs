@@ -45,6 +45,7 @@ impl IntakeError {
             IntakeError::Bridge(
                 BridgeError::Store(_)
                 | BridgeError::UnknownConversation(_)
+                | BridgeError::UnknownDelivery(_)
                 | BridgeError::InvalidNumber(_),
             ) => "error",
         }
@@ -71,6 +72,7 @@ impl ResponseError for IntakeError {
             IntakeError::Bridge(
                 BridgeError::Store(_)
                 | BridgeError::UnknownConversation(_)
+                | BridgeError::UnknownDelivery(_)
                 | BridgeError::InvalidNumber(_),
             ) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -121,6 +123,7 @@ impl ResponseError for IntakeError {
             IntakeError::Bridge(
                 e @ (BridgeError::Store(_)
                 | BridgeError::UnknownConversation(_)
+                | BridgeError::UnknownDelivery(_)
                 | BridgeError::InvalidNumber(_)),
             ) => {
                 tracing::error!(error = %e, "answering 500");

@@ -1,6 +1,7 @@
 //! `/console`: the expert console's pages and its small JSON API.
 
-use crate::domain::{TakeOutcome};
+use crate::domain::ConsoleSession;
+use crate::domain::TakeOutcome;
 use actix_web::cookie::{time::Duration as CookieDuration, Cookie, SameSite};
 use actix_web::http::header;
 use actix_web::http::StatusCode;
@@ -16,7 +17,6 @@ use crate::bridge::{Bridge, BridgeError, CloseOutcome, NewLinkOutcome};
 use crate::domain::audit::Actor;
 use crate::domain::clock;
 use crate::experts::console::{page, Console, ConsoleError, LOGIN_TIMEOUT_MS};
-use crate::store::{ConsoleSession, StoreError};
 
 const COOKIE: &str = "icb_console";
 /// The browser's part of a login in progress: set by `/console/login`, asked for by the
@@ -196,7 +196,9 @@ fn error_response(error: &ConsoleError, as_json: bool, console: &Console) -> Htt
         ConsoleError::Denied(_) => (StatusCode::FORBIDDEN, "login_denied"),
         ConsoleError::NotAllowed(_) => (StatusCode::FORBIDDEN, "not_allowed"),
         ConsoleError::Csrf => (StatusCode::FORBIDDEN, "csrf"),
-        ConsoleError::Upstream(_) => (StatusCode::BAD_GATEWAY, "upstream_unavailable"),
+        ConsoleError::Upstream(_) | ConsoleError::Bridge(_) => {
+            (StatusCode::BAD_GATEWAY, "upstream_unavailable")
+        }
         ConsoleError::Store(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal_error"),
     };
     let text = match &error {
@@ -370,7 +372,7 @@ pub async fn queue(
 ) -> HttpResponse {
     let found = async {
         let items = bridge.queue(200).await?;
-        Ok::<_, StoreError>((items, bridge.ratings(RECENT_RATINGS).await?))
+        Ok::<_, BridgeError>((items, bridge.ratings(RECENT_RATINGS).await?))
     };
     let (items, ratings) = match found.await {
         Ok(found) => found,

@@ -22,8 +22,6 @@ use serde::Serialize;
 use serde_json::json;
 use utoipa::ToSchema;
 
-use crate::store::StoreError;
-
 /// A route for `GET` that answers `HEAD` too, with the same status and headers and no body
 /// (the server leaves the body out): HTTP asks servers to take `HEAD` wherever they take
 /// `GET`. Every `GET` route is mounted with it (`web::get` is refused by clippy.toml).
@@ -98,7 +96,7 @@ const BUSY_RETRY_AFTER_SECONDS: u64 = 1;
 
 /// `503` with `Retry-After` for a database that did not answer in time: nothing was
 /// acknowledged, and the same request can succeed a moment later.
-pub fn busy_response(error: &StoreError) -> HttpResponse {
+pub fn busy_response(error: &impl std::fmt::Display) -> HttpResponse {
     tracing::warn!(%error, "answering 503: the database is busy");
     let mut response = json_error(
         StatusCode::SERVICE_UNAVAILABLE,

@@ -3,10 +3,9 @@
 //! and a message naming the parameter and what it must be.
 
 use crate::domain::names::DeliveryKind;
+use crate::domain::OutboxState;
 use serde::{de, Deserialize, Deserializer};
 use utoipa::ToSchema;
-
-use crate::store::OutboxState;
 
 /// Reads a query parameter as text and parses it; what does not parse is refused naming
 /// `name` and what it must be.

@@ -9,9 +9,9 @@ use actix_web::{web, HttpRequest, HttpResponse, ResponseError};
 use super::{
     busy_response, json_error, read_body, BodyError, ErrorBody, StatusBody, MAX_BODY_BYTES,
 };
+use crate::bridge::BridgeError;
 use crate::experts::{Desk, Received, WebhookEvent};
 use crate::routes::inbound::{AuthError, WebexAuth};
-use crate::store::StoreError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum WebexHookError {
@@ -25,8 +25,9 @@ pub enum WebexHookError {
     Malformed(String),
     #[error("{0}")]
     Stale(String),
+    /// The database could not record it (the bridge's `Store` error).
     #[error(transparent)]
-    Store(#[from] StoreError),
+    Database(#[from] BridgeError),
 }
 
 impl ResponseError for WebexHookError {
@@ -37,8 +38,8 @@ impl ResponseError for WebexHookError {
             WebexHookError::Body(_) | WebexHookError::Malformed(_) | WebexHookError::Stale(_) => {
                 StatusCode::BAD_REQUEST
             }
-            WebexHookError::Store(e) if e.is_busy() => StatusCode::SERVICE_UNAVAILABLE,
-            WebexHookError::Store(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            WebexHookError::Database(e) if e.is_busy() => StatusCode::SERVICE_UNAVAILABLE,
+            WebexHookError::Database(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 
@@ -53,8 +54,8 @@ impl ResponseError for WebexHookError {
                 tracing::warn!(error = %self, "Webex event refused: outside the replay window");
                 json_error(status, "stale_event", self)
             }
-            WebexHookError::Store(e) if e.is_busy() => busy_response(e),
-            WebexHookError::Store(e) => {
+            WebexHookError::Database(e) if e.is_busy() => busy_response(e),
+            WebexHookError::Database(e) => {
                 tracing::error!(error = %e, "answering 500");
                 json_error(status, "internal_error", "internal error")
             }

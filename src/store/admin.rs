@@ -1,35 +1,10 @@
 //! What operators see and do: conversations with their transcripts, and retention.
 
-use crate::domain::Meeting;
-use crate::domain::{Conversation};
 use super::conversations::{conversations, SELECT};
 use super::{Store, StoreError, ERASED};
-
-/// One line of a conversation's transcript.
-#[derive(Debug, Clone, sqlx::FromRow)]
-pub struct TranscriptEntry {
-    /// `customer` or `expert`.
-    pub author: String,
-    pub author_email: Option<String>,
-    /// Empty once erased by retention.
-    pub text: String,
-    /// The files and location the message carried, as stored (see `Media::to_stored`).
-    pub media: Option<String>,
-    pub at: i64,
-}
-
-/// What one retention run changed.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct PurgeReport {
-    pub message_texts_erased: u64,
-    pub conversations_anonymised: u64,
-    pub receipts_deleted: u64,
-    pub outbox_payloads_cleared: u64,
-    /// WhatsApp messages held for a customer who did not write again within the retention.
-    pub held_messages_dropped: u64,
-    pub webex_events_deleted: u64,
-    pub sessions_deleted: u64,
-}
+use crate::domain::Conversation;
+use crate::domain::Meeting;
+use crate::domain::{PurgeReport, TranscriptEntry};
 
 /// What retention removes: data received before `before`, and handled Webex events received
 /// before `events_before` (kept at least as long as events may be replayed).

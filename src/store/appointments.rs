@@ -2,38 +2,14 @@
 //! around the slot), its conversation, and its deliveries (the invitation now, the reminder
 //! and the experts' card at their time), all written in one transaction.
 
+use crate::domain::{Appointment, AuditEntry, Redirect};
 use sqlx::AnyConnection;
 
 use super::conversations::{open_conversation_for, Opening};
 use super::customers::insert_audit;
-use super::links::{insert_links, Redirect};
-use super::{insert_outbox, insert_scheduled, AuditEntry, Store, StoreError};
+use super::links::insert_links;
+use super::{insert_outbox, insert_scheduled, Store, StoreError};
 use crate::domain::{ConversationKey, MeetingLinks, OutboxEntry};
-
-/// An appointment as stored, with its meeting's guest link.
-#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
-pub struct AppointmentRecord {
-    pub id: String,
-    pub conversation_id: String,
-    pub meeting_id: String,
-    pub channel: String,
-    pub customer: String,
-    pub business: String,
-    pub desk: String,
-    pub starts_at: i64,
-    pub ends_at: i64,
-    pub note: Option<String>,
-    /// `booked` or `cancelled`.
-    pub state: String,
-    pub request_digest: Option<String>,
-    pub created_at: i64,
-    pub cancelled_at: Option<i64>,
-    pub guest_url: String,
-    pub host_url: String,
-    /// From when until when the links work (`nbf`, `exp`).
-    pub links_from: i64,
-    pub links_until: i64,
-}
 
 /// What to book: the appointment, its meeting and its deliveries.
 pub struct NewAppointment {
@@ -69,11 +45,11 @@ pub struct NewAppointment {
 /// What became of a booking.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Booking {
-    Booked(AppointmentRecord),
+    Booked(Appointment),
     /// Booked before with the same idempotency key.
-    Existing(AppointmentRecord),
+    Existing(Appointment),
     /// The customer already has an appointment that is not over.
-    CustomerBooked(AppointmentRecord),
+    CustomerBooked(Appointment),
 }
 
 const SELECT: &str = "SELECT a.id, a.conversation_id, a.meeting_id, a.channel, a.customer,
@@ -88,7 +64,7 @@ async fn booked_for(
     db: &mut AnyConnection,
     key: &ConversationKey,
     now: i64,
-) -> Result<Option<AppointmentRecord>, StoreError> {
+) -> Result<Option<Appointment>, StoreError> {
     let sql = format!(
         "{SELECT} WHERE a.channel = $1 AND a.customer = $2 AND a.business = $3
                     AND a.state = 'booked' AND a.ends_at > $4"
@@ -109,7 +85,7 @@ impl Store {
         &self,
         key: &ConversationKey,
         now: i64,
-    ) -> Result<Option<AppointmentRecord>, StoreError> {
+    ) -> Result<Option<Appointment>, StoreError> {
         booked_for(&mut *self.reader.acquire().await?, key, now).await
     }
 
@@ -207,7 +183,7 @@ impl Store {
         .await
     }
 
-    pub async fn appointment(&self, id: &str) -> Result<Option<AppointmentRecord>, StoreError> {
+    pub async fn appointment(&self, id: &str) -> Result<Option<Appointment>, StoreError> {
         let sql = format!("{SELECT} WHERE a.id = $1");
         Ok(sqlx::query_as(&sql)
             .bind(id)
@@ -218,7 +194,7 @@ impl Store {
     pub async fn appointment_by_idempotency_key(
         &self,
         key: &str,
-    ) -> Result<Option<AppointmentRecord>, StoreError> {
+    ) -> Result<Option<Appointment>, StoreError> {
         let sql = format!("{SELECT} WHERE a.idempotency_key = $1");
         Ok(sqlx::query_as(&sql)
             .bind(key)
@@ -232,7 +208,7 @@ impl Store {
         from: i64,
         to: i64,
         limit: i64,
-    ) -> Result<Vec<AppointmentRecord>, StoreError> {
+    ) -> Result<Vec<Appointment>, StoreError> {
         let sql = format!(
             "{SELECT} WHERE a.starts_at >= $1 AND a.starts_at < $2
              ORDER BY a.starts_at, a.id LIMIT $3"
@@ -250,7 +226,7 @@ impl Store {
         &self,
         conversation_id: &str,
         now: i64,
-    ) -> Result<Option<AppointmentRecord>, StoreError> {
+    ) -> Result<Option<Appointment>, StoreError> {
         let sql = format!(
             "{SELECT} WHERE a.conversation_id = $1 AND a.state = 'booked' AND a.ends_at > $2
              ORDER BY a.starts_at LIMIT 1"
@@ -267,7 +243,7 @@ impl Store {
         &self,
         key: &ConversationKey,
         now: i64,
-    ) -> Result<Option<AppointmentRecord>, StoreError> {
+    ) -> Result<Option<Appointment>, StoreError> {
         let sql = format!(
             "{SELECT} WHERE a.channel = $1 AND a.customer = $2 AND a.business = $3
                         AND a.state = 'booked' AND m.not_before > $4
@@ -287,7 +263,7 @@ impl Store {
     /// closes. False when it was not booked (cancelled before).
     pub async fn cancel_appointment(
         &self,
-        appointment: &AppointmentRecord,
+        appointment: &Appointment,
         deliveries: Vec<OutboxEntry>,
         reason: &str,
         audit: AuditEntry,

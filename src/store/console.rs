@@ -1,22 +1,9 @@
 //! The expert console's logins, sessions and queue.
 
-use crate::domain::{Conversation};
 use super::conversations::{ConversationRow, SELECT};
 use super::{Store, StoreError};
-
-/// A signed-in expert.
-#[derive(Clone, sqlx::FromRow)]
-pub struct ConsoleSession {
-    pub id_hash: String,
-    pub email: String,
-    pub display_name: String,
-    pub access_token: String,
-    pub access_expires_at: i64,
-    pub refresh_token: String,
-    pub refresh_expires_at: i64,
-    pub token_generation: i64,
-    pub csrf_token: String,
-}
+use crate::domain::ConsoleSession;
+use crate::domain::QueueItem;
 
 impl std::fmt::Debug for ConsoleSession {
     // Tokens stay out of logs.
@@ -26,19 +13,6 @@ impl std::fmt::Debug for ConsoleSession {
             .field("access_expires_at", &self.access_expires_at)
             .finish_non_exhaustive()
     }
-}
-
-/// A line of the console's queue.
-#[derive(Debug, Clone)]
-pub struct QueueItem {
-    pub conversation: Conversation,
-    pub last_message: Option<String>,
-    pub last_message_at: Option<i64>,
-    pub host_url: Option<String>,
-    /// When the customer first opened the newest meeting's link (icbridge's own links).
-    pub link_opened_at: Option<i64>,
-    /// The start of its booked consultation, if it has one that is not over.
-    pub booked_for: Option<i64>,
 }
 
 /// A queue line as selected: the conversation's columns and its latest message and link.

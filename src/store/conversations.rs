@@ -1,5 +1,6 @@
 //! Conversations as the experts see them: by thread, open ones, closing, expert replies.
 
+use crate::domain::AuditEntry;
 use crate::domain::{Conversation, TakeOutcome};
 use std::collections::HashMap;
 
@@ -7,7 +8,7 @@ use sqlx::AnyConnection;
 
 use super::customers::insert_audit;
 use super::surveys::{self, NewSurvey};
-use super::{insert_outbox, key_of, rows_of_placeholders, AuditEntry, Key, Store, StoreError};
+use super::{insert_outbox, key_of, rows_of_placeholders, Key, Store, StoreError};
 use crate::domain::{BusinessAddress, Channel, ConversationKey, CustomerAddress, OutboxEntry};
 
 /// An expert's reply, relayed to the customer.
@@ -176,9 +177,7 @@ pub(super) async fn open_conversations(
         .collect()
 }
 
-pub(super) fn conversations(
-    rows: Vec<ConversationRow>,
-) -> Result<Vec<Conversation>, StoreError> {
+pub(super) fn conversations(rows: Vec<ConversationRow>) -> Result<Vec<Conversation>, StoreError> {
     rows.into_iter().map(Conversation::try_from).collect()
 }
 
@@ -347,10 +346,7 @@ impl Store {
     }
 
     /// Open conversations, oldest first.
-    pub async fn open_conversations(
-        &self,
-        limit: i64,
-    ) -> Result<Vec<Conversation>, StoreError> {
+    pub async fn open_conversations(&self, limit: i64) -> Result<Vec<Conversation>, StoreError> {
         conversations(
             sqlx::query_as(&format!(
                 "{SELECT} WHERE c.state = 'open' ORDER BY c.created_at, c.id LIMIT $1"

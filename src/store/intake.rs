@@ -1,12 +1,13 @@
 //! Recording customers' messages, in batches (see [`super::batches`]): the messages of
 //! concurrent requests are written together, with one statement per step for all of them.
 
+use crate::domain::Answer;
 use std::collections::HashMap;
 
 use futures_util::future::BoxFuture;
 use sqlx::AnyConnection;
 
-use super::messages::{answer_of, Answer, AnswerRow, Recorded};
+use super::messages::{answer_of, AnswerRow, Recorded};
 use super::{key_of, rows_of_placeholders, Key, Store, StoreError};
 use crate::domain::{Channel, FollowUps, InboundMessage};
 

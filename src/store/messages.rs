@@ -2,29 +2,17 @@
 //! its conversation's live meeting, claiming the right to make a new one, storing it with
 //! its deliveries, the hourly limit per customer, and delivery receipts.
 
+use crate::domain::{Answer, Redirect};
 use std::collections::HashSet;
 
 use futures_util::future::BoxFuture;
 use sqlx::AnyConnection;
 
 use super::conversations::{open_conversations, Opening};
-use super::links::{insert_links, Redirect};
+use super::links::insert_links;
 use super::{insert_outbox, rows_of_placeholders, Backend, Store, StoreError};
 use crate::domain::DeliveryReceipt;
 use crate::domain::{ConversationKey, FollowUps, MeetingLinks, OutboxEntry};
-
-/// The answer a message got: which meeting, and whether the message opened it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Answer {
-    pub conversation_id: String,
-    pub meeting_id: String,
-    pub guest_url: String,
-    pub host_url: String,
-    pub expires_at: i64,
-    pub opened_meeting: bool,
-    /// The desk of the conversation (`None`: the default desk's).
-    pub desk: Option<String>,
-}
 
 /// An [`Answer`] as selected: `opened_meeting` is a 0/1 integer on both databases.
 #[derive(sqlx::FromRow)]

@@ -26,6 +26,7 @@ mod waiting;
 mod webex_events;
 mod writer;
 
+use crate::domain::Answer;
 use std::time::Duration;
 
 use futures_util::future::BoxFuture;
@@ -35,18 +36,18 @@ use sqlx::{Any, AnyConnection, AnyPool, Executor};
 
 use crate::domain::{ConversationKey, OutboxEntry};
 
-pub use admin::{PurgeCutoffs, PurgeReport, TranscriptEntry};
-pub use appointments::{AppointmentRecord, Booking, NewAppointment};
-pub use console::{ConsoleSession, QueueItem};
-pub use conversations::{ExpertMessage};
-pub use customers::{AuditEntry, CustomerRecords, DeliveryRecord, Erasure, MeetingRecord, MessageRecord, OptOutRecord, ReceiptRecord};
-pub use links::{LinkRecord, MeetingLinkRecord, NewGuestLink, Redirect};
-pub use messages::{Answer, Claim, MeetingClaim, NewMeeting, ReceiptMatch, Recorded, StartLimit, UnansweredMessage};
+pub use admin::PurgeCutoffs;
+pub use appointments::{Booking, NewAppointment};
+pub use conversations::ExpertMessage;
+
+pub use links::NewGuestLink;
+pub use messages::{
+    Claim, MeetingClaim, NewMeeting, ReceiptMatch, Recorded, StartLimit, UnansweredMessage,
+};
 pub use opt_outs::{KeywordMessage, KeywordOutcome, OptOutChange, OptedOutMessage};
-pub use outbox::{OutboxRow, OutboxState, Outcome, Settlement, OUTBOX_CLAIM_LOCK};
-pub use pauses::UpstreamPause;
-pub use surveys::{same_message, LatestSurvey, NewSurvey, Rating, RatingOutcome, RatingRecord};
-pub use waiting::{Waiting, WaitingMessage};
+pub use outbox::{Outcome, Settlement, OUTBOX_CLAIM_LOCK};
+pub use surveys::{same_message, LatestSurvey, NewSurvey, Rating, RatingOutcome};
+pub use waiting::WaitingMessage;
 pub use webex_events::{CaughtUpEvent, WebexEvent};
 
 /// How long a request waits for the database (a connection, or another writer's lock)

@@ -1,24 +1,7 @@
 //! Upstreams that asked icbridge to wait, or refused its credential.
 
 use super::{Store, StoreError};
-
-/// A pause of deliveries to one upstream.
-#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
-pub struct UpstreamPause {
-    /// `webex`, `connect` or `instant_connect`.
-    pub upstream: String,
-    pub paused_until: i64,
-    /// 1 while the credential is refused: deliveries wait for a successful probe.
-    pub credential_failing: i64,
-    pub reason: String,
-    pub updated_at: i64,
-}
-
-impl UpstreamPause {
-    pub fn credential_refused(&self) -> bool {
-        self.credential_failing != 0
-    }
-}
+use crate::domain::UpstreamPause;
 
 /// Which upstream an outbox row is delivered through: its SQL, from the row's `kind`
 /// (customer replies go through Webex Connect, everything else to Webex).

@@ -1,10 +1,11 @@
 //! The rating asked of a customer after their conversation is closed: the question, asked
 //! with the close, and the answer, recorded once.
 
+use crate::domain::RatingRecord;
 use sqlx::AnyConnection;
 
 use super::{insert_outbox, Store, StoreError};
-use crate::domain::{ConversationKey, CustomerAddress, MessageId, OutboxEntry};
+use crate::domain::{ConversationKey, MessageId, OutboxEntry};
 
 /// The question to a customer whose conversation is being closed.
 #[derive(Debug, Clone)]
@@ -46,19 +47,6 @@ pub enum RatingOutcome {
     AlreadyRecorded,
     /// Another message answered it first: this one is a message like any other.
     AnsweredByAnother,
-}
-
-/// A rating as the admin API lists it.
-#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
-pub struct RatingRecord {
-    pub conversation_id: String,
-    pub channel: String,
-    /// The customer's number as stored: shown masked only.
-    pub customer: String,
-    pub desk: Option<String>,
-    pub rating: i64,
-    pub asked_at: i64,
-    pub answered_at: i64,
 }
 
 #[derive(sqlx::FromRow)]
@@ -221,13 +209,6 @@ impl Store {
         .bind(limit)
         .fetch_all(&self.reader)
         .await?)
-    }
-}
-
-impl RatingRecord {
-    /// The customer's number, masked (`+1415•••0123`).
-    pub fn customer_masked(&self) -> String {
-        CustomerAddress::from_stored(self.customer.clone()).masked()
     }
 }
 

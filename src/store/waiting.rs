@@ -1,11 +1,12 @@
 //! Conversations that wait for their desk to open: a message that needed a meeting came out
 //! of hours, and its desk queues such conversations until it opens.
 
-use crate::domain::{Conversation};
 use super::conversations::{
     change_conversation, conversations, open_conversation_for, ConversationRow, Opening, SELECT,
 };
 use super::{insert_outbox, Store, StoreError};
+use crate::domain::Conversation;
+use crate::domain::Waiting;
 use crate::domain::{ConversationKey, OutboxEntry};
 
 /// A message that needed a meeting out of hours, to be kept in a waiting conversation.
@@ -21,18 +22,6 @@ pub struct WaitingMessage {
     /// customer who writes three times at night is told once.
     pub deliveries: Vec<OutboxEntry>,
     pub now: i64,
-}
-
-/// The conversation a waiting message was kept in.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Waiting {
-    pub conversation_id: String,
-    /// `None`: a conversation from before desks, the default desk's.
-    pub desk: Option<String>,
-    /// This message opened the conversation.
-    pub opened_conversation: bool,
-    /// The conversation started waiting with this message (it was not waiting before).
-    pub started_waiting: bool,
 }
 
 impl Store {

@@ -1,6 +1,8 @@
 //! The expert console: Webex login (OAuth with PKCE), server-side sessions with token
 //! refresh, and the queue that the page shows beside the Space Widget.
 
+use crate::bridge::BridgeError;
+use crate::domain::ConsoleSession;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use rand::RngCore;
@@ -10,7 +12,7 @@ use url::Url;
 
 use crate::domain::clock::Clock;
 use crate::domain::Destination;
-use crate::store::{ConsoleSession, Store, StoreError};
+use crate::store::{Store, StoreError};
 use crate::upstream::webex::WebexClient;
 use crate::upstream::webex_oauth::{OAuthError, Tokens, WebexOAuthClient};
 use crate::upstream::{self, UpstreamError};
@@ -40,6 +42,19 @@ pub enum ConsoleError {
     Upstream(#[from] UpstreamError),
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// A meeting could not be made, or the video service asked to wait.
+    #[error(transparent)]
+    Bridge(BridgeError),
+}
+
+impl From<BridgeError> for ConsoleError {
+    fn from(error: BridgeError) -> Self {
+        match error {
+            BridgeError::Store(error) => ConsoleError::Store(error),
+            BridgeError::Upstream(error) => ConsoleError::Upstream(error),
+            other => ConsoleError::Bridge(other),
+        }
+    }
 }
 
 impl From<OAuthError> for ConsoleError {

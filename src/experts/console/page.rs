@@ -1,12 +1,12 @@
 //! The console's HTML: server-rendered from the templates in `templates/` (askama, which
 //! escapes every value unless told otherwise), with one small script and no build step.
 
+use crate::domain::ConsoleSession;
 use askama::Template;
 use serde_json::json;
 use url::Url;
 
 use crate::domain::Destination;
-use crate::store::ConsoleSession;
 
 pub const APP_JS: &str = include_str!("app.js");
 pub const APP_CSS: &str = include_str!("console.css");
