@@ -3,36 +3,32 @@
 //! thread goes to the customer, and `help`, `list`, `close`, `new link` and the card's
 //! buttons do what they say. The bot's own messages are ignored.
 
-use crate::domain::{Conversation, TakeOutcome};
+use crate::domain::Conversation;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use serde::Deserialize;
 use tokio::sync::{watch, Notify, OnceCell};
 
-use super::catch_up::CaughtUp;
+use super::commands::{without_mention, Command, Place};
+use super::events::{
+    outside_replay_window, Received, WebhookEvent, RESOURCE_ACTIONS, RESOURCE_MESSAGES,
+};
 use super::webhooks::{self, HookReport, HookState};
 
-use crate::bridge::{
-    AddGuestOutcome, Bridge, BridgeError, CloseOutcome, NewLinkOutcome, TransferOutcome,
-};
+use crate::bridge::{Bridge, BridgeError};
 use crate::delivery::pauses::Pauses;
 use crate::delivery::schedule;
 use crate::desks::expert_texts::{
     self, ACTION_ADD_GUEST, ACTION_CLOSE, ACTION_NEW_LINK, ACTION_TAKE, ACTION_TRANSFER,
 };
 use crate::desks::DeskPlaces;
-use crate::domain::audit::Actor;
 use crate::domain::clock::Clock;
 use crate::domain::metrics::Metrics;
-use crate::domain::{Delivery, Destination, Purpose, WebexPost};
+use crate::domain::{Destination, WebexPost};
 use crate::store::{Store, StoreError, WebexEvent};
-use crate::upstream::webex::{Message, Person, WebexClient};
+use crate::upstream::webex::{Person, WebexClient};
 use crate::upstream::{Upstream, UpstreamError};
-
-pub const RESOURCE_MESSAGES: &str = "messages";
-pub const RESOURCE_ACTIONS: &str = "attachmentActions";
 
 const LEASE: Duration = Duration::from_secs(60);
 /// A reply a catch-up found that was written longer ago than this is announced in the
@@ -44,84 +40,6 @@ const BATCH: i64 = 32;
 /// How long a membership answer from Webex is trusted: someone removed from the experts'
 /// space loses the bot's commands at most this much later.
 const MEMBERSHIP_TTL: Duration = Duration::from_secs(5 * 60);
-
-/// The part of a Webex webhook event icbridge reads. Its top level is the webhook itself
-/// (Webex's webhook object: its `created` is when the *webhook* was registered, weeks or
-/// months before any event), so nothing here reads it; the event's own time is
-/// `data.created`, when the message was posted or the card's button pressed.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct WebhookEvent {
-    pub resource: String,
-    pub event: String,
-    #[serde(default)]
-    pub actor_id: String,
-    pub data: EventData,
-    /// Set on events icbridge recorded itself for messages a listing found (see
-    /// [`Desk::catch_up`]): the message as Webex listed it.
-    #[serde(default)]
-    pub caught_up: Option<CaughtUp>,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct EventData {
-    pub id: String,
-    /// An attachment action's card (its message), in `attachmentActions` events.
-    #[serde(default)]
-    pub message_id: Option<String>,
-    #[serde(default)]
-    pub room_id: Option<String>,
-    #[serde(default)]
-    pub person_id: String,
-    pub person_email: Option<String>,
-    /// When the message was posted or the button pressed (RFC 3339); see
-    /// [`WebhookEvent::age_problem`].
-    #[serde(default)]
-    pub created: Option<String>,
-}
-
-/// Why an event's time, `created` at `at`, is outside the replay window at `now`, if it
-/// is: older than [`WEBEX_EVENT_MAX_AGE`], or further ahead than [`WEBEX_EVENT_MAX_SKEW`].
-fn outside_replay_window(created: &str, now: i64) -> Option<String> {
-    let Some(created_ms) = crate::domain::clock::parse_rfc3339(created) else {
-        return Some(format!(
-            "the event's `data.created` is not a time: {created:?}"
-        ));
-    };
-    let max_age = crate::domain::replay::WEBEX_EVENT_MAX_AGE;
-    let max_skew = crate::domain::replay::WEBEX_EVENT_MAX_SKEW;
-    if created_ms < now - max_age.as_millis() as i64 {
-        Some(format!(
-            "the event's message or action was created at {created}, more than {} ago; \
-             pushed events are accepted for {} after that",
-            humantime::format_duration(max_age),
-            humantime::format_duration(max_age)
-        ))
-    } else if created_ms > now + max_skew.as_millis() as i64 {
-        Some(format!(
-            "the event's `data.created` ({created}) is in the future"
-        ))
-    } else {
-        None
-    }
-}
-
-impl WebhookEvent {
-    /// Why the event is too old (or too far in the future) to be accepted at `now`, if it
-    /// is: a captured event must not be replayable once its id has been forgotten. Judged
-    /// by `data.created`; an event without one is judged when it is handled, by the time
-    /// of the message or action it names (see [`Desk::process`]).
-    pub fn age_problem(&self, now: i64) -> Option<String> {
-        outside_replay_window(self.data.created.as_deref()?, now)
-    }
-
-    /// Whether the desk acts on this kind of event.
-    pub fn is_handled(&self) -> bool {
-        self.event == "created"
-            && (self.resource == RESOURCE_MESSAGES || self.resource == RESOURCE_ACTIONS)
-    }
-}
 
 #[derive(Debug, thiserror::Error)]
 pub enum DeskError {
@@ -148,84 +66,13 @@ impl From<BridgeError> for DeskError {
     }
 }
 
-/// What an expert can say to the bot.
-#[derive(Debug, PartialEq, Eq)]
-enum Command {
-    Help,
-    List,
-    Close,
-    NewLink,
-    Take,
-    Release,
-    /// `transfer <desk>`.
-    Transfer(String),
-    /// `add guest`, maybe with a number to send the link to.
-    AddGuest(Option<String>),
-    /// Anything else: in a thread, a reply for the customer.
-    Text,
-}
-
-impl Command {
-    fn parse(text: &str) -> Self {
-        let normalised = text
-            .trim()
-            .trim_end_matches(['.', '!', '?'])
-            .to_lowercase()
-            .split_whitespace()
-            .collect::<Vec<_>>()
-            .join(" ");
-        match normalised.as_str() {
-            "help" | "" => Command::Help,
-            "list" => Command::List,
-            "close" => Command::Close,
-            "new link" | "newlink" | "new-link" => Command::NewLink,
-            "take" => Command::Take,
-            "release" => Command::Release,
-            "add guest" | "add-guest" => Command::AddGuest(None),
-            other => match (
-                other.strip_prefix("transfer "),
-                other.strip_prefix("add guest "),
-            ) {
-                (Some(desk), _) if !desk.contains(' ') => Command::Transfer(desk.to_string()),
-                // A number, as people write them: `+1 415 555 0123`.
-                (_, Some(number))
-                    if number
-                        .chars()
-                        .all(|c| c.is_ascii_digit() || " +-().".contains(c)) =>
-                {
-                    Command::AddGuest(Some(number.to_string()))
-                }
-                _ => Command::Text,
-            },
-        }
-    }
-}
-
-/// Where the bot answers: the room, and the thread when there is one.
-struct Place {
-    room_id: String,
-    parent_id: Option<String>,
-}
-
-/// What became of an event from the webhook.
-#[derive(Debug, PartialEq, Eq)]
-pub enum Received {
-    Recorded,
-    /// Recorded before: Webex delivered it again.
-    Duplicate,
-    /// A kind of event the desk does not act on.
-    Ignored,
-    /// Outside the replay window, for this reason.
-    Stale(String),
-}
-
 /// Someone who wrote to the bot or pressed a card's button, and where.
-struct Asker<'a> {
-    person_id: &'a str,
-    email: Option<&'a str>,
-    room_id: &'a str,
+pub(super) struct Asker<'a> {
+    pub(super) person_id: &'a str,
+    pub(super) email: Option<&'a str>,
+    pub(super) room_id: &'a str,
     /// A direct (one-to-one) room with the bot.
-    direct: bool,
+    pub(super) direct: bool,
 }
 
 /// What the desk works with.
@@ -840,246 +687,5 @@ impl Desk {
         memberships.retain(|_, (_, at)| at.elapsed() < MEMBERSHIP_TTL);
         memberships.insert(person_id.to_string(), (member, Instant::now()));
         Ok(member)
-    }
-
-    /// A short answer without any data for someone who is not an expert.
-    async fn refuse(&self, asker: &Asker<'_>, place: &Place) -> Result<(), DeskError> {
-        tracing::warn!(
-            person = %asker.email.map(mask_email).unwrap_or_else(|| "unknown".into()),
-            direct = asker.direct,
-            "bot command refused: not an expert"
-        );
-        self.answer(place, expert_texts::NOT_FOR_YOU.into(), None)
-            .await
-    }
-
-    async fn close(
-        &self,
-        conversation: &Conversation,
-        author: &str,
-        place: &Place,
-    ) -> Result<(), DeskError> {
-        let actor = Actor::Expert(author.to_string());
-        match self.bridge.close(&conversation.id, &actor).await {
-            Ok(CloseOutcome::Closed) => Ok(()),
-            Ok(CloseOutcome::Booked { starts_at, .. }) => {
-                let desk = self.bridge.desks().of(conversation.desk.as_deref());
-                let text = expert_texts::booked_not_closed(&desk.local_time(starts_at));
-                self.answer(place, text, Some(&conversation.id)).await
-            }
-            Ok(CloseOutcome::AlreadyClosed) | Err(BridgeError::UnknownConversation(_)) => {
-                let text = expert_texts::ALREADY_CLOSED.into();
-                self.answer(place, text, Some(&conversation.id)).await
-            }
-            Err(error) => Err(error.into()),
-        }
-    }
-
-    /// `add guest`: the new guest link goes to the thread (the bridge queues it); what went
-    /// wrong is said here.
-    async fn add_guest(
-        &self,
-        conversation: &Conversation,
-        number: Option<&str>,
-        author: &str,
-        place: &Place,
-    ) -> Result<(), DeskError> {
-        let actor = Actor::Expert(author.to_string());
-        let answer = match self
-            .bridge
-            .add_guest(&conversation.id, number, &actor)
-            .await
-        {
-            Ok(AddGuestOutcome::Added { .. }) => return Ok(()),
-            Ok(AddGuestOutcome::NoMeeting) => expert_texts::NO_MEETING_FOR_GUEST.to_string(),
-            Ok(AddGuestOutcome::Closed) => expert_texts::ALREADY_CLOSED.to_string(),
-            Err(BridgeError::Store(error)) => return Err(error.into()),
-            Err(BridgeError::InvalidNumber(error)) => format!("Not a phone number: {error}."),
-            // Not retried: the expert sees why and can ask again.
-            Err(error) => expert_texts::link_failed(&error.to_string()),
-        };
-        self.answer(place, answer, Some(&conversation.id)).await
-    }
-
-    async fn new_link(&self, conversation: &Conversation, place: &Place) -> Result<(), DeskError> {
-        let answer = match self.bridge.new_link(&conversation.id).await {
-            Ok(NewLinkOutcome::Created) => return Ok(()),
-            Ok(NewLinkOutcome::InProgress) => expert_texts::LINK_IN_PROGRESS.to_string(),
-            Ok(NewLinkOutcome::Closed) => expert_texts::ALREADY_CLOSED.to_string(),
-            Err(BridgeError::Store(error)) => return Err(error.into()),
-            // Not retried: the expert sees why and can ask again.
-            Err(error) => expert_texts::link_failed(&error.to_string()),
-        };
-        self.answer(place, answer, Some(&conversation.id)).await
-    }
-
-    /// `take`: the thread says who has it (the bridge queues that); a loser of a race,
-    /// or a second taker, is told who has it.
-    async fn take(
-        &self,
-        conversation: &Conversation,
-        author: &str,
-        place: &Place,
-    ) -> Result<(), DeskError> {
-        let answer = match self.bridge.take(&conversation.id, author).await? {
-            TakeOutcome::Taken => return Ok(()),
-            TakeOutcome::AlreadyYours => expert_texts::ALREADY_YOURS.to_string(),
-            TakeOutcome::TakenBy(other) => expert_texts::taken_by_other(&other),
-            TakeOutcome::Closed | TakeOutcome::Unknown => expert_texts::ALREADY_CLOSED.to_string(),
-        };
-        self.answer(place, answer, Some(&conversation.id)).await
-    }
-
-    /// `transfer <desk>`: the bridge tells both desks; a wrong name or desk is answered.
-    async fn transfer(
-        &self,
-        conversation: &Conversation,
-        desk: &str,
-        author: &str,
-        place: &Place,
-    ) -> Result<(), DeskError> {
-        let actor = Actor::Expert(author.to_string());
-        let answer = match self.bridge.transfer(&conversation.id, desk, &actor).await? {
-            TransferOutcome::Transferred => return Ok(()),
-            TransferOutcome::UnknownDesk(desks) => expert_texts::unknown_desk(desk, &desks),
-            TransferOutcome::AlreadyThere => expert_texts::ALREADY_AT_THAT_DESK.into(),
-            TransferOutcome::Closed => expert_texts::ALREADY_CLOSED.into(),
-        };
-        self.answer(place, answer, Some(&conversation.id)).await
-    }
-
-    async fn release(
-        &self,
-        conversation: &Conversation,
-        author: &str,
-        place: &Place,
-    ) -> Result<(), DeskError> {
-        if self.bridge.release(&conversation.id, author).await? {
-            return Ok(());
-        }
-        let text = expert_texts::NOT_TAKEN_BY_YOU.to_string();
-        self.answer(place, text, Some(&conversation.id)).await
-    }
-
-    async fn relay(
-        &self,
-        conversation: &Conversation,
-        message: &Message,
-        text: &str,
-        author: &str,
-        place: &Place,
-        late: Option<&str>,
-    ) -> Result<(), DeskError> {
-        // While a conversation is taken, only its assignee answers the customer.
-        if let Some(assignee) = conversation.assignee.as_deref().filter(|a| *a != author) {
-            let notice = expert_texts::not_the_assignee(assignee);
-            return self.answer(place, notice, Some(&conversation.id)).await;
-        }
-        let refusal = if !conversation.open {
-            expert_texts::ALREADY_CLOSED
-        } else if !self.bridge.can_reach_customers() {
-            expert_texts::RELAY_NOT_CONFIGURED
-        } else {
-            let mut files = Vec::new();
-            if !message.files.is_empty() && !self.files_relayable {
-                self.answer(
-                    place,
-                    expert_texts::FILES_NOT_RELAYED.into(),
-                    Some(&conversation.id),
-                )
-                .await?;
-            } else {
-                for url in &message.files {
-                    files.push(self.webex.file_info(url).await?);
-                }
-            }
-            if text.trim().is_empty() && files.is_empty() {
-                return Ok(());
-            }
-            let relayed = self
-                .bridge
-                .relay_to_customer(conversation, &message.id, text, &files, Some(author))
-                .await?;
-            tracing::info!(conversation = %conversation.id, files = files.len(), "expert reply relayed to the customer");
-            if let (true, Some(written_at)) = (relayed, late) {
-                let notice = expert_texts::relayed_late(written_at);
-                self.answer(place, notice, Some(&conversation.id)).await?;
-            }
-            return Ok(());
-        };
-        self.answer(place, refusal.into(), Some(&conversation.id))
-            .await
-    }
-
-    /// The bot's answer, through the outbox like every other message.
-    async fn answer(
-        &self,
-        place: &Place,
-        markdown: String,
-        conversation_id: Option<&str>,
-    ) -> Result<(), DeskError> {
-        let message = Delivery::WebexMessage(WebexPost {
-            destination: Destination::RoomId(place.room_id.clone()),
-            markdown,
-            parent_id: place.parent_id.clone(),
-            attachments: Vec::new(),
-            files: Vec::new(),
-        });
-        self.bridge
-            .enqueue(&[(message, Purpose::ExpertNotice)], conversation_id)
-            .await?;
-        Ok(())
-    }
-}
-
-/// `m•••@example.com`: enough to tell people apart in a log, not to write to them.
-fn mask_email(email: &str) -> String {
-    match email.split_once('@') {
-        Some((local, domain)) => {
-            format!("{}•••@{domain}", local.chars().next().unwrap_or('?'))
-        }
-        None => "•••".to_string(),
-    }
-}
-
-/// In a space, a message to the bot starts with its mention: the bot's name (or first
-/// name) is not part of what the expert said.
-fn without_mention<'a>(text: &'a str, bot_name: &str) -> &'a str {
-    let text = text.trim();
-    let first_name = bot_name.split_whitespace().next().unwrap_or_default();
-    for name in [bot_name, first_name] {
-        if !name.is_empty()
-            && text.len() >= name.len()
-            && text.is_char_boundary(name.len())
-            && text[..name.len()].eq_ignore_ascii_case(name)
-        {
-            return text[name.len()..].trim_start_matches([',', ':']).trim();
-        }
-    }
-    text
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn commands() {
-        assert_eq!(Command::parse(" Close. "), Command::Close);
-        assert_eq!(Command::parse("new   link"), Command::NewLink);
-        assert_eq!(Command::parse("LIST"), Command::List);
-        assert_eq!(Command::parse("help?"), Command::Help);
-        assert_eq!(Command::parse("close the door please"), Command::Text);
-    }
-
-    #[test]
-    fn mentions_are_stripped() {
-        assert_eq!(without_mention("icbridge close", "icbridge"), "close");
-        assert_eq!(
-            without_mention("Video Bot: new link", "Video Bot"),
-            "new link"
-        );
-        assert_eq!(without_mention("Video, hi there", "Video Bot"), "hi there");
-        assert_eq!(without_mention("Thanks Alice", "icbridge"), "Thanks Alice");
     }
 }

@@ -2,10 +2,13 @@
 //! delivered, keeping icbridge's webhooks working, and the web console.
 
 mod catch_up;
+mod commands;
 pub mod console;
 mod desk;
+mod events;
 pub mod webhooks;
 
 pub use catch_up::{CatchUpReport, CaughtUp};
 pub use desk::*;
+pub use events::{EventData, Received, WebhookEvent, RESOURCE_ACTIONS, RESOURCE_MESSAGES};
 pub use webhooks::{HookReport, HookState};
