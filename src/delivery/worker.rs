@@ -16,17 +16,16 @@ use futures_util::future::join_all;
 use tokio::sync::{watch, Notify};
 use tokio::task::JoinSet;
 
+use crate::delivery::consent::opted_out;
 use crate::delivery::media_links::MediaLinks;
 use crate::delivery::pauses::{Pauses, PROBE_EVERY};
 use crate::delivery::schedule;
-use crate::delivery::window;
 use crate::desks::expert_texts;
 use crate::desks::DeskPlaces;
 use crate::domain::clock::Clock;
 use crate::domain::metrics::Metrics;
 use crate::domain::{
-    correlation_id, window_open, Delivery, ExpertFile, MediaType, MediaUrl, Purpose, WebexPost,
-    WhatsappTemplate,
+    correlation_id, Delivery, ExpertFile, MediaType, MediaUrl, Purpose, WebexPost, WhatsappTemplate,
 };
 use crate::store::{Outcome, Settlement, Store, StoreError};
 use crate::upstream::connect::{
@@ -38,14 +37,6 @@ use crate::upstream::{Upstream, UpstreamError};
 
 /// Rows claimed at a time, and at most in flight.
 pub const BATCH: usize = 512;
-/// Why a row to a customer who opted out was not sent (the row's `last_error`).
-pub const OPTED_OUT: &str = "cancelled: the customer opted out (STOP)";
-/// Why the survey's question to a WhatsApp customer was not sent (the row's `last_error`).
-pub const SURVEY_OUTSIDE_WINDOW: &str =
-    "cancelled: the customer's 24-hour WhatsApp window closed before the survey went out";
-/// Why a WhatsApp text to someone other than the conversation's customer was not sent.
-pub const RECIPIENT_OUTSIDE_WINDOW: &str =
-    "cancelled: the recipient has not written on WhatsApp in the last 24 hours (send an approved template)";
 /// How often the pauses other instances recorded are read.
 const PAUSES_REFRESH: Duration = Duration::from_secs(5);
 /// How long newly queued rows are left to gather before the worker claims them: a claim
@@ -80,7 +71,7 @@ pub struct OutboxParts {
 
 #[derive(Clone)]
 pub struct OutboxWorker {
-    parts: Arc<OutboxParts>,
+    pub(super) parts: Arc<OutboxParts>,
 }
 
 /// What one conversation's rows need: the rows, in order.
@@ -93,7 +84,7 @@ impl OutboxWorker {
         }
     }
 
-    fn now(&self) -> i64 {
+    pub(super) fn now(&self) -> i64 {
         self.parts.clock.now_ms()
     }
 
@@ -316,13 +307,9 @@ impl OutboxWorker {
 
     /// Sends one row and decides what becomes of it.
     async fn deliver(&self, row: &OutboxRow) -> Outcome {
-        // A customer who opted out gets nothing, whenever it was queued; only the answer to
-        // their STOP, START or HELP goes out.
-        if row.kind == Purpose::CUSTOMER_REPLY && row.customer_opted_out != 0 {
-            tracing::info!(outbox_id = row.id, "not sent: the customer opted out");
-            return Outcome::Cancelled {
-                reason: OPTED_OUT.to_string(),
-            };
+        // Consent first: see `consent`, where it is decided for every send path.
+        if let Some(refused) = opted_out(row) {
+            return refused;
         }
         // An upstream that asked to wait gets no call before the time is up.
         if let Some(until) = self.parts.pauses.paused_until(upstream_of(row)) {
@@ -375,78 +362,6 @@ impl OutboxWorker {
                 tracing::error!(outbox_id = row.id, kind = %row.kind, reason, "outbox row is dead");
                 self.dead(reason.to_string())
             }
-        }
-    }
-
-    /// A free-form WhatsApp message is judged against the customer's 24-hour window when
-    /// it is sent, not when it was queued: outside it, it is held (see `whatsapp_window`).
-    /// The survey's buttons are not held: asked when the customer writes next, about
-    /// something else, the question would make no sense; it is not asked.
-    async fn held_for_the_window(&self, row: &OutboxRow, delivery: &Delivery) -> Option<Outcome> {
-        let (Delivery::Whatsapp { app_id, waid, .. }
-        | Delivery::WhatsappMedia { app_id, waid, .. }
-        | Delivery::WhatsappButtons { app_id, waid, .. }) = delivery
-        else {
-            return None;
-        };
-        let conversation = row.conversation_id.as_deref()?;
-        let store = &self.parts.store;
-        let result =
-            async {
-                let recipient = row.recipient.as_deref();
-                let last = store
-                    .last_customer_message_at(conversation, recipient)
-                    .await?;
-                if window_open(last, self.now()) {
-                    return Ok(None);
-                }
-                // Someone other than the conversation's customer (a guest) whose window is
-                // closed: nothing they write would release a held copy, so it is not sent.
-                let customer = store
-                    .conversation(conversation)
-                    .await?
-                    .map(|c| c.key.customer);
-                if let (Some(recipient), Some(customer)) = (recipient, customer) {
-                    if recipient != customer.as_str() {
-                        tracing::info!(outbox_id = row.id, conversation,
-                        "not sent: the recipient has not written on WhatsApp in the last 24 hours");
-                        return Ok(Some(Outcome::Cancelled {
-                            reason: RECIPIENT_OUTSIDE_WINDOW.to_string(),
-                        }));
-                    }
-                }
-                if matches!(delivery, Delivery::WhatsappButtons { .. }) {
-                    tracing::info!(
-                        outbox_id = row.id,
-                        conversation,
-                        "survey not asked: the customer's 24-hour window is closed"
-                    );
-                    return Ok(Some(Outcome::Cancelled {
-                        reason: SURVEY_OUTSIDE_WINDOW.to_string(),
-                    }));
-                }
-                let template = self.parts.whatsapp_template.as_ref();
-                let first_held =
-                    window::first_held(store, template, conversation, app_id, waid).await?;
-                tracing::info!(
-                    outbox_id = row.id,
-                    conversation,
-                    "WhatsApp message held: the customer's 24-hour window is closed"
-                );
-                Ok::<_, StoreError>(Some(Outcome::Held {
-                    first_held,
-                    at: self.now(),
-                }))
-            }
-            .await;
-        match result {
-            Ok(outcome) => outcome,
-            Err(error) => Some(Outcome::Postponed {
-                next_attempt_at: self.now() + 1000,
-                reason: Some(format!(
-                    "could not read the customer's last message: {error}"
-                )),
-            }),
         }
     }
 
