@@ -379,7 +379,7 @@ impl Settings {
             reply_template: ReplyTemplate::parse(
                 &vars
                     .text("REPLY_TEMPLATE")
-                    .unwrap_or_else(|| ReplyTemplate::DEFAULT.into()),
+                    .unwrap_or_else(|| crate::customers::texts::GUEST_LINK_REPLY.into()),
             )
             .map_err(|reason| ConfigError::Invalid {
                 key: "REPLY_TEMPLATE",

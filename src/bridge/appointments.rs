@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::{new_id, Bridge, BridgeError, CLAIM_LEASE, CLAIM_POLL, WAIT_FOR_OTHER_REQUEST};
+use crate::customers::texts;
 use crate::desks::expert_texts::{self, Offer};
 use crate::domain::audit::{Action, Actor};
 use crate::domain::clock;
@@ -202,7 +203,7 @@ impl Bridge {
         let guest_url = links.guest_url.to_string();
         let invitation = self.about_the_slot(
             &slot,
-            invitation_text(slot.name.as_deref(), &desk.name, &when, &from, &guest_url),
+            texts::appointment_booked(slot.name.as_deref(), &desk.name, &when, &from, &guest_url),
             &when,
             &guest_url,
         );
@@ -227,7 +228,7 @@ impl Bridge {
         let card = Delivery::Notification { markdown, card }.entry(Purpose::ExpertNotification);
         let reminder = self.about_the_slot(
             &slot,
-            reminder_text(slot.name.as_deref(), &desk.name, &when, &guest_url),
+            texts::appointment_reminder(slot.name.as_deref(), &desk.name, &when, &guest_url),
             &when,
             &guest_url,
         );
@@ -559,7 +560,10 @@ impl Bridge {
             ),
         };
         let told = match reachable {
-            true => self.to_customer(&conversation.key, cancellation_text(&desk.name, &when)),
+            true => self.to_customer(
+                &conversation.key,
+                texts::appointment_cancelled(&desk.name, &when),
+            ),
             false => Vec::new(),
         };
         let note = expert_texts::appointment_cancelled(&when, &actor.shown(), !told.is_empty());
@@ -593,7 +597,7 @@ impl Bridge {
             return Ok(None);
         };
         let desk = self.inner.desks.of(Some(&appointment.desk));
-        let text = ahead_text(
+        let text = texts::appointment_ahead(
             &desk.name,
             &desk.local_time(appointment.starts_at),
             &desk.local_time(appointment.links_from),
@@ -667,34 +671,4 @@ impl Ahead {
             ..MessageReply::without_meeting(None, self.text.clone())
         }
     }
-}
-
-fn hello(name: Option<&str>) -> String {
-    format!("Hello {}", name.unwrap_or("there"))
-}
-
-fn invitation_text(name: Option<&str>, desk: &str, when: &str, from: &str, url: &str) -> String {
-    format!(
-        "{}, your video consultation with {desk} is booked for {when}. \
-         Join with this link from {from}: {url}",
-        hello(name)
-    )
-}
-
-fn reminder_text(name: Option<&str>, desk: &str, when: &str, url: &str) -> String {
-    format!(
-        "{}, a reminder: your video consultation with {desk} starts {when}. Join here: {url}",
-        hello(name)
-    )
-}
-
-fn ahead_text(desk: &str, when: &str, from: &str, url: &str) -> String {
-    format!(
-        "Your video consultation with {desk} is booked for {when}. \
-         The link works from {from}: {url}"
-    )
-}
-
-fn cancellation_text(desk: &str, when: &str) -> String {
-    format!("Your video consultation with {desk} on {when} is cancelled.")
 }

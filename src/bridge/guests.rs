@@ -2,6 +2,7 @@
 //! guest link for the conversation's live meeting, and may have it sent to a number.
 
 use super::{Bridge, BridgeError};
+use crate::customers::texts;
 use crate::desks::expert_texts;
 use crate::domain::audit::{Action, Actor};
 use crate::domain::{
@@ -106,7 +107,7 @@ impl Bridge {
     /// when there is one (the guest has not written), else a text.
     fn guest_invitation(&self, guest: &ConversationKey, guest_url: &str) -> Option<OutboxEntry> {
         let replies = self.inner.customer_replies.as_ref()?;
-        let text = format!("You are invited to join a video consultation: {guest_url}");
+        let text = texts::guest_invitation(guest_url);
         let delivery = match (guest.channel, replies.senders.reply(guest, text)) {
             (Channel::Whatsapp, Delivery::Whatsapp { app_id, waid, body }) => {
                 match &replies.whatsapp_template {

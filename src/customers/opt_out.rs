@@ -4,17 +4,13 @@
 
 use serde::Deserialize;
 
+use super::texts::{HELP, OPTED_IN, OPTED_OUT};
 use crate::domain::{Channel, ReplyTemplate, TextKind, TextValues};
 
 /// The words of a whole message (trimmed, any case) that opt out, by default.
 pub const STOP_WORDS: [&str; 6] = ["STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT"];
 pub const START_WORDS: [&str; 2] = ["START", "UNSTOP"];
 pub const HELP_WORDS: [&str; 2] = ["HELP", "INFO"];
-
-const OPTED_OUT: &str = "You will get no more messages from us. Reply START to get them again.";
-const OPTED_IN: &str = "You will get our messages again. Reply STOP to stop them, HELP for help.";
-const HELP: &str = "This number connects you with our experts by video: write your question \
-                    to start. Reply STOP to stop our messages, START to get them again.";
 
 /// `[desk.opt_out]` as written: the words (else the defaults above), and whether WhatsApp
 /// messages count too (SMS always do).

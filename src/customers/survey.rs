@@ -3,15 +3,14 @@
 //! a day is their rating. The wording is the desk's (`[desk.texts]`); what counts as an
 //! answer is the same everywhere.
 
+use super::texts::{
+    SURVEY_QUESTION as QUESTION, SURVEY_THANKS as THANKS,
+    SURVEY_WHATSAPP_QUESTION as WHATSAPP_QUESTION,
+};
 use crate::domain::{Channel, ReplyButton, ReplyTemplate, TextKind, TextValues};
 
 /// How long after the question an answer counts; later, a digit is a message like any other.
 pub const ANSWER_WITHIN_MS: i64 = 24 * 3_600_000;
-
-const QUESTION: &str = "How was your consultation? Reply 1 (poor) to 5 (excellent).";
-const WHATSAPP_QUESTION: &str =
-    "How was your consultation? Tap a button, or reply 1 (poor) to 5 (excellent).";
-const THANKS: &str = "Thank you for your rating!";
 
 /// WhatsApp carries three buttons at most, not five: good, middling, poor, as the ratings
 /// 5, 3 and 1. Titles are at most 20 characters. A tap comes back as a `reply` event naming

@@ -14,6 +14,7 @@ use serde::Deserialize;
 
 use crate::customers::opt_out::{Keyword, OptOutConfig, OptOutPolicy, OptOutTextsConfig};
 use crate::customers::survey::{SurveyTexts, SurveyTextsConfig};
+use crate::customers::texts;
 use crate::desks::hours::OpeningHours;
 use crate::domain::ExpertTarget;
 use crate::domain::{
@@ -115,18 +116,8 @@ impl AfterHours {
     /// The wording of a desk that words none itself: (`after_hours`, `closed`).
     fn default_texts(self) -> (&'static str, &'static str) {
         match self {
-            AfterHours::Queue => (
-                "Thank you for your message. We are closed now and open again {{ opens_at }}; \
-                 we will send you a link to a video consultation then.",
-                "Thank you for your message. We are closed today and open again {{ opens_at }}; \
-                 we will send you a link to a video consultation then.",
-            ),
-            AfterHours::Meeting => (
-                "Thank you for your message. We are closed now and open again {{ opens_at }}, \
-                 when an expert will join you here: {{ guest_url }}",
-                "Thank you for your message. We are closed today and open again {{ opens_at }}, \
-                 when an expert will join you here: {{ guest_url }}",
-            ),
+            AfterHours::Queue => (texts::QUEUED_AFTER_HOURS, texts::QUEUED_ON_CLOSED_DATE),
+            AfterHours::Meeting => (texts::LINK_AFTER_HOURS, texts::LINK_ON_CLOSED_DATE),
         }
     }
 }

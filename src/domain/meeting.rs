@@ -189,7 +189,6 @@ impl PartialEq for ReplyTemplate {
 impl Eq for ReplyTemplate {}
 
 impl ReplyTemplate {
-    pub const DEFAULT: &'static str = "Join your video consultation: {{ guest_url }}";
     /// Webex Connect's SMS content limit.
     pub const MAX_CHARS: usize = 4000;
     /// Long-mode guest links are a JWE in the query string: about 700 characters in practice;
@@ -358,7 +357,8 @@ mod tests {
             ReplyTemplate::parse(&long),
             Err(TemplateError::TooLong(_))
         ));
-        let template = ReplyTemplate::parse(ReplyTemplate::DEFAULT).unwrap();
+        let template =
+            ReplyTemplate::parse("Join your video consultation: {{ guest_url }}").unwrap();
         assert_eq!(
             template.render(values("https://instant.webex.com/visit/ckmNR7I")),
             "Join your video consultation: https://instant.webex.com/visit/ckmNR7I"

@@ -12,6 +12,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 
 use super::html::plain_page;
 use crate::bridge::{Bridge, LinkVisit};
+use crate::customers::texts::{link_not_yet_page, LINK_ENDED_PAGE, LINK_PREVIEW_PAGE};
 use crate::routes::proxies::TrustedProxies;
 
 /// User agents (matched case-insensitively, as parts) that fetch a link to draw its preview
@@ -75,38 +76,6 @@ impl UnknownCodes {
     }
 }
 
-const PREVIEW_PAGE: &str = "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
-<title>Video consultation</title>\
-<meta name=\"description\" content=\"Your link to a video consultation. Open it to join.\">\
-<meta property=\"og:title\" content=\"Video consultation\">\
-<meta property=\"og:description\" content=\"Your link to a video consultation. Open it to join.\">\
-</head><body><h1>Video consultation</h1><p>Your link to a video consultation. Open it to join.</p></body></html>";
-
-const ENDED_PAGE: &str = "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
-<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
-<title>This consultation link has ended</title></head>\
-<body style=\"font-family: sans-serif; max-width: 32rem; margin: 3rem auto; padding: 0 1rem\">\
-<h1>This consultation link has ended</h1>\
-<p>The video consultation it was for is over, or a newer link was sent to you.</p>\
-<p>To talk to us again, send us a new message: you will get a new link.</p></body></html>";
-
-/// A booked consultation's link opened too early: when to come back (`from` is icbridge's
-/// own wording of a time, escaped all the same).
-fn not_yet_page(from: &str) -> String {
-    let from = from
-        .replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;");
-    format!(
-        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
-<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
-<title>Your consultation has not started yet</title></head>\
-<body style=\"font-family: sans-serif; max-width: 32rem; margin: 3rem auto; padding: 0 1rem\">\
-<h1>Your consultation has not started yet</h1>\
-<p>This link works from {from}. Please open it again then.</p></body></html>"
-    )
-}
-
 fn page(status: StatusCode, body: impl Into<String>) -> HttpResponse {
     plain_page(status)
         .insert_header(("X-Robots-Tag", "noindex"))
@@ -158,7 +127,7 @@ pub async fn visit(
     let address = client_address(&request, &proxies);
     let now = bridge.clock().now_ms();
     if unknown.is_refused(&address, now) {
-        let mut response = page(StatusCode::TOO_MANY_REQUESTS, ENDED_PAGE);
+        let mut response = page(StatusCode::TOO_MANY_REQUESTS, LINK_ENDED_PAGE);
         response
             .headers_mut()
             .insert(header::RETRY_AFTER, header::HeaderValue::from(60));
@@ -170,12 +139,12 @@ pub async fn visit(
             .insert_header((header::CACHE_CONTROL, "no-store"))
             .insert_header(("Referrer-Policy", "no-referrer"))
             .finish(),
-        Ok(LinkVisit::Preview) => page(StatusCode::OK, PREVIEW_PAGE),
-        Ok(LinkVisit::Ended) => page(StatusCode::GONE, ENDED_PAGE),
-        Ok(LinkVisit::NotYet { from }) => page(StatusCode::OK, not_yet_page(&from)),
+        Ok(LinkVisit::Preview) => page(StatusCode::OK, LINK_PREVIEW_PAGE),
+        Ok(LinkVisit::Ended) => page(StatusCode::GONE, LINK_ENDED_PAGE),
+        Ok(LinkVisit::NotYet { from }) => page(StatusCode::OK, link_not_yet_page(&from)),
         Ok(LinkVisit::Unknown) => {
             unknown.count(&address, now);
-            page(StatusCode::NOT_FOUND, ENDED_PAGE)
+            page(StatusCode::NOT_FOUND, LINK_ENDED_PAGE)
         }
         Err(error) => {
             tracing::error!(%error, "a link could not be looked up");
