@@ -3,18 +3,18 @@
 //! once and reminded before the start, and the desk's experts get the card at reminder
 //! time. A customer who writes before the slot is told when it is, and gets no new meeting.
 
-use crate::domain::{Answer, Appointment};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::{new_id, Bridge, BridgeError, CLAIM_LEASE, CLAIM_POLL, WAIT_FOR_OTHER_REQUEST};
 use crate::customers::texts;
 use crate::desks::expert_texts::{self, Offer};
+use crate::desks::ExpertDesk;
 use crate::domain::audit::{Action, Actor};
 use crate::domain::clock;
 use crate::domain::{
-    window_open, BusinessAddress, Channel, ConversationKey, CustomerAddress, Delivery,
-    InboundMessage, OutboxEntry, Purpose,
+    window_open, Answer, Appointment, BusinessAddress, Channel, ConversationKey, CustomerAddress,
+    Delivery, InboundMessage, MeetingLinks, OutboxEntry, Purpose,
 };
 use crate::store::{Booking, Claim, MeetingClaim, NewAppointment, StoreError};
 
@@ -198,47 +198,9 @@ impl Bridge {
         };
         let (links, redirects) = self.hand_out(links);
         let now = self.now();
-        let when = desk.local_time(slot.starts_at);
-        let from = desk.local_time(links_from);
-        let guest_url = links.guest_url.to_string();
-        let invitation = self.about_the_slot(
-            &slot,
-            texts::appointment_booked(slot.name.as_deref(), &desk.name, &when, &from, &guest_url),
-            &when,
-            &guest_url,
-        );
-        let remind_at = slot.starts_at - policy.appointment_reminder.as_millis() as i64;
-        let message = InboundMessage {
-            key: slot.key.clone(),
-            text: slot.note.clone().unwrap_or_default(),
-            message_id: None,
-            customer_name: slot.name.clone(),
-            media: Default::default(),
-            button: None,
-        };
-        let (markdown, card) = expert_texts::notification(
-            &message,
-            Offer::Meeting {
-                host_url: links.host_url.as_str(),
-                expires_at: links_until,
-            },
-            &self.other_desks(&desk.name),
-        );
-        let markdown = expert_texts::appointment_due(&when) + &markdown;
-        let card = Delivery::Notification { markdown, card }.entry(Purpose::ExpertNotification);
-        let reminder = self.about_the_slot(
-            &slot,
-            texts::appointment_reminder(slot.name.as_deref(), &desk.name, &when, &guest_url),
-            &when,
-            &guest_url,
-        );
-        // Booked less than the reminder's lead before the start: the invitation is the
-        // reminder, and the experts get the card now.
-        let (now_deliveries, scheduled) = if remind_at <= now {
-            (vec![invitation, card], Vec::new())
-        } else {
-            (vec![invitation], vec![reminder, card])
-        };
+        let window = (links_from, links_until);
+        let (now_deliveries, scheduled, remind_at) =
+            self.booking_deliveries(&slot, desk, &links, window, now);
         let id = new_id();
         let audit = self.audit_entry(
             actor,
@@ -277,12 +239,78 @@ impl Bridge {
             .await;
         // Ended with a booking stored; given back (its subject kept) when none was.
         store.release_claim(&slot.key, &claim_id, None).await?;
+        self.booked(booking, idempotency_key, &digest, &slot).await
+    }
+
+    /// The messages a booking sends: the invitation now; the reminder and the experts'
+    /// card at the reminder's time (`remind_at`), or now when the booking is that close.
+    fn booking_deliveries(
+        &self,
+        slot: &Slot,
+        desk: &ExpertDesk,
+        links: &MeetingLinks,
+        (links_from, links_until): (i64, i64),
+        now: i64,
+    ) -> (Vec<OutboxEntry>, Vec<OutboxEntry>, i64) {
+        let when = desk.local_time(slot.starts_at);
+        let from = desk.local_time(links_from);
+        let guest_url = links.guest_url.to_string();
+        let name = slot.name.as_deref();
+        let invitation = self.about_the_slot(
+            slot,
+            texts::appointment_booked(name, &desk.name, &when, &from, &guest_url),
+            &when,
+            &guest_url,
+        );
+        let message = InboundMessage {
+            key: slot.key.clone(),
+            text: slot.note.clone().unwrap_or_default(),
+            message_id: None,
+            customer_name: slot.name.clone(),
+            media: Default::default(),
+            button: None,
+        };
+        let (markdown, card) = expert_texts::notification(
+            &message,
+            Offer::Meeting {
+                host_url: links.host_url.as_str(),
+                expires_at: links_until,
+            },
+            &self.other_desks(&desk.name),
+        );
+        let markdown = expert_texts::appointment_due(&when) + &markdown;
+        let card = Delivery::Notification { markdown, card }.entry(Purpose::ExpertNotification);
+        let reminder = self.about_the_slot(
+            slot,
+            texts::appointment_reminder(name, &desk.name, &when, &guest_url),
+            &when,
+            &guest_url,
+        );
+        let remind_at = slot.starts_at - self.inner.policy.appointment_reminder.as_millis() as i64;
+        // Booked less than the reminder's lead before the start: the invitation is the
+        // reminder, and the experts get the card now.
+        if remind_at <= now {
+            (vec![invitation, card], Vec::new(), remind_at)
+        } else {
+            (vec![invitation], vec![reminder, card], remind_at)
+        }
+    }
+
+    /// The answer to a booking the store took (or refused): with an idempotency key that
+    /// another request stored first, that request's appointment.
+    async fn booked(
+        &self,
+        booking: Result<Booking, StoreError>,
+        idempotency_key: Option<&str>,
+        digest: &str,
+        slot: &Slot,
+    ) -> Result<AppointmentOutcome, AppointmentError> {
         let booking = match booking {
             Ok(booking) => booking,
             // Two requests with the same key at once: the other one's booking stands.
             Err(error) => match idempotency_key {
-                Some(key) => match store.appointment_by_idempotency_key(key).await? {
-                    Some(earlier) => return Self::repeat(earlier, &digest),
+                Some(key) => match self.inner.store.appointment_by_idempotency_key(key).await? {
+                    Some(earlier) => return Self::repeat(earlier, digest),
                     None => return Err(error.into()),
                 },
                 None => return Err(error.into()),
@@ -299,7 +327,7 @@ impl Bridge {
                     created: true,
                 })
             }
-            Booking::Existing(earlier) => Self::repeat(earlier, &digest),
+            Booking::Existing(earlier) => Self::repeat(earlier, digest),
             Booking::CustomerBooked(booked) => Err(AppointmentError::CustomerBooked(booked.id)),
         }
     }
@@ -421,6 +449,24 @@ impl Bridge {
                 )
             })?;
         let business = BusinessAddress::parse(&to).map_err(|e| invalid("to", e.to_string()))?;
+        let (starts_at, ends_at) = self.slot_times(request)?;
+        let desk = self.slot_desk(request, &business)?;
+        Ok(Slot {
+            key: ConversationKey {
+                channel,
+                customer,
+                business,
+            },
+            name: optional(&request.name, "name", MAX_NAME_CHARS)?,
+            starts_at,
+            ends_at,
+            desk,
+            note: optional(&request.note, "note", MAX_NOTE_CHARS)?,
+        })
+    }
+
+    /// When the slot starts and ends: a time to come, for a sensible duration.
+    fn slot_times(&self, request: &AppointmentRequest) -> Result<(i64, i64), AppointmentError> {
         let starts_at = request
             .starts_at
             .trim()
@@ -441,6 +487,15 @@ impl Bridge {
                 format!("must be 1 to {MAX_DURATION_MINUTES} (8 hours)"),
             ));
         }
+        Ok((starts_at, starts_at + request.duration_minutes * 60_000))
+    }
+
+    /// The desk named, or the one the business address routes to.
+    fn slot_desk(
+        &self,
+        request: &AppointmentRequest,
+        business: &BusinessAddress,
+    ) -> Result<String, AppointmentError> {
         let desks = &self.inner.desks;
         let desk = match optional(&request.desk, "desk", 100)? {
             Some(name) => desks
@@ -454,20 +509,9 @@ impl Bridge {
                 })?
                 .name
                 .clone(),
-            None => desks.route(&business, "").name.clone(),
+            None => desks.route(business, "").name.clone(),
         };
-        Ok(Slot {
-            key: ConversationKey {
-                channel,
-                customer,
-                business,
-            },
-            name: optional(&request.name, "name", MAX_NAME_CHARS)?,
-            starts_at,
-            ends_at: starts_at + request.duration_minutes * 60_000,
-            desk,
-            note: optional(&request.note, "note", MAX_NOTE_CHARS)?,
-        })
+        Ok(desk)
     }
 
     /// A message about the slot: by SMS `text`; on WhatsApp the approved template (the

@@ -122,6 +122,26 @@ pub fn notification(
         (true, false) => format!("({sent_with})"),
         (true, true) => "(no text)".to_string(),
     };
+    let actions = card_actions(offer, other_desks);
+    let card = json!({
+        "contentType": "application/vnd.microsoft.card.adaptive",
+        "content": {
+            "type": "AdaptiveCard",
+            "version": "1.2",
+            "body": [
+                {"type": "TextBlock", "text": "Video consultation request", "weight": "Bolder", "size": "Medium"},
+                {"type": "FactSet", "facts": facts},
+                {"type": "TextBlock", "text": card_text, "wrap": true},
+            ],
+            "actions": actions,
+        },
+    });
+    (markdown, card)
+}
+
+/// The notification card's buttons: "Join as host" and "Add guest" when there is a
+/// meeting, "Take", "New link", "Close", and "Transfer" with a choice of the other desks.
+fn card_actions(offer: Offer<'_>, other_desks: &[String]) -> Vec<Value> {
     let mut actions = Vec::new();
     if let Offer::Meeting { host_url, .. } = offer {
         actions.push(json!({"type": "Action.OpenUrl", "title": "Join as host", "url": host_url}));
@@ -153,20 +173,7 @@ pub fn notification(
             },
         }));
     }
-    let card = json!({
-        "contentType": "application/vnd.microsoft.card.adaptive",
-        "content": {
-            "type": "AdaptiveCard",
-            "version": "1.2",
-            "body": [
-                {"type": "TextBlock", "text": "Video consultation request", "weight": "Bolder", "size": "Medium"},
-                {"type": "FactSet", "facts": facts},
-                {"type": "TextBlock", "text": card_text, "wrap": true},
-            ],
-            "actions": actions,
-        },
-    });
-    (markdown, card)
+    actions
 }
 
 /// A later customer message, for the conversation's thread: one message, or for a text too

@@ -311,6 +311,143 @@ impl ExpertDesk {
     }
 }
 
+impl ExpertDesk {
+    /// One `[[desk]]` entry, checked against the desks before it (`earlier`) and the
+    /// addresses they serve (`served`, to which this desk's are added).
+    fn configure(
+        config: &DeskConfig,
+        earlier: &[ExpertDesk],
+        served: &mut HashMap<String, String>,
+    ) -> Result<Self, DeskError> {
+        let name = config.name.trim();
+        let valid_name = !name.is_empty()
+            && name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_'));
+        if !valid_name {
+            return Err(error(
+                name,
+                "name",
+                "must be letters, digits, `-` and `_` (experts type it: `transfer <name>`)",
+            ));
+        }
+        if earlier.iter().any(|d| d.name.eq_ignore_ascii_case(name)) {
+            return Err(error(name, "name", "is used by two desks"));
+        }
+        let targets = [
+            config.room_id.clone().map(ExpertTarget::RoomId),
+            config.room_title.clone().map(ExpertTarget::RoomTitle),
+            config.email.clone().map(ExpertTarget::Email),
+        ];
+        let mut targets = targets.into_iter().flatten();
+        let target = targets.next().ok_or_else(|| {
+            error(
+                name,
+                "room_id",
+                "is missing: give `room_id`, `room_title` or `email`",
+            )
+        })?;
+        if targets.next().is_some() {
+            return Err(error(
+                name,
+                "room_id",
+                "and `room_title`/`email`: give only one of them",
+            ));
+        }
+        let mut addresses = Vec::new();
+        for raw in &config.addresses {
+            let address = comparable(raw);
+            if address.is_empty() {
+                return Err(error(name, "addresses", "holds an empty address"));
+            }
+            if let Some(other) = served.insert(address.clone(), name.to_string()) {
+                return Err(error(
+                    name,
+                    "addresses",
+                    format!("{raw:?} is served by desk {other:?} too"),
+                ));
+            }
+            addresses.push(address);
+        }
+        let keywords = config
+            .keywords
+            .iter()
+            .map(|k| k.trim().to_lowercase())
+            .filter(|k| !k.is_empty())
+            .collect();
+        let reply = match &config.texts.reply {
+            Some(raw) => Some(
+                ReplyTemplate::parse(raw).map_err(|e| error(name, "texts.reply", e.to_string()))?,
+            ),
+            None => None,
+        };
+        let out_of_hours = OutOfHoursPolicy::configure(name, config)?;
+        let opt_out = OptOutPolicy::configure(
+            &config.opt_out,
+            &OptOutTextsConfig {
+                opted_out: config.texts.opted_out.as_deref(),
+                opted_in: config.texts.opted_in.as_deref(),
+                help: config.texts.help.as_deref(),
+            },
+        )
+        .map_err(|(key, reason)| error(name, key, reason))?;
+        let survey = SurveyTexts::configure(&SurveyTextsConfig {
+            question: config.texts.survey_question.as_deref(),
+            whatsapp_question: config.texts.survey_whatsapp_question.as_deref(),
+            thanks: config.texts.survey_thanks.as_deref(),
+        })
+        .map_err(|(key, reason)| error(name, key, reason))?;
+        Ok(ExpertDesk {
+            addresses,
+            keywords,
+            reply,
+            out_of_hours,
+            opt_out,
+            survey,
+            ..ExpertDesk::new(name, target)
+        })
+    }
+}
+
+/// Which desk is the default: the one that says `default = true`, or the one `ICB_EXPERT_*`
+/// make (added to `desks`), never both and never none.
+fn default_desk(
+    desks: &mut Vec<ExpertDesk>,
+    marked: Option<usize>,
+    expert_target: Option<&ExpertTarget>,
+) -> Result<usize, DeskError> {
+    match (marked, expert_target) {
+        (Some(_), Some(_)) => Err(error(
+            DEFAULT_DESK,
+            "default",
+            "is set on a desk and by ICB_EXPERT_* too: keep one of them",
+        )),
+        (Some(index), None) => Ok(index),
+        (None, Some(target)) => {
+            if desks.iter().any(|d| d.name == DEFAULT_DESK) {
+                return Err(error(
+                    DEFAULT_DESK,
+                    "name",
+                    "is the name of the desk ICB_EXPERT_* make: choose another",
+                ));
+            }
+            desks.push(ExpertDesk::new(DEFAULT_DESK, target.clone()));
+            Ok(desks.len() - 1)
+        }
+        (None, None) if desks.is_empty() => Err(error(
+            DEFAULT_DESK,
+            "room_id",
+            "is missing: set ICB_EXPERT_ROOM_ID, ICB_EXPERT_EMAIL or ICB_EXPERT_ROOM_TITLE, \
+             or [[desk]] entries",
+        )),
+        (None, None) => Err(error(
+            &desks[0].name,
+            "default",
+            "is set on no desk: exactly one desk has `default = true`",
+        )),
+    }
+}
+
 /// The desks, validated: names unique, one target each, no address served twice, exactly
 /// one default.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -328,141 +465,19 @@ impl Desks {
     ) -> Result<Self, DeskError> {
         let mut desks = Vec::new();
         let mut default = None;
+        // Each address to the desk that serves it: no address is served twice.
         let mut served: HashMap<String, String> = HashMap::new();
         for config in configs {
-            let name = config.name.trim();
-            let valid_name = !name.is_empty()
-                && name
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_'));
-            if !valid_name {
-                return Err(error(
-                    name,
-                    "name",
-                    "must be letters, digits, `-` and `_` (experts type it: `transfer <name>`)",
-                ));
-            }
-            if desks
-                .iter()
-                .any(|d: &ExpertDesk| d.name.eq_ignore_ascii_case(name))
-            {
-                return Err(error(name, "name", "is used by two desks"));
-            }
-            let targets = [
-                config.room_id.clone().map(ExpertTarget::RoomId),
-                config.room_title.clone().map(ExpertTarget::RoomTitle),
-                config.email.clone().map(ExpertTarget::Email),
-            ];
-            let mut targets = targets.into_iter().flatten();
-            let target = targets.next().ok_or_else(|| {
-                error(
-                    name,
-                    "room_id",
-                    "is missing: give `room_id`, `room_title` or `email`",
-                )
-            })?;
-            if targets.next().is_some() {
-                return Err(error(
-                    name,
-                    "room_id",
-                    "and `room_title`/`email`: give only one of them",
-                ));
-            }
-            let mut addresses = Vec::new();
-            for raw in &config.addresses {
-                let address = comparable(raw);
-                if address.is_empty() {
-                    return Err(error(name, "addresses", "holds an empty address"));
-                }
-                if let Some(other) = served.insert(address.clone(), name.to_string()) {
-                    return Err(error(
-                        name,
-                        "addresses",
-                        format!("{raw:?} is served by desk {other:?} too"),
-                    ));
-                }
-                addresses.push(address);
-            }
-            let keywords = config
-                .keywords
-                .iter()
-                .map(|k| k.trim().to_lowercase())
-                .filter(|k| !k.is_empty())
-                .collect();
-            let reply = match &config.texts.reply {
-                Some(raw) => Some(
-                    ReplyTemplate::parse(raw)
-                        .map_err(|e| error(name, "texts.reply", e.to_string()))?,
-                ),
-                None => None,
-            };
-            let out_of_hours = OutOfHoursPolicy::configure(name, config)?;
-            let opt_out = OptOutPolicy::configure(
-                &config.opt_out,
-                &OptOutTextsConfig {
-                    opted_out: config.texts.opted_out.as_deref(),
-                    opted_in: config.texts.opted_in.as_deref(),
-                    help: config.texts.help.as_deref(),
-                },
-            )
-            .map_err(|(key, reason)| error(name, key, reason))?;
-            let survey = SurveyTexts::configure(&SurveyTextsConfig {
-                question: config.texts.survey_question.as_deref(),
-                whatsapp_question: config.texts.survey_whatsapp_question.as_deref(),
-                thanks: config.texts.survey_thanks.as_deref(),
-            })
-            .map_err(|(key, reason)| error(name, key, reason))?;
+            let desk = ExpertDesk::configure(config, &desks, &mut served)?;
             if config.default {
                 if default.is_some() {
-                    return Err(error(name, "default", "is set on two desks"));
+                    return Err(error(&desk.name, "default", "is set on two desks"));
                 }
                 default = Some(desks.len());
             }
-            desks.push(ExpertDesk {
-                addresses,
-                keywords,
-                reply,
-                out_of_hours,
-                opt_out,
-                survey,
-                ..ExpertDesk::new(name, target)
-            });
+            desks.push(desk);
         }
-        let default = match (default, expert_target) {
-            (Some(_), Some(_)) => {
-                return Err(error(
-                    DEFAULT_DESK,
-                    "default",
-                    "is set on a desk and by ICB_EXPERT_* too: keep one of them",
-                ))
-            }
-            (Some(index), None) => index,
-            (None, Some(target)) => {
-                if desks.iter().any(|d| d.name == DEFAULT_DESK) {
-                    return Err(error(
-                        DEFAULT_DESK,
-                        "name",
-                        "is the name of the desk ICB_EXPERT_* make: choose another",
-                    ));
-                }
-                desks.push(ExpertDesk::new(DEFAULT_DESK, target.clone()));
-                desks.len() - 1
-            }
-            (None, None) if desks.is_empty() => {
-                return Err(error(
-                    DEFAULT_DESK,
-                    "room_id",
-                    "is missing: set ICB_EXPERT_ROOM_ID, ICB_EXPERT_EMAIL or ICB_EXPERT_ROOM_TITLE, or [[desk]] entries",
-                ))
-            }
-            (None, None) => {
-                return Err(error(
-                    &desks[0].name,
-                    "default",
-                    "is set on no desk: exactly one desk has `default = true`",
-                ))
-            }
-        };
+        let default = default_desk(&mut desks, default, expert_target)?;
         Ok(Self { desks, default })
     }
 

@@ -27,7 +27,7 @@ use crate::domain::clock::Clock;
 use crate::domain::metrics::Metrics;
 use crate::domain::{Destination, WebexPost};
 use crate::store::{Store, StoreError, WebexEvent};
-use crate::upstream::webex::{Person, WebexClient};
+use crate::upstream::webex::{Message, Person, WebexClient};
 use crate::upstream::{Upstream, UpstreamError};
 
 const LEASE: Duration = Duration::from_secs(60);
@@ -73,6 +73,18 @@ pub(super) struct Asker<'a> {
     pub(super) room_id: &'a str,
     /// A direct (one-to-one) room with the bot.
     pub(super) direct: bool,
+}
+
+impl<'a> Asker<'a> {
+    /// The author of a message.
+    fn of(message: &'a Message) -> Self {
+        Asker {
+            person_id: &message.person_id,
+            email: message.person_email.as_deref(),
+            room_id: &message.room_id,
+            direct: message.room_type == "direct",
+        }
+    }
 }
 
 /// What the desk works with.
@@ -451,6 +463,17 @@ impl Desk {
         self.bot.get_or_try_init(|| self.webex.me()).await
     }
 
+    /// A reply found by a catch-up, written a while ago: the thread is told it went out
+    /// late (with the time it was written).
+    fn written_late<'m>(&self, hook: &WebhookEvent, message: &'m Message) -> Option<&'m str> {
+        message.created.as_deref().filter(|created| {
+            hook.caught_up.is_some()
+                && crate::domain::clock::parse_rfc3339(created).is_some_and(|created| {
+                    created < self.clock.now_ms() - LATE_AFTER.as_millis() as i64
+                })
+        })
+    }
+
     async fn on_message(
         &self,
         hook: &WebhookEvent,
@@ -465,14 +488,7 @@ impl Desk {
         if message.person_id == bot.id {
             return Ok(());
         }
-        // A reply found by a catch-up, written a while ago: the thread is told it went out
-        // late.
-        let late = message.created.as_deref().filter(|created| {
-            hook.caught_up.is_some()
-                && crate::domain::clock::parse_rfc3339(created).is_some_and(|created| {
-                    created < self.clock.now_ms() - LATE_AFTER.as_millis() as i64
-                })
-        });
+        let late = self.written_late(hook, &message);
         let text = without_mention(&message.text, &bot.display_name);
         let conversation = match &message.parent_id {
             Some(parent) => self.bridge.conversation_of_webex_message(parent).await?,
@@ -486,12 +502,7 @@ impl Desk {
             .person_email
             .clone()
             .unwrap_or_else(|| message.person_id.clone());
-        let asker = Asker {
-            person_id: &message.person_id,
-            email: message.person_email.as_deref(),
-            room_id: &message.room_id,
-            direct: message.room_type == "direct",
-        };
+        let asker = Asker::of(&message);
         if !self.is_expert(&asker).await? {
             return self.refuse(&asker, &place).await;
         }
