@@ -1,3 +1,5 @@
+//! The `icbridge` binary: parses the command line and hands it to `app::commands`.
+
 use clap::Parser;
 
 use icbridge::app::cli::Cli;

@@ -351,10 +351,11 @@ impl Bridge {
             let (expires_at, links, redirects) = self.make_links(&sub).await?;
             let customer = self.to_customer(
                 key,
-                self.inner.reply_texts.render(
+                self.guest_link_reply(
                     conversation.desk.as_deref(),
                     links.guest_url.as_str(),
                     conversation.customer_name.as_deref(),
+                    None,
                 ),
             );
             let thread = Self::to_thread(expert_texts::new_link(

@@ -148,12 +148,8 @@ impl Bridge {
             .is_some_and(|r| r.send_links)
         {
             let name = message.customer_name.as_deref();
-            let text = match out_of_hours {
-                Some(closed) => closed.text(&desk, name, links.guest_url.as_str()),
-                None => inner
-                    .reply_texts
-                    .render(Some(&desk), links.guest_url.as_str(), name),
-            };
+            let guest_url = links.guest_url.as_str();
+            let text = self.guest_link_reply(Some(&desk), guest_url, name, out_of_hours);
             deliveries.extend(self.to_customer(&message.key, text));
         }
         // The notification opens the thread; the customer's files follow it there.
@@ -379,6 +375,25 @@ impl Bridge {
         }
     }
 
+    /// The customer's text with their guest link: the desk's reply (`[desk.texts] reply`,
+    /// else `ICB_REPLY_TEMPLATE`), or out of hours the desk's out-of-hours text. What a desk
+    /// does not word itself is in `customers::texts`.
+    pub(super) fn guest_link_reply(
+        &self,
+        desk: Option<&str>,
+        guest_url: &str,
+        customer_name: Option<&str>,
+        out_of_hours: Option<&OutOfHours>,
+    ) -> String {
+        match out_of_hours {
+            Some(closed) => closed.text(&self.inner.desks.of(desk).name, customer_name, guest_url),
+            None => self
+                .inner
+                .reply_texts
+                .render(desk, guest_url, customer_name),
+        }
+    }
+
     /// A message's answer: the desk's reply with the link, or out of hours its out-of-hours
     /// text.
     pub(super) fn reply(
@@ -387,15 +402,8 @@ impl Bridge {
         customer_name: Option<&str>,
         out_of_hours: Option<&OutOfHours>,
     ) -> MessageReply {
-        let texts = &self.inner.reply_texts;
         let desk = answer.desk.as_deref();
-        let reply = match out_of_hours {
-            Some(closed) => {
-                let desk = self.inner.desks.of(desk).name.as_str();
-                closed.text(desk, customer_name, &answer.guest_url)
-            }
-            None => texts.render(desk, &answer.guest_url, customer_name),
-        };
+        let reply = self.guest_link_reply(desk, &answer.guest_url, customer_name, out_of_hours);
         MessageReply {
             conversation_id: Some(answer.conversation_id.clone()),
             open: out_of_hours.is_none(),

@@ -1,3 +1,6 @@
+//! Who writes and to whom: a customer's address (a phone number or WhatsApp id, masked
+//! wherever it is shown) and the business address they wrote to.
+
 use std::fmt;
 
 use super::Channel;

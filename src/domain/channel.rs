@@ -1,3 +1,5 @@
+//! The customer's messaging channel: SMS or WhatsApp.
+
 use std::fmt;
 
 /// The customer's messaging channel.

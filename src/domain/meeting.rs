@@ -1,3 +1,7 @@
+//! A meeting and its links (host and guest), and the templates of the customer texts
+//! that carry a link (`ReplyTemplate`, `ReplyTexts`); their default wording is in
+//! `crate::customers::texts`.
+
 use std::fmt;
 
 use url::Url;

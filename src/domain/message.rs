@@ -1,3 +1,6 @@
+//! A customer's message as icbridge reads it: which conversation it belongs to, its id,
+//! its text (cleaned) and what came with it.
+
 use std::fmt;
 
 use super::{BusinessAddress, Channel, CustomerAddress, Media};
