@@ -1,4 +1,6 @@
-//! Authentication of Webex Connect requests, always over the raw body bytes.
+//! Authentication of the webhooks, always over the raw body bytes: Webex Connect's
+//! (`X-Hub-Signature` HMAC or a bearer token, [`ConnectAuth`]) and Webex's
+//! (`X-Spark-Signature`, [`WebexAuth`]).
 
 use actix_web::http::header::{HeaderMap, AUTHORIZATION};
 use hmac::{Hmac, Mac};
