@@ -1,9 +1,14 @@
-//! A desk's business hours: weekly opening times in the desk's time zone (daylight saving
-//! included, from the IANA database bundled with `jiff`), and dates it is closed.
+//! A desk's business hours, decided here: weekly opening times in the desk's time zone
+//! (daylight saving included, from the IANA database bundled with `jiff`), dates it is
+//! closed, and what the desk does and says to a message that needs a meeting while it is
+//! closed (`after_hours`: queue it or make the meeting; the out-of-hours texts).
 
 use jiff::civil::{Date, Time, Weekday};
 use jiff::tz::TimeZone;
 use jiff::{Timestamp, ToSpan};
+
+use crate::customers::texts;
+use crate::domain::{ReplyTemplate, TemplateError, TextKind, TextValues};
 
 /// How far ahead the next opening is looked for: a desk closed longer than this has none.
 const LOOK_AHEAD_DAYS: i64 = 366;
@@ -219,6 +224,156 @@ fn parse_time(raw: &str) -> Option<Time> {
     }
     let (hour, minute) = raw.split_once(':')?;
     Time::new(hour.parse().ok()?, minute.parse().ok()?, 0, 0).ok()
+}
+
+/// A `[[desk]]` entry's keys about hours, as written.
+pub(super) struct HoursConfig<'a> {
+    pub timezone: Option<&'a str>,
+    pub hours: &'a [String],
+    pub closed: &'a [String],
+    pub after_hours: Option<&'a str>,
+    /// `texts.after_hours` and `texts.closed`.
+    pub after_hours_text: Option<&'a str>,
+    pub closed_text: Option<&'a str>,
+}
+
+/// What a desk does with a message that needs a meeting while it is closed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AfterHours {
+    /// No meeting: the conversation waits, and the desk gets it when it opens.
+    Queue,
+    /// The meeting is made as usual; the customer is told when the desk opens.
+    Meeting,
+}
+
+impl AfterHours {
+    fn parse(raw: Option<&str>) -> Option<Self> {
+        match raw.map(str::trim) {
+            None | Some("queue") => Some(AfterHours::Queue),
+            Some("meeting") => Some(AfterHours::Meeting),
+            Some(_) => None,
+        }
+    }
+
+    fn text_kind(self) -> TextKind {
+        match self {
+            AfterHours::Queue => TextKind::OutOfHours,
+            AfterHours::Meeting => TextKind::OutOfHoursWithLink,
+        }
+    }
+
+    /// The wording of a desk that words none itself: (`after_hours`, `closed`).
+    fn default_texts(self) -> (&'static str, &'static str) {
+        match self {
+            AfterHours::Queue => (texts::QUEUED_AFTER_HOURS, texts::QUEUED_ON_CLOSED_DATE),
+            AfterHours::Meeting => (texts::LINK_AFTER_HOURS, texts::LINK_ON_CLOSED_DATE),
+        }
+    }
+}
+
+/// A desk's hours and what it does and says outside them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct OutOfHoursPolicy {
+    pub(super) hours: OpeningHours,
+    after_hours: AfterHours,
+    /// The text out of hours, and on closed dates.
+    text: ReplyTemplate,
+    closed_text: ReplyTemplate,
+}
+
+impl OutOfHoursPolicy {
+    pub(super) fn always_open() -> Self {
+        let (text, closed) = AfterHours::Queue.default_texts();
+        let parse =
+            |raw| ReplyTemplate::parse_as(raw, TextKind::OutOfHours).expect("valid default");
+        Self {
+            hours: OpeningHours::always(),
+            after_hours: AfterHours::Queue,
+            text: parse(text),
+            closed_text: parse(closed),
+        }
+    }
+
+    /// A desk's hours and out-of-hours texts as written; a refusal names the key.
+    pub(super) fn configure(config: &HoursConfig<'_>) -> Result<Self, (&'static str, String)> {
+        let hours = OpeningHours::parse(config.timezone, config.hours, config.closed)?;
+        let after_hours = AfterHours::parse(config.after_hours).ok_or((
+            "after_hours",
+            "must be \"queue\" or \"meeting\"".to_string(),
+        ))?;
+        let (default_text, default_closed) = after_hours.default_texts();
+        let template = |key: &'static str, raw: &str| {
+            ReplyTemplate::parse_as(raw, after_hours.text_kind()).map_err(|e| {
+                let reason = match e {
+                    TemplateError::MissingGuestUrl => format!(
+                        "{e}: with `after_hours = \"meeting\"` the customer gets the link out of hours"
+                    ),
+                    e => e.to_string(),
+                };
+                (key, reason)
+            })
+        };
+        let text = template(
+            "texts.after_hours",
+            config.after_hours_text.unwrap_or(default_text),
+        )?;
+        let closed_text = match (config.closed_text, config.after_hours_text) {
+            (Some(closed), _) => template("texts.closed", closed)?,
+            // A desk that words its out-of-hours text words its holidays the same way.
+            (None, Some(_)) => text.clone(),
+            (None, None) => template("texts.closed", default_closed)?,
+        };
+        Ok(Self {
+            hours,
+            after_hours,
+            text,
+            closed_text,
+        })
+    }
+
+    /// `None` while the desk is open at `now` (Unix ms); else what it does and says.
+    pub(super) fn at(&self, now: i64) -> Option<OutOfHours> {
+        if self.hours.is_open(now) {
+            return None;
+        }
+        let opens_at = self.hours.next_opening(now);
+        let text = if self.hours.is_closed_date(now) {
+            &self.closed_text
+        } else {
+            &self.text
+        };
+        Some(OutOfHours {
+            after_hours: self.after_hours,
+            opens_at,
+            opens_at_text: opens_at
+                .map(|at| self.hours.local_time(at))
+                .unwrap_or_else(|| "later".to_string()),
+            text: text.clone(),
+        })
+    }
+}
+
+/// A message that needs a meeting, at a time its desk is closed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutOfHours {
+    pub after_hours: AfterHours,
+    /// The next opening (Unix ms), if within a year.
+    pub opens_at: Option<i64>,
+    /// The opening as the customer reads it, in the desk's zone.
+    pub(super) opens_at_text: String,
+    text: ReplyTemplate,
+}
+
+impl OutOfHours {
+    /// The customer's text: `guest_url` is the link with `after_hours = "meeting"`.
+    pub fn text(&self, desk: &str, customer_name: Option<&str>, guest_url: &str) -> String {
+        self.text.render(TextValues {
+            guest_url,
+            customer_name,
+            desk,
+            opens_at: &self.opens_at_text,
+        })
+    }
 }
 
 #[cfg(test)]

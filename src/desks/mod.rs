@@ -8,19 +8,17 @@
 pub mod expert_texts;
 pub mod hours;
 
+pub use hours::{AfterHours, OutOfHours};
+
 use std::collections::HashMap;
 
 use serde::Deserialize;
 
 use crate::customers::opt_out::{Keyword, OptOutConfig, OptOutPolicy, OptOutTextsConfig};
 use crate::customers::survey::{SurveyTexts, SurveyTextsConfig};
-use crate::customers::texts;
-use crate::desks::hours::OpeningHours;
+use crate::desks::hours::{HoursConfig, OutOfHoursPolicy};
 use crate::domain::ExpertTarget;
-use crate::domain::{
-    BusinessAddress, Channel, Destination, ReplyTemplate, ReplyTexts, TemplateError, TextKind,
-    TextValues,
-};
+use crate::domain::{BusinessAddress, Channel, Destination, ReplyTemplate, ReplyTexts};
 
 /// No opt-out keyword is longer (checked at start-up).
 const MAX_KEYWORD_BYTES: usize = 64;
@@ -86,122 +84,6 @@ pub struct DeskTexts {
     pub survey_whatsapp_question: Option<String>,
     /// The thanks for a rating.
     pub survey_thanks: Option<String>,
-}
-
-/// What a desk does with a message that needs a meeting while it is closed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum AfterHours {
-    /// No meeting: the conversation waits, and the desk gets it when it opens.
-    Queue,
-    /// The meeting is made as usual; the customer is told when the desk opens.
-    Meeting,
-}
-
-impl AfterHours {
-    fn parse(raw: Option<&str>) -> Option<Self> {
-        match raw.map(str::trim) {
-            None | Some("queue") => Some(AfterHours::Queue),
-            Some("meeting") => Some(AfterHours::Meeting),
-            Some(_) => None,
-        }
-    }
-
-    fn text_kind(self) -> TextKind {
-        match self {
-            AfterHours::Queue => TextKind::OutOfHours,
-            AfterHours::Meeting => TextKind::OutOfHoursWithLink,
-        }
-    }
-
-    /// The wording of a desk that words none itself: (`after_hours`, `closed`).
-    fn default_texts(self) -> (&'static str, &'static str) {
-        match self {
-            AfterHours::Queue => (texts::QUEUED_AFTER_HOURS, texts::QUEUED_ON_CLOSED_DATE),
-            AfterHours::Meeting => (texts::LINK_AFTER_HOURS, texts::LINK_ON_CLOSED_DATE),
-        }
-    }
-}
-
-/// A desk's hours and what it does and says outside them.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct OutOfHoursPolicy {
-    hours: OpeningHours,
-    after_hours: AfterHours,
-    /// The text out of hours, and on closed dates.
-    text: ReplyTemplate,
-    closed_text: ReplyTemplate,
-}
-
-impl OutOfHoursPolicy {
-    fn always_open() -> Self {
-        let (text, closed) = AfterHours::Queue.default_texts();
-        let parse =
-            |raw| ReplyTemplate::parse_as(raw, TextKind::OutOfHours).expect("valid default");
-        Self {
-            hours: OpeningHours::always(),
-            after_hours: AfterHours::Queue,
-            text: parse(text),
-            closed_text: parse(closed),
-        }
-    }
-
-    fn configure(name: &str, config: &DeskConfig) -> Result<Self, DeskError> {
-        let hours = OpeningHours::parse(config.timezone.as_deref(), &config.hours, &config.closed)
-            .map_err(|(key, reason)| error(name, key, reason))?;
-        let after_hours = AfterHours::parse(config.after_hours.as_deref())
-            .ok_or_else(|| error(name, "after_hours", "must be \"queue\" or \"meeting\""))?;
-        let (default_text, default_closed) = after_hours.default_texts();
-        let template = |key: &'static str, raw: &str| {
-            ReplyTemplate::parse_as(raw, after_hours.text_kind()).map_err(|e| {
-                let reason = match e {
-                    TemplateError::MissingGuestUrl => format!(
-                        "{e}: with `after_hours = \"meeting\"` the customer gets the link out of hours"
-                    ),
-                    e => e.to_string(),
-                };
-                error(name, key, reason)
-            })
-        };
-        let text = template(
-            "texts.after_hours",
-            config.texts.after_hours.as_deref().unwrap_or(default_text),
-        )?;
-        let closed_text = match (&config.texts.closed, &config.texts.after_hours) {
-            (Some(closed), _) => template("texts.closed", closed)?,
-            // A desk that words its out-of-hours text words its holidays the same way.
-            (None, Some(_)) => text.clone(),
-            (None, None) => template("texts.closed", default_closed)?,
-        };
-        Ok(Self {
-            hours,
-            after_hours,
-            text,
-            closed_text,
-        })
-    }
-}
-
-/// A message that needs a meeting, at a time its desk is closed.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct OutOfHours {
-    pub after_hours: AfterHours,
-    /// The next opening (Unix ms), if within a year.
-    pub opens_at: Option<i64>,
-    /// The opening as the customer reads it, in the desk's zone.
-    opens_at_text: String,
-    text: ReplyTemplate,
-}
-
-impl OutOfHours {
-    /// The customer's text: `guest_url` is the link with `after_hours = "meeting"`.
-    pub fn text(&self, desk: &str, customer_name: Option<&str>, guest_url: &str) -> String {
-        self.text.render(TextValues {
-            guest_url,
-            customer_name,
-            desk,
-            opens_at: &self.opens_at_text,
-        })
-    }
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -290,24 +172,7 @@ impl ExpertDesk {
 
     /// `None` while the desk is open at `now` (Unix ms); else what it does and says.
     pub fn out_of_hours(&self, now: i64) -> Option<OutOfHours> {
-        let policy = &self.out_of_hours;
-        if policy.hours.is_open(now) {
-            return None;
-        }
-        let opens_at = policy.hours.next_opening(now);
-        let text = if policy.hours.is_closed_date(now) {
-            &policy.closed_text
-        } else {
-            &policy.text
-        };
-        Some(OutOfHours {
-            after_hours: policy.after_hours,
-            opens_at,
-            opens_at_text: opens_at
-                .map(|at| policy.hours.local_time(at))
-                .unwrap_or_else(|| "later".to_string()),
-            text: text.clone(),
-        })
+        self.out_of_hours.at(now)
     }
 }
 
@@ -381,7 +246,15 @@ impl ExpertDesk {
             ),
             None => None,
         };
-        let out_of_hours = OutOfHoursPolicy::configure(name, config)?;
+        let out_of_hours = OutOfHoursPolicy::configure(&HoursConfig {
+            timezone: config.timezone.as_deref(),
+            hours: &config.hours,
+            closed: &config.closed,
+            after_hours: config.after_hours.as_deref(),
+            after_hours_text: config.texts.after_hours.as_deref(),
+            closed_text: config.texts.closed.as_deref(),
+        })
+        .map_err(|(key, reason)| error(name, key, reason))?;
         let opt_out = OptOutPolicy::configure(
             &config.opt_out,
             &OptOutTextsConfig {

@@ -1,6 +1,7 @@
 //! The experts' side: Webex events and the experts' commands, finding what Webex never
 //! delivered, keeping icbridge's webhooks working, and the web console.
 
+mod actions;
 mod catch_up;
 mod commands;
 pub mod console;
