@@ -172,7 +172,7 @@ pub struct Settings {
     /// `ICB_LONG_REPLIES`: `split` (default) or `refuse`.
     pub long_replies: LongReplies,
     /// Whether a customer is asked for a rating once their conversation is closed (needs
-    /// the Webex Connect API; the sandbox turns it on).
+    /// the Webex Connect API).
     pub survey: bool,
     pub link_ttl: Duration,
     pub vertical: Vertical,
@@ -463,14 +463,9 @@ impl Settings {
         })
     }
 
-    /// How the guest link reaches the customer. Unset, it is `response` (a flow sends it);
-    /// the sandbox defaults to `connect`, so a newcomer sees the reply icbridge would send.
-    pub fn reply_mode(&self, sandbox: bool) -> ReplyMode {
-        match (self.reply_mode, sandbox) {
-            (Some(mode), _) => mode,
-            (None, true) => ReplyMode::Connect,
-            (None, false) => ReplyMode::Response,
-        }
+    /// How the guest link reaches the customer. Unset, it is `response` (a flow sends it).
+    pub fn reply_mode(&self) -> ReplyMode {
+        self.reply_mode.unwrap_or(ReplyMode::Response)
     }
 }
 
@@ -656,8 +651,7 @@ mod tests {
         assert_eq!(s.vertical, Vertical::Gen);
         assert!(s.short_urls);
         assert!(!s.host_login);
-        assert_eq!(s.reply_mode(false), ReplyMode::Response);
-        assert_eq!(s.reply_mode(true), ReplyMode::Connect);
+        assert_eq!(s.reply_mode(), ReplyMode::Response);
         assert_eq!(s.retry_schedule.len(), 7);
         assert_eq!(s.max_new_meetings_per_hour, 5);
         assert_eq!(s.retention, Duration::from_secs(30 * 86_400));
