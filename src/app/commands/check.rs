@@ -37,14 +37,14 @@ pub(super) async fn check(settings: Settings) -> ExitCode {
     let mut report = Report::default();
     webhook_auth(&settings, &mut report);
     database(&settings, &mut report).await;
-    let Some(token) = settings.webex_token.clone() else {
+    let Some(token) = settings.webex.token.clone() else {
         report.line(false, "webex token", "set ICB_WEBEX_TOKEN".into());
         report.line(false, "expert target", "not checked without a token".into());
         return report.exit_code();
     };
     let webex = WebexClient::new(
         upstream::HttpClient::new(CLI_TIMEOUT),
-        settings.webex_api_url.clone(),
+        settings.webex.api_url.clone(),
         token,
     );
     match webex.me().await {
@@ -71,8 +71,8 @@ pub(super) async fn check(settings: Settings) -> ExitCode {
 /// How `/webhooks/connect` tells Webex Connect's requests.
 fn webhook_auth(settings: &Settings, report: &mut Report) {
     let auth = match (
-        &settings.connect_webhook_secret,
-        &settings.connect_webhook_token,
+        &settings.connect.webhook_secret,
+        &settings.connect.webhook_token,
     ) {
         (Some(_), Some(_)) => Some("X-Hub-Signature secret and bearer token set"),
         (Some(_), None) => Some("X-Hub-Signature secret set"),
@@ -116,7 +116,7 @@ async fn database(settings: &Settings, report: &mut Report) {
 
 /// The webhooks that bring experts' replies: only looked at, never changed here.
 async fn webex_webhooks(settings: &Settings, webex: &WebexClient, report: &mut Report) {
-    let Some(secret) = &settings.webex_webhook_secret else {
+    let Some(secret) = &settings.webex.webhook_secret else {
         // Optional: without it, experts are notified but cannot answer from Webex.
         report.line(
             true,
@@ -128,6 +128,7 @@ async fn webex_webhooks(settings: &Settings, webex: &WebexClient, report: &mut R
         return;
     };
     let target_url = settings
+        .http
         .public_url
         .as_ref()
         .map(crate::app::webex_webhook_url);

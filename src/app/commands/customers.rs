@@ -53,14 +53,14 @@ pub(super) async fn audit(settings: Settings, limit: i64) -> Result<(), String> 
 pub(super) async fn purge(settings: Settings) -> Result<(), String> {
     let bridge = open_bridge(&settings).await?;
     let report = bridge
-        .purge(settings.retention)
+        .purge(settings.data.retention)
         .await
         .map_err(|e| e.to_string())?;
     println!(
         "retention {}: {} message texts erased, {} conversations anonymised, {} receipts, \
          {} delivery payloads, {} held WhatsApp messages, {} Webex events and {} expired \
          sessions removed",
-        humantime::format_duration(settings.retention),
+        humantime::format_duration(settings.data.retention),
         report.message_texts_erased,
         report.conversations_anonymised,
         report.receipts_deleted,

@@ -27,16 +27,16 @@ impl Link {
         let vertical = match self.vertical {
             Some(VerticalArg::Gen) => Vertical::Gen,
             Some(VerticalArg::Hc) => Vertical::Hc,
-            None => settings.vertical,
+            None => settings.meetings.vertical,
         };
         MeetingRequest {
             sub: self.sub.unwrap_or_else(|| Uuid::new_v4().to_string()),
             expires_at: (Clock::system().now_ms()
-                + self.ttl.unwrap_or(settings.link_ttl).as_millis() as i64)
+                + self.ttl.unwrap_or(settings.meetings.link_ttl).as_millis() as i64)
                 .div_euclid(1000),
-            short_urls: settings.short_urls && !self.long,
+            short_urls: settings.meetings.short_urls && !self.long,
             vertical,
-            host_login: self.host_login || settings.host_login,
+            host_login: self.host_login || settings.meetings.host_login,
             not_before: None,
             hosts: 1,
             guests: 1,
@@ -48,12 +48,13 @@ impl Link {
 pub(super) async fn link(settings: Settings, link: Link, as_json: bool) -> Result<(), String> {
     let request = link.request(&settings);
     let token = settings
-        .webex_token
+        .webex
+        .token
         .ok_or("set ICB_WEBEX_TOKEN (a Webex bot token or a personal access token)")?;
     let client = InstantConnectClient::new(
         upstream::HttpClient::new(CLI_TIMEOUT),
-        settings.ic_base_url,
-        settings.ic_join_url,
+        settings.broker.base_url,
+        settings.broker.join_url,
         token,
     );
     let links = client

@@ -13,18 +13,20 @@ pub(super) async fn register_webhooks(
     public_url: Option<url::Url>,
 ) -> Result<(), String> {
     let token = settings
-        .webex_token
+        .webex
+        .token
         .ok_or("set ICB_WEBEX_TOKEN (the bot's token)")?;
     let secret = settings
-        .webex_webhook_secret
+        .webex
+        .webhook_secret
         .ok_or("set ICB_WEBEX_WEBHOOK_SECRET: Webex signs every event with it")?;
-    let public_url = public_url.or(settings.public_url).ok_or(
+    let public_url = public_url.or(settings.http.public_url).ok_or(
         "give --public-url https://… (or set ICB_PUBLIC_URL): where Webex can reach icbridge",
     )?;
     let target_url = crate::app::webex_webhook_url(&public_url);
     let webex = WebexClient::new(
         upstream::HttpClient::new(CLI_TIMEOUT),
-        settings.webex_api_url,
+        settings.webex.api_url,
         token,
     );
     let wanted = webhooks::Wanted {

@@ -26,29 +26,29 @@ pub(super) struct Hints {
 
 /// Points every upstream at the stand-ins this process serves, with stand-in credentials.
 pub(super) fn use_stand_ins(settings: &mut Settings, address: SocketAddr) -> Hints {
-    let admin_token = settings.admin_token.is_none();
+    let admin_token = settings.admin.token.is_none();
     let base = format!("http://{}/sandbox", client_address(address));
     let url = |path: &str| Url::parse(&format!("{base}{path}")).expect("a valid local URL");
     let upstream_token = || Some(SecretString::from(SANDBOX_UPSTREAM_TOKEN));
-    settings.ic_base_url = url("/ic");
-    settings.ic_join_url = url("");
-    settings.webex_api_url = url("/webex/v1");
+    settings.broker.base_url = url("/ic");
+    settings.broker.join_url = url("");
+    settings.webex.api_url = url("/webex/v1");
     // Webex Connect's two hosts, as in production: SMS and WhatsApp apart.
-    settings.connect_api_url = None;
-    settings.connect_sms_url = Some(url("/connect-sms"));
-    settings.connect_whatsapp_url = Some(url("/connect"));
-    settings.webex_token = upstream_token();
-    settings.connect_service_key = upstream_token();
+    settings.connect.api_url = None;
+    settings.connect.sms_url = Some(url("/connect-sms"));
+    settings.connect.whatsapp_url = Some(url("/connect"));
+    settings.webex.token = upstream_token();
+    settings.connect.service_key = upstream_token();
     // Unless ICB_REPLY_MODE says otherwise, icbridge sends the customer's reply itself, so
     // a newcomer sees the reply icbridge would send.
-    settings.reply_mode.get_or_insert(ReplyMode::Connect);
+    settings.replies.mode.get_or_insert(ReplyMode::Connect);
     // The sandbox's experts' space is the default desk, unless a [[desk]] is.
     if !settings.desks.iter().any(|desk| desk.default) {
         settings.expert_target = Some(ExpertTarget::RoomId(SANDBOX_EXPERT_ROOM.into()));
     }
     // WhatsApp customers who have not written for a day get the stand-in's template.
-    if settings.whatsapp_template.is_none() {
-        settings.whatsapp_template = Some(
+    if settings.connect.whatsapp_template.is_none() {
+        settings.connect.whatsapp_template = Some(
             WhatsappTemplate::parse(
                 SANDBOX_TEMPLATE,
                 Some("name={customer_name},link={guest_url}"),
@@ -57,30 +57,30 @@ pub(super) fn use_stand_ins(settings: &mut Settings, address: SocketAddr) -> Hin
         );
     }
     // The admin API (appointments, ratings, customers' data) answers a known token.
-    if settings.admin_token.is_none() {
-        settings.admin_token = Some(SecretString::from(SANDBOX_ADMIN_TOKEN));
+    if settings.admin.token.is_none() {
+        settings.admin.token = Some(SecretString::from(SANDBOX_ADMIN_TOKEN));
     }
     // Closing a conversation asks for a rating: the stand-in shows the question.
-    settings.survey = true;
+    settings.replies.survey = true;
     // The stand-in's webhooks are signed with a secret, so that the desk watches them (and
     // catches up on what a disabled one lost).
-    if settings.webex_webhook_secret.is_none() {
-        settings.webex_webhook_secret = Some(SecretString::from(SANDBOX_WEBEX_WEBHOOK_SECRET));
+    if settings.webex.webhook_secret.is_none() {
+        settings.webex.webhook_secret = Some(SecretString::from(SANDBOX_WEBEX_WEBHOOK_SECRET));
     }
     // The console logs in through the Webex stand-in.
-    settings.public_url = Some(url("").join("/").expect("a valid local URL"));
-    settings.oauth_client_id = Some(SANDBOX_OAUTH_CLIENT.into());
-    settings.oauth_client_secret = Some(SecretString::from(SANDBOX_UPSTREAM_TOKEN));
+    settings.http.public_url = Some(url("").join("/").expect("a valid local URL"));
+    settings.console.oauth_client_id = Some(SANDBOX_OAUTH_CLIENT.into());
+    settings.console.oauth_client_secret = Some(SecretString::from(SANDBOX_UPSTREAM_TOKEN));
     tracing::warn!(
         "sandbox mode: upstreams are local stand-ins under {base}; nothing reaches Webex or customers"
     );
     let mut webhook_token = None;
-    if settings.connect_webhook_token.is_none() {
+    if settings.connect.webhook_token.is_none() {
         tracing::warn!(
             "sandbox mode: /webhooks/connect accepts the bearer token {:?} since ICB_CONNECT_WEBHOOK_TOKEN is not set",
             SANDBOX_WEBHOOK_TOKEN
         );
-        settings.connect_webhook_token = Some(SecretString::from(SANDBOX_WEBHOOK_TOKEN));
+        settings.connect.webhook_token = Some(SecretString::from(SANDBOX_WEBHOOK_TOKEN));
         webhook_token = Some(SANDBOX_WEBHOOK_TOKEN.to_string());
     }
     Hints {
@@ -92,14 +92,16 @@ pub(super) fn use_stand_ins(settings: &mut Settings, address: SocketAddr) -> Hin
 /// The stand-ins' state, for settings that point at them.
 pub(super) fn state(settings: &Settings) -> SandboxState {
     SandboxState::new(
-        &settings.webex_api_url,
+        &settings.webex.api_url,
         &settings
+            .http
             .public_url
             .as_ref()
             .map(webex_webhook_url)
             .unwrap_or_default(),
         settings
-            .webex_webhook_secret
+            .webex
+            .webhook_secret
             .as_ref()
             .map(secrecy::ExposeSecret::expose_secret)
             .unwrap_or_default(),
@@ -155,10 +157,10 @@ mod tests {
         let address = "127.0.0.1:8080".parse().unwrap();
         let mut settings = Settings::from_vars(&BTreeMap::new()).unwrap();
         use_stand_ins(&mut settings, address);
-        assert_eq!(settings.reply_mode(), ReplyMode::Connect);
+        assert_eq!(settings.replies.mode(), ReplyMode::Connect);
         let vars = BTreeMap::from([("REPLY_MODE".to_string(), "response".to_string())]);
         let mut settings = Settings::from_vars(&vars).unwrap();
         use_stand_ins(&mut settings, address);
-        assert_eq!(settings.reply_mode(), ReplyMode::Response);
+        assert_eq!(settings.replies.mode(), ReplyMode::Response);
     }
 }

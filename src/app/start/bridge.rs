@@ -27,7 +27,7 @@ pub async fn open_bridge(settings: &Settings) -> Result<Bridge, StartupError> {
 /// The bridge on the configured database as it is, not migrated: for `icbridge check`,
 /// which only looks.
 pub async fn connect_bridge(settings: &Settings) -> Result<Bridge, StartupError> {
-    let store = Store::connect(&settings.database_url).await?;
+    let store = Store::connect(&settings.data.database_url).await?;
     cli_bridge(settings, store)
 }
 
@@ -61,51 +61,52 @@ pub(super) fn bridge(
 ) -> Result<Bridge, StartupError> {
     // `serve` refuses to start without a token; the CLI's verbs never call the broker.
     let token = settings
-        .webex_token
+        .webex
+        .token
         .clone()
         .unwrap_or_else(|| SecretString::from(""));
     let broker = InstantConnectClient::new(
-        upstream::HttpClient::new(settings.ic_timeout).with_metrics(runtime.metrics.clone()),
-        settings.ic_base_url.clone(),
-        settings.ic_join_url.clone(),
+        upstream::HttpClient::new(settings.broker.timeout).with_metrics(runtime.metrics.clone()),
+        settings.broker.base_url.clone(),
+        settings.broker.join_url.clone(),
         token,
     );
     let connect_configured =
-        settings.connect_urls().is_some() && settings.connect_service_key.is_some();
+        settings.connect.urls().is_some() && settings.connect.service_key.is_some();
     let customer_replies = connect_configured.then(|| CustomerReplies {
         senders: ReplySenders {
-            sms_sender: settings.sms_sender.clone(),
-            whatsapp_app_id: settings.whatsapp_app_id.clone(),
+            sms_sender: settings.connect.sms_sender.clone(),
+            whatsapp_app_id: settings.connect.whatsapp_app_id.clone(),
         },
-        send_links: settings.reply_mode() == ReplyMode::Connect,
-        resend_link_on_followup: settings.followup_reply == FollowupReply::Link,
-        whatsapp_template: settings.whatsapp_template.clone(),
-        survey: settings.survey,
-        refuse_long_replies: settings.long_replies == LongReplies::Refuse,
+        send_links: settings.replies.mode() == ReplyMode::Connect,
+        resend_link_on_followup: settings.replies.followup == FollowupReply::Link,
+        whatsapp_template: settings.connect.whatsapp_template.clone(),
+        survey: settings.replies.survey,
+        refuse_long_replies: settings.replies.long_replies == LongReplies::Refuse,
     });
     let desks = Desks::for_cli(&settings.desks, settings.expert_target.as_ref());
     Ok(Bridge::new(BridgeParts {
-        reply_texts: desks.reply_texts(settings.reply_template.clone()),
+        reply_texts: desks.reply_texts(settings.replies.template.clone()),
         desks,
         store,
         broker,
         policy: MeetingPolicy {
-            ttl: settings.link_ttl,
-            vertical: settings.vertical,
-            short_urls: settings.short_urls,
-            host_login: settings.host_login,
-            hosts: settings.meeting_hosts,
-            guests: settings.meeting_guests,
-            appointment_reminder: settings.appointment_reminder,
-            appointment_early_join: settings.appointment_early_join,
-            broker_timeout: settings.ic_timeout,
-            max_new_meetings_per_hour: settings.max_new_meetings_per_hour,
+            ttl: settings.meetings.link_ttl,
+            vertical: settings.meetings.vertical,
+            short_urls: settings.meetings.short_urls,
+            host_login: settings.meetings.host_login,
+            hosts: settings.meetings.hosts,
+            guests: settings.meetings.guests,
+            appointment_reminder: settings.meetings.appointment_reminder,
+            appointment_early_join: settings.meetings.appointment_early_join,
+            broker_timeout: settings.broker.timeout,
+            max_new_meetings_per_hour: settings.meetings.max_new_per_hour,
         },
         customer_replies,
         outbox_wake: runtime.outbox_wake,
         metrics: runtime.metrics,
         clock: runtime.clock,
         pauses: runtime.pauses,
-        link_base: settings.public_url.clone(),
+        link_base: settings.http.public_url.clone(),
     }))
 }

@@ -28,15 +28,16 @@ impl Clients {
     /// Builds the clients and asks Webex where each desk's experts are.
     pub async fn build(settings: &Settings, metrics: &Metrics) -> Result<Self, StartupError> {
         let token = settings
-            .webex_token
+            .webex
+            .token
             .clone()
             .ok_or_else(|| StartupError::Config("set ICB_WEBEX_TOKEN".into()))?;
         let webex = WebexClient::new(
             upstream::HttpClient::new(DELIVERY_TIMEOUT).with_metrics(metrics.clone()),
-            settings.webex_api_url.clone(),
+            settings.webex.api_url.clone(),
             token,
         );
-        let connect = match (settings.connect_urls(), &settings.connect_service_key) {
+        let connect = match (settings.connect.urls(), &settings.connect.service_key) {
             (Some(urls), Some(key)) => Some(ConnectClient::new(
                 upstream::HttpClient::new(DELIVERY_TIMEOUT).with_metrics(metrics.clone()),
                 urls,
@@ -84,7 +85,7 @@ fn media_client(
     metrics: &Metrics,
     connect: Option<&ConnectClient>,
 ) -> Result<MediaClient, StartupError> {
-    let media_roots = match &settings.media_ca_file {
+    let media_roots = match &settings.media.ca_file {
         None => Vec::new(),
         Some(path) => std::fs::read(path)
             .map_err(|e| e.to_string())
@@ -97,11 +98,11 @@ fn media_client(
         upstream::HttpClient::for_links(
             DELIVERY_TIMEOUT,
             &media_roots,
-            settings.media_private_addresses,
+            settings.media.private_addresses,
         )
         .with_metrics(metrics.clone()),
-        settings.media_max_bytes,
-        settings.media_private_addresses,
+        settings.media.max_bytes,
+        settings.media.private_addresses,
         connect.map(ConnectClient::media_credential),
     ))
 }

@@ -168,7 +168,7 @@ impl Application {
             outbox_wake,
             desk,
             bridge: shared.bridge,
-            retention: settings.retention,
+            retention: settings.data.retention,
             background_worker: options.background_worker,
             layer,
         })

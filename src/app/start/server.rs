@@ -28,10 +28,10 @@ use crate::upstream::webex_oauth::WebexOAuthClient;
 /// The socket `ICB_LISTEN` names, bound, and the address it got (the port, if it was 0).
 pub(super) fn bind(settings: &Settings) -> Result<(TcpListener, SocketAddr), StartupError> {
     let error = |source| StartupError::Bind {
-        address: settings.listen.clone(),
+        address: settings.http.listen.clone(),
         source,
     };
-    let listener = listen(&settings.listen, settings.listen_backlog).map_err(error)?;
+    let listener = listen(&settings.http.listen, settings.http.listen_backlog).map_err(error)?;
     let address = listener.local_addr().map_err(error)?;
     Ok((listener, address))
 }
@@ -64,7 +64,7 @@ impl Routes {
         experts: &Destination,
         layer: Option<Arc<dyn Layer>>,
     ) -> Result<Self, StartupError> {
-        if settings.webex_webhook_secret.is_none() {
+        if settings.webex.webhook_secret.is_none() {
             tracing::warn!(
                 "/webhooks/webex refuses every request: set ICB_WEBEX_WEBHOOK_SECRET (and run \
                  `icbridge webex register`) to let experts answer customers from Webex"
@@ -80,18 +80,18 @@ impl Routes {
         Ok(Self {
             bridge: web::Data::new(shared.bridge.clone()),
             connect_auth: web::Data::new(ConnectAuth::new(
-                settings.connect_webhook_secret.clone(),
-                settings.connect_webhook_token.clone(),
+                settings.connect.webhook_secret.clone(),
+                settings.connect.webhook_token.clone(),
             )),
-            webex_auth: web::Data::new(WebexAuth::new(settings.webex_webhook_secret.clone())),
+            webex_auth: web::Data::new(WebexAuth::new(settings.webex.webhook_secret.clone())),
             desk: web::Data::new(desk.clone()),
             metrics: web::Data::new(shared.metrics.clone()),
             admin_token: web::Data::new(AdminToken {
-                token: settings.admin_token.clone(),
-                name: settings.admin_name.clone(),
+                token: settings.admin.token.clone(),
+                name: settings.admin.name.clone(),
             }),
             unknown_codes: web::Data::new(UnknownCodes::default()),
-            trusted_proxies: web::Data::new(settings.trusted_proxies.clone()),
+            trusted_proxies: web::Data::new(settings.http.trusted_proxies.clone()),
             media_files: web::Data::new(media_files),
             console: console.map(web::Data::new),
             layer,
@@ -182,9 +182,9 @@ fn console(
     clock: &Clock,
 ) -> Result<Option<Console>, StartupError> {
     let (public_url, client_id, client_secret) = match (
-        &settings.public_url,
-        &settings.oauth_client_id,
-        &settings.oauth_client_secret,
+        &settings.http.public_url,
+        &settings.console.oauth_client_id,
+        &settings.console.oauth_client_secret,
     ) {
         (Some(url), Some(id), Some(secret)) => (url, id, secret),
         // ICB_PUBLIC_URL alone serves experts' files, without a console.
@@ -198,7 +198,7 @@ fn console(
     };
     let oauth = WebexOAuthClient::new(
         upstream::HttpClient::new(DELIVERY_TIMEOUT).with_metrics(metrics.clone()),
-        settings.webex_api_url.clone(),
+        settings.webex.api_url.clone(),
         client_id.clone(),
         client_secret.clone(),
     );
@@ -207,9 +207,9 @@ fn console(
         oauth,
         ConsoleSettings {
             public_url: public_url.clone(),
-            webex_api_url: settings.webex_api_url.clone(),
-            allowed: settings.console_allowed.clone(),
-            widget_base_url: settings.widget_base_url.clone(),
+            webex_api_url: settings.webex.api_url.clone(),
+            allowed: settings.console.allowed.clone(),
+            widget_base_url: settings.console.widget_base_url.clone(),
         },
         experts.clone(),
         clock.clone(),

@@ -9,7 +9,7 @@ use crate::store::Store;
 
 /// The configured database, migrated to the current schema.
 pub(super) async fn open(settings: &Settings) -> Result<Store, StartupError> {
-    let store = Store::connect(&settings.database_url).await?;
+    let store = Store::connect(&settings.data.database_url).await?;
     store.migrate().await?;
     Ok(store)
 }
@@ -25,7 +25,7 @@ pub(super) async fn media_links(
     settings: &Settings,
     store: &Store,
 ) -> Result<Option<MediaLinks>, StartupError> {
-    let Some(public_url) = &settings.public_url else {
+    let Some(public_url) = &settings.http.public_url else {
         return Ok(None);
     };
     let candidate = hex::encode(rand::random::<[u8; 32]>());
@@ -33,6 +33,6 @@ pub(super) async fn media_links(
     Ok(Some(MediaLinks::new(
         SecretString::from(secret),
         public_url.clone(),
-        settings.media_link_ttl,
+        settings.media.link_ttl,
     )))
 }

@@ -20,21 +20,22 @@ pub(super) fn desk(settings: &Settings, shared: &Shared, clients: &Clients) -> D
         webex: clients.webex.clone(),
         events: shared.store.clone(),
         places: clients.places.clone(),
-        schedule: settings.retry_schedule.clone(),
+        schedule: settings.delivery.retry_schedule.clone(),
         clock: shared.clock.clone(),
         wake: Arc::new(Notify::new()),
         pauses: shared.pauses.clone(),
-        files_relayable: settings.public_url.is_some(),
+        files_relayable: settings.http.public_url.is_some(),
         metrics: shared.metrics.clone(),
         webhooks: settings
-            .webex_webhook_secret
+            .webex
+            .webhook_secret
             .clone()
             .map(|secret| WebhookSettings {
-                target_url: settings.public_url.as_ref().map(webex_webhook_url),
+                target_url: settings.http.public_url.as_ref().map(webex_webhook_url),
                 secret,
             }),
-        catch_up_every: settings.webex_catch_up_every,
-        webhook_check_every: settings.webex_webhook_check_every,
+        catch_up_every: settings.webex.catch_up_every,
+        webhook_check_every: settings.webex.webhook_check_every,
     })
 }
 
@@ -51,10 +52,10 @@ pub(super) fn outbox(
         webex: clients.webex,
         connect: clients.connect,
         media: clients.media,
-        whatsapp_template: settings.whatsapp_template.clone(),
+        whatsapp_template: settings.connect.whatsapp_template.clone(),
         places: clients.places,
-        schedule: settings.retry_schedule.clone(),
-        lease: settings.outbox_lease,
+        schedule: settings.delivery.retry_schedule.clone(),
+        lease: settings.delivery.outbox_lease,
         metrics: shared.metrics.clone(),
         clock: shared.clock.clone(),
         pauses: shared.pauses.clone(),
