@@ -3,6 +3,7 @@
 
 pub mod cli;
 pub mod commands;
+pub mod layer;
 pub mod sandbox;
 pub mod settings;
 mod start;
