@@ -4,10 +4,10 @@
 pub mod cli;
 pub mod commands;
 pub mod layer;
+pub mod loops;
 pub mod sandbox;
 pub mod settings;
 mod start;
 pub mod telemetry;
-pub mod workers;
 
 pub use start::*;

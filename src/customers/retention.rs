@@ -1,5 +1,5 @@
 //! Retention: message texts older than `ICB_RETENTION` are erased and conversations closed
-//! before it anonymised (hourly while `serve` runs, see `app::workers`, and by
+//! before it anonymised (hourly while `serve` runs, see `app::loops`, and by
 //! `icbridge purge`).
 
 use std::time::Duration;

@@ -22,8 +22,8 @@ pub use bridge::{connect_bridge, open_bridge};
 pub use store::migrate;
 
 use crate::app::layer::Layer;
+use crate::app::loops;
 use crate::app::settings::Settings;
-use crate::app::workers as loops;
 use crate::bridge::Bridge;
 use crate::delivery::media_links::MediaFiles;
 use crate::delivery::pauses::Pauses;

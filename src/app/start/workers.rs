@@ -1,6 +1,6 @@
 //! The two background workers `serve` runs besides the HTTP server: the desk (experts'
 //! events from Webex) and the outbox worker (every delivery). The smaller loops, desks
-//! opening and retention, are in `app::workers`.
+//! opening and retention, are in `app::loops`.
 
 use std::sync::Arc;
 
