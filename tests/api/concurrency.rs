@@ -39,7 +39,7 @@ db_test! {
     assert_eq!(created, 1);
     assert_eq!(app.broker_requests().await.len(), 1);
     // One notification; the 19 others reach the experts' thread as relays.
-    assert_eq!(app.stored().await, (20, 1, 1, 20));
+    assert_eq!(app.stored().counts().await, (20, 1, 1, 20));
     let notifications: i64 =
         sqlx::query_scalar("SELECT COUNT(*) FROM outbox WHERE kind = 'expert_notification'")
             .fetch_one(&app.db)
@@ -108,7 +108,7 @@ db_test! {
         "every delivery gets the same answer: {answers:?}"
     );
     assert_eq!(app.broker_requests().await.len(), 1);
-    assert_eq!(app.stored().await, (1, 1, 1, 1));
+    assert_eq!(app.stored().counts().await, (1, 1, 1, 1));
 }
 }
 
@@ -132,7 +132,7 @@ db_test! {
         started.elapsed() < Duration::from_secs(5),
         "waiters did not wait out their budget"
     );
-    assert_eq!(app.stored().await, (10, 0, 0, 0));
+    assert_eq!(app.stored().counts().await, (10, 0, 0, 0));
     // The claim is not stuck: once the broker works, the next message gets a meeting.
     app.broker.reset().await;
     // A later message, when the broker is back.
@@ -306,7 +306,7 @@ db_test! {
         assert_eq!((meeting_conversation.as_str(), links, notifications), (conversation, 2, 1));
     }
     assert_eq!(customers.len(), 12, "{customers:?}");
-    assert_eq!(app.stored().await, (12, 12, 12, 12));
+    assert_eq!(app.stored().counts().await, (12, 12, 12, 12));
     assert_eq!(app.count("meeting_claims").await, 0, "every claim ends with its meeting");
 }
 }

@@ -349,32 +349,6 @@ impl TestApp {
             .unwrap()
     }
 
-    pub async fn count(&self, table: &str) -> i64 {
-        sqlx::query_scalar(&format!("SELECT COUNT(*) FROM {table}"))
-            .fetch_one(&self.db)
-            .await
-            .unwrap()
-    }
-
-    /// The text and media (as stored, JSON) of the customer's message with this id.
-    pub async fn stored_message(&self, external_id: &str) -> (String, Option<String>) {
-        sqlx::query_as("SELECT body, media FROM messages WHERE external_id = $1")
-            .bind(external_id)
-            .fetch_one(&self.db)
-            .await
-            .unwrap()
-    }
-
-    /// Counts of (messages, conversations, meetings, outbox rows).
-    pub async fn stored(&self) -> (i64, i64, i64, i64) {
-        (
-            self.count("messages").await,
-            self.count("conversations").await,
-            self.count("meetings").await,
-            self.count("outbox").await,
-        )
-    }
-
     /// The texts of a conversation's transcript, in its order, from the admin API (the app
     /// must have `ADMIN_TOKEN` set to [`ADMIN_TOKEN`]).
     pub async fn transcript(&self, conversation_id: &str) -> Vec<String> {

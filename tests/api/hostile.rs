@@ -284,7 +284,7 @@ db_test! {
             assert_eq!(error["error"], "invalid_message");
             assert!(error["message"].as_str().unwrap().starts_with("field `messageId`"), "{error}");
         }
-        assert_eq!(app.stored().await, (0, 0, 0, 0));
+        assert_eq!(app.stored().counts().await, (0, 0, 0, 0));
         let body = r#"{"channel":"sms","from":"+14155550123","to":"56263","text":"hi","messageId":9007199254740993}"#;
         answer(&app, body).await;
         let id: String = sqlx::query_scalar("SELECT external_id FROM messages")

@@ -175,7 +175,7 @@ db_test! {
     assert_eq!(row.get::<String, _>("status"), "delivered");
     assert_eq!(row.get::<String, _>("channel"), "whatsapp");
     // A receipt is not a message.
-    assert_eq!(app.stored().await, (0, 0, 0, 0));
+    assert_eq!(app.stored().counts().await, (0, 0, 0, 0));
 }
 }
 
@@ -190,7 +190,7 @@ db_test! {
         response.json::<Value>().await.unwrap(),
         json!({"status": "ignored"})
     );
-    assert_eq!(app.stored().await, (0, 0, 0, 0));
+    assert_eq!(app.stored().counts().await, (0, 0, 0, 0));
 }
 }
 
@@ -231,7 +231,7 @@ db_test! {
     let second: Value = app.post_signed(&body).await.json().await.unwrap();
     assert_eq!(first, second);
     assert_eq!(app.broker_requests().await.len(), 1);
-    assert_eq!(app.stored().await, (1, 1, 1, 1));
+    assert_eq!(app.stored().counts().await, (1, 1, 1, 1));
 }
 }
 

@@ -175,7 +175,7 @@ db_test! {
     assert_eq!(app.broker_requests().await.len(), 1);
     // Both messages stored and linked to the conversation; one notification, and the
     // second message goes to the experts' thread.
-    assert_eq!(app.stored().await, (2, 1, 1, 2));
+    assert_eq!(app.stored().counts().await, (2, 1, 1, 2));
     let kinds: Vec<String> = sqlx::query_scalar("SELECT kind FROM outbox ORDER BY id")
         .fetch_all(&app.db)
         .await
@@ -223,7 +223,7 @@ db_test! {
         .collect();
     assert_eq!(subs.len(), 2, "each meeting gets a fresh sub");
     // The expert is told about the new host link too.
-    assert_eq!(app.stored().await, (2, 1, 2, 2));
+    assert_eq!(app.stored().counts().await, (2, 1, 2, 2));
 
     // Six minutes left is still fine: reused.
     let third =
