@@ -590,20 +590,36 @@ pub fn now_rfc3339() -> String {
         .unwrap()
 }
 
-/// Polls `check` every 20 ms until it holds, for at most `seconds`.
+/// Polls `check` every 20 ms until it holds, for at most `seconds`: for what another task
+/// or process does in its own time. Whether it came to hold.
 pub async fn eventually<F, Fut>(seconds: u64, mut check: F) -> bool
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = bool>,
 {
+    let found = eventually_found(seconds, || {
+        let holds = check();
+        async move { holds.await.then_some(()) }
+    });
+    found.await.is_some()
+}
+
+/// Polls `probe` every 20 ms until it finds something, for at most `seconds`; what it found.
+pub async fn eventually_found<T, F, Fut>(seconds: u64, mut probe: F) -> Option<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(seconds);
-    while std::time::Instant::now() < deadline {
-        if check().await {
-            return true;
+    loop {
+        if let Some(found) = probe().await {
+            return Some(found);
+        }
+        if std::time::Instant::now() >= deadline {
+            return None;
         }
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
-    false
 }
 
 /// An app with the admin API (token [`ADMIN_TOKEN`]) and the console on.
