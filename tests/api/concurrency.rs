@@ -343,7 +343,7 @@ db_test! {
     // The stalled request's start of the hour is given back, and no claim is left.
     assert_eq!(app.count("meeting_starts").await, 1);
     assert_eq!(app.count("meeting_claims").await, 0);
-    assert_eq!(app.count("outbox WHERE kind = 'expert_notification'").await, 1);
+    assert_eq!(app.stored().outbox_of_kind("expert_notification").await.len(), 1);
 }
 }
 

@@ -208,7 +208,9 @@ db_test! {
             .filter(|b| b["to"] == "+14155550198" && b["content"].as_str().unwrap().starts_with("You are invited"))
             .collect();
         assert!(invitations.is_empty(), "{invitations:?}");
-        let cancelled: i64 = app.count("outbox WHERE recipient = '+14155550198' AND state = 'cancelled'").await;
+        let cancelled = app.stored().outbox_in_state("cancelled").await.into_iter()
+            .filter(|row| row.recipient.as_deref() == Some("+14155550198"))
+            .count();
         assert_eq!(cancelled, 1);
     }
 }

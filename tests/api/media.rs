@@ -255,7 +255,7 @@ db_test! {
         let upload = last_webex_post(&app).await;
         assert!(String::from_utf8_lossy(&upload.body)
             .contains("filename=\"file.html\"\r\nContent-Type: text/html\r\n\r\n<html>login</html>"));
-        assert_eq!(app.count("outbox WHERE state = 'dead'").await, 0);
+        assert_eq!(app.stored().outbox_in_state("dead").await.len(), 0);
     }
 }
 

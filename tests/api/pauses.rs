@@ -90,7 +90,7 @@ db_test! {
         // deliveries keep their order).
         assert_eq!(webex_calls(&app.webex).await, 1);
         assert_eq!(notifications(&app).await, vec![("pending".to_string(), 0); 3]);
-        assert_eq!(app.count("outbox WHERE kind = 'customer_reply' AND state = 'sent'").await, 2);
+        assert_eq!(app.stored().outbox_of_kind("customer_reply").await.iter().filter(|row| row.state == "sent").count(), 2);
         assert_eq!(metric(&app, "icbridge_upstream_paused_seconds{upstream=\"webex\"}").await, "30");
         let listed = icbridge(&["outbox", "list"], &[("DATABASE_URL", app.database_url.clone())]).await;
         let listed = String::from_utf8_lossy(&listed.stdout).into_owned();
@@ -245,7 +245,7 @@ db_test! {
         app.worker.run_once().await.unwrap();
         assert_eq!(webex_calls(&app.webex).await, 5);
         assert_eq!(notifications(&app).await, vec![("sent".to_string(), 1); 4]);
-        assert_eq!(app.count("outbox WHERE state = 'dead'").await, 0);
+        assert_eq!(app.stored().outbox_in_state("dead").await.len(), 0);
         assert_eq!(metric(&app, "icbridge_upstream_credential_ok{upstream=\"webex\"}").await, "1");
     }
 }
@@ -278,14 +278,14 @@ db_test! {
             }
         }
         app.worker.run_once().await.unwrap();
-        assert_eq!(app.count("outbox WHERE state = 'dead'").await, 6);
+        assert_eq!(app.stored().outbox_in_state("dead").await.len(), 6);
 
         let db = [("DATABASE_URL", app.database_url.clone())];
         let revived = icbridge(&["outbox", "retry", "--dead", "--kind", "customer_reply"], &db).await;
         assert!(revived.status.success(), "{}", String::from_utf8_lossy(&revived.stderr));
         assert!(String::from_utf8_lossy(&revived.stdout).starts_with("3 dead rows are due now"));
-        assert_eq!(app.count("outbox WHERE state = 'dead'").await, 3);
-        assert_eq!(app.count("outbox WHERE state = 'pending' AND kind = 'customer_reply' AND attempts = 0").await, 3);
+        assert_eq!(app.stored().outbox_in_state("dead").await.len(), 3);
+        assert_eq!(app.stored().outbox_of_kind("customer_reply").await.iter().filter(|row| row.state == "pending" && row.attempts == 0).count(), 3);
 
         // The admin API: the notifications queued since the first hour.
         let since = time::OffsetDateTime::from_unix_timestamp(app.clock.now_ms() / 1000 - 60)
@@ -304,12 +304,12 @@ db_test! {
             .await
             .unwrap();
         assert_eq!(revived, json!({"status": "pending", "count": 2}));
-        assert_eq!(app.count("outbox WHERE state = 'dead'").await, 1, "the old one stays dead");
+        assert_eq!(app.stored().outbox_in_state("dead").await.len(), 1, "the old one stays dead");
         // One by one still works.
         let id = app.stored().outbox_in_state("dead").await[0].id;
         let one = icbridge(&["outbox", "retry", &id.to_string()], &db).await;
         assert!(one.status.success());
-        assert_eq!(app.count("outbox WHERE state = 'dead'").await, 0);
+        assert_eq!(app.stored().outbox_in_state("dead").await.len(), 0);
     }
 }
 

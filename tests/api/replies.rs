@@ -339,7 +339,7 @@ db_test! {
     assert!(text.contains("must write first"), "{text}");
     assert!(!text.contains("14155550142"));
     // The refused reply waits, held, for the customer's next message.
-    assert_eq!(app.count("outbox WHERE held = 1").await, 1);
+    assert_eq!(app.stored().held().await.len(), 1);
 }
 }
 

@@ -18,7 +18,7 @@ impl TestApp {
         Stored::in_db(&self.db)
     }
 
-    /// The number of rows of `table` (optionally followed by a `WHERE …`).
+    /// The number of rows of `table`.
     pub async fn count(&self, table: &str) -> i64 {
         self.stored().count(table).await
     }
@@ -188,7 +188,7 @@ impl<'a> Stored<'a> {
         rows.remove(0)
     }
 
-    /// The number of rows of `table` (optionally followed by a `WHERE …`).
+    /// The number of rows of `table`.
     pub async fn count(&self, table: &str) -> i64 {
         sqlx::query_scalar(&format!("SELECT COUNT(*) FROM {table}"))
             .fetch_one(self.db)
@@ -308,6 +308,12 @@ impl<'a> Stored<'a> {
     pub async fn outbox_in_state(&self, state: &str) -> Vec<OutboxRow> {
         let rows = self.outbox().await.into_iter();
         rows.filter(|row| row.state == state).collect()
+    }
+
+    /// The WhatsApp messages held until the customer's window opens again, in order.
+    pub async fn held(&self) -> Vec<OutboxRow> {
+        let rows = self.outbox().await.into_iter();
+        rows.filter(|row| row.held == 1).collect()
     }
 
     /// The outbox's rows not (yet) sent, in order.
