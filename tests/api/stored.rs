@@ -3,6 +3,7 @@
 //! tables lives here, so that a test says what it expects and not how the rows are laid out.
 //! (The few tests that corrupt or age a row on purpose still write SQL of their own.)
 
+use icbridge::domain::Meeting;
 use sqlx::AnyPool;
 
 use crate::helpers::TestApp;
@@ -66,18 +67,6 @@ pub struct Conversation {
     pub assignee: Option<String>,
     pub desk: Option<String>,
     pub waiting_since: Option<i64>,
-}
-
-/// A row of `meetings`.
-#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
-pub struct Meeting {
-    pub id: String,
-    pub conversation_id: String,
-    pub sub: String,
-    pub host_url: String,
-    pub guest_url: String,
-    pub expires_at: i64,
-    pub created_at: i64,
 }
 
 /// A row of the outbox: one delivery to Webex or to a customer.
@@ -267,7 +256,8 @@ impl<'a> Stored<'a> {
     /// Every meeting, oldest first.
     pub async fn meetings(&self) -> Vec<Meeting> {
         self.rows(
-            "SELECT id, conversation_id, sub, host_url, guest_url, expires_at, created_at
+            "SELECT id, conversation_id, sub, host_url, guest_url, not_before, expires_at,
+                    created_at
              FROM meetings ORDER BY created_at, id",
         )
         .await
