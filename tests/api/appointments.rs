@@ -218,8 +218,7 @@ db_test! {
         app.worker.run_once().await.unwrap();
         assert_eq!(sms_got(&app).await.len(), 2, "no reminder");
         assert!(app.webex_posts().await.iter().all(|post| !post["markdown"].as_str().unwrap().starts_with("**Booked")));
-        let state: String = sqlx::query_scalar("SELECT state FROM conversations").fetch_one(&app.db).await.unwrap();
-        assert_eq!(state, "closed");
+        assert_eq!(app.stored().the_conversation().await.state, "closed");
         let again = admin(&app, reqwest::Method::DELETE, &format!("/api/appointments/{id}")).await;
         assert_eq!(again.status(), 409);
         let unknown = admin(&app, reqwest::Method::DELETE, "/api/appointments/nope").await;
@@ -395,9 +394,8 @@ db_test! {
         assert!(String::from_utf8_lossy(&listed.stdout).contains(appointment["id"].as_str().unwrap()));
         let cancelled = crate::cli::icbridge(&["appointments", "cancel", appointment["id"].as_str().unwrap()], &vars).await;
         assert!(cancelled.status.success());
-        let state: String = sqlx::query_scalar("SELECT state FROM appointments").fetch_one(&app.db).await.unwrap();
-        assert_eq!(state, "cancelled");
-        let audit: Vec<String> = sqlx::query_scalar("SELECT actor FROM audit_log WHERE action IN ('book', 'cancel')").fetch_all(&app.db).await.unwrap();
+        assert_eq!(app.stored().the_appointment().await.state, "cancelled");
+        let audit: Vec<String> = app.stored().audited(&["book", "cancel"]).await.into_iter().map(|entry| entry.actor).collect();
         assert_eq!(audit.len(), 2);
         assert!(audit.iter().all(|actor| actor.starts_with("cli:")), "{audit:?}");
     }
@@ -472,15 +470,13 @@ db_test! {
 
         let erased = admin(&app, reqwest::Method::POST, &format!("/api/customers/{CUSTOMER}/erase")).await;
         assert_eq!(erased.status(), 200);
-        let (customer, note, state): (String, Option<String>, String) =
-            sqlx::query_as("SELECT customer, note, state FROM appointments").fetch_one(&app.db).await.unwrap();
+        let appointment = app.stored().the_appointment().await;
+        let (customer, note, state) = (appointment.customer, appointment.note, appointment.state);
         assert!(!customer.contains("4155550123"), "{customer}");
         assert_eq!(note, None);
         assert_eq!(state, "cancelled", "an erased customer's consultation does not take place");
         // The reminder and the card were cancelled with the customer's other deliveries.
-        let pending: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM outbox WHERE state = 'pending'")
-            .fetch_one(&app.db).await.unwrap();
-        assert_eq!(pending, 0);
+        assert_eq!(app.stored().outbox_in_state("pending").await.len(), 0);
     }
 }
 

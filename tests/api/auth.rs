@@ -11,7 +11,7 @@ async fn assert_refused(app: &TestApp, response: reqwest::Response) {
     let body: Value = response.json().await.unwrap();
     assert_eq!(body["error"], "unauthorized");
     assert!(body["message"].as_str().unwrap().len() > 10);
-    assert_eq!(app.stored().await, (0, 0, 0, 0));
+    assert_eq!(app.stored().counts().await, (0, 0, 0, 0));
     assert!(app.broker_requests().await.is_empty());
 }
 

@@ -25,7 +25,7 @@ db_test! {
     let response = app.post_signed(&fixture("connect-sms-mo.json")).await;
     assert_eq!(response.status(), 200);
     assert_eq!(app.broker_requests().await.len(), 2);
-    assert_eq!(app.stored().await, (1, 1, 1, 1));
+    assert_eq!(app.stored().counts().await, (1, 1, 1, 1));
 }
 }
 
@@ -104,7 +104,7 @@ db_test! {
         "three timeouts of 300 ms and two short waits: {elapsed:?}"
     );
     assert_eq!(
-        app.stored().await,
+        app.stored().counts().await,
         (1, 0, 0, 0),
         "message kept, nothing half-made"
     );
@@ -158,12 +158,12 @@ db_test! {
     mount_broker(&app.broker, "ic-joseencrypt-short.json").await;
     let body = fixture("connect-sms-mo.json");
     assert_eq!(app.post_signed(&body).await.status(), 503);
-    assert_eq!(app.stored().await, (1, 0, 0, 0));
+    assert_eq!(app.stored().counts().await, (1, 0, 0, 0));
     // Webex Connect sends the same message again.
     // Webex Connect retries a minute later.
     app.clock.advance(std::time::Duration::from_secs(60));
     let retry = app.post_signed(&body).await;
     assert_eq!(retry.status(), 200);
-    assert_eq!(app.stored().await, (1, 1, 1, 1), "still one message");
+    assert_eq!(app.stored().counts().await, (1, 1, 1, 1), "still one message");
 }
 }

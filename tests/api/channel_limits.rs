@@ -71,7 +71,7 @@ db_test! {
             let words: Vec<&str> = reply.split_whitespace().collect();
             assert_eq!(rejoined(&sent), words.join(" "));
         }
-        assert_eq!(app.count("outbox WHERE state = 'dead'").await, 0);
+        assert_eq!(app.stored().outbox_in_state("dead").await.len(), 0);
     }
 }
 

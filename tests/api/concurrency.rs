@@ -39,13 +39,9 @@ db_test! {
     assert_eq!(created, 1);
     assert_eq!(app.broker_requests().await.len(), 1);
     // One notification; the 19 others reach the experts' thread as relays.
-    assert_eq!(app.stored().await, (20, 1, 1, 20));
-    let notifications: i64 =
-        sqlx::query_scalar("SELECT COUNT(*) FROM outbox WHERE kind = 'expert_notification'")
-            .fetch_one(&app.db)
-            .await
-            .unwrap();
-    assert_eq!(notifications, 1);
+    assert_eq!(app.stored().counts().await, (20, 1, 1, 20));
+    let notifications = app.stored().outbox_of_kind("expert_notification").await;
+    assert_eq!(notifications.len(), 1);
 }
 }
 
@@ -82,10 +78,7 @@ db_test! {
     assert_eq!(app.post_flow(&follow_ups[0]).await.status(), 200);
 
     let transcript = app.transcript(&conversation).await;
-    let stored_order: Vec<String> = sqlx::query_scalar("SELECT body FROM messages ORDER BY id")
-        .fetch_all(&app.db)
-        .await
-        .unwrap();
+    let stored_order: Vec<String> = app.stored().messages().await.into_iter().map(|m| m.body).collect();
     assert_eq!(transcript, stored_order, "every message once, in the order stored");
     assert_eq!(transcript.len(), 30);
 }
@@ -108,7 +101,7 @@ db_test! {
         "every delivery gets the same answer: {answers:?}"
     );
     assert_eq!(app.broker_requests().await.len(), 1);
-    assert_eq!(app.stored().await, (1, 1, 1, 1));
+    assert_eq!(app.stored().counts().await, (1, 1, 1, 1));
 }
 }
 
@@ -132,7 +125,7 @@ db_test! {
         started.elapsed() < Duration::from_secs(5),
         "waiters did not wait out their budget"
     );
-    assert_eq!(app.stored().await, (10, 0, 0, 0));
+    assert_eq!(app.stored().counts().await, (10, 0, 0, 0));
     // The claim is not stuck: once the broker works, the next message gets a meeting.
     app.broker.reset().await;
     // A later message, when the broker is back.
@@ -151,7 +144,8 @@ db_test! {
     async fn a_claim_left_by_a_crashed_instance_runs_out(db) {
     let app = spawn_app(db).await;
     mount_broker(&app.broker, "ic-joseencrypt-short.json").await;
-    // Another instance claimed this conversation's meeting, then died.
+    // Another instance claimed this conversation's meeting, then died (its claim is written
+    // here by hand).
     sqlx::query(
         "INSERT INTO meeting_claims (channel, customer, business, claim_id, claimed_until)
          VALUES ('sms', '+14155550123', '56263', 'dead-instance', $1)",
@@ -282,31 +276,21 @@ db_test! {
             answer["conversationId"].as_str().unwrap(),
             answer["meetingId"].as_str().unwrap(),
         );
-        let (customer, meeting_of_message): (String, Option<String>) = sqlx::query_as(
-            "SELECT c.customer, m.meeting_id FROM conversations c
-             JOIN messages m ON m.conversation_id = c.id WHERE c.id = $1",
-        )
-        .bind(conversation)
-        .fetch_one(&app.db)
-        .await
-        .unwrap();
-        assert_eq!(meeting_of_message.as_deref(), Some(meeting));
-        customers.insert(customer);
-        let (meeting_conversation, links, notifications): (String, i64, i64) = sqlx::query_as(
-            "SELECT t.conversation_id,
-                    (SELECT COUNT(*) FROM meeting_links l WHERE l.meeting_id = t.id),
-                    (SELECT COUNT(*) FROM outbox o WHERE o.conversation_id = t.conversation_id
-                       AND o.kind = 'expert_notification')
-             FROM meetings t WHERE t.id = $1",
-        )
-        .bind(meeting)
-        .fetch_one(&app.db)
-        .await
-        .unwrap();
+        let stored = app.stored();
+        let messages = stored.messages().await;
+        let message = messages.iter().find(|m| m.conversation_id.as_deref() == Some(conversation)).unwrap();
+        assert_eq!(message.meeting_id.as_deref(), Some(meeting));
+        customers.insert(stored.conversation(conversation).await.customer);
+        let meetings = stored.meetings().await;
+        let meeting_conversation = &meetings.iter().find(|m| m.id == meeting).unwrap().conversation_id;
+        let links = stored.meeting_links(meeting).await;
+        let notifications = stored.outbox_of_kind("expert_notification").await.into_iter()
+            .filter(|row| row.conversation_id.as_ref() == Some(meeting_conversation))
+            .count();
         assert_eq!((meeting_conversation.as_str(), links, notifications), (conversation, 2, 1));
     }
     assert_eq!(customers.len(), 12, "{customers:?}");
-    assert_eq!(app.stored().await, (12, 12, 12, 12));
+    assert_eq!(app.stored().counts().await, (12, 12, 12, 12));
     assert_eq!(app.count("meeting_claims").await, 0, "every claim ends with its meeting");
 }
 }
@@ -348,11 +332,9 @@ db_test! {
     assert_eq!(stalled["conversationId"], second["conversationId"]);
     assert_eq!(app.count("meetings").await, 1);
     let meeting = second["meetingId"].as_str().unwrap();
-    let answered: Vec<(Option<String>, i64)> =
-        sqlx::query_as("SELECT meeting_id, opened_meeting FROM messages ORDER BY id")
-            .fetch_all(&app.db)
-            .await
-            .unwrap();
+    let answered: Vec<(Option<String>, i64)> = app.stored().messages().await.into_iter()
+        .map(|m| (m.meeting_id, m.opened_meeting))
+        .collect();
     assert_eq!(
         answered,
         [(Some(meeting.to_string()), 0), (Some(meeting.to_string()), 1)],
@@ -361,7 +343,7 @@ db_test! {
     // The stalled request's start of the hour is given back, and no claim is left.
     assert_eq!(app.count("meeting_starts").await, 1);
     assert_eq!(app.count("meeting_claims").await, 0);
-    assert_eq!(app.count("outbox WHERE kind = 'expert_notification'").await, 1);
+    assert_eq!(app.stored().outbox_of_kind("expert_notification").await.len(), 1);
 }
 }
 
@@ -376,6 +358,7 @@ async fn a_claim_that_waited_for_the_holders_commit_is_answered_with_its_meeting
     let app = spawn_app(TestDb::Postgres).await;
     mount_broker(&app.broker, "ic-joseencrypt-short.json").await;
     let now = app.clock.now_ms();
+    // Another instance, written here by hand: its claim, then its uncommitted meeting.
     sqlx::query(
         "INSERT INTO meeting_claims (channel, customer, business, claim_id, claimed_until)
          VALUES ('sms', '+14155550123', '56263', 'holder', $1)",
@@ -404,6 +387,7 @@ async fn a_claim_that_waited_for_the_holders_commit_is_answered_with_its_meeting
     let body = message("+14155550123", "waits");
     let (response, ()) = tokio::join!(app.post_flow(&body), async {
         // The request's claim waits for the holder's row; then the holder commits.
+        // Whether the claim blocks on the lock, as PostgreSQL itself reports.
         let claim_waits = || async {
             sqlx::query_scalar::<_, i64>(
                 "SELECT COUNT(*) FROM pg_stat_activity
@@ -430,9 +414,6 @@ async fn a_claim_that_waited_for_the_holders_commit_is_answered_with_its_meeting
         0,
         "no second meeting asked for"
     );
-    let answered: Option<String> = sqlx::query_scalar("SELECT meeting_id FROM messages")
-        .fetch_one(&app.db)
-        .await
-        .unwrap();
+    let answered = app.stored().the_message().await.meeting_id;
     assert_eq!(answered.as_deref(), Some("m-holder"));
 }

@@ -187,10 +187,7 @@ pub async fn get(app: &TestApp, route: &str, cookie: &str) -> reqwest::Response 
 }
 
 async fn csrf_of(app: &TestApp) -> String {
-    sqlx::query_scalar("SELECT csrf_token FROM console_sessions")
-        .fetch_one(&app.db)
-        .await
-        .unwrap()
+    app.stored().the_console_session().await.csrf_token
 }
 
 db_test! {
@@ -206,12 +203,7 @@ db_test! {
     assert_eq!(params["scope"], "spark:all spark:kms");
     assert_eq!(params["code_challenge_method"], "S256");
     assert!(params["state"].len() >= 40);
-    let verifier: String =
-        sqlx::query_scalar("SELECT code_verifier FROM oauth_logins WHERE state = $1")
-            .bind(&params["state"])
-            .fetch_one(&app.db)
-            .await
-            .unwrap();
+    let verifier = app.stored().oauth_login(&params["state"]).await.code_verifier;
     assert_eq!(
         params["code_challenge"],
         URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes()))
@@ -225,10 +217,7 @@ db_test! {
     async fn the_callback_exchanges_the_code_server_side_and_starts_a_session(db) {
     let app = console_app(db, &[]).await;
     let login = start_login(&app).await;
-    let verifier: String = sqlx::query_scalar("SELECT code_verifier FROM oauth_logins")
-        .fetch_one(&app.db)
-        .await
-        .unwrap();
+    let verifier = app.stored().oauth_login(&login.params["state"]).await.code_verifier;
     let response = callback(&app, "the-code", &login.params["state"], Some(&login.cookie)).await;
     assert_eq!(response.status(), 303);
     let set_cookie = set_cookie_named(&response, "icb_console").unwrap();
@@ -278,11 +267,8 @@ db_test! {
         .trim_start_matches("icb_console=")
         .to_string();
     assert!(!set_cookie.contains(&user_token()));
-    let (id_hash, email, access): (String, String, String) =
-        sqlx::query_as("SELECT id_hash, email, access_token FROM console_sessions")
-            .fetch_one(&app.db)
-            .await
-            .unwrap();
+    let session = app.stored().the_console_session().await;
+    let (id_hash, email, access) = (session.id_hash, session.email, session.access_token);
     assert_eq!(
         id_hash,
         hex::encode(Sha256::digest(cookie_value.as_bytes()))
@@ -350,12 +336,8 @@ db_test! {
     }
     let value = attacker.cookie.trim_start_matches("icb_login=");
     assert!(value.len() >= 40, "{value}");
-    let stored: String = sqlx::query_scalar("SELECT browser_hash FROM oauth_logins WHERE state = $1")
-        .bind(&attacker.params["state"])
-        .fetch_one(&app.db)
-        .await
-        .unwrap();
-    assert_eq!(stored, hex::encode(Sha256::digest(value.as_bytes())));
+    let stored = app.stored().oauth_login(&attacker.params["state"]).await.browser_hash;
+    assert_eq!(stored, Some(hex::encode(Sha256::digest(value.as_bytes()))));
 
     // Someone else's browser sent to the attacker's callback (login CSRF): without the
     // cookie, with its own from a login of its own, or with a made-up one, it gets a clear
@@ -577,11 +559,7 @@ db_test! {
         post("close", Some("forged".into())).await.unwrap().status(),
         403
     );
-    let state: String = sqlx::query_scalar("SELECT state FROM conversations")
-        .fetch_one(&app.db)
-        .await
-        .unwrap();
-    assert_eq!(state, "open");
+    assert_eq!(app.stored().the_conversation().await.state, "open");
 
     let csrf = csrf_of(&app).await;
     // Take and release, as the signed-in expert.
@@ -605,11 +583,8 @@ db_test! {
         closed.json::<Value>().await.unwrap(),
         json!({"status": "closed"})
     );
-    let closed_by: String = sqlx::query_scalar("SELECT closed_by FROM conversations")
-        .fetch_one(&app.db)
-        .await
-        .unwrap();
-    assert_eq!(closed_by, "expert@example.com");
+    let closed_by = app.stored().the_conversation().await.closed_by;
+    assert_eq!(closed_by.as_deref(), Some("expert@example.com"));
     let queue: Value = get(&app, "/console/api/queue", &cookie)
         .await
         .json()
@@ -632,6 +607,7 @@ db_test! {
         .expect(1)
         .mount(&app.webex)
         .await;
+    // Aged on purpose: the session's access token expired two weeks later.
     sqlx::query("UPDATE console_sessions SET access_expires_at = access_expires_at - 1209000000")
         .execute(&app.db)
         .await
@@ -673,11 +649,8 @@ db_test! {
             ("refresh_token".to_string(), refresh_token()),
         ])
     );
-    let (access, refresh_kept): (String, String) =
-        sqlx::query_as("SELECT access_token, refresh_token FROM console_sessions")
-            .fetch_one(&app.db)
-            .await
-            .unwrap();
+    let session = app.stored().the_console_session().await;
+    let (access, refresh_kept) = (session.access_token, session.refresh_token);
     assert_eq!(access, "refreshed-access-token");
     assert_eq!(
         refresh_kept,
@@ -699,6 +672,7 @@ db_test! {
         })))
         .mount(&app.webex)
         .await;
+    // Aged on purpose: the session's access token has expired.
     sqlx::query("UPDATE console_sessions SET access_expires_at = 0")
         .execute(&app.db)
         .await

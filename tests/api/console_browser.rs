@@ -178,14 +178,13 @@ async fn an_expert_signs_in_sees_the_queue_takes_and_closes_a_conversation() {
         json!([]),
         "no script errors or CSP violations"
     );
-    let (state, closed_by): (String, String) =
-        sqlx::query_as("SELECT state, closed_by FROM conversations")
-            .fetch_one(&app.db)
-            .await
-            .unwrap();
+    let conversation = app.stored().the_conversation().await;
     assert_eq!(
-        (state.as_str(), closed_by.as_str()),
-        ("closed", "expert@example.com")
+        (
+            conversation.state.as_str(),
+            conversation.closed_by.as_deref()
+        ),
+        ("closed", Some("expert@example.com"))
     );
     assert!(
         std::fs::metadata(&screenshot).unwrap().len() > 1000,

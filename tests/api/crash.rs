@@ -1,12 +1,11 @@
 //! The real binary killed and stopped: nothing acknowledged is lost.
 
-use std::time::Duration;
-
 use serde_json::Value;
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, ResponseTemplate};
 
 use crate::helpers::*;
+use crate::stored::Stored;
 
 db_test! {
     async fn a_notification_survives_sigkill_and_is_delivered_once_after_restart(db) {
@@ -48,19 +47,18 @@ db_test! {
     // Webex recovers; a new process on the same database delivers what was pending.
     webex.reset().await;
     mount_webex_messages(webex).await;
-    let second = spawn_binary(&upstreams.vars).await;
+    let mut second = spawn_binary(&upstreams.vars).await;
     let db = open_db(&upstreams.vars["DATABASE_URL"]).await;
+    let stored = Stored::in_db(&db);
     // A send cut off mid-flight waits for its lease (1 s here) to run out.
     let delivered = eventually(20, || async {
-        let state: String = sqlx::query_scalar("SELECT state FROM outbox")
-            .fetch_one(&db)
-            .await
-            .unwrap();
-        state == "sent"
+        stored.the_outbox_row().await.state == "sent"
     })
     .await;
     assert!(delivered, "{}", second.logs.lock().unwrap());
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    // Once the second process has stopped, nothing more can reach Webex: count then.
+    second.signal("-TERM");
+    assert!(second.wait().await.success(), "{}", second.logs.lock().unwrap());
     // The new process also tries its token (`GET /people/me`) on start-up.
     let posts: Vec<_> = webex
         .received_requests()
@@ -77,17 +75,9 @@ db_test! {
         .contains("+1415•••0123"));
 
     // The acknowledged message and its meeting are all there.
-    let (messages, meetings): (i64, i64) =
-        sqlx::query_as("SELECT (SELECT COUNT(*) FROM messages), (SELECT COUNT(*) FROM meetings)")
-            .fetch_one(&db)
-            .await
-            .unwrap();
+    let (messages, _, meetings, _) = stored.counts().await;
     assert_eq!((messages, meetings), (1, 1));
-    let guest: String = sqlx::query_scalar("SELECT guest_url FROM meetings")
-        .fetch_one(&db)
-        .await
-        .unwrap();
-    assert_eq!(answer["guestUrl"], guest);
+    assert_eq!(answer["guestUrl"], stored.the_meeting().await.guest_url);
 }
 }
 

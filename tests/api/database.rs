@@ -72,6 +72,6 @@ db_test! {
         drop(holder);
         let answered = app.post_flow(&body).await;
         assert_eq!(answered.status(), 200);
-        assert_eq!(app.stored().await, (1, 1, 1, 1));
+        assert_eq!(app.stored().counts().await, (1, 1, 1, 1));
     }
 }

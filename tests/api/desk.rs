@@ -237,10 +237,7 @@ db_test! {
     let sent = app.connect.received_requests().await.unwrap();
     let relay: Value = sent.last().unwrap().body_json().unwrap();
     let relay_row: i64 =
-        sqlx::query_scalar("SELECT MAX(id) FROM outbox WHERE kind = 'customer_reply'")
-            .fetch_one(&app.db)
-            .await
-            .unwrap();
+        app.stored().newest_reply_id().await;
     assert_eq!(
         relay,
         json!({
@@ -257,16 +254,13 @@ db_test! {
         })
     );
     // In the transcript, as the expert's.
-    let (author, email, body): (String, String, String) =
-        sqlx::query_as("SELECT author, author_email, body FROM messages WHERE author = 'expert'")
-            .fetch_one(&app.db)
-            .await
-            .unwrap();
+    let messages = app.stored().messages().await;
+    let expert = messages.iter().find(|m| m.author == "expert").expect("the expert's message");
     assert_eq!(
-        (author.as_str(), email.as_str()),
-        ("expert", "expert@example.com")
+        (expert.author.as_str(), expert.author_email.as_deref()),
+        ("expert", Some("expert@example.com"))
     );
-    assert_eq!(body, "Thanks Alice, I am joining the call now");
+    assert_eq!(expert.body, "Thanks Alice, I am joining the call now");
     assert_eq!(
         app.transcript(answer["conversationId"].as_str().unwrap()).await,
         [
@@ -390,7 +384,7 @@ db_test! {
         .as_str()
         .unwrap()
         .starts_with("Relaying to the customer is not configured"));
-    assert_eq!(app.count("messages WHERE author = 'expert'").await, 0);
+    assert_eq!(app.stored().messages().await.iter().filter(|m| m.author == "expert").count(), 0);
 }
 }
 
@@ -457,15 +451,10 @@ db_test! {
     deliver_event(&app, &event).await;
     app.desk.run_once().await.unwrap();
     app.worker.run_once().await.unwrap();
-    let (state, closed_by): (String, String) =
-        sqlx::query_as("SELECT state, closed_by FROM conversations WHERE id = $1")
-            .bind(first["conversationId"].as_str())
-            .fetch_one(&app.db)
-            .await
-            .unwrap();
+    let closed = app.stored().conversation(first["conversationId"].as_str().unwrap()).await;
     assert_eq!(
-        (state.as_str(), closed_by.as_str()),
-        ("closed", "expert@example.com")
+        (closed.state.as_str(), closed.closed_by.as_deref()),
+        ("closed", Some("expert@example.com"))
     );
     let posts = bot_posts_after_notification(&app).await;
     assert_eq!(posts[0]["parentId"], thread_id());
@@ -534,13 +523,10 @@ db_test! {
     app.desk.run_once().await.unwrap();
     app.worker.run_once().await.unwrap();
 
-    let (meetings, newest_guest, newest_host): (i64, String, String) = sqlx::query_as(
-        "SELECT (SELECT COUNT(*) FROM meetings), guest_url, host_url FROM meetings ORDER BY expires_at DESC LIMIT 1",
-    )
-    .fetch_one(&app.db)
-    .await
-    .unwrap();
-    assert_eq!(meetings, 2);
+    let meetings = app.stored().meetings().await;
+    assert_eq!(meetings.len(), 2);
+    let newest = meetings.iter().max_by_key(|m| m.expires_at).unwrap();
+    let (newest_guest, newest_host) = (newest.guest_url.clone(), newest.host_url.clone());
     assert_eq!(newest_guest, "https://instant.webex.com/visit/NewGst1");
     assert_eq!(newest_host, "https://instant.webex.com/visit/NewHost");
     let posts = bot_posts_after_notification(&app).await;
@@ -616,11 +602,7 @@ db_test! {
     let app = desk_app(db, &[]).await;
     open_conversation(&app).await;
     press(&app, "action-close", "close").await;
-    let state: String = sqlx::query_scalar("SELECT state FROM conversations")
-        .fetch_one(&app.db)
-        .await
-        .unwrap();
-    assert_eq!(state, "closed");
+    assert_eq!(app.stored().the_conversation().await.state, "closed");
     let posts = bot_posts_after_notification(&app).await;
     assert_eq!(posts[0]["parentId"], thread_id());
     assert!(posts[0]["markdown"]
@@ -754,11 +736,9 @@ async fn open_conversation_with_follow_ups(app: &TestApp, count: usize) {
 
 /// The outbox rows in `state`: id, attempts and lease.
 async fn outbox_rows(app: &TestApp, state: &str) -> Vec<(i64, i64, Option<i64>)> {
-    sqlx::query_as("SELECT id, attempts, leased_until FROM outbox WHERE state = $1 ORDER BY id")
-        .bind(state)
-        .fetch_all(&app.db)
-        .await
-        .unwrap()
+    let rows = app.stored().outbox_in_state(state).await.into_iter();
+    rows.map(|row| (row.id, row.attempts, row.leased_until))
+        .collect()
 }
 
 /// The follow-ups' relays the bot posted, as `open_conversation_with_follow_ups` sent them,
@@ -863,14 +843,10 @@ db_test! {
     let started = std::time::Instant::now();
     assert_eq!(sending.finish_some().await.unwrap(), 1);
     assert!(started.elapsed() < std::time::Duration::from_secs(5));
-    let states: Vec<(String, String)> =
-        sqlx::query_as("SELECT state, payload FROM outbox ORDER BY id")
-            .fetch_all(&app.db)
-            .await
-            .unwrap();
-    assert_eq!(states[0].0, "pending", "the slow one is still being sent");
-    assert_eq!(states[1].0, "sent");
-    assert!(states[1].1.contains("quick customer"));
+    let rows = app.stored().outbox().await;
+    assert_eq!(rows[0].state, "pending", "the slow one is still being sent");
+    assert_eq!(rows[1].state, "sent");
+    assert!(rows[1].payload.contains("quick customer"));
 }
 }
 

@@ -63,10 +63,9 @@ db_test! {
             .map(|room| (room.to_string(), None))
             .collect();
         assert_eq!(rooms(&app).await, expected);
-        let desks: Vec<Option<String>> = sqlx::query_scalar("SELECT desk FROM conversations ORDER BY customer")
-            .fetch_all(&app.db)
-            .await
-            .unwrap();
+        let mut conversations = app.stored().conversations().await;
+        conversations.sort_by(|a, b| a.customer.cmp(&b.customer));
+        let desks: Vec<Option<String>> = conversations.into_iter().map(|c| c.desk).collect();
         assert_eq!(
             desks,
             // By customer: +1…0101, +1…0103, +1…0104 (SMS), then 1…0102 (WhatsApp).
@@ -185,10 +184,7 @@ db_test! {
         let markdown = notification["markdown"].as_str().unwrap();
         assert!(markdown.starts_with("**Transferred from default** by expert@example.com\n\n**Video consultation request**"), "{markdown}");
         assert!(markdown.contains("> Hello, can I get a video call with an advisor?"), "{markdown}");
-        let desk: Option<String> = sqlx::query_scalar("SELECT desk FROM conversations")
-            .fetch_one(&app.db)
-            .await
-            .unwrap();
+        let desk = app.stored().the_conversation().await.desk;
         assert_eq!(desk.as_deref(), Some("pediatrics"));
         // A reply in the old thread reaches no one: the expert is told where it went.
         let relayed_before = connect_texts(&app, "/channels/OTT-Messaging/wa/text/body").await.len();

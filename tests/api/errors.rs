@@ -28,7 +28,7 @@ db_test! {
         .unwrap();
     let message = assert_error(not_utf8, 400, "malformed_json").await;
     assert!(message.contains("UTF-8"), "{message}");
-    assert_eq!(app.stored().await, (0, 0, 0, 0));
+    assert_eq!(app.stored().counts().await, (0, 0, 0, 0));
 }
 }
 
@@ -80,7 +80,7 @@ db_test! {
         .await;
         assert!(message.contains(expected), "{body}: {message}");
     }
-    assert_eq!(app.stored().await, (0, 0, 0, 0));
+    assert_eq!(app.stored().counts().await, (0, 0, 0, 0));
     assert!(app.broker_requests().await.is_empty());
 }
 }
@@ -91,7 +91,7 @@ db_test! {
     let text = "a".repeat(64 * 1024);
     let body = json!({"channel": "sms", "from": "+14155550123", "text": text}).to_string();
     assert_error(app.post_flow(&body).await, 413, "payload_too_large").await;
-    assert_eq!(app.stored().await, (0, 0, 0, 0));
+    assert_eq!(app.stored().counts().await, (0, 0, 0, 0));
 }
 }
 
@@ -113,7 +113,7 @@ db_test! {
     .await;
     assert!(message.contains("kept"), "{message}");
     // The message is stored; no half-made conversation, meeting or notification.
-    assert_eq!(app.stored().await, (1, 0, 0, 0));
+    assert_eq!(app.stored().counts().await, (1, 0, 0, 0));
 }
 }
 
@@ -131,7 +131,7 @@ db_test! {
         "upstream_unavailable",
     )
     .await;
-    assert_eq!(app.stored().await, (1, 0, 0, 0));
+    assert_eq!(app.stored().counts().await, (1, 0, 0, 0));
 }
 }
 

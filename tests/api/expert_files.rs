@@ -80,10 +80,7 @@ db_test! {
         let link = body["channels"]["OTT-Messaging"]["wa"]["document"]["url"].as_str().unwrap().to_string();
         assert!(link.starts_with(&format!("{PUBLIC_URL}/media/")), "{link}");
         assert!(link.ends_with("/care_plan.pdf"), "{link}");
-        let row: i64 = sqlx::query_scalar("SELECT MAX(id) FROM outbox WHERE kind = 'customer_reply'")
-            .fetch_one(&app.db)
-            .await
-            .unwrap();
+        let row: i64 = app.stored().newest_reply_id().await;
         assert_eq!(
             body,
             json!({

@@ -94,8 +94,7 @@ db_test! {
             ("guest", SECOND_GUEST_URL, Some("+1415•••0199")),
             ("guest", SECOND_GUEST_URL, None),
         ]);
-        let audit: Vec<String> = sqlx::query_scalar("SELECT action FROM audit_log WHERE action = 'add_guest'")
-            .fetch_all(&app.db).await.unwrap();
+        let audit = app.stored().audited(&["add_guest"]).await;
         assert_eq!(audit.len(), 3);
     }
 }
@@ -161,8 +160,9 @@ db_test! {
         // second guest link is not the customer opening theirs.
         let second = links[2]["url"].as_str().unwrap();
         assert_eq!(app.own_link_target(second).await, Ok("https://instant.webex.com/visit/gUeSt02".into()));
-        let opened: Option<i64> = sqlx::query_scalar("SELECT opened_at FROM links WHERE extra = 0 AND role = 'guest'")
-            .fetch_one(&app.db).await.unwrap();
+        let stored_links = app.stored().links().await;
+        let first_guest = stored_links.iter().find(|link| link.extra == 0 && link.role == "guest").unwrap();
+        let opened = first_guest.opened_at;
         assert_eq!(opened, None);
         assert_eq!(answer["guestUrl"], links[1]["url"]);
     }
@@ -208,7 +208,9 @@ db_test! {
             .filter(|b| b["to"] == "+14155550198" && b["content"].as_str().unwrap().starts_with("You are invited"))
             .collect();
         assert!(invitations.is_empty(), "{invitations:?}");
-        let cancelled: i64 = app.count("outbox WHERE recipient = '+14155550198' AND state = 'cancelled'").await;
+        let cancelled = app.stored().outbox_in_state("cancelled").await.into_iter()
+            .filter(|row| row.recipient.as_deref() == Some("+14155550198"))
+            .count();
         assert_eq!(cancelled, 1);
     }
 }
@@ -224,10 +226,8 @@ db_test! {
         app.worker.run_once().await.unwrap();
         let bodies = connect_texts(&app, "/channels/OTT-Messaging/wa/text/body").await;
         assert!(bodies.iter().all(|b| !b.starts_with("You are invited")), "{bodies:?}");
-        let reason: String = sqlx::query_scalar("SELECT last_error FROM outbox WHERE recipient = '14155550198'")
-            .fetch_one(&app.db)
-            .await
-            .unwrap();
-        assert_eq!(reason, icbridge::delivery::RECIPIENT_OUTSIDE_WINDOW);
+        let outbox = app.stored().outbox().await;
+        let to_the_guest = outbox.iter().find(|row| row.recipient.as_deref() == Some("14155550198")).unwrap();
+        assert_eq!(to_the_guest.last_error.as_deref(), Some(icbridge::delivery::RECIPIENT_OUTSIDE_WINDOW));
     }
 }

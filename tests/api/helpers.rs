@@ -349,32 +349,6 @@ impl TestApp {
             .unwrap()
     }
 
-    pub async fn count(&self, table: &str) -> i64 {
-        sqlx::query_scalar(&format!("SELECT COUNT(*) FROM {table}"))
-            .fetch_one(&self.db)
-            .await
-            .unwrap()
-    }
-
-    /// The text and media (as stored, JSON) of the customer's message with this id.
-    pub async fn stored_message(&self, external_id: &str) -> (String, Option<String>) {
-        sqlx::query_as("SELECT body, media FROM messages WHERE external_id = $1")
-            .bind(external_id)
-            .fetch_one(&self.db)
-            .await
-            .unwrap()
-    }
-
-    /// Counts of (messages, conversations, meetings, outbox rows).
-    pub async fn stored(&self) -> (i64, i64, i64, i64) {
-        (
-            self.count("messages").await,
-            self.count("conversations").await,
-            self.count("meetings").await,
-            self.count("outbox").await,
-        )
-    }
-
     /// The texts of a conversation's transcript, in its order, from the admin API (the app
     /// must have `ADMIN_TOKEN` set to [`ADMIN_TOKEN`]).
     pub async fn transcript(&self, conversation_id: &str) -> Vec<String> {
@@ -616,20 +590,36 @@ pub fn now_rfc3339() -> String {
         .unwrap()
 }
 
-/// Polls `check` every 20 ms until it holds, for at most `seconds`.
+/// Polls `check` every 20 ms until it holds, for at most `seconds`: for what another task
+/// or process does in its own time. Whether it came to hold.
 pub async fn eventually<F, Fut>(seconds: u64, mut check: F) -> bool
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = bool>,
 {
+    let found = eventually_found(seconds, || {
+        let holds = check();
+        async move { holds.await.then_some(()) }
+    });
+    found.await.is_some()
+}
+
+/// Polls `probe` every 20 ms until it finds something, for at most `seconds`; what it found.
+pub async fn eventually_found<T, F, Fut>(seconds: u64, mut probe: F) -> Option<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(seconds);
-    while std::time::Instant::now() < deadline {
-        if check().await {
-            return true;
+    loop {
+        if let Some(found) = probe().await {
+            return Some(found);
+        }
+        if std::time::Instant::now() >= deadline {
+            return None;
         }
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
-    false
 }
 
 /// An app with the admin API (token [`ADMIN_TOKEN`]) and the console on.

@@ -82,11 +82,7 @@ db_test! {
             );
             assert_ne!(post["roomId"], EXPERT_ROOM);
         }
-        let state: String = sqlx::query_scalar("SELECT state FROM conversations")
-            .fetch_one(&app.db)
-            .await
-            .unwrap();
-        assert_eq!(state, "open");
+        assert_eq!(app.stored().the_conversation().await.state, "open");
         assert_eq!(app.count("meetings").await, 1);
         // The direct message was checked against the experts' space's members.
         let asked = app
@@ -140,7 +136,7 @@ db_test! {
             answer(&app, &sms(customer, "56263", &format!("long-{n}"), text)).await;
         }
         while app.worker.run_once().await.unwrap() > 0 {}
-        assert_eq!(app.count("outbox WHERE state <> 'sent'").await, 0, "nothing refused");
+        assert_eq!(app.stored().unsent().await.len(), 0, "nothing refused");
         let relays: Vec<String> = app.webex_posts().await[1..]
             .iter()
             .map(|post| {
@@ -212,16 +208,9 @@ db_test! {
         })
         .to_string();
         answer(&app, &body).await;
-        let text: String = sqlx::query_scalar("SELECT body FROM messages")
-            .fetch_one(&app.db)
-            .await
-            .unwrap();
-        assert_eq!(text, "beforeafter");
-        let name: String = sqlx::query_scalar("SELECT customer_name FROM conversations")
-            .fetch_one(&app.db)
-            .await
-            .unwrap();
-        assert_eq!(name, "Ann Lee");
+        assert_eq!(app.stored().the_message().await.body, "beforeafter");
+        let name = app.stored().the_conversation().await.customer_name;
+        assert_eq!(name.as_deref(), Some("Ann Lee"));
     }
 }
 
@@ -246,6 +235,7 @@ db_test! {
                 "DROP TRIGGER refuse_meetings ON meetings",
             ),
         };
+        // The database refuses meetings on purpose, then is repaired: a failure mid-way.
         for statement in break_it {
             sqlx::query(statement).execute(&app.db).await.unwrap();
         }
@@ -262,11 +252,7 @@ db_test! {
             .collect();
         assert_eq!(subs.len(), 2);
         assert_eq!(subs[0], subs[1], "one meeting, asked for twice");
-        let stored: String = sqlx::query_scalar("SELECT sub FROM meetings")
-            .fetch_one(&app.db)
-            .await
-            .unwrap();
-        assert_eq!(stored, subs[0]);
+        assert_eq!(app.stored().the_meeting().await.sub, subs[0]);
     }
 }
 
@@ -284,14 +270,11 @@ db_test! {
             assert_eq!(error["error"], "invalid_message");
             assert!(error["message"].as_str().unwrap().starts_with("field `messageId`"), "{error}");
         }
-        assert_eq!(app.stored().await, (0, 0, 0, 0));
+        assert_eq!(app.stored().counts().await, (0, 0, 0, 0));
         let body = r#"{"channel":"sms","from":"+14155550123","to":"56263","text":"hi","messageId":9007199254740993}"#;
         answer(&app, body).await;
-        let id: String = sqlx::query_scalar("SELECT external_id FROM messages")
-            .fetch_one(&app.db)
-            .await
-            .unwrap();
-        assert_eq!(id, "9007199254740993", "every digit kept");
+        let id = app.stored().the_message().await.external_id;
+        assert_eq!(id.as_deref(), Some("9007199254740993"), "every digit kept");
     }
 }
 
@@ -311,6 +294,7 @@ db_test! {
         app.desk.run_once().await.unwrap();
         assert_eq!(app.count("meetings").await, 2);
         // Ten minutes later, retention of one second runs...
+        // Aged on purpose: the event was received ten minutes ago.
         sqlx::query("UPDATE webex_events SET received_at = received_at - 600000")
             .execute(&app.db)
             .await

@@ -139,10 +139,7 @@ db_test! {
         assert_eq!(thread.len(), 2, "{thread:?}");
         assert!(thread[0].contains("expert@example.com"), "{thread:?}");
         assert!(thread[1].starts_with(&format!("New meeting: **[Join as host]({SHORT_HOST_URL})**")), "{thread:?}");
-        let waiting: Option<i64> = sqlx::query_scalar("SELECT waiting_since FROM conversations")
-            .fetch_one(&app.db)
-            .await
-            .unwrap();
+        let waiting = app.stored().the_conversation().await.waiting_since;
         assert_eq!(waiting, None);
 
         // A conversation under way at closing time goes on as usual.
@@ -206,7 +203,8 @@ db_test! {
         let app = app_with(db, clinic(), "connect").await;
         let other = app.another_instance().await;
         three_waiting(&app).await;
-        // A conversation from before desks (no desk stored) is the default desk's.
+        // A conversation from before desks (no desk stored) is the default desk's: one is
+        // made so on purpose.
         let updated = sqlx::query("UPDATE conversations SET desk = NULL WHERE customer = '14155550103'")
             .execute(&app.db)
             .await

@@ -1,7 +1,6 @@
 //! Every accepted payload shape becomes the same stored message and the same answer.
 
 use serde_json::{json, Value};
-use sqlx::Row;
 
 use crate::helpers::*;
 
@@ -81,41 +80,24 @@ db_test! {
             "{name}"
         );
 
-        let row = sqlx::query(
-            "SELECT channel, customer, business, external_id, body, conversation_id, meeting_id FROM messages",
-        )
-        .fetch_one(&app.db)
-        .await
-        .unwrap();
+        let message = app.stored().the_message().await;
         let text = fixture_json(name);
         let expected_text = text.get("text").or(text.get("message")).unwrap();
-        assert_eq!(row.get::<String, _>("channel"), channel, "{name}");
-        assert_eq!(row.get::<String, _>("customer"), customer, "{name}");
-        assert_eq!(row.get::<String, _>("business"), business, "{name}");
-        assert_eq!(row.get::<String, _>("external_id"), message_id, "{name}");
-        assert_eq!(&row.get::<String, _>("body"), expected_text, "{name}");
+        assert_eq!(message.channel, channel, "{name}");
+        assert_eq!(message.customer, customer, "{name}");
+        assert_eq!(message.business, business, "{name}");
+        assert_eq!(message.external_id.unwrap(), message_id, "{name}");
+        assert_eq!(&message.body, expected_text, "{name}");
         assert_eq!(
-            row.get::<String, _>("conversation_id"),
+            message.conversation_id.unwrap(),
             answer["conversationId"],
             "{name}"
         );
-        assert_eq!(
-            row.get::<String, _>("meeting_id"),
-            answer["meetingId"],
-            "{name}"
-        );
+        assert_eq!(message.meeting_id.unwrap(), answer["meetingId"], "{name}");
 
-        let conversation =
-            sqlx::query("SELECT channel, customer, business, state FROM conversations")
-                .fetch_one(&app.db)
-                .await
-                .unwrap();
-        assert_eq!(
-            conversation.get::<String, _>("customer"),
-            customer,
-            "{name}"
-        );
-        assert_eq!(conversation.get::<String, _>("state"), "open", "{name}");
+        let conversation = app.stored().the_conversation().await;
+        assert_eq!(conversation.customer, customer, "{name}");
+        assert_eq!(conversation.state, "open", "{name}");
     }
 }
 }
@@ -130,10 +112,7 @@ db_test! {
             .status(),
         200
     );
-    let name: Option<String> = sqlx::query_scalar("SELECT customer_name FROM conversations")
-        .fetch_one(&app.db)
-        .await
-        .unwrap();
+    let name = app.stored().the_conversation().await.customer_name;
     assert_eq!(name.as_deref(), Some("Alice Example"));
 }
 }
@@ -161,21 +140,19 @@ db_test! {
         response.json::<Value>().await.unwrap(),
         json!({"status": "recorded"})
     );
-    let row =
-        sqlx::query("SELECT correlation_id, transid, code, status, channel FROM delivery_receipts")
-            .fetch_one(&app.db)
-            .await
-            .unwrap();
-    assert_eq!(row.get::<String, _>("correlation_id"), "out-1");
+    let receipts = app.stored().receipts().await;
+    assert_eq!(receipts.len(), 1, "{receipts:?}");
+    let receipt = &receipts[0];
+    assert_eq!(receipt.correlation_id.as_deref(), Some("out-1"));
     assert_eq!(
-        row.get::<String, _>("transid"),
-        "7c1e2f0a-5b7d-4d6e-9a51-3f1b2c4d5e6f"
+        receipt.transid.as_deref(),
+        Some("7c1e2f0a-5b7d-4d6e-9a51-3f1b2c4d5e6f")
     );
-    assert_eq!(row.get::<String, _>("code"), "7500");
-    assert_eq!(row.get::<String, _>("status"), "delivered");
-    assert_eq!(row.get::<String, _>("channel"), "whatsapp");
+    assert_eq!(receipt.code.as_deref(), Some("7500"));
+    assert_eq!(receipt.status.as_deref(), Some("delivered"));
+    assert_eq!(receipt.channel.as_deref(), Some("whatsapp"));
     // A receipt is not a message.
-    assert_eq!(app.stored().await, (0, 0, 0, 0));
+    assert_eq!(app.stored().counts().await, (0, 0, 0, 0));
 }
 }
 
@@ -190,7 +167,7 @@ db_test! {
         response.json::<Value>().await.unwrap(),
         json!({"status": "ignored"})
     );
-    assert_eq!(app.stored().await, (0, 0, 0, 0));
+    assert_eq!(app.stored().counts().await, (0, 0, 0, 0));
 }
 }
 
@@ -231,7 +208,7 @@ db_test! {
     let second: Value = app.post_signed(&body).await.json().await.unwrap();
     assert_eq!(first, second);
     assert_eq!(app.broker_requests().await.len(), 1);
-    assert_eq!(app.stored().await, (1, 1, 1, 1));
+    assert_eq!(app.stored().counts().await, (1, 1, 1, 1));
 }
 }
 

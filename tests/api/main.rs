@@ -66,6 +66,7 @@ mod pauses;
 mod replies;
 mod sandbox;
 mod soak;
+mod stored;
 mod survey;
 mod take;
 mod vendor_samples;

@@ -21,10 +21,8 @@ fn flow_message(text: &str, media: Value) -> String {
 }
 
 async fn stored_media(app: &TestApp) -> Vec<Option<String>> {
-    sqlx::query_scalar("SELECT media FROM messages ORDER BY id")
-        .fetch_all(&app.db)
-        .await
-        .unwrap()
+    let messages = app.stored().messages().await.into_iter();
+    messages.map(|message| message.media).collect()
 }
 
 db_test! {
@@ -219,10 +217,7 @@ db_test! {
         expected.extend(&jpeg);
         expected.extend(format!("\r\n--{boundary}--\r\n").bytes());
         assert_eq!(String::from_utf8_lossy(&upload.body), String::from_utf8_lossy(&expected));
-        let sent: String = sqlx::query_scalar("SELECT state FROM outbox ORDER BY id DESC LIMIT 1")
-            .fetch_one(&app.db)
-            .await
-            .unwrap();
+        let sent = app.stored().newest_outbox_row().await.state;
         assert_eq!(sent, "sent");
     }
 }
@@ -260,7 +255,7 @@ db_test! {
         let upload = last_webex_post(&app).await;
         assert!(String::from_utf8_lossy(&upload.body)
             .contains("filename=\"file.html\"\r\nContent-Type: text/html\r\n\r\n<html>login</html>"));
-        assert_eq!(app.count("outbox WHERE state = 'dead'").await, 0);
+        assert_eq!(app.stored().outbox_in_state("dead").await.len(), 0);
     }
 }
 

@@ -65,15 +65,11 @@ db_test! {
     assert!(!String::from_utf8_lossy(&request.body).contains("4155550123"));
 
     // What is stored: the sub, both links, the expiry the broker was given.
-    let (stored_sub, host, guest, expires_at): (String, String, String, i64) =
-        sqlx::query_as("SELECT sub, host_url, guest_url, expires_at FROM meetings")
-            .fetch_one(&app.db)
-            .await
-            .unwrap();
-    assert_eq!(stored_sub, sub);
-    assert_eq!(host, SHORT_HOST_URL);
-    assert_eq!(guest, SHORT_GUEST_URL);
-    assert_eq!(expires_at / 1000, exp);
+    let meeting = app.stored().the_meeting().await;
+    assert_eq!(meeting.sub, sub);
+    assert_eq!(meeting.host_url, SHORT_HOST_URL);
+    assert_eq!(meeting.guest_url, SHORT_GUEST_URL);
+    assert_eq!(meeting.expires_at / 1000, exp);
     let expected_expiry = time::OffsetDateTime::from_unix_timestamp(exp)
         .unwrap()
         .format(&time::format_description::well_known::Rfc3339)
@@ -140,13 +136,9 @@ db_test! {
             answer["guestUrl"], guest_url,
             "short={short} vertical={vertical}"
         );
-        let (host, guest): (String, String) =
-            sqlx::query_as("SELECT host_url, guest_url FROM meetings")
-                .fetch_one(&app.db)
-                .await
-                .unwrap();
-        assert_eq!(host, host_url, "short={short} vertical={vertical}");
-        assert_eq!(guest, guest_url, "short={short} vertical={vertical}");
+        let meeting = app.stored().the_meeting().await;
+        assert_eq!(meeting.host_url, host_url, "short={short} vertical={vertical}");
+        assert_eq!(meeting.guest_url, guest_url, "short={short} vertical={vertical}");
         let sent: Value = app.broker_requests().await[0].body_json().unwrap();
         assert_eq!(sent["provideShortUrls"], short == "true");
         assert_eq!(sent["verticalType"], vertical);
@@ -175,17 +167,14 @@ db_test! {
     assert_eq!(app.broker_requests().await.len(), 1);
     // Both messages stored and linked to the conversation; one notification, and the
     // second message goes to the experts' thread.
-    assert_eq!(app.stored().await, (2, 1, 1, 2));
-    let kinds: Vec<String> = sqlx::query_scalar("SELECT kind FROM outbox ORDER BY id")
-        .fetch_all(&app.db)
-        .await
-        .unwrap();
+    assert_eq!(app.stored().counts().await, (2, 1, 1, 2));
+    let kinds: Vec<String> = app.stored().outbox().await.into_iter().map(|row| row.kind).collect();
     assert_eq!(kinds, ["expert_notification", "expert_notice"]);
-    let linked: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM messages WHERE conversation_id = $1")
-        .bind(first["conversationId"].as_str())
-        .fetch_one(&app.db)
-        .await
-        .unwrap();
+    let messages = app.stored().messages().await;
+    let linked = messages
+        .iter()
+        .filter(|m| m.conversation_id.as_deref() == first["conversationId"].as_str())
+        .count();
     assert_eq!(linked, 2);
 }
 }
@@ -201,7 +190,8 @@ db_test! {
         .await
         .unwrap();
 
-    // Links that run out in 4 minutes are too close to expiry to hand out (limit: 5).
+    // Links that run out in 4 minutes are too close to expiry to hand out (limit: 5): the
+    // meeting is aged on purpose.
     let in_four_minutes = (unix_now(&app) + 240) * 1000;
     sqlx::query("UPDATE meetings SET expires_at = $1")
         .bind(in_four_minutes)
@@ -215,17 +205,12 @@ db_test! {
     assert_ne!(second["meetingId"], first["meetingId"]);
     assert_eq!(second["created"], true);
     assert_eq!(app.broker_requests().await.len(), 2);
-    let subs: BTreeSet<String> = sqlx::query_scalar("SELECT sub FROM meetings")
-        .fetch_all(&app.db)
-        .await
-        .unwrap()
-        .into_iter()
-        .collect();
+    let subs: BTreeSet<String> = app.stored().meetings().await.into_iter().map(|m| m.sub).collect();
     assert_eq!(subs.len(), 2, "each meeting gets a fresh sub");
     // The expert is told about the new host link too.
-    assert_eq!(app.stored().await, (2, 1, 2, 2));
+    assert_eq!(app.stored().counts().await, (2, 1, 2, 2));
 
-    // Six minutes left is still fine: reused.
+    // Six minutes left is still fine: reused (aged on purpose again).
     let third =
         r#"{"channel":"sms","from":"+14155550123","to":"56263","text":"ok","messageId":"m-3"}"#;
     sqlx::query("UPDATE meetings SET expires_at = $1 WHERE id = $2")

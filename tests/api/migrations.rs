@@ -55,6 +55,7 @@ db_test! {
                 ('sms', '+14155550199', '56263', 'b2', 5, 'conv-b'),
                 ('sms', '+14155550123', '56263', 'a3', 6, 'conv-a')",
     ] {
+        // An older version's rows, as it wrote them.
         sqlx::query(statement).execute(&pool).await.unwrap();
     }
     pool.close().await;
@@ -103,6 +104,7 @@ db_test! {
         format!("INSERT INTO outbox (kind, conversation_id, payload, next_attempt_at, created_at)
          VALUES ('expert_notice', 'conv-a', '{old_thread_message}', 1, 1)"),
     ] {
+        // An older version's rows, as it wrote them.
         sqlx::query(&statement).execute(&pool).await.unwrap();
     }
     pool.close().await;
@@ -151,16 +153,15 @@ db_test! {
         "INSERT INTO delivery_receipts (outbox_id, code, status, payload, received_at)
          VALUES (1, '6000', 'delivered', '{}', 5)",
     ] {
+        // An older version's rows, as it wrote them.
         sqlx::query(statement).execute(&pool).await.unwrap();
     }
     pool.close().await;
 
     let app = upstreams.spawn().await;
-    let rows: Vec<(i64, String, String, i64)> =
-        sqlx::query_as("SELECT id, state, payload, held FROM outbox ORDER BY id")
-            .fetch_all(&app.db)
-            .await
-            .unwrap();
+    let rows: Vec<(i64, String, String, i64)> = app.stored().outbox().await.into_iter()
+        .map(|row| (row.id, row.state, row.payload, row.held))
+        .collect();
     assert_eq!(
         rows,
         [
@@ -169,12 +170,11 @@ db_test! {
             (3, "dead".to_string(), "{\"a\":3}".to_string(), 0),
         ]
     );
-    let receipt: i64 = sqlx::query_scalar("SELECT outbox_id FROM delivery_receipts")
-        .fetch_one(&app.db)
-        .await
-        .unwrap();
-    assert_eq!(receipt, 1);
-    // A row may be cancelled now; ids go on past the purged one; receipts still need a row.
+    let receipts = app.stored().receipts().await;
+    assert_eq!(receipts.len(), 1, "{receipts:?}");
+    assert_eq!(receipts[0].outbox_id, Some(1));
+    // A row may be cancelled now; ids go on past the purged one; receipts still need a row
+    // (the rebuilt table's own rules, so written to directly).
     sqlx::query("UPDATE outbox SET state = 'cancelled' WHERE id = 2")
         .execute(&app.db)
         .await

@@ -8,6 +8,7 @@ use futures_util::stream::{self, StreamExt};
 use serde_json::{json, Value};
 
 use crate::helpers::*;
+use crate::stored::Stored;
 
 fn message(customer: usize, n: usize) -> String {
     json!({
@@ -71,28 +72,18 @@ db_test! {
         let second = spawn_binary(&upstreams.vars).await;
         let both = [first.address.clone(), second.address.clone()];
         let db_pool = open_db(&upstreams.vars["DATABASE_URL"]).await;
+        let stored = Stored::in_db(&db_pool);
 
         // 200 first messages from 20 new customers, all at once, over both instances.
         let wave: Vec<String> = (0..10).flat_map(|n| (0..20).map(move |c| message(c, n))).collect();
         let acknowledged = post_all(&both, wave).await;
         assert_eq!(acknowledged.len(), 200, "every message answered 200");
         assert_eq!(upstreams.broker.received_requests().await.unwrap().len(), 20, "one broker call per customer");
-        let (meetings, conversations): (i64, i64) =
-            sqlx::query_as("SELECT (SELECT COUNT(*) FROM meetings), (SELECT COUNT(*) FROM conversations)")
-                .fetch_one(&db_pool)
-                .await
-                .unwrap();
+        let (_, conversations, meetings, _) = stored.counts().await;
         assert_eq!((meetings, conversations), (20, 20));
 
         // Both workers deliver: every notification and thread message exactly once.
-        let delivered = eventually(30, || async {
-            let unsent: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM outbox WHERE state != 'sent'")
-                .fetch_one(&db_pool)
-                .await
-                .unwrap();
-            unsent == 0
-        })
-        .await;
+        let delivered = eventually(30, || async { stored.unsent().await.is_empty() }).await;
         assert!(delivered);
         let seen = webex_bodies(&upstreams.webex).await;
         assert_eq!(seen.len(), 200, "20 notifications and 180 thread messages");
@@ -106,7 +97,9 @@ db_test! {
             let both = both.clone();
             async move { post_all(&both, wave).await }
         });
-        tokio::time::sleep(Duration::from_millis(150)).await;
+        // Once the second wave is arriving, one instance dies.
+        let arriving = eventually(10, || async { stored.count("messages").await > 200 }).await;
+        assert!(arriving, "the second wave reaches the instances");
         first.signal("-KILL");
         first.wait().await;
         let acknowledged = sending.await.unwrap();
@@ -117,29 +110,18 @@ db_test! {
 
         // Nothing acknowledged is lost: every answered message is stored, every delivery it
         // caused is made (a row the dead instance held waits for its lease).
+        let messages = stored.messages().await;
         for body in acknowledged.iter().chain(&later) {
             let id: String = serde_json::from_str::<Value>(body).unwrap()["messageId"].as_str().unwrap().into();
-            let stored: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM messages WHERE external_id = $1 AND meeting_id IS NOT NULL")
-                .bind(&id)
-                .fetch_one(&db_pool)
-                .await
-                .unwrap();
-            assert_eq!(stored, 1, "{id} was answered, so it is stored with its meeting");
+            let with_meeting = messages
+                .iter()
+                .filter(|m| m.external_id.as_deref() == Some(id.as_str()) && m.meeting_id.is_some())
+                .count();
+            assert_eq!(with_meeting, 1, "{id} was answered, so it is stored with its meeting");
         }
-        let delivered = eventually(20, || async {
-            let unsent: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM outbox WHERE state != 'sent'")
-                .fetch_one(&db_pool)
-                .await
-                .unwrap();
-            unsent == 0
-        })
-        .await;
+        let delivered = eventually(20, || async { stored.unsent().await.is_empty() }).await;
         assert!(delivered, "{}", second.logs.lock().unwrap());
-        let (meetings, conversations): (i64, i64) =
-            sqlx::query_as("SELECT (SELECT COUNT(*) FROM meetings), (SELECT COUNT(*) FROM conversations)")
-                .fetch_one(&db_pool)
-                .await
-                .unwrap();
+        let (_, conversations, meetings, _) = stored.counts().await;
         assert_eq!(meetings, conversations, "one meeting per conversation");
         let duplicates = webex_bodies(&upstreams.webex).await.into_values().filter(|times| *times > 1).count();
         eprintln!("acknowledged in the second wave: {}, deliveries repeated after the kill: {duplicates}", acknowledged.len());
@@ -158,14 +140,12 @@ async fn a_claim_racing_another_instances_claim_never_takes_a_later_row_of_its_c
     // A conversation with its notification and a follow-up queued, nothing sent yet.
     assert_eq!(app.post_flow(&message(1, 1)).await.status(), 200);
     assert_eq!(app.post_flow(&message(1, 2)).await.status(), 200);
-    let rows: Vec<(i64, String)> = sqlx::query_as("SELECT id, kind FROM outbox ORDER BY id")
-        .fetch_all(&app.db)
-        .await
-        .unwrap();
+    let rows = app.stored().outbox().await;
     assert_eq!(rows.len(), 2, "{rows:?}");
-    assert_eq!(rows[0].1, "expert_notification");
+    assert_eq!(rows[0].kind, "expert_notification");
 
-    // Another instance is claiming the notification, and has not committed yet.
+    // Another instance is claiming the notification, and has not committed yet (its claim is
+    // written here by hand, to hold it open at that point).
     let now = app.clock.now_ms();
     let mut other = app.db.begin().await.unwrap();
     sqlx::query("SELECT pg_advisory_xact_lock($1)")
@@ -178,12 +158,13 @@ async fn a_claim_racing_another_instances_claim_never_takes_a_later_row_of_its_c
          WHERE id = $2",
     )
     .bind(now + 30_000)
-    .bind(rows[0].0)
+    .bind(rows[0].id)
     .execute(&mut *other)
     .await
     .unwrap();
     // This instance claims meanwhile; the other commits while it waits.
     let (claimed, ()) = tokio::join!(app.worker.run_once(), async {
+        // Whether the claim blocks on the lock, as PostgreSQL itself reports.
         let claim_waits = || async {
             sqlx::query_scalar::<_, i64>(
                 "SELECT COUNT(*) FROM pg_stat_activity

@@ -1,7 +1,6 @@
 //! The expert's notification: written with the meeting, sent after the answer by the worker.
 
 use serde_json::{json, Value};
-use sqlx::Row;
 use wiremock::matchers::{header, method, path, query_param};
 use wiremock::{Mock, ResponseTemplate};
 
@@ -33,19 +32,12 @@ db_test! {
         .unwrap();
     // The answer did not wait for Webex: nothing was sent yet, the row is pending.
     assert!(app.webex_posts().await.is_empty());
-    let state: String = sqlx::query_scalar("SELECT state FROM outbox")
-        .fetch_one(&app.db)
-        .await
-        .unwrap();
-    assert_eq!(state, "pending");
+    assert_eq!(app.stored().the_outbox_row().await.state, "pending");
 
     assert_eq!(app.worker.run_once().await.unwrap(), 1);
     let posts = app.webex_posts().await;
     assert_eq!(posts.len(), 1);
-    let expires_at: i64 = sqlx::query_scalar("SELECT expires_at FROM meetings")
-        .fetch_one(&app.db)
-        .await
-        .unwrap();
+    let expires_at = app.stored().the_meeting().await.expires_at;
     let expiry = time::OffsetDateTime::from_unix_timestamp(expires_at / 1000)
         .unwrap()
         .format(time::macros::format_description!(
@@ -93,18 +85,13 @@ db_test! {
     );
     assert!(!markdown.contains("14155550142"), "never the full number");
 
-    let row = sqlx::query("SELECT state, upstream_id, attempts, kind FROM outbox")
-        .fetch_one(&app.db)
-        .await
-        .unwrap();
-    assert_eq!(row.get::<String, _>("state"), "sent");
-    assert_eq!(row.get::<String, _>("kind"), "expert_notification");
-    assert_eq!(row.get::<i64, _>("attempts"), 1);
+    let row = app.stored().the_outbox_row().await;
+    assert_eq!(row.state, "sent");
+    assert_eq!(row.kind, "expert_notification");
+    assert_eq!(row.attempts, 1);
     assert_eq!(
-        row.get::<String, _>("upstream_id"),
-        fixture_json("webex-message-created-response.json")["id"]
-            .as_str()
-            .unwrap()
+        row.upstream_id.as_deref(),
+        fixture_json("webex-message-created-response.json")["id"].as_str()
     );
     // Nothing left to do.
     assert_eq!(app.worker.run_once().await.unwrap(), 0);
@@ -133,10 +120,8 @@ db_test! {
         200
     );
     app.worker.run_once().await.unwrap();
-    let (state, error): (String, String) = sqlx::query_as("SELECT state, last_error FROM outbox")
-        .fetch_one(&app.db)
-        .await
-        .unwrap();
+    let row = app.stored().the_outbox_row().await;
+    let (state, error) = (row.state, row.last_error.unwrap());
     assert_eq!(state, "pending");
     assert!(error.contains("503"), "{error}");
     assert!(
@@ -147,10 +132,8 @@ db_test! {
     // The test schedule retries after 1 ms.
     app.clock.advance(std::time::Duration::from_millis(5));
     app.worker.run_once().await.unwrap();
-    let (state, attempts): (String, i64) = sqlx::query_as("SELECT state, attempts FROM outbox")
-        .fetch_one(&app.db)
-        .await
-        .unwrap();
+    let row = app.stored().the_outbox_row().await;
+    let (state, attempts) = (row.state, row.attempts);
     assert_eq!(state, "sent");
     assert_eq!(attempts, 2);
     assert_eq!(app.webex_posts().await.len(), 2);
@@ -176,10 +159,8 @@ db_test! {
         200
     );
     app.worker.run_once().await.unwrap();
-    let (state, error): (String, String) = sqlx::query_as("SELECT state, last_error FROM outbox")
-        .fetch_one(&app.db)
-        .await
-        .unwrap();
+    let row = app.stored().the_outbox_row().await;
+    let (state, error) = (row.state, row.last_error.unwrap());
     assert_eq!(state, "dead");
     assert!(error.contains("Unable to post message to room"), "{error}");
     app.clock.advance(std::time::Duration::from_millis(5));
@@ -320,10 +301,7 @@ db_test! {
         .unwrap();
     assert_eq!(app.worker.run_once().await.unwrap(), 2);
     let requests = app.connect.received_requests().await.unwrap();
-    let reply_row: i64 = sqlx::query_scalar("SELECT id FROM outbox WHERE kind = 'customer_reply'")
-        .fetch_one(&app.db)
-        .await
-        .unwrap();
+    let reply_row = app.stored().outbox_of_kind("customer_reply").await[0].id;
     assert_eq!(
         requests[0].body_json::<Value>().unwrap(),
         json!({
@@ -339,11 +317,7 @@ db_test! {
             "callbackData": answer["conversationId"],
         })
     );
-    let upstream_id: String = sqlx::query_scalar("SELECT upstream_id FROM outbox WHERE id = $1")
-        .bind(reply_row)
-        .fetch_one(&app.db)
-        .await
-        .unwrap();
-    assert_eq!(upstream_id, "7c1e2f0a-5b7d-4d6e-9a51-3f1b2c4d5e6f");
+    let upstream_id = app.stored().outbox_row(reply_row).await.upstream_id;
+    assert_eq!(upstream_id.as_deref(), Some("7c1e2f0a-5b7d-4d6e-9a51-3f1b2c4d5e6f"));
 }
 }

@@ -171,13 +171,9 @@ db_test! {
         with_experts.push(("WEBEX_TOKEN", "bot".to_string()));
         let closed = icbridge(&["conversations", "close", &id], &with_experts).await;
         assert_eq!(String::from_utf8_lossy(&closed.stdout).trim(), "closed");
-        let notice: String = sqlx::query_scalar("SELECT kind FROM outbox ORDER BY id DESC LIMIT 1")
-            .fetch_one(&app.db)
-            .await
-            .unwrap();
+        let notice = app.stored().newest_outbox_row().await.kind;
         assert_eq!(notice, "expert_notice", "the thread is told");
-        let state: String = sqlx::query_scalar("SELECT state FROM conversations").fetch_one(&app.db).await.unwrap();
-        assert_eq!(state, "closed");
+        assert_eq!(app.stored().the_conversation().await.state, "closed");
     }
 }
 
@@ -220,6 +216,7 @@ db_test! {
             // The database goes away under the running service.
             let name = url::Url::parse(&app.database_url).unwrap().path().trim_start_matches('/').to_string();
             let admin_pool = open_db(&std::env::var("ICB_TEST_POSTGRES_URL").unwrap()).await;
+            // Dropped on purpose, from under the running service.
             sqlx::query(&format!("DROP DATABASE {name} WITH (FORCE)")).execute(&admin_pool).await.unwrap();
             let down = app.http.get(format!("{}/readyz", app.address)).send().await.unwrap();
             assert_eq!(down.status(), 503);
@@ -330,7 +327,8 @@ db_test! {
         app.clock.advance(std::time::Duration::from_secs(1));
         let recent: Value = app.post_signed(&fixture("connect-whatsapp-mo.json")).await.json().await.unwrap();
         let two_days_ago = (time::OffsetDateTime::now_utc().unix_timestamp() - 2 * 86_400) * 1000;
-        // The SMS conversation is two days old and closed a day and a half ago.
+        // The SMS conversation is two days old and closed a day and a half ago (rows aged on
+        // purpose, as are the receipts below).
         sqlx::query("UPDATE messages SET received_at = $1 WHERE conversation_id = $2")
             .bind(two_days_ago)
             .bind(old["conversationId"].as_str())
@@ -364,19 +362,15 @@ db_test! {
         assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
         assert!(printed.contains("1 message texts erased, 1 conversations anonymised, 1 receipts"), "{printed}");
 
-        let rows: Vec<(String, String, String)> =
-            sqlx::query_as("SELECT conversation_id, customer, body FROM messages ORDER BY id")
-                .fetch_all(&app.db)
-                .await
-                .unwrap();
+        let rows: Vec<(String, String, String)> = app.stored().messages().await.into_iter()
+            .map(|m| (m.conversation_id.unwrap(), m.customer, m.body))
+            .collect();
         assert_eq!(rows[0], (old["conversationId"].as_str().unwrap().to_string(), "erased".to_string(), String::new()));
         assert_eq!(rows[1].1, "14155550142", "the recent conversation is untouched");
         assert_eq!(rows[1].2, "Hello, can I get a video call with an advisor?");
-        let customers: Vec<(String, String, Option<String>)> =
-            sqlx::query_as("SELECT id, customer, customer_name FROM conversations ORDER BY created_at")
-                .fetch_all(&app.db)
-                .await
-                .unwrap();
+        let customers: Vec<(String, String, Option<String>)> = app.stored().conversations().await.into_iter()
+            .map(|c| (c.id, c.customer, c.customer_name))
+            .collect();
         assert_eq!(customers[0].1, "erased");
         assert_eq!(customers[1], (recent["conversationId"].as_str().unwrap().to_string(), "14155550142".to_string(), Some("Alice Example".to_string())));
         assert_eq!(app.count("delivery_receipts").await, 1, "the recent receipt stays");

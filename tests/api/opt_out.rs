@@ -84,6 +84,7 @@ db_test! {
         assert_eq!(thread_got(&app).await.last().unwrap(), "Not sent: the customer opted out (STOP). They get messages again once they text START.");
         let conversation_id = first["conversationId"].as_str().unwrap();
         let payload = json!({"type": "sms", "from": "56263", "to": "+14155550123", "content": "queued elsewhere"});
+        // A row queued behind icbridge's back, on purpose: the send-time check must still stop it.
         sqlx::query("INSERT INTO outbox (kind, conversation_id, payload, next_attempt_at, created_at) VALUES ('customer_reply', $1, $2, 0, 0)")
             .bind(conversation_id)
             .bind(payload.to_string())
@@ -94,10 +95,7 @@ db_test! {
         let again = customer_texts(&app, "m-3", "STOP").await;
         assert_eq!(again["optedOut"], true);
         assert_eq!(sms_got(&app).await, [link.clone(), OPTED_OUT.to_string()]);
-        let states: Vec<String> = sqlx::query_scalar("SELECT state FROM outbox WHERE kind = 'customer_reply' ORDER BY id")
-            .fetch_all(&app.db)
-            .await
-            .unwrap();
+        let states: Vec<String> = app.stored().outbox_of_kind("customer_reply").await.into_iter().map(|row| row.state).collect();
         assert_eq!(states, ["sent", "cancelled", "cancelled"]);
 
         // Their later messages reach the experts, marked, with no meeting and no reply.
@@ -121,10 +119,8 @@ db_test! {
             sms_got(&app).await,
             [link, OPTED_OUT.to_string(), OPTED_IN.to_string(), "Welcome back".to_string(), help["reply"].as_str().unwrap().to_string()]
         );
-        let kinds: Vec<String> = sqlx::query_scalar("SELECT kind FROM outbox WHERE state = 'sent' AND kind != 'expert_notice' ORDER BY id")
-            .fetch_all(&app.db)
-            .await
-            .unwrap();
+        let sent = app.stored().outbox_in_state("sent").await.into_iter();
+        let kinds: Vec<String> = sent.map(|row| row.kind).filter(|kind| kind != "expert_notice").collect();
         assert_eq!(kinds, ["expert_notification", "customer_reply", "opt_out_reply", "opt_out_reply", "customer_reply", "opt_out_reply"]);
         assert_eq!(app.transcript(conversation_id).await.len(), 9);
     }

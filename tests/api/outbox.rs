@@ -24,10 +24,8 @@ async fn app_with_schedule(db: TestDb, schedule: &str) -> TestApp {
 }
 
 async fn outbox_row(app: &TestApp) -> (String, i64, i64, Option<String>) {
-    sqlx::query_as("SELECT state, attempts, next_attempt_at, last_error FROM outbox")
-        .fetch_one(&app.db)
-        .await
-        .unwrap()
+    let row = app.stored().the_outbox_row().await;
+    (row.state, row.attempts, row.next_attempt_at, row.last_error)
 }
 
 db_test! {
@@ -107,7 +105,7 @@ db_test! {
     async fn a_row_claimed_by_a_crashed_worker_comes_back_when_its_lease_runs_out(db) {
     let app = app_with_schedule(db, "1ms").await;
     mount_webex_messages(&app.webex).await;
-    // Another worker claimed the row and died mid-send.
+    // Another worker claimed the row and died mid-send (the claim is written on purpose).
     sqlx::query("UPDATE outbox SET next_attempt_at = $1, leased_until = $1, attempts = 1")
         .bind(app.clock.now_ms() + 60_000)
         .execute(&app.db)
@@ -140,10 +138,7 @@ db_test! {
         .await;
     mount_webex_messages(&app.webex).await;
     app.worker.run_once().await.unwrap();
-    let id: i64 = sqlx::query_scalar("SELECT id FROM outbox")
-        .fetch_one(&app.db)
-        .await
-        .unwrap();
+    let id = app.stored().the_outbox_row().await.id;
 
     let db = [("DATABASE_URL", app.database_url.clone())];
     let listed = icbridge(&["outbox", "list", "--status", "dead"], &db).await;

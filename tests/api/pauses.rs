@@ -52,14 +52,15 @@ async fn webex_calls(webex: &MockServer) -> usize {
         .count()
 }
 
+/// (state, attempts) of the outbox's rows of one kind, in order.
+async fn states_and_attempts(app: &TestApp, kind: &str) -> Vec<(String, i64)> {
+    let rows = app.stored().outbox_of_kind(kind).await.into_iter();
+    rows.map(|row| (row.state, row.attempts)).collect()
+}
+
 /// (state, attempts) of the expert notifications, in order.
 async fn notifications(app: &TestApp) -> Vec<(String, i64)> {
-    sqlx::query_as(
-        "SELECT state, attempts FROM outbox WHERE kind = 'expert_notification' ORDER BY id",
-    )
-    .fetch_all(&app.db)
-    .await
-    .unwrap()
+    states_and_attempts(app, "expert_notification").await
 }
 
 async fn metric(app: &TestApp, name_and_labels: &str) -> String {
@@ -89,7 +90,7 @@ db_test! {
         // deliveries keep their order).
         assert_eq!(webex_calls(&app.webex).await, 1);
         assert_eq!(notifications(&app).await, vec![("pending".to_string(), 0); 3]);
-        assert_eq!(app.count("outbox WHERE kind = 'customer_reply' AND state = 'sent'").await, 2);
+        assert_eq!(app.stored().outbox_of_kind("customer_reply").await.iter().filter(|row| row.state == "sent").count(), 2);
         assert_eq!(metric(&app, "icbridge_upstream_paused_seconds{upstream=\"webex\"}").await, "30");
         let listed = icbridge(&["outbox", "list"], &[("DATABASE_URL", app.database_url.clone())]).await;
         let listed = String::from_utf8_lossy(&listed.stdout).into_owned();
@@ -167,17 +168,7 @@ db_test! {
             assert_eq!(app.post_flow(&body.to_string()).await.status(), 200);
             app.worker.run_once().await.unwrap();
         }
-        let replies = |app: &TestApp| {
-            let db = app.db.clone();
-            async move {
-                sqlx::query_as::<_, (String, i64)>(
-                    "SELECT state, attempts FROM outbox WHERE kind = 'customer_reply' ORDER BY id",
-                )
-                .fetch_all(&db)
-                .await
-                .unwrap()
-            }
-        };
+        let replies = |app| states_and_attempts(app, "customer_reply");
         assert_eq!(replies(&app).await, vec![("pending".to_string(), 0); 2]);
         assert_eq!(app.connect.received_requests().await.unwrap().len(), 1);
         app.clock.advance(Duration::from_secs(29));
@@ -254,7 +245,7 @@ db_test! {
         app.worker.run_once().await.unwrap();
         assert_eq!(webex_calls(&app.webex).await, 5);
         assert_eq!(notifications(&app).await, vec![("sent".to_string(), 1); 4]);
-        assert_eq!(app.count("outbox WHERE state = 'dead'").await, 0);
+        assert_eq!(app.stored().outbox_in_state("dead").await.len(), 0);
         assert_eq!(metric(&app, "icbridge_upstream_credential_ok{upstream=\"webex\"}").await, "1");
     }
 }
@@ -287,14 +278,14 @@ db_test! {
             }
         }
         app.worker.run_once().await.unwrap();
-        assert_eq!(app.count("outbox WHERE state = 'dead'").await, 6);
+        assert_eq!(app.stored().outbox_in_state("dead").await.len(), 6);
 
         let db = [("DATABASE_URL", app.database_url.clone())];
         let revived = icbridge(&["outbox", "retry", "--dead", "--kind", "customer_reply"], &db).await;
         assert!(revived.status.success(), "{}", String::from_utf8_lossy(&revived.stderr));
         assert!(String::from_utf8_lossy(&revived.stdout).starts_with("3 dead rows are due now"));
-        assert_eq!(app.count("outbox WHERE state = 'dead'").await, 3);
-        assert_eq!(app.count("outbox WHERE state = 'pending' AND kind = 'customer_reply' AND attempts = 0").await, 3);
+        assert_eq!(app.stored().outbox_in_state("dead").await.len(), 3);
+        assert_eq!(app.stored().outbox_of_kind("customer_reply").await.iter().filter(|row| row.state == "pending" && row.attempts == 0).count(), 3);
 
         // The admin API: the notifications queued since the first hour.
         let since = time::OffsetDateTime::from_unix_timestamp(app.clock.now_ms() / 1000 - 60)
@@ -313,15 +304,12 @@ db_test! {
             .await
             .unwrap();
         assert_eq!(revived, json!({"status": "pending", "count": 2}));
-        assert_eq!(app.count("outbox WHERE state = 'dead'").await, 1, "the old one stays dead");
+        assert_eq!(app.stored().outbox_in_state("dead").await.len(), 1, "the old one stays dead");
         // One by one still works.
-        let id: i64 = sqlx::query_scalar("SELECT id FROM outbox WHERE state = 'dead'")
-            .fetch_one(&app.db)
-            .await
-            .unwrap();
+        let id = app.stored().outbox_in_state("dead").await[0].id;
         let one = icbridge(&["outbox", "retry", &id.to_string()], &db).await;
         assert!(one.status.success());
-        assert_eq!(app.count("outbox WHERE state = 'dead'").await, 0);
+        assert_eq!(app.stored().outbox_in_state("dead").await.len(), 0);
     }
 }
 
@@ -376,12 +364,8 @@ db_test! {
         let body = json!({"channel": "whatsapp", "from": "14155550101", "to": "a_1", "text": "hi"});
         assert_eq!(app.post_flow(&body.to_string()).await.status(), 200);
         app.worker.run_once().await.unwrap();
-        let reply: (String, i64) =
-            sqlx::query_as("SELECT state, attempts FROM outbox WHERE kind = 'customer_reply'")
-                .fetch_one(&app.db)
-                .await
-                .unwrap();
-        assert_eq!(reply, ("pending".to_string(), 0));
+        let replies = states_and_attempts(&app, "customer_reply").await;
+        assert_eq!(replies[0], ("pending".to_string(), 0));
         let ready: Value = app.http.get(format!("{}/readyz", app.address)).send().await.unwrap().json().await.unwrap();
         assert!(ready["credentials"]["connect"].as_str().unwrap().starts_with("refused since"), "{ready}");
     }

@@ -21,12 +21,12 @@ async fn connect_app(db: TestDb, extra: &[(&str, &str)]) -> TestApp {
 }
 
 async fn reply_row(app: &TestApp) -> (i64, String, Option<String>, Option<String>) {
-    sqlx::query_as(
-        "SELECT id, state, upstream_id, last_error FROM outbox WHERE kind = 'customer_reply'",
-    )
-    .fetch_one(&app.db)
-    .await
-    .unwrap()
+    let first = app
+        .stored()
+        .outbox_of_kind("customer_reply")
+        .await
+        .remove(0);
+    (first.id, first.state, first.upstream_id, first.last_error)
 }
 
 async fn mount_sms(app: &TestApp, response: ResponseTemplate) {
@@ -253,11 +253,8 @@ fn receipt(correlation_id: &str, transid: &str, code: &str) -> String {
 }
 
 async fn delivery(app: &TestApp, id: i64) -> (Option<String>, Option<String>) {
-    sqlx::query_as("SELECT delivery_status, delivery_code FROM outbox WHERE id = $1")
-        .bind(id)
-        .fetch_one(&app.db)
-        .await
-        .unwrap()
+    let row = app.stored().outbox_row(id).await;
+    (row.delivery_status, row.delivery_code)
 }
 
 db_test! {
@@ -286,12 +283,8 @@ db_test! {
             "{code}"
         );
     }
-    let linked: i64 =
-        sqlx::query_scalar("SELECT COUNT(*) FROM delivery_receipts WHERE outbox_id = $1")
-            .bind(id)
-            .fetch_one(&app.db)
-            .await
-            .unwrap();
+    let receipts = app.stored().receipts().await;
+    let linked = receipts.iter().filter(|r| r.outbox_id == Some(id)).count();
     assert_eq!(linked, 4);
 }
 }
@@ -316,11 +309,7 @@ db_test! {
         .as_str()
         .unwrap()
         .to_string();
-    let stored_thread: Option<String> =
-        sqlx::query_scalar("SELECT thread_message_id FROM conversations")
-            .fetch_one(&app.db)
-            .await
-            .unwrap();
+    let stored_thread = app.stored().the_conversation().await.thread_message_id;
     assert_eq!(
         stored_thread.as_deref(),
         Some(thread.as_str()),
@@ -350,7 +339,7 @@ db_test! {
     assert!(text.contains("must write first"), "{text}");
     assert!(!text.contains("14155550142"));
     // The refused reply waits, held, for the customer's next message.
-    assert_eq!(app.count("outbox WHERE held = 1").await, 1);
+    assert_eq!(app.stored().held().await.len(), 1);
 }
 }
 

@@ -8,6 +8,8 @@ use serde_json::Value;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
 use tokio::process::Command;
 
+use crate::helpers::{eventually, eventually_found};
+
 /// A running `serve --sandbox`, as its banner describes it.
 struct Sandbox {
     child: tokio::process::Child,
@@ -259,21 +261,14 @@ async fn the_sandbox_runs_the_whole_flow_without_credentials() {
 async fn delivered_and_recorded(base: &str, count: usize) {
     let http = reqwest::Client::new();
     let line = format!("icbridge_outbox_rows{{state=\"sent\"}} {count}\n");
-    for _ in 0..100 {
-        let metrics = http
-            .get(format!("{base}/metrics"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
-        if metrics.contains(&line) {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("{count} deliveries were not recorded as sent");
+    let recorded = eventually(5, || async {
+        let metrics = http.get(format!("{base}/metrics")).send().await.unwrap();
+        metrics.text().await.unwrap().contains(&line)
+    });
+    assert!(
+        recorded.await,
+        "{count} deliveries were not recorded as sent"
+    );
 }
 
 /// Moves the sandbox's clock ahead by `advance` (`48h`, `5m`).
@@ -289,14 +284,11 @@ async fn move_clock(base: &str, advance: &str) {
 
 /// What the stand-ins received so far, once there are at least `count`.
 async fn sent_messages(base: &str, count: usize) -> Vec<Value> {
-    let mut sent = Vec::new();
-    for _ in 0..100 {
-        sent = listing(base).await;
-        if sent.len() >= count {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let enough = eventually_found(10, || async {
+        let sent = listing(base).await;
+        (sent.len() >= count).then_some(sent)
+    });
+    let sent = enough.await.unwrap_or_default();
     assert_eq!(sent.len(), count, "{sent:#?}");
     sent
 }
@@ -560,15 +552,14 @@ async fn the_sandbox_books_a_consultation_reminds_at_its_time_and_adds_a_guest()
 
 /// What the stand-ins received so far, once one of the messages matches `wanted`.
 async fn sent_until(base: &str, wanted: impl Fn(&Value) -> bool) -> Vec<Value> {
-    let mut sent = Vec::new();
-    for _ in 0..100 {
-        sent = listing(base).await;
-        if sent.iter().any(&wanted) {
-            return sent;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
+    let found = eventually_found(10, || async {
+        let sent = listing(base).await;
+        sent.iter().any(&wanted).then_some(sent)
+    });
+    match found.await {
+        Some(sent) => sent,
+        None => panic!("not sent: {:#?}", listing(base).await),
     }
-    panic!("not sent: {sent:#?}");
 }
 
 #[tokio::test]
@@ -781,15 +772,10 @@ async fn every_html_answer_carries_the_security_headers() {
         .post(format!("{base}/sandbox/expert-reply"))
         .json(&serde_json::json!({"conversationId": answer["conversationId"], "text": "close"}));
     assert_eq!(close.send().await.unwrap().status(), 202);
-    let mut ended = 0;
-    for _ in 0..100 {
-        ended = http.get(&own_link).send().await.unwrap().status().as_u16();
-        if ended == 410 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    assert_eq!(ended, 410, "the link ends");
+    let ended = eventually(5, || async {
+        http.get(&own_link).send().await.unwrap().status() == 410
+    });
+    assert!(ended.await, "the link ends");
     secure_page(http.get(&own_link), 410, "/j/ ended").await;
 
     // Unknown codes, then the refusal past the limit.

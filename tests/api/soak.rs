@@ -88,11 +88,7 @@ db_test! {
     // Deliver everything, step by step (the test schedule retries after 1 ms).
     for _ in 0..200 {
         app.worker.run_once().await.unwrap();
-        let pending: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM outbox WHERE state != 'sent'")
-            .fetch_one(&app.db)
-            .await
-            .unwrap();
-        if pending == 0 {
+        if app.stored().unsent().await.is_empty() {
             break;
         }
         app.clock.advance(std::time::Duration::from_millis(2));
@@ -105,32 +101,16 @@ db_test! {
         app.count("messages").await,
         (CUSTOMERS * MESSAGES_PER_CUSTOMER) as i64
     );
-    let distinct: BTreeSet<String> = sqlx::query_scalar("SELECT external_id FROM messages")
-        .fetch_all(&app.db)
-        .await
-        .unwrap()
-        .into_iter()
-        .collect();
+    let messages = app.stored().messages().await.into_iter();
+    let distinct: BTreeSet<String> = messages.map(|m| m.external_id.unwrap()).collect();
     assert_eq!(distinct.len(), CUSTOMERS * MESSAGES_PER_CUSTOMER);
     // One notification per customer and one thread relay per later message, all sent once.
-    let (notifications, relays, unsent): (i64, i64, i64) = sqlx::query_as(
-        "SELECT SUM(CASE WHEN kind = 'expert_notification' THEN 1 ELSE 0 END),
-                SUM(CASE WHEN kind = 'expert_notice' THEN 1 ELSE 0 END),
-                SUM(CASE WHEN state != 'sent' THEN 1 ELSE 0 END)
-         FROM outbox",
-    )
-    .fetch_one(&app.db)
-    .await
-    .unwrap();
-    assert_eq!(notifications, CUSTOMERS as i64);
-    assert_eq!(relays, (CUSTOMERS * (MESSAGES_PER_CUSTOMER - 1)) as i64);
-    let stuck: Vec<(i64, String, String, i64, Option<String>)> = sqlx::query_as(
-        "SELECT id, kind, state, attempts, last_error FROM outbox WHERE state != 'sent' LIMIT 5",
-    )
-    .fetch_all(&app.db)
-    .await
-    .unwrap();
-    assert_eq!(unsent, 0, "{stuck:?}");
+    let outbox = app.stored().outbox().await;
+    let of_kind = |kind: &str| outbox.iter().filter(|row| row.kind == kind).count();
+    assert_eq!(of_kind("expert_notification"), CUSTOMERS);
+    assert_eq!(of_kind("expert_notice"), CUSTOMERS * (MESSAGES_PER_CUSTOMER - 1));
+    let unsent = app.stored().unsent().await;
+    assert_eq!(unsent.len(), 0, "{:?}", &unsent[..unsent.len().min(5)]);
     assert_eq!(
         delivered.load(Ordering::SeqCst),
         CUSTOMERS * MESSAGES_PER_CUSTOMER,

@@ -59,10 +59,7 @@ async fn closed(app: &TestApp, first: Value) -> String {
 
 /// The newest customer reply's outbox id, as its correlation id names it.
 async fn last_reply_id(app: &TestApp) -> i64 {
-    sqlx::query_scalar("SELECT MAX(id) FROM outbox WHERE kind = 'customer_reply'")
-        .fetch_one(&app.db)
-        .await
-        .unwrap()
+    app.stored().newest_reply_id().await
 }
 
 /// The body of the last request Webex Connect received.
@@ -109,7 +106,7 @@ db_test! {
         );
 
         // A 5: stored, thanked, posted in the thread; no conversation, no meeting.
-        let (_, conversations, meetings, _) = app.stored().await;
+        let (_, conversations, meetings, _) = app.stored().counts().await;
         let answer = customer_texts(&app, "m-2", " 5 ").await;
         assert_eq!(
             answer,
@@ -117,7 +114,7 @@ db_test! {
         );
         app.worker.run_once().await.unwrap();
         assert_eq!(app.broker_requests().await.len(), 1);
-        let (_, conversations_now, meetings_now, outbox) = app.stored().await;
+        let (_, conversations_now, meetings_now, outbox) = app.stored().counts().await;
         assert_eq!((conversations_now, meetings_now), (conversations, meetings));
         assert_eq!(connect_texts(&app, "/content").await.last().unwrap(), THANKS);
         assert_eq!(
@@ -128,7 +125,7 @@ db_test! {
 
         // The same message again is answered as before; nothing more is queued.
         assert_eq!(customer_texts(&app, "m-2", " 5 ").await, answer);
-        assert_eq!(app.stored().await.3, outbox);
+        assert_eq!(app.stored().counts().await.3, outbox);
 
         // The admin API lists it (the number masked), the conversation shows it.
         let listed = ratings(&app).await;
@@ -324,22 +321,19 @@ db_test! {
         busy["messageId"] = json!("m-3");
         assert_eq!(app.post_flow(&busy.to_string()).await.status(), 200);
         assert_eq!(app.bridge.close_ended_meetings().await.unwrap(), 1);
-        let open: Vec<String> = sqlx::query_scalar("SELECT customer FROM conversations WHERE state = 'open'")
-            .fetch_all(&app.db).await.unwrap();
+        let conversations = app.stored().conversations().await.into_iter();
+        let open: Vec<String> = conversations.filter(|c| c.state == "open").map(|c| c.customer).collect();
         assert_eq!(open, ["+14155550124"]);
         app.worker.run_once().await.unwrap();
-        let state: String = sqlx::query_scalar("SELECT state FROM conversations WHERE id = $1")
-            .bind(&quiet_id).fetch_one(&app.db).await.unwrap();
-        assert_eq!(state, "closed");
+        assert_eq!(app.stored().conversation(&quiet_id).await.state, "closed");
         let sms: Vec<Value> = app.connect.received_requests().await.unwrap().iter()
             .map(|r| r.body_json().unwrap()).collect();
         let asked: Vec<&Value> = sms.iter().filter(|b| b["content"] == SMS_QUESTION).collect();
         assert_eq!(asked.len(), 1, "{sms:?}");
         assert_eq!(asked[0]["to"], "+14155550123");
         assert!(thread_texts(&app).await.iter().any(|t| t.starts_with("Conversation closed by icbridge, as its meeting ended.")));
-        let actor: String = sqlx::query_scalar("SELECT actor FROM audit_log WHERE action = 'close'")
-            .fetch_one(&app.db).await.unwrap();
-        assert_eq!(actor, "icbridge:meeting-ended");
+        let closes = app.stored().audited(&["close"]).await;
+        assert_eq!(closes[0].actor, "icbridge:meeting-ended");
         // Once closed, not again.
         assert_eq!(app.bridge.close_ended_meetings().await.unwrap(), 0);
     }

@@ -135,10 +135,7 @@ db_test! {
             .await;
         press(&app, "action-take", "take").await;
         app.worker.run_once().await.unwrap();
-        let assignee: Option<String> = sqlx::query_scalar("SELECT assignee FROM conversations")
-            .fetch_one(&app.db)
-            .await
-            .unwrap();
+        let assignee = app.stored().the_conversation().await.assignee;
         assert_eq!(assignee.as_deref(), Some("expert@example.com"));
     }
 }
@@ -153,10 +150,7 @@ db_test! {
         let (first, second) = tokio::join!(app.desk.run_once(), other.desk.run_once());
         assert_eq!(first.unwrap() + second.unwrap(), 2);
         app.worker.run_once().await.unwrap();
-        let assignee: String = sqlx::query_scalar("SELECT assignee FROM conversations")
-            .fetch_one(&app.db)
-            .await
-            .unwrap();
+        let assignee = app.stored().the_conversation().await.assignee.expect("taken");
         let loser = if assignee == "expert@example.com" { SECOND_EMAIL } else { "expert@example.com" };
         let mut thread = thread_says(&app).await;
         thread.sort();

@@ -104,10 +104,7 @@ db_test! {
         }
         app.desk.run_once().await.unwrap();
         app.worker.run_once().await.unwrap();
-        let states: Vec<String> = sqlx::query_scalar("SELECT state FROM webex_events ORDER BY received_at")
-            .fetch_all(&app.db)
-            .await
-            .unwrap();
+        let states: Vec<String> = app.stored().webex_events().await.into_iter().map(|event| event.state).collect();
         assert_eq!(states, ["done", "done"]);
         // The reply in the conversation's thread reached the customer, mention removed.
         assert_eq!(

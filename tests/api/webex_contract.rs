@@ -40,20 +40,13 @@ db_test! {
 
         // A card's Take, on the same month-old registration.
         press(&app, "action-take", "take").await;
-        let assignee: Option<String> = sqlx::query_scalar("SELECT assignee FROM conversations")
-            .fetch_one(&app.db)
-            .await
-            .unwrap();
+        let assignee = app.stored().the_conversation().await.assignee;
         assert_eq!(assignee.as_deref(), Some(EXPERT_ID), "taken by the presser");
 
         let close = webex.expert_writes("m-close", "close", Some(&thread_id()), now).unwrap();
         assert_eq!(signed(&app, &close).await.status(), 200);
         app.desk.run_once().await.unwrap();
-        let state: String = sqlx::query_scalar("SELECT state FROM conversations")
-            .fetch_one(&app.db)
-            .await
-            .unwrap();
-        assert_eq!(state, "closed");
+        assert_eq!(app.stored().the_conversation().await.state, "closed");
     }
 }
 
@@ -82,11 +75,9 @@ db_test! {
         app.desk.run_once().await.unwrap();
         app.worker.run_once().await.unwrap();
         assert_eq!(whatsapp_texts(&app).await, ["m-fresh"]);
-        let refused: String = sqlx::query_scalar("SELECT state FROM webex_events WHERE id = 'm-ancient'")
-            .fetch_one(&app.db)
-            .await
-            .unwrap();
-        assert_eq!(refused, "failed");
+        let events = app.stored().webex_events().await;
+        let refused = events.iter().find(|event| event.id == "m-ancient").expect("the ancient event");
+        assert_eq!(refused.state, "failed");
     }
 }
 
@@ -106,6 +97,7 @@ db_test! {
             TestDb::Sqlite => &["BEGIN IMMEDIATE"],
             TestDb::Postgres => &["BEGIN", "LOCK TABLE webex_events IN EXCLUSIVE MODE"],
         };
+        // The table is locked on purpose, as a long transaction elsewhere would hold it.
         for statement in hold {
             sqlx::query(statement).execute(&mut *holder).await.unwrap();
         }
@@ -218,6 +210,7 @@ db_test! {
             TestDb::Sqlite => &["BEGIN IMMEDIATE"],
             TestDb::Postgres => &["BEGIN", "LOCK TABLE webex_events IN EXCLUSIVE MODE"],
         };
+        // The table is locked on purpose, as a long transaction elsewhere would hold it.
         for statement in hold {
             sqlx::query(statement).execute(&mut *holder).await.unwrap();
         }

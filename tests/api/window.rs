@@ -8,6 +8,7 @@ use serde_json::{json, Value};
 
 use crate::desk::*;
 use crate::helpers::*;
+use crate::stored::OutboxRow;
 
 const HOUR: Duration = Duration::from_secs(3600);
 const TEMPLATE: [(&str, &str); 3] = [
@@ -45,13 +46,15 @@ async fn whatsapp_sent(app: &TestApp) -> Vec<String> {
 }
 
 async fn states_of_replies(app: &TestApp) -> Vec<String> {
-    sqlx::query_scalar(
-        "SELECT CASE WHEN held = 1 THEN 'held' ELSE state END FROM outbox
-         WHERE kind = 'customer_reply' ORDER BY id",
-    )
-    .fetch_all(&app.db)
-    .await
-    .unwrap()
+    let replies = app.stored().outbox_of_kind("customer_reply").await;
+    let state = |row: OutboxRow| {
+        if row.held == 1 {
+            "held".to_string()
+        } else {
+            row.state
+        }
+    };
+    replies.into_iter().map(state).collect()
 }
 
 async fn customer_writes_again(app: &TestApp, tid: &str) {
@@ -78,10 +81,7 @@ db_test! {
         assert_eq!(whatsapp_sent(&app).await, vec![guest_link.clone(), "template:tpl_followup".into()]);
         let sent = app.connect.received_requests().await.unwrap();
         let template: Value = sent.last().unwrap().body_json().unwrap();
-        let template_row: i64 = sqlx::query_scalar("SELECT MAX(id) FROM outbox WHERE kind = 'customer_reply'")
-            .fetch_one(&app.db)
-            .await
-            .unwrap();
+        let template_row: i64 = app.stored().newest_reply_id().await;
         assert_eq!(
             template,
             json!({
@@ -110,7 +110,7 @@ db_test! {
         assert_eq!(sent[3..4], ["Please call us"]);
         assert_eq!(sent.len(), 5, "{sent:?}");
         assert!(sent[4].starts_with("Join your video consultation"));
-        assert_eq!(app.count("outbox WHERE held = 1").await, 0);
+        assert_eq!(app.stored().held().await.len(), 0);
     }
 }
 
@@ -160,10 +160,7 @@ db_test! {
         app.worker.run_once().await.unwrap();
         assert_eq!(whatsapp_sent(&app).await.len(), 3, "sent: our clock says the window is open");
         // WhatsApp's clock disagrees, for both.
-        let rows: Vec<i64> = sqlx::query_scalar("SELECT id FROM outbox WHERE kind = 'customer_reply' ORDER BY id")
-            .fetch_all(&app.db)
-            .await
-            .unwrap();
+        let rows: Vec<i64> = app.stored().outbox_of_kind("customer_reply").await.iter().map(|row| row.id).collect();
         for row in &rows[1..] {
             let mut receipt = fixture_json("connect-delivery-receipt.json");
             receipt["deliveryInfoNotification"]["correlationid"] = json!(format!("icb-{row}"));
@@ -190,8 +187,8 @@ db_test! {
         app.clock.advance(25 * HOUR);
         expert_replies(&app, "m-1", "Anyone there?").await;
         app.worker.run_once().await.unwrap();
-        assert_eq!(app.count("outbox WHERE held = 1").await, 1);
-        // The customer never writes again; 40 days pass.
+        assert_eq!(app.stored().held().await.len(), 1);
+        // The customer never writes again; 40 days pass (the held row is aged on purpose).
         sqlx::query("UPDATE outbox SET created_at = created_at - 3456000000 WHERE held = 1")
             .execute(&app.db)
             .await
@@ -203,7 +200,7 @@ db_test! {
         .await;
         assert!(purged.status.success());
         assert!(String::from_utf8_lossy(&purged.stdout).contains("1 held WhatsApp messages"));
-        assert_eq!(app.count("outbox WHERE held = 1").await, 0);
-        assert_eq!(app.count("outbox WHERE payload LIKE '%Anyone there%'").await, 0);
+        assert_eq!(app.stored().held().await.len(), 0);
+        assert_eq!(app.stored().outbox().await.iter().filter(|row| row.payload.contains("Anyone there")).count(), 0);
     }
 }
