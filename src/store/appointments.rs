@@ -8,7 +8,8 @@ use sqlx::AnyConnection;
 use super::conversations::{open_conversation_for, Opening};
 use super::customers::insert_audit;
 use super::links::insert_links;
-use super::{insert_outbox, insert_scheduled, Store, StoreError};
+use super::outbox::{insert_outbox, insert_scheduled};
+use super::{Store, StoreError};
 use crate::domain::{ConversationKey, MeetingLinks, OutboxEntry};
 
 /// What to book: the appointment, its meeting and its deliveries.

@@ -7,8 +7,10 @@ use std::collections::HashMap;
 use sqlx::AnyConnection;
 
 use super::customers::insert_audit;
+use super::engine::rows_of_placeholders;
+use super::outbox::insert_outbox;
 use super::surveys::{self, NewSurvey};
-use super::{insert_outbox, key_of, rows_of_placeholders, Key, Store, StoreError};
+use super::{key_of, Key, Store, StoreError};
 use crate::domain::{BusinessAddress, Channel, ConversationKey, CustomerAddress, OutboxEntry};
 
 /// An expert's reply, relayed to the customer.

@@ -6,7 +6,8 @@ use crate::domain::Conversation;
 use crate::domain::{AuditEntry, CustomerRecords, Erasure};
 use sqlx::AnyConnection;
 
-use super::{Backend, Store, StoreError, ERASED};
+use super::engine::Backend;
+use super::{Store, StoreError, ERASED};
 
 /// Writes an audit row in the transaction of the action it records.
 pub(super) async fn insert_audit(

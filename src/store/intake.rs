@@ -1,4 +1,4 @@
-//! Recording customers' messages, in batches (see [`super::batches`]): the messages of
+//! Recording customers' messages, in batches (see [`super::engine`]): the messages of
 //! concurrent requests are written together, with one statement per step for all of them.
 
 use crate::domain::Answer;
@@ -7,8 +7,9 @@ use std::collections::HashMap;
 use futures_util::future::BoxFuture;
 use sqlx::AnyConnection;
 
+use super::engine::rows_of_placeholders;
 use super::messages::{answer_of, AnswerRow, Recorded};
-use super::{key_of, rows_of_placeholders, Key, Store, StoreError};
+use super::{key_of, Key, Store, StoreError};
 use crate::domain::{Channel, FollowUps, InboundMessage};
 
 /// Messages written in one transaction at most; well within both databases' limits on
@@ -142,7 +143,7 @@ async fn record(
         .iter()
         .map(|(entry, conversation_id, now)| (entry, Some(conversation_id.as_str()), *now))
         .collect();
-    super::insert_outbox_rows(tx, &rows).await?;
+    super::outbox::insert_outbox_rows(tx, &rows).await?;
     Ok(recorded)
 }
 

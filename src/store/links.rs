@@ -4,7 +4,9 @@
 use crate::domain::{LinkRecord, MeetingLinkRecord, Redirect};
 use sqlx::AnyConnection;
 
-use super::{insert_outbox, rows_of_placeholders, Store, StoreError};
+use super::engine::rows_of_placeholders;
+use super::outbox::insert_outbox;
+use super::{Store, StoreError};
 use crate::domain::{LinkRole, Meeting, MeetingLinks, OutboxEntry};
 
 impl Store {

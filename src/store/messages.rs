@@ -9,8 +9,10 @@ use futures_util::future::BoxFuture;
 use sqlx::AnyConnection;
 
 use super::conversations::{open_conversations, Opening};
+use super::engine::{rows_of_placeholders, Backend};
 use super::links::insert_links;
-use super::{insert_outbox, rows_of_placeholders, Backend, Store, StoreError};
+use super::outbox::insert_outbox;
+use super::{Store, StoreError};
 use crate::domain::DeliveryReceipt;
 use crate::domain::{ConversationKey, FollowUps, MeetingLinks, OutboxEntry};
 
@@ -711,7 +713,7 @@ async fn write_meeting_batch(
                 .map(|entry| (entry, Some(answer.conversation_id.as_str()), job.now))
         })
         .collect();
-    super::insert_outbox_rows(tx, &deliveries).await?;
+    super::outbox::insert_outbox_rows(tx, &deliveries).await?;
     answer_messages(tx, jobs, &answers).await?;
     end_claims(tx, jobs).await?;
     Ok(answers)

@@ -4,7 +4,8 @@
 use sqlx::AnyConnection;
 
 use super::conversations::{open_conversation_for, Opening};
-use super::{insert_outbox, Store, StoreError};
+use super::outbox::insert_outbox;
+use super::{Store, StoreError};
 use crate::domain::{ConversationKey, OutboxEntry};
 
 /// What a keyword message changes.

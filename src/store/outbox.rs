@@ -5,8 +5,9 @@ use crate::domain::{AuditEntry, OutboxRow, OutboxState};
 use sqlx::AnyConnection;
 
 use super::customers::insert_audit;
+use super::engine::{rows_of_placeholders, Backend};
 use super::pauses::UPSTREAM_OF_ROW;
-use super::{Backend, Store, StoreError};
+use super::{Store, StoreError};
 use crate::domain::OutboxEntry;
 
 /// A row's state as operators see it: a held row is pending, waiting for its customer
@@ -104,7 +105,7 @@ async fn hold(
             .iter()
             .map(|entry| (entry, conversation_id.as_deref(), now))
             .collect();
-        super::insert_outbox_rows(tx, &rows).await?;
+        super::outbox::insert_outbox_rows(tx, &rows).await?;
     }
     Ok(())
 }
@@ -120,7 +121,7 @@ async fn open_threads(tx: &mut AnyConnection, opened: &[(i64, String)]) -> Resul
         "UPDATE conversations SET thread_message_id = v.column2
          FROM (VALUES {}) AS v JOIN outbox o ON o.id = v.column1
          WHERE conversations.id = o.conversation_id AND conversations.thread_message_id IS NULL",
-        super::rows_of_placeholders(opened.len(), 2, 1)
+        rows_of_placeholders(opened.len(), 2, 1)
     );
     let mut query = sqlx::query(&sql);
     for (id, upstream_id) in opened {
@@ -198,7 +199,7 @@ async fn settle(tx: &mut AnyConnection, settlements: Vec<Settlement>) -> Result<
         "UPDATE outbox SET state = 'sent', upstream_id = v.column2, sent_at = v.column3,
                            leased_until = NULL, last_error = NULL
          FROM (VALUES {}) AS v WHERE outbox.id = v.column1",
-        super::rows_of_placeholders(sent.len(), 3, 1)
+        rows_of_placeholders(sent.len(), 3, 1)
     );
     let mut query = sqlx::query(&sql);
     for (id, upstream_id, at) in sent {
@@ -434,4 +435,73 @@ impl Store {
         }
         Ok(())
     }
+}
+
+/// Queues deliveries of one conversation in the transaction that causes them.
+pub(super) async fn insert_outbox(
+    tx: &mut AnyConnection,
+    entries: &[OutboxEntry],
+    conversation_id: Option<&str>,
+    now: i64,
+) -> Result<(), StoreError> {
+    let rows: Vec<_> = entries.iter().map(|e| (e, conversation_id, now)).collect();
+    insert_outbox_rows(tx, &rows).await
+}
+
+/// Queues deliveries, each with its conversation and the time it was queued (and is first
+/// due), in one statement.
+pub(super) async fn insert_outbox_rows(
+    tx: &mut AnyConnection,
+    rows: &[(&OutboxEntry, Option<&str>, i64)],
+) -> Result<(), StoreError> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    // A row is first due when it is queued.
+    let sql = format!(
+        "INSERT INTO outbox (kind, conversation_id, payload, next_attempt_at, created_at, recipient)
+         VALUES {}",
+        rows_of_placeholders(rows.len(), 6, 1)
+    );
+    let mut query = sqlx::query(&sql);
+    for (entry, conversation_id, now) in rows {
+        query = query
+            .bind(&entry.kind)
+            .bind(*conversation_id)
+            .bind(&entry.payload)
+            .bind(*now)
+            .bind(*now)
+            .bind(&entry.recipient);
+    }
+    query.execute(tx).await?;
+    Ok(())
+}
+
+/// Queues deliveries due at a later time (`scheduled.due`): they do not hold up the rows
+/// of their conversation queued meanwhile, and are cancelled, not sent, if still pending
+/// after `scheduled.stale_after`.
+pub(super) async fn insert_scheduled(
+    tx: &mut AnyConnection,
+    entries: &[OutboxEntry],
+    conversation_id: &str,
+    scheduled: super::appointments::Scheduled,
+    now: i64,
+) -> Result<(), StoreError> {
+    for entry in entries {
+        sqlx::query(
+            "INSERT INTO outbox (kind, conversation_id, payload, next_attempt_at, created_at,
+                                 scheduled, stale_after, recipient)
+             VALUES ($1, $2, $3, $4, $5, 1, $6, $7)",
+        )
+        .bind(&entry.kind)
+        .bind(conversation_id)
+        .bind(&entry.payload)
+        .bind(scheduled.due)
+        .bind(now)
+        .bind(scheduled.stale_after)
+        .bind(&entry.recipient)
+        .execute(&mut *tx)
+        .await?;
+    }
+    Ok(())
 }

@@ -4,7 +4,8 @@
 use crate::domain::RatingRecord;
 use sqlx::AnyConnection;
 
-use super::{insert_outbox, Store, StoreError};
+use super::outbox::insert_outbox;
+use super::{Store, StoreError};
 use crate::domain::{ConversationKey, MessageId, OutboxEntry};
 
 /// The question to a customer whose conversation is being closed.

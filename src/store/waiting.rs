@@ -4,7 +4,8 @@
 use super::conversations::{
     change_conversation, conversations, open_conversation_for, ConversationRow, Opening, SELECT,
 };
-use super::{insert_outbox, Store, StoreError};
+use super::outbox::insert_outbox;
+use super::{Store, StoreError};
 use crate::domain::Conversation;
 use crate::domain::Waiting;
 use crate::domain::{ConversationKey, OutboxEntry};

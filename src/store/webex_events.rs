@@ -1,6 +1,7 @@
 //! Events received on the Webex webhook, processed in the background like the outbox.
 
-use super::{Backend, Store, StoreError};
+use super::engine::Backend;
+use super::{Store, StoreError};
 
 /// The PostgreSQL advisory lock claims of Webex events take turns on.
 const WEBEX_EVENTS_CLAIM_LOCK: i64 = 0x1cb1_0000_0002;

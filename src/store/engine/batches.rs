@@ -8,10 +8,10 @@
 use futures_util::future::BoxFuture;
 use tokio::sync::{mpsc, oneshot};
 
-use super::{Store, StoreError};
+use crate::store::{Store, StoreError};
 
 /// Writes `jobs` in one write; returns each job's outcome, in their order.
-pub(super) type WriteBatch<J, R> =
+pub(in crate::store) type WriteBatch<J, R> =
     fn(Store, Vec<J>) -> BoxFuture<'static, Result<Vec<R>, StoreError>>;
 
 /// A job and who waits for its outcome.
@@ -21,7 +21,7 @@ struct Waiting<J, R> {
 }
 
 /// Hands jobs to the task that writes them in batches.
-pub(super) struct Batches<J, R> {
+pub(in crate::store) struct Batches<J, R> {
     jobs: mpsc::UnboundedSender<Waiting<J, R>>,
 }
 
@@ -41,14 +41,14 @@ where
     /// Starts the task that writes batches of at most `max` jobs with `write`, on the
     /// current runtime, for `store` (a handle without batches, so that the task ends with
     /// the last handle that has them).
-    pub(super) fn start(store: Store, max: usize, write: WriteBatch<J, R>) -> Self {
+    pub(in crate::store) fn start(store: Store, max: usize, write: WriteBatch<J, R>) -> Self {
         let (jobs, queue) = mpsc::unbounded_channel();
         tokio::spawn(write_batches(store, max, write, queue));
         Self { jobs }
     }
 
     /// Writes `job` with the others queued meanwhile; returns its outcome once committed.
-    pub(super) async fn write(&self, job: J) -> Result<R, StoreError> {
+    pub(in crate::store) async fn write(&self, job: J) -> Result<R, StoreError> {
         let (done, outcome) = oneshot::channel();
         self.jobs
             .send(Waiting { job, done })

@@ -12,7 +12,8 @@ use futures_util::future::BoxFuture;
 use sqlx::{AnyConnection, AnyPool, Executor};
 use tokio::sync::{mpsc, oneshot};
 
-use super::{Backend, StoreError};
+use super::Backend;
+use crate::store::StoreError;
 
 /// Writes committed together at most.
 const MAX_GROUP: usize = 128;
@@ -64,13 +65,13 @@ where
 /// a time anyway, and on PostgreSQL two groups side by side would hold row locks the other
 /// wants (an instance's writes deadlocking with each other).
 #[derive(Clone)]
-pub(super) struct Writer {
+pub(in crate::store) struct Writer {
     writes: mpsc::UnboundedSender<Box<dyn Write>>,
 }
 
 impl Writer {
     /// Starts the writer task on the current runtime; it ends when every handle is gone.
-    pub(super) fn start(pool: AnyPool, backend: Backend) -> Self {
+    pub(in crate::store) fn start(pool: AnyPool, backend: Backend) -> Self {
         let (writes, queue) = mpsc::unbounded_channel();
         tokio::spawn(run(pool, backend, queue));
         Self { writes }
