@@ -102,7 +102,7 @@ pub(super) fn record_batch(
     store: Store,
     jobs: Vec<Job>,
 ) -> BoxFuture<'static, Result<Vec<Option<Recorded>>, StoreError>> {
-    Box::pin(async move { store.write(move |tx| Box::pin(record(tx, jobs))).await })
+    Box::pin(async move { store.write(async move |tx| record(tx, jobs).await).await })
 }
 
 async fn record(

@@ -223,7 +223,7 @@ impl Store {
         now: i64,
     ) -> Result<Option<Answer>, StoreError> {
         let (key, message) = (key.clone(), message.clone());
-        self.write(move |tx| Box::pin(async move { answer_waiting(tx, &key, &message, now).await }))
+        self.write(async move |tx| answer_waiting(tx, &key, &message, now).await)
             .await
     }
 
@@ -239,10 +239,8 @@ impl Store {
         now: i64,
     ) -> Result<Answer, StoreError> {
         let (key, answer, follow_ups) = (key.clone(), answer.clone(), follow_ups.clone());
-        self.write(move |tx| {
-            Box::pin(
-                async move { answer_with(tx, message_row, &key, answer, &follow_ups, now).await },
-            )
+        self.write(async move |tx| {
+            answer_with(tx, message_row, &key, answer, &follow_ups, now).await
         })
         .await
     }
@@ -304,13 +302,11 @@ impl Store {
         if live.is_none() {
             return Ok(claimed);
         }
-        self.write(move |tx| {
-            Box::pin(async move {
-                release_claim(tx, &key, &claim_id, None).await?;
-                let answer = answer_waiting(tx, &key, &message, now).await?;
-                // Closed meanwhile: the next try claims again.
-                Ok(answer.map_or(Claim::Busy { failed_at: None }, Claim::Answered))
-            })
+        self.write(async move |tx| {
+            release_claim(tx, &key, &claim_id, None).await?;
+            let answer = answer_waiting(tx, &key, &message, now).await?;
+            // Closed meanwhile: the next try claims again.
+            Ok(answer.map_or(Claim::Busy { failed_at: None }, Claim::Answered))
         })
         .await
     }
@@ -324,10 +320,8 @@ impl Store {
         failed_at: Option<i64>,
     ) -> Result<(), StoreError> {
         let (key, claim_id) = (key.clone(), claim_id.to_string());
-        self.write(move |tx| {
-            Box::pin(async move { release_claim(tx, &key, &claim_id, failed_at).await })
-        })
-        .await
+        self.write(async move |tx| release_claim(tx, &key, &claim_id, failed_at).await)
+            .await
     }
 
     /// Stores a delivery receipt and updates the outbound message it reports on (found by
@@ -341,59 +335,57 @@ impl Store {
         now: i64,
     ) -> Result<Option<ReceiptMatch>, StoreError> {
         let (receipt, status, payload) = (receipt.clone(), status.to_string(), payload.to_string());
-        self.write(move |tx| {
-            Box::pin(async move {
-                let matched: Option<(i64, Option<String>, String, String)> = sqlx::query_as(
-                    "UPDATE outbox SET delivery_status = $1, delivery_code = $2
-                     WHERE id = (SELECT id FROM outbox
-                                 -- Only customer replies are sent through Webex Connect.
-                                 WHERE id = $3 OR (upstream_id = $4 AND kind = 'customer_reply')
-                                 ORDER BY id LIMIT 1)
-                     RETURNING id, conversation_id, kind, payload",
-                )
-                .bind(&status)
-                .bind(&receipt.code)
-                .bind(outbox_id)
-                .bind(&receipt.transid)
-                .fetch_optional(&mut *tx)
-                .await?;
-                let matched = match matched {
-                    Some((outbox_id, conversation_id, kind, payload)) => {
-                        let earlier: i64 = sqlx::query_scalar(
-                            "SELECT COUNT(*) FROM delivery_receipts
-                             WHERE outbox_id = $1 AND code IS NOT DISTINCT FROM $2",
-                        )
-                        .bind(outbox_id)
-                        .bind(&receipt.code)
-                        .fetch_one(&mut *tx)
-                        .await?;
-                        Some(ReceiptMatch {
-                            outbox_id,
-                            conversation_id,
-                            kind,
-                            payload,
-                            repeated: earlier > 0,
-                        })
-                    }
-                    None => None,
-                };
-                sqlx::query(
-                    "INSERT INTO delivery_receipts (correlation_id, transid, code, status,
-                                                    channel, outbox_id, payload, received_at)
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-                )
-                .bind(&receipt.correlation_id)
-                .bind(&receipt.transid)
-                .bind(&receipt.code)
-                .bind(&status)
-                .bind(&receipt.channel)
-                .bind(matched.as_ref().map(|m| m.outbox_id))
-                .bind(&payload)
-                .bind(now)
-                .execute(&mut *tx)
-                .await?;
-                Ok(matched)
-            })
+        self.write(async move |tx| {
+            let matched: Option<(i64, Option<String>, String, String)> = sqlx::query_as(
+                "UPDATE outbox SET delivery_status = $1, delivery_code = $2
+                 WHERE id = (SELECT id FROM outbox
+                             -- Only customer replies are sent through Webex Connect.
+                             WHERE id = $3 OR (upstream_id = $4 AND kind = 'customer_reply')
+                             ORDER BY id LIMIT 1)
+                 RETURNING id, conversation_id, kind, payload",
+            )
+            .bind(&status)
+            .bind(&receipt.code)
+            .bind(outbox_id)
+            .bind(&receipt.transid)
+            .fetch_optional(&mut *tx)
+            .await?;
+            let matched = match matched {
+                Some((outbox_id, conversation_id, kind, payload)) => {
+                    let earlier: i64 = sqlx::query_scalar(
+                        "SELECT COUNT(*) FROM delivery_receipts
+                         WHERE outbox_id = $1 AND code IS NOT DISTINCT FROM $2",
+                    )
+                    .bind(outbox_id)
+                    .bind(&receipt.code)
+                    .fetch_one(&mut *tx)
+                    .await?;
+                    Some(ReceiptMatch {
+                        outbox_id,
+                        conversation_id,
+                        kind,
+                        payload,
+                        repeated: earlier > 0,
+                    })
+                }
+                None => None,
+            };
+            sqlx::query(
+                "INSERT INTO delivery_receipts (correlation_id, transid, code, status,
+                                                channel, outbox_id, payload, received_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            )
+            .bind(&receipt.correlation_id)
+            .bind(&receipt.transid)
+            .bind(&receipt.code)
+            .bind(&status)
+            .bind(&receipt.channel)
+            .bind(matched.as_ref().map(|m| m.outbox_id))
+            .bind(&payload)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+            Ok(matched)
         })
         .await
     }
@@ -406,10 +398,8 @@ impl Store {
         now: i64,
     ) -> Result<(), StoreError> {
         let (entries, conversation_id) = (entries.to_vec(), conversation_id.map(str::to_string));
-        self.write(move |tx| {
-            Box::pin(
-                async move { insert_outbox(tx, &entries, conversation_id.as_deref(), now).await },
-            )
+        self.write(async move |tx| {
+            insert_outbox(tx, &entries, conversation_id.as_deref(), now).await
         })
         .await
     }
@@ -424,14 +414,12 @@ pub(super) fn claim_meetings(
     let backend = store.backend;
     Box::pin(async move {
         store
-            .write(move |tx| {
-                Box::pin(async move {
-                    let mut outcomes = Vec::with_capacity(claims.len());
-                    for claim in claims {
-                        outcomes.push(claim_meeting(tx, backend, claim).await?);
-                    }
-                    Ok(outcomes)
-                })
+            .write(async move |tx| {
+                let mut outcomes = Vec::with_capacity(claims.len());
+                for claim in claims {
+                    outcomes.push(claim_meeting(tx, backend, claim).await?);
+                }
+                Ok(outcomes)
             })
             .await
     })
@@ -630,7 +618,7 @@ pub(super) fn store_meetings(
 ) -> BoxFuture<'static, Result<Vec<Answer>, StoreError>> {
     Box::pin(async move {
         store
-            .write(move |tx| Box::pin(write_meetings(tx, jobs)))
+            .write(async move |tx| write_meetings(tx, jobs).await)
             .await
     })
 }

@@ -255,38 +255,36 @@ impl Store {
         );
         let backend = self.backend;
         let mut rows: Vec<OutboxRow> = self
-            .write(move |tx| {
-                Box::pin(async move {
-                    // Claims of several instances on one PostgreSQL database take turns: a
-                    // claim that began before another's commit would judge a conversation by
-                    // what it saw then, and take a later row of a conversation whose earlier
-                    // row the other just took (sending them out of order). Held until the
-                    // claim commits; SQLite runs one write at a time anyway.
-                    if backend == Backend::Postgres {
-                        sqlx::query("SELECT pg_advisory_xact_lock($1)")
-                            .bind(OUTBOX_CLAIM_LOCK)
-                            .execute(&mut *tx)
-                            .await?;
-                    }
-                    // A scheduled delivery (a reminder) found after its slot is over (the
-                    // service was down) is of no use any more: recorded as not sent.
-                    sqlx::query(
-                        "UPDATE outbox SET state = 'cancelled', last_error = $1
-                         WHERE state = 'pending' AND stale_after IS NOT NULL
-                           AND stale_after <= $2",
-                    )
-                    .bind(STALE)
+            .write(async move |tx| {
+                // Claims of several instances on one PostgreSQL database take turns: a
+                // claim that began before another's commit would judge a conversation by
+                // what it saw then, and take a later row of a conversation whose earlier
+                // row the other just took (sending them out of order). Held until the
+                // claim commits; SQLite runs one write at a time anyway.
+                if backend == Backend::Postgres {
+                    sqlx::query("SELECT pg_advisory_xact_lock($1)")
+                        .bind(OUTBOX_CLAIM_LOCK)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                // A scheduled delivery (a reminder) found after its slot is over (the
+                // service was down) is of no use any more: recorded as not sent.
+                sqlx::query(
+                    "UPDATE outbox SET state = 'cancelled', last_error = $1
+                     WHERE state = 'pending' AND stale_after IS NOT NULL
+                       AND stale_after <= $2",
+                )
+                .bind(STALE)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+                Ok(sqlx::query_as(&claim)
+                    .bind(now + lease_ms)
                     .bind(now)
-                    .execute(&mut *tx)
-                    .await?;
-                    Ok(sqlx::query_as(&claim)
-                        .bind(now + lease_ms)
-                        .bind(now)
-                        .bind(limit)
-                        .bind(probe)
-                        .fetch_all(tx)
-                        .await?)
-                })
+                    .bind(limit)
+                    .bind(probe)
+                    .fetch_all(tx)
+                    .await?)
             })
             .await?;
         rows.sort_by_key(|row| row.id);
@@ -300,7 +298,7 @@ impl Store {
             return Ok(());
         }
         let settlements = settlements.to_vec();
-        self.write(move |tx| Box::pin(settle(tx, settlements)))
+        self.write(async move |tx| settle(tx, settlements).await)
             .await
     }
 
@@ -315,25 +313,23 @@ impl Store {
         now: i64,
     ) -> Result<u64, StoreError> {
         let kind = kind.map(str::to_string);
-        self.write(move |tx| {
-            Box::pin(async move {
-                let revived = sqlx::query(
-                    "UPDATE outbox SET state = 'pending', attempts = 0, next_attempt_at = $1,
-                                       leased_until = NULL
-                     WHERE state = 'dead' AND ($2 IS NULL OR kind = $2)
-                       AND ($3 IS NULL OR created_at >= $3)",
-                )
-                .bind(now)
-                .bind(&kind)
-                .bind(since)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
-                let asked = audit.detail.take().unwrap_or_default();
-                audit.detail = Some(format!("{revived} revived ({asked})"));
-                insert_audit(tx, &audit).await?;
-                Ok(revived)
-            })
+        self.write(async move |tx| {
+            let revived = sqlx::query(
+                "UPDATE outbox SET state = 'pending', attempts = 0, next_attempt_at = $1,
+                                   leased_until = NULL
+                 WHERE state = 'dead' AND ($2 IS NULL OR kind = $2)
+                   AND ($3 IS NULL OR created_at >= $3)",
+            )
+            .bind(now)
+            .bind(&kind)
+            .bind(since)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            let asked = audit.detail.take().unwrap_or_default();
+            audit.detail = Some(format!("{revived} revived ({asked})"));
+            insert_audit(tx, &audit).await?;
+            Ok(revived)
         })
         .await
     }
@@ -347,20 +343,18 @@ impl Store {
         now: i64,
     ) -> Result<(), StoreError> {
         let first_held = first_held.to_vec();
-        self.write(move |tx| {
-            Box::pin(async move {
-                let copy: i64 = sqlx::query_scalar(
-                    "INSERT INTO outbox (kind, conversation_id, payload, next_attempt_at, created_at,
-                                         recipient)
-                     SELECT kind, conversation_id, payload, $1, $1, recipient FROM outbox WHERE id = $2
-                     RETURNING id",
-                )
-                .bind(now)
-                .bind(id)
-                .fetch_one(&mut *tx)
-                .await?;
-                hold(tx, copy, &first_held, now).await
-            })
+        self.write(async move |tx| {
+            let copy: i64 = sqlx::query_scalar(
+                "INSERT INTO outbox (kind, conversation_id, payload, next_attempt_at, created_at,
+                                     recipient)
+                 SELECT kind, conversation_id, payload, $1, $1, recipient FROM outbox WHERE id = $2
+                 RETURNING id",
+            )
+            .bind(now)
+            .bind(id)
+            .fetch_one(&mut *tx)
+            .await?;
+            hold(tx, copy, &first_held, now).await
         })
         .await
     }
@@ -408,23 +402,21 @@ impl Store {
         now: i64,
     ) -> Result<(), StoreError> {
         let updated = self
-            .write(move |tx| {
-                Box::pin(async move {
-                    let updated = sqlx::query(
-                        "UPDATE outbox SET state = 'pending', attempts = 0, next_attempt_at = $1,
-                                           leased_until = NULL, held = 0
-                         WHERE id = $2 AND state IN ('pending', 'dead')",
-                    )
-                    .bind(now)
-                    .bind(id)
-                    .execute(&mut *tx)
-                    .await?
-                    .rows_affected();
-                    if updated == 1 {
-                        insert_audit(tx, &audit).await?;
-                    }
-                    Ok(updated)
-                })
+            .write(async move |tx| {
+                let updated = sqlx::query(
+                    "UPDATE outbox SET state = 'pending', attempts = 0, next_attempt_at = $1,
+                                       leased_until = NULL, held = 0
+                     WHERE id = $2 AND state IN ('pending', 'dead')",
+                )
+                .bind(now)
+                .bind(id)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+                if updated == 1 {
+                    insert_audit(tx, &audit).await?;
+                }
+                Ok(updated)
             })
             .await?;
         if updated == 0 {

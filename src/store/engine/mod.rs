@@ -41,7 +41,8 @@ mod connection;
 mod placeholders;
 mod writer;
 
-use futures_util::future::BoxFuture;
+use std::future::Future;
+
 use sqlx::AnyConnection;
 
 use super::{Store, StoreError};
@@ -57,17 +58,41 @@ pub(super) enum Backend {
     Postgres,
 }
 
-/// A write: statements on the writer's transaction (see [`Store::write`]).
-type WriteFuture<'c, T> = BoxFuture<'c, Result<T, StoreError>>;
+/// A write's statements, run on the writer's transaction: what [`Store::write`] takes.
+///
+/// Written as an async closure, `async move |tx| { … }`: it owns what it captured, and the
+/// future it returns borrows `tx` (the transaction, inside the write's savepoint) for as
+/// long as it runs. `AsyncFnOnce` alone cannot say that future is `Send`, which the writer
+/// task needs (its associated future type cannot be named on stable Rust); this trait
+/// can, through the plain `FnOnce` every async closure also is, whose return type may
+/// borrow the argument. Implemented for every such closure; nothing implements it by hand.
+pub(super) trait WriteFn<'c, T>: FnOnce(&'c mut AnyConnection) -> Self::Future {
+    type Future: Future<Output = Result<T, StoreError>> + Send + 'c;
+}
+
+impl<'c, T, F, Fut> WriteFn<'c, T> for F
+where
+    F: FnOnce(&'c mut AnyConnection) -> Fut,
+    Fut: Future<Output = Result<T, StoreError>> + Send + 'c,
+{
+    type Future = Fut;
+}
 
 impl Store {
     /// Runs `write` in a transaction, committed with the writes of other requests (see
     /// [`writer`]), and returns its result once committed. A write that fails changes
     /// nothing, and only it fails.
+    ///
+    /// The `AsyncFnOnce` bound is what lets the compiler see a closure's argument as the
+    /// transaction (`&mut AnyConnection`, for any lifetime); [`WriteFn`] adds that its
+    /// future is `Send`.
     pub(super) async fn write<T, F>(&self, write: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
-        F: for<'c> FnOnce(&'c mut AnyConnection) -> WriteFuture<'c, T> + Send + 'static,
+        F: AsyncFnOnce(&mut AnyConnection) -> Result<T, StoreError>
+            + for<'c> WriteFn<'c, T>
+            + Send
+            + 'static,
     {
         self.writer.write(write).await
     }

@@ -12,7 +12,7 @@ use futures_util::future::BoxFuture;
 use sqlx::{AnyConnection, AnyPool, Executor};
 use tokio::sync::{mpsc, oneshot};
 
-use super::Backend;
+use super::{Backend, WriteFn};
 use crate::store::StoreError;
 
 /// Writes committed together at most.
@@ -36,9 +36,7 @@ struct Typed<T, F> {
 impl<T, F> Write for Typed<T, F>
 where
     T: Send + 'static,
-    F: for<'c> FnOnce(&'c mut AnyConnection) -> BoxFuture<'c, Result<T, StoreError>>
-        + Send
-        + 'static,
+    F: for<'c> WriteFn<'c, T> + Send + 'static,
 {
     fn run<'a>(&'a mut self, tx: &'a mut AnyConnection) -> BoxFuture<'a, bool> {
         Box::pin(async move {
@@ -81,9 +79,7 @@ impl Writer {
     pub(super) async fn write<T, F>(&self, write: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
-        F: for<'c> FnOnce(&'c mut AnyConnection) -> BoxFuture<'c, Result<T, StoreError>>
-            + Send
-            + 'static,
+        F: for<'c> WriteFn<'c, T> + Send + 'static,
     {
         let (done, outcome) = oneshot::channel();
         let write = Box::new(Typed {
