@@ -7,14 +7,29 @@ use std::collections::HashMap;
 use futures_util::future::BoxFuture;
 use sqlx::AnyConnection;
 
+use super::answers::{answer_of, AnswerRow};
 use super::engine::rows_of_placeholders;
-use super::messages::{answer_of, AnswerRow, Recorded};
 use super::{key_of, Key, Store, StoreError};
 use crate::domain::{Channel, FollowUps, InboundMessage};
 
 /// Messages written in one transaction at most; well within both databases' limits on
 /// parameters per statement.
 pub(super) const MAX_BATCH: usize = 64;
+
+/// What recording a message found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Recorded {
+    /// First time this message is seen; it is answered with its conversation's live
+    /// meeting, and its follow-up deliveries are queued.
+    Answered(Answer),
+    /// First time this message is seen; its conversation has no live meeting.
+    New { message_row: i64 },
+    /// The sender sent this message before; `answer` is what it got, if it got one.
+    Repeat {
+        message_row: i64,
+        answer: Option<Answer>,
+    },
+}
 
 /// A message waiting to be recorded.
 #[derive(Clone)]

@@ -10,17 +10,20 @@
 //! own, so no statement blocks an async worker thread.
 
 mod admin;
+mod answers;
 mod appointments;
+mod claims;
 mod console;
 mod conversations;
 mod customers;
 mod engine;
 mod intake;
 mod links;
-mod messages;
+mod meetings;
 mod opt_outs;
 mod outbox;
 mod pauses;
+mod receipts;
 mod surveys;
 mod waiting;
 mod webex_events;
@@ -34,12 +37,14 @@ pub use admin::PurgeCutoffs;
 pub use appointments::{Booking, NewAppointment};
 pub use conversations::ExpertMessage;
 
+pub use answers::UnansweredMessage;
+pub use claims::{Claim, MeetingClaim, StartLimit};
+pub use intake::Recorded;
 pub use links::NewGuestLink;
-pub use messages::{
-    Claim, MeetingClaim, NewMeeting, ReceiptMatch, Recorded, StartLimit, UnansweredMessage,
-};
+pub use meetings::NewMeeting;
 pub use opt_outs::{KeywordMessage, KeywordOutcome, OptOutChange, OptedOutMessage};
 pub use outbox::{Outcome, Settlement, OUTBOX_CLAIM_LOCK};
+pub use receipts::ReceiptMatch;
 pub use surveys::{same_message, LatestSurvey, NewSurvey, Rating, RatingOutcome};
 pub use waiting::WaitingMessage;
 pub use webex_events::{CaughtUpEvent, WebexEvent};
@@ -143,13 +148,13 @@ impl Store {
             messages: Batches::start(store.clone(), intake::MAX_BATCH, intake::record_batch),
             claims: Batches::start(
                 store.clone(),
-                messages::MAX_MEETINGS,
-                messages::claim_meetings,
+                meetings::MAX_MEETINGS,
+                claims::claim_meetings,
             ),
             meetings: Batches::start(
                 store.clone(),
-                messages::MAX_MEETINGS,
-                messages::store_meetings,
+                meetings::MAX_MEETINGS,
+                meetings::store_meetings,
             ),
         };
         Self {

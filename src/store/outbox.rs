@@ -427,6 +427,20 @@ impl Store {
         }
         Ok(())
     }
+
+    /// Queues deliveries on their own.
+    pub async fn enqueue(
+        &self,
+        entries: &[OutboxEntry],
+        conversation_id: Option<&str>,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        let (entries, conversation_id) = (entries.to_vec(), conversation_id.map(str::to_string));
+        self.write(async move |tx| {
+            insert_outbox(tx, &entries, conversation_id.as_deref(), now).await
+        })
+        .await
+    }
 }
 
 /// Queues deliveries of one conversation in the transaction that causes them.
