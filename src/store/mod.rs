@@ -1,10 +1,32 @@
-//! The database: the only module with SQL. SQLite and PostgreSQL both go through sqlx's
-//! `Any` driver with the same SQL text (`$1`-style parameters); only the migrations differ.
-//! Rows are read by column name into types. Timestamps are Unix milliseconds.
+//! The database: all of icbridge's SQL, and only SQL. SQLite and PostgreSQL both go through
+//! sqlx's `Any` driver with the same SQL text (`$1`-style parameters); only the migrations
+//! differ, and the few statements that must (they branch on the backend). Rows are read by
+//! column name into types. Timestamps are Unix milliseconds.
+//!
+//! What may enter it: statements, the rows they read and write, and the types that carry
+//! them. It imports nothing of icbridge but [`crate::domain`] (the values every layer
+//! shares) and its own `engine`: nothing from the routes, the bridge, the upstreams'
+//! clients, the desks, the experts' or customers' modules, the delivery worker or the
+//! application's wiring. What a caller must decide (what to answer, what to send, whether
+//! an upstream is called) is decided before or after a call here, never inside one; a type
+//! that two of those layers and the store share belongs in `domain`, not here. Check with
+//! `grep -rn 'use crate::' src/store`: only `crate::domain` may appear (and `crate::store`
+//! itself, where the engine names the store it serves).
+//!
+//! Its two halves:
+//!
+//! - the **engine**, `engine`: opening the database, group commit (one writer task, a
+//!   savepoint per write), batching concurrent requests' jobs into one write, and the SQL
+//!   text of a batch's rows; it knows no table;
+//! - the **queries**, one file per table group, named for its tables: `conversations`,
+//!   `intake` (customers' messages), `answers` (their answers), `claims` (meeting claims
+//!   and starts), `meetings`, `links`, `outbox`, `receipts`, `appointments`, `surveys`,
+//!   `opt_outs`, `waiting`, `pauses`, `customers`, `console`, `webex_events`, `admin`.
+//!   Each writes through `self.write(async move |tx| { … })` and reads on `self.reader`.
 //!
 //! Transactions here are short and never wait on the network: callers make their upstream
 //! calls before or after, never inside. Writes are committed in groups by a writer task
-//! (see [`engine`]); on SQLite it has the one connection that writes (SQLite runs one
+//! (see `engine`); on SQLite it has the one connection that writes (SQLite runs one
 //! write transaction at a time anyway), and reads go through a pool of their own, which
 //! WAL never makes wait for the writer. sqlx runs each SQLite connection on a thread of its
 //! own, so no statement blocks an async worker thread.
