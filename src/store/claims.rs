@@ -3,7 +3,6 @@
 //! `meeting_limit_locks` on PostgreSQL). The claims of concurrent requests are written in
 //! batches (see [`super::engine`]).
 
-use futures_util::future::BoxFuture;
 use sqlx::AnyConnection;
 
 use super::answers::{answer_waiting, UnansweredMessage};
@@ -124,22 +123,20 @@ impl Store {
 
 /// Claims in one write, one after the other (see [`Store::claim_meeting`]); each one's
 /// outcome, in order. Together they share one savepoint instead of one each.
-pub(super) fn claim_meetings(
+pub(super) async fn claim_meetings(
     store: Store,
     claims: Vec<MeetingClaim>,
-) -> BoxFuture<'static, Result<Vec<Claim>, StoreError>> {
+) -> Result<Vec<Claim>, StoreError> {
     let backend = store.backend;
-    Box::pin(async move {
-        store
-            .write(async move |tx| {
-                let mut outcomes = Vec::with_capacity(claims.len());
-                for claim in claims {
-                    outcomes.push(claim_meeting(tx, backend, claim).await?);
-                }
-                Ok(outcomes)
-            })
-            .await
-    })
+    store
+        .write(async move |tx| {
+            let mut outcomes = Vec::with_capacity(claims.len());
+            for claim in claims {
+                outcomes.push(claim_meeting(tx, backend, claim).await?);
+            }
+            Ok(outcomes)
+        })
+        .await
 }
 
 /// See [`Store::claim_meeting`].

@@ -4,7 +4,6 @@
 use crate::domain::Answer;
 use std::collections::HashMap;
 
-use futures_util::future::BoxFuture;
 use sqlx::AnyConnection;
 
 use super::answers::{answer_of, AnswerRow};
@@ -113,11 +112,11 @@ impl Store {
 
 /// Records `jobs` as one write: their conversations' live meetings, the messages and the
 /// follow-ups of those answered (`None` for a repeat).
-pub(super) fn record_batch(
+pub(super) async fn record_batch(
     store: Store,
     jobs: Vec<Job>,
-) -> BoxFuture<'static, Result<Vec<Option<Recorded>>, StoreError>> {
-    Box::pin(async move { store.write(async move |tx| record(tx, jobs).await).await })
+) -> Result<Vec<Option<Recorded>>, StoreError> {
+    store.write(async move |tx| record(tx, jobs).await).await
 }
 
 async fn record(

@@ -5,7 +5,6 @@
 
 use std::collections::HashSet;
 
-use futures_util::future::BoxFuture;
 use sqlx::AnyConnection;
 
 use super::answers::{answer_messages, AnswerRow};
@@ -91,15 +90,13 @@ impl Store {
 pub(super) const MAX_MEETINGS: usize = 64;
 
 /// Stores `jobs` in one write (see [`Store::store_meeting`]); each one's answer, in order.
-pub(super) fn store_meetings(
+pub(super) async fn store_meetings(
     store: Store,
     jobs: Vec<NewMeeting>,
-) -> BoxFuture<'static, Result<Vec<Answer>, StoreError>> {
-    Box::pin(async move {
-        store
-            .write(async move |tx| write_meetings(tx, jobs).await)
-            .await
-    })
+) -> Result<Vec<Answer>, StoreError> {
+    store
+        .write(async move |tx| write_meetings(tx, jobs).await)
+        .await
 }
 
 /// One statement per step for all of `jobs` when each is for a conversation of its own (as
