@@ -8,7 +8,8 @@ use sqlx::AnyConnection;
 use super::conversations::{open_conversation_for, Opening};
 use super::customers::insert_audit;
 use super::links::insert_links;
-use super::{insert_outbox, insert_scheduled, Store, StoreError};
+use super::outbox::{insert_outbox, insert_scheduled};
+use super::{Store, StoreError};
 use crate::domain::{ConversationKey, MeetingLinks, OutboxEntry};
 
 /// What to book: the appointment, its meeting and its deliveries.
@@ -90,95 +91,93 @@ impl Store {
     }
 
     pub async fn book_appointment(&self, new: NewAppointment) -> Result<Booking, StoreError> {
-        self.write(move |tx| {
-            Box::pin(async move {
-                if let Some((key, _)) = &new.idempotency {
-                    let sql = format!("{SELECT} WHERE a.idempotency_key = $1");
-                    let existing = sqlx::query_as(&sql)
-                        .bind(key)
-                        .fetch_optional(&mut *tx)
-                        .await?;
-                    if let Some(existing) = existing {
-                        return Ok(Booking::Existing(existing));
-                    }
-                }
-                if let Some(booked) = booked_for(&mut *tx, &new.key, new.now).await? {
-                    return Ok(Booking::CustomerBooked(booked));
-                }
-                let opening = Opening {
-                    key: &new.key,
-                    id: &new.conversation_id,
-                    customer_name: new.customer_name.as_deref(),
-                    desk: &new.desk,
-                    now: new.now,
-                };
-                let (conversation_id, _) = open_conversation_for(tx, opening, true).await?;
-                sqlx::query(
-                    "INSERT INTO meetings (id, conversation_id, sub, host_url, guest_url,
-                                           not_before, expires_at, created_at)
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-                )
-                .bind(&new.meeting_id)
-                .bind(&conversation_id)
-                .bind(&new.sub)
-                .bind(new.links.host_url.as_str())
-                .bind(new.links.guest_url.as_str())
-                .bind(new.links_from)
-                .bind(new.links_until)
-                .bind(new.now)
-                .execute(&mut *tx)
-                .await?;
-                insert_links(
-                    tx,
-                    &[(&new.meeting_id, &new.links, &new.redirects, new.now)],
-                )
-                .await?;
-                let (idempotency_key, digest) = new.idempotency.clone().unzip();
-                sqlx::query(
-                    "INSERT INTO appointments (id, conversation_id, meeting_id, channel, customer,
-                                               business, desk, starts_at, ends_at, note,
-                                               idempotency_key, request_digest, created_at)
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
-                )
-                .bind(&new.id)
-                .bind(&conversation_id)
-                .bind(&new.meeting_id)
-                .bind(new.key.channel.as_str())
-                .bind(new.key.customer.as_str())
-                .bind(new.key.business.as_str())
-                .bind(&new.desk)
-                .bind(new.starts_at)
-                .bind(new.ends_at)
-                .bind(&new.note)
-                .bind(idempotency_key)
-                .bind(digest)
-                .bind(new.now)
-                .execute(&mut *tx)
-                .await?;
-                insert_outbox(tx, &new.now_deliveries, Some(&conversation_id), new.now).await?;
-                let scheduled = Scheduled {
-                    due: new.scheduled_at,
-                    stale_after: new.ends_at,
-                };
-                insert_scheduled(tx, &new.scheduled, &conversation_id, scheduled, new.now).await?;
-                insert_audit(tx, &new.audit).await?;
-                sqlx::query(
-                    "DELETE FROM meeting_claims
-                     WHERE channel = $1 AND customer = $2 AND business = $3 AND claim_id = $4",
-                )
-                .bind(new.key.channel.as_str())
-                .bind(new.key.customer.as_str())
-                .bind(new.key.business.as_str())
-                .bind(&new.claim_id)
-                .execute(&mut *tx)
-                .await?;
-                let sql = format!("{SELECT} WHERE a.id = $1");
-                let booked = sqlx::query_as(&sql)
-                    .bind(&new.id)
-                    .fetch_one(&mut *tx)
+        self.write(async move |tx| {
+            if let Some((key, _)) = &new.idempotency {
+                let sql = format!("{SELECT} WHERE a.idempotency_key = $1");
+                let existing = sqlx::query_as(&sql)
+                    .bind(key)
+                    .fetch_optional(&mut *tx)
                     .await?;
-                Ok(Booking::Booked(booked))
-            })
+                if let Some(existing) = existing {
+                    return Ok(Booking::Existing(existing));
+                }
+            }
+            if let Some(booked) = booked_for(&mut *tx, &new.key, new.now).await? {
+                return Ok(Booking::CustomerBooked(booked));
+            }
+            let opening = Opening {
+                key: &new.key,
+                id: &new.conversation_id,
+                customer_name: new.customer_name.as_deref(),
+                desk: &new.desk,
+                now: new.now,
+            };
+            let (conversation_id, _) = open_conversation_for(tx, opening, true).await?;
+            sqlx::query(
+                "INSERT INTO meetings (id, conversation_id, sub, host_url, guest_url,
+                                       not_before, expires_at, created_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            )
+            .bind(&new.meeting_id)
+            .bind(&conversation_id)
+            .bind(&new.sub)
+            .bind(new.links.host_url.as_str())
+            .bind(new.links.guest_url.as_str())
+            .bind(new.links_from)
+            .bind(new.links_until)
+            .bind(new.now)
+            .execute(&mut *tx)
+            .await?;
+            insert_links(
+                tx,
+                &[(&new.meeting_id, &new.links, &new.redirects, new.now)],
+            )
+            .await?;
+            let (idempotency_key, digest) = new.idempotency.clone().unzip();
+            sqlx::query(
+                "INSERT INTO appointments (id, conversation_id, meeting_id, channel, customer,
+                                           business, desk, starts_at, ends_at, note,
+                                           idempotency_key, request_digest, created_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+            )
+            .bind(&new.id)
+            .bind(&conversation_id)
+            .bind(&new.meeting_id)
+            .bind(new.key.channel.as_str())
+            .bind(new.key.customer.as_str())
+            .bind(new.key.business.as_str())
+            .bind(&new.desk)
+            .bind(new.starts_at)
+            .bind(new.ends_at)
+            .bind(&new.note)
+            .bind(idempotency_key)
+            .bind(digest)
+            .bind(new.now)
+            .execute(&mut *tx)
+            .await?;
+            insert_outbox(tx, &new.now_deliveries, Some(&conversation_id), new.now).await?;
+            let scheduled = Scheduled {
+                due: new.scheduled_at,
+                stale_after: new.ends_at,
+            };
+            insert_scheduled(tx, &new.scheduled, &conversation_id, scheduled, new.now).await?;
+            insert_audit(tx, &new.audit).await?;
+            sqlx::query(
+                "DELETE FROM meeting_claims
+                 WHERE channel = $1 AND customer = $2 AND business = $3 AND claim_id = $4",
+            )
+            .bind(new.key.channel.as_str())
+            .bind(new.key.customer.as_str())
+            .bind(new.key.business.as_str())
+            .bind(&new.claim_id)
+            .execute(&mut *tx)
+            .await?;
+            let sql = format!("{SELECT} WHERE a.id = $1");
+            let booked = sqlx::query_as(&sql)
+                .bind(&new.id)
+                .fetch_one(&mut *tx)
+                .await?;
+            Ok(Booking::Booked(booked))
         })
         .await
     }
@@ -275,49 +274,45 @@ impl Store {
             appointment.meeting_id.clone(),
             reason.to_string(),
         );
-        self.write(move |tx| {
-            Box::pin(async move {
-                let cancelled = sqlx::query(
-                    "UPDATE appointments SET state = 'cancelled', cancelled_at = $1
-                     WHERE id = $2 AND state = 'booked'",
-                )
-                .bind(now)
-                .bind(&id)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected()
-                    == 1;
-                if !cancelled {
-                    return Ok(false);
-                }
-                sqlx::query(
-                    "UPDATE outbox SET state = 'cancelled', last_error = $1, leased_until = NULL
-                     WHERE conversation_id = $2 AND state = 'pending' AND scheduled = 1",
-                )
-                .bind(&reason)
-                .bind(&conversation_id)
-                .execute(&mut *tx)
-                .await?;
-                sqlx::query(
-                    "UPDATE meetings SET expires_at = $1 WHERE id = $2 AND expires_at > $1",
-                )
+        self.write(async move |tx| {
+            let cancelled = sqlx::query(
+                "UPDATE appointments SET state = 'cancelled', cancelled_at = $1
+                 WHERE id = $2 AND state = 'booked'",
+            )
+            .bind(now)
+            .bind(&id)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected()
+                == 1;
+            if !cancelled {
+                return Ok(false);
+            }
+            sqlx::query(
+                "UPDATE outbox SET state = 'cancelled', last_error = $1, leased_until = NULL
+                 WHERE conversation_id = $2 AND state = 'pending' AND scheduled = 1",
+            )
+            .bind(&reason)
+            .bind(&conversation_id)
+            .execute(&mut *tx)
+            .await?;
+            sqlx::query("UPDATE meetings SET expires_at = $1 WHERE id = $2 AND expires_at > $1")
                 .bind(now)
                 .bind(&meeting_id)
                 .execute(&mut *tx)
                 .await?;
-                insert_outbox(tx, &deliveries, Some(&conversation_id), now).await?;
-                sqlx::query(
-                    "UPDATE conversations SET state = 'closed', closed_at = $1,
-                                              closed_by = 'appointment cancelled'
-                     WHERE id = $2 AND state = 'open'",
-                )
-                .bind(now)
-                .bind(&conversation_id)
-                .execute(&mut *tx)
-                .await?;
-                insert_audit(tx, &audit).await?;
-                Ok(true)
-            })
+            insert_outbox(tx, &deliveries, Some(&conversation_id), now).await?;
+            sqlx::query(
+                "UPDATE conversations SET state = 'closed', closed_at = $1,
+                                          closed_by = 'appointment cancelled'
+                 WHERE id = $2 AND state = 'open'",
+            )
+            .bind(now)
+            .bind(&conversation_id)
+            .execute(&mut *tx)
+            .await?;
+            insert_audit(tx, &audit).await?;
+            Ok(true)
         })
         .await
     }

@@ -42,25 +42,23 @@ impl Store {
             code_verifier.to_string(),
             browser_hash.to_string(),
         );
-        self.write(move |tx| {
-            Box::pin(async move {
-                sqlx::query(
-                    "INSERT INTO oauth_logins (state, code_verifier, browser_hash, created_at)
-                     VALUES ($1, $2, $3, $4)",
-                )
-                .bind(&state)
-                .bind(&code_verifier)
-                .bind(&browser_hash)
-                .bind(now)
+        self.write(async move |tx| {
+            sqlx::query(
+                "INSERT INTO oauth_logins (state, code_verifier, browser_hash, created_at)
+                 VALUES ($1, $2, $3, $4)",
+            )
+            .bind(&state)
+            .bind(&code_verifier)
+            .bind(&browser_hash)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+            // Logins never finished are of no use after a while.
+            sqlx::query("DELETE FROM oauth_logins WHERE created_at < $1")
+                .bind(now - 24 * 3_600_000)
                 .execute(&mut *tx)
                 .await?;
-                // Logins never finished are of no use after a while.
-                sqlx::query("DELETE FROM oauth_logins WHERE created_at < $1")
-                    .bind(now - 24 * 3_600_000)
-                    .execute(&mut *tx)
-                    .await?;
-                Ok(())
-            })
+            Ok(())
         })
         .await
     }
@@ -76,17 +74,15 @@ impl Store {
     ) -> Result<Option<String>, StoreError> {
         let (state, browser_hash) = (state.to_string(), browser_hash.to_string());
         let taken: Option<(String, i64)> = self
-            .write(move |tx| {
-                Box::pin(async move {
-                    Ok(sqlx::query_as(
-                        "DELETE FROM oauth_logins WHERE state = $1 AND browser_hash = $2
-                         RETURNING code_verifier, created_at",
-                    )
-                    .bind(&state)
-                    .bind(&browser_hash)
-                    .fetch_optional(tx)
-                    .await?)
-                })
+            .write(async move |tx| {
+                Ok(sqlx::query_as(
+                    "DELETE FROM oauth_logins WHERE state = $1 AND browser_hash = $2
+                     RETURNING code_verifier, created_at",
+                )
+                .bind(&state)
+                .bind(&browser_hash)
+                .fetch_optional(tx)
+                .await?)
             })
             .await?;
         Ok(taken
@@ -100,27 +96,25 @@ impl Store {
         now: i64,
     ) -> Result<(), StoreError> {
         let session = session.clone();
-        self.write(move |tx| {
-            Box::pin(async move {
-                sqlx::query(
-                    "INSERT INTO console_sessions (id_hash, email, display_name, access_token,
-                         access_expires_at, refresh_token, refresh_expires_at, csrf_token,
-                         created_at)
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-                )
-                .bind(&session.id_hash)
-                .bind(&session.email)
-                .bind(&session.display_name)
-                .bind(&session.access_token)
-                .bind(session.access_expires_at)
-                .bind(&session.refresh_token)
-                .bind(session.refresh_expires_at)
-                .bind(&session.csrf_token)
-                .bind(now)
-                .execute(tx)
-                .await?;
-                Ok(())
-            })
+        self.write(async move |tx| {
+            sqlx::query(
+                "INSERT INTO console_sessions (id_hash, email, display_name, access_token,
+                     access_expires_at, refresh_token, refresh_expires_at, csrf_token,
+                     created_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+            )
+            .bind(&session.id_hash)
+            .bind(&session.email)
+            .bind(&session.display_name)
+            .bind(&session.access_token)
+            .bind(session.access_expires_at)
+            .bind(&session.refresh_token)
+            .bind(session.refresh_expires_at)
+            .bind(&session.csrf_token)
+            .bind(now)
+            .execute(tx)
+            .await?;
+            Ok(())
         })
         .await
     }
@@ -145,37 +139,33 @@ impl Store {
     /// Stores refreshed tokens and counts the refresh.
     pub async fn refresh_session(&self, session: &ConsoleSession) -> Result<(), StoreError> {
         let session = session.clone();
-        self.write(move |tx| {
-            Box::pin(async move {
-                sqlx::query(
-                    "UPDATE console_sessions SET access_token = $1, access_expires_at = $2,
-                         refresh_token = $3, refresh_expires_at = $4,
-                         token_generation = token_generation + 1
-                     WHERE id_hash = $5",
-                )
-                .bind(&session.access_token)
-                .bind(session.access_expires_at)
-                .bind(&session.refresh_token)
-                .bind(session.refresh_expires_at)
-                .bind(&session.id_hash)
-                .execute(tx)
-                .await?;
-                Ok(())
-            })
+        self.write(async move |tx| {
+            sqlx::query(
+                "UPDATE console_sessions SET access_token = $1, access_expires_at = $2,
+                     refresh_token = $3, refresh_expires_at = $4,
+                     token_generation = token_generation + 1
+                 WHERE id_hash = $5",
+            )
+            .bind(&session.access_token)
+            .bind(session.access_expires_at)
+            .bind(&session.refresh_token)
+            .bind(session.refresh_expires_at)
+            .bind(&session.id_hash)
+            .execute(tx)
+            .await?;
+            Ok(())
         })
         .await
     }
 
     pub async fn delete_session(&self, id_hash: &str) -> Result<(), StoreError> {
         let id_hash = id_hash.to_string();
-        self.write(move |tx| {
-            Box::pin(async move {
-                sqlx::query("DELETE FROM console_sessions WHERE id_hash = $1")
-                    .bind(&id_hash)
-                    .execute(tx)
-                    .await?;
-                Ok(())
-            })
+        self.write(async move |tx| {
+            sqlx::query("DELETE FROM console_sessions WHERE id_hash = $1")
+                .bind(&id_hash)
+                .execute(tx)
+                .await?;
+            Ok(())
         })
         .await
     }

@@ -7,8 +7,10 @@ use std::collections::HashMap;
 use sqlx::AnyConnection;
 
 use super::customers::insert_audit;
+use super::engine::rows_of_placeholders;
+use super::outbox::insert_outbox;
 use super::surveys::{self, NewSurvey};
-use super::{insert_outbox, key_of, rows_of_placeholders, Key, Store, StoreError};
+use super::{key_of, Key, Store, StoreError};
 use crate::domain::{BusinessAddress, Channel, ConversationKey, CustomerAddress, OutboxEntry};
 
 /// An expert's reply, relayed to the customer.
@@ -194,22 +196,20 @@ impl Store {
         now: i64,
     ) -> Result<bool, StoreError> {
         let (id, desk, deliveries) = (id.to_string(), desk.to_string(), deliveries.to_vec());
-        self.write(move |tx| {
-            Box::pin(async move {
-                let update = sqlx::query(
-                    // The other desk is told now: the conversation waits for no opening.
-                    "UPDATE conversations SET desk = $1, thread_message_id = NULL,
-                                              waiting_since = NULL
-                     WHERE id = $2 AND state = 'open'",
-                )
-                .bind(&desk)
-                .bind(&id);
-                let moved = change_conversation(tx, update, &id, &deliveries, now).await?;
-                if moved {
-                    insert_audit(tx, &audit).await?;
-                }
-                Ok(moved)
-            })
+        self.write(async move |tx| {
+            let update = sqlx::query(
+                // The other desk is told now: the conversation waits for no opening.
+                "UPDATE conversations SET desk = $1, thread_message_id = NULL,
+                                          waiting_since = NULL
+                 WHERE id = $2 AND state = 'open'",
+            )
+            .bind(&desk)
+            .bind(&id);
+            let moved = change_conversation(tx, update, &id, &deliveries, now).await?;
+            if moved {
+                insert_audit(tx, &audit).await?;
+            }
+            Ok(moved)
         })
         .await
     }
@@ -225,29 +225,27 @@ impl Store {
         now: i64,
     ) -> Result<TakeOutcome, StoreError> {
         let (id, who, notice) = (id.to_string(), who.to_string(), notice.to_vec());
-        self.write(move |tx| {
-            Box::pin(async move {
-                let update = sqlx::query(
-                    "UPDATE conversations SET assignee = $1, assigned_at = $2
-                     WHERE id = $3 AND state = 'open' AND assignee IS NULL",
-                )
-                .bind(&who)
-                .bind(now)
-                .bind(&id);
-                if change_conversation(tx, update, &id, &notice, now).await? {
-                    return Ok(TakeOutcome::Taken);
-                }
-                let found: Option<(String, Option<String>)> =
-                    sqlx::query_as("SELECT state, assignee FROM conversations WHERE id = $1")
-                        .bind(&id)
-                        .fetch_optional(&mut *tx)
-                        .await?;
-                Ok(match found {
-                    None => TakeOutcome::Unknown,
-                    Some((_, Some(assignee))) if assignee == who => TakeOutcome::AlreadyYours,
-                    Some((_, Some(assignee))) => TakeOutcome::TakenBy(assignee),
-                    Some(_) => TakeOutcome::Closed,
-                })
+        self.write(async move |tx| {
+            let update = sqlx::query(
+                "UPDATE conversations SET assignee = $1, assigned_at = $2
+                 WHERE id = $3 AND state = 'open' AND assignee IS NULL",
+            )
+            .bind(&who)
+            .bind(now)
+            .bind(&id);
+            if change_conversation(tx, update, &id, &notice, now).await? {
+                return Ok(TakeOutcome::Taken);
+            }
+            let found: Option<(String, Option<String>)> =
+                sqlx::query_as("SELECT state, assignee FROM conversations WHERE id = $1")
+                    .bind(&id)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+            Ok(match found {
+                None => TakeOutcome::Unknown,
+                Some((_, Some(assignee))) if assignee == who => TakeOutcome::AlreadyYours,
+                Some((_, Some(assignee))) => TakeOutcome::TakenBy(assignee),
+                Some(_) => TakeOutcome::Closed,
             })
         })
         .await
@@ -262,16 +260,14 @@ impl Store {
         now: i64,
     ) -> Result<bool, StoreError> {
         let (id, who, notice) = (id.to_string(), who.to_string(), notice.to_vec());
-        self.write(move |tx| {
-            Box::pin(async move {
-                let update = sqlx::query(
-                    "UPDATE conversations SET assignee = NULL, assigned_at = NULL
-                     WHERE id = $1 AND assignee = $2",
-                )
-                .bind(&id)
-                .bind(&who);
-                change_conversation(tx, update, &id, &notice, now).await
-            })
+        self.write(async move |tx| {
+            let update = sqlx::query(
+                "UPDATE conversations SET assignee = NULL, assigned_at = NULL
+                 WHERE id = $1 AND assignee = $2",
+            )
+            .bind(&id)
+            .bind(&who);
+            change_conversation(tx, update, &id, &notice, now).await
         })
         .await
     }
@@ -371,24 +367,22 @@ impl Store {
     ) -> Result<bool, StoreError> {
         let (id, closed_by, deliveries) =
             (id.to_string(), closed_by.to_string(), deliveries.to_vec());
-        self.write(move |tx| {
-            Box::pin(async move {
-                let update = sqlx::query(
-                    "UPDATE conversations SET state = 'closed', closed_at = $1, closed_by = $2
-                     WHERE id = $3 AND state = 'open'",
-                )
-                .bind(now)
-                .bind(&closed_by)
-                .bind(&id);
-                let closed = change_conversation(tx, update, &id, &deliveries, now).await?;
-                if closed {
-                    insert_audit(tx, &audit).await?;
-                    if let Some(survey) = &survey {
-                        surveys::ask(tx, &id, survey, now).await?;
-                    }
+        self.write(async move |tx| {
+            let update = sqlx::query(
+                "UPDATE conversations SET state = 'closed', closed_at = $1, closed_by = $2
+                 WHERE id = $3 AND state = 'open'",
+            )
+            .bind(now)
+            .bind(&closed_by)
+            .bind(&id);
+            let closed = change_conversation(tx, update, &id, &deliveries, now).await?;
+            if closed {
+                insert_audit(tx, &audit).await?;
+                if let Some(survey) = &survey {
+                    surveys::ask(tx, &id, survey, now).await?;
                 }
-                Ok(closed)
-            })
+            }
+            Ok(closed)
         })
         .await
     }
@@ -410,32 +404,30 @@ impl Store {
             message.author_email.map(str::to_string),
             deliveries.to_vec(),
         );
-        self.write(move |tx| {
-            Box::pin(async move {
-                let inserted = sqlx::query(
-                    "INSERT INTO messages (channel, customer, business, external_id, body,
-                                           received_at, conversation_id, author, author_email)
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, 'expert', $8)
-                     ON CONFLICT (channel, customer, business, external_id)
-                         WHERE external_id IS NOT NULL DO NOTHING",
-                )
-                .bind(key.channel.as_str())
-                .bind(key.customer.as_str())
-                .bind(key.business.as_str())
-                .bind(&message_id)
-                .bind(&text)
-                .bind(now)
-                .bind(&conversation_id)
-                .bind(&author_email)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected()
-                    == 1;
-                if inserted {
-                    insert_outbox(tx, &deliveries, Some(&conversation_id), now).await?;
-                }
-                Ok(inserted)
-            })
+        self.write(async move |tx| {
+            let inserted = sqlx::query(
+                "INSERT INTO messages (channel, customer, business, external_id, body,
+                                       received_at, conversation_id, author, author_email)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, 'expert', $8)
+                 ON CONFLICT (channel, customer, business, external_id)
+                     WHERE external_id IS NOT NULL DO NOTHING",
+            )
+            .bind(key.channel.as_str())
+            .bind(key.customer.as_str())
+            .bind(key.business.as_str())
+            .bind(&message_id)
+            .bind(&text)
+            .bind(now)
+            .bind(&conversation_id)
+            .bind(&author_email)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected()
+                == 1;
+            if inserted {
+                insert_outbox(tx, &deliveries, Some(&conversation_id), now).await?;
+            }
+            Ok(inserted)
         })
         .await
     }

@@ -6,7 +6,8 @@ use crate::domain::Conversation;
 use crate::domain::{AuditEntry, CustomerRecords, Erasure};
 use sqlx::AnyConnection;
 
-use super::{Backend, Store, StoreError, ERASED};
+use super::engine::Backend;
+use super::{Store, StoreError, ERASED};
 
 /// Writes an audit row in the transaction of the action it records.
 pub(super) async fn insert_audit(
@@ -124,108 +125,106 @@ impl Store {
         let [sms, whatsapp] = forms.clone();
         let cancel_reason = cancel_reason.to_string();
         let mut erasure = self
-            .write(move |tx| {
-                Box::pin(async move {
-                    let in_conversations = format!("conversation_id IN ({CONVERSATIONS_OF})");
-                    let deliveries_cancelled = sqlx::query(&format!(
-                        "UPDATE outbox SET state = 'cancelled', held = 0, leased_until = NULL,
-                                           last_error = $3
-                         WHERE state = 'pending' AND {DELIVERIES_OF}"
-                    ))
+            .write(async move |tx| {
+                let in_conversations = format!("conversation_id IN ({CONVERSATIONS_OF})");
+                let deliveries_cancelled = sqlx::query(&format!(
+                    "UPDATE outbox SET state = 'cancelled', held = 0, leased_until = NULL,
+                                       last_error = $3
+                     WHERE state = 'pending' AND {DELIVERIES_OF}"
+                ))
+                .bind(&sms)
+                .bind(&whatsapp)
+                .bind(&cancel_reason)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+                // Receipts of their deliveries, and receipts matched to no delivery that
+                // name their number (the whole table is read: erasing is rare).
+                let receipts = sqlx::query(&format!(
+                    "UPDATE delivery_receipts SET payload = '{{}}', transid = NULL
+                     WHERE payload != '{{}}'
+                       AND (outbox_id IN (SELECT id FROM outbox WHERE {DELIVERIES_OF})
+                            OR (outbox_id IS NULL AND payload LIKE $3))"
+                ))
+                .bind(&sms)
+                .bind(&whatsapp)
+                .bind(format!("%{whatsapp}%"))
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+                let deliveries = sqlx::query(&format!(
+                    "UPDATE outbox SET payload = '{{}}', recipient = NULL
+                     WHERE (payload != '{{}}' OR recipient IS NOT NULL) AND {DELIVERIES_OF}"
+                ))
+                .bind(&sms)
+                .bind(&whatsapp)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+                // The sender's message id goes too: it identified the message with the
+                // number, and another erased customer's message may have had the same.
+                let messages = sqlx::query(&format!(
+                    "UPDATE messages SET body = '', media = NULL, author_email = NULL,
+                                         customer = $3, external_id = NULL
+                     WHERE customer IN ($1, $2) OR {in_conversations}"
+                ))
+                .bind(&sms)
+                .bind(&whatsapp)
+                .bind(ERASED)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+                let conversations = sqlx::query(
+                    "UPDATE conversations
+                     SET customer = $3, customer_name = NULL, state = 'closed',
+                         closed_at = COALESCE(closed_at, $4),
+                         closed_by = COALESCE(closed_by, 'erasure'), waiting_since = NULL
+                     WHERE customer IN ($1, $2)",
+                )
+                .bind(&sms)
+                .bind(&whatsapp)
+                .bind(ERASED)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+                sqlx::query(
+                    "UPDATE appointments
+                     SET customer = $3, note = NULL, state = 'cancelled',
+                         cancelled_at = COALESCE(cancelled_at, $4)
+                     WHERE customer IN ($1, $2)",
+                )
+                .bind(&sms)
+                .bind(&whatsapp)
+                .bind(ERASED)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+                let opt_outs = sqlx::query("DELETE FROM opt_outs WHERE customer IN ($1, $2)")
                     .bind(&sms)
                     .bind(&whatsapp)
-                    .bind(&cancel_reason)
                     .execute(&mut *tx)
                     .await?
                     .rows_affected();
-                    // Receipts of their deliveries, and receipts matched to no delivery that
-                    // name their number (the whole table is read: erasing is rare).
-                    let receipts = sqlx::query(&format!(
-                        "UPDATE delivery_receipts SET payload = '{{}}', transid = NULL
-                         WHERE payload != '{{}}'
-                           AND (outbox_id IN (SELECT id FROM outbox WHERE {DELIVERIES_OF})
-                                OR (outbox_id IS NULL AND payload LIKE $3))"
-                    ))
-                    .bind(&sms)
-                    .bind(&whatsapp)
-                    .bind(format!("%{whatsapp}%"))
-                    .execute(&mut *tx)
-                    .await?
-                    .rows_affected();
-                    let deliveries = sqlx::query(&format!(
-                        "UPDATE outbox SET payload = '{{}}', recipient = NULL
-                         WHERE (payload != '{{}}' OR recipient IS NOT NULL) AND {DELIVERIES_OF}"
-                    ))
-                    .bind(&sms)
-                    .bind(&whatsapp)
-                    .execute(&mut *tx)
-                    .await?
-                    .rows_affected();
-                    // The sender's message id goes too: it identified the message with the
-                    // number, and another erased customer's message may have had the same.
-                    let messages = sqlx::query(&format!(
-                        "UPDATE messages SET body = '', media = NULL, author_email = NULL,
-                                             customer = $3, external_id = NULL
-                         WHERE customer IN ($1, $2) OR {in_conversations}"
-                    ))
-                    .bind(&sms)
-                    .bind(&whatsapp)
-                    .bind(ERASED)
-                    .execute(&mut *tx)
-                    .await?
-                    .rows_affected();
-                    let conversations = sqlx::query(
-                        "UPDATE conversations
-                         SET customer = $3, customer_name = NULL, state = 'closed',
-                             closed_at = COALESCE(closed_at, $4),
-                             closed_by = COALESCE(closed_by, 'erasure'), waiting_since = NULL
-                         WHERE customer IN ($1, $2)",
-                    )
-                    .bind(&sms)
-                    .bind(&whatsapp)
-                    .bind(ERASED)
-                    .bind(now)
-                    .execute(&mut *tx)
-                    .await?
-                    .rows_affected();
-                    sqlx::query(
-                        "UPDATE appointments
-                         SET customer = $3, note = NULL, state = 'cancelled',
-                             cancelled_at = COALESCE(cancelled_at, $4)
-                         WHERE customer IN ($1, $2)",
-                    )
-                    .bind(&sms)
-                    .bind(&whatsapp)
-                    .bind(ERASED)
-                    .bind(now)
-                    .execute(&mut *tx)
-                    .await?;
-                    let opt_outs = sqlx::query("DELETE FROM opt_outs WHERE customer IN ($1, $2)")
+                for table in ["meeting_claims", "meeting_starts", "meeting_limit_locks"] {
+                    sqlx::query(&format!("DELETE FROM {table} WHERE customer IN ($1, $2)"))
                         .bind(&sms)
                         .bind(&whatsapp)
                         .execute(&mut *tx)
-                        .await?
-                        .rows_affected();
-                    for table in ["meeting_claims", "meeting_starts", "meeting_limit_locks"] {
-                        sqlx::query(&format!("DELETE FROM {table} WHERE customer IN ($1, $2)"))
-                            .bind(&sms)
-                            .bind(&whatsapp)
-                            .execute(&mut *tx)
-                            .await?;
-                    }
-                    let erasure = Erasure {
-                        conversations,
-                        messages,
-                        deliveries,
-                        deliveries_cancelled,
-                        receipts,
-                        opt_outs,
-                        log_cleared: None,
-                    };
-                    audit.detail = serde_json::to_string(&erasure).ok();
-                    insert_audit(tx, &audit).await?;
-                    Ok(erasure)
-                })
+                        .await?;
+                }
+                let erasure = Erasure {
+                    conversations,
+                    messages,
+                    deliveries,
+                    deliveries_cancelled,
+                    receipts,
+                    opt_outs,
+                    log_cleared: None,
+                };
+                audit.detail = serde_json::to_string(&erasure).ok();
+                insert_audit(tx, &audit).await?;
+                Ok(erasure)
             })
             .await?;
         if self.backend == Backend::Sqlite {
@@ -252,7 +251,7 @@ impl Store {
 
     /// Writes an audit row on its own (an action that changes nothing, like an export).
     pub async fn record_audit(&self, entry: AuditEntry) -> Result<(), StoreError> {
-        self.write(move |tx| Box::pin(async move { insert_audit(tx, &entry).await }))
+        self.write(async move |tx| insert_audit(tx, &entry).await)
             .await
     }
 

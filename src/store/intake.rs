@@ -1,19 +1,34 @@
-//! Recording customers' messages, in batches (see [`super::batches`]): the messages of
+//! Recording customers' messages, in batches (see [`super::engine`]): the messages of
 //! concurrent requests are written together, with one statement per step for all of them.
 
 use crate::domain::Answer;
 use std::collections::HashMap;
 
-use futures_util::future::BoxFuture;
 use sqlx::AnyConnection;
 
-use super::messages::{answer_of, AnswerRow, Recorded};
-use super::{key_of, rows_of_placeholders, Key, Store, StoreError};
+use super::answers::{answer_of, AnswerRow};
+use super::engine::rows_of_placeholders;
+use super::{key_of, Key, Store, StoreError};
 use crate::domain::{Channel, FollowUps, InboundMessage};
 
 /// Messages written in one transaction at most; well within both databases' limits on
 /// parameters per statement.
 pub(super) const MAX_BATCH: usize = 64;
+
+/// What recording a message found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Recorded {
+    /// First time this message is seen; it is answered with its conversation's live
+    /// meeting, and its follow-up deliveries are queued.
+    Answered(Answer),
+    /// First time this message is seen; its conversation has no live meeting.
+    New { message_row: i64 },
+    /// The sender sent this message before; `answer` is what it got, if it got one.
+    Repeat {
+        message_row: i64,
+        answer: Option<Answer>,
+    },
+}
 
 /// A message waiting to be recorded.
 #[derive(Clone)]
@@ -97,11 +112,11 @@ impl Store {
 
 /// Records `jobs` as one write: their conversations' live meetings, the messages and the
 /// follow-ups of those answered (`None` for a repeat).
-pub(super) fn record_batch(
+pub(super) async fn record_batch(
     store: Store,
     jobs: Vec<Job>,
-) -> BoxFuture<'static, Result<Vec<Option<Recorded>>, StoreError>> {
-    Box::pin(async move { store.write(move |tx| Box::pin(record(tx, jobs))).await })
+) -> Result<Vec<Option<Recorded>>, StoreError> {
+    store.write(async move |tx| record(tx, jobs).await).await
 }
 
 async fn record(
@@ -142,7 +157,7 @@ async fn record(
         .iter()
         .map(|(entry, conversation_id, now)| (entry, Some(conversation_id.as_str()), *now))
         .collect();
-    super::insert_outbox_rows(tx, &rows).await?;
+    super::outbox::insert_outbox_rows(tx, &rows).await?;
     Ok(recorded)
 }
 

@@ -4,7 +4,9 @@
 use crate::domain::{LinkRecord, MeetingLinkRecord, Redirect};
 use sqlx::AnyConnection;
 
-use super::{insert_outbox, rows_of_placeholders, Store, StoreError};
+use super::engine::rows_of_placeholders;
+use super::outbox::insert_outbox;
+use super::{Store, StoreError};
 use crate::domain::{LinkRole, Meeting, MeetingLinks, OutboxEntry};
 
 impl Store {
@@ -36,22 +38,20 @@ impl Store {
         now: i64,
     ) -> Result<bool, StoreError> {
         let (code, conversation_id) = (code.to_string(), conversation_id.to_string());
-        self.write(move |tx| {
-            Box::pin(async move {
-                let first = sqlx::query(
-                    "UPDATE links SET opened_at = $1 WHERE code = $2 AND opened_at IS NULL",
-                )
-                .bind(now)
-                .bind(&code)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected()
-                    == 1;
-                if first {
-                    insert_outbox(tx, &[notice], Some(&conversation_id), now).await?;
-                }
-                Ok(first)
-            })
+        self.write(async move |tx| {
+            let first = sqlx::query(
+                "UPDATE links SET opened_at = $1 WHERE code = $2 AND opened_at IS NULL",
+            )
+            .bind(now)
+            .bind(&code)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected()
+                == 1;
+            if first {
+                insert_outbox(tx, &[notice], Some(&conversation_id), now).await?;
+            }
+            Ok(first)
         })
         .await
     }
@@ -175,26 +175,24 @@ impl Store {
 
     /// Stores an added guest's link with its deliveries and audit row.
     pub async fn add_guest_link(&self, new: NewGuestLink) -> Result<(), StoreError> {
-        self.write(move |tx| {
-            Box::pin(async move {
-                insert_meeting_link(
-                    tx,
-                    &new.meeting_id,
-                    LinkRole::Guest,
-                    &new.url,
-                    new.sent_to.as_deref(),
-                    new.now,
-                )
-                .await?;
-                let redirects: Vec<_> = new
-                    .redirect
-                    .iter()
-                    .map(|redirect| (new.meeting_id.as_str(), redirect))
-                    .collect();
-                insert_redirects(tx, &redirects).await?;
-                insert_outbox(tx, &new.deliveries, Some(&new.conversation_id), new.now).await?;
-                super::customers::insert_audit(tx, &new.audit).await
-            })
+        self.write(async move |tx| {
+            insert_meeting_link(
+                tx,
+                &new.meeting_id,
+                LinkRole::Guest,
+                &new.url,
+                new.sent_to.as_deref(),
+                new.now,
+            )
+            .await?;
+            let redirects: Vec<_> = new
+                .redirect
+                .iter()
+                .map(|redirect| (new.meeting_id.as_str(), redirect))
+                .collect();
+            insert_redirects(tx, &redirects).await?;
+            insert_outbox(tx, &new.deliveries, Some(&new.conversation_id), new.now).await?;
+            super::customers::insert_audit(tx, &new.audit).await
         })
         .await
     }

@@ -4,7 +4,8 @@
 use sqlx::AnyConnection;
 
 use super::conversations::{open_conversation_for, Opening};
-use super::{insert_outbox, Store, StoreError};
+use super::outbox::insert_outbox;
+use super::{Store, StoreError};
 use crate::domain::{ConversationKey, OutboxEntry};
 
 /// What a keyword message changes.
@@ -105,95 +106,93 @@ impl Store {
         &self,
         keyword: KeywordMessage,
     ) -> Result<KeywordOutcome, StoreError> {
-        self.write(move |tx| {
-            Box::pin(async move {
-                let key = &keyword.key;
-                let open: Option<String> = sqlx::query_scalar(
-                    "SELECT id FROM conversations
-                     WHERE channel = $1 AND customer = $2 AND business = $3 AND state = 'open'",
-                )
-                .bind(key.channel.as_str())
-                .bind(key.customer.as_str())
-                .bind(key.business.as_str())
-                .fetch_optional(&mut *tx)
-                .await?;
+        self.write(async move |tx| {
+            let key = &keyword.key;
+            let open: Option<String> = sqlx::query_scalar(
+                "SELECT id FROM conversations
+                 WHERE channel = $1 AND customer = $2 AND business = $3 AND state = 'open'",
+            )
+            .bind(key.channel.as_str())
+            .bind(key.customer.as_str())
+            .bind(key.business.as_str())
+            .fetch_optional(&mut *tx)
+            .await?;
+            if let Some(id) = &open {
+                keep_message(tx, keyword.message_row, id).await?;
+            }
+            let (changed, cancelled) = match keyword.change {
+                OptOutChange::Out => {
+                    let changed = sqlx::query(
+                        "INSERT INTO opt_outs (channel, customer, business, opted_out_at)
+                         VALUES ($1, $2, $3, $4)
+                         ON CONFLICT (channel, customer, business) DO NOTHING",
+                    )
+                    .bind(key.channel.as_str())
+                    .bind(key.customer.as_str())
+                    .bind(key.business.as_str())
+                    .bind(keyword.now)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected()
+                        == 1;
+                    let cancelled = sqlx::query(
+                        "UPDATE outbox SET state = 'cancelled', held = 0, leased_until = NULL,
+                                           last_error = $1
+                         WHERE state = 'pending' AND kind = 'customer_reply' AND (
+                             -- To this number, in any conversation of the business
+                             -- (an invitation from another customer's too) ...
+                             recipient = $3 AND conversation_id IN (
+                                 SELECT id FROM conversations
+                                 WHERE channel = $2 AND business = $4)
+                             -- ... and rows queued before recipients were kept.
+                             OR recipient IS NULL AND conversation_id IN (
+                                 SELECT id FROM conversations
+                                 WHERE channel = $2 AND customer = $3 AND business = $4))",
+                    )
+                    .bind(&keyword.cancel_reason)
+                    .bind(key.channel.as_str())
+                    .bind(key.customer.as_str())
+                    .bind(key.business.as_str())
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+                    (changed, cancelled)
+                }
+                OptOutChange::In => {
+                    let changed = sqlx::query(
+                        "DELETE FROM opt_outs
+                         WHERE channel = $1 AND customer = $2 AND business = $3",
+                    )
+                    .bind(key.channel.as_str())
+                    .bind(key.customer.as_str())
+                    .bind(key.business.as_str())
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected()
+                        == 1;
+                    (changed, 0)
+                }
+                OptOutChange::Nothing => (false, 0),
+            };
+            let opted_out = match keyword.change {
+                OptOutChange::Out => true,
+                OptOutChange::In => false,
+                OptOutChange::Nothing => is_opted_out(tx, key).await?,
+            };
+            // A STOP while opted out changes nothing and was answered before.
+            if changed || keyword.change != OptOutChange::Out {
+                let answer = keyword.answer.as_slice();
+                insert_outbox(tx, answer, open.as_deref(), keyword.now).await?;
                 if let Some(id) = &open {
-                    keep_message(tx, keyword.message_row, id).await?;
+                    let note = std::slice::from_ref(&keyword.thread_note);
+                    insert_outbox(tx, note, Some(id), keyword.now).await?;
                 }
-                let (changed, cancelled) = match keyword.change {
-                    OptOutChange::Out => {
-                        let changed = sqlx::query(
-                            "INSERT INTO opt_outs (channel, customer, business, opted_out_at)
-                             VALUES ($1, $2, $3, $4)
-                             ON CONFLICT (channel, customer, business) DO NOTHING",
-                        )
-                        .bind(key.channel.as_str())
-                        .bind(key.customer.as_str())
-                        .bind(key.business.as_str())
-                        .bind(keyword.now)
-                        .execute(&mut *tx)
-                        .await?
-                        .rows_affected()
-                            == 1;
-                        let cancelled = sqlx::query(
-                            "UPDATE outbox SET state = 'cancelled', held = 0, leased_until = NULL,
-                                               last_error = $1
-                             WHERE state = 'pending' AND kind = 'customer_reply' AND (
-                                 -- To this number, in any conversation of the business
-                                 -- (an invitation from another customer's too) ...
-                                 recipient = $3 AND conversation_id IN (
-                                     SELECT id FROM conversations
-                                     WHERE channel = $2 AND business = $4)
-                                 -- ... and rows queued before recipients were kept.
-                                 OR recipient IS NULL AND conversation_id IN (
-                                     SELECT id FROM conversations
-                                     WHERE channel = $2 AND customer = $3 AND business = $4))",
-                        )
-                        .bind(&keyword.cancel_reason)
-                        .bind(key.channel.as_str())
-                        .bind(key.customer.as_str())
-                        .bind(key.business.as_str())
-                        .execute(&mut *tx)
-                        .await?
-                        .rows_affected();
-                        (changed, cancelled)
-                    }
-                    OptOutChange::In => {
-                        let changed = sqlx::query(
-                            "DELETE FROM opt_outs
-                             WHERE channel = $1 AND customer = $2 AND business = $3",
-                        )
-                        .bind(key.channel.as_str())
-                        .bind(key.customer.as_str())
-                        .bind(key.business.as_str())
-                        .execute(&mut *tx)
-                        .await?
-                        .rows_affected()
-                            == 1;
-                        (changed, 0)
-                    }
-                    OptOutChange::Nothing => (false, 0),
-                };
-                let opted_out = match keyword.change {
-                    OptOutChange::Out => true,
-                    OptOutChange::In => false,
-                    OptOutChange::Nothing => is_opted_out(tx, key).await?,
-                };
-                // A STOP while opted out changes nothing and was answered before.
-                if changed || keyword.change != OptOutChange::Out {
-                    let answer = keyword.answer.as_slice();
-                    insert_outbox(tx, answer, open.as_deref(), keyword.now).await?;
-                    if let Some(id) = &open {
-                        let note = std::slice::from_ref(&keyword.thread_note);
-                        insert_outbox(tx, note, Some(id), keyword.now).await?;
-                    }
-                }
-                Ok(KeywordOutcome {
-                    conversation_id: open,
-                    opted_out,
-                    changed,
-                    cancelled,
-                })
+            }
+            Ok(KeywordOutcome {
+                conversation_id: open,
+                opted_out,
+                changed,
+                cancelled,
             })
         })
         .await
@@ -213,21 +212,19 @@ impl Store {
             message.desk.to_string(),
         );
         let (message_row, relay, now) = (message.message_row, message.relay, message.now);
-        self.write(move |tx| {
-            Box::pin(async move {
-                let opening = Opening {
-                    key: &key,
-                    id: &conversation_id,
-                    customer_name: customer_name.as_deref(),
-                    desk: &desk,
-                    now,
-                };
-                let (id, _) = open_conversation_for(tx, opening, false).await?;
-                if keep_message(tx, message_row, &id).await? {
-                    insert_outbox(tx, &relay, Some(&id), now).await?;
-                }
-                Ok(id)
-            })
+        self.write(async move |tx| {
+            let opening = Opening {
+                key: &key,
+                id: &conversation_id,
+                customer_name: customer_name.as_deref(),
+                desk: &desk,
+                now,
+            };
+            let (id, _) = open_conversation_for(tx, opening, false).await?;
+            if keep_message(tx, message_row, &id).await? {
+                insert_outbox(tx, &relay, Some(&id), now).await?;
+            }
+            Ok(id)
         })
         .await
     }

@@ -5,8 +5,9 @@ use crate::domain::{AuditEntry, OutboxRow, OutboxState};
 use sqlx::AnyConnection;
 
 use super::customers::insert_audit;
+use super::engine::{rows_of_placeholders, Backend};
 use super::pauses::UPSTREAM_OF_ROW;
-use super::{Backend, Store, StoreError};
+use super::{Store, StoreError};
 use crate::domain::OutboxEntry;
 
 /// A row's state as operators see it: a held row is pending, waiting for its customer
@@ -104,7 +105,7 @@ async fn hold(
             .iter()
             .map(|entry| (entry, conversation_id.as_deref(), now))
             .collect();
-        super::insert_outbox_rows(tx, &rows).await?;
+        super::outbox::insert_outbox_rows(tx, &rows).await?;
     }
     Ok(())
 }
@@ -120,7 +121,7 @@ async fn open_threads(tx: &mut AnyConnection, opened: &[(i64, String)]) -> Resul
         "UPDATE conversations SET thread_message_id = v.column2
          FROM (VALUES {}) AS v JOIN outbox o ON o.id = v.column1
          WHERE conversations.id = o.conversation_id AND conversations.thread_message_id IS NULL",
-        super::rows_of_placeholders(opened.len(), 2, 1)
+        rows_of_placeholders(opened.len(), 2, 1)
     );
     let mut query = sqlx::query(&sql);
     for (id, upstream_id) in opened {
@@ -198,7 +199,7 @@ async fn settle(tx: &mut AnyConnection, settlements: Vec<Settlement>) -> Result<
         "UPDATE outbox SET state = 'sent', upstream_id = v.column2, sent_at = v.column3,
                            leased_until = NULL, last_error = NULL
          FROM (VALUES {}) AS v WHERE outbox.id = v.column1",
-        super::rows_of_placeholders(sent.len(), 3, 1)
+        rows_of_placeholders(sent.len(), 3, 1)
     );
     let mut query = sqlx::query(&sql);
     for (id, upstream_id, at) in sent {
@@ -254,38 +255,36 @@ impl Store {
         );
         let backend = self.backend;
         let mut rows: Vec<OutboxRow> = self
-            .write(move |tx| {
-                Box::pin(async move {
-                    // Claims of several instances on one PostgreSQL database take turns: a
-                    // claim that began before another's commit would judge a conversation by
-                    // what it saw then, and take a later row of a conversation whose earlier
-                    // row the other just took (sending them out of order). Held until the
-                    // claim commits; SQLite runs one write at a time anyway.
-                    if backend == Backend::Postgres {
-                        sqlx::query("SELECT pg_advisory_xact_lock($1)")
-                            .bind(OUTBOX_CLAIM_LOCK)
-                            .execute(&mut *tx)
-                            .await?;
-                    }
-                    // A scheduled delivery (a reminder) found after its slot is over (the
-                    // service was down) is of no use any more: recorded as not sent.
-                    sqlx::query(
-                        "UPDATE outbox SET state = 'cancelled', last_error = $1
-                         WHERE state = 'pending' AND stale_after IS NOT NULL
-                           AND stale_after <= $2",
-                    )
-                    .bind(STALE)
+            .write(async move |tx| {
+                // Claims of several instances on one PostgreSQL database take turns: a
+                // claim that began before another's commit would judge a conversation by
+                // what it saw then, and take a later row of a conversation whose earlier
+                // row the other just took (sending them out of order). Held until the
+                // claim commits; SQLite runs one write at a time anyway.
+                if backend == Backend::Postgres {
+                    sqlx::query("SELECT pg_advisory_xact_lock($1)")
+                        .bind(OUTBOX_CLAIM_LOCK)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                // A scheduled delivery (a reminder) found after its slot is over (the
+                // service was down) is of no use any more: recorded as not sent.
+                sqlx::query(
+                    "UPDATE outbox SET state = 'cancelled', last_error = $1
+                     WHERE state = 'pending' AND stale_after IS NOT NULL
+                       AND stale_after <= $2",
+                )
+                .bind(STALE)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+                Ok(sqlx::query_as(&claim)
+                    .bind(now + lease_ms)
                     .bind(now)
-                    .execute(&mut *tx)
-                    .await?;
-                    Ok(sqlx::query_as(&claim)
-                        .bind(now + lease_ms)
-                        .bind(now)
-                        .bind(limit)
-                        .bind(probe)
-                        .fetch_all(tx)
-                        .await?)
-                })
+                    .bind(limit)
+                    .bind(probe)
+                    .fetch_all(tx)
+                    .await?)
             })
             .await?;
         rows.sort_by_key(|row| row.id);
@@ -299,7 +298,7 @@ impl Store {
             return Ok(());
         }
         let settlements = settlements.to_vec();
-        self.write(move |tx| Box::pin(settle(tx, settlements)))
+        self.write(async move |tx| settle(tx, settlements).await)
             .await
     }
 
@@ -314,25 +313,23 @@ impl Store {
         now: i64,
     ) -> Result<u64, StoreError> {
         let kind = kind.map(str::to_string);
-        self.write(move |tx| {
-            Box::pin(async move {
-                let revived = sqlx::query(
-                    "UPDATE outbox SET state = 'pending', attempts = 0, next_attempt_at = $1,
-                                       leased_until = NULL
-                     WHERE state = 'dead' AND ($2 IS NULL OR kind = $2)
-                       AND ($3 IS NULL OR created_at >= $3)",
-                )
-                .bind(now)
-                .bind(&kind)
-                .bind(since)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
-                let asked = audit.detail.take().unwrap_or_default();
-                audit.detail = Some(format!("{revived} revived ({asked})"));
-                insert_audit(tx, &audit).await?;
-                Ok(revived)
-            })
+        self.write(async move |tx| {
+            let revived = sqlx::query(
+                "UPDATE outbox SET state = 'pending', attempts = 0, next_attempt_at = $1,
+                                   leased_until = NULL
+                 WHERE state = 'dead' AND ($2 IS NULL OR kind = $2)
+                   AND ($3 IS NULL OR created_at >= $3)",
+            )
+            .bind(now)
+            .bind(&kind)
+            .bind(since)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            let asked = audit.detail.take().unwrap_or_default();
+            audit.detail = Some(format!("{revived} revived ({asked})"));
+            insert_audit(tx, &audit).await?;
+            Ok(revived)
         })
         .await
     }
@@ -346,20 +343,18 @@ impl Store {
         now: i64,
     ) -> Result<(), StoreError> {
         let first_held = first_held.to_vec();
-        self.write(move |tx| {
-            Box::pin(async move {
-                let copy: i64 = sqlx::query_scalar(
-                    "INSERT INTO outbox (kind, conversation_id, payload, next_attempt_at, created_at,
-                                         recipient)
-                     SELECT kind, conversation_id, payload, $1, $1, recipient FROM outbox WHERE id = $2
-                     RETURNING id",
-                )
-                .bind(now)
-                .bind(id)
-                .fetch_one(&mut *tx)
-                .await?;
-                hold(tx, copy, &first_held, now).await
-            })
+        self.write(async move |tx| {
+            let copy: i64 = sqlx::query_scalar(
+                "INSERT INTO outbox (kind, conversation_id, payload, next_attempt_at, created_at,
+                                     recipient)
+                 SELECT kind, conversation_id, payload, $1, $1, recipient FROM outbox WHERE id = $2
+                 RETURNING id",
+            )
+            .bind(now)
+            .bind(id)
+            .fetch_one(&mut *tx)
+            .await?;
+            hold(tx, copy, &first_held, now).await
         })
         .await
     }
@@ -407,23 +402,21 @@ impl Store {
         now: i64,
     ) -> Result<(), StoreError> {
         let updated = self
-            .write(move |tx| {
-                Box::pin(async move {
-                    let updated = sqlx::query(
-                        "UPDATE outbox SET state = 'pending', attempts = 0, next_attempt_at = $1,
-                                           leased_until = NULL, held = 0
-                         WHERE id = $2 AND state IN ('pending', 'dead')",
-                    )
-                    .bind(now)
-                    .bind(id)
-                    .execute(&mut *tx)
-                    .await?
-                    .rows_affected();
-                    if updated == 1 {
-                        insert_audit(tx, &audit).await?;
-                    }
-                    Ok(updated)
-                })
+            .write(async move |tx| {
+                let updated = sqlx::query(
+                    "UPDATE outbox SET state = 'pending', attempts = 0, next_attempt_at = $1,
+                                       leased_until = NULL, held = 0
+                     WHERE id = $2 AND state IN ('pending', 'dead')",
+                )
+                .bind(now)
+                .bind(id)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+                if updated == 1 {
+                    insert_audit(tx, &audit).await?;
+                }
+                Ok(updated)
             })
             .await?;
         if updated == 0 {
@@ -434,4 +427,87 @@ impl Store {
         }
         Ok(())
     }
+
+    /// Queues deliveries on their own.
+    pub async fn enqueue(
+        &self,
+        entries: &[OutboxEntry],
+        conversation_id: Option<&str>,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        let (entries, conversation_id) = (entries.to_vec(), conversation_id.map(str::to_string));
+        self.write(async move |tx| {
+            insert_outbox(tx, &entries, conversation_id.as_deref(), now).await
+        })
+        .await
+    }
+}
+
+/// Queues deliveries of one conversation in the transaction that causes them.
+pub(super) async fn insert_outbox(
+    tx: &mut AnyConnection,
+    entries: &[OutboxEntry],
+    conversation_id: Option<&str>,
+    now: i64,
+) -> Result<(), StoreError> {
+    let rows: Vec<_> = entries.iter().map(|e| (e, conversation_id, now)).collect();
+    insert_outbox_rows(tx, &rows).await
+}
+
+/// Queues deliveries, each with its conversation and the time it was queued (and is first
+/// due), in one statement.
+pub(super) async fn insert_outbox_rows(
+    tx: &mut AnyConnection,
+    rows: &[(&OutboxEntry, Option<&str>, i64)],
+) -> Result<(), StoreError> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    // A row is first due when it is queued.
+    let sql = format!(
+        "INSERT INTO outbox (kind, conversation_id, payload, next_attempt_at, created_at, recipient)
+         VALUES {}",
+        rows_of_placeholders(rows.len(), 6, 1)
+    );
+    let mut query = sqlx::query(&sql);
+    for (entry, conversation_id, now) in rows {
+        query = query
+            .bind(&entry.kind)
+            .bind(*conversation_id)
+            .bind(&entry.payload)
+            .bind(*now)
+            .bind(*now)
+            .bind(&entry.recipient);
+    }
+    query.execute(tx).await?;
+    Ok(())
+}
+
+/// Queues deliveries due at a later time (`scheduled.due`): they do not hold up the rows
+/// of their conversation queued meanwhile, and are cancelled, not sent, if still pending
+/// after `scheduled.stale_after`.
+pub(super) async fn insert_scheduled(
+    tx: &mut AnyConnection,
+    entries: &[OutboxEntry],
+    conversation_id: &str,
+    scheduled: super::appointments::Scheduled,
+    now: i64,
+) -> Result<(), StoreError> {
+    for entry in entries {
+        sqlx::query(
+            "INSERT INTO outbox (kind, conversation_id, payload, next_attempt_at, created_at,
+                                 scheduled, stale_after, recipient)
+             VALUES ($1, $2, $3, $4, $5, 1, $6, $7)",
+        )
+        .bind(&entry.kind)
+        .bind(conversation_id)
+        .bind(&entry.payload)
+        .bind(scheduled.due)
+        .bind(now)
+        .bind(scheduled.stale_after)
+        .bind(&entry.recipient)
+        .execute(&mut *tx)
+        .await?;
+    }
+    Ok(())
 }

@@ -20,33 +20,31 @@ impl Store {
         now: i64,
     ) -> Result<(), StoreError> {
         let (upstream, reason) = (upstream.to_string(), reason.to_string());
-        self.write(move |tx| {
-            Box::pin(async move {
-                sqlx::query(
-                    "INSERT INTO upstream_pauses
-                         (upstream, paused_until, credential_failing, reason, updated_at)
-                     VALUES ($1, $2, $3, $4, $5)
-                     ON CONFLICT (upstream) DO UPDATE
-                         SET paused_until = CASE
-                                 WHEN excluded.credential_failing = 1 THEN excluded.paused_until
-                                 WHEN upstream_pauses.paused_until > excluded.paused_until
-                                     THEN upstream_pauses.paused_until
-                                 ELSE excluded.paused_until END,
-                             credential_failing = CASE
-                                 WHEN excluded.credential_failing = 1 THEN 1
-                                 ELSE upstream_pauses.credential_failing END,
-                             reason = excluded.reason,
-                             updated_at = excluded.updated_at",
-                )
-                .bind(&upstream)
-                .bind(until)
-                .bind(i64::from(credential_refused))
-                .bind(&reason)
-                .bind(now)
-                .execute(tx)
-                .await?;
-                Ok(())
-            })
+        self.write(async move |tx| {
+            sqlx::query(
+                "INSERT INTO upstream_pauses
+                     (upstream, paused_until, credential_failing, reason, updated_at)
+                 VALUES ($1, $2, $3, $4, $5)
+                 ON CONFLICT (upstream) DO UPDATE
+                     SET paused_until = CASE
+                             WHEN excluded.credential_failing = 1 THEN excluded.paused_until
+                             WHEN upstream_pauses.paused_until > excluded.paused_until
+                                 THEN upstream_pauses.paused_until
+                             ELSE excluded.paused_until END,
+                         credential_failing = CASE
+                             WHEN excluded.credential_failing = 1 THEN 1
+                             ELSE upstream_pauses.credential_failing END,
+                         reason = excluded.reason,
+                         updated_at = excluded.updated_at",
+            )
+            .bind(&upstream)
+            .bind(until)
+            .bind(i64::from(credential_refused))
+            .bind(&reason)
+            .bind(now)
+            .execute(tx)
+            .await?;
+            Ok(())
         })
         .await
     }
@@ -54,15 +52,13 @@ impl Store {
     /// Ends a pause: the upstream takes calls (and the credential works) again.
     pub async fn resume_upstream(&self, upstream: &str, now: i64) -> Result<(), StoreError> {
         let upstream = upstream.to_string();
-        self.write(move |tx| {
-            Box::pin(async move {
-                release_waiting_rows(tx, &upstream, now).await?;
-                sqlx::query("DELETE FROM upstream_pauses WHERE upstream = $1")
-                    .bind(&upstream)
-                    .execute(&mut *tx)
-                    .await?;
-                Ok(())
-            })
+        self.write(async move |tx| {
+            release_waiting_rows(tx, &upstream, now).await?;
+            sqlx::query("DELETE FROM upstream_pauses WHERE upstream = $1")
+                .bind(&upstream)
+                .execute(&mut *tx)
+                .await?;
+            Ok(())
         })
         .await
     }
@@ -71,16 +67,14 @@ impl Store {
     /// works): a token replaced before the time a previous run planned is tried at once.
     pub async fn probe_upstream_now(&self, upstream: &str, now: i64) -> Result<(), StoreError> {
         let upstream = upstream.to_string();
-        self.write(move |tx| {
-            Box::pin(async move {
-                release_waiting_rows(tx, &upstream, now).await?;
-                sqlx::query("UPDATE upstream_pauses SET paused_until = $1 WHERE upstream = $2")
-                    .bind(now)
-                    .bind(&upstream)
-                    .execute(&mut *tx)
-                    .await?;
-                Ok(())
-            })
+        self.write(async move |tx| {
+            release_waiting_rows(tx, &upstream, now).await?;
+            sqlx::query("UPDATE upstream_pauses SET paused_until = $1 WHERE upstream = $2")
+                .bind(now)
+                .bind(&upstream)
+                .execute(&mut *tx)
+                .await?;
+            Ok(())
         })
         .await
     }

@@ -4,7 +4,8 @@
 use crate::domain::RatingRecord;
 use sqlx::AnyConnection;
 
-use super::{insert_outbox, Store, StoreError};
+use super::outbox::insert_outbox;
+use super::{Store, StoreError};
 use crate::domain::{ConversationKey, MessageId, OutboxEntry};
 
 /// The question to a customer whose conversation is being closed.
@@ -154,45 +155,43 @@ impl Store {
     /// closed conversation's transcript, and the thanks and the thread's note are queued,
     /// in one transaction.
     pub async fn record_rating(&self, rating: Rating) -> Result<RatingOutcome, StoreError> {
-        self.write(move |tx| {
-            Box::pin(async move {
-                let answered = sqlx::query(
-                    "UPDATE surveys SET rating = $1, answered_at = $2, answer_message_id = $3
-                     WHERE conversation_id = $4 AND answered_at IS NULL",
-                )
-                .bind(rating.rating)
-                .bind(rating.now)
-                .bind(rating.message_row)
-                .bind(&rating.conversation_id)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected()
-                    == 1;
-                if !answered {
-                    let by: Option<Option<i64>> = sqlx::query_scalar(
-                        "SELECT answer_message_id FROM surveys WHERE conversation_id = $1",
-                    )
-                    .bind(&rating.conversation_id)
-                    .fetch_optional(&mut *tx)
-                    .await?;
-                    return Ok(if by.flatten() == Some(rating.message_row) {
-                        RatingOutcome::AlreadyRecorded
-                    } else {
-                        RatingOutcome::AnsweredByAnother
-                    });
-                }
-                sqlx::query(
-                    "UPDATE messages SET conversation_id = $1
-                     WHERE id = $2 AND conversation_id IS NULL",
+        self.write(async move |tx| {
+            let answered = sqlx::query(
+                "UPDATE surveys SET rating = $1, answered_at = $2, answer_message_id = $3
+                 WHERE conversation_id = $4 AND answered_at IS NULL",
+            )
+            .bind(rating.rating)
+            .bind(rating.now)
+            .bind(rating.message_row)
+            .bind(&rating.conversation_id)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected()
+                == 1;
+            if !answered {
+                let by: Option<Option<i64>> = sqlx::query_scalar(
+                    "SELECT answer_message_id FROM surveys WHERE conversation_id = $1",
                 )
                 .bind(&rating.conversation_id)
-                .bind(rating.message_row)
-                .execute(&mut *tx)
+                .fetch_optional(&mut *tx)
                 .await?;
-                let id = Some(rating.conversation_id.as_str());
-                insert_outbox(tx, &rating.deliveries, id, rating.now).await?;
-                Ok(RatingOutcome::Recorded)
-            })
+                return Ok(if by.flatten() == Some(rating.message_row) {
+                    RatingOutcome::AlreadyRecorded
+                } else {
+                    RatingOutcome::AnsweredByAnother
+                });
+            }
+            sqlx::query(
+                "UPDATE messages SET conversation_id = $1
+                 WHERE id = $2 AND conversation_id IS NULL",
+            )
+            .bind(&rating.conversation_id)
+            .bind(rating.message_row)
+            .execute(&mut *tx)
+            .await?;
+            let id = Some(rating.conversation_id.as_str());
+            insert_outbox(tx, &rating.deliveries, id, rating.now).await?;
+            Ok(RatingOutcome::Recorded)
         })
         .await
     }

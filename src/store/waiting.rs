@@ -4,7 +4,8 @@
 use super::conversations::{
     change_conversation, conversations, open_conversation_for, ConversationRow, Opening, SELECT,
 };
-use super::{insert_outbox, Store, StoreError};
+use super::outbox::insert_outbox;
+use super::{Store, StoreError};
 use crate::domain::Conversation;
 use crate::domain::Waiting;
 use crate::domain::{ConversationKey, OutboxEntry};
@@ -29,48 +30,45 @@ impl Store {
     /// desk from now on unless it waits already; the deliveries are queued when it starts
     /// waiting. One transaction: a repeat of the message finds it kept and queues nothing.
     pub async fn wait_for_opening(&self, waiting: WaitingMessage) -> Result<Waiting, StoreError> {
-        self.write(move |tx| {
-            Box::pin(async move {
-                let key = &waiting.key;
-                let opening = Opening {
-                    key,
-                    id: &waiting.conversation_id,
-                    customer_name: waiting.customer_name.as_deref(),
-                    desk: &waiting.desk,
-                    now: waiting.now,
-                };
-                let (conversation_id, desk) = open_conversation_for(tx, opening, false).await?;
-                let kept = sqlx::query(
-                    "UPDATE messages SET conversation_id = $1
-                     WHERE id = $2 AND conversation_id IS NULL",
+        self.write(async move |tx| {
+            let key = &waiting.key;
+            let opening = Opening {
+                key,
+                id: &waiting.conversation_id,
+                customer_name: waiting.customer_name.as_deref(),
+                desk: &waiting.desk,
+                now: waiting.now,
+            };
+            let (conversation_id, desk) = open_conversation_for(tx, opening, false).await?;
+            let kept = sqlx::query(
+                "UPDATE messages SET conversation_id = $1
+                 WHERE id = $2 AND conversation_id IS NULL",
+            )
+            .bind(&conversation_id)
+            .bind(waiting.message_row)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected()
+                == 1;
+            let started_waiting = kept
+                && sqlx::query(
+                    "UPDATE conversations SET waiting_since = $1
+                     WHERE id = $2 AND waiting_since IS NULL",
                 )
+                .bind(waiting.now)
                 .bind(&conversation_id)
-                .bind(waiting.message_row)
                 .execute(&mut *tx)
                 .await?
                 .rows_affected()
                     == 1;
-                let started_waiting = kept
-                    && sqlx::query(
-                        "UPDATE conversations SET waiting_since = $1
-                         WHERE id = $2 AND waiting_since IS NULL",
-                    )
-                    .bind(waiting.now)
-                    .bind(&conversation_id)
-                    .execute(&mut *tx)
-                    .await?
-                    .rows_affected()
-                        == 1;
-                if started_waiting {
-                    insert_outbox(tx, &waiting.deliveries, Some(&conversation_id), waiting.now)
-                        .await?;
-                }
-                Ok(Waiting {
-                    opened_conversation: conversation_id == waiting.conversation_id,
-                    conversation_id,
-                    desk,
-                    started_waiting,
-                })
+            if started_waiting {
+                insert_outbox(tx, &waiting.deliveries, Some(&conversation_id), waiting.now).await?;
+            }
+            Ok(Waiting {
+                opened_conversation: conversation_id == waiting.conversation_id,
+                conversation_id,
+                desk,
+                started_waiting,
             })
         })
         .await
@@ -116,18 +114,16 @@ impl Store {
         due: i64,
     ) -> Result<bool, StoreError> {
         let (id, deliveries) = (id.to_string(), deliveries.to_vec());
-        self.write(move |tx| {
-            Box::pin(async move {
-                let update = sqlx::query(
-                    // The notification opens the conversation's thread (a new one, if it had
-                    // one before it waited).
-                    "UPDATE conversations SET waiting_since = NULL, thread_message_id = NULL
-                     WHERE id = $1 AND waiting_since = $2 AND state = 'open'",
-                )
-                .bind(&id)
-                .bind(waiting_since);
-                change_conversation(tx, update, &id, &deliveries, due).await
-            })
+        self.write(async move |tx| {
+            let update = sqlx::query(
+                // The notification opens the conversation's thread (a new one, if it had
+                // one before it waited).
+                "UPDATE conversations SET waiting_since = NULL, thread_message_id = NULL
+                 WHERE id = $1 AND waiting_since = $2 AND state = 'open'",
+            )
+            .bind(&id)
+            .bind(waiting_since);
+            change_conversation(tx, update, &id, &deliveries, due).await
         })
         .await
     }

@@ -1,6 +1,7 @@
 //! Events received on the Webex webhook, processed in the background like the outbox.
 
-use super::{Backend, Store, StoreError};
+use super::engine::Backend;
+use super::{Store, StoreError};
 
 /// The PostgreSQL advisory lock claims of Webex events take turns on.
 const WEBEX_EVENTS_CLAIM_LOCK: i64 = 0x1cb1_0000_0002;
@@ -25,22 +26,20 @@ impl Store {
         now: i64,
     ) -> Result<bool, StoreError> {
         let (id, resource, payload) = (id.to_string(), resource.to_string(), payload.to_string());
-        self.write(move |tx| {
-            Box::pin(async move {
-                let inserted = sqlx::query(
-                    "INSERT INTO webex_events (id, resource, payload, next_attempt_at, received_at)
-                     VALUES ($1, $2, $3, $4, $5) ON CONFLICT (id) DO NOTHING",
-                )
-                .bind(&id)
-                .bind(&resource)
-                .bind(&payload)
-                .bind(now)
-                .bind(now)
-                .execute(tx)
-                .await?
-                .rows_affected();
-                Ok(inserted == 1)
-            })
+        self.write(async move |tx| {
+            let inserted = sqlx::query(
+                "INSERT INTO webex_events (id, resource, payload, next_attempt_at, received_at)
+                 VALUES ($1, $2, $3, $4, $5) ON CONFLICT (id) DO NOTHING",
+            )
+            .bind(&id)
+            .bind(&resource)
+            .bind(&payload)
+            .bind(now)
+            .bind(now)
+            .execute(tx)
+            .await?
+            .rows_affected();
+            Ok(inserted == 1)
         })
         .await
     }
@@ -54,35 +53,33 @@ impl Store {
     ) -> Result<Vec<WebexEvent>, StoreError> {
         let backend = self.backend;
         let mut events: Vec<WebexEvent> = self
-            .write(move |tx| {
-                Box::pin(async move {
-                    // As the outbox's claims: instances take turns (see
-                    // `Store::claim_due_outbox`).
-                    if backend == Backend::Postgres {
-                        sqlx::query("SELECT pg_advisory_xact_lock($1)")
-                            .bind(WEBEX_EVENTS_CLAIM_LOCK)
-                            .execute(&mut *tx)
-                            .await?;
-                    }
-                    Ok(sqlx::query_as(
-                        "UPDATE webex_events SET leased_until = $1, attempts = attempts + 1
-                         WHERE id IN (
-                             SELECT id FROM webex_events
-                             WHERE state = 'pending' AND next_attempt_at <= $2
-                               AND (leased_until IS NULL OR leased_until <= $2)
-                             ORDER BY received_at, id LIMIT $3)
-                           -- Checked again on the row itself: on PostgreSQL a concurrent
-                           -- claimer waits for the first one's row locks, then sees its
-                           -- lease and skips the row.
-                           AND state = 'pending' AND (leased_until IS NULL OR leased_until <= $2)
-                         RETURNING id, resource, payload, attempts, received_at",
-                    )
-                    .bind(now + lease_ms)
-                    .bind(now)
-                    .bind(limit)
-                    .fetch_all(tx)
-                    .await?)
-                })
+            .write(async move |tx| {
+                // As the outbox's claims: instances take turns (see
+                // `Store::claim_due_outbox`).
+                if backend == Backend::Postgres {
+                    sqlx::query("SELECT pg_advisory_xact_lock($1)")
+                        .bind(WEBEX_EVENTS_CLAIM_LOCK)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                Ok(sqlx::query_as(
+                    "UPDATE webex_events SET leased_until = $1, attempts = attempts + 1
+                     WHERE id IN (
+                         SELECT id FROM webex_events
+                         WHERE state = 'pending' AND next_attempt_at <= $2
+                           AND (leased_until IS NULL OR leased_until <= $2)
+                         ORDER BY received_at, id LIMIT $3)
+                       -- Checked again on the row itself: on PostgreSQL a concurrent
+                       -- claimer waits for the first one's row locks, then sees its
+                       -- lease and skips the row.
+                       AND state = 'pending' AND (leased_until IS NULL OR leased_until <= $2)
+                     RETURNING id, resource, payload, attempts, received_at",
+                )
+                .bind(now + lease_ms)
+                .bind(now)
+                .bind(limit)
+                .fetch_all(tx)
+                .await?)
             })
             .await?;
         events.sort_by(|a, b| (a.received_at, &a.id).cmp(&(b.received_at, &b.id)));
@@ -96,19 +93,17 @@ impl Store {
         error: Option<&str>,
     ) -> Result<(), StoreError> {
         let (id, error) = (id.to_string(), error.map(str::to_string));
-        self.write(move |tx| {
-            Box::pin(async move {
-                sqlx::query(
-                    "UPDATE webex_events SET state = $1, last_error = $2, leased_until = NULL
-                     WHERE id = $3",
-                )
-                .bind(if error.is_some() { "failed" } else { "done" })
-                .bind(&error)
-                .bind(&id)
-                .execute(tx)
-                .await?;
-                Ok(())
-            })
+        self.write(async move |tx| {
+            sqlx::query(
+                "UPDATE webex_events SET state = $1, last_error = $2, leased_until = NULL
+                 WHERE id = $3",
+            )
+            .bind(if error.is_some() { "failed" } else { "done" })
+            .bind(&error)
+            .bind(&id)
+            .execute(tx)
+            .await?;
+            Ok(())
         })
         .await
     }
@@ -123,21 +118,19 @@ impl Store {
         attempt_counted: bool,
     ) -> Result<(), StoreError> {
         let (id, error) = (id.to_string(), error.to_string());
-        self.write(move |tx| {
-            Box::pin(async move {
-                sqlx::query(
-                    "UPDATE webex_events SET next_attempt_at = $1, last_error = $2,
-                                             leased_until = NULL, attempts = attempts - $3
-                     WHERE id = $4",
-                )
-                .bind(next_attempt_at)
-                .bind(&error)
-                .bind(i64::from(!attempt_counted))
-                .bind(&id)
-                .execute(tx)
-                .await?;
-                Ok(())
-            })
+        self.write(async move |tx| {
+            sqlx::query(
+                "UPDATE webex_events SET next_attempt_at = $1, last_error = $2,
+                                         leased_until = NULL, attempts = attempts - $3
+                 WHERE id = $4",
+            )
+            .bind(next_attempt_at)
+            .bind(&error)
+            .bind(i64::from(!attempt_counted))
+            .bind(&id)
+            .execute(tx)
+            .await?;
+            Ok(())
         })
         .await
     }
@@ -175,40 +168,38 @@ impl Store {
         now: i64,
     ) -> Result<usize, StoreError> {
         let room_id = room_id.to_string();
-        self.write(move |tx| {
-            Box::pin(async move {
-                let mut new = 0;
-                // Consecutive times ending now: they are handled in the order given.
-                let first = now - events.len() as i64 + 1;
-                for (index, event) in events.iter().enumerate() {
-                    let received_at = first + index as i64;
-                    new += sqlx::query(
-                        "INSERT INTO webex_events (id, resource, payload, next_attempt_at, received_at)
-                         VALUES ($1, $2, $3, $4, $5) ON CONFLICT (id) DO NOTHING",
-                    )
-                    .bind(&event.id)
-                    .bind(&event.resource)
-                    .bind(&event.payload)
-                    .bind(received_at)
-                    .bind(received_at)
-                    .execute(&mut *tx)
-                    .await?
-                    .rows_affected() as usize;
-                }
-                sqlx::query(
-                    "INSERT INTO webex_catch_up (room_id, seen_until, checked_at) VALUES ($1, $2, $3)
-                     ON CONFLICT (room_id) DO UPDATE SET
-                         seen_until = CASE WHEN webex_catch_up.seen_until > excluded.seen_until
-                                           THEN webex_catch_up.seen_until ELSE excluded.seen_until END,
-                         checked_at = excluded.checked_at",
+        self.write(async move |tx| {
+            let mut new = 0;
+            // Consecutive times ending now: they are handled in the order given.
+            let first = now - events.len() as i64 + 1;
+            for (index, event) in events.iter().enumerate() {
+                let received_at = first + index as i64;
+                new += sqlx::query(
+                    "INSERT INTO webex_events (id, resource, payload, next_attempt_at, received_at)
+                     VALUES ($1, $2, $3, $4, $5) ON CONFLICT (id) DO NOTHING",
                 )
-                .bind(&room_id)
-                .bind(seen_until)
-                .bind(now)
+                .bind(&event.id)
+                .bind(&event.resource)
+                .bind(&event.payload)
+                .bind(received_at)
+                .bind(received_at)
                 .execute(&mut *tx)
-                .await?;
-                Ok(new)
-            })
+                .await?
+                .rows_affected() as usize;
+            }
+            sqlx::query(
+                "INSERT INTO webex_catch_up (room_id, seen_until, checked_at) VALUES ($1, $2, $3)
+                 ON CONFLICT (room_id) DO UPDATE SET
+                     seen_until = CASE WHEN webex_catch_up.seen_until > excluded.seen_until
+                                       THEN webex_catch_up.seen_until ELSE excluded.seen_until END,
+                     checked_at = excluded.checked_at",
+            )
+            .bind(&room_id)
+            .bind(seen_until)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+            Ok(new)
         })
         .await
     }

@@ -5,14 +5,11 @@
 //! of its group, see [`super::writer`]). A batch that fails is written again one job at a
 //! time, so that a failing job fails alone.
 
-use futures_util::future::BoxFuture;
+use std::future::Future;
+
 use tokio::sync::{mpsc, oneshot};
 
-use super::{Store, StoreError};
-
-/// Writes `jobs` in one write; returns each job's outcome, in their order.
-pub(super) type WriteBatch<J, R> =
-    fn(Store, Vec<J>) -> BoxFuture<'static, Result<Vec<R>, StoreError>>;
+use crate::store::{Store, StoreError};
 
 /// A job and who waits for its outcome.
 struct Waiting<J, R> {
@@ -21,7 +18,7 @@ struct Waiting<J, R> {
 }
 
 /// Hands jobs to the task that writes them in batches.
-pub(super) struct Batches<J, R> {
+pub(in crate::store) struct Batches<J, R> {
     jobs: mpsc::UnboundedSender<Waiting<J, R>>,
 }
 
@@ -40,15 +37,20 @@ where
 {
     /// Starts the task that writes batches of at most `max` jobs with `write`, on the
     /// current runtime, for `store` (a handle without batches, so that the task ends with
-    /// the last handle that has them).
-    pub(super) fn start(store: Store, max: usize, write: WriteBatch<J, R>) -> Self {
+    /// the last handle that has them). `write` writes its jobs in one write and returns each
+    /// job's outcome, in their order.
+    pub(in crate::store) fn start<W, Fut>(store: Store, max: usize, write: W) -> Self
+    where
+        W: Fn(Store, Vec<J>) -> Fut + Send + 'static,
+        Fut: Future<Output = Result<Vec<R>, StoreError>> + Send + 'static,
+    {
         let (jobs, queue) = mpsc::unbounded_channel();
         tokio::spawn(write_batches(store, max, write, queue));
         Self { jobs }
     }
 
     /// Writes `job` with the others queued meanwhile; returns its outcome once committed.
-    pub(super) async fn write(&self, job: J) -> Result<R, StoreError> {
+    pub(in crate::store) async fn write(&self, job: J) -> Result<R, StoreError> {
         let (done, outcome) = oneshot::channel();
         self.jobs
             .send(Waiting { job, done })
@@ -59,12 +61,16 @@ where
 
 /// Takes what is queued (at most a batch), writes it, answers each waiter; until every
 /// handle is gone.
-async fn write_batches<J: Clone, R>(
+async fn write_batches<J, R, W, Fut>(
     store: Store,
     max: usize,
-    write: WriteBatch<J, R>,
+    write: W,
     mut queue: mpsc::UnboundedReceiver<Waiting<J, R>>,
-) {
+) where
+    J: Clone,
+    W: Fn(Store, Vec<J>) -> Fut,
+    Fut: Future<Output = Result<Vec<R>, StoreError>>,
+{
     let mut batch = Vec::with_capacity(max);
     while queue.recv_many(&mut batch, max).await > 0 {
         let waiting = std::mem::take(&mut batch);

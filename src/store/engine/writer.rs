@@ -12,7 +12,8 @@ use futures_util::future::BoxFuture;
 use sqlx::{AnyConnection, AnyPool, Executor};
 use tokio::sync::{mpsc, oneshot};
 
-use super::{Backend, StoreError};
+use super::{Backend, WriteFn};
+use crate::store::StoreError;
 
 /// Writes committed together at most.
 const MAX_GROUP: usize = 128;
@@ -35,9 +36,7 @@ struct Typed<T, F> {
 impl<T, F> Write for Typed<T, F>
 where
     T: Send + 'static,
-    F: for<'c> FnOnce(&'c mut AnyConnection) -> BoxFuture<'c, Result<T, StoreError>>
-        + Send
-        + 'static,
+    F: for<'c> WriteFn<'c, T> + Send + 'static,
 {
     fn run<'a>(&'a mut self, tx: &'a mut AnyConnection) -> BoxFuture<'a, bool> {
         Box::pin(async move {
@@ -64,13 +63,13 @@ where
 /// a time anyway, and on PostgreSQL two groups side by side would hold row locks the other
 /// wants (an instance's writes deadlocking with each other).
 #[derive(Clone)]
-pub(super) struct Writer {
+pub(in crate::store) struct Writer {
     writes: mpsc::UnboundedSender<Box<dyn Write>>,
 }
 
 impl Writer {
     /// Starts the writer task on the current runtime; it ends when every handle is gone.
-    pub(super) fn start(pool: AnyPool, backend: Backend) -> Self {
+    pub(in crate::store) fn start(pool: AnyPool, backend: Backend) -> Self {
         let (writes, queue) = mpsc::unbounded_channel();
         tokio::spawn(run(pool, backend, queue));
         Self { writes }
@@ -80,9 +79,7 @@ impl Writer {
     pub(super) async fn write<T, F>(&self, write: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
-        F: for<'c> FnOnce(&'c mut AnyConnection) -> BoxFuture<'c, Result<T, StoreError>>
-            + Send
-            + 'static,
+        F: for<'c> WriteFn<'c, T> + Send + 'static,
     {
         let (done, outcome) = oneshot::channel();
         let write = Box::new(Typed {

@@ -1,0 +1,169 @@
+//! Opening the database: the writer's connections and the readers' (on SQLite a pool of
+//! each, the writer's of one connection), their settings, migrations, and the log's
+//! checkpoints beside the writer.
+
+use std::time::Duration;
+
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
+use sqlx::migrate::MigrateDatabase;
+use sqlx::{Any, AnyPool, Executor};
+
+use super::Backend;
+use crate::store::{Store, StoreError};
+
+/// How long a request waits for the database (a connection, or another writer's lock)
+/// before it gives up with [`StoreError::Busy`]: well within the 10 s Webex Connect waits
+/// for an answer, so that it gets a `503` it can retry rather than a timeout.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(2);
+
+impl Store {
+    /// Opens the database at `url`: `sqlite://PATH` (created if missing) or
+    /// `postgres://…` (several icbridge instances can share it).
+    pub async fn connect(url: &str) -> Result<Self, StoreError> {
+        sqlx::any::install_default_drivers();
+        let options: AnyConnectOptions = url
+            .parse()
+            .map_err(|_| StoreError::UnsupportedUrl(url.to_string()))?;
+        if url.starts_with("sqlite:") {
+            // The writer and the readers are connections of their own: each would get an
+            // in-memory database of its own.
+            if is_in_memory(url) {
+                return Err(StoreError::UnsupportedUrl(url.to_string()));
+            }
+            if !Any::database_exists(url).await? {
+                Any::create_database(url).await?;
+            }
+            let writer = sqlite_pool(1, false).connect_with(options.clone()).await?;
+            let reader = sqlite_pool(4, true).connect_with(options).await?;
+            let store = Self::new(Backend::Sqlite, writer, reader);
+            tokio::spawn(checkpoints(store.reader.clone()));
+            Ok(store)
+        } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+            let pool = AnyPoolOptions::new()
+                .max_connections(16)
+                .acquire_timeout(BUSY_TIMEOUT)
+                .after_connect(|connection, _| {
+                    Box::pin(async move {
+                        // A row lock held too long by another transaction ends in `Busy`.
+                        connection.execute("SET lock_timeout = '2s'").await?;
+                        Ok(())
+                    })
+                })
+                .connect_with(options)
+                .await?;
+            Ok(Self::new(Backend::Postgres, pool.clone(), pool))
+        } else {
+            Err(StoreError::UnsupportedUrl(url.to_string()))
+        }
+    }
+
+    pub async fn migrate(&self) -> Result<(), StoreError> {
+        match self.backend {
+            Backend::Sqlite => {
+                sqlx::migrate!("./migrations/sqlite")
+                    .run(&self.writer_pool)
+                    .await?
+            }
+            // sqlx holds an advisory lock while it migrates: instances starting together
+            // wait for each other.
+            Backend::Postgres => {
+                sqlx::migrate!("./migrations/postgres")
+                    .run(&self.writer_pool)
+                    .await?
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether the database answers.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1").execute(&self.reader).await?;
+        Ok(())
+    }
+}
+
+/// Copies SQLite's write-ahead log into the database file every second, beside the writer
+/// (a passive checkpoint never waits for it), so that no commit waits for the disk.
+async fn checkpoints(reader: AnyPool) {
+    loop {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        if let Err(error) = reader.execute("PRAGMA wal_checkpoint(PASSIVE)").await {
+            tracing::warn!(%error, "the SQLite log could not be checkpointed");
+        }
+    }
+}
+
+fn sqlite_pool(connections: u32, read_only: bool) -> AnyPoolOptions {
+    AnyPoolOptions::new()
+        .max_connections(connections)
+        .acquire_timeout(BUSY_TIMEOUT)
+        // Connections stay open: SQLite's page cache lives with them.
+        .idle_timeout(None)
+        .max_lifetime(None)
+        // A connection to a local file cannot have been dropped by a server: no ping (a
+        // round trip to the connection's thread) before every use.
+        .test_before_acquire(false)
+        .after_connect(move |connection, _| {
+            Box::pin(async move {
+                // WAL lets readers proceed while the writer commits; NORMAL sync is durable
+                // across process crashes in WAL mode; another process's write lock is
+                // waited for, up to the busy timeout.
+                for pragma in [
+                    "PRAGMA journal_mode = WAL",
+                    "PRAGMA synchronous = NORMAL",
+                    "PRAGMA busy_timeout = 2000",
+                    "PRAGMA foreign_keys = ON",
+                ] {
+                    connection.execute(pragma).await?;
+                }
+                if read_only {
+                    // A read that tried to write would be a bug; make it fail loudly.
+                    connection.execute("PRAGMA query_only = ON").await?;
+                } else {
+                    // What is deleted or overwritten is zeroed in the file, not left in its
+                    // free space: an erased customer's data must not be recoverable.
+                    connection.execute("PRAGMA secure_delete = ON").await?;
+                    // The log is copied into the database by `checkpoints`, not by the
+                    // commit that happens to fill it, which would wait for the disk.
+                    connection.execute("PRAGMA wal_autocheckpoint = 0").await?;
+                    // The writer touches the indexes of every table it writes: a larger
+                    // cache than the default 2 MiB keeps them out of the kernel's reads.
+                    connection.execute("PRAGMA cache_size = -8192").await?;
+                    // A group's savepoints journal the pages they change: in memory, not in
+                    // a temporary file made, written and deleted for every group.
+                    connection.execute("PRAGMA temp_store = MEMORY").await?;
+                }
+                Ok(())
+            })
+        })
+}
+
+/// Whether `url` names an in-memory SQLite database (`sqlite::memory:`, `?mode=memory`).
+fn is_in_memory(url: &str) -> bool {
+    let (database, query) = url.split_once('?').unwrap_or((url, ""));
+    let database = database
+        .trim_start_matches("sqlite:")
+        .trim_start_matches("//");
+    database == ":memory:" || query.split('&').any(|pair| pair == "mode=memory")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn an_in_memory_sqlite_database_is_refused() {
+        for url in [
+            "sqlite::memory:",
+            "sqlite://:memory:",
+            "sqlite://x.db?mode=memory",
+        ] {
+            let refused = Store::connect(url).await;
+            assert!(
+                matches!(refused, Err(StoreError::UnsupportedUrl(ref u)) if u == url),
+                "{url}: {:?}",
+                refused.err()
+            );
+        }
+    }
+}
