@@ -5,7 +5,7 @@ use super::{new_id, Bridge, BridgeError, CLAIM_LEASE};
 use crate::desks::expert_texts::{self, Offer};
 use crate::desks::Desks;
 use crate::domain::audit::{Action, Actor};
-use crate::domain::{Conversation, TakeOutcome};
+use crate::domain::{Conversation, MadeMeeting, TakeOutcome};
 use crate::domain::{Delivery, ExpertFile, InboundMessage, OutboxEntry, Purpose};
 use crate::store::{Claim, ExpertMessage, MeetingClaim, NewMeeting};
 use uuid::Uuid;
@@ -365,20 +365,22 @@ impl Bridge {
             ));
             store
                 .store_meeting(NewMeeting {
-                    key: key.clone(),
-                    customer_name: conversation.customer_name.clone(),
-                    conversation_id: conversation.id.clone(),
-                    desk: self.desk_of(&conversation),
-                    meeting_id: new_id(),
-                    sub: sub.clone(),
-                    links,
+                    meeting: MadeMeeting {
+                        key: key.clone(),
+                        customer_name: conversation.customer_name.clone(),
+                        conversation_id: conversation.id.clone(),
+                        desk: self.desk_of(&conversation),
+                        meeting_id: new_id(),
+                        sub: sub.clone(),
+                        links,
+                        claim_id: claim_id.clone(),
+                        redirects,
+                    },
                     expires_at,
                     message_row: None,
                     // Whatever meeting is live, the expert asked for a new one.
                     valid_after: i64::MAX,
-                    claim_id: claim_id.clone(),
                     deliveries: std::iter::once(thread).chain(customer).collect(),
-                    redirects,
                     now: self.now(),
                 })
                 .await?;

@@ -14,7 +14,7 @@ use crate::domain::audit::{Action, Actor};
 use crate::domain::clock;
 use crate::domain::{
     window_open, Answer, Appointment, BusinessAddress, Channel, ConversationKey, CustomerAddress,
-    Delivery, InboundMessage, MeetingLinks, OutboxEntry, Purpose,
+    Delivery, InboundMessage, MadeMeeting, MeetingLinks, OutboxEntry, Purpose,
 };
 use crate::store::{Booking, Claim, MeetingClaim, NewAppointment, StoreError};
 
@@ -214,16 +214,18 @@ impl Bridge {
         );
         let booking = store
             .book_appointment(NewAppointment {
+                meeting: MadeMeeting {
+                    key: slot.key.clone(),
+                    customer_name: slot.name.clone(),
+                    conversation_id: new_id(),
+                    desk: desk.name.clone(),
+                    meeting_id: new_id(),
+                    sub,
+                    claim_id: claim_id.clone(),
+                    links,
+                    redirects,
+                },
                 id,
-                key: slot.key.clone(),
-                customer_name: slot.name.clone(),
-                conversation_id: new_id(),
-                desk: desk.name.clone(),
-                meeting_id: new_id(),
-                sub,
-                claim_id: claim_id.clone(),
-                links,
-                redirects,
                 links_from,
                 links_until,
                 starts_at: slot.starts_at,

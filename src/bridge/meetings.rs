@@ -9,7 +9,7 @@ use super::{
 use crate::desks::expert_texts::{self, Offer};
 use crate::desks::{ExpertDesk, OutOfHours};
 use crate::domain::clock;
-use crate::domain::{Answer, Redirect};
+use crate::domain::{Answer, MadeMeeting, Redirect};
 use crate::domain::{Delivery, FollowUps, InboundMessage, LinkRole, MeetingLinks, Purpose};
 use crate::store::{Claim, MeetingClaim, NewMeeting, StartLimit};
 use crate::upstream::instant_connect::{self, MeetingRequest};
@@ -157,19 +157,21 @@ impl Bridge {
         let answer = inner
             .store
             .store_meeting(NewMeeting {
-                key: message.key.clone(),
-                customer_name: message.customer_name.clone(),
-                conversation_id: conversation_id.clone(),
-                desk: desk.clone(),
-                meeting_id: new_id(),
-                sub: sub.to_string(),
-                links,
+                meeting: MadeMeeting {
+                    key: message.key.clone(),
+                    customer_name: message.customer_name.clone(),
+                    conversation_id: conversation_id.clone(),
+                    desk: desk.clone(),
+                    meeting_id: new_id(),
+                    sub: sub.to_string(),
+                    links,
+                    claim_id: claim_id.to_string(),
+                    redirects,
+                },
                 expires_at,
                 message_row: Some(message_row),
                 valid_after: self.now() + RENEW_BEFORE_EXPIRY.as_millis() as i64,
-                claim_id: claim_id.to_string(),
                 deliveries,
-                redirects,
                 now: self.now(),
             })
             .await?;

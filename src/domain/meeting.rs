@@ -6,6 +6,8 @@ use std::fmt;
 
 use url::Url;
 
+use super::{ConversationKey, Redirect};
+
 /// Instant Connect's UI template: general or healthcare ("start consultation").
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Vertical {
@@ -320,6 +322,28 @@ fn environment() -> minijinja::Environment<'static> {
     let mut environment = minijinja::Environment::new();
     environment.set_undefined_behavior(minijinja::UndefinedBehavior::Strict);
     environment
+}
+
+/// A meeting the broker just made for a customer's conversation, as a new meeting and a
+/// booking both store it: the conversation it opens (or joins), the claim it was made
+/// under, and its links with the codes handed out for them.
+#[derive(Debug, Clone)]
+pub struct MadeMeeting {
+    pub key: ConversationKey,
+    pub customer_name: Option<String>,
+    /// Used if the meeting opens a new conversation (an open one keeps its id).
+    pub conversation_id: String,
+    /// The desk of a new conversation (an open one keeps its own).
+    pub desk: String,
+    pub meeting_id: String,
+    /// The subject the broker made the meeting for.
+    pub sub: String,
+    /// The claim on the customer's conversation the meeting was made under; it ends with
+    /// the commit (its subject is this meeting's, and no later meeting's).
+    pub claim_id: String,
+    pub links: MeetingLinks,
+    /// The codes handed out for its links (with ICB_PUBLIC_URL), stored with it.
+    pub redirects: Vec<Redirect>,
 }
 
 /// A meeting as icbridge keeps it: made for a conversation, with the subject the broker

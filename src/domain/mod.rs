@@ -43,8 +43,8 @@ pub use media::{
     Attachment, ExpertFile, Location, Media, MediaKind, MediaType, MediaUrl, MAX_ATTACHMENTS,
 };
 pub use meeting::{
-    LinkRole, Meeting, MeetingLinks, ReplyTemplate, ReplyTexts, TemplateError, TextKind,
-    TextValues, Vertical,
+    LinkRole, MadeMeeting, Meeting, MeetingLinks, ReplyTemplate, ReplyTexts, TemplateError,
+    TextKind, TextValues, Vertical,
 };
 pub use message::{
     clean_text, is_line_break, one_line, ConversationKey, InboundMessage, MessageId,

@@ -2,31 +2,21 @@
 //! around the slot), its conversation, and its deliveries (the invitation now, the reminder
 //! and the experts' card at their time), all written in one transaction.
 
-use crate::domain::{Appointment, AuditEntry, Redirect};
+use crate::domain::{Appointment, AuditEntry};
 use sqlx::AnyConnection;
 
+use super::audit::insert_audit;
 use super::conversations::{open_conversation_for, Opening};
-use super::customers::insert_audit;
 use super::links::insert_links;
 use super::outbox::{insert_outbox, insert_scheduled};
 use super::{Store, StoreError};
-use crate::domain::{ConversationKey, MeetingLinks, OutboxEntry};
+use crate::domain::{ConversationKey, MadeMeeting, OutboxEntry};
 
 /// What to book: the appointment, its meeting and its deliveries.
 pub struct NewAppointment {
     pub id: String,
-    pub key: ConversationKey,
-    pub customer_name: Option<String>,
-    /// Used if the booking opens a new conversation (an open one is the appointment's).
-    pub conversation_id: String,
-    pub desk: String,
-    pub meeting_id: String,
-    pub sub: String,
-    /// The claim on the customer's conversation the booking was made under: it ends
-    /// with the booking (its subject is this meeting's, and no later meeting's).
-    pub claim_id: String,
-    pub links: MeetingLinks,
-    pub redirects: Vec<Redirect>,
+    /// Its meeting; the claim ends with the booking.
+    pub meeting: MadeMeeting,
     pub links_from: i64,
     pub links_until: i64,
     pub starts_at: i64,
@@ -102,14 +92,14 @@ impl Store {
                     return Ok(Booking::Existing(existing));
                 }
             }
-            if let Some(booked) = booked_for(&mut *tx, &new.key, new.now).await? {
+            if let Some(booked) = booked_for(&mut *tx, &new.meeting.key, new.now).await? {
                 return Ok(Booking::CustomerBooked(booked));
             }
             let opening = Opening {
-                key: &new.key,
-                id: &new.conversation_id,
-                customer_name: new.customer_name.as_deref(),
-                desk: &new.desk,
+                key: &new.meeting.key,
+                id: &new.meeting.conversation_id,
+                customer_name: new.meeting.customer_name.as_deref(),
+                desk: &new.meeting.desk,
                 now: new.now,
             };
             let (conversation_id, _) = open_conversation_for(tx, opening, true).await?;
@@ -118,11 +108,11 @@ impl Store {
                                        not_before, expires_at, created_at)
                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
             )
-            .bind(&new.meeting_id)
+            .bind(&new.meeting.meeting_id)
             .bind(&conversation_id)
-            .bind(&new.sub)
-            .bind(new.links.host_url.as_str())
-            .bind(new.links.guest_url.as_str())
+            .bind(&new.meeting.sub)
+            .bind(new.meeting.links.host_url.as_str())
+            .bind(new.meeting.links.guest_url.as_str())
             .bind(new.links_from)
             .bind(new.links_until)
             .bind(new.now)
@@ -130,7 +120,12 @@ impl Store {
             .await?;
             insert_links(
                 tx,
-                &[(&new.meeting_id, &new.links, &new.redirects, new.now)],
+                &[(
+                    &new.meeting.meeting_id,
+                    &new.meeting.links,
+                    &new.meeting.redirects,
+                    new.now,
+                )],
             )
             .await?;
             let (idempotency_key, digest) = new.idempotency.clone().unzip();
@@ -142,11 +137,11 @@ impl Store {
             )
             .bind(&new.id)
             .bind(&conversation_id)
-            .bind(&new.meeting_id)
-            .bind(new.key.channel.as_str())
-            .bind(new.key.customer.as_str())
-            .bind(new.key.business.as_str())
-            .bind(&new.desk)
+            .bind(&new.meeting.meeting_id)
+            .bind(new.meeting.key.channel.as_str())
+            .bind(new.meeting.key.customer.as_str())
+            .bind(new.meeting.key.business.as_str())
+            .bind(&new.meeting.desk)
             .bind(new.starts_at)
             .bind(new.ends_at)
             .bind(&new.note)
@@ -166,10 +161,10 @@ impl Store {
                 "DELETE FROM meeting_claims
                  WHERE channel = $1 AND customer = $2 AND business = $3 AND claim_id = $4",
             )
-            .bind(new.key.channel.as_str())
-            .bind(new.key.customer.as_str())
-            .bind(new.key.business.as_str())
-            .bind(&new.claim_id)
+            .bind(new.meeting.key.channel.as_str())
+            .bind(new.meeting.key.customer.as_str())
+            .bind(new.meeting.key.business.as_str())
+            .bind(&new.meeting.claim_id)
             .execute(&mut *tx)
             .await?;
             let sql = format!("{SELECT} WHERE a.id = $1");

@@ -307,11 +307,11 @@ pub(super) async fn end_claims(
     let mut query = sqlx::query(&sql);
     for job in jobs {
         query = query
-            .bind(job.key.channel.as_str())
-            .bind(job.key.customer.as_str())
-            .bind(job.key.business.as_str())
-            .bind(&job.claim_id)
-            .bind(&job.sub);
+            .bind(job.meeting.key.channel.as_str())
+            .bind(job.meeting.key.customer.as_str())
+            .bind(job.meeting.key.business.as_str())
+            .bind(&job.meeting.claim_id)
+            .bind(&job.meeting.sub);
     }
     query.execute(tx).await?;
     Ok(())

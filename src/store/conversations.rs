@@ -6,7 +6,7 @@ use std::collections::HashMap;
 
 use sqlx::AnyConnection;
 
-use super::customers::insert_audit;
+use super::audit::insert_audit;
 use super::engine::rows_of_placeholders;
 use super::outbox::insert_outbox;
 use super::surveys::{self, NewSurvey};

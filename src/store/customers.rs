@@ -1,31 +1,12 @@
-//! A customer's data on request: everything held about them, and erasing it. And the audit
-//! log of what administrators and experts did.
+//! A customer's data on request: everything held about them, and erasing it.
 
+use super::audit::insert_audit;
 use super::conversations::{ConversationRow, SELECT};
 use crate::domain::Conversation;
 use crate::domain::{AuditEntry, CustomerRecords, Erasure};
-use sqlx::AnyConnection;
 
 use super::engine::Backend;
 use super::{Store, StoreError, ERASED};
-
-/// Writes an audit row in the transaction of the action it records.
-pub(super) async fn insert_audit(
-    tx: &mut AnyConnection,
-    entry: &AuditEntry,
-) -> Result<(), StoreError> {
-    sqlx::query(
-        "INSERT INTO audit_log (at, actor, action, subject, detail) VALUES ($1, $2, $3, $4, $5)",
-    )
-    .bind(entry.at)
-    .bind(&entry.actor)
-    .bind(&entry.action)
-    .bind(&entry.subject)
-    .bind(&entry.detail)
-    .execute(tx)
-    .await?;
-    Ok(())
-}
 
 /// The conversations of a customer (`$1`, `$2`: their number's SMS and WhatsApp forms).
 const CONVERSATIONS_OF: &str = "SELECT id FROM conversations WHERE customer IN ($1, $2)";
@@ -247,22 +228,5 @@ impl Store {
             tokio::time::sleep(std::time::Duration::from_millis(50)).await;
         }
         Ok(false)
-    }
-
-    /// Writes an audit row on its own (an action that changes nothing, like an export).
-    pub async fn record_audit(&self, entry: AuditEntry) -> Result<(), StoreError> {
-        self.write(async move |tx| insert_audit(tx, &entry).await)
-            .await
-    }
-
-    /// The newest `limit` audit rows, newest first.
-    pub async fn audit_entries(&self, limit: i64) -> Result<Vec<AuditEntry>, StoreError> {
-        Ok(sqlx::query_as(
-            "SELECT at, actor, action, subject, detail FROM audit_log
-             ORDER BY id DESC LIMIT $1",
-        )
-        .bind(limit)
-        .fetch_all(&self.reader)
-        .await?)
     }
 }

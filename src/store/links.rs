@@ -192,7 +192,7 @@ impl Store {
                 .collect();
             insert_redirects(tx, &redirects).await?;
             insert_outbox(tx, &new.deliveries, Some(&new.conversation_id), new.now).await?;
-            super::customers::insert_audit(tx, &new.audit).await
+            super::audit::insert_audit(tx, &new.audit).await
         })
         .await
     }

@@ -14,32 +14,20 @@ use super::engine::rows_of_placeholders;
 use super::links::insert_links;
 use super::outbox::insert_outbox_rows;
 use super::{Store, StoreError};
-use crate::domain::{Answer, ConversationKey, MeetingLinks, OutboxEntry, Redirect};
+use crate::domain::{Answer, ConversationKey, MadeMeeting, OutboxEntry};
 
 /// A meeting the broker just made, to be stored with everything that follows from it.
 #[derive(Debug, Clone)]
 pub struct NewMeeting {
-    pub key: ConversationKey,
-    pub customer_name: Option<String>,
-    /// Used if this opens a new conversation.
-    pub conversation_id: String,
-    /// The desk of a new conversation (an open one keeps its own).
-    pub desk: String,
-    pub meeting_id: String,
-    pub sub: String,
-    pub links: MeetingLinks,
+    pub meeting: MadeMeeting,
     pub expires_at: i64,
     /// The message that needed the meeting, answered with it; `None` when an expert asked.
     pub message_row: Option<i64>,
     /// A meeting still valid past this instant makes ours unnecessary (a concurrent
     /// request stored one first).
     pub valid_after: i64,
-    /// The claim under which the meeting was made; released with the commit.
-    pub claim_id: String,
     /// Side effects to deliver once the meeting is stored.
     pub deliveries: Vec<OutboxEntry>,
-    /// The codes handed out for its links (with ICB_PUBLIC_URL), stored with it.
-    pub redirects: Vec<Redirect>,
     pub now: i64,
 }
 
@@ -105,7 +93,7 @@ async fn write_meetings(
     tx: &mut AnyConnection,
     jobs: Vec<NewMeeting>,
 ) -> Result<Vec<Answer>, StoreError> {
-    let keys: HashSet<&ConversationKey> = jobs.iter().map(|job| &job.key).collect();
+    let keys: HashSet<&ConversationKey> = jobs.iter().map(|job| &job.meeting.key).collect();
     if keys.len() == jobs.len() {
         return write_meeting_batch(tx, &jobs).await;
     }
@@ -127,10 +115,10 @@ async fn write_meeting_batch(
     let openings: Vec<_> = jobs
         .iter()
         .map(|job| Opening {
-            key: &job.key,
-            id: &job.conversation_id,
-            customer_name: job.customer_name.as_deref(),
-            desk: &job.desk,
+            key: &job.meeting.key,
+            id: &job.meeting.conversation_id,
+            customer_name: job.meeting.customer_name.as_deref(),
+            desk: &job.meeting.desk,
             now: job.now,
         })
         .collect();
@@ -138,12 +126,12 @@ async fn write_meeting_batch(
     let inserted = insert_meetings(tx, jobs, &conversations).await?;
     let mut answers = Vec::with_capacity(jobs.len());
     for (job, (conversation_id, desk)) in jobs.iter().zip(conversations) {
-        answers.push(if inserted.contains(job.meeting_id.as_str()) {
+        answers.push(if inserted.contains(job.meeting.meeting_id.as_str()) {
             Answer {
                 conversation_id,
-                meeting_id: job.meeting_id.clone(),
-                guest_url: job.links.guest_url.to_string(),
-                host_url: job.links.host_url.to_string(),
+                meeting_id: job.meeting.meeting_id.clone(),
+                guest_url: job.meeting.links.guest_url.to_string(),
+                host_url: job.meeting.links.host_url.to_string(),
                 expires_at: job.expires_at,
                 opened_meeting: true,
                 desk,
@@ -161,9 +149,9 @@ async fn write_meeting_batch(
         .iter()
         .map(|(job, _)| {
             (
-                job.meeting_id.as_str(),
-                &job.links,
-                &job.redirects[..],
+                job.meeting.meeting_id.as_str(),
+                &job.meeting.links,
+                &job.meeting.redirects[..],
                 job.now,
             )
         })
@@ -203,11 +191,11 @@ async fn insert_meetings(
     let mut query = sqlx::query_scalar::<_, String>(&sql);
     for (job, (conversation_id, _)) in jobs.iter().zip(conversations) {
         query = query
-            .bind(&job.meeting_id)
+            .bind(&job.meeting.meeting_id)
             .bind(conversation_id)
-            .bind(&job.sub)
-            .bind(job.links.host_url.as_str())
-            .bind(job.links.guest_url.as_str())
+            .bind(&job.meeting.sub)
+            .bind(job.meeting.links.host_url.as_str())
+            .bind(job.meeting.links.guest_url.as_str())
             .bind(job.expires_at)
             .bind(job.now)
             .bind(job.valid_after);
@@ -225,7 +213,7 @@ async fn kept_meeting(
     desk: Option<String>,
 ) -> Result<Answer, StoreError> {
     sqlx::query("DELETE FROM meeting_starts WHERE claim_id = $1")
-        .bind(&job.claim_id)
+        .bind(&job.meeting.claim_id)
         .execute(&mut *tx)
         .await?;
     let kept: AnswerRow = sqlx::query_as(

@@ -34,6 +34,7 @@
 mod admin;
 mod answers;
 mod appointments;
+mod audit;
 mod claims;
 mod console;
 mod conversations;

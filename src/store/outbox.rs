@@ -4,7 +4,7 @@
 use crate::domain::{AuditEntry, OutboxRow, OutboxState};
 use sqlx::AnyConnection;
 
-use super::customers::insert_audit;
+use super::audit::insert_audit;
 use super::engine::{rows_of_placeholders, Backend};
 use super::pauses::UPSTREAM_OF_ROW;
 use super::{Store, StoreError};
