@@ -5,7 +5,6 @@
 use sqlx::AnyConnection;
 
 use super::engine::rows_of_placeholders;
-use super::meetings::{live_meeting, NewMeeting};
 use super::outbox::insert_outbox;
 use super::{Store, StoreError};
 use crate::domain::{Answer, ConversationKey, FollowUps};
@@ -82,6 +81,32 @@ async fn answer_message(
     Ok(updated.rows_affected() == 1)
 }
 
+/// The open conversation's newest meeting whose links work at `now` and are still valid
+/// after `valid_after`.
+pub(super) async fn live_meeting(
+    db: &mut AnyConnection,
+    key: &ConversationKey,
+    now: i64,
+    valid_after: i64,
+) -> Result<Option<Answer>, StoreError> {
+    let live: Option<AnswerRow> = sqlx::query_as(
+        "SELECT c.id AS conversation_id, t.id AS meeting_id, t.guest_url, t.host_url,
+                t.expires_at, 0 AS opened_meeting, c.desk
+         FROM conversations c JOIN meetings t ON t.conversation_id = c.id
+         WHERE c.channel = $1 AND c.customer = $2 AND c.business = $3 AND c.state = 'open'
+           AND t.expires_at > $4 AND (t.not_before IS NULL OR t.not_before <= $5)
+         ORDER BY t.expires_at DESC LIMIT 1",
+    )
+    .bind(key.channel.as_str())
+    .bind(key.customer.as_str())
+    .bind(key.business.as_str())
+    .bind(valid_after)
+    .bind(now)
+    .fetch_optional(db)
+    .await?;
+    Ok(live.map(Answer::from))
+}
+
 impl Store {
     /// The answer a waiting message can get without a new meeting: the one a concurrent
     /// delivery of it got, or the conversation's live meeting, with the message's
@@ -150,17 +175,12 @@ async fn answer_with(
     Ok(answer_of(tx, message_row).await?.unwrap_or(answer))
 }
 
-/// The messages that needed the meetings, answered with them (unless answered already).
+/// The messages that needed the meetings (their rows), answered with them (unless
+/// answered already).
 pub(super) async fn answer_messages(
     tx: &mut AnyConnection,
-    jobs: &[NewMeeting],
-    answers: &[Answer],
+    answered: &[(i64, &Answer)],
 ) -> Result<(), StoreError> {
-    let answered: Vec<_> = jobs
-        .iter()
-        .zip(answers)
-        .filter_map(|(job, answer)| Some((job.message_row?, answer)))
-        .collect();
     if answered.is_empty() {
         return Ok(());
     }
@@ -171,7 +191,7 @@ pub(super) async fn answer_messages(
         rows_of_placeholders(answered.len(), 4, 1)
     );
     let mut query = sqlx::query(&sql);
-    for (message_row, answer) in answered {
+    for (message_row, answer) in answered.iter().copied() {
         query = query
             .bind(message_row)
             .bind(&answer.conversation_id)

@@ -8,7 +8,7 @@ use sqlx::AnyConnection;
 use super::audit::insert_audit;
 use super::conversations::{open_conversation_for, Opening};
 use super::links::insert_links;
-use super::outbox::{insert_outbox, insert_scheduled};
+use super::outbox::{insert_outbox, insert_scheduled, Scheduled};
 use super::{Store, StoreError};
 use crate::domain::{ConversationKey, MadeMeeting, OutboxEntry};
 
@@ -311,11 +311,4 @@ impl Store {
         })
         .await
     }
-}
-
-/// When scheduled deliveries are due, and after when they are no use.
-#[derive(Debug, Clone, Copy)]
-pub(super) struct Scheduled {
-    pub due: i64,
-    pub stale_after: i64,
 }

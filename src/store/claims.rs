@@ -5,11 +5,10 @@
 
 use sqlx::AnyConnection;
 
-use super::answers::{answer_waiting, UnansweredMessage};
+use super::answers::{answer_waiting, live_meeting, UnansweredMessage};
 use super::engine::{rows_of_placeholders, Backend};
-use super::meetings::{live_meeting, NewMeeting};
 use super::{Store, StoreError};
-use crate::domain::{Answer, ConversationKey};
+use crate::domain::{Answer, ConversationKey, MadeMeeting};
 
 /// A request's try to become the one that creates a conversation's meeting.
 #[derive(Debug, Clone)]
@@ -292,7 +291,7 @@ async fn reserve_start(
 /// ran out took the subject over: it is used now).
 pub(super) async fn end_claims(
     tx: &mut AnyConnection,
-    jobs: &[NewMeeting],
+    jobs: &[&MadeMeeting],
 ) -> Result<(), StoreError> {
     // Row values, so that each claim is found by its key, not every claim looked through.
     let sql = format!(
@@ -307,11 +306,11 @@ pub(super) async fn end_claims(
     let mut query = sqlx::query(&sql);
     for job in jobs {
         query = query
-            .bind(job.meeting.key.channel.as_str())
-            .bind(job.meeting.key.customer.as_str())
-            .bind(job.meeting.key.business.as_str())
-            .bind(&job.meeting.claim_id)
-            .bind(&job.meeting.sub);
+            .bind(job.key.channel.as_str())
+            .bind(job.key.customer.as_str())
+            .bind(job.key.business.as_str())
+            .bind(&job.claim_id)
+            .bind(&job.sub);
     }
     query.execute(tx).await?;
     Ok(())

@@ -31,32 +31,6 @@ pub struct NewMeeting {
     pub now: i64,
 }
 
-/// The open conversation's newest meeting whose links work at `now` and are still valid
-/// after `valid_after`.
-pub(super) async fn live_meeting(
-    db: &mut AnyConnection,
-    key: &ConversationKey,
-    now: i64,
-    valid_after: i64,
-) -> Result<Option<Answer>, StoreError> {
-    let live: Option<AnswerRow> = sqlx::query_as(
-        "SELECT c.id AS conversation_id, t.id AS meeting_id, t.guest_url, t.host_url,
-                t.expires_at, 0 AS opened_meeting, c.desk
-         FROM conversations c JOIN meetings t ON t.conversation_id = c.id
-         WHERE c.channel = $1 AND c.customer = $2 AND c.business = $3 AND c.state = 'open'
-           AND t.expires_at > $4 AND (t.not_before IS NULL OR t.not_before <= $5)
-         ORDER BY t.expires_at DESC LIMIT 1",
-    )
-    .bind(key.channel.as_str())
-    .bind(key.customer.as_str())
-    .bind(key.business.as_str())
-    .bind(valid_after)
-    .bind(now)
-    .fetch_optional(db)
-    .await?;
-    Ok(live.map(Answer::from))
-}
-
 impl Store {
     /// Stores a new meeting in one transaction with its conversation (opened if none is
     /// open; one that waited for its desk to open waits no more), the answer to the message
@@ -166,8 +140,14 @@ async fn write_meeting_batch(
         })
         .collect();
     insert_outbox_rows(tx, &deliveries).await?;
-    answer_messages(tx, jobs, &answers).await?;
-    end_claims(tx, jobs).await?;
+    let answered: Vec<_> = jobs
+        .iter()
+        .zip(&answers)
+        .filter_map(|(job, answer)| Some((job.message_row?, answer)))
+        .collect();
+    answer_messages(tx, &answered).await?;
+    let made: Vec<&MadeMeeting> = jobs.iter().map(|job| &job.meeting).collect();
+    end_claims(tx, &made).await?;
     Ok(answers)
 }
 

@@ -483,6 +483,13 @@ pub(super) async fn insert_outbox_rows(
     Ok(())
 }
 
+/// When scheduled deliveries are due, and after when they are no use.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Scheduled {
+    pub due: i64,
+    pub stale_after: i64,
+}
+
 /// Queues deliveries due at a later time (`scheduled.due`): they do not hold up the rows
 /// of their conversation queued meanwhile, and are cancelled, not sent, if still pending
 /// after `scheduled.stale_after`.
@@ -490,7 +497,7 @@ pub(super) async fn insert_scheduled(
     tx: &mut AnyConnection,
     entries: &[OutboxEntry],
     conversation_id: &str,
-    scheduled: super::appointments::Scheduled,
+    scheduled: Scheduled,
     now: i64,
 ) -> Result<(), StoreError> {
     for entry in entries {
