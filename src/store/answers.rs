@@ -1,5 +1,5 @@
 //! Customers' messages' answers (the meeting of a row of `messages`): the answer a message
-//! got, and answering a waiting message with its conversation's live meeting, its
+//! got, a conversation's live meeting (the answer it gives now), and answering a waiting message with its conversation's live meeting, its
 //! follow-ups queued with the answer.
 
 use sqlx::AnyConnection;

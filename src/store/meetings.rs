@@ -1,5 +1,4 @@
-//! Meetings (`meetings`): a conversation's live meeting, and the broker's new meetings
-//! stored with everything that follows from them (their conversation, links, deliveries,
+//! Meetings (`meetings`): the broker's new meetings stored with everything that follows from them (their conversation, links, deliveries,
 //! the answers to the messages that asked for them, the end of their claims), in batches
 //! (see [`super::engine`]).
 
