@@ -158,9 +158,9 @@ impl Bridge {
         actor: &Actor,
     ) -> Result<AppointmentOutcome, AppointmentError> {
         let store = &self.inner.store;
-        let digest = hex::encode(Sha256::digest(
-            serde_json::to_vec(request).expect("a request serialises"),
-        ));
+        let request_json = serde_json::to_vec(request).expect("a request serialises");
+        // What an Idempotency-Key's repeat must match.
+        let digest = hex::encode(Sha256::digest(request_json));
         if let Some(key) = idempotency_key {
             if let Some(earlier) = store.appointment_by_idempotency_key(key).await? {
                 return Self::repeat(earlier, &digest);
@@ -202,15 +202,12 @@ impl Bridge {
         let (now_deliveries, scheduled, remind_at) =
             self.booking_deliveries(&slot, desk, &links, window, now);
         let id = new_id();
+        let detail = format!("{} at {}", desk.name, clock::rfc3339(slot.starts_at));
         let audit = self.audit_entry(
             actor,
             Action::Book,
             format!("appointment {id}"),
-            Some(format!(
-                "{} at {}",
-                desk.name,
-                clock::rfc3339(slot.starts_at)
-            )),
+            Some(detail),
         );
         let booking = store
             .book_appointment(NewAppointment {

@@ -199,41 +199,8 @@ impl ExpertDesk {
         if earlier.iter().any(|d| d.name.eq_ignore_ascii_case(name)) {
             return Err(error(name, "name", "is used by two desks"));
         }
-        let targets = [
-            config.room_id.clone().map(ExpertTarget::RoomId),
-            config.room_title.clone().map(ExpertTarget::RoomTitle),
-            config.email.clone().map(ExpertTarget::Email),
-        ];
-        let mut targets = targets.into_iter().flatten();
-        let target = targets.next().ok_or_else(|| {
-            error(
-                name,
-                "room_id",
-                "is missing: give `room_id`, `room_title` or `email`",
-            )
-        })?;
-        if targets.next().is_some() {
-            return Err(error(
-                name,
-                "room_id",
-                "and `room_title`/`email`: give only one of them",
-            ));
-        }
-        let mut addresses = Vec::new();
-        for raw in &config.addresses {
-            let address = comparable(raw);
-            if address.is_empty() {
-                return Err(error(name, "addresses", "holds an empty address"));
-            }
-            if let Some(other) = served.insert(address.clone(), name.to_string()) {
-                return Err(error(
-                    name,
-                    "addresses",
-                    format!("{raw:?} is served by desk {other:?} too"),
-                ));
-            }
-            addresses.push(address);
-        }
+        let target = target_of(name, config)?;
+        let addresses = addresses_of(name, config, served)?;
         let keywords = config
             .keywords
             .iter()
@@ -280,6 +247,56 @@ impl ExpertDesk {
             ..ExpertDesk::new(name, target)
         })
     }
+}
+
+/// Where a desk's experts are: exactly one of `room_id`, `room_title` and `email`.
+fn target_of(name: &str, config: &DeskConfig) -> Result<ExpertTarget, DeskError> {
+    let targets = [
+        config.room_id.clone().map(ExpertTarget::RoomId),
+        config.room_title.clone().map(ExpertTarget::RoomTitle),
+        config.email.clone().map(ExpertTarget::Email),
+    ];
+    let mut targets = targets.into_iter().flatten();
+    let target = targets.next().ok_or_else(|| {
+        error(
+            name,
+            "room_id",
+            "is missing: give `room_id`, `room_title` or `email`",
+        )
+    })?;
+    if targets.next().is_some() {
+        return Err(error(
+            name,
+            "room_id",
+            "and `room_title`/`email`: give only one of them",
+        ));
+    }
+    Ok(target)
+}
+
+/// A desk's addresses, comparable, none empty and none served by an earlier desk
+/// (`served`, to which they are added).
+fn addresses_of(
+    name: &str,
+    config: &DeskConfig,
+    served: &mut HashMap<String, String>,
+) -> Result<Vec<String>, DeskError> {
+    let mut addresses = Vec::new();
+    for raw in &config.addresses {
+        let address = comparable(raw);
+        if address.is_empty() {
+            return Err(error(name, "addresses", "holds an empty address"));
+        }
+        if let Some(other) = served.insert(address.clone(), name.to_string()) {
+            return Err(error(
+                name,
+                "addresses",
+                format!("{raw:?} is served by desk {other:?} too"),
+            ));
+        }
+        addresses.push(address);
+    }
+    Ok(addresses)
 }
 
 /// Which desk is the default: the one that says `default = true`, or the one `ICB_EXPERT_*`

@@ -82,6 +82,8 @@ impl Store {
     }
 
     /// Applies retention: erases and anonymises what is older than the cutoffs.
+    /// (One function on purpose, though long: one transaction whose statements read in the
+    /// order they run, one per table it touches.)
     pub async fn purge(&self, cutoffs: PurgeCutoffs) -> Result<PurgeReport, StoreError> {
         let PurgeCutoffs {
             before,

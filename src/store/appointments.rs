@@ -80,6 +80,8 @@ impl Store {
         booked_for(&mut *self.reader.acquire().await?, key, now).await
     }
 
+    /// (One function on purpose, though long: one transaction whose statements read in the
+    /// order they run, one per table it touches.)
     pub async fn book_appointment(&self, new: NewAppointment) -> Result<Booking, StoreError> {
         self.write(async move |tx| {
             if let Some((key, _)) = &new.idempotency {

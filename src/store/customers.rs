@@ -96,6 +96,8 @@ impl Store {
     /// deletes: `secure_delete`) the write-ahead log is then emptied into the database.
     ///
     /// `audit` is written in the same transaction, its detail the erasure's counts.
+    /// (One function on purpose, though long: one transaction whose statements read in the
+    /// order they run, one per table it touches.)
     pub async fn erase_customer(
         &self,
         forms: &[String; 2],

@@ -102,6 +102,8 @@ impl Store {
     /// open conversation (if any); a STOP opts the customer out and cancels every delivery
     /// waiting to go to them (held ones included), a START opts them back in; the answer and
     /// the thread's note are queued.
+    /// (One function on purpose, though long: one transaction whose statements read in the
+    /// order they run, one per table it touches.)
     pub async fn record_keyword(
         &self,
         keyword: KeywordMessage,

@@ -8,7 +8,9 @@ use crate::desks::expert_texts;
 use crate::domain::{
     correlation_id, Delivery, ExpertFile, MediaType, MediaUrl, OutboxRow, WebexPost,
 };
-use crate::upstream::connect::{SmsRequest, WhatsappEnvelope, WhatsappMedia, WhatsappRequest};
+use crate::upstream::connect::{
+    ConnectClient, SmsRequest, WhatsappEnvelope, WhatsappMedia, WhatsappRequest,
+};
 use crate::upstream::media::FetchError;
 use crate::upstream::UpstreamError;
 
@@ -96,30 +98,9 @@ impl OutboxWorker {
                 file,
                 caption,
             } => {
-                let link = self.link(&file)?;
-                let envelope = envelope(row, app_id.clone(), waid.clone());
-                let Some(media_type) = file.media_type() else {
-                    // A type WhatsApp does not carry goes as a link.
-                    let body = match caption {
-                        Some(caption) => format!("{caption}\n\n{}: {link}", file.name),
-                        None => format!("{}: {link}", file.name),
-                    };
-                    let request = WhatsappRequest {
-                        app_id,
-                        waid,
-                        body,
-                        correlation_id: envelope.correlation_id,
-                        callback_data: envelope.callback_data,
-                    };
-                    return Ok(connect.send_whatsapp(&request).await?);
-                };
-                let media = WhatsappMedia {
-                    url: &link,
-                    media_type: &media_type,
-                    caption: caption.as_deref(),
-                    file_name: &file.name,
-                };
-                Ok(connect.send_whatsapp_media(&envelope, &media).await?)
+                let envelope = envelope(row, app_id, waid);
+                self.send_whatsapp_file(connect, envelope, &file, caption)
+                    .await
             }
             Delivery::WhatsappButtons {
                 app_id,
@@ -152,6 +133,40 @@ impl OutboxWorker {
                 unreachable!("a Webex post is not sent through Webex Connect")
             }
         }
+    }
+
+    /// An expert's file to a WhatsApp customer: as media when WhatsApp carries its type,
+    /// else as a link in a text.
+    async fn send_whatsapp_file(
+        &self,
+        connect: &ConnectClient,
+        envelope: WhatsappEnvelope,
+        file: &ExpertFile,
+        caption: Option<String>,
+    ) -> Result<String, Failure> {
+        let link = self.link(file)?;
+        let Some(media_type) = file.media_type() else {
+            // A type WhatsApp does not carry goes as a link.
+            let body = match caption {
+                Some(caption) => format!("{caption}\n\n{}: {link}", file.name),
+                None => format!("{}: {link}", file.name),
+            };
+            let request = WhatsappRequest {
+                app_id: envelope.app_id,
+                waid: envelope.waid,
+                body,
+                correlation_id: envelope.correlation_id,
+                callback_data: envelope.callback_data,
+            };
+            return Ok(connect.send_whatsapp(&request).await?);
+        };
+        let media = WhatsappMedia {
+            url: &link,
+            media_type: &media_type,
+            caption: caption.as_deref(),
+            file_name: &file.name,
+        };
+        Ok(connect.send_whatsapp_media(&envelope, &media).await?)
     }
 
     /// Posts a customer's file: by its link, which Webex fetches, or, when Webex cannot
