@@ -151,6 +151,9 @@ fn optional(
 impl Bridge {
     /// Books a consultation (see the module). With `idempotency_key`, a repeat of the same
     /// request gets the same appointment; the key with another request is refused.
+    ///
+    /// (A little over a page: the booking's steps in the order they run, each with what
+    /// undoes it when a later one fails.)
     pub async fn book_appointment(
         &self,
         request: &AppointmentRequest,

@@ -76,6 +76,9 @@ impl Bridge {
     /// an answered message (same sender, business address and message id) gets the same
     /// answer again. Of concurrent requests that need a new meeting, one claims it in the
     /// database and calls the broker; the others wait for that meeting.
+    ///
+    /// (A little over a page: the three steps' early answers, a repeat, an opt-out word, a
+    /// booked slot, read in the order they are decided.)
     pub async fn handle_message(
         &self,
         message: &InboundMessage,

@@ -474,6 +474,9 @@ impl Desk {
         })
     }
 
+    /// An expert's message: who wrote it, where, and what it asks. (A little over a page
+    /// because of its last `match`: one arm per command, the list of what an expert can
+    /// say, kept in one place.)
     async fn on_message(
         &self,
         hook: &WebhookEvent,
