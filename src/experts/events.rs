@@ -21,7 +21,7 @@ pub struct WebhookEvent {
     pub actor_id: String,
     pub data: EventData,
     /// Set on events icbridge recorded itself for messages a listing found (see
-    /// [`Desk::catch_up`]): the message as Webex listed it.
+    /// [`Desk::catch_up`](super::Desk::catch_up)): the message as Webex listed it.
     #[serde(default)]
     pub caught_up: Option<CaughtUp>,
 }
@@ -74,7 +74,7 @@ impl WebhookEvent {
     /// Why the event is too old (or too far in the future) to be accepted at `now`, if it
     /// is: a captured event must not be replayable once its id has been forgotten. Judged
     /// by `data.created`; an event without one is judged when it is handled, by the time
-    /// of the message or action it names (see [`Desk::process`]).
+    /// of the message or action it names (see `Desk::process`).
     pub fn age_problem(&self, now: i64) -> Option<String> {
         outside_replay_window(self.data.created.as_deref()?, now)
     }

@@ -354,7 +354,7 @@ impl Store {
     }
 
     /// Closes an open conversation, queueing `deliveries` and writing `audit` with it, and
-    /// asking `survey` of its customer unless they opted out (see [`surveys::ask`]).
+    /// asking `survey` of its customer unless they opted out (see `surveys::ask`).
     /// Returns false when it was not open (already closed, or unknown).
     pub async fn close_conversation(
         &self,

@@ -1,6 +1,6 @@
-//! What each subcommand does, one file per group of verbs: [`serve`] (and `migrate`),
-//! [`link`], [`check`], [`conversations`], [`appointments`], [`customers`] (a customer's
-//! data, the audit log, retention), [`outbox`] and [`webex`].
+//! What each subcommand does, one file per group of verbs: `serve` (and `migrate`),
+//! `link`, `check`, `conversations`, `appointments`, `customers` (a customer's
+//! data, the audit log, retention), `outbox` and `webex`.
 //!
 //! The verbs act through the bridge, as the admin API does; none opens the database itself.
 

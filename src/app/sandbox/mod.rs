@@ -4,9 +4,9 @@
 
 //!
 //! Only the `serve` command names the sandbox: it hands start-up a [`Sandbox`], a
-//! [`Layer`] that points the settings at the stand-ins ([`wiring`]) and mounts them.
-//! One file per stand-in: [`broker`], [`webex`], [`connect`]; [`expert`] plays the people
-//! and events of Webex; [`clock`] moves the sandbox's time.
+//! [`Layer`] that points the settings at the stand-ins (`wiring`) and mounts them.
+//! One file per stand-in: `broker`, `webex`, `connect`; `expert` plays the people
+//! and events of Webex; `clock` moves the sandbox's time.
 
 mod broker;
 mod clock;

@@ -1,9 +1,9 @@
 //! Settings: an optional TOML file overlaid by `ICB_*` environment variables, grouped in
-//! sections ([`sections`]): the HTTP server, the data, each upstream (broker, Webex, Webex
+//! sections (`sections`): the HTTP server, the data, each upstream (broker, Webex, Webex
 //! Connect), the replies, the meetings, the deliveries, the admin API, the console and
 //! media; the desks and the log format stand alone.
 //!
-//! Every value is read as text first and then parsed by the field's own type ([`vars`]), so
+//! Every value is read as text first and then parsed by the field's own type (`vars`), so
 //! an error always names the variable (`ICB_LINK_TTL: invalid duration "1x"`), whichever
 //! layer it came from. Secrets are `SecretString`s: `Debug` of `Settings` never shows them.
 
