@@ -180,6 +180,12 @@ mod tests {
         assert!(err.to_string().starts_with("ICB_MEETING_GUESTS"), "{err}");
         let err = Settings::from_vars(&vars(&[("MEETING_HOSTS", "300")])).unwrap_err();
         assert!(err.to_string().starts_with("ICB_MEETING_"), "{err}");
+        let err = Settings::from_vars(&vars(&[
+            ("MEETING_HOSTS", "4294967295"),
+            ("MEETING_GUESTS", "1"),
+        ]))
+        .unwrap_err();
+        assert!(err.to_string().contains("at most 25"), "{err}");
     }
 
     #[test]

@@ -359,7 +359,8 @@ fn links_per_meeting(vars: &Vars) -> Result<(u8, u8), ConfigError> {
             return Err(invalid(key, "0", "at least 1"));
         }
     }
-    if meeting_hosts + meeting_guests > 25 {
+    // Saturating: two numbers near u32::MAX must not wrap round to a small sum.
+    if meeting_hosts.saturating_add(meeting_guests) > 25 {
         return Err(ConfigError::Invalid {
             key: "MEETING_GUESTS",
             reason: "with ICB_MEETING_HOSTS, at most 25 links: the broker's limit".into(),
