@@ -64,8 +64,12 @@ async fn webex_bodies(app: &wiremock::MockServer) -> BTreeMap<String, usize> {
 db_test! {
     async fn two_instances_share_the_work_and_survive_losing_one(db) {
         let mut upstreams = Upstreams::start(db).await;
-        // A row the killed instance held is sent by the survivor once its lease runs out.
-        upstreams.set("OUTBOX_LEASE", "1s");
+        // A row the killed instance held is sent by the survivor once its lease runs out. Not
+        // shorter: a claimed conversation's rows are sent one after the other under that one
+        // lease, and a lease that ran out mid-chain on a loaded machine would let the other
+        // instance send a row again (at least once, as promised, but not the "exactly once"
+        // the first wave checks).
+        upstreams.set("OUTBOX_LEASE", "3s");
         mount_slow_broker(&upstreams.broker, 100).await;
         mount_webex_messages(&upstreams.webex).await;
         let mut first = spawn_binary(&upstreams.vars).await;
