@@ -288,7 +288,11 @@ async fn sent_messages(base: &str, count: usize) -> Vec<Value> {
         let sent = listing(base).await;
         (sent.len() >= count).then_some(sent)
     });
-    let sent = enough.await.unwrap_or_default();
+    // On time out, what was sent, for the failure to show.
+    let sent = match enough.await {
+        Some(sent) => sent,
+        None => listing(base).await,
+    };
     assert_eq!(sent.len(), count, "{sent:#?}");
     sent
 }

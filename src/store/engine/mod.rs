@@ -23,14 +23,13 @@
 //!   (customers' messages, meeting claims, new meetings) are gathered into one write with
 //!   one statement per step for all of them ([`placeholders`] writes their `VALUES` rows).
 //!
-//! The figures they serve are in `bench/RESULTS.md`: the table at its top (SQLite:
-//! follow-ups answered and relayed at 6,888 req/s = 11% of `/healthz`, p99 3.32 ms at
-//! 1,000 req/s, new conversations at 2,454/s, the burst answered in 505 ms; PostgreSQL:
-//! 6,303 follow-ups/s, p99 4.69 ms at 500 req/s). Its "What made the difference" tells what
-//! batching bought ("Fewer statements per new meeting": new conversations 1.9–2.2k/s →
-//! 2.7–3.0k/s, the burst 0.67 s → 0.53–0.57 s), its fifteenth session's step 3 what the
-//! claims' batch bought, and that the meeting floors are met "with little margin": a
-//! statement or a commit more per request shows there first.
+//! The figures they serve are in `bench/RESULTS.md`: the table at its top (the last run:
+//! on SQLite, follow-ups at about 12% of `/healthz`, p99 under 3 ms at 1,000 req/s, new
+//! conversations just over 2,400/s, the burst answered in about 0.5 s). Its "What made the
+//! difference" tells what batching bought ("Fewer statements per new meeting": new
+//! conversations 1.9–2.2k/s → 2.7–3.0k/s, the burst 0.67 s → 0.53–0.57 s), its fifteenth
+//! session's step 3 what the claims' batch bought, and that the meeting floors are met
+//! "with little margin": a statement or a commit more per request shows there first.
 //!
 //! The queries beside this module (one file per table group) say what is written; they
 //! reach the engine through [`Store::write`], [`Batches`] and [`rows_of_placeholders`],
