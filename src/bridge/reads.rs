@@ -129,6 +129,7 @@ impl Bridge {
         Ok(DatabaseFigures {
             outbox_rows: store.outbox_counts().await?,
             oldest_pending_at: store.oldest_pending_at().await?,
+            oldest_undelivered_event_at: store.oldest_undelivered_event_at().await?,
             pauses: self
                 .upstream_pauses()
                 .await?

@@ -3,6 +3,7 @@
 //! for, and the signed links to experts' files.
 
 pub mod consent;
+pub mod events;
 pub mod media_links;
 pub mod pauses;
 pub mod schedule;
@@ -10,4 +11,5 @@ pub mod window;
 mod worker;
 
 pub use consent::{OPTED_OUT, RECIPIENT_OUTSIDE_WINDOW, SURVEY_OUTSIDE_WINDOW};
+pub use events::EventDelivery;
 pub use worker::*;

@@ -19,6 +19,7 @@ use tokio::task::JoinSet;
 use send::Failure;
 
 use crate::delivery::consent::opted_out;
+use crate::delivery::events::EventDelivery;
 use crate::delivery::media_links::MediaLinks;
 use crate::delivery::pauses::{Pauses, PROBE_EVERY};
 use crate::delivery::schedule;
@@ -26,7 +27,7 @@ use crate::desks::DeskPlaces;
 use crate::domain::clock::Clock;
 use crate::domain::metrics::Metrics;
 use crate::domain::{Delivery, Purpose, WhatsappTemplate};
-use crate::store::{Outcome, Settlement, Store, StoreError};
+use crate::store::{Outcome, Settlement, Store, StoreError, EVENT_KIND};
 use crate::upstream::connect::ConnectClient;
 use crate::upstream::media::MediaClient;
 use crate::upstream::webex::WebexClient;
@@ -66,6 +67,8 @@ pub struct OutboxParts {
     pub whatsapp_template: Option<WhatsappTemplate>,
     /// Signs the links to experts' files (`None` without `ICB_PUBLIC_URL`).
     pub media_links: Option<MediaLinks>,
+    /// The event subscriptions and their receivers' client (`None` without any).
+    pub events: Option<EventDelivery>,
 }
 
 #[derive(Clone)]
@@ -219,7 +222,7 @@ impl OutboxWorker {
                     self.parts.store.settle_outbox(&settled).await?;
                 }
                 // The broker is called by requests, which find out themselves.
-                Upstream::InstantConnect => {}
+                Upstream::InstantConnect | Upstream::Receiver => {}
             }
         }
         Ok(())
@@ -306,6 +309,10 @@ impl OutboxWorker {
 
     /// Sends one row and decides what becomes of it.
     async fn deliver(&self, row: &OutboxRow) -> Outcome {
+        // Events go to the subscriptions' receivers, under their own rules (see `events`).
+        if row.kind == EVENT_KIND {
+            return self.deliver_event(row).await;
+        }
         // Consent first: see `consent`, where it is decided for every send path.
         if let Some(refused) = opted_out(row) {
             return refused;
@@ -365,7 +372,7 @@ impl OutboxWorker {
     }
 
     /// Gives a row up for good.
-    fn dead(&self, error: String) -> Outcome {
+    pub(super) fn dead(&self, error: String) -> Outcome {
         self.parts.metrics.dead_letter();
         Outcome::Dead { error }
     }
@@ -403,13 +410,18 @@ fn upstream_of(row: &OutboxRow) -> Upstream {
     }
 }
 
-/// Claimed rows grouped by conversation, each group in claim order (rows without a
-/// conversation each on their own).
+/// Claimed rows grouped by conversation (or lane: an event's subscription and
+/// conversation), each group in claim order (rows with neither each on their own).
 fn by_conversation(rows: Vec<OutboxRow>) -> Vec<Chain> {
     let mut chains: BTreeMap<String, Chain> = BTreeMap::new();
     let mut alone = Vec::new();
     for row in rows {
-        match row.conversation_id.clone() {
+        let order = match (&row.lane, &row.conversation_id) {
+            (Some(lane), _) => Some(format!("lane:{lane}")),
+            (None, Some(conversation)) => Some(conversation.clone()),
+            (None, None) => None,
+        };
+        match order {
             Some(conversation) => chains.entry(conversation).or_default().push(row),
             None => alone.push(vec![row]),
         }

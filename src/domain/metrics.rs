@@ -26,6 +26,10 @@ pub struct Metrics {
     ratings: HistogramVec,
     webhook_active: IntGaugeVec,
     caught_up: IntCounter,
+    events_sent: IntCounterVec,
+    event_failures: IntCounterVec,
+    event_latency: HistogramVec,
+    oldest_undelivered_event: IntGauge,
 }
 
 /// What the database says at a scrape.
@@ -37,6 +41,8 @@ pub struct DatabaseFigures {
     /// By upstream label: until when it is paused (Unix ms), whether its credential is
     /// refused.
     pub pauses: Vec<(String, i64, bool)>,
+    /// When the oldest event still to be delivered was queued (Unix ms).
+    pub oldest_undelivered_event_at: Option<i64>,
     pub now: i64,
 }
 
@@ -187,6 +193,38 @@ impl Metrics {
             "Webex messages icbridge never received as events and found by listing its rooms",
         )
         .expect("valid metric");
+        let events_sent = IntCounterVec::new(
+            Opts::new(
+                "icbridge_events_sent_total",
+                "Events delivered to a subscription's receiver, by type and subscription",
+            ),
+            &["type", "subscription"],
+        )
+        .expect("valid metric");
+        let event_failures = IntCounterVec::new(
+            Opts::new(
+                "icbridge_event_delivery_failures_total",
+                "Failed attempts to deliver an event, by subscription",
+            ),
+            &["subscription"],
+        )
+        .expect("valid metric");
+        let event_latency = HistogramVec::new(
+            HistogramOpts::new(
+                "icbridge_event_delivery_latency_seconds",
+                "Time from an event to its delivery, by subscription",
+            )
+            .buckets(vec![
+                0.05, 0.25, 1.0, 5.0, 30.0, 120.0, 600.0, 3600.0, 86400.0,
+            ]),
+            &["subscription"],
+        )
+        .expect("valid metric");
+        let oldest_undelivered_event = IntGauge::new(
+            "icbridge_event_oldest_undelivered_seconds",
+            "Age of the oldest event not yet delivered to a subscription (0: none)",
+        )
+        .expect("valid metric");
         for metric in [
             Box::new(intake.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(webhook_active.clone()),
@@ -204,6 +242,10 @@ impl Metrics {
             Box::new(oldest_pending.clone()),
             Box::new(paused.clone()),
             Box::new(credential_ok.clone()),
+            Box::new(events_sent.clone()),
+            Box::new(event_failures.clone()),
+            Box::new(event_latency.clone()),
+            Box::new(oldest_undelivered_event.clone()),
         ] {
             registry.register(metric).expect("metric names are unique");
         }
@@ -225,7 +267,26 @@ impl Metrics {
             ratings,
             webhook_active,
             caught_up,
+            events_sent,
+            event_failures,
+            event_latency,
+            oldest_undelivered_event,
         }
+    }
+
+    /// An event of `kind` reached `subscription`'s receiver, `latency_s` after it happened.
+    pub fn event_sent(&self, kind: &str, subscription: &str, latency_s: f64) {
+        self.events_sent
+            .with_label_values(&[kind, subscription])
+            .inc();
+        self.event_latency
+            .with_label_values(&[subscription])
+            .observe(latency_s);
+    }
+
+    /// An attempt to deliver an event to `subscription`'s receiver failed.
+    pub fn event_failed(&self, subscription: &str) {
+        self.event_failures.with_label_values(&[subscription]).inc();
     }
 
     /// Whether icbridge's Webex webhook for `resource` is active and right.
@@ -305,6 +366,10 @@ impl Metrics {
             .oldest_pending_at
             .map_or(0, |at| (figures.now - at).max(0) / 1000);
         self.oldest_pending.set(age);
+        let event_age = figures
+            .oldest_undelivered_event_at
+            .map_or(0, |at| (figures.now - at).max(0) / 1000);
+        self.oldest_undelivered_event.set(event_age);
         for upstream in crate::domain::Upstream::ALL {
             let label = upstream.label();
             let pause = figures.pauses.iter().find(|(name, _, _)| name == label);

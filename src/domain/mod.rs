@@ -10,6 +10,7 @@ mod console;
 mod conversation;
 mod customer;
 mod delivery;
+pub mod events;
 mod links;
 mod media;
 mod meeting;

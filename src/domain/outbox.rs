@@ -26,6 +26,11 @@ pub struct OutboxRow {
     /// The customer number or WhatsApp id it goes to, when it is a message to a customer
     /// (none on rows queued before recipients were kept: their conversation's customer).
     pub recipient: Option<String>,
+    /// What orders rows that belong to no conversation's order: an event's subscription
+    /// and conversation.
+    pub lane: Option<String>,
+    /// The event an event delivery sends.
+    pub event_id: Option<i64>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

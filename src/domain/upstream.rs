@@ -8,6 +8,9 @@ pub enum Upstream {
     InstantConnect,
     Webex,
     Connect,
+    /// The receivers of events (the customer's CRM, EMR or portal): not one upstream but
+    /// one per subscription, so never paused as a whole (not in [`Upstream::ALL`]).
+    Receiver,
 }
 
 impl Upstream {
@@ -23,6 +26,7 @@ impl Upstream {
             Upstream::InstantConnect => "instant_connect",
             Upstream::Webex => "webex",
             Upstream::Connect => "connect",
+            Upstream::Receiver => "events",
         }
     }
 }
@@ -33,6 +37,7 @@ impl fmt::Display for Upstream {
             Upstream::InstantConnect => "Instant Connect broker",
             Upstream::Webex => "Webex API",
             Upstream::Connect => "Webex Connect API",
+            Upstream::Receiver => "event receiver",
         })
     }
 }

@@ -134,6 +134,15 @@ async fn record(
         .collect();
     let inserted = insert_messages(tx, &jobs, &answers).await?;
     release_held(tx, &jobs, &inserted).await?;
+    // Messages stored with their conversation's live meeting are in it from now on.
+    let attached: Vec<i64> = inserted
+        .iter()
+        .zip(&answers)
+        .filter_map(|(row, answer)| answer.as_ref().and(*row))
+        .collect();
+    let received = super::events::messages_received(tx, &attached).await?;
+    let now = jobs.iter().map(|job| job.now).max().unwrap_or(0);
+    super::events::record_events(tx, &received, now).await?;
     let mut deliveries = Vec::new();
     let recorded = jobs
         .iter()

@@ -10,9 +10,13 @@ use super::answers::{answer_messages, AnswerRow};
 use super::claims::end_claims;
 use super::conversations::{open_conversations, Opening};
 use super::engine::rows_of_placeholders;
+use super::events::{
+    conversation_opened, meeting_created, messages_received, record_events, unattached,
+};
 use super::links::insert_links;
 use super::outbox::insert_outbox_rows;
 use super::{Store, StoreError};
+use crate::domain::events::NewEvent;
 use crate::domain::{Answer, ConversationKey, MadeMeeting, OutboxEntry};
 
 /// A meeting the broker just made, to be stored with everything that follows from it.
@@ -144,10 +148,57 @@ async fn write_meeting_batch(
         .zip(&answers)
         .filter_map(|(job, answer)| Some((job.message_row?, answer)))
         .collect();
+    let message_rows: Vec<i64> = answered.iter().map(|(row, _)| *row).collect();
+    let newly_attached = unattached(tx, &message_rows).await?;
     answer_messages(tx, &answered).await?;
     let made: Vec<&MadeMeeting> = jobs.iter().map(|job| &job.meeting).collect();
     end_claims(tx, &made).await?;
+    let events = meeting_events(tx, jobs, &answers, &newly_attached).await?;
+    record_events(
+        tx,
+        &events,
+        jobs.iter().map(|job| job.now).max().unwrap_or(0),
+    )
+    .await?;
     Ok(answers)
+}
+
+/// What the systems of record hear of new meetings: each conversation opened, the message
+/// that opened it, and the meeting (in that order, per conversation).
+async fn meeting_events(
+    tx: &mut AnyConnection,
+    jobs: &[NewMeeting],
+    answers: &[Answer],
+    newly_attached: &[i64],
+) -> Result<Vec<NewEvent>, StoreError> {
+    let mut events: Vec<NewEvent> = jobs
+        .iter()
+        .zip(answers)
+        .filter(|(job, answer)| answer.conversation_id == job.meeting.conversation_id)
+        .map(|(job, answer)| {
+            conversation_opened(
+                &answer.conversation_id,
+                &job.meeting.key,
+                answer.desk.as_deref(),
+            )
+        })
+        .collect();
+    events.extend(messages_received(tx, newly_attached).await?);
+    events.extend(
+        jobs.iter()
+            .zip(answers)
+            .filter(|(_, answer)| answer.opened_meeting)
+            .map(|(job, answer)| {
+                meeting_created(
+                    &answer.conversation_id,
+                    answer.desk.as_deref(),
+                    &answer.meeting_id,
+                    &job.meeting.links,
+                    job.expires_at,
+                )
+            }),
+    );
+    Ok(events)
 }
 
 /// Inserts the meetings of conversations that have no meeting valid past the job's

@@ -21,7 +21,8 @@
 //! - the **queries**, one file per table group, named for its tables: `conversations`,
 //!   `intake` (customers' messages), `answers` (their answers), `claims` (meeting claims
 //!   and starts), `meetings`, `links`, `outbox`, `receipts`, `appointments`, `surveys`,
-//!   `opt_outs`, `waiting`, `pauses`, `customers`, `console`, `webex_events`, `admin`.
+//!   `opt_outs`, `waiting`, `pauses`, `customers`, `console`, `webex_events`, `events`
+//!   (for the systems of record), `admin`.
 //!   Each writes through `self.write(async move |tx| { … })` and reads on `self.reader`.
 //!
 //! Transactions here are short and never wait on the network: callers make their upstream
@@ -40,6 +41,7 @@ mod console;
 mod conversations;
 mod customers;
 mod engine;
+mod events;
 mod intake;
 mod links;
 mod meetings;
@@ -59,6 +61,7 @@ use engine::{Backend, Batches, Writer};
 pub use admin::PurgeCutoffs;
 pub use appointments::{Booking, NewAppointment};
 pub use conversations::ExpertMessage;
+pub use events::{event_payload, EventQuery, EVENT_KIND};
 
 pub use answers::UnansweredMessage;
 pub use claims::{Claim, MeetingClaim, StartLimit};

@@ -28,7 +28,7 @@ const COLUMNS: &str = "id, kind, conversation_id, payload, \
                          AND o.customer = COALESCE(outbox.recipient, c.customer) \
                          AND o.business = c.business \
                         WHERE c.id = outbox.conversation_id) AS customer_opted_out, \
-                       recipient";
+                       recipient, lane, event_id";
 
 /// The PostgreSQL advisory lock outbox claims take turns on (see
 /// [`Store::claim_due_outbox`]).
@@ -240,6 +240,11 @@ impl Store {
                        WHERE state = 'pending' AND held = 0 AND next_attempt_at > $2
                          AND conversation_id IS NOT NULL
                          AND (scheduled = 0 OR attempts > 0)))
+                   -- The same for the rows ordered by a lane (events, see `events`).
+                   AND (lane IS NULL OR lane NOT IN (
+                       SELECT lane FROM outbox
+                       WHERE state = 'pending' AND held = 0 AND next_attempt_at > $2
+                         AND lane IS NOT NULL))
                    AND {UPSTREAM_OF_ROW} NOT IN (
                        SELECT upstream FROM upstream_pauses
                        WHERE paused_until > $2
@@ -359,10 +364,12 @@ impl Store {
         .await
     }
 
-    /// When the oldest pending row was queued, if one is.
+    /// When the oldest pending row to customers or experts was queued, if one is (events
+    /// have their own figure: a receiver that is down is not the desk's backlog).
     pub async fn oldest_pending_at(&self) -> Result<Option<i64>, StoreError> {
         Ok(sqlx::query_scalar(
-            "SELECT MIN(created_at) FROM outbox WHERE state = 'pending' AND held = 0",
+            "SELECT MIN(created_at) FROM outbox WHERE state = 'pending' AND held = 0
+                                                  AND kind != 'event'",
         )
         .fetch_one(&self.reader)
         .await?)

@@ -6,7 +6,8 @@ use crate::domain::UpstreamPause;
 /// Which upstream an outbox row is delivered through: its SQL, from the row's `kind`
 /// (customer replies go through Webex Connect, everything else to Webex).
 pub(super) const UPSTREAM_OF_ROW: &str =
-    "(CASE WHEN kind IN ('customer_reply', 'opt_out_reply') THEN 'connect' ELSE 'webex' END)";
+    "(CASE WHEN kind IN ('customer_reply', 'opt_out_reply') THEN 'connect' \
+      WHEN kind = 'event' THEN 'events' ELSE 'webex' END)";
 
 impl Store {
     /// Pauses calls to `upstream` until `until` (a later pause already recorded is kept),

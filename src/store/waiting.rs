@@ -4,6 +4,7 @@
 use super::conversations::{
     change_conversation, conversations, open_conversation_for, ConversationRow, Opening, SELECT,
 };
+use super::events::{conversation_opened, messages_received, record_events};
 use super::outbox::insert_outbox;
 use super::{Store, StoreError};
 use crate::domain::Conversation;
@@ -64,6 +65,14 @@ impl Store {
             if started_waiting {
                 insert_outbox(tx, &waiting.deliveries, Some(&conversation_id), waiting.now).await?;
             }
+            let mut events = Vec::new();
+            if conversation_id == waiting.conversation_id {
+                events.push(conversation_opened(&conversation_id, key, desk.as_deref()));
+            }
+            if kept {
+                events.extend(messages_received(tx, &[waiting.message_row]).await?);
+            }
+            record_events(tx, &events, waiting.now).await?;
             Ok(Waiting {
                 opened_conversation: conversation_id == waiting.conversation_id,
                 conversation_id,

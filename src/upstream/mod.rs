@@ -2,6 +2,7 @@
 //! configuration, so tests and the sandbox point the same clients at local servers.
 
 pub mod connect;
+pub mod events;
 pub mod instant_connect;
 pub mod media;
 pub mod webex;

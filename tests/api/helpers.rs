@@ -7,6 +7,7 @@ use icbridge::bridge::Bridge;
 use icbridge::delivery::OutboxWorker;
 use icbridge::desks::DeskConfig;
 use icbridge::domain::clock::Clock;
+pub use icbridge::domain::events::{Includes, Subscription, WebhookSecret};
 use icbridge::experts::Desk;
 use serde_json::Value;
 use sha2::Sha256;
@@ -42,6 +43,7 @@ pub struct TestApp {
     /// The settings the app was started with (keys without `ICB_`), and its desks.
     pub vars: BTreeMap<String, String>,
     pub desks: Vec<DeskConfig>,
+    pub subscriptions: Vec<Subscription>,
     _database: TestDatabase,
 }
 
@@ -155,6 +157,8 @@ pub struct Upstreams {
     pub vars: BTreeMap<String, String>,
     /// `[[desk]]` entries, as a TOML file would give them.
     pub desks: Vec<DeskConfig>,
+    /// `[[event_subscription]]` entries, as a TOML file would give them.
+    pub subscriptions: Vec<Subscription>,
 }
 
 impl Upstreams {
@@ -186,6 +190,7 @@ impl Upstreams {
             database,
             vars,
             desks: Vec::new(),
+            subscriptions: Vec::new(),
         }
     }
 
@@ -206,6 +211,10 @@ impl Upstreams {
     async fn build_with_clock(&self, clock: Clock) -> Result<Application, StartupError> {
         let mut settings = Settings::from_vars(&self.vars).expect("test settings are valid");
         settings.desks = self.desks.clone();
+        settings
+            .events
+            .subscriptions
+            .extend(self.subscriptions.iter().cloned());
         let options = ServeOptions {
             clock,
             ..ServeOptions::default()
@@ -243,6 +252,7 @@ impl Upstreams {
             database_url: self.vars["DATABASE_URL"].clone(),
             vars: self.vars,
             desks: self.desks,
+            subscriptions: self.subscriptions,
             _database: self.database,
         }
     }
@@ -261,6 +271,10 @@ impl TestApp {
     pub async fn another_instance(&self) -> OtherInstance {
         let mut settings = Settings::from_vars(&self.vars).expect("test settings are valid");
         settings.desks = self.desks.clone();
+        settings
+            .events
+            .subscriptions
+            .extend(self.subscriptions.iter().cloned());
         let clock = Clock::manual(self.clock.now_ms());
         let options = ServeOptions {
             clock: clock.clone(),

@@ -46,6 +46,7 @@ mod database;
 mod desk;
 mod desks;
 mod errors;
+mod events;
 mod expert_files;
 mod guests;
 mod helpers;

@@ -7,6 +7,7 @@
 //! an error always names the variable (`ICB_LINK_TTL: invalid duration "1x"`), whichever
 //! layer it came from. Secrets are `SecretString`s: `Debug` of `Settings` never shows them.
 
+mod events;
 mod sections;
 mod vars;
 
@@ -21,7 +22,8 @@ pub use sections::{
 
 use crate::desks::DeskConfig;
 use crate::domain::ExpertTarget;
-use vars::{read_file, Vars, KNOWN_KEYS, PREFIX};
+pub use events::EventSettings;
+use vars::{read_file, FileParts, Vars, KNOWN_KEYS, PREFIX};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -43,6 +45,14 @@ pub enum ConfigError {
     Invalid { key: &'static str, reason: String },
     #[error("config file {path}: [[desk]] entries: {reason}")]
     Desks { path: String, reason: String },
+    #[error("config file {path}: [[event_subscription]] entries: {reason}")]
+    Subscriptions { path: String, reason: String },
+    #[error("[[event_subscription]] {name:?}: `{key}` {reason}")]
+    Subscription {
+        name: String,
+        key: &'static str,
+        reason: String,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -58,6 +68,8 @@ pub struct Settings {
     pub admin: AdminSettings,
     pub console: ConsoleSettings,
     pub media: MediaSettings,
+    /// Where events go (`[[event_subscription]]`, `ICB_EVENTS_*`).
+    pub events: EventSettings,
     /// The default desk's experts: `ICB_EXPERT_ROOM_ID`, `ICB_EXPERT_EMAIL` or
     /// `ICB_EXPERT_ROOM_TITLE`.
     pub expert_target: Option<ExpertTarget>,
@@ -72,9 +84,13 @@ pub struct Settings {
 impl Settings {
     /// Reads the optional TOML file, then the process environment on top of it.
     pub fn load(config_file: Option<&Path>) -> Result<Self, ConfigError> {
-        let (mut vars, desks) = match config_file {
+        let FileParts {
+            mut vars,
+            desks,
+            subscriptions,
+        } = match config_file {
             Some(path) => read_file(path)?,
-            None => (BTreeMap::new(), Vec::new()),
+            None => FileParts::default(),
         };
         let mut warnings = Vec::new();
         for (name, value) in std::env::vars() {
@@ -92,6 +108,7 @@ impl Settings {
             vars.insert(key.to_string(), value);
         }
         let mut settings = Self::from_vars(&vars)?;
+        settings.events = EventSettings::read(&Vars(&vars), &subscriptions)?;
         settings.warnings.extend(warnings);
         settings.desks = desks;
         Ok(settings)
@@ -117,6 +134,7 @@ impl Settings {
             admin: AdminSettings::read(&vars),
             console: ConsoleSettings::read(&vars)?,
             media: MediaSettings::read(&vars)?,
+            events: EventSettings::read(&vars, &[])?,
             expert_target,
             desks: Vec::new(),
             log_format: sections::log_format(&vars)?,
@@ -283,7 +301,7 @@ mod tests {
              [desk.texts]\nreply = \"Hi {{ customer_name }}: {{ guest_url }}\"\n",
         )
         .unwrap();
-        let (vars, desks) = read_file(&path).unwrap();
+        let FileParts { vars, desks, .. } = read_file(&path).unwrap();
         assert_eq!(vars["EXPERT_ROOM_ID"], "room-general");
         assert_eq!(desks[0].name, "pediatrics");
         assert_eq!(desks[0].room_title.as_deref(), Some("Pediatrics"));
@@ -309,7 +327,7 @@ mod tests {
             "link_ttl = \"2h\"\nshort_urls = false\nsms_sender = 56263\n",
         )
         .unwrap();
-        let (vars, desks) = read_file(&path).unwrap();
+        let FileParts { vars, desks, .. } = read_file(&path).unwrap();
         assert!(desks.is_empty());
         let s = Settings::from_vars(&vars).unwrap();
         assert_eq!(s.meetings.link_ttl, Duration::from_secs(7200));
@@ -317,7 +335,70 @@ mod tests {
         assert_eq!(s.connect.sms_sender.as_deref(), Some("56263"));
 
         std::fs::write(&path, "lsten = \"0.0.0.0:80\"\n").unwrap();
-        let err = read_file(&path).unwrap_err();
+        let Err(err) = read_file(&path) else {
+            panic!("an unknown key is refused")
+        };
         assert!(err.to_string().contains("unknown key `lsten`"), "{err}");
+    }
+
+    #[test]
+    fn event_subscriptions_are_read_and_bad_ones_refused_naming_entry_and_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("icbridge.toml");
+        let secret = crate::domain::events::WebhookSecret::generate();
+        std::fs::write(
+            &path,
+            format!(
+                "[[event_subscription]]\nname = \"crm\"\nurl = \"https://crm.example/hooks\"\n\
+                 secret = \"{secret}\"\nevents = [\"conversation.*\", \"rating.received\"]\n\
+                 desks = [\"default\"]\ninclude = {{ texts = true }}\n"
+            ),
+        )
+        .unwrap();
+        let settings = Settings::load(Some(&path)).unwrap();
+        let [crm] = &settings.events.subscriptions[..] else {
+            panic!("one subscription")
+        };
+        assert_eq!(crm.name, "crm");
+        assert!(crm.include.texts && !crm.include.customer_number);
+        assert_eq!(crm.events.len(), 2);
+        assert!(!format!("{settings:?}").contains(&secret[6..]));
+
+        for (entry, expected) in [
+            ("url = \"ftp://x\"\nsecret = \"SECRET\"", "`url`"),
+            (
+                "url = \"https://x\"\nsecret = \"nope\"",
+                "`secret` must start with whsec_",
+            ),
+            (
+                "url = \"https://x\"\nsecret = \"SECRET\"\nevents = [\"meeting.made\"]",
+                "`events`",
+            ),
+            (
+                "url = \"https://x\"\nsecret_env = \"ICB_TEST_NO_SUCH_VARIABLE\"",
+                "`secret_env`",
+            ),
+        ] {
+            std::fs::write(
+                &path,
+                format!(
+                    "[[event_subscription]]\nname = \"crm\"\n{}\n",
+                    entry.replace("SECRET", &secret)
+                ),
+            )
+            .unwrap();
+            let err = Settings::load(Some(&path)).unwrap_err().to_string();
+            assert!(
+                err.contains("[[event_subscription]] \"crm\"") && err.contains(expected),
+                "{err}"
+            );
+        }
+        std::fs::write(
+            &path,
+            "[[event_subscription]]\nname = \"crm\"\nurl = \"https://x\"\nsecrett = \"x\"\n",
+        )
+        .unwrap();
+        let err = Settings::load(Some(&path)).unwrap_err().to_string();
+        assert!(err.contains("unknown field `secrett`"), "{err}");
     }
 }

@@ -7,6 +7,7 @@ use std::time::Duration;
 use secrecy::SecretString;
 use url::Url;
 
+use super::events::SubscriptionEntry;
 use super::ConfigError;
 use crate::desks::DeskConfig;
 
@@ -24,6 +25,9 @@ pub(super) const KNOWN_KEYS: &[&str] = &[
     "LISTEN",
     "LISTEN_BACKLOG",
     "OUTBOX_LEASE",
+    "EVENTS_URL",
+    "EVENTS_SECRET",
+    "EVENTS_RETRY_SCHEDULE",
     "DATABASE_URL",
     "WEBEX_TOKEN",
     "IC_BASE_URL",
@@ -93,10 +97,17 @@ pub(super) fn invalid(key: &'static str, value: &str, expected: &str) -> ConfigE
     }
 }
 
-/// The settings of a TOML file, and its `[[desk]]` entries.
-pub(super) fn read_file(
-    path: &Path,
-) -> Result<(BTreeMap<String, String>, Vec<DeskConfig>), ConfigError> {
+/// What a TOML file holds: its settings, and its `[[desk]]` and `[[event_subscription]]`
+/// entries.
+#[derive(Debug, Default)]
+pub(super) struct FileParts {
+    pub vars: BTreeMap<String, String>,
+    pub desks: Vec<DeskConfig>,
+    pub subscriptions: Vec<SubscriptionEntry>,
+}
+
+/// The settings of a TOML file, and its entries.
+pub(super) fn read_file(path: &Path) -> Result<FileParts, ConfigError> {
     let shown = path.display().to_string();
     let text = std::fs::read_to_string(path).map_err(|source| ConfigError::ReadFile {
         path: shown.clone(),
@@ -115,6 +126,17 @@ pub(super) fn read_file(
                 reason: e.message().to_string(),
             })?,
     };
+    let subscriptions = match table.remove("event_subscription") {
+        None => Vec::new(),
+        Some(entries) => {
+            entries
+                .try_into()
+                .map_err(|e: toml::de::Error| ConfigError::Subscriptions {
+                    path: shown.clone(),
+                    reason: e.message().to_string(),
+                })?
+        }
+    };
     let mut vars = BTreeMap::new();
     for (key, value) in table {
         let upper = key.to_ascii_uppercase();
@@ -130,7 +152,11 @@ pub(super) fn read_file(
         };
         vars.insert(upper, text);
     }
-    Ok((vars, desks))
+    Ok(FileParts {
+        vars,
+        desks,
+        subscriptions,
+    })
 }
 
 /// Typed reads of the raw variables; an empty value counts as unset.

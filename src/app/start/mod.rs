@@ -121,6 +121,7 @@ impl Application {
         let metrics = Metrics::new();
         let clock = options.clock;
         let store = store::open(&settings).await?;
+        store::event_subscriptions(&settings, &store).await?;
         let clients = Clients::build(&settings, &metrics).await?;
         let outbox_wake = Arc::new(Notify::new());
         let pauses = Pauses::new(store.clone(), clock.clone());

@@ -36,3 +36,31 @@ pub(super) async fn media_links(
         settings.media.link_ttl,
     )))
 }
+
+/// Writes the configured event subscriptions to the database (where events are matched
+/// to them when recorded), and says at start-up where events go and what personal data
+/// leaves icbridge with them.
+pub(super) async fn event_subscriptions(
+    settings: &Settings,
+    store: &Store,
+) -> Result<(), StartupError> {
+    let subscriptions = &settings.events.subscriptions;
+    let disabled = store.sync_event_subscriptions(subscriptions).await?;
+    for subscription in subscriptions {
+        let events: Vec<&str> = subscription.events.iter().map(|p| p.as_str()).collect();
+        tracing::info!(subscription = %subscription.name, url = %subscription.url,
+            events = %if events.is_empty() { "*".to_string() } else { events.join(",") },
+            "events are sent to this subscription");
+        let personal = subscription.include.personal_data();
+        if !personal.is_empty() {
+            tracing::warn!(subscription = %subscription.name, include = %personal.join(","),
+                "this subscription is sent personal data");
+        }
+        if disabled.contains(&subscription.name) {
+            tracing::warn!(subscription = %subscription.name,
+                "this subscription is disabled (its receiver answered 410 Gone): \
+                 `icbridge events enable NAME` enables it again");
+        }
+    }
+    Ok(())
+}

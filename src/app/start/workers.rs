@@ -10,8 +10,10 @@ use super::clients::Clients;
 use super::{webex_webhook_url, Shared};
 use crate::app::settings::Settings;
 use crate::delivery::media_links::MediaLinks;
-use crate::delivery::{OutboxParts, OutboxWorker};
+use crate::delivery::{EventDelivery, OutboxParts, OutboxWorker};
 use crate::experts::{Desk, DeskParts, WebhookSettings};
+use crate::upstream::events::{ReceiverClient, RECEIVER_TIMEOUT};
+use crate::upstream::HttpClient;
 
 /// The desk: relays experts' replies and commands from Webex, and watches its webhooks.
 pub(super) fn desk(settings: &Settings, shared: &Shared, clients: &Clients) -> Desk {
@@ -59,5 +61,23 @@ pub(super) fn outbox(
         metrics: shared.metrics.clone(),
         clock: shared.clock.clone(),
         pauses: shared.pauses.clone(),
+        events: event_delivery(settings, shared),
     })
+}
+
+/// What the worker needs for the event subscriptions (`None` without any).
+fn event_delivery(settings: &Settings, shared: &Shared) -> Option<EventDelivery> {
+    let subscriptions = settings.events.subscriptions.clone();
+    if subscriptions.is_empty() {
+        return None;
+    }
+    // Receivers are the customer's own systems, often on a private network; a redirect is
+    // a failure (the Standard Webhooks specification), not followed.
+    let http =
+        HttpClient::for_links(RECEIVER_TIMEOUT, &[], true).with_metrics(shared.metrics.clone());
+    Some(EventDelivery::new(
+        subscriptions,
+        ReceiverClient::new(http),
+        settings.events.retry_schedule.clone(),
+    ))
 }

@@ -1,0 +1,39 @@
+-- Events for the customer's systems of record (Standard Webhooks): what happened to each
+-- consultation, with everything a subscription may be sent (`data`, JSON); each
+-- subscription's body is rendered from it when sent. Kept for `GET /api/events` and
+-- `icbridge events resend` until ICB_RETENTION; an erasure deletes its customer's
+-- (`customer`, or one of their conversations).
+CREATE TABLE events (
+    id              INTEGER PRIMARY KEY AUTOINCREMENT,
+    type            TEXT NOT NULL,
+    occurred_at     INTEGER NOT NULL,
+    conversation_id TEXT,
+    customer        TEXT,
+    desk            TEXT,
+    data            TEXT NOT NULL
+);
+CREATE INDEX events_by_time ON events (occurred_at);
+CREATE INDEX events_by_conversation ON events (conversation_id) WHERE conversation_id IS NOT NULL;
+CREATE INDEX events_by_customer ON events (customer) WHERE customer IS NOT NULL;
+
+-- An event's delivery to one subscription is an outbox row (`kind = 'event'`,
+-- `event_id`). Its `lane` (subscription and conversation) orders it as a conversation
+-- orders the other rows: a receiver that is down holds back only its own events, never a
+-- customer's answer or another receiver's.
+ALTER TABLE outbox ADD COLUMN lane TEXT;
+ALTER TABLE outbox ADD COLUMN event_id INTEGER;
+CREATE INDEX outbox_by_event ON outbox (event_id) WHERE event_id IS NOT NULL;
+
+-- The configured subscriptions, written at start-up from the configuration: what each
+-- takes (`types` and `desks`, each `,a,b,` or NULL for all), so that an event is queued for
+-- the subscriptions that want it in the transaction that records it. A receiver that
+-- answers `410 Gone` disables its subscription (`disabled_at`): nothing is queued for it
+-- until an operator enables it again (`icbridge events enable NAME`) or its URL changes.
+CREATE TABLE event_subscriptions (
+    name        TEXT PRIMARY KEY,
+    url         TEXT NOT NULL,
+    types       TEXT,
+    desks       TEXT,
+    disabled_at INTEGER,
+    reason      TEXT
+);

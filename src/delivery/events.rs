@@ -1,0 +1,245 @@
+//! Delivering events to the subscriptions' receivers: each outbox row of kind `event` is
+//! one event for one subscription, rendered for it, signed (Standard Webhooks) and sent.
+//!
+//! What a receiver answers governs only its own subscription: a `Retry-After` pauses its
+//! deliveries (in this instance), a `410 Gone` disables it, and its rows are ordered by
+//! their own lane, so a receiver that is slow or down never holds back a customer's
+//! answer, the experts' messages or another receiver's events.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use crate::delivery::schedule;
+use crate::domain::events::{render, EventType, StoredEvent, Subscription};
+use crate::domain::OutboxRow;
+use crate::store::Outcome;
+use crate::upstream::events::{ReceiverClient, SignedEvent};
+use crate::upstream::UpstreamError;
+
+use super::OutboxWorker;
+
+/// What the worker needs to deliver events.
+#[derive(Clone)]
+pub struct EventDelivery {
+    pub subscriptions: HashMap<String, Subscription>,
+    pub client: ReceiverClient,
+    /// The waits between an event's attempts (`ICB_EVENTS_RETRY_SCHEDULE`).
+    pub schedule: Vec<Duration>,
+    /// Until when each receiver that answered `Retry-After` (or `429`) waits (Unix ms).
+    paused: Arc<Mutex<HashMap<String, i64>>>,
+}
+
+impl EventDelivery {
+    pub fn new(
+        subscriptions: Vec<Subscription>,
+        client: ReceiverClient,
+        schedule: Vec<Duration>,
+    ) -> Self {
+        Self {
+            subscriptions: subscriptions
+                .into_iter()
+                .map(|s| (s.name.clone(), s))
+                .collect(),
+            client,
+            schedule,
+            paused: Arc::default(),
+        }
+    }
+
+    fn paused_until(&self, subscription: &str, now: i64) -> Option<i64> {
+        let paused = self.paused.lock().expect("not poisoned");
+        paused
+            .get(subscription)
+            .copied()
+            .filter(|until| *until > now)
+    }
+
+    fn pause(&self, subscription: &str, until: i64) {
+        let mut paused = self.paused.lock().expect("not poisoned");
+        let entry = paused.entry(subscription.to_string()).or_insert(until);
+        *entry = (*entry).max(until);
+    }
+}
+
+/// How long a receiver's `Retry-After` is honoured at most: a receiver that asks for more
+/// is tried again after this (and asked again).
+const LONGEST_WAIT: Duration = Duration::from_secs(3600);
+
+#[derive(serde::Deserialize)]
+struct EventPayload {
+    subscription: String,
+}
+
+impl OutboxWorker {
+    /// Sends one event delivery and decides what becomes of its row.
+    pub(super) async fn deliver_event(&self, row: &OutboxRow) -> Outcome {
+        let Some(events) = &self.parts.events else {
+            return self.dead("events are not configured in this instance".into());
+        };
+        let Ok(EventPayload { subscription: name }) = serde_json::from_str(&row.payload) else {
+            return self.dead("unreadable event delivery".into());
+        };
+        let Some(subscription) = events.subscriptions.get(&name) else {
+            return self.dead(format!("subscription {name:?} is no longer configured"));
+        };
+        let now = self.now();
+        if let Some(until) = events.paused_until(&name, now) {
+            return Outcome::Postponed {
+                next_attempt_at: until,
+                reason: Some(format!("the receiver of {name} asked to wait")),
+            };
+        }
+        let event = match row.event_id {
+            Some(id) => self.parts.store.event(id).await,
+            None => Ok(None),
+        };
+        let event = match event {
+            Ok(Some(event)) => event,
+            Ok(None) => {
+                return Outcome::Cancelled {
+                    reason: "its event was erased or is past the retention".into(),
+                }
+            }
+            Err(error) => {
+                return Outcome::Postponed {
+                    next_attempt_at: now + 1000,
+                    reason: Some(format!("could not read the event: {error}")),
+                }
+            }
+        };
+        let body = match self.event_body(&event, subscription).await {
+            Ok(body) => body,
+            Err(error) => {
+                return Outcome::Postponed {
+                    next_attempt_at: now + 1000,
+                    reason: Some(format!("could not read the transcript: {error}")),
+                }
+            }
+        };
+        let timestamp_s = now / 1000;
+        let signed = SignedEvent {
+            webhook_id: event.webhook_id(),
+            timestamp_s,
+            signature: subscription
+                .secret
+                .sign(&event.webhook_id(), timestamp_s, &body),
+            body,
+        };
+        match events.client.deliver(&subscription.url, &signed).await {
+            Ok(()) => {
+                let latency = (now - event.occurred_at).max(0) as f64 / 1000.0;
+                self.parts.metrics.event_sent(&event.kind, &name, latency);
+                Outcome::Sent {
+                    upstream_id: signed.webhook_id,
+                    at: now,
+                    opens_thread: false,
+                }
+            }
+            Err(error) => self.event_failed(row, &name, events, &error).await,
+        }
+    }
+
+    /// The body `subscription` receives: rendered for its `include`, the transcript read
+    /// now for a closed conversation when it asks for it.
+    async fn event_body(
+        &self,
+        event: &StoredEvent,
+        subscription: &Subscription,
+    ) -> Result<String, crate::store::StoreError> {
+        let mut body = render(event, &subscription.include);
+        let closed = event.kind == EventType::ConversationClosed.as_str();
+        if let (true, true, Some(conversation)) = (
+            closed,
+            subscription.include.transcript,
+            &event.conversation_id,
+        ) {
+            let transcript: Vec<serde_json::Value> = self
+                .parts
+                .store
+                .transcript(conversation)
+                .await?
+                .into_iter()
+                .map(|entry| {
+                    let mut line = serde_json::json!({
+                        "author": entry.author,
+                        "at": crate::domain::events::rfc3339_ms(entry.at),
+                        "text": entry.text,
+                    });
+                    if subscription.include.media {
+                        if let Some(media) = entry.media.as_deref() {
+                            line["media"] = serde_json::from_str(media).unwrap_or_default();
+                        }
+                    }
+                    line
+                })
+                .collect();
+            body["data"]["transcript"] = transcript.into();
+        }
+        Ok(body.to_string())
+    }
+
+    async fn event_failed(
+        &self,
+        row: &OutboxRow,
+        name: &str,
+        events: &EventDelivery,
+        error: &UpstreamError,
+    ) -> Outcome {
+        let now = self.now();
+        self.parts.metrics.event_failed(name);
+        if let UpstreamError::Status { status: 410, .. } = error {
+            let reason = "the receiver answered 410 Gone";
+            match self
+                .parts
+                .store
+                .disable_event_subscription(name, reason, now)
+                .await
+            {
+                Ok(_) => tracing::error!(
+                    subscription = name,
+                    "{reason}: the subscription is disabled; \
+                    `icbridge events enable {name}` enables it again"
+                ),
+                Err(store) => tracing::error!(subscription = name, error = %store,
+                    "{reason}, but the subscription could not be disabled"),
+            }
+            return self.dead(format!("{error}: subscription disabled"));
+        }
+        let asked = match error {
+            UpstreamError::Status {
+                status,
+                retry_after,
+                ..
+            } => retry_after
+                .map(|wait| wait.until_ms(now))
+                .or_else(|| (*status == 429).then_some(now + 5_000)),
+            _ => None,
+        };
+        if let Some(until) = asked {
+            let until = until.clamp(now, now + LONGEST_WAIT.as_millis() as i64);
+            events.pause(name, until);
+            tracing::warn!(subscription = name, wait_ms = until - now, error = %error,
+                "an event receiver asked to wait: its events wait");
+            return Outcome::RetryAt {
+                error: error.to_string(),
+                next_attempt_at: until,
+            };
+        }
+        match schedule::backoff(&events.schedule, row.attempts) {
+            Some(delay) => {
+                tracing::warn!(outbox_id = row.id, subscription = name, attempts = row.attempts,
+                    retry_in_ms = delay.as_millis() as u64, error = %error, "event delivery failed, will retry");
+                Outcome::RetryAt {
+                    error: error.to_string(),
+                    next_attempt_at: now + delay.as_millis() as i64,
+                }
+            }
+            None => {
+                tracing::error!(outbox_id = row.id, subscription = name, attempts = row.attempts,
+                    error = %error, "event delivery failed for good; the row is dead");
+                self.dead(error.to_string())
+            }
+        }
+    }
+}
