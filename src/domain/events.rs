@@ -196,6 +196,26 @@ impl WebhookSecret {
     }
 }
 
+impl WebhookSecret {
+    /// Whether one of the `v1` signatures of a `webhook-signature` header (a space-separated
+    /// list) is this secret's over `{id}.{timestamp}.{body}`, compared in constant time.
+    pub fn verifies(&self, webhook_id: &str, timestamp_s: &str, body: &[u8], header: &str) -> bool {
+        header.split(' ').any(|signature| {
+            let Some(encoded) = signature.strip_prefix("v1,") else {
+                return false;
+            };
+            let Ok(expected) = BASE64.decode(encoded) else {
+                return false;
+            };
+            let mut mac = Hmac::<Sha256>::new_from_slice(self.0.expose_secret())
+                .expect("HMAC takes keys of any length");
+            mac.update(format!("{webhook_id}.{timestamp_s}.").as_bytes());
+            mac.update(body);
+            mac.verify_slice(&expected).is_ok()
+        })
+    }
+}
+
 impl Clone for WebhookSecret {
     fn clone(&self) -> Self {
         Self(SecretBox::new(Box::new(self.0.expose_secret().clone())))
@@ -403,6 +423,17 @@ mod tests {
             ),
             "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE="
         );
+    }
+
+    #[test]
+    fn verifies_its_own_signatures_among_others() {
+        let secret = WebhookSecret::parse("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw").unwrap();
+        let body = br#"{"test": 2432232314}"#;
+        let header = "v1,Ceo5qEr07ixe2NLpvHk3FH9bwy/WavXrAFQ/9tdO6mc= \
+                      v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=";
+        assert!(secret.verifies("msg_p5jXN8AQM9LWM0D4loKWxJek", "1614265330", body, header));
+        assert!(!secret.verifies("msg_p5jXN8AQM9LWM0D4loKWxJek", "1614265331", body, header));
+        assert!(!secret.verifies("msg_p5jXN8AQM9LWM0D4loKWxJek", "1614265330", body, "v1,x"));
     }
 
     #[test]

@@ -90,7 +90,7 @@ impl Metrics {
         let outbox_rows = IntGaugeVec::new(
             Opts::new(
                 "icbridge_outbox_rows",
-                "Outbox rows by state (read from the database at each scrape)",
+                "Outbox rows to customers and experts by state (read from the database at each scrape; events have icbridge_event_*)",
             ),
             &["state"],
         )

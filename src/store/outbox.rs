@@ -375,10 +375,11 @@ impl Store {
         .await?)
     }
 
-    /// How many rows are in each state.
+    /// How many rows to customers and experts are in each state (events are counted by
+    /// their own metrics).
     pub async fn outbox_counts(&self) -> Result<Vec<(String, i64)>, StoreError> {
         Ok(sqlx::query_as(&format!(
-            "SELECT {STATE}, COUNT(*) FROM outbox GROUP BY {STATE}"
+            "SELECT {STATE}, COUNT(*) FROM outbox WHERE kind != 'event' GROUP BY {STATE}"
         ))
         .fetch_all(&self.reader)
         .await?)

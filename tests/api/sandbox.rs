@@ -790,3 +790,55 @@ async fn every_html_answer_carries_the_security_headers() {
     }
     secure_page(http.get(&own_link), 429, "/j/ refused").await;
 }
+
+/// What the sandbox's own event receiver got, once it has at least `count` events.
+async fn received_events(base: &str, count: usize) -> Vec<Value> {
+    let all = || async {
+        let listing: Value = reqwest::get(format!("{base}/sandbox/messages"))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        listing["events"].as_array().unwrap().clone()
+    };
+    let enough = eventually_found(10, || async {
+        let events = all().await;
+        (events.len() >= count).then_some(events)
+    });
+    match enough.await {
+        Some(events) => events,
+        None => all().await,
+    }
+}
+
+#[tokio::test]
+async fn the_sandbox_receives_its_events_signed_and_without_personal_data() {
+    let sandbox = start_sandbox().await;
+    let answer = sandbox
+        .message(serde_json::from_str(&sandbox.sample).unwrap())
+        .await;
+    let events = received_events(&sandbox.base, 3).await;
+    let types: Vec<&str> = events
+        .iter()
+        .map(|e| e["body"]["type"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        types[..3],
+        ["conversation.opened", "message.received", "meeting.created"],
+        "{events:#?}"
+    );
+    for event in &events {
+        assert_eq!(event["verified"], true, "{event}");
+        assert_eq!(
+            event["body"]["data"]["conversation_id"],
+            answer["conversationId"]
+        );
+        let text = event.to_string();
+        assert!(!text.contains("14155550142"), "a full number: {text}");
+        assert!(
+            !text.contains("video call with an advisor"),
+            "a text: {text}"
+        );
+    }
+}

@@ -11,6 +11,7 @@
 mod broker;
 mod clock;
 mod connect;
+mod events;
 mod expert;
 mod webex;
 mod wiring;
@@ -106,6 +107,10 @@ pub struct SandboxState {
     /// The bot's webhooks, as `GET /webhooks` lists them: registered long before the
     /// sandbox started, as in production.
     webhooks: Mutex<Vec<Value>>,
+    /// What `/sandbox/events` received, in order (listed apart from the messages sent).
+    events: Mutex<Vec<Value>>,
+    /// The secrets of the event subscriptions whose receiver is `/sandbox/events`.
+    event_secrets: Vec<crate::domain::events::WebhookSecret>,
 }
 
 /// When the stand-in's webhooks were registered: a month before the sandbox started (a
@@ -165,6 +170,7 @@ fn configure(cfg: &mut web::ServiceConfig, state: web::Data<SandboxState>) {
     cfg.app_data(state).service(
         web::scope("/sandbox")
             .route("/messages", routes::get().to(list_sent))
+            .route("/events", web::post().to(events::receive))
             .route(
                 "/ic/api/v2/joseencrypt",
                 web::post().to(broker::joseencrypt),
@@ -231,7 +237,8 @@ fn configure(cfg: &mut web::ServiceConfig, state: web::Data<SandboxState>) {
 
 async fn list_sent(state: web::Data<SandboxState>) -> HttpResponse {
     let sent = state.sent.lock().expect("not poisoned").clone();
-    HttpResponse::Ok().json(json!({ "messages": sent }))
+    let events = state.events.lock().expect("not poisoned").clone();
+    HttpResponse::Ok().json(json!({ "messages": sent, "events": events }))
 }
 
 /// Accepts what the real upstreams accept: a bearer token, or Webex Connect's `key` header.

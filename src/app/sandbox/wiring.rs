@@ -6,12 +6,14 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use secrecy::SecretString;
 use url::Url;
 
+use super::events::SANDBOX_EVENTS_SECRET;
 use super::{
     SandboxState, SANDBOX_ADMIN_TOKEN, SANDBOX_EXPERT_ROOM, SANDBOX_OAUTH_CLIENT, SANDBOX_TEMPLATE,
     SANDBOX_UPSTREAM_TOKEN, SANDBOX_WEBEX_WEBHOOK_SECRET, SANDBOX_WEBHOOK_TOKEN,
 };
 use crate::app::settings::{ReplyMode, Settings};
 use crate::app::webex_webhook_url;
+use crate::domain::events::{Includes, Subscription, WebhookSecret};
 use crate::domain::{ExpertTarget, WhatsappTemplate};
 
 /// What the sandbox chose for the operator, to show in the banner.
@@ -67,6 +69,7 @@ pub(super) fn use_stand_ins(settings: &mut Settings, address: SocketAddr) -> Hin
     if settings.webex.webhook_secret.is_none() {
         settings.webex.webhook_secret = Some(SecretString::from(SANDBOX_WEBEX_WEBHOOK_SECRET));
     }
+    sandbox_subscription(settings, &base);
     // The console logs in through the Webex stand-in.
     settings.http.public_url = Some(url("").join("/").expect("a valid local URL"));
     settings.console.oauth_client_id = Some(SANDBOX_OAUTH_CLIENT.into());
@@ -91,7 +94,15 @@ pub(super) fn use_stand_ins(settings: &mut Settings, address: SocketAddr) -> Hin
 
 /// The stand-ins' state, for settings that point at them.
 pub(super) fn state(settings: &Settings) -> SandboxState {
-    SandboxState::new(
+    let receiver = "/sandbox/events";
+    let event_secrets = settings
+        .events
+        .subscriptions
+        .iter()
+        .filter(|s| s.url.path() == receiver)
+        .map(|s| s.secret.clone())
+        .collect();
+    let state = SandboxState::new(
         &settings.webex.api_url,
         &settings
             .http
@@ -105,7 +116,27 @@ pub(super) fn state(settings: &Settings) -> SandboxState {
             .as_ref()
             .map(secrecy::ExposeSecret::expose_secret)
             .unwrap_or_default(),
-    )
+    );
+    SandboxState {
+        event_secrets,
+        ..state
+    }
+}
+
+/// Without any subscription, events go to the sandbox's own receiver (`/sandbox/events`),
+/// with nothing included: what a subscription gets by default.
+fn sandbox_subscription(settings: &mut Settings, base: &str) {
+    if !settings.events.subscriptions.is_empty() {
+        return;
+    }
+    settings.events.subscriptions.push(Subscription {
+        name: "sandbox".into(),
+        url: Url::parse(&format!("{base}/events")).expect("a valid local URL"),
+        secret: WebhookSecret::parse(SANDBOX_EVENTS_SECRET).expect("a valid secret"),
+        events: Vec::new(),
+        desks: None,
+        include: Includes::default(),
+    });
 }
 
 /// What to print at start-up: a curl that posts a sample message.
@@ -131,7 +162,9 @@ pub(super) fn banner(hints: &Hints, address: SocketAddr) -> String {
          Then see what icbridge sent (expert notification, customer reply):\n\n  \
          curl -s {base}/sandbox/messages\n\n\
          Photos, experts' files (POST {base}/sandbox/expert-reply) and WhatsApp's 24-hour window\n\
-         (POST {base}/sandbox/clock): see the README.\n{admin}"
+         (POST {base}/sandbox/clock): see the README.\n\
+         Events (Standard Webhooks) go to {base}/sandbox/events, signed with\n\
+         {SANDBOX_EVENTS_SECRET}, unless ICB_EVENTS_URL names a receiver of your own.\n{admin}"
     )
 }
 
