@@ -4,6 +4,7 @@ pub mod admin;
 pub mod appointments;
 pub mod connect_webhook;
 pub mod console;
+mod event_docs;
 pub mod health;
 pub mod html;
 pub mod inbound;

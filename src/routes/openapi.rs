@@ -83,15 +83,21 @@ impl Modify for Security {
     }
 }
 
+/// The whole document: the HTTP API's operations, and the events sent to subscriptions
+/// (`webhooks`).
+pub fn full_document() -> serde_json::Value {
+    let mut document = serde_json::to_value(ApiDoc::openapi()).expect("the document serialises");
+    super::event_docs::add_to(&mut document);
+    document
+}
+
 /// This document.
 #[utoipa::path(get, operation_id = "openapi_document", path = "/openapi.json", tag = "operations",
     responses((status = 200, description = "the OpenAPI document", content_type = "application/json")))]
 pub async fn document() -> HttpResponse {
     static DOCUMENT: OnceLock<String> = OnceLock::new();
     let document = DOCUMENT.get_or_init(|| {
-        ApiDoc::openapi()
-            .to_pretty_json()
-            .expect("the document serialises")
+        serde_json::to_string_pretty(&full_document()).expect("the document serialises")
     });
     HttpResponse::Ok()
         .content_type("application/json")
@@ -145,6 +151,29 @@ mod tests {
         schema.get("enum").is_some()
             || schema.get("format").is_some()
             || schema.get("pattern").is_some()
+    }
+
+    #[test]
+    fn every_event_type_is_a_documented_webhook() {
+        let document = full_document();
+        for event in crate::domain::events::EventType::ALL {
+            let post = &document["webhooks"][event.as_str()]["post"];
+            let schema = &post["requestBody"]["content"]["application/json"]["schema"];
+            let name = schema["$ref"].as_str().unwrap().rsplit('/').next().unwrap();
+            let body = &document["components"]["schemas"][name];
+            assert_eq!(body["properties"]["type"]["const"], event.as_str());
+            let headers: Vec<&str> = post["parameters"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|p| p["name"].as_str().unwrap())
+                .collect();
+            assert_eq!(
+                headers,
+                ["webhook-id", "webhook-timestamp", "webhook-signature"]
+            );
+        }
+        assert_eq!(document["openapi"], "3.1.0");
     }
 
     #[test]

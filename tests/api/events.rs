@@ -92,7 +92,8 @@ impl Receiver {
         }
     }
 
-    /// Every request received, in order, each verified.
+    /// Every request received, in order, each verified, and its body checked against the
+    /// OpenAPI document's schema of its type.
     pub async fn received(&self) -> Vec<Received> {
         self.server
             .received_requests()
@@ -109,10 +110,12 @@ impl Receiver {
                     "the signature of {id} verifies"
                 );
                 assert_eq!(header("content-type"), "application/json");
+                let body: Value = serde_json::from_str(&body).unwrap();
+                assert_documented(&body);
                 Received {
                     webhook_id: id,
                     timestamp: timestamp.parse().unwrap(),
-                    body: serde_json::from_str(&body).unwrap(),
+                    body,
                 }
             })
             .collect()
@@ -254,4 +257,84 @@ db_test! {
         [json!("conversation.opened"), json!("message.received"), json!("meeting.created")]
     );
 }
+}
+
+/// Checks an event's body against the schema the OpenAPI document's `webhooks` give its
+/// type: types, `const`, `enum`, required and (undocumented) properties, date-times.
+pub fn assert_documented(body: &Value) {
+    let document = icbridge::routes::openapi::full_document();
+    let kind = body["type"].as_str().expect("a type");
+    let operation = &document["webhooks"][kind]["post"];
+    let schema = &operation["requestBody"]["content"]["application/json"]["schema"];
+    assert!(schema.is_object(), "{kind} is documented");
+    if let Err(problem) = conforms(&document, schema, body, "body") {
+        panic!("{kind} does not match the OpenAPI document: {problem}\n{body:#}");
+    }
+}
+
+fn conforms(document: &Value, schema: &Value, value: &Value, at: &str) -> Result<(), String> {
+    if let Some(reference) = schema["$ref"].as_str() {
+        let name = reference.trim_start_matches("#/components/schemas/");
+        return conforms(
+            document,
+            &document["components"]["schemas"][name],
+            value,
+            at,
+        );
+    }
+    let type_of = |v: &Value| match v {
+        Value::Null => "null",
+        Value::Bool(_) => "boolean",
+        Value::Number(n) if n.is_i64() || n.is_u64() => "integer",
+        Value::Number(_) => "number",
+        Value::String(_) => "string",
+        Value::Array(_) => "array",
+        Value::Object(_) => "object",
+    };
+    let allowed: Vec<&str> = match &schema["type"] {
+        Value::String(t) => vec![t.as_str()],
+        Value::Array(ts) => ts.iter().filter_map(Value::as_str).collect(),
+        _ => vec![],
+    };
+    if !allowed.is_empty() && !allowed.contains(&type_of(value)) {
+        return Err(format!("{at}: {} is not {allowed:?}", type_of(value)));
+    }
+    if let Some(constant) = schema.get("const") {
+        if constant != value {
+            return Err(format!("{at}: {value} is not {constant}"));
+        }
+    }
+    if let Some(options) = schema["enum"].as_array() {
+        if !options.contains(value) {
+            return Err(format!("{at}: {value} is not one of {options:?}"));
+        }
+    }
+    if schema["format"] == "date-time" && value.is_string() {
+        let text = value.as_str().unwrap();
+        if !(text.len() >= 20 && text.as_bytes()[10] == b'T' && text.ends_with('Z')) {
+            return Err(format!("{at}: {text} is not an RFC 3339 time"));
+        }
+    }
+    if let Value::Object(fields) = value {
+        for required in schema["required"].as_array().into_iter().flatten() {
+            let name = required.as_str().unwrap();
+            if !fields.contains_key(name) {
+                return Err(format!("{at}: {name} is missing"));
+            }
+        }
+        if let Some(properties) = schema["properties"].as_object() {
+            for (name, field) in fields {
+                let Some(property) = properties.get(name) else {
+                    return Err(format!("{at}: {name} is not documented"));
+                };
+                conforms(document, property, field, &format!("{at}.{name}"))?;
+            }
+        }
+    }
+    if let (Value::Array(items), Some(item)) = (value, schema.get("items")) {
+        for (i, element) in items.iter().enumerate() {
+            conforms(document, item, element, &format!("{at}[{i}]"))?;
+        }
+    }
+    Ok(())
 }
