@@ -84,12 +84,6 @@ impl OutboxWorker {
             return self.dead(format!("subscription {name:?} is no longer configured"));
         };
         let now = self.now();
-        if let Some(until) = events.paused_until(&name, now) {
-            return Outcome::Postponed {
-                next_attempt_at: until,
-                reason: Some(format!("the receiver of {name} asked to wait")),
-            };
-        }
         let event = match row.event_id {
             Some(id) => self.parts.store.event(id).await,
             None => Ok(None),
@@ -108,6 +102,17 @@ impl OutboxWorker {
                 }
             }
         };
+        // A row never tried before (no attempt, no wait recorded) is the event's emission to
+        // this subscription.
+        if row.attempts == 1 && row.last_error.is_none() {
+            self.parts.metrics.event_emitted(&event.kind, &name);
+        }
+        if let Some(until) = events.paused_until(&name, now) {
+            return Outcome::Postponed {
+                next_attempt_at: until,
+                reason: Some(format!("the receiver of {name} asked to wait")),
+            };
+        }
         let body = match self.event_body(&event, subscription).await {
             Ok(body) => body,
             Err(error) => {

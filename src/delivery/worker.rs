@@ -273,11 +273,14 @@ impl OutboxWorker {
         let mut waiting = false;
         for mut row in chain {
             if waiting {
+                // An event says why it waits: its row then shows it was claimed before (see
+                // `events`, which counts an event once, on its first attempt).
+                let reason = (row.kind == EVENT_KIND).then(|| "waits for an earlier event".into());
                 settled.push(Settlement {
                     id: row.id,
                     outcome: Outcome::Postponed {
                         next_attempt_at: self.now(),
-                        reason: None,
+                        reason,
                     },
                 });
                 continue;

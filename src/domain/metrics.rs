@@ -26,6 +26,7 @@ pub struct Metrics {
     ratings: HistogramVec,
     webhook_active: IntGaugeVec,
     caught_up: IntCounter,
+    events_emitted: IntCounterVec,
     events_sent: IntCounterVec,
     event_failures: IntCounterVec,
     event_latency: HistogramVec,
@@ -193,6 +194,14 @@ impl Metrics {
             "Webex messages icbridge never received as events and found by listing its rooms",
         )
         .expect("valid metric");
+        let events_emitted = IntCounterVec::new(
+            Opts::new(
+                "icbridge_events_emitted_total",
+                "Events queued for a subscription, by type and subscription (counted at their first attempt)",
+            ),
+            &["type", "subscription"],
+        )
+        .expect("valid metric");
         let events_sent = IntCounterVec::new(
             Opts::new(
                 "icbridge_events_sent_total",
@@ -242,6 +251,7 @@ impl Metrics {
             Box::new(oldest_pending.clone()),
             Box::new(paused.clone()),
             Box::new(credential_ok.clone()),
+            Box::new(events_emitted.clone()),
             Box::new(events_sent.clone()),
             Box::new(event_failures.clone()),
             Box::new(event_latency.clone()),
@@ -267,11 +277,19 @@ impl Metrics {
             ratings,
             webhook_active,
             caught_up,
+            events_emitted,
             events_sent,
             event_failures,
             event_latency,
             oldest_undelivered_event,
         }
+    }
+
+    /// An event of `kind` was first tried for `subscription`.
+    pub fn event_emitted(&self, kind: &str, subscription: &str) {
+        self.events_emitted
+            .with_label_values(&[kind, subscription])
+            .inc();
     }
 
     /// An event of `kind` reached `subscription`'s receiver, `latency_s` after it happened.

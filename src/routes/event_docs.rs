@@ -26,7 +26,9 @@ fn channel() -> Value {
     json!({"type": "string", "enum": ["sms", "whatsapp"]})
 }
 fn media() -> Value {
-    json!({"type": "array", "items": {"type": "object"}})
+    json!({"type": "object", "properties": {
+        "attachments": {"type": "array", "items": {"type": "object"}},
+        "location": {"type": "object"}}})
 }
 fn links() -> Value {
     json!({"type": "object", "properties": {"host": {"type": "string", "format": "uri"},
@@ -72,7 +74,7 @@ const MEDIA: Field = (
     "media",
     media,
     false,
-    "The message's files and location: only with `include.media`.",
+    "The message's files (`attachments`: type, link, caption) and `location`: only with `include.media`. A customer's files are the links Webex Connect gave icbridge.",
 );
 
 /// Each type's own fields, after the conversation's where it has one.

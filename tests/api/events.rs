@@ -338,3 +338,86 @@ fn conforms(document: &Value, schema: &Value, value: &Value, at: &str) -> Result
     }
     Ok(())
 }
+
+db_test! {
+    async fn a_receiver_that_asks_to_wait_is_left_alone_and_holds_back_no_other_subscription(db) {
+    let slow = Receiver::start().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(429).insert_header("Retry-After", "120"))
+        .up_to_n_times(1)
+        .mount(&slow.server)
+        .await;
+    slow.accept().await;
+    let other = Receiver::start().await;
+    other.accept().await;
+    let app = app_with(db, vec![slow.subscription("crm"), other.subscription("emr")]).await;
+    app.post_signed(&fixture("connect-sms-mo.json")).await;
+    deliver_all(&app).await;
+
+    // The other receiver got everything; the one that asked to wait was asked once.
+    assert_eq!(
+        other.types().await,
+        ["conversation.opened", "message.received", "meeting.created"]
+    );
+    assert_eq!(slow.server.received_requests().await.unwrap().len(), 1);
+    // Not before the time it asked for, even for another conversation's events.
+    let mut second = fixture_json("connect-sms-mo.json");
+    second["oa"] = "14155550999".into();
+    second["tid"] = "another-message".into();
+    app.post_signed(&second.to_string()).await;
+    app.clock.advance(std::time::Duration::from_secs(119));
+    deliver_all(&app).await;
+    assert_eq!(slow.server.received_requests().await.unwrap().len(), 1);
+    assert_eq!(other.received().await.len(), 6);
+
+    app.clock.advance(std::time::Duration::from_secs(2));
+    deliver_all(&app).await;
+    let received = slow.received().await;
+    // The refused event again (same id), then the rest: each conversation's in order.
+    assert_eq!(received.len(), 7, "{received:#?}");
+    assert_eq!(
+        received.iter().filter(|r| r.webhook_id == received[0].webhook_id).count(),
+        2
+    );
+    let mut conversations: Vec<String> = received
+        .iter()
+        .map(|r| r.body["data"]["conversation_id"].as_str().unwrap().to_string())
+        .collect();
+    conversations.dedup();
+    for conversation in &conversations {
+        let types: Vec<&str> = received[1..]
+            .iter()
+            .filter(|r| r.body["data"]["conversation_id"] == conversation.as_str())
+            .map(|r| r.kind())
+            .collect();
+        assert_eq!(types, ["conversation.opened", "message.received", "meeting.created"]);
+    }
+    let metrics = app.metrics_page().await;
+    assert!(
+        metrics.contains(
+            "icbridge_events_emitted_total{subscription=\"crm\",type=\"conversation.opened\"} 2"
+        ),
+        "{metrics}"
+    );
+    assert!(metrics.contains(
+        "icbridge_events_sent_total{subscription=\"emr\",type=\"meeting.created\"} 2"
+    ));
+    assert!(metrics.contains("icbridge_event_delivery_failures_total{subscription=\"crm\"} 1"));
+    assert!(metrics.contains("icbridge_event_oldest_undelivered_seconds 0"));
+}
+}
+
+db_test! {
+    async fn without_subscriptions_events_are_stored_and_nothing_is_queued(db) {
+    let app = app_with(db, Vec::new()).await;
+    app.post_signed(&fixture("connect-sms-mo.json")).await;
+    deliver_all(&app).await;
+    assert!(app
+        .stored()
+        .outbox()
+        .await
+        .iter()
+        .all(|row| row.kind != "event"));
+    assert_eq!(app.stored().count("events").await, 3);
+}
+}
