@@ -66,7 +66,14 @@ struct Args {
     /// Where to write the results table (between its markers); none: only print.
     #[arg(long)]
     results: Option<PathBuf>,
+    /// With one event subscription that takes every event (Standard Webhooks), its receiver
+    /// a stand-in that answers `204`.
+    #[arg(long)]
+    events: bool,
 }
+
+/// The bench subscription's secret (`--events`).
+const EVENTS_SECRET: &str = "whsec_YmVuY2gtZXZlbnRzLXNlY3JldC1vZi0zMi1ieXRlcyE=";
 
 /// The databases icbridge is measured on, in the order they run.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, ValueEnum)]
@@ -90,6 +97,7 @@ struct StandIns {
     broker_delay_ms: AtomicU64,
     broker_calls: AtomicU64,
     webex_posts: AtomicU64,
+    event_posts: AtomicU64,
 }
 
 const BROKER_ANSWER: &str = r#"{"host":[{"cipher":"h","short":"HostAbc"}],"guest":[{"cipher":"g","short":"GuestXy"}],"baseUrl":"https://instant.webex.com/visit/"}"#;
@@ -113,6 +121,11 @@ async fn webex_message(state: web::Data<StandIns>, _request: web::Bytes) -> Http
     HttpResponse::Ok()
         .content_type("application/json")
         .body(format!(r#"{{"id":"bench-message-{n}"}}"#))
+}
+
+async fn event(state: web::Data<StandIns>, _request: web::Bytes) -> HttpResponse {
+    state.event_posts.fetch_add(1, Ordering::Relaxed);
+    HttpResponse::NoContent().finish()
 }
 
 /// A webhook request body and its signature header, built once and sent many times:
@@ -464,6 +477,7 @@ fn start_stand_ins() -> std::io::Result<(web::Data<StandIns>, String, ServerHand
             .app_data(state.clone())
             .route("/api/v2/joseencrypt", web::post().to(joseencrypt))
             .route("/v1/messages", web::post().to(webex_message))
+            .route("/events", web::post().to(event))
     })
     .workers(1)
     .disable_signals()
@@ -604,7 +618,8 @@ async fn measure(
     // icbridge, as an operator would run it: info logs to a file.
     let log_path = dir.join("icbridge.log");
     let log = std::fs::File::create(&log_path)?;
-    let mut child = tokio::process::Command::new(&args.icbridge)
+    let mut command = tokio::process::Command::new(&args.icbridge);
+    command
         .arg("serve")
         .env_clear()
         .env("ICB_LISTEN", "127.0.0.1:0")
@@ -617,7 +632,13 @@ async fn measure(
         .env("ICB_MAX_NEW_MEETINGS_PER_HOUR", "0")
         .stdout(Stdio::null())
         .stderr(log)
-        .kill_on_drop(true)
+        .kill_on_drop(true);
+    if args.events {
+        command
+            .env("ICB_EVENTS_URL", format!("{stand_in_url}/events"))
+            .env("ICB_EVENTS_SECRET", EVENTS_SECRET);
+    }
+    let mut child = command
         .spawn()
         .map_err(|error| format!("cannot start {}: {error}", args.icbridge.display()))?;
     let pid = child.id().expect("running");
@@ -799,14 +820,33 @@ async fn measure(
     let conversations = count(&db, "SELECT COUNT(*) FROM conversations").await?;
     let meetings = count(&db, "SELECT COUNT(*) FROM meetings").await?;
     let messages = count(&db, "SELECT COUNT(*) FROM messages").await?;
-    let unsent = count(&db, "SELECT COUNT(*) FROM outbox WHERE state != 'sent'").await?;
-    let outbox = count(&db, "SELECT COUNT(*) FROM outbox").await?;
+    let unsent = count(
+        &db,
+        "SELECT COUNT(*) FROM outbox WHERE state != 'sent' AND kind != 'event'",
+    )
+    .await?;
+    let outbox = count(&db, "SELECT COUNT(*) FROM outbox WHERE kind != 'event'").await?;
+    // Events (`--events`): one delivery per stored event, each received once.
+    let stored_events = count(&db, "SELECT COUNT(*) FROM events").await?;
+    let event_rows = count(&db, "SELECT COUNT(*) FROM outbox WHERE kind = 'event'").await?;
+    wait_until(Duration::from_secs(30), || {
+        stand_ins.event_posts.load(Ordering::Relaxed) >= event_rows
+    })
+    .await;
+    // The last deliveries' outcomes are written just after they are received.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let unsent_events = count(
+        &db,
+        "SELECT COUNT(*) FROM outbox WHERE kind = 'event' AND state != 'sent'",
+    )
+    .await?;
     db.close().await;
     stand_in_server.stop(false).await;
     let expected_customers = 100 + new_ok + burst_ok;
     let webex_posts = stand_ins.webex_posts.load(Ordering::Relaxed);
     let broker_calls = stand_ins.broker_calls.load(Ordering::Relaxed);
-    let checks = vec![
+    let event_posts = stand_ins.event_posts.load(Ordering::Relaxed);
+    let mut checks = vec![
         (
             "one conversation per customer",
             conversations == expected_customers,
@@ -838,6 +878,15 @@ async fn measure(
             ),
         ),
     ];
+    if args.events {
+        checks.push((
+            "every event delivered to the subscription, once each",
+            unsent_events == 0 && event_rows == stored_events && event_posts == event_rows,
+            format!(
+                "{stored_events} events stored, {event_rows} deliveries queued, {unsent_events} of them not marked sent, {event_posts} received"
+            ),
+        ));
+    }
     Ok(Run {
         database,
         rate,
@@ -1059,11 +1108,16 @@ fn report(args: &Args, runs: &[Run], postgres: Option<&PostgresServer>) -> Strin
         })
         .collect();
     let mut report = format!(
-        "Machine: {}. Phases of {}; saturation phases at {} connections. One icbridge per database, one after the other: {}. The load generator, the stand-ins and the database server run on the same machine.\n\n",
+        "Machine: {}. Phases of {}; saturation phases at {} connections. One icbridge per database, one after the other: {}. The load generator, the stand-ins and the database server run on the same machine.{}\n\n",
         machine(),
         humantime::format_duration(args.phase),
         connections.join(", "),
         databases.join(", then "),
+        if args.events {
+            " With one event subscription taking every event (`--events`)."
+        } else {
+            ""
+        },
     );
     report.push_str(&table(args, runs));
     report.push_str(
