@@ -11,6 +11,10 @@ use crate::domain::events::{EventType, NewEvent, StoredEvent, Subscription};
 /// The outbox `kind` of an event's delivery.
 pub const EVENT_KIND: &str = "event";
 
+/// The lane (after the subscription's name) of events about a customer rather than a
+/// conversation.
+const CUSTOMERS_LANE: &str = "customers";
+
 /// An event delivery's payload names its subscription; the body is rendered when it is
 /// sent, from the stored event and the subscription's `include`.
 pub fn event_payload(subscription: &str) -> String {
@@ -19,7 +23,7 @@ pub fn event_payload(subscription: &str) -> String {
 
 /// Stores `events` and queues each for every enabled subscription that takes its type and
 /// desk, in the caller's transaction: an event is as durable as what caused it. Each
-/// delivery's lane is its subscription and conversation (or customer), so that a
+/// delivery's lane is its subscription and conversation, so that a
 /// receiver's events arrive in order and a receiver that is down holds back no one else.
 pub(super) async fn record_events(
     tx: &mut AnyConnection,
@@ -61,11 +65,12 @@ pub(super) async fn record_events(
     );
     let mut queue = sqlx::query(&sql).bind(now);
     for (event, id) in events.iter().zip(ids) {
-        let lane = match (&event.conversation_id, &event.customer) {
-            (Some(conversation), _) => conversation.clone(),
-            (None, Some(customer)) => format!("customer:{customer}"),
-            (None, None) => "customers".to_string(),
-        };
+        // Events about a customer (opt-outs, erasures) share one lane per subscription:
+        // they are rare, stay in order, and no number is written into the outbox.
+        let lane = event
+            .conversation_id
+            .clone()
+            .unwrap_or_else(|| CUSTOMERS_LANE.to_string());
         let desk = event.has_desk.then(|| {
             event
                 .desk
@@ -259,8 +264,7 @@ impl Store {
             Ok(sqlx::query(&format!(
                 "INSERT INTO outbox (kind, payload, next_attempt_at, created_at, lane, event_id)
                  SELECT '{EVENT_KIND}', '{{\"subscription\":\"' || s.name || '\"}}', $1, $1,
-                        s.name || ':' || COALESCE(e.conversation_id,
-                                                  'customer:' || e.customer, 'customers'),
+                        s.name || ':' || COALESCE(e.conversation_id, '{CUSTOMERS_LANE}'),
                         e.id
                  FROM events e
                  JOIN event_subscriptions s

@@ -842,3 +842,28 @@ async fn the_sandbox_receives_its_events_signed_and_without_personal_data() {
         );
     }
 }
+
+#[tokio::test]
+async fn a_subscription_that_is_sent_personal_data_says_so_at_start_up() {
+    let secret = "whsec_c2FuZGJveC1ldmVudHMtc2VjcmV0LWZvci10ZXN0cw==";
+    let config = format!(
+        "[[event_subscription]]\nname = \"emr\"\nurl = \"http://127.0.0.1:9/hooks\"\n\
+         secret = \"{secret}\"\ninclude = {{ texts = true, customer_number = true }}\n"
+    );
+    let sandbox = start_sandbox_with(Some(&config)).await;
+    let pid = sandbox.child.id().unwrap().to_string();
+    std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap();
+    let logs = sandbox.logs.await.unwrap();
+    let warning = logs
+        .lines()
+        .find(|line| line.contains("this subscription is sent personal data"))
+        .unwrap_or_else(|| panic!("no warning: {logs}"));
+    assert!(
+        warning.contains("emr") && warning.contains("texts,customer_number"),
+        "{warning}"
+    );
+    assert!(!logs.contains(&secret[6..]), "the secret is logged: {logs}");
+}
