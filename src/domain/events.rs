@@ -374,6 +374,10 @@ pub fn render(event: &StoredEvent, include: &Includes) -> serde_json::Value {
 /// A customer's address as events show it without `customer_number`: a phone number with
 /// its prefix and last four digits, anything else (a WhatsApp id) the same way.
 pub fn mask_customer(address: &str) -> String {
+    if address.contains('•') {
+        // Masked already (`customer.erased` keeps no more).
+        return address.to_string();
+    }
     match address.strip_prefix('+') {
         Some(digits) => format!("+{}", mask_digits(digits)),
         None if address.is_ascii() => mask_digits(address),
