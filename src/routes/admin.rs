@@ -733,15 +733,17 @@ pub struct EventsQuery {
     since: Option<String>,
     /// Only events of these types, comma-separated (`conversation.closed,rating.received`).
     #[serde(rename = "type")]
-    #[param(rename = "type")]
+    #[param(rename = "type", pattern = r"^[a-z_]+\.[a-z_]+(,[a-z_]+\.[a-z_]+)*$")]
     types: Option<String>,
     /// Only events after this one: the previous page's `next` (`evt_42`, or `42`).
+    #[param(pattern = "^(evt_)?[0-9]+$")]
     after: Option<String>,
     /// At most this many (1 to 1000, default 100).
     #[param(value_type = Option<i64>, minimum = 1, maximum = 1000)]
     limit: Option<Limit>,
     /// Rendered as this subscription receives them (its `include`); default: no texts,
     /// media or links, and masked numbers.
+    #[param(pattern = "^[A-Za-z][A-Za-z0-9_-]{0,63}$")]
     subscription: Option<String>,
 }
 
