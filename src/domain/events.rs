@@ -456,6 +456,9 @@ mod tests {
             transcript: true,
         };
         assert_eq!(render(&event, &all)["data"]["customer"], "+14155550123");
+        // What is stored masked (`customer.erased`) is shown as it is.
+        assert_eq!(mask_customer("+1415•••0123"), "+1415•••0123");
+        assert_eq!(mask_customer("+12•••34"), "+12•••34");
         assert_eq!(render(&event, &all)["data"]["text"], "hi");
     }
 }
