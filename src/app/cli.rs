@@ -84,6 +84,12 @@ pub enum Command {
         #[command(subcommand)]
         command: AuditCommand,
     },
+    /// Events for the systems of record (Standard Webhooks): a signing secret, resending,
+    /// enabling a subscription a receiver's `410` disabled.
+    Events {
+        #[command(subcommand)]
+        command: EventsCommand,
+    },
     /// Set up the Webex side.
     Webex {
         #[command(subcommand)]
@@ -106,6 +112,25 @@ pub enum CustomerCommand {
         /// The customer's number, international format (+14155550123).
         number: String,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum EventsCommand {
+    /// Print a fresh signing secret (`whsec_`…) for a subscription's `secret`.
+    Secret,
+    /// Queue the stored events since a time again; receivers recognise those they got by
+    /// their `webhook-id`, which stays the same.
+    Resend {
+        /// RFC 3339, e.g. `2026-11-30T08:00:00Z`.
+        #[arg(long)]
+        since: String,
+        /// Only to this subscription (default: every enabled one that takes them).
+        #[arg(long)]
+        subscription: Option<String>,
+    },
+    /// Enable a subscription whose receiver answered `410 Gone`: new events are queued for
+    /// it again (revive what died meanwhile with `icbridge outbox retry --dead`).
+    Enable { name: String },
 }
 
 #[derive(Debug, Subcommand)]

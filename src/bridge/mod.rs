@@ -25,6 +25,7 @@ use crate::upstream::UpstreamError;
 mod actions;
 mod appointments;
 mod customer_data;
+mod events;
 mod guests;
 mod meetings;
 mod messages;
@@ -34,6 +35,7 @@ mod reads;
 
 pub use actions::{CloseOutcome, NewLinkOutcome, TransferOutcome};
 pub use appointments::{AppointmentError, AppointmentOutcome, AppointmentRequest};
+pub use events::{EventsPage, EventsRequest};
 pub use guests::AddGuestOutcome;
 pub use messages::MessageReply;
 pub use own_links::LinkVisit;
@@ -91,6 +93,8 @@ pub enum BridgeError {
     InvalidNumber(AddressError),
     #[error("no pending or dead delivery with id {0}")]
     UnknownDelivery(i64),
+    #[error("no event subscription named {0:?}")]
+    UnknownSubscription(String),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -158,6 +162,9 @@ pub struct BridgeParts {
     /// `ICB_PUBLIC_URL`: when set, the links icbridge hands out are its own,
     /// `ICB_PUBLIC_URL/j/<code>`, redirecting to Instant Connect's while they may be used.
     pub link_base: Option<Url>,
+    /// What each event subscription receives beyond the default, by name (for reading
+    /// stored events as it would get them).
+    pub event_includes: std::collections::HashMap<String, crate::domain::events::Includes>,
 }
 
 #[derive(Clone)]

@@ -28,6 +28,10 @@ pub struct EventDelivery {
     pub schedule: Vec<Duration>,
     /// Until when each receiver that answered `Retry-After` (or `429`) waits (Unix ms).
     paused: Arc<Mutex<HashMap<String, i64>>>,
+    /// Subscriptions whose receiver answered `410 Gone` to this instance: before sending
+    /// to one, the database says whether it is still disabled (rows claimed with the one
+    /// that got the `410` are not sent; an operator may have enabled it since).
+    gone: Arc<Mutex<std::collections::HashSet<String>>>,
 }
 
 impl EventDelivery {
@@ -44,6 +48,23 @@ impl EventDelivery {
             client,
             schedule,
             paused: Arc::default(),
+            gone: Arc::default(),
+        }
+    }
+
+    fn is_gone(&self, subscription: &str) -> bool {
+        self.gone
+            .lock()
+            .expect("not poisoned")
+            .contains(subscription)
+    }
+
+    fn set_gone(&self, subscription: &str, gone: bool) {
+        let mut set = self.gone.lock().expect("not poisoned");
+        if gone {
+            set.insert(subscription.to_string());
+        } else {
+            set.remove(subscription);
         }
     }
 
@@ -84,6 +105,20 @@ impl OutboxWorker {
             return self.dead(format!("subscription {name:?} is no longer configured"));
         };
         let now = self.now();
+        if events.is_gone(&name) {
+            match self.parts.store.event_subscription_disabled(&name).await {
+                Ok(true) => {
+                    return self.dead(format!("subscription {name} is disabled (410 Gone)"))
+                }
+                Ok(false) => events.set_gone(&name, false),
+                Err(error) => {
+                    return Outcome::Postponed {
+                        next_attempt_at: now + 1000,
+                        reason: Some(format!("could not read the subscription: {error}")),
+                    }
+                }
+            }
+        }
         let event = match row.event_id {
             Some(id) => self.parts.store.event(id).await,
             None => Ok(None),
@@ -195,6 +230,7 @@ impl OutboxWorker {
         self.parts.metrics.event_failed(name);
         if let UpstreamError::Status { status: 410, .. } = error {
             let reason = "the receiver answered 410 Gone";
+            events.set_gone(name, true);
             match self
                 .parts
                 .store

@@ -55,6 +55,10 @@ pub enum Action {
     Book,
     Cancel,
     AddGuest,
+    /// Events for the systems of record queued again (`icbridge events resend`).
+    Resend,
+    /// An event subscription enabled again after a `410` (`icbridge events enable`).
+    Enable,
 }
 
 impl Action {
@@ -68,6 +72,8 @@ impl Action {
             Action::Book => "book",
             Action::Cancel => "cancel",
             Action::AddGuest => "add_guest",
+            Action::Resend => "resend",
+            Action::Enable => "enable",
         }
     }
 }

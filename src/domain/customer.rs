@@ -101,5 +101,7 @@ pub struct PurgeReport {
     /// WhatsApp messages held for a customer who did not write again within the retention.
     pub held_messages_dropped: u64,
     pub webex_events_deleted: u64,
+    /// Events for the systems of record that occurred before the retention.
+    pub events_deleted: u64,
     pub sessions_deleted: u64,
 }

@@ -394,6 +394,10 @@ pub fn render(event: &StoredEvent, include: &Includes) -> serde_json::Value {
 /// A customer's address as events show it without `customer_number`: a phone number with
 /// its prefix and last four digits, anything else (a WhatsApp id) the same way.
 pub fn mask_customer(address: &str) -> String {
+    if address.contains('•') {
+        // Masked already (`customer.erased` keeps no more).
+        return address.to_string();
+    }
     match address.strip_prefix('+') {
         Some(digits) => format!("+{}", mask_digits(digits)),
         None if address.is_ascii() => mask_digits(address),
@@ -483,6 +487,9 @@ mod tests {
             transcript: true,
         };
         assert_eq!(render(&event, &all)["data"]["customer"], "+14155550123");
+        // What is stored masked (`customer.erased`) is shown as it is.
+        assert_eq!(mask_customer("+1415•••0123"), "+1415•••0123");
+        assert_eq!(mask_customer("+12•••34"), "+12•••34");
         assert_eq!(render(&event, &all)["data"]["text"], "hi");
     }
 }

@@ -46,6 +46,7 @@ impl IntakeError {
                 BridgeError::Store(_)
                 | BridgeError::UnknownConversation(_)
                 | BridgeError::UnknownDelivery(_)
+                | BridgeError::UnknownSubscription(_)
                 | BridgeError::InvalidNumber(_),
             ) => "error",
         }
@@ -73,6 +74,7 @@ impl ResponseError for IntakeError {
                 BridgeError::Store(_)
                 | BridgeError::UnknownConversation(_)
                 | BridgeError::UnknownDelivery(_)
+                | BridgeError::UnknownSubscription(_)
                 | BridgeError::InvalidNumber(_),
             ) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -124,6 +126,7 @@ impl ResponseError for IntakeError {
                 e @ (BridgeError::Store(_)
                 | BridgeError::UnknownConversation(_)
                 | BridgeError::UnknownDelivery(_)
+                | BridgeError::UnknownSubscription(_)
                 | BridgeError::InvalidNumber(_)),
             ) => {
                 tracing::error!(error = %e, "answering 500");

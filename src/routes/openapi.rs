@@ -36,6 +36,7 @@ use super::{admin, appointments, connect_webhook, console, health, links, webex_
         appointments::list,
         appointments::cancel,
         admin::list_ratings,
+        admin::list_events,
         links::visit,
         console::console,
         console::login,

@@ -147,6 +147,7 @@ impl Store {
             .execute(&mut *tx)
             .await?
             .rows_affected();
+            let events_deleted = super::events::purge_events(tx, before).await?;
             let sessions_deleted =
                 sqlx::query("DELETE FROM console_sessions WHERE refresh_expires_at < $1")
                     .bind(now)
@@ -173,6 +174,7 @@ impl Store {
                 outbox_payloads_cleared,
                 held_messages_dropped,
                 webex_events_deleted,
+                events_deleted,
                 sessions_deleted,
             })
         })

@@ -7,9 +7,11 @@ use sqlx::AnyConnection;
 
 use super::audit::insert_audit;
 use super::conversations::{open_conversation_for, Opening};
+use super::events::{appointment_event, record_events};
 use super::links::insert_links;
 use super::outbox::{insert_outbox, insert_scheduled, Scheduled};
 use super::{Store, StoreError};
+use crate::domain::events::EventType;
 use crate::domain::{ConversationKey, MadeMeeting, OutboxEntry};
 
 /// What to book: the appointment, its meeting and its deliveries.
@@ -170,10 +172,12 @@ impl Store {
             .execute(&mut *tx)
             .await?;
             let sql = format!("{SELECT} WHERE a.id = $1");
-            let booked = sqlx::query_as(&sql)
+            let booked: Appointment = sqlx::query_as(&sql)
                 .bind(&new.id)
                 .fetch_one(&mut *tx)
                 .await?;
+            let event = appointment_event(EventType::AppointmentBooked, &booked);
+            record_events(tx, &[event], new.now).await?;
             Ok(Booking::Booked(booked))
         })
         .await
@@ -265,6 +269,7 @@ impl Store {
         audit: AuditEntry,
         now: i64,
     ) -> Result<bool, StoreError> {
+        let event = appointment_event(EventType::AppointmentCancelled, appointment);
         let (id, conversation_id, meeting_id, reason) = (
             appointment.id.clone(),
             appointment.conversation_id.clone(),
@@ -309,6 +314,7 @@ impl Store {
             .execute(&mut *tx)
             .await?;
             insert_audit(tx, &audit).await?;
+            record_events(tx, &[event], now).await?;
             Ok(true)
         })
         .await

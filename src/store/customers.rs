@@ -2,6 +2,7 @@
 
 use super::audit::insert_audit;
 use super::conversations::{ConversationRow, SELECT};
+use super::events::{customer_erased, erase_customer_events, record_events};
 use crate::domain::Conversation;
 use crate::domain::{AuditEntry, CustomerRecords, Erasure};
 
@@ -110,6 +111,9 @@ impl Store {
         let mut erasure = self
             .write(async move |tx| {
                 let in_conversations = format!("conversation_id IN ({CONVERSATIONS_OF})");
+                // Their events go, before their conversations lose the number; what is
+                // left is that they were erased.
+                let erased = erase_customer_events(tx, &[sms.clone(), whatsapp.clone()]).await?;
                 let deliveries_cancelled = sqlx::query(&format!(
                     "UPDATE outbox SET state = 'cancelled', held = 0, leased_until = NULL,
                                        last_error = $3
@@ -196,6 +200,7 @@ impl Store {
                         .execute(&mut *tx)
                         .await?;
                 }
+                record_events(tx, &[customer_erased(&sms, &erased)], now).await?;
                 let erasure = Erasure {
                     conversations,
                     messages,

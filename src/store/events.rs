@@ -416,3 +416,159 @@ pub(super) async fn unattached(
     }
     Ok(query.fetch_all(tx).await?)
 }
+
+/// `appointment.booked` or `appointment.cancelled`: the appointment, its slot and desk.
+pub(super) fn appointment_event(
+    kind: EventType,
+    appointment: &crate::domain::Appointment,
+) -> NewEvent {
+    NewEvent::about_conversation(
+        kind,
+        &appointment.conversation_id,
+        Some(&appointment.desk),
+        Some(&appointment.customer),
+        serde_json::json!({
+            "appointment_id": appointment.id,
+            "starts_at": crate::domain::events::rfc3339_ms(appointment.starts_at),
+            "ends_at": crate::domain::events::rfc3339_ms(appointment.ends_at),
+        }),
+    )
+}
+
+/// `appointment.reminded` for the reminders among the outbox rows just sent: the
+/// scheduled rows to the customer of a conversation with a booked appointment.
+pub(super) async fn reminders_sent(
+    tx: &mut AnyConnection,
+    sent_rows: &[i64],
+) -> Result<Vec<NewEvent>, StoreError> {
+    if sent_rows.is_empty() {
+        return Ok(Vec::new());
+    }
+    let sql = format!(
+        "SELECT a.id, a.conversation_id, a.meeting_id, a.channel, a.customer, a.business,
+                a.desk, a.starts_at, a.ends_at, a.note, a.state, a.request_digest,
+                a.created_at, a.cancelled_at, m.guest_url, m.host_url,
+                COALESCE(m.not_before, a.starts_at) AS links_from, m.expires_at AS links_until
+         FROM outbox o
+         JOIN appointments a ON a.conversation_id = o.conversation_id AND a.state = 'booked'
+         JOIN meetings m ON m.id = a.meeting_id
+         WHERE o.scheduled = 1 AND o.kind = '{}' AND o.id IN ({})
+         ORDER BY o.id",
+        crate::domain::Purpose::CUSTOMER_REPLY,
+        (1..=sent_rows.len())
+            .map(|i| format!("${i}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    let mut query = sqlx::query_as::<_, crate::domain::Appointment>(&sql);
+    for row in sent_rows {
+        query = query.bind(*row);
+    }
+    Ok(query
+        .fetch_all(tx)
+        .await?
+        .iter()
+        .map(|a| appointment_event(EventType::AppointmentReminded, a))
+        .collect())
+}
+
+/// `customer.opted_out` or `customer.opted_in`: the customer, the channel and the business
+/// address.
+pub(super) fn opt_out_changed(opted_out: bool, key: &crate::domain::ConversationKey) -> NewEvent {
+    let kind = if opted_out {
+        EventType::CustomerOptedOut
+    } else {
+        EventType::CustomerOptedIn
+    };
+    NewEvent::about_customer(
+        kind,
+        Some(key.customer.as_str()),
+        serde_json::json!({
+            "channel": key.channel.as_str(),
+            "business": key.business.as_str(),
+        }),
+    )
+}
+
+/// Deletes the events about the customer whose address is one of `forms` (theirs, and
+/// those of their conversations) and their deliveries, in an erasure's transaction,
+/// before the conversations lose the number. Returns the ids of their conversations.
+pub(super) async fn erase_customer_events(
+    tx: &mut AnyConnection,
+    forms: &[String; 2],
+) -> Result<Vec<String>, StoreError> {
+    let conversations: Vec<String> = sqlx::query_scalar(
+        "SELECT id FROM conversations WHERE customer IN ($1, $2) ORDER BY created_at, id",
+    )
+    .bind(&forms[0])
+    .bind(&forms[1])
+    .fetch_all(&mut *tx)
+    .await?;
+    let theirs = "SELECT id FROM events WHERE customer IN ($1, $2) OR conversation_id IN
+                      (SELECT id FROM conversations WHERE customer IN ($1, $2))";
+    sqlx::query(&format!("DELETE FROM outbox WHERE event_id IN ({theirs})"))
+        .bind(&forms[0])
+        .bind(&forms[1])
+        .execute(&mut *tx)
+        .await?;
+    sqlx::query(&format!("DELETE FROM events WHERE id IN ({theirs})"))
+        .bind(&forms[0])
+        .bind(&forms[1])
+        .execute(&mut *tx)
+        .await?;
+    Ok(conversations)
+}
+
+/// `customer.erased`: which conversations were erased, and whose: the number masked
+/// (`+1415•••0123`) for every subscription, since an erasure leaves nothing of it in the
+/// database; receivers match the conversations' ids.
+pub(super) fn customer_erased(customer: &str, conversations: &[String]) -> NewEvent {
+    NewEvent::about_customer(
+        EventType::CustomerErased,
+        None,
+        serde_json::json!({
+            "conversations": conversations,
+            "customer": crate::domain::events::mask_customer(customer),
+        }),
+    )
+}
+
+/// Deletes the events that occurred before `before` (retention) and what is left of their
+/// deliveries. Returns how many events.
+pub(super) async fn purge_events(tx: &mut AnyConnection, before: i64) -> Result<u64, StoreError> {
+    // A delivery still waiting for an event that old is of no use any more either.
+    sqlx::query(
+        "DELETE FROM outbox WHERE event_id IN (SELECT id FROM events WHERE occurred_at < $1)",
+    )
+    .bind(before)
+    .execute(&mut *tx)
+    .await?;
+    Ok(sqlx::query("DELETE FROM events WHERE occurred_at < $1")
+        .bind(before)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected())
+}
+
+impl Store {
+    /// The subscriptions written at start-up, by name.
+    pub async fn event_subscription_names(&self) -> Result<Vec<String>, StoreError> {
+        Ok(
+            sqlx::query_scalar("SELECT name FROM event_subscriptions ORDER BY name")
+                .fetch_all(&self.reader)
+                .await?,
+        )
+    }
+}
+
+impl Store {
+    /// Whether subscription `name` is disabled (a receiver's `410`).
+    pub async fn event_subscription_disabled(&self, name: &str) -> Result<bool, StoreError> {
+        let disabled: Option<Option<i64>> =
+            sqlx::query_scalar("SELECT disabled_at FROM event_subscriptions WHERE name = $1")
+                .bind(name)
+                .fetch_optional(&self.reader)
+                .await?;
+        Ok(matches!(disabled, Some(Some(_))))
+    }
+}

@@ -4,6 +4,7 @@
 use sqlx::AnyConnection;
 
 use super::conversations::{open_conversation_for, Opening};
+use super::events::{opt_out_changed, record_events};
 use super::outbox::insert_outbox;
 use super::{Store, StoreError};
 use crate::domain::{ConversationKey, OutboxEntry};
@@ -181,6 +182,10 @@ impl Store {
                 OptOutChange::In => false,
                 OptOutChange::Nothing => is_opted_out(tx, key).await?,
             };
+            if changed {
+                let event = opt_out_changed(opted_out, key);
+                record_events(tx, &[event], keyword.now).await?;
+            }
             // A STOP while opted out changes nothing and was answered before.
             if changed || keyword.change != OptOutChange::Out {
                 let answer = keyword.answer.as_slice();

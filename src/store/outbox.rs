@@ -202,10 +202,15 @@ async fn settle(tx: &mut AnyConnection, settlements: Vec<Settlement>) -> Result<
         rows_of_placeholders(sent.len(), 3, 1)
     );
     let mut query = sqlx::query(&sql);
+    let sent_at = sent.iter().map(|(_, _, at)| *at).max().unwrap_or(0);
+    let sent_rows: Vec<i64> = sent.iter().map(|(id, _, _)| *id).collect();
     for (id, upstream_id, at) in sent {
         query = query.bind(id).bind(upstream_id).bind(at);
     }
-    query.execute(tx).await?;
+    query.execute(&mut *tx).await?;
+    // A reminder sent is `appointment.reminded`, recorded as it is settled.
+    let reminded = super::events::reminders_sent(tx, &sent_rows).await?;
+    super::events::record_events(tx, &reminded, sent_at).await?;
     Ok(())
 }
 

@@ -131,7 +131,7 @@ impl Receiver {
 }
 
 /// An app whose broker and Webex answer, with one subscription to `receiver`.
-async fn app_with(db: TestDb, subscriptions: Vec<Subscription>) -> TestApp {
+pub async fn app_with(db: TestDb, subscriptions: Vec<Subscription>) -> TestApp {
     let mut upstreams = Upstreams::start(db).await;
     upstreams.set("ADMIN_TOKEN", ADMIN_TOKEN);
     upstreams.subscriptions = subscriptions;
@@ -142,7 +142,7 @@ async fn app_with(db: TestDb, subscriptions: Vec<Subscription>) -> TestApp {
 }
 
 /// Runs the worker until nothing is due.
-async fn deliver_all(app: &TestApp) {
+pub async fn deliver_all(app: &TestApp) {
     while app.worker.run_once().await.unwrap() > 0 {}
 }
 

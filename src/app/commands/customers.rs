@@ -58,8 +58,8 @@ pub(super) async fn purge(settings: Settings) -> Result<(), String> {
         .map_err(|e| e.to_string())?;
     println!(
         "retention {}: {} message texts erased, {} conversations anonymised, {} receipts, \
-         {} delivery payloads, {} held WhatsApp messages, {} Webex events and {} expired \
-         sessions removed",
+         {} delivery payloads, {} held WhatsApp messages, {} Webex events, {} events for the \
+         systems of record and {} expired sessions removed",
         humantime::format_duration(settings.data.retention),
         report.message_texts_erased,
         report.conversations_anonymised,
@@ -67,6 +67,7 @@ pub(super) async fn purge(settings: Settings) -> Result<(), String> {
         report.outbox_payloads_cleared,
         report.held_messages_dropped,
         report.webex_events_deleted,
+        report.events_deleted,
         report.sessions_deleted,
     );
     Ok(())

@@ -1,6 +1,6 @@
 //! What each subcommand does, one file per group of verbs: `serve` (and `migrate`),
 //! `link`, `check`, `conversations`, `appointments`, `customers` (a customer's
-//! data, the audit log, retention), `outbox` and `webex`.
+//! data, the audit log, retention), `outbox`, `events` and `webex`.
 //!
 //! The verbs act through the bridge, as the admin API does; none opens the database itself.
 
@@ -8,6 +8,7 @@ mod appointments;
 mod check;
 mod conversations;
 mod customers;
+mod events;
 mod link;
 mod outbox;
 mod serve;
@@ -64,6 +65,7 @@ pub async fn run(cli: Cli) -> ExitCode {
         Command::Audit {
             command: AuditCommand::List { limit },
         } => customers::audit(settings, limit).await,
+        Command::Events { command } => events::events(settings, command).await,
         Command::Webex {
             command: WebexCommand::Register { public_url },
         } => webex::register_webhooks(settings, public_url).await,

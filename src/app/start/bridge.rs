@@ -108,5 +108,11 @@ pub(super) fn bridge(
         clock: runtime.clock,
         pauses: runtime.pauses,
         link_base: settings.http.public_url.clone(),
+        event_includes: settings
+            .events
+            .subscriptions
+            .iter()
+            .map(|s| (s.name.clone(), s.include))
+            .collect(),
     }))
 }
