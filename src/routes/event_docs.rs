@@ -57,6 +57,12 @@ const CONVERSATION: &[Field] = &[
         true,
         "The conversation's desk (`default` for the default desk).",
     ),
+    (
+        "customer",
+        string,
+        false,
+        "The customer's number or WhatsApp id, masked (`+1415•••0123`) unless the subscription includes `customer_number`.",
+    ),
 ];
 const CUSTOMER: Field = (
     "customer",
