@@ -311,6 +311,7 @@ impl Bridge {
                     message_id: webex_message_id,
                     text: transcript.trim_start(),
                     author_email,
+                    files,
                 },
                 &deliveries,
                 self.now(),

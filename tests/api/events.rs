@@ -139,7 +139,7 @@ async fn app_with(db: TestDb, subscriptions: Vec<Subscription>) -> TestApp {
 }
 
 /// Runs the worker until nothing is due.
-async fn deliver_all(app: &TestApp) {
+pub async fn deliver_all(app: &TestApp) {
     while app.worker.run_once().await.unwrap() > 0 {}
 }
 

@@ -47,6 +47,7 @@ mod desk;
 mod desks;
 mod errors;
 mod events;
+mod events_conversation;
 mod expert_files;
 mod guests;
 mod helpers;
