@@ -28,6 +28,9 @@ pub struct ExpertMessage<'a> {
     pub author_email: Option<&'a str>,
     /// The files it carried (named in `text`).
     pub files: &'a [ExpertFile],
+    /// Whether it goes to the customer (`message.sent`), or is only kept in the transcript
+    /// (they opted out).
+    pub to_customer: bool,
 }
 
 pub(super) const SELECT: &str = "SELECT c.id, c.channel, c.customer, c.business, c.customer_name,
@@ -424,6 +427,7 @@ impl Store {
             message.conversation.desk.clone(),
         );
         let (message_id, text) = (message.message_id.to_string(), message.text.to_string());
+        let to_customer = message.to_customer;
         let (author_email, files, deliveries) = (
             message.author_email.map(str::to_string),
             message.files.to_vec(),
@@ -449,8 +453,10 @@ impl Store {
             .fetch_optional(&mut *tx)
             .await?;
             let inserted = row.is_some();
-            if let Some(row) = row {
+            if inserted {
                 insert_outbox(tx, &deliveries, Some(&conversation_id), now).await?;
+            }
+            if let (Some(row), true) = (row, to_customer) {
                 let event = conversation_events::message_sent(
                     &conversation_id,
                     desk.as_deref(),

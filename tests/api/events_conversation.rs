@@ -274,3 +274,37 @@ db_test! {
         assert_eq!(of_type(&plain, "message.received").await.len(), 1, "the rating is no message");
     }
 }
+
+db_test! {
+    async fn an_experts_files_are_named_only_for_who_includes_media(db) {
+        let (plain, plain_sub) = receiver("crm", Includes::default()).await;
+        let media = Includes { media: true, ..Includes::default() };
+        let (full, full_sub) = receiver("emr", media).await;
+        let app = app_with(db, vec![plain_sub, full_sub]).await;
+        customer_texts(&app, "m-1", "Hello").await;
+        let file = crate::expert_files::webex_file(&app, "plan", "application/pdf", "plan.pdf", "%PDF-1.7").await;
+        crate::expert_files::expert_sends(&app, "Your plan", &[file]).await;
+        deliver_all(&app).await;
+
+        let data = the_one(&plain, "message.sent").await;
+        assert!(data.get("media").is_none(), "no media unless included: {data}");
+        let data = the_one(&full, "message.sent").await;
+        assert_eq!(data["media"], serde_json::json!([{"name": "plan.pdf", "mime_type": "application/pdf"}]));
+        assert!(data.get("text").is_none(), "texts are not media: {data}");
+        assert!(!data.to_string().contains("/v1/contents/"), "no Webex link: {data}");
+    }
+}
+
+db_test! {
+    async fn a_reply_kept_for_an_opted_out_customer_is_not_message_sent(db) {
+        let (plain, subscription) = receiver("crm", Includes::default()).await;
+        let app = app_with(db, vec![subscription]).await;
+        customer_texts(&app, "m-1", "Hello").await;
+        let stop = customer_texts(&app, "m-2", "STOP").await;
+        assert_eq!(stop["optedOut"], true);
+        expert_says(&app, "e-1", "Are you there?").await;
+        deliver_all(&app).await;
+        assert!(of_type(&plain, "message.sent").await.is_empty());
+        assert_eq!(app.transcript(stop["conversationId"].as_str().unwrap()).await.last().unwrap(), "Are you there?");
+    }
+}
