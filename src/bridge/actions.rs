@@ -287,17 +287,17 @@ impl Bridge {
             self.wake_outbox();
             return Ok(false);
         }
-        let deliveries: Vec<OutboxEntry> =
-            if self.inner.store.is_opted_out(&conversation.key).await? {
-                // Kept in the transcript; the expert is told it did not go (the outbox would not
-                // send it anyway).
-                vec![Self::to_thread(expert_texts::not_sent_opted_out())]
-            } else {
-                to_customer
-                    .into_iter()
-                    .flat_map(|delivery| delivery.entries(Purpose::CustomerReply))
-                    .collect()
-            };
+        let opted_out = self.inner.store.is_opted_out(&conversation.key).await?;
+        let deliveries: Vec<OutboxEntry> = if opted_out {
+            // Kept in the transcript; the expert is told it did not go (the outbox would not
+            // send it anyway).
+            vec![Self::to_thread(expert_texts::not_sent_opted_out())]
+        } else {
+            to_customer
+                .into_iter()
+                .flat_map(|delivery| delivery.entries(Purpose::CustomerReply))
+                .collect()
+        };
         let mut transcript = text.to_string();
         for file in files {
             transcript.push_str(&format!("\n[file: {}]", file.name));
@@ -311,6 +311,8 @@ impl Bridge {
                     message_id: webex_message_id,
                     text: transcript.trim_start(),
                     author_email,
+                    files,
+                    to_customer: !opted_out,
                 },
                 &deliveries,
                 self.now(),

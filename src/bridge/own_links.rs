@@ -51,17 +51,22 @@ impl Bridge {
                 from: desk.local_time(from),
             });
         }
-        if link.role == "guest" && link.extra == 0 && link.opened_at.is_none() {
-            let notice = Self::to_thread(expert_texts::link_opened(now));
+        // The customer's link and the experts' host link: their first opening is an event,
+        // and the customer's is posted in the thread.
+        let customers = link.role == "guest" && link.extra == 0;
+        if (customers || link.role == "host") && link.opened_at.is_none() {
+            let notice = customers.then(|| Self::to_thread(expert_texts::link_opened(now)));
             if store
                 .record_opening(code, &link.conversation_id, notice, now)
                 .await?
             {
-                self.inner
-                    .metrics
-                    .link_opened((now - link.created_at) as f64 / 1000.0);
+                if customers {
+                    self.inner
+                        .metrics
+                        .link_opened((now - link.created_at) as f64 / 1000.0);
+                    tracing::info!(conversation = %link.conversation_id, "the customer opened the link");
+                }
                 self.wake_outbox();
-                tracing::info!(conversation = %link.conversation_id, "the customer opened the link");
             }
         }
         Ok(LinkVisit::Redirect(link.target))

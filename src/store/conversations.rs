@@ -7,11 +7,16 @@ use std::collections::HashMap;
 use sqlx::AnyConnection;
 
 use super::audit::insert_audit;
+use super::conversation_events;
 use super::engine::rows_of_placeholders;
+use super::events::record_events;
 use super::outbox::insert_outbox;
 use super::surveys::{self, NewSurvey};
 use super::{key_of, Key, Store, StoreError};
-use crate::domain::{BusinessAddress, Channel, ConversationKey, CustomerAddress, OutboxEntry};
+use crate::domain::events::EventType;
+use crate::domain::{
+    BusinessAddress, Channel, ConversationKey, CustomerAddress, ExpertFile, OutboxEntry,
+};
 
 /// An expert's reply, relayed to the customer.
 #[derive(Debug)]
@@ -21,6 +26,11 @@ pub struct ExpertMessage<'a> {
     pub message_id: &'a str,
     pub text: &'a str,
     pub author_email: Option<&'a str>,
+    /// The files it carried (named in `text`).
+    pub files: &'a [ExpertFile],
+    /// Whether it goes to the customer (`message.sent`), or is only kept in the transcript
+    /// (they opted out).
+    pub to_customer: bool,
 }
 
 pub(super) const SELECT: &str = "SELECT c.id, c.channel, c.customer, c.business, c.customer_name,
@@ -197,6 +207,7 @@ impl Store {
     ) -> Result<bool, StoreError> {
         let (id, desk, deliveries) = (id.to_string(), desk.to_string(), deliveries.to_vec());
         self.write(async move |tx| {
+            let from_desk = conversation_events::desk_of(tx, &id).await?;
             let update = sqlx::query(
                 // The other desk is told now: the conversation waits for no opening.
                 "UPDATE conversations SET desk = $1, thread_message_id = NULL,
@@ -208,6 +219,8 @@ impl Store {
             let moved = change_conversation(tx, update, &id, &deliveries, now).await?;
             if moved {
                 insert_audit(tx, &audit).await?;
+                let event = conversation_events::transferred(&id, from_desk.as_deref(), &desk);
+                record_events(tx, &[event], now).await?;
             }
             Ok(moved)
         })
@@ -234,6 +247,10 @@ impl Store {
             .bind(now)
             .bind(&id);
             if change_conversation(tx, update, &id, &notice, now).await? {
+                let event =
+                    conversation_events::assignment(tx, EventType::ConversationAssigned, &id, &who)
+                        .await?;
+                record_events(tx, &[event], now).await?;
                 return Ok(TakeOutcome::Taken);
             }
             let found: Option<(String, Option<String>)> =
@@ -267,7 +284,14 @@ impl Store {
             )
             .bind(&id)
             .bind(&who);
-            change_conversation(tx, update, &id, &notice, now).await
+            let released = change_conversation(tx, update, &id, &notice, now).await?;
+            if released {
+                let event =
+                    conversation_events::assignment(tx, EventType::ConversationReleased, &id, &who)
+                        .await?;
+                record_events(tx, &[event], now).await?;
+            }
+            Ok(released)
         })
         .await
     }
@@ -378,6 +402,8 @@ impl Store {
             let closed = change_conversation(tx, update, &id, &deliveries, now).await?;
             if closed {
                 insert_audit(tx, &audit).await?;
+                let event = conversation_events::closed(tx, &id).await?;
+                record_events(tx, &[event], now).await?;
                 if let Some(survey) = &survey {
                     surveys::ask(tx, &id, survey, now).await?;
                 }
@@ -395,22 +421,26 @@ impl Store {
         deliveries: &[OutboxEntry],
         now: i64,
     ) -> Result<bool, StoreError> {
-        let (key, conversation_id) = (
+        let (key, conversation_id, desk) = (
             message.conversation.key.clone(),
             message.conversation.id.clone(),
+            message.conversation.desk.clone(),
         );
         let (message_id, text) = (message.message_id.to_string(), message.text.to_string());
-        let (author_email, deliveries) = (
+        let to_customer = message.to_customer;
+        let (author_email, files, deliveries) = (
             message.author_email.map(str::to_string),
+            message.files.to_vec(),
             deliveries.to_vec(),
         );
         self.write(async move |tx| {
-            let inserted = sqlx::query(
+            let row: Option<i64> = sqlx::query_scalar(
                 "INSERT INTO messages (channel, customer, business, external_id, body,
                                        received_at, conversation_id, author, author_email)
                  VALUES ($1, $2, $3, $4, $5, $6, $7, 'expert', $8)
                  ON CONFLICT (channel, customer, business, external_id)
-                     WHERE external_id IS NOT NULL DO NOTHING",
+                     WHERE external_id IS NOT NULL DO NOTHING
+                 RETURNING id",
             )
             .bind(key.channel.as_str())
             .bind(key.customer.as_str())
@@ -420,12 +450,23 @@ impl Store {
             .bind(now)
             .bind(&conversation_id)
             .bind(&author_email)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected()
-                == 1;
+            .fetch_optional(&mut *tx)
+            .await?;
+            let inserted = row.is_some();
             if inserted {
                 insert_outbox(tx, &deliveries, Some(&conversation_id), now).await?;
+            }
+            if let (Some(row), true) = (row, to_customer) {
+                let event = conversation_events::message_sent(
+                    &conversation_id,
+                    desk.as_deref(),
+                    key.customer.as_str(),
+                    key.channel.as_str(),
+                    row,
+                    &text,
+                    &files,
+                );
+                record_events(tx, &[event], now).await?;
             }
             Ok(inserted)
         })

@@ -4,7 +4,9 @@
 use crate::domain::{LinkRecord, MeetingLinkRecord, Redirect};
 use sqlx::AnyConnection;
 
+use super::conversation_events;
 use super::engine::rows_of_placeholders;
+use super::events::record_events;
 use super::outbox::insert_outbox;
 use super::{Store, StoreError};
 use crate::domain::{LinkRole, Meeting, MeetingLinks, OutboxEntry};
@@ -28,13 +30,13 @@ impl Store {
         .await?)
     }
 
-    /// Records the first opening of link `code` and queues `notice` with it; false when it
-    /// was opened before.
+    /// Records the first opening of link `code` and queues `notice` (if any) and its
+    /// `link.opened` event with it; false when it was opened before.
     pub async fn record_opening(
         &self,
         code: &str,
         conversation_id: &str,
-        notice: OutboxEntry,
+        notice: Option<OutboxEntry>,
         now: i64,
     ) -> Result<bool, StoreError> {
         let (code, conversation_id) = (code.to_string(), conversation_id.to_string());
@@ -49,7 +51,9 @@ impl Store {
             .rows_affected()
                 == 1;
             if first {
-                insert_outbox(tx, &[notice], Some(&conversation_id), now).await?;
+                insert_outbox(tx, notice.as_slice(), Some(&conversation_id), now).await?;
+                let event = conversation_events::link_opened(tx, &code, now).await?;
+                record_events(tx, event.as_slice(), now).await?;
             }
             Ok(first)
         })

@@ -38,6 +38,7 @@ mod appointments;
 mod audit;
 mod claims;
 mod console;
+mod conversation_events;
 mod conversations;
 mod customers;
 mod engine;

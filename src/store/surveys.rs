@@ -4,6 +4,8 @@
 use crate::domain::RatingRecord;
 use sqlx::AnyConnection;
 
+use super::conversation_events;
+use super::events::record_events;
 use super::outbox::insert_outbox;
 use super::{Store, StoreError};
 use crate::domain::{ConversationKey, MessageId, OutboxEntry};
@@ -191,6 +193,10 @@ impl Store {
             .await?;
             let id = Some(rating.conversation_id.as_str());
             insert_outbox(tx, &rating.deliveries, id, rating.now).await?;
+            let event =
+                conversation_events::rating_received(tx, &rating.conversation_id, rating.rating)
+                    .await?;
+            record_events(tx, &[event], rating.now).await?;
             Ok(RatingOutcome::Recorded)
         })
         .await

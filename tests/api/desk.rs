@@ -38,8 +38,19 @@ pub async fn desk_app_with_desks(
     extra: &[(&str, &str)],
     desks: Vec<icbridge::desks::DeskConfig>,
 ) -> TestApp {
+    desk_app_subscribed(db, extra, desks, Vec::new()).await
+}
+
+/// A desk app whose events go to `subscriptions`.
+pub async fn desk_app_subscribed(
+    db: TestDb,
+    extra: &[(&str, &str)],
+    desks: Vec<icbridge::desks::DeskConfig>,
+    subscriptions: Vec<Subscription>,
+) -> TestApp {
     let mut upstreams = Upstreams::start(db).await;
     upstreams.desks = desks;
+    upstreams.subscriptions = subscriptions;
     upstreams.set("WEBEX_WEBHOOK_SECRET", WEBEX_SECRET);
     for (key, value) in extra {
         upstreams.set(key, value);

@@ -16,7 +16,13 @@ use crate::helpers::*;
 const PDF: &str = "%PDF-1.7 the care plan";
 
 /// Webex serves a message's file: its type and name on `HEAD`, its bytes on `GET`.
-async fn webex_file(app: &TestApp, id: &str, mime_type: &str, name: &str, body: &str) -> String {
+pub async fn webex_file(
+    app: &TestApp,
+    id: &str,
+    mime_type: &str,
+    name: &str,
+    body: &str,
+) -> String {
     for verb in ["HEAD", "GET"] {
         Mock::given(method(verb))
             .and(path(format!("/v1/contents/{id}")))
@@ -40,7 +46,7 @@ async fn webex_file(app: &TestApp, id: &str, mime_type: &str, name: &str, body: 
 }
 
 /// An expert's thread reply with files, delivered and handled, and its relays sent.
-async fn expert_sends(app: &TestApp, text: &str, files: &[String]) {
+pub async fn expert_sends(app: &TestApp, text: &str, files: &[String]) {
     let id = "expert-files-1";
     Mock::given(method("GET"))
         .and(path(format!("/v1/messages/{id}")))

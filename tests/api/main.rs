@@ -47,6 +47,7 @@ mod desk;
 mod desks;
 mod errors;
 mod events;
+mod events_conversation;
 mod events_ops;
 mod expert_files;
 mod guests;
