@@ -188,6 +188,17 @@ impl OutboxWorker {
         subscription: &Subscription,
     ) -> Result<String, crate::store::StoreError> {
         let mut body = render(event, &subscription.include);
+        // (`get_mut`: indexing would add the keys it does not find.)
+        let attachments = body
+            .get_mut("data")
+            .and_then(|data| data.get_mut("media"))
+            .and_then(|media| media.get_mut("attachments"))
+            .and_then(serde_json::Value::as_array_mut);
+        if let Some(attachments) = attachments {
+            for attachment in attachments {
+                self.experts_file_link(attachment);
+            }
+        }
         let closed = event.kind == EventType::ConversationClosed.as_str();
         if let (true, true, Some(conversation)) = (
             closed,
@@ -217,6 +228,25 @@ impl OutboxWorker {
             body["data"]["transcript"] = transcript.into();
         }
         Ok(body.to_string())
+    }
+
+    /// An expert's file (`webex_url`: Webex keeps it, behind the bot's token) as a signed
+    /// link to icbridge's `/media/` (with `ICB_PUBLIC_URL`), or only its name and type.
+    fn experts_file_link(&self, attachment: &mut serde_json::Value) {
+        let Some(object) = attachment.as_object_mut() else {
+            return;
+        };
+        let Some(serde_json::Value::String(webex_url)) = object.remove("webex_url") else {
+            return;
+        };
+        if let Some(links) = &self.parts.media_links {
+            let file = crate::domain::ExpertFile {
+                url: webex_url,
+                mime_type: object["mime_type"].as_str().unwrap_or_default().to_string(),
+                name: object["name"].as_str().unwrap_or_default().to_string(),
+            };
+            object.insert("url".into(), links.link(&file, self.now()).into());
+        }
     }
 
     async fn event_failed(

@@ -80,7 +80,7 @@ const MEDIA: Field = (
     "media",
     media,
     false,
-    "The message's files (`attachments`: type, link, caption) and `location`: only with `include.media`. A customer's files are the links Webex Connect gave icbridge.",
+    "The message's files (`attachments`) and `location`: only with `include.media`. A customer's files: `url`, `mime_type`, `caption`, as Webex Connect gave them; an expert's: `name`, `mime_type` and `url`, a signed link to icbridge's `/media/` (with `ICB_PUBLIC_URL`; valid for `ICB_MEDIA_LINK_TTL`).",
 );
 
 /// Each type's own fields, after the conversation's where it has one.
@@ -124,6 +124,7 @@ fn fields(event: EventType) -> (bool, Vec<Field>) {
         ],
         ConversationClosed => vec![
             ("closed_by", string, false, "Who closed it."),
+            ("closed_at", time, false, "When."),
             ("first_response_s", seconds, false, "Seconds from its opening to the first expert's answer (null: none)."),
             ("in_meeting_s", seconds, false, "Seconds in its meeting (null: not known)."),
             ("total_s", seconds, false, "Seconds from its opening to its close."),

@@ -42,12 +42,15 @@ pub(super) fn message_sent(
         "text": text,
     });
     if !files.is_empty() {
-        // Names and types: the files' Webex links need the bot's token, so they stay here.
-        data["media"] = files
+        // The Webex link (`webex_url`) needs the bot's token: when sent, it becomes a signed
+        // link to icbridge's `/media/`, or is left out (see `delivery::events`).
+        let attachments: Vec<_> = files
             .iter()
-            .map(|file| json!({"name": file.name, "mime_type": file.mime_type}))
-            .collect::<Vec<_>>()
-            .into();
+            .map(|file| {
+                json!({"name": file.name, "mime_type": file.mime_type, "webex_url": file.url})
+            })
+            .collect();
+        data["media"] = json!({ "attachments": attachments });
     }
     NewEvent::about_conversation(
         EventType::MessageSent,

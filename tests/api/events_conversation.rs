@@ -280,7 +280,9 @@ db_test! {
         let (plain, plain_sub) = receiver("crm", Includes::default()).await;
         let media = Includes { media: true, ..Includes::default() };
         let (full, full_sub) = receiver("emr", media).await;
-        let app = app_with(db, vec![plain_sub, full_sub]).await;
+        // With ICB_PUBLIC_URL, an expert's file is a signed link to icbridge's /media/.
+        let public_url = [("PUBLIC_URL", crate::console::PUBLIC_URL)];
+        let app = desk_app_subscribed(db, &public_url, Vec::new(), vec![plain_sub, full_sub]).await;
         customer_texts(&app, "m-1", "Hello").await;
         let file = crate::expert_files::webex_file(&app, "plan", "application/pdf", "plan.pdf", "%PDF-1.7").await;
         crate::expert_files::expert_sends(&app, "Your plan", &[file]).await;
@@ -289,7 +291,15 @@ db_test! {
         let data = the_one(&plain, "message.sent").await;
         assert!(data.get("media").is_none(), "no media unless included: {data}");
         let data = the_one(&full, "message.sent").await;
-        assert_eq!(data["media"], serde_json::json!([{"name": "plan.pdf", "mime_type": "application/pdf"}]));
+        let attachment = &data["media"]["attachments"][0];
+        assert_eq!((&attachment["name"], &attachment["mime_type"]), (&"plan.pdf".into(), &"application/pdf".into()));
+        let link = attachment["url"].as_str().unwrap();
+        let media = format!("{}/media/", crate::console::PUBLIC_URL);
+        assert!(link.starts_with(&media) && link.ends_with("/plan.pdf"), "{link}");
+        // The link is icbridge's own, and it serves the file.
+        let served = app.http.get(link.replace(crate::console::PUBLIC_URL, &app.address)).send().await.unwrap();
+        assert_eq!(served.status(), 200);
+        assert_eq!(served.bytes().await.unwrap().as_ref(), b"%PDF-1.7");
         assert!(data.get("text").is_none(), "texts are not media: {data}");
         assert!(!data.to_string().contains("/v1/contents/"), "no Webex link: {data}");
     }
