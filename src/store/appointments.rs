@@ -304,7 +304,7 @@ impl Store {
                 .execute(&mut *tx)
                 .await?;
             insert_outbox(tx, &deliveries, Some(&conversation_id), now).await?;
-            sqlx::query(
+            let closed = sqlx::query(
                 "UPDATE conversations SET state = 'closed', closed_at = $1,
                                           closed_by = 'appointment cancelled'
                  WHERE id = $2 AND state = 'open'",
@@ -312,9 +312,15 @@ impl Store {
             .bind(now)
             .bind(&conversation_id)
             .execute(&mut *tx)
-            .await?;
+            .await?
+            .rows_affected()
+                == 1;
             insert_audit(tx, &audit).await?;
-            record_events(tx, &[event], now).await?;
+            let mut events = vec![event];
+            if closed {
+                events.push(super::conversation_events::closed(tx, &conversation_id).await?);
+            }
+            record_events(tx, &events, now).await?;
             Ok(true)
         })
         .await

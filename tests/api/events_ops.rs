@@ -116,6 +116,11 @@ db_test! {
             assert_eq!(data["conversation_id"], appointment["conversationId"]);
             assert_eq!(data["customer"], MASKED);
         }
+        // The cancellation closed its conversation: that is told too, after it.
+        let closed = got(&receiver, "conversation.closed").await;
+        assert_eq!(closed.len(), 1);
+        assert_eq!(closed[0].body["data"]["closed_by"], "appointment cancelled");
+        assert_eq!(closed[0].body["data"]["conversation_id"], appointment["conversationId"]);
     }
 }
 
