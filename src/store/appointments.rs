@@ -7,7 +7,7 @@ use sqlx::AnyConnection;
 
 use super::audit::insert_audit;
 use super::conversations::{open_conversation_for, Opening};
-use super::events::{appointment_event, record_events};
+use super::events::{appointment_event, conversation_opened, meeting_created, record_events};
 use super::links::insert_links;
 use super::outbox::{insert_outbox, insert_scheduled, Scheduled};
 use super::{Store, StoreError};
@@ -176,8 +176,21 @@ impl Store {
                 .bind(&new.id)
                 .fetch_one(&mut *tx)
                 .await?;
-            let event = appointment_event(EventType::AppointmentBooked, &booked);
-            record_events(tx, &[event], new.now).await?;
+            // A booking that opens its conversation tells that first, then its meeting.
+            let desk = Some(booked.desk.as_str());
+            let mut events = Vec::new();
+            if conversation_id == new.meeting.conversation_id {
+                events.push(conversation_opened(&conversation_id, &new.meeting.key, desk));
+            }
+            events.push(meeting_created(
+                &conversation_id,
+                desk,
+                &new.meeting.meeting_id,
+                &new.meeting.links,
+                new.links_until,
+            ));
+            events.push(appointment_event(EventType::AppointmentBooked, &booked));
+            record_events(tx, &events, new.now).await?;
             Ok(Booking::Booked(booked))
         })
         .await
