@@ -180,7 +180,11 @@ impl Store {
             let desk = Some(booked.desk.as_str());
             let mut events = Vec::new();
             if conversation_id == new.meeting.conversation_id {
-                events.push(conversation_opened(&conversation_id, &new.meeting.key, desk));
+                events.push(conversation_opened(
+                    &conversation_id,
+                    &new.meeting.key,
+                    desk,
+                ));
             }
             events.push(meeting_created(
                 &conversation_id,

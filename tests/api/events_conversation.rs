@@ -318,3 +318,94 @@ db_test! {
         assert_eq!(app.transcript(stop["conversationId"].as_str().unwrap()).await.last().unwrap(), "Are you there?");
     }
 }
+
+db_test! {
+    async fn a_whole_consultation_tells_every_event_type_in_order_each_once(db) {
+        let (plain, subscription) = receiver("crm", Includes::default()).await;
+        let app = app_with(db, vec![subscription]).await;
+        // A customer writes, writes again, opens the link; an expert takes the
+        // conversation, answers, lets it go, moves it to another desk; it is closed and rated.
+        let answer = customer_texts(&app, "m-1", "Hello").await;
+        customer_texts(&app, "m-2", "A follow-up").await;
+        let guest = answer["guestUrl"].as_str().unwrap().to_string();
+        assert!(app.own_link_target(&guest).await.is_ok());
+        expert_says(&app, "t-1", "take").await;
+        expert_says(&app, "t-2", "Hello, I am your advisor").await;
+        expert_says(&app, "t-3", "release").await;
+        expert_says(&app, "t-4", "transfer pediatrics").await;
+        let first = answer["conversationId"].as_str().unwrap().to_string();
+        let closed = admin(&app, reqwest::Method::POST, &format!("/api/conversations/{first}/close")).await;
+        assert_eq!(closed.status(), 200);
+        app.worker.run_once().await.unwrap();
+        customer_texts(&app, "m-3", "5").await;
+        // A consultation is booked, reminded and cancelled.
+        let starts_at = (app.clock.now_ms() / 1000) * 1000 + 120 * 60_000;
+        let booking = serde_json::json!({
+            "channel": "sms", "customer": "+14155550123", "to": "56263", "name": "Ann",
+            "startsAt": icbridge::domain::clock::rfc3339(starts_at), "durationMinutes": 30,
+        });
+        let booked = app.http.post(format!("{}/api/appointments", app.address))
+            .bearer_auth(ADMIN_TOKEN).json(&booking).send().await.unwrap();
+        assert_eq!(booked.status(), 201);
+        let appointment: Value = booked.json().await.unwrap();
+        deliver_all(&app).await;
+        app.clock.set(starts_at - 15 * 60_000);
+        deliver_all(&app).await;
+        let id = appointment["id"].as_str().unwrap();
+        let cancelled = admin(&app, reqwest::Method::DELETE, &format!("/api/appointments/{id}")).await;
+        assert!(cancelled.status().is_success());
+        // The customer opts out and back in; then their data is erased.
+        customer_texts(&app, "m-4", "STOP").await;
+        customer_texts(&app, "m-5", "START").await;
+        deliver_all(&app).await;
+        let erased = admin(&app, reqwest::Method::POST, "/api/customers/+14155550123/erase").await;
+        assert_eq!(erased.status(), 200);
+        deliver_all(&app).await;
+
+        let received = plain.received().await;
+        let types: std::collections::BTreeSet<&str> = received.iter().map(|r| r.kind()).collect();
+        let all: std::collections::BTreeSet<&str> = icbridge::domain::events::EventType::ALL
+            .iter()
+            .map(|t| t.as_str())
+            .collect();
+        assert_eq!(types, all, "every type");
+        let ids: std::collections::HashSet<&str> = received.iter().map(|r| r.webhook_id.as_str()).collect();
+        assert_eq!(ids.len(), received.len(), "each event once");
+        let of = |conversation: &str| -> Vec<&str> {
+            received
+                .iter()
+                .filter(|r| r.body["data"]["conversation_id"] == conversation)
+                .map(|r| r.kind())
+                .collect()
+        };
+        assert_eq!(
+            of(&first),
+            [
+                "conversation.opened", "message.received", "meeting.created", "message.received",
+                "link.opened", "conversation.assigned", "message.sent", "conversation.released",
+                "conversation.transferred", "conversation.closed", "rating.received",
+            ]
+        );
+        assert_eq!(
+            of(appointment["conversationId"].as_str().unwrap()),
+            [
+                "conversation.opened", "meeting.created", "appointment.booked",
+                "appointment.reminded", "appointment.cancelled", "conversation.closed",
+            ]
+        );
+        let about_the_customer: Vec<&str> = received
+            .iter()
+            .filter(|r| r.kind().starts_with("customer."))
+            .map(|r| r.kind())
+            .collect();
+        assert_eq!(about_the_customer, ["customer.opted_out", "customer.opted_in", "customer.erased"]);
+        // Nothing personal left icbridge for a subscription that did not ask.
+        for event in &received {
+            let text = event.body.to_string();
+            assert!(!text.contains("14155550123"), "{text}");
+            for said in ["Hello", "A follow-up", "advisor"] {
+                assert!(!text.contains(said), "{text}");
+            }
+        }
+    }
+}
