@@ -11,6 +11,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crate::delivery::schedule;
+use crate::domain::clock::Clock;
 use crate::domain::events::{render, EventType, StoredEvent, Subscription};
 use crate::domain::OutboxRow;
 use crate::store::Outcome;
@@ -157,7 +158,10 @@ impl OutboxWorker {
                 }
             }
         };
-        let timestamp_s = now / 1000;
+        // The attempt's real time, not the service's clock (which the sandbox and the tests
+        // move): receivers compare it with their own clock (±5 minutes in the Standard
+        // Webhooks libraries) to refuse replays.
+        let timestamp_s = Clock::system().now_ms() / 1000;
         let signed = SignedEvent {
             webhook_id: event.webhook_id(),
             timestamp_s,
