@@ -14,7 +14,9 @@ CREATE TABLE events (
 );
 CREATE INDEX events_by_time ON events (occurred_at);
 CREATE INDEX events_by_conversation ON events (conversation_id) WHERE conversation_id IS NOT NULL;
-CREATE INDEX events_by_customer ON events (customer) WHERE customer IS NOT NULL;
+-- Events about a conversation are found (erased) by it; only those about a customer alone
+-- (opt-outs) by the customer: one index fewer for every message.
+CREATE INDEX events_by_customer ON events (customer) WHERE conversation_id IS NULL;
 
 -- An event's delivery to one subscription is an outbox row (`kind = 'event'`,
 -- `event_id`). Its `lane` (subscription and conversation) orders it as a conversation

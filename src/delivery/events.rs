@@ -120,23 +120,10 @@ impl OutboxWorker {
                 }
             }
         }
-        let event = match row.event_id {
-            Some(id) => self.parts.store.event(id).await,
-            None => Ok(None),
-        };
-        let event = match event {
-            Ok(Some(event)) => event,
-            Ok(None) => {
-                return Outcome::Cancelled {
-                    reason: "its event was erased or is past the retention".into(),
-                }
-            }
-            Err(error) => {
-                return Outcome::Postponed {
-                    next_attempt_at: now + 1000,
-                    reason: Some(format!("could not read the event: {error}")),
-                }
-            }
+        let Some(event) = row.event() else {
+            return Outcome::Cancelled {
+                reason: "its event was erased or is past the retention".into(),
+            };
         };
         // A row never tried before (no attempt, no wait recorded) is the event's emission to
         // this subscription.

@@ -29,8 +29,26 @@ pub struct OutboxRow {
     /// What orders rows that belong to no conversation's order: an event's subscription
     /// and conversation.
     pub lane: Option<String>,
-    /// The event an event delivery sends.
+    /// The event an event delivery sends, read with the row (`None` once it is erased or
+    /// past the retention).
     pub event_id: Option<i64>,
+    pub event_type: Option<String>,
+    pub event_at: Option<i64>,
+    pub event_conversation_id: Option<String>,
+    pub event_data: Option<String>,
+}
+
+impl OutboxRow {
+    /// The event an event delivery sends, as read with it.
+    pub fn event(&self) -> Option<crate::domain::events::StoredEvent> {
+        Some(crate::domain::events::StoredEvent {
+            id: self.event_id?,
+            kind: self.event_type.clone()?,
+            occurred_at: self.event_at?,
+            conversation_id: self.event_conversation_id.clone(),
+            data: self.event_data.clone()?,
+        })
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -222,16 +222,6 @@ impl Store {
         .await
     }
 
-    /// One stored event.
-    pub async fn event(&self, id: i64) -> Result<Option<StoredEvent>, StoreError> {
-        Ok(sqlx::query_as(
-            "SELECT id, type, occurred_at, conversation_id, data FROM events WHERE id = $1",
-        )
-        .bind(id)
-        .fetch_optional(&self.reader)
-        .await?)
-    }
-
     /// Stored events in the order they happened, a page at a time.
     pub async fn events(&self, query: &EventQuery) -> Result<Vec<StoredEvent>, StoreError> {
         let types =
@@ -374,25 +364,45 @@ pub(super) async fn messages_received(
         .await?
         .into_iter()
         .map(|m| {
-            let mut data = serde_json::json!({
-                "message_id": m.id,
-                "direction": "inbound",
-                "author": "customer",
-                "channel": m.channel,
-                "text": m.body,
-            });
-            if let Some(media) = m.media.as_deref() {
-                data["media"] = serde_json::from_str(media).unwrap_or_default();
-            }
-            NewEvent::about_conversation(
-                EventType::MessageReceived,
+            message_received(
+                m.id,
                 &m.conversation_id,
                 m.desk.as_deref(),
-                Some(&m.customer),
-                data,
+                (&m.channel, &m.customer),
+                &m.body,
+                m.media.as_deref(),
             )
         })
         .collect())
+}
+
+/// `message.received` for customer message `message_row` (channel and customer address as
+/// stored), now in its conversation.
+pub(super) fn message_received(
+    message_row: i64,
+    conversation_id: &str,
+    desk: Option<&str>,
+    (channel, customer): (&str, &str),
+    text: &str,
+    media: Option<&str>,
+) -> NewEvent {
+    let mut data = serde_json::json!({
+        "message_id": message_row,
+        "direction": "inbound",
+        "author": "customer",
+        "channel": channel,
+        "text": text,
+    });
+    if let Some(media) = media {
+        data["media"] = serde_json::from_str(media).unwrap_or_default();
+    }
+    NewEvent::about_conversation(
+        EventType::MessageReceived,
+        conversation_id,
+        desk,
+        Some(customer),
+        data,
+    )
 }
 
 /// Of `message_rows`, those not attached to a conversation yet.
@@ -504,8 +514,9 @@ pub(super) async fn erase_customer_events(
     .bind(&forms[1])
     .fetch_all(&mut *tx)
     .await?;
-    let theirs = "SELECT id FROM events WHERE customer IN ($1, $2) OR conversation_id IN
-                      (SELECT id FROM conversations WHERE customer IN ($1, $2))";
+    let theirs = "SELECT id FROM events
+                  WHERE (conversation_id IS NULL AND customer IN ($1, $2))
+                     OR conversation_id IN (SELECT id FROM conversations WHERE customer IN ($1, $2))";
     sqlx::query(&format!("DELETE FROM outbox WHERE event_id IN ({theirs})"))
         .bind(&forms[0])
         .bind(&forms[1])

@@ -134,13 +134,25 @@ async fn record(
         .collect();
     let inserted = insert_messages(tx, &jobs, &answers).await?;
     release_held(tx, &jobs, &inserted).await?;
-    // Messages stored with their conversation's live meeting are in it from now on.
-    let attached: Vec<i64> = inserted
+    // Messages stored with their conversation's live meeting are in it from now on (their
+    // event built from what was just written, not read back).
+    let received: Vec<_> = jobs
         .iter()
         .zip(&answers)
-        .filter_map(|(row, answer)| answer.as_ref().and(*row))
+        .zip(&inserted)
+        .filter_map(|((job, answer), row)| {
+            let (answer, row) = (answer.as_ref()?, (*row)?);
+            let (key, message) = (&job.message.key, &job.message);
+            Some(super::events::message_received(
+                row,
+                &answer.conversation_id,
+                answer.desk.as_deref(),
+                (key.channel.as_str(), key.customer.as_str()),
+                &message.text,
+                message.media.to_stored().as_deref(),
+            ))
+        })
         .collect();
-    let received = super::events::messages_received(tx, &attached).await?;
     let now = jobs.iter().map(|job| job.now).max().unwrap_or(0);
     super::events::record_events(tx, &received, now).await?;
     let mut deliveries = Vec::new();

@@ -15,7 +15,7 @@ use crate::domain::OutboxEntry;
 const STATE: &str = "(CASE WHEN held = 1 THEN 'held' ELSE state END)";
 
 /// Read with the row, its conversation's thread: the worker needs it for every message
-/// it places in a thread.
+/// it places in a thread; and for an event's delivery, the event (one read fewer each).
 const COLUMNS: &str = "id, kind, conversation_id, payload, \
                        (CASE WHEN held = 1 THEN 'held' ELSE state END) AS state, attempts, next_attempt_at, \
                        last_error, upstream_id, created_at, \
@@ -28,7 +28,11 @@ const COLUMNS: &str = "id, kind, conversation_id, payload, \
                          AND o.customer = COALESCE(outbox.recipient, c.customer) \
                          AND o.business = c.business \
                         WHERE c.id = outbox.conversation_id) AS customer_opted_out, \
-                       recipient, lane, event_id";
+                       recipient, lane, event_id, \
+                       (SELECT e.type FROM events e WHERE e.id = outbox.event_id) AS event_type, \
+                       (SELECT e.occurred_at FROM events e WHERE e.id = outbox.event_id) AS event_at, \
+                       (SELECT e.conversation_id FROM events e WHERE e.id = outbox.event_id) AS event_conversation_id, \
+                       (SELECT e.data FROM events e WHERE e.id = outbox.event_id) AS event_data";
 
 /// The PostgreSQL advisory lock outbox claims take turns on (see
 /// [`Store::claim_due_outbox`]).

@@ -829,7 +829,7 @@ async fn measure(
     // Events (`--events`): one delivery per stored event, each received once.
     let stored_events = count(&db, "SELECT COUNT(*) FROM events").await?;
     let event_rows = count(&db, "SELECT COUNT(*) FROM outbox WHERE kind = 'event'").await?;
-    wait_until(Duration::from_secs(30), || {
+    wait_until(Duration::from_secs(120), || {
         stand_ins.event_posts.load(Ordering::Relaxed) >= event_rows
     })
     .await;
