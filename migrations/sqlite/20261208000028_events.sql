@@ -39,3 +39,20 @@ CREATE TABLE event_subscriptions (
     disabled_at INTEGER,
     reason      TEXT
 );
+
+-- An event is queued for every enabled subscription that takes its type and desk as it is
+-- stored, in the same statement (and so the same transaction): one outbox row per
+-- subscription, in the lane of its subscription and conversation (`customers` for events
+-- about a customer alone, which share one lane per subscription and carry no number).
+CREATE TRIGGER events_queue AFTER INSERT ON events
+BEGIN
+    INSERT INTO outbox (kind, payload, next_attempt_at, created_at, lane, event_id)
+    SELECT 'event', '{"subscription":"' || s.name || '"}', NEW.occurred_at, NEW.occurred_at,
+           s.name || ':' || COALESCE(NEW.conversation_id, 'customers'), NEW.id
+    FROM event_subscriptions s
+    WHERE s.disabled_at IS NULL
+      AND (s.types IS NULL OR s.types LIKE '%,' || NEW.type || ',%')
+      AND (s.desks IS NULL OR NEW.conversation_id IS NULL
+           OR s.desks LIKE '%,' || COALESCE(NEW.desk, 'default') || ',%')
+    ORDER BY s.name;
+END;

@@ -21,9 +21,9 @@ pub fn event_payload(subscription: &str) -> String {
     serde_json::json!({ "subscription": subscription }).to_string()
 }
 
-/// Stores `events` and queues each for every enabled subscription that takes its type and
-/// desk, in the caller's transaction: an event is as durable as what caused it. Each
-/// delivery's lane is its subscription and conversation, so that a
+/// Stores `events` and (by the table's trigger) queues each for every enabled subscription
+/// that takes its type and desk, in the caller's transaction: an event is as durable as what
+/// caused it. Each delivery's lane is its subscription and conversation, so that a
 /// receiver's events arrive in order and a receiver that is down holds back no one else.
 pub(super) async fn record_events(
     tx: &mut AnyConnection,
@@ -33,12 +33,14 @@ pub(super) async fn record_events(
     if events.is_empty() {
         return Ok(());
     }
+    // The deliveries are queued by the table's trigger (`events_queue`, migration
+    // 20261208000028), row by row in this statement: one statement for the whole batch.
     let sql = format!(
         "INSERT INTO events (type, occurred_at, conversation_id, customer, desk, data)
-         VALUES {} RETURNING id",
+         VALUES {}",
         rows_of_placeholders(events.len(), 6, 1)
     );
-    let mut insert = sqlx::query_scalar::<_, i64>(&sql);
+    let mut insert = sqlx::query(&sql);
     for event in events {
         insert = insert
             .bind(event.kind.as_str())
@@ -48,42 +50,7 @@ pub(super) async fn record_events(
             .bind(&event.desk)
             .bind(serde_json::Value::Object(event.data.clone()).to_string());
     }
-    let mut ids = insert.fetch_all(&mut *tx).await?;
-    // Ids are handed out in the order of the rows.
-    ids.sort_unstable();
-    let sql = format!(
-        "INSERT INTO outbox (kind, payload, next_attempt_at, created_at, lane, event_id)
-         SELECT '{EVENT_KIND}', '{{\"subscription\":\"' || s.name || '\"}}', $1, $1,
-                s.name || ':' || v.column2, v.column1
-         FROM (VALUES {}) AS v
-         JOIN event_subscriptions s
-           ON s.disabled_at IS NULL
-          AND (s.types IS NULL OR s.types LIKE '%,' || v.column3 || ',%')
-          AND (s.desks IS NULL OR v.column4 IS NULL OR s.desks LIKE '%,' || v.column4 || ',%')
-         ORDER BY v.column1, s.name",
-        rows_of_placeholders(events.len(), 4, 2)
-    );
-    let mut queue = sqlx::query(&sql).bind(now);
-    for (event, id) in events.iter().zip(ids) {
-        // Events about a customer (opt-outs, erasures) share one lane per subscription:
-        // they are rare, stay in order, and no number is written into the outbox.
-        let lane = event
-            .conversation_id
-            .clone()
-            .unwrap_or_else(|| CUSTOMERS_LANE.to_string());
-        let desk = event.has_desk.then(|| {
-            event
-                .desk
-                .as_deref()
-                .unwrap_or(crate::domain::events::DEFAULT_DESK)
-        });
-        queue = queue
-            .bind(id)
-            .bind(lane)
-            .bind(event.kind.as_str())
-            .bind(desk);
-    }
-    queue.execute(tx).await?;
+    insert.execute(tx).await?;
     Ok(())
 }
 
