@@ -5,6 +5,7 @@ pub mod appointments;
 pub mod connect_webhook;
 pub mod console;
 mod event_docs;
+pub mod events;
 pub mod health;
 pub mod html;
 pub mod inbound;

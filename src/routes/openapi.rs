@@ -7,7 +7,7 @@ use actix_web::HttpResponse;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{admin, appointments, connect_webhook, console, health, links, webex_webhook};
+use super::{admin, appointments, connect_webhook, console, events, health, links, webex_webhook};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -36,7 +36,7 @@ use super::{admin, appointments, connect_webhook, console, health, links, webex_
         appointments::list,
         appointments::cancel,
         admin::list_ratings,
-        admin::list_events,
+        events::list_events,
         links::visit,
         console::console,
         console::login,

@@ -23,6 +23,7 @@ pub use sections::{
 use crate::desks::DeskConfig;
 use crate::domain::ExpertTarget;
 pub use events::EventSettings;
+use events::SubscriptionEntry;
 use vars::{read_file, FileParts, Vars, KNOWN_KEYS, PREFIX};
 
 #[derive(Debug, thiserror::Error)]
@@ -88,6 +89,7 @@ impl Settings {
             mut vars,
             desks,
             subscriptions,
+            shown,
         } = match config_file {
             Some(path) => read_file(path)?,
             None => FileParts::default(),
@@ -108,6 +110,17 @@ impl Settings {
             vars.insert(key.to_string(), value);
         }
         let mut settings = Self::from_vars(&vars)?;
+        let subscriptions: Vec<SubscriptionEntry> = match subscriptions {
+            None => Vec::new(),
+            Some(entries) => {
+                entries
+                    .try_into()
+                    .map_err(|e: toml::de::Error| ConfigError::Subscriptions {
+                        path: shown,
+                        reason: e.message().to_string(),
+                    })?
+            }
+        };
         settings.events = EventSettings::read(&Vars(&vars), &subscriptions)?;
         settings.warnings.extend(warnings);
         settings.desks = desks;

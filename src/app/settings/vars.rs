@@ -7,7 +7,6 @@ use std::time::Duration;
 use secrecy::SecretString;
 use url::Url;
 
-use super::events::SubscriptionEntry;
 use super::ConfigError;
 use crate::desks::DeskConfig;
 
@@ -103,7 +102,10 @@ pub(super) fn invalid(key: &'static str, value: &str, expected: &str) -> ConfigE
 pub(super) struct FileParts {
     pub vars: BTreeMap<String, String>,
     pub desks: Vec<DeskConfig>,
-    pub subscriptions: Vec<SubscriptionEntry>,
+    /// The `[[event_subscription]]` entries, as written (read by `events`).
+    pub subscriptions: Option<toml::Value>,
+    /// The file, as errors name it.
+    pub shown: String,
 }
 
 /// The settings of a TOML file, and its entries.
@@ -126,17 +128,7 @@ pub(super) fn read_file(path: &Path) -> Result<FileParts, ConfigError> {
                 reason: e.message().to_string(),
             })?,
     };
-    let subscriptions = match table.remove("event_subscription") {
-        None => Vec::new(),
-        Some(entries) => {
-            entries
-                .try_into()
-                .map_err(|e: toml::de::Error| ConfigError::Subscriptions {
-                    path: shown.clone(),
-                    reason: e.message().to_string(),
-                })?
-        }
-    };
+    let subscriptions = table.remove("event_subscription");
     let mut vars = BTreeMap::new();
     for (key, value) in table {
         let upper = key.to_ascii_uppercase();
@@ -156,6 +148,7 @@ pub(super) fn read_file(path: &Path) -> Result<FileParts, ConfigError> {
         vars,
         desks,
         subscriptions,
+        shown,
     })
 }
 

@@ -134,6 +134,7 @@ impl Routes {
             .configure(routes::extractor_errors)
             .configure(routes::admin::configure)
             .configure(routes::appointments::configure)
+            .configure(routes::events::configure)
             .service(web::resource("/openapi.json").route(routes::get().to(openapi::document)))
             .service(web::resource("/healthz").route(routes::get().to(health::healthz)))
             .app_data(self.unknown_codes.clone())
