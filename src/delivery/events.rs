@@ -165,6 +165,7 @@ impl OutboxWorker {
                     upstream_id: signed.webhook_id,
                     at: now,
                     opens_thread: false,
+                    scheduled: false,
                 }
             }
             Err(error) => self.event_failed(row, &name, events, &error).await,

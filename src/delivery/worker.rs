@@ -345,6 +345,7 @@ impl OutboxWorker {
                     upstream_id,
                     at: self.now(),
                     opens_thread: row.kind == Purpose::EXPERT_NOTIFICATION,
+                    scheduled: row.scheduled == 1,
                 }
             }
             Err(Failure::Upstream(error)) => match self.parts.pauses.note(&error).await {

@@ -32,6 +32,8 @@ pub struct OutboxRow {
     /// The event an event delivery sends, read with the row (`None` once it is erased or
     /// past the retention).
     pub event_id: Option<i64>,
+    /// 1 for a delivery due at a later time (an appointment's reminder).
+    pub scheduled: i64,
     pub event_type: Option<String>,
     pub event_at: Option<i64>,
     pub event_conversation_id: Option<String>,

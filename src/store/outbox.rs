@@ -28,7 +28,7 @@ const COLUMNS: &str = "id, kind, conversation_id, payload, \
                          AND o.customer = COALESCE(outbox.recipient, c.customer) \
                          AND o.business = c.business \
                         WHERE c.id = outbox.conversation_id) AS customer_opted_out, \
-                       recipient, lane, event_id, \
+                       recipient, lane, event_id, CAST(scheduled AS BIGINT) AS scheduled, \
                        (SELECT e.type FROM events e WHERE e.id = outbox.event_id) AS event_type, \
                        (SELECT e.occurred_at FROM events e WHERE e.id = outbox.event_id) AS event_at, \
                        (SELECT e.conversation_id FROM events e WHERE e.id = outbox.event_id) AS event_conversation_id, \
@@ -56,6 +56,8 @@ pub enum Outcome {
         upstream_id: String,
         at: i64,
         opens_thread: bool,
+        /// A scheduled delivery (an appointment's reminder): its sending is an event.
+        scheduled: bool,
     },
     /// Failed; pending again, due at `next_attempt_at`.
     RetryAt { error: String, next_attempt_at: i64 },
@@ -135,19 +137,27 @@ async fn open_threads(tx: &mut AnyConnection, opened: &[(i64, String)]) -> Resul
     Ok(())
 }
 
+/// Sent rows recorded by one statement at most (see `settle`).
+const SENT_PER_STATEMENT: usize = 64;
+
 /// Writes back what became of claimed rows.
 async fn settle(tx: &mut AnyConnection, settlements: Vec<Settlement>) -> Result<(), StoreError> {
     let mut sent = Vec::new();
     let mut threads = Vec::new();
+    let mut scheduled_sent = Vec::new();
     for Settlement { id, outcome } in settlements {
         let query = match outcome {
             Outcome::Sent {
                 upstream_id,
                 at,
                 opens_thread,
+                scheduled,
             } => {
                 if opens_thread {
                     threads.push((id, upstream_id.clone()));
+                }
+                if scheduled {
+                    scheduled_sent.push(id);
                 }
                 sent.push((id, upstream_id, at));
                 continue;
@@ -198,22 +208,25 @@ async fn settle(tx: &mut AnyConnection, settlements: Vec<Settlement>) -> Result<
     if sent.is_empty() {
         return Ok(());
     }
-    // What was sent, most of a round, in one statement.
-    let sql = format!(
-        "UPDATE outbox SET state = 'sent', upstream_id = v.column2, sent_at = v.column3,
-                           leased_until = NULL, last_error = NULL
-         FROM (VALUES {}) AS v WHERE outbox.id = v.column1",
-        rows_of_placeholders(sent.len(), 3, 1)
-    );
-    let mut query = sqlx::query(&sql);
+    // What was sent, most of a round, in few statements: of at most `SENT_PER_STATEMENT`
+    // rows, since binding a statement's parameters costs SQLite (through sqlx) time that
+    // grows with the square of their number.
     let sent_at = sent.iter().map(|(_, _, at)| *at).max().unwrap_or(0);
-    let sent_rows: Vec<i64> = sent.iter().map(|(id, _, _)| *id).collect();
-    for (id, upstream_id, at) in sent {
-        query = query.bind(id).bind(upstream_id).bind(at);
+    for chunk in sent.chunks(SENT_PER_STATEMENT) {
+        let sql = format!(
+            "UPDATE outbox SET state = 'sent', upstream_id = v.column2, sent_at = v.column3,
+                               leased_until = NULL, last_error = NULL
+             FROM (VALUES {}) AS v WHERE outbox.id = v.column1",
+            rows_of_placeholders(chunk.len(), 3, 1)
+        );
+        let mut query = sqlx::query(&sql);
+        for (id, upstream_id, at) in chunk {
+            query = query.bind(*id).bind(upstream_id).bind(*at);
+        }
+        query.execute(&mut *tx).await?;
     }
-    query.execute(&mut *tx).await?;
     // A reminder sent is `appointment.reminded`, recorded as it is settled.
-    let reminded = super::events::reminders_sent(tx, &sent_rows).await?;
+    let reminded = super::events::reminders_sent(tx, &scheduled_sent).await?;
     super::events::record_events(tx, &reminded, sent_at).await?;
     Ok(())
 }
