@@ -21,7 +21,8 @@ pub fn event_payload(subscription: &str) -> String {
     serde_json::json!({ "subscription": subscription }).to_string()
 }
 
-/// Stores `events` and (by the table's trigger) queues each for every enabled subscription
+/// Stores `events` (while any subscription is configured, enabled or not) and (by the
+/// table's trigger) queues each for every enabled subscription
 /// that takes its type and desk, in the caller's transaction: an event is as durable as what
 /// caused it. Each delivery's lane is its subscription and conversation, so that a
 /// receiver's events arrive in order and a receiver that is down holds back no one else.
@@ -35,9 +36,13 @@ pub(super) async fn record_events(
     }
     // The deliveries are queued by the table's trigger (`events_queue`, migration
     // 20261208000028), row by row in this statement: one statement for the whole batch.
+    // Without any subscription nothing is stored: no one would receive it, and a message's
+    // text would be kept twice for nothing.
     let sql = format!(
         "INSERT INTO events (type, occurred_at, conversation_id, customer, desk, data)
-         VALUES {}",
+         SELECT v.column1, v.column2, v.column3, v.column4, v.column5, v.column6
+         FROM (VALUES {}) AS v
+         WHERE EXISTS (SELECT 1 FROM event_subscriptions)",
         rows_of_placeholders(events.len(), 6, 1)
     );
     let mut insert = sqlx::query(&sql);

@@ -191,7 +191,10 @@ db_test! {
 
 db_test! {
     async fn retention_deletes_the_events_that_occurred_before_it(db) {
-        let app = ops_app(db, Vec::new()).await;
+        // Events are kept while a subscription is configured.
+        let receiver = Receiver::start().await;
+        receiver.accept().await;
+        let app = ops_app(db, vec![receiver.subscription("crm")]).await;
         app.post_signed(&fixture("connect-sms-mo.json")).await;
         let old = types_of(&events_api(&app, "").await).len() as u64;
         assert!(old >= 3);
