@@ -23,10 +23,10 @@
 //!   (customers' messages, meeting claims, new meetings) are gathered into one write with
 //!   one statement per step for all of them ([`placeholders`] writes their `VALUES` rows).
 //!
-//! The figures they serve are in `bench/RESULTS.md`: the table at its top (the last run,
-//! with events stored: on SQLite, follow-ups at 10–14% of `/healthz`, p99 3.8–5.6 ms at
-//! 1,000 req/s, new conversations 2,000–2,250/s, the burst answered in about 0.6 s; with
-//! one event subscription, below the floors, see its "With one event subscription"). Its "What made the
+//! The figures they serve are in `bench/RESULTS.md`: the table at its top (the last run:
+//! on SQLite, follow-ups at about 15% of `/healthz`, p99 under 3 ms at 1,000 req/s, new
+//! conversations just over 2,300/s, the burst answered in about 0.55 s; with one event
+//! subscription, follow-ups below their floor: its "With one event subscription"). Its "What made the
 //! difference" tells what batching bought ("Fewer statements per new meeting": new
 //! conversations 1.9–2.2k/s → 2.7–3.0k/s, the burst 0.67 s → 0.53–0.57 s), its fifteenth
 //! session's step 3 what the claims' batch bought, and that the meeting floors are met
