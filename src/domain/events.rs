@@ -19,6 +19,9 @@ use sha2::Sha256;
 
 use super::mask_digits;
 
+/// The outbox `kind` of an event's delivery to one subscription.
+pub const DELIVERY_KIND: &str = "event";
+
 /// What happened. The names are the `type` of the body, and what subscriptions filter on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum EventType {

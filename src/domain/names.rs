@@ -48,8 +48,8 @@ pub enum AppointmentState {
     Cancelled,
 }
 
-/// A kind of delivery: `expert_notification`, `expert_notice`, `customer_reply` or
-/// `opt_out_reply`.
+/// A kind of delivery: `expert_notification`, `expert_notice`, `customer_reply`,
+/// `opt_out_reply` or `event` (an event for one subscription).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ToSchema)]
 #[schema(rename_all = "snake_case")]
 pub enum DeliveryKind {
@@ -57,14 +57,16 @@ pub enum DeliveryKind {
     ExpertNotice,
     CustomerReply,
     OptOutReply,
+    Event,
 }
 
 impl DeliveryKind {
-    pub const ALL: [DeliveryKind; 4] = [
+    pub const ALL: [DeliveryKind; 5] = [
         DeliveryKind::ExpertNotification,
         DeliveryKind::ExpertNotice,
         DeliveryKind::CustomerReply,
         DeliveryKind::OptOutReply,
+        DeliveryKind::Event,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -73,6 +75,7 @@ impl DeliveryKind {
             DeliveryKind::ExpertNotice => Purpose::EXPERT_NOTICE,
             DeliveryKind::CustomerReply => Purpose::CUSTOMER_REPLY,
             DeliveryKind::OptOutReply => Purpose::OPT_OUT_REPLY,
+            DeliveryKind::Event => crate::domain::events::DELIVERY_KIND,
         }
     }
 }

@@ -139,7 +139,7 @@ impl<'de> Deserialize<'de> for DeliveryKind {
         parse(
             deserializer,
             "kind",
-            "`expert_notification`, `expert_notice`, `customer_reply` or `opt_out_reply`",
+            "`expert_notification`, `expert_notice`, `customer_reply`, `opt_out_reply` or `event`",
             |raw| Self::ALL.into_iter().find(|kind| kind.as_str() == raw),
         )
     }

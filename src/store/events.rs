@@ -9,7 +9,7 @@ use super::{Store, StoreError};
 use crate::domain::events::{EventType, NewEvent, StoredEvent, Subscription};
 
 /// The outbox `kind` of an event's delivery.
-pub const EVENT_KIND: &str = "event";
+pub const EVENT_KIND: &str = crate::domain::events::DELIVERY_KIND;
 
 /// The lane (after the subscription's name) of events about a customer rather than a
 /// conversation.

@@ -428,3 +428,28 @@ db_test! {
     assert_eq!(app.stored().count("events").await, 0);
 }
 }
+
+db_test! {
+    async fn the_admin_api_lists_event_deliveries_as_their_own_kind(db) {
+    let receiver = Receiver::start().await;
+    receiver.accept().await;
+    let app = app_with(db, vec![receiver.subscription("crm")]).await;
+    app.post_signed(&fixture("connect-sms-mo.json")).await;
+    deliver_all(&app).await;
+    let response = admin(&app, reqwest::Method::GET, "/api/outbox").await;
+    assert_eq!(response.status(), 200);
+    let listed: Value = response.json().await.unwrap();
+    let rows: Vec<&Value> = listed["outbox"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|row| row["kind"] != "expert_notification")
+        .collect();
+    assert_eq!(rows.len(), 3, "{listed}");
+    for row in rows {
+        assert_eq!(row["kind"], "event");
+        assert_eq!(row["state"], "sent");
+        assert!(row["upstreamId"].as_str().unwrap().starts_with("evt_"), "{row}");
+    }
+}
+}
