@@ -100,8 +100,20 @@ impl OutboxWorker {
             .into_iter()
             .map(|chain| self.deliver_in_order(chain));
         let settled: Vec<Settlement> = join_all(chains).await.into_iter().flatten().collect();
-        self.parts.store.settle_outbox(&settled).await?;
+        self.settle(&settled).await?;
         Ok(count)
+    }
+
+    /// Records what became of the rows sent, and counts the deliveries sent (once
+    /// recorded: a count that says so is one the row says too).
+    async fn settle(&self, settled: &[Settlement]) -> Result<(), StoreError> {
+        self.parts.store.settle_outbox(settled).await?;
+        let sent = settled
+            .iter()
+            .filter(|s| !s.event && matches!(s.outcome, Outcome::Sent { .. }))
+            .count();
+        self.parts.metrics.rows_sent(sent as u64);
+        Ok(())
     }
 
     /// Runs until `stop` turns true, then finishes what it is sending. The same steps as
@@ -219,7 +231,7 @@ impl OutboxWorker {
                     {
                         pauses.works_again(upstream).await?;
                     }
-                    self.parts.store.settle_outbox(&settled).await?;
+                    self.settle(&settled).await?;
                 }
                 // The broker is called by requests, which find out themselves.
                 Upstream::InstantConnect | Upstream::Receiver => {}
@@ -282,6 +294,7 @@ impl OutboxWorker {
                         next_attempt_at: self.now(),
                         reason,
                     },
+                    event: row.kind == EVENT_KIND,
                 });
                 continue;
             }
@@ -305,6 +318,7 @@ impl OutboxWorker {
             settled.push(Settlement {
                 id: row.id,
                 outcome,
+                event: row.kind == EVENT_KIND,
             });
         }
         settled
@@ -524,11 +538,7 @@ impl Sending {
                 }
             }
         }
-        self.worker
-            .parts
-            .store
-            .settle_outbox(&self.unrecorded)
-            .await?;
+        self.worker.settle(&self.unrecorded).await?;
         Ok(std::mem::take(&mut self.unrecorded).len())
     }
 }

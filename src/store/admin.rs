@@ -45,16 +45,28 @@ impl Store {
         state: Option<&str>,
         limit: i64,
     ) -> Result<Vec<Conversation>, StoreError> {
-        conversations(
-            sqlx::query_as(&format!(
-                "{SELECT} WHERE ($1 IS NULL OR c.state = $2) ORDER BY c.created_at DESC, c.id LIMIT $3"
-            ))
-            .bind(state)
-            .bind(state)
-            .bind(limit)
-            .fetch_all(&self.reader)
-            .await?,
-        )
+        // Two statements, so that each reads its index from the newest end and stops at
+        // the limit (`$1 IS NULL OR state = $1` would read every conversation).
+        let rows = match state {
+            Some(state) => {
+                sqlx::query_as(&format!(
+                    "{SELECT} WHERE c.state = $1 ORDER BY c.created_at DESC, c.id LIMIT $2"
+                ))
+                .bind(state)
+                .bind(limit)
+                .fetch_all(&self.reader)
+                .await?
+            }
+            None => {
+                sqlx::query_as(&format!(
+                    "{SELECT} ORDER BY c.created_at DESC, c.id LIMIT $1"
+                ))
+                .bind(limit)
+                .fetch_all(&self.reader)
+                .await?
+            }
+        };
+        conversations(rows)
     }
 
     /// A conversation's messages, customer's and experts', in the order they arrived.

@@ -11,6 +11,10 @@ use super::{Store, StoreError, ERASED};
 
 /// The conversations of a customer (`$1`, `$2`: their number's SMS and WhatsApp forms).
 const CONVERSATIONS_OF: &str = "SELECT id FROM conversations WHERE customer IN ($1, $2)";
+/// A customer's messages: those of their conversations, and those stored before there
+/// were conversations (by number: a message's number is its conversation's).
+const MESSAGES_OF: &str = "((conversation_id IS NULL AND customer IN ($1, $2))
+                               OR conversation_id IN (SELECT id FROM conversations WHERE customer IN ($1, $2)))";
 /// The deliveries about a customer: those of their conversations, and those sent to their
 /// number from any other (an `add guest` invitation).
 const DELIVERIES_OF: &str =
@@ -51,9 +55,7 @@ impl Store {
             messages: sqlx::query_as(&format!(
                 "SELECT conversation_id, channel, business, author, author_email, body, media,
                         received_at
-                 FROM messages
-                 WHERE customer IN ($1, $2) OR conversation_id IN ({CONVERSATIONS_OF})
-                 ORDER BY id"
+                 FROM messages WHERE {MESSAGES_OF} ORDER BY id"
             ))
             .bind(sms)
             .bind(whatsapp)
@@ -110,7 +112,6 @@ impl Store {
         let cancel_reason = cancel_reason.to_string();
         let mut erasure = self
             .write(async move |tx| {
-                let in_conversations = format!("conversation_id IN ({CONVERSATIONS_OF})");
                 // Their events go, before their conversations lose the number; what is
                 // left is that they were erased.
                 let erased = erase_customer_events(tx, &[sms.clone(), whatsapp.clone()]).await?;
@@ -125,17 +126,14 @@ impl Store {
                 .execute(&mut *tx)
                 .await?
                 .rows_affected();
-                // Receipts of their deliveries, and receipts matched to no delivery that
-                // name their number (the whole table is read: erasing is rare).
+                // Receipts of their deliveries (one matched to no delivery keeps no body).
                 let receipts = sqlx::query(&format!(
                     "UPDATE delivery_receipts SET payload = '{{}}', transid = NULL
                      WHERE payload != '{{}}'
-                       AND (outbox_id IN (SELECT id FROM outbox WHERE {DELIVERIES_OF})
-                            OR (outbox_id IS NULL AND payload LIKE $3))"
+                       AND outbox_id IN (SELECT id FROM outbox WHERE {DELIVERIES_OF})"
                 ))
                 .bind(&sms)
                 .bind(&whatsapp)
-                .bind(format!("%{whatsapp}%"))
                 .execute(&mut *tx)
                 .await?
                 .rows_affected();
@@ -153,7 +151,7 @@ impl Store {
                 let messages = sqlx::query(&format!(
                     "UPDATE messages SET body = '', media = NULL, author_email = NULL,
                                          customer = $3, external_id = NULL
-                     WHERE customer IN ($1, $2) OR {in_conversations}"
+                     WHERE {MESSAGES_OF}"
                 ))
                 .bind(&sms)
                 .bind(&whatsapp)

@@ -141,16 +141,17 @@ impl Store {
                     let cancelled = sqlx::query(
                         "UPDATE outbox SET state = 'cancelled', held = 0, leased_until = NULL,
                                            last_error = $1
-                         WHERE state = 'pending' AND kind = 'customer_reply' AND (
-                             -- To this number, in any conversation of the business
-                             -- (an invitation from another customer's too) ...
-                             recipient = $3 AND conversation_id IN (
-                                 SELECT id FROM conversations
-                                 WHERE channel = $2 AND business = $4)
-                             -- ... and rows queued before recipients were kept.
-                             OR recipient IS NULL AND conversation_id IN (
-                                 SELECT id FROM conversations
-                                 WHERE channel = $2 AND customer = $3 AND business = $4))",
+                         WHERE state = 'pending' AND kind = 'customer_reply' AND EXISTS (
+                             -- (Each pending row's conversation looked up: the pending
+                             -- rows are few, a business's conversations are not.)
+                             SELECT 1 FROM conversations c
+                             WHERE c.id = outbox.conversation_id
+                               AND c.channel = $2 AND c.business = $4
+                               -- To this number, in any conversation of the business
+                               -- (an invitation from another customer's too), and rows
+                               -- queued before recipients were kept.
+                               AND (outbox.recipient = $3
+                                    OR outbox.recipient IS NULL AND c.customer = $3))",
                     )
                     .bind(&keyword.cancel_reason)
                     .bind(key.channel.as_str())

@@ -46,6 +46,8 @@ pub const STALE: &str = "cancelled: its appointment's slot was over before it co
 pub struct Settlement {
     pub id: i64,
     pub outcome: Outcome,
+    /// An event's delivery (counted by the events' own metrics, not as a delivery).
+    pub event: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -145,7 +147,7 @@ async fn settle(tx: &mut AnyConnection, settlements: Vec<Settlement>) -> Result<
     let mut sent = Vec::new();
     let mut threads = Vec::new();
     let mut scheduled_sent = Vec::new();
-    for Settlement { id, outcome } in settlements {
+    for Settlement { id, outcome, .. } in settlements {
         let query = match outcome {
             Outcome::Sent {
                 upstream_id,
@@ -397,11 +399,15 @@ impl Store {
         .await?)
     }
 
-    /// How many rows to customers and experts are in each state (events are counted by
-    /// their own metrics).
+    /// How many rows to customers and experts are pending, held or dead (events are
+    /// counted by their own metrics; sent and cancelled rows, a year of them, are not
+    /// counted: each of these reads only its state's partial index).
     pub async fn outbox_counts(&self) -> Result<Vec<(String, i64)>, StoreError> {
         Ok(sqlx::query_as(&format!(
-            "SELECT {STATE}, COUNT(*) FROM outbox WHERE kind != 'event' GROUP BY {STATE}"
+            "SELECT {STATE}, COUNT(*) FROM outbox WHERE state = 'pending' AND kind != 'event'
+             GROUP BY {STATE}
+             UNION ALL
+             SELECT 'dead', COUNT(*) FROM outbox WHERE state = 'dead' AND kind != 'event'"
         ))
         .fetch_all(&self.reader)
         .await?)
@@ -413,11 +419,19 @@ impl Store {
         state: Option<OutboxState>,
         limit: i64,
     ) -> Result<Vec<OutboxRow>, StoreError> {
+        // Each state's rows as its index finds them (sent rows are most of the outbox: the
+        // newest are found at once walking back from the last).
+        let rows_in = match state {
+            None => "TRUE",
+            Some(OutboxState::Pending) => "state = 'pending' AND held = 0",
+            Some(OutboxState::Held) => "held = 1",
+            Some(OutboxState::Sent) => "state = 'sent'",
+            Some(OutboxState::Dead) => "state = 'dead'",
+            Some(OutboxState::Cancelled) => "state = 'cancelled'",
+        };
         Ok(sqlx::query_as(&format!(
-            "SELECT {COLUMNS} FROM outbox WHERE ($1 IS NULL OR {STATE} = $2) ORDER BY id DESC LIMIT $3"
+            "SELECT {COLUMNS} FROM outbox WHERE {rows_in} ORDER BY id DESC LIMIT $1"
         ))
-        .bind(state.map(OutboxState::as_str))
-        .bind(state.map(OutboxState::as_str))
         .bind(limit)
         .fetch_all(&self.reader)
         .await?)

@@ -71,7 +71,7 @@ db_test! {
         );
         assert_eq!(sample(&page, "icbridge_upstream_request_duration_seconds_count", &["upstream=\"webex\"", "status=\"2xx\""]), 1.0);
         assert_eq!(sample(&page, "icbridge_upstream_request_duration_seconds_count", &["upstream=\"webex\"", "status=\"4xx\""]), 1.0);
-        assert_eq!(sample(&page, "icbridge_outbox_rows", &["state=\"sent\""]), 1.0);
+        assert_eq!(sample(&page, "icbridge_outbox_sent_total", &[]), 1.0);
         assert_eq!(sample(&page, "icbridge_outbox_rows", &["state=\"dead\""]), 1.0);
         assert_eq!(sample(&page, "icbridge_outbox_rows", &["state=\"pending\""]), 0.0);
         assert_eq!(sample(&page, "icbridge_outbox_dead_letters_total", &[]), 1.0);

@@ -260,7 +260,7 @@ async fn the_sandbox_runs_the_whole_flow_without_credentials() {
 /// and the delivery would (rightly) go again.
 async fn delivered_and_recorded(base: &str, count: usize) {
     let http = reqwest::Client::new();
-    let line = format!("icbridge_outbox_rows{{state=\"sent\"}} {count}\n");
+    let line = format!("icbridge_outbox_sent_total {count}\n");
     let recorded = eventually(5, || async {
         let metrics = http.get(format!("{base}/metrics")).send().await.unwrap();
         metrics.text().await.unwrap().contains(&line)
