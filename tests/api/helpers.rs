@@ -12,7 +12,7 @@ use icbridge::experts::Desk;
 use serde_json::Value;
 use sha2::Sha256;
 use sqlx::any::AnyPoolOptions;
-use sqlx::AnyPool;
+use sqlx::{AnyPool, ConnectOptions};
 use tempfile::TempDir;
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
@@ -80,6 +80,7 @@ pub struct TestDatabase {
 
 impl TestDatabase {
     pub async fn create(db: TestDb) -> Self {
+        crate::statements::collect();
         match db {
             TestDb::Sqlite => {
                 let dir = tempfile::tempdir().unwrap();
@@ -138,12 +139,15 @@ impl Drop for TestDatabase {
     }
 }
 
-/// Opens a test's database for assertions (SQL with `$1`-style placeholders).
+/// Opens a test's database for assertions (SQL with `$1`-style placeholders). Its
+/// statements are not collected for the query-plan check (see `statements`): only the
+/// store's are.
 pub async fn open_db(url: &str) -> AnyPool {
     sqlx::any::install_default_drivers();
+    let options: sqlx::any::AnyConnectOptions = url.parse().unwrap();
     AnyPoolOptions::new()
         .max_connections(4)
-        .connect(url)
+        .connect_with(options.disable_statement_logging())
         .await
         .unwrap()
 }

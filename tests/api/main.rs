@@ -69,6 +69,7 @@ mod pauses;
 mod replies;
 mod sandbox;
 mod soak;
+mod statements;
 mod stored;
 mod survey;
 mod take;
