@@ -37,3 +37,9 @@ CREATE INDEX outbox_cancelled ON outbox (id) WHERE state = 'cancelled';
 -- A receipt matched to no delivery can be attributed to no customer, so no erasure could
 -- find it: it is kept without the body Webex Connect sent (which names the number).
 UPDATE delivery_receipts SET payload = '{}' WHERE outbox_id IS NULL AND payload != '{}';
+
+-- Conversations closed and not anonymised yet, in the order they closed (`closed_at` is
+-- set only when a conversation closes; `erased` is the number retention writes in place
+-- of the customer's: src/store/retention.rs spells it the same).
+CREATE INDEX conversations_to_anonymise ON conversations (closed_at, id)
+    WHERE customer != 'erased';

@@ -50,6 +50,7 @@ mod opt_outs;
 mod outbox;
 mod pauses;
 mod receipts;
+mod retention;
 mod surveys;
 mod waiting;
 mod webex_events;
@@ -59,7 +60,7 @@ use sqlx::AnyPool;
 use crate::domain::{Answer, ConversationKey};
 use engine::{Backend, Batches, Writer};
 
-pub use admin::PurgeCutoffs;
+pub use retention::PurgeCutoffs;
 pub use appointments::{Booking, NewAppointment};
 pub use conversations::ExpertMessage;
 pub use events::{event_payload, EventQuery, EVENT_KIND};

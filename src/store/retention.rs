@@ -1,0 +1,203 @@
+//! Retention: what is older than its cutoff is erased, anonymised or deleted, a slice at a
+//! time.
+//!
+//! A year of history holds a day's worth of expired rows each day (tens of thousands of
+//! messages, deliveries and receipts). Cleared in one transaction, they would hold
+//! SQLite's one write lock for seconds while customers wait for their answers; cleared in
+//! slices of [`SLICE`] rows, each a write of its own, the desk's writes run in between.
+//! Each slice reads what is still to clear through a partial index of it (see the
+//! migration `history_indexes`), so no slice walks what an earlier one cleared.
+
+use sqlx::AnyConnection;
+
+use super::{Store, StoreError, ERASED};
+use crate::domain::PurgeReport;
+
+/// What retention removes: data received before `before`, and handled Webex events received
+/// before `events_before` (kept at least as long as events may be replayed).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PurgeCutoffs {
+    pub before: i64,
+    pub events_before: i64,
+    pub now: i64,
+}
+
+/// Rows one slice changes at most: a few milliseconds of writing.
+const SLICE: u64 = 500;
+
+/// The kinds of rows retention clears, each a slice at a time.
+#[derive(Debug, Clone, Copy)]
+enum Expired {
+    /// Texts, files and locations of messages received before the cutoff.
+    MessageTexts,
+    /// Conversations closed before the cutoff: their customer's number and name, and their
+    /// messages' numbers and sender ids (which identified a message with its number, and
+    /// another anonymised customer's message may have had the same).
+    Conversations,
+    Receipts,
+    /// What was sent (or given up), as queued.
+    OutboxPayloads,
+    /// Handled Webex events (their cutoff is `events_before`).
+    WebexEvents,
+    /// Events for the systems of record, with their deliveries still waiting.
+    Events,
+}
+
+impl Expired {
+    /// Clears one slice of rows older than `cutoff`; returns how many.
+    async fn clear_slice(self, tx: &mut AnyConnection, cutoff: i64) -> Result<u64, StoreError> {
+        let limit = SLICE as i64;
+        let changed = match self {
+            Expired::MessageTexts => {
+                sqlx::query(
+                    "UPDATE messages SET body = '', media = NULL
+                     WHERE id IN (SELECT id FROM messages
+                                  WHERE (body != '' OR media IS NOT NULL) AND received_at < $1
+                                  LIMIT $2)",
+                )
+                .bind(cutoff)
+                .bind(limit)
+                .execute(&mut *tx)
+                .await?
+            }
+            Expired::Conversations => {
+                // As the partial index that finds what is left to anonymise says it
+                // (`conversations_to_anonymise`): the number written out, and closed
+                // conversations as those with `closed_at` (set only when one closes). In
+                // an order of its own, the slice is the same rows in both statements.
+                let slice = format!(
+                    "SELECT id FROM conversations
+                     WHERE customer != '{ERASED}' AND closed_at < $1
+                     ORDER BY closed_at, id LIMIT $2"
+                );
+                sqlx::query(&format!(
+                    "UPDATE messages SET customer = '{ERASED}', author_email = NULL,
+                                         external_id = NULL
+                     WHERE conversation_id IN ({slice})"
+                ))
+                .bind(cutoff)
+                .bind(limit)
+                .execute(&mut *tx)
+                .await?;
+                sqlx::query(&format!(
+                    "UPDATE conversations SET customer = '{ERASED}', customer_name = NULL,
+                                              closed_by = NULL
+                     WHERE id IN ({slice})"
+                ))
+                .bind(cutoff)
+                .bind(limit)
+                .execute(&mut *tx)
+                .await?
+            }
+            Expired::Receipts => {
+                sqlx::query(
+                    "DELETE FROM delivery_receipts
+                     WHERE id IN (SELECT id FROM delivery_receipts WHERE received_at < $1
+                                  LIMIT $2)",
+                )
+                .bind(cutoff)
+                .bind(limit)
+                .execute(&mut *tx)
+                .await?
+            }
+            Expired::OutboxPayloads => {
+                sqlx::query(
+                    "UPDATE outbox SET payload = '{}'
+                     WHERE id IN (SELECT id FROM outbox
+                                  WHERE payload != '{}' AND created_at < $1
+                                    AND state != 'pending'
+                                  LIMIT $2)",
+                )
+                .bind(cutoff)
+                .bind(limit)
+                .execute(&mut *tx)
+                .await?
+            }
+            Expired::WebexEvents => {
+                sqlx::query(
+                    "DELETE FROM webex_events
+                     WHERE id IN (SELECT id FROM webex_events
+                                  WHERE received_at < $1 AND state != 'pending' LIMIT $2)",
+                )
+                .bind(cutoff)
+                .bind(limit)
+                .execute(&mut *tx)
+                .await?
+            }
+            Expired::Events => {
+                return super::events::purge_events(tx, cutoff, limit).await;
+            }
+        };
+        Ok(changed.rows_affected())
+    }
+}
+
+impl Store {
+    /// Applies retention: erases and anonymises what is older than the cutoffs, each kind
+    /// of row a slice at a time.
+    pub async fn purge(&self, cutoffs: PurgeCutoffs) -> Result<PurgeReport, StoreError> {
+        let PurgeCutoffs {
+            before,
+            events_before,
+            now,
+        } = cutoffs;
+        let mut report = PurgeReport {
+            message_texts_erased: self.clear(Expired::MessageTexts, before).await?,
+            conversations_anonymised: self.clear(Expired::Conversations, before).await?,
+            receipts_deleted: self.clear(Expired::Receipts, before).await?,
+            outbox_payloads_cleared: self.clear(Expired::OutboxPayloads, before).await?,
+            webex_events_deleted: self.clear(Expired::WebexEvents, events_before).await?,
+            events_deleted: self.clear(Expired::Events, before).await?,
+            ..PurgeReport::default()
+        };
+        // The rest is few rows (held messages, sessions, the last day's meeting starts):
+        // one write.
+        (report.held_messages_dropped, report.sessions_deleted) = self
+            .write(async move |tx| {
+                // A WhatsApp message held for a customer who never wrote again is not kept
+                // past the retention either: nothing of it was ever sent.
+                let held = sqlx::query("DELETE FROM outbox WHERE held = 1 AND created_at < $1")
+                    .bind(before)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+                let sessions =
+                    sqlx::query("DELETE FROM console_sessions WHERE refresh_expires_at < $1")
+                        .bind(now)
+                        .execute(&mut *tx)
+                        .await?
+                        .rows_affected();
+                // Starts older than a day no longer count against any hourly limit.
+                sqlx::query("DELETE FROM meeting_starts WHERE started_at < $1")
+                    .bind(now - 24 * 3_600_000)
+                    .execute(&mut *tx)
+                    .await?;
+                sqlx::query(
+                    "DELETE FROM meeting_limit_locks WHERE NOT EXISTS (
+                         SELECT 1 FROM meeting_starts s
+                         WHERE s.channel = meeting_limit_locks.channel
+                           AND s.customer = meeting_limit_locks.customer)",
+                )
+                .execute(&mut *tx)
+                .await?;
+                Ok((held, sessions))
+            })
+            .await?;
+        Ok(report)
+    }
+
+    /// Clears `expired` rows older than `cutoff`, a slice per write, until a slice finds
+    /// fewer than it could take; returns how many.
+    async fn clear(&self, expired: Expired, cutoff: i64) -> Result<u64, StoreError> {
+        let mut cleared = 0;
+        loop {
+            let slice = self
+                .write(async move |tx| expired.clear_slice(tx, cutoff).await)
+                .await?;
+            cleared += slice;
+            if slice < SLICE {
+                return Ok(cleared);
+            }
+        }
+    }
+}
