@@ -43,3 +43,6 @@ UPDATE delivery_receipts SET payload = '{}' WHERE outbox_id IS NULL AND payload 
 -- of the customer's: src/store/retention.rs spells it the same).
 CREATE INDEX conversations_to_anonymise ON conversations (closed_at, id)
     WHERE customer != 'erased';
+
+-- A meeting's appointment (a customer's export lists each meeting with it).
+CREATE INDEX appointments_by_meeting ON appointments (meeting_id);

@@ -306,12 +306,23 @@ impl Store {
         conversation_id: &str,
         recipient: Option<&str>,
     ) -> Result<Option<i64>, StoreError> {
+        // Their messages are found through their conversations (a message's number is its
+        // conversation's), and those outside any (a STOP) by number: no index of the
+        // messages by number is kept for this alone.
         Ok(sqlx::query_scalar(
-            "SELECT MAX(m.received_at) FROM messages m
-             JOIN conversations c
-               ON m.channel = c.channel AND m.customer = COALESCE($2, c.customer)
-              AND m.business = c.business
-             WHERE c.id = $1 AND m.author = 'customer'",
+            "SELECT MAX(at) FROM (
+                 SELECT m.received_at AS at FROM conversations c
+                 JOIN conversations theirs
+                   ON theirs.customer = COALESCE($2, c.customer)
+                  AND theirs.channel = c.channel AND theirs.business = c.business
+                 JOIN messages m ON m.conversation_id = theirs.id
+                 WHERE c.id = $1 AND m.author = 'customer'
+                 UNION ALL
+                 SELECT m.received_at FROM conversations c
+                 JOIN messages m
+                   ON m.conversation_id IS NULL AND m.customer = COALESCE($2, c.customer)
+                  AND m.channel = c.channel AND m.business = c.business
+                 WHERE c.id = $1 AND m.author = 'customer') AS written",
         )
         .bind(conversation_id)
         .bind(recipient)

@@ -11,15 +11,23 @@ use super::{Store, StoreError, ERASED};
 
 /// The conversations of a customer (`$1`, `$2`: their number's SMS and WhatsApp forms).
 const CONVERSATIONS_OF: &str = "SELECT id FROM conversations WHERE customer IN ($1, $2)";
-/// A customer's messages: those of their conversations, and those stored before there
-/// were conversations (by number: a message's number is its conversation's).
-const MESSAGES_OF: &str = "((conversation_id IS NULL AND customer IN ($1, $2))
-                               OR conversation_id IN (SELECT id FROM conversations WHERE customer IN ($1, $2)))";
+// The sets below are unions of what each index finds, not `a OR b` filters: PostgreSQL
+// reads a whole table for `x IN (…) OR y IN (…)`.
+
+/// A customer's messages: those of their conversations, and those outside any (by
+/// number: a message's number is its conversation's).
+const MESSAGES_OF: &str = "id IN (
+    SELECT m.id FROM messages m JOIN conversations c ON m.conversation_id = c.id
+    WHERE c.customer IN ($1, $2)
+    UNION ALL
+    SELECT id FROM messages WHERE conversation_id IS NULL AND customer IN ($1, $2))";
 /// The deliveries about a customer: those of their conversations, and those sent to their
 /// number from any other (an `add guest` invitation).
-const DELIVERIES_OF: &str =
-    "(conversation_id IN (SELECT id FROM conversations WHERE customer IN ($1, $2))
-                              OR recipient IN ($1, $2))";
+const DELIVERY_IDS: &str = "
+    SELECT o.id FROM outbox o JOIN conversations c ON o.conversation_id = c.id
+    WHERE c.customer IN ($1, $2)
+    UNION
+    SELECT id FROM outbox WHERE recipient IN ($1, $2)";
 
 impl Store {
     /// Everything stored about the customer whose address is one of `forms`.
@@ -65,7 +73,7 @@ impl Store {
                 "SELECT id, conversation_id, kind,
                         (CASE WHEN held = 1 THEN 'held' ELSE state END) AS state, payload,
                         attempts, last_error, created_at, sent_at
-                 FROM outbox WHERE {DELIVERIES_OF} ORDER BY id"
+                 FROM outbox WHERE id IN ({DELIVERY_IDS}) ORDER BY id"
             ))
             .bind(sms)
             .bind(whatsapp)
@@ -73,7 +81,7 @@ impl Store {
             .await?,
             receipts: sqlx::query_as(&format!(
                 "SELECT outbox_id, code, status, payload, received_at FROM delivery_receipts
-                 WHERE outbox_id IN (SELECT id FROM outbox WHERE {DELIVERIES_OF})
+                 WHERE outbox_id IN ({DELIVERY_IDS})
                  ORDER BY id"
             ))
             .bind(sms)
@@ -118,7 +126,7 @@ impl Store {
                 let deliveries_cancelled = sqlx::query(&format!(
                     "UPDATE outbox SET state = 'cancelled', held = 0, leased_until = NULL,
                                        last_error = $3
-                     WHERE state = 'pending' AND {DELIVERIES_OF}"
+                     WHERE state = 'pending' AND id IN ({DELIVERY_IDS})"
                 ))
                 .bind(&sms)
                 .bind(&whatsapp)
@@ -130,7 +138,7 @@ impl Store {
                 let receipts = sqlx::query(&format!(
                     "UPDATE delivery_receipts SET payload = '{{}}', transid = NULL
                      WHERE payload != '{{}}'
-                       AND outbox_id IN (SELECT id FROM outbox WHERE {DELIVERIES_OF})"
+                       AND outbox_id IN ({DELIVERY_IDS})"
                 ))
                 .bind(&sms)
                 .bind(&whatsapp)
@@ -139,7 +147,7 @@ impl Store {
                 .rows_affected();
                 let deliveries = sqlx::query(&format!(
                     "UPDATE outbox SET payload = '{{}}', recipient = NULL
-                     WHERE (payload != '{{}}' OR recipient IS NOT NULL) AND {DELIVERIES_OF}"
+                     WHERE (payload != '{{}}' OR recipient IS NOT NULL) AND id IN ({DELIVERY_IDS})"
                 ))
                 .bind(&sms)
                 .bind(&whatsapp)

@@ -486,9 +486,11 @@ pub(super) async fn erase_customer_events(
     .bind(&forms[1])
     .fetch_all(&mut *tx)
     .await?;
-    let theirs = "SELECT id FROM events
-                  WHERE (conversation_id IS NULL AND customer IN ($1, $2))
-                     OR conversation_id IN (SELECT id FROM conversations WHERE customer IN ($1, $2))";
+    // A union of what each index finds (PostgreSQL reads the whole table for an `OR`).
+    let theirs = "SELECT e.id FROM events e JOIN conversations c ON e.conversation_id = c.id
+                  WHERE c.customer IN ($1, $2)
+                  UNION ALL
+                  SELECT id FROM events WHERE conversation_id IS NULL AND customer IN ($1, $2)";
     sqlx::query(&format!("DELETE FROM outbox WHERE event_id IN ({theirs})"))
         .bind(&forms[0])
         .bind(&forms[1])

@@ -60,10 +60,10 @@ use sqlx::AnyPool;
 use crate::domain::{Answer, ConversationKey};
 use engine::{Backend, Batches, Writer};
 
-pub use retention::PurgeCutoffs;
 pub use appointments::{Booking, NewAppointment};
 pub use conversations::ExpertMessage;
 pub use events::{event_payload, EventQuery, EVENT_KIND};
+pub use retention::PurgeCutoffs;
 
 pub use answers::UnansweredMessage;
 pub use claims::{Claim, MeetingClaim, StartLimit};

@@ -574,6 +574,9 @@ async fn the_sandbox_asks_for_a_rating_when_a_conversation_is_closed() {
     let answer = sandbox.message(message.clone()).await;
     let conversation_id = answer["conversationId"].as_str().unwrap().to_string();
     sent_messages(&base, 2).await;
+    // The notification's thread is known once its send is recorded, not when the sandbox's
+    // Webex got it: before that, an expert's reply in the thread finds no conversation.
+    delivered_and_recorded(&base, 2).await;
 
     // The expert closes the conversation in its thread: the customer gets the question.
     let http = reqwest::Client::new();
