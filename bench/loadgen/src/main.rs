@@ -4,6 +4,10 @@
 //! a PostgreSQL server), loads it phase by phase, checks the database counts, prints one
 //! table with a column per database and writes it into bench/RESULTS.md.
 
+mod history;
+mod history_run;
+mod operations;
+
 use std::error::Error;
 use std::future::Future;
 use std::path::{Path, PathBuf};
@@ -70,6 +74,19 @@ struct Args {
     /// a stand-in that answers `204`.
     #[arg(long)]
     events: bool,
+    /// Each database twice in one run, empty and then holding a year of history
+    /// (`--history-size` conversations), with the operators' and experts' paths too
+    /// (export, erase, the console's queue, the list, a transcript, the purge, the
+    /// upgrade): the table goes between the `history` markers of `--results`.
+    #[arg(long)]
+    history: bool,
+    /// Fill this database (`sqlite://…` or `postgres://…`, migrated by `icbridge migrate`,
+    /// empty) with a year of a desk's history, print what was written, and exit.
+    #[arg(long, value_name = "URL")]
+    fill_history: Option<String>,
+    /// The history's size (--history, --fill-history): walk-in conversations in the year.
+    #[arg(long, value_name = "N", default_value_t = history::DEFAULT_CONVERSATIONS)]
+    history_size: u64,
 }
 
 /// The bench subscription's secret (`--events`).
@@ -588,6 +605,42 @@ struct Run {
     webex_posts: u64,
     /// What was checked, whether it held, and the figures it compared (shown if not).
     checks: Vec<(&'static str, bool, String)>,
+    /// `--history`: the operations phase, and the database's size at the end.
+    operations: Option<operations::OperationsRun>,
+    database_bytes: u64,
+    stored_messages: u64,
+}
+
+/// The counts a run's checks compare, as they were before it (a full database's history).
+#[derive(Default)]
+struct Counts {
+    conversations: u64,
+    meetings: u64,
+    messages: u64,
+    unsent: u64,
+    outbox: u64,
+}
+
+impl Counts {
+    /// The counts now; the deliveries only of conversations opened since `since` (ms): a
+    /// full database's history has its own (some dead, cancelled or pending, and the
+    /// service may act on those while it runs).
+    async fn of(db: &sqlx::AnyPool, since: i64) -> Result<Self, sqlx::Error> {
+        // Portable SQL: the same statements on SQLite and PostgreSQL.
+        let deliveries = |filter: &str| {
+            format!(
+                "SELECT COUNT(*) FROM outbox WHERE kind != 'event' {filter}
+                 AND conversation_id IN (SELECT id FROM conversations WHERE created_at >= {since})"
+            )
+        };
+        Ok(Counts {
+            conversations: count(db, "SELECT COUNT(*) FROM conversations").await?,
+            meetings: count(db, "SELECT COUNT(*) FROM meetings").await?,
+            messages: count(db, "SELECT COUNT(*) FROM messages").await?,
+            unsent: count(db, &deliveries("AND state != 'sent'")).await?,
+            outbox: count(db, &deliveries("")).await?,
+        })
+    }
 }
 
 /// The last lines of icbridge's log, for an error message.
@@ -608,7 +661,20 @@ async fn measure(
     database: Database,
     database_url: &str,
     dir: &Path,
+    history: Option<&history_run::Pass>,
 ) -> Result<Run, Box<dyn Error>> {
+    let run_started = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)?
+        .as_millis() as i64;
+    let history_rows = match history {
+        Some(history_run::Pass::Full { .. }) => {
+            let db = sqlx::AnyPool::connect(database_url).await?;
+            let counts = Counts::of(&db, run_started).await?;
+            db.close().await;
+            counts
+        }
+        _ => Counts::default(),
+    };
     let (stand_ins, stand_in_url, stand_in_server) = start_stand_ins()?;
     let rate = match database {
         Database::Sqlite => args.rate,
@@ -637,6 +703,16 @@ async fn measure(
         command
             .env("ICB_EVENTS_URL", format!("{stand_in_url}/events"))
             .env("ICB_EVENTS_SECRET", EVENTS_SECRET);
+    }
+    if history.is_some() {
+        // A desk that keeps a year: the service's hourly purge leaves the history alone
+        // (the operations phase runs one itself). The admin API and the console are on.
+        command
+            .env("ICB_RETENTION", history_run::SERVICE_RETENTION)
+            .env("ICB_ADMIN_TOKEN", operations::ADMIN_TOKEN)
+            .env("ICB_PUBLIC_URL", "http://127.0.0.1")
+            .env("ICB_OAUTH_CLIENT_ID", "bench-client")
+            .env("ICB_OAUTH_CLIENT_SECRET", "bench-client-secret");
     }
     let mut child = command
         .spawn()
@@ -824,6 +900,51 @@ async fn measure(
         None
     };
 
+    // `--history`: what operators and experts do, beside the customers' follow-ups.
+    let operations = match history {
+        Some(pass) => {
+            let conversations = pass.conversations(database_url).await?;
+            let operations = operations::Operations {
+                base: &base,
+                http: reqwest::Client::new(),
+                icbridge: &args.icbridge,
+                database_url,
+                rate,
+                customers: pass.customers(args.burst),
+                conversations,
+                purge_retention: history_run::PURGE_RETENTION,
+            };
+            let (t, f) = (target.clone(), follow_ups.clone());
+            let run = operations
+                .measure(move |i| {
+                    let (t, f) = (t.clone(), f.clone());
+                    async move { t.post(&f[(i % f.len() as u64) as usize]).await }
+                })
+                .await
+                .map_err(|error| {
+                    format!(
+                        "{error}; the end of icbridge's log:\n{}",
+                        log_tail(&log_path)
+                    )
+                })?;
+            answered_messages += run.answered;
+            // Until this run's deliveries are sent: the Webex stand-in's count includes
+            // the history's, which the service sends too.
+            let db = sqlx::AnyPool::connect(database_url).await?;
+            let pending = format!(
+                "SELECT COUNT(*) FROM outbox WHERE state = 'pending' AND kind != 'event'
+                 AND conversation_id IN (SELECT id FROM conversations WHERE created_at >= {run_started})"
+            );
+            let deadline = Instant::now() + Duration::from_secs(120);
+            while count(&db, &pending).await? > 0 && Instant::now() < deadline {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            db.close().await;
+            Some(run)
+        }
+        None => None,
+    };
+
     // 5. Nothing traded away: the database agrees with what was answered.
     // A graceful stop: the worker records the sends it has in flight.
     let _ = std::process::Command::new("kill")
@@ -831,16 +952,24 @@ async fn measure(
         .status();
     let _ = tokio::time::timeout(Duration::from_secs(20), child.wait()).await;
     let db = sqlx::AnyPool::connect(database_url).await?;
-    // Portable SQL: the same statements on SQLite and PostgreSQL.
-    let conversations = count(&db, "SELECT COUNT(*) FROM conversations").await?;
-    let meetings = count(&db, "SELECT COUNT(*) FROM meetings").await?;
-    let messages = count(&db, "SELECT COUNT(*) FROM messages").await?;
-    let unsent = count(
+    // What this run added (to a full database's history).
+    let after = Counts::of(&db, run_started).await?;
+    // A full database's deliveries that came due while the service ran (a reminder, a
+    // waiting conversation's notification) reach the Webex stand-in too.
+    let history_sent = count(
         &db,
-        "SELECT COUNT(*) FROM outbox WHERE state != 'sent' AND kind != 'event'",
+        &format!(
+            "SELECT COUNT(*) FROM outbox WHERE kind != 'event' AND sent_at >= {run_started}
+             AND conversation_id IN (SELECT id FROM conversations WHERE created_at < {run_started})"
+        ),
     )
     .await?;
-    let outbox = count(&db, "SELECT COUNT(*) FROM outbox WHERE kind != 'event'").await?;
+    let stored_messages = after.messages;
+    let conversations = after.conversations - history_rows.conversations;
+    let meetings = after.meetings - history_rows.meetings;
+    let messages = after.messages - history_rows.messages;
+    let unsent = after.unsent.saturating_sub(history_rows.unsent);
+    let outbox = after.outbox - history_rows.outbox;
     // Events (`--events`): one delivery per stored event, each received once.
     let stored_events = count(&db, "SELECT COUNT(*) FROM events").await?;
     let event_rows = count(&db, "SELECT COUNT(*) FROM outbox WHERE kind = 'event'").await?;
@@ -850,8 +979,13 @@ async fn measure(
     )
     .await?;
     db.close().await;
+    let database_bytes = match history {
+        Some(_) => operations::database_bytes(database, database_url).await?,
+        None => 0,
+    };
     stand_in_server.stop(false).await;
     let expected_customers = 100 + new_ok + burst_ok;
+    let failed_operations = operations.as_ref().map_or(0, |run| run.failed);
     let webex_posts = stand_ins.webex_posts.load(Ordering::Relaxed);
     let broker_calls = stand_ins.broker_calls.load(Ordering::Relaxed);
     let event_posts = stand_ins.event_posts.load(Ordering::Relaxed);
@@ -873,16 +1007,17 @@ async fn measure(
         ),
         (
             "every notification and relay sent, once each",
-            unsent == 0 && outbox == answered_messages && webex_posts == outbox,
+            unsent == 0 && outbox == answered_messages && webex_posts == outbox + history_sent,
             format!(
-                "{outbox} in the outbox, {unsent} of them not marked sent; {answered_messages} answered; {webex_posts} received by Webex"
+                "{outbox} in the outbox, {unsent} of them not marked sent; {answered_messages} answered; {webex_posts} received by Webex, {history_sent} of them the history's"
             ),
         ),
         (
             "no failed requests",
-            failed_follow_ups + failed_latency + failed_new == 0 && burst_ok == args.burst as u64,
+            failed_follow_ups + failed_latency + failed_new + failed_operations == 0
+                && burst_ok == args.burst as u64,
             format!(
-                "failed: {failed_follow_ups} follow-ups at saturation, {failed_latency} at the fixed rate, {failed_new} new conversations, {} of the burst",
+                "failed: {failed_follow_ups} follow-ups at saturation, {failed_latency} at the fixed rate, {failed_new} new conversations, {} of the burst, {failed_operations} follow-ups during the erasures and the purge",
                 args.burst as u64 - burst_ok
             ),
         ),
@@ -917,6 +1052,9 @@ async fn measure(
         conversations,
         webex_posts,
         checks,
+        operations,
+        database_bytes,
+        stored_messages,
     })
 }
 
@@ -1161,6 +1299,37 @@ fn report(args: &Args, runs: &[Run], postgres: Option<&PostgresServer>) -> Strin
     report
 }
 
+/// `--fill-history`: a year of history ending now, and a few of its customers and
+/// conversations to try it with.
+async fn fill_history(url: &str, conversations: u64) -> Result<(), Box<dyn Error>> {
+    let size = history::HistorySize { conversations };
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)?
+        .as_millis() as i64;
+    let filled = history::fill(url, &size, now_ms).await?;
+    print!("{filled}");
+    println!(
+        "customers: {}",
+        history::sample_customers(&size, 3).join(" ")
+    );
+    let conversations = history::sample_conversations(&size, now_ms, 3);
+    println!("conversations: {}", conversations.join(" "));
+    Ok(())
+}
+
+/// Writes `text` into the file at `path` between the markers `start` and `end` (added at
+/// its end if it has none).
+fn write_between(path: &Path, start: &str, end: &str, text: &str) -> std::io::Result<()> {
+    let existing = std::fs::read_to_string(path).unwrap_or_default();
+    let updated = match (existing.find(start), existing.find(end)) {
+        (Some(a), Some(b)) if a < b => {
+            format!("{}{start}\n{text}{}", &existing[..a], &existing[b..])
+        }
+        _ => format!("{existing}\n{start}\n{text}{end}\n"),
+    };
+    std::fs::write(path, updated)
+}
+
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     match bench().await {
@@ -1174,6 +1343,9 @@ async fn main() -> std::process::ExitCode {
 
 async fn bench() -> Result<(), Box<dyn Error>> {
     let mut args = Args::parse();
+    if let Some(url) = &args.fill_history {
+        return fill_history(url, args.history_size).await;
+    }
     args.databases.sort();
     args.databases.dedup();
     if args.databases.is_empty() {
@@ -1189,6 +1361,10 @@ async fn bench() -> Result<(), Box<dyn Error>> {
         None
     };
 
+    if args.history {
+        return history_run::run(&args, postgres.as_ref()).await;
+    }
+
     let mut runs = Vec::new();
     for &database in &args.databases {
         eprintln!("measuring icbridge on {}…", database.name());
@@ -1198,7 +1374,7 @@ async fn bench() -> Result<(), Box<dyn Error>> {
         let outcome = match (database, &postgres) {
             (Database::Postgres, Some(server)) => {
                 let (name, url) = server.create_database().await?;
-                let outcome = interruptible(measure(&args, database, &url, &dir)).await;
+                let outcome = interruptible(measure(&args, database, &url, &dir, None)).await;
                 if let Err(error) = server.drop_database(&name).await {
                     eprintln!(
                         "warning: could not drop the database {name} on {}: {error}",
@@ -1209,7 +1385,7 @@ async fn bench() -> Result<(), Box<dyn Error>> {
             }
             _ => {
                 let url = format!("sqlite://{}", dir.join("bench.db").display());
-                interruptible(measure(&args, database, &url, &dir)).await
+                interruptible(measure(&args, database, &url, &dir, None)).await
             }
         };
         match outcome {
@@ -1240,22 +1416,20 @@ async fn bench() -> Result<(), Box<dyn Error>> {
     let summary = report(&args, &runs, postgres.as_ref());
     println!("{summary}");
     if let Some(path) = &args.results {
-        let existing = std::fs::read_to_string(path).unwrap_or_default();
-        let (start, end) = ("<!-- results -->", "<!-- /results -->");
-        let updated = match (existing.find(start), existing.find(end)) {
-            (Some(a), Some(b)) if a < b => {
-                format!("{}{start}\n{summary}{}", &existing[..a], &existing[b..])
-            }
-            _ => format!("{existing}\n{start}\n{summary}{end}\n"),
-        };
-        std::fs::write(path, updated)?;
+        write_between(path, "<!-- results -->", "<!-- /results -->", &summary)?;
         println!("written to {}", path.display());
     }
-    let failed: Vec<&str> = runs
-        .iter()
+    checks_held(&runs)
+}
+
+/// An error naming the databases on which a check failed, if one did.
+fn checks_held<'a>(runs: impl IntoIterator<Item = &'a Run>) -> Result<(), Box<dyn Error>> {
+    let mut failed: Vec<&str> = runs
+        .into_iter()
         .filter(|run| !run.checks.iter().all(|(_, ok, _)| *ok))
         .map(|run| run.database.name())
         .collect();
+    failed.dedup();
     if failed.is_empty() {
         Ok(())
     } else {
