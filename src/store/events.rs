@@ -518,30 +518,6 @@ pub(super) fn customer_erased(customer: &str, conversations: &[String]) -> NewEv
     )
 }
 
-/// Deletes the first `limit` events that occurred before `before` (retention, a slice at a
-/// time) and what is left of their deliveries. Returns how many events.
-pub(super) async fn purge_events(
-    tx: &mut AnyConnection,
-    before: i64,
-    limit: i64,
-) -> Result<u64, StoreError> {
-    let slice = "SELECT id FROM events WHERE occurred_at < $1 ORDER BY occurred_at, id LIMIT $2";
-    // A delivery still waiting for an event that old is of no use any more either.
-    sqlx::query(&format!("DELETE FROM outbox WHERE event_id IN ({slice})"))
-        .bind(before)
-        .bind(limit)
-        .execute(&mut *tx)
-        .await?;
-    Ok(
-        sqlx::query(&format!("DELETE FROM events WHERE id IN ({slice})"))
-            .bind(before)
-            .bind(limit)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected(),
-    )
-}
-
 impl Store {
     /// The subscriptions written at start-up, by name.
     pub async fn event_subscription_names(&self) -> Result<Vec<String>, StoreError> {

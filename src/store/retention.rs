@@ -44,91 +44,75 @@ enum Expired {
 }
 
 impl Expired {
-    /// Clears one slice of rows older than `cutoff`; returns how many.
-    async fn clear_slice(self, tx: &mut AnyConnection, cutoff: i64) -> Result<u64, StoreError> {
-        let limit = SLICE as i64;
-        let changed = match self {
-            Expired::MessageTexts => {
-                sqlx::query(
-                    "UPDATE messages SET body = '', media = NULL
-                     WHERE id IN (SELECT id FROM messages
-                                  WHERE (body != '' OR media IS NOT NULL) AND received_at < $1
-                                  LIMIT $2)",
-                )
-                .bind(cutoff)
-                .bind(limit)
-                .execute(&mut *tx)
-                .await?
-            }
+    /// The statements that clear one slice, run in this order, each with the cutoff as `$1`
+    /// and the slice's size as `$2`; the last one's count is how many were cleared. Where
+    /// two statements take the same slice, it is chosen in an order of its own, so that
+    /// both take the same rows.
+    fn statements(self) -> Vec<String> {
+        match self {
+            Expired::MessageTexts => vec!["UPDATE messages SET body = '', media = NULL
+                 WHERE id IN (SELECT id FROM messages
+                              WHERE (body != '' OR media IS NOT NULL) AND received_at < $1
+                              LIMIT $2)"
+                .into()],
             Expired::Conversations => {
                 // As the partial index that finds what is left to anonymise says it
                 // (`conversations_to_anonymise`): the number written out, and closed
-                // conversations as those with `closed_at` (set only when one closes). In
-                // an order of its own, the slice is the same rows in both statements.
+                // conversations as those with `closed_at` (set only when one closes).
                 let slice = format!(
                     "SELECT id FROM conversations
                      WHERE customer != '{ERASED}' AND closed_at < $1
                      ORDER BY closed_at, id LIMIT $2"
                 );
-                sqlx::query(&format!(
-                    "UPDATE messages SET customer = '{ERASED}', author_email = NULL,
-                                         external_id = NULL
-                     WHERE conversation_id IN ({slice})"
-                ))
-                .bind(cutoff)
-                .bind(limit)
-                .execute(&mut *tx)
-                .await?;
-                sqlx::query(&format!(
-                    "UPDATE conversations SET customer = '{ERASED}', customer_name = NULL,
-                                              closed_by = NULL
-                     WHERE id IN ({slice})"
-                ))
-                .bind(cutoff)
-                .bind(limit)
-                .execute(&mut *tx)
-                .await?
+                vec![
+                    format!(
+                        "UPDATE messages SET customer = '{ERASED}', author_email = NULL,
+                                             external_id = NULL
+                         WHERE conversation_id IN ({slice})"
+                    ),
+                    format!(
+                        "UPDATE conversations SET customer = '{ERASED}', customer_name = NULL,
+                                                  closed_by = NULL
+                         WHERE id IN ({slice})"
+                    ),
+                ]
             }
-            Expired::Receipts => {
-                sqlx::query(
-                    "DELETE FROM delivery_receipts
-                     WHERE id IN (SELECT id FROM delivery_receipts WHERE received_at < $1
-                                  LIMIT $2)",
-                )
-                .bind(cutoff)
-                .bind(limit)
-                .execute(&mut *tx)
-                .await?
-            }
-            Expired::OutboxPayloads => {
-                sqlx::query(
-                    "UPDATE outbox SET payload = '{}'
-                     WHERE id IN (SELECT id FROM outbox
-                                  WHERE payload != '{}' AND created_at < $1
-                                    AND state != 'pending'
-                                  LIMIT $2)",
-                )
-                .bind(cutoff)
-                .bind(limit)
-                .execute(&mut *tx)
-                .await?
-            }
-            Expired::WebexEvents => {
-                sqlx::query(
-                    "DELETE FROM webex_events
-                     WHERE id IN (SELECT id FROM webex_events
-                                  WHERE received_at < $1 AND state != 'pending' LIMIT $2)",
-                )
-                .bind(cutoff)
-                .bind(limit)
-                .execute(&mut *tx)
-                .await?
-            }
+            Expired::Receipts => vec!["DELETE FROM delivery_receipts
+                 WHERE id IN (SELECT id FROM delivery_receipts WHERE received_at < $1 LIMIT $2)"
+                .into()],
+            Expired::OutboxPayloads => vec!["UPDATE outbox SET payload = '{}'
+                 WHERE id IN (SELECT id FROM outbox
+                              WHERE payload != '{}' AND created_at < $1 AND state != 'pending'
+                              LIMIT $2)"
+                .into()],
+            Expired::WebexEvents => vec!["DELETE FROM webex_events
+                 WHERE id IN (SELECT id FROM webex_events
+                              WHERE received_at < $1 AND state != 'pending' LIMIT $2)"
+                .into()],
             Expired::Events => {
-                return super::events::purge_events(tx, cutoff, limit).await;
+                let slice = "SELECT id FROM events WHERE occurred_at < $1
+                             ORDER BY occurred_at, id LIMIT $2";
+                vec![
+                    // A delivery still waiting for an event that old is of no use either.
+                    format!("DELETE FROM outbox WHERE event_id IN ({slice})"),
+                    format!("DELETE FROM events WHERE id IN ({slice})"),
+                ]
             }
-        };
-        Ok(changed.rows_affected())
+        }
+    }
+
+    /// Clears one slice of rows older than `cutoff`; returns how many.
+    async fn clear_slice(self, tx: &mut AnyConnection, cutoff: i64) -> Result<u64, StoreError> {
+        let mut cleared = 0;
+        for statement in self.statements() {
+            cleared = sqlx::query(&statement)
+                .bind(cutoff)
+                .bind(SLICE as i64)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+        }
+        Ok(cleared)
     }
 }
 
