@@ -385,22 +385,38 @@ db_test! {
     async fn purge_clears_a_busy_day_a_slice_at_a_time_until_none_is_left(db) {
         let app = spawn_app(db).await;
         mount_broker(&app.broker, "ic-joseencrypt-short.json").await;
-        let answer: Value = app.post_signed(&fixture("connect-sms-mo.json")).await.json().await.unwrap();
-        let conversation = answer["conversationId"].as_str().unwrap().to_string();
-        // A busy day two days ago: 1,234 messages and receipts, more than one slice of
-        // each (written here directly: as many webhooks would take the test a minute).
+        // Today's message, which stays.
+        assert_eq!(app.post_signed(&fixture("connect-sms-mo.json")).await.status(), 200);
+        // A busy day two days ago: 1,234 messages and receipts, and 25 conversations
+        // closed, more than one slice of each (written here directly: as many webhooks
+        // would take the test a minute). The messages are those conversations'.
         let two_days_ago = (time::OffsetDateTime::now_utc().unix_timestamp() - 2 * 86_400) * 1000;
         const BUSY_DAY: i64 = 1_234;
+        const CLOSED: i64 = 25;
+        sqlx::query(
+            "WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i < $1 - 1)
+             INSERT INTO conversations (id, channel, customer, business, customer_name, state,
+                                        created_at, closed_at, closed_by)
+             SELECT 'old-' || CAST(i AS TEXT), 'sms', '+14155550123', 'biz', 'Ana', 'closed',
+                    $2, $2 + i, 'expert@example.com'
+             FROM n",
+        )
+        .bind(CLOSED)
+        .bind(two_days_ago)
+        .execute(&app.db)
+        .await
+        .unwrap();
         sqlx::query(
             "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < $1)
              INSERT INTO messages (channel, customer, business, external_id, body, received_at,
                                    conversation_id)
-             SELECT 'sms', '+14155550123', 'biz', 'old-' || CAST(i AS TEXT), 'an old text', $2 + i, $3
+             SELECT 'sms', '+14155550123', 'biz', 'old-' || CAST(i AS TEXT), 'an old text', $2 + i,
+                    'old-' || CAST(i % $3 AS TEXT)
              FROM n",
         )
         .bind(BUSY_DAY)
         .bind(two_days_ago)
-        .bind(&conversation)
+        .bind(CLOSED)
         .execute(&app.db)
         .await
         .unwrap();
@@ -418,10 +434,18 @@ db_test! {
         let output = icbridge(&["purge"], &[("DATABASE_URL", app.database_url.clone()), ("RETENTION", "1day".into())]).await;
         let printed = String::from_utf8_lossy(&output.stdout).into_owned();
         assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
-        assert!(printed.contains(&format!("{BUSY_DAY} message texts erased, 0 conversations anonymised, {BUSY_DAY} receipts")), "{printed}");
+        assert!(printed.contains(&format!("{BUSY_DAY} message texts erased, {CLOSED} conversations anonymised, {BUSY_DAY} receipts")), "{printed}");
         let texts: Vec<String> = app.stored().messages().await.into_iter().map(|m| m.body).collect();
         assert_eq!(texts.len() as i64, BUSY_DAY + 1);
         assert_eq!(texts.iter().filter(|text| text.is_empty()).count() as i64, BUSY_DAY, "every old text, none of today's");
         assert_eq!(app.count("delivery_receipts").await, 0);
+        let numbers_left: (i64, i64) = sqlx::query_as(
+            "SELECT (SELECT COUNT(*) FROM conversations WHERE id LIKE 'old-%' AND customer != 'erased'),
+                    (SELECT COUNT(*) FROM messages WHERE conversation_id LIKE 'old-%' AND customer != 'erased')",
+        )
+        .fetch_one(&app.db)
+        .await
+        .unwrap();
+        assert_eq!(numbers_left, (0, 0), "every closed conversation and its messages anonymised");
     }
 }
