@@ -78,6 +78,16 @@ impl Bridge {
         Ok(erasure)
     }
 
+    /// Empties the database's write-ahead log of what erasures left in it, now rather than
+    /// at the next checkpoint, waiting at most ten seconds: whether it was emptied (`None`:
+    /// the database keeps no such log).
+    pub async fn empty_database_log(&self) -> Option<bool> {
+        self.inner
+            .store
+            .empty_log(std::time::Duration::from_secs(10))
+            .await
+    }
+
     fn masked(forms: &[String; 2]) -> String {
         CustomerAddress::from_stored(forms[0].clone()).masked()
     }

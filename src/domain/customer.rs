@@ -86,9 +86,6 @@ pub struct Erasure {
     pub receipts: u64,
     /// Opt-outs forgotten: a new message from the number is a new customer.
     pub opt_outs: u64,
-    /// Whether the SQLite write-ahead log was emptied into the database afterwards, so that
-    /// no copy of what was erased is left in it (PostgreSQL: `null`; its vacuum reclaims).
-    pub log_cleared: Option<bool>,
 }
 
 /// What one retention run changed.

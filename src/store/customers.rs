@@ -6,7 +6,6 @@ use super::events::{customer_erased, erase_customer_events, record_events};
 use crate::domain::Conversation;
 use crate::domain::{AuditEntry, CustomerRecords, Erasure};
 
-use super::engine::Backend;
 use super::{Store, StoreError, ERASED};
 
 /// The conversations of a customer (`$1`, `$2`: their number's SMS and WhatsApp forms).
@@ -104,7 +103,8 @@ impl Store {
     /// their name, the content of every delivery and receipt about them; their number is
     /// replaced as retention does; open conversations are closed and what waited to be sent
     /// is cancelled; their opt-outs are forgotten. On SQLite (which overwrites what it
-    /// deletes: `secure_delete`) the write-ahead log is then emptied into the database.
+    /// deletes: `secure_delete`) the write-ahead log is asked to be emptied at the next
+    /// checkpoint ([`Store::empty_log`] empties it at once).
     ///
     /// `audit` is written in the same transaction, its detail the erasure's counts.
     /// (One function on purpose, though long: one transaction whose statements read in the
@@ -118,7 +118,7 @@ impl Store {
     ) -> Result<Erasure, StoreError> {
         let [sms, whatsapp] = forms.clone();
         let cancel_reason = cancel_reason.to_string();
-        let mut erasure = self
+        let erasure = self
             .write(async move |tx| {
                 // Their events go, before their conversations lose the number; what is
                 // left is that they were erased.
@@ -214,32 +214,16 @@ impl Store {
                     deliveries_cancelled,
                     receipts,
                     opt_outs,
-                    log_cleared: None,
                 };
                 audit.detail = serde_json::to_string(&erasure).ok();
                 insert_audit(tx, &audit).await?;
                 Ok(erasure)
             })
             .await?;
-        if self.backend == Backend::Sqlite {
-            erasure.log_cleared = Some(self.empty_the_log().await?);
+        // The log still holds the pages as they were: emptied at the checkpoint's next tick.
+        if let Some(log) = &self.log {
+            log.ask();
         }
         Ok(erasure)
-    }
-
-    /// Copies SQLite's write-ahead log into the database and truncates it, so that no page
-    /// image from before the last commit is left in it. Readers in the middle of a read can
-    /// keep it from finishing: tried a few times; returns whether it finished.
-    async fn empty_the_log(&self) -> Result<bool, StoreError> {
-        for _ in 0..20 {
-            let (busy, _, _): (i64, i64, i64) = sqlx::query_as("PRAGMA wal_checkpoint(TRUNCATE)")
-                .fetch_one(&self.reader)
-                .await?;
-            if busy == 0 {
-                return Ok(true);
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-        }
-        Ok(false)
     }
 }

@@ -58,7 +58,7 @@ mod webex_events;
 use sqlx::AnyPool;
 
 use crate::domain::{Answer, ConversationKey};
-use engine::{Backend, Batches, Writer};
+use engine::{Backend, Batches, LogCheckpoints, Writer};
 
 pub use appointments::{Booking, NewAppointment};
 pub use conversations::ExpertMessage;
@@ -151,6 +151,8 @@ pub struct Store {
     writer: Writer,
     /// Reads; on PostgreSQL the same pool as the writer's.
     reader: AnyPool,
+    /// SQLite's log checkpoints (`None` on PostgreSQL).
+    log: Option<LogCheckpoints>,
     /// The tasks that write concurrent requests' messages, claims and new meetings in batches
     /// (`None` in their own handle, which must not keep them running).
     batches: Option<Batched>,
@@ -164,12 +166,18 @@ struct Batched {
 }
 
 impl Store {
-    fn new(backend: Backend, writer_pool: AnyPool, reader: AnyPool) -> Self {
+    fn new(
+        backend: Backend,
+        writer_pool: AnyPool,
+        reader: AnyPool,
+        log: Option<LogCheckpoints>,
+    ) -> Self {
         let store = Self {
             backend,
-            writer: Writer::start(writer_pool.clone(), backend),
+            writer: Writer::start(writer_pool.clone(), backend, log.as_ref().map(|l| l.long())),
             writer_pool,
             reader,
+            log,
             batches: None,
         };
         let batches = Batched {

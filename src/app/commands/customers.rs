@@ -16,12 +16,20 @@ pub(super) async fn customer(settings: Settings, command: CustomerCommand) -> Re
                 .await
                 .map_err(|e| e.to_string())?,
         ),
-        CustomerCommand::Erase { number } => serde_json::to_string_pretty(
-            &bridge
+        CustomerCommand::Erase { number } => {
+            let erasure = bridge
                 .erase_customer(&number, &actor)
                 .await
-                .map_err(|e| e.to_string())?,
-        ),
+                .map_err(|e| e.to_string())?;
+            println!("{}", serde_json::to_string_pretty(&erasure).expect("JSON"));
+            if bridge.empty_database_log().await == Some(false) {
+                eprintln!(
+                    "the database's write-ahead log could not be emptied yet (reads kept \
+                     it busy): `serve` empties it at its next checkpoint"
+                );
+            }
+            return Ok(());
+        }
     };
     println!("{}", json.expect("JSON"));
     Ok(())

@@ -16,7 +16,8 @@ pub(super) async fn open(settings: &Settings) -> Result<Store, StartupError> {
 
 /// `icbridge migrate`: creates or upgrades the configured database's schema.
 pub async fn migrate(settings: &Settings) -> Result<(), StartupError> {
-    open(settings).await.map(drop)
+    open(settings).await?.close().await;
+    Ok(())
 }
 
 /// Signed links to experts' files under `ICB_PUBLIC_URL`, when it is set. The signing

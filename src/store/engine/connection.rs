@@ -1,14 +1,14 @@
 //! Opening the database: the writer's connections and the readers' (on SQLite a pool of
-//! each, the writer's of one connection), their settings, migrations, and the log's
-//! checkpoints beside the writer.
+//! each, the writer's of one connection, and one for the log's checkpoints), their
+//! settings, and migrations.
 
 use std::time::Duration;
 
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::migrate::MigrateDatabase;
-use sqlx::{Any, AnyPool, Executor};
+use sqlx::{Any, Executor};
 
-use super::Backend;
+use super::{Backend, LogCheckpoints};
 use crate::store::{Store, StoreError};
 
 /// How long a request waits for the database (a connection, or another writer's lock)
@@ -34,10 +34,10 @@ impl Store {
                 Any::create_database(url).await?;
             }
             let writer = sqlite_pool(1, false).connect_with(options.clone()).await?;
-            let reader = sqlite_pool(4, true).connect_with(options).await?;
-            let store = Self::new(Backend::Sqlite, writer, reader);
-            tokio::spawn(checkpoints(store.reader.clone()));
-            Ok(store)
+            let reader = sqlite_pool(4, true).connect_with(options.clone()).await?;
+            let checkpoints = sqlite_pool(1, true).connect_with(options).await?;
+            let log = LogCheckpoints::start(checkpoints);
+            Ok(Self::new(Backend::Sqlite, writer, reader, Some(log)))
         } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
             let pool = AnyPoolOptions::new()
                 .max_connections(16)
@@ -51,7 +51,7 @@ impl Store {
                 })
                 .connect_with(options)
                 .await?;
-            Ok(Self::new(Backend::Postgres, pool.clone(), pool))
+            Ok(Self::new(Backend::Postgres, pool.clone(), pool, None))
         } else {
             Err(StoreError::UnsupportedUrl(url.to_string()))
         }
@@ -75,21 +75,34 @@ impl Store {
         Ok(())
     }
 
+    /// Copies SQLite's log into the database file and closes the connections, so that a
+    /// command that ends (`icbridge migrate`) leaves the database whole in its file, ready
+    /// to be copied, not partly in a log beside it.
+    pub async fn close(self) {
+        if self.backend == Backend::Sqlite {
+            if let Err(error) = self
+                .writer_pool
+                .execute("PRAGMA wal_checkpoint(TRUNCATE)")
+                .await
+            {
+                tracing::warn!(%error, "the SQLite log could not be copied into the database");
+            }
+        }
+        self.reader.close().await;
+        self.writer_pool.close().await;
+    }
+
+    /// Empties SQLite's write-ahead log now, of what an erasure left in it (which the
+    /// service does at its next checkpoint anyway), waiting at most `patience`: whether it
+    /// was emptied; `None` on PostgreSQL, which has no such log to empty.
+    pub async fn empty_log(&self, patience: Duration) -> Option<bool> {
+        Some(self.log.as_ref()?.empty(patience).await)
+    }
+
     /// Whether the database answers.
     pub async fn ping(&self) -> Result<(), StoreError> {
         sqlx::query("SELECT 1").execute(&self.reader).await?;
         Ok(())
-    }
-}
-
-/// Copies SQLite's write-ahead log into the database file every second, beside the writer
-/// (a passive checkpoint never waits for it), so that no commit waits for the disk.
-async fn checkpoints(reader: AnyPool) {
-    loop {
-        tokio::time::sleep(Duration::from_secs(1)).await;
-        if let Err(error) = reader.execute("PRAGMA wal_checkpoint(PASSIVE)").await {
-            tracing::warn!(%error, "the SQLite log could not be checkpointed");
-        }
     }
 }
 
@@ -123,9 +136,14 @@ fn sqlite_pool(connections: u32, read_only: bool) -> AnyPoolOptions {
                     // What is deleted or overwritten is zeroed in the file, not left in its
                     // free space: an erased customer's data must not be recoverable.
                     connection.execute("PRAGMA secure_delete = ON").await?;
-                    // The log is copied into the database by `checkpoints`, not by the
+                    // The log is copied into the database by [`LogCheckpoints`], not by the
                     // commit that happens to fill it, which would wait for the disk.
                     connection.execute("PRAGMA wal_autocheckpoint = 0").await?;
+                    // Once the log starts again from its beginning, its file is cut back
+                    // to 256 MiB (a busy minute may have grown it past that).
+                    connection
+                        .execute("PRAGMA journal_size_limit = 268435456")
+                        .await?;
                     // The writer touches the indexes of every table it writes: a larger
                     // cache than the default 2 MiB keeps them out of the kernel's reads.
                     connection.execute("PRAGMA cache_size = -8192").await?;

@@ -37,6 +37,7 @@
 //! and branch on [`Backend`] only where the two databases' SQL must differ.
 
 mod batches;
+mod checkpoints;
 mod connection;
 mod placeholders;
 mod writer;
@@ -48,6 +49,7 @@ use sqlx::AnyConnection;
 use super::{Store, StoreError};
 
 pub(super) use batches::Batches;
+pub(super) use checkpoints::LogCheckpoints;
 pub(super) use placeholders::rows_of_placeholders;
 pub(super) use writer::Writer;
 

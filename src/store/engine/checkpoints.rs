@@ -1,0 +1,171 @@
+//! SQLite's write-ahead log: copied into the database file beside the writer, and emptied
+//! after an erasure.
+//!
+//! Why a task of its own: the writer never checkpoints (`wal_autocheckpoint = 0`), so that
+//! no commit waits for the disk. Once a second a passive checkpoint copies what was
+//! committed into the database file without holding anyone back.
+//!
+//! An erasure needs more: the log still holds the pages as they were before it, text and
+//! all, until it is emptied (`wal_checkpoint(TRUNCATE)`). Emptying holds every write back
+//! while it copies and syncs (5–12 ms on the benchmark's disk, more after a busy minute),
+//! and it needs a moment when no read uses the log. Done after each erasure, a hundred
+//! erasures in a row held the desk's writes back a hundred times; waited for inside
+//! SQLite (its busy handler), it held them back until the reads ended. So erasures only
+//! ask for it ([`LogCheckpoints::ask`]) and the next tick empties it instead of its passive
+//! checkpoint, without waiting (`busy_timeout = 0` on this task's own connection): one
+//! emptying a second at most, for every erasure before it, tried again at the next tick if
+//! a read was under way. A command that must know waits for it ([`LogCheckpoints::empty`]).
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use sqlx::pool::PoolConnection;
+use sqlx::{Any, AnyPool, Executor, Row};
+use tokio::sync::{watch, Notify};
+
+/// How often the log is copied into the database file (or emptied, if asked).
+const TICK: Duration = Duration::from_secs(1);
+/// Frames (pages) the log may hold before the writer is asked to catch up with it, which
+/// lets the log start again from its beginning (see `writer::catch_up_with_the_log`):
+/// 256 MiB of 4 KiB pages, tens of seconds of a saturating load.
+const LONG_LOG: i64 = 65_536;
+/// How soon emptying is tried again, when someone waits for it and a write or a read was
+/// under way.
+const RETRY: Duration = Duration::from_millis(50);
+
+/// Asks the checkpoint task to empty the log, and hears when it has.
+#[derive(Clone)]
+pub(in crate::store) struct LogCheckpoints {
+    /// How many times the log was asked to be emptied.
+    asked: watch::Sender<u64>,
+    /// Up to which request it was emptied.
+    emptied: watch::Receiver<u64>,
+    /// Wakes the task for someone waiting.
+    waiting: Arc<Notify>,
+    /// Set when the log has grown long: the writer catches up with it.
+    long: Arc<AtomicBool>,
+}
+
+impl LogCheckpoints {
+    /// Starts the checkpoint task on `pool` (a connection of its own); it ends when every
+    /// handle is gone.
+    pub(in crate::store) fn start(pool: AnyPool) -> Self {
+        let (asked, asked_rx) = watch::channel(0);
+        let (emptied_tx, emptied) = watch::channel(0);
+        let waiting = Arc::new(Notify::new());
+        let long = Arc::new(AtomicBool::new(false));
+        tokio::spawn(run(
+            pool,
+            asked_rx,
+            emptied_tx,
+            waiting.clone(),
+            long.clone(),
+        ));
+        Self {
+            asked,
+            emptied,
+            waiting,
+            long,
+        }
+    }
+
+    /// What the writer watches to learn that the log has grown long.
+    pub(in crate::store) fn long(&self) -> Arc<AtomicBool> {
+        self.long.clone()
+    }
+
+    /// Asks for the log to be emptied of everything committed so far, at the next tick;
+    /// returns the request's number.
+    pub(in crate::store) fn ask(&self) -> u64 {
+        let mut request = 0;
+        self.asked.send_modify(|asked| {
+            *asked += 1;
+            request = *asked;
+        });
+        request
+    }
+
+    /// Empties the log of everything committed so far, now (tried again every [`RETRY`]
+    /// while a read or a write is under way), waiting at most `patience`; returns whether
+    /// it was emptied.
+    pub(in crate::store) async fn empty(&self, patience: Duration) -> bool {
+        let request = self.ask();
+        self.waiting.notify_one();
+        let mut emptied = self.emptied.clone();
+        tokio::time::timeout(patience, emptied.wait_for(|done| *done >= request))
+            .await
+            .is_ok_and(|waited| waited.is_ok())
+    }
+}
+
+async fn run(
+    pool: AnyPool,
+    mut asked: watch::Receiver<u64>,
+    emptied: watch::Sender<u64>,
+    waiting: Arc<Notify>,
+    long: Arc<AtomicBool>,
+) {
+    let mut connection = loop {
+        match own_connection(&pool).await {
+            Ok(connection) => break connection,
+            Err(error) => {
+                tracing::warn!(%error, "no connection for the SQLite log's checkpoints yet");
+                tokio::time::sleep(TICK).await;
+            }
+        }
+    };
+    let mut someone_waits = false;
+    loop {
+        let wait = if someone_waits { RETRY } else { TICK };
+        tokio::select! {
+            () = tokio::time::sleep(wait) => {}
+            () = waiting.notified() => someone_waits = true,
+        }
+        if asked.has_changed().is_err() {
+            return; // the store is gone
+        }
+        let wanted = *asked.borrow_and_update();
+        if wanted <= *emptied.borrow() {
+            someone_waits = false;
+            match connection.fetch_one("PRAGMA wal_checkpoint(PASSIVE)").await {
+                // The second column: the frames the log holds.
+                Ok(row) => {
+                    if row
+                        .try_get::<i64, _>(1)
+                        .is_ok_and(|frames| frames > LONG_LOG)
+                    {
+                        long.store(true, Ordering::Relaxed);
+                    }
+                }
+                Err(error) => tracing::warn!(%error, "the SQLite log could not be checkpointed"),
+            }
+            continue;
+        }
+        // What can be copied without holding anyone back first: emptying holds the writes
+        // back while it copies the rest.
+        if let Err(error) = connection.execute("PRAGMA wal_checkpoint(PASSIVE)").await {
+            tracing::warn!(%error, "the SQLite log could not be checkpointed");
+        }
+        match connection
+            .fetch_one("PRAGMA wal_checkpoint(TRUNCATE)")
+            .await
+        {
+            // The first column says whether it was kept from finishing (`busy`).
+            Ok(row) if row.try_get::<i64, _>(0).is_ok_and(|busy| busy == 0) => {
+                emptied.send_replace(wanted);
+                someone_waits = false;
+            }
+            Ok(_) => {}
+            Err(error) => tracing::warn!(%error, "the SQLite log could not be emptied"),
+        }
+    }
+}
+
+/// The task's connection, which never waits for a lock: a checkpoint that cannot finish
+/// now is tried again, rather than holding back the writes that came after it.
+async fn own_connection(pool: &AnyPool) -> Result<PoolConnection<Any>, sqlx::Error> {
+    let mut connection = pool.acquire().await?;
+    connection.execute("PRAGMA busy_timeout = 0").await?;
+    Ok(connection)
+}
