@@ -285,7 +285,7 @@ fn table(args: &Args, measured: &[Measured]) -> String {
             );
             (
                 format!("{e:.0}/s"),
-                format!("{f:.0}/s {}", pass(f >= 0.8 * e)),
+                format!("{f:.0}/s {}", sqlite_floor(&m.full, f >= 0.8 * e)),
             )
         },
     );
@@ -305,15 +305,18 @@ fn table(args: &Args, measured: &[Measured]) -> String {
         ("a conversation with its transcript", 20, |o| o.transcript),
     ];
     for (label, limit_ms, pick) in timings {
-        row(label, &format!("≤ {limit_ms} ms"), &|m| {
+        row(label, &format!("≤ {limit_ms} ms (SQLite)"), &|m| {
             let (e, f) = (pick(&ops(&m.empty)), pick(&ops(&m.full)));
             let met = f.max <= Duration::from_millis(limit_ms);
-            (timing(&e), format!("{} {}", timing(&f), pass(met)))
+            (
+                timing(&e),
+                format!("{} {}", timing(&f), sqlite_floor(&m.full, met)),
+            )
         });
     }
     row(
         "follow-ups' p99 during 100 erasures one after another (their time)",
-        "≤ 2× the pass's fixed-rate p99",
+        "≤ 2× the pass's fixed-rate p99 (SQLite)",
         &|m| {
             let cell = |run: &Run| {
                 let o = ops(run);
@@ -321,7 +324,10 @@ fn table(args: &Args, measured: &[Measured]) -> String {
                     "{} ({}) {}",
                     ms(o.erasing_p99),
                     ms(o.erasing_took),
-                    pass(o.erasing_p99.as_secs_f64() <= 2.0 * run.p99.as_secs_f64())
+                    sqlite_floor(
+                        run,
+                        o.erasing_p99.as_secs_f64() <= 2.0 * run.p99.as_secs_f64()
+                    )
                 )
             };
             (cell(&m.empty), cell(&m.full))
@@ -329,7 +335,7 @@ fn table(args: &Args, measured: &[Measured]) -> String {
     );
     row(
         &format!("`icbridge purge` (ICB_RETENTION={PURGE_RETENTION}): its time; follow-ups' p99 during it"),
-        "p99 ≤ 2× the pass's fixed-rate p99",
+        "p99 ≤ 2× the pass's fixed-rate p99 (SQLite)",
         &|m| {
             let cell = |run: &Run| {
                 let o = ops(run);
@@ -337,7 +343,7 @@ fn table(args: &Args, measured: &[Measured]) -> String {
                     "{}; {} {}",
                     ms(o.purge_took),
                     ms(o.purging_p99),
-                    pass(o.purging_p99.as_secs_f64() <= 2.0 * run.p99.as_secs_f64())
+                    sqlite_floor(run, o.purging_p99.as_secs_f64() <= 2.0 * run.p99.as_secs_f64())
                 )
             };
             (cell(&m.empty), cell(&m.full))
@@ -405,6 +411,15 @@ fn table(args: &Args, measured: &[Measured]) -> String {
         out.push('\n');
     }
     out
+}
+
+/// The mark of a floor the issue sets for SQLite only: PostgreSQL's figure is reported.
+fn sqlite_floor(run: &Run, met: bool) -> &'static str {
+    if run.database == Database::Sqlite {
+        pass(met)
+    } else {
+        ""
+    }
 }
 
 fn best(saturation: &crate::Saturation) -> f64 {
