@@ -82,10 +82,7 @@ impl Bridge {
     /// at the next checkpoint, waiting at most ten seconds: whether it was emptied (`None`:
     /// the database keeps no such log).
     pub async fn empty_database_log(&self) -> Option<bool> {
-        self.inner
-            .store
-            .empty_log(std::time::Duration::from_secs(10))
-            .await
+        self.inner.store.empty_log().await
     }
 
     fn masked(forms: &[String; 2]) -> String {

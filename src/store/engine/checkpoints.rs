@@ -1,9 +1,10 @@
 //! SQLite's write-ahead log: copied into the database file beside the writer, and emptied
 //! after an erasure.
 //!
-//! Why a task of its own: the writer never checkpoints (`wal_autocheckpoint = 0`), so that
-//! no commit waits for the disk. Once a second a passive checkpoint copies what was
-//! committed into the database file without holding anyone back.
+//! Why a task of its own: the writer does not checkpoint after its commits
+//! (`wal_autocheckpoint = 0`), so that no commit waits for the disk. Once a second a
+//! passive checkpoint copies what was committed into the database file without holding
+//! anyone back (and asks the writer to catch up once the log is long: [`LONG_LOG`]).
 //!
 //! An erasure needs more: the log still holds the pages as they were before it, text and
 //! all, until it is emptied (`wal_checkpoint(TRUNCATE)`). Emptying holds every write back
@@ -11,8 +12,8 @@
 //! and it needs a moment when no read uses the log. Done after each erasure, a hundred
 //! erasures in a row held the desk's writes back a hundred times; waited for inside
 //! SQLite (its busy handler), it held them back until the reads ended. So erasures only
-//! ask for it ([`LogCheckpoints::ask`]) and the next tick empties it instead of its passive
-//! checkpoint, without waiting (`busy_timeout = 0` on this task's own connection): one
+//! ask for it ([`LogCheckpoints::ask`]) and the next tick empties it after its passive copy,
+//! without waiting (`busy_timeout = 0` on this task's own connection): one
 //! emptying a second at most, for every erasure before it, tried again at the next tick if
 //! a read was under way. A command that must know waits for it ([`LogCheckpoints::empty`]).
 
@@ -33,6 +34,8 @@ const LONG_LOG: i64 = 65_536;
 /// How soon emptying is tried again, when someone waits for it and a write or a read was
 /// under way.
 const RETRY: Duration = Duration::from_millis(50);
+/// How long emptying is tried every [`RETRY`] for someone waiting; then at each tick again.
+const WAITER_PATIENCE: Duration = Duration::from_secs(10);
 
 /// Asks the checkpoint task to empty the log, and hears when it has.
 #[derive(Clone)]
@@ -87,13 +90,13 @@ impl LogCheckpoints {
     }
 
     /// Empties the log of everything committed so far, now (tried again every [`RETRY`]
-    /// while a read or a write is under way), waiting at most `patience`; returns whether
-    /// it was emptied.
-    pub(in crate::store) async fn empty(&self, patience: Duration) -> bool {
+    /// while a read or a write is under way), waiting at most [`WAITER_PATIENCE`]; returns
+    /// whether it was emptied.
+    pub(in crate::store) async fn empty(&self) -> bool {
         let request = self.ask();
         self.waiting.notify_one();
         let mut emptied = self.emptied.clone();
-        tokio::time::timeout(patience, emptied.wait_for(|done| *done >= request))
+        tokio::time::timeout(WAITER_PATIENCE, emptied.wait_for(|done| *done >= request))
             .await
             .is_ok_and(|waited| waited.is_ok())
     }
@@ -115,37 +118,35 @@ async fn run(
             }
         }
     };
-    let mut someone_waits = false;
+    // Until when someone waits for the log to be emptied (tried every `RETRY` meanwhile).
+    let mut waited_for_until: Option<tokio::time::Instant> = None;
     loop {
-        let wait = if someone_waits { RETRY } else { TICK };
+        let now = tokio::time::Instant::now();
+        let someone_waits = waited_for_until.is_some_and(|until| until > now);
         tokio::select! {
-            () = tokio::time::sleep(wait) => {}
-            () = waiting.notified() => someone_waits = true,
+            () = tokio::time::sleep(if someone_waits { RETRY } else { TICK }) => {}
+            () = waiting.notified() => waited_for_until = Some(now + WAITER_PATIENCE),
         }
         if asked.has_changed().is_err() {
             return; // the store is gone
         }
+        // What can be copied without holding anyone back, every time: emptying holds the
+        // writes back while it copies the rest.
+        match connection.fetch_one("PRAGMA wal_checkpoint(PASSIVE)").await {
+            // The second column: the frames the log holds.
+            Ok(row) => {
+                if row
+                    .try_get::<i64, _>(1)
+                    .is_ok_and(|frames| frames > LONG_LOG)
+                {
+                    long.store(true, Ordering::Relaxed);
+                }
+            }
+            Err(error) => tracing::warn!(%error, "the SQLite log could not be checkpointed"),
+        }
         let wanted = *asked.borrow_and_update();
         if wanted <= *emptied.borrow() {
-            someone_waits = false;
-            match connection.fetch_one("PRAGMA wal_checkpoint(PASSIVE)").await {
-                // The second column: the frames the log holds.
-                Ok(row) => {
-                    if row
-                        .try_get::<i64, _>(1)
-                        .is_ok_and(|frames| frames > LONG_LOG)
-                    {
-                        long.store(true, Ordering::Relaxed);
-                    }
-                }
-                Err(error) => tracing::warn!(%error, "the SQLite log could not be checkpointed"),
-            }
             continue;
-        }
-        // What can be copied without holding anyone back first: emptying holds the writes
-        // back while it copies the rest.
-        if let Err(error) = connection.execute("PRAGMA wal_checkpoint(PASSIVE)").await {
-            tracing::warn!(%error, "the SQLite log could not be checkpointed");
         }
         match connection
             .fetch_one("PRAGMA wal_checkpoint(TRUNCATE)")
@@ -154,7 +155,7 @@ async fn run(
             // The first column says whether it was kept from finishing (`busy`).
             Ok(row) if row.try_get::<i64, _>(0).is_ok_and(|busy| busy == 0) => {
                 emptied.send_replace(wanted);
-                someone_waits = false;
+                waited_for_until = None;
             }
             Ok(_) => {}
             Err(error) => tracing::warn!(%error, "the SQLite log could not be emptied"),
