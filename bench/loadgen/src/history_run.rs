@@ -324,10 +324,7 @@ fn table(args: &Args, measured: &[Measured]) -> String {
                     "{} ({}) {}",
                     ms(o.erasing_p99),
                     ms(o.erasing_took),
-                    sqlite_floor(
-                        run,
-                        o.erasing_p99.as_secs_f64() <= 2.0 * run.p99.as_secs_f64()
-                    )
+                    within_twice_the_baseline(run, o.erasing_p99)
                 )
             };
             (cell(&m.empty), cell(&m.full))
@@ -343,7 +340,7 @@ fn table(args: &Args, measured: &[Measured]) -> String {
                     "{}; {} {}",
                     ms(o.purge_took),
                     ms(o.purging_p99),
-                    sqlite_floor(run, o.purging_p99.as_secs_f64() <= 2.0 * run.p99.as_secs_f64())
+                    within_twice_the_baseline(run, o.purging_p99)
                 )
             };
             (cell(&m.empty), cell(&m.full))
@@ -420,6 +417,12 @@ fn sqlite_floor(run: &Run, met: bool) -> &'static str {
     } else {
         ""
     }
+}
+
+/// The mark of a p99 measured while an operation ran: at most twice the pass's fixed-rate
+/// p99 (SQLite's floor).
+fn within_twice_the_baseline(run: &Run, p99: Duration) -> &'static str {
+    sqlite_floor(run, p99.as_secs_f64() <= 2.0 * run.p99.as_secs_f64())
 }
 
 fn best(saturation: &crate::Saturation) -> f64 {

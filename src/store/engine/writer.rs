@@ -134,7 +134,7 @@ async fn run(
 /// Why the writer: the checkpoint task copies the log in the background, but a log can
 /// only start again from its beginning when a write begins with all of it copied, and
 /// under a steady load the writer has always written more by the time the task is done:
-/// the log grew by gigabytes in a few minutes of the benchmark, and every read searched
+/// the log grew to about a gigabyte in a few minutes of the benchmark, and every read searched
 /// it. Done here, between groups, nothing is written meanwhile, so the next group starts
 /// the log again. It holds the writes back while it copies what the task has not (about a
 /// second's worth) and syncs, so it is done only once the log is long (a few times a
