@@ -271,6 +271,30 @@ async fn delivered_and_recorded(base: &str, count: usize) {
     );
 }
 
+/// An expert answers in a conversation's thread (`POST /sandbox/expert-reply`); the answer.
+/// The thread is known once the notification's send is recorded, a moment after the sandbox's
+/// Webex got it: until then the sandbox answers 409 `no_thread` ("try again in a moment"),
+/// and this tries again, as its answer says.
+async fn expert_says(base: &str, body: Value) -> Value {
+    let http = reqwest::Client::new();
+    let answered = eventually_found(10, || async {
+        let response = http
+            .post(format!("{base}/sandbox/expert-reply"))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        let status = response.status();
+        let answer: Value = response.json().await.unwrap();
+        if status == 409 && answer["error"] == "no_thread" {
+            return None;
+        }
+        assert_eq!(status, 202, "{answer}");
+        Some(answer)
+    });
+    answered.await.expect("the conversation's thread is known")
+}
+
 /// Moves the sandbox's clock ahead by `advance` (`48h`, `5m`).
 async fn move_clock(base: &str, advance: &str) {
     let moved = reqwest::Client::new()
@@ -376,18 +400,7 @@ async fn the_sandbox_shows_photos_files_and_the_whatsapp_window() {
     assert_eq!(sent[2]["request"]["files"], serde_json::json!([photo]));
 
     // An expert's PDF reaches the customer as a WhatsApp document, fetched from icbridge.
-    let expert_reply = |body: Value| {
-        let (http, base) = (http.clone(), base.clone());
-        async move {
-            let response = http
-                .post(format!("{base}/sandbox/expert-reply"))
-                .json(&body)
-                .send()
-                .await
-                .unwrap();
-            assert_eq!(response.status(), 202);
-        }
-    };
+    let expert_reply = |body: Value| expert_says(&base, body);
     expert_reply(
         serde_json::json!({"conversationId": conversation, "text": "Your care plan", "file": true}),
     )
@@ -530,13 +543,11 @@ async fn the_sandbox_books_a_consultation_reminds_at_its_time_and_adds_a_guest()
     delivered_and_recorded(&base, 3).await;
 
     // `add guest` in the thread: a second guest link of the same meeting.
-    let reply = http
-        .post(format!("{base}/sandbox/expert-reply"))
-        .json(&serde_json::json!({"conversationId": appointment["conversationId"], "text": "add guest"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(reply.status(), 202);
+    expert_says(
+        &base,
+        serde_json::json!({"conversationId": appointment["conversationId"], "text": "add guest"}),
+    )
+    .await;
     let sent = sent_messages(&base, 4).await;
     let added = sent[3]["text"].as_str().unwrap();
     assert!(added.contains("added a guest"), "{added}");
@@ -574,19 +585,14 @@ async fn the_sandbox_asks_for_a_rating_when_a_conversation_is_closed() {
     let answer = sandbox.message(message.clone()).await;
     let conversation_id = answer["conversationId"].as_str().unwrap().to_string();
     sent_messages(&base, 2).await;
-    // The notification's thread is known once its send is recorded, not when the sandbox's
-    // Webex got it: before that, an expert's reply in the thread finds no conversation.
-    delivered_and_recorded(&base, 2).await;
 
     // The expert closes the conversation in its thread: the customer gets the question.
     let http = reqwest::Client::new();
-    let closed = http
-        .post(format!("{base}/sandbox/expert-reply"))
-        .json(&serde_json::json!({"conversationId": conversation_id, "text": "close"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(closed.status(), 202);
+    expert_says(
+        &base,
+        serde_json::json!({"conversationId": conversation_id, "text": "close"}),
+    )
+    .await;
     let sent = sent_until(&base, |m| {
         m["via"] == "whatsapp" && m["text"].as_str().unwrap().ends_with("[Good | OK | Poor]")
     })
@@ -662,15 +668,11 @@ async fn the_sandbox_mends_a_disabled_webhook_and_catches_up_on_what_it_lost() {
     .await
     .unwrap();
     assert_eq!(disabled["status"], "inactive");
-    let reply: Value = post(
-        "/sandbox/expert-reply",
+    let reply = expert_says(
+        &base,
         serde_json::json!({"conversationId": conversation_id, "text": "I am here"}),
     )
-    .await
-    .unwrap()
-    .json()
-    .await
-    .unwrap();
+    .await;
     assert_eq!(reply["status"], "lost");
 
     // icbridge's check (every minute; here at once) re-activates it and catches up.
@@ -775,10 +777,11 @@ async fn every_html_answer_carries_the_security_headers() {
     }
 
     // The expert closes the conversation: its link shows the ended page.
-    let close = http
-        .post(format!("{base}/sandbox/expert-reply"))
-        .json(&serde_json::json!({"conversationId": answer["conversationId"], "text": "close"}));
-    assert_eq!(close.send().await.unwrap().status(), 202);
+    expert_says(
+        &base,
+        serde_json::json!({"conversationId": answer["conversationId"], "text": "close"}),
+    )
+    .await;
     let ended = eventually(5, || async {
         http.get(&own_link).send().await.unwrap().status() == 410
     });
