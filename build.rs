@@ -11,6 +11,10 @@ const CHROMIUM: &str = "/usr/bin/chromium";
 const PLAYWRIGHT: &str = "tests/browser/node_modules/playwright-core";
 
 fn main() {
+    // `sqlx::migrate!` embeds the migrations when the crate is built; cargo, once told what
+    // to watch here, would not rebuild it for a new migration file.
+    println!("cargo:rerun-if-changed=migrations");
+
     println!("cargo:rustc-check-cfg=cfg(icb_postgres)");
     println!("cargo:rerun-if-env-changed=ICB_TEST_POSTGRES_URL");
     if std::env::var_os("ICB_TEST_POSTGRES_URL").is_some_and(|url| !url.is_empty()) {
