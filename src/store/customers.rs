@@ -6,6 +6,8 @@ use super::events::{customer_erased, erase_customer_events, record_events};
 use crate::domain::Conversation;
 use crate::domain::{AuditEntry, CustomerRecords, Erasure};
 
+use sqlx::AnyConnection;
+
 use super::{Store, StoreError, ERASED};
 
 /// The conversations of a customer (`$1`, `$2`: their number's SMS and WhatsApp forms).
@@ -27,6 +29,15 @@ const DELIVERY_IDS: &str = "
     WHERE c.customer IN ($1, $2)
     UNION
     SELECT id FROM outbox WHERE recipient IN ($1, $2)";
+
+/// A message not erased yet, `marker` the placeholder of what replaces a number: a message
+/// erased twice is counted once.
+fn not_yet_erased(marker: &str) -> String {
+    format!(
+        "(customer != {marker} OR body != '' OR media IS NOT NULL
+          OR author_email IS NOT NULL OR external_id IS NOT NULL)"
+    )
+}
 
 impl Store {
     /// Everything stored about the customer whose address is one of `forms`.
@@ -98,17 +109,24 @@ impl Store {
         })
     }
 
-    /// Erases the customer whose address is one of `forms`, in one transaction: the texts,
-    /// files and locations of their messages (and of the experts' in their conversations),
-    /// their name, the content of every delivery and receipt about them; their number is
-    /// replaced as retention does; open conversations are closed and what waited to be sent
-    /// is cancelled; their opt-outs are forgotten. On SQLite (which overwrites what it
+    /// Erases the customer whose address is one of `forms`: the texts, files and locations
+    /// of their messages (and of the experts' in their conversations), their name, the
+    /// content of every delivery and receipt about them; their number is replaced as
+    /// retention does; open conversations are closed and what waited to be sent is
+    /// cancelled; their opt-outs are forgotten. On SQLite (which overwrites what it
     /// deletes: `secure_delete`) the write-ahead log is asked to be emptied at the next
     /// checkpoint ([`Store::empty_log`] empties it at once).
     ///
-    /// `audit` is written in the same transaction, its detail the erasure's counts.
-    /// (One function on purpose, though long: one transaction whose statements read in the
-    /// order they run, one per table it touches.)
+    /// Each conversation's messages, deliveries and receipts go first, a conversation per
+    /// write: on a year's database one customer's rows sit on a few hundred pages, and one
+    /// write for all of them held the writer (and every customer's message queued behind
+    /// it) for tens of milliseconds. The last write then does everything else and whatever
+    /// the first ones did not see (a message that arrived meanwhile), and closes the
+    /// conversations: until it has run they still carry the number, so an erasure that
+    /// failed halfway is finished by running it again. `audit` is written in that last
+    /// write, its detail the erasure's counts.
+    /// (One function on purpose, though long: the statements read in the order they run,
+    /// one per table they touch.)
     pub async fn erase_customer(
         &self,
         forms: &[String; 2],
@@ -118,6 +136,20 @@ impl Store {
     ) -> Result<Erasure, StoreError> {
         let [sms, whatsapp] = forms.clone();
         let cancel_reason = cancel_reason.to_string();
+        let conversations: Vec<String> = sqlx::query_scalar(CONVERSATIONS_OF)
+            .bind(&sms)
+            .bind(&whatsapp)
+            .fetch_all(&self.reader)
+            .await?;
+        let mut ahead = Erasure::default();
+        for conversation in conversations {
+            let part = self
+                .write(async move |tx| erase_conversation_contents(tx, &conversation).await)
+                .await?;
+            ahead.messages += part.messages;
+            ahead.deliveries += part.deliveries;
+            ahead.receipts += part.receipts;
+        }
         let erasure = self
             .write(async move |tx| {
                 // Their events go, before their conversations lose the number; what is
@@ -159,7 +191,8 @@ impl Store {
                 let messages = sqlx::query(&format!(
                     "UPDATE messages SET body = '', media = NULL, author_email = NULL,
                                          customer = $3, external_id = NULL
-                     WHERE {MESSAGES_OF}"
+                     WHERE {MESSAGES_OF} AND {}",
+                    not_yet_erased("$3")
                 ))
                 .bind(&sms)
                 .bind(&whatsapp)
@@ -215,15 +248,68 @@ impl Store {
                     receipts,
                     opt_outs,
                 };
+                let erasure = Erasure {
+                    messages: ahead.messages + erasure.messages,
+                    deliveries: ahead.deliveries + erasure.deliveries,
+                    receipts: ahead.receipts + erasure.receipts,
+                    ..erasure
+                };
                 audit.detail = serde_json::to_string(&erasure).ok();
                 insert_audit(tx, &audit).await?;
                 Ok(erasure)
             })
             .await?;
-        // The log still holds the pages as they were: emptied at the checkpoint's next tick.
+        // The log still holds the pages as they were: emptied in the next quiet second.
         if let Some(log) = &self.log {
             log.ask();
         }
         Ok(erasure)
     }
+}
+
+/// The contents of one conversation of an erased customer (`conversation`): its messages'
+/// texts, files and number, and the content of its deliveries and their receipts; what is
+/// erased already is left alone, so the count is of what this write changed. A delivery
+/// still waiting to go is left to the erasure's last write, which cancels it first: its
+/// content emptied here could otherwise be sent, empty, meanwhile.
+async fn erase_conversation_contents(
+    tx: &mut AnyConnection,
+    conversation: &str,
+) -> Result<Erasure, StoreError> {
+    let receipts = sqlx::query(
+        "UPDATE delivery_receipts SET payload = '{}', transid = NULL
+         WHERE payload != '{}'
+           AND outbox_id IN (SELECT id FROM outbox WHERE conversation_id = $1
+                                                    AND state != 'pending')",
+    )
+    .bind(conversation)
+    .execute(&mut *tx)
+    .await?
+    .rows_affected();
+    let deliveries = sqlx::query(
+        "UPDATE outbox SET payload = '{}', recipient = NULL
+         WHERE conversation_id = $1 AND state != 'pending'
+           AND (payload != '{}' OR recipient IS NOT NULL)",
+    )
+    .bind(conversation)
+    .execute(&mut *tx)
+    .await?
+    .rows_affected();
+    let messages = sqlx::query(&format!(
+        "UPDATE messages SET body = '', media = NULL, author_email = NULL,
+                             customer = $2, external_id = NULL
+         WHERE conversation_id = $1 AND {}",
+        not_yet_erased("$2")
+    ))
+    .bind(conversation)
+    .bind(ERASED)
+    .execute(&mut *tx)
+    .await?
+    .rows_affected();
+    Ok(Erasure {
+        messages,
+        deliveries,
+        receipts,
+        ..Erasure::default()
+    })
 }

@@ -259,3 +259,33 @@ db_test! {
         assert_eq!(app.stored().conversations().await.iter().filter(|c| c.customer == "+14155550199").count(), 1);
     }
 }
+
+db_test! {
+    async fn what_still_waited_to_be_sent_is_cancelled_by_an_erasure_and_never_sent(db) {
+        let app = sms_app_with(db, &[], Vec::new()).await;
+        a_customer_on_both_channels(&app).await;
+        // A follow-up whose relay to the experts has not gone yet (the worker has not run).
+        let body = json!({"channel": "sms", "from": NUMBER, "to": "56263", "text": "One more thing", "messageId": "m-2"});
+        assert_eq!(app.post_flow(&body.to_string()).await.status(), 200);
+        let waiting: Vec<i64> = app.stored().outbox_in_state("pending").await.iter().map(|row| row.id).collect();
+        assert!(!waiting.is_empty(), "the relay waits");
+        let (connect_before, webex_before) = (app.connect.received_requests().await.unwrap().len(), app.webex_posts().await.len());
+
+        let response = admin(&app, reqwest::Method::POST, &format!("/api/customers/{NUMBER}/erase")).await;
+        assert_eq!(response.status(), 200);
+        let erasure: Value = response.json().await.unwrap();
+        // What the first test counts, with the follow-up and its waiting deliveries: each
+        // counted once, though a conversation's sent deliveries are erased in a write of
+        // their own before the one that cancels what waits.
+        assert_eq!(erasure, json!({"conversations": 2, "messages": 4, "deliveries": 6 + waiting.len(),
+            "deliveriesCancelled": waiting.len(), "receipts": 1, "optOuts": 0}));
+        for row in app.stored().outbox().await.iter().filter(|row| waiting.contains(&row.id)) {
+            assert_eq!((row.state.as_str(), row.payload.as_str(), row.recipient.as_deref()), ("cancelled", "{}", None));
+        }
+        app.clock.advance(std::time::Duration::from_secs(3600));
+        app.worker.run_once().await.unwrap();
+        assert_eq!(app.connect.received_requests().await.unwrap().len(), connect_before, "nothing sent to the customer");
+        assert_eq!(app.webex_posts().await.len(), webex_before, "nothing sent to the experts");
+        assert_eq!(mentions(&app, "outbox", "payload").await, 0);
+    }
+}
