@@ -79,7 +79,7 @@ impl Bridge {
     }
 
     /// Empties the database's write-ahead log of what erasures left in it, now rather than
-    /// at the next checkpoint, waiting at most ten seconds: whether it was emptied (`None`:
+    /// in the next quiet second, waiting at most ten seconds: whether it was emptied (`None`:
     /// the database keeps no such log).
     pub async fn empty_database_log(&self) -> Option<bool> {
         self.inner.store.empty_log().await

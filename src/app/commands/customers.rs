@@ -25,7 +25,7 @@ pub(super) async fn customer(settings: Settings, command: CustomerCommand) -> Re
             if bridge.empty_database_log().await == Some(false) {
                 eprintln!(
                     "the database's write-ahead log could not be emptied yet (reads kept \
-                     it busy): `serve` empties it at its next checkpoint"
+                     it busy): `serve` empties it in its next quiet second, or after a minute of load"
                 );
             }
             return Ok(());

@@ -93,7 +93,7 @@ impl Store {
     }
 
     /// Empties SQLite's write-ahead log now, of what an erasure left in it (which the
-    /// service does at its next checkpoint anyway), waiting at most ten seconds: whether it
+    /// service does within a minute anyway), waiting at most ten seconds: whether it
     /// was emptied; `None` on PostgreSQL, which has no such log to empty.
     pub async fn empty_log(&self) -> Option<bool> {
         Some(self.log.as_ref()?.empty().await)
