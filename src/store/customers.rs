@@ -5,7 +5,6 @@ use super::conversations::{ConversationRow, SELECT};
 use super::events::{customer_erased, erase_customer_events, record_events};
 use crate::domain::Conversation;
 use crate::domain::{AuditEntry, CustomerRecords, Erasure};
-
 use sqlx::AnyConnection;
 
 use super::{Store, StoreError, ERASED};
@@ -114,8 +113,8 @@ impl Store {
     /// content of every delivery and receipt about them; their number is replaced as
     /// retention does; open conversations are closed and what waited to be sent is
     /// cancelled; their opt-outs are forgotten. On SQLite (which overwrites what it
-    /// deletes: `secure_delete`) the write-ahead log is asked to be emptied at the next
-    /// checkpoint ([`Store::empty_log`] empties it at once).
+    /// deletes: `secure_delete`) the write-ahead log is asked to be emptied in the next
+    /// quiet second ([`Store::empty_log`] empties it at once).
     ///
     /// Each conversation's messages, deliveries and receipts go first, a conversation per
     /// write: on a year's database one customer's rows sit on a few hundred pages, and one
