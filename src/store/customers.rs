@@ -29,12 +29,15 @@ const DELIVERY_IDS: &str = "
     UNION
     SELECT id FROM outbox WHERE recipient IN ($1, $2)";
 
-/// A message not erased yet, `marker` the placeholder of what replaces a number: a message
-/// erased twice is counted once.
-fn not_yet_erased(marker: &str) -> String {
+/// Erases the messages `selection` finds that are not erased yet (so that a message erased
+/// twice is counted once), `marker` the placeholder of what replaces a number.
+fn erase_messages(selection: &str, marker: &str) -> String {
     format!(
-        "(customer != {marker} OR body != '' OR media IS NOT NULL
-          OR author_email IS NOT NULL OR external_id IS NOT NULL)"
+        "UPDATE messages SET body = '', media = NULL, author_email = NULL,
+                             customer = {marker}, external_id = NULL
+         WHERE {selection}
+           AND (customer != {marker} OR body != '' OR media IS NOT NULL
+                OR author_email IS NOT NULL OR external_id IS NOT NULL)"
     )
 }
 
@@ -187,18 +190,13 @@ impl Store {
                 .rows_affected();
                 // The sender's message id goes too: it identified the message with the
                 // number, and another erased customer's message may have had the same.
-                let messages = sqlx::query(&format!(
-                    "UPDATE messages SET body = '', media = NULL, author_email = NULL,
-                                         customer = $3, external_id = NULL
-                     WHERE {MESSAGES_OF} AND {}",
-                    not_yet_erased("$3")
-                ))
-                .bind(&sms)
-                .bind(&whatsapp)
-                .bind(ERASED)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
+                let messages = sqlx::query(&erase_messages(MESSAGES_OF, "$3"))
+                    .bind(&sms)
+                    .bind(&whatsapp)
+                    .bind(ERASED)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
                 let conversations = sqlx::query(
                     "UPDATE conversations
                      SET customer = $3, customer_name = NULL, state = 'closed',
@@ -294,17 +292,12 @@ async fn erase_conversation_contents(
     .execute(&mut *tx)
     .await?
     .rows_affected();
-    let messages = sqlx::query(&format!(
-        "UPDATE messages SET body = '', media = NULL, author_email = NULL,
-                             customer = $2, external_id = NULL
-         WHERE conversation_id = $1 AND {}",
-        not_yet_erased("$2")
-    ))
-    .bind(conversation)
-    .bind(ERASED)
-    .execute(&mut *tx)
-    .await?
-    .rows_affected();
+    let messages = sqlx::query(&erase_messages("conversation_id = $1", "$2"))
+        .bind(conversation)
+        .bind(ERASED)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
     Ok(Erasure {
         messages,
         deliveries,
