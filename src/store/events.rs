@@ -34,15 +34,22 @@ pub(super) async fn record_events(
     if events.is_empty() {
         return Ok(());
     }
+    // Without any subscription nothing is stored: no one would receive it, and a message's
+    // text would be kept twice for nothing. Asked before the insert is built: binding a
+    // batch's events costs SQLite more than this question (a batch of 32 messages' events
+    // took 210 µs of the writer's time to insert nothing).
+    let subscriptions: i64 =
+        sqlx::query_scalar("SELECT COUNT(*) FROM (SELECT 1 FROM event_subscriptions LIMIT 1) s")
+            .fetch_one(&mut *tx)
+            .await?;
+    if subscriptions == 0 {
+        return Ok(());
+    }
     // The deliveries are queued by the table's trigger (`events_queue`, migration
     // 20261208000028), row by row in this statement: one statement for the whole batch.
-    // Without any subscription nothing is stored: no one would receive it, and a message's
-    // text would be kept twice for nothing.
     let sql = format!(
         "INSERT INTO events (type, occurred_at, conversation_id, customer, desk, data)
-         SELECT v.column1, v.column2, v.column3, v.column4, v.column5, v.column6
-         FROM (VALUES {}) AS v
-         WHERE EXISTS (SELECT 1 FROM event_subscriptions)",
+         VALUES {}",
         rows_of_placeholders(events.len(), 6, 1)
     );
     let mut insert = sqlx::query(&sql);
