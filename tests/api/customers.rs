@@ -289,3 +289,56 @@ db_test! {
         assert_eq!(mentions(&app, "outbox", "payload").await, 0);
     }
 }
+
+db_test! {
+    async fn an_erasure_that_fails_after_its_conversations_is_finished_by_running_it_again(db) {
+        let app = sms_app_with(db, &[], Vec::new()).await;
+        a_customer_on_both_channels(&app).await;
+        // The database refuses to take the number off the conversations (the erasure's last
+        // write), after the writes of each conversation's contents went through: an erasure
+        // that stops half-way, as one whose process dies there.
+        let (break_it, repair) = match db {
+            TestDb::Sqlite => (
+                vec!["CREATE TRIGGER refuse_erasure BEFORE UPDATE ON conversations
+                      WHEN NEW.customer = 'erased'
+                      BEGIN SELECT RAISE(ABORT, 'refused for the test'); END"],
+                "DROP TRIGGER refuse_erasure",
+            ),
+            TestDb::Postgres => (
+                vec![
+                    "CREATE FUNCTION refuse() RETURNS trigger AS $$ \
+                     BEGIN RAISE EXCEPTION 'refused for the test'; END $$ LANGUAGE plpgsql",
+                    "CREATE TRIGGER refuse_erasure BEFORE UPDATE ON conversations \
+                     FOR EACH ROW WHEN (NEW.customer = 'erased') EXECUTE FUNCTION refuse()",
+                ],
+                "DROP TRIGGER refuse_erasure ON conversations",
+            ),
+        };
+        for statement in break_it {
+            sqlx::query(statement).execute(&app.db).await.unwrap();
+        }
+        let erase = format!("/api/customers/{NUMBER}/erase");
+        let failed = admin(&app, reqwest::Method::POST, &erase).await;
+        assert_eq!(failed.status(), 500);
+        // Half-way: the texts are gone, the number is still on the conversations, and no
+        // erasure is audited (none was done).
+        let texts = app.stored().messages().await.iter().filter(|m| !m.body.is_empty()).count();
+        assert_eq!(texts, 1, "only the other customer's");
+        assert_eq!(mentions(&app, "conversations", "customer").await, 2);
+        assert_eq!(app.stored().audited(&["erase"]).await.len(), 0);
+
+        sqlx::query(repair).execute(&app.db).await.unwrap();
+        let response = admin(&app, reqwest::Method::POST, &erase).await;
+        assert_eq!(response.status(), 200);
+        let erasure: Value = response.json().await.unwrap();
+        // What this run changed: the contents were erased by the first (each counted by the
+        // run that erased it, never twice); the conversations by this one.
+        assert_eq!(erasure, json!({"conversations": 2, "messages": 0, "deliveries": 0,
+            "deliveriesCancelled": 0, "receipts": 0, "optOuts": 0}));
+        for (table, column) in [("conversations", "customer"), ("messages", "customer"), ("outbox", "payload"), ("delivery_receipts", "payload")] {
+            assert_eq!(mentions(&app, table, column).await, 0, "{table}");
+        }
+        assert_eq!(export(&app).await["conversations"], json!([]));
+        assert_eq!(app.stored().audited(&["erase"]).await.len(), 1);
+    }
+}
