@@ -240,8 +240,11 @@ fn table(args: &Args, measured: &[Measured]) -> String {
     let mut out = format!(
         "History: {} walk-in conversations over 365 days (and what follows from them, below), \
          written by the load generator; the service keeps {SERVICE_RETENTION}. Fixed rate: {} \
-         req/s on SQLite, {} on PostgreSQL.\n\n| measurement |",
-        args.history_size, args.rate, args.postgres_rate
+         req/s on SQLite, {} on PostgreSQL, for {}.\n\n| measurement |",
+        args.history_size,
+        args.rate,
+        args.postgres_rate,
+        humantime::format_duration(args.latency_phase)
     );
     for m in measured {
         let name = m.empty.database.name();

@@ -33,9 +33,15 @@ struct Args {
     /// The icbridge binary to measure.
     #[arg(long, default_value = "target/release/icbridge")]
     icbridge: PathBuf,
-    /// Length of each saturation and fixed-rate phase.
+    /// Length of each saturation phase.
     #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
     phase: Duration,
+    /// Length of the fixed-rate (latency) phase. Longer than a throughput's: its p99 is
+    /// decided by the slowest 1% of its requests, and in 5 s a stall of the machine (the
+    /// load generator shares its two cores) either falls in the phase or not, which moved
+    /// the same binary's p99 between 5 and 15 ms from one run to the next.
+    #[arg(long, default_value = "15s", value_parser = humantime::parse_duration)]
+    latency_phase: Duration,
     /// Concurrent connections of the saturation phases. Several (`64,128,256`) run each
     /// phase once per number, and the best counts.
     #[arg(long, value_delimiter = ',', default_values_t = [64, 128])]
@@ -819,7 +825,7 @@ async fn measure(
     // Until the relays are delivered: a follow-up's cost includes its relay.
     let follow_up_cpu = cpu_per_request(cpu_time(pid) - cpu_before, follow_ups_saturation.ok);
     let (t, f) = (target.clone(), follow_ups.clone());
-    let (latencies, lateness, failed_latency) = fixed_rate(rate, args.phase, move |i| {
+    let (latencies, lateness, failed_latency) = fixed_rate(rate, args.latency_phase, move |i| {
         let (t, f) = (t.clone(), f.clone());
         async move { t.post(&f[(i % f.len() as u64) as usize]).await }
     })
@@ -1256,9 +1262,10 @@ fn report(args: &Args, runs: &[Run], postgres: Option<&PostgresServer>) -> Strin
         })
         .collect();
     let mut report = format!(
-        "Machine: {}. Phases of {}; saturation phases at {} connections. One icbridge per database, one after the other: {}. The load generator, the stand-ins and the database server run on the same machine.{}\n\n",
+        "Machine: {}. Phases of {} (the fixed rate's: {}); saturation phases at {} connections. One icbridge per database, one after the other: {}. The load generator, the stand-ins and the database server run on the same machine.{}\n\n",
         machine(),
         humantime::format_duration(args.phase),
+        humantime::format_duration(args.latency_phase),
         connections.join(", "),
         databases.join(", then "),
         if args.events {
