@@ -33,11 +33,11 @@ const SLICE: u64 = 200;
 /// more to change than the others' (each in more indexes): 500 conversations took 250 ms.
 const CONVERSATION_SLICE: u64 = 10;
 
-/// On SQLite, the pause after each full slice. Another process's writer (`icbridge purge`
-/// run beside `serve`, or `serve` beside it) that found the lock taken waits in SQLite's
-/// busy handler, which looks again after 1, 3, 8, 18, 33 ms…: without a pause the next
-/// slice would take the lock before it looked, and the desk's writes would wait for the
-/// whole purge. A day's worth (tens of slices) takes a second longer.
+/// On SQLite, the pause after each full slice. Another process's writer (`serve` beside
+/// `icbridge purge`) that found the lock taken looks again every millisecond (see
+/// `engine::writer::begin`): without a pause the next slice could take the lock before it
+/// looked, and the desk's writes would wait for the whole purge. A day's worth (tens of
+/// slices) takes a second longer.
 const SLICE_PAUSE: Duration = Duration::from_millis(25);
 
 /// The kinds of rows retention clears, each a slice at a time.

@@ -14,7 +14,11 @@ use crate::store::{Store, StoreError};
 /// How long a request waits for the database (a connection, or another writer's lock)
 /// before it gives up with [`StoreError::Busy`]: well within the 10 s Webex Connect waits
 /// for an answer, so that it gets a `503` it can retry rather than a timeout.
-const BUSY_TIMEOUT: Duration = Duration::from_secs(2);
+pub(super) const BUSY_TIMEOUT: Duration = Duration::from_secs(2);
+/// SQLite waits up to [`BUSY_TIMEOUT`] for another process's lock (in its busy handler).
+const PATIENT: &str = "PRAGMA busy_timeout = 2000";
+/// SQLite answers `SQLITE_BUSY` at once: the writer's connection, which waits itself.
+const IMPATIENT: &str = "PRAGMA busy_timeout = 0";
 
 impl Store {
     /// Opens the database at `url`: `sqlite://PATH` (created if missing) or
@@ -59,10 +63,16 @@ impl Store {
 
     pub async fn migrate(&self) -> Result<(), StoreError> {
         match self.backend {
+            // Migrations wait for another process's lock in SQLite's busy handler, as
+            // everything but the writer's groups does.
             Backend::Sqlite => {
-                sqlx::migrate!("./migrations/sqlite")
-                    .run(&self.writer_pool)
-                    .await?
+                let mut connection = self.writer_pool.acquire().await?;
+                connection.execute(PATIENT).await?;
+                let migrated = sqlx::migrate!("./migrations/sqlite")
+                    .run(&mut *connection)
+                    .await;
+                connection.execute(IMPATIENT).await?;
+                migrated?
             }
             // sqlx holds an advisory lock while it migrates: instances starting together
             // wait for each other.
@@ -80,11 +90,12 @@ impl Store {
     /// to be copied, not partly in a log beside it.
     pub async fn close(self) {
         if self.backend == Backend::Sqlite {
-            if let Err(error) = self
-                .writer_pool
-                .execute("PRAGMA wal_checkpoint(TRUNCATE)")
-                .await
-            {
+            let copied = async {
+                let mut connection = self.writer_pool.acquire().await?;
+                connection.execute(PATIENT).await?;
+                connection.execute("PRAGMA wal_checkpoint(TRUNCATE)").await
+            };
+            if let Err(error) = copied.await {
                 tracing::warn!(%error, "the SQLite log could not be copied into the database");
             }
         }
@@ -120,11 +131,11 @@ fn sqlite_pool(connections: u32, read_only: bool) -> AnyPoolOptions {
             Box::pin(async move {
                 // WAL lets readers proceed while the writer commits; NORMAL sync is durable
                 // across process crashes in WAL mode; another process's write lock is
-                // waited for, up to the busy timeout.
+                // waited for, up to the busy timeout (by the writer itself, see below).
                 for pragma in [
                     "PRAGMA journal_mode = WAL",
                     "PRAGMA synchronous = NORMAL",
-                    "PRAGMA busy_timeout = 2000",
+                    PATIENT,
                     "PRAGMA foreign_keys = ON",
                 ] {
                     connection.execute(pragma).await?;
@@ -133,6 +144,11 @@ fn sqlite_pool(connections: u32, read_only: bool) -> AnyPoolOptions {
                     // A read that tried to write would be a bug; make it fail loudly.
                     connection.execute("PRAGMA query_only = ON").await?;
                 } else {
+                    // The writer waits for another process's write lock itself, looking
+                    // again every millisecond (`writer::begin`): SQLite's busy handler looks
+                    // after 1, 3, 8, 18, 33 ms…, so a slice of `icbridge purge` that held the
+                    // lock for 9 ms kept the desk's writes waiting 18.
+                    connection.execute(IMPATIENT).await?;
                     // What is deleted or overwritten is zeroed in the file, not left in its
                     // free space: an erased customer's data must not be recoverable.
                     connection.execute("PRAGMA secure_delete = ON").await?;

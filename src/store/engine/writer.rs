@@ -10,11 +10,13 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 use futures_util::future::BoxFuture;
 use sqlx::{AnyConnection, AnyPool, Executor};
 use tokio::sync::{mpsc, oneshot};
 
+use super::connection::BUSY_TIMEOUT;
 use super::{Backend, WriteFn};
 use crate::store::StoreError;
 
@@ -151,6 +153,36 @@ async fn catch_up_with_the_log(pool: &AnyPool) {
     }
 }
 
+/// How often the writer looks again for SQLite's write lock while another process holds
+/// it (`icbridge purge` beside `serve`, or the other way round).
+const LOCK_POLL: Duration = Duration::from_millis(1);
+
+/// Begins a group's transaction. On SQLite it takes the write lock at once (a transaction
+/// that reads first could otherwise find, when it writes, that another process wrote in
+/// between); while another process holds it, it looks again every [`LOCK_POLL`] for up to
+/// [`BUSY_TIMEOUT`], then gives up busy. (The connection answers `SQLITE_BUSY` at once:
+/// SQLite's own busy handler looks again ever later, and a write that found the lock taken
+/// waited up to twice as long as the other process held it.)
+async fn begin(connection: &mut AnyConnection, backend: Backend) -> Result<(), StoreError> {
+    if backend == Backend::Postgres {
+        connection.execute("BEGIN").await?;
+        return Ok(());
+    }
+    let deadline = tokio::time::Instant::now() + BUSY_TIMEOUT;
+    loop {
+        match connection.execute("BEGIN IMMEDIATE").await {
+            Ok(_) => return Ok(()),
+            Err(error) => {
+                let error = StoreError::from(error);
+                if !error.is_busy() || tokio::time::Instant::now() >= deadline {
+                    return Err(error);
+                }
+                tokio::time::sleep(LOCK_POLL).await;
+            }
+        }
+    }
+}
+
 /// Runs `writes` in one transaction, each in a savepoint, and commits.
 async fn commit_group(
     pool: &AnyPool,
@@ -158,13 +190,7 @@ async fn commit_group(
     writes: &mut [Box<dyn Write>],
 ) -> Result<(), StoreError> {
     let mut connection = pool.acquire().await?;
-    let begin = match backend {
-        // Takes the write lock at once: a transaction that reads first could otherwise
-        // find, when it writes, that another process wrote in between.
-        Backend::Sqlite => "BEGIN IMMEDIATE",
-        Backend::Postgres => "BEGIN",
-    };
-    connection.execute(begin).await?;
+    begin(&mut connection, backend).await?;
     let result = async {
         if let [write] = writes {
             // Alone in its group, a write needs no savepoint: the transaction is its own.
