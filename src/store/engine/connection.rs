@@ -71,8 +71,10 @@ impl Store {
                 let migrated = sqlx::migrate!("./migrations/sqlite")
                     .run(&mut *connection)
                     .await;
-                connection.execute(IMPATIENT).await?;
-                migrated?
+                // A failed migration's error is the one to tell, not the reset's.
+                let reset = connection.execute(IMPATIENT).await;
+                migrated?;
+                reset?;
             }
             // sqlx holds an advisory lock while it migrates: instances starting together
             // wait for each other.
