@@ -29,6 +29,41 @@ const DELIVERY_IDS: &str = "
     UNION
     SELECT id FROM outbox WHERE recipient IN ($1, $2)";
 
+/// Reads, on a reader, the pages that [`erase_conversation_contents`] changes for
+/// conversation `$1`: its messages, deliveries and receipts, and the entries that erasing
+/// them moves in the indexes of texts (`messages_with_text`), sender ids (`messages_once`)
+/// and payloads (`outbox_with_payload`): see `Store::warm_up`.
+const WARM_CONVERSATION: &str = "SELECT
+    (SELECT SUM(length(body)) FROM messages WHERE conversation_id = $1),
+    (SELECT SUM(length(payload)) FROM outbox WHERE conversation_id = $1),
+    (SELECT SUM(length(payload)) FROM delivery_receipts
+     WHERE outbox_id IN (SELECT id FROM outbox WHERE conversation_id = $1)),
+    (SELECT COUNT(*) FROM messages INDEXED BY messages_with_text
+     WHERE (body != '' OR media IS NOT NULL)
+       AND received_at IN (SELECT received_at FROM messages WHERE conversation_id = $1)),
+    (SELECT COUNT(*) FROM conversations c
+         JOIN messages m INDEXED BY messages_once
+           ON m.channel = c.channel AND m.customer = c.customer AND m.business = c.business
+     WHERE c.id = $1 AND m.external_id IS NOT NULL),
+    (SELECT COUNT(*) FROM outbox INDEXED BY outbox_with_payload
+     WHERE payload != '{}'
+       AND created_at IN (SELECT created_at FROM outbox WHERE conversation_id = $1))";
+
+/// The same for the erasure's last write (`$1`, `$2`: the number's two forms): the
+/// customer's conversations, and their entries in the indexes by state and of what is
+/// left to anonymise, which closing them and taking their number moves. (`'erased'` as that
+/// partial index says it: a query names a partial index only where its terms match.) Each
+/// `INDEXED BY` fails the erasure loudly, in the suite, if a migration renames the index.
+const WARM_CUSTOMER: &str = "SELECT
+    (SELECT SUM(length(COALESCE(customer_name, ''))) FROM conversations
+     WHERE customer IN ($1, $2)),
+    (SELECT COUNT(*) FROM conversations INDEXED BY conversations_by_state
+     WHERE (state, created_at) IN (SELECT state, created_at FROM conversations
+                                   WHERE customer IN ($1, $2))),
+    (SELECT COUNT(*) FROM conversations INDEXED BY conversations_to_anonymise
+     WHERE customer != 'erased'
+       AND closed_at IN (SELECT closed_at FROM conversations WHERE customer IN ($1, $2)))";
+
 /// Erases the messages `selection` finds that are not erased yet (so that a message erased
 /// twice is counted once), `marker` the placeholder of what replaces a number.
 fn erase_messages(selection: &str, marker: &str) -> String {
@@ -145,6 +180,8 @@ impl Store {
             .await?;
         let mut ahead = Erasure::default();
         for conversation in conversations {
+            self.warm_up(sqlx::query(WARM_CONVERSATION).bind(&conversation))
+                .await?;
             let part = self
                 .write(async move |tx| erase_conversation_contents(tx, &conversation).await)
                 .await?;
@@ -152,6 +189,8 @@ impl Store {
             ahead.deliveries += part.deliveries;
             ahead.receipts += part.receipts;
         }
+        self.warm_up(sqlx::query(WARM_CUSTOMER).bind(&sms).bind(&whatsapp))
+            .await?;
         let erasure = self
             .write(async move |tx| {
                 // Their events go, before their conversations lose the number; what is

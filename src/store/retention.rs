@@ -67,60 +67,115 @@ impl Expired {
         }
     }
 
-    /// The statements that clear one slice, run in this order, each with the cutoff as `$1`
-    /// and the slice's size as `$2`; the last one's count is how many were cleared. Where
-    /// two statements take the same slice, it is chosen in an order of its own, so that
-    /// both take the same rows.
-    fn statements(self) -> Vec<String> {
+    /// The slice's rows (their ids; of conversations, for [`Expired::Conversations`]), with
+    /// the cutoff as `$1` and the slice's size as `$2`. Where two statements take the same
+    /// slice, it is chosen in an order of its own, so that both take the same rows.
+    fn slice_ids(self) -> String {
         match self {
-            Expired::MessageTexts => vec!["UPDATE messages SET body = '', media = NULL
-                 WHERE id IN (SELECT id FROM messages
-                              WHERE (body != '' OR media IS NOT NULL) AND received_at < $1
-                              LIMIT $2)"
-                .into()],
-            Expired::Conversations => {
-                // As the partial index that finds what is left to anonymise says it
-                // (`conversations_to_anonymise`): the number written out, and closed
-                // conversations as those with `closed_at` (set only when one closes).
-                let slice = format!(
-                    "SELECT id FROM conversations
-                     WHERE customer != '{ERASED}' AND closed_at < $1
-                     ORDER BY closed_at, id LIMIT $2"
-                );
-                vec![
-                    format!(
-                        "UPDATE messages SET customer = '{ERASED}', author_email = NULL,
-                                             external_id = NULL
-                         WHERE conversation_id IN ({slice})"
-                    ),
-                    format!(
-                        "UPDATE conversations SET customer = '{ERASED}', customer_name = NULL,
-                                                  closed_by = NULL
-                         WHERE id IN ({slice})"
-                    ),
-                ]
+            Expired::MessageTexts => "SELECT id FROM messages
+                 WHERE (body != '' OR media IS NOT NULL) AND received_at < $1 LIMIT $2"
+                .into(),
+            // As the partial index that finds what is left to anonymise says it
+            // (`conversations_to_anonymise`): the number written out, and closed
+            // conversations as those with `closed_at` (set only when one closes).
+            Expired::Conversations => format!(
+                "SELECT id FROM conversations
+                 WHERE customer != '{ERASED}' AND closed_at < $1
+                 ORDER BY closed_at, id LIMIT $2"
+            ),
+            Expired::Receipts => {
+                "SELECT id FROM delivery_receipts WHERE received_at < $1 LIMIT $2".into()
             }
-            Expired::Receipts => vec!["DELETE FROM delivery_receipts
-                 WHERE id IN (SELECT id FROM delivery_receipts WHERE received_at < $1 LIMIT $2)"
-                .into()],
-            Expired::OutboxPayloads => vec!["UPDATE outbox SET payload = '{}'
-                 WHERE id IN (SELECT id FROM outbox
-                              WHERE payload != '{}' AND created_at < $1 AND state != 'pending'
-                              LIMIT $2)"
-                .into()],
-            Expired::WebexEvents => vec!["DELETE FROM webex_events
-                 WHERE id IN (SELECT id FROM webex_events
-                              WHERE received_at < $1 AND state != 'pending' LIMIT $2)"
-                .into()],
-            Expired::Events => {
-                let slice = "SELECT id FROM events WHERE occurred_at < $1
-                             ORDER BY occurred_at, id LIMIT $2";
-                vec![
-                    // A delivery still waiting for an event that old is of no use either.
-                    format!("DELETE FROM outbox WHERE event_id IN ({slice})"),
-                    format!("DELETE FROM events WHERE id IN ({slice})"),
-                ]
+            Expired::OutboxPayloads => "SELECT id FROM outbox
+                 WHERE payload != '{}' AND created_at < $1 AND state != 'pending' LIMIT $2"
+                .into(),
+            Expired::WebexEvents => "SELECT id FROM webex_events
+                 WHERE received_at < $1 AND state != 'pending' LIMIT $2"
+                .into(),
+            Expired::Events => "SELECT id FROM events WHERE occurred_at < $1
+                 ORDER BY occurred_at, id LIMIT $2"
+                .into(),
+        }
+    }
+
+    /// The statements that clear one slice, run in this order; the last one's count is how
+    /// many were cleared.
+    fn statements(self) -> Vec<String> {
+        let slice = self.slice_ids();
+        match self {
+            Expired::MessageTexts => vec![format!(
+                "UPDATE messages SET body = '', media = NULL WHERE id IN ({slice})"
+            )],
+            Expired::Conversations => vec![
+                format!(
+                    "UPDATE messages SET customer = '{ERASED}', author_email = NULL,
+                                         external_id = NULL
+                     WHERE conversation_id IN ({slice})"
+                ),
+                format!(
+                    "UPDATE conversations SET customer = '{ERASED}', customer_name = NULL,
+                                              closed_by = NULL
+                     WHERE id IN ({slice})"
+                ),
+            ],
+            Expired::Receipts => vec![format!(
+                "DELETE FROM delivery_receipts WHERE id IN ({slice})"
+            )],
+            Expired::OutboxPayloads => vec![format!(
+                "UPDATE outbox SET payload = '{{}}' WHERE id IN ({slice})"
+            )],
+            Expired::WebexEvents => vec![format!("DELETE FROM webex_events WHERE id IN ({slice})")],
+            Expired::Events => vec![
+                // A delivery still waiting for an event that old is of no use either.
+                format!("DELETE FROM outbox WHERE event_id IN ({slice})"),
+                format!("DELETE FROM events WHERE id IN ({slice})"),
+            ],
+        }
+    }
+
+    /// What the next slice's statements will read and change, read beforehand on SQLite
+    /// (see `Store::warm_up`): the rows, and the index entries the change moves that the
+    /// slice's own choice does not walk (a message's sender id, a conversation's number, a
+    /// receipt's delivery).
+    fn warm_up(self) -> String {
+        let slice = self.slice_ids();
+        match self {
+            Expired::MessageTexts => {
+                format!("SELECT SUM(length(body)) FROM messages WHERE id IN ({slice})")
             }
+            Expired::Conversations => format!(
+                "SELECT
+                     (SELECT SUM(length(customer_name)) FROM conversations
+                      WHERE id IN ({slice})),
+                     (SELECT SUM(length(body)) FROM messages
+                      WHERE conversation_id IN ({slice})),
+                     (SELECT COUNT(*) FROM conversations c
+                          JOIN messages m INDEXED BY messages_once
+                            ON m.channel = c.channel AND m.customer = c.customer
+                           AND m.business = c.business
+                      WHERE c.id IN ({slice}) AND m.external_id IS NOT NULL),
+                     (SELECT COUNT(*) FROM conversations INDEXED BY conversations_by_customer
+                      WHERE customer IN (SELECT customer FROM conversations
+                                         WHERE id IN ({slice})))"
+            ),
+            Expired::Receipts => format!(
+                "SELECT
+                     (SELECT SUM(length(payload)) FROM delivery_receipts WHERE id IN ({slice})),
+                     (SELECT COUNT(*) FROM delivery_receipts INDEXED BY delivery_receipts_by_outbox
+                      WHERE outbox_id IN (SELECT outbox_id FROM delivery_receipts
+                                          WHERE id IN ({slice})))"
+            ),
+            Expired::OutboxPayloads => {
+                format!("SELECT SUM(length(payload)) FROM outbox WHERE id IN ({slice})")
+            }
+            Expired::WebexEvents => {
+                format!("SELECT SUM(length(payload)) FROM webex_events WHERE id IN ({slice})")
+            }
+            Expired::Events => format!(
+                "SELECT
+                     (SELECT SUM(length(data)) FROM events WHERE id IN ({slice})),
+                     (SELECT SUM(length(payload)) FROM outbox WHERE event_id IN ({slice}))"
+            ),
         }
     }
 
@@ -197,7 +252,11 @@ impl Store {
     /// fewer than it could take; returns how many.
     async fn clear(&self, expired: Expired, cutoff: i64) -> Result<u64, StoreError> {
         let mut cleared = 0;
+        let warm_up = expired.warm_up();
         loop {
+            let size = expired.slice() as i64;
+            self.warm_up(sqlx::query(&warm_up).bind(cutoff).bind(size))
+                .await?;
             let slice = self
                 .write(async move |tx| expired.clear_slice(tx, cutoff).await)
                 .await?;

@@ -98,4 +98,23 @@ impl Store {
     {
         self.writer.write(write).await
     }
+
+    /// On SQLite, runs `reads` on a reader before a write that will change what they read,
+    /// for the pages they bring into the system's cache. A write that finds a page missing
+    /// holds SQLite's one write lock while the disk fetches it, and every customer's
+    /// message waits behind it: an erasure's or a purge's rows are spread over the year,
+    /// on pages nobody read for months, and with the disk busy copying the log into the
+    /// database, a write of ten such rows held the lock for 20–40 ms (its thread waiting
+    /// in the kernel for each read; `bench/RESULTS.md`, session 48). Read first, beside
+    /// the writer, they are in memory when the write needs them. PostgreSQL has no one
+    /// write lock to hold: nothing is read there.
+    pub(super) async fn warm_up<'q>(
+        &self,
+        reads: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>,
+    ) -> Result<(), StoreError> {
+        if self.backend == Backend::Sqlite {
+            reads.fetch_one(&self.reader).await?;
+        }
+        Ok(())
+    }
 }
