@@ -55,7 +55,7 @@ const WARM_CONVERSATION: &str = "SELECT
 /// partial index says it: a query names a partial index only where its terms match.) Each
 /// `INDEXED BY` fails the erasure loudly, in the suite, if a migration renames the index.
 const WARM_CUSTOMER: &str = "SELECT
-    (SELECT SUM(length(COALESCE(customer_name, ''))) FROM conversations
+    (SELECT SUM(length(customer_name)) FROM conversations
      WHERE customer IN ($1, $2)),
     (SELECT COUNT(*) FROM conversations INDEXED BY conversations_by_state
      WHERE (state, created_at) IN (SELECT state, created_at FROM conversations

@@ -252,9 +252,8 @@ impl Store {
     /// fewer than it could take; returns how many.
     async fn clear(&self, expired: Expired, cutoff: i64) -> Result<u64, StoreError> {
         let mut cleared = 0;
-        let warm_up = expired.warm_up();
+        let (warm_up, size) = (expired.warm_up(), expired.slice() as i64);
         loop {
-            let size = expired.slice() as i64;
             self.warm_up(sqlx::query(&warm_up).bind(cutoff).bind(size))
                 .await?;
             let slice = self
