@@ -19,6 +19,10 @@
 //! without waiting (`busy_timeout = 0` on this task's own connection): one emptying for
 //! every erasure before it, tried again at the next tick if a read was under way. A
 //! command that must know waits for it ([`LogCheckpoints::empty`]), tried at once.
+//!
+//! The log's file keeps the length it grew to when the log starts again from its beginning
+//! (`journal_size_limit = -1`, see `connection`): once the log has been long
+//! ([`LONG_LOG`]), the task empties it in the first quiet second, which cuts the file back.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -132,6 +136,9 @@ async fn run(
     // Since when an emptying is owed; the frames the log held at the last tick.
     let mut owed_since: Option<tokio::time::Instant> = None;
     let mut frames_before = None;
+    // The most frames the log held at a tick since it was last emptied: about its file's
+    // length, which only emptying cuts back.
+    let mut longest: i64 = 0;
     loop {
         let now = tokio::time::Instant::now();
         let someone_waits = waited_for_until.is_some_and(|until| until > now);
@@ -158,15 +165,18 @@ async fn run(
         }
         let quiet = frames.is_some_and(|frames| frames == 0 || Some(frames) == frames_before);
         frames_before = frames;
+        longest = longest.max(frames.unwrap_or(0));
         let wanted = *asked.borrow_and_update();
-        if wanted <= *emptied.borrow() {
-            owed_since = None;
-            continue;
-        }
         let now = tokio::time::Instant::now();
-        let owed_for = now - *owed_since.get_or_insert(now);
-        let someone_waits = waited_for_until.is_some_and(|until| until > now);
-        if !time_to_empty(someone_waits, quiet, owed_for) {
+        let emptying_owed = if wanted > *emptied.borrow() {
+            let owed_for = now - *owed_since.get_or_insert(now);
+            let someone_waits = waited_for_until.is_some_and(|until| until > now);
+            time_to_empty(someone_waits, quiet, owed_for)
+        } else {
+            owed_since = None;
+            false
+        };
+        if !emptying_owed && !time_to_cut_back(quiet, longest) {
             continue;
         }
         match connection
@@ -177,6 +187,8 @@ async fn run(
             Ok(row) if row.try_get::<i64, _>(0).is_ok_and(|busy| busy == 0) => {
                 emptied.send_replace(wanted);
                 waited_for_until = None;
+                owed_since = None;
+                longest = 0;
             }
             Ok(_) => {}
             Err(error) => tracing::warn!(%error, "the SQLite log could not be emptied"),
@@ -192,6 +204,15 @@ async fn run(
 /// run in a quiet second.
 fn time_to_empty(someone_waits: bool, quiet: bool, owed_for: Duration) -> bool {
     someone_waits || quiet || owed_for >= OVERDUE
+}
+
+/// Whether the log's file is cut back (by emptying the log) at this tick: in a quiet second,
+/// once the log has been long since it was last emptied. Under a steady load the log starts
+/// again from its beginning every few seconds, and its file keeps the length it grew to
+/// (about [`LONG_LOG`] frames, more if reads kept it from starting again); a quiet second
+/// costs the desk nothing to empty it in.
+fn time_to_cut_back(quiet: bool, longest: i64) -> bool {
+    quiet && longest > LONG_LOG
 }
 
 /// Copies the log again while each copy found much written during the one before (at
@@ -239,5 +260,13 @@ mod tests {
         );
         assert!(!time_to_empty(false, false, OVERDUE - second));
         assert!(time_to_empty(false, false, OVERDUE), "it waited a minute");
+    }
+
+    #[test]
+    fn a_long_log_s_file_is_cut_back_in_a_quiet_second_only() {
+        assert!(time_to_cut_back(true, LONG_LOG + 1), "it has been long");
+        assert!(!time_to_cut_back(false, LONG_LOG + 1), "the desk is writing");
+        assert!(!time_to_cut_back(true, LONG_LOG), "no longer than the writer lets it grow");
+        assert!(!time_to_cut_back(true, 0));
     }
 }
