@@ -265,8 +265,14 @@ mod tests {
     #[test]
     fn a_long_log_s_file_is_cut_back_in_a_quiet_second_only() {
         assert!(time_to_cut_back(true, LONG_LOG + 1), "it has been long");
-        assert!(!time_to_cut_back(false, LONG_LOG + 1), "the desk is writing");
-        assert!(!time_to_cut_back(true, LONG_LOG), "no longer than the writer lets it grow");
+        assert!(
+            !time_to_cut_back(false, LONG_LOG + 1),
+            "the desk is writing"
+        );
+        assert!(
+            !time_to_cut_back(true, LONG_LOG),
+            "no longer than the writer lets it grow"
+        );
         assert!(!time_to_cut_back(true, 0));
     }
 }
