@@ -116,6 +116,13 @@ db_test! {
     );
     let status = app.wait().await;
     assert!(status.success(), "exit status {status:?}");
+    if db == TestDb::Sqlite {
+        // The database is whole in its file: no write-ahead log is left beside it.
+        let path = upstreams.vars["DATABASE_URL"].trim_start_matches("sqlite://");
+        let path = path.split('?').next().unwrap();
+        let log = std::fs::metadata(format!("{path}-wal")).map_or(0, |m| m.len());
+        assert_eq!(log, 0, "the log is emptied at the stop");
+    }
     // New connections are refused once it stopped.
     let after = reqwest::Client::new()
         .get(format!("{}/healthz", app.address))

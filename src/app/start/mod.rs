@@ -95,6 +95,8 @@ pub struct Application {
     outbox_wake: Arc<Notify>,
     desk: Desk,
     bridge: Bridge,
+    /// Closed last, once nothing uses it.
+    store: Store,
     retention: Duration,
     background_worker: bool,
     layer: Option<Arc<dyn Layer>>,
@@ -169,6 +171,7 @@ impl Application {
             outbox_wake,
             desk,
             bridge: shared.bridge,
+            store: shared.store,
             retention: settings.data.retention,
             background_worker: options.background_worker,
             layer,
@@ -200,8 +203,9 @@ impl Application {
     }
 
     /// Serves until SIGTERM/SIGINT (or the server is stopped), then lets the worker finish
-    /// its current send.
+    /// its current send, and closes the database.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        let store = self.store;
         let (stop, stopped) = watch::channel(false);
         let workers = self.background_worker.then(|| {
             (
@@ -233,6 +237,9 @@ impl Application {
             }
         };
         tracing::info!("HTTP server stopped");
+        // On SQLite the log is copied into the database file, which is left whole: a
+        // busy desk's log may have grown to hundreds of megabytes beside it.
+        store.close().await;
         result.unwrap_or_else(|e| Err(std::io::Error::other(e)))
     }
 }
