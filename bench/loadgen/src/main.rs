@@ -751,8 +751,13 @@ async fn measure(
             log_tail(&log_path)
         )
     })?;
+    // A connection left idle 5 s is closed by icbridge (actix-web's keep-alive): one sent
+    // on just as it closes fails (`IncompleteMessage`). The burst's thousand connections
+    // all fell idle together, and 5 s later 4–16 follow-ups of the operations phase failed
+    // so; the pool drops a connection idle for 4 s instead.
     let http = reqwest::Client::builder()
         .pool_max_idle_per_host(4096)
+        .pool_idle_timeout(Duration::from_secs(4))
         .build()?;
     let target = Arc::new(Target::new(http, &base)?);
     let mut answered_messages: u64 = 0;
