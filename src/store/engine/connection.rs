@@ -160,7 +160,7 @@ fn sqlite_pool(connections: u32, read_only: bool) -> AnyPoolOptions {
                     // When the log starts again from its beginning, its file keeps its
                     // length: cutting it back there was done by the first commit after the
                     // writer caught up with a long log, and held the writes back 6–31 ms
-                    // after 19 of 22 catch-ups on the benchmark (after none of 32 without).
+                    // after 19 of 23 catch-ups on the benchmark (after none of 32 without).
                     // [`LogCheckpoints`] cuts the file back in a quiet second instead.
                     connection.execute("PRAGMA journal_size_limit = -1").await?;
                     // The writer touches the indexes of every table it writes: a larger
