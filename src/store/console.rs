@@ -174,20 +174,20 @@ impl Store {
     pub async fn queue(&self, limit: i64, now: i64) -> Result<Vec<QueueItem>, StoreError> {
         let rows: Vec<QueueRow> = sqlx::query_as(&format!(
             "WITH q AS ({SELECT} WHERE c.state = 'open' ORDER BY c.created_at, c.id LIMIT $1)
-             SELECT q.*,
-                 (SELECT m.body FROM messages m WHERE m.conversation_id = q.id
-                  ORDER BY m.id DESC LIMIT 1) AS last_message,
-                 (SELECT m.received_at FROM messages m WHERE m.conversation_id = q.id
-                  ORDER BY m.id DESC LIMIT 1) AS last_message_at,
-                 (SELECT t.host_url FROM meetings t WHERE t.conversation_id = q.id
-                  ORDER BY t.expires_at DESC LIMIT 1) AS host_url,
-                 (SELECT l.opened_at FROM links l JOIN meetings t ON t.id = l.meeting_id
-                  WHERE t.conversation_id = q.id AND l.role = 'guest' AND l.extra = 0
-                  ORDER BY t.expires_at DESC LIMIT 1) AS link_opened_at,
+             SELECT q.*, m.body AS last_message, m.received_at AS last_message_at, t.host_url,
+                 (SELECT l.opened_at FROM links l
+                  WHERE l.meeting_id = t.id AND l.role = 'guest' AND l.extra = 0) AS link_opened_at,
                  (SELECT a.starts_at FROM appointments a
                   WHERE a.conversation_id = q.id AND a.state = 'booked' AND a.ends_at > $2
                   ORDER BY a.starts_at LIMIT 1) AS booked_for
-             FROM q"
+             FROM q
+             -- The latest message and the current meeting, each found once for the
+             -- columns taken from it.
+             LEFT JOIN messages m ON m.id = (SELECT MAX(x.id) FROM messages x
+                                             WHERE x.conversation_id = q.id)
+             LEFT JOIN meetings t ON t.id = (SELECT y.id FROM meetings y
+                                             WHERE y.conversation_id = q.id
+                                             ORDER BY y.expires_at DESC LIMIT 1)"
         ))
         .bind(limit)
         .bind(now)
