@@ -206,12 +206,15 @@ pub struct OperationsRun {
     /// Follow-ups' p99 while 100 erasures ran one after another, and how long they took.
     pub erasing_p99: Duration,
     pub erasing_took: Duration,
+    /// Follow-ups answered during the erasures: how many the p99 is of.
+    pub erasing_follow_ups: usize,
     pub queue: Timing,
     pub list: Timing,
     pub transcript: Timing,
     pub purge_took: Duration,
-    /// Follow-ups' p99 during the purge.
+    /// Follow-ups' p99 during the purge, and how many it is of.
     pub purging_p99: Duration,
+    pub purging_follow_ups: usize,
     /// What the purge printed.
     pub purged: String,
     /// Follow-ups answered and failed during the erasures and the purge.
@@ -278,6 +281,7 @@ impl Operations<'_> {
             .await;
         run.erasing_took = erased.map_err(|e| format!("erasures under load: {e}"))?;
         run.erasing_p99 = crate::percentile(&latencies, 0.99);
+        run.erasing_follow_ups = latencies.len();
         run.answered += latencies.len() as u64;
         run.failed += failed;
 
@@ -320,6 +324,7 @@ impl Operations<'_> {
         .await;
         (run.purge_took, run.purged) = purged.map_err(|e| format!("purge: {e}"))?;
         run.purging_p99 = crate::percentile(&latencies, 0.99);
+        run.purging_follow_ups = latencies.len();
         run.answered += latencies.len() as u64;
         run.failed += failed;
         Ok(run)
