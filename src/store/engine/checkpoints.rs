@@ -151,9 +151,11 @@ async fn run(
         }
         // What can be copied without holding anyone back, every time: emptying holds the
         // writes back while it copies the rest.
-        // The second column: the frames the log holds.
         let frames = match connection.fetch_one("PRAGMA wal_checkpoint(PASSIVE)").await {
-            Ok(row) => row.try_get::<i64, _>(1).ok(),
+            Ok(row) => match (row.try_get::<i64, _>(0), row.try_get::<i64, _>(1)) {
+                (Ok(busy), Ok(frames)) => frames_in_log(busy, frames),
+                _ => None,
+            },
             Err(error) => {
                 tracing::warn!(%error, "the SQLite log could not be checkpointed");
                 None
@@ -163,7 +165,7 @@ async fn run(
             copy_until_little_is_left(&mut connection).await;
             long.store(true, Ordering::Relaxed);
         }
-        let quiet = frames.is_some_and(|frames| frames == 0 || Some(frames) == frames_before);
+        let quiet = is_quiet(frames, frames_before);
         frames_before = frames;
         longest = longest.max(frames.unwrap_or(0));
         let wanted = *asked.borrow_and_update();
@@ -194,6 +196,20 @@ async fn run(
             Err(error) => tracing::warn!(%error, "the SQLite log could not be emptied"),
         }
     }
+}
+
+/// The frames the log holds, from a passive copy's answer (its first two columns): `None`
+/// when another connection was copying it (`icbridge purge`'s task beside `serve`'s, or the
+/// writer catching up), which SQLite answers as busy, with -1 frames.
+fn frames_in_log(busy: i64, frames: i64) -> Option<i64> {
+    (busy == 0 && frames >= 0).then_some(frames)
+}
+
+/// Whether nothing was written since the last tick: the log is empty, or holds as many
+/// frames as then. Not known when either copy found the log busy: two busy ticks in a row
+/// (both -1) were taken for a quiet second, and the log was emptied while the desk wrote.
+fn is_quiet(frames: Option<i64>, frames_before: Option<i64>) -> bool {
+    frames.is_some_and(|frames| frames == 0 || Some(frames) == frames_before)
 }
 
 /// Whether an emptying owed for `owed_for` is done at this tick: at once for someone waiting
@@ -260,6 +276,20 @@ mod tests {
         );
         assert!(!time_to_empty(false, false, OVERDUE - second));
         assert!(time_to_empty(false, false, OVERDUE), "it waited a minute");
+    }
+
+    #[test]
+    fn a_log_busy_with_another_copy_is_not_a_quiet_one() {
+        // SQLite's answer to a passive copy while another connection copies: busy, -1, -1.
+        assert_eq!(frames_in_log(1, -1), None);
+        assert_eq!(frames_in_log(0, 1_200), Some(1_200));
+        assert_eq!(frames_in_log(0, 0), Some(0));
+        let busy = frames_in_log(1, -1);
+        assert!(!is_quiet(busy, busy), "two busy ticks say nothing");
+        assert!(!is_quiet(Some(1_200), busy));
+        assert!(is_quiet(Some(1_200), Some(1_200)), "nothing written since");
+        assert!(is_quiet(Some(0), busy), "an empty log is quiet");
+        assert!(!is_quiet(Some(1_300), Some(1_200)));
     }
 
     #[test]
