@@ -36,9 +36,14 @@ const CONVERSATION_SLICE: u64 = 10;
 /// On SQLite, the pause after each full slice. Another process's writer (`serve` beside
 /// `icbridge purge`) that found the lock taken looks again every millisecond (see
 /// `engine::writer::begin`): without a pause the next slice could take the lock before it
-/// looked, and the desk's writes would wait for the whole purge. A day's worth (tens of
-/// slices) takes a second longer.
-const SLICE_PAUSE: Duration = Duration::from_millis(25);
+/// looked, and the desk's writes would wait for the whole purge. Each slice still costs the
+/// desk more than the milliseconds it holds the lock: after another process's commit SQLite
+/// drops `serve`'s page cache, and its next writes read their pages again. At 25 ms, some 30
+/// slices a second, the follow-ups' p99 during a day's purge on the benchmark's year was
+/// 7.4–18.1 ms against a usual 4.5–6.9 ms (four runs of five over twice that); at 100 ms,
+/// 6.1–6.9 ms (three runs). A day's worth (about 140 slices) then takes 14 s instead of 4:
+/// the purge is no one's wait, the desk's answers are.
+const SLICE_PAUSE: Duration = Duration::from_millis(100);
 
 /// The kinds of rows retention clears, each a slice at a time.
 #[derive(Debug, Clone, Copy)]
