@@ -207,7 +207,7 @@ fn frames_in_log(busy: i64, frames: i64) -> Option<i64> {
 
 /// Whether nothing was written since the last tick: the log is empty, or holds as many
 /// frames as then. Not known when either copy found the log busy: two busy ticks in a row
-/// (both -1) were taken for a quiet second, and the log was emptied while the desk wrote.
+/// (both -1) compared equal, so the log could be emptied while the desk wrote.
 fn is_quiet(frames: Option<i64>, frames_before: Option<i64>) -> bool {
     frames.is_some_and(|frames| frames == 0 || Some(frames) == frames_before)
 }
