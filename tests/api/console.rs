@@ -502,6 +502,33 @@ db_test! {
         icbridge::domain::clock::rfc3339(app.clock.now_ms())
     );
 
+    // A new link a minute later: the row shows the new meeting's links, its expiry, and
+    // that its guest link is not opened yet (the first one's opening was another link's).
+    app.clock.set(app.clock.now_ms() + 60_000);
+    let id = answer["conversationId"].as_str().unwrap();
+    let renewed = no_redirects()
+        .post(format!("{}/console/api/conversations/{id}/new-link", app.address))
+        .header("Cookie", &cookie)
+        .header("X-CSRF-Token", csrf_of(&app).await)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(renewed.json::<Value>().await.unwrap(), json!({"status": "created"}));
+    let queue: Value = get(&app, "/console/api/queue", &cookie).await.json().await.unwrap();
+    let row = &queue["conversations"][0];
+    let new_host_url = row["hostUrl"].as_str().unwrap();
+    assert!(new_host_url.starts_with(&format!("{PUBLIC_URL}/j/")), "{new_host_url}");
+    assert_ne!(new_host_url, host_url);
+    assert_eq!(row["linkOpenedAt"], Value::Null);
+    let expiries: Vec<i64> =
+        sqlx::query_scalar("SELECT expires_at FROM meetings ORDER BY expires_at DESC")
+            .fetch_all(&app.db)
+            .await
+            .unwrap();
+    assert_eq!(expiries.len(), 2);
+    assert!(expiries[0] > expiries[1], "{expiries:?}");
+    assert_eq!(row["linkExpiresAt"], icbridge::domain::clock::rfc3339(expiries[0]));
+
     // A follow-up becomes the conversation's last message.
     let follow_up = r#"{"channel":"whatsapp","from":"14155550142","to":"a_155054536910425280","text":"Are you there?","messageId":"f-1"}"#;
     assert_eq!(app.post_flow(follow_up).await.status(), 200);
