@@ -190,6 +190,20 @@ async fn csrf_of(app: &TestApp) -> String {
     app.stored().the_console_session().await.csrf_token
 }
 
+/// An action on a conversation (`take`, `new-link`, …) from the page, with its CSRF token.
+async fn act(app: &TestApp, cookie: &str, id: &str, action: &str) -> reqwest::Response {
+    no_redirects()
+        .post(format!(
+            "{}/console/api/conversations/{id}/{action}",
+            app.address
+        ))
+        .header("Cookie", cookie)
+        .header("X-CSRF-Token", csrf_of(app).await)
+        .send()
+        .await
+        .unwrap()
+}
+
 db_test! {
     async fn login_redirects_to_webex_with_state_and_pkce(db) {
     let app = console_app(db, &[]).await;
@@ -506,13 +520,7 @@ db_test! {
     // that its guest link is not opened yet (the first one's opening was another link's).
     app.clock.set(app.clock.now_ms() + 60_000);
     let id = answer["conversationId"].as_str().unwrap();
-    let renewed = no_redirects()
-        .post(format!("{}/console/api/conversations/{id}/new-link", app.address))
-        .header("Cookie", &cookie)
-        .header("X-CSRF-Token", csrf_of(&app).await)
-        .send()
-        .await
-        .unwrap();
+    let renewed = act(&app, &cookie, id, "new-link").await;
     assert_eq!(renewed.json::<Value>().await.unwrap(), json!({"status": "created"}));
     let queue: Value = get(&app, "/console/api/queue", &cookie).await.json().await.unwrap();
     let row = &queue["conversations"][0];
@@ -794,13 +802,7 @@ db_test! {
     let row = &queue["conversations"][0];
     assert_eq!((row["outOfHours"].clone(), row["hostUrl"].clone(), row["desk"].clone()), (json!(true), Value::Null, json!("clinic")));
 
-    let taken = no_redirects()
-        .post(format!("{}/console/api/conversations/{id}/take", app.address))
-        .header("Cookie", &cookie)
-        .header("X-CSRF-Token", csrf_of(&app).await)
-        .send()
-        .await
-        .unwrap();
+    let taken = act(&app, &cookie, &id, "take").await;
     assert_eq!(taken.json::<Value>().await.unwrap(), json!({"status": "taken"}));
     assert_eq!(app.broker_requests().await.len(), 1);
     let queue: Value = get(&app, "/console/api/queue", &cookie).await.json().await.unwrap();
