@@ -139,8 +139,9 @@ async fn run(
 /// the log grew to about a gigabyte in a few minutes of the benchmark, and every read searched
 /// it. Done here, between groups, nothing is written meanwhile, so the next group starts
 /// the log again. It holds the writes back while it copies what the task's last copy did not
-/// see (the task copies until little is left first) and syncs, so it is done only once the
-/// log is long (a few times a minute at most, under a saturating load).
+/// see (the task copies until little is left first) and syncs what was copied since the
+/// task synced the database file, so it is done only once the log is long (a few times a
+/// minute at most, under a saturating load).
 async fn catch_up_with_the_log(pool: &AnyPool) {
     let caught_up = async {
         pool.acquire()
