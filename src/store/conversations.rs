@@ -40,8 +40,8 @@ pub(super) const SELECT: &str = "SELECT c.id, c.channel, c.customer, c.business,
         (SELECT s.rating FROM surveys s WHERE s.conversation_id = c.id) AS rating
     FROM conversations c";
 
-/// A conversation as [`SELECT`] reads it.
-#[derive(sqlx::FromRow)]
+/// A conversation as [`SELECT`] reads it (also from JSON, in the console's queue).
+#[derive(sqlx::FromRow, serde::Deserialize)]
 pub(super) struct ConversationRow {
     id: String,
     channel: String,

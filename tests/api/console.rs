@@ -474,6 +474,12 @@ db_test! {
     async fn the_queue_lists_open_conversations(db) {
     let app = console_app(db, &[]).await;
     let cookie = log_in(&app).await;
+    let empty: Value = get(&app, "/console/api/queue", &cookie)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(empty["conversations"], json!([]), "no conversation yet");
     let answer: Value = app
         .post_signed(&fixture("connect-whatsapp-mo.json"))
         .await
