@@ -238,7 +238,14 @@ impl Store {
             .fetch_one(&self.reader)
             .await?;
         let rows: Vec<QueueRow> = serde_json::from_str(&json)
-            .map_err(|error| StoreError::Corrupt(format!("the queue's lines: {error}")))?;
+            // Not the error itself, which can quote a value: a customer's message.
+            .map_err(|error| {
+                StoreError::Corrupt(format!(
+                    "the queue's lines: {:?} error at column {}",
+                    error.classify(),
+                    error.column()
+                ))
+            })?;
         let mut items = rows
             .into_iter()
             .map(|row| {
