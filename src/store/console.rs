@@ -208,23 +208,7 @@ impl Store {
             .map(|field| format!("'{field}', r.{field}"))
             .collect::<Vec<_>>()
             .join(", ");
-        let lines = format!(
-            "WITH q AS ({SELECT} WHERE c.state = 'open' ORDER BY c.created_at, c.id LIMIT $1)
-             SELECT q.*, m.body AS last_message, m.received_at AS last_message_at, t.host_url,
-                 (SELECT l.opened_at FROM links l
-                  WHERE l.meeting_id = t.id AND l.role = 'guest' AND l.extra = 0) AS link_opened_at,
-                 (SELECT a.starts_at FROM appointments a
-                  WHERE a.conversation_id = q.id AND a.state = 'booked' AND a.ends_at > $2
-                  ORDER BY a.starts_at LIMIT 1) AS booked_for
-             FROM q
-             -- The latest message and the current meeting, each found once for the
-             -- columns taken from it.
-             LEFT JOIN messages m ON m.id = (SELECT MAX(x.id) FROM messages x
-                                             WHERE x.conversation_id = q.id)
-             LEFT JOIN meetings t ON t.id = (SELECT y.id FROM meetings y
-                                             WHERE y.conversation_id = q.id
-                                             ORDER BY y.expires_at DESC LIMIT 1)"
-        );
+        let lines = queue_lines();
         let array = match self.backend {
             Backend::Sqlite => format!("SELECT json_group_array(json_object({fields})) FROM ({lines}) r"),
             // `json_agg` of no rows is NULL, not an empty array.
@@ -263,5 +247,48 @@ impl Store {
             std::cmp::Reverse(item.last_message_at.unwrap_or(item.conversation.created_at))
         });
         Ok(items)
+    }
+}
+
+/// The queue's lines, a row each, with [`QUEUE_FIELDS`] for columns: `$1` the most lines, `$2`
+/// now (an appointment still ahead shows).
+fn queue_lines() -> String {
+    format!(
+        "WITH q AS ({SELECT} WHERE c.state = 'open' ORDER BY c.created_at, c.id LIMIT $1)
+         SELECT q.*, m.body AS last_message, m.received_at AS last_message_at, t.host_url,
+             (SELECT l.opened_at FROM links l
+              WHERE l.meeting_id = t.id AND l.role = 'guest' AND l.extra = 0) AS link_opened_at,
+             (SELECT a.starts_at FROM appointments a
+              WHERE a.conversation_id = q.id AND a.state = 'booked' AND a.ends_at > $2
+              ORDER BY a.starts_at LIMIT 1) AS booked_for
+         FROM q
+         -- The latest message and the current meeting, each found once for the
+         -- columns taken from it.
+         LEFT JOIN messages m ON m.id = (SELECT MAX(x.id) FROM messages x
+                                         WHERE x.conversation_id = q.id)
+         LEFT JOIN meetings t ON t.id = (SELECT y.id FROM meetings y
+                                         WHERE y.conversation_id = q.id
+                                         ORDER BY y.expires_at DESC LIMIT 1)"
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use sqlx::{Column, Executor, Statement};
+
+    use super::*;
+
+    /// The queue's JSON objects are built from [`QUEUE_FIELDS`]: a column its statement
+    /// selects but the list lacks would be missing from every line (and read as `None`).
+    #[tokio::test]
+    async fn the_queue_fields_are_the_columns_its_statement_selects() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("icbridge.db").display());
+        let store = Store::connect(&url).await.unwrap();
+        store.migrate().await.unwrap();
+        let lines = queue_lines();
+        let statement = (&store.reader).prepare(&lines).await.unwrap();
+        let columns: Vec<&str> = statement.columns().iter().map(|c| c.name()).collect();
+        assert_eq!(columns, QUEUE_FIELDS);
     }
 }
