@@ -141,14 +141,31 @@ pub async fn database_bytes(database: Database, database_url: &str) -> Result<u6
     }
 }
 
+/// How long requests are sent at the rate before the operation starts, unmeasured. The
+/// first requests of a stream are slower than the rest: on the empty database, the first
+/// eight follow-ups of the erasures' window took 8–12 ms while the writer was idle, and
+/// of the 268 the window held, they set its p99.
+const LEAD_IN: Duration = Duration::from_millis(200);
+
+/// What [`at_rate_during`] measured.
+pub struct DuringOperation<T> {
+    /// Latencies of the requests sent while the operation ran, sorted.
+    pub latencies: Vec<Duration>,
+    /// Requests answered in all, those of the lead-in included.
+    pub answered: u64,
+    pub failed: u64,
+    /// What the operation returned.
+    pub outcome: T,
+}
+
 /// Latencies of requests sent at `rate` per second for as long as `operation` runs (open
-/// loop, as the fixed-rate phase: each request its own task, started when it is due);
-/// returns them sorted, how many failed, and what the operation returned.
+/// loop, as the fixed-rate phase: each request its own task, started when it is due), the
+/// operation started [`LEAD_IN`] after the first request.
 pub async fn at_rate_during<F, Fut, O>(
     rate: u64,
     request: F,
     operation: O,
-) -> (Vec<Duration>, u64, O::Output)
+) -> DuringOperation<O::Output>
 where
     F: Fn(u64) -> Fut + Clone + Send + 'static,
     Fut: std::future::Future<Output = bool> + Send,
@@ -156,18 +173,36 @@ where
     O::Output: Send + 'static,
 {
     let latencies = Arc::new(Mutex::new(Vec::new()));
-    let failed = Arc::new(AtomicU64::new(0));
-    let operation = tokio::spawn(operation);
+    let (answered, failed) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+    // Requests sent before the operation starts.
+    let lead_in = LEAD_IN.as_millis() as u64 * rate / 1000;
+    let mut operation = Some(operation);
+    let mut running = None;
     let start = tokio::time::Instant::now();
     let mut tasks = Vec::new();
     let mut i = 0;
-    while !operation.is_finished() {
+    loop {
+        if i == lead_in {
+            running = operation.take().map(tokio::spawn);
+        }
+        if running.as_ref().is_some_and(|r| r.is_finished()) {
+            break;
+        }
         tokio::time::sleep_until(start + Duration::from_nanos(i * 1_000_000_000 / rate)).await;
-        let (latencies, failed, request) = (latencies.clone(), failed.clone(), request.clone());
+        let measured = i >= lead_in;
+        let (latencies, answered, failed, request) = (
+            latencies.clone(),
+            answered.clone(),
+            failed.clone(),
+            request.clone(),
+        );
         tasks.push(tokio::spawn(async move {
             let sent = Instant::now();
             if request(i).await {
-                latencies.lock().unwrap().push(sent.elapsed());
+                answered.fetch_add(1, Ordering::Relaxed);
+                if measured {
+                    latencies.lock().unwrap().push(sent.elapsed());
+                }
             } else {
                 failed.fetch_add(1, Ordering::Relaxed);
             }
@@ -175,10 +210,18 @@ where
         i += 1;
     }
     join_all(tasks).await;
-    let outcome = operation.await.expect("the operation ran to its end");
+    let outcome = running
+        .expect("started after the lead-in")
+        .await
+        .expect("the operation ran to its end");
     let mut latencies = std::mem::take(&mut *latencies.lock().unwrap());
     latencies.sort();
-    (latencies, failed.load(Ordering::Relaxed), outcome)
+    DuringOperation {
+        latencies,
+        answered: answered.load(Ordering::Relaxed),
+        failed: failed.load(Ordering::Relaxed),
+        outcome,
+    }
 }
 
 /// What the operations phase needs of the run.
@@ -270,20 +313,21 @@ impl Operations<'_> {
             .take(UNDER_LOAD)
             .map(|n| self.admin(post.clone(), &format!("/api/customers/{n}/erase")))
             .collect();
-        let (latencies, failed, erased) =
-            at_rate_during(self.rate, follow_up.clone(), async move {
-                let started = Instant::now();
-                timed(erasures)
-                    .await
-                    .map(|_| started.elapsed())
-                    .map_err(|e| e.to_string())
-            })
-            .await;
-        run.erasing_took = erased.map_err(|e| format!("erasures under load: {e}"))?;
-        run.erasing_p99 = crate::percentile(&latencies, 0.99);
-        run.erasing_follow_ups = latencies.len();
-        run.answered += latencies.len() as u64;
-        run.failed += failed;
+        let erasing = at_rate_during(self.rate, follow_up.clone(), async move {
+            let started = Instant::now();
+            timed(erasures)
+                .await
+                .map(|_| started.elapsed())
+                .map_err(|e| e.to_string())
+        })
+        .await;
+        run.erasing_took = erasing
+            .outcome
+            .map_err(|e| format!("erasures under load: {e}"))?;
+        run.erasing_p99 = crate::percentile(&erasing.latencies, 0.99);
+        run.erasing_follow_ups = erasing.latencies.len();
+        run.answered += erasing.answered;
+        run.failed += erasing.failed;
 
         let cookie = console_cookie(self.database_url).await?;
         run.queue = timed((0..READS).map(|_| {
@@ -311,7 +355,7 @@ impl Operations<'_> {
             self.database_url.to_string(),
             self.purge_retention.to_string(),
         );
-        let (latencies, failed, purged) = at_rate_during(self.rate, follow_up, async move {
+        let purging = at_rate_during(self.rate, follow_up, async move {
             command(
                 &icbridge,
                 &url,
@@ -322,11 +366,11 @@ impl Operations<'_> {
             .map_err(|e| e.to_string())
         })
         .await;
-        (run.purge_took, run.purged) = purged.map_err(|e| format!("purge: {e}"))?;
-        run.purging_p99 = crate::percentile(&latencies, 0.99);
-        run.purging_follow_ups = latencies.len();
-        run.answered += latencies.len() as u64;
-        run.failed += failed;
+        (run.purge_took, run.purged) = purging.outcome.map_err(|e| format!("purge: {e}"))?;
+        run.purging_p99 = crate::percentile(&purging.latencies, 0.99);
+        run.purging_follow_ups = purging.latencies.len();
+        run.answered += purging.answered;
+        run.failed += purging.failed;
         Ok(run)
     }
 }
