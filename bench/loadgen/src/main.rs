@@ -936,7 +936,7 @@ async fn measure(
     let operations = match history {
         Some(pass) => {
             // The burst waits for the notifications it caused, not for the customers'
-            // answers (sent to Webex Connect): the outbox still held some for 0.26–0.49 s
+            // answers (sent to Webex Connect): the outbox still held some for 0.26–0.42 s
             // after it, and the service's writes for them ran beside the first erasures.
             // The operations start once every conversation has its meeting and every
             // delivery is sent.
