@@ -649,10 +649,10 @@ impl Counts {
     }
 }
 
-/// Waits (up to two minutes) until the database holds `meetings` meetings at least and
-/// every delivery of a conversation opened since `since` (ms) is sent: the Webex
-/// stand-in's count of what it received includes the history's, which the service sends
-/// too.
+/// Waits (up to two minutes) until the database holds `meetings` meetings at least (not
+/// counted when 0) and every delivery of a conversation opened since `since` (ms) is sent:
+/// the Webex stand-in's count of what it received includes the history's, which the
+/// service sends too.
 async fn settle(database_url: &str, since: i64, meetings: u64) -> Result<(), sqlx::Error> {
     let db = sqlx::AnyPool::connect(database_url).await?;
     let pending = format!(
@@ -661,7 +661,7 @@ async fn settle(database_url: &str, since: i64, meetings: u64) -> Result<(), sql
     );
     let deadline = Instant::now() + Duration::from_secs(120);
     while Instant::now() < deadline
-        && (count(&db, "SELECT COUNT(*) FROM meetings").await? < meetings
+        && ((meetings > 0 && count(&db, "SELECT COUNT(*) FROM meetings").await? < meetings)
             || count(&db, &pending).await? > 0)
     {
         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -932,6 +932,9 @@ async fn measure(
         None
     };
 
+    // One conversation per customer: the follow-ups', the new ones and the burst's.
+    let expected_customers = 100 + new_ok + burst_ok;
+
     // `--history`: what operators and experts do, beside the customers' follow-ups.
     let operations = match history {
         Some(pass) => {
@@ -940,7 +943,7 @@ async fn measure(
             // after it, and the service's writes for them ran beside the first erasures.
             // The operations start once every conversation has its meeting and every
             // delivery is sent.
-            let meetings = history_rows.meetings + 100 + new_ok + burst_ok;
+            let meetings = history_rows.meetings + expected_customers;
             settle(database_url, run_started, meetings).await?;
             let conversations = pass.conversations(database_url).await?;
             let operations = operations::Operations {
@@ -1012,7 +1015,6 @@ async fn measure(
         None => 0,
     };
     stand_in_server.stop(false).await;
-    let expected_customers = 100 + new_ok + burst_ok;
     let failed_operations = operations.as_ref().map_or(0, |run| run.failed);
     let webex_posts = stand_ins.webex_posts.load(Ordering::Relaxed);
     let broker_calls = stand_ins.broker_calls.load(Ordering::Relaxed);
